@@ -1,0 +1,6 @@
+//! Digest and media type parsing and hashing: parsed digests print back to their input, and whole, split and verified hashing agree.
+//!
+//! The checks live in `wharf_types::fuzzing::digest`, which the tests also run on stable.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wharf_types::fuzzing::digest(data));
