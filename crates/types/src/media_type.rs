@@ -165,16 +165,15 @@ impl MediaType {
             .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
     }
 
-    /// The same media type spelled as this crate's constant when it is one of
-    /// [`MediaType::KNOWN`] and carries no parameters, so that it costs no allocation.
+    /// The same media type as this crate's constant when it is spelled exactly like one of
+    /// [`MediaType::KNOWN`], so that it costs no allocation; otherwise unchanged (the text
+    /// is always kept as given).
     #[must_use]
     pub fn canonical(self) -> Self {
-        if self.parameters().next().is_none()
-            && let Some(known) = Self::KNOWN.iter().find(|k| **k == self)
-        {
-            return known.clone();
+        match Self::KNOWN.iter().find(|k| k.as_str() == self.as_str()) {
+            Some(known) => known.clone(),
+            None => self,
         }
-        self
     }
 
     fn validate(s: &str) -> std::result::Result<(), &'static str> {
@@ -305,6 +304,7 @@ mod tests {
         assert_eq!(b, MediaType::WASM);
         assert_eq!(b.parameters().collect::<Vec<_>>(), ["foo=bar"]);
         assert_eq!(b.as_str(), " application/wasm ; foo=bar");
+        assert_eq!(a.as_str(), "APPLICATION/WASM", "the text is kept as given");
         let set: HashSet<MediaType> = [a, b, MediaType::WASM].into_iter().collect();
         assert_eq!(set.len(), 1);
         assert_ne!(MediaType::OCI_MANIFEST, MediaType::OCI_INDEX);

@@ -1,12 +1,119 @@
-//! Recognise WebAssembly in every OCI layout people publish, say why, and build Wasm
-//! artifacts.
+//! Recognise WebAssembly in every OCI layout people publish, say why, look inside the module,
+//! and build Wasm artifacts.
 //!
-//! This crate will classify a manifest (and its config) as one of the known Wasm layouts
-//! (wasm-to-oci, the CNCF Wasm OCI artifact, annotated `compat` images, `wasi/wasm` platform
-//! images, runwasi, Spin, solo.io, wasmCloud, …) with the evidence that decided it and the
-//! answer Harbor 2.6 would give, and inspect `.wasm` bytes. It depends on `wharf-types` only.
+//! Harbor 2.6 recognises three cases and shows the CNCF Wasm artifact (which runwasi, wkg and
+//! containerd moved to) as `UNKNOWN`. This crate recognises every layout catalogued in
+//! Wharf's `WASM-FORMATS.md` — F1 wasm-to-oci and F12 Kubewarden, F2 annotated `compat`
+//! images, F3 `wasi/wasm` platform images, F4 runwasi images, F5 the CNCF artifact, F6 and F7
+//! solo.io/Istio, F8 Istio's legacy layout, F9 Spin, F10 wasmCloud, F11 experimental
+//! `artifactType`s, and Wasm indexes — with the evidence for each verdict and the answer
+//! Harbor 2.6 would give. It depends on `wharf-types` only and does no network I/O.
 //!
-//! Status: the crate is laid out; its API arrives with its own issue. The Wasm media types
-//! already live in [`wharf_types::MediaType`] (for example
-//! [`MediaType::WASM_CONFIG_V1`](wharf_types::MediaType::WASM_CONFIG_V1)).
+//! - [`classify`]: manifest (+ config bytes) → [`Classification`]: [`Kind`], the layers
+//!   holding Wasm and where in them, platform, [`Evidence`], warnings, [`HarborView`].
+//! - [`inspect`]: `.wasm` bytes → [`ModuleInfo`]: module or component, imports, exports, WASI
+//!   flavour, custom sections; [`validate`] for a full validation.
+//! - [`extract`]: the module bytes out of a raw, tar or tar+gzip layer (sync, or async with
+//!   the `tokio` feature).
+//! - [`ArtifactBuilder`]: the wasm-to-oci and CNCF v0 layouts, ready to push.
+//!
+//! # Example: classify
+//! ```
+//! use wharf_types::Manifest;
+//! use wharf_wasm::{classify, Kind};
+//!
+//! let manifest = Manifest::from_bytes(&br#"{"schemaVersion":2,
+//!   "mediaType":"application/vnd.oci.image.manifest.v1+json",
+//!   "config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,
+//!     "digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},
+//!   "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":8,
+//!     "digest":"sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476"}],
+//!   "annotations":{"module.wasm.image/variant":"compat-smart"}}"#[..], None)?;
+//! let config = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["/app.wasm"]}}"#;
+//! let c = classify(&manifest, Some(config));
+//! assert!(matches!(c.kind, Kind::CompatAnnotated { ref value, .. } if value == "compat-smart"));
+//! assert_eq!(c.harbor.artifact_type, "IMAGE"); // Harbor 2.6 knows only `compat`
+//! assert_eq!(c.wasm_layers[0].location,
+//!     wharf_wasm::Location::TarEntry(wharf_wasm::EntryMatch::Path("app.wasm".into())));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Example: build, then classify what was built
+//! ```
+//! use wharf_wasm::{classify, ArtifactBuilder, Kind};
+//!
+//! let artifact = ArtifactBuilder::new(b"\0asm\x01\0\0\0".to_vec()).with_title("a.wasm").wasm_to_oci()?;
+//! assert_eq!(classify(&artifact.manifest, Some(&artifact.config.data)).kind, Kind::WasmToOci);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Design notes
+//! - `classify` is pure and linear in its input: the server can run it on every push.
+//!   Layouts that only a layer's *content* reveals (F7 `plugin.wasm`, F8 `extension.wasm`)
+//!   come back as [`Classification::layer_probes`]; read them with [`extract`] and call
+//!   [`Classification::confirm_tar_entry`].
+//! - The classification compares media types case-insensitively and without parameters and
+//!   `os`/`architecture` case-insensitively; the Harbor view compares exactly, as Harbor does.
+//!
+//! # Crate features
+//! - `tokio`: [`extract::read_wasm_async`] for `AsyncRead` layers.
+//! - `fuzzing`: the invariant checks the fuzz targets run.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod build;
+mod classify;
+mod config;
+mod error;
+pub mod extract;
+mod harbor;
+mod inspect;
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
+
+pub use build::{Artifact, ArtifactBuilder, Blob};
+pub use classify::{
+    Classification, EntryMatch, Evidence, Kind, Location, WasmChild, WasmLayer, classify,
+};
+pub use config::{Component, WasmConfig};
+pub use error::{Error, Result};
+pub use harbor::{HARBOR_IMAGE, HARBOR_UNKNOWN, HARBOR_WASM, HarborView};
+pub use inspect::{
+    BinaryKind, Export, Header, Import, MAX_INSPECT_SIZE, MAX_LISTED, ModuleInfo, WASM_MAGIC,
+    WasiFlavour, inspect, validate,
+};
+
+/// The file the solo.io compat variant and Istio look for in a tar layer (F7).
+pub const SOLO_PLUGIN_FILE: &str = "plugin.wasm";
+/// The file Istio's legacy fetcher looks for in a single uncompressed tar layer (F8).
+pub const ISTIO_EXTENSION_FILE: &str = "extension.wasm";
+
+/// Manifest annotation keys with a Wasm meaning.
+pub mod annotations {
+    /// crun's (and Harbor's) variant annotation: `compat`, `compat-smart`.
+    pub const VARIANT: &str = "module.wasm.image/variant";
+    /// crun's handler annotation: `wasm`, `wasm-smart`, or a handler name.
+    pub const HANDLER: &str = "run.oci.handler";
+    /// The `run.oci.handler` values that select a Wasm handler in crun (its alias `wasm`, the
+    /// suffix rule `wasm-smart`, and the Wasm handlers' names).
+    pub const HANDLER_VALUES: &[&str] = &[
+        "wasm",
+        "wasm-smart",
+        "wasmedge",
+        "wasmtime",
+        "wasmer",
+        "wamr",
+    ];
+    /// solo.io's ABI-version annotation (F6).
+    pub const SOLO_ABI_VERSION: &str = "module.wasm.runtime/abi_version";
+    /// solo.io's runtime-type annotation (F6).
+    pub const SOLO_RUNTIME_TYPE: &str = "module.wasm.runtime/type";
+}
+
+/// Image-config label keys with a Wasm meaning.
+pub mod labels {
+    /// Spin ≥ 2.0's locked-app digest label (F9).
+    pub const SPIN_LOCKED_APP: &str = "com.fermyon.spin.lockedAppDigest";
+    /// runwasi's label making configs of layer-less images unique (F4).
+    pub const RUNWASI_LAYERS: &str = "containerd.runwasi.layers";
+}

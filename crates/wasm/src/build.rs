@@ -1,0 +1,189 @@
+//! Building Wasm artifacts in the wasm-to-oci (F1) and CNCF v0 (F5) layouts.
+
+use bytes::Bytes;
+use wharf_types::{Annotations, Descriptor, Digest, ImageManifest, Manifest, MediaType};
+
+use crate::config::{Component, WasmConfig};
+use crate::error::Result;
+use crate::inspect::{BinaryKind, Header, inspect};
+
+/// A blob to push: its descriptor and its bytes.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Blob {
+    /// The descriptor the manifest uses for it.
+    pub descriptor: Descriptor,
+    /// The bytes.
+    pub data: Bytes,
+}
+
+impl Blob {
+    fn new(media_type: MediaType, data: Bytes) -> Self {
+        let descriptor = Descriptor::new(media_type, Digest::sha256(&data), data.len() as u64);
+        Self { descriptor, data }
+    }
+}
+
+/// A built artifact: the manifest (exact bytes and digest) and the blobs it references.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Artifact {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The config blob.
+    pub config: Blob,
+    /// The layer blobs, in manifest order.
+    pub layers: Vec<Blob>,
+}
+
+impl Artifact {
+    /// Every blob to push before the manifest: the config, then the layers.
+    pub fn blobs(&self) -> impl Iterator<Item = &Blob> {
+        std::iter::once(&self.config).chain(&self.layers)
+    }
+}
+
+/// Builds a Wasm artifact from a module or component, in either layout.
+///
+/// The bytes must be binary Wasm (their header is checked, so a `.wat` file or a stray text
+/// file is refused before anything is pushed).
+///
+/// # Example
+/// ```
+/// use wharf_wasm::{classify, ArtifactBuilder, Kind};
+///
+/// let module = b"\0asm\x01\0\0\0".to_vec();
+/// let artifact = ArtifactBuilder::new(module).with_title("hello.wasm").wasm_to_oci()?;
+/// let c = classify(&artifact.manifest, Some(&artifact.config.data));
+/// assert_eq!(c.kind, Kind::WasmToOci);
+/// assert_eq!(c.wasm_layers[0].descriptor.title(), Some("hello.wasm"));
+///
+/// let artifact = ArtifactBuilder::new(b"\0asm\x01\0\0\0".to_vec())
+///     .with_created("2025-01-01T00:00:00Z")
+///     .cncf()?;
+/// assert_eq!(classify(&artifact.manifest, Some(&artifact.config.data)).kind, Kind::CncfArtifact);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ArtifactBuilder {
+    module: Bytes,
+    title: Option<String>,
+    created: Option<String>,
+    author: Option<String>,
+    annotations: Annotations,
+}
+
+impl ArtifactBuilder {
+    /// A builder for `module` (a core module or a component).
+    pub fn new(module: impl Into<Bytes>) -> Self {
+        Self {
+            module: module.into(),
+            title: None,
+            created: None,
+            author: None,
+            annotations: Annotations::new(),
+        }
+    }
+
+    /// The file name recorded as the layer's `org.opencontainers.image.title`
+    /// (default `module.wasm`).
+    #[must_use]
+    pub fn with_title(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// The creation time for the CNCF config (RFC 3339; default: now).
+    #[must_use]
+    pub fn with_created(mut self, created: impl Into<String>) -> Self {
+        self.created = Some(created.into());
+        self
+    }
+
+    /// The author for the CNCF config.
+    #[must_use]
+    pub fn with_author(mut self, author: impl Into<String>) -> Self {
+        self.author = Some(author.into());
+        self
+    }
+
+    /// A manifest annotation.
+    #[must_use]
+    pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// The wasm-to-oci layout (F1): config `{}` typed `application/vnd.wasm.config.v1+json`,
+    /// one raw `application/vnd.wasm.content.layer.v1+wasm` layer with a title.
+    pub fn wasm_to_oci(&self) -> Result<Artifact> {
+        Header::parse(&self.module)?;
+        let config = Blob::new(MediaType::WASM_CONFIG_V1, Bytes::from_static(b"{}"));
+        let mut layer = Blob::new(MediaType::WASM_CONTENT_LAYER_V1, self.module.clone());
+        layer.descriptor = layer
+            .descriptor
+            .with_annotation(Descriptor::TITLE, self.title());
+        self.finish(config, layer)
+    }
+
+    /// The CNCF TAG-Runtime v0 layout (F5): config `application/vnd.wasm.config.v0+json` with
+    /// `architecture`, `os` (`wasip1` for a module, `wasip2` for a component), `layerDigests`,
+    /// `created`, `author` and, for a component, its imports and exports from [`inspect`]; one
+    /// `application/wasm` layer.
+    pub fn cncf(&self) -> Result<Artifact> {
+        let info = inspect(&self.module)?;
+        let mut layer = Blob::new(MediaType::WASM, self.module.clone());
+        layer.descriptor = layer
+            .descriptor
+            .with_annotation(Descriptor::TITLE, self.title());
+        let (os, component) = match info.kind() {
+            BinaryKind::CoreModule => ("wasip1", None),
+            BinaryKind::Component => (
+                "wasip2",
+                Some(Component {
+                    exports: info.exports.iter().map(|e| e.name.clone()).collect(),
+                    imports: info.imports.iter().map(|i| i.name.clone()).collect(),
+                    target: None,
+                }),
+            ),
+        };
+        let created = match &self.created {
+            Some(c) => c.clone(),
+            None => time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        };
+        let config = WasmConfig {
+            created: Some(created),
+            author: self.author.clone(),
+            architecture: "wasm".into(),
+            os: os.into(),
+            layer_digests: vec![layer.descriptor.digest.to_string()],
+            component,
+        };
+        let config_bytes = serde_json::to_vec(&config).expect("a WasmConfig always serialises");
+        let config = Blob::new(MediaType::WASM_CONFIG_V0, config_bytes.into());
+        self.finish(config, layer)
+    }
+
+    fn title(&self) -> String {
+        self.title
+            .clone()
+            .unwrap_or_else(|| "module.wasm".to_owned())
+    }
+
+    fn finish(&self, config: Blob, layer: Blob) -> Result<Artifact> {
+        let mut image =
+            ImageManifest::new(config.descriptor.clone(), vec![layer.descriptor.clone()]);
+        if !self.annotations.is_empty() {
+            image.annotations = Some(self.annotations.clone());
+        }
+        let bytes = serde_json::to_vec(&image).expect("a manifest always serialises");
+        let manifest = Manifest::from_bytes(bytes, Some(&MediaType::OCI_MANIFEST))?;
+        Ok(Artifact {
+            manifest,
+            config,
+            layers: vec![layer],
+        })
+    }
+}

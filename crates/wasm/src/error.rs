@@ -1,0 +1,81 @@
+//! The one error type of `wharf-wasm`.
+
+/// A `Result` whose error defaults to this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong inspecting, extracting or building Wasm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes are not binary WebAssembly.
+    #[error("not a WebAssembly binary: {reason}")]
+    NotWasm {
+        /// Why.
+        reason: String,
+    },
+    /// The preamble has the Wasm magic but a version/layer pair no encoding uses.
+    #[error("unknown WebAssembly binary version {version:#x}, layer {layer:#x}")]
+    UnknownBinaryVersion {
+        /// The version field.
+        version: u16,
+        /// The layer field.
+        layer: u16,
+    },
+    /// A component in a pre-standard encoding current tools cannot read.
+    #[error(
+        "component binary version {version:#x} is an encoding current tools cannot read \
+         (they read {current:#x})",
+        current = crate::Header::COMPONENT_VERSION
+    )]
+    UnsupportedComponentEncoding {
+        /// The version field.
+        version: u16,
+    },
+    /// The binary's sections do not parse (or, for [`crate::validate`], do not validate).
+    #[error("malformed WebAssembly: {reason}")]
+    Malformed {
+        /// `wasmparser`'s message, with the offset.
+        reason: String,
+    },
+    /// Input larger than allowed.
+    #[error("{size} bytes exceed the limit of {limit} bytes")]
+    TooLarge {
+        /// The size seen (or read so far).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The layer could not be read as a tar (or tar+gzip) stream.
+    #[error("reading the layer: {0}")]
+    Layer(#[source] std::io::Error),
+    /// No entry of the layer matched.
+    #[error("the layer has no {wanted}")]
+    EntryNotFound {
+        /// What was looked for.
+        wanted: String,
+    },
+    /// The matching entry is a link, not the module.
+    #[error("{path} in the layer is a link to {target}, not a file")]
+    LinkEntry {
+        /// The entry.
+        path: String,
+        /// Where it points.
+        target: String,
+    },
+    /// The matching entry is a directory or device.
+    #[error("{path} in the layer is not a regular file")]
+    NotAFile {
+        /// The entry.
+        path: String,
+    },
+    /// Building an artifact failed (the manifest did not parse back, for example).
+    #[error("building the artifact: {0}")]
+    Build(#[from] wharf_types::Error),
+}
+
+impl Error {
+    #[cold]
+    pub(crate) fn layer(e: std::io::Error) -> Self {
+        Self::Layer(e)
+    }
+}

@@ -1,0 +1,67 @@
+//! Invariant checks shared by the cargo-fuzz targets in `fuzz/` and this crate's tests.
+
+use wharf_types::Manifest;
+
+use crate::{Location, classify, inspect};
+
+/// `classify` on arbitrary input: the first byte splits the rest into manifest and config.
+/// A Wasm kind always has evidence; every layer or child index named is in range; the
+/// verdict is the same twice (pure).
+pub fn classify_bytes(data: &[u8]) {
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    let at = usize::from(split).min(rest.len());
+    let (config, manifest) = rest.split_at(rest.len() - at);
+    let Ok(manifest) = Manifest::from_bytes(manifest.to_vec(), None) else {
+        return;
+    };
+    for config in [None, Some(config)] {
+        let c = classify(&manifest, config);
+        if c.is_wasm() {
+            assert!(!c.evidence.is_empty(), "{:?} without evidence", c.kind);
+        }
+        let (layers, children) = match manifest.body() {
+            wharf_types::ManifestBody::Image(m) => (m.layers.len(), 0),
+            wharf_types::ManifestBody::Index(i) => (0, i.manifests.len()),
+            _ => (0, 0),
+        };
+        for l in &c.wasm_layers {
+            assert!(l.index < layers, "layer index {} of {layers}", l.index);
+            if matches!(l.location, Location::Raw) {
+                assert!(c.is_wasm());
+            }
+        }
+        for child in &c.wasm_children {
+            assert!(
+                child.index < children,
+                "child index {} of {children}",
+                child.index
+            );
+        }
+        assert_eq!(c.is_wasm(), !matches!(c.kind, crate::Kind::NotWasm));
+        assert_eq!(
+            classify(&manifest, config),
+            c,
+            "classify is not deterministic"
+        );
+    }
+}
+
+/// `inspect` on arbitrary bytes: never panics; what it accepts has a Wasm header that agrees
+/// with its kind, and lists no more than it may.
+pub fn inspect_bytes(data: &[u8]) {
+    if let Ok(info) = inspect(data) {
+        assert!(data.starts_with(&crate::WASM_MAGIC));
+        assert_eq!(info.size, data.len() as u64);
+        assert_eq!(
+            crate::Header::parse(data).expect("accepted, so the header parses"),
+            info.header
+        );
+        assert!(info.imports.len() <= crate::MAX_LISTED && info.exports.len() <= crate::MAX_LISTED);
+        if info.wasi == crate::WasiFlavour::Component {
+            assert!(!info.wasi_interfaces.is_empty());
+        }
+    }
+    let _ = crate::validate(data);
+}

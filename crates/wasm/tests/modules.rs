@@ -1,0 +1,264 @@
+//! Real modules and components (made with the `wat` crate), layers holding them, and the
+//! builders' output.
+
+use wharf_wasm::{
+    ArtifactBuilder, BinaryKind, EntryMatch, Error, Kind, Location, WasiFlavour, WasmConfig,
+    classify, extract, inspect, validate,
+};
+
+use crate::common::{component, hello_module, tar_layer};
+
+#[test]
+fn inspects_a_wasi_preview1_module() {
+    let wasm = hello_module();
+    let info = inspect(&wasm).expect("a module");
+    assert_eq!(info.kind(), BinaryKind::CoreModule);
+    assert_eq!((info.header.version, info.header.layer), (1, 0));
+    assert_eq!(info.wasi, WasiFlavour::Preview1);
+    assert_eq!(info.imports[0].module, "wasi_snapshot_preview1");
+    assert_eq!(info.imports[0].name, "fd_write");
+    assert_eq!(info.imports[0].kind, "func");
+    let exports: Vec<_> = info
+        .exports
+        .iter()
+        .map(|e| (e.name.as_str(), e.kind))
+        .collect();
+    assert_eq!(exports, [("memory", "memory"), ("_start", "func")]);
+    assert_eq!(info.size, wasm.len() as u64);
+    validate(&wasm).expect("valid");
+}
+
+#[test]
+fn inspects_a_component() {
+    let wasm = component();
+    let info = inspect(&wasm).expect("a component");
+    assert_eq!(info.kind(), BinaryKind::Component);
+    assert_eq!((info.header.version, info.header.layer), (0x0d, 1));
+    assert_eq!(info.wasi, WasiFlavour::Component);
+    assert_eq!(info.wasi_interfaces, ["wasi:cli/environment@0.2.0"]);
+    assert_eq!(info.imports[0].kind, "instance");
+    assert_eq!(
+        info.exports
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>(),
+        ["run"]
+    );
+    assert_eq!(info.nested_modules, 1);
+    validate(&wasm).expect("valid");
+}
+
+#[test]
+fn wasi_flavours_and_custom_sections() {
+    let unstable = wat::parse_str(r#"(module (import "wasi_unstable" "proc_exit" (func (param i32))) (@custom "producers-x" "x"))"#)
+        .expect("valid");
+    let info = inspect(&unstable).expect("module");
+    assert_eq!(info.wasi, WasiFlavour::Unstable);
+    assert!(
+        info.custom_sections.iter().any(|s| s == "producers-x"),
+        "{:?}",
+        info.custom_sections
+    );
+    let plain = wat::parse_str("(module (func (export \"f\")))").expect("valid");
+    assert_eq!(inspect(&plain).expect("module").wasi, WasiFlavour::None);
+}
+
+#[test]
+fn refuses_what_is_not_wasm() {
+    for (bytes, what) in [
+        (&b""[..], "empty"),
+        (b"(module)", "text"),
+        (b"\x7fELF\x02\x01\x01\0", "ELF"),
+        (
+            b"\0asm\x01\0\0\0\x01\xff\xff\xff\xff\x0f",
+            "truncated section",
+        ),
+    ] {
+        assert!(inspect(bytes).is_err(), "{what} accepted");
+        assert!(validate(bytes).is_err(), "{what} validated");
+    }
+    // Parses, but does not validate: a function returning nothing that leaves a value.
+    // (`wat` encodes without validating.)
+    let invalid = wat::parse_str("(module (func i32.const 1))").expect("encodes");
+    inspect(&invalid).expect("parses");
+    assert!(matches!(validate(&invalid), Err(Error::Malformed { .. })));
+}
+
+#[test]
+fn extracts_from_tar_and_tar_gzip_layers() {
+    let wasm = hello_module();
+    for gzip in [false, true] {
+        let layer = tar_layer(
+            &[
+                ("bin/sh", b"#!/bin/sh"),
+                ("./app.wasm", &wasm),
+                ("plugin.wasm", b"\0asm\x01\0\0\0"),
+            ],
+            gzip,
+        );
+        let found = extract::read_wasm(
+            &layer[..],
+            &Location::TarEntry(EntryMatch::Path("/app.wasm".into())),
+            1 << 20,
+        )
+        .expect("found");
+        assert_eq!((found.path.as_str(), &found.bytes), ("app.wasm", &wasm));
+        let plugin = extract::read_wasm(
+            &layer[..],
+            &Location::TarEntry(EntryMatch::FileName("plugin.wasm".into())),
+            1 << 20,
+        )
+        .expect("found");
+        assert_eq!(plugin.path, "plugin.wasm");
+        let any = extract::read_wasm(
+            &layer[..],
+            &Location::TarEntry(EntryMatch::AnyWasm),
+            1 << 20,
+        )
+        .expect("found");
+        assert_eq!(any.bytes, wasm);
+        let missing = extract::read_wasm(
+            &layer[..],
+            &Location::TarEntry(EntryMatch::Path("nope.wasm".into())),
+            1 << 20,
+        );
+        assert!(matches!(missing, Err(Error::EntryNotFound { .. })));
+        let capped = extract::read_wasm(
+            &layer[..],
+            &Location::TarEntry(EntryMatch::Path("app.wasm".into())),
+            10,
+        );
+        assert!(matches!(capped, Err(Error::TooLarge { .. })));
+    }
+    let raw = extract::read_wasm(&wasm[..], &Location::Raw, 1 << 20).expect("raw");
+    assert_eq!(raw.bytes, wasm);
+    assert!(matches!(
+        extract::read_wasm(&wasm[..], &Location::Raw, 8),
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(
+        extract::read_wasm(
+            &b"not a tar at all"[..],
+            &Location::TarEntry(EntryMatch::AnyWasm),
+            1 << 20
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn classification_then_extraction_finds_the_annotated_module() {
+    // An F2 image as buildah writes it: the module at the Cmd path inside the tar+gzip layer.
+    let wasm = hello_module();
+    let layer = tar_layer(&[("hello.wasm", &wasm)], true);
+    let config = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["/hello.wasm"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let json = crate::common::image(
+        &crate::common::desc("application/vnd.oci.image.config.v1+json", "c", ""),
+        &[format!(
+            r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}"#,
+            wharf_types::Digest::sha256(&layer),
+            layer.len()
+        )],
+        r#","annotations":{"module.wasm.image/variant":"compat"}"#,
+    );
+    let c = classify(&crate::common::manifest(&json), Some(config));
+    let found = extract::read_wasm(
+        &layer[..],
+        &c.wasm_layers[0].location,
+        extract::DEFAULT_MAX_MODULE_SIZE,
+    )
+    .expect("found");
+    assert_eq!(found.bytes, wasm);
+    assert_eq!(
+        inspect(&found.bytes).expect("module").wasi,
+        WasiFlavour::Preview1
+    );
+}
+
+#[test]
+fn extracts_from_an_async_reader() {
+    let wasm = hello_module();
+    let layer = tar_layer(&[("app.wasm", &wasm)], true);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .expect("runtime");
+    let found = runtime
+        .block_on(extract::read_wasm_async(
+            std::io::Cursor::new(layer),
+            Location::TarEntry(EntryMatch::Path("app.wasm".into())),
+            1 << 20,
+        ))
+        .expect("found");
+    assert_eq!(found.bytes, wasm);
+}
+
+#[test]
+fn builders_round_trip_through_classify() {
+    for (wasm, kind) in [
+        (hello_module(), BinaryKind::CoreModule),
+        (component(), BinaryKind::Component),
+    ] {
+        let w2o = ArtifactBuilder::new(wasm.clone())
+            .with_title("hello.wasm")
+            .wasm_to_oci()
+            .expect("builds");
+        assert_eq!(w2o.config.data.as_ref(), b"{}");
+        assert_eq!(
+            w2o.config.descriptor.digest,
+            wharf_types::Digest::EMPTY_JSON
+        );
+        let c = classify(&w2o.manifest, Some(&w2o.config.data));
+        assert_eq!(c.kind, Kind::WasmToOci);
+        assert_eq!(c.harbor.artifact_type, "WASM");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(w2o.layers[0].data.as_ref(), wasm.as_slice());
+        assert_eq!(w2o.blobs().count(), 2);
+
+        let cncf = ArtifactBuilder::new(wasm.clone())
+            .with_created("2025-01-01T00:00:00Z")
+            .with_author("Wharf tests")
+            .with_annotation("org.opencontainers.image.version", "0.1.0")
+            .cncf()
+            .expect("builds");
+        let c = classify(&cncf.manifest, Some(&cncf.config.data));
+        assert_eq!(c.kind, Kind::CncfArtifact);
+        assert_eq!(c.binary_kind, Some(kind));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let config: WasmConfig = serde_json::from_slice(&cncf.config.data).expect("config");
+        assert_eq!(
+            config.layer_digests,
+            [cncf.layers[0].descriptor.digest.to_string()]
+        );
+        if kind == BinaryKind::Component {
+            assert_eq!(config.os, "wasip2");
+            let component = config.component.expect("component world");
+            assert_eq!(component.imports, ["wasi:cli/environment@0.2.0"]);
+            assert_eq!(component.exports, ["run"]);
+        } else {
+            assert_eq!((config.os.as_str(), config.component), ("wasip1", None));
+        }
+        assert_eq!(
+            cncf.manifest
+                .annotations()
+                .and_then(|a| a.get("org.opencontainers.image.version"))
+                .map(String::as_str),
+            Some("0.1.0")
+        );
+    }
+    // A builder refuses what is not Wasm.
+    assert!(
+        ArtifactBuilder::new(b"(module)".to_vec())
+            .wasm_to_oci()
+            .is_err()
+    );
+    assert!(ArtifactBuilder::new(b"hello".to_vec()).cncf().is_err());
+    // The default creation time is RFC 3339.
+    let built = ArtifactBuilder::new(hello_module()).cncf().expect("builds");
+    let config: WasmConfig = serde_json::from_slice(&built.config.data).expect("config");
+    assert!(
+        config
+            .created
+            .is_some_and(|c| c.len() >= 20 && c.contains('T'))
+    );
+}
