@@ -14,7 +14,7 @@ use crate::{annotations, labels};
 
 /// A Wasm layout, named by the catalogue's format id (`F1` … `F12`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
+#[serde(rename_all = "kebab-case", tag = "name")]
 #[non_exhaustive]
 pub enum Kind {
     /// F1/F12 — wasm-to-oci (and Kubewarden, which writes no title): config

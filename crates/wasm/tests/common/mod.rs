@@ -38,31 +38,32 @@ pub(crate) fn image(config: &str, layers: &[String], extra: &str) -> String {
     )
 }
 
-/// A core module importing WASI preview 1 that prints a greeting.
-pub(crate) const HELLO_WAT: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "hello from wharf\n")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const 17))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
-
-/// A component importing a WASI interface and exporting a function.
-pub(crate) const COMPONENT_WAT: &str = r#"(component
-  (import "wasi:cli/environment@0.2.0" (instance $env
-    (export "get-arguments" (func (result (list string))))))
-  (core module $m (func (export "run")))
-  (core instance $i (instantiate $m))
-  (func $run (canon lift (core func $i "run")))
-  (export "run" (func $run)))"#;
-
+/// A WASI preview 1 module that prints `hello from wharf` (`tests/data/wasm/hello.wat`).
 pub(crate) fn hello_module() -> Vec<u8> {
-    wat::parse_str(HELLO_WAT).expect("valid WAT")
+    fixture("hello")
 }
 
+/// A component importing a WASI interface and exporting `run`
+/// (`tests/data/wasm/component.wat`).
 pub(crate) fn component() -> Vec<u8> {
-    wat::parse_str(COMPONENT_WAT).expect("valid component WAT")
+    fixture("component")
+}
+
+/// The committed `tests/data/wasm/<name>.wasm`, checked against its `.wat` source (with
+/// `WHARF_BLESS=1`, rewritten from it).
+fn fixture(name: &str) -> Vec<u8> {
+    let dir = data_dir().join("wasm");
+    let built = wat::parse_file(dir.join(format!("{name}.wat"))).expect("valid WAT");
+    let path = dir.join(format!("{name}.wasm"));
+    if std::env::var_os("WHARF_BLESS").is_some() {
+        std::fs::write(&path, &built).expect("write fixture");
+    }
+    let committed = std::fs::read(&path).expect("fixture present (WHARF_BLESS=1 writes it)");
+    assert_eq!(
+        committed, built,
+        "{name}.wasm is not what {name}.wat builds (WHARF_BLESS=1 rewrites it)"
+    );
+    committed
 }
 
 /// A tar layer (gzip-compressed when `gzip`) holding `files` (path, bytes).
