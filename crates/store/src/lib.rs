@@ -2,10 +2,71 @@
 //! filesystem and S3-compatible backends.
 //!
 //! Every byte a registry keeps must be exactly the bytes its digest names, and an
-//! acknowledged blob must survive a crash: this crate's `BlobStore` hashes while it writes,
-//! commits only on a digest match, and makes blobs durable before acknowledging them. It
-//! depends on `wharf-types` only.
+//! acknowledged blob must survive a crash. [`BlobStore`] hashes while it writes (each byte
+//! once), makes a blob visible only after its digest was verified, and — on [`FsStore`] and
+//! [`S3Store`] — makes it durable before acknowledging it. Upload sessions
+//! ([`BlobStore::begin`], [`append`](BlobStore::append), [`commit`](BlobStore::commit)) are the
+//! registry's chunked uploads; they survive restarts on the durable backends, and on S3 their
+//! appends may come through different processes. The trait is object safe, so a server holds
+//! an `Arc<dyn BlobStore>` chosen at run time. It depends on `wharf-types` only.
 //!
-//! Status: the crate is laid out; its API arrives with its own issue. The digest machinery
-//! it will use is [`wharf_types::Digester`].
+//! # Example: a verified put, a ranged get
+//! ```
+//! use wharf_store::{BlobStore, FsStore};
+//! use wharf_types::Digest;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let store = FsStore::open(dir.path()).await?;
+//! let digest = Digest::sha256(b"hello world");
+//! store.put_bytes(&digest, "hello world".into()).await?;
+//! let part = store.get(&digest, Some(6..11)).await?.bytes().await?;
+//! assert_eq!(part, "world");
+//! // The wrong digest stores nothing.
+//! assert!(store.put_bytes(&Digest::sha256(b"other"), "hello".into()).await.is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! ```
+//!
+//! # Example: an upload session behind `Arc<dyn BlobStore>`
+//! ```
+//! use std::sync::Arc;
+//! use wharf_store::{single, BlobStore, MemoryStore};
+//! use wharf_types::Digest;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! let store: Arc<dyn BlobStore> = Arc::new(MemoryStore::new());
+//! let id = store.begin().await?;
+//! store.append(&id, 0, single("hello ".into())).await?;
+//! assert!(store.append(&id, 0, single("again".into())).await.is_err()); // wrong offset
+//! store.append(&id, 6, single("world".into())).await?;
+//! let info = store.commit(&id, &Digest::sha256(b"hello world")).await?;
+//! assert_eq!(info.size, 11);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! ```
+//!
+//! # Crate features
+//! - `s3`: [`S3Store`] on `object_store` (S3, Garage, MinIO, radosgw, …).
+//! - `testing`: the [`testing`] conformance suite every backend runs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod fs;
+mod memory;
+#[cfg(feature = "s3")]
+mod s3;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Error, Result};
+pub use fs::FsStore;
+pub use memory::MemoryStore;
+#[cfg(feature = "s3")]
+pub use s3::S3Store;
+pub use store::{BlobInfo, BlobStore, ByteStream, GetResult, UploadId, from_chunks, single};

@@ -1,0 +1,441 @@
+//! `FsStore`: content-addressed files in a local directory, crash-safe.
+//!
+//! # On-disk layout
+//!
+//! ```text
+//! <root>/blobs/<algorithm>/<first two hex>/<hex>   committed, verified blobs (read-only)
+//! <root>/uploads/<upload id>                       the bytes of an open upload session
+//! <root>/tmp/<random>                              a put in progress
+//! ```
+//!
+//! A blob reaches `blobs/` only by `rename` from `tmp/` or `uploads/`, after its digest was
+//! verified and the file was `fsync`ed; the directory is `fsync`ed after the rename, before
+//! the call returns. A crash therefore leaves either no file at the blob's path or the
+//! complete verified blob. Files left in `tmp/` by a crash are never read; `open` removes
+//! those older than an hour. Appends to a session are `fsync`ed before they are
+//! acknowledged, so sessions survive a restart.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use wharf_types::{Algorithm, Digest, Digester};
+
+use crate::error::{Error, Result};
+use crate::store::{
+    BlobInfo, BlobStore, ByteStream, GetResult, Hashed, Running, Sessions, UploadId, check_range,
+    session_digester, verify,
+};
+
+/// How long a file may sit in `tmp/` before `open` deems it left by a crash.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+/// The read buffer of a blob stream.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// A blob store in a local directory.
+///
+/// # Example
+/// ```
+/// use wharf_store::{BlobStore, FsStore};
+/// use wharf_types::Digest;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let store = FsStore::open(dir.path()).await?;
+/// let digest = Digest::sha256(b"hello");
+/// store.put_bytes(&digest, "hello".into()).await?;
+/// assert!(dir.path().join("blobs/sha256").join(&digest.encoded()[..2]).join(digest.encoded()).exists());
+/// // A store opened again on the same directory sees the blob.
+/// let again = FsStore::open(dir.path()).await?;
+/// assert_eq!(again.read_all(&digest).await?, "hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct FsStore {
+    root: PathBuf,
+    sessions: Sessions,
+}
+
+impl FsStore {
+    /// Opens (creating when needed) a store rooted at `root`, and removes leftovers of
+    /// crashed puts.
+    pub async fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for dir in ["blobs", "uploads", "tmp"] {
+            let path = root.join(dir);
+            tokio::fs::create_dir_all(&path)
+                .await
+                .map_err(|e| Error::io("create directory", &path, e))?;
+        }
+        let root2 = root.clone();
+        blocking(move || {
+            sync_dir(&root2)?;
+            remove_stale_temp(&root2.join("tmp"));
+            Ok(())
+        })
+        .await?;
+        Ok(Self {
+            root,
+            sessions: Sessions::default(),
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.encoded();
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_str())
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    fn upload_path(&self, id: &UploadId) -> PathBuf {
+        self.root.join("uploads").join(id.as_str())
+    }
+
+    /// Moves a verified, synced file to the blob's path and makes the rename durable.
+    async fn publish(&self, from: PathBuf, digest: &Digest) -> Result<()> {
+        let to = self.blob_path(digest);
+        let blobs = self.root.join("blobs");
+        blocking(move || {
+            let parent = to.parent().expect("blob paths have a parent");
+            if !parent.exists() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::io("create directory", parent, e))?;
+                // Make the new directories durable: each one's entry lives in its parent.
+                let mut dir = parent;
+                while dir != blobs {
+                    let up = dir.parent().expect("below the root");
+                    sync_dir(up)?;
+                    dir = up;
+                }
+            }
+            std::fs::rename(&from, &to).map_err(|e| Error::io("rename", &to, e))?;
+            sync_dir(parent)
+        })
+        .await
+    }
+
+    async fn len_of(&self, id: &UploadId) -> Result<u64> {
+        match tokio::fs::metadata(self.upload_path(id)).await {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::UploadNotFound { id: id.clone() })
+            }
+            Err(e) => Err(Error::io("stat", self.upload_path(id), e)),
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsStore {
+    async fn stat(&self, digest: &Digest) -> Result<Option<BlobInfo>> {
+        let path = self.blob_path(digest);
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(Some(BlobInfo::new(digest.clone(), m.len()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("stat", path, e)),
+        }
+    }
+
+    async fn get(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<GetResult> {
+        let path = self.blob_path(digest);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::BlobNotFound {
+                    digest: digest.clone(),
+                });
+            }
+            Err(e) => return Err(Error::io("open", path, e)),
+        };
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        let range = check_range(digest, range, size)?;
+        if range.start > 0 {
+            file.seek(SeekFrom::Start(range.start))
+                .await
+                .map_err(|e| Error::io("seek", &path, e))?;
+        }
+        let reader = file.take(range.end - range.start);
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK).boxed();
+        Ok(GetResult {
+            size,
+            range,
+            stream,
+        })
+    }
+
+    async fn put(&self, expected: &Digest, data: ByteStream) -> Result<BlobInfo> {
+        let temp = TempFile::new(self.root.join("tmp").join(UploadId::random().as_str()));
+        let mut file = tokio::fs::File::create(&temp.path)
+            .await
+            .map_err(|e| Error::io("create", &temp.path, e))?;
+        let mut digester = expected.digester();
+        let path = &temp.path;
+        let mut input = Hashed::new(data, &mut digester);
+        while let Some(chunk) = input.next().await? {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io("write", path, e))?;
+        }
+        let size = input.len;
+        verify(digester, expected)?;
+        file.sync_all()
+            .await
+            .map_err(|e| Error::io("fsync", path, e))?;
+        drop(file);
+        self.publish(temp.path.clone(), expected).await?;
+        temp.disarm();
+        Ok(BlobInfo::new(expected.clone(), size))
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<bool> {
+        let path = self.blob_path(digest);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("remove", path, e)),
+        }
+    }
+
+    fn list(&self) -> BoxStream<'_, Result<Digest>> {
+        let blobs = self.root.join("blobs");
+        stream::once(async move { blocking(move || list_blobs(&blobs)).await })
+            .flat_map(|r| match r {
+                Ok(digests) => stream::iter(digests.into_iter().map(Ok)).boxed(),
+                Err(e) => stream::once(async { Err(e) }).boxed(),
+            })
+            .boxed()
+    }
+
+    async fn begin(&self) -> Result<UploadId> {
+        let id = UploadId::random();
+        let path = self.upload_path(&id);
+        tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| Error::io("create", &path, e))?;
+        let dir = self.root.join("uploads");
+        blocking(move || sync_dir(&dir)).await?;
+        *self.sessions.get(&id).lock().await = Some(Running {
+            len: 0,
+            digester: session_digester(),
+        });
+        Ok(id)
+    }
+
+    async fn append(&self, id: &UploadId, offset: u64, data: ByteStream) -> Result<u64> {
+        let session = self.sessions.get(id);
+        let mut running = session.lock().await;
+        let path = self.upload_path(id);
+        let size = self.len_of(id).await?;
+        if offset != size {
+            return Err(Error::WrongOffset {
+                id: id.clone(),
+                offset,
+                size,
+            });
+        }
+        let mut digester = match running.take() {
+            Some(r) if r.len == size => r.digester,
+            // Another process appended, or this one restarted: hash what is stored.
+            _ => hash_file(path.clone(), size, Algorithm::Sha256).await?,
+        };
+        let mut file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(|e| Error::io("open", &path, e))?;
+        let before = digester.clone();
+        let written = async {
+            let mut input = Hashed::new(data, &mut digester);
+            while let Some(chunk) = input.next().await? {
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| Error::io("write", &path, e))?;
+            }
+            file.flush().await.map_err(|e| Error::io("write", &path, e))
+        }
+        .await;
+        let flushed = match written {
+            Ok(()) => file
+                .sync_data()
+                .await
+                .map_err(|e| Error::io("fsync", &path, e)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = flushed {
+            // A failed append adds nothing: cut the file back to where it was.
+            let _ = file.set_len(size).await;
+            *running = Some(Running {
+                len: size,
+                digester: before,
+            });
+            return Err(e);
+        }
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        *running = Some(Running { len, digester });
+        Ok(len)
+    }
+
+    async fn status(&self, id: &UploadId) -> Result<u64> {
+        self.len_of(id).await
+    }
+
+    async fn commit(&self, id: &UploadId, expected: &Digest) -> Result<BlobInfo> {
+        let session = self.sessions.get(id);
+        let mut running = session.lock().await;
+        let path = self.upload_path(id);
+        let size = self.len_of(id).await?;
+        let digester = match running.take() {
+            Some(r) if r.len == size && r.digester.algorithm() == expected.algorithm() => {
+                r.digester
+            }
+            _ => hash_file(path.clone(), size, expected.algorithm()).await?,
+        };
+        let result = match verify(digester, expected) {
+            Ok(_) => self.publish(path.clone(), expected).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+        drop(running);
+        self.sessions.forget(id);
+        result.map(|()| BlobInfo::new(expected.clone(), size))
+    }
+
+    async fn abort(&self, id: &UploadId) -> Result<()> {
+        let session = self.sessions.get(id);
+        let _running = session.lock().await;
+        let path = self.upload_path(id);
+        let result = match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::UploadNotFound { id: id.clone() })
+            }
+            Err(e) => Err(Error::io("remove", path, e)),
+        };
+        self.sessions.forget(id);
+        result
+    }
+}
+
+/// A file in `tmp/` removed on drop unless disarmed (a put that failed or was cancelled).
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    fn new(path: PathBuf) -> Self {
+        Self { path, armed: true }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Corrupt(format!("blocking task failed: {e}")))?
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+fn remove_stale_temp(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE_TEMP);
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Hashes the first `len` bytes of a file with `algorithm`.
+async fn hash_file(path: PathBuf, len: u64, algorithm: Algorithm) -> Result<Digester> {
+    blocking(move || {
+        let mut file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("seek", &path, e))?;
+        let mut digester = algorithm.digester();
+        let mut reader = file.take(len);
+        std::io::copy(&mut reader, &mut digester).map_err(|e| Error::io("read", &path, e))?;
+        if digester.len() != len {
+            return Err(Error::Corrupt(format!(
+                "{} is shorter than {len} bytes",
+                path.display()
+            )));
+        }
+        Ok(digester)
+    })
+    .await
+}
+
+/// Every `blobs/<algorithm>/<xx>/<hex>` whose name is a valid digest in the right place.
+fn list_blobs(blobs: &Path) -> Result<Vec<Digest>> {
+    let read = |dir: &Path| -> Result<Vec<(String, PathBuf)>> {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => Ok(entries
+                .flatten()
+                .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io("list", dir, e)),
+        }
+    };
+    let mut out = Vec::new();
+    for (algorithm, alg_dir) in read(blobs)? {
+        for (prefix, prefix_dir) in read(&alg_dir)? {
+            for (hex, _) in read(&prefix_dir)? {
+                if let Ok(digest) = format!("{algorithm}:{hex}").parse::<Digest>()
+                    && hex.starts_with(&prefix)
+                    && prefix.len() == 2
+                {
+                    out.push(digest);
+                }
+            }
+        }
+    }
+    Ok(out)
+}

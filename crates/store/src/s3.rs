@@ -1,0 +1,459 @@
+//! `S3Store`: blobs in an S3-compatible bucket (or any `object_store` backend), shared by
+//! several stateless servers.
+//!
+//! # Bucket layout
+//!
+//! ```text
+//! <prefix>/blobs/<algorithm>/<hex>                 committed, verified blobs
+//! <prefix>/uploads/<upload id>/session             marks an open session (empty)
+//! <prefix>/uploads/<upload id>/chunk-<offset>      one object per append, offset zero-padded
+//! ```
+//!
+//! All session state lives in the bucket, so consecutive appends may go through different
+//! processes. Nothing depends on conditional writes (Garage ignores them): blob keys are
+//! content addressed, so a repeated write stores the same bytes. A blob key is written only
+//! after the digest of its bytes was verified: a multipart upload is completed only when the
+//! streamed hash matches, and aborted otherwise.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use wharf_types::{Algorithm, Digest, Digester};
+
+use crate::error::{Error, Result};
+use crate::store::{
+    BlobInfo, BlobStore, ByteStream, GetResult, Hashed, Running, Sessions, UploadId, check_range,
+    session_digester, verify,
+};
+
+/// Parts of multipart uploads; S3 needs at least 5 MiB for every part but the last.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts in flight per upload.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// A blob store on `object_store`: S3 and S3-compatible engines (Garage, MinIO, radosgw,
+/// Ceph), or any other `ObjectStore` (its in-memory store serves the tests).
+///
+/// # Example
+/// ```no_run
+/// use wharf_store::{BlobStore, S3Store};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// // Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+/// let store = S3Store::from_url("s3://registry?endpoint=http://127.0.0.1:3900&region=garage")?;
+/// let digest = wharf_types::Digest::sha256(b"hi");
+/// store.put_bytes(&digest, "hi".into()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct S3Store {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    sessions: Sessions,
+}
+
+impl S3Store {
+    /// A store over any `object_store` backend, with keys below `prefix` (may be empty).
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Self {
+        Self {
+            store,
+            prefix: Path::from(prefix),
+            sessions: Sessions::default(),
+        }
+    }
+
+    /// A store from `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>`; credentials
+    /// from the standard AWS environment variables. A plain-`http` endpoint is allowed (for
+    /// engines on loopback), and requests use path style.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| Error::Config(format!("`{url}` is not an s3:// URL")))?;
+        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+        if bucket.is_empty() {
+            return Err(Error::Config("the s3:// URL names no bucket".into()));
+        }
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_virtual_hosted_style_request(false);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            builder = match key {
+                "endpoint" => builder
+                    .with_allow_http(value.starts_with("http://"))
+                    .with_endpoint(value),
+                "region" => builder.with_region(value),
+                other => {
+                    return Err(Error::Config(format!(
+                        "unknown s3:// URL parameter `{other}`"
+                    )));
+                }
+            };
+        }
+        Ok(Self::new(
+            Arc::new(builder.build()?),
+            prefix.trim_matches('/'),
+        ))
+    }
+
+    fn key(&self, rest: &str) -> Path {
+        let mut key = self.prefix.clone();
+        for part in rest.split('/') {
+            key = key.join(part);
+        }
+        key
+    }
+
+    fn blob_key(&self, digest: &Digest) -> Path {
+        self.key(&format!(
+            "blobs/{}/{}",
+            digest.algorithm(),
+            digest.encoded()
+        ))
+    }
+
+    fn session_dir(&self, id: &UploadId) -> Path {
+        self.key(&format!("uploads/{id}"))
+    }
+
+    /// The session's chunks in order, as (key, offset, size); [`Error::UploadNotFound`]
+    /// without its marker.
+    async fn chunks(&self, id: &UploadId) -> Result<Vec<(Path, u64, u64)>> {
+        let dir = self.session_dir(id);
+        let objects: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
+        let mut marker = false;
+        let mut chunks = Vec::new();
+        for meta in objects {
+            match meta.location.filename() {
+                Some("session") => marker = true,
+                Some(name) => {
+                    if let Some(offset) = name
+                        .strip_prefix("chunk-")
+                        .and_then(|o| o.parse::<u64>().ok())
+                    {
+                        chunks.push((meta.location.clone(), offset, meta.size));
+                    }
+                }
+                None => {}
+            }
+        }
+        if !marker {
+            return Err(Error::UploadNotFound { id: id.clone() });
+        }
+        chunks.sort_by_key(|c| c.1);
+        let mut expected = 0;
+        for (key, offset, size) in &chunks {
+            if *offset != expected {
+                return Err(Error::Corrupt(format!(
+                    "upload {id}: chunk {key} at {offset}, expected {expected}"
+                )));
+            }
+            expected += size;
+        }
+        Ok(chunks)
+    }
+
+    /// Streams `data` into `key` (a single put up to one part, multipart beyond), feeding
+    /// `digester`; the object is completed only if `accept` approves the final hash.
+    async fn write_object(
+        &self,
+        key: &Path,
+        data: ByteStream,
+        digester: &mut Digester,
+        accept: impl FnOnce(&Digester) -> Result<()> + Send,
+    ) -> Result<u64> {
+        let mut input = Hashed::new(data, digester);
+        let mut head = BytesMut::new();
+        // Gather up to one part: small objects go in one PUT.
+        while head.len() < PART_SIZE {
+            let Some(chunk) = input.next().await? else {
+                let size = input.len;
+                accept(digester)?;
+                self.store.put(key, PutPayload::from(head.freeze())).await?;
+                return Ok(size);
+            };
+            head.extend_from_slice(&chunk);
+        }
+        let upload = self.store.put_multipart(key).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        writer.put(head.freeze());
+        let streamed = async {
+            while let Some(chunk) = input.next().await? {
+                writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                writer.put(chunk);
+            }
+            Ok::<_, Error>(input.len)
+        }
+        .await;
+        match streamed.and_then(|size| accept(digester).map(|()| size)) {
+            Ok(size) => {
+                writer.finish().await?;
+                Ok(size)
+            }
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The concatenated chunks as one stream.
+    fn chunk_stream(&self, chunks: Vec<(Path, u64, u64)>) -> ByteStream {
+        let store = self.store.clone();
+        futures_util::stream::iter(chunks)
+            .then(move |(key, _, _)| {
+                let store = store.clone();
+                async move {
+                    store
+                        .get(&key)
+                        .await
+                        .map(object_store::GetResult::into_stream)
+                }
+            })
+            .try_flatten()
+            .map_err(std::io::Error::other)
+            .boxed()
+    }
+
+    async fn delete_session(&self, id: &UploadId) -> Result<()> {
+        let dir = self.session_dir(id);
+        let keys: Vec<_> = self
+            .store
+            .list(Some(&dir))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for key in keys {
+            match self.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn not_found_as_none<T>(r: object_store::Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3Store {
+    async fn stat(&self, digest: &Digest) -> Result<Option<BlobInfo>> {
+        let meta = not_found_as_none(self.store.head(&self.blob_key(digest)).await)?;
+        Ok(meta.map(|m| BlobInfo::new(digest.clone(), m.size)))
+    }
+
+    async fn get(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<GetResult> {
+        let key = self.blob_key(digest);
+        let not_found = || Error::BlobNotFound {
+            digest: digest.clone(),
+        };
+        let Some(range) = range else {
+            let result = not_found_as_none(self.store.get(&key).await)?.ok_or_else(not_found)?;
+            let size = result.meta.size;
+            let stream = result.into_stream().map_err(std::io::Error::other).boxed();
+            return Ok(GetResult {
+                size,
+                range: 0..size,
+                stream,
+            });
+        };
+        let meta = not_found_as_none(self.store.head(&key).await)?.ok_or_else(not_found)?;
+        let range = check_range(digest, Some(range), meta.size)?;
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range.clone())),
+            ..GetOptions::default()
+        };
+        let result =
+            not_found_as_none(self.store.get_opts(&key, options).await)?.ok_or_else(not_found)?;
+        let stream = result.into_stream().map_err(std::io::Error::other).boxed();
+        Ok(GetResult {
+            size: meta.size,
+            range,
+            stream,
+        })
+    }
+
+    async fn put(&self, expected: &Digest, data: ByteStream) -> Result<BlobInfo> {
+        let mut digester = expected.digester();
+        let size = self
+            .write_object(&self.blob_key(expected), data, &mut digester, |d| {
+                verify(d.clone(), expected).map(drop)
+            })
+            .await?;
+        Ok(BlobInfo::new(expected.clone(), size))
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<bool> {
+        let key = self.blob_key(digest);
+        if not_found_as_none(self.store.head(&key).await)?.is_none() {
+            return Ok(false);
+        }
+        not_found_as_none(self.store.delete(&key).await)?;
+        Ok(true)
+    }
+
+    fn list(&self) -> BoxStream<'_, Result<Digest>> {
+        let dir = self.key("blobs");
+        self.store
+            .list(Some(&dir))
+            .map_err(Error::from)
+            .try_filter_map(|meta| async move {
+                let parts: Vec<_> = meta.location.parts().collect();
+                let [.., algorithm, hex] = parts.as_slice() else {
+                    return Ok(None);
+                };
+                Ok(format!("{}:{}", algorithm.as_ref(), hex.as_ref())
+                    .parse::<Digest>()
+                    .ok())
+            })
+            .boxed()
+    }
+
+    async fn begin(&self) -> Result<UploadId> {
+        let id = UploadId::random();
+        self.store
+            .put(
+                &self.session_dir(&id).join("session"),
+                PutPayload::default(),
+            )
+            .await?;
+        *self.sessions.get(&id).lock().await = Some(Running {
+            len: 0,
+            digester: session_digester(),
+        });
+        Ok(id)
+    }
+
+    async fn append(&self, id: &UploadId, offset: u64, data: ByteStream) -> Result<u64> {
+        let session = self.sessions.get(id);
+        let mut running = session.lock().await;
+        let chunks = self.chunks(id).await?;
+        let size: u64 = chunks.iter().map(|c| c.2).sum();
+        if offset != size {
+            return Err(Error::WrongOffset {
+                id: id.clone(),
+                offset,
+                size,
+            });
+        }
+        let mut digester = match running.take() {
+            Some(r) if r.len == size => r.digester,
+            // Another process appended, or this one restarted: hash what is stored.
+            _ => {
+                let mut d = Algorithm::Sha256.digester();
+                Hashed::new(self.chunk_stream(chunks), &mut d)
+                    .drain()
+                    .await?;
+                d
+            }
+        };
+        let key = self.session_dir(id).join(format!("chunk-{offset:020}"));
+        let before = digester.clone();
+        match self
+            .write_object(&key, data, &mut digester, |_| Ok(()))
+            .await
+        {
+            Ok(written) => {
+                *running = Some(Running {
+                    len: size + written,
+                    digester,
+                });
+                Ok(size + written)
+            }
+            Err(e) => {
+                *running = Some(Running {
+                    len: size,
+                    digester: before,
+                });
+                Err(e)
+            }
+        }
+    }
+
+    async fn status(&self, id: &UploadId) -> Result<u64> {
+        Ok(self.chunks(id).await?.iter().map(|c| c.2).sum())
+    }
+
+    async fn commit(&self, id: &UploadId, expected: &Digest) -> Result<BlobInfo> {
+        let session = self.sessions.get(id);
+        let mut running = session.lock().await;
+        let chunks = self.chunks(id).await?;
+        let size: u64 = chunks.iter().map(|c| c.2).sum();
+        let target = self.blob_key(expected);
+        let known = running
+            .take()
+            .filter(|r| r.len == size && r.digester.algorithm() == expected.algorithm());
+        let result = match (known, chunks.as_slice()) {
+            // The hash is known: check it, then copy server-side (one chunk) or stream.
+            (Some(r), _) => match verify(r.digester, expected) {
+                Ok(_) if chunks.len() == 1 => self
+                    .store
+                    .copy(&chunks[0].0, &target)
+                    .await
+                    .map_err(Error::from),
+                Ok(_) if chunks.is_empty() => self
+                    .store
+                    .put(&target, PutPayload::default())
+                    .await
+                    .map(drop)
+                    .map_err(Error::from),
+                Ok(_) => {
+                    let mut d = expected.digester();
+                    self.write_object(&target, self.chunk_stream(chunks.clone()), &mut d, |_| {
+                        Ok(())
+                    })
+                    .await
+                    .map(drop)
+                }
+                Err(e) => Err(e),
+            },
+            // A single chunk whose hash this process does not know: hash it, then copy.
+            (None, [only]) => {
+                let mut d = expected.digester();
+                Hashed::new(self.chunk_stream(vec![only.clone()]), &mut d)
+                    .drain()
+                    .await?;
+                match verify(d, expected) {
+                    Ok(_) => self.store.copy(&only.0, &target).await.map_err(Error::from),
+                    Err(e) => Err(e),
+                }
+            }
+            // Otherwise hash while copying, completing the blob only on a match.
+            (None, _) => {
+                let mut d = expected.digester();
+                self.write_object(&target, self.chunk_stream(chunks.clone()), &mut d, |d| {
+                    verify(d.clone(), expected).map(drop)
+                })
+                .await
+                .map(drop)
+            }
+        };
+        let cleaned = self.delete_session(id).await;
+        drop(running);
+        self.sessions.forget(id);
+        result?;
+        cleaned?;
+        Ok(BlobInfo::new(expected.clone(), size))
+    }
+
+    async fn abort(&self, id: &UploadId) -> Result<()> {
+        let session = self.sessions.get(id);
+        let _running = session.lock().await;
+        self.chunks(id).await?;
+        let result = self.delete_session(id).await;
+        self.sessions.forget(id);
+        result
+    }
+}

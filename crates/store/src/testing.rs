@@ -1,0 +1,578 @@
+//! The conformance suite every [`BlobStore`] backend runs (feature `testing`).
+//!
+//! [`run_all`] takes an empty store and checks sizes, ranges, digest mismatches, offsets,
+//! aborts, concurrency, listing, deletion and sha512; [`model_check`] runs random operation
+//! sequences against fresh stores and compares them with a simple model. Each check panics
+//! with a message naming what broke.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! wharf_store::testing::run_all(&wharf_store::MemoryStore::new()).await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use futures_util::future::join_all;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use wharf_types::{Algorithm, Digest};
+
+use crate::{BlobStore, Error, UploadId, from_chunks, single};
+
+const MIB: usize = 1024 * 1024;
+
+/// Deterministic content of `len` bytes, different for each `seed`.
+pub fn content(seed: u64, len: usize) -> Bytes {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out.into()
+}
+
+/// Splits `data` into pieces of `piece` bytes, as a network body arrives.
+pub fn pieces(data: &Bytes, piece: usize) -> Vec<Bytes> {
+    (0..data.len())
+        .step_by(piece.max(1))
+        .map(|i| data.slice(i..(i + piece).min(data.len())))
+        .collect()
+}
+
+/// Every check, on an empty store. Leaves the store holding only what the checks committed
+/// (and then compares `list` with exactly that).
+pub async fn run_all(store: &dyn BlobStore) {
+    let mut committed = BTreeSet::new();
+    committed.extend(sizes(store).await);
+    committed.extend(sessions(store).await);
+    committed.extend(ranges(store).await);
+    digest_mismatch(store).await;
+    wrong_offset(store).await;
+    aborts(store).await;
+    committed.extend(concurrent_puts(store).await);
+    committed.extend(sha512(store).await);
+    deletes(store, &mut committed).await;
+    let listed: BTreeSet<Digest> = store.list().try_collect().await.expect("list");
+    assert_eq!(
+        listed, committed,
+        "list must yield exactly the committed blobs"
+    );
+}
+
+async fn check_blob(store: &dyn BlobStore, digest: &Digest, data: &Bytes) {
+    let info = store
+        .stat(digest)
+        .await
+        .expect("stat")
+        .unwrap_or_else(|| panic!("{digest} not visible"));
+    assert_eq!(info.size, data.len() as u64, "size of {digest}");
+    let read = store.read_all(digest).await.expect("read");
+    assert!(
+        read == *data,
+        "content of {digest} differs ({} vs {} bytes)",
+        read.len(),
+        data.len()
+    );
+    digest.verify(&read).expect("stored bytes verify");
+}
+
+/// Sizes 0, 1, 5 MiB − 1, 5 MiB, 5 MiB + 1 and 64 MiB through `put`, in network-sized
+/// pieces.
+pub async fn sizes(store: &dyn BlobStore) -> Vec<Digest> {
+    let mut out = Vec::new();
+    for (seed, len) in [
+        (1, 0),
+        (2, 1),
+        (3, 5 * MIB - 1),
+        (4, 5 * MIB),
+        (5, 5 * MIB + 1),
+        (6, 64 * MIB),
+    ] {
+        let data = content(seed, len);
+        let digest = Digest::sha256(&data);
+        let info = store
+            .put(&digest, from_chunks(pieces(&data, 64 * 1024)))
+            .await
+            .expect("put");
+        assert_eq!(info.size, len as u64);
+        check_blob(store, &digest, &data).await;
+        // Putting the same blob again is harmless.
+        store
+            .put_bytes(&digest, data.clone())
+            .await
+            .expect("second put");
+        check_blob(store, &digest, &data).await;
+        out.push(digest);
+    }
+    out
+}
+
+/// Upload sessions: several appends of uneven sizes (22 + 20 bytes as the conformance suite
+/// sends, and 5 MiB ± 1), status after each, commit.
+pub async fn sessions(store: &dyn BlobStore) -> Vec<Digest> {
+    let mut out = Vec::new();
+    for (seed, splits) in [
+        (10, vec![22, 20]),
+        (11, vec![5 * MIB - 1, 1, 5 * MIB + 1, 3]),
+        (12, vec![0, 7]),
+    ] {
+        let total: usize = splits.iter().sum();
+        let data = content(seed, total);
+        let digest = Digest::sha256(&data);
+        let id = store.begin().await.expect("begin");
+        assert_eq!(store.status(&id).await.expect("status"), 0);
+        let mut offset = 0;
+        for len in splits {
+            let piece = data.slice(offset..offset + len);
+            let size = store
+                .append(&id, offset as u64, from_chunks(pieces(&piece, 4096)))
+                .await
+                .expect("append");
+            offset += len;
+            assert_eq!(size, offset as u64, "size after append");
+            assert_eq!(store.status(&id).await.expect("status"), offset as u64);
+            assert!(
+                store.stat(&digest).await.expect("stat").is_none() || seed == 12,
+                "visible before commit"
+            );
+        }
+        let info = store.commit(&id, &digest).await.expect("commit");
+        assert_eq!(info.size, total as u64);
+        check_blob(store, &digest, &data).await;
+        assert!(
+            matches!(store.status(&id).await, Err(Error::UploadNotFound { .. })),
+            "session outlives commit"
+        );
+        out.push(digest);
+    }
+    out
+}
+
+/// Ranges: first byte, last byte, a suffix, the middle; beyond the end and empty ranges fail.
+pub async fn ranges(store: &dyn BlobStore) -> Vec<Digest> {
+    let data = content(20, 2048);
+    let digest = Digest::sha256(&data);
+    store.put_bytes(&digest, data.clone()).await.expect("put");
+    for range in [0..1, 2047..2048, 1548..2048, 500..1500, 0..2048] {
+        let got = store
+            .get(&digest, Some(range.clone()))
+            .await
+            .expect("range");
+        assert_eq!((got.size, got.range.clone()), (2048, range.clone()));
+        let bytes = got.bytes().await.expect("read");
+        #[allow(clippy::cast_possible_truncation)]
+        let want = data.slice(range.start as usize..range.end as usize);
+        assert_eq!(bytes, want, "range {range:?}");
+    }
+    for bad in [2000..2049, 2048..2049, 5000..10000, 10..10] {
+        let err = store
+            .get(&digest, Some(bad.clone()))
+            .await
+            .expect_err("bad range");
+        assert!(matches!(err, Error::InvalidRange { .. }), "{bad:?}: {err}");
+    }
+    let empty = Digest::sha256(b"");
+    store.put_bytes(&empty, Bytes::new()).await.expect("empty");
+    assert!(
+        store.get(&empty, Some(0..1)).await.is_err(),
+        "a range of an empty blob"
+    );
+    let missing = Digest::sha256(b"never stored");
+    assert!(matches!(
+        store.get(&missing, None).await,
+        Err(Error::BlobNotFound { .. })
+    ));
+    assert!(store.stat(&missing).await.expect("stat").is_none());
+    vec![digest, empty]
+}
+
+/// A wrong digest is refused and nothing becomes visible, through `put` and through `commit`.
+pub async fn digest_mismatch(store: &dyn BlobStore) {
+    for len in [10, 6 * MIB] {
+        let data = content(30, len);
+        let claimed = Digest::sha256(b"something else");
+        let err = store
+            .put(&claimed, from_chunks(pieces(&data, 64 * 1024)))
+            .await
+            .expect_err("mismatch");
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(
+            store.stat(&claimed).await.expect("stat").is_none(),
+            "mismatching put visible"
+        );
+        assert!(
+            store
+                .stat(&Digest::sha256(&data))
+                .await
+                .expect("stat")
+                .is_none(),
+            "stored under its real digest"
+        );
+
+        let id = store.begin().await.expect("begin");
+        store
+            .append(&id, 0, single(data.clone()))
+            .await
+            .expect("append");
+        let err = store.commit(&id, &claimed).await.expect_err("mismatch");
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(
+            store.stat(&claimed).await.expect("stat").is_none(),
+            "mismatching commit visible"
+        );
+        assert!(
+            matches!(store.status(&id).await, Err(Error::UploadNotFound { .. })),
+            "session outlives a failed commit"
+        );
+    }
+    // A broken input stream stores nothing.
+    let data = content(31, 1000);
+    let digest = Digest::sha256(&data);
+    let broken = futures_util::stream::iter(vec![
+        Ok(data.slice(..500)),
+        Err(std::io::Error::other("connection reset")),
+    ]);
+    let err = store
+        .put(&digest, Box::pin(broken))
+        .await
+        .expect_err("broken input");
+    assert!(matches!(err, Error::Input(_)), "{err}");
+    assert!(store.stat(&digest).await.expect("stat").is_none());
+}
+
+/// Appends must start where the session ends; a refused append changes nothing.
+pub async fn wrong_offset(store: &dyn BlobStore) {
+    let id = store.begin().await.expect("begin");
+    let err = store
+        .append(&id, 5, single(Bytes::from_static(b"abc")))
+        .await
+        .expect_err("ahead");
+    assert!(
+        matches!(
+            err,
+            Error::WrongOffset {
+                offset: 5,
+                size: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    store
+        .append(&id, 0, single(Bytes::from_static(b"0123456789")))
+        .await
+        .expect("append");
+    for bad in [0, 9, 11] {
+        let err = store
+            .append(&id, bad, single(Bytes::from_static(b"x")))
+            .await
+            .expect_err("wrong offset");
+        assert!(matches!(err, Error::WrongOffset { size: 10, .. }), "{err}");
+    }
+    // A broken append adds nothing.
+    let broken = futures_util::stream::iter(vec![
+        Ok(Bytes::from_static(b"ab")),
+        Err(std::io::Error::other("reset")),
+    ]);
+    assert!(store.append(&id, 10, Box::pin(broken)).await.is_err());
+    assert_eq!(store.status(&id).await.expect("status"), 10);
+    store
+        .append(&id, 10, single(Bytes::from_static(b"ab")))
+        .await
+        .expect("append after a failure");
+    store.abort(&id).await.expect("abort");
+    let unknown = UploadId::random();
+    assert!(matches!(
+        store.append(&unknown, 0, single(Bytes::new())).await,
+        Err(Error::UploadNotFound { .. })
+    ));
+}
+
+/// Abort leaves nothing: no session, no blob.
+pub async fn aborts(store: &dyn BlobStore) {
+    let data = content(40, 3000);
+    let digest = Digest::sha256(&data);
+    let id = store.begin().await.expect("begin");
+    store
+        .append(&id, 0, single(data.clone()))
+        .await
+        .expect("append");
+    store.abort(&id).await.expect("abort");
+    assert!(matches!(
+        store.status(&id).await,
+        Err(Error::UploadNotFound { .. })
+    ));
+    assert!(matches!(
+        store.commit(&id, &digest).await,
+        Err(Error::UploadNotFound { .. })
+    ));
+    assert!(matches!(
+        store.abort(&id).await,
+        Err(Error::UploadNotFound { .. })
+    ));
+    assert!(store.stat(&digest).await.expect("stat").is_none());
+}
+
+/// 32 concurrent puts of one blob, and of 32 different blobs.
+pub async fn concurrent_puts(store: &dyn BlobStore) -> Vec<Digest> {
+    let same = content(50, 256 * 1024);
+    let same_digest = Digest::sha256(&same);
+    let results =
+        join_all((0..32).map(|_| store.put(&same_digest, from_chunks(pieces(&same, 8192))))).await;
+    for r in results {
+        r.expect("concurrent put of the same blob");
+    }
+    check_blob(store, &same_digest, &same).await;
+    let blobs: Vec<_> = (0..32)
+        .map(|i| content(100 + i, 10_000 + usize::try_from(i).unwrap_or(0)))
+        .collect();
+    let digests: Vec<_> = blobs.iter().map(|b| Digest::sha256(b)).collect();
+    let results = join_all(
+        blobs
+            .iter()
+            .zip(&digests)
+            .map(|(b, d)| store.put(d, from_chunks(pieces(b, 1000)))),
+    )
+    .await;
+    for r in results {
+        r.expect("concurrent put");
+    }
+    for (b, d) in blobs.iter().zip(&digests) {
+        check_blob(store, d, b).await;
+    }
+    let mut out = digests;
+    out.push(same_digest);
+    out
+}
+
+/// sha512-addressed blobs, through `put` and a session.
+pub async fn sha512(store: &dyn BlobStore) -> Vec<Digest> {
+    let data = content(60, 100_000);
+    let digest = Digest::compute(Algorithm::Sha512, &data);
+    store
+        .put(&digest, from_chunks(pieces(&data, 7000)))
+        .await
+        .expect("put sha512");
+    check_blob(store, &digest, &data).await;
+    let other = content(61, 5000);
+    let other_digest = Digest::compute(Algorithm::Sha512, &other);
+    let id = store.begin().await.expect("begin");
+    store
+        .append(&id, 0, single(other.slice(..1000)))
+        .await
+        .expect("append");
+    store
+        .append(&id, 1000, single(other.slice(1000..)))
+        .await
+        .expect("append");
+    store
+        .commit(&id, &other_digest)
+        .await
+        .expect("commit sha512");
+    check_blob(store, &other_digest, &other).await;
+    // The sha256 digest of the same bytes names a different blob.
+    assert!(
+        store
+            .stat(&Digest::sha256(&data))
+            .await
+            .expect("stat")
+            .is_none()
+    );
+    vec![digest, other_digest]
+}
+
+/// Delete removes a blob at once; deleting it again says so.
+pub async fn deletes(store: &dyn BlobStore, committed: &mut BTreeSet<Digest>) {
+    let data = content(70, 4321);
+    let digest = Digest::sha256(&data);
+    store.put_bytes(&digest, data).await.expect("put");
+    assert!(store.delete(&digest).await.expect("delete"));
+    assert!(
+        store.stat(&digest).await.expect("stat").is_none(),
+        "visible after delete"
+    );
+    assert!(matches!(
+        store.get(&digest, None).await,
+        Err(Error::BlobNotFound { .. })
+    ));
+    assert!(!store.delete(&digest).await.expect("second delete"));
+    committed.remove(&digest);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put {
+        blob: usize,
+        honest: bool,
+    },
+    Delete {
+        blob: usize,
+    },
+    Begin,
+    Append {
+        session: usize,
+        blob: usize,
+        skew: i8,
+    },
+    Commit {
+        session: usize,
+        blob: usize,
+    },
+    Abort {
+        session: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..6usize, prop::bool::weighted(0.8)).prop_map(|(blob, honest)| Op::Put { blob, honest }),
+        (0..6usize).prop_map(|blob| Op::Delete { blob }),
+        Just(Op::Begin),
+        (
+            0..4usize,
+            0..6usize,
+            prop::sample::select(vec![0i8, 0, 0, -1, 1])
+        )
+            .prop_map(|(session, blob, skew)| Op::Append {
+                session,
+                blob,
+                skew
+            }),
+        (0..4usize, 0..6usize).prop_map(|(session, blob)| Op::Commit { session, blob }),
+        (0..4usize).prop_map(|session| Op::Abort { session }),
+    ]
+}
+
+/// Random operation sequences against fresh stores from `make`, compared with a model
+/// (a map of blobs and a list of sessions). Runs `cases` sequences on `runtime`.
+pub fn model_check<S, F, Fut>(runtime: &tokio::runtime::Runtime, cases: u32, make: F)
+where
+    S: BlobStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let pool: Vec<Bytes> = (0..6)
+        .map(|i| {
+            content(
+                200 + i,
+                [0, 1, 33, 4096, 70_000, 5][usize::try_from(i).unwrap_or(0)],
+            )
+        })
+        .collect();
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&prop::collection::vec(op(), 1..24), |ops| {
+            runtime.block_on(async {
+                let store = make().await;
+                run_model(&store, &pool, &ops).await;
+            });
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("model check failed: {e}"));
+}
+
+async fn run_model(store: &dyn BlobStore, pool: &[Bytes], ops: &[Op]) {
+    let mut blobs: BTreeMap<Digest, Bytes> = BTreeMap::new();
+    let mut sessions: Vec<Option<(UploadId, Vec<u8>)>> = Vec::new();
+    for op in ops {
+        match op.clone() {
+            Op::Put { blob, honest } => {
+                let data = pool[blob].clone();
+                let digest = if honest {
+                    Digest::sha256(&data)
+                } else {
+                    Digest::sha256(b"lie")
+                };
+                let result = store.put(&digest, from_chunks(pieces(&data, 1000))).await;
+                assert_eq!(result.is_ok(), honest || data.as_ref() == b"lie", "{op:?}");
+                if result.is_ok() {
+                    blobs.insert(digest, data);
+                }
+            }
+            Op::Delete { blob } => {
+                let digest = Digest::sha256(&pool[blob]);
+                let was = blobs.remove(&digest).is_some();
+                assert_eq!(store.delete(&digest).await.expect("delete"), was, "{op:?}");
+            }
+            Op::Begin => sessions.push(Some((store.begin().await.expect("begin"), Vec::new()))),
+            Op::Append {
+                session,
+                blob,
+                skew,
+            } => {
+                let Some(Some((id, held))) = sessions.get_mut(session) else {
+                    continue;
+                };
+                let offset = (held.len() as u64).saturating_add_signed(i64::from(skew));
+                let result = store.append(id, offset, single(pool[blob].clone())).await;
+                if offset == held.len() as u64 {
+                    held.extend_from_slice(&pool[blob]);
+                    assert_eq!(result.expect("append"), held.len() as u64, "{op:?}");
+                } else {
+                    assert!(
+                        matches!(result, Err(Error::WrongOffset { .. })),
+                        "{op:?}: {result:?}"
+                    );
+                }
+                assert_eq!(store.status(id).await.expect("status"), held.len() as u64);
+            }
+            Op::Commit { session, blob } => {
+                let Some(slot) = sessions.get_mut(session) else {
+                    continue;
+                };
+                let Some((id, held)) = slot.take() else {
+                    continue;
+                };
+                // Claim the session's own digest, or the digest of a pool blob.
+                let honest = Digest::sha256(&held);
+                let claimed = if blob % 2 == 0 {
+                    honest.clone()
+                } else {
+                    Digest::sha256(&pool[blob])
+                };
+                let result = store.commit(&id, &claimed).await;
+                if claimed == honest {
+                    result.expect("commit");
+                    blobs.insert(honest, Bytes::from(held));
+                } else {
+                    assert!(
+                        matches!(result, Err(Error::DigestMismatch { .. })),
+                        "{op:?}"
+                    );
+                }
+                assert!(store.status(&id).await.is_err(), "session outlives commit");
+            }
+            Op::Abort { session } => {
+                let Some(slot) = sessions.get_mut(session) else {
+                    continue;
+                };
+                let Some((id, _)) = slot.take() else { continue };
+                store.abort(&id).await.expect("abort");
+            }
+        }
+        let listed: BTreeSet<Digest> = store.list().try_collect().await.expect("list");
+        assert_eq!(
+            listed,
+            blobs.keys().cloned().collect::<BTreeSet<_>>(),
+            "after {op:?}"
+        );
+    }
+    for (digest, data) in &blobs {
+        check_blob(store, digest, data).await;
+    }
+}

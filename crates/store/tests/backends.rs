@@ -1,0 +1,259 @@
+//! The conformance suite and the model check on every backend.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use wharf_store::{BlobStore, FsStore, MemoryStore, S3Store, single, testing};
+use wharf_types::Digest;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The S3 URL of a real engine (`WHARF_S3_URL`, e.g. `s3://registry?endpoint=http://127.0.0.1:3900&region=garage`,
+/// with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), or `None` with a note that the test was
+/// skipped. With `WHARF_REQUIRE_ALL=1` a missing engine fails the test.
+fn s3_url(test: &str) -> Option<String> {
+    match std::env::var("WHARF_S3_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("WHARF_REQUIRE_ALL").is_ok_and(|v| v == "1") => {
+            panic!(
+                "{test}: WHARF_S3_URL is not set and WHARF_REQUIRE_ALL=1 (.ci/run starts Garage and sets it)"
+            )
+        }
+        _ => {
+            eprintln!("SKIPPED {test}: no S3 engine (set WHARF_S3_URL; .ci/run starts Garage)");
+            None
+        }
+    }
+}
+
+/// A fresh prefix in the configured bucket, so runs and tests never see each other's keys.
+fn garage(url: &str, name: &str) -> S3Store {
+    let (location, query) = url.split_once('?').unwrap_or((url, ""));
+    let unique = format!("{name}-{}", wharf_store::UploadId::random());
+    S3Store::from_url(&format!(
+        "{}/{unique}?{query}",
+        location.trim_end_matches('/')
+    ))
+    .expect("S3 store")
+}
+
+fn s3_in_memory() -> S3Store {
+    S3Store::new(Arc::new(object_store::memory::InMemory::new()), "registry")
+}
+
+#[test]
+fn conformance_memory() {
+    runtime().block_on(testing::run_all(&MemoryStore::new()));
+}
+
+#[test]
+fn conformance_fs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        let store = FsStore::open(dir.path()).await.expect("open");
+        testing::run_all(&store).await;
+        // Nothing is left behind in the working areas.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp"))
+                .expect("tmp")
+                .count(),
+            0,
+            "leftover temp files"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("uploads"))
+                .expect("uploads")
+                .count(),
+            0,
+            "leftover sessions"
+        );
+    });
+}
+
+#[test]
+fn conformance_s3_backend_on_object_store_memory() {
+    runtime().block_on(testing::run_all(&s3_in_memory()));
+}
+
+#[test]
+fn conformance_s3_on_garage() {
+    let Some(url) = s3_url("conformance_s3_on_garage") else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = garage(&url, "conformance");
+        testing::run_all(&store).await;
+    });
+}
+
+#[test]
+fn model_check_memory_fs_and_s3() {
+    let rt = runtime();
+    testing::model_check(&rt, 48, || async { MemoryStore::new() });
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    testing::model_check(&rt, 24, || {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dirs.path().join(n.to_string());
+        async move { FsStore::open(path).await.expect("open") }
+    });
+    testing::model_check(&rt, 24, || async { s3_in_memory() });
+}
+
+#[test]
+fn model_check_garage() {
+    let Some(url) = s3_url("model_check_garage") else {
+        return;
+    };
+    let rt = runtime();
+    testing::model_check(&rt, 12, || {
+        let store = garage(&url, "model");
+        async move { store }
+    });
+}
+
+/// A session begun through one store instance continues through another on the same
+/// storage, as when a load balancer sends consecutive PATCHes to different servers.
+async fn session_moves(first: &dyn BlobStore, second: &dyn BlobStore) {
+    let data = testing::content(900, 3 * 1024 * 1024 + 17);
+    let digest = Digest::sha256(&data);
+    let id = first.begin().await.expect("begin");
+    first
+        .append(&id, 0, single(data.slice(..1_000_000)))
+        .await
+        .expect("append 1");
+    assert_eq!(second.status(&id).await.expect("status"), 1_000_000);
+    second
+        .append(&id, 1_000_000, single(data.slice(1_000_000..2_000_000)))
+        .await
+        .expect("append 2");
+    // The first instance's running hash is stale now: it must notice and re-hash.
+    first
+        .append(&id, 2_000_000, single(data.slice(2_000_000..)))
+        .await
+        .expect("append 3");
+    second.commit(&id, &digest).await.expect("commit elsewhere");
+    assert_eq!(first.read_all(&digest).await.expect("read"), data);
+}
+
+#[test]
+fn sessions_move_between_processes() {
+    let rt = runtime();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (
+            FsStore::open(dir.path()).await.expect("open"),
+            FsStore::open(dir.path()).await.expect("open"),
+        );
+        session_moves(&a, &b).await;
+        let shared: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::memory::InMemory::new());
+        let (a, b) = (S3Store::new(shared.clone(), "r"), S3Store::new(shared, "r"));
+        session_moves(&a, &b).await;
+    });
+    if let Some(url) = s3_url("sessions_move_between_processes (garage)") {
+        rt.block_on(async {
+            let a = garage(&url, "moves");
+            // The same prefix through a second client.
+            let prefix = a.list().try_collect::<Vec<_>>().await.map(drop);
+            prefix.expect("list");
+            let (location, query) = url.split_once('?').unwrap_or((&url, ""));
+            let unique = format!("moves-shared-{}", wharf_store::UploadId::random());
+            let open = || {
+                S3Store::from_url(&format!(
+                    "{}/{unique}?{query}",
+                    location.trim_end_matches('/')
+                ))
+                .expect("store")
+            };
+            session_moves(&open(), &open()).await;
+        });
+    }
+}
+
+#[test]
+fn fs_sessions_survive_a_restart() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (id, data) = rt.block_on(async {
+        let store = FsStore::open(dir.path()).await.expect("open");
+        let id = store.begin().await.expect("begin");
+        let data = testing::content(901, 100_000);
+        store
+            .append(&id, 0, single(data.slice(..40_000)))
+            .await
+            .expect("append");
+        (id, data)
+    });
+    rt.block_on(async {
+        let store = FsStore::open(dir.path()).await.expect("reopen");
+        assert_eq!(store.status(&id).await.expect("status"), 40_000);
+        store
+            .append(&id, 40_000, single(data.slice(40_000..)))
+            .await
+            .expect("append after restart");
+        store
+            .commit(&id, &Digest::sha256(&data))
+            .await
+            .expect("commit");
+        assert_eq!(
+            store.read_all(&Digest::sha256(&data)).await.expect("read"),
+            data
+        );
+    });
+}
+
+#[test]
+fn fs_layout_and_stray_files() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    rt.block_on(async {
+        let store = FsStore::open(dir.path()).await.expect("open");
+        let digest = Digest::sha256(b"layout");
+        store
+            .put_bytes(&digest, Bytes::from_static(b"layout"))
+            .await
+            .expect("put");
+        let path = dir
+            .path()
+            .join("blobs/sha256")
+            .join(&digest.encoded()[..2])
+            .join(digest.encoded());
+        assert_eq!(std::fs::read(&path).expect("blob file"), b"layout");
+        // Files that are not blobs in the right place are never listed.
+        std::fs::write(
+            dir.path()
+                .join("blobs/sha256")
+                .join(&digest.encoded()[..2])
+                .join("junk"),
+            b"x",
+        )
+        .expect("write");
+        std::fs::create_dir_all(dir.path().join("blobs/sha256/zz")).expect("mkdir");
+        let other = Digest::sha256(b"other");
+        std::fs::write(
+            dir.path().join("blobs/sha256/zz").join(other.encoded()),
+            b"other",
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("tmp/partial"), b"half a blob").expect("write");
+        let listed: Vec<Digest> = store.list().try_collect().await.expect("list");
+        assert_eq!(listed, [digest]);
+    });
+}
+
+#[test]
+fn s3_urls() {
+    assert!(S3Store::from_url("http://x").is_err());
+    assert!(S3Store::from_url("s3://?region=x").is_err());
+    assert!(S3Store::from_url("s3://b?nonsense=1").is_err());
+    S3Store::from_url("s3://bucket/some/prefix?endpoint=http://127.0.0.1:3900&region=garage")
+        .expect("valid");
+}
