@@ -15,14 +15,15 @@
 //! those older than an hour. Appends to a session are `fsync`ed before they are
 //! acknowledged, so sessions survive a restart.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write as _};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures_util::stream::{self, BoxStream, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use wharf_types::{Algorithm, Digest, Digester};
 
 use crate::error::{Error, Result};
@@ -33,6 +34,11 @@ use crate::store::{
 
 /// How long a file may sit in `tmp/` before `open` deems it left by a crash.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
+/// Chunks queued between the hashing task and the writer thread.
+const WRITE_QUEUE: usize = 8;
+/// After this many bytes, a put starts flushing what it wrote so far in the background, so
+/// the disk works while the rest is hashed and the final `fsync` has little left to do.
+const EARLY_SYNC: u64 = 16 * 1024 * 1024;
 /// The read buffer of a blob stream.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -183,23 +189,13 @@ impl BlobStore for FsStore {
 
     async fn put(&self, expected: &Digest, data: ByteStream) -> Result<BlobInfo> {
         let temp = TempFile::new(self.root.join("tmp").join(UploadId::random().as_str()));
-        let mut file = tokio::fs::File::create(&temp.path)
-            .await
-            .map_err(|e| Error::io("create", &temp.path, e))?;
+        let file =
+            std::fs::File::create(&temp.path).map_err(|e| Error::io("create", &temp.path, e))?;
         let mut digester = expected.digester();
-        let path = &temp.path;
         let mut input = Hashed::new(data, &mut digester);
-        while let Some(chunk) = input.next().await? {
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| Error::io("write", path, e))?;
-        }
+        write_durably(file, &temp.path, &mut input).await?;
         let size = input.len;
         verify(digester, expected)?;
-        file.sync_all()
-            .await
-            .map_err(|e| Error::io("fsync", path, e))?;
-        drop(file);
         self.publish(temp.path.clone(), expected).await?;
         temp.disarm();
         Ok(BlobInfo::new(expected.clone(), size))
@@ -256,43 +252,25 @@ impl BlobStore for FsStore {
             // Another process appended, or this one restarted: hash what is stored.
             _ => hash_file(path.clone(), size, Algorithm::Sha256).await?,
         };
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
-            .await
             .map_err(|e| Error::io("open", &path, e))?;
         let before = digester.clone();
-        let written = async {
-            let mut input = Hashed::new(data, &mut digester);
-            while let Some(chunk) = input.next().await? {
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| Error::io("write", &path, e))?;
-            }
-            file.flush().await.map_err(|e| Error::io("write", &path, e))
-        }
-        .await;
-        let flushed = match written {
-            Ok(()) => file
-                .sync_data()
-                .await
-                .map_err(|e| Error::io("fsync", &path, e)),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = flushed {
+        let mut input = Hashed::new(data, &mut digester);
+        if let Err(e) = write_durably(file, &path, &mut input).await {
             // A failed append adds nothing: cut the file back to where it was.
-            let _ = file.set_len(size).await;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(size));
             *running = Some(Running {
                 len: size,
                 digester: before,
             });
             return Err(e);
         }
-        let len = file
-            .metadata()
-            .await
-            .map_err(|e| Error::io("stat", &path, e))?
-            .len();
+        let len = size + input.len;
         *running = Some(Running { len, digester });
         Ok(len)
     }
@@ -338,6 +316,55 @@ impl BlobStore for FsStore {
         self.sessions.forget(id);
         result
     }
+}
+
+/// Writes `input` to `file` and makes it durable. A blocking writer thread does the writes
+/// while this task hashes the next chunks (each byte hashed once, in `Hashed`, and never
+/// copied on the way), and every [`EARLY_SYNC`] bytes a background `fdatasync` starts the
+/// disk on what is written, so the final `fsync` has little left to do. Memory stays bounded
+/// by the channel.
+async fn write_durably(file: std::fs::File, path: &Path, input: &mut Hashed<'_>) -> Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(WRITE_QUEUE);
+    let owned = path.to_owned();
+    let writer = tokio::task::spawn_blocking(move || -> Result<()> {
+        let mut file = file;
+        let mut unsynced = 0u64;
+        let mut early: Option<std::thread::JoinHandle<()>> = None;
+        while let Some(chunk) = rx.blocking_recv() {
+            file.write_all(&chunk)
+                .map_err(|e| Error::io("write", &owned, e))?;
+            unsynced += chunk.len() as u64;
+            if unsynced >= EARLY_SYNC
+                && early
+                    .as_ref()
+                    .is_none_or(std::thread::JoinHandle::is_finished)
+                && let Ok(dup) = file.try_clone()
+            {
+                unsynced = 0;
+                early = Some(std::thread::spawn(move || {
+                    let _ = dup.sync_data();
+                }));
+            }
+        }
+        if let Some(h) = early {
+            let _ = h.join();
+        }
+        file.sync_all().map_err(|e| Error::io("fsync", &owned, e))
+    });
+    let sent = async {
+        while let Some(chunk) = input.next().await? {
+            if tx.send(chunk).await.is_err() {
+                break; // the writer failed; its error is reported below
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| Error::Corrupt(format!("writer thread failed: {e}")))?;
+    sent.and(written)
 }
 
 /// A file in `tmp/` removed on drop unless disarmed (a put that failed or was cancelled).
