@@ -78,7 +78,9 @@ fn store(c: &mut Criterion) {
             bench_store(c, "s3", &s3, &rt);
         }
         _ => {
-            eprintln!("store/s3 skipped: set WHARF_S3_URL (bash .ci/garage.sh start DIR prints it)")
+            eprintln!(
+                "store/s3 skipped: set WHARF_S3_URL (bash .ci/garage.sh start DIR prints it)"
+            );
         }
     }
 }
