@@ -12,9 +12,16 @@ set -euo pipefail
 cmd=${1:?usage: garage.sh start|stop <state dir>}
 home=${2:?usage: garage.sh start|stop <state dir>}
 garage_bin=${GARAGE_BIN:-garage}
-s3_port=${GARAGE_S3_PORT:-3900}
-rpc_port=${GARAGE_RPC_PORT:-3901}
-admin_port=${GARAGE_ADMIN_PORT:-3903}
+# Ports: the first free trio from GARAGE_BASE_PORT (default 3900) up, so a second Garage on the
+# machine (another CI run, a developer's) does not collide.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+base=${GARAGE_BASE_PORT:-3900}
+while port_busy "$base" || port_busy $((base + 1)) || port_busy $((base + 3)); do
+  base=$((base + 10))
+done
+s3_port=$base
+rpc_port=$((base + 1))
+admin_port=$((base + 3))
 
 if [[ "$cmd" == stop ]]; then
   if [[ -f "$home/garage.pid" ]]; then

@@ -1,8 +1,37 @@
-//! The Wharf reference registry: the OCI distribution spec v1.1 over HTTP on axum,
-//! Wasm-aware, embeddable as a library and run as the `wharf-server` binary.
+//! The Wharf reference registry: the OCI distribution spec v1.1 over HTTP on axum, embeddable
+//! as a library and run as the `wharf-server` binary.
 //!
-//! It depends on `wharf-types`, `wharf-wasm` and `wharf-store`, never on the client.
+//! - [`Registry`]: the core (repositories, blobs, uploads, manifests, tags, referrers) over any
+//!   [`wharf_store::Storage`], with no HTTP in it. All state — blobs, manifests, tags,
+//!   repository links, referrers, upload sessions — lives in the storage backend, so a restart
+//!   loses nothing and several processes over one S3 bucket serve the same registry.
+//! - [`router`]: the `/v2/` API as an axum `Router`.
+//! - [`Server`]: bind (port 0 works), serve, shut down gracefully.
 //!
-//! Status: the crate is laid out; the registry arrives with its own issue. Its error bodies
-//! will be [`wharf_types::ErrorResponse`]s with the codes of [`wharf_types::ErrorCode`].
+//! # Example: an in-memory registry on a free port
+//! ```
+//! use std::sync::Arc;
+//! use wharf_server::{Registry, Server};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+//! let server = Server::bind("127.0.0.1:0".parse()?, registry).await?;
+//! let addr = server.local_addr();
+//! let handle = server.spawn();
+//! // … talk to http://{addr}/v2/ …
+//! handle.shutdown().await?;
+//! # let _ = addr;
+//! # Ok(()) }
+//! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod http;
+mod registry;
+mod server;
+
+pub use error::{Error, Result};
+pub use http::router;
+pub use registry::{Page, PutManifest, Registry, StoredManifest};
+pub use server::{Server, ServerHandle, Storage, open_storage};

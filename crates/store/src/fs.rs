@@ -6,6 +6,7 @@
 //! <root>/blobs/<algorithm>/<first two hex>/<hex>   committed, verified blobs (read-only)
 //! <root>/uploads/<upload id>                       the bytes of an open upload session
 //! <root>/tmp/<random>                              a put in progress
+//! <root>/meta/<key>                                a `MetaStore` record
 //! ```
 //!
 //! A blob reaches `blobs/` only by `rename` from `tmp/` or `uploads/`, after its digest was
@@ -74,7 +75,7 @@ impl FsStore {
     /// crashed puts.
     pub async fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        for dir in ["blobs", "uploads", "tmp"] {
+        for dir in ["blobs", "uploads", "tmp", "meta"] {
             let path = root.join(dir);
             tokio::fs::create_dir_all(&path)
                 .await
@@ -391,13 +392,15 @@ impl Drop for TempFile {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Corrupt(format!("blocking task failed: {e}")))?
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("fsync directory", dir, e))

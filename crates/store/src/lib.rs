@@ -58,6 +58,7 @@
 mod error;
 mod fs;
 mod memory;
+mod meta;
 #[cfg(feature = "s3")]
 mod s3;
 mod store;
@@ -67,6 +68,13 @@ pub mod testing;
 pub use error::{Error, Result};
 pub use fs::FsStore;
 pub use memory::MemoryStore;
+pub use meta::{MetaStore, check_key};
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
+/// A backend that keeps both blobs and metadata records, as a registry needs: every store of
+/// this crate is one, and `Arc<dyn Storage>` serves as either.
+pub trait Storage: BlobStore + MetaStore {}
+
+impl<T: BlobStore + MetaStore + ?Sized> Storage for T {}
+
 pub use store::{BlobInfo, BlobStore, ByteStream, GetResult, UploadId, from_chunks, single};

@@ -38,6 +38,7 @@ use crate::store::{
 pub struct MemoryStore {
     blobs: RwLock<BTreeMap<Digest, Bytes>>,
     uploads: Mutex<HashMap<UploadId, Upload>>,
+    pub(crate) meta: crate::meta::MemoryMeta,
 }
 
 #[derive(Debug)]

@@ -7,6 +7,7 @@
 //! <prefix>/blobs/<algorithm>/<hex>                 committed, verified blobs
 //! <prefix>/uploads/<upload id>/session             marks an open session (empty)
 //! <prefix>/uploads/<upload id>/chunk-<offset>      one object per append, offset zero-padded
+//! <prefix>/meta/<key>                              a `MetaStore` record
 //! ```
 //!
 //! All session state lives in the bucket, so consecutive appends may go through different
@@ -104,10 +105,20 @@ impl S3Store {
 
     fn key(&self, rest: &str) -> Path {
         let mut key = self.prefix.clone();
-        for part in rest.split('/') {
+        for part in rest.split('/').filter(|p| !p.is_empty()) {
             key = key.join(part);
         }
         key
+    }
+
+    /// The object store underneath.
+    pub(crate) fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Where `MetaStore` record `key` lives (`<prefix>/meta/<key>`).
+    pub(crate) fn meta_key(&self, key: &str) -> Path {
+        self.key(&format!("meta/{key}"))
     }
 
     fn blob_key(&self, digest: &Digest) -> Path {

@@ -261,6 +261,7 @@ impl<'a> Hashed<'a> {
     }
 
     /// Hashes the rest without keeping it; returns the total length.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     pub(crate) async fn drain(mut self) -> Result<u64> {
         while self.next().await?.is_some() {}
         Ok(self.len)

@@ -24,7 +24,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use wharf_types::{Algorithm, Digest};
 
-use crate::{BlobStore, Error, UploadId, from_chunks, single};
+use crate::{BlobStore, Error, MetaStore, UploadId, from_chunks, single};
 
 const MIB: usize = 1024 * 1024;
 
@@ -574,5 +574,60 @@ async fn run_model(store: &dyn BlobStore, pool: &[Bytes], ops: &[Op]) {
     }
     for (digest, data) in &blobs {
         check_blob(store, digest, data).await;
+    }
+}
+
+/// The `MetaStore` checks, on an empty store: set, replace, get, remove, sorted prefix
+/// listing across nested keys, and refusal of unsafe keys.
+pub async fn meta_all(store: &dyn MetaStore) {
+    assert_eq!(store.get_meta("a/b").await.expect("get"), None);
+    store
+        .set_meta("a/b", Bytes::from_static(b"1"))
+        .await
+        .expect("set");
+    store
+        .set_meta("a/b", Bytes::from_static(b"2"))
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.get_meta("a/b").await.expect("get").as_deref(),
+        Some(&b"2"[..])
+    );
+    for key in ["a/c/d", "a/c/e", "ab/x", "z"] {
+        store
+            .set_meta(key, Bytes::from(key.to_owned()))
+            .await
+            .expect("set");
+    }
+    store
+        .set_meta("a/empty", Bytes::new())
+        .await
+        .expect("empty value");
+    assert_eq!(
+        store.get_meta("a/empty").await.expect("get").as_deref(),
+        Some(&b""[..])
+    );
+    assert_eq!(
+        store.list_meta("a/").await.expect("keys"),
+        ["a/b", "a/c/d", "a/c/e", "a/empty"]
+    );
+    assert_eq!(
+        store.list_meta("a/c/").await.expect("keys"),
+        ["a/c/d", "a/c/e"]
+    );
+    assert!(store.list_meta("nothing/").await.expect("keys").is_empty());
+    assert!(store.remove_meta("a/c/d").await.expect("remove"));
+    assert!(!store.remove_meta("a/c/d").await.expect("remove again"));
+    assert_eq!(store.get_meta("a/c/d").await.expect("get"), None);
+    assert_eq!(store.list_meta("a/c/").await.expect("keys"), ["a/c/e"]);
+    // A key that is a directory elsewhere is simply absent.
+    assert_eq!(store.get_meta("a/c").await.expect("get"), None);
+    for bad in [
+        "", "/a", "a/", "a//b", "../x", "a/../b", "a/./b", "a b", "a:b", "a\\b",
+    ] {
+        assert!(
+            store.set_meta(bad, Bytes::new()).await.is_err(),
+            "unsafe key {bad:?} accepted"
+        );
     }
 }

@@ -346,7 +346,7 @@ impl Manifest {
 
     /// Everything this manifest points at: config and layers, or the index's manifests
     /// (not the subject, which may legitimately be absent).
-    pub fn references(&self) -> Box<dyn Iterator<Item = &Descriptor> + '_> {
+    pub fn references(&self) -> Box<dyn Iterator<Item = &Descriptor> + Send + '_> {
         match &self.body {
             ManifestBody::Image(m) => Box::new(std::iter::once(&m.config).chain(&m.layers)),
             ManifestBody::Index(i) => Box::new(i.manifests.iter()),

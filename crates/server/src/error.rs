@@ -1,0 +1,161 @@
+//! The server's one error type, and the one table that maps it to an OCI error code and an
+//! HTTP status.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use wharf_types::{Digest, ErrorCode, ErrorInfo, ErrorResponse};
+
+/// A `Result` whose error defaults to this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The blob is not in this repository.
+    #[error("blob {0} unknown to this repository")]
+    BlobUnknown(Digest),
+    /// No such upload session in this repository.
+    #[error("upload {0} unknown")]
+    UploadUnknown(String),
+    /// A chunk out of order, a malformed Content-Range, …
+    #[error("{0}")]
+    UploadInvalid(String),
+    /// A chunk that does not start where the session ends (416).
+    #[error("chunk starts at {offset}, the upload holds {size} bytes")]
+    RangeNotSatisfiable {
+        /// Where the chunk claimed to start.
+        offset: u64,
+        /// What the session holds.
+        size: u64,
+    },
+    /// A blob range outside the blob (416).
+    #[error("range not satisfiable for a blob of {size} bytes")]
+    BlobRange {
+        /// The blob's size.
+        size: u64,
+    },
+    /// Content that does not hash to the digest given, or a malformed digest.
+    #[error("{0}")]
+    DigestInvalid(String),
+    /// A manifest references a blob or manifest this repository does not have.
+    #[error("manifest references {0}, unknown to this repository")]
+    ManifestBlobUnknown(Digest),
+    /// A manifest that does not parse or breaks the spec.
+    #[error("{0}")]
+    ManifestInvalid(String),
+    /// No manifest with this tag or digest.
+    #[error("manifest {0} unknown")]
+    ManifestUnknown(String),
+    /// A repository name that breaks the grammar.
+    #[error("{0}")]
+    NameInvalid(String),
+    /// A tag that breaks the grammar.
+    #[error("{0}")]
+    TagInvalid(String),
+    /// A repository that does not exist.
+    #[error("repository {0} unknown")]
+    NameUnknown(String),
+    /// A length that does not match the content.
+    #[error("{0}")]
+    SizeInvalid(String),
+    /// A body larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A request the registry does not support.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A malformed query parameter or header.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Store(#[from] wharf_store::Error),
+}
+
+impl Error {
+    /// The OCI error code and HTTP status of this error: the one table.
+    pub fn code_and_status(&self) -> (ErrorCode, StatusCode) {
+        use StatusCode as S;
+        match self {
+            Self::BlobUnknown(_) => (ErrorCode::BlobUnknown, S::NOT_FOUND),
+            Self::UploadUnknown(_) => (ErrorCode::BlobUploadUnknown, S::NOT_FOUND),
+            Self::UploadInvalid(_) | Self::BadRequest(_) => {
+                (ErrorCode::BlobUploadInvalid, S::BAD_REQUEST)
+            }
+            Self::RangeNotSatisfiable { .. } => {
+                (ErrorCode::BlobUploadInvalid, S::RANGE_NOT_SATISFIABLE)
+            }
+            Self::BlobRange { .. } => (ErrorCode::RangeInvalid, S::RANGE_NOT_SATISFIABLE),
+            Self::DigestInvalid(_) => (ErrorCode::DigestInvalid, S::BAD_REQUEST),
+            Self::ManifestBlobUnknown(_) => (ErrorCode::ManifestBlobUnknown, S::BAD_REQUEST),
+            Self::ManifestInvalid(_) => (ErrorCode::ManifestInvalid, S::BAD_REQUEST),
+            Self::ManifestUnknown(_) => (ErrorCode::ManifestUnknown, S::NOT_FOUND),
+            Self::NameInvalid(_) => (ErrorCode::NameInvalid, S::BAD_REQUEST),
+            Self::TagInvalid(_) => (ErrorCode::TagInvalid, S::BAD_REQUEST),
+            Self::NameUnknown(_) => (ErrorCode::NameUnknown, S::NOT_FOUND),
+            Self::SizeInvalid(_) => (ErrorCode::SizeInvalid, S::BAD_REQUEST),
+            Self::TooLarge(_) => (ErrorCode::SizeInvalid, S::PAYLOAD_TOO_LARGE),
+            Self::Unsupported(_) => (ErrorCode::Unsupported, S::METHOD_NOT_ALLOWED),
+            Self::Store(e) => match e {
+                wharf_store::Error::BlobNotFound { .. } => (ErrorCode::BlobUnknown, S::NOT_FOUND),
+                wharf_store::Error::UploadNotFound { .. } => {
+                    (ErrorCode::BlobUploadUnknown, S::NOT_FOUND)
+                }
+                wharf_store::Error::DigestMismatch { .. } => {
+                    (ErrorCode::DigestInvalid, S::BAD_REQUEST)
+                }
+                wharf_store::Error::WrongOffset { .. } => {
+                    (ErrorCode::BlobUploadInvalid, S::RANGE_NOT_SATISFIABLE)
+                }
+                wharf_store::Error::InvalidRange { .. } => {
+                    (ErrorCode::RangeInvalid, S::RANGE_NOT_SATISFIABLE)
+                }
+                wharf_store::Error::Input(_) => (ErrorCode::BlobUploadInvalid, S::BAD_REQUEST),
+                _ => (ErrorCode::Unknown, S::INTERNAL_SERVER_ERROR),
+            },
+        }
+    }
+}
+
+impl From<wharf_types::Error> for Error {
+    fn from(e: wharf_types::Error) -> Self {
+        use wharf_types::Error as T;
+        match e {
+            T::InvalidRepository { .. } => Self::NameInvalid(e.to_string()),
+            T::InvalidTag { .. } => Self::TagInvalid(e.to_string()),
+            T::InvalidDigest { .. }
+            | T::UnsupportedDigestAlgorithm { .. }
+            | T::DigestMismatch { .. } => Self::DigestInvalid(e.to_string()),
+            T::ManifestTooLarge { .. } => Self::TooLarge(e.to_string()),
+            _ => Self::ManifestInvalid(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code_and_status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let message = match &self {
+            // Storage details stay in the log.
+            Self::Store(_) if status.is_server_error() => code.message().to_owned(),
+            other => other.to_string(),
+        };
+        let body = ErrorResponse::from(ErrorInfo::new(code).with_message(message));
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = (status, json).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Self::BlobRange { size } = self
+            && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
+        {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+        response
+    }
+}

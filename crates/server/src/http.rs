@@ -1,0 +1,674 @@
+//! The HTTP layer: OCI distribution-spec v1.1 routes onto the [`Registry`].
+//!
+//! Repository names hold `/`, so routes are matched by hand on the path after `/v2/`: the
+//! last `/manifests/`, `/blobs/uploads/`, `/blobs/`, `/referrers/` or `/tags/list` splits the
+//! name from what follows, and the name is validated before anything else happens.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::{StreamExt, TryStreamExt};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use wharf_store::ByteStream;
+use wharf_types::{Digest, MAX_MANIFEST_SIZE, MediaType, Repository, Tag, TagOrDigest};
+
+use crate::error::{Error, Result};
+use crate::registry::{Page, Registry};
+
+const API_VERSION: &str = "Docker-Distribution-API-Version";
+const CONTENT_DIGEST: &str = "Docker-Content-Digest";
+const UPLOAD_UUID: &str = "Docker-Upload-UUID";
+
+/// The registry's axum router: `/v2/…` per the distribution spec.
+///
+/// # Example
+/// ```
+/// use std::sync::Arc;
+/// use wharf_server::{Registry, router};
+///
+/// let app = router(Registry::new(Arc::new(wharf_store::MemoryStore::new())));
+/// # let _ = app;
+/// ```
+pub fn router(registry: Registry) -> Router {
+    Router::new().fallback(dispatch).with_state(registry)
+}
+
+/// What a `/v2/` path names.
+#[derive(Debug)]
+enum Route {
+    Base,
+    Catalog,
+    Tags(String),
+    Manifest(String, String),
+    Referrers(String, String),
+    Uploads(String),
+    Upload(String, String),
+    Blob(String, String),
+}
+
+fn route(path: &str) -> Option<Route> {
+    let rest = path.strip_prefix("/v2")?;
+    let rest = match rest {
+        "" | "/" => return Some(Route::Base),
+        r => r.strip_prefix('/')?,
+    };
+    if rest == "_catalog" {
+        return Some(Route::Catalog);
+    }
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Some(Route::Tags(name.to_owned()));
+    }
+    let split = |marker: &str| {
+        rest.rsplit_once(marker)
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    };
+    if let Some((name, reference)) = split("/manifests/") {
+        return Some(Route::Manifest(name, reference));
+    }
+    if let Some((name, digest)) = split("/referrers/") {
+        return Some(Route::Referrers(name, digest));
+    }
+    if let Some(name) = rest
+        .strip_suffix("/blobs/uploads")
+        .or_else(|| rest.strip_suffix("/blobs/uploads/"))
+    {
+        return Some(Route::Uploads(name.to_owned()));
+    }
+    if let Some((name, id)) = split("/blobs/uploads/") {
+        return Some(Route::Upload(name, id));
+    }
+    if let Some((name, digest)) = split("/blobs/") {
+        return Some(Route::Blob(name, digest));
+    }
+    None
+}
+
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes (a `+` stays a `+`: media types hold them).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if let Some(b) = escaped {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn repository(name: &str) -> Result<Repository> {
+    Ok(name.parse::<Repository>()?)
+}
+
+fn digest(s: &str) -> Result<Digest> {
+    Ok(s.parse::<Digest>()?)
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn body_stream(body: Body) -> ByteStream {
+    body.into_data_stream()
+        .map_err(std::io::Error::other)
+        .boxed()
+}
+
+/// Reads a body of at most `limit` bytes.
+async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes> {
+    let mut stream = body.into_data_stream();
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
+        if out.len() + chunk.len() > limit {
+            return Err(Error::TooLarge(format!(
+                "the manifest exceeds the limit of {limit} bytes"
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+async fn dispatch(State(registry): State<Registry>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let result = handle(&registry, &parts.method, &parts.uri, &parts.headers, body).await;
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response
+        .headers_mut()
+        .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    response
+}
+
+async fn handle(
+    registry: &Registry,
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let Some(route) = route(uri.path()) else {
+        return Ok((StatusCode::NOT_FOUND, "not found").into_response());
+    };
+    let query = query_pairs(uri.query());
+    match (route, method.clone()) {
+        (Route::Base, Method::GET | Method::HEAD) => Ok(json_response(
+            StatusCode::OK,
+            b"{}".to_vec(),
+            "application/json",
+        )),
+        (Route::Catalog, Method::GET) => {
+            let (n, last) = paging(&query)?;
+            let page = registry.catalog(n, last.as_deref()).await?;
+            let body = serde_json::json!({ "repositories": page.names });
+            Ok(paged(&body, &page, "/v2/_catalog", n))
+        }
+        (Route::Tags(name), Method::GET) => {
+            let repo = repository(&name)?;
+            let (n, last) = paging(&query)?;
+            let page = registry.tags(&repo, n, last.as_deref()).await?;
+            let body = serde_json::json!({ "name": repo.as_str(), "tags": page.names });
+            Ok(paged(&body, &page, &format!("/v2/{repo}/tags/list"), n))
+        }
+        (Route::Manifest(name, reference), m) => {
+            manifest(
+                registry,
+                &m,
+                &repository(&name)?,
+                &reference,
+                headers,
+                &query,
+                body,
+            )
+            .await
+        }
+        (Route::Referrers(name, subject), Method::GET) => {
+            let repo = repository(&name)?;
+            let subject = digest(&subject)?;
+            let artifact_type = first(&query, "artifactType");
+            let index = registry.referrers(&repo, &subject, artifact_type).await?;
+            let json = serde_json::to_vec(&index).expect("an index serialises");
+            let mut response = json_response(StatusCode::OK, json, MediaType::OCI_INDEX.as_str());
+            if artifact_type.is_some() {
+                response.headers_mut().insert(
+                    "OCI-Filters-Applied",
+                    HeaderValue::from_static("artifactType"),
+                );
+            }
+            Ok(response)
+        }
+        (Route::Uploads(name), Method::POST) => {
+            start_upload(registry, &repository(&name)?, &query, body).await
+        }
+        (Route::Upload(name, id), m) => {
+            upload(
+                registry,
+                &m,
+                &repository(&name)?,
+                &id,
+                headers,
+                &query,
+                body,
+            )
+            .await
+        }
+        (Route::Blob(name, d), m @ (Method::GET | Method::HEAD)) => {
+            blob(registry, &m, &repository(&name)?, &d, headers).await
+        }
+        (Route::Blob(name, d), Method::DELETE) => {
+            let repo = repository(&name)?;
+            let d = digest(&d).map_err(|_| Error::BlobUnknown(Digest::sha256(b"")))?;
+            registry.delete_blob(&repo, &d).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        _ => Err(Error::Unsupported(format!(
+            "{method} is not supported on {}",
+            uri.path()
+        ))),
+    }
+}
+
+fn paging(query: &[(String, String)]) -> Result<(Option<usize>, Option<String>)> {
+    let n = match first(query, "n") {
+        Some(n) => Some(
+            n.parse::<usize>()
+                .map_err(|_| Error::BadRequest(format!("n must be a number, not `{n}`")))?,
+        ),
+        None => None,
+    };
+    Ok((n, first(query, "last").map(str::to_owned)))
+}
+
+fn paged(body: &serde_json::Value, page: &Page, path: &str, n: Option<usize>) -> Response {
+    let json = serde_json::to_vec(body).expect("JSON serialises");
+    let mut response = json_response(StatusCode::OK, json, "application/json");
+    if let (true, Some(n), Some(last)) = (page.more, n, page.names.last()) {
+        let link = format!("<{path}?n={n}&last={last}>; rel=\"next\"");
+        response
+            .headers_mut()
+            .insert(header::LINK, header_value(&link));
+    }
+    response
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>, content_type: &str) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, header_value(content_type));
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn manifest(
+    registry: &Registry,
+    method: &Method,
+    repo: &Repository,
+    reference: &str,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    body: Body,
+) -> Result<Response> {
+    let parsed = reference.parse::<TagOrDigest>();
+    match *method {
+        Method::GET | Method::HEAD => {
+            // An unparsable reference names no manifest.
+            let reference = parsed.map_err(|_| Error::ManifestUnknown(reference.to_owned()))?;
+            let (digest, media_type, size, bytes) = if *method == Method::HEAD {
+                let (d, mt, size) = registry.head_manifest(repo, &reference).await?;
+                (d, mt, size, None)
+            } else {
+                let m = registry.get_manifest(repo, &reference).await?;
+                let size = m.bytes.len() as u64;
+                (m.digest, m.media_type, size, Some(m.bytes))
+            };
+            let mut response = match bytes {
+                Some(bytes) => (StatusCode::OK, bytes).into_response(),
+                None => StatusCode::OK.into_response(),
+            };
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_TYPE, header_value(&media_type));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            h.insert(CONTENT_DIGEST, header_value(digest.as_str()));
+            Ok(response)
+        }
+        Method::PUT => {
+            let reference = parsed?;
+            let content_type = match headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(ct) => Some(
+                    ct.parse::<MediaType>()
+                        .map_err(|e| Error::ManifestInvalid(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let mut extra_tags = Vec::new();
+            for (k, v) in query {
+                if k == "tag" {
+                    extra_tags.push(v.parse::<Tag>()?);
+                }
+            }
+            let bytes = read_limited(body, MAX_MANIFEST_SIZE).await?;
+            let put = registry
+                .put_manifest(repo, &reference, content_type.as_ref(), bytes, &extra_tags)
+                .await?;
+            let mut response = StatusCode::CREATED.into_response();
+            let h = response.headers_mut();
+            h.insert(
+                header::LOCATION,
+                header_value(&format!("/v2/{repo}/manifests/{}", put.digest)),
+            );
+            h.insert(CONTENT_DIGEST, header_value(put.digest.as_str()));
+            if let Some(subject) = &put.subject {
+                h.insert("OCI-Subject", header_value(subject.as_str()));
+            }
+            for tag in put.tags.iter().filter(|t| extra_tags.contains(t)) {
+                h.append("OCI-Tag", header_value(tag.as_str()));
+            }
+            Ok(response)
+        }
+        Method::DELETE => {
+            let reference = parsed.map_err(|_| Error::ManifestUnknown(reference.to_owned()))?;
+            registry.delete_manifest(repo, &reference).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        _ => Err(Error::Unsupported(format!(
+            "{method} is not supported on manifests"
+        ))),
+    }
+}
+
+fn upload_location(repo: &Repository, id: &str) -> HeaderValue {
+    header_value(&format!("/v2/{repo}/blobs/uploads/{id}"))
+}
+
+fn upload_accepted(repo: &Repository, id: &str, size: u64, status: StatusCode) -> Response {
+    let mut response = status.into_response();
+    let h = response.headers_mut();
+    h.insert(header::LOCATION, upload_location(repo, id));
+    h.insert(UPLOAD_UUID, header_value(id));
+    // The received range, inclusive; `0-0` for an empty session, as distribution says it.
+    h.insert(
+        header::RANGE,
+        header_value(&format!("0-{}", size.saturating_sub(1))),
+    );
+    h.insert("OCI-Chunk-Min-Length", HeaderValue::from(1u64));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+    response
+}
+
+fn blob_created(repo: &Repository, digest: &Digest) -> Response {
+    let mut response = StatusCode::CREATED.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::LOCATION,
+        header_value(&format!("/v2/{repo}/blobs/{digest}")),
+    );
+    h.insert(CONTENT_DIGEST, header_value(digest.as_str()));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+    response
+}
+
+async fn start_upload(
+    registry: &Registry,
+    repo: &Repository,
+    query: &[(String, String)],
+    body: Body,
+) -> Result<Response> {
+    if let Some(mount) = first(query, "mount") {
+        let d = digest(mount)?;
+        let from = match first(query, "from") {
+            Some(from) => Some(repository(from)?),
+            None => None,
+        };
+        if registry.mount(repo, &d, from.as_ref()).await? {
+            return Ok(blob_created(repo, &d));
+        }
+        // Nothing to mount: an ordinary upload session, as the spec says.
+        let id = registry.begin_upload(repo).await?;
+        return Ok(upload_accepted(repo, id.as_str(), 0, StatusCode::ACCEPTED));
+    }
+    if let Some(d) = first(query, "digest") {
+        let d = digest(d)?;
+        registry.put_blob(repo, &d, body_stream(body)).await?;
+        return Ok(blob_created(repo, &d));
+    }
+    let id = registry.begin_upload(repo).await?;
+    Ok(upload_accepted(repo, id.as_str(), 0, StatusCode::ACCEPTED))
+}
+
+/// A `Content-Range: <start>-<end>` (with or without a `bytes ` prefix).
+fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| Error::UploadInvalid("Content-Range is not text".into()))?;
+    let range = text
+        .trim()
+        .trim_start_matches("bytes ")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let parsed = range
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
+    match parsed {
+        Some((a, b)) if a <= b => Ok(Some((a, b))),
+        _ => Err(Error::RangeNotSatisfiable { offset: 0, size: 0 }),
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upload(
+    registry: &Registry,
+    method: &Method,
+    repo: &Repository,
+    id: &str,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    body: Body,
+) -> Result<Response> {
+    match *method {
+        Method::GET => {
+            let size = registry.upload_status(repo, id).await?;
+            Ok(upload_accepted(repo, id, size, StatusCode::NO_CONTENT))
+        }
+        Method::PATCH => {
+            let range = content_range(headers)?;
+            if let (Some((a, b)), Some(len)) = (range, content_length(headers))
+                && b - a + 1 != len
+            {
+                return Err(Error::SizeInvalid(format!(
+                    "Content-Range {a}-{b} but Content-Length {len}"
+                )));
+            }
+            let size = registry
+                .append_upload(repo, id, range.map(|r| r.0), body_stream(body))
+                .await?;
+            Ok(upload_accepted(repo, id, size, StatusCode::ACCEPTED))
+        }
+        Method::PUT => {
+            let d = first(query, "digest")
+                .ok_or_else(|| Error::DigestInvalid("the digest parameter is missing".into()))?;
+            let d = digest(d)?;
+            let has_body = content_length(headers).is_none_or(|l| l > 0);
+            if has_body {
+                let offset = content_range(headers)?.map(|r| r.0);
+                registry
+                    .append_upload(repo, id, offset, body_stream(body))
+                    .await?;
+            }
+            registry.finish_upload(repo, id, &d).await?;
+            Ok(blob_created(repo, &d))
+        }
+        Method::DELETE => {
+            registry.cancel_upload(repo, id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Err(Error::Unsupported(format!(
+            "{method} is not supported on uploads"
+        ))),
+    }
+}
+
+/// A single `Range: bytes=…` against a blob of `size` bytes: `Ok(None)` for no (or an
+/// unusable multi-range) header, the half-open range otherwise.
+fn blob_range(headers: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u64>>> {
+    let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // several ranges: answer the whole blob, as the spec allows
+    }
+    let bad = || Error::BlobRange { size };
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        let suffix: u64 = b.parse().map_err(|_| bad())?;
+        if suffix == 0 || size == 0 {
+            return Err(bad());
+        }
+        size.saturating_sub(suffix)..size
+    } else {
+        let start: u64 = a.parse().map_err(|_| bad())?;
+        let end = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            b.parse::<u64>()
+                .map_err(|_| bad())?
+                .min(size.saturating_sub(1))
+        };
+        if start >= size || end < start {
+            return Err(bad());
+        }
+        start..end + 1
+    };
+    Ok(Some(range))
+}
+
+async fn blob(
+    registry: &Registry,
+    method: &Method,
+    repo: &Repository,
+    d: &str,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let d = digest(d).map_err(|_| Error::BlobUnknown(Digest::sha256(b"")))?;
+    let info = registry
+        .stat_blob(repo, &d)
+        .await?
+        .ok_or_else(|| Error::BlobUnknown(d.clone()))?;
+    let range = blob_range(headers, info.size)?;
+    if *method == Method::HEAD {
+        let mut response = StatusCode::OK.into_response();
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert(CONTENT_DIGEST, header_value(d.as_str()));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        return Ok(response);
+    }
+    let partial = range.is_some();
+    let got = registry.get_blob(repo, &d, range).await?;
+    let status = if partial {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, Body::from_stream(got.stream)).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(got.range.end - got.range.start),
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(CONTENT_DIGEST, header_value(d.as_str()));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if partial {
+        let cr = format!(
+            "bytes {}-{}/{}",
+            got.range.start,
+            got.range.end - 1,
+            got.size
+        );
+        h.insert(header::CONTENT_RANGE, header_value(&cr));
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert!(matches!(route("/v2/"), Some(Route::Base)));
+        assert!(matches!(route("/v2"), Some(Route::Base)));
+        assert!(matches!(route("/v2/_catalog"), Some(Route::Catalog)));
+        assert!(matches!(route("/v2/a/b/tags/list"), Some(Route::Tags(n)) if n == "a/b"));
+        assert!(
+            matches!(route("/v2/a/manifests/v1"), Some(Route::Manifest(n, r)) if n == "a" && r == "v1")
+        );
+        assert!(matches!(route("/v2/a/blobs/uploads/"), Some(Route::Uploads(n)) if n == "a"));
+        assert!(
+            matches!(route("/v2/a/b/blobs/uploads/xyz"), Some(Route::Upload(n, i)) if n == "a/b" && i == "xyz")
+        );
+        assert!(
+            matches!(route("/v2/a/blobs/sha256:x"), Some(Route::Blob(n, d)) if n == "a" && d == "sha256:x")
+        );
+        assert!(matches!(
+            route("/v2/a/referrers/sha256:x"),
+            Some(Route::Referrers(..))
+        ));
+        assert!(route("/v3/").is_none());
+    }
+
+    #[test]
+    fn ranges() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::RANGE, HeaderValue::from_str(v).expect("valid"));
+            m
+        };
+        assert_eq!(
+            blob_range(&h("bytes=500-1499"), 2048).expect("ok"),
+            Some(500..1500)
+        );
+        assert_eq!(
+            blob_range(&h("bytes=500-"), 2048).expect("ok"),
+            Some(500..2048)
+        );
+        assert_eq!(
+            blob_range(&h("bytes=-500"), 2048).expect("ok"),
+            Some(1548..2048)
+        );
+        assert_eq!(
+            blob_range(&h("bytes=2000-5000"), 2048).expect("ok"),
+            Some(2000..2048)
+        );
+        assert!(blob_range(&h("bytes=500-0"), 2048).is_err());
+        assert!(blob_range(&h("bytes=5000-10000"), 2048).is_err());
+        assert_eq!(blob_range(&h("bytes=0-1,5-6"), 2048).expect("ok"), None);
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(
+            percent_decode("application%2Fvnd.x%2Bjson"),
+            "application/vnd.x+json"
+        );
+        assert_eq!(percent_decode("a%zz"), "a%zz");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+}

@@ -1,0 +1,548 @@
+//! The registry core: repositories, blobs, uploads, manifests, tags, referrers. No HTTP here.
+//!
+//! # Records (in the backend's `MetaStore`)
+//!
+//! ```text
+//! catalog/<repo>                                                  the repository exists
+//! repositories/<repo>/_layers/<alg>/<hex>                         blob linked to the repository
+//! repositories/<repo>/_uploads/<upload id>                        an upload session of the repository
+//! repositories/<repo>/_manifests/revisions/<alg>/<hex>            manifest in the repository (JSON: media type, size, subject)
+//! repositories/<repo>/_manifests/tags/<tag>                       tag -> manifest digest
+//! repositories/<repo>/_referrers/<subj alg>/<subj hex>/<alg>/<hex>   referrer descriptor (JSON)
+//! blob-repositories/<alg>/<hex>/<repo>                            reverse link, for mounts without `from`
+//! ```
+//!
+//! Manifest bytes and blobs live in the backend's `BlobStore`, content addressed. Every write
+//! is a whole record (last writer wins), so several server processes can share one backend.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use wharf_store::{BlobInfo, ByteStream, GetResult, Storage, UploadId};
+use wharf_types::{
+    Descriptor, Digest, ImageIndex, Manifest, MediaType, Repository, Tag, TagOrDigest,
+};
+
+use crate::error::{Error, Result};
+
+/// What a manifest PUT stored.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PutManifest {
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// The subject it refers to, if any (answered as `OCI-Subject`).
+    pub subject: Option<Digest>,
+    /// The tags it now has from this request.
+    pub tags: Vec<Tag>,
+}
+
+/// A manifest read back: exact bytes, digest and media type.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StoredManifest {
+    /// The digest.
+    pub digest: Digest,
+    /// The media type it was pushed with.
+    pub media_type: String,
+    /// The exact bytes.
+    pub bytes: Bytes,
+}
+
+/// The record of a manifest revision.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Revision {
+    media_type: String,
+    size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<Digest>,
+}
+
+/// A page of names (tags or repositories) and whether more follow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Page {
+    /// The names, sorted.
+    pub names: Vec<String>,
+    /// Whether names after the last one exist.
+    pub more: bool,
+}
+
+/// The registry, over one storage backend.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    storage: Arc<dyn Storage>,
+}
+
+fn digest_key(d: &Digest) -> String {
+    format!("{}/{}", d.algorithm(), d.encoded())
+}
+
+fn repo_key(repo: &Repository, rest: &str) -> String {
+    format!("repositories/{repo}/{rest}")
+}
+
+impl Registry {
+    /// A registry over `storage`.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self { storage }
+    }
+
+    /// The storage backend.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.storage.get_meta(key).await?.is_some())
+    }
+
+    async fn mark(&self, key: &str) -> Result<()> {
+        Ok(self.storage.set_meta(key, Bytes::new()).await?)
+    }
+
+    /// Whether the repository exists (has ever held a blob, upload or manifest).
+    pub async fn repository_exists(&self, repo: &Repository) -> Result<bool> {
+        self.exists(&format!("catalog/{repo}")).await
+    }
+
+    async fn touch_repository(&self, repo: &Repository) -> Result<()> {
+        let key = format!("catalog/{repo}");
+        if !self.exists(&key).await? {
+            self.mark(&key).await?;
+        }
+        Ok(())
+    }
+
+    async fn link_blob(&self, repo: &Repository, digest: &Digest) -> Result<()> {
+        self.touch_repository(repo).await?;
+        self.mark(&repo_key(repo, &format!("_layers/{}", digest_key(digest))))
+            .await?;
+        self.mark(&format!("blob-repositories/{}/{repo}", digest_key(digest)))
+            .await
+    }
+
+    /// Whether `digest` is linked to the repository.
+    pub async fn blob_linked(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
+        self.exists(&repo_key(repo, &format!("_layers/{}", digest_key(digest))))
+            .await
+    }
+
+    /// The blob's size, if it is in the repository.
+    pub async fn stat_blob(&self, repo: &Repository, digest: &Digest) -> Result<Option<BlobInfo>> {
+        if !self.blob_linked(repo, digest).await? {
+            return Ok(None);
+        }
+        Ok(self.storage.stat(digest).await?)
+    }
+
+    /// Streams the blob (or a range of it) from the repository.
+    pub async fn get_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        range: Option<Range<u64>>,
+    ) -> Result<GetResult> {
+        if !self.blob_linked(repo, digest).await? {
+            return Err(Error::BlobUnknown(digest.clone()));
+        }
+        match self.storage.get(digest, range).await {
+            Err(wharf_store::Error::BlobNotFound { .. }) => Err(Error::BlobUnknown(digest.clone())),
+            Err(wharf_store::Error::InvalidRange { size, .. }) => Err(Error::BlobRange { size }),
+            other => Ok(other?),
+        }
+    }
+
+    /// Unlinks the blob from the repository (the bytes stay for other repositories).
+    pub async fn delete_blob(&self, repo: &Repository, digest: &Digest) -> Result<()> {
+        let key = repo_key(repo, &format!("_layers/{}", digest_key(digest)));
+        if !self.storage.remove_meta(&key).await? {
+            return Err(Error::BlobUnknown(digest.clone()));
+        }
+        self.storage
+            .remove_meta(&format!("blob-repositories/{}/{repo}", digest_key(digest)))
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a whole blob (monolithic upload) and links it.
+    pub async fn put_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        data: ByteStream,
+    ) -> Result<BlobInfo> {
+        let info = self.storage.put(digest, data).await?;
+        self.link_blob(repo, digest).await?;
+        Ok(info)
+    }
+
+    /// Mounts `digest` from `from` (or, without `from`, from any repository holding it).
+    /// `false` when there is nothing to mount (the caller starts an upload instead).
+    pub async fn mount(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        from: Option<&Repository>,
+    ) -> Result<bool> {
+        let source_has_it = match from {
+            Some(from) => self.blob_linked(from, digest).await?,
+            None => !self
+                .storage
+                .list_meta(&format!("blob-repositories/{}/", digest_key(digest)))
+                .await?
+                .is_empty(),
+        };
+        if !source_has_it || self.storage.stat(digest).await?.is_none() {
+            return Ok(false);
+        }
+        self.link_blob(repo, digest).await?;
+        Ok(true)
+    }
+
+    /// Starts an upload session in the repository.
+    pub async fn begin_upload(&self, repo: &Repository) -> Result<UploadId> {
+        let id = self.storage.begin().await?;
+        self.touch_repository(repo).await?;
+        self.mark(&repo_key(repo, &format!("_uploads/{id}")))
+            .await?;
+        Ok(id)
+    }
+
+    async fn check_upload(&self, repo: &Repository, id: &str) -> Result<UploadId> {
+        let id = UploadId::parse(id).ok_or_else(|| Error::UploadUnknown(id.to_owned()))?;
+        if !self
+            .exists(&repo_key(repo, &format!("_uploads/{id}")))
+            .await?
+        {
+            return Err(Error::UploadUnknown(id.to_string()));
+        }
+        Ok(id)
+    }
+
+    /// How many bytes the session holds.
+    pub async fn upload_status(&self, repo: &Repository, id: &str) -> Result<u64> {
+        let id = self.check_upload(repo, id).await?;
+        self.storage.status(&id).await.map_err(|e| match e {
+            wharf_store::Error::UploadNotFound { id } => Error::UploadUnknown(id.to_string()),
+            e => e.into(),
+        })
+    }
+
+    /// Appends a chunk at `offset` (the session's size when the client sent no range).
+    pub async fn append_upload(
+        &self,
+        repo: &Repository,
+        id: &str,
+        offset: Option<u64>,
+        data: ByteStream,
+    ) -> Result<u64> {
+        let id = self.check_upload(repo, id).await?;
+        let offset = match offset {
+            Some(o) => o,
+            None => self.storage.status(&id).await?,
+        };
+        match self.storage.append(&id, offset, data).await {
+            Err(wharf_store::Error::WrongOffset { offset, size, .. }) => {
+                Err(Error::RangeNotSatisfiable { offset, size })
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Completes the session as blob `digest` (after an optional last chunk).
+    pub async fn finish_upload(
+        &self,
+        repo: &Repository,
+        id: &str,
+        digest: &Digest,
+    ) -> Result<BlobInfo> {
+        let upload = self.check_upload(repo, id).await?;
+        let result = self.storage.commit(&upload, digest).await;
+        // The session ends either way.
+        self.storage
+            .remove_meta(&repo_key(repo, &format!("_uploads/{upload}")))
+            .await?;
+        let info = result?;
+        self.link_blob(repo, digest).await?;
+        Ok(info)
+    }
+
+    /// Cancels the session.
+    pub async fn cancel_upload(&self, repo: &Repository, id: &str) -> Result<()> {
+        let upload = self.check_upload(repo, id).await?;
+        self.storage
+            .remove_meta(&repo_key(repo, &format!("_uploads/{upload}")))
+            .await?;
+        Ok(self.storage.abort(&upload).await?)
+    }
+
+    /// Stores a manifest pushed to `reference` (a tag, or the digest it must have), with
+    /// more tags from `?tag=`.
+    pub async fn put_manifest(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+        content_type: Option<&MediaType>,
+        bytes: Bytes,
+        extra_tags: &[Tag],
+    ) -> Result<PutManifest> {
+        let manifest = match reference {
+            TagOrDigest::Digest(d) => Manifest::from_bytes_verified(bytes, content_type, d)?,
+            TagOrDigest::Tag(_) => Manifest::from_bytes(bytes, content_type)?,
+        };
+        self.check_references(repo, &manifest).await?;
+        let digest = manifest.digest().clone();
+        self.storage
+            .put_bytes(&digest, manifest.bytes().clone())
+            .await?;
+        let subject = manifest.subject().map(|s| s.digest.clone());
+        let revision = Revision {
+            media_type: manifest.media_type().as_str().to_owned(),
+            size: manifest.size(),
+            subject: subject.clone(),
+        };
+        self.touch_repository(repo).await?;
+        let record = serde_json::to_vec(&revision).expect("a revision serialises");
+        self.storage
+            .set_meta(
+                &repo_key(
+                    repo,
+                    &format!("_manifests/revisions/{}", digest_key(&digest)),
+                ),
+                record.into(),
+            )
+            .await?;
+        if let Some(subject) = &subject {
+            let descriptor =
+                serde_json::to_vec(&manifest.descriptor()).expect("a descriptor serialises");
+            let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(&digest));
+            self.storage
+                .set_meta(&repo_key(repo, &key), descriptor.into())
+                .await?;
+        }
+        let mut tags: Vec<Tag> = extra_tags.to_vec();
+        if let TagOrDigest::Tag(t) = reference {
+            tags.insert(0, t.clone());
+        }
+        for tag in &tags {
+            let key = repo_key(repo, &format!("_manifests/tags/{tag}"));
+            self.storage
+                .set_meta(&key, digest.to_string().into())
+                .await?;
+        }
+        Ok(PutManifest {
+            digest,
+            subject,
+            tags,
+        })
+    }
+
+    /// Every blob and child manifest must be in the repository (layers with `urls` excepted).
+    async fn check_references(&self, repo: &Repository, manifest: &Manifest) -> Result<()> {
+        let is_index = manifest.as_index().is_some();
+        for d in manifest.references() {
+            if d.is_non_distributable() {
+                continue;
+            }
+            let present = if is_index {
+                self.revision(repo, &d.digest).await?.is_some()
+            } else {
+                self.blob_linked(repo, &d.digest).await?
+            };
+            if !present {
+                return Err(Error::ManifestBlobUnknown(d.digest.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn revision(&self, repo: &Repository, digest: &Digest) -> Result<Option<Revision>> {
+        let key = repo_key(
+            repo,
+            &format!("_manifests/revisions/{}", digest_key(digest)),
+        );
+        match self.storage.get_meta(&key).await? {
+            Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            None => Ok(None),
+        }
+    }
+
+    /// The digest a tag points at.
+    async fn resolve(&self, repo: &Repository, reference: &TagOrDigest) -> Result<Digest> {
+        let unknown = || Error::ManifestUnknown(reference.to_string());
+        match reference {
+            TagOrDigest::Digest(d) => Ok(d.clone()),
+            TagOrDigest::Tag(t) => {
+                let value = self
+                    .storage
+                    .get_meta(&repo_key(repo, &format!("_manifests/tags/{t}")))
+                    .await?
+                    .ok_or_else(unknown)?;
+                std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(unknown)
+            }
+        }
+    }
+
+    /// The manifest at a tag or digest.
+    pub async fn get_manifest(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+    ) -> Result<StoredManifest> {
+        let digest = self.resolve(repo, reference).await?;
+        let revision = self
+            .revision(repo, &digest)
+            .await?
+            .ok_or_else(|| Error::ManifestUnknown(reference.to_string()))?;
+        let bytes = match self.storage.read_all(&digest).await {
+            Err(wharf_store::Error::BlobNotFound { .. }) => {
+                return Err(Error::ManifestUnknown(reference.to_string()));
+            }
+            other => other?,
+        };
+        Ok(StoredManifest {
+            digest,
+            media_type: revision.media_type,
+            bytes,
+        })
+    }
+
+    /// The manifest's digest, media type and size, without its bytes.
+    pub async fn head_manifest(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+    ) -> Result<(Digest, String, u64)> {
+        let digest = self.resolve(repo, reference).await?;
+        let revision = self
+            .revision(repo, &digest)
+            .await?
+            .ok_or_else(|| Error::ManifestUnknown(reference.to_string()))?;
+        Ok((digest, revision.media_type, revision.size))
+    }
+
+    /// Deletes a tag, or a manifest with every tag pointing at it and its referrer record.
+    pub async fn delete_manifest(&self, repo: &Repository, reference: &TagOrDigest) -> Result<()> {
+        match reference {
+            TagOrDigest::Tag(t) => {
+                if !self
+                    .storage
+                    .remove_meta(&repo_key(repo, &format!("_manifests/tags/{t}")))
+                    .await?
+                {
+                    return Err(Error::ManifestUnknown(t.to_string()));
+                }
+            }
+            TagOrDigest::Digest(d) => {
+                let revision = self
+                    .revision(repo, d)
+                    .await?
+                    .ok_or_else(|| Error::ManifestUnknown(d.to_string()))?;
+                self.storage
+                    .remove_meta(&repo_key(
+                        repo,
+                        &format!("_manifests/revisions/{}", digest_key(d)),
+                    ))
+                    .await?;
+                let prefix = repo_key(repo, "_manifests/tags/");
+                for key in self.storage.list_meta(&prefix).await? {
+                    if self
+                        .storage
+                        .get_meta(&key)
+                        .await?
+                        .is_some_and(|v| v == d.as_str().as_bytes())
+                    {
+                        self.storage.remove_meta(&key).await?;
+                    }
+                }
+                if let Some(subject) = revision.subject {
+                    let key = format!("_referrers/{}/{}", digest_key(&subject), digest_key(d));
+                    self.storage.remove_meta(&repo_key(repo, &key)).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The repository's tags, sorted by bytes, after `last`, at most `n`.
+    pub async fn tags(
+        &self,
+        repo: &Repository,
+        n: Option<usize>,
+        last: Option<&str>,
+    ) -> Result<Page> {
+        if !self.repository_exists(repo).await? {
+            return Err(Error::NameUnknown(repo.to_string()));
+        }
+        let prefix = repo_key(repo, "_manifests/tags/");
+        let names = self
+            .storage
+            .list_meta(&prefix)
+            .await?
+            .into_iter()
+            .map(|k| k[prefix.len()..].to_owned())
+            .collect();
+        Ok(page(names, n, last))
+    }
+
+    /// The registry's repositories, sorted, after `last`, at most `n`.
+    pub async fn catalog(&self, n: Option<usize>, last: Option<&str>) -> Result<Page> {
+        let names = self
+            .storage
+            .list_meta("catalog/")
+            .await?
+            .into_iter()
+            .map(|k| k["catalog/".len()..].to_owned())
+            .collect();
+        Ok(page(names, n, last))
+    }
+
+    /// The referrers of `subject` in the repository, optionally of one artifact type.
+    pub async fn referrers(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<ImageIndex> {
+        let prefix = repo_key(repo, &format!("_referrers/{}/", digest_key(subject)));
+        let mut manifests: Vec<Descriptor> = Vec::new();
+        for key in self.storage.list_meta(&prefix).await? {
+            let Some(bytes) = self.storage.get_meta(&key).await? else {
+                continue;
+            };
+            let Ok(descriptor) = serde_json::from_slice::<Descriptor>(&bytes) else {
+                continue;
+            };
+            let matches = artifact_type.is_none_or(|at| {
+                descriptor
+                    .artifact_type
+                    .as_ref()
+                    .is_some_and(|t| t.as_str() == at)
+            });
+            if matches {
+                manifests.push(descriptor);
+            }
+        }
+        Ok(ImageIndex::new(manifests))
+    }
+}
+
+fn page(mut names: Vec<String>, n: Option<usize>, last: Option<&str>) -> Page {
+    names.sort();
+    names.dedup();
+    if let Some(last) = last {
+        names.retain(|name| name.as_str() > last);
+    }
+    let more = n.is_some_and(|n| names.len() > n);
+    if let Some(n) = n {
+        names.truncate(n);
+    }
+    Page { names, more }
+}

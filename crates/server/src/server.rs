@@ -1,0 +1,126 @@
+//! Running the registry: storage from a spec string, binding, serving, graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::Registry;
+use crate::error::{Error, Result};
+
+/// Where the registry keeps its data, as `--storage` spells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Storage {
+    /// `fs:<dir>`: a local directory.
+    Fs(std::path::PathBuf),
+    /// `memory`: nothing survives the process.
+    Memory,
+    /// `s3://<bucket>[/<prefix>]?endpoint=…&region=…`, credentials from the AWS variables.
+    S3(String),
+}
+
+impl std::str::FromStr for Storage {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "memory" {
+            Ok(Self::Memory)
+        } else if let Some(dir) = s.strip_prefix("fs:") {
+            Ok(Self::Fs(dir.into()))
+        } else if s.starts_with("s3://") {
+            Ok(Self::S3(s.to_owned()))
+        } else {
+            Err(Error::BadRequest(format!(
+                "storage `{s}`: expected fs:<dir>, memory or s3://<bucket>?endpoint=…"
+            )))
+        }
+    }
+}
+
+/// Opens the storage a spec names.
+pub async fn open_storage(spec: &Storage) -> Result<Arc<dyn wharf_store::Storage>> {
+    Ok(match spec {
+        Storage::Memory => Arc::new(wharf_store::MemoryStore::new()),
+        Storage::Fs(dir) => Arc::new(wharf_store::FsStore::open(dir).await?),
+        #[cfg(feature = "s3")]
+        Storage::S3(url) => Arc::new(wharf_store::S3Store::from_url(url)?),
+        #[cfg(not(feature = "s3"))]
+        Storage::S3(_) => {
+            return Err(Error::Unsupported(
+                "this build has no S3 support (feature `s3`)".into(),
+            ));
+        }
+    })
+}
+
+/// A registry bound to a socket, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    registry: Registry,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port).
+    pub async fn bind(addr: SocketAddr, registry: Registry) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: tokio::net::TcpListener::bind(addr).await?,
+            registry,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
+    /// finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, crate::router(self.registry))
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Serves on a background task; the handle shuts it down.
+    pub fn spawn(self) -> ServerHandle {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let addr = self.local_addr();
+        let task = tokio::spawn(self.run_until(async {
+            let _ = rx.await;
+        }));
+        ServerHandle {
+            addr,
+            stop: Some(tx),
+            task,
+        }
+    }
+}
+
+/// A server running in the background.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ServerHandle {
+    /// The address it serves on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, waits for in-flight requests, and returns how serving ended.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.map_err(std::io::Error::other)?
+    }
+}

@@ -1,0 +1,105 @@
+//! A registry on a loopback port and a raw HTTP client for it.
+
+use std::sync::Arc;
+
+use reqwest::{Method, Response, StatusCode};
+use wharf_server::{Registry, Server, ServerHandle};
+use wharf_types::Digest;
+
+pub(crate) struct Reg {
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) handle: Option<ServerHandle>,
+}
+
+impl Reg {
+    pub(crate) async fn start(storage: Arc<dyn wharf_store::Storage>) -> Self {
+        let server = Server::bind("127.0.0.1:0".parse().expect("addr"), Registry::new(storage))
+            .await
+            .expect("bind");
+        let base = format!("http://{}", server.local_addr());
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            handle: Some(server.spawn()),
+        }
+    }
+
+    pub(crate) async fn memory() -> Self {
+        Self::start(Arc::new(wharf_store::MemoryStore::new())).await
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    pub(crate) fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path))
+    }
+
+    pub(crate) async fn stop(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// POST ?digest= with the body (monolithic upload).
+    pub(crate) async fn push_blob(&self, repo: &str, data: &[u8]) -> Digest {
+        let digest = Digest::sha256(data);
+        let r = self
+            .req(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+            )
+            .header("Content-Type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::CREATED, "push blob");
+        digest
+    }
+
+    pub(crate) async fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &str,
+    ) -> Response {
+        self.req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
+            .header("Content-Type", media_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("send")
+    }
+}
+
+pub(crate) fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// An image manifest over a config and layers already pushed.
+pub(crate) fn image_manifest(
+    config: &Digest,
+    config_size: usize,
+    layers: &[(Digest, usize)],
+    extra: &str,
+) -> String {
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|(d, s)| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":{s}}}"#))
+        .collect();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{}]{extra}}}"#,
+        layers.join(",")
+    )
+}

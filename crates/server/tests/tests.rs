@@ -1,0 +1,9 @@
+//! Integration tests of `wharf-server` over real loopback sockets with raw HTTP, mirroring the
+//! checks of the OCI conformance suite (OCI-CONFORMANCE.md), plus restart and two-process
+//! tests.
+
+#![allow(clippy::many_single_char_names, clippy::cast_possible_truncation)]
+
+mod common;
+mod conformance;
+mod persistence;

@@ -1,0 +1,275 @@
+//! `MetaStore`: small durable records beside the blobs (a registry's tags, links, referrers),
+//! kept by the same backend so that a restart, or another process on the same storage, sees
+//! them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+#[cfg(feature = "s3")]
+use futures_util::TryStreamExt;
+#[cfg(feature = "s3")]
+use object_store::ObjectStoreExt as _;
+
+use crate::error::{Error, Result};
+use crate::fs::FsStore;
+use crate::memory::MemoryStore;
+
+/// A key: `/`-separated components of `[A-Za-z0-9._-]`, none empty, `.` or `..` — safe as a
+/// relative path and an object key.
+pub fn check_key(key: &str) -> Result<()> {
+    let valid = !key.is_empty()
+        && key.len() <= 1024
+        && key.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "invalid metadata key `{}`",
+            key.escape_debug()
+        )))
+    }
+}
+
+/// Small records by key, durable and atomically replaced, with prefix listing.
+///
+/// Writes are last-writer-wins (no compare-and-swap: S3 engines such as Garage do not honour
+/// conditional writes); a registry's records are designed so that this is safe.
+#[async_trait]
+pub trait MetaStore: Send + Sync + fmt::Debug {
+    /// The record at `key`.
+    async fn get_meta(&self, key: &str) -> Result<Option<Bytes>>;
+    /// Writes the record at `key`, replacing any; durable when it returns.
+    async fn set_meta(&self, key: &str, value: Bytes) -> Result<()>;
+    /// Removes the record at `key`; `false` when there was none.
+    async fn remove_meta(&self, key: &str) -> Result<bool>;
+    /// Every key that starts with `prefix` (a key ending in `/`), sorted.
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+#[async_trait]
+impl<T: MetaStore + ?Sized> MetaStore for std::sync::Arc<T> {
+    async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
+        (**self).get_meta(key).await
+    }
+    async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
+        (**self).set_meta(key, value).await
+    }
+    async fn remove_meta(&self, key: &str) -> Result<bool> {
+        (**self).remove_meta(key).await
+    }
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
+        (**self).list_meta(prefix).await
+    }
+}
+
+/// The in-memory records of a [`MemoryStore`].
+#[derive(Debug, Default)]
+pub(crate) struct MemoryMeta(RwLock<BTreeMap<String, Bytes>>);
+
+#[async_trait]
+impl MetaStore for MemoryStore {
+    async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
+        check_key(key)?;
+        Ok(self.meta.0.read().expect("lock").get(key).cloned())
+    }
+    async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
+        check_key(key)?;
+        self.meta
+            .0
+            .write()
+            .expect("lock")
+            .insert(key.to_owned(), value);
+        Ok(())
+    }
+    async fn remove_meta(&self, key: &str) -> Result<bool> {
+        check_key(key)?;
+        Ok(self.meta.0.write().expect("lock").remove(key).is_some())
+    }
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
+        let map = self.meta.0.read().expect("lock");
+        Ok(map
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+}
+
+impl FsStore {
+    fn meta_path(&self, key: &str) -> PathBuf {
+        self.root().join("meta").join(key)
+    }
+}
+
+#[async_trait]
+impl MetaStore for FsStore {
+    async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
+        check_key(key)?;
+        let path = self.meta_path(key);
+        match tokio::fs::read(&path).await {
+            Ok(v) => Ok(Some(v.into())),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.kind() == std::io::ErrorKind::NotADirectory =>
+            {
+                Ok(None)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Ok(None),
+            Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
+    async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
+        check_key(key)?;
+        let path = self.meta_path(key);
+        let temp = self
+            .root()
+            .join("tmp")
+            .join(crate::UploadId::random().as_str());
+        crate::fs::blocking(move || {
+            use std::io::Write as _;
+            let parent = path.parent().expect("meta keys have a parent");
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io("create directory", parent, e))?;
+            let mut file =
+                std::fs::File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
+            let written = file.write_all(&value).and_then(|()| file.sync_all());
+            if let Err(e) = written.and_then(|()| std::fs::rename(&temp, &path)) {
+                let _ = std::fs::remove_file(&temp);
+                return Err(Error::io("write", &path, e));
+            }
+            crate::fs::sync_dir(parent)
+        })
+        .await
+    }
+
+    async fn remove_meta(&self, key: &str) -> Result<bool> {
+        check_key(key)?;
+        let path = self.meta_path(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(true),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.kind() == std::io::ErrorKind::NotADirectory =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::io("remove", path, e)),
+        }
+    }
+
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
+        let root = self.root().join("meta");
+        let prefix = prefix.to_owned();
+        crate::fs::blocking(move || {
+            // Walk from the deepest directory the prefix names.
+            let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+            if !dir_part.is_empty() {
+                check_key(dir_part)?;
+            }
+            let mut out = Vec::new();
+            let mut stack = vec![(root.join(dir_part), dir_part.to_owned())];
+            while let Some((dir, rel)) = stack.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::NotFound
+                            || e.kind() == std::io::ErrorKind::NotADirectory =>
+                    {
+                        continue;
+                    }
+                    Err(e) => return Err(Error::io("list", &dir, e)),
+                };
+                for entry in entries.flatten() {
+                    let Ok(name) = entry.file_name().into_string() else {
+                        continue;
+                    };
+                    let key = if rel.is_empty() {
+                        name
+                    } else {
+                        format!("{rel}/{name}")
+                    };
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push((entry.path(), key));
+                    } else if key.starts_with(&prefix) {
+                        out.push(key);
+                    }
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[cfg(feature = "s3")]
+#[async_trait]
+impl MetaStore for crate::S3Store {
+    async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
+        check_key(key)?;
+        match self.object_store().get(&self.meta_key(key)).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
+        check_key(key)?;
+        self.object_store()
+            .put(&self.meta_key(key), value.into())
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_meta(&self, key: &str) -> Result<bool> {
+        check_key(key)?;
+        let path = self.meta_key(key);
+        match self.object_store().head(&path).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        match self.object_store().delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
+        let base = self.meta_key("");
+        let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+        let list_from = if dir_part.is_empty() {
+            base.clone()
+        } else {
+            self.meta_key(dir_part)
+        };
+        let base_len = base.as_ref().len();
+        let metas: Vec<_> = self
+            .object_store()
+            .list(Some(&list_from))
+            .try_collect()
+            .await?;
+        let mut out: Vec<String> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let full = m.location.as_ref();
+                let rel = full.get(base_len..)?.trim_start_matches('/');
+                rel.starts_with(prefix).then(|| rel.to_owned())
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
