@@ -31,7 +31,56 @@ const UPLOAD_UUID: &str = "Docker-Upload-UUID";
 /// # let _ = app;
 /// ```
 pub fn router(registry: Registry) -> Router {
-    Router::new().fallback(dispatch).with_state(registry)
+    Router::new()
+        .fallback(dispatch)
+        .with_state(registry)
+        .layer(axum::middleware::from_fn(access_log))
+}
+
+/// One log line per request: a request id (the client's `X-Request-Id` when it is short and
+/// plain, a fresh one otherwise, echoed back), method, path, status, bytes in and out, and
+/// duration. Headers are never logged, so no credential or token reaches the log.
+async fn access_log(request: Request, next: axum::middleware::Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let bytes_in = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let bytes_out = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    tracing::info!(
+        request_id = %id,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        bytes_in = %bytes_in,
+        bytes_out = %bytes_out,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+        .headers_mut()
+        .insert("x-request-id", header_value(&id));
+    response
 }
 
 /// What a `/v2/` path names.

@@ -1,0 +1,79 @@
+//! The `wharf-server` binary: configuration file, JSON access logs with request ids, SIGTERM.
+
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[tokio::test]
+async fn config_file_json_logs_and_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let config = dir.path().join("wharf.toml");
+    std::fs::write(
+        &config,
+        format!("listen = \"127.0.0.1:{port}\"\nstorage = \"memory\"\nlog_format = \"json\"\n"),
+    )
+    .expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+        .args(["--config", config.to_str().expect("utf-8")])
+        .env_remove("WHARF_LISTEN")
+        .env_remove("WHARF_STORAGE")
+        .env_remove("WHARF_LOG_FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let http = reqwest::Client::new();
+    let mut answered = None;
+    for _ in 0..200 {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/v2/"))
+            .header("X-Request-Id", "test-42")
+            .header("Authorization", "Bearer s3cr3t-token")
+            .send()
+            .await
+        {
+            answered = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let r = answered.expect("the server answers on the configured port");
+    assert_eq!(r.headers()["x-request-id"], "test-42");
+    // SIGTERM: a clean exit.
+    let pid = i32::try_from(child.id()).expect("pid");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    assert!(exit.success(), "exit after SIGTERM: {exit}");
+    let mut logs = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut logs)
+        .expect("logs");
+    let line = logs
+        .lines()
+        .find(|l| l.contains("test-42"))
+        .unwrap_or_else(|| panic!("no access log line in {logs}"));
+    let json: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(json["fields"]["status"], 200);
+    assert_eq!(json["fields"]["path"], "/v2/");
+    assert!(!logs.contains("s3cr3t"), "a secret reached the log");
+
+    // A config file with an unknown key is refused.
+    std::fs::write(&config, "listen = \"127.0.0.1:1\"\nbogus = 1\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+        .args(["--config", config.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+}
