@@ -194,7 +194,7 @@ fn body_stream(body: Body) -> ByteStream {
 
 /// Reads a body of at most `limit` bytes.
 async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes> {
-    let mut stream = body.into_data_stream();
+    let mut stream = body_stream(body);
     let mut out = bytes::BytesMut::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
@@ -527,7 +527,7 @@ async fn upload(
         Method::PATCH => {
             let range = content_range(headers)?;
             if let (Some((a, b)), Some(len)) = (range, content_length(headers))
-                && b - a + 1 != len
+                && (b - a).checked_add(1) != Some(len)
             {
                 return Err(Error::SizeInvalid(format!(
                     "Content-Range {a}-{b} but Content-Length {len}"

@@ -353,8 +353,16 @@ impl Registry {
             } else {
                 self.blob_linked(repo, &d.digest).await?
             };
-            if !present {
-                return Err(Error::ManifestBlobUnknown(d.digest.clone()));
+            if present {
+                continue;
+            }
+            // A blob embedded in the descriptor (`data`), verified, is stored as if pushed.
+            match d.embedded_data()? {
+                Some(bytes) if !is_index => {
+                    self.storage.put_bytes(&d.digest, bytes.into()).await?;
+                    self.link_blob(repo, &d.digest).await?;
+                }
+                _ => return Err(Error::ManifestBlobUnknown(d.digest.clone())),
             }
         }
         Ok(())

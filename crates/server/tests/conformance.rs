@@ -794,3 +794,38 @@ async fn indexes_need_their_children() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     reg.stop().await;
 }
+
+#[tokio::test]
+async fn embedded_data_counts_as_pushed() {
+    let reg = Reg::memory().await;
+    let c = reg.push_blob("d", b"{}").await;
+    // "aGVsbG8=" is "hello": a layer embedded in its descriptor, never pushed.
+    let hello = Digest::sha256(b"hello");
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{c}","size":2}},"layers":[{{"mediaType":"text/plain","digest":"{hello}","size":5,"data":"aGVsbG8="}}]}}"#
+    );
+    assert_eq!(
+        reg.push_manifest("d", "embedded", OCI_MANIFEST, &manifest)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let r = reg
+        .req(Method::GET, &format!("/v2/d/blobs/{hello}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.bytes().await.expect("body").as_ref(), b"hello");
+    // Embedded data that does not match its digest is refused ("d29ybGQ=" is "world").
+    let lie = manifest.replace("aGVsbG8=", "d29ybGQ=");
+    let r = reg
+        .push_manifest(
+            "other",
+            "lie",
+            OCI_MANIFEST,
+            &lie.replace(c.as_str(), reg.push_blob("other", b"{}").await.as_str()),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    reg.stop().await;
+}

@@ -111,6 +111,31 @@ impl Descriptor {
         self.annotation(Self::TITLE)
     }
 
+    /// The embedded content (`data`), decoded and checked against `size` and `digest`;
+    /// `Ok(None)` when the descriptor embeds nothing.
+    pub fn embedded_data(&self) -> crate::Result<Option<Vec<u8>>> {
+        use base64::Engine as _;
+        let Some(data) = &self.data else {
+            return Ok(None);
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| crate::Error::InvalidManifest {
+                reason: format!("descriptor data is not base64: {e}"),
+            })?;
+        if bytes.len() as u64 != self.size {
+            return Err(crate::Error::InvalidManifest {
+                reason: format!(
+                    "descriptor data is {} bytes, its size says {}",
+                    bytes.len(),
+                    self.size
+                ),
+            });
+        }
+        self.digest.verify(&bytes)?;
+        Ok(Some(bytes))
+    }
+
     /// Whether the content may live elsewhere and need not be in the registry: a layer with
     /// `urls` (the image-spec's non-distributable layers), as distribution treats them.
     pub fn is_non_distributable(&self) -> bool {
@@ -210,6 +235,16 @@ mod tests {
         let again: Descriptor =
             serde_json::from_str(&serde_json::to_string(&d).expect("writes")).expect("reads");
         assert_eq!(again, d);
+        // `e30=` is `{}`, whose digest and size the descriptor states.
+        assert_eq!(
+            d.embedded_data().expect("valid data").as_deref(),
+            Some(&b"{}"[..])
+        );
+        let mut wrong = d.clone();
+        wrong.data = Some("e319".into());
+        assert!(wrong.embedded_data().is_err());
+        wrong.data = Some("not base64!".into());
+        assert!(wrong.embedded_data().is_err());
     }
 
     #[test]
