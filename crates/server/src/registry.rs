@@ -301,7 +301,7 @@ impl Registry {
             .await?;
         let subject = manifest.subject().map(|s| s.digest.clone());
         let revision = Revision {
-            media_type: manifest.media_type().as_str().to_owned(),
+            media_type: manifest.media_type().essence().to_owned(),
             size: manifest.size(),
             subject: subject.clone(),
         };

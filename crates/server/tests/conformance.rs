@@ -829,3 +829,15 @@ async fn embedded_data_counts_as_pushed() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     reg.stop().await;
 }
+
+#[tokio::test]
+async fn content_type_parameters_are_not_echoed() {
+    let reg = Reg::memory().await;
+    let c = reg.push_blob("p", b"{}").await;
+    let manifest = image_manifest(&c, 2, &[], "");
+    let r = reg.push_manifest("p", "v1", &format!("{OCI_MANIFEST}; charset=utf-8"), &manifest).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = reg.req(Method::GET, "/v2/p/manifests/v1").send().await.expect("send");
+    assert_eq!(header(&r, "Content-Type"), Some(OCI_MANIFEST));
+    reg.stop().await;
+}
