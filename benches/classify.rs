@@ -13,14 +13,11 @@ fn load() -> Vec<(Manifest, Option<Vec<u8>>)> {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let mut out = Vec::new();
     for dir in ["wasm-examples", "client-manifests"] {
-        let mut paths: Vec<_> = std::fs::read_dir(data.join(dir))
-            .expect("test data")
-            .map(|e| e.expect("entry").path())
-            .collect();
+        let mut paths: Vec<_> =
+            std::fs::read_dir(data.join(dir)).expect("test data").map(|e| e.expect("entry").path()).collect();
         paths.sort();
         for path in paths {
-            let Ok(manifest) = Manifest::from_bytes(std::fs::read(&path).expect("read"), None)
-            else {
+            let Ok(manifest) = Manifest::from_bytes(std::fs::read(&path).expect("read"), None) else {
                 continue;
             };
             // A manifest's config is the file next to it whose digest it names, if any.
@@ -39,10 +36,7 @@ fn load() -> Vec<(Manifest, Option<Vec<u8>>)> {
 fn classify(c: &mut Criterion) {
     let corpus = load();
     let with_config = corpus.iter().filter(|(_, c)| c.is_some()).count();
-    eprintln!(
-        "{} manifests, {with_config} with their config",
-        corpus.len()
-    );
+    eprintln!("{} manifests, {with_config} with their config", corpus.len());
     let mut group = c.benchmark_group("classify");
     group.throughput(Throughput::Elements(corpus.len() as u64));
     group.bench_function("shared-manifests", |b| {
@@ -60,9 +54,8 @@ fn classify(c: &mut Criterion) {
             }
         });
     });
-    let module =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wasm/hello.wasm"))
-            .expect("fixture");
+    let module = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wasm/hello.wasm"))
+        .expect("fixture");
     group.throughput(Throughput::Elements(1));
     group.bench_function("inspect-hello-module", |b| {
         b.iter(|| wharf_wasm::inspect(black_box(&module)));

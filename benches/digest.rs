@@ -10,9 +10,7 @@ use wharf_types::{Algorithm, Digest};
 const MIB: usize = 1024 * 1024;
 
 fn digest(c: &mut Criterion) {
-    let buffer: Vec<u8> = (0..MIB)
-        .map(|i| u8::try_from(i * 31 % 251).expect("below 251"))
-        .collect();
+    let buffer: Vec<u8> = (0..MIB).map(|i| u8::try_from(i * 31 % 251).expect("below 251")).collect();
     let mut group = c.benchmark_group("digest");
     group.throughput(Throughput::Bytes(MIB as u64));
     for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {

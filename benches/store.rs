@@ -38,10 +38,7 @@ fn bench_store(c: &mut Criterion, name: &str, store: &dyn BlobStore, rt: &tokio:
     group.bench_function("put-64MiB", |b| {
         b.iter_batched(
             || rt.block_on(store.delete(&digest)).expect("delete"),
-            |_| {
-                rt.block_on(store.put(&digest, from_chunks(chunks.clone())))
-                    .expect("put")
-            },
+            |_| rt.block_on(store.put(&digest, from_chunks(chunks.clone()))).expect("put"),
             criterion::BatchSize::PerIteration,
         );
     });
@@ -61,26 +58,20 @@ fn bench_store(c: &mut Criterion, name: &str, store: &dyn BlobStore, rt: &tokio:
 }
 
 fn store(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let fs = rt.block_on(FsStore::open(dir.path())).expect("open");
     bench_store(c, "fs", &fs, &rt);
     match std::env::var("WHARF_S3_URL") {
         Ok(url) if !url.is_empty() => {
             let (location, query) = url.split_once('?').unwrap_or((&url, ""));
-            let s3 =
-                S3Store::from_url(&format!("{}/bench?{query}", location.trim_end_matches('/')))
-                    .expect("S3 store");
+            let s3 = S3Store::from_url(&format!("{}/bench?{query}", location.trim_end_matches('/')))
+                .expect("S3 store");
             bench_store(c, "s3", &s3, &rt);
         }
         _ => {
-            eprintln!(
-                "store/s3 skipped: set WHARF_S3_URL (bash .ci/garage.sh start DIR prints it)"
-            );
+            eprintln!("store/s3 skipped: set WHARF_S3_URL (bash .ci/garage.sh start DIR prints it)");
         }
     }
 }

@@ -29,9 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let classification = classify(&manifest, config.as_deref());
     let module_info = module
         .map(|path| {
-            std::fs::read(path)
-                .map_err(Box::<dyn std::error::Error>::from)
-                .and_then(|b| Ok(inspect(&b)?))
+            std::fs::read(path).map_err(Box::<dyn std::error::Error>::from).and_then(|b| Ok(inspect(&b)?))
         })
         .transpose()?;
 
@@ -45,20 +43,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let kind = &classification.kind;
-    println!(
-        "manifest  {} ({})",
-        manifest.digest(),
-        manifest.media_type()
-    );
+    println!("manifest  {} ({})", manifest.digest(), manifest.media_type());
     println!(
         "kind      {} [{}]{}",
         kind.name(),
         kind.format_id(),
-        if kind.is_wasm() {
-            ""
-        } else {
-            " — not WebAssembly"
-        }
+        if kind.is_wasm() { "" } else { " — not WebAssembly" }
     );
     if let Some(p) = &classification.platform {
         println!("platform  {p}");
@@ -67,10 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("evidence  {} = {:?}: {}", e.field, e.value, e.rule);
     }
     for l in &classification.wasm_layers {
-        println!(
-            "layer     #{} {} {:?}",
-            l.index, l.descriptor.digest, l.location
-        );
+        println!("layer     #{} {} {:?}", l.index, l.descriptor.digest, l.location);
     }
     for c in &classification.wasm_children {
         println!("child     #{} {}", c.index, c.descriptor.digest);
@@ -82,20 +69,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("warning   {w}");
     }
     let harbor = &classification.harbor;
-    println!(
-        "harbor    type {} (media type {})",
-        harbor.artifact_type, harbor.media_type
-    );
+    println!("harbor    type {} (media type {})", harbor.artifact_type, harbor.media_type);
     for (k, v) in &harbor.extra_attrs {
         println!("          {k}: {v}");
     }
     if let Some(info) = module_info {
-        println!(
-            "module    {:?}, {} bytes, WASI {:?}",
-            info.kind(),
-            info.size,
-            info.wasi
-        );
+        println!("module    {:?}, {} bytes, WASI {:?}", info.kind(), info.size, info.wasi);
         for i in &info.imports {
             println!("  import  {} {} ({})", i.module, i.name, i.kind);
         }

@@ -8,9 +8,7 @@
 use wharf::types::{Manifest, ManifestBody};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args()
-        .nth(1)
-        .ok_or("usage: inspect_manifest <manifest.json>")?;
+    let path = std::env::args().nth(1).ok_or("usage: inspect_manifest <manifest.json>")?;
     let manifest = Manifest::from_bytes(std::fs::read(&path)?, None)?;
     println!("digest:        {}", manifest.digest());
     println!("media type:    {}", manifest.media_type());
@@ -39,15 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         ManifestBody::Index(index) => {
             for child in &index.manifests {
-                let platform = child
-                    .platform
-                    .as_ref()
-                    .map(|p| format!(" [{p}]"))
-                    .unwrap_or_default();
-                println!(
-                    "manifest:      {} {}{platform}",
-                    child.media_type, child.digest
-                );
+                let platform = child.platform.as_ref().map(|p| format!(" [{p}]")).unwrap_or_default();
+                println!("manifest:      {} {}{platform}", child.media_type, child.digest);
             }
         }
         _ => {}

@@ -80,12 +80,8 @@ impl Error {
         match self {
             Self::BlobUnknown(_) => (ErrorCode::BlobUnknown, S::NOT_FOUND),
             Self::UploadUnknown(_) => (ErrorCode::BlobUploadUnknown, S::NOT_FOUND),
-            Self::UploadInvalid(_) | Self::BadRequest(_) => {
-                (ErrorCode::BlobUploadInvalid, S::BAD_REQUEST)
-            }
-            Self::RangeNotSatisfiable { .. } => {
-                (ErrorCode::BlobUploadInvalid, S::RANGE_NOT_SATISFIABLE)
-            }
+            Self::UploadInvalid(_) | Self::BadRequest(_) => (ErrorCode::BlobUploadInvalid, S::BAD_REQUEST),
+            Self::RangeNotSatisfiable { .. } => (ErrorCode::BlobUploadInvalid, S::RANGE_NOT_SATISFIABLE),
             Self::BlobRange { .. } => (ErrorCode::RangeInvalid, S::RANGE_NOT_SATISFIABLE),
             Self::DigestInvalid(_) => (ErrorCode::DigestInvalid, S::BAD_REQUEST),
             Self::ManifestBlobUnknown(_) => (ErrorCode::ManifestBlobUnknown, S::BAD_REQUEST),
@@ -99,12 +95,8 @@ impl Error {
             Self::Unsupported(_) => (ErrorCode::Unsupported, S::METHOD_NOT_ALLOWED),
             Self::Store(e) => match e {
                 wharf_store::Error::BlobNotFound { .. } => (ErrorCode::BlobUnknown, S::NOT_FOUND),
-                wharf_store::Error::UploadNotFound { .. } => {
-                    (ErrorCode::BlobUploadUnknown, S::NOT_FOUND)
-                }
-                wharf_store::Error::DigestMismatch { .. } => {
-                    (ErrorCode::DigestInvalid, S::BAD_REQUEST)
-                }
+                wharf_store::Error::UploadNotFound { .. } => (ErrorCode::BlobUploadUnknown, S::NOT_FOUND),
+                wharf_store::Error::DigestMismatch { .. } => (ErrorCode::DigestInvalid, S::BAD_REQUEST),
                 wharf_store::Error::WrongOffset { .. } => {
                     (ErrorCode::BlobUploadInvalid, S::RANGE_NOT_SATISFIABLE)
                 }
@@ -124,9 +116,9 @@ impl From<wharf_types::Error> for Error {
         match e {
             T::InvalidRepository { .. } => Self::NameInvalid(e.to_string()),
             T::InvalidTag { .. } => Self::TagInvalid(e.to_string()),
-            T::InvalidDigest { .. }
-            | T::UnsupportedDigestAlgorithm { .. }
-            | T::DigestMismatch { .. } => Self::DigestInvalid(e.to_string()),
+            T::InvalidDigest { .. } | T::UnsupportedDigestAlgorithm { .. } | T::DigestMismatch { .. } => {
+                Self::DigestInvalid(e.to_string())
+            }
             T::ManifestTooLarge { .. } => Self::TooLarge(e.to_string()),
             _ => Self::ManifestInvalid(e.to_string()),
         }
@@ -147,10 +139,7 @@ impl IntoResponse for Error {
         let body = ErrorResponse::from(ErrorInfo::new(code).with_message(message));
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (status, json).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Self::BlobRange { size } = self
             && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
         {

@@ -31,10 +31,7 @@ const UPLOAD_UUID: &str = "Docker-Upload-UUID";
 /// # let _ = app;
 /// ```
 pub fn router(registry: Registry) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .with_state(registry)
-        .layer(axum::middleware::from_fn(access_log))
+    Router::new().fallback(dispatch).with_state(registry).layer(axum::middleware::from_fn(access_log))
 }
 
 /// One log line per request: a request id (the client's `X-Request-Id` when it is short and
@@ -46,19 +43,13 @@ async fn access_log(request: Request, next: axum::middleware::Next) -> Response 
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let bytes_in = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
+    let bytes_in =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let started = std::time::Instant::now();
     let mut response = next.run(request).await;
     let bytes_out = response
@@ -77,9 +68,7 @@ async fn access_log(request: Request, next: axum::middleware::Next) -> Response 
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
-    response
-        .headers_mut()
-        .insert("x-request-id", header_value(&id));
+    response.headers_mut().insert("x-request-id", header_value(&id));
     response
 }
 
@@ -108,20 +97,14 @@ fn route(path: &str) -> Option<Route> {
     if let Some(name) = rest.strip_suffix("/tags/list") {
         return Some(Route::Tags(name.to_owned()));
     }
-    let split = |marker: &str| {
-        rest.rsplit_once(marker)
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
-    };
+    let split = |marker: &str| rest.rsplit_once(marker).map(|(a, b)| (a.to_owned(), b.to_owned()));
     if let Some((name, reference)) = split("/manifests/") {
         return Some(Route::Manifest(name, reference));
     }
     if let Some((name, digest)) = split("/referrers/") {
         return Some(Route::Referrers(name, digest));
     }
-    if let Some(name) = rest
-        .strip_suffix("/blobs/uploads")
-        .or_else(|| rest.strip_suffix("/blobs/uploads/"))
-    {
+    if let Some(name) = rest.strip_suffix("/blobs/uploads").or_else(|| rest.strip_suffix("/blobs/uploads/")) {
         return Some(Route::Uploads(name.to_owned()));
     }
     if let Some((name, id)) = split("/blobs/uploads/") {
@@ -168,10 +151,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 fn repository(name: &str) -> Result<Repository> {
@@ -187,9 +167,7 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 fn body_stream(body: Body) -> ByteStream {
-    body.into_data_stream()
-        .map_err(std::io::Error::other)
-        .boxed()
+    body.into_data_stream().map_err(std::io::Error::other).boxed()
 }
 
 /// Reads a body of at most `limit` bytes.
@@ -199,9 +177,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes> {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
         if out.len() + chunk.len() > limit {
-            return Err(Error::TooLarge(format!(
-                "the manifest exceeds the limit of {limit} bytes"
-            )));
+            return Err(Error::TooLarge(format!("the manifest exceeds the limit of {limit} bytes")));
         }
         out.extend_from_slice(&chunk);
     }
@@ -212,9 +188,7 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
     let (parts, body) = request.into_parts();
     let result = handle(&registry, &parts.method, &parts.uri, &parts.headers, body).await;
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
-    response
-        .headers_mut()
-        .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    response.headers_mut().insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
     response
 }
 
@@ -230,11 +204,9 @@ async fn handle(
     };
     let query = query_pairs(uri.query());
     match (route, method.clone()) {
-        (Route::Base, Method::GET | Method::HEAD) => Ok(json_response(
-            StatusCode::OK,
-            b"{}".to_vec(),
-            "application/json",
-        )),
+        (Route::Base, Method::GET | Method::HEAD) => {
+            Ok(json_response(StatusCode::OK, b"{}".to_vec(), "application/json"))
+        }
         (Route::Catalog, Method::GET) => {
             let (n, last) = paging(&query)?;
             let page = registry.catalog(n, last.as_deref()).await?;
@@ -249,16 +221,7 @@ async fn handle(
             Ok(paged(&body, &page, &format!("/v2/{repo}/tags/list"), n))
         }
         (Route::Manifest(name, reference), m) => {
-            manifest(
-                registry,
-                &m,
-                &repository(&name)?,
-                &reference,
-                headers,
-                &query,
-                body,
-            )
-            .await
+            manifest(registry, &m, &repository(&name)?, &reference, headers, &query, body).await
         }
         (Route::Referrers(name, subject), Method::GET) => {
             let repo = repository(&name)?;
@@ -268,10 +231,9 @@ async fn handle(
             let json = serde_json::to_vec(&index).expect("an index serialises");
             let mut response = json_response(StatusCode::OK, json, MediaType::OCI_INDEX.as_str());
             if artifact_type.is_some() {
-                response.headers_mut().insert(
-                    "OCI-Filters-Applied",
-                    HeaderValue::from_static("artifactType"),
-                );
+                response
+                    .headers_mut()
+                    .insert("OCI-Filters-Applied", HeaderValue::from_static("artifactType"));
             }
             Ok(response)
         }
@@ -279,16 +241,7 @@ async fn handle(
             start_upload(registry, &repository(&name)?, &query, body).await
         }
         (Route::Upload(name, id), m) => {
-            upload(
-                registry,
-                &m,
-                &repository(&name)?,
-                &id,
-                headers,
-                &query,
-                body,
-            )
-            .await
+            upload(registry, &m, &repository(&name)?, &id, headers, &query, body).await
         }
         (Route::Blob(name, d), m @ (Method::GET | Method::HEAD)) => {
             blob(registry, &m, &repository(&name)?, &d, headers).await
@@ -299,18 +252,14 @@ async fn handle(
             registry.delete_blob(&repo, &d).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        _ => Err(Error::Unsupported(format!(
-            "{method} is not supported on {}",
-            uri.path()
-        ))),
+        _ => Err(Error::Unsupported(format!("{method} is not supported on {}", uri.path()))),
     }
 }
 
 fn paging(query: &[(String, String)]) -> Result<(Option<usize>, Option<String>)> {
     let n = match first(query, "n") {
         Some(n) => Some(
-            n.parse::<usize>()
-                .map_err(|_| Error::BadRequest(format!("n must be a number, not `{n}`")))?,
+            n.parse::<usize>().map_err(|_| Error::BadRequest(format!("n must be a number, not `{n}`")))?,
         ),
         None => None,
     };
@@ -322,18 +271,14 @@ fn paged(body: &serde_json::Value, page: &Page, path: &str, n: Option<usize>) ->
     let mut response = json_response(StatusCode::OK, json, "application/json");
     if let (true, Some(n), Some(last)) = (page.more, n, page.names.last()) {
         let link = format!("<{path}?n={n}&last={last}>; rel=\"next\"");
-        response
-            .headers_mut()
-            .insert(header::LINK, header_value(&link));
+        response.headers_mut().insert(header::LINK, header_value(&link));
     }
     response
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>, content_type: &str) -> Response {
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header_value(content_type));
+    response.headers_mut().insert(header::CONTENT_TYPE, header_value(content_type));
     response
 }
 
@@ -372,14 +317,8 @@ async fn manifest(
         }
         Method::PUT => {
             let reference = parsed?;
-            let content_type = match headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(ct) => Some(
-                    ct.parse::<MediaType>()
-                        .map_err(|e| Error::ManifestInvalid(e.to_string()))?,
-                ),
+            let content_type = match headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+                Some(ct) => Some(ct.parse::<MediaType>().map_err(|e| Error::ManifestInvalid(e.to_string()))?),
                 None => None,
             };
             let mut extra_tags = Vec::new();
@@ -389,15 +328,11 @@ async fn manifest(
                 }
             }
             let bytes = read_limited(body, MAX_MANIFEST_SIZE).await?;
-            let put = registry
-                .put_manifest(repo, &reference, content_type.as_ref(), bytes, &extra_tags)
-                .await?;
+            let put =
+                registry.put_manifest(repo, &reference, content_type.as_ref(), bytes, &extra_tags).await?;
             let mut response = StatusCode::CREATED.into_response();
             let h = response.headers_mut();
-            h.insert(
-                header::LOCATION,
-                header_value(&format!("/v2/{repo}/manifests/{}", put.digest)),
-            );
+            h.insert(header::LOCATION, header_value(&format!("/v2/{repo}/manifests/{}", put.digest)));
             h.insert(CONTENT_DIGEST, header_value(put.digest.as_str()));
             if let Some(subject) = &put.subject {
                 h.insert("OCI-Subject", header_value(subject.as_str()));
@@ -412,9 +347,7 @@ async fn manifest(
             registry.delete_manifest(repo, &reference).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        _ => Err(Error::Unsupported(format!(
-            "{method} is not supported on manifests"
-        ))),
+        _ => Err(Error::Unsupported(format!("{method} is not supported on manifests"))),
     }
 }
 
@@ -428,10 +361,7 @@ fn upload_accepted(repo: &Repository, id: &str, size: u64, status: StatusCode) -
     h.insert(header::LOCATION, upload_location(repo, id));
     h.insert(UPLOAD_UUID, header_value(id));
     // The received range, inclusive; `0-0` for an empty session, as distribution says it.
-    h.insert(
-        header::RANGE,
-        header_value(&format!("0-{}", size.saturating_sub(1))),
-    );
+    h.insert(header::RANGE, header_value(&format!("0-{}", size.saturating_sub(1))));
     h.insert("OCI-Chunk-Min-Length", HeaderValue::from(1u64));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
     response
@@ -440,10 +370,7 @@ fn upload_accepted(repo: &Repository, id: &str, size: u64, status: StatusCode) -
 fn blob_created(repo: &Repository, digest: &Digest) -> Response {
     let mut response = StatusCode::CREATED.into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::LOCATION,
-        header_value(&format!("/v2/{repo}/blobs/{digest}")),
-    );
+    h.insert(header::LOCATION, header_value(&format!("/v2/{repo}/blobs/{digest}")));
     h.insert(CONTENT_DIGEST, header_value(digest.as_str()));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
     response
@@ -482,15 +409,8 @@ fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| Error::UploadInvalid("Content-Range is not text".into()))?;
-    let range = text
-        .trim()
-        .trim_start_matches("bytes ")
-        .split('/')
-        .next()
-        .unwrap_or_default();
+    let text = value.to_str().map_err(|_| Error::UploadInvalid("Content-Range is not text".into()))?;
+    let range = text.trim().trim_start_matches("bytes ").split('/').next().unwrap_or_default();
     let parsed = range
         .split_once('-')
         .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
@@ -501,12 +421,7 @@ fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -529,13 +444,9 @@ async fn upload(
             if let (Some((a, b)), Some(len)) = (range, content_length(headers))
                 && (b - a).checked_add(1) != Some(len)
             {
-                return Err(Error::SizeInvalid(format!(
-                    "Content-Range {a}-{b} but Content-Length {len}"
-                )));
+                return Err(Error::SizeInvalid(format!("Content-Range {a}-{b} but Content-Length {len}")));
             }
-            let size = registry
-                .append_upload(repo, id, range.map(|r| r.0), body_stream(body))
-                .await?;
+            let size = registry.append_upload(repo, id, range.map(|r| r.0), body_stream(body)).await?;
             Ok(upload_accepted(repo, id, size, StatusCode::ACCEPTED))
         }
         Method::PUT => {
@@ -545,9 +456,7 @@ async fn upload(
             let has_body = content_length(headers).is_none_or(|l| l > 0);
             if has_body {
                 let offset = content_range(headers)?.map(|r| r.0);
-                registry
-                    .append_upload(repo, id, offset, body_stream(body))
-                    .await?;
+                registry.append_upload(repo, id, offset, body_stream(body)).await?;
             }
             registry.finish_upload(repo, id, &d).await?;
             Ok(blob_created(repo, &d))
@@ -556,9 +465,7 @@ async fn upload(
             registry.cancel_upload(repo, id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        _ => Err(Error::Unsupported(format!(
-            "{method} is not supported on uploads"
-        ))),
+        _ => Err(Error::Unsupported(format!("{method} is not supported on uploads"))),
     }
 }
 
@@ -588,9 +495,7 @@ fn blob_range(headers: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u
         let end = if b.is_empty() {
             size.saturating_sub(1)
         } else {
-            b.parse::<u64>()
-                .map_err(|_| bad())?
-                .min(size.saturating_sub(1))
+            b.parse::<u64>().map_err(|_| bad())?.min(size.saturating_sub(1))
         };
         if start >= size || end < start {
             return Err(bad());
@@ -608,49 +513,28 @@ async fn blob(
     headers: &HeaderMap,
 ) -> Result<Response> {
     let d = digest(d).map_err(|_| Error::BlobUnknown(Digest::sha256(b"")))?;
-    let info = registry
-        .stat_blob(repo, &d)
-        .await?
-        .ok_or_else(|| Error::BlobUnknown(d.clone()))?;
+    let info = registry.stat_blob(repo, &d).await?.ok_or_else(|| Error::BlobUnknown(d.clone()))?;
     let range = blob_range(headers, info.size)?;
     if *method == Method::HEAD {
         let mut response = StatusCode::OK.into_response();
         let h = response.headers_mut();
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
         h.insert(CONTENT_DIGEST, header_value(d.as_str()));
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         return Ok(response);
     }
     let partial = range.is_some();
     let got = registry.get_blob(repo, &d, range).await?;
-    let status = if partial {
-        StatusCode::PARTIAL_CONTENT
-    } else {
-        StatusCode::OK
-    };
+    let status = if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let mut response = (status, Body::from_stream(got.stream)).into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(got.range.end - got.range.start),
-    );
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(got.range.end - got.range.start));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     h.insert(CONTENT_DIGEST, header_value(d.as_str()));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if partial {
-        let cr = format!(
-            "bytes {}-{}/{}",
-            got.range.start,
-            got.range.end - 1,
-            got.size
-        );
+        let cr = format!("bytes {}-{}/{}", got.range.start, got.range.end - 1, got.size);
         h.insert(header::CONTENT_RANGE, header_value(&cr));
     }
     Ok(response)
@@ -666,9 +550,7 @@ mod tests {
         assert!(matches!(route("/v2"), Some(Route::Base)));
         assert!(matches!(route("/v2/_catalog"), Some(Route::Catalog)));
         assert!(matches!(route("/v2/a/b/tags/list"), Some(Route::Tags(n)) if n == "a/b"));
-        assert!(
-            matches!(route("/v2/a/manifests/v1"), Some(Route::Manifest(n, r)) if n == "a" && r == "v1")
-        );
+        assert!(matches!(route("/v2/a/manifests/v1"), Some(Route::Manifest(n, r)) if n == "a" && r == "v1"));
         assert!(matches!(route("/v2/a/blobs/uploads/"), Some(Route::Uploads(n)) if n == "a"));
         assert!(
             matches!(route("/v2/a/b/blobs/uploads/xyz"), Some(Route::Upload(n, i)) if n == "a/b" && i == "xyz")
@@ -676,10 +558,7 @@ mod tests {
         assert!(
             matches!(route("/v2/a/blobs/sha256:x"), Some(Route::Blob(n, d)) if n == "a" && d == "sha256:x")
         );
-        assert!(matches!(
-            route("/v2/a/referrers/sha256:x"),
-            Some(Route::Referrers(..))
-        ));
+        assert!(matches!(route("/v2/a/referrers/sha256:x"), Some(Route::Referrers(..))));
         assert!(route("/v3/").is_none());
     }
 
@@ -690,22 +569,10 @@ mod tests {
             m.insert(header::RANGE, HeaderValue::from_str(v).expect("valid"));
             m
         };
-        assert_eq!(
-            blob_range(&h("bytes=500-1499"), 2048).expect("ok"),
-            Some(500..1500)
-        );
-        assert_eq!(
-            blob_range(&h("bytes=500-"), 2048).expect("ok"),
-            Some(500..2048)
-        );
-        assert_eq!(
-            blob_range(&h("bytes=-500"), 2048).expect("ok"),
-            Some(1548..2048)
-        );
-        assert_eq!(
-            blob_range(&h("bytes=2000-5000"), 2048).expect("ok"),
-            Some(2000..2048)
-        );
+        assert_eq!(blob_range(&h("bytes=500-1499"), 2048).expect("ok"), Some(500..1500));
+        assert_eq!(blob_range(&h("bytes=500-"), 2048).expect("ok"), Some(500..2048));
+        assert_eq!(blob_range(&h("bytes=-500"), 2048).expect("ok"), Some(1548..2048));
+        assert_eq!(blob_range(&h("bytes=2000-5000"), 2048).expect("ok"), Some(2000..2048));
         assert!(blob_range(&h("bytes=500-0"), 2048).is_err());
         assert!(blob_range(&h("bytes=5000-10000"), 2048).is_err());
         assert_eq!(blob_range(&h("bytes=0-1,5-6"), 2048).expect("ok"), None);
@@ -713,10 +580,7 @@ mod tests {
 
     #[test]
     fn percent_decoding() {
-        assert_eq!(
-            percent_decode("application%2Fvnd.x%2Bjson"),
-            "application/vnd.x+json"
-        );
+        assert_eq!(percent_decode("application%2Fvnd.x%2Bjson"), "application/vnd.x+json");
         assert_eq!(percent_decode("a%zz"), "a%zz");
         assert_eq!(percent_decode("%4"), "%4");
     }

@@ -47,32 +47,23 @@ struct FileConfig {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let file: FileConfig = match &args.config {
-        Some(path) => toml::from_str(
-            &std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        )
-        .map_err(|e| format!("{}: {e}", path.display()))?,
+        Some(path) => {
+            toml::from_str(&std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
         None => FileConfig::default(),
     };
-    let listen = args
-        .listen
-        .or(file.listen)
-        .unwrap_or_else(|| "127.0.0.1:5000".parse().expect("valid"));
+    let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:5000".parse().expect("valid"));
     let storage = match (args.storage, file.storage) {
         (Some(s), _) => s,
         (None, Some(s)) => s.parse()?,
         (None, None) => "fs:./wharf-data".parse()?,
     };
-    let log_format = args
-        .log_format
-        .or(file.log_format)
-        .unwrap_or_else(|| "text".to_owned());
+    let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".to_owned());
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     match log_format.as_str() {
-        "json" => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
+        "json" => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
         "text" => tracing_subscriber::fmt().with_env_filter(filter).init(),
         other => return Err(format!("log_format `{other}`: expected text or json").into()),
     }
@@ -90,8 +81,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

@@ -10,6 +10,8 @@
 //! repositories/<repo>/_manifests/tags/<tag>                       tag -> manifest digest
 //! repositories/<repo>/_referrers/<subj alg>/<subj hex>/<alg>/<hex>   referrer descriptor (JSON)
 //! blob-repositories/<alg>/<hex>/<repo>                            reverse link, for mounts without `from`
+//! uploads/<upload id>                                             `<unix seconds> <repo>`: when a session began, for expiry
+//! uploads/<upload id>                                             `<unix seconds>` `<repo>`: when a session began, for expiry
 //! ```
 //!
 //! Manifest bytes and blobs live in the backend's `BlobStore`, content addressed. Every write
@@ -21,9 +23,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use wharf_store::{BlobInfo, ByteStream, GetResult, Storage, UploadId};
-use wharf_types::{
-    Descriptor, Digest, ImageIndex, Manifest, MediaType, Repository, Tag, TagOrDigest,
-};
+use wharf_types::{Descriptor, Digest, ImageIndex, Manifest, MediaType, Repository, Tag, TagOrDigest};
 
 use crate::error::{Error, Result};
 
@@ -119,16 +119,13 @@ impl Registry {
 
     async fn link_blob(&self, repo: &Repository, digest: &Digest) -> Result<()> {
         self.touch_repository(repo).await?;
-        self.mark(&repo_key(repo, &format!("_layers/{}", digest_key(digest))))
-            .await?;
-        self.mark(&format!("blob-repositories/{}/{repo}", digest_key(digest)))
-            .await
+        self.mark(&repo_key(repo, &format!("_layers/{}", digest_key(digest)))).await?;
+        self.mark(&format!("blob-repositories/{}/{repo}", digest_key(digest))).await
     }
 
     /// Whether `digest` is linked to the repository.
     pub async fn blob_linked(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
-        self.exists(&repo_key(repo, &format!("_layers/{}", digest_key(digest))))
-            .await
+        self.exists(&repo_key(repo, &format!("_layers/{}", digest_key(digest)))).await
     }
 
     /// The blob's size, if it is in the repository.
@@ -162,19 +159,12 @@ impl Registry {
         if !self.storage.remove_meta(&key).await? {
             return Err(Error::BlobUnknown(digest.clone()));
         }
-        self.storage
-            .remove_meta(&format!("blob-repositories/{}/{repo}", digest_key(digest)))
-            .await?;
+        self.storage.remove_meta(&format!("blob-repositories/{}/{repo}", digest_key(digest))).await?;
         Ok(())
     }
 
     /// Stores a whole blob (monolithic upload) and links it.
-    pub async fn put_blob(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        data: ByteStream,
-    ) -> Result<BlobInfo> {
+    pub async fn put_blob(&self, repo: &Repository, digest: &Digest, data: ByteStream) -> Result<BlobInfo> {
         let info = self.storage.put(digest, data).await?;
         self.link_blob(repo, digest).await?;
         Ok(info)
@@ -182,12 +172,7 @@ impl Registry {
 
     /// Mounts `digest` from `from` (or, without `from`, from any repository holding it).
     /// `false` when there is nothing to mount (the caller starts an upload instead).
-    pub async fn mount(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        from: Option<&Repository>,
-    ) -> Result<bool> {
+    pub async fn mount(&self, repo: &Repository, digest: &Digest, from: Option<&Repository>) -> Result<bool> {
         let source_has_it = match from {
             Some(from) => self.blob_linked(from, digest).await?,
             None => !self
@@ -207,17 +192,44 @@ impl Registry {
     pub async fn begin_upload(&self, repo: &Repository) -> Result<UploadId> {
         let id = self.storage.begin().await?;
         self.touch_repository(repo).await?;
-        self.mark(&repo_key(repo, &format!("_uploads/{id}")))
-            .await?;
+        self.mark(&repo_key(repo, &format!("_uploads/{id}"))).await?;
+        let started =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.storage.set_meta(&format!("uploads/{id}"), format!("{started} {repo}").into()).await?;
         Ok(id)
+    }
+
+    /// Cancels every upload session older than `max_age` (clients that went away); returns
+    /// how many were removed.
+    pub async fn purge_stale_uploads(&self, max_age: std::time::Duration) -> Result<usize> {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut purged = 0;
+        for key in self.storage.list_meta("uploads/").await? {
+            let Some(record) = self.storage.get_meta(&key).await? else { continue };
+            let text = String::from_utf8_lossy(&record);
+            let Some((started, repo)) = text.split_once(' ') else { continue };
+            let (Ok(started), Ok(repo)) = (started.parse::<u64>(), repo.parse::<Repository>()) else {
+                continue;
+            };
+            if now.saturating_sub(started) < max_age.as_secs() {
+                continue;
+            }
+            let id = &key["uploads/".len()..];
+            match self.cancel_upload(&repo, id).await {
+                Ok(())
+                | Err(Error::UploadUnknown(_) | Error::Store(wharf_store::Error::UploadNotFound { .. })) => {}
+                Err(e) => return Err(e),
+            }
+            self.storage.remove_meta(&key).await?;
+            purged += 1;
+        }
+        Ok(purged)
     }
 
     async fn check_upload(&self, repo: &Repository, id: &str) -> Result<UploadId> {
         let id = UploadId::parse(id).ok_or_else(|| Error::UploadUnknown(id.to_owned()))?;
-        if !self
-            .exists(&repo_key(repo, &format!("_uploads/{id}")))
-            .await?
-        {
+        if !self.exists(&repo_key(repo, &format!("_uploads/{id}"))).await? {
             return Err(Error::UploadUnknown(id.to_string()));
         }
         Ok(id)
@@ -254,18 +266,12 @@ impl Registry {
     }
 
     /// Completes the session as blob `digest` (after an optional last chunk).
-    pub async fn finish_upload(
-        &self,
-        repo: &Repository,
-        id: &str,
-        digest: &Digest,
-    ) -> Result<BlobInfo> {
+    pub async fn finish_upload(&self, repo: &Repository, id: &str, digest: &Digest) -> Result<BlobInfo> {
         let upload = self.check_upload(repo, id).await?;
         let result = self.storage.commit(&upload, digest).await;
         // The session ends either way.
-        self.storage
-            .remove_meta(&repo_key(repo, &format!("_uploads/{upload}")))
-            .await?;
+        self.storage.remove_meta(&repo_key(repo, &format!("_uploads/{upload}"))).await?;
+        self.storage.remove_meta(&format!("uploads/{upload}")).await?;
         let info = result?;
         self.link_blob(repo, digest).await?;
         Ok(info)
@@ -274,9 +280,8 @@ impl Registry {
     /// Cancels the session.
     pub async fn cancel_upload(&self, repo: &Repository, id: &str) -> Result<()> {
         let upload = self.check_upload(repo, id).await?;
-        self.storage
-            .remove_meta(&repo_key(repo, &format!("_uploads/{upload}")))
-            .await?;
+        self.storage.remove_meta(&repo_key(repo, &format!("_uploads/{upload}"))).await?;
+        self.storage.remove_meta(&format!("uploads/{upload}")).await?;
         Ok(self.storage.abort(&upload).await?)
     }
 
@@ -296,9 +301,7 @@ impl Registry {
         };
         self.check_references(repo, &manifest).await?;
         let digest = manifest.digest().clone();
-        self.storage
-            .put_bytes(&digest, manifest.bytes().clone())
-            .await?;
+        self.storage.put_bytes(&digest, manifest.bytes().clone()).await?;
         let subject = manifest.subject().map(|s| s.digest.clone());
         let revision = Revision {
             media_type: manifest.media_type().essence().to_owned(),
@@ -309,20 +312,14 @@ impl Registry {
         let record = serde_json::to_vec(&revision).expect("a revision serialises");
         self.storage
             .set_meta(
-                &repo_key(
-                    repo,
-                    &format!("_manifests/revisions/{}", digest_key(&digest)),
-                ),
+                &repo_key(repo, &format!("_manifests/revisions/{}", digest_key(&digest))),
                 record.into(),
             )
             .await?;
         if let Some(subject) = &subject {
-            let descriptor =
-                serde_json::to_vec(&manifest.descriptor()).expect("a descriptor serialises");
+            let descriptor = serde_json::to_vec(&manifest.descriptor()).expect("a descriptor serialises");
             let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(&digest));
-            self.storage
-                .set_meta(&repo_key(repo, &key), descriptor.into())
-                .await?;
+            self.storage.set_meta(&repo_key(repo, &key), descriptor.into()).await?;
         }
         let mut tags: Vec<Tag> = extra_tags.to_vec();
         if let TagOrDigest::Tag(t) = reference {
@@ -330,15 +327,9 @@ impl Registry {
         }
         for tag in &tags {
             let key = repo_key(repo, &format!("_manifests/tags/{tag}"));
-            self.storage
-                .set_meta(&key, digest.to_string().into())
-                .await?;
+            self.storage.set_meta(&key, digest.to_string().into()).await?;
         }
-        Ok(PutManifest {
-            digest,
-            subject,
-            tags,
-        })
+        Ok(PutManifest { digest, subject, tags })
     }
 
     /// Every blob and child manifest must be in the repository (layers with `urls` excepted).
@@ -369,10 +360,7 @@ impl Registry {
     }
 
     async fn revision(&self, repo: &Repository, digest: &Digest) -> Result<Option<Revision>> {
-        let key = repo_key(
-            repo,
-            &format!("_manifests/revisions/{}", digest_key(digest)),
-        );
+        let key = repo_key(repo, &format!("_manifests/revisions/{}", digest_key(digest)));
         match self.storage.get_meta(&key).await? {
             Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
             None => Ok(None),
@@ -390,20 +378,13 @@ impl Registry {
                     .get_meta(&repo_key(repo, &format!("_manifests/tags/{t}")))
                     .await?
                     .ok_or_else(unknown)?;
-                std::str::from_utf8(&value)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(unknown)
+                std::str::from_utf8(&value).ok().and_then(|s| s.parse().ok()).ok_or_else(unknown)
             }
         }
     }
 
     /// The manifest at a tag or digest.
-    pub async fn get_manifest(
-        &self,
-        repo: &Repository,
-        reference: &TagOrDigest,
-    ) -> Result<StoredManifest> {
+    pub async fn get_manifest(&self, repo: &Repository, reference: &TagOrDigest) -> Result<StoredManifest> {
         let digest = self.resolve(repo, reference).await?;
         let revision = self
             .revision(repo, &digest)
@@ -415,11 +396,7 @@ impl Registry {
             }
             other => other?,
         };
-        Ok(StoredManifest {
-            digest,
-            media_type: revision.media_type,
-            bytes,
-        })
+        Ok(StoredManifest { digest, media_type: revision.media_type, bytes })
     }
 
     /// The manifest's digest, media type and size, without its bytes.
@@ -440,33 +417,19 @@ impl Registry {
     pub async fn delete_manifest(&self, repo: &Repository, reference: &TagOrDigest) -> Result<()> {
         match reference {
             TagOrDigest::Tag(t) => {
-                if !self
-                    .storage
-                    .remove_meta(&repo_key(repo, &format!("_manifests/tags/{t}")))
-                    .await?
-                {
+                if !self.storage.remove_meta(&repo_key(repo, &format!("_manifests/tags/{t}"))).await? {
                     return Err(Error::ManifestUnknown(t.to_string()));
                 }
             }
             TagOrDigest::Digest(d) => {
-                let revision = self
-                    .revision(repo, d)
-                    .await?
-                    .ok_or_else(|| Error::ManifestUnknown(d.to_string()))?;
+                let revision =
+                    self.revision(repo, d).await?.ok_or_else(|| Error::ManifestUnknown(d.to_string()))?;
                 self.storage
-                    .remove_meta(&repo_key(
-                        repo,
-                        &format!("_manifests/revisions/{}", digest_key(d)),
-                    ))
+                    .remove_meta(&repo_key(repo, &format!("_manifests/revisions/{}", digest_key(d))))
                     .await?;
                 let prefix = repo_key(repo, "_manifests/tags/");
                 for key in self.storage.list_meta(&prefix).await? {
-                    if self
-                        .storage
-                        .get_meta(&key)
-                        .await?
-                        .is_some_and(|v| v == d.as_str().as_bytes())
-                    {
+                    if self.storage.get_meta(&key).await?.is_some_and(|v| v == d.as_str().as_bytes()) {
                         self.storage.remove_meta(&key).await?;
                     }
                 }
@@ -480,12 +443,7 @@ impl Registry {
     }
 
     /// The repository's tags, sorted by bytes, after `last`, at most `n`.
-    pub async fn tags(
-        &self,
-        repo: &Repository,
-        n: Option<usize>,
-        last: Option<&str>,
-    ) -> Result<Page> {
+    pub async fn tags(&self, repo: &Repository, n: Option<usize>, last: Option<&str>) -> Result<Page> {
         if !self.repository_exists(repo).await? {
             return Err(Error::NameUnknown(repo.to_string()));
         }
@@ -528,12 +486,8 @@ impl Registry {
             let Ok(descriptor) = serde_json::from_slice::<Descriptor>(&bytes) else {
                 continue;
             };
-            let matches = artifact_type.is_none_or(|at| {
-                descriptor
-                    .artifact_type
-                    .as_ref()
-                    .is_some_and(|t| t.as_str() == at)
-            });
+            let matches = artifact_type
+                .is_none_or(|at| descriptor.artifact_type.as_ref().is_some_and(|t| t.as_str() == at));
             if matches {
                 manifests.push(descriptor);
             }

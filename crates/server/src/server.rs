@@ -46,9 +46,7 @@ pub async fn open_storage(spec: &Storage) -> Result<Arc<dyn wharf_store::Storage
         Storage::S3(url) => Arc::new(wharf_store::S3Store::from_url(url)?),
         #[cfg(not(feature = "s3"))]
         Storage::S3(_) => {
-            return Err(Error::Unsupported(
-                "this build has no S3 support (feature `s3`)".into(),
-            ));
+            return Err(Error::Unsupported("this build has no S3 support (feature `s3`)".into()));
         }
     })
 }
@@ -63,28 +61,22 @@ pub struct Server {
 impl Server {
     /// Binds `addr` (port 0 picks a free port).
     pub async fn bind(addr: SocketAddr, registry: Registry) -> std::io::Result<Self> {
-        Ok(Self {
-            listener: tokio::net::TcpListener::bind(addr).await?,
-            registry,
-        })
+        Ok(Self { listener: tokio::net::TcpListener::bind(addr).await?, registry })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
-    /// finish.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        axum::serve(self.listener, crate::router(self.registry))
-            .with_graceful_shutdown(shutdown)
-            .await
+    /// finish. Upload sessions older than a day are cancelled every ten minutes.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let janitor = tokio::spawn(purge_uploads(self.registry.clone()));
+        let result =
+            axum::serve(self.listener, crate::router(self.registry)).with_graceful_shutdown(shutdown).await;
+        janitor.abort();
+        result
     }
 
     /// Serves on a background task; the handle shuts it down.
@@ -94,11 +86,7 @@ impl Server {
         let task = tokio::spawn(self.run_until(async {
             let _ = rx.await;
         }));
-        ServerHandle {
-            addr,
-            stop: Some(tx),
-            task,
-        }
+        ServerHandle { addr, stop: Some(tx), task }
     }
 }
 
@@ -122,5 +110,20 @@ impl ServerHandle {
             let _ = stop.send(());
         }
         (&mut self.task).await.map_err(std::io::Error::other)?
+    }
+}
+
+/// How long an upload session may live.
+const UPLOAD_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+async fn purge_uploads(registry: Registry) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        match registry.purge_stale_uploads(UPLOAD_MAX_AGE).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "cancelled stale upload sessions"),
+            Err(e) => tracing::warn!(error = %e, "purging stale upload sessions failed"),
+        }
     }
 }

@@ -7,11 +7,7 @@ use std::time::Duration;
 #[tokio::test]
 async fn config_file_json_logs_and_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let config = dir.path().join("wharf.toml");
     std::fs::write(
         &config,
@@ -46,20 +42,12 @@ async fn config_file_json_logs_and_sigterm() {
     assert_eq!(r.headers()["x-request-id"], "test-42");
     // SIGTERM: a clean exit.
     let pid = i32::try_from(child.id()).expect("pid");
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
+    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
     assert!(status.success());
     let exit = child.wait().expect("wait");
     assert!(exit.success(), "exit after SIGTERM: {exit}");
     let mut logs = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut logs)
-        .expect("logs");
+    child.stdout.take().expect("stdout").read_to_string(&mut logs).expect("logs");
     let line = logs
         .lines()
         .find(|l| l.contains("test-42"))

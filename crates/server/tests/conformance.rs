@@ -11,23 +11,13 @@ async fn base_and_errors() {
     let reg = Reg::memory().await;
     let r = reg.req(Method::GET, "/v2/").send().await.expect("send");
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(
-        header(&r, "Docker-Distribution-API-Version"),
-        Some("registry/2.0")
-    );
+    assert_eq!(header(&r, "Docker-Distribution-API-Version"), Some("registry/2.0"));
     // Unknown things are 404 with a spec error body.
-    let r = reg
-        .req(Method::GET, "/v2/repo/manifests/missing")
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, "/v2/repo/manifests/missing").send().await.expect("send");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["errors"][0]["code"], "MANIFEST_UNKNOWN");
-    for path in [
-        "/v2/repo/manifests/.INVALID_MANIFEST_NAME",
-        "/v2/repo/manifests/sha256:totallywrong",
-    ] {
+    for path in ["/v2/repo/manifests/.INVALID_MANIFEST_NAME", "/v2/repo/manifests/sha256:totallywrong"] {
         let r = reg.req(Method::HEAD, path).send().await.expect("send");
         assert!(
             matches!(r.status(), StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST),
@@ -35,24 +25,14 @@ async fn base_and_errors() {
             r.status()
         );
     }
-    let r = reg
-        .req(Method::GET, "/v2/Bad_Name/tags/list")
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, "/v2/Bad_Name/tags/list").send().await.expect("send");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["errors"][0]["code"], "NAME_INVALID");
-    let r = reg
-        .req(Method::GET, "/v2/a/../b/tags/list")
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, "/v2/a/../b/tags/list").send().await.expect("send");
     assert!(r.status().is_client_error());
     // A bad digest in a manifest PUT is 400.
-    let r = reg
-        .push_manifest("repo", "sha256:baddigeststring", OCI_MANIFEST, "{}")
-        .await;
+    let r = reg.push_manifest("repo", "sha256:baddigeststring", OCI_MANIFEST, "{}").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     reg.stop().await;
 }
@@ -63,29 +43,17 @@ async fn blob_push_methods_and_reads() {
     let repo = "conformance/repo1";
     // Monolithic POST ?digest=.
     let a = reg.push_blob(repo, &[7u8; 512]).await;
-    let r = reg
-        .req(Method::HEAD, &format!("/v2/{repo}/blobs/{a}"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::HEAD, &format!("/v2/{repo}/blobs/{a}")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(header(&r, "Content-Length"), Some("512"));
     assert_eq!(header(&r, "Docker-Content-Digest"), Some(a.as_str()));
-    let r = reg
-        .req(Method::GET, &format!("/v2/{repo}/blobs/{a}"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, &format!("/v2/{repo}/blobs/{a}")).send().await.expect("send");
     assert_eq!(r.bytes().await.expect("body").as_ref(), &[7u8; 512]);
 
     // POST then PUT with the body.
     let data = b"post-then-put".to_vec();
     let d = Digest::sha256(&data);
-    let r = reg
-        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::POST, &format!("/v2/{repo}/blobs/uploads/")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let location = header(&r, "Location").expect("Location").to_owned();
     let r = reg
@@ -100,11 +68,7 @@ async fn blob_push_methods_and_reads() {
     // Streamed PATCH, then PUT without a body.
     let data = vec![3u8; 42];
     let d = Digest::sha256(&data);
-    let r = reg
-        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::POST, &format!("/v2/{repo}/blobs/uploads/")).send().await.expect("send");
     let location = reg.url(header(&r, "Location").expect("Location"));
     let r = reg
         .req(Method::PATCH, &location)
@@ -127,11 +91,7 @@ async fn blob_push_methods_and_reads() {
     // Zero-byte blob and the empty JSON blob.
     for data in [&b""[..], b"{}"] {
         let d = reg.push_blob(repo, data).await;
-        let r = reg
-            .req(Method::GET, &format!("/v2/{repo}/blobs/{d}"))
-            .send()
-            .await
-            .expect("send");
+        let r = reg.req(Method::GET, &format!("/v2/{repo}/blobs/{d}")).send().await.expect("send");
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.bytes().await.expect("body").as_ref(), data);
     }
@@ -140,29 +100,19 @@ async fn blob_push_methods_and_reads() {
     let data = vec![9u8; 512];
     let d = Digest::compute(Algorithm::Sha512, &data);
     let r = reg
-        .req(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-        )
+        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
         .body(data.clone())
         .send()
         .await
         .expect("send");
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = reg
-        .req(Method::GET, &format!("/v2/{repo}/blobs/{d}"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, &format!("/v2/{repo}/blobs/{d}")).send().await.expect("send");
     assert_eq!(r.bytes().await.expect("body").as_ref(), data.as_slice());
 
     // A wrong digest: 400 DIGEST_INVALID, nothing stored.
     let wrong = Digest::sha256(b"something else");
     let r = reg
-        .req(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/?digest={wrong}"),
-        )
+        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={wrong}"))
         .body(b"oh no".to_vec())
         .send()
         .await
@@ -170,11 +120,7 @@ async fn blob_push_methods_and_reads() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["errors"][0]["code"], "DIGEST_INVALID");
-    let r = reg
-        .req(Method::HEAD, &format!("/v2/{repo}/blobs/{wrong}"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::HEAD, &format!("/v2/{repo}/blobs/{wrong}")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     reg.stop().await;
 }
@@ -189,12 +135,7 @@ async fn chunked_uploads_and_416() {
         let url = reg.url(&format!("/v2/{repo}/blobs/uploads/"));
         let http = reg.http.clone();
         async move {
-            let r = http
-                .post(url)
-                .header("Content-Length", "0")
-                .send()
-                .await
-                .expect("send");
+            let r = http.post(url).header("Content-Length", "0").send().await.expect("send");
             assert_eq!(r.status(), StatusCode::ACCEPTED);
             header(&r, "Location").expect("Location").to_owned()
         }
@@ -276,11 +217,7 @@ async fn chunked_uploads_and_416() {
 
     // Cancel: 204, then the session is gone.
     let location = reg.url(&start(&reg).await);
-    let r = reg
-        .req(Method::DELETE, &location)
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::DELETE, &location).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = reg.req(Method::GET, &location).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -289,16 +226,9 @@ async fn chunked_uploads_and_416() {
 
     // A chunked upload with a wrong digest: 400 at the PUT.
     let location = reg.url(&start(&reg).await);
-    reg.req(Method::PATCH, &location)
-        .body(b"oh no".to_vec())
-        .send()
-        .await
-        .expect("send");
+    reg.req(Method::PATCH, &location).body(b"oh no".to_vec()).send().await.expect("send");
     let r = reg
-        .req(
-            Method::PUT,
-            &format!("{location}?digest={}", Digest::sha256(b"x")),
-        )
+        .req(Method::PUT, &format!("{location}?digest={}", Digest::sha256(b"x")))
         .send()
         .await
         .expect("send");
@@ -345,18 +275,12 @@ async fn mounts() {
     let a = reg.push_blob("conformance/repo2", b"blob A").await;
     // Mount with from: 201 and the blob readable.
     let r = reg
-        .req(
-            Method::POST,
-            &format!("/v2/conformance/repo1/blobs/uploads/?mount={a}&from=conformance/repo2"),
-        )
+        .req(Method::POST, &format!("/v2/conformance/repo1/blobs/uploads/?mount={a}&from=conformance/repo2"))
         .send()
         .await
         .expect("send");
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(
-        header(&r, "Location"),
-        Some(format!("/v2/conformance/repo1/blobs/{a}").as_str())
-    );
+    assert_eq!(header(&r, "Location"), Some(format!("/v2/conformance/repo1/blobs/{a}").as_str()));
     assert_eq!(
         reg.req(Method::GET, &format!("/v2/conformance/repo1/blobs/{a}"))
             .send()
@@ -367,10 +291,7 @@ async fn mounts() {
     );
     // Automatic mount without from.
     let r = reg
-        .req(
-            Method::POST,
-            &format!("/v2/conformance/repo3/blobs/uploads/?mount={a}"),
-        )
+        .req(Method::POST, &format!("/v2/conformance/repo3/blobs/uploads/?mount={a}"))
         .send()
         .await
         .expect("send");
@@ -379,26 +300,17 @@ async fn mounts() {
     let missing = Digest::sha256(b"never pushed");
     for from in ["&from=conformance/repo2", ""] {
         let r = reg
-            .req(
-                Method::POST,
-                &format!("/v2/conformance/repo1/blobs/uploads/?mount={missing}{from}"),
-            )
+            .req(Method::POST, &format!("/v2/conformance/repo1/blobs/uploads/?mount={missing}{from}"))
             .send()
             .await
             .expect("send");
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         assert!(
-            header(&r, "Location")
-                .expect("Location")
-                .starts_with("/v2/conformance/repo1/blobs/uploads/")
+            header(&r, "Location").expect("Location").starts_with("/v2/conformance/repo1/blobs/uploads/")
         );
     }
     // A repository does not serve blobs it does not hold.
-    let r = reg
-        .req(Method::GET, &format!("/v2/other/blobs/{a}"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, &format!("/v2/other/blobs/{a}")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     reg.stop().await;
 }
@@ -410,30 +322,15 @@ async fn manifests_tags_and_deletes() {
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
     let c = reg.push_blob(repo, config).await;
     let l = reg.push_blob(repo, b"layer").await;
-    let manifest = image_manifest(
-        &c,
-        config.len(),
-        &[(l.clone(), 5)],
-        r#","newUnspecifiedField":{"a":1}"#,
-    );
+    let manifest = image_manifest(&c, config.len(), &[(l.clone(), 5)], r#","newUnspecifiedField":{"a":1}"#);
     let md = Digest::sha256(manifest.as_bytes());
     // By digest, then by tags.
-    let r = reg
-        .push_manifest(repo, md.as_str(), OCI_MANIFEST, &manifest)
-        .await;
+    let r = reg.push_manifest(repo, md.as_str(), OCI_MANIFEST, &manifest).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "Docker-Content-Digest"), Some(md.as_str()));
-    assert_eq!(
-        header(&r, "Location"),
-        Some(format!("/v2/{repo}/manifests/{md}").as_str())
-    );
+    assert_eq!(header(&r, "Location"), Some(format!("/v2/{repo}/manifests/{md}").as_str()));
     for tag in ["test0", "test1", "test2", "test3", "TEST0"] {
-        assert_eq!(
-            reg.push_manifest(repo, tag, OCI_MANIFEST, &manifest)
-                .await
-                .status(),
-            StatusCode::CREATED
-        );
+        assert_eq!(reg.push_manifest(repo, tag, OCI_MANIFEST, &manifest).await.status(), StatusCode::CREATED);
     }
     // Exact bytes, content type, digest on GET and HEAD, by tag and by digest.
     for reference in ["test0", md.as_str()] {
@@ -447,32 +344,17 @@ async fn manifests_tags_and_deletes() {
         assert_eq!(header(&r, "Content-Type"), Some(OCI_MANIFEST));
         assert_eq!(header(&r, "Docker-Content-Digest"), Some(md.as_str()));
         assert_eq!(r.text().await.expect("body"), manifest);
-        let r = reg
-            .req(Method::HEAD, &format!("/v2/{repo}/manifests/{reference}"))
-            .send()
-            .await
-            .expect("send");
+        let r =
+            reg.req(Method::HEAD, &format!("/v2/{repo}/manifests/{reference}")).send().await.expect("send");
         assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(
-            header(&r, "Content-Length"),
-            Some(manifest.len().to_string().as_str())
-        );
+        assert_eq!(header(&r, "Content-Length"), Some(manifest.len().to_string().as_str()));
     }
     // Pushing to a digest the bytes do not have: 400 DIGEST_INVALID.
-    let r = reg
-        .push_manifest(
-            repo,
-            Digest::sha256(b"nope").as_str(),
-            OCI_MANIFEST,
-            &manifest,
-        )
-        .await;
+    let r = reg.push_manifest(repo, Digest::sha256(b"nope").as_str(), OCI_MANIFEST, &manifest).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // A manifest referencing a missing blob: MANIFEST_BLOB_UNKNOWN.
     let dangling = image_manifest(&c, config.len(), &[(Digest::sha256(b"missing"), 7)], "");
-    let r = reg
-        .push_manifest(repo, "dangling", OCI_MANIFEST, &dangling)
-        .await;
+    let r = reg.push_manifest(repo, "dangling", OCI_MANIFEST, &dangling).await;
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
     // Non-distributable layers need not be pushed.
@@ -482,133 +364,64 @@ async fn manifests_tags_and_deletes() {
         Digest::sha256(b"elsewhere")
     );
     assert_eq!(
-        reg.push_manifest(repo, "foreign", OCI_MANIFEST, &foreign)
-            .await
-            .status(),
+        reg.push_manifest(repo, "foreign", OCI_MANIFEST, &foreign).await.status(),
         StatusCode::CREATED
     );
     // Tag params.
     let r = reg
-        .req(
-            Method::PUT,
-            &format!("/v2/{repo}/manifests/{md}?tag=a&tag=b"),
-        )
+        .req(Method::PUT, &format!("/v2/{repo}/manifests/{md}?tag=a&tag=b"))
         .header("Content-Type", OCI_MANIFEST)
         .body(manifest.clone())
         .send()
         .await
         .expect("send");
     assert_eq!(r.status(), StatusCode::CREATED);
-    let tags: Vec<_> = r
-        .headers()
-        .get_all("OCI-Tag")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+    let tags: Vec<_> = r.headers().get_all("OCI-Tag").iter().filter_map(|v| v.to_str().ok()).collect();
     assert_eq!(tags, ["a", "b"]);
 
     // Tags list: sorted, paginated with Link, `last` exclusive.
-    let r = reg
-        .req(Method::GET, &format!("/v2/{repo}/tags/list"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, &format!("/v2/{repo}/tags/list")).send().await.expect("send");
     let body: serde_json::Value = r.json().await.expect("json");
     let all: Vec<String> = serde_json::from_value(body["tags"].clone()).expect("tags");
-    assert_eq!(
-        all,
-        [
-            "TEST0", "a", "b", "foreign", "test0", "test1", "test2", "test3"
-        ]
-    );
-    let r = reg
-        .req(Method::GET, &format!("/v2/{repo}/tags/list?n=3"))
-        .send()
-        .await
-        .expect("send");
+    assert_eq!(all, ["TEST0", "a", "b", "foreign", "test0", "test1", "test2", "test3"]);
+    let r = reg.req(Method::GET, &format!("/v2/{repo}/tags/list?n=3")).send().await.expect("send");
     let link = header(&r, "Link").expect("Link").to_owned();
-    assert!(
-        link.contains("last=b") && link.contains("rel=\"next\""),
-        "{link}"
-    );
+    assert!(link.contains("last=b") && link.contains("rel=\"next\""), "{link}");
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["tags"].as_array().expect("tags").len(), 3);
-    let r = reg
-        .req(Method::GET, &format!("/v2/{repo}/tags/list?n=3&last=b"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, &format!("/v2/{repo}/tags/list?n=3&last=b")).send().await.expect("send");
     let body: serde_json::Value = r.json().await.expect("json");
-    assert_eq!(
-        body["tags"],
-        serde_json::json!(["foreign", "test0", "test1"])
-    );
+    assert_eq!(body["tags"], serde_json::json!(["foreign", "test0", "test1"]));
 
     // Deletes: tag, then manifest, then blobs; each effective at once.
-    let r = reg
-        .req(Method::DELETE, &format!("/v2/{repo}/manifests/test3"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::DELETE, &format!("/v2/{repo}/manifests/test3")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(
-        reg.req(Method::HEAD, &format!("/v2/{repo}/manifests/test3"))
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        reg.req(Method::HEAD, &format!("/v2/{repo}/manifests/test3")).send().await.expect("send").status(),
         StatusCode::NOT_FOUND
     );
-    let r = reg
-        .req(Method::DELETE, &format!("/v2/{repo}/manifests/{md}"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::DELETE, &format!("/v2/{repo}/manifests/{md}")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(
-        reg.req(Method::GET, &format!("/v2/{repo}/manifests/{md}"))
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        reg.req(Method::GET, &format!("/v2/{repo}/manifests/{md}")).send().await.expect("send").status(),
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        reg.req(Method::GET, &format!("/v2/{repo}/manifests/test0"))
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        reg.req(Method::GET, &format!("/v2/{repo}/manifests/test0")).send().await.expect("send").status(),
         StatusCode::NOT_FOUND
     );
-    let r = reg
-        .req(Method::DELETE, &format!("/v2/{repo}/blobs/{l}"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::DELETE, &format!("/v2/{repo}/blobs/{l}")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(
-        reg.req(Method::GET, &format!("/v2/{repo}/blobs/{l}"))
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        reg.req(Method::GET, &format!("/v2/{repo}/blobs/{l}")).send().await.expect("send").status(),
         StatusCode::NOT_FOUND
     );
-    let r = reg
-        .req(Method::GET, &format!("/v2/{repo}/tags/list"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, &format!("/v2/{repo}/tags/list")).send().await.expect("send");
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["tags"], serde_json::json!(["foreign"]));
 
     // Catalog.
-    let r = reg
-        .req(Method::GET, "/v2/_catalog")
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, "/v2/_catalog").send().await.expect("send");
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["repositories"], serde_json::json!([repo]));
     reg.stop().await;
@@ -619,48 +432,23 @@ async fn large_manifest_and_limit() {
     let reg = Reg::memory().await;
     let c = reg.push_blob("big", b"{}").await;
     // 390 annotations of 10,000 characters: ~3.9 MB, under the 4 MiB limit.
-    let annotations: Vec<String> = (0..390)
-        .map(|i| format!(r#""key{i}":"{}""#, "x".repeat(10_000)))
-        .collect();
-    let manifest = image_manifest(
-        &c,
-        2,
-        &[],
-        &format!(r#","annotations":{{{}}}"#, annotations.join(",")),
-    );
+    let annotations: Vec<String> =
+        (0..390).map(|i| format!(r#""key{i}":"{}""#, "x".repeat(10_000))).collect();
+    let manifest = image_manifest(&c, 2, &[], &format!(r#","annotations":{{{}}}"#, annotations.join(",")));
     assert!(manifest.len() > 3_900_000 && manifest.len() < 4 * 1024 * 1024);
-    let r = reg
-        .push_manifest("big", "large", OCI_MANIFEST, &manifest)
-        .await;
+    let r = reg.push_manifest("big", "large", OCI_MANIFEST, &manifest).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = reg
-        .req(Method::GET, "/v2/big/manifests/large")
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, "/v2/big/manifests/large").send().await.expect("send");
     assert_eq!(r.text().await.expect("body"), manifest);
     // Over 4 MiB: refused with a spec error, nothing stored.
-    let too_big = image_manifest(
-        &c,
-        2,
-        &[],
-        &format!(
-            r#","annotations":{{"k":"{}"}}"#,
-            "y".repeat(4 * 1024 * 1024)
-        ),
-    );
-    let r = reg
-        .push_manifest("big", "huge", OCI_MANIFEST, &too_big)
-        .await;
+    let too_big =
+        image_manifest(&c, 2, &[], &format!(r#","annotations":{{"k":"{}"}}"#, "y".repeat(4 * 1024 * 1024)));
+    let r = reg.push_manifest("big", "huge", OCI_MANIFEST, &too_big).await;
     assert!(r.status().is_client_error());
     let body: serde_json::Value = r.json().await.expect("json");
     assert!(body["errors"][0]["code"].is_string());
     assert_eq!(
-        reg.req(Method::GET, "/v2/big/manifests/huge")
-            .send()
-            .await
-            .expect("send")
-            .status(),
+        reg.req(Method::GET, "/v2/big/manifests/huge").send().await.expect("send").status(),
         StatusCode::NOT_FOUND
     );
     reg.stop().await;
@@ -676,11 +464,7 @@ async fn referrers() {
     let subject_manifest = image_manifest(&empty, 2, &[], "");
     let subject = Digest::sha256(subject_manifest.as_bytes());
     // Unknown subject: an empty index.
-    let r = reg
-        .req(Method::GET, &format!("/v2/{repo}/referrers/{subject}"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, &format!("/v2/{repo}/referrers/{subject}")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(header(&r, "Content-Type"), Some(OCI_INDEX));
     let body: serde_json::Value = r.json().await.expect("json");
@@ -696,64 +480,38 @@ async fn referrers() {
     };
     let first = referrer("application/vnd.nhl.peanut.butter.bagel", "one");
     let first_digest = Digest::sha256(first.as_bytes());
-    let r = reg
-        .push_manifest(repo, first_digest.as_str(), OCI_MANIFEST, &first)
-        .await;
+    let r = reg.push_manifest(repo, first_digest.as_str(), OCI_MANIFEST, &first).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "OCI-Subject"), Some(subject.as_str()));
     let second = referrer("application/vnd.example.sbom", "two");
-    let r = reg
-        .push_manifest(
-            repo,
-            Digest::sha256(second.as_bytes()).as_str(),
-            OCI_MANIFEST,
-            &second,
-        )
-        .await;
+    let r = reg.push_manifest(repo, Digest::sha256(second.as_bytes()).as_str(), OCI_MANIFEST, &second).await;
     assert_eq!(header(&r, "OCI-Subject"), Some(subject.as_str()));
-    reg.push_manifest(repo, "tagtest0", OCI_MANIFEST, &subject_manifest)
-        .await;
+    reg.push_manifest(repo, "tagtest0", OCI_MANIFEST, &subject_manifest).await;
     // Listed with exact descriptor fields.
-    let r = reg
-        .req(Method::GET, &format!("/v2/{repo}/referrers/{subject}"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, &format!("/v2/{repo}/referrers/{subject}")).send().await.expect("send");
     let body: serde_json::Value = r.json().await.expect("json");
     let listed = body["manifests"].as_array().expect("manifests");
     assert_eq!(listed.len(), 2);
-    let one = listed
-        .iter()
-        .find(|d| d["digest"] == first_digest.as_str())
-        .expect("first listed");
+    let one = listed.iter().find(|d| d["digest"] == first_digest.as_str()).expect("first listed");
     assert_eq!(one["mediaType"], OCI_MANIFEST);
     assert_eq!(one["size"], first.len());
-    assert_eq!(
-        one["artifactType"],
-        "application/vnd.nhl.peanut.butter.bagel"
-    );
-    assert_eq!(
-        one["annotations"],
-        serde_json::json!({"org.example.note": "one"})
-    );
+    assert_eq!(one["artifactType"], "application/vnd.nhl.peanut.butter.bagel");
+    assert_eq!(one["annotations"], serde_json::json!({"org.example.note": "one"}));
     // Filtered.
-    let r = reg.req(Method::GET, &format!("/v2/{repo}/referrers/{subject}?artifactType=application/vnd.nhl.peanut.butter.bagel")).send().await.expect("send");
+    let r = reg
+        .req(
+            Method::GET,
+            &format!("/v2/{repo}/referrers/{subject}?artifactType=application/vnd.nhl.peanut.butter.bagel"),
+        )
+        .send()
+        .await
+        .expect("send");
     assert_eq!(header(&r, "OCI-Filters-Applied"), Some("artifactType"));
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["manifests"].as_array().expect("manifests").len(), 1);
     // Deleting a referrer removes it from the list.
-    reg.req(
-        Method::DELETE,
-        &format!("/v2/{repo}/manifests/{first_digest}"),
-    )
-    .send()
-    .await
-    .expect("send");
-    let r = reg
-        .req(Method::GET, &format!("/v2/{repo}/referrers/{subject}"))
-        .send()
-        .await
-        .expect("send");
+    reg.req(Method::DELETE, &format!("/v2/{repo}/manifests/{first_digest}")).send().await.expect("send");
+    let r = reg.req(Method::GET, &format!("/v2/{repo}/referrers/{subject}")).send().await.expect("send");
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["manifests"].as_array().expect("manifests").len(), 1);
     reg.stop().await;
@@ -773,24 +531,12 @@ async fn indexes_need_their_children() {
     let r = reg.push_manifest(repo, "multi", OCI_INDEX, &index).await;
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
-    reg.push_manifest(repo, child_digest.as_str(), OCI_MANIFEST, &child)
-        .await;
-    assert_eq!(
-        reg.push_manifest(repo, "multi", OCI_INDEX, &index)
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
-    let r = reg
-        .req(Method::GET, &format!("/v2/{repo}/manifests/multi"))
-        .send()
-        .await
-        .expect("send");
+    reg.push_manifest(repo, child_digest.as_str(), OCI_MANIFEST, &child).await;
+    assert_eq!(reg.push_manifest(repo, "multi", OCI_INDEX, &index).await.status(), StatusCode::CREATED);
+    let r = reg.req(Method::GET, &format!("/v2/{repo}/manifests/multi")).send().await.expect("send");
     assert_eq!(header(&r, "Content-Type"), Some(OCI_INDEX));
     // Content-Type and mediaType must agree.
-    let r = reg
-        .push_manifest(repo, "mismatch", OCI_MANIFEST, &index)
-        .await;
+    let r = reg.push_manifest(repo, "mismatch", OCI_MANIFEST, &index).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     reg.stop().await;
 }
@@ -805,16 +551,10 @@ async fn embedded_data_counts_as_pushed() {
         r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{c}","size":2}},"layers":[{{"mediaType":"text/plain","digest":"{hello}","size":5,"data":"aGVsbG8="}}]}}"#
     );
     assert_eq!(
-        reg.push_manifest("d", "embedded", OCI_MANIFEST, &manifest)
-            .await
-            .status(),
+        reg.push_manifest("d", "embedded", OCI_MANIFEST, &manifest).await.status(),
         StatusCode::CREATED
     );
-    let r = reg
-        .req(Method::GET, &format!("/v2/d/blobs/{hello}"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, &format!("/v2/d/blobs/{hello}")).send().await.expect("send");
     assert_eq!(r.bytes().await.expect("body").as_ref(), b"hello");
     // Embedded data that does not match its digest is refused ("d29ybGQ=" is "world").
     let lie = manifest.replace("aGVsbG8=", "d29ybGQ=");

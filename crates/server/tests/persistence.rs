@@ -14,24 +14,14 @@ use crate::common::{OCI_MANIFEST, Reg, header, image_manifest};
 async fn a_restart_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let open = || async {
-        Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("open"))
-            as Arc<dyn wharf_store::Storage>
+        Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("open")) as Arc<dyn wharf_store::Storage>
     };
     let reg = Reg::start(open().await).await;
     let c = reg.push_blob("r/app", b"{}").await;
     let manifest = image_manifest(&c, 2, &[], "");
-    assert_eq!(
-        reg.push_manifest("r/app", "v1", OCI_MANIFEST, &manifest)
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(reg.push_manifest("r/app", "v1", OCI_MANIFEST, &manifest).await.status(), StatusCode::CREATED);
     // An upload left half done.
-    let r = reg
-        .req(Method::POST, "/v2/r/app/blobs/uploads/")
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::POST, "/v2/r/app/blobs/uploads/").send().await.expect("send");
     let location = header(&r, "Location").expect("Location").to_owned();
     reg.req(Method::PATCH, &location)
         .header("Content-Range", "0-4")
@@ -42,11 +32,7 @@ async fn a_restart_loses_nothing() {
     reg.stop().await;
 
     let reg = Reg::start(open().await).await;
-    let r = reg
-        .req(Method::GET, "/v2/r/app/manifests/v1")
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, "/v2/r/app/manifests/v1").send().await.expect("send");
     assert_eq!(r.text().await.expect("body"), manifest);
     let r = reg.req(Method::GET, &location).send().await.expect("send");
     assert_eq!(header(&r, "Range"), Some("0-4"));
@@ -57,17 +43,9 @@ async fn a_restart_loses_nothing() {
         .await
         .expect("send");
     let d = Digest::sha256(b"hello world");
-    let r = reg
-        .req(Method::PUT, &format!("{location}?digest={d}"))
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::PUT, &format!("{location}?digest={d}")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = reg
-        .req(Method::GET, "/v2/_catalog")
-        .send()
-        .await
-        .expect("send");
+    let r = reg.req(Method::GET, "/v2/_catalog").send().await.expect("send");
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["repositories"], serde_json::json!(["r/app"]));
     reg.stop().await;
@@ -81,35 +59,20 @@ struct Process {
 
 impl Process {
     fn start(storage: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
         let child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--storage",
-                storage,
-            ])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--storage", storage])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn wharf-server");
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
+        Self { child, base: format!("http://127.0.0.1:{port}") }
     }
 
     async fn ready(&self, http: &reqwest::Client) {
         for _ in 0..200 {
-            if http
-                .get(format!("{}/v2/", self.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK)
+            if http.get(format!("{}/v2/", self.base)).send().await.is_ok_and(|r| r.status() == StatusCode::OK)
             {
                 return;
             }
@@ -139,11 +102,8 @@ async fn two_processes_over_one_s3_bucket() {
         }
     };
     let (location, query) = url.split_once('?').unwrap_or((&url, ""));
-    let storage = format!(
-        "{}/two-{}?{query}",
-        location.trim_end_matches('/'),
-        wharf_store::UploadId::random()
-    );
+    let storage =
+        format!("{}/two-{}?{query}", location.trim_end_matches('/'), wharf_store::UploadId::random());
     let (a, b) = (Process::start(&storage), Process::start(&storage));
     let http = reqwest::Client::new();
     a.ready(&http).await;
@@ -151,11 +111,7 @@ async fn two_processes_over_one_s3_bucket() {
     // A chunked upload begun on A continues on B and finishes on A.
     let data: Vec<u8> = (0..3000u32).map(|i| (i % 256) as u8).collect();
     let d = Digest::sha256(&data);
-    let r = http
-        .post(format!("{}/v2/shared/repo/blobs/uploads/", a.base))
-        .send()
-        .await
-        .expect("send");
+    let r = http.post(format!("{}/v2/shared/repo/blobs/uploads/", a.base)).send().await.expect("send");
     let location = header(&r, "Location").expect("Location").to_owned();
     http.patch(format!("{}{location}", a.base))
         .header("Content-Range", "0-999")
@@ -172,22 +128,15 @@ async fn two_processes_over_one_s3_bucket() {
         .expect("send");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(header(&r, "Range"), Some("0-2999"));
-    let r = http
-        .put(format!("{}{location}?digest={d}", a.base))
-        .send()
-        .await
-        .expect("send");
+    let r = http.put(format!("{}{location}?digest={d}", a.base)).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::CREATED);
     // A manifest pushed to B is served by A.
     let c = Digest::sha256(b"{}");
-    http.post(format!(
-        "{}/v2/shared/repo/blobs/uploads/?digest={c}",
-        b.base
-    ))
-    .body("{}")
-    .send()
-    .await
-    .expect("send");
+    http.post(format!("{}/v2/shared/repo/blobs/uploads/?digest={c}", b.base))
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
     let manifest = image_manifest(&c, 2, &[(d.clone(), data.len())], "");
     let r = http
         .put(format!("{}/v2/shared/repo/manifests/v1", b.base))
@@ -197,16 +146,19 @@ async fn two_processes_over_one_s3_bucket() {
         .await
         .expect("send");
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = http
-        .get(format!("{}/v2/shared/repo/manifests/v1", a.base))
-        .send()
-        .await
-        .expect("send");
+    let r = http.get(format!("{}/v2/shared/repo/manifests/v1", a.base)).send().await.expect("send");
     assert_eq!(r.text().await.expect("body"), manifest);
-    let r = http
-        .get(format!("{}/v2/shared/repo/blobs/{d}", b.base))
-        .send()
-        .await
-        .expect("send");
+    let r = http.get(format!("{}/v2/shared/repo/blobs/{d}", b.base)).send().await.expect("send");
     assert_eq!(r.bytes().await.expect("body").as_ref(), data.as_slice());
+}
+
+#[tokio::test]
+async fn stale_uploads_are_purged() {
+    let registry = wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+    let repo: wharf_types::Repository = "r".parse().expect("name");
+    let id = registry.begin_upload(&repo).await.expect("begin");
+    assert_eq!(registry.purge_stale_uploads(Duration::from_secs(3600)).await.expect("purge"), 0);
+    assert_eq!(registry.upload_status(&repo, id.as_str()).await.expect("status"), 0);
+    assert_eq!(registry.purge_stale_uploads(Duration::ZERO).await.expect("purge"), 1);
+    assert!(registry.upload_status(&repo, id.as_str()).await.is_err(), "the session is gone");
 }

@@ -25,25 +25,14 @@ fn chunk(i: u64) -> Vec<u8> {
 
 fn vm_hwm_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM");
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse::<u64>().ok())
-        .expect("kB")
-        / 1024
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).expect("kB") / 1024
 }
 
 #[tokio::test]
 async fn a_gib_through_the_server_keeps_its_memory_bounded() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
         .args([
             "--listen",
@@ -73,34 +62,16 @@ async fn a_gib_through_the_server_keeps_its_memory_bounded() {
         digester.update(&chunk(i));
     }
     let digest = digester.finish();
-    let body = reqwest::Body::wrap_stream(stream::iter(
-        (0..CHUNKS).map(|i| Ok::<_, std::io::Error>(chunk(i))),
-    ));
-    let r = http
-        .post(format!("{base}/v2/big/blobs/uploads/"))
-        .send()
-        .await
-        .expect("start");
+    let body =
+        reqwest::Body::wrap_stream(stream::iter((0..CHUNKS).map(|i| Ok::<_, std::io::Error>(chunk(i)))));
+    let r = http.post(format!("{base}/v2/big/blobs/uploads/")).send().await.expect("start");
     let location = r.headers()["Location"].to_str().expect("text").to_owned();
-    let r = http
-        .patch(format!("{base}{location}"))
-        .body(body)
-        .send()
-        .await
-        .expect("patch");
+    let r = http.patch(format!("{base}{location}")).body(body).send().await.expect("patch");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = http
-        .put(format!("{base}{location}?digest={digest}"))
-        .send()
-        .await
-        .expect("put");
+    let r = http.put(format!("{base}{location}?digest={digest}")).send().await.expect("put");
     assert_eq!(r.status(), StatusCode::CREATED);
 
-    let mut r = http
-        .get(format!("{base}/v2/big/blobs/{digest}"))
-        .send()
-        .await
-        .expect("get");
+    let mut r = http.get(format!("{base}/v2/big/blobs/{digest}")).send().await.expect("get");
     let mut check = digest.digester();
     while let Some(bytes) = r.chunk().await.expect("chunk") {
         check.update(&bytes);
@@ -110,8 +81,6 @@ async fn a_gib_through_the_server_keeps_its_memory_bounded() {
     let peak = vm_hwm_mib(child.id());
     let _ = child.kill();
     let _ = child.wait();
-    eprintln!(
-        "wharf-server peak RSS: {peak} MiB after pushing and pulling 1 GiB (idle {idle} MiB)"
-    );
+    eprintln!("wharf-server peak RSS: {peak} MiB after pushing and pulling 1 GiB (idle {idle} MiB)");
     assert!(peak < 64, "server peak RSS {peak} MiB for a 1 GiB blob");
 }

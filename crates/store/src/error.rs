@@ -82,23 +82,12 @@ pub enum Error {
 
 impl Error {
     #[cold]
-    pub(crate) fn io(
-        op: &'static str,
-        path: impl Into<std::path::PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
-        Self::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+    pub(crate) fn io(op: &'static str, path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { op, path: path.into(), source }
     }
 
     /// Whether this error means "no such blob or session" (a 404 for a server).
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            Self::BlobNotFound { .. } | Self::UploadNotFound { .. }
-        )
+        matches!(self, Self::BlobNotFound { .. } | Self::UploadNotFound { .. })
     }
 }

@@ -77,9 +77,7 @@ impl FsStore {
         let root = root.into();
         for dir in ["blobs", "uploads", "tmp", "meta"] {
             let path = root.join(dir);
-            tokio::fs::create_dir_all(&path)
-                .await
-                .map_err(|e| Error::io("create directory", &path, e))?;
+            tokio::fs::create_dir_all(&path).await.map_err(|e| Error::io("create directory", &path, e))?;
         }
         let root2 = root.clone();
         blocking(move || {
@@ -88,10 +86,7 @@ impl FsStore {
             Ok(())
         })
         .await?;
-        Ok(Self {
-            root,
-            sessions: Sessions::default(),
-        })
+        Ok(Self { root, sessions: Sessions::default() })
     }
 
     /// The directory the store lives in.
@@ -101,11 +96,7 @@ impl FsStore {
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.encoded();
-        self.root
-            .join("blobs")
-            .join(digest.algorithm().as_str())
-            .join(&hex[..2])
-            .join(hex)
+        self.root.join("blobs").join(digest.algorithm().as_str()).join(&hex[..2]).join(hex)
     }
 
     fn upload_path(&self, id: &UploadId) -> PathBuf {
@@ -119,8 +110,7 @@ impl FsStore {
         blocking(move || {
             let parent = to.parent().expect("blob paths have a parent");
             if !parent.exists() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io("create directory", parent, e))?;
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
                 // Make the new directories durable: each one's entry lives in its parent.
                 let mut dir = parent;
                 while dir != blobs {
@@ -162,36 +152,23 @@ impl BlobStore for FsStore {
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::BlobNotFound {
-                    digest: digest.clone(),
-                });
+                return Err(Error::BlobNotFound { digest: digest.clone() });
             }
             Err(e) => return Err(Error::io("open", path, e)),
         };
-        let size = file
-            .metadata()
-            .await
-            .map_err(|e| Error::io("stat", &path, e))?
-            .len();
+        let size = file.metadata().await.map_err(|e| Error::io("stat", &path, e))?.len();
         let range = check_range(digest, range, size)?;
         if range.start > 0 {
-            file.seek(SeekFrom::Start(range.start))
-                .await
-                .map_err(|e| Error::io("seek", &path, e))?;
+            file.seek(SeekFrom::Start(range.start)).await.map_err(|e| Error::io("seek", &path, e))?;
         }
         let reader = file.take(range.end - range.start);
         let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK).boxed();
-        Ok(GetResult {
-            size,
-            range,
-            stream,
-        })
+        Ok(GetResult { size, range, stream })
     }
 
     async fn put(&self, expected: &Digest, data: ByteStream) -> Result<BlobInfo> {
         let temp = TempFile::new(self.root.join("tmp").join(UploadId::random().as_str()));
-        let file =
-            std::fs::File::create(&temp.path).map_err(|e| Error::io("create", &temp.path, e))?;
+        let file = std::fs::File::create(&temp.path).map_err(|e| Error::io("create", &temp.path, e))?;
         let mut digester = expected.digester();
         let mut input = Hashed::new(data, &mut digester);
         write_durably(file, &temp.path, &mut input).await?;
@@ -224,15 +201,10 @@ impl BlobStore for FsStore {
     async fn begin(&self) -> Result<UploadId> {
         let id = UploadId::random();
         let path = self.upload_path(&id);
-        tokio::fs::File::create(&path)
-            .await
-            .map_err(|e| Error::io("create", &path, e))?;
+        tokio::fs::File::create(&path).await.map_err(|e| Error::io("create", &path, e))?;
         let dir = self.root.join("uploads");
         blocking(move || sync_dir(&dir)).await?;
-        *self.sessions.get(&id).lock().await = Some(Running {
-            len: 0,
-            digester: session_digester(),
-        });
+        *self.sessions.get(&id).lock().await = Some(Running { len: 0, digester: session_digester() });
         Ok(id)
     }
 
@@ -242,33 +214,21 @@ impl BlobStore for FsStore {
         let path = self.upload_path(id);
         let size = self.len_of(id).await?;
         if offset != size {
-            return Err(Error::WrongOffset {
-                id: id.clone(),
-                offset,
-                size,
-            });
+            return Err(Error::WrongOffset { id: id.clone(), offset, size });
         }
         let mut digester = match running.take() {
             Some(r) if r.len == size => r.digester,
             // Another process appended, or this one restarted: hash what is stored.
             _ => hash_file(path.clone(), size, Algorithm::Sha256).await?,
         };
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let file =
+            std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| Error::io("open", &path, e))?;
         let before = digester.clone();
         let mut input = Hashed::new(data, &mut digester);
         if let Err(e) = write_durably(file, &path, &mut input).await {
             // A failed append adds nothing: cut the file back to where it was.
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .and_then(|f| f.set_len(size));
-            *running = Some(Running {
-                len: size,
-                digester: before,
-            });
+            let _ = std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(size));
+            *running = Some(Running { len: size, digester: before });
             return Err(e);
         }
         let len = size + input.len;
@@ -286,9 +246,7 @@ impl BlobStore for FsStore {
         let path = self.upload_path(id);
         let size = self.len_of(id).await?;
         let digester = match running.take() {
-            Some(r) if r.len == size && r.digester.algorithm() == expected.algorithm() => {
-                r.digester
-            }
+            Some(r) if r.len == size && r.digester.algorithm() == expected.algorithm() => r.digester,
             _ => hash_file(path.clone(), size, expected.algorithm()).await?,
         };
         let result = match verify(digester, expected) {
@@ -332,13 +290,10 @@ async fn write_durably(file: std::fs::File, path: &Path, input: &mut Hashed<'_>)
         let mut unsynced = 0u64;
         let mut early: Option<std::thread::JoinHandle<()>> = None;
         while let Some(chunk) = rx.blocking_recv() {
-            file.write_all(&chunk)
-                .map_err(|e| Error::io("write", &owned, e))?;
+            file.write_all(&chunk).map_err(|e| Error::io("write", &owned, e))?;
             unsynced += chunk.len() as u64;
             if unsynced >= EARLY_SYNC
-                && early
-                    .as_ref()
-                    .is_none_or(std::thread::JoinHandle::is_finished)
+                && early.as_ref().is_none_or(std::thread::JoinHandle::is_finished)
                 && let Ok(dup) = file.try_clone()
             {
                 unsynced = 0;
@@ -362,9 +317,7 @@ async fn write_durably(file: std::fs::File, path: &Path, input: &mut Hashed<'_>)
     }
     .await;
     drop(tx);
-    let written = writer
-        .await
-        .map_err(|e| Error::Corrupt(format!("writer thread failed: {e}")))?;
+    let written = writer.await.map_err(|e| Error::Corrupt(format!("writer thread failed: {e}")))?;
     sent.and(written)
 }
 
@@ -392,18 +345,12 @@ impl Drop for TempFile {
     }
 }
 
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Corrupt(format!("blocking task failed: {e}")))?
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Corrupt(format!("blocking task failed: {e}")))?
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("fsync directory", dir, e))
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
 }
 
 fn remove_stale_temp(tmp: &Path) {
@@ -426,16 +373,12 @@ fn remove_stale_temp(tmp: &Path) {
 async fn hash_file(path: PathBuf, len: u64, algorithm: Algorithm) -> Result<Digester> {
     blocking(move || {
         let mut file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| Error::io("seek", &path, e))?;
+        file.seek(SeekFrom::Start(0)).map_err(|e| Error::io("seek", &path, e))?;
         let mut digester = algorithm.digester();
         let mut reader = file.take(len);
         std::io::copy(&mut reader, &mut digester).map_err(|e| Error::io("read", &path, e))?;
         if digester.len() != len {
-            return Err(Error::Corrupt(format!(
-                "{} is shorter than {len} bytes",
-                path.display()
-            )));
+            return Err(Error::Corrupt(format!("{} is shorter than {len} bytes", path.display())));
         }
         Ok(digester)
     })

@@ -11,8 +11,7 @@ use wharf_types::{Digest, Digester};
 
 use crate::error::{Error, Result};
 use crate::store::{
-    BlobInfo, BlobStore, ByteStream, GetResult, Hashed, UploadId, check_range, session_digester,
-    verify,
+    BlobInfo, BlobStore, ByteStream, GetResult, Hashed, UploadId, check_range, session_digester, verify,
 };
 
 /// A blob store in memory. Nothing survives the process; everything else holds as for the
@@ -59,33 +58,22 @@ impl MemoryStore {
 
     fn with_upload<T>(&self, id: &UploadId, f: impl FnOnce(&mut Upload) -> T) -> Result<T> {
         let mut uploads = self.uploads.lock().expect("lock");
-        uploads
-            .get_mut(id)
-            .map(f)
-            .ok_or_else(|| Error::UploadNotFound { id: id.clone() })
+        uploads.get_mut(id).map(f).ok_or_else(|| Error::UploadNotFound { id: id.clone() })
     }
 
     fn take_upload(&self, id: &UploadId) -> Result<Upload> {
-        self.uploads
-            .lock()
-            .expect("lock")
-            .remove(id)
-            .ok_or_else(|| Error::UploadNotFound { id: id.clone() })
+        self.uploads.lock().expect("lock").remove(id).ok_or_else(|| Error::UploadNotFound { id: id.clone() })
     }
 }
 
 #[async_trait]
 impl BlobStore for MemoryStore {
     async fn stat(&self, digest: &Digest) -> Result<Option<BlobInfo>> {
-        Ok(self
-            .blob(digest)
-            .map(|b| BlobInfo::new(digest.clone(), b.len() as u64)))
+        Ok(self.blob(digest).map(|b| BlobInfo::new(digest.clone(), b.len() as u64)))
     }
 
     async fn get(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<GetResult> {
-        let blob = self.blob(digest).ok_or_else(|| Error::BlobNotFound {
-            digest: digest.clone(),
-        })?;
+        let blob = self.blob(digest).ok_or_else(|| Error::BlobNotFound { digest: digest.clone() })?;
         let size = blob.len() as u64;
         let range = check_range(digest, range, size)?;
         #[allow(clippy::cast_possible_truncation)] // within an in-memory blob's length
@@ -95,11 +83,7 @@ impl BlobStore for MemoryStore {
         } else {
             stream::once(async { Ok(slice) }).boxed()
         };
-        Ok(GetResult {
-            size,
-            range,
-            stream,
-        })
+        Ok(GetResult { size, range, stream })
     }
 
     async fn put(&self, expected: &Digest, data: ByteStream) -> Result<BlobInfo> {
@@ -111,10 +95,7 @@ impl BlobStore for MemoryStore {
         }
         verify(digester, expected)?;
         let size = buffer.len() as u64;
-        self.blobs
-            .write()
-            .expect("lock")
-            .insert(expected.clone(), buffer.freeze());
+        self.blobs.write().expect("lock").insert(expected.clone(), buffer.freeze());
         Ok(BlobInfo::new(expected.clone(), size))
     }
 
@@ -123,27 +104,14 @@ impl BlobStore for MemoryStore {
     }
 
     fn list(&self) -> BoxStream<'_, Result<Digest>> {
-        let digests: Vec<_> = self
-            .blobs
-            .read()
-            .expect("lock")
-            .keys()
-            .cloned()
-            .map(Ok)
-            .collect();
+        let digests: Vec<_> = self.blobs.read().expect("lock").keys().cloned().map(Ok).collect();
         stream::iter(digests).boxed()
     }
 
     async fn begin(&self) -> Result<UploadId> {
         let id = UploadId::random();
-        let upload = Upload {
-            data: BytesMut::new(),
-            digester: session_digester(),
-        };
-        self.uploads
-            .lock()
-            .expect("lock")
-            .insert(id.clone(), upload);
+        let upload = Upload { data: BytesMut::new(), digester: session_digester() };
+        self.uploads.lock().expect("lock").insert(id.clone(), upload);
         Ok(id)
     }
 
@@ -155,11 +123,7 @@ impl BlobStore for MemoryStore {
             if offset == size {
                 Ok(u.digester.clone())
             } else {
-                Err(Error::WrongOffset {
-                    id: id.clone(),
-                    offset,
-                    size,
-                })
+                Err(Error::WrongOffset { id: id.clone(), offset, size })
             }
         })??;
         let mut received = BytesMut::new();
@@ -170,11 +134,7 @@ impl BlobStore for MemoryStore {
         self.with_upload(id, |u| {
             let size = u.data.len() as u64;
             if offset != size {
-                return Err(Error::WrongOffset {
-                    id: id.clone(),
-                    offset,
-                    size,
-                });
+                return Err(Error::WrongOffset { id: id.clone(), offset, size });
             }
             u.data.extend_from_slice(&received);
             u.digester = digester;
@@ -197,10 +157,7 @@ impl BlobStore for MemoryStore {
         };
         verify(digester, expected)?;
         let size = upload.data.len() as u64;
-        self.blobs
-            .write()
-            .expect("lock")
-            .insert(expected.clone(), upload.data.freeze());
+        self.blobs.write().expect("lock").insert(expected.clone(), upload.data.freeze());
         Ok(BlobInfo::new(expected.clone(), size))
     }
 

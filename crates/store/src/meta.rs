@@ -27,17 +27,9 @@ pub fn check_key(key: &str) -> Result<()> {
             !c.is_empty()
                 && c != "."
                 && c != ".."
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         });
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::Config(format!(
-            "invalid metadata key `{}`",
-            key.escape_debug()
-        )))
-    }
+    if valid { Ok(()) } else { Err(Error::Config(format!("invalid metadata key `{}`", key.escape_debug()))) }
 }
 
 /// Small records by key, durable and atomically replaced, with prefix listing.
@@ -84,11 +76,7 @@ impl MetaStore for MemoryStore {
     }
     async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
         check_key(key)?;
-        self.meta
-            .0
-            .write()
-            .expect("lock")
-            .insert(key.to_owned(), value);
+        self.meta.0.write().expect("lock").insert(key.to_owned(), value);
         Ok(())
     }
     async fn remove_meta(&self, key: &str) -> Result<bool> {
@@ -132,17 +120,12 @@ impl MetaStore for FsStore {
     async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
         check_key(key)?;
         let path = self.meta_path(key);
-        let temp = self
-            .root()
-            .join("tmp")
-            .join(crate::UploadId::random().as_str());
+        let temp = self.root().join("tmp").join(crate::UploadId::random().as_str());
         crate::fs::blocking(move || {
             use std::io::Write as _;
             let parent = path.parent().expect("meta keys have a parent");
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::io("create directory", parent, e))?;
-            let mut file =
-                std::fs::File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+            let mut file = std::fs::File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
             let written = file.write_all(&value).and_then(|()| file.sync_all());
             if let Err(e) = written.and_then(|()| std::fs::rename(&temp, &path)) {
                 let _ = std::fs::remove_file(&temp);
@@ -194,11 +177,7 @@ impl MetaStore for FsStore {
                     let Ok(name) = entry.file_name().into_string() else {
                         continue;
                     };
-                    let key = if rel.is_empty() {
-                        name
-                    } else {
-                        format!("{rel}/{name}")
-                    };
+                    let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
                     if entry.file_type().is_ok_and(|t| t.is_dir()) {
                         stack.push((entry.path(), key));
                     } else if key.starts_with(&prefix) {
@@ -227,9 +206,7 @@ impl MetaStore for crate::S3Store {
 
     async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
         check_key(key)?;
-        self.object_store()
-            .put(&self.meta_key(key), value.into())
-            .await?;
+        self.object_store().put(&self.meta_key(key), value.into()).await?;
         Ok(())
     }
 
@@ -250,17 +227,9 @@ impl MetaStore for crate::S3Store {
     async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
         let base = self.meta_key("");
         let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
-        let list_from = if dir_part.is_empty() {
-            base.clone()
-        } else {
-            self.meta_key(dir_part)
-        };
+        let list_from = if dir_part.is_empty() { base.clone() } else { self.meta_key(dir_part) };
         let base_len = base.as_ref().len();
-        let metas: Vec<_> = self
-            .object_store()
-            .list(Some(&list_from))
-            .try_collect()
-            .await?;
+        let metas: Vec<_> = self.object_store().list(Some(&list_from)).try_collect().await?;
         let mut out: Vec<String> = metas
             .into_iter()
             .filter_map(|m| {

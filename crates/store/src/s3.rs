@@ -61,20 +61,15 @@ pub struct S3Store {
 impl S3Store {
     /// A store over any `object_store` backend, with keys below `prefix` (may be empty).
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Self {
-        Self {
-            store,
-            prefix: Path::from(prefix),
-            sessions: Sessions::default(),
-        }
+        Self { store, prefix: Path::from(prefix), sessions: Sessions::default() }
     }
 
     /// A store from `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>`; credentials
     /// from the standard AWS environment variables. A plain-`http` endpoint is allowed (for
     /// engines on loopback), and requests use path style.
     pub fn from_url(url: &str) -> Result<Self> {
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| Error::Config(format!("`{url}` is not an s3:// URL")))?;
+        let rest =
+            url.strip_prefix("s3://").ok_or_else(|| Error::Config(format!("`{url}` is not an s3:// URL")))?;
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
         if bucket.is_empty() {
@@ -86,21 +81,14 @@ impl S3Store {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             builder = match key {
-                "endpoint" => builder
-                    .with_allow_http(value.starts_with("http://"))
-                    .with_endpoint(value),
+                "endpoint" => builder.with_allow_http(value.starts_with("http://")).with_endpoint(value),
                 "region" => builder.with_region(value),
                 other => {
-                    return Err(Error::Config(format!(
-                        "unknown s3:// URL parameter `{other}`"
-                    )));
+                    return Err(Error::Config(format!("unknown s3:// URL parameter `{other}`")));
                 }
             };
         }
-        Ok(Self::new(
-            Arc::new(builder.build()?),
-            prefix.trim_matches('/'),
-        ))
+        Ok(Self::new(Arc::new(builder.build()?), prefix.trim_matches('/')))
     }
 
     fn key(&self, rest: &str) -> Path {
@@ -122,11 +110,7 @@ impl S3Store {
     }
 
     fn blob_key(&self, digest: &Digest) -> Path {
-        self.key(&format!(
-            "blobs/{}/{}",
-            digest.algorithm(),
-            digest.encoded()
-        ))
+        self.key(&format!("blobs/{}/{}", digest.algorithm(), digest.encoded()))
     }
 
     fn session_dir(&self, id: &UploadId) -> Path {
@@ -144,10 +128,7 @@ impl S3Store {
             match meta.location.filename() {
                 Some("session") => marker = true,
                 Some(name) => {
-                    if let Some(offset) = name
-                        .strip_prefix("chunk-")
-                        .and_then(|o| o.parse::<u64>().ok())
-                    {
+                    if let Some(offset) = name.strip_prefix("chunk-").and_then(|o| o.parse::<u64>().ok()) {
                         chunks.push((meta.location.clone(), offset, meta.size));
                     }
                 }
@@ -220,12 +201,7 @@ impl S3Store {
         futures_util::stream::iter(chunks)
             .then(move |(key, _, _)| {
                 let store = store.clone();
-                async move {
-                    store
-                        .get(&key)
-                        .await
-                        .map(object_store::GetResult::into_stream)
-                }
+                async move { store.get(&key).await.map(object_store::GetResult::into_stream) }
             })
             .try_flatten()
             .map_err(std::io::Error::other)
@@ -234,12 +210,7 @@ impl S3Store {
 
     async fn delete_session(&self, id: &UploadId) -> Result<()> {
         let dir = self.session_dir(id);
-        let keys: Vec<_> = self
-            .store
-            .list(Some(&dir))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await?;
+        let keys: Vec<_> = self.store.list(Some(&dir)).map_ok(|m| m.location).try_collect().await?;
         for key in keys {
             match self.store.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -267,33 +238,19 @@ impl BlobStore for S3Store {
 
     async fn get(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<GetResult> {
         let key = self.blob_key(digest);
-        let not_found = || Error::BlobNotFound {
-            digest: digest.clone(),
-        };
+        let not_found = || Error::BlobNotFound { digest: digest.clone() };
         let Some(range) = range else {
             let result = not_found_as_none(self.store.get(&key).await)?.ok_or_else(not_found)?;
             let size = result.meta.size;
             let stream = result.into_stream().map_err(std::io::Error::other).boxed();
-            return Ok(GetResult {
-                size,
-                range: 0..size,
-                stream,
-            });
+            return Ok(GetResult { size, range: 0..size, stream });
         };
         let meta = not_found_as_none(self.store.head(&key).await)?.ok_or_else(not_found)?;
         let range = check_range(digest, Some(range), meta.size)?;
-        let options = GetOptions {
-            range: Some(GetRange::Bounded(range.clone())),
-            ..GetOptions::default()
-        };
-        let result =
-            not_found_as_none(self.store.get_opts(&key, options).await)?.ok_or_else(not_found)?;
+        let options = GetOptions { range: Some(GetRange::Bounded(range.clone())), ..GetOptions::default() };
+        let result = not_found_as_none(self.store.get_opts(&key, options).await)?.ok_or_else(not_found)?;
         let stream = result.into_stream().map_err(std::io::Error::other).boxed();
-        Ok(GetResult {
-            size: meta.size,
-            range,
-            stream,
-        })
+        Ok(GetResult { size: meta.size, range, stream })
     }
 
     async fn put(&self, expected: &Digest, data: ByteStream) -> Result<BlobInfo> {
@@ -325,25 +282,15 @@ impl BlobStore for S3Store {
                 let [.., algorithm, hex] = parts.as_slice() else {
                     return Ok(None);
                 };
-                Ok(format!("{}:{}", algorithm.as_ref(), hex.as_ref())
-                    .parse::<Digest>()
-                    .ok())
+                Ok(format!("{}:{}", algorithm.as_ref(), hex.as_ref()).parse::<Digest>().ok())
             })
             .boxed()
     }
 
     async fn begin(&self) -> Result<UploadId> {
         let id = UploadId::random();
-        self.store
-            .put(
-                &self.session_dir(&id).join("session"),
-                PutPayload::default(),
-            )
-            .await?;
-        *self.sessions.get(&id).lock().await = Some(Running {
-            len: 0,
-            digester: session_digester(),
-        });
+        self.store.put(&self.session_dir(&id).join("session"), PutPayload::default()).await?;
+        *self.sessions.get(&id).lock().await = Some(Running { len: 0, digester: session_digester() });
         Ok(id)
     }
 
@@ -353,41 +300,26 @@ impl BlobStore for S3Store {
         let chunks = self.chunks(id).await?;
         let size: u64 = chunks.iter().map(|c| c.2).sum();
         if offset != size {
-            return Err(Error::WrongOffset {
-                id: id.clone(),
-                offset,
-                size,
-            });
+            return Err(Error::WrongOffset { id: id.clone(), offset, size });
         }
         let mut digester = match running.take() {
             Some(r) if r.len == size => r.digester,
             // Another process appended, or this one restarted: hash what is stored.
             _ => {
                 let mut d = Algorithm::Sha256.digester();
-                Hashed::new(self.chunk_stream(chunks), &mut d)
-                    .drain()
-                    .await?;
+                Hashed::new(self.chunk_stream(chunks), &mut d).drain().await?;
                 d
             }
         };
         let key = self.session_dir(id).join(format!("chunk-{offset:020}"));
         let before = digester.clone();
-        match self
-            .write_object(&key, data, &mut digester, |_| Ok(()))
-            .await
-        {
+        match self.write_object(&key, data, &mut digester, |_| Ok(())).await {
             Ok(written) => {
-                *running = Some(Running {
-                    len: size + written,
-                    digester,
-                });
+                *running = Some(Running { len: size + written, digester });
                 Ok(size + written)
             }
             Err(e) => {
-                *running = Some(Running {
-                    len: size,
-                    digester: before,
-                });
+                *running = Some(Running { len: size, digester: before });
                 Err(e)
             }
         }
@@ -403,39 +335,29 @@ impl BlobStore for S3Store {
         let chunks = self.chunks(id).await?;
         let size: u64 = chunks.iter().map(|c| c.2).sum();
         let target = self.blob_key(expected);
-        let known = running
-            .take()
-            .filter(|r| r.len == size && r.digester.algorithm() == expected.algorithm());
+        let known =
+            running.take().filter(|r| r.len == size && r.digester.algorithm() == expected.algorithm());
         let result = match (known, chunks.as_slice()) {
             // The hash is known: check it, then copy server-side (one chunk) or stream.
             (Some(r), _) => match verify(r.digester, expected) {
-                Ok(_) if chunks.len() == 1 => self
-                    .store
-                    .copy(&chunks[0].0, &target)
-                    .await
-                    .map_err(Error::from),
-                Ok(_) if chunks.is_empty() => self
-                    .store
-                    .put(&target, PutPayload::default())
-                    .await
-                    .map(drop)
-                    .map_err(Error::from),
+                Ok(_) if chunks.len() == 1 => {
+                    self.store.copy(&chunks[0].0, &target).await.map_err(Error::from)
+                }
+                Ok(_) if chunks.is_empty() => {
+                    self.store.put(&target, PutPayload::default()).await.map(drop).map_err(Error::from)
+                }
                 Ok(_) => {
                     let mut d = expected.digester();
-                    self.write_object(&target, self.chunk_stream(chunks.clone()), &mut d, |_| {
-                        Ok(())
-                    })
-                    .await
-                    .map(drop)
+                    self.write_object(&target, self.chunk_stream(chunks.clone()), &mut d, |_| Ok(()))
+                        .await
+                        .map(drop)
                 }
                 Err(e) => Err(e),
             },
             // A single chunk whose hash this process does not know: hash it, then copy.
             (None, [only]) => {
                 let mut d = expected.digester();
-                Hashed::new(self.chunk_stream(vec![only.clone()]), &mut d)
-                    .drain()
-                    .await?;
+                Hashed::new(self.chunk_stream(vec![only.clone()]), &mut d).drain().await?;
                 match verify(d, expected) {
                     Ok(_) => self.store.copy(&only.0, &target).await.map_err(Error::from),
                     Err(e) => Err(e),

@@ -55,9 +55,8 @@ impl fmt::Debug for GetResult {
 impl GetResult {
     /// Reads the whole stream into memory (for small blobs and tests).
     pub async fn bytes(self) -> Result<Bytes> {
-        let mut out = BytesMut::with_capacity(
-            usize::try_from(self.range.end - self.range.start).unwrap_or(0),
-        );
+        let mut out =
+            BytesMut::with_capacity(usize::try_from(self.range.end - self.range.start).unwrap_or(0));
         let mut stream = self.stream;
         while let Some(chunk) = stream.next().await {
             out.extend_from_slice(&chunk.map_err(Error::Input)?);
@@ -81,8 +80,7 @@ impl UploadId {
     pub fn parse(s: &str) -> Option<Self> {
         let ok = !s.is_empty()
             && s.len() <= 128
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         ok.then(|| Self(s.to_owned()))
     }
 
@@ -176,20 +174,11 @@ pub fn from_chunks(chunks: Vec<Bytes>) -> ByteStream {
 }
 
 /// Checks `range` against a blob of `size` bytes; `None` means the whole blob.
-pub(crate) fn check_range(
-    digest: &Digest,
-    range: Option<Range<u64>>,
-    size: u64,
-) -> Result<Range<u64>> {
+pub(crate) fn check_range(digest: &Digest, range: Option<Range<u64>>, size: u64) -> Result<Range<u64>> {
     match range {
         None => Ok(0..size),
         Some(r) if r.start < r.end && r.end <= size => Ok(r),
-        Some(r) => Err(Error::InvalidRange {
-            digest: digest.clone(),
-            start: r.start,
-            end: r.end,
-            size,
-        }),
+        Some(r) => Err(Error::InvalidRange { digest: digest.clone(), start: r.start, end: r.end, size }),
     }
 }
 
@@ -210,12 +199,7 @@ pub(crate) struct Running {
 impl Sessions {
     /// The lock of session `id`'s running hash.
     pub(crate) fn get(&self, id: &UploadId) -> Arc<tokio::sync::Mutex<Option<Running>>> {
-        self.0
-            .lock()
-            .expect("lock")
-            .entry(id.clone())
-            .or_default()
-            .clone()
+        self.0.lock().expect("lock").entry(id.clone()).or_default().clone()
     }
 
     /// Forgets session `id` (committed or aborted).
@@ -241,11 +225,7 @@ pub(crate) struct Hashed<'a> {
 
 impl<'a> Hashed<'a> {
     pub(crate) fn new(data: ByteStream, digester: &'a mut Digester) -> Self {
-        Self {
-            data,
-            digester,
-            len: 0,
-        }
+        Self { data, digester, len: 0 }
     }
 
     /// The next non-empty chunk, hashed; `None` at the end.
@@ -271,9 +251,7 @@ impl<'a> Hashed<'a> {
 /// The digest check at the end of a put or commit.
 pub(crate) fn verify(digester: Digester, expected: &Digest) -> Result<Digest> {
     digester.verify(expected).map_err(|e| match e {
-        wharf_types::Error::DigestMismatch { expected, actual } => {
-            Error::DigestMismatch { expected, actual }
-        }
+        wharf_types::Error::DigestMismatch { expected, actual } => Error::DigestMismatch { expected, actual },
         other => Error::Corrupt(other.to_string()),
     })
 }

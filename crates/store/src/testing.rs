@@ -44,10 +44,7 @@ pub fn content(seed: u64, len: usize) -> Bytes {
 
 /// Splits `data` into pieces of `piece` bytes, as a network body arrives.
 pub fn pieces(data: &Bytes, piece: usize) -> Vec<Bytes> {
-    (0..data.len())
-        .step_by(piece.max(1))
-        .map(|i| data.slice(i..(i + piece).min(data.len())))
-        .collect()
+    (0..data.len()).step_by(piece.max(1)).map(|i| data.slice(i..(i + piece).min(data.len()))).collect()
 }
 
 /// Every check, on an empty store. Leaves the store holding only what the checks committed
@@ -64,26 +61,14 @@ pub async fn run_all(store: &dyn BlobStore) {
     committed.extend(sha512(store).await);
     deletes(store, &mut committed).await;
     let listed: BTreeSet<Digest> = store.list().try_collect().await.expect("list");
-    assert_eq!(
-        listed, committed,
-        "list must yield exactly the committed blobs"
-    );
+    assert_eq!(listed, committed, "list must yield exactly the committed blobs");
 }
 
 async fn check_blob(store: &dyn BlobStore, digest: &Digest, data: &Bytes) {
-    let info = store
-        .stat(digest)
-        .await
-        .expect("stat")
-        .unwrap_or_else(|| panic!("{digest} not visible"));
+    let info = store.stat(digest).await.expect("stat").unwrap_or_else(|| panic!("{digest} not visible"));
     assert_eq!(info.size, data.len() as u64, "size of {digest}");
     let read = store.read_all(digest).await.expect("read");
-    assert!(
-        read == *data,
-        "content of {digest} differs ({} vs {} bytes)",
-        read.len(),
-        data.len()
-    );
+    assert!(read == *data, "content of {digest} differs ({} vs {} bytes)", read.len(), data.len());
     digest.verify(&read).expect("stored bytes verify");
 }
 
@@ -91,27 +76,14 @@ async fn check_blob(store: &dyn BlobStore, digest: &Digest, data: &Bytes) {
 /// pieces.
 pub async fn sizes(store: &dyn BlobStore) -> Vec<Digest> {
     let mut out = Vec::new();
-    for (seed, len) in [
-        (1, 0),
-        (2, 1),
-        (3, 5 * MIB - 1),
-        (4, 5 * MIB),
-        (5, 5 * MIB + 1),
-        (6, 64 * MIB),
-    ] {
+    for (seed, len) in [(1, 0), (2, 1), (3, 5 * MIB - 1), (4, 5 * MIB), (5, 5 * MIB + 1), (6, 64 * MIB)] {
         let data = content(seed, len);
         let digest = Digest::sha256(&data);
-        let info = store
-            .put(&digest, from_chunks(pieces(&data, 64 * 1024)))
-            .await
-            .expect("put");
+        let info = store.put(&digest, from_chunks(pieces(&data, 64 * 1024))).await.expect("put");
         assert_eq!(info.size, len as u64);
         check_blob(store, &digest, &data).await;
         // Putting the same blob again is harmless.
-        store
-            .put_bytes(&digest, data.clone())
-            .await
-            .expect("second put");
+        store.put_bytes(&digest, data.clone()).await.expect("second put");
         check_blob(store, &digest, &data).await;
         out.push(digest);
     }
@@ -122,11 +94,7 @@ pub async fn sizes(store: &dyn BlobStore) -> Vec<Digest> {
 /// sends, and 5 MiB ± 1), status after each, commit.
 pub async fn sessions(store: &dyn BlobStore) -> Vec<Digest> {
     let mut out = Vec::new();
-    for (seed, splits) in [
-        (10, vec![22, 20]),
-        (11, vec![5 * MIB - 1, 1, 5 * MIB + 1, 3]),
-        (12, vec![0, 7]),
-    ] {
+    for (seed, splits) in [(10, vec![22, 20]), (11, vec![5 * MIB - 1, 1, 5 * MIB + 1, 3]), (12, vec![0, 7])] {
         let total: usize = splits.iter().sum();
         let data = content(seed, total);
         let digest = Digest::sha256(&data);
@@ -135,10 +103,8 @@ pub async fn sessions(store: &dyn BlobStore) -> Vec<Digest> {
         let mut offset = 0;
         for len in splits {
             let piece = data.slice(offset..offset + len);
-            let size = store
-                .append(&id, offset as u64, from_chunks(pieces(&piece, 4096)))
-                .await
-                .expect("append");
+            let size =
+                store.append(&id, offset as u64, from_chunks(pieces(&piece, 4096))).await.expect("append");
             offset += len;
             assert_eq!(size, offset as u64, "size after append");
             assert_eq!(store.status(&id).await.expect("status"), offset as u64);
@@ -165,10 +131,7 @@ pub async fn ranges(store: &dyn BlobStore) -> Vec<Digest> {
     let digest = Digest::sha256(&data);
     store.put_bytes(&digest, data.clone()).await.expect("put");
     for range in [0..1, 2047..2048, 1548..2048, 500..1500, 0..2048] {
-        let got = store
-            .get(&digest, Some(range.clone()))
-            .await
-            .expect("range");
+        let got = store.get(&digest, Some(range.clone())).await.expect("range");
         assert_eq!((got.size, got.range.clone()), (2048, range.clone()));
         let bytes = got.bytes().await.expect("read");
         #[allow(clippy::cast_possible_truncation)]
@@ -176,23 +139,14 @@ pub async fn ranges(store: &dyn BlobStore) -> Vec<Digest> {
         assert_eq!(bytes, want, "range {range:?}");
     }
     for bad in [2000..2049, 2048..2049, 5000..10000, 10..10] {
-        let err = store
-            .get(&digest, Some(bad.clone()))
-            .await
-            .expect_err("bad range");
+        let err = store.get(&digest, Some(bad.clone())).await.expect_err("bad range");
         assert!(matches!(err, Error::InvalidRange { .. }), "{bad:?}: {err}");
     }
     let empty = Digest::sha256(b"");
     store.put_bytes(&empty, Bytes::new()).await.expect("empty");
-    assert!(
-        store.get(&empty, Some(0..1)).await.is_err(),
-        "a range of an empty blob"
-    );
+    assert!(store.get(&empty, Some(0..1)).await.is_err(), "a range of an empty blob");
     let missing = Digest::sha256(b"never stored");
-    assert!(matches!(
-        store.get(&missing, None).await,
-        Err(Error::BlobNotFound { .. })
-    ));
+    assert!(matches!(store.get(&missing, None).await, Err(Error::BlobNotFound { .. })));
     assert!(store.stat(&missing).await.expect("stat").is_none());
     vec![digest, empty]
 }
@@ -202,35 +156,19 @@ pub async fn digest_mismatch(store: &dyn BlobStore) {
     for len in [10, 6 * MIB] {
         let data = content(30, len);
         let claimed = Digest::sha256(b"something else");
-        let err = store
-            .put(&claimed, from_chunks(pieces(&data, 64 * 1024)))
-            .await
-            .expect_err("mismatch");
+        let err = store.put(&claimed, from_chunks(pieces(&data, 64 * 1024))).await.expect_err("mismatch");
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(store.stat(&claimed).await.expect("stat").is_none(), "mismatching put visible");
         assert!(
-            store.stat(&claimed).await.expect("stat").is_none(),
-            "mismatching put visible"
-        );
-        assert!(
-            store
-                .stat(&Digest::sha256(&data))
-                .await
-                .expect("stat")
-                .is_none(),
+            store.stat(&Digest::sha256(&data)).await.expect("stat").is_none(),
             "stored under its real digest"
         );
 
         let id = store.begin().await.expect("begin");
-        store
-            .append(&id, 0, single(data.clone()))
-            .await
-            .expect("append");
+        store.append(&id, 0, single(data.clone())).await.expect("append");
         let err = store.commit(&id, &claimed).await.expect_err("mismatch");
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
-        assert!(
-            store.stat(&claimed).await.expect("stat").is_none(),
-            "mismatching commit visible"
-        );
+        assert!(store.stat(&claimed).await.expect("stat").is_none(), "mismatching commit visible");
         assert!(
             matches!(store.status(&id).await, Err(Error::UploadNotFound { .. })),
             "session outlives a failed commit"
@@ -243,10 +181,7 @@ pub async fn digest_mismatch(store: &dyn BlobStore) {
         Ok(data.slice(..500)),
         Err(std::io::Error::other("connection reset")),
     ]);
-    let err = store
-        .put(&digest, Box::pin(broken))
-        .await
-        .expect_err("broken input");
+    let err = store.put(&digest, Box::pin(broken)).await.expect_err("broken input");
     assert!(matches!(err, Error::Input(_)), "{err}");
     assert!(store.stat(&digest).await.expect("stat").is_none());
 }
@@ -254,43 +189,19 @@ pub async fn digest_mismatch(store: &dyn BlobStore) {
 /// Appends must start where the session ends; a refused append changes nothing.
 pub async fn wrong_offset(store: &dyn BlobStore) {
     let id = store.begin().await.expect("begin");
-    let err = store
-        .append(&id, 5, single(Bytes::from_static(b"abc")))
-        .await
-        .expect_err("ahead");
-    assert!(
-        matches!(
-            err,
-            Error::WrongOffset {
-                offset: 5,
-                size: 0,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    store
-        .append(&id, 0, single(Bytes::from_static(b"0123456789")))
-        .await
-        .expect("append");
+    let err = store.append(&id, 5, single(Bytes::from_static(b"abc"))).await.expect_err("ahead");
+    assert!(matches!(err, Error::WrongOffset { offset: 5, size: 0, .. }), "{err}");
+    store.append(&id, 0, single(Bytes::from_static(b"0123456789"))).await.expect("append");
     for bad in [0, 9, 11] {
-        let err = store
-            .append(&id, bad, single(Bytes::from_static(b"x")))
-            .await
-            .expect_err("wrong offset");
+        let err = store.append(&id, bad, single(Bytes::from_static(b"x"))).await.expect_err("wrong offset");
         assert!(matches!(err, Error::WrongOffset { size: 10, .. }), "{err}");
     }
     // A broken append adds nothing.
-    let broken = futures_util::stream::iter(vec![
-        Ok(Bytes::from_static(b"ab")),
-        Err(std::io::Error::other("reset")),
-    ]);
+    let broken =
+        futures_util::stream::iter(vec![Ok(Bytes::from_static(b"ab")), Err(std::io::Error::other("reset"))]);
     assert!(store.append(&id, 10, Box::pin(broken)).await.is_err());
     assert_eq!(store.status(&id).await.expect("status"), 10);
-    store
-        .append(&id, 10, single(Bytes::from_static(b"ab")))
-        .await
-        .expect("append after a failure");
+    store.append(&id, 10, single(Bytes::from_static(b"ab"))).await.expect("append after a failure");
     store.abort(&id).await.expect("abort");
     let unknown = UploadId::random();
     assert!(matches!(
@@ -304,23 +215,11 @@ pub async fn aborts(store: &dyn BlobStore) {
     let data = content(40, 3000);
     let digest = Digest::sha256(&data);
     let id = store.begin().await.expect("begin");
-    store
-        .append(&id, 0, single(data.clone()))
-        .await
-        .expect("append");
+    store.append(&id, 0, single(data.clone())).await.expect("append");
     store.abort(&id).await.expect("abort");
-    assert!(matches!(
-        store.status(&id).await,
-        Err(Error::UploadNotFound { .. })
-    ));
-    assert!(matches!(
-        store.commit(&id, &digest).await,
-        Err(Error::UploadNotFound { .. })
-    ));
-    assert!(matches!(
-        store.abort(&id).await,
-        Err(Error::UploadNotFound { .. })
-    ));
+    assert!(matches!(store.status(&id).await, Err(Error::UploadNotFound { .. })));
+    assert!(matches!(store.commit(&id, &digest).await, Err(Error::UploadNotFound { .. })));
+    assert!(matches!(store.abort(&id).await, Err(Error::UploadNotFound { .. })));
     assert!(store.stat(&digest).await.expect("stat").is_none());
 }
 
@@ -328,23 +227,15 @@ pub async fn aborts(store: &dyn BlobStore) {
 pub async fn concurrent_puts(store: &dyn BlobStore) -> Vec<Digest> {
     let same = content(50, 256 * 1024);
     let same_digest = Digest::sha256(&same);
-    let results =
-        join_all((0..32).map(|_| store.put(&same_digest, from_chunks(pieces(&same, 8192))))).await;
+    let results = join_all((0..32).map(|_| store.put(&same_digest, from_chunks(pieces(&same, 8192))))).await;
     for r in results {
         r.expect("concurrent put of the same blob");
     }
     check_blob(store, &same_digest, &same).await;
-    let blobs: Vec<_> = (0..32)
-        .map(|i| content(100 + i, 10_000 + usize::try_from(i).unwrap_or(0)))
-        .collect();
+    let blobs: Vec<_> = (0..32).map(|i| content(100 + i, 10_000 + usize::try_from(i).unwrap_or(0))).collect();
     let digests: Vec<_> = blobs.iter().map(|b| Digest::sha256(b)).collect();
-    let results = join_all(
-        blobs
-            .iter()
-            .zip(&digests)
-            .map(|(b, d)| store.put(d, from_chunks(pieces(b, 1000)))),
-    )
-    .await;
+    let results =
+        join_all(blobs.iter().zip(&digests).map(|(b, d)| store.put(d, from_chunks(pieces(b, 1000))))).await;
     for r in results {
         r.expect("concurrent put");
     }
@@ -360,35 +251,17 @@ pub async fn concurrent_puts(store: &dyn BlobStore) -> Vec<Digest> {
 pub async fn sha512(store: &dyn BlobStore) -> Vec<Digest> {
     let data = content(60, 100_000);
     let digest = Digest::compute(Algorithm::Sha512, &data);
-    store
-        .put(&digest, from_chunks(pieces(&data, 7000)))
-        .await
-        .expect("put sha512");
+    store.put(&digest, from_chunks(pieces(&data, 7000))).await.expect("put sha512");
     check_blob(store, &digest, &data).await;
     let other = content(61, 5000);
     let other_digest = Digest::compute(Algorithm::Sha512, &other);
     let id = store.begin().await.expect("begin");
-    store
-        .append(&id, 0, single(other.slice(..1000)))
-        .await
-        .expect("append");
-    store
-        .append(&id, 1000, single(other.slice(1000..)))
-        .await
-        .expect("append");
-    store
-        .commit(&id, &other_digest)
-        .await
-        .expect("commit sha512");
+    store.append(&id, 0, single(other.slice(..1000))).await.expect("append");
+    store.append(&id, 1000, single(other.slice(1000..))).await.expect("append");
+    store.commit(&id, &other_digest).await.expect("commit sha512");
     check_blob(store, &other_digest, &other).await;
     // The sha256 digest of the same bytes names a different blob.
-    assert!(
-        store
-            .stat(&Digest::sha256(&data))
-            .await
-            .expect("stat")
-            .is_none()
-    );
+    assert!(store.stat(&Digest::sha256(&data)).await.expect("stat").is_none());
     vec![digest, other_digest]
 }
 
@@ -398,40 +271,20 @@ pub async fn deletes(store: &dyn BlobStore, committed: &mut BTreeSet<Digest>) {
     let digest = Digest::sha256(&data);
     store.put_bytes(&digest, data).await.expect("put");
     assert!(store.delete(&digest).await.expect("delete"));
-    assert!(
-        store.stat(&digest).await.expect("stat").is_none(),
-        "visible after delete"
-    );
-    assert!(matches!(
-        store.get(&digest, None).await,
-        Err(Error::BlobNotFound { .. })
-    ));
+    assert!(store.stat(&digest).await.expect("stat").is_none(), "visible after delete");
+    assert!(matches!(store.get(&digest, None).await, Err(Error::BlobNotFound { .. })));
     assert!(!store.delete(&digest).await.expect("second delete"));
     committed.remove(&digest);
 }
 
 #[derive(Clone, Debug)]
 enum Op {
-    Put {
-        blob: usize,
-        honest: bool,
-    },
-    Delete {
-        blob: usize,
-    },
+    Put { blob: usize, honest: bool },
+    Delete { blob: usize },
     Begin,
-    Append {
-        session: usize,
-        blob: usize,
-        skew: i8,
-    },
-    Commit {
-        session: usize,
-        blob: usize,
-    },
-    Abort {
-        session: usize,
-    },
+    Append { session: usize, blob: usize, skew: i8 },
+    Commit { session: usize, blob: usize },
+    Abort { session: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -439,16 +292,8 @@ fn op() -> impl Strategy<Value = Op> {
         (0..6usize, prop::bool::weighted(0.8)).prop_map(|(blob, honest)| Op::Put { blob, honest }),
         (0..6usize).prop_map(|blob| Op::Delete { blob }),
         Just(Op::Begin),
-        (
-            0..4usize,
-            0..6usize,
-            prop::sample::select(vec![0i8, 0, 0, -1, 1])
-        )
-            .prop_map(|(session, blob, skew)| Op::Append {
-                session,
-                blob,
-                skew
-            }),
+        (0..4usize, 0..6usize, prop::sample::select(vec![0i8, 0, 0, -1, 1]))
+            .prop_map(|(session, blob, skew)| Op::Append { session, blob, skew }),
         (0..4usize, 0..6usize).prop_map(|(session, blob)| Op::Commit { session, blob }),
         (0..4usize).prop_map(|session| Op::Abort { session }),
     ]
@@ -463,18 +308,9 @@ where
     Fut: Future<Output = S>,
 {
     let pool: Vec<Bytes> = (0..6)
-        .map(|i| {
-            content(
-                200 + i,
-                [0, 1, 33, 4096, 70_000, 5][usize::try_from(i).unwrap_or(0)],
-            )
-        })
+        .map(|i| content(200 + i, [0, 1, 33, 4096, 70_000, 5][usize::try_from(i).unwrap_or(0)]))
         .collect();
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
     runner
         .run(&prop::collection::vec(op(), 1..24), |ops| {
             runtime.block_on(async {
@@ -493,11 +329,7 @@ async fn run_model(store: &dyn BlobStore, pool: &[Bytes], ops: &[Op]) {
         match op.clone() {
             Op::Put { blob, honest } => {
                 let data = pool[blob].clone();
-                let digest = if honest {
-                    Digest::sha256(&data)
-                } else {
-                    Digest::sha256(b"lie")
-                };
+                let digest = if honest { Digest::sha256(&data) } else { Digest::sha256(b"lie") };
                 let result = store.put(&digest, from_chunks(pieces(&data, 1000))).await;
                 assert_eq!(result.is_ok(), honest || data.as_ref() == b"lie", "{op:?}");
                 if result.is_ok() {
@@ -510,11 +342,7 @@ async fn run_model(store: &dyn BlobStore, pool: &[Bytes], ops: &[Op]) {
                 assert_eq!(store.delete(&digest).await.expect("delete"), was, "{op:?}");
             }
             Op::Begin => sessions.push(Some((store.begin().await.expect("begin"), Vec::new()))),
-            Op::Append {
-                session,
-                blob,
-                skew,
-            } => {
+            Op::Append { session, blob, skew } => {
                 let Some(Some((id, held))) = sessions.get_mut(session) else {
                     continue;
                 };
@@ -524,10 +352,7 @@ async fn run_model(store: &dyn BlobStore, pool: &[Bytes], ops: &[Op]) {
                     held.extend_from_slice(&pool[blob]);
                     assert_eq!(result.expect("append"), held.len() as u64, "{op:?}");
                 } else {
-                    assert!(
-                        matches!(result, Err(Error::WrongOffset { .. })),
-                        "{op:?}: {result:?}"
-                    );
+                    assert!(matches!(result, Err(Error::WrongOffset { .. })), "{op:?}: {result:?}");
                 }
                 assert_eq!(store.status(id).await.expect("status"), held.len() as u64);
             }
@@ -540,20 +365,13 @@ async fn run_model(store: &dyn BlobStore, pool: &[Bytes], ops: &[Op]) {
                 };
                 // Claim the session's own digest, or the digest of a pool blob.
                 let honest = Digest::sha256(&held);
-                let claimed = if blob % 2 == 0 {
-                    honest.clone()
-                } else {
-                    Digest::sha256(&pool[blob])
-                };
+                let claimed = if blob % 2 == 0 { honest.clone() } else { Digest::sha256(&pool[blob]) };
                 let result = store.commit(&id, &claimed).await;
                 if claimed == honest {
                     result.expect("commit");
                     blobs.insert(honest, Bytes::from(held));
                 } else {
-                    assert!(
-                        matches!(result, Err(Error::DigestMismatch { .. })),
-                        "{op:?}"
-                    );
+                    assert!(matches!(result, Err(Error::DigestMismatch { .. })), "{op:?}");
                 }
                 assert!(store.status(&id).await.is_err(), "session outlives commit");
             }
@@ -566,11 +384,7 @@ async fn run_model(store: &dyn BlobStore, pool: &[Bytes], ops: &[Op]) {
             }
         }
         let listed: BTreeSet<Digest> = store.list().try_collect().await.expect("list");
-        assert_eq!(
-            listed,
-            blobs.keys().cloned().collect::<BTreeSet<_>>(),
-            "after {op:?}"
-        );
+        assert_eq!(listed, blobs.keys().cloned().collect::<BTreeSet<_>>(), "after {op:?}");
     }
     for (digest, data) in &blobs {
         check_blob(store, digest, data).await;
@@ -581,40 +395,16 @@ async fn run_model(store: &dyn BlobStore, pool: &[Bytes], ops: &[Op]) {
 /// listing across nested keys, and refusal of unsafe keys.
 pub async fn meta_all(store: &dyn MetaStore) {
     assert_eq!(store.get_meta("a/b").await.expect("get"), None);
-    store
-        .set_meta("a/b", Bytes::from_static(b"1"))
-        .await
-        .expect("set");
-    store
-        .set_meta("a/b", Bytes::from_static(b"2"))
-        .await
-        .expect("replace");
-    assert_eq!(
-        store.get_meta("a/b").await.expect("get").as_deref(),
-        Some(&b"2"[..])
-    );
+    store.set_meta("a/b", Bytes::from_static(b"1")).await.expect("set");
+    store.set_meta("a/b", Bytes::from_static(b"2")).await.expect("replace");
+    assert_eq!(store.get_meta("a/b").await.expect("get").as_deref(), Some(&b"2"[..]));
     for key in ["a/c/d", "a/c/e", "ab/x", "z"] {
-        store
-            .set_meta(key, Bytes::from(key.to_owned()))
-            .await
-            .expect("set");
+        store.set_meta(key, Bytes::from(key.to_owned())).await.expect("set");
     }
-    store
-        .set_meta("a/empty", Bytes::new())
-        .await
-        .expect("empty value");
-    assert_eq!(
-        store.get_meta("a/empty").await.expect("get").as_deref(),
-        Some(&b""[..])
-    );
-    assert_eq!(
-        store.list_meta("a/").await.expect("keys"),
-        ["a/b", "a/c/d", "a/c/e", "a/empty"]
-    );
-    assert_eq!(
-        store.list_meta("a/c/").await.expect("keys"),
-        ["a/c/d", "a/c/e"]
-    );
+    store.set_meta("a/empty", Bytes::new()).await.expect("empty value");
+    assert_eq!(store.get_meta("a/empty").await.expect("get").as_deref(), Some(&b""[..]));
+    assert_eq!(store.list_meta("a/").await.expect("keys"), ["a/b", "a/c/d", "a/c/e", "a/empty"]);
+    assert_eq!(store.list_meta("a/c/").await.expect("keys"), ["a/c/d", "a/c/e"]);
     assert!(store.list_meta("nothing/").await.expect("keys").is_empty());
     assert!(store.remove_meta("a/c/d").await.expect("remove"));
     assert!(!store.remove_meta("a/c/d").await.expect("remove again"));
@@ -622,12 +412,7 @@ pub async fn meta_all(store: &dyn MetaStore) {
     assert_eq!(store.list_meta("a/c/").await.expect("keys"), ["a/c/e"]);
     // A key that is a directory elsewhere is simply absent.
     assert_eq!(store.get_meta("a/c").await.expect("get"), None);
-    for bad in [
-        "", "/a", "a/", "a//b", "../x", "a/../b", "a/./b", "a b", "a:b", "a\\b",
-    ] {
-        assert!(
-            store.set_meta(bad, Bytes::new()).await.is_err(),
-            "unsafe key {bad:?} accepted"
-        );
+    for bad in ["", "/a", "a/", "a//b", "../x", "a/../b", "a/./b", "a b", "a:b", "a\\b"] {
+        assert!(store.set_meta(bad, Bytes::new()).await.is_err(), "unsafe key {bad:?} accepted");
     }
 }

@@ -8,11 +8,7 @@ use wharf_store::{BlobStore, FsStore, MemoryStore, S3Store, single, testing};
 use wharf_types::Digest;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
 /// The S3 URL of a real engine (`WHARF_S3_URL`, e.g. `s3://registry?endpoint=http://127.0.0.1:3900&region=garage`,
@@ -37,11 +33,7 @@ fn s3_url(test: &str) -> Option<String> {
 fn garage(url: &str, name: &str) -> S3Store {
     let (location, query) = url.split_once('?').unwrap_or((url, ""));
     let unique = format!("{name}-{}", wharf_store::UploadId::random());
-    S3Store::from_url(&format!(
-        "{}/{unique}?{query}",
-        location.trim_end_matches('/')
-    ))
-    .expect("S3 store")
+    S3Store::from_url(&format!("{}/{unique}?{query}", location.trim_end_matches('/'))).expect("S3 store")
 }
 
 fn s3_in_memory() -> S3Store {
@@ -60,17 +52,9 @@ fn conformance_fs() {
         let store = FsStore::open(dir.path()).await.expect("open");
         testing::run_all(&store).await;
         // Nothing is left behind in the working areas.
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0, "leftover temp files");
         assert_eq!(
-            std::fs::read_dir(dir.path().join("tmp"))
-                .expect("tmp")
-                .count(),
-            0,
-            "leftover temp files"
-        );
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("uploads"))
-                .expect("uploads")
-                .count(),
+            std::fs::read_dir(dir.path().join("uploads")).expect("uploads").count(),
             0,
             "leftover sessions"
         );
@@ -125,20 +109,11 @@ async fn session_moves(first: &dyn BlobStore, second: &dyn BlobStore) {
     let data = testing::content(900, 3 * 1024 * 1024 + 17);
     let digest = Digest::sha256(&data);
     let id = first.begin().await.expect("begin");
-    first
-        .append(&id, 0, single(data.slice(..1_000_000)))
-        .await
-        .expect("append 1");
+    first.append(&id, 0, single(data.slice(..1_000_000))).await.expect("append 1");
     assert_eq!(second.status(&id).await.expect("status"), 1_000_000);
-    second
-        .append(&id, 1_000_000, single(data.slice(1_000_000..2_000_000)))
-        .await
-        .expect("append 2");
+    second.append(&id, 1_000_000, single(data.slice(1_000_000..2_000_000))).await.expect("append 2");
     // The first instance's running hash is stale now: it must notice and re-hash.
-    first
-        .append(&id, 2_000_000, single(data.slice(2_000_000..)))
-        .await
-        .expect("append 3");
+    first.append(&id, 2_000_000, single(data.slice(2_000_000..))).await.expect("append 3");
     second.commit(&id, &digest).await.expect("commit elsewhere");
     assert_eq!(first.read_all(&digest).await.expect("read"), data);
 }
@@ -148,13 +123,10 @@ fn sessions_move_between_processes() {
     let rt = runtime();
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (a, b) = (
-            FsStore::open(dir.path()).await.expect("open"),
-            FsStore::open(dir.path()).await.expect("open"),
-        );
+        let (a, b) =
+            (FsStore::open(dir.path()).await.expect("open"), FsStore::open(dir.path()).await.expect("open"));
         session_moves(&a, &b).await;
-        let shared: Arc<dyn object_store::ObjectStore> =
-            Arc::new(object_store::memory::InMemory::new());
+        let shared: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
         let (a, b) = (S3Store::new(shared.clone(), "r"), S3Store::new(shared, "r"));
         session_moves(&a, &b).await;
     });
@@ -167,11 +139,8 @@ fn sessions_move_between_processes() {
             let (location, query) = url.split_once('?').unwrap_or((&url, ""));
             let unique = format!("moves-shared-{}", wharf_store::UploadId::random());
             let open = || {
-                S3Store::from_url(&format!(
-                    "{}/{unique}?{query}",
-                    location.trim_end_matches('/')
-                ))
-                .expect("store")
+                S3Store::from_url(&format!("{}/{unique}?{query}", location.trim_end_matches('/')))
+                    .expect("store")
             };
             session_moves(&open(), &open()).await;
         });
@@ -186,27 +155,15 @@ fn fs_sessions_survive_a_restart() {
         let store = FsStore::open(dir.path()).await.expect("open");
         let id = store.begin().await.expect("begin");
         let data = testing::content(901, 100_000);
-        store
-            .append(&id, 0, single(data.slice(..40_000)))
-            .await
-            .expect("append");
+        store.append(&id, 0, single(data.slice(..40_000))).await.expect("append");
         (id, data)
     });
     rt.block_on(async {
         let store = FsStore::open(dir.path()).await.expect("reopen");
         assert_eq!(store.status(&id).await.expect("status"), 40_000);
-        store
-            .append(&id, 40_000, single(data.slice(40_000..)))
-            .await
-            .expect("append after restart");
-        store
-            .commit(&id, &Digest::sha256(&data))
-            .await
-            .expect("commit");
-        assert_eq!(
-            store.read_all(&Digest::sha256(&data)).await.expect("read"),
-            data
-        );
+        store.append(&id, 40_000, single(data.slice(40_000..))).await.expect("append after restart");
+        store.commit(&id, &Digest::sha256(&data)).await.expect("commit");
+        assert_eq!(store.read_all(&Digest::sha256(&data)).await.expect("read"), data);
     });
 }
 
@@ -217,32 +174,15 @@ fn fs_layout_and_stray_files() {
     rt.block_on(async {
         let store = FsStore::open(dir.path()).await.expect("open");
         let digest = Digest::sha256(b"layout");
-        store
-            .put_bytes(&digest, Bytes::from_static(b"layout"))
-            .await
-            .expect("put");
-        let path = dir
-            .path()
-            .join("blobs/sha256")
-            .join(&digest.encoded()[..2])
-            .join(digest.encoded());
+        store.put_bytes(&digest, Bytes::from_static(b"layout")).await.expect("put");
+        let path = dir.path().join("blobs/sha256").join(&digest.encoded()[..2]).join(digest.encoded());
         assert_eq!(std::fs::read(&path).expect("blob file"), b"layout");
         // Files that are not blobs in the right place are never listed.
-        std::fs::write(
-            dir.path()
-                .join("blobs/sha256")
-                .join(&digest.encoded()[..2])
-                .join("junk"),
-            b"x",
-        )
-        .expect("write");
+        std::fs::write(dir.path().join("blobs/sha256").join(&digest.encoded()[..2]).join("junk"), b"x")
+            .expect("write");
         std::fs::create_dir_all(dir.path().join("blobs/sha256/zz")).expect("mkdir");
         let other = Digest::sha256(b"other");
-        std::fs::write(
-            dir.path().join("blobs/sha256/zz").join(other.encoded()),
-            b"other",
-        )
-        .expect("write");
+        std::fs::write(dir.path().join("blobs/sha256/zz").join(other.encoded()), b"other").expect("write");
         std::fs::write(dir.path().join("tmp/partial"), b"half a blob").expect("write");
         let listed: Vec<Digest> = store.list().try_collect().await.expect("list");
         assert_eq!(listed, [digest]);
@@ -254,6 +194,5 @@ fn s3_urls() {
     assert!(S3Store::from_url("http://x").is_err());
     assert!(S3Store::from_url("s3://?region=x").is_err());
     assert!(S3Store::from_url("s3://b?nonsense=1").is_err());
-    S3Store::from_url("s3://bucket/some/prefix?endpoint=http://127.0.0.1:3900&region=garage")
-        .expect("valid");
+    S3Store::from_url("s3://bucket/some/prefix?endpoint=http://127.0.0.1:3900&region=garage").expect("valid");
 }

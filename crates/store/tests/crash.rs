@@ -30,31 +30,18 @@ impl Rng {
 #[test]
 fn fs_survives_sigkill_at_random_moments() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| u64::from(d.subsec_nanos()) ^ d.as_secs())
-        | 1;
+    let seed =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| u64::from(d.subsec_nanos()) ^ d.as_secs())
+            | 1;
     let mut rng = Rng(seed);
     let mut committed: Vec<Digest> = Vec::new();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     for round in 0..ROUNDS {
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "crash::crash_child",
-                "--include-ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", "crash::crash_child", "--include-ignored", "--nocapture", "--test-threads=1"])
             .env("WHARF_CRASH_DIR", dir.path())
-            .env(
-                "WHARF_CRASH_SEED",
-                seed.wrapping_add(2 * round as u64).to_string(),
-            )
+            .env("WHARF_CRASH_SEED", seed.wrapping_add(2 * round as u64).to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -69,9 +56,7 @@ fn fs_survives_sigkill_at_random_moments() {
             }
         });
         // Let it write for 50–400 ms (after its first commit), then kill it mid-flight.
-        let first = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the child commits something");
+        let first = rx.recv_timeout(Duration::from_secs(30)).expect("the child commits something");
         committed.push(first);
         let until = Instant::now() + Duration::from_millis(50 + rng.next() % 350);
         while Instant::now() < until {
@@ -85,30 +70,21 @@ fn fs_survives_sigkill_at_random_moments() {
         committed.extend(rx.try_iter());
 
         runtime.block_on(async {
-            let store = FsStore::open(dir.path())
-                .await
-                .expect("reopen after the crash");
+            let store = FsStore::open(dir.path()).await.expect("reopen after the crash");
             for digest in &committed {
-                let bytes = store
-                    .read_all(digest)
-                    .await
-                    .unwrap_or_else(|e| panic!("round {round}: {digest}: {e}"));
-                digest
-                    .verify(&bytes)
-                    .unwrap_or_else(|e| panic!("round {round}: {e}"));
+                let bytes =
+                    store.read_all(digest).await.unwrap_or_else(|e| panic!("round {round}: {digest}: {e}"));
+                digest.verify(&bytes).unwrap_or_else(|e| panic!("round {round}: {e}"));
             }
             let listed: Vec<Digest> = store.list().try_collect().await.expect("list");
             for digest in &listed {
                 let bytes = store.read_all(digest).await.expect("read listed");
-                digest.verify(&bytes).unwrap_or_else(|e| {
-                    panic!("round {round}: a visible blob does not verify: {e}")
-                });
+                digest
+                    .verify(&bytes)
+                    .unwrap_or_else(|e| panic!("round {round}: a visible blob does not verify: {e}"));
             }
             let acknowledged: std::collections::BTreeSet<_> = committed.iter().collect();
-            assert!(
-                listed.len() >= acknowledged.len(),
-                "round {round}: fewer blobs than acknowledged"
-            );
+            assert!(listed.len() >= acknowledged.len(), "round {round}: fewer blobs than acknowledged");
         });
     }
     eprintln!(
@@ -125,15 +101,9 @@ fn crash_child() {
     let Some(dir) = std::env::var_os("WHARF_CRASH_DIR") else {
         return;
     };
-    let seed = std::env::var("WHARF_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+    let seed = std::env::var("WHARF_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
     let mut rng = Rng(seed | 1);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let store = FsStore::open(dir).await.expect("open");
         for i in 0u64.. {
@@ -141,21 +111,12 @@ fn crash_child() {
             let data = testing::content(rng.next(), len);
             let digest = Digest::sha256(&data);
             if i % 2 == 0 {
-                store
-                    .put(&digest, from_chunks(testing::pieces(&data, 64 * 1024)))
-                    .await
-                    .expect("put");
+                store.put(&digest, from_chunks(testing::pieces(&data, 64 * 1024))).await.expect("put");
             } else {
                 let id = store.begin().await.expect("begin");
                 let half = len / 2;
-                store
-                    .append(&id, 0, single(data.slice(..half)))
-                    .await
-                    .expect("append");
-                store
-                    .append(&id, half as u64, single(data.slice(half..)))
-                    .await
-                    .expect("append");
+                store.append(&id, 0, single(data.slice(..half))).await.expect("append");
+                store.append(&id, half as u64, single(data.slice(half..))).await.expect("append");
                 store.commit(&id, &digest).await.expect("commit");
             }
             println!("committed {digest}");

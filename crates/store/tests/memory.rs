@@ -13,14 +13,8 @@ const LIMIT_MIB: u64 = 64;
 
 fn vm_hwm_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM");
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("a number")
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("a number")
 }
 
 /// 1 GiB as 1,024 one-MiB chunks made on the fly, and its digest.
@@ -44,24 +38,15 @@ async fn round_trip(store: &dyn BlobStore, label: &str) {
     }
     check.verify(&digest).expect("read back verifies");
     let grown = vm_hwm_kib().saturating_sub(before) / 1024;
-    eprintln!(
-        "{label}: 1 GiB in and out, peak RSS grew by {grown} MiB (VmHWM {} MiB)",
-        vm_hwm_kib() / 1024
-    );
-    assert!(
-        grown < LIMIT_MIB,
-        "{label}: peak RSS grew by {grown} MiB streaming 1 GiB"
-    );
+    eprintln!("{label}: 1 GiB in and out, peak RSS grew by {grown} MiB (VmHWM {} MiB)", vm_hwm_kib() / 1024);
+    assert!(grown < LIMIT_MIB, "{label}: peak RSS grew by {grown} MiB streaming 1 GiB");
     store.delete(&digest).await.expect("delete");
 }
 
 #[test]
 fn streaming_a_gib_keeps_memory_bounded() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         round_trip(&FsStore::open(dir.path()).await.expect("open"), "FsStore").await;
@@ -73,11 +58,7 @@ fn streaming_a_gib_keeps_memory_bounded() {
                     location.trim_end_matches('/'),
                     wharf_store::UploadId::random()
                 );
-                round_trip(
-                    &S3Store::from_url(&prefixed).expect("S3 store"),
-                    "S3Store (Garage)",
-                )
-                .await;
+                round_trip(&S3Store::from_url(&prefixed).expect("S3 store"), "S3Store (Garage)").await;
             }
             _ if std::env::var("WHARF_REQUIRE_ALL").is_ok_and(|v| v == "1") => {
                 panic!("WHARF_S3_URL is not set and WHARF_REQUIRE_ALL=1");

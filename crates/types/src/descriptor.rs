@@ -81,9 +81,7 @@ impl Descriptor {
     /// The same descriptor with one more annotation.
     #[must_use]
     pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.annotations
-            .get_or_insert_with(Annotations::new)
-            .insert(key.into(), value.into());
+        self.annotations.get_or_insert_with(Annotations::new).insert(key.into(), value.into());
         self
     }
 
@@ -118,18 +116,12 @@ impl Descriptor {
         let Some(data) = &self.data else {
             return Ok(None);
         };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .map_err(|e| crate::Error::InvalidManifest {
-                reason: format!("descriptor data is not base64: {e}"),
-            })?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(data).map_err(|e| {
+            crate::Error::InvalidManifest { reason: format!("descriptor data is not base64: {e}") }
+        })?;
         if bytes.len() as u64 != self.size {
             return Err(crate::Error::InvalidManifest {
-                reason: format!(
-                    "descriptor data is {} bytes, its size says {}",
-                    bytes.len(),
-                    self.size
-                ),
+                reason: format!("descriptor data is {} bytes, its size says {}", bytes.len(), self.size),
             });
         }
         self.digest.verify(&bytes)?;
@@ -164,18 +156,10 @@ pub struct Platform {
     /// The operating system (`linux`, `windows`, `wasi`, `wasip1`, …).
     pub os: String,
     /// The OS version.
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
     /// Required OS features.
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
     pub os_features: Option<Vec<String>>,
     /// The CPU variant (`v7`, `v8`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -236,10 +220,7 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&d).expect("writes")).expect("reads");
         assert_eq!(again, d);
         // `e30=` is `{}`, whose digest and size the descriptor states.
-        assert_eq!(
-            d.embedded_data().expect("valid data").as_deref(),
-            Some(&b"{}"[..])
-        );
+        assert_eq!(d.embedded_data().expect("valid data").as_deref(), Some(&b"{}"[..]));
         let mut wrong = d.clone();
         wrong.data = Some("e319".into());
         assert!(wrong.embedded_data().is_err());

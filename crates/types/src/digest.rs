@@ -99,9 +99,7 @@ impl Digest {
     /// empty config (`application/vnd.oci.empty.v1+json`).
     pub const EMPTY_JSON: Self = Self {
         algorithm: Algorithm::Sha256,
-        repr: Cow::Borrowed(
-            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
-        ),
+        repr: Cow::Borrowed("sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"),
     };
 
     /// The SHA-256 digest of `data`.
@@ -152,10 +150,7 @@ impl Digest {
         let hex = &mut buf[..hash.len() * 2];
         hex::encode_to_slice(hash, hex).expect("buffer is exactly twice the hash length");
         repr.push_str(std::str::from_utf8(hex).expect("hex is ASCII"));
-        Self {
-            algorithm,
-            repr: Cow::Owned(repr),
-        }
+        Self { algorithm, repr: Cow::Owned(repr) }
     }
 }
 
@@ -194,10 +189,7 @@ impl FromStr for Digest {
 
     fn from_str(s: &str) -> Result<Self> {
         let Some((algorithm, encoded)) = s.split_once(':') else {
-            return Err(Error::invalid_digest(
-                s,
-                "missing `:` between algorithm and encoded part",
-            ));
+            return Err(Error::invalid_digest(s, "missing `:` between algorithm and encoded part"));
         };
         if !valid_algorithm_grammar(algorithm) {
             return Err(Error::invalid_digest(
@@ -226,19 +218,10 @@ impl FromStr for Digest {
                 },
             ));
         }
-        if !encoded
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(Error::invalid_digest(
-                s,
-                "the hex must be lowercase `0-9a-f`",
-            ));
+        if !encoded.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(Error::invalid_digest(s, "the hex must be lowercase `0-9a-f`"));
         }
-        Ok(Self {
-            algorithm,
-            repr: Cow::Owned(s.to_owned()),
-        })
+        Ok(Self { algorithm, repr: Cow::Owned(s.to_owned()) })
     }
 }
 
@@ -368,10 +351,7 @@ impl Digester {
         if actual == *expected {
             Ok(actual)
         } else {
-            Err(Error::DigestMismatch {
-                expected: expected.clone(),
-                actual,
-            })
+            Err(Error::DigestMismatch { expected: expected.clone(), actual })
         }
     }
 }
@@ -400,8 +380,7 @@ impl std::io::Write for Digester {
 mod tests {
     use super::*;
 
-    const HELLO_SHA256: &str =
-        "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
+    const HELLO_SHA256: &str = "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
 
     #[test]
     fn known_vectors() {
@@ -425,10 +404,7 @@ mod tests {
         assert_eq!(d.encoded(), &HELLO_SHA256[7..]);
         let json = serde_json::to_string(&d).expect("serialises");
         assert_eq!(json, format!("\"{HELLO_SHA256}\""));
-        assert_eq!(
-            serde_json::from_str::<Digest>(&json).expect("deserialises"),
-            d
-        );
+        assert_eq!(serde_json::from_str::<Digest>(&json).expect("deserialises"), d);
     }
 
     #[test]
@@ -441,10 +417,7 @@ mod tests {
             "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
         ] {
             let err = ok_grammar.parse::<Digest>().expect_err(ok_grammar);
-            assert!(
-                matches!(err, Error::UnsupportedDigestAlgorithm { .. }),
-                "{ok_grammar}: {err}"
-            );
+            assert!(matches!(err, Error::UnsupportedDigestAlgorithm { .. }), "{ok_grammar}: {err}");
         }
         for bad in [
             "",

@@ -68,108 +68,28 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     const TABLE: &'static [(Self, &'static str, u16, &'static str)] = &[
-        (
-            Self::BlobUnknown,
-            "BLOB_UNKNOWN",
-            404,
-            "blob unknown to registry",
-        ),
-        (
-            Self::BlobUploadInvalid,
-            "BLOB_UPLOAD_INVALID",
-            400,
-            "blob upload invalid",
-        ),
-        (
-            Self::BlobUploadUnknown,
-            "BLOB_UPLOAD_UNKNOWN",
-            404,
-            "blob upload unknown to registry",
-        ),
-        (
-            Self::DigestInvalid,
-            "DIGEST_INVALID",
-            400,
-            "provided digest did not match uploaded content",
-        ),
+        (Self::BlobUnknown, "BLOB_UNKNOWN", 404, "blob unknown to registry"),
+        (Self::BlobUploadInvalid, "BLOB_UPLOAD_INVALID", 400, "blob upload invalid"),
+        (Self::BlobUploadUnknown, "BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry"),
+        (Self::DigestInvalid, "DIGEST_INVALID", 400, "provided digest did not match uploaded content"),
         (
             Self::ManifestBlobUnknown,
             "MANIFEST_BLOB_UNKNOWN",
             400,
             "manifest references a manifest or blob unknown to registry",
         ),
-        (
-            Self::ManifestInvalid,
-            "MANIFEST_INVALID",
-            400,
-            "manifest invalid",
-        ),
-        (
-            Self::ManifestUnknown,
-            "MANIFEST_UNKNOWN",
-            404,
-            "manifest unknown to registry",
-        ),
-        (
-            Self::NameInvalid,
-            "NAME_INVALID",
-            400,
-            "invalid repository name",
-        ),
-        (
-            Self::NameUnknown,
-            "NAME_UNKNOWN",
-            404,
-            "repository name not known to registry",
-        ),
-        (
-            Self::SizeInvalid,
-            "SIZE_INVALID",
-            400,
-            "provided length did not match content length",
-        ),
-        (
-            Self::Unauthorized,
-            "UNAUTHORIZED",
-            401,
-            "authentication required",
-        ),
-        (
-            Self::Denied,
-            "DENIED",
-            403,
-            "requested access to the resource is denied",
-        ),
-        (
-            Self::Unsupported,
-            "UNSUPPORTED",
-            405,
-            "the operation is unsupported",
-        ),
-        (
-            Self::TooManyRequests,
-            "TOOMANYREQUESTS",
-            429,
-            "too many requests",
-        ),
-        (
-            Self::ManifestUnverified,
-            "MANIFEST_UNVERIFIED",
-            400,
-            "manifest failed signature verification",
-        ),
-        (
-            Self::TagInvalid,
-            "TAG_INVALID",
-            400,
-            "manifest tag did not match URI",
-        ),
-        (
-            Self::RangeInvalid,
-            "RANGE_INVALID",
-            416,
-            "invalid content range",
-        ),
+        (Self::ManifestInvalid, "MANIFEST_INVALID", 400, "manifest invalid"),
+        (Self::ManifestUnknown, "MANIFEST_UNKNOWN", 404, "manifest unknown to registry"),
+        (Self::NameInvalid, "NAME_INVALID", 400, "invalid repository name"),
+        (Self::NameUnknown, "NAME_UNKNOWN", 404, "repository name not known to registry"),
+        (Self::SizeInvalid, "SIZE_INVALID", 400, "provided length did not match content length"),
+        (Self::Unauthorized, "UNAUTHORIZED", 401, "authentication required"),
+        (Self::Denied, "DENIED", 403, "requested access to the resource is denied"),
+        (Self::Unsupported, "UNSUPPORTED", 405, "the operation is unsupported"),
+        (Self::TooManyRequests, "TOOMANYREQUESTS", 429, "too many requests"),
+        (Self::ManifestUnverified, "MANIFEST_UNVERIFIED", 400, "manifest failed signature verification"),
+        (Self::TagInvalid, "TAG_INVALID", 400, "manifest tag did not match URI"),
+        (Self::RangeInvalid, "RANGE_INVALID", 416, "invalid content range"),
         (Self::Unavailable, "UNAVAILABLE", 503, "service unavailable"),
         (Self::Unknown, "UNKNOWN", 500, "unknown error"),
     ];
@@ -251,11 +171,7 @@ impl ErrorInfo {
     /// An entry with the code's standard message.
     pub fn new(code: ErrorCode) -> Self {
         let message = code.message().to_owned();
-        Self {
-            code,
-            message,
-            detail: None,
-        }
+        Self { code, message, detail: None }
     }
 
     /// The same entry with `message`.
@@ -336,7 +252,8 @@ mod tests {
 
     #[test]
     fn reads_foreign_bodies() {
-        let body = r#"{"errors":[{"code":"QUOTA_EXCEEDED","message":"full","detail":{"n":1}},{"code":"DENIED"}]}"#;
+        let body =
+            r#"{"errors":[{"code":"QUOTA_EXCEEDED","message":"full","detail":{"n":1}},{"code":"DENIED"}]}"#;
         let r: ErrorResponse = serde_json::from_str(body).expect("parses");
         assert_eq!(r.errors[0].code, ErrorCode::Other("QUOTA_EXCEEDED".into()));
         assert_eq!(r.errors[0].code.status(), 500);

@@ -100,41 +100,27 @@ pub enum Error {
 impl Error {
     #[cold]
     pub(crate) fn invalid_digest(input: &str, reason: &'static str) -> Self {
-        Self::InvalidDigest {
-            input: Input::new(input),
-            reason,
-        }
+        Self::InvalidDigest { input: Input::new(input), reason }
     }
 
     #[cold]
     pub(crate) fn invalid_repository(input: &str, reason: &'static str) -> Self {
-        Self::InvalidRepository {
-            input: Input::new(input),
-            reason,
-        }
+        Self::InvalidRepository { input: Input::new(input), reason }
     }
 
     #[cold]
     pub(crate) fn invalid_tag(input: &str, reason: &'static str) -> Self {
-        Self::InvalidTag {
-            input: Input::new(input),
-            reason,
-        }
+        Self::InvalidTag { input: Input::new(input), reason }
     }
 
     #[cold]
     pub(crate) fn invalid_reference(input: &str, reason: impl Into<String>) -> Self {
-        Self::InvalidReference {
-            input: Input::new(input),
-            reason: reason.into(),
-        }
+        Self::InvalidReference { input: Input::new(input), reason: reason.into() }
     }
 
     #[cold]
     pub(crate) fn invalid_manifest(reason: impl Into<String>) -> Self {
-        Self::InvalidManifest {
-            reason: reason.into(),
-        }
+        Self::InvalidManifest { reason: reason.into() }
     }
 }
 

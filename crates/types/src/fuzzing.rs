@@ -20,21 +20,14 @@ pub fn reference(data: &[u8]) {
         assert_eq!(again, r, "display of {s:?} does not parse back to it");
         assert_eq!(again.to_string(), shown);
         let familiar = r.familiar();
-        let from_familiar: Reference = familiar
-            .parse()
-            .unwrap_or_else(|e| panic!("familiar {familiar}: {e}"));
-        assert_eq!(
-            from_familiar, r,
-            "familiar form {familiar:?} of {s:?} names another reference"
-        );
+        let from_familiar: Reference =
+            familiar.parse().unwrap_or_else(|e| panic!("familiar {familiar}: {e}"));
+        assert_eq!(from_familiar, r, "familiar form {familiar:?} of {s:?} names another reference");
         assert!(shown.len() <= s.len() + "docker.io/library/:latest".len());
     }
     if let Ok(repo) = s.parse::<Repository>() {
         assert_eq!(repo.as_str(), s);
-        assert!(
-            repo.components()
-                .all(|c| !c.is_empty() && c != ".." && c != ".")
-        );
+        assert!(repo.components().all(|c| !c.is_empty() && c != ".." && c != "."));
         assert!(!s.starts_with('/') && !s.contains('\\'));
     }
     if let Ok(tag) = s.parse::<Tag>() {
@@ -57,31 +50,18 @@ pub fn digest(data: &[u8]) {
         }
         if let Ok(mt) = s.parse::<MediaType>() {
             assert_eq!(mt.as_str(), s);
-            assert_eq!(
-                mt.essence().parse::<MediaType>().expect("essence parses"),
-                mt
-            );
+            assert_eq!(mt.essence().parse::<MediaType>().expect("essence parses"), mt);
         }
     }
     for algorithm in [crate::Algorithm::Sha256, crate::Algorithm::Sha512] {
         let whole = Digest::compute(algorithm, data);
-        whole
-            .verify(data)
-            .expect("a digest verifies its own content");
+        whole.verify(data).expect("a digest verifies its own content");
         let mut digester = algorithm.digester();
-        let split = data
-            .first()
-            .map_or(0, |b| usize::from(*b) % (data.len() + 1));
+        let split = data.first().map_or(0, |b| usize::from(*b) % (data.len() + 1));
         digester.update(&data[..split]);
         digester.update(&data[split..]);
         assert_eq!(digester.finish(), whole);
-        assert_eq!(
-            whole
-                .as_str()
-                .parse::<Digest>()
-                .expect("computed digest parses"),
-            whole
-        );
+        assert_eq!(whole.as_str().parse::<Digest>().expect("computed digest parses"), whole);
     }
 }
 
@@ -102,11 +82,7 @@ pub fn manifest(data: &[u8]) {
         crate::ManifestBody::Index(index) => serde_json::to_vec(index),
     }
     .expect("a parsed manifest serialises");
-    let reread = Manifest::from_bytes(rewritten, Some(m.media_type()))
-        .expect("a re-serialised manifest parses");
-    assert_eq!(
-        reread.body(),
-        m.body(),
-        "parsed form changed through a write and re-read"
-    );
+    let reread =
+        Manifest::from_bytes(rewritten, Some(m.media_type())).expect("a re-serialised manifest parses");
+    assert_eq!(reread.body(), m.body(), "parsed form changed through a write and re-read");
 }

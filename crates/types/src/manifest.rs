@@ -61,9 +61,7 @@ impl ImageManifest {
     /// The artifact type the referrers API reports: `artifactType`, or else the config's
     /// media type.
     pub fn effective_artifact_type(&self) -> &MediaType {
-        self.artifact_type
-            .as_ref()
-            .unwrap_or(&self.config.media_type)
+        self.artifact_type.as_ref().unwrap_or(&self.config.media_type)
     }
 
     /// The value of manifest annotation `key`.
@@ -187,10 +185,7 @@ impl Manifest {
     ) -> Result<Self> {
         let manifest = Self::from_bytes_with(bytes, content_type, expected.algorithm())?;
         if manifest.digest != *expected {
-            return Err(Error::DigestMismatch {
-                expected: expected.clone(),
-                actual: manifest.digest,
-            });
+            return Err(Error::DigestMismatch { expected: expected.clone(), actual: manifest.digest });
         }
         Ok(manifest)
     }
@@ -203,10 +198,7 @@ impl Manifest {
     ) -> Result<Self> {
         let bytes = bytes.into();
         if bytes.len() > MAX_MANIFEST_SIZE {
-            return Err(Error::ManifestTooLarge {
-                size: bytes.len(),
-                limit: MAX_MANIFEST_SIZE,
-            });
+            return Err(Error::ManifestTooLarge { size: bytes.len(), limit: MAX_MANIFEST_SIZE });
         }
         let probe: Probe = serde_json::from_slice(&bytes)
             .map_err(|e| Error::invalid_manifest(format!("not a JSON object: {e}")))?;
@@ -214,9 +206,7 @@ impl Manifest {
         match &probe.schema_version {
             Some(Value::Number(n)) if n.as_u64() == Some(2) => {}
             Some(other) => {
-                return Err(Error::invalid_manifest(format!(
-                    "schemaVersion must be 2, found {other}"
-                )));
+                return Err(Error::invalid_manifest(format!("schemaVersion must be 2, found {other}")));
             }
             None => return Err(Error::invalid_manifest("schemaVersion is missing")),
         }
@@ -238,34 +228,25 @@ impl Manifest {
             return Err(Error::UnsupportedManifestType(media_type));
         };
         let digest = Digest::compute(algorithm, &bytes);
-        Ok(Self {
-            bytes,
-            digest,
-            media_type,
-            body,
-        })
+        Ok(Self { bytes, digest, media_type, body })
     }
 
     fn media_type_of(probe: &Probe, content_type: Option<&MediaType>) -> Result<MediaType> {
         let field = match &probe.media_type {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(
-                s.parse::<MediaType>()
-                    .map_err(|e| Error::invalid_manifest(format!("mediaType: {e}")))?,
-            ),
+            Some(Value::String(s)) => {
+                Some(s.parse::<MediaType>().map_err(|e| Error::invalid_manifest(format!("mediaType: {e}")))?)
+            }
             Some(other) => {
-                return Err(Error::invalid_manifest(format!(
-                    "mediaType must be a string, found {other}"
-                )));
+                return Err(Error::invalid_manifest(format!("mediaType must be a string, found {other}")));
             }
         };
         let content_type =
             content_type.filter(|ct| **ct != MediaType::JSON && **ct != MediaType::OCTET_STREAM);
         match (content_type, field) {
-            (Some(ct), Some(field)) if *ct != field => Err(Error::MediaTypeMismatch {
-                field,
-                content_type: ct.clone(),
-            }),
+            (Some(ct), Some(field)) if *ct != field => {
+                Err(Error::MediaTypeMismatch { field, content_type: ct.clone() })
+            }
             (Some(ct), _) => Ok(ct.clone()),
             (None, Some(field)) => Ok(field),
             (None, None) => match (&probe.manifests, &probe.config) {
@@ -399,31 +380,25 @@ mod tests {
         assert_eq!(m.media_type(), &MediaType::OCI_MANIFEST);
 
         let stated = image(r#","mediaType":"application/vnd.oci.image.manifest.v1+json""#);
-        let err = Manifest::from_bytes(stated.clone(), Some(&MediaType::DOCKER_MANIFEST))
-            .expect_err("mismatch");
+        let err =
+            Manifest::from_bytes(stated.clone(), Some(&MediaType::DOCKER_MANIFEST)).expect_err("mismatch");
         assert!(matches!(err, Error::MediaTypeMismatch { .. }), "{err}");
-        let ct: MediaType = "application/VND.oci.image.manifest.v1+json; x=y"
-            .parse()
-            .expect("ok");
+        let ct: MediaType = "application/VND.oci.image.manifest.v1+json; x=y".parse().expect("ok");
         Manifest::from_bytes(stated, Some(&ct)).expect("same type, other case and parameters");
 
         let err = Manifest::from_bytes(plain.clone(), Some(&MediaType::OCI_INDEX))
             .expect_err("an image sent as index");
         assert!(matches!(err, Error::InvalidManifest { .. }), "{err}");
 
-        let err = Manifest::from_bytes(plain, Some(&MediaType::DOCKER_MANIFEST_V1_SIGNED))
-            .expect_err("schema 1");
+        let err =
+            Manifest::from_bytes(plain, Some(&MediaType::DOCKER_MANIFEST_V1_SIGNED)).expect_err("schema 1");
         assert!(matches!(err, Error::UnsupportedManifestType(_)), "{err}");
     }
 
     #[test]
     fn refuses_ambiguous_and_malformed() {
         let both = format!(r#"{{"schemaVersion":2,"config":{EMPTY},"layers":[],"manifests":[]}}"#);
-        for ct in [
-            None,
-            Some(&MediaType::OCI_MANIFEST),
-            Some(&MediaType::OCI_INDEX),
-        ] {
+        for ct in [None, Some(&MediaType::OCI_MANIFEST), Some(&MediaType::OCI_INDEX)] {
             assert!(Manifest::from_bytes(both.clone(), ct).is_err(), "{ct:?}");
         }
         for bad in [
@@ -441,10 +416,7 @@ mod tests {
             image("").replace("\"size\":2", "\"size\":-2"),
             r#"{"schemaVersion":2,"manifests":[{"mediaType":"a/b"}]}"#.into(),
         ] {
-            assert!(
-                Manifest::from_bytes(bad.clone(), None).is_err(),
-                "accepted {bad}"
-            );
+            assert!(Manifest::from_bytes(bad.clone(), None).is_err(), "accepted {bad}");
         }
     }
 
@@ -470,10 +442,7 @@ mod tests {
     fn digest_algorithms_and_verification() {
         let bytes = image("");
         let m = Manifest::from_bytes_with(bytes.clone(), None, Algorithm::Sha512).expect("ok");
-        assert_eq!(
-            m.digest(),
-            &Digest::compute(Algorithm::Sha512, bytes.as_bytes())
-        );
+        assert_eq!(m.digest(), &Digest::compute(Algorithm::Sha512, bytes.as_bytes()));
         Manifest::from_bytes_verified(bytes.clone(), None, m.digest()).expect("matches");
         let other = Digest::sha256(b"something else");
         let err = Manifest::from_bytes_verified(bytes, None, &other).expect_err("mismatch");
@@ -482,10 +451,8 @@ mod tests {
 
     #[test]
     fn index_helpers() {
-        let subject = EMPTY.replace(
-            "application/vnd.oci.empty.v1+json",
-            "application/vnd.oci.image.manifest.v1+json",
-        );
+        let subject =
+            EMPTY.replace("application/vnd.oci.empty.v1+json", "application/vnd.oci.image.manifest.v1+json");
         let json = format!(
             r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","artifactType":"application/x.a","manifests":[{subject}],"subject":{subject},"annotations":{{"k":"v"}}}}"#
         );
@@ -493,10 +460,7 @@ mod tests {
         assert!(m.as_index().is_some() && m.as_image().is_none());
         assert_eq!(m.references().count(), 1);
         let d = m.descriptor();
-        assert_eq!(
-            d.artifact_type.as_ref().map(MediaType::as_str),
-            Some("application/x.a")
-        );
+        assert_eq!(d.artifact_type.as_ref().map(MediaType::as_str), Some("application/x.a"));
         assert_eq!(d.annotation("k"), Some("v"));
         assert!(m.subject().is_some());
     }

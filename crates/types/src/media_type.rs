@@ -135,11 +135,7 @@ impl MediaType {
 
     /// The `;`-separated parameters, trimmed, as written (`charset=utf-8`).
     pub fn parameters(&self) -> impl Iterator<Item = &str> {
-        self.0
-            .split(';')
-            .skip(1)
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
+        self.0.split(';').skip(1).map(str::trim).filter(|p| !p.is_empty())
     }
 
     /// Whether this is an OCI image index or a Docker manifest list.
@@ -160,9 +156,7 @@ impl MediaType {
     /// Whether this is a Docker type (`application/vnd.docker.…`).
     pub fn is_docker(&self) -> bool {
         const PREFIX: &str = "application/vnd.docker.";
-        self.essence()
-            .get(..PREFIX.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+        self.essence().get(..PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
     }
 
     /// The same media type as this crate's constant when it is spelled exactly like one of
@@ -183,8 +177,7 @@ impl MediaType {
             !b.is_empty()
                 && b.len() <= 127
                 && b[0].is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(c))
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(c))
         };
         let essence = s.split(';').next().unwrap_or_default().trim();
         let Some((ty, subtype)) = essence.split_once('/') else {
@@ -221,8 +214,7 @@ impl Hash for MediaType {
 
 impl PartialEq<str> for MediaType {
     fn eq(&self, other: &str) -> bool {
-        self.essence()
-            .eq_ignore_ascii_case(other.split(';').next().unwrap_or_default().trim())
+        self.essence().eq_ignore_ascii_case(other.split(';').next().unwrap_or_default().trim())
     }
 }
 
@@ -236,10 +228,7 @@ impl FromStr for MediaType {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Self::validate(s).map_err(|reason| Error::InvalidMediaType {
-            input: Input::new(s),
-            reason,
-        })?;
+        Self::validate(s).map_err(|reason| Error::InvalidMediaType { input: Input::new(s), reason })?;
         Ok(Self(Cow::Owned(s.to_owned())).canonical())
     }
 }
@@ -315,9 +304,7 @@ mod tests {
     fn known_types_are_valid_and_distinct() {
         let mut seen = HashSet::new();
         for mt in MediaType::KNOWN {
-            mt.as_str()
-                .parse::<MediaType>()
-                .unwrap_or_else(|e| panic!("{mt}: {e}"));
+            mt.as_str().parse::<MediaType>().unwrap_or_else(|e| panic!("{mt}: {e}"));
             assert!(seen.insert(mt.clone()), "{mt} twice");
         }
     }
@@ -333,9 +320,7 @@ mod tests {
 
     #[test]
     fn refuses_malformed() {
-        for bad in [
-            "", "a", "/b", "a/", "a/b/c", "a b/c", "a/b\n", "ä/b", "-a/b", "a/-b",
-        ] {
+        for bad in ["", "a", "/b", "a/", "a/b/c", "a b/c", "a/b\n", "ä/b", "-a/b", "a/-b"] {
             assert!(bad.parse::<MediaType>().is_err(), "{bad:?} accepted");
         }
     }

@@ -47,10 +47,7 @@ impl Repository {
             return Err(Error::invalid_repository(s, "the name is empty"));
         }
         if s.len() > Self::MAX_LEN {
-            return Err(Error::invalid_repository(
-                s,
-                "the name is longer than 255 bytes",
-            ));
+            return Err(Error::invalid_repository(s, "the name is longer than 255 bytes"));
         }
         for component in s.split('/') {
             validate_component(component).map_err(|reason| Error::invalid_repository(s, reason))?;
@@ -173,19 +170,10 @@ impl Tag {
             return Err(Error::invalid_tag(s, "a tag has at most 128 characters"));
         }
         if !(first.is_ascii_alphanumeric() || first == b'_') {
-            return Err(Error::invalid_tag(
-                s,
-                "a tag starts with a letter, digit or `_`",
-            ));
+            return Err(Error::invalid_tag(s, "a tag starts with a letter, digit or `_`"));
         }
-        if !bytes
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(Error::invalid_tag(
-                s,
-                "a tag holds only letters, digits, `.`, `_` and `-`",
-            ));
+        if !bytes.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+            return Err(Error::invalid_tag(s, "a tag holds only letters, digits, `.`, `_` and `-`"));
         }
         Ok(())
     }
@@ -296,12 +284,11 @@ mod tests {
             "my-org/my.repo/sub_dir",
             "conformance/repo1",
         ] {
-            ok.parse::<Repository>()
-                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+            ok.parse::<Repository>().unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
         for bad in [
-            "", "A", "a/B", "a//b", "/a", "a/", "..", "../etc", "a/../b", ".", "./a", "a.", "a_",
-            "a-", "_a", "-a", "a..b", "a___b", "a._b", "a b", "a\\b", "a:b", "a@b", "é", "a/\u{0}",
+            "", "A", "a/B", "a//b", "/a", "a/", "..", "../etc", "a/../b", ".", "./a", "a.", "a_", "a-", "_a",
+            "-a", "a..b", "a___b", "a._b", "a b", "a\\b", "a:b", "a@b", "é", "a/\u{0}",
         ] {
             assert!(bad.parse::<Repository>().is_err(), "{bad:?} accepted");
         }

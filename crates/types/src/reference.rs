@@ -57,31 +57,19 @@ impl Reference {
     pub fn new(registry: &str, repository: Repository) -> Result<Self> {
         let registry = normalise_registry(registry)?;
         check_name_len(&registry, &repository)?;
-        Ok(Self {
-            registry,
-            repository,
-            tag: Some(default_tag()),
-            digest: None,
-        })
+        Ok(Self { registry, repository, tag: Some(default_tag()), digest: None })
     }
 
     /// The same reference with `tag` (and no digest).
     #[must_use]
     pub fn with_tag(self, tag: Tag) -> Self {
-        Self {
-            tag: Some(tag),
-            digest: None,
-            ..self
-        }
+        Self { tag: Some(tag), digest: None, ..self }
     }
 
     /// The same reference pinned to `digest` (the tag, if any, is kept for display).
     #[must_use]
     pub fn with_digest(self, digest: Digest) -> Self {
-        Self {
-            digest: Some(digest),
-            ..self
-        }
+        Self { digest: Some(digest), ..self }
     }
 
     /// The registry, `host[:port]`, as written (`docker.io` for Docker Hub).
@@ -92,11 +80,7 @@ impl Reference {
     /// The host (and port) to send API requests to: the registry, except that Docker Hub's API
     /// lives at `registry-1.docker.io`.
     pub fn api_host(&self) -> &str {
-        if &*self.registry == DOCKER_HUB {
-            DOCKER_HUB_API_HOST
-        } else {
-            &self.registry
-        }
+        if &*self.registry == DOCKER_HUB { DOCKER_HUB_API_HOST } else { &self.registry }
     }
 
     /// The repository.
@@ -182,12 +166,7 @@ fn looks_like_registry(component: &str) -> bool {
 /// Validates `host[:port]` (a DNS-like name, IPv4, or a bracketed IPv6 literal) and spells
 /// Docker Hub's aliases `docker.io`.
 fn normalise_registry(registry: &str) -> Result<Box<str>> {
-    let bad = |why: &str| {
-        Err(Error::invalid_reference(
-            registry,
-            format!("registry host: {why}"),
-        ))
-    };
+    let bad = |why: &str| Err(Error::invalid_reference(registry, format!("registry host: {why}")));
     let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
         let Some((ip, after)) = rest.split_once(']') else {
             return bad("unclosed `[` of an IPv6 address");
@@ -241,11 +220,7 @@ impl FromStr for Reference {
         let (name, digest) = match s.split_once('@') {
             Some((name, digest)) => (
                 name,
-                Some(
-                    digest
-                        .parse::<Digest>()
-                        .map_err(|e| Error::invalid_reference(s, e.to_string()))?,
-                ),
+                Some(digest.parse::<Digest>().map_err(|e| Error::invalid_reference(s, e.to_string()))?),
             ),
             None => (s, None),
         };
@@ -256,13 +231,9 @@ impl FromStr for Reference {
             _ => (Box::from(DOCKER_HUB), name),
         };
         let (path, tag) = match path.rsplit_once(':') {
-            Some((path, tag)) => (
-                path,
-                Some(
-                    tag.parse::<Tag>()
-                        .map_err(|e| Error::invalid_reference(s, e.to_string()))?,
-                ),
-            ),
+            Some((path, tag)) => {
+                (path, Some(tag.parse::<Tag>().map_err(|e| Error::invalid_reference(s, e.to_string()))?))
+            }
             None => (path, None),
         };
         let repository = if &*registry == DOCKER_HUB && !path.contains('/') {
@@ -272,17 +243,8 @@ impl FromStr for Reference {
         }
         .map_err(|e| Error::invalid_reference(s, e.to_string()))?;
         check_name_len(&registry, &repository).map_err(|e| reword(s, &e))?;
-        let tag = if tag.is_none() && digest.is_none() {
-            Some(default_tag())
-        } else {
-            tag
-        };
-        Ok(Self {
-            registry,
-            repository,
-            tag,
-            digest,
-        })
+        let tag = if tag.is_none() && digest.is_none() { Some(default_tag()) } else { tag };
+        Ok(Self { registry, repository, tag, digest })
     }
 }
 
@@ -323,18 +285,11 @@ impl<'de> serde::Deserialize<'de> for Reference {
 #[cfg(feature = "arbitrary")]
 impl<'a> arbitrary::Arbitrary<'a> for Reference {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
-        const REGISTRIES: &[&str] = &[
-            "docker.io",
-            "localhost",
-            "localhost:5000",
-            "127.0.0.1:5000",
-            "[::1]:5000",
-            "r.example.com",
-        ];
+        const REGISTRIES: &[&str] =
+            &["docker.io", "localhost", "localhost:5000", "127.0.0.1:5000", "[::1]:5000", "r.example.com"];
         let registry = *u.choose(REGISTRIES)?;
         let repository = Repository::arbitrary(u)?;
-        let mut r =
-            Self::new(registry, repository).map_err(|_| arbitrary::Error::IncorrectFormat)?;
+        let mut r = Self::new(registry, repository).map_err(|_| arbitrary::Error::IncorrectFormat)?;
         r.tag = u.arbitrary()?;
         r.digest = u.arbitrary()?;
         if r.tag.is_none() && r.digest.is_none() {
@@ -372,11 +327,7 @@ impl FromStr for TagOrDigest {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        if s.contains(':') {
-            s.parse().map(Self::Digest)
-        } else {
-            s.parse().map(Self::Tag)
-        }
+        if s.contains(':') { s.parse().map(Self::Digest) } else { s.parse().map(Self::Tag) }
     }
 }
 
@@ -426,45 +377,21 @@ mod tests {
 
     #[test]
     fn acceptance_examples() {
-        assert_eq!(
-            parts("ubuntu"),
-            (
-                "docker.io".into(),
-                "library/ubuntu".into(),
-                some("latest"),
-                None
-            )
-        );
+        assert_eq!(parts("ubuntu"), ("docker.io".into(), "library/ubuntu".into(), some("latest"), None));
         assert_eq!(
             parts("library/ubuntu:22.04"),
-            (
-                "docker.io".into(),
-                "library/ubuntu".into(),
-                some("22.04"),
-                None
-            )
+            ("docker.io".into(), "library/ubuntu".into(), some("22.04"), None)
         );
-        assert_eq!(
-            parts("localhost:5000/a/b:v1"),
-            ("localhost:5000".into(), "a/b".into(), some("v1"), None)
-        );
+        assert_eq!(parts("localhost:5000/a/b:v1"), ("localhost:5000".into(), "a/b".into(), some("v1"), None));
         let digest = format!("sha256:{HEX}");
         assert_eq!(
             parts(&format!("127.0.0.1:5000/x@{digest}")),
             ("127.0.0.1:5000".into(), "x".into(), None, some(&digest))
         );
-        assert_eq!(
-            parts("[::1]:5000/x:y"),
-            ("[::1]:5000".into(), "x".into(), some("y"), None)
-        );
+        assert_eq!(parts("[::1]:5000/x:y"), ("[::1]:5000".into(), "x".into(), some("y"), None));
         assert_eq!(
             parts(&format!("registry.example.com/a/b:t@{digest}")),
-            (
-                "registry.example.com".into(),
-                "a/b".into(),
-                some("t"),
-                some(&digest)
-            )
+            ("registry.example.com".into(), "a/b".into(), some("t"), some(&digest))
         );
         for bad in [
             "a/B".to_owned(),
@@ -476,10 +403,7 @@ mod tests {
             format!("x@sha256:{}", HEX.to_uppercase()),
         ] {
             let err = bad.parse::<Reference>().expect_err(&bad);
-            assert!(
-                matches!(err, Error::InvalidReference { .. }),
-                "{bad}: {err}"
-            );
+            assert!(matches!(err, Error::InvalidReference { .. }), "{bad}: {err}");
         }
     }
 
@@ -493,10 +417,9 @@ mod tests {
         assert_eq!(parts("user/app").0, "docker.io");
         // docker's rule: `localhost:5000` alone is a Docker Hub repository with a tag.
         assert_eq!(parts("localhost:5000").2, some("5000"));
-        let r: Reference =
-            "ubuntu@sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
-                .parse()
-                .expect("valid");
+        let r: Reference = "ubuntu@sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+            .parse()
+            .expect("valid");
         assert_eq!(r.tag(), None);
         assert_eq!(r.familiar(), format!("ubuntu@sha256:{HEX}"));
         assert!(matches!(r.target(), TagOrDigest::Digest(_)));

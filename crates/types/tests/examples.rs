@@ -22,11 +22,7 @@ fn json_files() -> Vec<PathBuf> {
         }
     }
     files.sort();
-    assert!(
-        files.len() >= 40,
-        "expected the shared examples, found {}",
-        files.len()
-    );
+    assert!(files.len() >= 40, "expected the shared examples, found {}", files.len());
     files
 }
 
@@ -59,10 +55,7 @@ const PLACEHOLDER_DIGESTS: &str = "10-cncf-wasm-oci-artifact-manifest.json";
 fn every_example_parses_and_manifest_digests_match_their_bytes() {
     let (mut manifests, mut configs, mut others) = (0, 0, 0);
     for path in json_files() {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("utf-8 name");
+        let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 name");
         let bytes = std::fs::read(&path).expect("readable");
         match kind(&bytes) {
             Kind::Manifest if name == PLACEHOLDER_DIGESTS => {
@@ -71,8 +64,8 @@ fn every_example_parses_and_manifest_digests_match_their_bytes() {
                 assert!(err.to_string().contains("config.digest"), "{err}");
             }
             Kind::Manifest => {
-                let manifest = Manifest::from_bytes(bytes.clone(), None)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let manifest =
+                    Manifest::from_bytes(bytes.clone(), None).unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(manifest.digest(), &Digest::sha256(&bytes), "{name}");
                 assert_eq!(&manifest.bytes()[..], &bytes[..], "{name}");
                 assert!(manifest.media_type().is_manifest(), "{name}");
@@ -136,33 +129,16 @@ fn fields_that_matter_are_read() {
     // No `mediaType` field, no content type: an OCI manifest by its shape.
     assert_eq!(m.media_type(), &MediaType::OCI_MANIFEST);
 
-    let m = manifest(
-        "wasm-examples",
-        "03-harbor-test-annotated-compat-manifest.json",
-    );
-    assert_eq!(
-        m.as_image()
-            .and_then(|i| i.annotation("module.wasm.image/variant")),
-        Some("compat")
-    );
+    let m = manifest("wasm-examples", "03-harbor-test-annotated-compat-manifest.json");
+    assert_eq!(m.as_image().and_then(|i| i.annotation("module.wasm.image/variant")), Some("compat"));
 
     let m = manifest("wasm-examples", "13-rust-oci-client-test-manifest.json");
     assert_eq!(m.media_type(), &MediaType::DOCKER_MANIFEST);
-    assert_eq!(
-        m.artifact_type(),
-        Some(&MediaType::WASM_COMPONENT_ARTIFACT_V1)
-    );
+    assert_eq!(m.artifact_type(), Some(&MediaType::WASM_COMPONENT_ARTIFACT_V1));
 
     let m = manifest("client-manifests", "podman-wasi-index.json");
-    let ManifestBody::Index(index) = m.body() else {
-        panic!("an index")
-    };
-    assert!(
-        index
-            .manifests
-            .iter()
-            .any(|d| d.platform.as_ref().is_some_and(|p| p.is("wasi", "wasm")))
-    );
+    let ManifestBody::Index(index) = m.body() else { panic!("an index") };
+    assert!(index.manifests.iter().any(|d| d.platform.as_ref().is_some_and(|p| p.is("wasi", "wasm"))));
 
     let m = manifest("client-manifests", "oraspy-referrer-subject.manifest.json");
     assert!(m.subject().is_some());

@@ -7,11 +7,8 @@ use wharf_types::{Algorithm, Digest, Reference, Repository, Tag, TagOrDigest, fu
 const COMPONENT: &str = "[a-z0-9]{1,6}((\\.|_|__|-{1,3})[a-z0-9]{1,6}){0,2}";
 
 fn repository() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        proptest::string::string_regex(COMPONENT).expect("regex"),
-        1..4,
-    )
-    .prop_map(|c| c.join("/"))
+    prop::collection::vec(proptest::string::string_regex(COMPONENT).expect("regex"), 1..4)
+        .prop_map(|c| c.join("/"))
 }
 
 fn tag() -> impl Strategy<Value = String> {
@@ -20,14 +17,7 @@ fn tag() -> impl Strategy<Value = String> {
 
 fn digest() -> impl Strategy<Value = Digest> {
     (any::<bool>(), any::<Vec<u8>>()).prop_map(|(sha512, bytes)| {
-        Digest::compute(
-            if sha512 {
-                Algorithm::Sha512
-            } else {
-                Algorithm::Sha256
-            },
-            &bytes,
-        )
+        Digest::compute(if sha512 { Algorithm::Sha512 } else { Algorithm::Sha256 }, &bytes)
     })
 }
 

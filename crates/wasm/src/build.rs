@@ -120,9 +120,7 @@ impl ArtifactBuilder {
         Header::parse(&self.module)?;
         let config = Blob::new(MediaType::WASM_CONFIG_V1, Bytes::from_static(b"{}"));
         let mut layer = Blob::new(MediaType::WASM_CONTENT_LAYER_V1, self.module.clone());
-        layer.descriptor = layer
-            .descriptor
-            .with_annotation(Descriptor::TITLE, self.title());
+        layer.descriptor = layer.descriptor.with_annotation(Descriptor::TITLE, self.title());
         self.finish(config, layer)
     }
 
@@ -133,9 +131,7 @@ impl ArtifactBuilder {
     pub fn cncf(&self) -> Result<Artifact> {
         let info = inspect(&self.module)?;
         let mut layer = Blob::new(MediaType::WASM, self.module.clone());
-        layer.descriptor = layer
-            .descriptor
-            .with_annotation(Descriptor::TITLE, self.title());
+        layer.descriptor = layer.descriptor.with_annotation(Descriptor::TITLE, self.title());
         let (os, component) = match info.kind() {
             BinaryKind::CoreModule => ("wasip1", None),
             BinaryKind::Component => (
@@ -167,23 +163,16 @@ impl ArtifactBuilder {
     }
 
     fn title(&self) -> String {
-        self.title
-            .clone()
-            .unwrap_or_else(|| "module.wasm".to_owned())
+        self.title.clone().unwrap_or_else(|| "module.wasm".to_owned())
     }
 
     fn finish(&self, config: Blob, layer: Blob) -> Result<Artifact> {
-        let mut image =
-            ImageManifest::new(config.descriptor.clone(), vec![layer.descriptor.clone()]);
+        let mut image = ImageManifest::new(config.descriptor.clone(), vec![layer.descriptor.clone()]);
         if !self.annotations.is_empty() {
             image.annotations = Some(self.annotations.clone());
         }
         let bytes = serde_json::to_vec(&image).expect("a manifest always serialises");
         let manifest = Manifest::from_bytes(bytes, Some(&MediaType::OCI_MANIFEST))?;
-        Ok(Artifact {
-            manifest,
-            config,
-            layers: vec![layer],
-        })
+        Ok(Artifact { manifest, config, layers: vec![layer] })
     }
 }

@@ -3,9 +3,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use wharf_types::{
-    Descriptor, ImageIndex, ImageManifest, Manifest, ManifestBody, MediaType, Platform,
-};
+use wharf_types::{Descriptor, ImageIndex, ImageManifest, Manifest, ManifestBody, MediaType, Platform};
 
 use crate::config::WasmConfig;
 use crate::harbor::{self, HarborView};
@@ -123,11 +121,7 @@ pub struct Evidence {
 
 impl Evidence {
     fn new(field: impl Into<String>, value: impl Into<String>, rule: &'static str) -> Self {
-        Self {
-            field: field.into(),
-            value: value.into(),
-            rule,
-        }
+        Self { field: field.into(), value: value.into(), rule }
     }
 }
 
@@ -215,11 +209,7 @@ impl Classification {
     /// [`confirm_tar_entry`](Self::confirm_tar_entry). Empty unless the verdict is
     /// [`Kind::NotWasm`].
     pub fn layer_probes(&self) -> &[WasmLayer] {
-        if self.kind.is_wasm() {
-            &[]
-        } else {
-            &self.wasm_layers
-        }
+        if self.kind.is_wasm() { &[] } else { &self.wasm_layers }
     }
 
     /// Upgrades a [`Kind::NotWasm`] verdict once the tar layer at `layer_index` was found to
@@ -234,11 +224,7 @@ impl Classification {
         let file_name = path.rsplit('/').next().unwrap_or(path);
         let kind = match &probe.location {
             Location::TarEntry(EntryMatch::FileName(name)) if name == file_name => {
-                if name == crate::SOLO_PLUGIN_FILE {
-                    Kind::SoloCompat
-                } else {
-                    Kind::IstioExtension
-                }
+                if name == crate::SOLO_PLUGIN_FILE { Kind::SoloCompat } else { Kind::IstioExtension }
             }
             _ => return false,
         };
@@ -247,11 +233,7 @@ impl Classification {
         } else {
             "Istio legacy: extension.wasm in the single uncompressed tar layer (F8)"
         };
-        self.evidence.push(Evidence::new(
-            format!("layers[{layer_index}] entry"),
-            path,
-            rule,
-        ));
+        self.evidence.push(Evidence::new(format!("layers[{layer_index}] entry"), path, rule));
         self.wasm_layers.retain(|l| l.index == layer_index);
         self.hints.retain(|h| !h.field.starts_with("layers["));
         self.kind = kind;
@@ -291,15 +273,8 @@ pub fn classify(manifest: &Manifest, config: Option<&[u8]>) -> Classification {
         ManifestBody::Image(image) => classify_image(image, config_object),
         _ => empty(Kind::NotWasm),
     };
-    if config.is_some()
-        && config_object.is_none()
-        && matches!(manifest.body(), ManifestBody::Image(_))
-    {
-        c.hints.push(Evidence::new(
-            "config blob",
-            "not a JSON object",
-            "config ignored",
-        ));
+    if config.is_some() && config_object.is_none() && matches!(manifest.body(), ManifestBody::Image(_)) {
+        c.hints.push(Evidence::new("config blob", "not a JSON object", "config ignored"));
     }
     c.harbor = harbor::view(manifest, config_object);
     c
@@ -325,9 +300,7 @@ const WASM_OS: &[&str] = &["wasi", "wasip1", "wasip2"];
 const WASM_ARCH: &[&str] = &["wasm", "wasm32"];
 
 fn is_wasm_platform(os: &str, architecture: &str) -> bool {
-    WASM_ARCH
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(architecture))
+    WASM_ARCH.iter().any(|a| a.eq_ignore_ascii_case(architecture))
         || WASM_OS.iter().any(|o| o.eq_ignore_ascii_case(os))
 }
 
@@ -344,10 +317,7 @@ fn classify_index(index: &ImageIndex) -> Classification {
                 p.to_string(),
                 "index child with a Wasm platform",
             ));
-            c.wasm_children.push(WasmChild {
-                index: i,
-                descriptor: child.clone(),
-            });
+            c.wasm_children.push(WasmChild { index: i, descriptor: child.clone() });
             if c.platform.is_none() {
                 c.platform = Some(p.clone());
             }
@@ -408,23 +378,13 @@ impl<'a> ConfigView<'a> {
         let inner = self.inner()?;
         let (field, first) = ["Entrypoint", "Cmd"].into_iter().find_map(|k| {
             let first = inner.get(k)?.as_array()?.first()?.as_str()?;
-            Some((
-                if k == "Entrypoint" {
-                    "Entrypoint"
-                } else {
-                    "Cmd"
-                },
-                first,
-            ))
+            Some((if k == "Entrypoint" { "Entrypoint" } else { "Cmd" }, first))
         })?;
         let path = first.split('#').next().unwrap_or(first);
         let joined = if path.starts_with('/') {
             path.to_owned()
         } else {
-            let dir = inner
-                .get("WorkingDir")
-                .and_then(Value::as_str)
-                .unwrap_or("/");
+            let dir = inner.get("WorkingDir").and_then(Value::as_str).unwrap_or("/");
             format!("{}/{path}", dir.trim_end_matches('/'))
         };
         let normalised = crate::extract::normalise_path(&joined);
@@ -441,9 +401,7 @@ impl<'a> ConfigView<'a> {
 }
 
 fn classify_image(m: &ImageManifest, config: Option<&Value>) -> Classification {
-    let cfg = ConfigView {
-        json: config.and_then(Value::as_object),
-    };
+    let cfg = ConfigView { json: config.and_then(Value::as_object) };
     let mut c = empty(Kind::NotWasm);
     c.platform = cfg.platform();
 
@@ -476,18 +434,12 @@ fn classify_image(m: &ImageManifest, config: Option<&Value>) -> Classification {
     let field = "config.mediaType";
     if *config_type == MediaType::WASM_CONFIG_V1 {
         c.kind = Kind::WasmToOci;
-        c.evidence.push(Evidence::new(
-            field,
-            config_type.as_str(),
-            "wasm-to-oci config type (F1/F12)",
-        ));
+        c.evidence.push(Evidence::new(field, config_type.as_str(), "wasm-to-oci config type (F1/F12)"));
         raw_layers(&mut c, m, |mt| *mt == MediaType::WASM_CONTENT_LAYER_V1);
         if c.wasm_layers.is_empty() {
-            c.warnings
-                .push("no `application/vnd.wasm.content.layer.v1+wasm` layer".into());
+            c.warnings.push("no `application/vnd.wasm.content.layer.v1+wasm` layer".into());
         } else if c.wasm_layers[0].descriptor.title().is_none() {
-            c.warnings
-                .push("the Wasm layer has no title annotation (Kubewarden style, F12)".into());
+            c.warnings.push("the Wasm layer has no title annotation (Kubewarden style, F12)".into());
         }
         return c;
     }
@@ -504,39 +456,23 @@ fn classify_image(m: &ImageManifest, config: Option<&Value>) -> Classification {
     }
     if *config_type == MediaType::SOLO_WASM_CONFIG {
         c.kind = Kind::SoloOci;
-        c.evidence.push(Evidence::new(
-            field,
-            config_type.as_str(),
-            "solo.io wasme config type (F6)",
-        ));
+        c.evidence.push(Evidence::new(field, config_type.as_str(), "solo.io wasme config type (F6)"));
         raw_layers(&mut c, m, |mt| *mt == MediaType::SOLO_WASM_CONTENT_LAYER);
         if m.layers.len() != 2 {
-            c.warnings.push(format!(
-                "{} layers; Istio loads this variant only with exactly 2",
-                m.layers.len()
-            ));
+            c.warnings
+                .push(format!("{} layers; Istio loads this variant only with exactly 2", m.layers.len()));
         }
         return c;
     }
     if *config_type == MediaType::SPIN_APPLICATION {
         c.kind = Kind::SpinV1;
-        c.evidence.push(Evidence::new(
-            field,
-            config_type.as_str(),
-            "Spin < 2.0 locked app as config (F9)",
-        ));
-        raw_layers(&mut c, m, |mt| {
-            *mt == MediaType::WASM_CONTENT_LAYER_V1 || *mt == MediaType::WASM
-        });
+        c.evidence.push(Evidence::new(field, config_type.as_str(), "Spin < 2.0 locked app as config (F9)"));
+        raw_layers(&mut c, m, |mt| *mt == MediaType::WASM_CONTENT_LAYER_V1 || *mt == MediaType::WASM);
         return c;
     }
     if *config_type == MediaType::WASMCLOUD_ACTOR_CONFIG {
         c.kind = Kind::WasmCloudActor;
-        c.evidence.push(Evidence::new(
-            field,
-            config_type.as_str(),
-            "wasmCloud actor config type (F10)",
-        ));
+        c.evidence.push(Evidence::new(field, config_type.as_str(), "wasmCloud actor config type (F10)"));
         raw_layers(&mut c, m, |mt| *mt == MediaType::SOLO_WASM_CONTENT_LAYER);
         return c;
     }
@@ -569,10 +505,7 @@ fn classify_image(m: &ImageManifest, config: Option<&Value>) -> Classification {
 /// Rule 4: the image-config family, in order.
 fn classify_image_config(c: &mut Classification, m: &ImageManifest, cfg: &ConfigView<'_>) {
     // Spin ≥ 2.0.
-    let spin_layer = m
-        .layers
-        .iter()
-        .position(|l| l.media_type == MediaType::SPIN_APPLICATION);
+    let spin_layer = m.layers.iter().position(|l| l.media_type == MediaType::SPIN_APPLICATION);
     let spin_label = cfg.label(labels::SPIN_LOCKED_APP);
     if spin_layer.is_some() || spin_label.is_some() {
         c.kind = Kind::SpinV2;
@@ -585,25 +518,18 @@ fn classify_image_config(c: &mut Classification, m: &ImageManifest, cfg: &Config
         }
         if let Some(v) = spin_label {
             c.evidence.push(Evidence::new(
-                format!(
-                    "config blob .config.Labels[\"{}\"]",
-                    labels::SPIN_LOCKED_APP
-                ),
+                format!("config blob .config.Labels[\"{}\"]", labels::SPIN_LOCKED_APP),
                 v,
                 "Spin ≥ 2.0 locked app digest label (F9)",
             ));
         }
-        raw_layers(c, m, |mt| {
-            *mt == MediaType::WASM_CONTENT_LAYER_V1 || *mt == MediaType::WASM
-        });
+        raw_layers(c, m, |mt| *mt == MediaType::WASM_CONTENT_LAYER_V1 || *mt == MediaType::WASM);
         return;
     }
 
     // runwasi's raw Wasm layers.
     let runwasi_label = cfg.label(labels::RUNWASI_LAYERS);
-    raw_layers(c, m, |mt| {
-        *mt == MediaType::RUNWASI_COMPONENT_LAYER || *mt == MediaType::WASM
-    });
+    raw_layers(c, m, |mt| *mt == MediaType::RUNWASI_COMPONENT_LAYER || *mt == MediaType::WASM);
     if !c.wasm_layers.is_empty() || runwasi_label.is_some() {
         c.kind = Kind::RunwasiImage;
         if let Some(first) = c.wasm_layers.first() {
@@ -621,47 +547,34 @@ fn classify_image_config(c: &mut Classification, m: &ImageManifest, cfg: &Config
             ));
         }
         if c.wasm_layers.len() > 1 {
-            c.warnings
-                .push("runwasi runs a single module from OCI Wasm layers".into());
+            c.warnings.push("runwasi runs a single module from OCI Wasm layers".into());
         }
         return;
     }
 
     // crun's annotations.
-    let annotated = [annotations::VARIANT, annotations::HANDLER]
-        .into_iter()
-        .find_map(|key| {
-            let value = m.annotation(key)?;
-            let recognised = if key == annotations::VARIANT {
-                ["compat", "compat-smart"].contains(&value)
-            } else {
-                annotations::HANDLER_VALUES.contains(&value)
-            };
-            if recognised {
-                Some((key, value))
-            } else {
-                c.hints.push(Evidence::new(
-                    format!("annotations[\"{key}\"]"),
-                    value,
-                    "an annotation value crun does not treat as Wasm",
-                ));
-                None
-            }
-        });
-    let platform = c
-        .platform
-        .clone()
-        .filter(|p| is_wasm_platform(&p.os, &p.architecture));
-    if let Some((key, value)) = annotated {
-        c.kind = Kind::CompatAnnotated {
-            annotation: key.to_owned(),
-            value: value.to_owned(),
+    let annotated = [annotations::VARIANT, annotations::HANDLER].into_iter().find_map(|key| {
+        let value = m.annotation(key)?;
+        let recognised = if key == annotations::VARIANT {
+            ["compat", "compat-smart"].contains(&value)
+        } else {
+            annotations::HANDLER_VALUES.contains(&value)
         };
-        c.evidence.push(Evidence::new(
-            format!("annotations[\"{key}\"]"),
-            value,
-            "crun Wasm annotation (F2)",
-        ));
+        if recognised {
+            Some((key, value))
+        } else {
+            c.hints.push(Evidence::new(
+                format!("annotations[\"{key}\"]"),
+                value,
+                "an annotation value crun does not treat as Wasm",
+            ));
+            None
+        }
+    });
+    let platform = c.platform.clone().filter(|p| is_wasm_platform(&p.os, &p.architecture));
+    if let Some((key, value)) = annotated {
+        c.kind = Kind::CompatAnnotated { annotation: key.to_owned(), value: value.to_owned() };
+        c.evidence.push(Evidence::new(format!("annotations[\"{key}\"]"), value, "crun Wasm annotation (F2)"));
         c.warnings.push(
             "image annotations reach crun only where the engine copies them into the runtime spec \
              (CRI-O pod annotations, containerd pod_annotations); podman no longer does"
@@ -680,11 +593,7 @@ fn classify_image_config(c: &mut Classification, m: &ImageManifest, cfg: &Config
             && c.kind != Kind::PlatformImage
             && is_wasm_platform(&p.os, &p.architecture)
         {
-            c.evidence.push(Evidence::new(
-                "config blob .os/.architecture",
-                p.to_string(),
-                "Wasm platform",
-            ));
+            c.evidence.push(Evidence::new("config blob .os/.architecture", p.to_string(), "Wasm platform"));
         }
         let entry = match cfg.entrypoint() {
             Some((field, path)) => {
@@ -722,33 +631,17 @@ fn classify_image_config(c: &mut Classification, m: &ImageManifest, cfg: &Config
         && (last.media_type == MediaType::OCI_LAYER_TAR_GZIP
             || last.media_type == MediaType::DOCKER_LAYER_TAR_GZIP)
     {
-        probe(
-            c,
-            i,
-            last,
-            crate::SOLO_PLUGIN_FILE,
-            "may hold plugin.wasm (F7)",
-        );
+        probe(c, i, last, crate::SOLO_PLUGIN_FILE, "may hold plugin.wasm (F7)");
     }
     if let [only] = m.layers.as_slice()
         && only.media_type == MediaType::OCI_LAYER_TAR
     {
-        probe(
-            c,
-            0,
-            only,
-            crate::ISTIO_EXTENSION_FILE,
-            "may hold extension.wasm (F8)",
-        );
+        probe(c, 0, only, crate::ISTIO_EXTENSION_FILE, "may hold extension.wasm (F8)");
     }
 }
 
 fn probe(c: &mut Classification, index: usize, layer: &Descriptor, file: &str, rule: &'static str) {
-    c.hints.push(Evidence::new(
-        format!("layers[{index}].mediaType"),
-        layer.media_type.as_str(),
-        rule,
-    ));
+    c.hints.push(Evidence::new(format!("layers[{index}].mediaType"), layer.media_type.as_str(), rule));
     c.wasm_layers.push(WasmLayer {
         index,
         descriptor: layer.clone(),
@@ -760,11 +653,7 @@ fn raw_layers(c: &mut Classification, m: &ImageManifest, keep: impl Fn(&MediaTyp
     c.wasm_layers.clear();
     for (i, layer) in m.layers.iter().enumerate() {
         if keep(&layer.media_type) {
-            c.wasm_layers.push(WasmLayer {
-                index: i,
-                descriptor: layer.clone(),
-                location: Location::Raw,
-            });
+            c.wasm_layers.push(WasmLayer { index: i, descriptor: layer.clone(), location: Location::Raw });
         }
     }
 }
@@ -783,8 +672,7 @@ fn cncf_checks(c: &mut Classification, m: &ImageManifest, config: Option<&Value>
     }
     let Some(config) = config else { return };
     let Ok(wasm_config) = serde_json::from_value::<WasmConfig>(config.clone()) else {
-        c.warnings
-            .push("the config is not a CNCF v0 Wasm config".into());
+        c.warnings.push("the config is not a CNCF v0 Wasm config".into());
         return;
     };
     c.binary_kind = wasm_config.binary_kind();
@@ -792,31 +680,17 @@ fn cncf_checks(c: &mut Classification, m: &ImageManifest, config: Option<&Value>
         c.evidence.push(Evidence::new(
             "config blob .os",
             wasm_config.os.clone(),
-            if kind == BinaryKind::Component {
-                "a component (wasip2)"
-            } else {
-                "a core module (wasip1)"
-            },
+            if kind == BinaryKind::Component { "a component (wasip2)" } else { "a core module (wasip1)" },
         ));
     }
     if !wasm_config.architecture.eq_ignore_ascii_case("wasm") {
-        c.warnings.push(format!(
-            "config architecture is `{}`, not `wasm`",
-            wasm_config.architecture
-        ));
+        c.warnings.push(format!("config architecture is `{}`, not `wasm`", wasm_config.architecture));
     }
     if wasm_config.os.eq_ignore_ascii_case("wasip2") && wasm_config.component.is_none() {
-        c.warnings
-            .push("os is wasip2 but the config has no `component`".into());
+        c.warnings.push("os is wasip2 but the config has no `component`".into());
     }
     let layer_digests: Vec<&str> = m.layers.iter().map(|l| l.digest.as_str()).collect();
-    if wasm_config
-        .layer_digests
-        .iter()
-        .map(String::as_str)
-        .ne(layer_digests.iter().copied())
-    {
-        c.warnings
-            .push("config layerDigests do not list the manifest's layers in order".into());
+    if wasm_config.layer_digests.iter().map(String::as_str).ne(layer_digests.iter().copied()) {
+        c.warnings.push("config layerDigests do not list the manifest's layers in order".into());
     }
 }

@@ -62,10 +62,7 @@ pub fn normalise_path(path: &str) -> String {
 /// ```
 pub fn read_wasm(reader: impl Read, location: &Location, max_size: u64) -> Result<Extracted> {
     match location {
-        Location::Raw => Ok(Extracted {
-            path: String::new(),
-            bytes: read_capped(reader, max_size)?,
-        }),
+        Location::Raw => Ok(Extracted { path: String::new(), bytes: read_capped(reader, max_size)? }),
         Location::TarEntry(entry) => wasm_from_tar(reader, entry, max_size),
     }
 }
@@ -76,10 +73,7 @@ pub fn read_wasm(reader: impl Read, location: &Location, max_size: u64) -> Resul
 /// one entry per path. A match that is a link is refused with its target named.
 pub fn wasm_from_tar(reader: impl Read, entry: &EntryMatch, max_size: u64) -> Result<Extracted> {
     let mut reader = BufReader::new(reader);
-    let gzip = reader
-        .fill_buf()
-        .map_err(Error::layer)?
-        .starts_with(&[0x1f, 0x8b]);
+    let gzip = reader.fill_buf().map_err(Error::layer)?.starts_with(&[0x1f, 0x8b]);
     if gzip {
         find_in_tar(flate2::read::MultiGzDecoder::new(reader), entry, max_size)
     } else {
@@ -91,11 +85,7 @@ fn find_in_tar(reader: impl Read, wanted: &EntryMatch, max_size: u64) -> Result<
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(Error::layer)? {
         let mut entry = entry.map_err(Error::layer)?;
-        let raw_path = entry
-            .path()
-            .map_err(Error::layer)?
-            .to_string_lossy()
-            .into_owned();
+        let raw_path = entry.path().map_err(Error::layer)?.to_string_lossy().into_owned();
         let path = normalise_path(&raw_path);
         let file_name = path.rsplit('/').next().unwrap_or_default();
         if file_name.starts_with(".wh.") {
@@ -104,9 +94,9 @@ fn find_in_tar(reader: impl Read, wanted: &EntryMatch, max_size: u64) -> Result<
         let matches = match wanted {
             EntryMatch::Path(p) => path == normalise_path(p),
             EntryMatch::FileName(name) => file_name == name,
-            EntryMatch::AnyWasm => std::path::Path::new(file_name)
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("wasm")),
+            EntryMatch::AnyWasm => {
+                std::path::Path::new(file_name).extension().is_some_and(|e| e.eq_ignore_ascii_case("wasm"))
+            }
         };
         if !matches {
             continue;
@@ -127,10 +117,7 @@ fn find_in_tar(reader: impl Read, wanted: &EntryMatch, max_size: u64) -> Result<
             return Err(Error::NotAFile { path });
         }
         if entry.size() > max_size {
-            return Err(Error::TooLarge {
-                size: entry.size(),
-                limit: max_size,
-            });
+            return Err(Error::TooLarge { size: entry.size(), limit: max_size });
         }
         let bytes = read_capped(&mut entry, max_size)?;
         if matches!(wanted, EntryMatch::AnyWasm) && !bytes.starts_with(&WASM_MAGIC) {
@@ -138,9 +125,7 @@ fn find_in_tar(reader: impl Read, wanted: &EntryMatch, max_size: u64) -> Result<
         }
         return Ok(Extracted { path, bytes });
     }
-    Err(Error::EntryNotFound {
-        wanted: describe(wanted),
-    })
+    Err(Error::EntryNotFound { wanted: describe(wanted) })
 }
 
 fn describe(wanted: &EntryMatch) -> String {
@@ -153,15 +138,9 @@ fn describe(wanted: &EntryMatch) -> String {
 
 fn read_capped(reader: impl Read, max_size: u64) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    reader
-        .take(max_size.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(Error::layer)?;
+    reader.take(max_size.saturating_add(1)).read_to_end(&mut bytes).map_err(Error::layer)?;
     if bytes.len() as u64 > max_size {
-        return Err(Error::TooLarge {
-            size: bytes.len() as u64,
-            limit: max_size,
-        });
+        return Err(Error::TooLarge { size: bytes.len() as u64, limit: max_size });
     }
     Ok(bytes)
 }

@@ -33,18 +33,10 @@ pub fn classify_bytes(data: &[u8]) {
             }
         }
         for child in &c.wasm_children {
-            assert!(
-                child.index < children,
-                "child index {} of {children}",
-                child.index
-            );
+            assert!(child.index < children, "child index {} of {children}", child.index);
         }
         assert_eq!(c.is_wasm(), !matches!(c.kind, crate::Kind::NotWasm));
-        assert_eq!(
-            classify(&manifest, config),
-            c,
-            "classify is not deterministic"
-        );
+        assert_eq!(classify(&manifest, config), c, "classify is not deterministic");
     }
 }
 
@@ -54,10 +46,7 @@ pub fn inspect_bytes(data: &[u8]) {
     if let Ok(info) = inspect(data) {
         assert!(data.starts_with(&crate::WASM_MAGIC));
         assert_eq!(info.size, data.len() as u64);
-        assert_eq!(
-            crate::Header::parse(data).expect("accepted, so the header parses"),
-            info.header
-        );
+        assert_eq!(crate::Header::parse(data).expect("accepted, so the header parses"), info.header);
         assert!(info.imports.len() <= crate::MAX_LISTED && info.exports.len() <= crate::MAX_LISTED);
         if info.wasi == crate::WasiFlavour::Component {
             assert!(!info.wasi_interfaces.is_empty());

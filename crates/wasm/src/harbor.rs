@@ -38,38 +38,22 @@ pub(crate) fn view(manifest: &Manifest, config: Option<&Value>) -> HarborView {
     let ManifestBody::Image(image) = manifest.body() else {
         let media_type = manifest.media_type().essence().to_owned();
         let artifact_type = processor_type(&media_type);
-        return HarborView {
-            artifact_type,
-            media_type,
-            ..HarborView::default()
-        };
+        return HarborView { artifact_type, media_type, ..HarborView::default() };
     };
     let annotated = image.annotation(annotations::VARIANT) == Some("compat")
         || image.annotation(annotations::HANDLER) == Some("wasm");
     let config_type = image.config.media_type.as_str();
-    let media_type = if annotated {
-        MediaType::WASM_CONFIG_V1.as_str().to_owned()
-    } else {
-        config_type.to_owned()
-    };
+    let media_type =
+        if annotated { MediaType::WASM_CONFIG_V1.as_str().to_owned() } else { config_type.to_owned() };
     let artifact_type = processor_type(&media_type);
-    let mut view = HarborView {
-        artifact_type,
-        media_type,
-        ..HarborView::default()
-    };
+    let mut view = HarborView { artifact_type, media_type, ..HarborView::default() };
     let config = config.and_then(Value::as_object);
     if view.artifact_type == HARBOR_WASM && processor_registered(&view.media_type) {
         view.additions = vec!["BUILD_HISTORY"];
         let attrs = &mut view.extra_attrs;
         if annotated {
             attrs.insert("manifest.config.mediaType".into(), config_type.into());
-            let field = |k: &str| {
-                config
-                    .and_then(|c| c.get(k))
-                    .cloned()
-                    .unwrap_or(Value::Null)
-            };
+            let field = |k: &str| config.and_then(|c| c.get(k)).cloned().unwrap_or(Value::Null);
             for key in ["created", "architecture", "os", "config"] {
                 attrs.insert(key.into(), field(key));
             }
@@ -77,25 +61,13 @@ pub(crate) fn view(manifest: &Manifest, config: Option<&Value>) -> HarborView {
                 .and_then(|c| c.get("author"))
                 .and_then(Value::as_str)
                 .filter(|a| !a.is_empty())
-                .or_else(|| {
-                    config?
-                        .get("config")?
-                        .get("Labels")?
-                        .get("maintainer")?
-                        .as_str()
-                })
+                .or_else(|| config?.get("config")?.get("Labels")?.get("maintainer")?.as_str())
                 .unwrap_or_default();
             attrs.insert("author".into(), author.into());
         } else {
-            attrs.insert(
-                "manifest.config.mediaType".into(),
-                MediaType::WASM_CONFIG_V1.as_str().into(),
-            );
+            attrs.insert("manifest.config.mediaType".into(), MediaType::WASM_CONFIG_V1.as_str().into());
             if let Some(first) = image.layers.first() {
-                attrs.insert(
-                    "manifest.layers.mediaType".into(),
-                    first.media_type.as_str().into(),
-                );
+                attrs.insert("manifest.layers.mediaType".into(), first.media_type.as_str().into());
                 let title = first.title().unwrap_or_default();
                 attrs.insert("org.opencontainers.image.title".into(), title.into());
             }
@@ -157,45 +129,15 @@ mod tests {
 
     #[test]
     fn default_processor_regex() {
-        assert_eq!(
-            processor_type("application/vnd.module.wasm.config.v1+json"),
-            "WASM"
-        );
-        assert_eq!(
-            processor_type("application/vnd.wasm.config.v0+json"),
-            "UNKNOWN"
-        );
-        assert_eq!(
-            processor_type("application/vnd.fermyon.spin.application.v1+config"),
-            "UNKNOWN"
-        );
-        assert_eq!(
-            processor_type("application/vnd.wasmcloud.actor.archive.config"),
-            "UNKNOWN"
-        );
-        assert_eq!(
-            processor_type("application/vnd.oci.image.config.v1+json"),
-            "IMAGE"
-        );
-        assert_eq!(
-            processor_type("application/vnd.cncf.helm.config.v1+json"),
-            "CHART"
-        );
-        assert_eq!(
-            processor_type("application/vnd.example.sbom.config+json"),
-            "UNKNOWN"
-        );
-        assert_eq!(
-            processor_type("application/vnd.a.b.c.config.v1+json"),
-            "B.C"
-        );
-        assert_eq!(
-            processor_type("application/vnd.oci.empty.v1+json"),
-            "UNKNOWN"
-        );
-        assert_eq!(
-            processor_type("Application/vnd.wasm.config.v1+json"),
-            "UNKNOWN"
-        );
+        assert_eq!(processor_type("application/vnd.module.wasm.config.v1+json"), "WASM");
+        assert_eq!(processor_type("application/vnd.wasm.config.v0+json"), "UNKNOWN");
+        assert_eq!(processor_type("application/vnd.fermyon.spin.application.v1+config"), "UNKNOWN");
+        assert_eq!(processor_type("application/vnd.wasmcloud.actor.archive.config"), "UNKNOWN");
+        assert_eq!(processor_type("application/vnd.oci.image.config.v1+json"), "IMAGE");
+        assert_eq!(processor_type("application/vnd.cncf.helm.config.v1+json"), "CHART");
+        assert_eq!(processor_type("application/vnd.example.sbom.config+json"), "UNKNOWN");
+        assert_eq!(processor_type("application/vnd.a.b.c.config.v1+json"), "B.C");
+        assert_eq!(processor_type("application/vnd.oci.empty.v1+json"), "UNKNOWN");
+        assert_eq!(processor_type("Application/vnd.wasm.config.v1+json"), "UNKNOWN");
     }
 }

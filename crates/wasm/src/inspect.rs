@@ -51,16 +51,13 @@ impl Header {
             });
         };
         if preamble[..4] != WASM_MAGIC {
-            let reason = if preamble.starts_with(b"(")
-                || preamble.first().is_some_and(u8::is_ascii_whitespace)
-            {
-                "no `\\0asm` magic (this looks like the `.wat` text format)"
-            } else {
-                "no `\\0asm` magic"
-            };
-            return Err(Error::NotWasm {
-                reason: reason.into(),
-            });
+            let reason =
+                if preamble.starts_with(b"(") || preamble.first().is_some_and(u8::is_ascii_whitespace) {
+                    "no `\\0asm` magic (this looks like the `.wat` text format)"
+                } else {
+                    "no `\\0asm` magic"
+                };
+            return Err(Error::NotWasm { reason: reason.into() });
         }
         let version = u16::from_le_bytes([preamble[4], preamble[5]]);
         let layer = u16::from_le_bytes([preamble[6], preamble[7]]);
@@ -69,18 +66,13 @@ impl Header {
             (0x0a..=0x0d | 1, 1) => BinaryKind::Component,
             _ => return Err(Error::UnknownBinaryVersion { version, layer }),
         };
-        Ok(Self {
-            kind,
-            version,
-            layer,
-        })
+        Ok(Self { kind, version, layer })
     }
 
     /// Whether this is a component in an encoding older than today's (`0x0a`–`0x0c`), which
     /// current tools no longer read.
     pub fn is_obsolete_component(&self) -> bool {
-        self.kind == BinaryKind::Component
-            && (0x0a..Self::COMPONENT_VERSION).contains(&self.version)
+        self.kind == BinaryKind::Component && (0x0a..Self::COMPONENT_VERSION).contains(&self.version)
     }
 }
 
@@ -172,16 +164,11 @@ impl ModuleInfo {
 /// ```
 pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
     if bytes.len() > MAX_INSPECT_SIZE {
-        return Err(Error::TooLarge {
-            size: bytes.len() as u64,
-            limit: MAX_INSPECT_SIZE as u64,
-        });
+        return Err(Error::TooLarge { size: bytes.len() as u64, limit: MAX_INSPECT_SIZE as u64 });
     }
     let header = Header::parse(bytes)?;
     if header.kind == BinaryKind::Component && header.version != Header::COMPONENT_VERSION {
-        return Err(Error::UnsupportedComponentEncoding {
-            version: header.version,
-        });
+        return Err(Error::UnsupportedComponentEncoding { version: header.version });
     }
     let mut info = ModuleInfo {
         header,
@@ -198,18 +185,14 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
     // deeper level, closed by its `End`.
     let mut depth = 0u32;
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| Error::Malformed {
-            reason: e.to_string(),
-        })? {
+        match payload.map_err(|e| Error::Malformed { reason: e.to_string() })? {
             Payload::Version { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ModuleSection { .. } => info.nested_modules += 1,
             Payload::ComponentSection { .. } => info.nested_components += 1,
             Payload::ImportSection(reader) if depth == 1 => {
                 for import in reader.into_imports() {
-                    let import = import.map_err(|e| Error::Malformed {
-                        reason: e.to_string(),
-                    })?;
+                    let import = import.map_err(|e| Error::Malformed { reason: e.to_string() })?;
                     if info.imports.len() < MAX_LISTED {
                         info.imports.push(Import {
                             module: import.module.to_owned(),
@@ -221,9 +204,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
             }
             Payload::ExportSection(reader) if depth == 1 => {
                 for export in reader {
-                    let export = export.map_err(|e| Error::Malformed {
-                        reason: e.to_string(),
-                    })?;
+                    let export = export.map_err(|e| Error::Malformed { reason: e.to_string() })?;
                     if info.exports.len() < MAX_LISTED {
                         info.exports.push(Export {
                             name: export.name.to_owned(),
@@ -234,9 +215,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
             }
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 for import in reader {
-                    let import = import.map_err(|e| Error::Malformed {
-                        reason: e.to_string(),
-                    })?;
+                    let import = import.map_err(|e| Error::Malformed { reason: e.to_string() })?;
                     if info.imports.len() < MAX_LISTED {
                         info.imports.push(Import {
                             module: String::new(),
@@ -248,9 +227,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
             }
             Payload::ComponentExportSection(reader) if depth == 1 => {
                 for export in reader {
-                    let export = export.map_err(|e| Error::Malformed {
-                        reason: e.to_string(),
-                    })?;
+                    let export = export.map_err(|e| Error::Malformed { reason: e.to_string() })?;
                     if info.exports.len() < MAX_LISTED {
                         info.exports.push(Export {
                             name: export.name.full_name().into_owned(),
@@ -279,25 +256,17 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
 /// runs before accepting a layer that claims to be Wasm.
 pub fn validate(bytes: &[u8]) -> Result<Header> {
     if bytes.len() > MAX_INSPECT_SIZE {
-        return Err(Error::TooLarge {
-            size: bytes.len() as u64,
-            limit: MAX_INSPECT_SIZE as u64,
-        });
+        return Err(Error::TooLarge { size: bytes.len() as u64, limit: MAX_INSPECT_SIZE as u64 });
     }
     let header = Header::parse(bytes)?;
     wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
         .validate_all(bytes)
-        .map_err(|e| Error::Malformed {
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| Error::Malformed { reason: e.to_string() })?;
     Ok(header)
 }
 
 fn wasi_flavour(imports: &[Import]) -> WasiFlavour {
-    if imports
-        .iter()
-        .any(|i| i.module.is_empty() && i.name.starts_with("wasi:"))
-    {
+    if imports.iter().any(|i| i.module.is_empty() && i.name.starts_with("wasi:")) {
         WasiFlavour::Component
     } else if imports.iter().any(|i| i.module == "wasi_snapshot_preview1") {
         WasiFlavour::Preview1
@@ -341,31 +310,16 @@ mod tests {
             b.extend_from_slice(&v);
             Header::parse(&b)
         };
-        assert_eq!(
-            with([1, 0, 0, 0]).expect("module").kind,
-            BinaryKind::CoreModule
-        );
+        assert_eq!(with([1, 0, 0, 0]).expect("module").kind, BinaryKind::CoreModule);
         let current = with([0x0d, 0, 1, 0]).expect("component");
         assert_eq!(current.kind, BinaryKind::Component);
         assert!(!current.is_obsolete_component());
         let old = with([0x0c, 0, 1, 0]).expect("obsolete component");
         assert!(old.is_obsolete_component());
-        assert_eq!(
-            with([1, 0, 1, 0]).expect("future standard").kind,
-            BinaryKind::Component
-        );
-        assert!(matches!(
-            with([2, 0, 0, 0]),
-            Err(Error::UnknownBinaryVersion { .. })
-        ));
-        assert!(matches!(
-            with([0x0d, 0, 0, 0]),
-            Err(Error::UnknownBinaryVersion { .. })
-        ));
-        assert!(matches!(
-            Header::parse(b"\0asm"),
-            Err(Error::NotWasm { .. })
-        ));
+        assert_eq!(with([1, 0, 1, 0]).expect("future standard").kind, BinaryKind::Component);
+        assert!(matches!(with([2, 0, 0, 0]), Err(Error::UnknownBinaryVersion { .. })));
+        assert!(matches!(with([0x0d, 0, 0, 0]), Err(Error::UnknownBinaryVersion { .. })));
+        assert!(matches!(Header::parse(b"\0asm"), Err(Error::NotWasm { .. })));
         let wat = Header::parse(b"(module)").expect_err("text");
         assert!(wat.to_string().contains(".wat"), "{wat}");
     }
@@ -374,9 +328,6 @@ mod tests {
     fn obsolete_components_are_refused_clearly() {
         let b = [0, 0x61, 0x73, 0x6d, 0x0c, 0, 1, 0];
         let err = inspect(&b).expect_err("0x0c");
-        assert!(
-            matches!(err, Error::UnsupportedComponentEncoding { version: 0x0c }),
-            "{err}"
-        );
+        assert!(matches!(err, Error::UnsupportedComponentEncoding { version: 0x0c }), "{err}");
     }
 }

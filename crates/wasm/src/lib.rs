@@ -72,15 +72,13 @@ mod inspect;
 pub mod fuzzing;
 
 pub use build::{Artifact, ArtifactBuilder, Blob};
-pub use classify::{
-    Classification, EntryMatch, Evidence, Kind, Location, WasmChild, WasmLayer, classify,
-};
+pub use classify::{Classification, EntryMatch, Evidence, Kind, Location, WasmChild, WasmLayer, classify};
 pub use config::{Component, WasmConfig};
 pub use error::{Error, Result};
 pub use harbor::{HARBOR_IMAGE, HARBOR_UNKNOWN, HARBOR_WASM, HarborView};
 pub use inspect::{
-    BinaryKind, Export, Header, Import, MAX_INSPECT_SIZE, MAX_LISTED, ModuleInfo, WASM_MAGIC,
-    WasiFlavour, inspect, validate,
+    BinaryKind, Export, Header, Import, MAX_INSPECT_SIZE, MAX_LISTED, ModuleInfo, WASM_MAGIC, WasiFlavour,
+    inspect, validate,
 };
 
 /// The file the solo.io compat variant and Istio look for in a tar layer (F7).
@@ -96,14 +94,7 @@ pub mod annotations {
     pub const HANDLER: &str = "run.oci.handler";
     /// The `run.oci.handler` values that select a Wasm handler in crun (its alias `wasm`, the
     /// suffix rule `wasm-smart`, and the Wasm handlers' names).
-    pub const HANDLER_VALUES: &[&str] = &[
-        "wasm",
-        "wasm-smart",
-        "wasmedge",
-        "wasmtime",
-        "wasmer",
-        "wamr",
-    ];
+    pub const HANDLER_VALUES: &[&str] = &["wasm", "wasm-smart", "wasmedge", "wasmtime", "wasmer", "wamr"];
     /// solo.io's ABI-version annotation (F6).
     pub const SOLO_ABI_VERSION: &str = "module.wasm.runtime/abi_version";
     /// solo.io's runtime-type annotation (F6).

@@ -21,36 +21,23 @@ fn run(json: &str, config: Option<&str>) -> Classification {
 
 #[test]
 fn f1_wasm_to_oci() {
-    let json = image(
-        &desc("application/vnd.wasm.config.v1+json", "{}", ""),
-        &[desc(W2O_LAYER, "m", TITLE)],
-        "",
-    );
+    let json =
+        image(&desc("application/vnd.wasm.config.v1+json", "{}", ""), &[desc(W2O_LAYER, "m", TITLE)], "");
     let c = run(&json, Some("{}"));
     assert_eq!(c.kind, Kind::WasmToOci);
     assert_eq!(c.kind.format_id(), "F1");
-    assert_eq!(
-        (c.wasm_layers[0].index, &c.wasm_layers[0].location),
-        (0, &Location::Raw)
-    );
+    assert_eq!((c.wasm_layers[0].index, &c.wasm_layers[0].location), (0, &Location::Raw));
     assert_eq!(c.harbor.artifact_type, "WASM");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
 #[test]
 fn f12_kubewarden_is_f1_without_title() {
-    let json = image(
-        &desc("application/vnd.wasm.config.v1+json", "{}", ""),
-        &[desc(W2O_LAYER, "policy", "")],
-        "",
-    );
+    let json =
+        image(&desc("application/vnd.wasm.config.v1+json", "{}", ""), &[desc(W2O_LAYER, "policy", "")], "");
     let c = run(&json, Some("{}"));
     assert_eq!(c.kind, Kind::WasmToOci);
-    assert!(
-        c.warnings.iter().any(|w| w.contains("F12")),
-        "{:?}",
-        c.warnings
-    );
+    assert!(c.warnings.iter().any(|w| w.contains("F12")), "{:?}", c.warnings);
     assert_eq!(c.harbor.artifact_type, "WASM");
     assert_eq!(c.harbor.extra_attrs["org.opencontainers.image.title"], "");
 }
@@ -73,18 +60,12 @@ fn f2_annotated_values() {
         let c = run(&json, Some(config));
         assert_eq!(
             c.kind,
-            Kind::CompatAnnotated {
-                annotation: key.into(),
-                value: value.into()
-            },
+            Kind::CompatAnnotated { annotation: key.into(), value: value.into() },
             "{key}={value}"
         );
         assert_eq!(c.kind.format_id(), "F2");
         assert_eq!(c.harbor.artifact_type, harbor, "{key}={value}");
-        assert_eq!(
-            c.wasm_layers[0].location,
-            Location::TarEntry(EntryMatch::Path("app.wasm".into()))
-        );
+        assert_eq!(c.wasm_layers[0].location, Location::TarEntry(EntryMatch::Path("app.wasm".into())));
     }
     // Without the config, the module is "any .wasm file" of the layer.
     let json = image(
@@ -92,44 +73,25 @@ fn f2_annotated_values() {
         &[desc(TAR_GZ, "l", "")],
         r#","annotations":{"run.oci.handler":"wasm"}"#,
     );
-    assert_eq!(
-        run(&json, None).wasm_layers[0].location,
-        Location::TarEntry(EntryMatch::AnyWasm)
-    );
+    assert_eq!(run(&json, None).wasm_layers[0].location, Location::TarEntry(EntryMatch::AnyWasm));
 }
 
 #[test]
 fn f3_platform_images() {
-    for (os, arch) in [
-        ("wasi", "wasm"),
-        ("wasip1", "wasm"),
-        ("Wasip1", "wasm"),
-        ("wasi", "wasm32"),
-        ("linux", "wasm"),
-    ] {
+    for (os, arch) in
+        [("wasi", "wasm"), ("wasip1", "wasm"), ("Wasip1", "wasm"), ("wasi", "wasm32"), ("linux", "wasm")]
+    {
         let config = format!(
             r#"{{"architecture":"{arch}","os":"{os}","config":{{"Entrypoint":["app.wasm#main"],"WorkingDir":"/srv"}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
         );
-        let json = image(
-            &desc(OCI_CONFIG, "c", ""),
-            &[desc(TAR_GZ, "base", ""), desc(TAR_GZ, "top", "")],
-            "",
-        );
+        let json =
+            image(&desc(OCI_CONFIG, "c", ""), &[desc(TAR_GZ, "base", ""), desc(TAR_GZ, "top", "")], "");
         let c = run(&json, Some(&config));
         assert_eq!(c.kind, Kind::PlatformImage, "{os}/{arch}");
-        assert_eq!(
-            c.harbor.artifact_type, "IMAGE",
-            "Harbor 2.6 ignores the platform"
-        );
+        assert_eq!(c.harbor.artifact_type, "IMAGE", "Harbor 2.6 ignores the platform");
         // Topmost layer first, path from Entrypoint joined to WorkingDir, `#func` dropped.
-        assert_eq!(
-            c.wasm_layers.iter().map(|l| l.index).collect::<Vec<_>>(),
-            [1, 0]
-        );
-        assert_eq!(
-            c.wasm_layers[0].location,
-            Location::TarEntry(EntryMatch::Path("srv/app.wasm".into()))
-        );
+        assert_eq!(c.wasm_layers.iter().map(|l| l.index).collect::<Vec<_>>(), [1, 0]);
+        assert_eq!(c.wasm_layers[0].location, Location::TarEntry(EntryMatch::Path("srv/app.wasm".into())));
     }
 }
 
@@ -138,47 +100,29 @@ fn f4_runwasi_layers() {
     let config = r#"{"architecture":"wasm","os":"wasip1","config":{"Entrypoint":["wasi-demo-oci.wasm"],"Labels":{"containerd.runwasi.layers":"abc"}},"rootfs":{"type":"layers","diff_ids":[]}}"#;
     let json = image(
         &desc(OCI_CONFIG, "c", ""),
-        &[desc(
-            "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
-            "m",
-            "",
-        )],
+        &[desc("application/vnd.bytecodealliance.wasm.component.layer.v0+wasm", "m", "")],
         r#","annotations":{"io.containerd.image.name":"ghcr.io/containerd/runwasi/wasi-demo-oci:latest"}"#,
     );
     let c = run(&json, Some(config));
     assert_eq!(c.kind, Kind::RunwasiImage);
     assert_eq!(c.wasm_layers[0].location, Location::Raw);
-    assert_eq!(
-        c.evidence.len(),
-        2,
-        "layer type and label: {:#?}",
-        c.evidence
-    );
+    assert_eq!(c.evidence.len(), 2, "layer type and label: {:#?}", c.evidence);
     assert_eq!(c.harbor.artifact_type, "IMAGE");
 }
 
 #[test]
 fn f5_cncf_artifact() {
     // The spec's own example, with real digests in place of its placeholders.
-    let text = String::from_utf8(read(
-        "wasm-examples/10-cncf-wasm-oci-artifact-manifest.json",
-    ))
-    .expect("utf-8");
+    let text =
+        String::from_utf8(read("wasm-examples/10-cncf-wasm-oci-artifact-manifest.json")).expect("utf-8");
     let json = text.replace("sha256:1234567890", &crate::common::digest("x"));
     let c = run(
         &json,
-        Some(
-            &String::from_utf8(read("wasm-examples/11-cncf-wasm-oci-artifact-config.json"))
-                .expect("utf-8"),
-        ),
+        Some(&String::from_utf8(read("wasm-examples/11-cncf-wasm-oci-artifact-config.json")).expect("utf-8")),
     );
     assert_eq!(c.kind, Kind::CncfArtifact);
     assert_eq!(c.wasm_layers.len(), 2);
-    assert!(
-        c.warnings.iter().any(|w| w.contains("2 layers")),
-        "{:?}",
-        c.warnings
-    );
+    assert!(c.warnings.iter().any(|w| w.contains("2 layers")), "{:?}", c.warnings);
     assert_eq!(c.harbor.artifact_type, "UNKNOWN");
 
     // A module per runwasi's README config, layerDigests matching.
@@ -187,14 +131,8 @@ fn f5_cncf_artifact() {
         r#"{{"created":"2024-06-25T15:58:49.377917735Z","author":null,"architecture":"wasm","os":"wasip1","layerDigests":["{}"],"component":null}}"#,
         crate::common::digest("mod")
     );
-    let c = run(
-        &image(
-            &desc("application/vnd.wasm.config.v0+json", &config, ""),
-            &[layer],
-            "",
-        ),
-        Some(&config),
-    );
+    let c =
+        run(&image(&desc("application/vnd.wasm.config.v0+json", &config, ""), &[layer], ""), Some(&config));
     assert_eq!(c.kind, Kind::CncfArtifact);
     assert_eq!(c.binary_kind, Some(BinaryKind::CoreModule));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -210,16 +148,11 @@ fn f6_solo_oci_variant() {
     );
     let json = image(
         &cfg,
-        &[
-            cfg.clone(),
-            desc("application/vnd.module.wasm.content.layer.v1+wasm", "f", ""),
-        ],
+        &[cfg.clone(), desc("application/vnd.module.wasm.content.layer.v1+wasm", "f", "")],
         r#","annotations":{"module.wasm.runtime/type":"envoy_proxy"}"#,
     );
-    let config = String::from_utf8(read(
-        "wasm-examples/07-solo-oci-variant-runtime-config.json",
-    ))
-    .expect("utf-8");
+    let config =
+        String::from_utf8(read("wasm-examples/07-solo-oci-variant-runtime-config.json")).expect("utf-8");
     let c = run(&json, Some(&config));
     assert_eq!(c.kind, Kind::SoloOci);
     assert_eq!(c.wasm_layers[0].index, 1);
@@ -231,15 +164,11 @@ fn f6_solo_oci_variant() {
 #[test]
 fn f7_and_f8_need_the_layer() {
     // F7: Docker schema 2, one docker tar.gz layer holding plugin.wasm.
-    let json = String::from_utf8(read("wasm-examples/09-solo-compat-docker-manifest.json"))
-        .expect("utf-8");
+    let json = String::from_utf8(read("wasm-examples/09-solo-compat-docker-manifest.json")).expect("utf-8");
     let mut c = run(&json, None);
     assert_eq!(c.kind, Kind::NotWasm);
     let probe = c.layer_probes()[0].clone();
-    assert_eq!(
-        probe.location,
-        Location::TarEntry(EntryMatch::FileName("plugin.wasm".into()))
-    );
+    assert_eq!(probe.location, Location::TarEntry(EntryMatch::FileName("plugin.wasm".into())));
     assert!(!c.confirm_tar_entry(probe.index, "other.wasm"));
     assert!(c.confirm_tar_entry(probe.index, "plugin.wasm"));
     assert_eq!(c.kind, Kind::SoloCompat);
@@ -247,11 +176,8 @@ fn f7_and_f8_need_the_layer() {
     assert!(c.layer_probes().is_empty());
 
     // F8: one uncompressed OCI tar layer holding extension.wasm.
-    let json = image(
-        &desc(OCI_CONFIG, "c", ""),
-        &[desc("application/vnd.oci.image.layer.v1.tar", "l", "")],
-        "",
-    );
+    let json =
+        image(&desc(OCI_CONFIG, "c", ""), &[desc("application/vnd.oci.image.layer.v1.tar", "l", "")], "");
     let mut c = run(&json, None);
     let probe = c
         .layer_probes()
@@ -265,8 +191,7 @@ fn f7_and_f8_need_the_layer() {
 
 #[test]
 fn f9_spin() {
-    let json = String::from_utf8(read("wasm-examples/14-spin-sip008-manifest-pre-2.0.json"))
-        .expect("utf-8");
+    let json = String::from_utf8(read("wasm-examples/14-spin-sip008-manifest-pre-2.0.json")).expect("utf-8");
     let c = run(&json, None);
     assert_eq!(c.kind, Kind::SpinV1);
     assert_eq!(c.harbor.artifact_type, "UNKNOWN");
@@ -276,27 +201,16 @@ fn f9_spin() {
         &[
             desc(W2O_LAYER, "comp", ""),
             desc("application/vnd.wasm.content.layer.v1+data", "data", ""),
-            desc(
-                "application/vnd.fermyon.spin.application.v1+config",
-                "locked",
-                "",
-            ),
+            desc("application/vnd.fermyon.spin.application.v1+config", "locked", ""),
         ],
         r#","annotations":{"org.opencontainers.image.title":"hello-spin"}"#,
     );
     let config = r#"{"architecture":"wasm","os":"Wasip1","config":{"Labels":{"com.fermyon.spin.lockedAppDigest":"sha256:ddb7"}},"rootfs":{"type":"layers","diff_ids":[]}}"#;
     let c = run(&json, Some(config));
     assert_eq!(c.kind, Kind::SpinV2);
-    assert_eq!(
-        c.wasm_layers.iter().map(|l| l.index).collect::<Vec<_>>(),
-        [0]
-    );
+    assert_eq!(c.wasm_layers.iter().map(|l| l.index).collect::<Vec<_>>(), [0]);
     assert_eq!(c.evidence.len(), 2);
-    assert!(
-        c.platform
-            .as_ref()
-            .is_some_and(|p| p.is("wasip1", "wasm") && p.os == "Wasip1")
-    );
+    assert!(c.platform.as_ref().is_some_and(|p| p.is("wasip1", "wasm") && p.os == "Wasip1"));
     assert_eq!(c.harbor.artifact_type, "IMAGE");
 }
 
@@ -304,27 +218,15 @@ fn f9_spin() {
 fn f10_wasmcloud() {
     let actor = image(
         &desc("application/vnd.wasmcloud.actor.archive.config", "{}", ""),
-        &[desc(
-            "application/vnd.module.wasm.content.layer.v1+wasm",
-            "a",
-            "",
-        )],
+        &[desc("application/vnd.module.wasm.content.layer.v1+wasm", "a", "")],
         "",
     );
     let c = run(&actor, Some("{}"));
     assert_eq!(c.kind, Kind::WasmCloudActor);
     assert_eq!(c.harbor.artifact_type, "UNKNOWN");
     let provider = image(
-        &desc(
-            "application/vnd.wasmcloud.provider.archive.config",
-            "{}",
-            "",
-        ),
-        &[desc(
-            "application/vnd.wasmcloud.provider.archive.layer.v1+par",
-            "p",
-            "",
-        )],
+        &desc("application/vnd.wasmcloud.provider.archive.config", "{}", ""),
+        &[desc("application/vnd.wasmcloud.provider.archive.layer.v1+par", "p", "")],
         "",
     );
     let c = run(&provider, Some("{}"));
@@ -335,18 +237,9 @@ fn f10_wasmcloud() {
 #[test]
 fn f11_artifact_types() {
     for (at, kind) in [
-        (
-            "application/vnd.wasm.component.v1+wasm",
-            BinaryKind::Component,
-        ),
-        (
-            "application/vnd.bytecodealliance.component.v1+wasm",
-            BinaryKind::Component,
-        ),
-        (
-            "application/vnd.bytecodealliance.module.v1+wasm",
-            BinaryKind::CoreModule,
-        ),
+        ("application/vnd.wasm.component.v1+wasm", BinaryKind::Component),
+        ("application/vnd.bytecodealliance.component.v1+wasm", BinaryKind::Component),
+        ("application/vnd.bytecodealliance.module.v1+wasm", BinaryKind::CoreModule),
     ] {
         let json = image(
             &desc("application/vnd.docker.container.image.v1+json", "{}", ""),
@@ -354,11 +247,7 @@ fn f11_artifact_types() {
             &format!(r#","artifactType":"{at}""#),
         );
         let c = run(&json, None);
-        assert_eq!(
-            (c.kind.clone(), c.binary_kind),
-            (Kind::ArtifactType, Some(kind)),
-            "{at}"
-        );
+        assert_eq!((c.kind.clone(), c.binary_kind), (Kind::ArtifactType, Some(kind)), "{at}");
         assert_eq!(c.wasm_layers.len(), 1);
     }
 }
@@ -378,11 +267,7 @@ fn oras_style_artifact_with_raw_wasm_layer() {
 #[test]
 fn indexes() {
     let child = |platform: &str, seed: &str| {
-        desc(
-            "application/vnd.oci.image.manifest.v1+json",
-            seed,
-            &format!(r#","platform":{platform}"#),
-        )
+        desc("application/vnd.oci.image.manifest.v1+json", seed, &format!(r#","platform":{platform}"#))
     };
     let index = |children: &[String]| {
         format!(
@@ -397,10 +282,7 @@ fn indexes() {
     ]);
     let c = run(&json, None);
     assert_eq!(c.kind, Kind::WasmIndex);
-    assert_eq!(
-        c.wasm_children.iter().map(|w| w.index).collect::<Vec<_>>(),
-        [2]
-    );
+    assert_eq!(c.wasm_children.iter().map(|w| w.index).collect::<Vec<_>>(), [2]);
     assert_eq!(c.harbor.artifact_type, "IMAGE");
 
     let json = index(&[
@@ -414,32 +296,18 @@ fn indexes() {
 fn negatives() {
     // A plain linux/amd64 image.
     let config = r#"{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let plain = image(
-        &desc(OCI_CONFIG, "c", ""),
-        &[desc(TAR_GZ, "a", ""), desc(TAR_GZ, "b", "")],
-        "",
-    );
+    let plain = image(&desc(OCI_CONFIG, "c", ""), &[desc(TAR_GZ, "a", ""), desc(TAR_GZ, "b", "")], "");
     let c = run(&plain, Some(config));
-    assert_eq!(
-        (c.kind.clone(), c.harbor.artifact_type.as_str()),
-        (Kind::NotWasm, "IMAGE")
-    );
+    assert_eq!((c.kind.clone(), c.harbor.artifact_type.as_str()), (Kind::NotWasm, "IMAGE"));
 
     // A Helm chart.
     let chart = image(
         &desc("application/vnd.cncf.helm.config.v1+json", "chart", ""),
-        &[desc(
-            "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
-            "c",
-            "",
-        )],
+        &[desc("application/vnd.cncf.helm.chart.content.v1.tar+gzip", "c", "")],
         "",
     );
     let c = run(&chart, Some(r#"{"name":"x","version":"1.0.0"}"#));
-    assert_eq!(
-        (c.kind.clone(), c.harbor.artifact_type.as_str()),
-        (Kind::NotWasm, "CHART")
-    );
+    assert_eq!((c.kind.clone(), c.harbor.artifact_type.as_str()), (Kind::NotWasm, "CHART"));
 
     // A cosign signature.
     let sig = image(
@@ -451,7 +319,14 @@ fn negatives() {
         )],
         "",
     );
-    assert_eq!(run(&sig, Some(r#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#)).kind, Kind::NotWasm);
+    assert_eq!(
+        run(
+            &sig,
+            Some(r#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#)
+        )
+        .kind,
+        Kind::NotWasm
+    );
 
     // run.oci.handler=runc is not a Wasm handler.
     let runc = image(
@@ -468,24 +343,14 @@ fn negatives() {
     let labelled = r#"{"architecture":"amd64","os":"linux","config":{"Labels":{"module.wasm.image/variant":"compat"}},"rootfs":{"type":"layers","diff_ids":[]}}"#;
     let c = run(&plain, Some(labelled));
     assert_eq!(c.kind, Kind::NotWasm);
-    assert!(
-        c.hints.iter().any(|h| h.field.contains("Labels")),
-        "{:#?}",
-        c.hints
-    );
+    assert!(c.hints.iter().any(|h| h.field.contains("Labels")), "{:#?}", c.hints);
     assert_eq!(c.harbor.artifact_type, "IMAGE");
 
     // Harbor compares exactly: a differently cased config type is ours, not Harbor's.
-    let cased = image(
-        &desc("Application/VND.wasm.config.v1+json", "{}", ""),
-        &[desc(W2O_LAYER, "m", "")],
-        "",
-    );
+    let cased =
+        image(&desc("Application/VND.wasm.config.v1+json", "{}", ""), &[desc(W2O_LAYER, "m", "")], "");
     let c = run(&cased, Some("{}"));
-    assert_eq!(
-        (c.kind.clone(), c.harbor.artifact_type.as_str()),
-        (Kind::WasmToOci, "UNKNOWN")
-    );
+    assert_eq!((c.kind.clone(), c.harbor.artifact_type.as_str()), (Kind::WasmToOci, "UNKNOWN"));
 
     // A config blob that is not JSON is ignored, with a hint.
     let c = run(&plain, Some("\u{0}garbage"));

@@ -2,8 +2,8 @@
 //! builders' output.
 
 use wharf_wasm::{
-    ArtifactBuilder, BinaryKind, EntryMatch, Error, Kind, Location, WasiFlavour, WasmConfig,
-    classify, extract, inspect, validate,
+    ArtifactBuilder, BinaryKind, EntryMatch, Error, Kind, Location, WasiFlavour, WasmConfig, classify,
+    extract, inspect, validate,
 };
 
 use crate::common::{component, hello_module, tar_layer};
@@ -18,11 +18,7 @@ fn inspects_a_wasi_preview1_module() {
     assert_eq!(info.imports[0].module, "wasi_snapshot_preview1");
     assert_eq!(info.imports[0].name, "fd_write");
     assert_eq!(info.imports[0].kind, "func");
-    let exports: Vec<_> = info
-        .exports
-        .iter()
-        .map(|e| (e.name.as_str(), e.kind))
-        .collect();
+    let exports: Vec<_> = info.exports.iter().map(|e| (e.name.as_str(), e.kind)).collect();
     assert_eq!(exports, [("memory", "memory"), ("_start", "func")]);
     assert_eq!(info.size, wasm.len() as u64);
     validate(&wasm).expect("valid");
@@ -37,28 +33,20 @@ fn inspects_a_component() {
     assert_eq!(info.wasi, WasiFlavour::Component);
     assert_eq!(info.wasi_interfaces, ["wasi:cli/environment@0.2.0"]);
     assert_eq!(info.imports[0].kind, "instance");
-    assert_eq!(
-        info.exports
-            .iter()
-            .map(|e| e.name.as_str())
-            .collect::<Vec<_>>(),
-        ["run"]
-    );
+    assert_eq!(info.exports.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["run"]);
     assert_eq!(info.nested_modules, 1);
     validate(&wasm).expect("valid");
 }
 
 #[test]
 fn wasi_flavours_and_custom_sections() {
-    let unstable = wat::parse_str(r#"(module (import "wasi_unstable" "proc_exit" (func (param i32))) (@custom "producers-x" "x"))"#)
-        .expect("valid");
+    let unstable = wat::parse_str(
+        r#"(module (import "wasi_unstable" "proc_exit" (func (param i32))) (@custom "producers-x" "x"))"#,
+    )
+    .expect("valid");
     let info = inspect(&unstable).expect("module");
     assert_eq!(info.wasi, WasiFlavour::Unstable);
-    assert!(
-        info.custom_sections.iter().any(|s| s == "producers-x"),
-        "{:?}",
-        info.custom_sections
-    );
+    assert!(info.custom_sections.iter().any(|s| s == "producers-x"), "{:?}", info.custom_sections);
     let plain = wat::parse_str("(module (func (export \"f\")))").expect("valid");
     assert_eq!(inspect(&plain).expect("module").wasi, WasiFlavour::None);
 }
@@ -69,10 +57,7 @@ fn refuses_what_is_not_wasm() {
         (&b""[..], "empty"),
         (b"(module)", "text"),
         (b"\x7fELF\x02\x01\x01\0", "ELF"),
-        (
-            b"\0asm\x01\0\0\0\x01\xff\xff\xff\xff\x0f",
-            "truncated section",
-        ),
+        (b"\0asm\x01\0\0\0\x01\xff\xff\xff\xff\x0f", "truncated section"),
     ] {
         assert!(inspect(bytes).is_err(), "{what} accepted");
         assert!(validate(bytes).is_err(), "{what} validated");
@@ -89,11 +74,7 @@ fn extracts_from_tar_and_tar_gzip_layers() {
     let wasm = hello_module();
     for gzip in [false, true] {
         let layer = tar_layer(
-            &[
-                ("bin/sh", b"#!/bin/sh"),
-                ("./app.wasm", &wasm),
-                ("plugin.wasm", b"\0asm\x01\0\0\0"),
-            ],
+            &[("bin/sh", b"#!/bin/sh"), ("./app.wasm", &wasm), ("plugin.wasm", b"\0asm\x01\0\0\0")],
             gzip,
         );
         let found = extract::read_wasm(
@@ -110,12 +91,8 @@ fn extracts_from_tar_and_tar_gzip_layers() {
         )
         .expect("found");
         assert_eq!(plugin.path, "plugin.wasm");
-        let any = extract::read_wasm(
-            &layer[..],
-            &Location::TarEntry(EntryMatch::AnyWasm),
-            1 << 20,
-        )
-        .expect("found");
+        let any =
+            extract::read_wasm(&layer[..], &Location::TarEntry(EntryMatch::AnyWasm), 1 << 20).expect("found");
         assert_eq!(any.bytes, wasm);
         let missing = extract::read_wasm(
             &layer[..],
@@ -123,26 +100,16 @@ fn extracts_from_tar_and_tar_gzip_layers() {
             1 << 20,
         );
         assert!(matches!(missing, Err(Error::EntryNotFound { .. })));
-        let capped = extract::read_wasm(
-            &layer[..],
-            &Location::TarEntry(EntryMatch::Path("app.wasm".into())),
-            10,
-        );
+        let capped =
+            extract::read_wasm(&layer[..], &Location::TarEntry(EntryMatch::Path("app.wasm".into())), 10);
         assert!(matches!(capped, Err(Error::TooLarge { .. })));
     }
     let raw = extract::read_wasm(&wasm[..], &Location::Raw, 1 << 20).expect("raw");
     assert_eq!(raw.bytes, wasm);
-    assert!(matches!(
-        extract::read_wasm(&wasm[..], &Location::Raw, 8),
-        Err(Error::TooLarge { .. })
-    ));
+    assert!(matches!(extract::read_wasm(&wasm[..], &Location::Raw, 8), Err(Error::TooLarge { .. })));
     assert!(
-        extract::read_wasm(
-            &b"not a tar at all"[..],
-            &Location::TarEntry(EntryMatch::AnyWasm),
-            1 << 20
-        )
-        .is_err()
+        extract::read_wasm(&b"not a tar at all"[..], &Location::TarEntry(EntryMatch::AnyWasm), 1 << 20)
+            .is_err()
     );
 }
 
@@ -162,27 +129,17 @@ fn classification_then_extraction_finds_the_annotated_module() {
         r#","annotations":{"module.wasm.image/variant":"compat"}"#,
     );
     let c = classify(&crate::common::manifest(&json), Some(config));
-    let found = extract::read_wasm(
-        &layer[..],
-        &c.wasm_layers[0].location,
-        extract::DEFAULT_MAX_MODULE_SIZE,
-    )
-    .expect("found");
+    let found = extract::read_wasm(&layer[..], &c.wasm_layers[0].location, extract::DEFAULT_MAX_MODULE_SIZE)
+        .expect("found");
     assert_eq!(found.bytes, wasm);
-    assert_eq!(
-        inspect(&found.bytes).expect("module").wasi,
-        WasiFlavour::Preview1
-    );
+    assert_eq!(inspect(&found.bytes).expect("module").wasi, WasiFlavour::Preview1);
 }
 
 #[test]
 fn extracts_from_an_async_reader() {
     let wasm = hello_module();
     let layer = tar_layer(&[("app.wasm", &wasm)], true);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
     let found = runtime
         .block_on(extract::read_wasm_async(
             std::io::Cursor::new(layer),
@@ -195,19 +152,10 @@ fn extracts_from_an_async_reader() {
 
 #[test]
 fn builders_round_trip_through_classify() {
-    for (wasm, kind) in [
-        (hello_module(), BinaryKind::CoreModule),
-        (component(), BinaryKind::Component),
-    ] {
-        let w2o = ArtifactBuilder::new(wasm.clone())
-            .with_title("hello.wasm")
-            .wasm_to_oci()
-            .expect("builds");
+    for (wasm, kind) in [(hello_module(), BinaryKind::CoreModule), (component(), BinaryKind::Component)] {
+        let w2o = ArtifactBuilder::new(wasm.clone()).with_title("hello.wasm").wasm_to_oci().expect("builds");
         assert_eq!(w2o.config.data.as_ref(), b"{}");
-        assert_eq!(
-            w2o.config.descriptor.digest,
-            wharf_types::Digest::EMPTY_JSON
-        );
+        assert_eq!(w2o.config.descriptor.digest, wharf_types::Digest::EMPTY_JSON);
         let c = classify(&w2o.manifest, Some(&w2o.config.data));
         assert_eq!(c.kind, Kind::WasmToOci);
         assert_eq!(c.harbor.artifact_type, "WASM");
@@ -226,10 +174,7 @@ fn builders_round_trip_through_classify() {
         assert_eq!(c.binary_kind, Some(kind));
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         let config: WasmConfig = serde_json::from_slice(&cncf.config.data).expect("config");
-        assert_eq!(
-            config.layer_digests,
-            [cncf.layers[0].descriptor.digest.to_string()]
-        );
+        assert_eq!(config.layer_digests, [cncf.layers[0].descriptor.digest.to_string()]);
         if kind == BinaryKind::Component {
             assert_eq!(config.os, "wasip2");
             let component = config.component.expect("component world");
@@ -247,18 +192,10 @@ fn builders_round_trip_through_classify() {
         );
     }
     // A builder refuses what is not Wasm.
-    assert!(
-        ArtifactBuilder::new(b"(module)".to_vec())
-            .wasm_to_oci()
-            .is_err()
-    );
+    assert!(ArtifactBuilder::new(b"(module)".to_vec()).wasm_to_oci().is_err());
     assert!(ArtifactBuilder::new(b"hello".to_vec()).cncf().is_err());
     // The default creation time is RFC 3339.
     let built = ArtifactBuilder::new(hello_module()).cncf().expect("builds");
     let config: WasmConfig = serde_json::from_slice(&built.config.data).expect("config");
-    assert!(
-        config
-            .created
-            .is_some_and(|c| c.len() >= 20 && c.contains('T'))
-    );
+    assert!(config.created.is_some_and(|c| c.len() >= 20 && c.contains('T')));
 }

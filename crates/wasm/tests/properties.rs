@@ -8,10 +8,7 @@ use wharf_types::Manifest;
 use wharf_wasm::{classify, fuzzing};
 
 fn media_type() -> impl Strategy<Value = String> {
-    let known: Vec<String> = wharf_types::MediaType::KNOWN
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let known: Vec<String> = wharf_types::MediaType::KNOWN.iter().map(ToString::to_string).collect();
     prop_oneof![
         prop::sample::select(known),
         "[a-z]{1,8}/[a-z0-9.+-]{1,20}",
@@ -27,11 +24,7 @@ fn annotations() -> impl Strategy<Value = String> {
             Just("org.opencontainers.image.title".to_owned()),
             "[a-z./]{1,12}",
         ],
-        prop_oneof![
-            Just("compat".to_owned()),
-            Just("wasm".to_owned()),
-            "[a-z-]{0,10}"
-        ],
+        prop_oneof![Just("compat".to_owned()), Just("wasm".to_owned()), "[a-z-]{0,10}"],
         0..3,
     )
     .prop_map(|m| serde_json::to_string(&m).expect("json"))

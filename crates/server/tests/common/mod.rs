@@ -14,15 +14,10 @@ pub(crate) struct Reg {
 
 impl Reg {
     pub(crate) async fn start(storage: Arc<dyn wharf_store::Storage>) -> Self {
-        let server = Server::bind("127.0.0.1:0".parse().expect("addr"), Registry::new(storage))
-            .await
-            .expect("bind");
+        let server =
+            Server::bind("127.0.0.1:0".parse().expect("addr"), Registry::new(storage)).await.expect("bind");
         let base = format!("http://{}", server.local_addr());
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            handle: Some(server.spawn()),
-        }
+        Self { base, http: reqwest::Client::new(), handle: Some(server.spawn()) }
     }
 
     pub(crate) async fn memory() -> Self {
@@ -30,11 +25,7 @@ impl Reg {
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
-        if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.base)
-        }
+        if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) }
     }
 
     pub(crate) fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -51,10 +42,7 @@ impl Reg {
     pub(crate) async fn push_blob(&self, repo: &str, data: &[u8]) -> Digest {
         let digest = Digest::sha256(data);
         let r = self
-            .req(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
-            )
+            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}"))
             .header("Content-Type", "application/octet-stream")
             .body(data.to_vec())
             .send()
@@ -96,7 +84,11 @@ pub(crate) fn image_manifest(
 ) -> String {
     let layers: Vec<String> = layers
         .iter()
-        .map(|(d, s)| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":{s}}}"#))
+        .map(|(d, s)| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":{s}}}"#
+            )
+        })
         .collect();
     format!(
         r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{}]{extra}}}"#,

@@ -23,10 +23,7 @@ pub(crate) fn digest(seed: &str) -> String {
 
 /// A descriptor JSON object.
 pub(crate) fn desc(media_type: &str, seed: &str, extra: &str) -> String {
-    format!(
-        r#"{{"mediaType":"{media_type}","digest":"{}","size":100{extra}}}"#,
-        digest(seed)
-    )
+    format!(r#"{{"mediaType":"{media_type}","digest":"{}","size":100{extra}}}"#, digest(seed))
 }
 
 /// An image manifest JSON with `config` and `layers` (descriptor JSON) and more top-level
@@ -59,10 +56,7 @@ fn fixture(name: &str) -> Vec<u8> {
         std::fs::write(&path, &built).expect("write fixture");
     }
     let committed = std::fs::read(&path).expect("fixture present (WHARF_BLESS=1 writes it)");
-    assert_eq!(
-        committed, built,
-        "{name}.wasm is not what {name}.wat builds (WHARF_BLESS=1 rewrites it)"
-    );
+    assert_eq!(committed, built, "{name}.wasm is not what {name}.wat builds (WHARF_BLESS=1 rewrites it)");
     committed
 }
 
@@ -74,9 +68,7 @@ pub(crate) fn tar_layer(files: &[(&str, &[u8])], gzip: bool) -> Vec<u8> {
         header.set_size(bytes.len() as u64);
         header.set_mode(0o755);
         header.set_entry_type(tar::EntryType::Regular);
-        builder
-            .append_data(&mut header, path, *bytes)
-            .expect("append");
+        builder.append_data(&mut header, path, *bytes).expect("append");
     }
     let tar = builder.into_inner().expect("finish tar");
     if !gzip {
