@@ -199,7 +199,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let Some(route) = route(uri.path()) else {
+    let Some(route) = route(&percent_decode(uri.path())) else {
         return Ok((StatusCode::NOT_FOUND, "not found").into_response());
     };
     let query = query_pairs(uri.query());

@@ -581,3 +581,13 @@ async fn content_type_parameters_are_not_echoed() {
     assert_eq!(header(&r, "Content-Type"), Some(OCI_MANIFEST));
     reg.stop().await;
 }
+
+#[tokio::test]
+async fn percent_encoded_digests_in_paths() {
+    let reg = Reg::memory().await;
+    let d = reg.push_blob("enc", b"x").await;
+    let encoded = d.as_str().replace(':', "%3A");
+    let r = reg.req(Method::GET, &format!("/v2/enc/blobs/{encoded}")).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    reg.stop().await;
+}
