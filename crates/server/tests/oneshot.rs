@@ -36,7 +36,7 @@ type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [u8], StatusCod
 
 #[tokio::test]
 async fn error_paths() {
-    let cases: &[Case] = &[
+    let cases: &[Case<'_>] = &[
         ("GET", "/v2/UPPER/tags/list", &[], b"", StatusCode::BAD_REQUEST, "NAME_INVALID"),
         ("GET", "/v2/a/tags/list", &[], b"", StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
         ("GET", "/v2/a/tags/list?n=x", &[], b"", StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
