@@ -75,6 +75,11 @@ async fn access_log(request: Request, next: axum::middleware::Next) -> Response 
 /// What a `/v2/` path names.
 #[derive(Debug)]
 enum Route {
+    Health,
+    Ready,
+    WharfRepositories,
+    WharfArtifacts(String),
+    WharfArtifact(String, String),
     Base,
     Catalog,
     Tags(String),
@@ -86,6 +91,11 @@ enum Route {
 }
 
 fn route(path: &str) -> Option<Route> {
+    match path {
+        "/healthz" => return Some(Route::Health),
+        "/readyz" => return Some(Route::Ready),
+        _ => {}
+    }
     let rest = path.strip_prefix("/v2")?;
     let rest = match rest {
         "" | "/" => return Some(Route::Base),
@@ -93,6 +103,18 @@ fn route(path: &str) -> Option<Route> {
     };
     if rest == "_catalog" {
         return Some(Route::Catalog);
+    }
+    // The `_wharf` extension (OCI reserves `_`-prefixed components for extensions, and no
+    // repository name component can start with `_`).
+    if rest == "_wharf/repositories" {
+        return Some(Route::WharfRepositories);
+    }
+    if let Some((name, what)) = rest.split_once("/_wharf/") {
+        return match what.strip_prefix("artifacts") {
+            Some("") => Some(Route::WharfArtifacts(name.to_owned())),
+            Some(r) => Some(Route::WharfArtifact(name.to_owned(), r.strip_prefix('/')?.to_owned())),
+            None => None,
+        };
     }
     if let Some(name) = rest.strip_suffix("/tags/list") {
         return Some(Route::Tags(name.to_owned()));
@@ -204,6 +226,60 @@ async fn handle(
     };
     let query = query_pairs(uri.query());
     match (route, method.clone()) {
+        (Route::Health, Method::GET | Method::HEAD) => {
+            Ok(json_response(StatusCode::OK, b"{\"status\":\"ok\"}".to_vec(), "application/json"))
+        }
+        (Route::Ready, Method::GET | Method::HEAD) => {
+            // Ready when the storage answers a read.
+            match registry.catalog(Some(1), None).await {
+                Ok(_) => {
+                    Ok(json_response(StatusCode::OK, b"{\"status\":\"ready\"}".to_vec(), "application/json"))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "storage not reachable");
+                    Ok(json_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        b"{\"status\":\"storage unreachable\"}".to_vec(),
+                        "application/json",
+                    ))
+                }
+            }
+        }
+        (Route::WharfRepositories, Method::GET) => {
+            let repositories = registry.repository_summaries().await?;
+            Ok(json_value(&serde_json::json!({ "repositories": repositories })))
+        }
+        (Route::WharfArtifacts(name), Method::GET) => {
+            let repo = repository(&name)?;
+            let wasm_only = match first(&query, "type") {
+                None => false,
+                Some("wasm") => true,
+                Some(other) => {
+                    return Err(Error::BadRequest(format!("type `{other}`: only `wasm` is known")));
+                }
+            };
+            let (n, last) = paging(&query)?;
+            let mut artifacts = registry.artifacts(&repo, wasm_only).await?;
+            artifacts.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
+            if let Some(last) = &last {
+                artifacts.retain(|a| a["digest"].as_str().is_some_and(|d| d > last.as_str()));
+            }
+            let more = n.is_some_and(|n| artifacts.len() > n);
+            if let Some(n) = n {
+                artifacts.truncate(n);
+            }
+            let names: Vec<String> =
+                artifacts.iter().filter_map(|a| a["digest"].as_str().map(str::to_owned)).collect();
+            let page = Page::new(names, more);
+            let body = serde_json::json!({ "name": repo.as_str(), "artifacts": artifacts });
+            Ok(paged(&body, &page, &format!("/v2/{repo}/_wharf/artifacts"), n))
+        }
+        (Route::WharfArtifact(name, reference), Method::GET) => {
+            let repo = repository(&name)?;
+            let reference =
+                reference.parse::<TagOrDigest>().map_err(|_| Error::ManifestUnknown(reference.clone()))?;
+            Ok(json_value(&registry.artifact(&repo, &reference).await?))
+        }
         (Route::Base, Method::GET | Method::HEAD) => {
             Ok(json_response(StatusCode::OK, b"{}".to_vec(), "application/json"))
         }
@@ -274,6 +350,10 @@ fn paged(body: &serde_json::Value, page: &Page, path: &str, n: Option<usize>) ->
         response.headers_mut().insert(header::LINK, header_value(&link));
     }
     response
+}
+
+fn json_value(value: &serde_json::Value) -> Response {
+    json_response(StatusCode::OK, serde_json::to_vec(value).expect("JSON serialises"), "application/json")
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>, content_type: &str) -> Response {

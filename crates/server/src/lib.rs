@@ -26,6 +26,7 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod artifacts;
 mod error;
 mod http;
 mod registry;

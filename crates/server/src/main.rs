@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! wharf-server [--listen 127.0.0.1:5000] [--storage fs:./wharf-data | memory | s3://bucket?endpoint=…&region=…]
-//!              [--log-format text|json] [--config wharf.toml]
+//!              [--log-format text|json] [--wasm-validate true|false] [--config wharf.toml]
 //! ```
 //! Every flag also reads `WHARF_<FLAG>` from the environment. SIGTERM or Ctrl-C stops
 //! accepting connections and lets in-flight requests finish.
@@ -29,7 +29,10 @@ struct Args {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "WHARF_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
-    /// A TOML file with `listen`, `storage` and `log_format` keys.
+    /// Refuse manifests whose declared raw Wasm layer is not valid WebAssembly.
+    #[arg(long, env = "WHARF_WASM_VALIDATE")]
+    wasm_validate: Option<bool>,
+    /// A TOML file with `listen`, `storage`, `log_format` and `wasm_validate` keys.
     #[arg(long, env = "WHARF_CONFIG")]
     config: Option<std::path::PathBuf>,
 }
@@ -41,6 +44,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     storage: Option<String>,
     log_format: Option<String>,
+    wasm_validate: Option<bool>,
 }
 
 #[tokio::main]
@@ -68,7 +72,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("log_format `{other}`: expected text or json").into()),
     }
     let backend = open_storage(&storage).await?;
-    let server = Server::bind(listen, Registry::new(backend)).await?;
+    let wasm_validate = args.wasm_validate.or(file.wasm_validate).unwrap_or(false);
+    let server = Server::bind(listen, Registry::new(backend).with_wasm_validate(wasm_validate)).await?;
     tracing::info!(address = %server.local_addr(), storage = ?storage, "wharf-server listening");
     server.run_until(shutdown_signal()).await?;
     tracing::info!("wharf-server stopped");

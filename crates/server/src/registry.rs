@@ -9,6 +9,7 @@
 //! repositories/<repo>/_manifests/revisions/<alg>/<hex>            manifest in the repository (JSON: media type, size, subject)
 //! repositories/<repo>/_manifests/tags/<tag>                       tag -> manifest digest
 //! repositories/<repo>/_referrers/<subj alg>/<subj hex>/<alg>/<hex>   referrer descriptor (JSON)
+//! repositories/<repo>/_wharf/artifacts/<alg>/<hex>               the Wasm classification of a manifest (JSON)
 //! blob-repositories/<alg>/<hex>/<repo>                            reverse link, for mounts without `from`
 //! uploads/<upload id>                                             `<unix seconds> <repo>`: when a session began, for expiry
 //! uploads/<upload id>                                             `<unix seconds>` `<repo>`: when a session began, for expiry
@@ -71,10 +72,18 @@ pub struct Page {
     pub more: bool,
 }
 
+impl Page {
+    /// A page of `names`, with `more` after it or not.
+    pub fn new(names: Vec<String>, more: bool) -> Self {
+        Self { names, more }
+    }
+}
+
 /// The registry, over one storage backend.
 #[derive(Clone, Debug)]
 pub struct Registry {
     storage: Arc<dyn Storage>,
+    wasm_validate: bool,
 }
 
 fn digest_key(d: &Digest) -> String {
@@ -88,7 +97,20 @@ fn repo_key(repo: &Repository, rest: &str) -> String {
 impl Registry {
     /// A registry over `storage`.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage }
+        Self { storage, wasm_validate: false }
+    }
+
+    /// With `on`, a manifest whose declared raw Wasm layer is not valid WebAssembly is refused
+    /// (400 `MANIFEST_INVALID`).
+    #[must_use]
+    pub fn with_wasm_validate(mut self, on: bool) -> Self {
+        self.wasm_validate = on;
+        self
+    }
+
+    /// Whether the Wasm validation policy is on.
+    pub fn wasm_validate(&self) -> bool {
+        self.wasm_validate
     }
 
     /// The storage backend.
@@ -300,6 +322,7 @@ impl Registry {
             TagOrDigest::Tag(_) => Manifest::from_bytes(bytes, content_type)?,
         };
         self.check_references(repo, &manifest).await?;
+        let artifact = self.classify_push(&manifest).await?;
         let digest = manifest.digest().clone();
         self.storage.put_bytes(&digest, manifest.bytes().clone()).await?;
         let subject = manifest.subject().map(|s| s.digest.clone());
@@ -316,6 +339,7 @@ impl Registry {
                 record.into(),
             )
             .await?;
+        self.store_artifact(repo, &digest, &artifact).await?;
         if let Some(subject) = &subject {
             let descriptor = serde_json::to_vec(&manifest.descriptor()).expect("a descriptor serialises");
             let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(&digest));
@@ -427,6 +451,7 @@ impl Registry {
                 self.storage
                     .remove_meta(&repo_key(repo, &format!("_manifests/revisions/{}", digest_key(d))))
                     .await?;
+                self.forget_artifact(repo, d).await?;
                 let prefix = repo_key(repo, "_manifests/tags/");
                 for key in self.storage.list_meta(&prefix).await? {
                     if self.storage.get_meta(&key).await?.is_some_and(|v| v == d.as_str().as_bytes()) {

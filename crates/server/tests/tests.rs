@@ -8,3 +8,4 @@ mod binary;
 mod common;
 mod conformance;
 mod persistence;
+mod wasm;
