@@ -31,13 +31,20 @@ const UPLOAD_UUID: &str = "Docker-Upload-UUID";
 /// # let _ = app;
 /// ```
 pub fn router(registry: Registry) -> Router {
-    Router::new().fallback(dispatch).with_state(registry).layer(axum::middleware::from_fn(access_log))
+    Router::new()
+        .fallback(dispatch)
+        .layer(axum::middleware::from_fn_with_state(registry.clone(), access_log))
+        .with_state(registry)
 }
 
 /// One log line per request: a request id (the client's `X-Request-Id` when it is short and
 /// plain, a fresh one otherwise, echoed back), method, path, status, bytes in and out, and
 /// duration. Headers are never logged, so no credential or token reaches the log.
-async fn access_log(request: Request, next: axum::middleware::Next) -> Response {
+async fn access_log(
+    State(registry): State<Registry>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
     let id = request
         .headers()
         .get("x-request-id")
@@ -50,6 +57,7 @@ async fn access_log(request: Request, next: axum::middleware::Next) -> Response 
     let path = request.uri().path().to_owned();
     let bytes_in =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    let route_name = route(&percent_decode(&path)).map_or("other", |r| r.name());
     let started = std::time::Instant::now();
     let mut response = next.run(request).await;
     let bytes_out = response
@@ -68,6 +76,14 @@ async fn access_log(request: Request, next: axum::middleware::Next) -> Response 
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
+    let number = |s: &str| s.parse::<u64>().unwrap_or(0);
+    registry.metrics().request(
+        route_name,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+        (number(&bytes_in), number(&bytes_out)),
+    );
     response.headers_mut().insert("x-request-id", header_value(&id));
     response
 }
@@ -75,6 +91,7 @@ async fn access_log(request: Request, next: axum::middleware::Next) -> Response 
 /// What a `/v2/` path names.
 #[derive(Debug)]
 enum Route {
+    Metrics,
     Health,
     Ready,
     WharfRepositories,
@@ -90,10 +107,30 @@ enum Route {
     Blob(String, String),
 }
 
+impl Route {
+    /// A short name for metrics labels.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Metrics => "metrics",
+            Self::Health => "healthz",
+            Self::Ready => "readyz",
+            Self::WharfRepositories | Self::WharfArtifacts(_) | Self::WharfArtifact(..) => "wharf",
+            Self::Base => "base",
+            Self::Catalog => "catalog",
+            Self::Tags(_) => "tags",
+            Self::Manifest(..) => "manifest",
+            Self::Referrers(..) => "referrers",
+            Self::Uploads(_) | Self::Upload(..) => "upload",
+            Self::Blob(..) => "blob",
+        }
+    }
+}
+
 fn route(path: &str) -> Option<Route> {
     match path {
         "/healthz" => return Some(Route::Health),
         "/readyz" => return Some(Route::Ready),
+        "/metrics" => return Some(Route::Metrics),
         _ => {}
     }
     let rest = path.strip_prefix("/v2")?;
@@ -226,6 +263,14 @@ async fn handle(
     };
     let query = query_pairs(uri.query());
     match (route, method.clone()) {
+        (Route::Metrics, Method::GET) => {
+            let text = registry.render_metrics().await?;
+            Ok(json_response(
+                StatusCode::OK,
+                text.into_bytes(),
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ))
+        }
         (Route::Health, Method::GET | Method::HEAD) => {
             Ok(json_response(StatusCode::OK, b"{\"status\":\"ok\"}".to_vec(), "application/json"))
         }

@@ -29,6 +29,7 @@
 mod artifacts;
 mod error;
 mod http;
+mod metrics;
 mod registry;
 mod server;
 

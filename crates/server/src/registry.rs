@@ -84,6 +84,7 @@ impl Page {
 pub struct Registry {
     storage: Arc<dyn Storage>,
     wasm_validate: bool,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn digest_key(d: &Digest) -> String {
@@ -97,7 +98,7 @@ fn repo_key(repo: &Repository, rest: &str) -> String {
 impl Registry {
     /// A registry over `storage`.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage, wasm_validate: false }
+        Self { storage, wasm_validate: false, metrics: Arc::default() }
     }
 
     /// With `on`, a manifest whose declared raw Wasm layer is not valid WebAssembly is refused
@@ -106,6 +107,17 @@ impl Registry {
     pub fn with_wasm_validate(mut self, on: bool) -> Self {
         self.wasm_validate = on;
         self
+    }
+
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus text exposition of this registry's metrics.
+    pub async fn render_metrics(&self) -> Result<String> {
+        let sessions = self.storage.list_meta("uploads/").await?.len();
+        let repositories = self.storage.list_meta("catalog/").await?.len();
+        Ok(self.metrics.render(sessions, repositories))
     }
 
     /// Whether the Wasm validation policy is on.
@@ -340,6 +352,10 @@ impl Registry {
             )
             .await?;
         self.store_artifact(repo, &digest, &artifact).await?;
+        self.metrics.artifact_pushed(
+            artifact["kind"].as_str().unwrap_or_default(),
+            artifact["harborType"].as_str().unwrap_or_default(),
+        );
         if let Some(subject) = &subject {
             let descriptor = serde_json::to_vec(&manifest.descriptor()).expect("a descriptor serialises");
             let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(&digest));

@@ -2,7 +2,7 @@
 //! checks of the OCI conformance suite (OCI-CONFORMANCE.md), plus restart and two-process
 //! tests.
 
-#![allow(clippy::many_single_char_names, clippy::cast_possible_truncation)]
+#![allow(clippy::many_single_char_names, clippy::cast_possible_truncation, clippy::float_cmp)]
 
 mod binary;
 mod common;

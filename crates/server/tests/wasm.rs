@@ -177,3 +177,29 @@ async fn health_and_readiness() {
     }
     reg.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_counters_move() {
+    let reg = Reg::memory().await;
+    let w2o = ArtifactBuilder::new(MODULE.to_vec()).wasm_to_oci().expect("build");
+    push_artifact(&reg, "m", "v1", &w2o).await;
+    reg.req(Method::POST, "/v2/m/blobs/uploads/").send().await.expect("send");
+    let r = reg.req(Method::GET, "/metrics").send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.expect("body");
+    let value = |needle: &str| {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no `{needle}` in\n{text}"))
+    };
+    assert_eq!(value(r#"wharf_http_requests_total{route="manifest",method="PUT",status="201"}"#), 1.0);
+    assert_eq!(value(r#"wharf_http_requests_total{route="upload",method="POST",status="201"}"#), 2.0);
+    assert_eq!(value(r#"wharf_artifacts_pushed_total{kind="wasm-to-oci",harbor_type="WASM"}"#), 1.0);
+    assert_eq!(value("wharf_upload_sessions "), 1.0);
+    assert_eq!(value("wharf_repositories "), 1.0);
+    assert!(value(r#"wharf_http_request_bytes_total{route="upload"}"#) > 0.0);
+    assert!(text.contains("wharf_http_request_duration_seconds_bucket"));
+    reg.stop().await;
+}
