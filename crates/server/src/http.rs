@@ -57,7 +57,9 @@ async fn access_log(
     let path = request.uri().path().to_owned();
     let bytes_in =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
-    let route_name = route(&percent_decode(&path)).map_or("other", |r| r.name());
+    let parsed = route(&percent_decode(&path));
+    let route_name = parsed.as_ref().map_or("other", Route::name);
+    let repository = parsed.as_ref().and_then(Route::repository).unwrap_or("-").to_owned();
     let started = std::time::Instant::now();
     let mut response = next.run(request).await;
     let bytes_out = response
@@ -70,6 +72,7 @@ async fn access_log(
         request_id = %id,
         method = %method,
         path = %path,
+        repository = %repository,
         status = response.status().as_u16(),
         bytes_in = %bytes_in,
         bytes_out = %bytes_out,
@@ -108,6 +111,21 @@ enum Route {
 }
 
 impl Route {
+    /// The repository the request is about, if any.
+    fn repository(&self) -> Option<&str> {
+        match self {
+            Self::WharfArtifacts(n)
+            | Self::WharfArtifact(n, _)
+            | Self::Tags(n)
+            | Self::Manifest(n, _)
+            | Self::Referrers(n, _)
+            | Self::Uploads(n)
+            | Self::Upload(n, _)
+            | Self::Blob(n, _) => Some(n),
+            _ => None,
+        }
+    }
+
     /// A short name for metrics labels.
     fn name(&self) -> &'static str {
         match self {
