@@ -5,6 +5,11 @@
 //!   [`wharf_store::Storage`], with no HTTP in it. All state — blobs, manifests, tags,
 //!   repository links, referrers, upload sessions — lives in the storage backend, so a restart
 //!   loses nothing and several processes over one S3 bucket serve the same registry.
+//! - Wasm awareness: every push is classified by `wharf-wasm` and served by the `_wharf`
+//!   extension API (`/v2/<name>/_wharf/artifacts[/<ref>]`, `/v2/_wharf/repositories`) with
+//!   Harbor 2.6's view beside it; [`Registry::with_wasm_validate`] refuses fake Wasm layers.
+//! - Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus text), one access-log line per
+//!   request with a request id.
 //! - [`router`]: the `/v2/` API as an axum `Router`.
 //! - [`Server`]: bind (port 0 works), serve, shut down gracefully.
 //!

@@ -11,16 +11,8 @@ use wharf_types::Digest;
 const MIB: usize = 1024 * 1024;
 const CHUNKS: u64 = 1024;
 
-fn chunk(i: u64) -> Vec<u8> {
-    let mut state = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(MIB);
-    while out.len() < MIB {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out
+fn chunk(i: u64) -> bytes::Bytes {
+    wharf_store::testing::content(i, MIB)
 }
 
 fn vm_hwm_mib(pid: u32) -> u64 {
