@@ -1,9 +1,34 @@
-//! An OCI distribution client on reqwest and tokio: auth, pull, push, mount, tags,
-//! referrers, copy, and Wasm push/pull.
+//! An OCI distribution client on reqwest and tokio: auth, pull, push, mount, tags.
 //!
-//! It depends on `wharf-types` (and `wharf-wasm` behind its `wasm` feature), never on the
-//! server or the store.
+//! It depends on `wharf-types` only (never on the server or the store). Every manifest it
+//! pulls is verified against its digest; every blob is hashed while it streams and refused if
+//! it does not match. Credentials are redacted from `Debug`.
 //!
-//! Status: the crate is laid out; its API arrives with its own issue. References it will
-//! take are [`wharf_types::Reference`]s.
+//! Status: this crate is being built (issue 7): the core operations below work against any
+//! registry speaking the distribution spec; retries, docker `config.json`, referrers, copy,
+//! OCI layouts and Wasm push/pull are still to come.
+//!
+//! # Example
+//! ```no_run
+//! use wharf_client::{ClientBuilder, Credentials};
+//! use wharf_types::Reference;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = ClientBuilder::new()
+//!     .with_insecure_host("localhost:5000")
+//!     .with_credentials("localhost:5000", Credentials::basic("user", "secret"))
+//!     .build()?;
+//! let reference: Reference = "localhost:5000/wasm/hello:v1".parse()?;
+//! let manifest = client.pull_manifest(&reference).await?;
+//! println!("{} {}", manifest.digest(), manifest.media_type());
+//! # Ok(()) }
+//! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod auth;
+mod client;
+mod error;
+
+pub use auth::{Credentials, Secret};
+pub use client::{Client, ClientBuilder};
+pub use error::{Error, Result};

@@ -1,0 +1,449 @@
+//! The client: a validating builder, the auth dance, and the distribution operations.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LINK, LOCATION, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use wharf_types::{Digest, ErrorResponse, Manifest, MediaType, Reference, TagOrDigest};
+
+use crate::auth::{Challenge, Credentials, parse_challenge};
+use crate::error::{Error, Result};
+
+/// Every manifest type the client accepts, for `Accept`.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Builds a [`Client`], validating the settings in [`build`](Self::build).
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    insecure: Vec<String>,
+    credentials: HashMap<String, Credentials>,
+    timeout: Duration,
+    user_agent: String,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self {
+            insecure: Vec::new(),
+            credentials: HashMap::new(),
+            timeout: Duration::from_secs(300),
+            user_agent: format!("wharf-client/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// A builder with the defaults: HTTPS everywhere, anonymous, 5-minute timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Talks plain HTTP to `host[:port]` (the analogue of `--insecure`).
+    #[must_use]
+    pub fn with_insecure_host(mut self, host: impl Into<String>) -> Self {
+        self.insecure.push(host.into());
+        self
+    }
+
+    /// Uses `credentials` for `host[:port]`.
+    #[must_use]
+    pub fn with_credentials(mut self, host: impl Into<String>, credentials: Credentials) -> Self {
+        self.credentials.insert(host.into(), credentials);
+        self
+    }
+
+    /// The timeout of each request (a whole blob transfer is one request).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The `User-Agent`.
+    #[must_use]
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// The client; an error for settings that cannot work (an empty host, a zero timeout).
+    pub fn build(self) -> Result<Client> {
+        if self.timeout.is_zero() {
+            return Err(Error::Config("the timeout must not be zero".into()));
+        }
+        if let Some(bad) =
+            self.insecure.iter().chain(self.credentials.keys()).find(|h| h.is_empty() || h.contains('/'))
+        {
+            return Err(Error::Config(format!("`{bad}` is not a host[:port]")));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(self.user_agent)
+            .timeout(self.timeout)
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            insecure: self.insecure.into_iter().collect(),
+            credentials: self.credentials,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// An OCI distribution client.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    insecure: HashSet<String>,
+    credentials: HashMap<String, Credentials>,
+    /// Bearer tokens by (host, scope).
+    tokens: Mutex<HashMap<(String, String), crate::auth::Secret>>,
+}
+
+/// A token endpoint's answer (`token`, or OAuth2's `access_token`).
+#[derive(serde::Deserialize)]
+struct TokenResponse {
+    token: Option<String>,
+    access_token: Option<String>,
+}
+
+fn scope(reference: &Reference, push: bool) -> String {
+    format!("repository:{}:{}", reference.repository(), if push { "pull,push" } else { "pull" })
+}
+
+impl Client {
+    /// A client with the default settings.
+    pub fn new() -> Result<Self> {
+        ClientBuilder::new().build()
+    }
+
+    fn base(&self, reference: &Reference) -> String {
+        let host = reference.api_host();
+        let scheme = if self.insecure.contains(host) { "http" } else { "https" };
+        format!("{scheme}://{host}")
+    }
+
+    fn repo_url(&self, reference: &Reference, rest: &str) -> String {
+        format!("{}/v2/{}/{rest}", self.base(reference), reference.repository())
+    }
+
+    /// Sends a request made by `make` (called again for a retry), answering a 401 challenge
+    /// once: Basic with the host's credentials, or a bearer token for `scope` from the
+    /// challenge's realm (cached per host and scope).
+    async fn send(
+        &self,
+        reference: &Reference,
+        scope: &str,
+        make: impl Fn() -> RequestBuilder,
+    ) -> Result<Response> {
+        let host = reference.api_host().to_owned();
+        let cached = self.tokens.lock().expect("lock").get(&(host.clone(), scope.to_owned())).cloned();
+        let mut request = make();
+        if let Some(token) = &cached {
+            request = request.header(AUTHORIZATION, format!("Bearer {}", token.expose()));
+        }
+        let response = request.send().await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let challenge =
+            response.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(parse_challenge);
+        let credentials = self.credentials.get(&host).cloned().unwrap_or_default();
+        match challenge {
+            Some(Challenge::Basic) => match credentials {
+                Credentials::Basic { username, password } => {
+                    Ok(make().basic_auth(username, Some(password.expose())).send().await?)
+                }
+                _ => Err(Error::Unauthorized { host, detail: "Basic credentials required".into() }),
+            },
+            Some(Challenge::Bearer { realm, service, scope: challenged }) => {
+                let wanted = challenged.unwrap_or_else(|| scope.to_owned());
+                let token =
+                    self.fetch_token(&host, &realm, service.as_deref(), &wanted, &credentials).await?;
+                self.tokens.lock().expect("lock").insert((host, scope.to_owned()), token.clone());
+                Ok(make().header(AUTHORIZATION, format!("Bearer {}", token.expose())).send().await?)
+            }
+            None => Err(Error::Unauthorized { host, detail: "no usable WWW-Authenticate challenge".into() }),
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        host: &str,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        credentials: &Credentials,
+    ) -> Result<crate::auth::Secret> {
+        let mut url = Url::parse(realm).map_err(|e| Error::Unauthorized {
+            host: host.into(),
+            detail: format!("realm `{realm}`: {e}"),
+        })?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(service) = service {
+                q.append_pair("service", service);
+            }
+            q.append_pair("scope", scope);
+        }
+        let mut request = self.http.get(url);
+        if let Credentials::Basic { username, password } = credentials {
+            request = request.basic_auth(username, Some(password.expose()));
+        }
+        let response = request.send().await?;
+        if !response.status().is_success() {
+            return Err(Error::Unauthorized {
+                host: host.into(),
+                detail: format!("token endpoint answered {}", response.status()),
+            });
+        }
+        let body: TokenResponse = response.json().await?;
+        body.token.or(body.access_token).map(crate::auth::Secret::new).ok_or_else(|| Error::Unauthorized {
+            host: host.into(),
+            detail: "the token endpoint returned no token".into(),
+        })
+    }
+
+    /// Checks that the registry speaks the API (`GET /v2/`, authenticating if asked).
+    pub async fn ping(&self, reference: &Reference) -> Result<()> {
+        let url = format!("{}/v2/", self.base(reference));
+        let response = self.send(reference, &scope(reference, false), || self.http.get(&url)).await?;
+        expect(response, &[StatusCode::OK]).await.map(drop)
+    }
+
+    /// Resolves the reference to a digest and media type (HEAD with every manifest type
+    /// accepted).
+    pub async fn resolve(&self, reference: &Reference) -> Result<(Digest, MediaType)> {
+        let manifest = self.pull_manifest(reference).await?;
+        Ok((manifest.digest().clone(), manifest.media_type().clone()))
+    }
+
+    /// Pulls a manifest: exact bytes, digest verified (against the reference's digest, or the
+    /// registry's `Docker-Content-Digest`).
+    pub async fn pull_manifest(&self, reference: &Reference) -> Result<Manifest> {
+        let url = self.repo_url(reference, &format!("manifests/{}", reference.target()));
+        let response = self
+            .send(reference, &scope(reference, false), || self.http.get(&url).header(ACCEPT, MANIFEST_ACCEPT))
+            .await?;
+        let response = expect(response, &[StatusCode::OK]).await?;
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<MediaType>().ok());
+        let announced = response
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok());
+        let bytes = read_limited(response, wharf_types::MAX_MANIFEST_SIZE).await?;
+        let manifest = match (reference.target(), announced) {
+            (TagOrDigest::Digest(d), _) | (TagOrDigest::Tag(_), Some(d)) => {
+                Manifest::from_bytes_verified(bytes, content_type.as_ref(), &d)
+            }
+            (TagOrDigest::Tag(_), None) => Manifest::from_bytes(bytes, content_type.as_ref()),
+        };
+        manifest.map_err(|e| match e {
+            wharf_types::Error::DigestMismatch { expected, actual } => {
+                Error::DigestMismatch { expected, actual }
+            }
+            other => Error::Types(other),
+        })
+    }
+
+    /// Whether the blob is in the repository.
+    pub async fn blob_exists(&self, reference: &Reference, digest: &Digest) -> Result<bool> {
+        let url = self.repo_url(reference, &format!("blobs/{digest}"));
+        let response = self.send(reference, &scope(reference, false), || self.http.head(&url)).await?;
+        match response.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => expect(response, &[]).await.map(|_| false),
+        }
+    }
+
+    /// Streams a blob into `out`, hashing as it goes; fails (after writing) when the bytes do
+    /// not match `digest`. Returns the byte count.
+    pub async fn pull_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        out: &mut (impl AsyncWrite + Unpin),
+    ) -> Result<u64> {
+        let url = self.repo_url(reference, &format!("blobs/{digest}"));
+        let response = self.send(reference, &scope(reference, false), || self.http.get(&url)).await?;
+        let response = expect(response, &[StatusCode::OK]).await?;
+        let mut digester = digest.digester();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            digester.update(&chunk);
+            out.write_all(&chunk).await.map_err(Error::Io)?;
+        }
+        out.flush().await.map_err(Error::Io)?;
+        let len = digester.len();
+        digester.verify(digest).map_err(|e| match e {
+            wharf_types::Error::DigestMismatch { expected, actual } => {
+                Error::DigestMismatch { expected, actual }
+            }
+            other => Error::Types(other),
+        })?;
+        Ok(len)
+    }
+
+    /// Pushes a blob held in memory (skipped when the registry has it): one `POST ?digest=`,
+    /// or POST then PUT when the registry answers 202.
+    pub async fn push_blob(&self, reference: &Reference, data: Bytes) -> Result<Digest> {
+        let digest = Digest::sha256(&data);
+        if self.blob_exists(reference, &digest).await? {
+            return Ok(digest);
+        }
+        let scope = scope(reference, true);
+        let url = self.repo_url(reference, &format!("blobs/uploads/?digest={digest}"));
+        let response = self
+            .send(reference, &scope, || {
+                self.http.post(&url).header(CONTENT_TYPE, "application/octet-stream").body(data.clone())
+            })
+            .await?;
+        if response.status() == StatusCode::CREATED {
+            return Ok(digest);
+        }
+        let response = expect(response, &[StatusCode::ACCEPTED]).await?;
+        let location = location(&response)?;
+        let put = with_digest(&location, &digest);
+        let response = self
+            .send(reference, &scope, || {
+                self.http.put(put.clone()).header(CONTENT_TYPE, "application/octet-stream").body(data.clone())
+            })
+            .await?;
+        expect(response, &[StatusCode::CREATED]).await?;
+        Ok(digest)
+    }
+
+    /// Mounts a blob from another repository of the same registry; `false` when the registry
+    /// answered 202 (no mount; the session it opened is cancelled), so the caller uploads.
+    pub async fn mount_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        from: &wharf_types::Repository,
+    ) -> Result<bool> {
+        let url = self.repo_url(reference, &format!("blobs/uploads/?mount={digest}&from={from}"));
+        let response = self.send(reference, &scope(reference, true), || self.http.post(&url)).await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => {
+                if let Ok(session) = location(&response) {
+                    let _ = self
+                        .send(reference, &scope(reference, true), || self.http.delete(session.clone()))
+                        .await;
+                }
+                Ok(false)
+            }
+            _ => expect(response, &[]).await.map(|_| false),
+        }
+    }
+
+    /// Pushes a manifest to the reference's tag (or digest); returns its digest.
+    pub async fn push_manifest(&self, reference: &Reference, manifest: &Manifest) -> Result<Digest> {
+        let url = self.repo_url(reference, &format!("manifests/{}", reference.target()));
+        let bytes = manifest.bytes().clone();
+        let media_type = manifest.media_type().essence().to_owned();
+        let response = self
+            .send(reference, &scope(reference, true), || {
+                self.http.put(&url).header(CONTENT_TYPE, media_type.as_str()).body(bytes.clone())
+            })
+            .await?;
+        expect(response, &[StatusCode::CREATED]).await?;
+        Ok(manifest.digest().clone())
+    }
+
+    /// Every tag of the repository, following `Link` pagination.
+    pub async fn tags(&self, reference: &Reference) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut url = Url::parse(&self.repo_url(reference, "tags/list"))
+            .map_err(|e| Error::InvalidResponse(e.to_string()))?;
+        let mut out = Vec::new();
+        loop {
+            let current = url.clone();
+            let response =
+                self.send(reference, &scope(reference, false), || self.http.get(current.clone())).await?;
+            let response = expect(response, &[StatusCode::OK]).await?;
+            let next = response
+                .headers()
+                .get(LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| l.split(';').next())
+                .map(|l| l.trim().trim_start_matches('<').trim_end_matches('>').to_owned());
+            let list: TagList = response.json().await?;
+            out.extend(list.tags.unwrap_or_default());
+            match next {
+                Some(next) => {
+                    url =
+                        url.join(&next).map_err(|e| Error::InvalidResponse(format!("Link `{next}`: {e}")))?;
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Deletes the manifest (or tag) the reference names.
+    pub async fn delete_manifest(&self, reference: &Reference) -> Result<()> {
+        let url = self.repo_url(reference, &format!("manifests/{}", reference.target()));
+        let response =
+            self.send(reference, &scope(reference, true), || self.http.request(Method::DELETE, &url)).await?;
+        expect(response, &[StatusCode::ACCEPTED, StatusCode::OK]).await.map(drop)
+    }
+}
+
+fn location(response: &Response) -> Result<Url> {
+    let value = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Error::InvalidResponse("an upload answer without Location".into()))?;
+    response.url().join(value).map_err(|e| Error::InvalidResponse(format!("Location `{value}`: {e}")))
+}
+
+fn with_digest(location: &Url, digest: &Digest) -> Url {
+    let mut url = location.clone();
+    url.query_pairs_mut().append_pair("digest", digest.as_str());
+    url
+}
+
+async fn read_limited(response: Response, limit: usize) -> Result<Bytes> {
+    let mut out = bytes::BytesMut::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if out.len() + chunk.len() > limit {
+            return Err(Error::InvalidResponse(format!("a manifest larger than {limit} bytes")));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+/// The response if its status is one of `ok`; otherwise the registry's error.
+async fn expect(response: Response, ok: &[StatusCode]) -> Result<Response> {
+    if ok.contains(&response.status()) {
+        return Ok(response);
+    }
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    let errors = serde_json::from_slice::<ErrorResponse>(&body).ok();
+    Err(Error::Registry {
+        status: status.as_u16(),
+        errors,
+        body: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+    })
+}

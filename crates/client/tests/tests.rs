@@ -1,0 +1,167 @@
+//! `wharf-client` against `wharf-server` in-process over loopback, and against small axum
+//! mocks for auth challenges and hostile answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use bytes::Bytes;
+use wharf_client::{Client, ClientBuilder, Credentials, Error};
+use wharf_types::{Descriptor, Digest, ImageManifest, Manifest, MediaType, Reference};
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr.to_string()
+}
+
+async fn wharf() -> (String, Client) {
+    let registry = wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+    let host = serve(wharf_server::router(registry)).await;
+    let client = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
+    (host, client)
+}
+
+#[tokio::test]
+async fn push_pull_round_trip_against_wharf_server() {
+    let (host, client) = wharf().await;
+    let reference: Reference = format!("{host}/wasm/hello:v1").parse().expect("reference");
+    client.ping(&reference).await.expect("ping");
+    let module = Bytes::from_static(b"\0asm\x01\0\0\0");
+    let config = Bytes::from_static(b"{}");
+    let layer = client.push_blob(&reference, module.clone()).await.expect("push layer");
+    let cfg = client.push_blob(&reference, config.clone()).await.expect("push config");
+    // A second push of the same blob is skipped (it exists).
+    assert_eq!(client.push_blob(&reference, config.clone()).await.expect("again"), cfg);
+    let image = ImageManifest::new(
+        Descriptor::new(MediaType::WASM_CONFIG_V1, cfg, 2),
+        vec![Descriptor::new(MediaType::WASM_CONTENT_LAYER_V1, layer.clone(), 8)],
+    );
+    let manifest = Manifest::from_bytes(serde_json::to_vec(&image).expect("json"), None).expect("manifest");
+    let pushed = client.push_manifest(&reference, &manifest).await.expect("push manifest");
+    assert_eq!(&pushed, manifest.digest());
+
+    let pulled = client.pull_manifest(&reference).await.expect("pull");
+    assert_eq!(pulled.bytes(), manifest.bytes());
+    assert_eq!(client.resolve(&reference).await.expect("resolve").0, pushed);
+    let by_digest = reference.clone().with_digest(pushed.clone());
+    assert_eq!(client.pull_manifest(&by_digest).await.expect("pull by digest").digest(), &pushed);
+
+    let mut out = Vec::new();
+    assert_eq!(client.pull_blob(&reference, &layer, &mut out).await.expect("pull blob"), 8);
+    assert_eq!(out, module.as_ref());
+
+    // Mount into another repository; a missing blob is not an error, just `false`.
+    let other: Reference = format!("{host}/other/app:v1").parse().expect("reference");
+    assert!(client.mount_blob(&other, &layer, reference.repository()).await.expect("mount"));
+    assert!(client.blob_exists(&other, &layer).await.expect("exists"));
+    assert!(
+        !client
+            .mount_blob(&other, &Digest::sha256(b"missing"), reference.repository())
+            .await
+            .expect("no mount")
+    );
+
+    // Tags, paginated by the server when many.
+    for i in 0..5 {
+        let tagged: Reference = format!("{host}/wasm/hello:t{i}").parse().expect("reference");
+        client.push_manifest(&tagged, &manifest).await.expect("tag");
+    }
+    let tags = client.tags(&reference).await.expect("tags");
+    assert_eq!(tags, ["t0", "t1", "t2", "t3", "t4", "v1"]);
+    client
+        .delete_manifest(&reference.clone().with_tag("t0".parse().expect("tag")))
+        .await
+        .expect("delete tag");
+    assert_eq!(client.tags(&reference).await.expect("tags").len(), 5);
+
+    // Registry errors carry the OCI code.
+    let missing: Reference = format!("{host}/wasm/hello:nope").parse().expect("reference");
+    match client.pull_manifest(&missing).await {
+        Err(Error::Registry { status: 404, errors: Some(e), .. }) => {
+            assert_eq!(e.errors[0].code.as_str(), "MANIFEST_UNKNOWN");
+        }
+        other => panic!("expected MANIFEST_UNKNOWN, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bearer_token_challenge() {
+    let token_requests = Arc::new(AtomicUsize::new(0));
+    let counter = token_requests.clone();
+    let realm_host = Arc::new(std::sync::OnceLock::<String>::new());
+    let realm = realm_host.clone();
+    let app = Router::new()
+        .route(
+            "/token",
+            get(move |headers: HeaderMap, axum::extract::RawQuery(query): axum::extract::RawQuery| {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let query = query.unwrap_or_default();
+                    assert!(query.contains("scope=repository%3Aa%2Fb%3Apull"), "{query}");
+                    assert!(query.contains("service=test-registry"), "{query}");
+                    // Basic credentials reach the token endpoint.
+                    assert!(headers.get("authorization").is_some_and(|v| v.to_str().unwrap_or_default().starts_with("Basic ")));
+                    axum::Json(serde_json::json!({ "access_token": "tok-123", "expires_in": 300 }))
+                }
+            }),
+        )
+        .route(
+            "/v2/",
+            get(move |headers: HeaderMap| {
+                let realm = realm.clone();
+                async move {
+                    if headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer tok-123") {
+                        return (StatusCode::OK, "{}").into_response();
+                    }
+                    let challenge = format!(
+                        r#"Bearer realm="http://{}/token",service="test-registry",scope="repository:a/b:pull""#,
+                        realm.get().expect("set")
+                    );
+                    (StatusCode::UNAUTHORIZED, [("www-authenticate", challenge)], "").into_response()
+                }
+            }),
+        );
+    let host = serve(app).await;
+    realm_host.set(host.clone()).expect("once");
+    let client = ClientBuilder::new()
+        .with_insecure_host(&host)
+        .with_credentials(&host, Credentials::basic("user", "pw"))
+        .build()
+        .expect("client");
+    let reference: Reference = format!("{host}/a/b:v1").parse().expect("reference");
+    client.ping(&reference).await.expect("ping with a token");
+    client.ping(&reference).await.expect("ping again");
+    assert_eq!(token_requests.load(Ordering::SeqCst), 1, "the token is cached per scope");
+    assert!(!format!("{client:?}").contains("tok-123"), "a token leaked into Debug");
+    assert!(!format!("{client:?}").contains("\"pw\""), "a password leaked into Debug");
+}
+
+#[tokio::test]
+async fn hostile_registry_wrong_digest() {
+    let honest = Digest::sha256(b"the real content");
+    let app = Router::new().fallback(|| async { (StatusCode::OK, "something else entirely") });
+    let host = serve(app).await;
+    let client = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
+    let reference: Reference = format!("{host}/evil/repo:v1").parse().expect("reference");
+    let mut out = Vec::new();
+    match client.pull_blob(&reference, &honest, &mut out).await {
+        Err(Error::DigestMismatch { expected, .. }) => assert_eq!(expected, honest),
+        other => panic!("a wrong blob must be refused: {other:?}"),
+    }
+    // A manifest pulled by digest that hashes otherwise is refused too.
+    let pinned = reference.with_digest(honest.clone());
+    assert!(client.pull_manifest(&pinned).await.is_err());
+}
+
+#[test]
+fn builder_validates() {
+    assert!(ClientBuilder::new().with_timeout(std::time::Duration::ZERO).build().is_err());
+    assert!(ClientBuilder::new().with_insecure_host("a/b").build().is_err());
+    assert!(ClientBuilder::new().with_insecure_host("localhost:5000").build().is_ok());
+}
