@@ -47,6 +47,9 @@ pub enum Error {
     /// A manifest or reference that does not parse.
     #[error(transparent)]
     Types(#[from] wharf_types::Error),
+    /// A Wasm artifact could not be built or found.
+    #[error("wasm: {0}")]
+    Wasm(String),
     /// Writing pulled bytes failed.
     #[error("writing: {0}")]
     Io(#[source] std::io::Error),

@@ -4,9 +4,13 @@
 //! pulls is verified against its digest; every blob is hashed while it streams and refused if
 //! it does not match. Credentials are redacted from `Debug`.
 //!
-//! Status: this crate is being built (issue 7): the core operations below work against any
-//! registry speaking the distribution spec; retries, docker `config.json`, referrers, copy,
-//! OCI layouts and Wasm push/pull are still to come.
+//! With the `wasm` feature (default), [`Client::push_wasm`] pushes a module in the
+//! wasm-to-oci or CNCF layout and [`Client::pull_wasm`] pulls one from any layout
+//! `wharf-wasm` recognises.
+//!
+//! Status: this crate is being built (issue 7): the operations here work against any registry
+//! speaking the distribution spec; retries, docker `config.json`, referrers, copy and OCI
+//! layouts are still to come.
 //!
 //! # Example
 //! ```no_run
@@ -28,7 +32,11 @@
 mod auth;
 mod client;
 mod error;
+#[cfg(feature = "wasm")]
+mod wasm;
 
 pub use auth::{Credentials, Secret};
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, Result};
+#[cfg(feature = "wasm")]
+pub use wasm::{Layout, PulledWasm};

@@ -165,3 +165,81 @@ fn builder_validates() {
     assert!(ClientBuilder::new().with_insecure_host("a/b").build().is_err());
     assert!(ClientBuilder::new().with_insecure_host("localhost:5000").build().is_ok());
 }
+
+mod wasm {
+    use super::*;
+    use wharf_client::Layout;
+
+    fn module() -> Bytes {
+        Bytes::from(
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/hello.wasm"))
+                .expect("fixture"),
+        )
+    }
+
+    #[tokio::test]
+    async fn push_and_pull_both_layouts() {
+        let (host, client) = wharf().await;
+        for (layout, tag) in [(Layout::WasmToOci, "w2o"), (Layout::CncfV0, "cncf")] {
+            let reference: Reference =
+                format!("{host}/webassembly/helloworld:{tag}").parse().expect("reference");
+            client.push_wasm(&reference, module(), layout, "helloworld.wasm").await.expect("push");
+            let pulled = client.pull_wasm(&reference).await.expect("pull");
+            assert_eq!(pulled.module, module(), "{tag}: byte-exact");
+            assert!(pulled.classification.is_wasm());
+        }
+    }
+
+    #[tokio::test]
+    async fn pulls_from_an_annotated_image_and_an_index() {
+        let (host, client) = wharf().await;
+        let reference: Reference = format!("{host}/webassembly/image:v1").parse().expect("reference");
+        // A buildah-style image: the module at the Cmd path inside a tar+gzip layer.
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(module().len() as u64);
+        header.set_mode(0o755);
+        tar.append_data(&mut header, "hello.wasm", &module()[..]).expect("tar");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar.into_inner().expect("tar")).expect("gzip");
+        let layer = Bytes::from(gz.finish().expect("gzip"));
+        let config = Bytes::from_static(br#"{"architecture":"wasm","os":"wasi","config":{"Cmd":["/hello.wasm"]},"rootfs":{"type":"layers","diff_ids":[]}}"#);
+        let l = client.push_blob(&reference, layer.clone()).await.expect("layer");
+        let c = client.push_blob(&reference, config.clone()).await.expect("config");
+        let mut image = ImageManifest::new(
+            Descriptor::new(MediaType::OCI_CONFIG, c, config.len() as u64),
+            vec![Descriptor::new(MediaType::OCI_LAYER_TAR_GZIP, l, layer.len() as u64)],
+        );
+        image.annotations = Some([("run.oci.handler".to_owned(), "wasm".to_owned())].into_iter().collect());
+        let manifest =
+            Manifest::from_bytes(serde_json::to_vec(&image).expect("json"), None).expect("manifest");
+        client.push_manifest(&reference, &manifest).await.expect("push");
+        let pulled = client.pull_wasm(&reference).await.expect("pull");
+        assert_eq!(pulled.module, module());
+
+        // An index with a wasi/wasm child.
+        let child = Descriptor::new(MediaType::OCI_MANIFEST, manifest.digest().clone(), manifest.size())
+            .with_platform(wharf_types::Platform::new("wasi", "wasm"));
+        let index = wharf_types::ImageIndex::new(vec![child]);
+        let index = Manifest::from_bytes(serde_json::to_vec(&index).expect("json"), None).expect("index");
+        let index_ref: Reference = format!("{host}/webassembly/image:multi").parse().expect("reference");
+        client.push_manifest(&index_ref, &index).await.expect("push index");
+        let pulled = client.pull_wasm(&index_ref).await.expect("pull via index");
+        assert_eq!(pulled.module, module());
+        assert_eq!(pulled.manifest.digest(), manifest.digest());
+
+        // Something that is not Wasm says so.
+        let plain: Reference = format!("{host}/webassembly/image:{}", "plain").parse().expect("reference");
+        let empty = ImageManifest::new(
+            Descriptor::new(
+                MediaType::OCI_CONFIG,
+                client.push_blob(&plain, Bytes::from_static(b"{}")).await.expect("cfg"),
+                2,
+            ),
+            vec![],
+        );
+        let empty = Manifest::from_bytes(serde_json::to_vec(&empty).expect("json"), None).expect("manifest");
+        client.push_manifest(&plain, &empty).await.expect("push");
+        assert!(matches!(client.pull_wasm(&plain).await, Err(Error::Wasm(_))));
+    }
+}

@@ -1,0 +1,31 @@
+//! Pull the Wasm module an OCI reference names, from any layout Wharf recognises
+//! (wasm-to-oci, CNCF, annotated or `wasi/wasm` images, indexes, …).
+//!
+//! ```text
+//! cargo run --example wasm_pull -- localhost:5000/webassembly/helloworld:v1 -o pulled.wasm --insecure
+//! ```
+
+use wharf::client::ClientBuilder;
+use wharf::types::Reference;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: wasm_pull <registry/repository:tag> -o <out.wasm> [--insecure]";
+    let out = args.iter().position(|a| a == "-o").and_then(|i| args.get(i + 1)).ok_or(usage)?;
+    let reference: Reference = args.first().filter(|a| !a.starts_with('-')).ok_or(usage)?.parse()?;
+    let mut builder = ClientBuilder::new();
+    if args.iter().any(|a| a == "--insecure") {
+        builder = builder.with_insecure_host(reference.api_host());
+    }
+    let pulled = builder.build()?.pull_wasm(&reference).await?;
+    std::fs::write(out, &pulled.module)?;
+    let kind = &pulled.classification.kind;
+    println!(
+        "pulled {} bytes of Wasm from {reference} ({} [{}]) into {out}",
+        pulled.module.len(),
+        kind.name(),
+        kind.format_id()
+    );
+    Ok(())
+}
