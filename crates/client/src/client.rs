@@ -24,6 +24,8 @@ pub struct ClientBuilder {
     credentials: HashMap<String, Credentials>,
     timeout: Duration,
     user_agent: String,
+    retries: u32,
+    backoff: Duration,
 }
 
 impl Default for ClientBuilder {
@@ -33,6 +35,8 @@ impl Default for ClientBuilder {
             credentials: HashMap::new(),
             timeout: Duration::from_secs(300),
             user_agent: format!("wharf-client/{}", env!("CARGO_PKG_VERSION")),
+            retries: 3,
+            backoff: Duration::from_millis(200),
         }
     }
 }
@@ -71,6 +75,15 @@ impl ClientBuilder {
         self
     }
 
+    /// How many times a retryable failure is retried (default 3), and the first backoff
+    /// (default 200 ms, doubling up to 30 s).
+    #[must_use]
+    pub fn with_retries(mut self, retries: u32, backoff: Duration) -> Self {
+        self.retries = retries;
+        self.backoff = backoff;
+        self
+    }
+
     /// The client; an error for settings that cannot work (an empty host, a zero timeout).
     pub fn build(self) -> Result<Client> {
         if self.timeout.is_zero() {
@@ -91,6 +104,9 @@ impl ClientBuilder {
             insecure: self.insecure.into_iter().collect(),
             credentials: self.credentials,
             tokens: Mutex::new(HashMap::new()),
+            basic_hosts: Mutex::new(HashSet::new()),
+            retries: self.retries,
+            backoff: self.backoff,
         })
     }
 }
@@ -103,6 +119,10 @@ pub struct Client {
     credentials: HashMap<String, Credentials>,
     /// Bearer tokens by (host, scope).
     tokens: Mutex<HashMap<(String, String), crate::auth::Secret>>,
+    /// Hosts that asked for Basic auth: it is sent up front from then on.
+    basic_hosts: Mutex<HashSet<String>>,
+    retries: u32,
+    backoff: Duration,
 }
 
 /// A token endpoint's answer (`token`, or OAuth2's `access_token`).
@@ -142,34 +162,84 @@ impl Client {
         make: impl Fn() -> RequestBuilder,
     ) -> Result<Response> {
         let host = reference.api_host().to_owned();
+        let credentials = self.credentials.get(&host).cloned().unwrap_or_default();
         let cached = self.tokens.lock().expect("lock").get(&(host.clone(), scope.to_owned())).cloned();
-        let mut request = make();
-        if let Some(token) = &cached {
-            request = request.header(AUTHORIZATION, format!("Bearer {}", token.expose()));
-        }
-        let response = request.send().await?;
+        let preset = match (&cached, &credentials) {
+            (Some(token), _) => Some(format!("Bearer {}", token.expose())),
+            (None, Credentials::Basic { username, password })
+                if self.basic_hosts.lock().expect("lock").contains(&host) =>
+            {
+                Some(basic_header(username, password))
+            }
+            _ => None,
+        };
+        let response = self.execute(&make, preset.as_deref()).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
         let challenge =
             response.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(parse_challenge);
-        let credentials = self.credentials.get(&host).cloned().unwrap_or_default();
-        match challenge {
-            Some(Challenge::Basic) => match credentials {
+        let header = match challenge {
+            Some(Challenge::Basic) => match &credentials {
                 Credentials::Basic { username, password } => {
-                    Ok(make().basic_auth(username, Some(password.expose())).send().await?)
+                    self.basic_hosts.lock().expect("lock").insert(host.clone());
+                    basic_header(username, password)
                 }
-                _ => Err(Error::Unauthorized { host, detail: "Basic credentials required".into() }),
+                _ => return Err(Error::Unauthorized { host, detail: "Basic credentials required".into() }),
             },
             Some(Challenge::Bearer { realm, service, scope: challenged }) => {
                 let wanted = challenged.unwrap_or_else(|| scope.to_owned());
                 let token =
                     self.fetch_token(&host, &realm, service.as_deref(), &wanted, &credentials).await?;
-                self.tokens.lock().expect("lock").insert((host, scope.to_owned()), token.clone());
-                Ok(make().header(AUTHORIZATION, format!("Bearer {}", token.expose())).send().await?)
+                self.tokens.lock().expect("lock").insert((host.clone(), scope.to_owned()), token.clone());
+                format!("Bearer {}", token.expose())
             }
-            None => Err(Error::Unauthorized { host, detail: "no usable WWW-Authenticate challenge".into() }),
+            None => {
+                return Err(Error::Unauthorized {
+                    host,
+                    detail: "no usable WWW-Authenticate challenge".into(),
+                });
+            }
+        };
+        self.execute(&make, Some(&header)).await
+    }
+
+    /// Sends a request, retrying what is safe to retry: any request answered 429 (it was not
+    /// processed), and idempotent ones (GET, HEAD, PUT, DELETE) after a connection failure or
+    /// a 502/503/504; waiting `Retry-After` when given, else an exponential backoff.
+    async fn execute(&self, make: &impl Fn() -> RequestBuilder, auth: Option<&str>) -> Result<Response> {
+        let mut attempt = 0u32;
+        loop {
+            let mut builder = make();
+            if let Some(auth) = auth {
+                builder = builder.header(AUTHORIZATION, auth);
+            }
+            let request = builder.build()?;
+            let idempotent =
+                matches!(*request.method(), Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
+            let result = self.http.execute(request).await;
+            let delay = match &result {
+                Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    Some(retry_after(r).unwrap_or(self.backoff(attempt)))
+                }
+                Ok(r) if idempotent && matches!(r.status().as_u16(), 502..=504) => {
+                    Some(retry_after(r).unwrap_or(self.backoff(attempt)))
+                }
+                Err(e) if idempotent && (e.is_connect() || e.is_timeout()) => Some(self.backoff(attempt)),
+                _ => None,
+            };
+            match delay {
+                Some(delay) if attempt < self.retries => {
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                _ => return Ok(result?),
+            }
         }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.backoff.saturating_mul(2u32.saturating_pow(attempt)).min(Duration::from_secs(30))
     }
 
     async fn fetch_token(
@@ -403,6 +473,19 @@ impl Client {
             self.send(reference, &scope(reference, true), || self.http.request(Method::DELETE, &url)).await?;
         expect(response, &[StatusCode::ACCEPTED, StatusCode::OK]).await.map(drop)
     }
+}
+
+fn basic_header(username: &str, password: &crate::auth::Secret) -> String {
+    use base64::Engine as _;
+    let raw = format!("{username}:{}", password.expose());
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+/// A `Retry-After` in seconds (at most 30).
+fn retry_after(response: &Response) -> Option<Duration> {
+    let secs: u64 =
+        response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs.min(30)))
 }
 
 fn location(response: &Response) -> Result<Url> {

@@ -243,3 +243,73 @@ mod wasm {
         assert!(matches!(client.pull_wasm(&plain).await, Err(Error::Wasm(_))));
     }
 }
+
+#[tokio::test]
+async fn retries_429_and_503_then_succeeds() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = Router::new().route(
+        "/v2/",
+        get(move || {
+            let counter = counter.clone();
+            async move {
+                match counter.fetch_add(1, Ordering::SeqCst) {
+                    0 => (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], "slow down").into_response(),
+                    1 => (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response(),
+                    _ => (StatusCode::OK, "{}").into_response(),
+                }
+            }
+        }),
+    );
+    let host = serve(app).await;
+    let client = ClientBuilder::new()
+        .with_insecure_host(&host)
+        .with_retries(3, std::time::Duration::from_millis(1))
+        .build()
+        .expect("client");
+    let reference: Reference = format!("{host}/a:b").parse().expect("reference");
+    client.ping(&reference).await.expect("ping after retries");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // With no retries left, the error surfaces.
+    calls.store(0, Ordering::SeqCst);
+    let impatient = ClientBuilder::new()
+        .with_insecure_host(&host)
+        .with_retries(0, std::time::Duration::ZERO)
+        .build()
+        .expect("client");
+    assert!(matches!(impatient.ping(&reference).await, Err(Error::Registry { status: 429, .. })));
+}
+
+#[tokio::test]
+async fn basic_auth_is_sent_up_front_once_asked() {
+    let unauthorized = Arc::new(AtomicUsize::new(0));
+    let counter = unauthorized.clone();
+    let app = Router::new().route(
+        "/v2/",
+        get(move |headers: HeaderMap| {
+            let counter = counter.clone();
+            async move {
+                // "user:pw"
+                if headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Basic dXNlcjpwdw==") {
+                    return (StatusCode::OK, "{}").into_response();
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                (StatusCode::UNAUTHORIZED, [("www-authenticate", r#"Basic realm="Registry Realm""#)], "")
+                    .into_response()
+            }
+        }),
+    );
+    let host = serve(app).await;
+    let client = ClientBuilder::new()
+        .with_insecure_host(&host)
+        .with_credentials(&host, Credentials::basic("user", "pw"))
+        .build()
+        .expect("client");
+    let reference: Reference = format!("{host}/a:b").parse().expect("reference");
+    for _ in 0..3 {
+        client.ping(&reference).await.expect("ping");
+    }
+    assert_eq!(unauthorized.load(Ordering::SeqCst), 1, "only the first request is challenged");
+    let anonymous = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
+    assert!(matches!(anonymous.ping(&reference).await, Err(Error::Unauthorized { .. })));
+}
