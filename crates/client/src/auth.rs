@@ -125,3 +125,189 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }
+
+/// Credentials from a docker `config.json` (also podman's `auth.json`): `auths` entries
+/// (`auth` = base64 `user:password`, or `username`/`password`), and credential helpers
+/// (`credHelpers` per host, `credsStore` for all) run as `docker-credential-<name> get`.
+#[derive(Clone, Default)]
+pub struct DockerConfig {
+    auths: std::collections::HashMap<String, AuthEntry>,
+    creds_store: Option<String>,
+    cred_helpers: std::collections::HashMap<String, String>,
+    helper_path: Option<std::ffi::OsString>,
+}
+
+impl fmt::Debug for DockerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DockerConfig")
+            .field("hosts", &self.auths.keys().collect::<Vec<_>>())
+            .field("creds_store", &self.creds_store)
+            .field("cred_helpers", &self.cred_helpers)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Default, serde::Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+}
+
+/// What a credential helper's `get` prints.
+#[derive(serde::Deserialize)]
+struct HelperAnswer {
+    #[serde(rename = "Username")]
+    username: String,
+    #[serde(rename = "Secret")]
+    secret: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigFile {
+    #[serde(default)]
+    auths: std::collections::HashMap<String, AuthEntry>,
+    #[serde(default)]
+    creds_store: Option<String>,
+    #[serde(default)]
+    cred_helpers: std::collections::HashMap<String, String>,
+}
+
+impl DockerConfig {
+    /// Parses the JSON of a `config.json`.
+    pub fn from_json(json: &str) -> crate::Result<Self> {
+        let file: ConfigFile =
+            serde_json::from_str(json).map_err(|e| crate::Error::Config(format!("docker config: {e}")))?;
+        Ok(Self {
+            auths: file.auths,
+            creds_store: file.creds_store,
+            cred_helpers: file.cred_helpers,
+            helper_path: None,
+        })
+    }
+
+    /// Reads a `config.json` file.
+    pub fn from_path(path: &std::path::Path) -> crate::Result<Self> {
+        let json = std::fs::read_to_string(path)
+            .map_err(|e| crate::Error::Config(format!("docker config {}: {e}", path.display())))?;
+        Self::from_json(&json)
+    }
+
+    /// The configuration docker and podman would use: `$REGISTRY_AUTH_FILE`, else
+    /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`; `None` when there is none.
+    pub fn load() -> crate::Result<Option<Self>> {
+        let candidates = [
+            std::env::var_os("REGISTRY_AUTH_FILE").map(std::path::PathBuf::from),
+            std::env::var_os("DOCKER_CONFIG").map(|d| std::path::PathBuf::from(d).join("config.json")),
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker/config.json")),
+        ];
+        for path in candidates.into_iter().flatten() {
+            if path.exists() {
+                return Self::from_path(&path).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Looks credential helpers up in `path` (a `PATH`-style list) instead of `$PATH`.
+    #[must_use]
+    pub fn with_helper_path(mut self, path: impl Into<std::ffi::OsString>) -> Self {
+        self.helper_path = Some(path.into());
+        self
+    }
+
+    /// The keys `host` may be stored under (`docker.io` also as Docker Hub's legacy URL).
+    fn keys(host: &str) -> Vec<String> {
+        let mut keys = vec![
+            host.to_owned(),
+            format!("https://{host}"),
+            format!("http://{host}"),
+            format!("https://{host}/v1/"),
+        ];
+        if host == "docker.io" || host == "registry-1.docker.io" || host == "index.docker.io" {
+            keys.push("https://index.docker.io/v1/".to_owned());
+            keys.push("docker.io".to_owned());
+        }
+        keys
+    }
+
+    /// The credentials for `host`: its credential helper, the credentials store, or `auths`.
+    pub fn credentials_for(&self, host: &str) -> crate::Result<Option<Credentials>> {
+        let keys = Self::keys(host);
+        let helper = keys.iter().find_map(|k| self.cred_helpers.get(k)).or(self.creds_store.as_ref());
+        if let Some(helper) = helper
+            && let Some(credentials) = self.run_helper(helper, host)?
+        {
+            return Ok(Some(credentials));
+        }
+        let Some(entry) = keys.iter().find_map(|k| self.auths.get(k)) else { return Ok(None) };
+        if let (Some(user), Some(password)) = (&entry.username, &entry.password) {
+            return Ok(Some(Credentials::basic(user.clone(), password.clone())));
+        }
+        if let Some(auth) = &entry.auth {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    crate::Error::Config(format!(
+                        "docker config: the auth of {host} is not base64 user:password"
+                    ))
+                })?;
+            let (user, password) = decoded.split_once(':').ok_or_else(|| {
+                crate::Error::Config(format!("docker config: the auth of {host} has no `:`"))
+            })?;
+            return Ok(Some(Credentials::basic(user, password)));
+        }
+        if entry.identitytoken.is_some() {
+            return Err(crate::Error::Config(format!(
+                "docker config: {host} has an identity token (OAuth2 refresh token), which this client does not use yet"
+            )));
+        }
+        Ok(None)
+    }
+
+    fn run_helper(&self, helper: &str, host: &str) -> crate::Result<Option<Credentials>> {
+        use std::io::Write as _;
+        let program = format!("docker-credential-{helper}");
+        let mut command = std::process::Command::new(&program);
+        if let Some(path) = &self.helper_path {
+            command.env("PATH", path);
+        }
+        let child = command
+            .arg("get")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => return Err(crate::Error::Config(format!("credential helper {program}: {e}"))),
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(host.as_bytes());
+        }
+        let output = child
+            .wait_with_output()
+            .map_err(|e| crate::Error::Config(format!("credential helper {program}: {e}")))?;
+        if !output.status.success() {
+            // Helpers exit non-zero with "credentials not found" for unknown hosts.
+            return Ok(None);
+        }
+        let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
+            .map_err(|e| crate::Error::Config(format!("credential helper {program} answered: {e}")))?;
+        if answer.username == "<token>" {
+            return Err(crate::Error::Config(format!(
+                "credential helper {program} returned an identity token, which this client does not use yet"
+            )));
+        }
+        Ok(Some(Credentials::basic(answer.username, answer.secret)))
+    }
+}

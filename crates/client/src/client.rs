@@ -11,7 +11,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use wharf_types::{Digest, ErrorResponse, Manifest, MediaType, Reference, TagOrDigest};
 
-use crate::auth::{Challenge, Credentials, parse_challenge};
+use crate::auth::{Challenge, Credentials, DockerConfig, parse_challenge};
 use crate::error::{Error, Result};
 
 /// Every manifest type the client accepts, for `Accept`.
@@ -26,6 +26,7 @@ pub struct ClientBuilder {
     user_agent: String,
     retries: u32,
     backoff: Duration,
+    docker: Option<DockerConfig>,
 }
 
 impl Default for ClientBuilder {
@@ -37,6 +38,7 @@ impl Default for ClientBuilder {
             user_agent: format!("wharf-client/{}", env!("CARGO_PKG_VERSION")),
             retries: 3,
             backoff: Duration::from_millis(200),
+            docker: None,
         }
     }
 }
@@ -75,6 +77,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Falls back to a docker `config.json` (see [`DockerConfig::load`]) for hosts without
+    /// explicit credentials.
+    #[must_use]
+    pub fn with_docker_config(mut self, config: DockerConfig) -> Self {
+        self.docker = Some(config);
+        self
+    }
+
     /// How many times a retryable failure is retried (default 3), and the first backoff
     /// (default 200 ms, doubling up to 30 s).
     #[must_use]
@@ -107,6 +117,8 @@ impl ClientBuilder {
             basic_hosts: Mutex::new(HashSet::new()),
             retries: self.retries,
             backoff: self.backoff,
+            docker: self.docker,
+            looked_up: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -123,6 +135,9 @@ pub struct Client {
     basic_hosts: Mutex<HashSet<String>>,
     retries: u32,
     backoff: Duration,
+    docker: Option<DockerConfig>,
+    /// Credentials found in the docker config, by host.
+    looked_up: Mutex<HashMap<String, Credentials>>,
 }
 
 /// A token endpoint's answer (`token`, or OAuth2's `access_token`).
@@ -162,7 +177,7 @@ impl Client {
         make: impl Fn() -> RequestBuilder,
     ) -> Result<Response> {
         let host = reference.api_host().to_owned();
-        let credentials = self.credentials.get(&host).cloned().unwrap_or_default();
+        let credentials = self.credentials_for(&host)?;
         let cached = self.tokens.lock().expect("lock").get(&(host.clone(), scope.to_owned())).cloned();
         let preset = match (&cached, &credentials) {
             (Some(token), _) => Some(format!("Bearer {}", token.expose())),
@@ -202,6 +217,20 @@ impl Client {
             }
         };
         self.execute(&make, Some(&header)).await
+    }
+
+    /// The host's explicit credentials, else what the docker config holds for it.
+    fn credentials_for(&self, host: &str) -> Result<Credentials> {
+        if let Some(c) = self.credentials.get(host) {
+            return Ok(c.clone());
+        }
+        let Some(docker) = &self.docker else { return Ok(Credentials::Anonymous) };
+        if let Some(c) = self.looked_up.lock().expect("lock").get(host) {
+            return Ok(c.clone());
+        }
+        let found = docker.credentials_for(host)?.unwrap_or_default();
+        self.looked_up.lock().expect("lock").insert(host.to_owned(), found.clone());
+        Ok(found)
     }
 
     /// Sends a request, retrying what is safe to retry: any request answered 429 (it was not

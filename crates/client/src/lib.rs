@@ -35,7 +35,7 @@ mod error;
 #[cfg(feature = "wasm")]
 mod wasm;
 
-pub use auth::{Credentials, Secret};
+pub use auth::{Credentials, DockerConfig, Secret};
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, Result};
 #[cfg(feature = "wasm")]

@@ -313,3 +313,92 @@ async fn basic_auth_is_sent_up_front_once_asked() {
     let anonymous = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
     assert!(matches!(anonymous.ping(&reference).await, Err(Error::Unauthorized { .. })));
 }
+
+mod docker_config {
+    use super::*;
+    use wharf_client::DockerConfig;
+
+    #[test]
+    fn auths_entries() {
+        // "user:pw" and explicit username/password; Docker Hub under its legacy key.
+        let config = DockerConfig::from_json(
+            r#"{"auths":{"registry.example.com":{"auth":"dXNlcjpwdw=="},
+                "https://other.example.com":{"username":"u2","password":"p2"},
+                "https://index.docker.io/v1/":{"auth":"aHViOnNlY3JldA=="},
+                "oauth.example.com":{"identitytoken":"refresh"}}}"#,
+        )
+        .expect("parse");
+        assert_eq!(
+            config.credentials_for("registry.example.com").expect("ok"),
+            Some(Credentials::basic("user", "pw"))
+        );
+        assert_eq!(
+            config.credentials_for("other.example.com").expect("ok"),
+            Some(Credentials::basic("u2", "p2"))
+        );
+        assert_eq!(
+            config.credentials_for("registry-1.docker.io").expect("ok"),
+            Some(Credentials::basic("hub", "secret"))
+        );
+        assert_eq!(config.credentials_for("unknown.example.com").expect("ok"), None);
+        assert!(
+            config.credentials_for("oauth.example.com").is_err(),
+            "identity tokens are reported, not misused"
+        );
+        assert!(!format!("{config:?}").contains("dXNlcjpwdw"), "Debug shows no secret");
+        assert!(DockerConfig::from_json("not json").is_err());
+    }
+
+    #[test]
+    fn credential_helpers() {
+        let dir = std::env::temp_dir().join(format!("wharf-helper-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let script = dir.join("docker-credential-wharftest");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nread host\nif [ \"$host\" = helped.example.com ]; then echo '{\"ServerURL\":\"x\",\"Username\":\"helper-user\",\"Secret\":\"helper-secret\"}'; else echo 'credentials not found' >&2; exit 1; fi\n",
+        )
+        .expect("script");
+        std::process::Command::new("chmod")
+            .args(["+x", script.to_str().expect("utf-8")])
+            .status()
+            .expect("chmod");
+        let config = DockerConfig::from_json(
+            r#"{"credHelpers":{"helped.example.com":"wharftest"},"credsStore":"wharftest"}"#,
+        )
+        .expect("parse")
+        .with_helper_path(dir.as_os_str().to_owned());
+        assert_eq!(
+            config.credentials_for("helped.example.com").expect("ok"),
+            Some(Credentials::basic("helper-user", "helper-secret"))
+        );
+        assert_eq!(config.credentials_for("elsewhere.example.com").expect("ok"), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn the_client_uses_docker_config_credentials() {
+        let app = Router::new().route(
+            "/v2/",
+            get(|headers: HeaderMap| async move {
+                if headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Basic dXNlcjpwdw==") {
+                    (StatusCode::OK, "{}").into_response()
+                } else {
+                    (StatusCode::UNAUTHORIZED, [("www-authenticate", "Basic realm=\"r\"")], "")
+                        .into_response()
+                }
+            }),
+        );
+        let host = serve(app).await;
+        let config =
+            DockerConfig::from_json(&format!(r#"{{"auths":{{"{host}":{{"auth":"dXNlcjpwdw=="}}}}}}"#))
+                .expect("parse");
+        let client = ClientBuilder::new()
+            .with_insecure_host(&host)
+            .with_docker_config(config)
+            .build()
+            .expect("client");
+        let reference: Reference = format!("{host}/a:b").parse().expect("reference");
+        client.ping(&reference).await.expect("authenticated from config.json");
+    }
+}
