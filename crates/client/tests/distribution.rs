@@ -1,0 +1,138 @@
+//! Interop with CNCF distribution (Debian's `docker-registry` 2.8.2), plain and with htpasswd
+//! Basic auth: push, pull, mount, tags, delete, Wasm push/pull.
+//!
+//! Skipped when `docker-registry` is not installed, unless `WHARF_REQUIRE_ALL=1` (then a
+//! failure); `.ci/run` installs it.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use wharf_client::{Client, ClientBuilder, Credentials, Layout};
+use wharf_types::{Descriptor, ImageManifest, Manifest, MediaType, Reference};
+
+struct Distribution {
+    child: Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn binary() -> Option<&'static str> {
+    let path = "/usr/bin/docker-registry";
+    if std::path::Path::new(path).exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
+        "docker-registry is not installed and WHARF_REQUIRE_ALL=1 (.ci/run installs it)"
+    );
+    eprintln!(
+        "SKIPPED distribution interop: docker-registry is not installed (apt-get install docker-registry)"
+    );
+    None
+}
+
+async fn start(htpasswd: Option<(&str, &str)>) -> Option<Distribution> {
+    let bin = binary()?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let auth = match htpasswd {
+        Some((user, password)) => {
+            let hash = bcrypt::hash(password, 5).expect("bcrypt");
+            std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n")).expect("htpasswd");
+            format!(
+                "auth:\n  htpasswd:\n    realm: wharf-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            )
+        }
+        None => String::new(),
+    };
+    let config = format!(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+        dir.path().join("data").display()
+    );
+    let config_path = dir.path().join("config.yml");
+    std::fs::write(&config_path, config).expect("config");
+    let child = Command::new(bin)
+        .args(["serve", config_path.to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn docker-registry");
+    let registry = Distribution { child, host: format!("127.0.0.1:{port}"), _dir: dir };
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(&registry.host).await.is_ok() {
+            return Some(registry);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("docker-registry did not start");
+}
+
+async fn exercise(client: &Client, host: &str) {
+    let reference: Reference = format!("{host}/wharf/app:v1").parse().expect("reference");
+    client.ping(&reference).await.expect("ping");
+    let layer = Bytes::from(vec![42u8; 3 * 1024 * 1024]);
+    let config = Bytes::from_static(
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+    );
+    let l = client.push_blob(&reference, layer.clone()).await.expect("push layer");
+    let c = client.push_blob(&reference, config.clone()).await.expect("push config");
+    let image = ImageManifest::new(
+        Descriptor::new(MediaType::OCI_CONFIG, c, config.len() as u64),
+        vec![Descriptor::new(MediaType::OCI_LAYER_TAR_GZIP, l.clone(), layer.len() as u64)],
+    );
+    let manifest = Manifest::from_bytes(serde_json::to_vec(&image).expect("json"), None).expect("manifest");
+    client.push_manifest(&reference, &manifest).await.expect("push manifest");
+    let pulled = client.pull_manifest(&reference).await.expect("pull manifest");
+    assert_eq!(pulled.bytes(), manifest.bytes());
+    let mut out = Vec::new();
+    client.pull_blob(&reference, &l, &mut out).await.expect("pull blob");
+    assert_eq!(out, layer.as_ref());
+    // Mount into another repository.
+    let other: Reference = format!("{host}/wharf/other:v1").parse().expect("reference");
+    assert!(client.mount_blob(&other, &l, reference.repository()).await.expect("mount"));
+    assert!(client.blob_exists(&other, &l).await.expect("exists"));
+    // Tags and delete.
+    let second: Reference = format!("{host}/wharf/app:v2").parse().expect("reference");
+    client.push_manifest(&second, &manifest).await.expect("tag v2");
+    assert_eq!(client.tags(&reference).await.expect("tags"), ["v1", "v2"]);
+    client.delete_manifest(&reference.clone().with_digest(manifest.digest().clone())).await.expect("delete");
+    assert!(client.pull_manifest(&reference).await.is_err());
+    // The article's flow: a wasm-to-oci artifact, byte-exact both ways.
+    let module = Bytes::from(
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/hello.wasm"))
+            .expect("fixture"),
+    );
+    let wasm: Reference = format!("{host}/webassembly/helloworld:v1").parse().expect("reference");
+    client.push_wasm(&wasm, module.clone(), Layout::WasmToOci, "helloworld.wasm").await.expect("push wasm");
+    assert_eq!(client.pull_wasm(&wasm).await.expect("pull wasm").module, module);
+}
+
+#[tokio::test]
+async fn against_distribution_plain() {
+    let Some(registry) = start(None).await else { return };
+    let client = ClientBuilder::new().with_insecure_host(&registry.host).build().expect("client");
+    exercise(&client, &registry.host).await;
+}
+
+#[tokio::test]
+async fn against_distribution_with_basic_auth() {
+    let Some(registry) = start(Some(("wharf", "s3cret"))).await else { return };
+    let anonymous = ClientBuilder::new().with_insecure_host(&registry.host).build().expect("client");
+    let reference: Reference = format!("{}/wharf/app:v1", registry.host).parse().expect("reference");
+    assert!(anonymous.ping(&reference).await.is_err(), "anonymous access must be refused");
+    let client = ClientBuilder::new()
+        .with_insecure_host(&registry.host)
+        .with_credentials(&registry.host, Credentials::basic("wharf", "s3cret"))
+        .build()
+        .expect("client");
+    exercise(&client, &registry.host).await;
+}
