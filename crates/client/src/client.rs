@@ -157,6 +157,14 @@ impl Client {
         ClientBuilder::new().build()
     }
 
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn base_url(&self, reference: &Reference) -> String {
+        self.base(reference)
+    }
+
     fn base(&self, reference: &Reference) -> String {
         let host = reference.api_host();
         let scheme = if self.insecure.contains(host) { "http" } else { "https" };
@@ -170,7 +178,7 @@ impl Client {
     /// Sends a request made by `make` (called again for a retry), answering a 401 challenge
     /// once: Basic with the host's credentials, or a bearer token for `scope` from the
     /// challenge's realm (cached per host and scope).
-    async fn send(
+    pub(crate) async fn send(
         &self,
         reference: &Reference,
         scope: &str,
@@ -237,15 +245,17 @@ impl Client {
     /// processed), and idempotent ones (GET, HEAD, PUT, DELETE) after a connection failure or
     /// a 502/503/504; waiting `Retry-After` when given, else an exponential backoff.
     async fn execute(&self, make: &impl Fn() -> RequestBuilder, auth: Option<&str>) -> Result<Response> {
+        let mut builder = make();
+        if let Some(auth) = auth {
+            builder = builder.header(AUTHORIZATION, auth);
+        }
+        let mut request = builder.build()?;
+        let idempotent =
+            matches!(*request.method(), Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
         let mut attempt = 0u32;
         loop {
-            let mut builder = make();
-            if let Some(auth) = auth {
-                builder = builder.header(AUTHORIZATION, auth);
-            }
-            let request = builder.build()?;
-            let idempotent =
-                matches!(*request.method(), Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
+            // A streamed body cannot be sent twice: such a request is never retried.
+            let again = request.try_clone();
             let result = self.http.execute(request).await;
             let delay = match &result {
                 Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
@@ -257,10 +267,11 @@ impl Client {
                 Err(e) if idempotent && (e.is_connect() || e.is_timeout()) => Some(self.backoff(attempt)),
                 _ => None,
             };
-            match delay {
-                Some(delay) if attempt < self.retries => {
+            match (delay, again) {
+                (Some(delay), Some(next)) if attempt < self.retries => {
                     tokio::time::sleep(delay).await;
                     attempt += 1;
+                    request = next;
                 }
                 _ => return Ok(result?),
             }
@@ -374,9 +385,7 @@ impl Client {
         digest: &Digest,
         out: &mut (impl AsyncWrite + Unpin),
     ) -> Result<u64> {
-        let url = self.repo_url(reference, &format!("blobs/{digest}"));
-        let response = self.send(reference, &scope(reference, false), || self.http.get(&url)).await?;
-        let response = expect(response, &[StatusCode::OK]).await?;
+        let response = self.get_blob_response(reference, digest).await?;
         let mut digester = digest.digester();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -393,6 +402,13 @@ impl Client {
             other => Error::Types(other),
         })?;
         Ok(len)
+    }
+
+    /// The `GET` of a blob, answered 200 (redirects followed).
+    pub(crate) async fn get_blob_response(&self, reference: &Reference, digest: &Digest) -> Result<Response> {
+        let url = self.repo_url(reference, &format!("blobs/{digest}"));
+        let response = self.send(reference, &scope(reference, false), || self.http.get(&url)).await?;
+        expect(response, &[StatusCode::OK]).await
     }
 
     /// Pushes a blob held in memory (skipped when the registry has it): one `POST ?digest=`,
@@ -517,7 +533,7 @@ fn retry_after(response: &Response) -> Option<Duration> {
     Some(Duration::from_secs(secs.min(30)))
 }
 
-fn location(response: &Response) -> Result<Url> {
+pub(crate) fn location(response: &Response) -> Result<Url> {
     let value = response
         .headers()
         .get(LOCATION)
@@ -526,7 +542,7 @@ fn location(response: &Response) -> Result<Url> {
     response.url().join(value).map_err(|e| Error::InvalidResponse(format!("Location `{value}`: {e}")))
 }
 
-fn with_digest(location: &Url, digest: &Digest) -> Url {
+pub(crate) fn with_digest(location: &Url, digest: &Digest) -> Url {
     let mut url = location.clone();
     url.query_pairs_mut().append_pair("digest", digest.as_str());
     url
@@ -546,7 +562,7 @@ async fn read_limited(response: Response, limit: usize) -> Result<Bytes> {
 }
 
 /// The response if its status is one of `ok`; otherwise the registry's error.
-async fn expect(response: Response, ok: &[StatusCode]) -> Result<Response> {
+pub(crate) async fn expect(response: Response, ok: &[StatusCode]) -> Result<Response> {
     if ok.contains(&response.status()) {
         return Ok(response);
     }

@@ -31,6 +31,7 @@
 
 mod auth;
 mod client;
+mod copy;
 mod error;
 #[cfg(feature = "wasm")]
 mod wasm;

@@ -136,3 +136,31 @@ async fn against_distribution_with_basic_auth() {
         .expect("client");
     exercise(&client, &registry.host).await;
 }
+
+#[tokio::test]
+async fn copy_between_wharf_and_distribution() {
+    let Some(distribution) = start(None).await else { return };
+    let registry = wharf_server::Registry::new(std::sync::Arc::new(wharf_store::MemoryStore::new()));
+    let server =
+        wharf_server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
+    let wharf = server.local_addr().to_string();
+    let _handle = server.spawn();
+    let client = ClientBuilder::new()
+        .with_insecure_host(&wharf)
+        .with_insecure_host(&distribution.host)
+        .build()
+        .expect("client");
+    let module = Bytes::from(
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/hello.wasm"))
+            .expect("fixture"),
+    );
+    let src: Reference = format!("{wharf}/webassembly/helloworld:v1").parse().expect("reference");
+    let pushed =
+        client.push_wasm(&src, module.clone(), Layout::CncfV0, "helloworld.wasm").await.expect("push");
+    let there: Reference =
+        format!("{}/webassembly/helloworld:v1", distribution.host).parse().expect("reference");
+    assert_eq!(&client.copy(&src, &there).await.expect("to distribution"), pushed.digest());
+    let back: Reference = format!("{wharf}/webassembly/back:v1").parse().expect("reference");
+    assert_eq!(&client.copy(&there, &back).await.expect("back to wharf"), pushed.digest());
+    assert_eq!(client.pull_wasm(&back).await.expect("pull").module, module);
+}

@@ -402,3 +402,55 @@ mod docker_config {
         client.ping(&reference).await.expect("authenticated from config.json");
     }
 }
+
+#[tokio::test]
+async fn copy_between_registries_and_within_one() {
+    let (a, _) = wharf().await;
+    let (b, _) = wharf().await;
+    let client = ClientBuilder::new().with_insecure_host(&a).with_insecure_host(&b).build().expect("client");
+    let src: Reference = format!("{a}/library/app:v1").parse().expect("reference");
+    // An index of two images sharing a 2 MiB layer.
+    let shared = Bytes::from(vec![7u8; 2 * 1024 * 1024]);
+    let l = client.push_blob(&src, shared.clone()).await.expect("layer");
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let config = Bytes::from(format!(
+            r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        ));
+        let c = client.push_blob(&src, config.clone()).await.expect("config");
+        let image = ImageManifest::new(
+            Descriptor::new(MediaType::OCI_CONFIG, c, config.len() as u64),
+            vec![Descriptor::new(MediaType::OCI_LAYER_TAR_GZIP, l.clone(), shared.len() as u64)],
+        );
+        let manifest =
+            Manifest::from_bytes(serde_json::to_vec(&image).expect("json"), None).expect("manifest");
+        client
+            .push_manifest(&src.clone().with_digest(manifest.digest().clone()), &manifest)
+            .await
+            .expect("child");
+        children.push(
+            Descriptor::new(MediaType::OCI_MANIFEST, manifest.digest().clone(), manifest.size())
+                .with_platform(wharf_types::Platform::new("linux", arch)),
+        );
+    }
+    let index = Manifest::from_bytes(
+        serde_json::to_vec(&wharf_types::ImageIndex::new(children)).expect("json"),
+        None,
+    )
+    .expect("index");
+    client.push_manifest(&src, &index).await.expect("index");
+
+    // To another registry: every digest preserved.
+    let dst: Reference = format!("{b}/mirror/app:v1").parse().expect("reference");
+    assert_eq!(&client.copy(&src, &dst).await.expect("copy"), index.digest());
+    let copied = client.pull_manifest(&dst).await.expect("pull copy");
+    assert_eq!(copied.bytes(), index.bytes());
+    let mut out = Vec::new();
+    client.pull_blob(&dst, &l, &mut out).await.expect("layer copied");
+    assert_eq!(out.len(), shared.len());
+    // Within one registry (blobs mounted), and again (everything already there).
+    let same: Reference = format!("{a}/other/app:v2").parse().expect("reference");
+    client.copy(&src, &same).await.expect("copy within");
+    client.copy(&src, &same).await.expect("copy again");
+    assert_eq!(client.pull_manifest(&same).await.expect("pull").digest(), index.digest());
+}
