@@ -466,6 +466,15 @@ impl Client {
 
     /// Pushes a manifest to the reference's tag (or digest); returns its digest.
     pub async fn push_manifest(&self, reference: &Reference, manifest: &Manifest) -> Result<Digest> {
+        self.push_manifest_with_headers(reference, manifest).await.map(|(d, _)| d)
+    }
+
+    /// [`push_manifest`](Self::push_manifest), with the response headers (`OCI-Subject`, …).
+    pub(crate) async fn push_manifest_with_headers(
+        &self,
+        reference: &Reference,
+        manifest: &Manifest,
+    ) -> Result<(Digest, reqwest::header::HeaderMap)> {
         let url = self.repo_url(reference, &format!("manifests/{}", reference.target()));
         let bytes = manifest.bytes().clone();
         let media_type = manifest.media_type().essence().to_owned();
@@ -474,8 +483,8 @@ impl Client {
                 self.http.put(&url).header(CONTENT_TYPE, media_type.as_str()).body(bytes.clone())
             })
             .await?;
-        expect(response, &[StatusCode::CREATED]).await?;
-        Ok(manifest.digest().clone())
+        let response = expect(response, &[StatusCode::CREATED]).await?;
+        Ok((manifest.digest().clone(), response.headers().clone()))
     }
 
     /// Every tag of the repository, following `Link` pagination.
@@ -485,29 +494,32 @@ impl Client {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let mut url = Url::parse(&self.repo_url(reference, "tags/list"))
-            .map_err(|e| Error::InvalidResponse(e.to_string()))?;
+        let url = self.repo_url(reference, "tags/list");
+        self.paginate(reference, &scope(reference, false), &url, |page: TagList| {
+            page.tags.unwrap_or_default()
+        })
+        .await
+    }
+
+    /// Follows `Link: <…>; rel="next"` from `start`, collecting what `names` takes from each
+    /// page.
+    pub(crate) async fn paginate<T: serde::de::DeserializeOwned>(
+        &self,
+        reference: &Reference,
+        scope: &str,
+        start: &str,
+        names: impl Fn(T) -> Vec<String>,
+    ) -> Result<Vec<String>> {
+        let mut url = Url::parse(start).map_err(|e| Error::InvalidResponse(e.to_string()))?;
         let mut out = Vec::new();
         loop {
             let current = url.clone();
-            let response =
-                self.send(reference, &scope(reference, false), || self.http.get(current.clone())).await?;
+            let response = self.send(reference, scope, || self.http.get(current.clone())).await?;
             let response = expect(response, &[StatusCode::OK]).await?;
-            let next = response
-                .headers()
-                .get(LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| l.split(';').next())
-                .map(|l| l.trim().trim_start_matches('<').trim_end_matches('>').to_owned());
-            let list: TagList = response.json().await?;
-            out.extend(list.tags.unwrap_or_default());
-            match next {
-                Some(next) => {
-                    url =
-                        url.join(&next).map_err(|e| Error::InvalidResponse(format!("Link `{next}`: {e}")))?;
-                }
-                None => return Ok(out),
-            }
+            let next = next_link(&response);
+            out.extend(names(response.json().await?));
+            let Some(next) = next else { return Ok(out) };
+            url = url.join(&next).map_err(|e| Error::InvalidResponse(format!("Link `{next}`: {e}")))?;
         }
     }
 
@@ -531,6 +543,13 @@ fn retry_after(response: &Response) -> Option<Duration> {
     let secs: u64 =
         response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(secs.min(30)))
+}
+
+/// The target of a `Link: <…>; rel="next"` header.
+pub(crate) fn next_link(response: &Response) -> Option<String> {
+    let link = response.headers().get(LINK)?.to_str().ok()?;
+    let target = link.split(';').next()?;
+    Some(target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
 }
 
 pub(crate) fn location(response: &Response) -> Result<Url> {

@@ -32,6 +32,7 @@
 mod auth;
 mod client;
 mod copy;
+mod discovery;
 mod error;
 #[cfg(feature = "wasm")]
 mod wasm;

@@ -11,6 +11,8 @@ use bytes::Bytes;
 use wharf_client::{Client, ClientBuilder, Credentials, Layout};
 use wharf_types::{Descriptor, ImageManifest, Manifest, MediaType, Reference};
 
+mod support;
+
 struct Distribution {
     child: Child,
     host: String,
@@ -163,4 +165,12 @@ async fn copy_between_wharf_and_distribution() {
     let back: Reference = format!("{wharf}/webassembly/back:v1").parse().expect("reference");
     assert_eq!(&client.copy(&there, &back).await.expect("back to wharf"), pushed.digest());
     assert_eq!(client.pull_wasm(&back).await.expect("pull").module, module);
+}
+
+#[tokio::test]
+async fn referrers_through_the_fallback_tag_on_distribution() {
+    // distribution 2.8.2 has no referrers API: the client keeps the `sha256-<hex>` index.
+    let Some(registry) = start(None).await else { return };
+    let client = ClientBuilder::new().with_insecure_host(&registry.host).build().expect("client");
+    support::referrers_round_trip(&client, &registry.host).await;
 }

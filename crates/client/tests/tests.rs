@@ -12,6 +12,8 @@ use bytes::Bytes;
 use wharf_client::{Client, ClientBuilder, Credentials, Error};
 use wharf_types::{Descriptor, Digest, ImageManifest, Manifest, MediaType, Reference};
 
+mod support;
+
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -453,4 +455,46 @@ async fn copy_between_registries_and_within_one() {
     client.copy(&src, &same).await.expect("copy within");
     client.copy(&src, &same).await.expect("copy again");
     assert_eq!(client.pull_manifest(&same).await.expect("pull").digest(), index.digest());
+}
+
+#[tokio::test]
+async fn referrers_catalog_and_platforms() {
+    let (host, client) = wharf().await;
+    support::referrers_round_trip(&client, &host).await;
+    let registry: Reference = format!("{host}/any:x").parse().expect("reference");
+    assert_eq!(client.catalog(&registry).await.expect("catalog"), ["signed/app"]);
+    // A platform picked from an index.
+    let reference: Reference = format!("{host}/multi/app:v1").parse().expect("reference");
+    let c = client.push_blob(&reference, Bytes::from_static(b"{}")).await.expect("config");
+    let mut children = Vec::new();
+    let mut digests = Vec::new();
+    for (os, arch) in [("linux", "amd64"), ("wasi", "wasm")] {
+        let mut image = ImageManifest::new(Descriptor::new(MediaType::OCI_CONFIG, c.clone(), 2), vec![]);
+        image.annotations = Some([("platform".to_owned(), format!("{os}/{arch}"))].into_iter().collect());
+        let m = Manifest::from_bytes(serde_json::to_vec(&image).expect("json"), None).expect("m");
+        client.push_manifest(&reference.clone().with_digest(m.digest().clone()), &m).await.expect("child");
+        children.push(
+            Descriptor::new(MediaType::OCI_MANIFEST, m.digest().clone(), m.size())
+                .with_platform(wharf_types::Platform::new(os, arch)),
+        );
+        digests.push(m.digest().clone());
+    }
+    let index = Manifest::from_bytes(
+        serde_json::to_vec(&wharf_types::ImageIndex::new(children)).expect("json"),
+        None,
+    )
+    .expect("index");
+    client.push_manifest(&reference, &index).await.expect("index");
+    let wasm = client
+        .pull_for_platform(&reference, &wharf_types::Platform::new("WASI", "wasm"))
+        .await
+        .expect("wasi");
+    assert_eq!(wasm.digest(), &digests[1]);
+    let host_pick = client.pull_for_platform(&reference, &Client::host_platform()).await;
+    if Client::host_platform().is("linux", "amd64") {
+        assert_eq!(host_pick.expect("amd64").digest(), &digests[0]);
+    }
+    assert!(
+        client.pull_for_platform(&reference, &wharf_types::Platform::new("plan9", "mips")).await.is_err()
+    );
 }
