@@ -27,6 +27,7 @@ pub struct ClientBuilder {
     retries: u32,
     backoff: Duration,
     docker: Option<DockerConfig>,
+    progress: Option<Progress>,
 }
 
 impl Default for ClientBuilder {
@@ -39,6 +40,7 @@ impl Default for ClientBuilder {
             retries: 3,
             backoff: Duration::from_millis(200),
             docker: None,
+            progress: None,
         }
     }
 }
@@ -85,6 +87,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Calls `progress` as blobs transfer (digest, bytes done, total when known).
+    #[must_use]
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
     /// How many times a retryable failure is retried (default 3), and the first backoff
     /// (default 200 ms, doubling up to 30 s).
     #[must_use]
@@ -119,6 +128,7 @@ impl ClientBuilder {
             backoff: self.backoff,
             docker: self.docker,
             looked_up: Mutex::new(HashMap::new()),
+            progress: self.progress,
         })
     }
 }
@@ -138,6 +148,27 @@ pub struct Client {
     docker: Option<DockerConfig>,
     /// Credentials found in the docker config, by host.
     looked_up: Mutex<HashMap<String, Credentials>>,
+    progress: Option<Progress>,
+}
+
+/// A progress hook: called with a blob's digest, the bytes done, and the total when known.
+#[derive(Clone)]
+pub struct Progress(std::sync::Arc<ProgressFn>);
+
+/// The function inside a [`Progress`].
+type ProgressFn = dyn Fn(&Digest, u64, Option<u64>) + Send + Sync;
+
+impl Progress {
+    /// A hook calling `f`.
+    pub fn new(f: impl Fn(&Digest, u64, Option<u64>) + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 /// A token endpoint's answer (`token`, or OAuth2's `access_token`).
@@ -264,7 +295,9 @@ impl Client {
                 Ok(r) if idempotent && matches!(r.status().as_u16(), 502..=504) => {
                     Some(retry_after(r).unwrap_or(self.backoff(attempt)))
                 }
-                Err(e) if idempotent && (e.is_connect() || e.is_timeout()) => Some(self.backoff(attempt)),
+                Err(e) if idempotent && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                    Some(self.backoff(attempt))
+                }
                 _ => None,
             };
             match (delay, again) {
@@ -385,13 +418,41 @@ impl Client {
         digest: &Digest,
         out: &mut (impl AsyncWrite + Unpin),
     ) -> Result<u64> {
-        let response = self.get_blob_response(reference, digest).await?;
+        let mut response = self.get_blob_response(reference, digest, 0).await?;
+        let total = response.content_length();
         let mut digester = digest.digester();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            digester.update(&chunk);
-            out.write_all(&chunk).await.map_err(Error::Io)?;
+        let mut resumed = 0u32;
+        loop {
+            // Bytes a registry that ignored our `Range` sends again, to skip.
+            let mut skip = if response.status() == StatusCode::OK { digester.len() } else { 0 };
+            let mut stream = response.bytes_stream();
+            let mut dropped = None;
+            while let Some(chunk) = stream.next().await {
+                let mut chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        dropped = Some(e);
+                        break;
+                    }
+                };
+                if skip > 0 {
+                    let n = usize::try_from(skip.min(chunk.len() as u64)).unwrap_or(chunk.len());
+                    chunk = chunk.slice(n..);
+                    skip -= n as u64;
+                }
+                digester.update(&chunk);
+                out.write_all(&chunk).await.map_err(Error::Io)?;
+                self.report(digest, digester.len(), total);
+            }
+            match dropped {
+                None => break,
+                // The connection dropped mid-blob: ask for the rest with `Range`.
+                Some(_) if resumed < self.retries => {
+                    resumed += 1;
+                    response = self.get_blob_response(reference, digest, digester.len()).await?;
+                }
+                Some(e) => return Err(e.into()),
+            }
         }
         out.flush().await.map_err(Error::Io)?;
         let len = digester.len();
@@ -404,11 +465,31 @@ impl Client {
         Ok(len)
     }
 
-    /// The `GET` of a blob, answered 200 (redirects followed).
-    pub(crate) async fn get_blob_response(&self, reference: &Reference, digest: &Digest) -> Result<Response> {
+    fn report(&self, digest: &Digest, done: u64, total: Option<u64>) {
+        if let Some(progress) = &self.progress {
+            (progress.0)(digest, done, total);
+        }
+    }
+
+    /// The `GET` of a blob from byte `from` on (redirects followed): 200, or 206 for a range.
+    pub(crate) async fn get_blob_response(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        from: u64,
+    ) -> Result<Response> {
         let url = self.repo_url(reference, &format!("blobs/{digest}"));
-        let response = self.send(reference, &scope(reference, false), || self.http.get(&url)).await?;
-        expect(response, &[StatusCode::OK]).await
+        let response = self
+            .send(reference, &scope(reference, false), || {
+                let request = self.http.get(&url);
+                if from > 0 {
+                    request.header(reqwest::header::RANGE, format!("bytes={from}-"))
+                } else {
+                    request
+                }
+            })
+            .await?;
+        expect(response, &[StatusCode::OK, StatusCode::PARTIAL_CONTENT]).await
     }
 
     /// Pushes a blob held in memory (skipped when the registry has it): one `POST ?digest=`,
@@ -426,6 +507,7 @@ impl Client {
             })
             .await?;
         if response.status() == StatusCode::CREATED {
+            self.report(&digest, data.len() as u64, Some(data.len() as u64));
             return Ok(digest);
         }
         let response = expect(response, &[StatusCode::ACCEPTED]).await?;
@@ -437,6 +519,7 @@ impl Client {
             })
             .await?;
         expect(response, &[StatusCode::CREATED]).await?;
+        self.report(&digest, data.len() as u64, Some(data.len() as u64));
         Ok(digest)
     }
 

@@ -22,7 +22,7 @@ impl Client {
         if src.api_host() == dst.api_host() && self.mount_blob(dst, digest, src.repository()).await? {
             return Ok(());
         }
-        let source = self.get_blob_response(src, digest).await?;
+        let source = self.get_blob_response(src, digest, 0).await?;
         let stream = source.bytes_stream().map_err(std::io::Error::other);
         self.push_blob_stream(dst, digest, reqwest::Body::wrap_stream(stream)).await
     }

@@ -38,7 +38,7 @@ mod error;
 mod wasm;
 
 pub use auth::{Credentials, DockerConfig, Secret};
-pub use client::{Client, ClientBuilder};
+pub use client::{Client, ClientBuilder, Progress};
 pub use error::{Error, Result};
 #[cfg(feature = "wasm")]
 pub use wasm::{Layout, PulledWasm};

@@ -498,3 +498,63 @@ async fn referrers_catalog_and_platforms() {
         client.pull_for_platform(&reference, &wharf_types::Platform::new("plan9", "mips")).await.is_err()
     );
 }
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_with_range_and_progress_is_reported() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let blob: Bytes = (0..200_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+    let digest = Digest::sha256(&blob);
+    // A raw HTTP/1.1 server: the first answer announces the whole blob, sends half and
+    // closes the connection; later ones honour `Range`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let host = listener.local_addr().expect("addr").to_string();
+    let served = blob.clone();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let mut request = vec![0u8; 8192];
+            let n = socket.read(&mut request).await.unwrap_or(0);
+            let text = String::from_utf8_lossy(&request[..n]).to_ascii_lowercase();
+            let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+            let from = text
+                .lines()
+                .find_map(|l| l.strip_prefix("range: bytes="))
+                .and_then(|r| r.trim().trim_end_matches('-').parse::<usize>().ok());
+            if first {
+                let head = "HTTP/1.1 200 OK\r\ncontent-length: 200000\r\ncontent-type: application/octet-stream\r\n\r\n";
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&served[..100_000]).await;
+                let _ = socket.shutdown().await;
+                continue;
+            }
+            let from = from.unwrap_or(0);
+            let rest = &served[from..];
+            let head = format!(
+                "HTTP/1.1 206 Partial Content\r\ncontent-length: {}\r\ncontent-range: bytes {from}-199999/200000\r\n\r\n",
+                rest.len()
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(rest).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let client = ClientBuilder::new()
+        .with_insecure_host(&host)
+        .with_progress(wharf_client::Progress::new(move |_, done, total| {
+            log.lock().expect("lock").push((done, total))
+        }))
+        .build()
+        .expect("client");
+    let reference: Reference = format!("{host}/a/b:v1").parse().expect("reference");
+    let mut out = Vec::new();
+    assert_eq!(client.pull_blob(&reference, &digest, &mut out).await.expect("resumed"), 200_000);
+    assert_eq!(out, blob.as_ref());
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.last(), Some(&(200_000, Some(200_000))));
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "progress only grows");
+}
