@@ -545,7 +545,7 @@ async fn a_dropped_connection_resumes_with_range_and_progress_is_reported() {
     let client = ClientBuilder::new()
         .with_insecure_host(&host)
         .with_progress(wharf_client::Progress::new(move |_, done, total| {
-            log.lock().expect("lock").push((done, total))
+            log.lock().expect("lock").push((done, total));
         }))
         .build()
         .expect("client");
