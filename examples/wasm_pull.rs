@@ -8,13 +8,16 @@
 use wharf::client::ClientBuilder;
 use wharf::types::Reference;
 
+#[path = "support/progress.rs"]
+mod progress;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: wasm_pull <registry/repository:tag> -o <out.wasm> [--insecure]";
     let out = args.iter().position(|a| a == "-o").and_then(|i| args.get(i + 1)).ok_or(usage)?;
     let reference: Reference = args.first().filter(|a| !a.starts_with('-')).ok_or(usage)?.parse()?;
-    let mut builder = ClientBuilder::new();
+    let mut builder = ClientBuilder::new().with_progress(progress::bars());
     if args.iter().any(|a| a == "--insecure") {
         builder = builder.with_insecure_host(reference.api_host());
     }

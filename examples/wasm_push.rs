@@ -9,6 +9,9 @@
 use wharf::client::{ClientBuilder, Layout};
 use wharf::types::Reference;
 
+#[path = "support/progress.rs"]
+mod progress;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,7 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let reference: Reference = reference.parse()?;
     let layout = if args.iter().any(|a| a == "cncf") { Layout::CncfV0 } else { Layout::WasmToOci };
-    let mut builder = ClientBuilder::new();
+    let mut builder = ClientBuilder::new().with_progress(progress::bars());
     if args.iter().any(|a| a == "--insecure") {
         builder = builder.with_insecure_host(reference.api_host());
     }

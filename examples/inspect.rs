@@ -1,0 +1,52 @@
+//! Inspect any image in any registry: its manifest, the platforms of an index, and the Wasm
+//! classification (with the evidence and Harbor 2.6's view).
+//!
+//! ```text
+//! cargo run --example inspect -- localhost:5000/webassembly/helloworld:v1 --insecure
+//! ```
+
+use wharf::client::{ClientBuilder, DockerConfig};
+use wharf::types::{ManifestBody, Reference};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let reference: Reference = args
+        .first()
+        .filter(|a| !a.starts_with('-'))
+        .ok_or("usage: inspect <reference> [--insecure]")?
+        .parse()?;
+    let mut builder = ClientBuilder::new();
+    if args.iter().any(|a| a == "--insecure") {
+        builder = builder.with_insecure_host(reference.api_host());
+    }
+    if let Some(config) = DockerConfig::load()? {
+        builder = builder.with_docker_config(config);
+    }
+    let client = builder.build()?;
+    let manifest = client.pull_manifest(&reference).await?;
+    println!("{reference}\n  digest      {}\n  media type  {}", manifest.digest(), manifest.media_type());
+    if let ManifestBody::Index(index) = manifest.body() {
+        for child in &index.manifests {
+            let platform = child.platform.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+            println!("  platform    {platform:<16} {}", child.digest);
+        }
+    }
+    match client.pull_wasm(&reference).await {
+        Ok(pulled) => {
+            let c = &pulled.classification;
+            println!(
+                "  wasm        {} [{}], {} bytes, Harbor 2.6: {}",
+                c.kind.name(),
+                c.kind.format_id(),
+                pulled.module.len(),
+                c.harbor.artifact_type
+            );
+            for e in &c.evidence {
+                println!("  evidence    {} = {:?}: {}", e.field, e.value, e.rule);
+            }
+        }
+        Err(e) => println!("  wasm        no ({e})"),
+    }
+    Ok(())
+}
