@@ -465,7 +465,7 @@ impl Client {
         Ok(len)
     }
 
-    fn report(&self, digest: &Digest, done: u64, total: Option<u64>) {
+    pub(crate) fn report(&self, digest: &Digest, done: u64, total: Option<u64>) {
         if let Some(progress) = &self.progress {
             (progress.0)(digest, done, total);
         }
@@ -604,6 +604,18 @@ impl Client {
             let Some(next) = next else { return Ok(out) };
             url = url.join(&next).map_err(|e| Error::InvalidResponse(format!("Link `{next}`: {e}")))?;
         }
+    }
+
+    pub(crate) fn retry_count(&self) -> u32 {
+        self.retries
+    }
+
+    /// Deletes a blob from the repository.
+    pub async fn delete_blob(&self, reference: &Reference, digest: &Digest) -> Result<()> {
+        let url = self.repo_url(reference, &format!("blobs/{digest}"));
+        let response =
+            self.send(reference, &scope(reference, true), || self.http.request(Method::DELETE, &url)).await?;
+        expect(response, &[StatusCode::ACCEPTED, StatusCode::OK]).await.map(drop)
     }
 
     /// Deletes the manifest (or tag) the reference names.

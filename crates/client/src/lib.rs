@@ -30,6 +30,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
+mod chunked;
 mod client;
 mod copy;
 mod discovery;

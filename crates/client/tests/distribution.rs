@@ -98,6 +98,12 @@ async fn exercise(client: &Client, host: &str) {
     let mut out = Vec::new();
     client.pull_blob(&reference, &l, &mut out).await.expect("pull blob");
     assert_eq!(out, layer.as_ref());
+    // A chunked push, as distribution takes it.
+    let big = Bytes::from(vec![9u8; 5 * 1024 * 1024 + 3]);
+    let d = client.push_blob_chunked(&reference, big.clone(), 1024 * 1024).await.expect("chunked push");
+    let mut back = Vec::new();
+    client.pull_blob(&reference, &d, &mut back).await.expect("pull chunked");
+    assert_eq!(back.len(), big.len());
     // Mount into another repository.
     let other: Reference = format!("{host}/wharf/other:v1").parse().expect("reference");
     assert!(client.mount_blob(&other, &l, reference.repository()).await.expect("mount"));

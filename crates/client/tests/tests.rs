@@ -558,3 +558,36 @@ async fn a_dropped_connection_resumes_with_range_and_progress_is_reported() {
     assert_eq!(seen.last(), Some(&(200_000, Some(200_000))));
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "progress only grows");
 }
+
+#[tokio::test]
+async fn chunked_push_resumes_after_a_refused_chunk() {
+    // wharf-server behind a layer that answers the second PATCH with 503 (without passing it on).
+    let patches = Arc::new(AtomicUsize::new(0));
+    let counter = patches.clone();
+    let registry = wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+    let app = wharf_server::router(registry).layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let counter = counter.clone();
+            async move {
+                if request.method() == axum::http::Method::PATCH
+                    && counter.fetch_add(1, Ordering::SeqCst) == 1
+                {
+                    return (StatusCode::SERVICE_UNAVAILABLE, "flaky").into_response();
+                }
+                next.run(request).await
+            }
+        },
+    ));
+    let host = serve(app).await;
+    let client = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
+    let reference: Reference = format!("{host}/chunked/app:v1").parse().expect("reference");
+    let data: Bytes = (0..100_000u32).map(|i| (i % 253) as u8).collect::<Vec<u8>>().into();
+    let digest = client.push_blob_chunked(&reference, data.clone(), 30_000).await.expect("chunked push");
+    assert_eq!(digest, Digest::sha256(&data));
+    assert_eq!(patches.load(Ordering::SeqCst), 5, "4 chunks, one of them sent twice");
+    let mut out = Vec::new();
+    client.pull_blob(&reference, &digest, &mut out).await.expect("pull");
+    assert_eq!(out, data.as_ref());
+    client.delete_blob(&reference, &digest).await.expect("delete blob");
+    assert!(!client.blob_exists(&reference, &digest).await.expect("exists"));
+}
