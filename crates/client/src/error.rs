@@ -50,6 +50,15 @@ pub enum Error {
     /// A Wasm artifact could not be built or found.
     #[error("wasm: {0}")]
     Wasm(String),
+    /// A file of an OCI layout could not be read or written.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Writing pulled bytes failed.
     #[error("writing: {0}")]
     Io(#[source] std::io::Error),

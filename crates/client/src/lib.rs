@@ -35,6 +35,7 @@ mod client;
 mod copy;
 mod discovery;
 mod error;
+mod layout;
 #[cfg(feature = "wasm")]
 mod wasm;
 

@@ -591,3 +591,40 @@ async fn chunked_push_resumes_after_a_refused_chunk() {
     client.delete_blob(&reference, &digest).await.expect("delete blob");
     assert!(!client.blob_exists(&reference, &digest).await.expect("exists"));
 }
+
+#[tokio::test]
+async fn oci_layout_export_and_push() {
+    let (host, client) = wharf().await;
+    let module = Bytes::from(
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/hello.wasm"))
+            .expect("fixture"),
+    );
+    let src: Reference = format!("{host}/webassembly/helloworld:v1").parse().expect("reference");
+    let pushed = client
+        .push_wasm(&src, module.clone(), wharf_client::Layout::WasmToOci, "hello.wasm")
+        .await
+        .expect("push");
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert_eq!(&client.export_layout(&src, dir.path()).await.expect("export"), pushed.digest());
+    // A second export under another tag adds to index.json.
+    let v2: Reference = format!("{host}/webassembly/helloworld:v2").parse().expect("reference");
+    client.push_manifest(&v2, &pushed).await.expect("tag v2");
+    client.export_layout(&v2, dir.path()).await.expect("export v2");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).expect("index")).expect("json");
+    assert_eq!(index["manifests"].as_array().expect("manifests").len(), 2);
+    assert!(dir.path().join("oci-layout").exists());
+    let layer = pushed.as_image().expect("image").layers[0].digest.clone();
+    assert_eq!(
+        std::fs::read(dir.path().join("blobs/sha256").join(layer.encoded())).expect("layer"),
+        module.as_ref()
+    );
+    // Pushed back under another name: the same digest, the same module.
+    let dst: Reference = format!("{host}/from-layout/hello:v1").parse().expect("reference");
+    assert_eq!(
+        &client.push_layout(dir.path(), Some("v1"), &dst).await.expect("push layout"),
+        pushed.digest()
+    );
+    assert_eq!(client.pull_wasm(&dst).await.expect("pull").module, module);
+    assert!(client.push_layout(dir.path(), None, &dst).await.is_err(), "two images: one must be named");
+}
