@@ -332,7 +332,10 @@ impl Client {
             if let Some(service) = service {
                 q.append_pair("service", service);
             }
-            q.append_pair("scope", scope);
+            // Several scopes (a mount needs pull on its source too) go as several parameters.
+            for one in scope.split(' ').filter(|s| !s.is_empty()) {
+                q.append_pair("scope", one);
+            }
         }
         let mut request = self.http.get(url);
         if let Credentials::Basic { username, password } = credentials {
@@ -532,7 +535,8 @@ impl Client {
         from: &wharf_types::Repository,
     ) -> Result<bool> {
         let url = self.repo_url(reference, &format!("blobs/uploads/?mount={digest}&from={from}"));
-        let response = self.send(reference, &scope(reference, true), || self.http.post(&url)).await?;
+        let mount_scope = format!("{} repository:{from}:pull", scope(reference, true));
+        let response = self.send(reference, &mount_scope, || self.http.post(&url)).await?;
         match response.status() {
             StatusCode::CREATED => Ok(true),
             StatusCode::ACCEPTED => {

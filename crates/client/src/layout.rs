@@ -4,10 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
+use futures_util::{StreamExt, TryStreamExt};
 use wharf_types::{Descriptor, Digest, ImageIndex, Manifest, ManifestBody, Reference};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+
+/// Blobs transferred at once.
+const PARALLEL: usize = 4;
 
 /// The annotation naming an image in `index.json`.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -65,25 +69,27 @@ impl Client {
                 }
                 return Ok(());
             }
-            for d in manifest
-                .references()
-                .filter(|d| !d.is_non_distributable())
-                .cloned()
-                .collect::<Vec<Descriptor>>()
-            {
-                let path = blob_path(dir, &d.digest);
-                if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-                    continue;
-                }
-                let parent = path.parent().expect("blob paths have a parent");
-                tokio::fs::create_dir_all(parent).await.map_err(|e| io(parent, e))?;
-                let partial = path.with_extension("partial");
-                let mut file = tokio::fs::File::create(&partial).await.map_err(|e| io(&partial, e))?;
-                self.pull_blob(reference, &d.digest, &mut file).await?;
-                tokio::fs::rename(&partial, &path).await.map_err(|e| io(&path, e))?;
-            }
+            // Layers are pulled in parallel, each verified as it is written.
+            let blobs: Vec<Descriptor> =
+                manifest.references().filter(|d| !d.is_non_distributable()).cloned().collect();
+            let pulls =
+                blobs.into_iter().map(|d| async move { self.export_blob(reference, dir, &d.digest).await });
+            futures_util::stream::iter(pulls).buffer_unordered(PARALLEL).try_collect::<Vec<()>>().await?;
             Ok(())
         })
+    }
+
+    async fn export_blob(&self, reference: &Reference, dir: &Path, digest: &Digest) -> Result<()> {
+        let path = blob_path(dir, digest);
+        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Ok(());
+        }
+        let parent = path.parent().expect("blob paths have a parent");
+        tokio::fs::create_dir_all(parent).await.map_err(|e| io(parent, e))?;
+        let partial = path.with_extension("partial");
+        let mut file = tokio::fs::File::create(&partial).await.map_err(|e| io(&partial, e))?;
+        self.pull_blob(reference, digest, &mut file).await?;
+        tokio::fs::rename(&partial, &path).await.map_err(|e| io(&path, e))
     }
 
     /// Pushes the image named `name` in the OCI layout at `dir` (or its only image, when
