@@ -9,10 +9,15 @@ use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LINK, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use wharf_types::{Digest, ErrorResponse, Manifest, MediaType, Reference, TagOrDigest};
+use wharf_types::{Digest, ErrorResponse, Manifest, MediaType, Reference, Tag, TagOrDigest};
 
 use crate::auth::{Challenge, Credentials, DockerConfig, parse_challenge};
 use crate::error::{Error, Result};
+
+/// Blobs larger than this are pushed in chunks (resumable) rather than in one request.
+const CHUNKED_ABOVE: usize = 64 * 1024 * 1024;
+/// The chunk size of such pushes.
+const CHUNK_SIZE: usize = 16 * 1024 * 1024;
 
 /// Every manifest type the client accepts, for `Accept`.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -362,11 +367,29 @@ impl Client {
         expect(response, &[StatusCode::OK]).await.map(drop)
     }
 
-    /// Resolves the reference to a digest and media type (HEAD with every manifest type
-    /// accepted).
+    /// Resolves the reference to a digest and media type: a `HEAD` accepting every OCI and
+    /// Docker manifest type, or a verified `GET` when the registry sends no digest header.
     pub async fn resolve(&self, reference: &Reference) -> Result<(Digest, MediaType)> {
-        let manifest = self.pull_manifest(reference).await?;
-        Ok((manifest.digest().clone(), manifest.media_type().clone()))
+        let url = self.repo_url(reference, &format!("manifests/{}", reference.target()));
+        let response = self
+            .send(reference, &scope(reference, false), || {
+                self.http.head(&url).header(ACCEPT, MANIFEST_ACCEPT)
+            })
+            .await?;
+        let response = expect(response, &[StatusCode::OK]).await?;
+        let header =
+            |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let digest = header("Docker-Content-Digest").and_then(|d| d.parse::<Digest>().ok());
+        let media_type = header("Content-Type").and_then(|m| m.parse::<MediaType>().ok());
+        match (digest, media_type, reference.target()) {
+            // A digest reference resolves to itself; a registry's header must agree.
+            (Some(d), Some(mt), TagOrDigest::Digest(wanted)) if d == wanted => Ok((d, mt)),
+            (Some(d), Some(mt), TagOrDigest::Tag(_)) => Ok((d, mt)),
+            _ => {
+                let manifest = self.pull_manifest(reference).await?;
+                Ok((manifest.digest().clone(), manifest.media_type().clone()))
+            }
+        }
     }
 
     /// Pulls a manifest: exact bytes, digest verified (against the reference's digest, or the
@@ -496,8 +519,12 @@ impl Client {
     }
 
     /// Pushes a blob held in memory (skipped when the registry has it): one `POST ?digest=`,
-    /// or POST then PUT when the registry answers 202.
+    /// or POST then PUT when the registry answers 202; above 64 MiB, resumable 16 MiB chunks
+    /// ([`push_blob_chunked`](Self::push_blob_chunked)).
     pub async fn push_blob(&self, reference: &Reference, data: Bytes) -> Result<Digest> {
+        if data.len() > CHUNKED_ABOVE {
+            return self.push_blob_chunked(reference, data, CHUNK_SIZE).await;
+        }
         let digest = Digest::sha256(&data);
         if self.blob_exists(reference, &digest).await? {
             return Ok(digest);
@@ -554,6 +581,35 @@ impl Client {
     /// Pushes a manifest to the reference's tag (or digest); returns its digest.
     pub async fn push_manifest(&self, reference: &Reference, manifest: &Manifest) -> Result<Digest> {
         self.push_manifest_with_headers(reference, manifest).await.map(|(d, _)| d)
+    }
+
+    /// Pushes a manifest once under several tags: by digest with `?tag=` for each (one
+    /// request) when the registry confirms them with `OCI-Tag`, else one push per tag.
+    pub async fn push_manifest_tags(
+        &self,
+        reference: &Reference,
+        manifest: &Manifest,
+        tags: &[Tag],
+    ) -> Result<Digest> {
+        let by_digest = reference.clone().with_digest(manifest.digest().clone());
+        let mut url = Url::parse(&self.repo_url(&by_digest, &format!("manifests/{}", manifest.digest())))
+            .map_err(|e| Error::InvalidResponse(e.to_string()))?;
+        for tag in tags {
+            url.query_pairs_mut().append_pair("tag", tag.as_str());
+        }
+        let (bytes, media_type) = (manifest.bytes().clone(), manifest.media_type().essence().to_owned());
+        let response = self
+            .send(reference, &scope(reference, true), || {
+                self.http.put(url.clone()).header(CONTENT_TYPE, media_type.as_str()).body(bytes.clone())
+            })
+            .await?;
+        let response = expect(response, &[StatusCode::CREATED]).await?;
+        let confirmed: Vec<&str> =
+            response.headers().get_all("OCI-Tag").iter().filter_map(|v| v.to_str().ok()).collect();
+        for tag in tags.iter().filter(|t| !confirmed.contains(&t.as_str())) {
+            self.push_manifest(&reference.clone().with_tag(tag.clone()), manifest).await?;
+        }
+        Ok(manifest.digest().clone())
     }
 
     /// [`push_manifest`](Self::push_manifest), with the response headers (`OCI-Subject`, …).

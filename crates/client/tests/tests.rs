@@ -628,3 +628,113 @@ async fn oci_layout_export_and_push() {
     assert_eq!(client.pull_wasm(&dst).await.expect("pull").module, module);
     assert!(client.push_layout(dir.path(), None, &dst).await.is_err(), "two images: one must be named");
 }
+
+#[tokio::test]
+async fn resolve_multi_tag_and_large_blobs() {
+    let (host, client) = wharf().await;
+    let reference: Reference = format!("{host}/tags/app:v1").parse().expect("reference");
+    let c = client.push_blob(&reference, Bytes::from_static(b"{}")).await.expect("config");
+    // A blob over 64 MiB goes in resumable chunks.
+    let big = Bytes::from(vec![5u8; 65 * 1024 * 1024]);
+    let b = client.push_blob(&reference, big.clone()).await.expect("big");
+    assert!(client.blob_exists(&reference, &b).await.expect("exists"));
+    let image = ImageManifest::new(
+        Descriptor::new(MediaType::OCI_CONFIG, c, 2),
+        vec![Descriptor::new(MediaType::OCI_LAYER_TAR, b, big.len() as u64)],
+    );
+    let manifest = Manifest::from_bytes(serde_json::to_vec(&image).expect("json"), None).expect("manifest");
+    let tags: Vec<wharf_types::Tag> = ["a", "b", "c"].iter().map(|t| t.parse().expect("tag")).collect();
+    client.push_manifest_tags(&reference, &manifest, &tags).await.expect("multi-tag");
+    assert_eq!(client.tags(&reference).await.expect("tags"), ["a", "b", "c"]);
+    let tagged = reference.clone().with_tag("b".parse().expect("tag"));
+    let (digest, media_type) = client.resolve(&tagged).await.expect("resolve");
+    assert_eq!(&digest, manifest.digest());
+    assert_eq!(media_type, MediaType::OCI_MANIFEST);
+}
+
+#[tokio::test]
+async fn blob_redirects_to_another_host_without_credentials() {
+    // Storage on another host, as registries on object storage answer blob GETs.
+    let blob = Bytes::from_static(b"redirected content");
+    let digest = Digest::sha256(&blob);
+    let served = blob.clone();
+    let storage = serve(Router::new().route(
+        "/storage/blob",
+        get(move |headers: HeaderMap| {
+            let served = served.clone();
+            async move {
+                assert!(
+                    headers.get("authorization").is_none(),
+                    "credentials must not follow a redirect to another host"
+                );
+                served
+            }
+        }),
+    ))
+    .await;
+    let target = format!("http://{storage}/storage/blob");
+    let registry = serve(Router::new().fallback(move || {
+        let target = target.clone();
+        async move { (StatusCode::TEMPORARY_REDIRECT, [("location", target)]).into_response() }
+    }))
+    .await;
+    let client = ClientBuilder::new()
+        .with_insecure_host(&registry)
+        .with_credentials(&registry, Credentials::basic("user", "pw"))
+        .build()
+        .expect("client");
+    let reference: Reference = format!("{registry}/a/b:v1").parse().expect("reference");
+    let mut out = Vec::new();
+    client.pull_blob(&reference, &digest, &mut out).await.expect("redirected pull");
+    assert_eq!(out, blob.as_ref());
+}
+
+#[tokio::test]
+async fn an_expired_token_is_fetched_again() {
+    // The token server issues tok-0, tok-1, …; only the newest one is valid (older ones have
+    // expired).
+    let issued = Arc::new(AtomicUsize::new(0));
+    let (for_token, for_api) = (issued.clone(), issued.clone());
+    let realm = Arc::new(std::sync::OnceLock::<String>::new());
+    let realm_in = realm.clone();
+    let app = Router::new()
+        .route(
+            "/token",
+            get(move || {
+                let counter = for_token.clone();
+                async move {
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(serde_json::json!({ "token": format!("tok-{n}"), "expires_in": 60 }))
+                }
+            }),
+        )
+        .route(
+            "/v2/",
+            get(move |headers: HeaderMap| {
+                let (realm, counter) = (realm_in.clone(), for_api.clone());
+                async move {
+                    let newest = counter.load(Ordering::SeqCst).checked_sub(1);
+                    let presented = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer tok-"))
+                        .and_then(|n| n.parse::<usize>().ok());
+                    if presented.is_some() && presented == newest {
+                        return (StatusCode::OK, "{}").into_response();
+                    }
+                    let challenge =
+                        format!(r#"Bearer realm="http://{}/token",service="s""#, realm.get().expect("set"));
+                    (StatusCode::UNAUTHORIZED, [("www-authenticate", challenge)], "").into_response()
+                }
+            }),
+        );
+    let host = serve(app).await;
+    realm.set(host.clone()).expect("once");
+    let client = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
+    let reference: Reference = format!("{host}/x:y").parse().expect("reference");
+    client.ping(&reference).await.expect("tok-0");
+    // Someone else's token request makes the cached tok-0 stale.
+    reqwest::get(format!("http://{host}/token")).await.expect("token");
+    client.ping(&reference).await.expect("the stale token is refused, a fresh one fetched");
+    assert_eq!(issued.load(Ordering::SeqCst), 3);
+}
