@@ -5,7 +5,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LINK, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -33,6 +34,7 @@ pub struct ClientBuilder {
     backoff: Duration,
     docker: Option<DockerConfig>,
     progress: Option<Progress>,
+    concurrency: usize,
 }
 
 impl Default for ClientBuilder {
@@ -46,6 +48,7 @@ impl Default for ClientBuilder {
             backoff: Duration::from_millis(200),
             docker: None,
             progress: None,
+            concurrency: 4,
         }
     }
 }
@@ -92,6 +95,13 @@ impl ClientBuilder {
         self
     }
 
+    /// How many blobs (layers) a copy or an export transfers at once (default 4).
+    #[must_use]
+    pub fn with_concurrency(mut self, blobs: usize) -> Self {
+        self.concurrency = blobs;
+        self
+    }
+
     /// Calls `progress` as blobs transfer (digest, bytes done, total when known).
     #[must_use]
     pub fn with_progress(mut self, progress: Progress) -> Self {
@@ -112,6 +122,9 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client> {
         if self.timeout.is_zero() {
             return Err(Error::Config("the timeout must not be zero".into()));
+        }
+        if self.concurrency == 0 {
+            return Err(Error::Config("the concurrency must be at least 1".into()));
         }
         if let Some(bad) =
             self.insecure.iter().chain(self.credentials.keys()).find(|h| h.is_empty() || h.contains('/'))
@@ -134,6 +147,7 @@ impl ClientBuilder {
             docker: self.docker,
             looked_up: Mutex::new(HashMap::new()),
             progress: self.progress,
+            concurrency: self.concurrency,
         })
     }
 }
@@ -154,6 +168,7 @@ pub struct Client {
     /// Credentials found in the docker config, by host.
     looked_up: Mutex<HashMap<String, Credentials>>,
     progress: Option<Progress>,
+    concurrency: usize,
 }
 
 /// A progress hook: called with a blob's digest, the bytes done, and the total when known.
@@ -632,38 +647,56 @@ impl Client {
 
     /// Every tag of the repository, following `Link` pagination.
     pub async fn tags(&self, reference: &Reference) -> Result<Vec<String>> {
+        self.tags_stream(reference).try_collect().await
+    }
+
+    /// The tags of the repository as a stream, one page fetched at a time (`Link`).
+    pub fn tags_stream<'a>(&'a self, reference: &'a Reference) -> BoxStream<'a, Result<String>> {
         #[derive(serde::Deserialize)]
         struct TagList {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
         let url = self.repo_url(reference, "tags/list");
-        self.paginate(reference, &scope(reference, false), &url, |page: TagList| {
-            page.tags.unwrap_or_default()
-        })
-        .await
+        self.paginate(reference, scope(reference, false), url, |page: TagList| page.tags.unwrap_or_default())
     }
 
-    /// Follows `Link: <…>; rel="next"` from `start`, collecting what `names` takes from each
-    /// page.
-    pub(crate) async fn paginate<T: serde::de::DeserializeOwned>(
-        &self,
-        reference: &Reference,
-        scope: &str,
-        start: &str,
-        names: impl Fn(T) -> Vec<String>,
-    ) -> Result<Vec<String>> {
-        let mut url = Url::parse(start).map_err(|e| Error::InvalidResponse(e.to_string()))?;
-        let mut out = Vec::new();
-        loop {
-            let current = url.clone();
-            let response = self.send(reference, scope, || self.http.get(current.clone())).await?;
-            let response = expect(response, &[StatusCode::OK]).await?;
-            let next = next_link(&response);
-            out.extend(names(response.json().await?));
-            let Some(next) = next else { return Ok(out) };
-            url = url.join(&next).map_err(|e| Error::InvalidResponse(format!("Link `{next}`: {e}")))?;
-        }
+    /// Follows `Link: <…>; rel="next"` from `start`, yielding what `names` takes from each
+    /// page; the next page is fetched when the stream reaches it.
+    pub(crate) fn paginate<'a, T: serde::de::DeserializeOwned + Send + 'a>(
+        &'a self,
+        reference: &'a Reference,
+        scope: String,
+        start: String,
+        names: impl Fn(T) -> Vec<String> + Send + Sync + 'a,
+    ) -> BoxStream<'a, Result<String>> {
+        let names = std::sync::Arc::new(names);
+        futures_util::stream::try_unfold(Some(start), move |next| {
+            let (scope, names) = (scope.clone(), names.clone());
+            async move {
+                type Page = futures_util::stream::Iter<std::vec::IntoIter<Result<String>>>;
+                let Some(next) = next else { return Ok::<Option<(Page, Option<String>)>, Error>(None) };
+                let url = Url::parse(&next).map_err(|e| Error::InvalidResponse(format!("`{next}`: {e}")))?;
+                let response = self.send(reference, &scope, || self.http.get(url.clone())).await?;
+                let response = expect(response, &[StatusCode::OK]).await?;
+                let following = match next_link(&response) {
+                    Some(link) => Some(
+                        url.join(&link)
+                            .map_err(|e| Error::InvalidResponse(format!("Link `{link}`: {e}")))?
+                            .to_string(),
+                    ),
+                    None => None,
+                };
+                let page: Vec<Result<String>> = names(response.json().await?).into_iter().map(Ok).collect();
+                Ok(Some((futures_util::stream::iter(page), following)))
+            }
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    pub(crate) fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     pub(crate) fn retry_count(&self) -> u32 {

@@ -8,9 +8,6 @@ use wharf_types::{Descriptor, Digest, Manifest, ManifestBody, Reference};
 use crate::client::Client;
 use crate::error::{Error, Result};
 
-/// Blobs copied at once.
-const PARALLEL_BLOBS: usize = 4;
-
 impl Client {
     /// Streams a blob from `src` into `dst` without holding it in memory: the registry at
     /// `dst` verifies the digest when the upload completes. Skipped when `dst` has it; a
@@ -90,7 +87,7 @@ impl Client {
                     let copies =
                         digests.into_iter().map(|d| async move { self.copy_blob(src, dst, &d).await });
                     futures_util::stream::iter(copies)
-                        .buffer_unordered(PARALLEL_BLOBS)
+                        .buffer_unordered(self.concurrency())
                         .try_collect::<Vec<()>>()
                         .await
                         .map(drop)

@@ -85,13 +85,21 @@ impl Client {
 
     /// Every repository of the registry (`/v2/_catalog`, following `Link`).
     pub async fn catalog(&self, registry: &Reference) -> Result<Vec<String>> {
+        futures_util::TryStreamExt::try_collect(self.catalog_stream(registry)).await
+    }
+
+    /// The registry's repositories as a stream, one page fetched at a time.
+    pub fn catalog_stream<'a>(
+        &'a self,
+        registry: &'a Reference,
+    ) -> futures_util::stream::BoxStream<'a, Result<String>> {
         #[derive(serde::Deserialize)]
         struct Catalog {
             #[serde(default)]
             repositories: Vec<String>,
         }
         let url = format!("{}/v2/_catalog", self.base_url(registry));
-        self.paginate(registry, "registry:catalog:*", &url, |page: Catalog| page.repositories).await
+        self.paginate(registry, "registry:catalog:*".to_owned(), url, |page: Catalog| page.repositories)
     }
 
     /// The manifest for `platform` when `reference` names an index (the first child whose

@@ -10,9 +10,6 @@ use wharf_types::{Descriptor, Digest, ImageIndex, Manifest, ManifestBody, Refere
 use crate::client::Client;
 use crate::error::{Error, Result};
 
-/// Blobs transferred at once.
-const PARALLEL: usize = 4;
-
 /// The annotation naming an image in `index.json`.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -74,7 +71,10 @@ impl Client {
                 manifest.references().filter(|d| !d.is_non_distributable()).cloned().collect();
             let pulls =
                 blobs.into_iter().map(|d| async move { self.export_blob(reference, dir, &d.digest).await });
-            futures_util::stream::iter(pulls).buffer_unordered(PARALLEL).try_collect::<Vec<()>>().await?;
+            futures_util::stream::iter(pulls)
+                .buffer_unordered(self.concurrency())
+                .try_collect::<Vec<()>>()
+                .await?;
             Ok(())
         })
     }

@@ -738,3 +738,30 @@ async fn an_expired_token_is_fetched_again() {
     client.ping(&reference).await.expect("the stale token is refused, a fresh one fetched");
     assert_eq!(issued.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn tags_follow_link_pages_as_a_stream() {
+    use futures_util::StreamExt as _;
+    let app = Router::new().route(
+        "/v2/r/tags/list",
+        get(|axum::extract::RawQuery(query): axum::extract::RawQuery| async move {
+            match query.as_deref() {
+                None => (
+                    StatusCode::OK,
+                    [("link", r#"</v2/r/tags/list?n=2&last=b>; rel="next""#)],
+                    axum::Json(serde_json::json!({"name":"r","tags":["a","b"]})),
+                )
+                    .into_response(),
+                Some(_) => axum::Json(serde_json::json!({"name":"r","tags":["c"]})).into_response(),
+            }
+        }),
+    );
+    let host = serve(app).await;
+    let client = ClientBuilder::new().with_insecure_host(&host).with_concurrency(2).build().expect("client");
+    let reference: Reference = format!("{host}/r:latest").parse().expect("reference");
+    let mut stream = client.tags_stream(&reference);
+    assert_eq!(stream.next().await.expect("first").expect("ok"), "a");
+    let rest: Vec<String> = stream.map(|t| t.expect("ok")).collect().await;
+    assert_eq!(rest, ["b", "c"]);
+    assert!(ClientBuilder::new().with_concurrency(0).build().is_err());
+}
