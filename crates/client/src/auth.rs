@@ -38,6 +38,9 @@ pub enum Credentials {
         /// The password.
         password: Secret,
     },
+    /// An OAuth2 refresh token (docker's `identitytoken`), exchanged at the token endpoint
+    /// with `grant_type=refresh_token`.
+    IdentityToken(Secret),
 }
 
 impl Credentials {
@@ -266,10 +269,8 @@ impl DockerConfig {
             })?;
             return Ok(Some(Credentials::basic(user, password)));
         }
-        if entry.identitytoken.is_some() {
-            return Err(crate::Error::Config(format!(
-                "docker config: {host} has an identity token (OAuth2 refresh token), which this client does not use yet"
-            )));
+        if let Some(token) = &entry.identitytoken {
+            return Ok(Some(Credentials::IdentityToken(Secret::new(token.clone()))));
         }
         Ok(None)
     }
@@ -304,9 +305,7 @@ impl DockerConfig {
         let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
             .map_err(|e| crate::Error::Config(format!("credential helper {program} answered: {e}")))?;
         if answer.username == "<token>" {
-            return Err(crate::Error::Config(format!(
-                "credential helper {program} returned an identity token, which this client does not use yet"
-            )));
+            return Ok(Some(Credentials::IdentityToken(Secret::new(answer.secret))));
         }
         Ok(Some(Credentials::basic(answer.username, answer.secret)))
     }

@@ -357,10 +357,31 @@ impl Client {
                 q.append_pair("scope", one);
             }
         }
-        let mut request = self.http.get(url);
-        if let Credentials::Basic { username, password } = credentials {
-            request = request.basic_auth(username, Some(password.expose()));
-        }
+        let request = match credentials {
+            // OAuth2: the refresh token is exchanged by POST (docker's identity tokens).
+            Credentials::IdentityToken(refresh) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.expose()),
+                    ("client_id", "wharf"),
+                ];
+                if let Some(service) = service {
+                    form.push(("service", service));
+                }
+                let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+                let joined = scopes.join(" ");
+                form.push(("scope", &joined));
+                let body =
+                    form.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect::<Vec<_>>().join("&");
+                let mut post_url = url.clone();
+                post_url.set_query(None);
+                self.http.post(post_url).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body)
+            }
+            Credentials::Basic { username, password } => {
+                self.http.get(url).basic_auth(username, Some(password.expose()))
+            }
+            _ => self.http.get(url),
+        };
         let response = request.send().await?;
         if !response.status().is_success() {
             return Err(Error::Unauthorized {
@@ -724,6 +745,18 @@ fn basic_header(username: &str, password: &crate::auth::Secret) -> String {
     use base64::Engine as _;
     let raw = format!("{username}:{}", password.expose());
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            b' ' => "+".to_owned(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// A `Retry-After` in seconds (at most 30).

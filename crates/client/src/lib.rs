@@ -1,16 +1,28 @@
-//! An OCI distribution client on reqwest and tokio: auth, pull, push, mount, tags.
+//! An OCI distribution client on reqwest and tokio: auth, pull, push, mount, tags,
+//! referrers, copy, OCI layouts, and Wasm push/pull — for any registry.
 //!
-//! It depends on `wharf-types` only (never on the server or the store). Every manifest it
-//! pulls is verified against its digest; every blob is hashed while it streams and refused if
-//! it does not match. Credentials are redacted from `Debug`.
+//! It depends on `wharf-types` (and `wharf-wasm` behind the `wasm` feature), never on the
+//! server or the store. Every manifest it pulls is verified against its digest; every blob is
+//! hashed while it streams and refused if it does not match. Secrets are redacted from
+//! `Debug`.
 //!
-//! With the `wasm` feature (default), [`Client::push_wasm`] pushes a module in the
-//! wasm-to-oci or CNCF layout and [`Client::pull_wasm`] pulls one from any layout
-//! `wharf-wasm` recognises.
-//!
-//! Status: this crate is being built (issue 7): the operations here work against any registry
-//! speaking the distribution spec; retries, docker `config.json`, referrers, copy and OCI
-//! layouts are still to come.
+//! - [`ClientBuilder`]: plain-HTTP hosts, credentials per host or from a docker
+//!   `config.json` ([`DockerConfig`]: `auths`, credential helpers, identity tokens), timeout,
+//!   user agent, retries (429; 502–504 and connection failures for idempotent requests;
+//!   `Retry-After`), blob concurrency, a [`Progress`] hook.
+//! - Auth: anonymous, Basic, and the Docker token flow (`token`/`access_token`, OAuth2
+//!   refresh tokens by POST), cached per host and scope, fetched again when refused.
+//! - Pull: [`Client::resolve`] (HEAD), [`Client::pull_manifest`], [`Client::pull_for_platform`],
+//!   [`Client::pull_blob`] (resumes with `Range` after a dropped connection).
+//! - Push: [`Client::push_blob`] (monolithic, or resumable chunks honouring
+//!   `OCI-Chunk-Min-Length` above 64 MiB), [`Client::push_blob_stream`], [`Client::mount_blob`]
+//!   (202 is an answer, not an error), [`Client::push_manifest`],
+//!   [`Client::push_manifest_tags`] (`?tag=` with a per-tag fallback).
+//! - Discovery: [`Client::tags_stream`], [`Client::catalog_stream`], [`Client::referrers`] and
+//!   [`Client::push_referrer`] (the referrers API, or the `sha256-<hex>` fallback tag).
+//! - [`Client::copy`] (indexes recursively, blobs streamed in parallel or mounted, digests
+//!   preserved), [`Client::export_layout`] / [`Client::push_layout`] (OCI image layouts).
+//! - With `wasm`: [`Client::push_wasm`] and [`Client::pull_wasm`].
 //!
 //! # Example
 //! ```no_run
@@ -27,6 +39,9 @@
 //! println!("{} {}", manifest.digest(), manifest.media_type());
 //! # Ok(()) }
 //! ```
+//!
+//! # Crate features
+//! - `wasm` (default): Wasm push and pull on `wharf-wasm`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;

@@ -343,10 +343,10 @@ mod docker_config {
             Some(Credentials::basic("hub", "secret"))
         );
         assert_eq!(config.credentials_for("unknown.example.com").expect("ok"), None);
-        assert!(
-            config.credentials_for("oauth.example.com").is_err(),
-            "identity tokens are reported, not misused"
-        );
+        assert!(matches!(
+            config.credentials_for("oauth.example.com").expect("ok"),
+            Some(Credentials::IdentityToken(_))
+        ));
         assert!(!format!("{config:?}").contains("dXNlcjpwdw"), "Debug shows no secret");
         assert!(DockerConfig::from_json("not json").is_err());
     }
@@ -764,4 +764,45 @@ async fn tags_follow_link_pages_as_a_stream() {
     let rest: Vec<String> = stream.map(|t| t.expect("ok")).collect().await;
     assert_eq!(rest, ["b", "c"]);
     assert!(ClientBuilder::new().with_concurrency(0).build().is_err());
+}
+
+#[tokio::test]
+async fn identity_tokens_are_exchanged_by_oauth2_post() {
+    let realm = Arc::new(std::sync::OnceLock::<String>::new());
+    let realm_in = realm.clone();
+    let app = Router::new()
+        .route(
+            "/token",
+            axum::routing::post(|body: String| async move {
+                assert!(body.contains("grant_type=refresh_token"), "{body}");
+                assert!(body.contains("refresh_token=refresh-me"), "{body}");
+                assert!(body.contains("scope=repository%3Ax%3Apull"), "{body}");
+                axum::Json(serde_json::json!({ "access_token": "oauth-access" }))
+            }),
+        )
+        .route(
+            "/v2/",
+            get(move |headers: HeaderMap| {
+                let realm = realm_in.clone();
+                async move {
+                    if headers.get("authorization").and_then(|v| v.to_str().ok())
+                        == Some("Bearer oauth-access")
+                    {
+                        return (StatusCode::OK, "{}").into_response();
+                    }
+                    let challenge =
+                        format!(r#"Bearer realm="http://{}/token",service="s""#, realm.get().expect("set"));
+                    (StatusCode::UNAUTHORIZED, [("www-authenticate", challenge)], "").into_response()
+                }
+            }),
+        );
+    let host = serve(app).await;
+    realm.set(host.clone()).expect("once");
+    let client = ClientBuilder::new()
+        .with_insecure_host(&host)
+        .with_credentials(&host, Credentials::IdentityToken(wharf_client::Secret::new("refresh-me")))
+        .build()
+        .expect("client");
+    let reference: Reference = format!("{host}/x:y").parse().expect("reference");
+    client.ping(&reference).await.expect("an access token from the refresh token");
 }
