@@ -5,8 +5,10 @@
 //! cargo run --example inspect -- localhost:5000/webassembly/helloworld:v1 --insecure
 //! ```
 
-use wharf::client::{ClientBuilder, DockerConfig};
 use wharf::types::{ManifestBody, Reference};
+
+#[path = "support/cli.rs"]
+mod cli;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,14 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|a| !a.starts_with('-'))
         .ok_or("usage: inspect <reference> [--insecure]")?
         .parse()?;
-    let mut builder = ClientBuilder::new();
-    if args.iter().any(|a| a == "--insecure") {
-        builder = builder.with_insecure_host(reference.api_host());
-    }
-    if let Some(config) = DockerConfig::load()? {
-        builder = builder.with_docker_config(config);
-    }
-    let client = builder.build()?;
+    let client = cli::client(&args, &[&reference], None)?;
     let manifest = client.pull_manifest(&reference).await?;
     println!("{reference}\n  digest      {}\n  media type  {}", manifest.digest(), manifest.media_type());
     if let ManifestBody::Index(index) = manifest.body() {

@@ -4,8 +4,10 @@
 //! cargo run --example list_tags -- localhost:5000/webassembly/helloworld --insecure
 //! ```
 
-use wharf::client::{ClientBuilder, DockerConfig};
 use wharf::types::Reference;
+
+#[path = "support/cli.rs"]
+mod cli;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,14 +17,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|a| !a.starts_with('-'))
         .ok_or("usage: list_tags <registry/repository> [--insecure]")?
         .parse()?;
-    let mut builder = ClientBuilder::new();
-    if args.iter().any(|a| a == "--insecure") {
-        builder = builder.with_insecure_host(reference.api_host());
-    }
-    if let Some(config) = DockerConfig::load()? {
-        builder = builder.with_docker_config(config);
-    }
-    for tag in builder.build()?.tags(&reference).await? {
+    let client = cli::client(&args, &[&reference], None)?;
+    for tag in client.tags(&reference).await? {
         println!("{tag}");
     }
     Ok(())

@@ -5,11 +5,13 @@
 //! cargo run --example wasm_pull -- localhost:5000/webassembly/helloworld:v1 -o pulled.wasm --insecure
 //! ```
 
-use wharf::client::ClientBuilder;
 use wharf::types::Reference;
 
 #[path = "support/progress.rs"]
 mod progress;
+
+#[path = "support/cli.rs"]
+mod cli;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,11 +19,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let usage = "usage: wasm_pull <registry/repository:tag> -o <out.wasm> [--insecure]";
     let out = args.iter().position(|a| a == "-o").and_then(|i| args.get(i + 1)).ok_or(usage)?;
     let reference: Reference = args.first().filter(|a| !a.starts_with('-')).ok_or(usage)?.parse()?;
-    let mut builder = ClientBuilder::new().with_progress(progress::bars());
-    if args.iter().any(|a| a == "--insecure") {
-        builder = builder.with_insecure_host(reference.api_host());
-    }
-    let pulled = builder.build()?.pull_wasm(&reference).await?;
+    let client = cli::client(&args, &[&reference], Some(progress::bars()))?;
+    let pulled = client.pull_wasm(&reference).await?;
     std::fs::write(out, &pulled.module)?;
     let kind = &pulled.classification.kind;
     println!(

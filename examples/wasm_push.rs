@@ -6,11 +6,14 @@
 //! `--insecure` talks plain HTTP to the reference's registry; `--layout cncf` writes the CNCF
 //! Wasm OCI artifact instead of wasm-to-oci.
 
-use wharf::client::{ClientBuilder, Layout};
+use wharf::client::Layout;
 use wharf::types::Reference;
 
 #[path = "support/progress.rs"]
 mod progress;
+
+#[path = "support/cli.rs"]
+mod cli;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,11 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let reference: Reference = reference.parse()?;
     let layout = if args.iter().any(|a| a == "cncf") { Layout::CncfV0 } else { Layout::WasmToOci };
-    let mut builder = ClientBuilder::new().with_progress(progress::bars());
-    if args.iter().any(|a| a == "--insecure") {
-        builder = builder.with_insecure_host(reference.api_host());
-    }
-    let client = builder.build()?;
+    let client = cli::client(&args, &[&reference], Some(progress::bars()))?;
     let module = std::fs::read(file)?;
     let title = std::path::Path::new(file).file_name().and_then(|n| n.to_str()).unwrap_or("module.wasm");
     let manifest = client.push_wasm(&reference, module.into(), layout, title).await?;
