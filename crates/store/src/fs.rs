@@ -212,7 +212,7 @@ impl BlobStore for FsStore {
         let session = self.sessions.get(id);
         let mut running = session.lock().await;
         let path = self.upload_path(id);
-        let size = self.len_of(id).await?;
+        let size = self.len_of(id).await.inspect_err(|_| self.sessions.forget(id))?;
         if offset != size {
             return Err(Error::WrongOffset { id: id.clone(), offset, size });
         }
@@ -244,7 +244,7 @@ impl BlobStore for FsStore {
         let session = self.sessions.get(id);
         let mut running = session.lock().await;
         let path = self.upload_path(id);
-        let size = self.len_of(id).await?;
+        let size = self.len_of(id).await.inspect_err(|_| self.sessions.forget(id))?;
         let digester = match running.take() {
             Some(r) if r.len == size && r.digester.algorithm() == expected.algorithm() => r.digester,
             _ => hash_file(path.clone(), size, expected.algorithm()).await?,

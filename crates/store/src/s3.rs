@@ -297,7 +297,7 @@ impl BlobStore for S3Store {
     async fn append(&self, id: &UploadId, offset: u64, data: ByteStream) -> Result<u64> {
         let session = self.sessions.get(id);
         let mut running = session.lock().await;
-        let chunks = self.chunks(id).await?;
+        let chunks = self.chunks(id).await.inspect_err(|_| self.sessions.forget(id))?;
         let size: u64 = chunks.iter().map(|c| c.2).sum();
         if offset != size {
             return Err(Error::WrongOffset { id: id.clone(), offset, size });
@@ -332,7 +332,7 @@ impl BlobStore for S3Store {
     async fn commit(&self, id: &UploadId, expected: &Digest) -> Result<BlobInfo> {
         let session = self.sessions.get(id);
         let mut running = session.lock().await;
-        let chunks = self.chunks(id).await?;
+        let chunks = self.chunks(id).await.inspect_err(|_| self.sessions.forget(id))?;
         let size: u64 = chunks.iter().map(|c| c.2).sum();
         let target = self.blob_key(expected);
         let known =
