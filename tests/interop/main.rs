@@ -1,0 +1,532 @@
+//! The interop suite: real third-party clients against `wharf-server` (fs storage, loopback),
+//! the Harbor article's flows end to end.
+//!
+//! 1. wasm-to-oci: a module made by `wat2wasm` pushed by oras-py and by the `wasm_push`
+//!    example, each pulled back by both, byte-exact; the artifact API says wasm-to-oci, `WASM`.
+//! 2. Annotated images: buildah builds `FROM scratch` images annotated `run.oci.handler=wasm`
+//!    and `module.wasm.image/variant=compat` and pushes them; umoci makes one more that skopeo
+//!    pushes; all classified F2 / `WASM`; `skopeo copy` to an OCI layout keeps the digest;
+//!    `pull_wasm` extracts the module from the tar layer.
+//! 3. podman builds a `wasi/wasm` image and pushes a manifest list with it (`--format oci`);
+//!    the server reports the platform image and the Wasm index; `skopeo copy --all` keeps the
+//!    index digest.
+//! 4. A CNCF v0 artifact pushed by `wharf-client`, pulled by oras-py byte-exact.
+//! 5. skopeo `list-tags`, `inspect --raw`, `delete`; an oras-py referrer listed by the
+//!    referrers API.
+//! 6. The modules pulled in flows 1 and 2 run under wasmtime (PyPI) and print their greeting.
+//!
+//! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt) and a Python with `oras` and
+//! `wasmtime` (`WHARF_PYTHON`, else `.venv/bin/python` in the workspace): `.ci/run` installs
+//! them all. A missing tool skips the suite, or fails it when `WHARF_REQUIRE_ALL=1`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use serde_json::Value;
+use wharf::client::{Client, ClientBuilder, Layout};
+use wharf::types::{Digest, Reference};
+
+const WAT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/hello.wat");
+const CLIENTS_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/clients.py");
+const GREETING: &str = "hello from wharf\n";
+const CONTAINERFILE: &str = "FROM scratch\nCOPY helloworld.wasm /\nENTRYPOINT [\"/helloworld.wasm\"]\n";
+
+/// Flows run one at a time: the c/image tools share caches under `/var/lib/containers`.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One flow's world: a registry on loopback, a scratch folder with the module, and the
+/// environment the container tools run in (their own storage, an empty auth file).
+struct World {
+    host: String,
+    client: Client,
+    http: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+    python: PathBuf,
+    module: Vec<u8>,
+    _server: wharf::server::ServerHandle,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl World {
+    /// Starts a registry and makes the module with `wat2wasm`; `None` when a tool is missing.
+    fn start(flow: &str) -> Option<Self> {
+        let python = std::env::var_os("WHARF_PYTHON")
+            .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"), PathBuf::from);
+        let mut missing: Vec<String> = ["skopeo", "buildah", "podman", "umoci", "wat2wasm"]
+            .into_iter()
+            .filter(|tool| Command::new(tool).arg("--version").output().is_err())
+            .map(String::from)
+            .collect();
+        let python_ok = Command::new(&python)
+            .args(["-c", "import oras.client, wasmtime"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !python_ok {
+            missing.push(format!("{} with oras and wasmtime", python.display()));
+        }
+        if !missing.is_empty() {
+            assert!(
+                std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
+                "{flow}: missing {missing:?} and WHARF_REQUIRE_ALL=1 (.ci/run installs them)"
+            );
+            eprintln!("SKIPPED {flow}: missing {}", missing.join(", "));
+            return None;
+        }
+        let serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rt =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+        let (server, host) = rt.block_on(async {
+            let storage =
+                Arc::new(wharf::store::FsStore::open(dir.path().join("registry")).await.expect("store"));
+            let registry = wharf::server::Registry::new(storage);
+            let server = wharf::server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry)
+                .await
+                .expect("bind");
+            let host = server.local_addr().to_string();
+            (server.spawn(), host)
+        });
+        let client = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
+        std::fs::write(
+            dir.path().join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/cs-run\"\ngraphroot = \"{0}/cs-graph\"\n",
+                dir.path().display()
+            ),
+        )
+        .expect("storage.conf");
+        std::fs::write(dir.path().join("auth.json"), "{}").expect("auth.json");
+        std::fs::create_dir_all(dir.path().join("tmp")).expect("tmp");
+        let mut world = World {
+            host,
+            client,
+            http: reqwest::Client::new(),
+            rt,
+            dir,
+            python,
+            module: Vec::new(),
+            _server: server,
+            _serial: serial,
+        };
+        let wasm = world.path("helloworld.wasm");
+        world.run("wat2wasm", &[WAT, "-o", &wasm]);
+        world.module = std::fs::read(&wasm).expect("module");
+        assert_eq!(&world.module[..4], b"\0asm");
+        Some(world)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().expect("utf-8 path").to_owned()
+    }
+
+    fn reference(&self, name: &str) -> Reference {
+        format!("{}/{name}", self.host).parse().expect("reference")
+    }
+
+    /// Runs a tool to success in this world's environment and returns its stdout.
+    fn run(&self, program: impl AsRef<Path>, args: &[&str]) -> String {
+        let program = program.as_ref().display().to_string();
+        let output = Command::new(&program)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("CONTAINERS_STORAGE_CONF", self.path("storage.conf"))
+            .env("REGISTRY_AUTH_FILE", self.path("auth.json"))
+            .env("TMPDIR", self.path("tmp"))
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(
+            output.status.success(),
+            "{program} {args:?} failed ({}):\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    fn python(&self, args: &[&str]) -> String {
+        let mut all = vec![CLIENTS_PY];
+        all.extend_from_slice(args);
+        self.run(&self.python, &all)
+    }
+
+    /// Runs one of the root package's examples (built by `cargo test`; built here otherwise).
+    fn example(&self, name: &str, args: &[&str]) -> String {
+        let exe = std::env::current_exe().expect("test binary");
+        let path = exe.parent().and_then(Path::parent).expect("target dir").join("examples").join(name);
+        if !path.exists() {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--example", name])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo");
+            assert!(status.success(), "cargo build --example {name}");
+        }
+        self.run(path, args)
+    }
+
+    /// Runs a module under wasmtime and checks its greeting.
+    fn assert_runs(&self, module: &str) {
+        assert_eq!(self.python(&["run-wasm", module]), GREETING, "{module} under wasmtime");
+    }
+
+    /// `GET` a registry path as JSON.
+    fn get_json(&self, path: &str) -> Value {
+        self.rt.block_on(async {
+            let response = self.http.get(format!("http://{}{path}", self.host)).send().await.expect("GET");
+            assert!(response.status().is_success(), "GET {path}: {}", response.status());
+            response.json().await.expect("JSON")
+        })
+    }
+
+    /// The server's Wasm view of `repository` at `reference` (tag or digest).
+    fn artifact(&self, repository: &str, reference: &str) -> Value {
+        self.get_json(&format!("/v2/{repository}/_wharf/artifacts/{reference}"))
+    }
+
+    /// The digest the registry serves for `reference`.
+    fn digest(&self, reference: &Reference) -> Digest {
+        self.rt.block_on(self.client.resolve(reference)).expect("resolve").0
+    }
+}
+
+/// The digest and bytes of the manifest an OCI layout's `index.json` names first.
+fn layout_manifest(layout: &str) -> (Digest, Vec<u8>) {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(Path::new(layout).join("index.json")).expect("index.json"))
+            .expect("index JSON");
+    let digest: Digest = index["manifests"][0]["digest"].as_str().expect("digest").parse().expect("digest");
+    let bytes = std::fs::read(Path::new(layout).join("blobs/sha256").join(digest.encoded())).expect("blob");
+    assert_eq!(Digest::sha256(&bytes), digest, "the layout's manifest blob matches its digest");
+    (digest, bytes)
+}
+
+fn digest_of(output: &str) -> Digest {
+    output.trim().parse().unwrap_or_else(|e| panic!("{output:?} is not a digest: {e}"))
+}
+
+/// The image-manifest fields every Wasm check reads.
+fn assert_wasm(artifact: &Value, kind: &str, harbor: &str, digest: &Digest) {
+    assert_eq!(artifact["digest"], digest.to_string(), "{artifact:#}");
+    assert_eq!(artifact["wasm"], true, "{artifact:#}");
+    assert_eq!(artifact["kind"], kind, "{artifact:#}");
+    assert_eq!(artifact["harborType"], harbor, "{artifact:#}");
+}
+
+#[test]
+fn flow1_wasm_to_oci_with_oras_py_and_the_examples() {
+    let Some(w) = World::start("flow 1") else { return };
+    let wasm = w.path("helloworld.wasm");
+    let by_oras = format!("{}/webassembly/helloworld:oras", w.host);
+    let by_example = format!("{}/webassembly/helloworld:wharf", w.host);
+    let oras_digest = digest_of(&w.python(&["push-wasm", &by_oras, &wasm]));
+    w.example("wasm_push", &[&wasm, &by_example, "--insecure"]);
+
+    for (tag, digest) in
+        [("oras", oras_digest.clone()), ("wharf", w.digest(&by_example.parse().expect("ref")))]
+    {
+        let artifact = w.artifact("webassembly/helloworld", tag);
+        assert_wasm(&artifact, "wasm-to-oci", "WASM", &digest);
+        assert_eq!(artifact["format"], "F1");
+        assert_eq!(artifact["module"]["header"]["kind"], "core-module", "{artifact:#}");
+        assert_eq!(artifact["module"]["wasi"], "preview1", "{artifact:#}");
+        assert_eq!(artifact["module"]["size"], w.module.len(), "{artifact:#}");
+    }
+    assert_eq!(w.digest(&by_oras.parse().expect("ref")), oras_digest);
+
+    // Each tool pulls what both pushed.
+    for target in [&by_oras, &by_example] {
+        let tag = target.rsplit(':').next().expect("tag");
+        let out = w.path(&format!("oras-pulled-{tag}"));
+        let pulled = w.python(&["pull", target, &out]);
+        assert_eq!(pulled.trim(), format!("{out}/helloworld.wasm"), "oras-py pulls the titled layer");
+        assert_eq!(std::fs::read(pulled.trim()).expect("pulled"), w.module, "oras-py pull of {target}");
+        w.assert_runs(pulled.trim());
+
+        let out = w.path(&format!("example-pulled-{tag}.wasm"));
+        w.example("wasm_pull", &[target, "-o", &out, "--insecure"]);
+        assert_eq!(std::fs::read(&out).expect("pulled"), w.module, "wasm_pull of {target}");
+        w.assert_runs(&out);
+    }
+}
+
+#[test]
+fn flow2_annotated_images_from_buildah_and_umoci() {
+    let Some(w) = World::start("flow 2") else { return };
+    std::fs::write(w.path("Containerfile"), CONTAINERFILE).expect("Containerfile");
+    let context = w.path("");
+    let mut pushed = Vec::new();
+    for (tag, annotation) in
+        [("handler", "run.oci.handler=wasm"), ("compat", "module.wasm.image/variant=compat")]
+    {
+        let local = format!("localhost/helloworld:{tag}");
+        w.run("buildah", &["build", "--timestamp", "0", "--annotation", annotation, "-t", &local, &context]);
+        let target = format!("{}/wasm/helloworld:{tag}", w.host);
+        let digest_file = w.path(&format!("{tag}.digest"));
+        w.run(
+            "buildah",
+            &[
+                "push",
+                "--tls-verify=false",
+                "--digestfile",
+                &digest_file,
+                &local,
+                &format!("docker://{target}"),
+            ],
+        );
+        let digest = digest_of(&std::fs::read_to_string(&digest_file).expect("digest file"));
+        let (key, value) = annotation.split_once('=').expect("key=value");
+        let artifact = w.artifact("wasm/helloworld", tag);
+        assert_wasm(&artifact, "compat-annotated", "WASM", &digest);
+        assert_eq!(artifact["format"], "F2");
+        assert_eq!(artifact["annotations"][key], value, "{artifact:#}");
+        pushed.push((target, digest));
+    }
+
+    // umoci makes an OCI layout (wasi/wasm, annotated); skopeo pushes it keeping its digest.
+    let layout = w.path("umoci");
+    let bundle = w.path("bundle");
+    let image = format!("{layout}:v1");
+    w.run("umoci", &["init", "--layout", &layout]);
+    w.run("umoci", &["new", "--image", &image]);
+    w.run("umoci", &["unpack", "--image", &image, &bundle]);
+    std::fs::write(Path::new(&bundle).join("rootfs/helloworld.wasm"), &w.module).expect("copy module");
+    w.run("umoci", &["repack", "--image", &image, &bundle]);
+    w.run(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            &image,
+            "--os",
+            "wasi",
+            "--architecture",
+            "wasm",
+            "--config.entrypoint",
+            "/helloworld.wasm",
+            "--manifest.annotation",
+            "run.oci.handler=wasm",
+        ],
+    );
+    let (umoci_digest, _) = layout_manifest(&layout);
+    let target = format!("{}/wasm/helloworld:umoci", w.host);
+    w.run(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+            &format!("oci:{image}"),
+            &format!("docker://{target}"),
+        ],
+    );
+    let artifact = w.artifact("wasm/helloworld", "umoci");
+    assert_wasm(&artifact, "compat-annotated", "WASM", &umoci_digest);
+    assert_eq!(artifact["platform"]["os"], "wasi", "{artifact:#}");
+    pushed.push((target, umoci_digest));
+
+    for (target, digest) in &pushed {
+        // skopeo brings the image back to an OCI layout under the same digest.
+        let tag = target.rsplit(':').next().expect("tag");
+        let layout = w.path(&format!("layout-{tag}"));
+        w.run(
+            "skopeo",
+            &[
+                "copy",
+                "-q",
+                "--src-tls-verify=false",
+                &format!("docker://{target}"),
+                &format!("oci:{layout}:{tag}"),
+            ],
+        );
+        assert_eq!(&layout_manifest(&layout).0, digest, "skopeo copy of {target}");
+        // wharf-client finds the module in the tar layer, and it runs.
+        let reference: Reference = target.parse().expect("reference");
+        let pulled = w.rt.block_on(w.client.pull_wasm(&reference)).expect("pull_wasm");
+        assert_eq!(pulled.manifest.digest(), digest);
+        assert_eq!(pulled.module.as_ref(), &w.module[..], "pull_wasm of {target}");
+        let out = w.path(&format!("pulled-{tag}.wasm"));
+        std::fs::write(&out, &pulled.module).expect("write");
+        w.assert_runs(&out);
+    }
+}
+
+#[test]
+fn flow3_wasi_platform_index_from_podman() {
+    let Some(w) = World::start("flow 3") else { return };
+    std::fs::write(w.path("Containerfile"), CONTAINERFILE).expect("Containerfile");
+    let context = w.path("");
+    let podman = |args: &[&str]| {
+        let tmp = w.path("tmp");
+        let mut all = vec!["--tmpdir", &tmp];
+        all.extend_from_slice(args);
+        w.run("podman", &all)
+    };
+    podman(&[
+        "build",
+        "--no-cache",
+        "--timestamp",
+        "0",
+        "--platform",
+        "wasi/wasm",
+        "-t",
+        "localhost/hw:wasi",
+        &context,
+    ]);
+    podman(&[
+        "build",
+        "--no-cache",
+        "--timestamp",
+        "0",
+        "--platform",
+        "linux/amd64",
+        "-t",
+        "localhost/hw:linux",
+        &context,
+    ]);
+    podman(&["manifest", "create", "localhost/hw:list"]);
+    podman(&["manifest", "add", "localhost/hw:list", "containers-storage:localhost/hw:wasi"]);
+    podman(&["manifest", "add", "localhost/hw:list", "containers-storage:localhost/hw:linux"]);
+    let target = format!("{}/wasm/helloworld:index", w.host);
+    let digest_file = w.path("index.digest");
+    podman(&[
+        "manifest",
+        "push",
+        "--all",
+        "--format",
+        "oci",
+        "--tls-verify=false",
+        "--digestfile",
+        &digest_file,
+        "localhost/hw:list",
+        &format!("docker://{target}"),
+    ]);
+    let index_digest = digest_of(&std::fs::read_to_string(&digest_file).expect("digest file"));
+    assert_eq!(w.digest(&target.parse().expect("ref")), index_digest);
+
+    let index = w.artifact("wasm/helloworld", "index");
+    assert_wasm(&index, "wasm-index", "IMAGE", &index_digest);
+    assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
+    let children = index["wasmChildren"].as_array().expect("wasmChildren");
+    assert_eq!(children.len(), 1, "{index:#}");
+    let child = &children[0]["descriptor"];
+    assert_eq!(child["platform"]["os"], "wasi");
+    assert_eq!(child["platform"]["architecture"], "wasm");
+    let child_digest: Digest = child["digest"].as_str().expect("digest").parse().expect("digest");
+    let image = w.artifact("wasm/helloworld", child_digest.as_str());
+    // Harbor keys on annotations only: an unannotated `wasi/wasm` image is an `IMAGE` there.
+    assert_wasm(&image, "platform-image", "IMAGE", &child_digest);
+    assert_eq!(image["format"], "F3");
+    let repositories = w.get_json("/v2/_wharf/repositories");
+    let repo = &repositories["repositories"][0];
+    assert_eq!(repo["name"], "wasm/helloworld");
+    assert_eq!(repo["byKind"]["wasm-index"], 1, "{repositories:#}");
+
+    // `skopeo copy --all` keeps the index digest, to a layout and to another repository.
+    let layout = w.path("index-layout");
+    w.run(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{target}"),
+            &format!("oci:{layout}:index"),
+        ],
+    );
+    assert_eq!(layout_manifest(&layout).0, index_digest);
+    let copy = format!("{}/wasm/helloworld-copy:index", w.host);
+    w.run(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--all",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{target}"),
+            &format!("docker://{copy}"),
+        ],
+    );
+    assert_eq!(w.digest(&copy.parse().expect("ref")), index_digest);
+    // And wharf-client picks the Wasm child of the index.
+    let pulled = w.rt.block_on(w.client.pull_wasm(&target.parse().expect("ref"))).expect("pull_wasm");
+    assert_eq!(pulled.manifest.digest(), &child_digest);
+    assert_eq!(pulled.module.as_ref(), &w.module[..]);
+}
+
+#[test]
+fn flow4_cncf_artifact_from_wharf_client_pulled_by_oras_py() {
+    let Some(w) = World::start("flow 4") else { return };
+    let reference = w.reference("wasm/cncf:v1");
+    let manifest = w
+        .rt
+        .block_on(w.client.push_wasm(&reference, Bytes::from(w.module.clone()), Layout::CncfV0, "hello.wasm"))
+        .expect("push_wasm");
+    let artifact = w.artifact("wasm/cncf", "v1");
+    assert_wasm(&artifact, "cncf-artifact", "UNKNOWN", manifest.digest());
+    let out = w.path("pulled");
+    let pulled = w.python(&["pull", &reference.to_string(), &out]);
+    assert_eq!(pulled.trim(), format!("{out}/hello.wasm"));
+    assert_eq!(std::fs::read(pulled.trim()).expect("pulled"), w.module, "oras-py pull of the CNCF artifact");
+}
+
+#[test]
+fn flow5_skopeo_tags_inspect_delete_and_oras_py_referrers() {
+    let Some(w) = World::start("flow 5") else { return };
+    let module = Bytes::from(w.module.clone());
+    let mut manifests = Vec::new();
+    for tag in ["v1", "v2", "v3"] {
+        let reference = w.reference(&format!("webassembly/tags:{tag}"));
+        let layout = if tag == "v3" { Layout::CncfV0 } else { Layout::WasmToOci };
+        manifests.push(
+            w.rt.block_on(w.client.push_wasm(&reference, module.clone(), layout, "m.wasm")).expect("push"),
+        );
+    }
+    let repo = format!("docker://{}/webassembly/tags", w.host);
+    let tags = |w: &World| -> BTreeSet<String> {
+        let listed: Value =
+            serde_json::from_str(&w.run("skopeo", &["list-tags", "--tls-verify=false", &repo]))
+                .expect("JSON");
+        listed["Tags"].as_array().expect("Tags").iter().map(|t| t.as_str().expect("tag").to_owned()).collect()
+    };
+    assert_eq!(tags(&w), BTreeSet::from(["v1".into(), "v2".into(), "v3".into()]));
+    for (tag, manifest) in ["v1", "v2", "v3"].iter().zip(&manifests) {
+        let raw = w.run("skopeo", &["inspect", "--tls-verify=false", "--raw", &format!("{repo}:{tag}")]);
+        assert_eq!(raw.as_bytes(), manifest.bytes(), "skopeo inspect --raw {tag} gives the exact bytes");
+    }
+    // skopeo deletes by digest: v3 goes, and its tag with it.
+    w.run("skopeo", &["delete", "--tls-verify=false", &format!("{repo}:v3")]);
+    assert_eq!(tags(&w), BTreeSet::from(["v1".into(), "v2".into()]));
+    let gone = w.rt.block_on(
+        w.client.pull_manifest(&w.reference(&format!("webassembly/tags@{}", manifests[2].digest()))),
+    );
+    assert!(gone.is_err(), "the deleted manifest is gone");
+
+    // oras-py pushes an SBOM-like referrer of v1; the referrers API lists it.
+    std::fs::write(w.path("sbom.json"), br#"{"spdxVersion":"SPDX-2.3"}"#).expect("sbom");
+    let subject = &manifests[0];
+    let referrer = digest_of(&w.python(&[
+        "push-referrer",
+        &format!("{}/webassembly/tags:sbom", w.host),
+        &w.path("sbom.json"),
+        "application/vnd.oci.image.manifest.v1+json",
+        subject.digest().as_str(),
+        &subject.size().to_string(),
+    ]));
+    for query in ["", "?artifactType=application/vnd.example.sbom.v1%2Bjson"] {
+        let index = w.get_json(&format!("/v2/webassembly/tags/referrers/{}{query}", subject.digest()));
+        let listed = index["manifests"].as_array().expect("manifests");
+        assert_eq!(listed.len(), 1, "{index:#}");
+        assert_eq!(listed[0]["digest"], referrer.to_string());
+        assert_eq!(listed[0]["artifactType"], "application/vnd.example.sbom.v1+json");
+    }
+    let none = w.get_json(&format!("/v2/webassembly/tags/referrers/{}", Digest::sha256(b"no such subject")));
+    assert_eq!(none["manifests"], Value::Array(vec![]));
+}
