@@ -32,6 +32,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod artifacts;
+mod cache;
 mod error;
 mod http;
 mod metrics;

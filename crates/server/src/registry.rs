@@ -85,6 +85,7 @@ pub struct Registry {
     storage: Arc<dyn Storage>,
     wasm_validate: bool,
     metrics: Arc<crate::metrics::Metrics>,
+    manifests: Arc<crate::cache::ManifestCache>,
 }
 
 fn digest_key(d: &Digest) -> String {
@@ -98,7 +99,7 @@ fn repo_key(repo: &Repository, rest: &str) -> String {
 impl Registry {
     /// A registry over `storage`.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage, wasm_validate: false, metrics: Arc::default() }
+        Self { storage, wasm_validate: false, metrics: Arc::default(), manifests: Arc::default() }
     }
 
     /// With `on`, a manifest whose declared raw Wasm layer is not valid WebAssembly is refused
@@ -336,67 +337,83 @@ impl Registry {
         self.check_references(repo, &manifest).await?;
         let artifact = self.classify_push(&manifest).await?;
         let digest = manifest.digest().clone();
-        self.storage.put_bytes(&digest, manifest.bytes().clone()).await?;
+        // Durable in three steps, each waiting for the one before (a crash never leaves a
+        // record naming a missing manifest, nor a tag naming a missing record); the writes
+        // within a step run concurrently, so their fsyncs overlap.
+        tokio::try_join!(
+            async { Ok::<_, Error>(self.storage.put_bytes(&digest, manifest.bytes().clone()).await?) },
+            self.touch_repository(repo),
+        )?;
         let subject = manifest.subject().map(|s| s.digest.clone());
         let revision = Revision {
             media_type: manifest.media_type().essence().to_owned(),
             size: manifest.size(),
             subject: subject.clone(),
         };
-        self.touch_repository(repo).await?;
+        self.manifests.insert(&digest, manifest.bytes());
         let record = serde_json::to_vec(&revision).expect("a revision serialises");
-        self.storage
-            .set_meta(
-                &repo_key(repo, &format!("_manifests/revisions/{}", digest_key(&digest))),
-                record.into(),
-            )
-            .await?;
-        self.store_artifact(repo, &digest, &artifact).await?;
+        let revision_key = repo_key(repo, &format!("_manifests/revisions/{}", digest_key(&digest)));
+        let referrer = async {
+            if let Some(subject) = &subject {
+                let descriptor = serde_json::to_vec(&manifest.descriptor()).expect("a descriptor serialises");
+                let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(&digest));
+                self.storage.set_meta(&repo_key(repo, &key), descriptor.into()).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        tokio::try_join!(
+            async { Ok::<_, Error>(self.storage.set_meta(&revision_key, record.into()).await?) },
+            self.store_artifact(repo, &digest, &artifact),
+            referrer,
+        )?;
         self.metrics.artifact_pushed(
             artifact["kind"].as_str().unwrap_or_default(),
             artifact["harborType"].as_str().unwrap_or_default(),
         );
-        if let Some(subject) = &subject {
-            let descriptor = serde_json::to_vec(&manifest.descriptor()).expect("a descriptor serialises");
-            let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(&digest));
-            self.storage.set_meta(&repo_key(repo, &key), descriptor.into()).await?;
-        }
         let mut tags: Vec<Tag> = extra_tags.to_vec();
         if let TagOrDigest::Tag(t) = reference {
             tags.insert(0, t.clone());
         }
-        for tag in &tags {
+        let target = digest.to_string();
+        futures_util::future::try_join_all(tags.iter().map(|tag| {
             let key = repo_key(repo, &format!("_manifests/tags/{tag}"));
-            self.storage.set_meta(&key, digest.to_string().into()).await?;
-        }
+            let value = target.clone().into();
+            async move { self.storage.set_meta(&key, value).await }
+        }))
+        .await?;
         Ok(PutManifest { digest, subject, tags })
     }
 
     /// Every blob and child manifest must be in the repository (layers with `urls` excepted).
     async fn check_references(&self, repo: &Repository, manifest: &Manifest) -> Result<()> {
         let is_index = manifest.as_index().is_some();
-        for d in manifest.references() {
-            if d.is_non_distributable() {
-                continue;
-            }
-            let present = if is_index {
-                self.revision(repo, &d.digest).await?.is_some()
-            } else {
-                self.blob_linked(repo, &d.digest).await?
-            };
-            if present {
-                continue;
-            }
-            // A blob embedded in the descriptor (`data`), verified, is stored as if pushed.
-            match d.embedded_data()? {
-                Some(bytes) if !is_index => {
-                    self.storage.put_bytes(&d.digest, bytes.into()).await?;
-                    self.link_blob(repo, &d.digest).await?;
-                }
-                _ => return Err(Error::ManifestBlobUnknown(d.digest.clone())),
-            }
+        // Checked a few at a time: each check is a storage round trip.
+        let references: Vec<&Descriptor> =
+            manifest.references().filter(|d| !d.is_non_distributable()).collect();
+        for batch in references.chunks(16) {
+            futures_util::future::try_join_all(batch.iter().map(|d| self.check_reference(repo, d, is_index)))
+                .await?;
         }
         Ok(())
+    }
+
+    async fn check_reference(&self, repo: &Repository, d: &Descriptor, is_index: bool) -> Result<()> {
+        let present = if is_index {
+            self.revision(repo, &d.digest).await?.is_some()
+        } else {
+            self.blob_linked(repo, &d.digest).await?
+        };
+        if present {
+            return Ok(());
+        }
+        // A blob embedded in the descriptor (`data`), verified, is stored as if pushed.
+        match d.embedded_data()? {
+            Some(bytes) if !is_index => {
+                self.storage.put_bytes(&d.digest, bytes.into()).await?;
+                self.link_blob(repo, &d.digest).await
+            }
+            _ => Err(Error::ManifestBlobUnknown(d.digest.clone())),
+        }
     }
 
     async fn revision(&self, repo: &Repository, digest: &Digest) -> Result<Option<Revision>> {
@@ -430,12 +447,16 @@ impl Registry {
             .revision(repo, &digest)
             .await?
             .ok_or_else(|| Error::ManifestUnknown(reference.to_string()))?;
-        let bytes = match self.storage.read_all(&digest).await {
-            Err(wharf_store::Error::BlobNotFound { .. }) => {
-                return Err(Error::ManifestUnknown(reference.to_string()));
-            }
-            other => other?,
+        let bytes = match self.manifests.get(&digest) {
+            Some(bytes) => bytes,
+            None => match self.storage.read_all(&digest).await {
+                Err(wharf_store::Error::BlobNotFound { .. }) => {
+                    return Err(Error::ManifestUnknown(reference.to_string()));
+                }
+                other => other?,
+            },
         };
+        self.manifests.insert(&digest, &bytes);
         Ok(StoredManifest { digest, media_type: revision.media_type, bytes })
     }
 

@@ -41,7 +41,9 @@ const WRITE_QUEUE: usize = 8;
 /// the disk works while the rest is hashed and the final `fsync` has little left to do.
 const EARLY_SYNC: u64 = 16 * 1024 * 1024;
 /// The read buffer of a blob stream.
-const READ_CHUNK: usize = 256 * 1024;
+/// Blobs up to this size are put in one blocking call (no writer thread).
+const SMALL_BLOB: usize = 1024 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 
 /// A blob store in a local directory.
 ///
@@ -107,22 +109,7 @@ impl FsStore {
     async fn publish(&self, from: PathBuf, digest: &Digest) -> Result<()> {
         let to = self.blob_path(digest);
         let blobs = self.root.join("blobs");
-        blocking(move || {
-            let parent = to.parent().expect("blob paths have a parent");
-            if !parent.exists() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
-                // Make the new directories durable: each one's entry lives in its parent.
-                let mut dir = parent;
-                while dir != blobs {
-                    let up = dir.parent().expect("below the root");
-                    sync_dir(up)?;
-                    dir = up;
-                }
-            }
-            std::fs::rename(&from, &to).map_err(|e| Error::io("rename", &to, e))?;
-            sync_dir(parent)
-        })
-        .await
+        blocking(move || publish(&from, &to, &blobs)).await
     }
 
     async fn len_of(&self, id: &UploadId) -> Result<u64> {
@@ -177,6 +164,43 @@ impl BlobStore for FsStore {
         self.publish(temp.path.clone(), expected).await?;
         temp.disarm();
         Ok(BlobInfo::new(expected.clone(), size))
+    }
+
+    /// Small blobs (manifests, configs) in one blocking call: verify, write, fsync, publish.
+    async fn put_bytes(&self, expected: &Digest, data: bytes::Bytes) -> Result<BlobInfo> {
+        if data.len() > SMALL_BLOB {
+            return self.put(expected, crate::single(data)).await;
+        }
+        let temp = TempFile::new(self.root.join("tmp").join(UploadId::random().as_str()));
+        let to = self.blob_path(expected);
+        let blobs = self.root.join("blobs");
+        let expected = expected.clone();
+        blocking(move || {
+            let mut digester = expected.digester();
+            digester.update(&data);
+            verify(digester, &expected)?;
+            let mut file =
+                std::fs::File::create(&temp.path).map_err(|e| Error::io("create", &temp.path, e))?;
+            file.write_all(&data)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::io("write", &temp.path, e))?;
+            publish(&temp.path, &to, &blobs)?;
+            temp.disarm();
+            Ok(BlobInfo::new(expected, data.len() as u64))
+        })
+        .await
+    }
+
+    /// One blocking read of the whole file.
+    async fn read_all(&self, digest: &Digest) -> Result<bytes::Bytes> {
+        let path = self.blob_path(digest);
+        match tokio::fs::read(&path).await {
+            Ok(v) => Ok(v.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::BlobNotFound { digest: digest.clone() })
+            }
+            Err(e) => Err(Error::io("read", path, e)),
+        }
     }
 
     async fn delete(&self, digest: &Digest) -> Result<bool> {
@@ -319,6 +343,24 @@ async fn write_durably(file: std::fs::File, path: &Path, input: &mut Hashed<'_>)
     drop(tx);
     let written = writer.await.map_err(|e| Error::Corrupt(format!("writer thread failed: {e}")))?;
     sent.and(written)
+}
+
+/// Renames the verified, synced file `from` to the blob path `to` (creating its directories)
+/// and makes the rename durable.
+fn publish(from: &Path, to: &Path, blobs: &Path) -> Result<()> {
+    let parent = to.parent().expect("blob paths have a parent");
+    if !parent.exists() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+        // Make the new directories durable: each one's entry lives in its parent.
+        let mut dir = parent;
+        while dir != blobs {
+            let up = dir.parent().expect("below the root");
+            sync_dir(up)?;
+            dir = up;
+        }
+    }
+    std::fs::rename(from, to).map_err(|e| Error::io("rename", to, e))?;
+    sync_dir(parent)
 }
 
 /// A file in `tmp/` removed on drop unless disarmed (a put that failed or was cancelled).

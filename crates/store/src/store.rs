@@ -271,6 +271,8 @@ macro_rules! forward {
             async fn status(&self, id: &UploadId) -> Result<u64> { (**self).status(id).await }
             async fn commit(&self, id: &UploadId, expected: &Digest) -> Result<BlobInfo> { (**self).commit(id, expected).await }
             async fn abort(&self, id: &UploadId) -> Result<()> { (**self).abort(id).await }
+            async fn put_bytes(&self, expected: &Digest, data: Bytes) -> Result<BlobInfo> { (**self).put_bytes(expected, data).await }
+            async fn read_all(&self, digest: &Digest) -> Result<Bytes> { (**self).read_all(digest).await }
         }
     )*};
 }

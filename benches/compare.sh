@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Wharf vs CNCF distribution, side by side on loopback: starts Debian's docker-registry 2.8.2
+# and wharf-server (both on filesystem storage in a scratch folder, logs at error/warn level),
+# runs `examples/bench_registry` against both (interleaved runs, medians, ratios, server CPU
+# and memory), and measures the machine's physical references (openssl SHA-256, loopback TCP).
+#
+#   bash benches/compare.sh                 # full run (about 10 minutes on 2 cores)
+#   RUNS=5 bash benches/compare.sh          # more runs per row
+#   SCALE=16 bash benches/compare.sh        # a quick smoke run (sizes and counts / 16)
+#   bash benches/compare.sh --only blobs    # extra arguments go to bench_registry
+#
+# Writes the table to target/bench-compare/table.md as well as stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+runs=${RUNS:-3}
+scale=${SCALE:-1}
+
+command -v docker-registry >/dev/null || { echo "needs docker-registry (apt-get install docker-registry)" >&2; exit 1; }
+cargo build --release --locked -q -p wharf-server --bins
+cargo build --release --locked -q --example bench_registry
+
+work="$root/target/bench-compare"
+rm -rf "$work"
+mkdir -p "$work/distribution" "$work/wharf"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+dist_port=$(free_port)
+wharf_port=$(free_port)
+
+cat > "$work/distribution.yml" <<YAML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $work/distribution
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$dist_port
+YAML
+
+docker-registry serve "$work/distribution.yml" > "$work/distribution.log" 2>&1 &
+dist_pid=$!
+WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$wharf_port" --storage "fs:$work/wharf" \
+  > "$work/wharf.log" 2>&1 &
+wharf_pid=$!
+trap 'kill $dist_pid $wharf_pid 2>/dev/null || true' EXIT
+for port in "$dist_port" "$wharf_port"; do
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
+done
+sleep 1   # let both settle before reading their idle memory
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+echo "distribution: $(docker-registry --version 2>/dev/null | head -1)"
+echo "wharf-server: $(git describe --always --dirty 2>/dev/null)"
+echo
+echo "physical references:"
+openssl speed -evp sha256 -bytes 1048576 -seconds 3 2>/dev/null | grep -E '^(sha256|SHA256)' | \
+  awk '{ printf "  openssl sha256, 1 MiB blocks: %s\n", $NF }'
+./target/release/examples/bench_registry --loopback-only
+echo
+
+./target/release/examples/bench_registry \
+  --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" \
+  --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" \
+  --runs "$runs" --scale "$scale" --markdown "$work/table.md" "$@"

@@ -1,0 +1,733 @@
+//! Measure any OCI registry over HTTP, optionally side by side with a baseline: blob push
+//! (monolithic and chunked), pull (with and without verification), manifest PUTs, manifest
+//! GET/HEAD at several concurrencies with p50/p99, a 1,000-tag list, and the servers' CPU time
+//! and memory when their process ids are given. Target and baseline runs are interleaved, so a
+//! noisy machine hits both alike; every row prints the median, the spread and the ratio.
+//!
+//! ```text
+//! cargo run --release --example bench_registry -- --target http://127.0.0.1:5000 \
+//!     [--baseline http://127.0.0.1:5001] [--server-pid PID] [--baseline-pid PID] [--runs 3]
+//! ```
+//!
+//! `benches/compare.sh` starts `wharf-server` and Debian's `docker-registry` on loopback and
+//! runs this against both. Every run pushes fresh content (no deduplication helps either side).
+
+// Rates and percentiles are floating point over byte and request counts far below 2^52.
+#![allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Parser;
+use futures_util::StreamExt;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+use wharf::types::{Digest, Digester};
+
+const MIB: usize = 1024 * 1024;
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark OCI registries over HTTP")]
+struct Args {
+    /// The registry measured, e.g. http://127.0.0.1:5000.
+    #[arg(long, required_unless_present = "loopback_only")]
+    target: Option<String>,
+    /// Only measure the machine's references: loopback TCP and SHA-256 throughput.
+    #[arg(long)]
+    loopback_only: bool,
+    /// A registry to compare with, measured in the same interleaved runs.
+    #[arg(long)]
+    baseline: Option<String>,
+    /// The target server's process id: CPU time per operation and memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// The baseline server's process id.
+    #[arg(long)]
+    baseline_pid: Option<u32>,
+    /// Runs per row (medians over them).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Seconds per run of each GET/HEAD concurrency level.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Divide every size and count by this (a quick smoke run: `--scale 16`).
+    #[arg(long, default_value_t = 1)]
+    scale: usize,
+    /// Only the blob rows (`blobs`) or only the manifest rows (`manifests`).
+    #[arg(long, value_parser = ["blobs", "manifests"])]
+    only: Option<String>,
+    /// Write the table as Markdown here too.
+    #[arg(long)]
+    markdown: Option<std::path::PathBuf>,
+}
+
+/// One registry under test.
+struct Registry {
+    label: &'static str,
+    base: String,
+    pid: Option<u32>,
+    http: reqwest::Client,
+}
+
+/// One measured run: wall time, work done, the server's CPU seconds, request latencies.
+#[derive(Default)]
+struct Sample {
+    wall: f64,
+    work: f64,
+    cpu: Option<f64>,
+    latencies: Vec<f64>,
+}
+
+/// What a row reports for one registry.
+struct Summary {
+    rate: f64,
+    min: f64,
+    max: f64,
+    cpu_per_op: Option<f64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+}
+
+struct Row {
+    name: String,
+    unit: &'static str,
+    /// Higher is better for rates; a latency row (tags list) reports ms, lower is better.
+    per: Per,
+    results: Vec<Summary>,
+}
+
+#[derive(Clone, Copy)]
+enum Per {
+    /// `work / wall`: MiB/s or requests/s.
+    Rate,
+    /// `wall / work` in milliseconds.
+    Latency,
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let Some(target) = &args.target else { return physical().await };
+    let mut registries = vec![Registry::new("target", target, args.server_pid)?];
+    if let Some(base) = &args.baseline {
+        registries.push(Registry::new("baseline", base, args.baseline_pid)?);
+    }
+    let idle: Vec<Option<(u64, u64)>> = registries.iter().map(|r| r.pid.and_then(memory)).collect();
+    for r in &registries {
+        let status = r.http.get(format!("{}/v2/", r.base)).send().await?.status();
+        assert!(status.is_success(), "{}: GET /v2/ answered {status}", r.base);
+    }
+    let run_id = u64::from(std::process::id()) ^ now_nanos();
+    let scale = args.scale.max(1);
+    let mut rows = Vec::new();
+    let blobs = args.only.as_ref().is_none_or(|o| o == "blobs");
+    let manifests = args.only.as_ref().is_none_or(|o| o == "manifests");
+    let mut seed = run_id;
+    let mut fresh = |size: usize| {
+        seed = seed.wrapping_add(1);
+        let data = wharf::store::testing::content(seed, size);
+        let digest = Digest::sha256(&data);
+        (data, digest)
+    };
+    for size in [64 * MIB / scale, 512 * MIB / scale].into_iter().filter(|_| blobs) {
+        let name = format!("push {}, monolithic (POST + PUT)", human(size));
+        rows.push(
+            measure(&registries, &args, &name, "MiB/s", Per::Rate, |r| {
+                let (data, digest) = fresh(size);
+                async move {
+                    let (secs, ()) = timed(r.push_monolithic("bench/push", data, &digest)).await?;
+                    Ok((secs, mib(size)))
+                }
+            })
+            .await?,
+        );
+    }
+    let size = 256 * MIB / scale;
+    let chunk = 8 * MIB / scale;
+    if blobs {
+        let name = format!("push {}, chunked ({} PATCHes)", human(size), human(chunk));
+        rows.push(
+            measure(&registries, &args, &name, "MiB/s", Per::Rate, |r| {
+                let (data, digest) = fresh(size);
+                async move {
+                    let (secs, ()) = timed(r.push_chunked("bench/chunked", data, &digest, chunk)).await?;
+                    Ok((secs, mib(size)))
+                }
+            })
+            .await?,
+        );
+    }
+    // One 512 MiB blob to pull, in every registry.
+    let size = 512 * MIB / scale;
+    let (big, pulled) = fresh(size);
+    for r in registries.iter().filter(|_| blobs) {
+        r.push_monolithic("bench/pull", big.clone(), &pulled).await?;
+    }
+    drop(big);
+    for verify in [false, true].into_iter().filter(|_| blobs) {
+        let name = format!("pull {}{}", human(size), if verify { ", client verifies SHA-256" } else { "" });
+        rows.push(
+            measure(&registries, &args, &name, "MiB/s", Per::Rate, |r| {
+                let digest = pulled.clone();
+                async move {
+                    let (secs, n) = timed(r.pull("bench/pull", &digest, verify)).await?;
+                    assert_eq!(n, size as u64, "pulled size");
+                    Ok((secs, mib(size)))
+                }
+            })
+            .await?,
+        );
+    }
+
+    if manifests {
+        // 1,000 manifests PUT one after the other, each tagged: they also make the tags list.
+        let count = 1000 / scale;
+        let mut round = 0u64;
+        let mut last_repo = vec![String::new(); registries.len()];
+        let puts = measure(
+            &registries,
+            &args,
+            &format!("{count} manifest PUTs, sequential, by tag"),
+            "PUT/s",
+            Per::Rate,
+            |r| {
+                round += 1;
+                let repo = format!("bench/manifests-{run_id:x}-{round}");
+                last_repo[index_of(&registries, r)].clone_from(&repo);
+                async move {
+                    let (config, layer) = r.small_blobs(&repo).await?;
+                    let manifests: Vec<Bytes> =
+                        (0..count).map(|i| manifest(&config, &layer, run_id, i)).collect();
+                    let start = Instant::now();
+                    let mut acknowledged = Vec::with_capacity(count);
+                    for (i, body) in manifests.iter().enumerate() {
+                        acknowledged.push(r.put_manifest(&repo, &format!("t{i:04}"), body.clone()).await?);
+                    }
+                    let secs = start.elapsed().as_secs_f64();
+                    // Every acknowledged manifest is there, by digest, with the bytes that were PUT.
+                    for (digest, body) in acknowledged.iter().zip(&manifests) {
+                        assert_eq!(&r.get_manifest(&repo, digest.as_str()).await?, body, "manifest {digest}");
+                    }
+                    Ok((secs, count as f64))
+                }
+            },
+        )
+        .await?;
+        rows.push(puts);
+
+        for (method, label) in
+            [(reqwest::Method::GET, "manifest GET by tag"), (reqwest::Method::HEAD, "manifest HEAD by tag")]
+        {
+            for concurrency in [1usize, 16, 64] {
+                let name = format!("{label}, concurrency {concurrency}");
+                let method = method.clone();
+                rows.push(
+                    measure(&registries, &args, &name, "req/s", Per::Rate, |r| {
+                        let repo = last_repo[index_of(&registries, r)].clone();
+                        let method = method.clone();
+                        let seconds = args.seconds;
+                        async move { r.hammer(method, &repo, concurrency, seconds, count).await }
+                    })
+                    .await?,
+                );
+            }
+        }
+        rows.push(
+            measure(&registries, &args, &format!("tags list of {count} tags"), "ms", Per::Latency, |r| {
+                let repo = last_repo[index_of(&registries, r)].clone();
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..200 {
+                        assert_eq!(r.tags(&repo).await?, count, "tags listed");
+                    }
+                    Ok((start.elapsed().as_secs_f64(), 200.0))
+                }
+            })
+            .await?,
+        );
+    }
+
+    let table = render(&registries, &rows, &idle);
+    println!("{table}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &table)?;
+    }
+    Ok(())
+}
+
+/// The machine's limits: one TCP stream over loopback, and SHA-256 on one core.
+async fn physical() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let total = 2048 * MIB;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let reader = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n = 0usize;
+        loop {
+            match socket.read(&mut buf).await? {
+                0 => return Ok::<usize, std::io::Error>(n),
+                k => n += k,
+            }
+        }
+    });
+    let chunk = vec![7u8; 256 * 1024];
+    let start = Instant::now();
+    let mut socket = tokio::net::TcpStream::connect(addr).await?;
+    for _ in 0..total / chunk.len() {
+        socket.write_all(&chunk).await?;
+    }
+    socket.shutdown().await?;
+    let n = reader.await??;
+    let secs = start.elapsed().as_secs_f64();
+    println!("  loopback TCP, one stream, 2 GiB: {:.0} MiB/s", mib(n) / secs);
+    let data = wharf::store::testing::content(1, 512 * MIB);
+    let start = Instant::now();
+    let _ = Digest::sha256(&data);
+    println!(
+        "  SHA-256 (sha2 crate), 512 MiB on one core: {:.0} MiB/s",
+        512.0 / start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn index_of(registries: &[Registry], r: &Registry) -> usize {
+    registries.iter().position(|x| std::ptr::eq(x, r)).expect("a registry of the list")
+}
+
+/// Runs `op` `args.runs` times on every registry, interleaved, and summarises each.
+async fn measure<'a, F, Fut>(
+    registries: &'a [Registry],
+    args: &Args,
+    name: &str,
+    unit: &'static str,
+    per: Per,
+    mut op: F,
+) -> Result<Row>
+where
+    F: FnMut(&'a Registry) -> Fut,
+    Fut: std::future::Future<Output = Result<(f64, f64)>> + 'a,
+{
+    eprint!("{name}:");
+    let mut samples: Vec<Vec<Sample>> = registries.iter().map(|_| Vec::new()).collect();
+    for _ in 0..args.runs.max(1) {
+        for (i, r) in registries.iter().enumerate() {
+            let cpu_before = r.pid.and_then(cpu_seconds);
+            let (wall, work) = op(r).await?;
+            let cpu = cpu_before.zip(r.pid.and_then(cpu_seconds)).map(|(a, b)| b - a);
+            samples[i].push(Sample { wall, work, cpu, latencies: take_latencies() });
+            eprint!(" {}", fmt_value(per, wall, work));
+        }
+    }
+    eprintln!();
+    let results = samples.iter().map(|s| summarise(s, per)).collect();
+    Ok(Row { name: name.to_owned(), unit, per, results })
+}
+
+fn summarise(samples: &[Sample], per: Per) -> Summary {
+    let mut values: Vec<f64> = samples.iter().map(|s| value(per, s.wall, s.work)).collect();
+    values.sort_by(f64::total_cmp);
+    let cpu: Option<Vec<f64>> = samples.iter().map(|s| s.cpu.map(|c| c / s.work)).collect();
+    let mut latencies: Vec<f64> = samples.iter().flat_map(|s| s.latencies.iter().copied()).collect();
+    latencies.sort_by(f64::total_cmp);
+    Summary {
+        rate: median(&values),
+        min: values[0],
+        max: values[values.len() - 1],
+        cpu_per_op: cpu.map(|mut c| {
+            c.sort_by(f64::total_cmp);
+            median(&c)
+        }),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+    }
+}
+
+fn value(per: Per, wall: f64, work: f64) -> f64 {
+    match per {
+        Per::Rate => work / wall,
+        Per::Latency => wall / work * 1000.0,
+    }
+}
+
+fn fmt_value(per: Per, wall: f64, work: f64) -> String {
+    format!("{:.1}", value(per, wall, work))
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 { sorted[n / 2] } else { f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]) }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// `64 MiB`, `512 KiB`, …
+fn human(bytes: usize) -> String {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / MIB as f64
+}
+
+async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<(f64, T)> {
+    let start = Instant::now();
+    let out = f.await?;
+    Ok((start.elapsed().as_secs_f64(), out))
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A small image manifest made unique by an annotation.
+fn manifest(config: &(Digest, usize), layer: &(Digest, usize), run: u64, i: usize) -> Bytes {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0.as_str(), "size": config.1},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer.0.as_str(), "size": layer.1}],
+        "annotations": {"org.example.bench.run": format!("{run:x}"), "org.example.bench.index": i.to_string()},
+    }))
+    .expect("JSON")
+    .into()
+}
+
+// Per-request latencies of the last `hammer`, handed to `measure` (one op runs at a time).
+static LATENCIES: std::sync::Mutex<Vec<f64>> = std::sync::Mutex::new(Vec::new());
+
+fn take_latencies() -> Vec<f64> {
+    std::mem::take(&mut *LATENCIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+impl Registry {
+    fn new(label: &'static str, base: &str, pid: Option<u32>) -> Result<Self> {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build()?;
+        Ok(Self { label, base: base.trim_end_matches('/').to_owned(), pid, http })
+    }
+
+    fn url(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_owned()
+        } else {
+            format!("{}{location}", self.base)
+        }
+    }
+
+    async fn start_upload(&self, repo: &str) -> Result<String> {
+        let response = self.http.post(format!("{}/v2/{repo}/blobs/uploads/", self.base)).send().await?;
+        let status = response.status();
+        if status != reqwest::StatusCode::ACCEPTED {
+            return Err(format!("POST upload: {status}").into());
+        }
+        location_of(&response).map(|l| self.url(&l))
+    }
+
+    async fn finish_upload(&self, location: &str, digest: &Digest, body: Bytes) -> Result<()> {
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let response = self
+            .http
+            .put(format!("{location}{sep}digest={digest}"))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, body.len())
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status();
+        if status != reqwest::StatusCode::CREATED {
+            return Err(format!("PUT upload: {status}: {}", response.text().await.unwrap_or_default()).into());
+        }
+        Ok(())
+    }
+
+    /// POST, then one PUT with the whole blob (what oras-py, npm and most CLIs do).
+    async fn push_monolithic(&self, repo: &str, data: Bytes, digest: &Digest) -> Result<()> {
+        let location = self.start_upload(repo).await?;
+        self.finish_upload(&location, digest, data).await
+    }
+
+    /// POST, one PATCH per chunk with its `Content-Range`, then an empty PUT.
+    async fn push_chunked(&self, repo: &str, data: Bytes, digest: &Digest, chunk: usize) -> Result<()> {
+        let mut location = self.start_upload(repo).await?;
+        for start in (0..data.len()).step_by(chunk) {
+            let piece = data.slice(start..(start + chunk).min(data.len()));
+            let end = start + piece.len() - 1;
+            let response = self
+                .http
+                .patch(&location)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_RANGE, format!("{start}-{end}"))
+                .header(CONTENT_LENGTH, piece.len())
+                .body(piece)
+                .send()
+                .await?;
+            if response.status() != reqwest::StatusCode::ACCEPTED {
+                return Err(format!("PATCH: {}", response.status()).into());
+            }
+            location = self.url(&location_of(&response)?);
+        }
+        self.finish_upload(&location, digest, Bytes::new()).await
+    }
+
+    /// Streams a blob; with `verify`, a second thread hashes it while the next chunks arrive
+    /// (as a client that writes to disk would). Returns the bytes read.
+    async fn pull(&self, repo: &str, digest: &Digest, verify: bool) -> Result<u64> {
+        let response = self.http.get(format!("{}/v2/{repo}/blobs/{digest}", self.base)).send().await?;
+        if !response.status().is_success() {
+            return Err(format!("GET blob: {}", response.status()).into());
+        }
+        let mut stream = response.bytes_stream();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let mut digester = Digester::new(digest.algorithm());
+        let hasher = verify.then(|| {
+            tokio::task::spawn_blocking(move || {
+                while let Some(chunk) = rx.blocking_recv() {
+                    digester.update(&chunk);
+                }
+                digester
+            })
+        });
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            n += chunk.len() as u64;
+            if hasher.is_some() {
+                tx.send(chunk).await?;
+            }
+        }
+        drop(tx);
+        if let Some(hasher) = hasher {
+            hasher.await?.verify(digest)?;
+        }
+        Ok(n)
+    }
+
+    async fn small_blobs(&self, repo: &str) -> Result<((Digest, usize), (Digest, usize))> {
+        let config = Bytes::from_static(
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+        );
+        let layer = Bytes::from(format!("layer of {repo}"));
+        let mut out = Vec::new();
+        for blob in [config, layer] {
+            let digest = Digest::sha256(&blob);
+            let len = blob.len();
+            self.push_monolithic(repo, blob, &digest).await?;
+            out.push((digest, len));
+        }
+        let layer = out.pop().expect("two blobs");
+        Ok((out.pop().expect("two blobs"), layer))
+    }
+
+    async fn put_manifest(&self, repo: &str, tag: &str, body: Bytes) -> Result<Digest> {
+        let digest = Digest::sha256(&body);
+        let response = self
+            .http
+            .put(format!("{}/v2/{repo}/manifests/{tag}", self.base))
+            .header(CONTENT_TYPE, "application/vnd.oci.image.manifest.v1+json")
+            .body(body)
+            .send()
+            .await?;
+        if response.status() != reqwest::StatusCode::CREATED {
+            return Err(format!("PUT manifest: {}: {}", response.status(), response.text().await?).into());
+        }
+        Ok(digest)
+    }
+
+    async fn get_manifest(&self, repo: &str, reference: &str) -> Result<Bytes> {
+        let response = self
+            .http
+            .get(format!("{}/v2/{repo}/manifests/{reference}", self.base))
+            .header(reqwest::header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(format!("GET manifest {reference}: {}", response.status()).into());
+        }
+        Ok(response.bytes().await?)
+    }
+
+    /// `concurrency` workers send `method` requests for tags of `repo` for `seconds`;
+    /// returns (wall, requests) and leaves the latencies for `measure`.
+    async fn hammer(
+        &self,
+        method: reqwest::Method,
+        repo: &str,
+        concurrency: usize,
+        seconds: f64,
+        tags: usize,
+    ) -> Result<(f64, f64)> {
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        let start = Instant::now();
+        let workers = (0..concurrency).map(|w| {
+            let method = method.clone();
+            let http = self.http.clone();
+            let base = self.base.clone();
+            let repo = repo.to_owned();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut i = w;
+                while Instant::now() < deadline {
+                    let url = format!("{base}/v2/{repo}/manifests/t{:04}", i % tags.max(1));
+                    i += concurrency;
+                    let one = Instant::now();
+                    let response = http
+                        .request(method.clone(), url)
+                        .header(reqwest::header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
+                        .send()
+                        .await?;
+                    let status = response.status();
+                    let _ = response.bytes().await?;
+                    if !status.is_success() {
+                        return Err::<Vec<f64>, Box<dyn std::error::Error + Send + Sync>>(
+                            format!("{method} manifest: {status}").into(),
+                        );
+                    }
+                    latencies.push(one.elapsed().as_secs_f64());
+                }
+                Ok(latencies)
+            })
+        });
+        let mut all = Vec::new();
+        for worker in futures_util::future::join_all(workers).await {
+            all.extend(worker??);
+        }
+        let wall = start.elapsed().as_secs_f64();
+        let n = all.len() as f64;
+        LATENCIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(all);
+        Ok((wall, n))
+    }
+
+    /// Lists every tag, following `Link` pagination; returns how many.
+    async fn tags(&self, repo: &str) -> Result<usize> {
+        let mut url = format!("{}/v2/{repo}/tags/list", self.base);
+        let mut n = 0;
+        loop {
+            let response = self.http.get(&url).send().await?;
+            let next = response
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(['<', '>']).nth(1))
+                .map(|l| self.url(l));
+            let list: serde_json::Value = response.json().await?;
+            n += list["tags"].as_array().map_or(0, Vec::len);
+            match next {
+                Some(next) => url = next,
+                None => return Ok(n),
+            }
+        }
+    }
+}
+
+fn location_of(response: &reqwest::Response) -> Result<String> {
+    Ok(response.headers().get(LOCATION).ok_or("no Location")?.to_str()?.to_owned())
+}
+
+/// CPU seconds (user + system) the process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// (VmRSS, VmHWM) in KiB from `/proc/<pid>/status`.
+fn memory(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn render(registries: &[Registry], rows: &[Row], idle: &[Option<(u64, u64)>]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let labels: Vec<String> = registries.iter().map(|r| format!("{} ({})", r.label, r.base)).collect();
+    let _ = write!(out, "| row | {} (median, min–max) | server CPU per op |", labels[0]);
+    if registries.len() > 1 {
+        let _ = write!(out, " {} (median, min–max) | server CPU per op | ratio |", labels[1]);
+    }
+    out.push('\n');
+    let columns = if registries.len() > 1 { 6 } else { 3 };
+    let _ = writeln!(out, "|{}", "---|".repeat(columns));
+    for row in rows {
+        let _ = write!(out, "| {} |", row.name);
+        for s in &row.results {
+            let latency = match (s.p50, s.p99) {
+                (Some(p50), Some(p99)) if matches!(row.per, Per::Rate) && row.unit == "req/s" => {
+                    format!("; p50 {:.2} ms, p99 {:.2} ms", p50 * 1000.0, p99 * 1000.0)
+                }
+                _ => String::new(),
+            };
+            let cpu = s.cpu_per_op.map_or("–".to_owned(), |c| cpu_per(row.unit, c));
+            let _ = write!(out, " {:.1} {} ({:.1}–{:.1}){latency} | {cpu} |", s.rate, row.unit, s.min, s.max);
+        }
+        if let [t, b] = &row.results[..] {
+            let ratio = match row.per {
+                Per::Rate => t.rate / b.rate,
+                Per::Latency => b.rate / t.rate,
+            };
+            let _ = write!(out, " {ratio:.2}× |");
+        }
+        out.push('\n');
+    }
+    let _ = write!(out, "| server memory: idle RSS, peak RSS (VmHWM) over the run |");
+    for (r, idle) in registries.iter().zip(idle) {
+        let now = r.pid.and_then(memory);
+        match (idle, now) {
+            (Some((rss, _)), Some((_, hwm))) => {
+                let _ = write!(
+                    out,
+                    " idle {:.1} MiB, peak {:.1} MiB | |",
+                    *rss as f64 / 1024.0,
+                    hwm as f64 / 1024.0
+                );
+            }
+            _ => out.push_str(" – | |"),
+        }
+    }
+    if registries.len() > 1 {
+        out.push_str(" |");
+    }
+    out.push('\n');
+    out
+}
+
+/// Server CPU per unit of work, in a readable unit.
+fn cpu_per(unit: &str, seconds: f64) -> String {
+    match unit {
+        "MiB/s" => format!("{:.2} CPU-s/GiB", seconds * 1024.0),
+        _ => format!("{:.0} µs", seconds * 1e6),
+    }
+}
