@@ -8,7 +8,7 @@ use wharf_types::{Digest, Manifest, ManifestBody, Repository, TagOrDigest};
 use wharf_wasm::{Location, classify, inspect, validate};
 
 use crate::error::{Error, Result};
-use crate::registry::Registry;
+use crate::registry::{Registry, TagRecord};
 
 /// The largest config blob read for classification.
 const MAX_CONFIG: u64 = 4 * 1024 * 1024;
@@ -121,8 +121,9 @@ impl Registry {
         let prefix = format!("repositories/{repo}/_manifests/tags/");
         let mut out = Vec::new();
         for key in self.storage().list_meta(&prefix).await? {
-            if let Some(value) = self.storage().get_meta(&key).await? {
-                out.push((String::from_utf8_lossy(&value).into_owned(), key[prefix.len()..].to_owned()));
+            if let Some(record) = self.storage().get_meta(&key).await?.as_deref().and_then(TagRecord::decode)
+            {
+                out.push((record.digest.to_string(), key[prefix.len()..].to_owned()));
             }
         }
         Ok(out)

@@ -7,13 +7,17 @@
 //! repositories/<repo>/_layers/<alg>/<hex>                         blob linked to the repository
 //! repositories/<repo>/_uploads/<upload id>                        an upload session of the repository
 //! repositories/<repo>/_manifests/revisions/<alg>/<hex>            manifest in the repository (JSON: media type, size, subject)
-//! repositories/<repo>/_manifests/tags/<tag>                       tag -> manifest digest
+//! repositories/<repo>/_manifests/tags/<tag>                       `<digest> <size> <media type>` of the manifest tagged
 //! repositories/<repo>/_referrers/<subj alg>/<subj hex>/<alg>/<hex>   referrer descriptor (JSON)
 //! repositories/<repo>/_wharf/artifacts/<alg>/<hex>               the Wasm classification of a manifest (JSON)
 //! blob-repositories/<alg>/<hex>/<repo>                            reverse link, for mounts without `from`
 //! uploads/<upload id>                                             `<unix seconds> <repo>`: when a session began, for expiry
-//! uploads/<upload id>                                             `<unix seconds>` `<repo>`: when a session began, for expiry
 //! ```
+//!
+//! Writes are ordered so that a crash leaves no record naming what is not durable: a
+//! manifest's bytes, then its revision and artifact records, then its tags; a delete removes
+//! the tags first. A tag record therefore answers GET and HEAD by tag on its own (a record of
+//! only a digest, as older versions wrote, is completed from the revision).
 //!
 //! Manifest bytes and blobs live in the backend's `BlobStore`, content addressed. Every write
 //! is a whole record (last writer wins), so several server processes can share one backend.
@@ -86,6 +90,32 @@ pub struct Registry {
     wasm_validate: bool,
     metrics: Arc<crate::metrics::Metrics>,
     manifests: Arc<crate::cache::ManifestCache>,
+}
+
+/// A tag record: `<digest> <size> <media type>` (older records: `<digest>` alone).
+pub(crate) struct TagRecord {
+    pub(crate) digest: Digest,
+    /// The manifest's size and media type, when the record holds them.
+    head: Option<(u64, String)>,
+}
+
+impl TagRecord {
+    fn encode(digest: &Digest, size: u64, media_type: &str) -> Bytes {
+        format!("{digest} {size} {media_type}").into()
+    }
+
+    pub(crate) fn decode(value: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(value).ok()?;
+        let mut parts = text.trim().splitn(3, ' ');
+        let digest = parts.next()?.parse().ok()?;
+        let head = match (parts.next().map(str::parse), parts.next()) {
+            (Some(Ok(size)), Some(media_type)) if !media_type.is_empty() => {
+                Some((size, media_type.to_owned()))
+            }
+            _ => None,
+        };
+        Some(Self { digest, head })
+    }
 }
 
 fn digest_key(d: &Digest) -> String {
@@ -374,10 +404,10 @@ impl Registry {
         if let TagOrDigest::Tag(t) = reference {
             tags.insert(0, t.clone());
         }
-        let target = digest.to_string();
+        let target = TagRecord::encode(&digest, manifest.size(), &revision.media_type);
         futures_util::future::try_join_all(tags.iter().map(|tag| {
             let key = repo_key(repo, &format!("_manifests/tags/{tag}"));
-            let value = target.clone().into();
+            let value = target.clone();
             async move { self.storage.set_meta(&key, value).await }
         }))
         .await?;
@@ -424,29 +454,32 @@ impl Registry {
         }
     }
 
-    /// The digest a tag points at.
-    async fn resolve(&self, repo: &Repository, reference: &TagOrDigest) -> Result<Digest> {
+    /// The digest, media type and size of the manifest at a tag or digest: from the tag
+    /// record alone when it holds them, from the revision record otherwise.
+    async fn locate(&self, repo: &Repository, reference: &TagOrDigest) -> Result<(Digest, String, u64)> {
         let unknown = || Error::ManifestUnknown(reference.to_string());
-        match reference {
-            TagOrDigest::Digest(d) => Ok(d.clone()),
+        let digest = match reference {
+            TagOrDigest::Digest(d) => d.clone(),
             TagOrDigest::Tag(t) => {
                 let value = self
                     .storage
                     .get_meta(&repo_key(repo, &format!("_manifests/tags/{t}")))
                     .await?
                     .ok_or_else(unknown)?;
-                std::str::from_utf8(&value).ok().and_then(|s| s.parse().ok()).ok_or_else(unknown)
+                let record = TagRecord::decode(&value).ok_or_else(unknown)?;
+                if let Some((size, media_type)) = record.head {
+                    return Ok((record.digest, media_type, size));
+                }
+                record.digest
             }
-        }
+        };
+        let revision = self.revision(repo, &digest).await?.ok_or_else(unknown)?;
+        Ok((digest, revision.media_type, revision.size))
     }
 
     /// The manifest at a tag or digest.
     pub async fn get_manifest(&self, repo: &Repository, reference: &TagOrDigest) -> Result<StoredManifest> {
-        let digest = self.resolve(repo, reference).await?;
-        let revision = self
-            .revision(repo, &digest)
-            .await?
-            .ok_or_else(|| Error::ManifestUnknown(reference.to_string()))?;
+        let (digest, media_type, _) = self.locate(repo, reference).await?;
         let bytes = match self.manifests.get(&digest) {
             Some(bytes) => bytes,
             None => match self.storage.read_all(&digest).await {
@@ -457,7 +490,7 @@ impl Registry {
             },
         };
         self.manifests.insert(&digest, &bytes);
-        Ok(StoredManifest { digest, media_type: revision.media_type, bytes })
+        Ok(StoredManifest { digest, media_type, bytes })
     }
 
     /// The manifest's digest, media type and size, without its bytes.
@@ -466,12 +499,7 @@ impl Registry {
         repo: &Repository,
         reference: &TagOrDigest,
     ) -> Result<(Digest, String, u64)> {
-        let digest = self.resolve(repo, reference).await?;
-        let revision = self
-            .revision(repo, &digest)
-            .await?
-            .ok_or_else(|| Error::ManifestUnknown(reference.to_string()))?;
-        Ok((digest, revision.media_type, revision.size))
+        self.locate(repo, reference).await
     }
 
     /// Deletes a tag, or a manifest with every tag pointing at it and its referrer record.
@@ -485,16 +513,18 @@ impl Registry {
             TagOrDigest::Digest(d) => {
                 let revision =
                     self.revision(repo, d).await?.ok_or_else(|| Error::ManifestUnknown(d.to_string()))?;
+                // Tags first: a tag record must never outlive its revision.
+                let prefix = repo_key(repo, "_manifests/tags/");
+                for key in self.storage.list_meta(&prefix).await? {
+                    let value = self.storage.get_meta(&key).await?;
+                    if value.as_deref().and_then(TagRecord::decode).is_some_and(|r| &r.digest == d) {
+                        self.storage.remove_meta(&key).await?;
+                    }
+                }
                 self.storage
                     .remove_meta(&repo_key(repo, &format!("_manifests/revisions/{}", digest_key(d))))
                     .await?;
                 self.forget_artifact(repo, d).await?;
-                let prefix = repo_key(repo, "_manifests/tags/");
-                for key in self.storage.list_meta(&prefix).await? {
-                    if self.storage.get_meta(&key).await?.is_some_and(|v| v == d.as_str().as_bytes()) {
-                        self.storage.remove_meta(&key).await?;
-                    }
-                }
                 if let Some(subject) = revision.subject {
                     let key = format!("_referrers/{}/{}", digest_key(&subject), digest_key(d));
                     self.storage.remove_meta(&repo_key(repo, &key)).await?;
@@ -569,4 +599,62 @@ fn page(mut names: Vec<String>, n: Option<usize>, last: Option<&str>) -> Page {
         names.truncate(n);
     }
     Page { names, more }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wharf_store::MetaStore as _;
+
+    #[test]
+    fn tag_records_old_and_new() {
+        let digest = Digest::sha256(b"m");
+        let new =
+            TagRecord::decode(&TagRecord::encode(&digest, 42, "application/vnd.oci.image.manifest.v1+json"))
+                .expect("new record");
+        assert_eq!(new.digest, digest);
+        assert_eq!(new.head, Some((42, "application/vnd.oci.image.manifest.v1+json".to_owned())));
+        let old = TagRecord::decode(digest.as_str().as_bytes()).expect("old record");
+        assert_eq!((old.digest, old.head), (digest, None));
+        assert!(TagRecord::decode(b"not a digest").is_none());
+        assert!(TagRecord::decode(b"").is_none());
+    }
+
+    /// A tag written by an older version (the digest alone) still resolves, through the
+    /// revision record, and a manifest delete removes it.
+    #[tokio::test]
+    async fn older_tag_records_still_resolve() {
+        let storage = Arc::new(wharf_store::MemoryStore::new());
+        let registry = Registry::new(storage.clone());
+        let repo: Repository = "a/b".parse().expect("repo");
+        let config = Bytes::from_static(b"{}");
+        let config_digest = Digest::sha256(&config);
+        registry.put_blob(&repo, &config_digest, wharf_store::single(config)).await.expect("config");
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config_digest.as_str(), "size": 2},
+            "layers": []
+        }))
+        .expect("json");
+        let tag: TagOrDigest = "v1".parse().expect("tag");
+        let put = registry.put_manifest(&repo, &tag, None, manifest.clone().into(), &[]).await.expect("put");
+        storage
+            .set_meta(&repo_key(&repo, "_manifests/tags/v1"), put.digest.to_string().into())
+            .await
+            .expect("old-style record");
+        let got = registry.get_manifest(&repo, &tag).await.expect("get by old tag");
+        assert_eq!((got.digest.clone(), got.bytes.as_ref()), (put.digest.clone(), &manifest[..]));
+        let head = registry.head_manifest(&repo, &tag).await.expect("head by old tag");
+        assert_eq!(
+            head,
+            (
+                put.digest.clone(),
+                "application/vnd.oci.image.manifest.v1+json".to_owned(),
+                manifest.len() as u64
+            )
+        );
+        registry.delete_manifest(&repo, &TagOrDigest::Digest(put.digest)).await.expect("delete");
+        assert!(matches!(registry.get_manifest(&repo, &tag).await, Err(Error::ManifestUnknown(_))));
+    }
 }
