@@ -39,7 +39,7 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 const WRITE_QUEUE: usize = 8;
 /// After this many bytes, a put starts flushing what it wrote so far in the background, so
 /// the disk works while the rest is hashed and the final `fsync` has little left to do.
-const EARLY_SYNC: u64 = 16 * 1024 * 1024;
+const EARLY_SYNC: u64 = 4 * 1024 * 1024;
 /// The read buffer of a blob stream.
 /// Blobs up to this size are put in one blocking call (no writer thread).
 const SMALL_BLOB: usize = 1024 * 1024;
