@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncSeekExt;
 use wharf_types::{Algorithm, Digest, Digester};
 
 use crate::error::{Error, Result};
@@ -44,6 +44,8 @@ const EARLY_SYNC: u64 = 4 * 1024 * 1024;
 /// Blobs up to this size are put in one blocking call (no writer thread).
 const SMALL_BLOB: usize = 1024 * 1024;
 const READ_CHUNK: usize = 1024 * 1024;
+/// Chunks read ahead of the network by a blob download.
+const READ_AHEAD: usize = 2;
 
 /// A blob store in a local directory.
 ///
@@ -148,8 +150,8 @@ impl BlobStore for FsStore {
         if range.start > 0 {
             file.seek(SeekFrom::Start(range.start)).await.map_err(|e| Error::io("seek", &path, e))?;
         }
-        let reader = file.take(range.end - range.start);
-        let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK).boxed();
+        let file = file.into_std().await;
+        let stream = read_ahead(file, range.end - range.start);
         Ok(GetResult { size, range, stream })
     }
 
@@ -343,6 +345,45 @@ async fn write_durably(file: std::fs::File, path: &Path, input: &mut Hashed<'_>)
     drop(tx);
     let written = writer.await.map_err(|e| Error::Corrupt(format!("writer thread failed: {e}")))?;
     sent.and(written)
+}
+
+/// Streams `len` bytes of `file` from its current position, reading ahead of the network:
+/// a task reads each chunk in one blocking call straight into the buffer that goes out (no
+/// zeroing, no second copy) and queues up to [`READ_AHEAD`] chunks, so the disk and the
+/// socket work at once. No thread waits on a slow client; dropping the stream stops the task.
+fn read_ahead(file: std::fs::File, len: u64) -> ByteStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
+    tokio::spawn(async move {
+        let mut file = file;
+        let mut remaining = len;
+        while remaining > 0 {
+            let want = remaining.min(READ_CHUNK as u64);
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(READ_CHUNK));
+                let result = (&file).take(want).read_to_end(&mut buf).map(|_| buf);
+                (file, result)
+            })
+            .await;
+            let Ok((back, result)) = read else { break };
+            file = back;
+            let chunk = match result {
+                Ok(buf) if buf.is_empty() => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the blob file is shorter than its size",
+                )),
+                Ok(buf) => {
+                    remaining -= buf.len() as u64;
+                    Ok(bytes::Bytes::from(buf))
+                }
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) }).boxed()
 }
 
 /// Renames the verified, synced file `from` to the blob path `to` (creating its directories)
