@@ -7,6 +7,7 @@
 #   bash benches/compare.sh                 # full run (about 10 minutes on 2 cores)
 #   RUNS=5 bash benches/compare.sh          # more runs per row
 #   SCALE=16 bash benches/compare.sh        # a quick smoke run (sizes and counts / 16)
+#   SECONDS_PER_LEVEL=5 bash benches/compare.sh   # longer GET/HEAD runs (default 2 s each)
 #   bash benches/compare.sh --only blobs    # extra arguments go to bench_registry
 #
 # Writes the table to target/bench-compare/table.md as well as stdout.
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 runs=${RUNS:-3}
 scale=${SCALE:-1}
+seconds=${SECONDS_PER_LEVEL:-2}
 
 command -v docker-registry >/dev/null || { echo "needs docker-registry (apt-get install docker-registry)" >&2; exit 1; }
 cargo build --release --locked -q -p wharf-server --bins
@@ -66,4 +68,4 @@ echo
 ./target/release/examples/bench_registry \
   --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" \
   --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" \
-  --runs "$runs" --scale "$scale" --markdown "$work/table.md" "$@"
+  --runs "$runs" --scale "$scale" --seconds "$seconds" --markdown "$work/table.md" "$@"
