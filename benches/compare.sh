@@ -4,7 +4,7 @@
 # runs `examples/bench_registry` against both (interleaved runs, medians, ratios, server CPU
 # and memory), and measures the machine's physical references (openssl SHA-256, loopback TCP).
 #
-#   bash benches/compare.sh                 # full run (about 10 minutes on 2 cores)
+#   bash benches/compare.sh                 # full run (about 15 minutes on 2 cores)
 #   RUNS=5 bash benches/compare.sh          # more runs per row
 #   SCALE=16 bash benches/compare.sh        # a quick smoke run (sizes and counts / 16)
 #   SECONDS_PER_LEVEL=5 bash benches/compare.sh   # longer GET/HEAD runs (default 2 s each)
@@ -22,8 +22,12 @@ command -v docker-registry >/dev/null || { echo "needs docker-registry (apt-get 
 cargo build --release --locked -q -p wharf-server --bins
 cargo build --release --locked -q --example bench_registry
 
-work="$root/target/bench-compare"
-rm -rf "$work"
+out="$root/target/bench-compare"
+mkdir -p "$out"
+# A fresh folder per run, removed at the end (not at the start of the next run: ext4 skips
+# inodes freed in the last minutes when it allocates, which would slow the next run's file
+# creations).
+work=$(mktemp -d "$out/run.XXXXXX")
 mkdir -p "$work/distribution" "$work/wharf"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 dist_port=$(free_port)
@@ -49,7 +53,7 @@ dist_pid=$!
 WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$wharf_port" --storage "fs:$work/wharf" \
   > "$work/wharf.log" 2>&1 &
 wharf_pid=$!
-trap 'kill $dist_pid $wharf_pid 2>/dev/null || true' EXIT
+trap 'kill $dist_pid $wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 for port in "$dist_port" "$wharf_port"; do
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
 done
@@ -66,6 +70,6 @@ openssl speed -evp sha256 -bytes 1048576 -seconds 3 2>/dev/null | grep -E '^(sha
 echo
 
 ./target/release/examples/bench_registry \
-  --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" \
-  --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" \
-  --runs "$runs" --scale "$scale" --seconds "$seconds" --markdown "$work/table.md" "$@"
+  --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server \
+  --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2" \
+  --runs "$runs" --scale "$scale" --seconds "$seconds" --markdown "$out/table.md" "$@"

@@ -37,6 +37,12 @@ struct Args {
     /// A registry to compare with, measured in the same interleaved runs.
     #[arg(long)]
     baseline: Option<String>,
+    /// The target's name in the table.
+    #[arg(long, default_value = "target")]
+    target_name: String,
+    /// The baseline's name in the table.
+    #[arg(long, default_value = "baseline")]
+    baseline_name: String,
     /// The target server's process id: CPU time per operation and memory.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -46,6 +52,10 @@ struct Args {
     /// Runs per row (medians over them).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Untimed runs per row and registry before the measured ones (fresh directories, caches
+    /// and connection pools warm up).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
     /// Seconds per run of each GET/HEAD concurrency level.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
@@ -62,7 +72,7 @@ struct Args {
 
 /// One registry under test.
 struct Registry {
-    label: &'static str,
+    label: String,
     base: String,
     pid: Option<u32>,
     http: reqwest::Client,
@@ -109,9 +119,9 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 async fn main() -> Result<()> {
     let args = Args::parse();
     let Some(target) = &args.target else { return physical().await };
-    let mut registries = vec![Registry::new("target", target, args.server_pid)?];
+    let mut registries = vec![Registry::new(&args.target_name, target, args.server_pid)?];
     if let Some(base) = &args.baseline {
-        registries.push(Registry::new("baseline", base, args.baseline_pid)?);
+        registries.push(Registry::new(&args.baseline_name, base, args.baseline_pid)?);
     }
     let idle: Vec<Option<(u64, u64)>> = registries.iter().map(|r| r.pid.and_then(memory)).collect();
     for r in &registries {
@@ -311,6 +321,13 @@ where
     Fut: std::future::Future<Output = Result<(f64, f64)>> + 'a,
 {
     eprint!("{name}:");
+    for r in registries {
+        for _ in 0..args.warmup {
+            let (wall, work) = op(r).await?;
+            let _ = take_latencies();
+            eprint!(" ({})", fmt_value(per, wall, work));
+        }
+    }
     let mut samples: Vec<Vec<Sample>> = registries.iter().map(|_| Vec::new()).collect();
     for _ in 0..args.runs.max(1) {
         for (i, r) in registries.iter().enumerate() {
@@ -413,9 +430,9 @@ fn take_latencies() -> Vec<f64> {
 }
 
 impl Registry {
-    fn new(label: &'static str, base: &str, pid: Option<u32>) -> Result<Self> {
+    fn new(label: &str, base: &str, pid: Option<u32>) -> Result<Self> {
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build()?;
-        Ok(Self { label, base: base.trim_end_matches('/').to_owned(), pid, http })
+        Ok(Self { label: label.to_owned(), base: base.trim_end_matches('/').to_owned(), pid, http })
     }
 
     fn url(&self, location: &str) -> String {
@@ -673,7 +690,7 @@ fn memory(pid: u32) -> Option<(u64, u64)> {
 fn render(registries: &[Registry], rows: &[Row], idle: &[Option<(u64, u64)>]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let labels: Vec<String> = registries.iter().map(|r| format!("{} ({})", r.label, r.base)).collect();
+    let labels: Vec<&str> = registries.iter().map(|r| r.label.as_str()).collect();
     let _ = write!(out, "| row | {} (median, min–max) | server CPU per op |", labels[0]);
     if registries.len() > 1 {
         let _ = write!(out, " {} (median, min–max) | server CPU per op | ratio |", labels[1]);
