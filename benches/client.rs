@@ -6,12 +6,14 @@
 //!
 //! Run with `cargo bench --bench client`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wharf::client::{Client, ClientBuilder};
+
 use wharf::types::{Descriptor, ImageManifest, Manifest, MediaType, Reference};
+
+#[path = "support/registry.rs"]
+mod registry;
 
 const MIB: usize = 1024 * 1024;
 const CONFIG: &[u8] = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
@@ -21,16 +23,7 @@ fn client_bench(c: &mut Criterion) {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let (host, client, big, image) = rt.block_on(async {
-        let storage = Arc::new(wharf::store::FsStore::open(dir.path()).await.expect("store"));
-        let server = wharf::server::Server::bind(
-            "127.0.0.1:0".parse().expect("addr"),
-            wharf::server::Registry::new(storage),
-        )
-        .await
-        .expect("bind");
-        let host = server.local_addr().to_string();
-        std::mem::forget(server.spawn());
-        let client: Client = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
+        let (host, client) = registry::start(dir.path()).await;
         let big_ref: Reference = format!("{host}/bench/blob:v1").parse().expect("reference");
         let big = client
             .push_blob(&big_ref, wharf::store::testing::content(1, 512 * MIB))

@@ -5,14 +5,16 @@
 //! Run with `cargo bench --bench e2e`; `benches/compare.sh` measures the same operations
 //! from outside the process, against Debian's docker-registry too.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use wharf::client::{Client, ClientBuilder};
+
 use wharf::types::{Descriptor, ImageManifest, Manifest, MediaType, Reference};
+
+#[path = "support/registry.rs"]
+mod registry;
 
 const MIB: usize = 1024 * 1024;
 
@@ -21,16 +23,7 @@ fn e2e(c: &mut Criterion) {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let (host, client) = rt.block_on(async {
-        let storage = Arc::new(wharf::store::FsStore::open(dir.path()).await.expect("store"));
-        let server = wharf::server::Server::bind(
-            "127.0.0.1:0".parse().expect("addr"),
-            wharf::server::Registry::new(storage),
-        )
-        .await
-        .expect("bind");
-        let host = server.local_addr().to_string();
-        std::mem::forget(server.spawn());
-        let client: Client = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
+        let (host, client) = registry::start(dir.path()).await;
         (host, client)
     });
     let reference: Reference = format!("{host}/bench/e2e:v1").parse().expect("reference");

@@ -119,6 +119,12 @@ impl World {
         Some(world)
     }
 
+    /// The build context: the module and a `FROM scratch` Containerfile that copies it in.
+    fn build_context(&self) -> String {
+        std::fs::write(self.path("Containerfile"), CONTAINERFILE).expect("Containerfile");
+        self.path("")
+    }
+
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().expect("utf-8 path").to_owned()
     }
@@ -257,8 +263,7 @@ fn flow1_wasm_to_oci_with_oras_py_and_the_examples() {
 #[test]
 fn flow2_annotated_images_from_buildah_and_umoci() {
     let Some(w) = World::start("flow 2") else { return };
-    std::fs::write(w.path("Containerfile"), CONTAINERFILE).expect("Containerfile");
-    let context = w.path("");
+    let context = w.build_context();
     let mut pushed = Vec::new();
     for (tag, annotation) in
         [("handler", "run.oci.handler=wasm"), ("compat", "module.wasm.image/variant=compat")]
@@ -359,8 +364,7 @@ fn flow2_annotated_images_from_buildah_and_umoci() {
 #[test]
 fn flow3_wasi_platform_index_from_podman() {
     let Some(w) = World::start("flow 3") else { return };
-    std::fs::write(w.path("Containerfile"), CONTAINERFILE).expect("Containerfile");
-    let context = w.path("");
+    let context = w.build_context();
     let podman = |args: &[&str]| {
         let tmp = w.path("tmp");
         let mut all = vec!["--tmpdir", &tmp];
