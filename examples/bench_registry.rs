@@ -78,13 +78,19 @@ struct Registry {
     http: reqwest::Client,
 }
 
-/// One measured run: wall time, work done, the server's CPU seconds, request latencies.
-#[derive(Default)]
+/// One measured run: wall time, work done, the server's CPU seconds (filled in by
+/// `measure`), request latencies (for the GET/HEAD rows).
 struct Sample {
     wall: f64,
     work: f64,
     cpu: Option<f64>,
     latencies: Vec<f64>,
+}
+
+impl Sample {
+    fn of(wall: f64, work: f64) -> Self {
+        Self { wall, work, cpu: None, latencies: Vec::new() }
+    }
 }
 
 /// What a row reports for one registry.
@@ -147,7 +153,7 @@ async fn main() -> Result<()> {
                 let (data, digest) = fresh(size);
                 async move {
                     let (secs, ()) = timed(r.push_monolithic("bench/push", data, &digest)).await?;
-                    Ok((secs, mib(size)))
+                    Ok(Sample::of(secs, mib(size)))
                 }
             })
             .await?,
@@ -162,7 +168,7 @@ async fn main() -> Result<()> {
                 let (data, digest) = fresh(size);
                 async move {
                     let (secs, ()) = timed(r.push_chunked("bench/chunked", data, &digest, chunk)).await?;
-                    Ok((secs, mib(size)))
+                    Ok(Sample::of(secs, mib(size)))
                 }
             })
             .await?,
@@ -183,7 +189,7 @@ async fn main() -> Result<()> {
                 async move {
                     let (secs, n) = timed(r.pull("bench/pull", &digest, verify)).await?;
                     assert_eq!(n, size as u64, "pulled size");
-                    Ok((secs, mib(size)))
+                    Ok(Sample::of(secs, mib(size)))
                 }
             })
             .await?,
@@ -219,7 +225,7 @@ async fn main() -> Result<()> {
                     for (digest, body) in acknowledged.iter().zip(&manifests) {
                         assert_eq!(&r.get_manifest(&repo, digest.as_str()).await?, body, "manifest {digest}");
                     }
-                    Ok((secs, count as f64))
+                    Ok(Sample::of(secs, count as f64))
                 }
             },
         )
@@ -251,7 +257,7 @@ async fn main() -> Result<()> {
                     for _ in 0..200 {
                         assert_eq!(r.tags(&repo).await?, count, "tags listed");
                     }
-                    Ok((start.elapsed().as_secs_f64(), 200.0))
+                    Ok(Sample::of(start.elapsed().as_secs_f64(), 200.0))
                 }
             })
             .await?,
@@ -318,24 +324,23 @@ async fn measure<'a, F, Fut>(
 ) -> Result<Row>
 where
     F: FnMut(&'a Registry) -> Fut,
-    Fut: std::future::Future<Output = Result<(f64, f64)>> + 'a,
+    Fut: std::future::Future<Output = Result<Sample>> + 'a,
 {
     eprint!("{name}:");
     for r in registries {
         for _ in 0..args.warmup {
-            let (wall, work) = op(r).await?;
-            let _ = take_latencies();
-            eprint!(" ({})", fmt_value(per, wall, work));
+            let warm = op(r).await?;
+            eprint!(" ({})", fmt_value(per, warm.wall, warm.work));
         }
     }
     let mut samples: Vec<Vec<Sample>> = registries.iter().map(|_| Vec::new()).collect();
     for _ in 0..args.runs.max(1) {
         for (i, r) in registries.iter().enumerate() {
             let cpu_before = r.pid.and_then(cpu_seconds);
-            let (wall, work) = op(r).await?;
-            let cpu = cpu_before.zip(r.pid.and_then(cpu_seconds)).map(|(a, b)| b - a);
-            samples[i].push(Sample { wall, work, cpu, latencies: take_latencies() });
-            eprint!(" {}", fmt_value(per, wall, work));
+            let mut sample = op(r).await?;
+            sample.cpu = cpu_before.zip(r.pid.and_then(cpu_seconds)).map(|(a, b)| b - a);
+            eprint!(" {}", fmt_value(per, sample.wall, sample.work));
+            samples[i].push(sample);
         }
     }
     eprintln!();
@@ -420,13 +425,6 @@ fn manifest(config: &(Digest, usize), layer: &(Digest, usize), run: u64, i: usiz
     }))
     .expect("JSON")
     .into()
-}
-
-// Per-request latencies of the last `hammer`, handed to `measure` (one op runs at a time).
-static LATENCIES: std::sync::Mutex<Vec<f64>> = std::sync::Mutex::new(Vec::new());
-
-fn take_latencies() -> Vec<f64> {
-    std::mem::take(&mut *LATENCIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
 impl Registry {
@@ -576,7 +574,7 @@ impl Registry {
     }
 
     /// `concurrency` workers send `method` requests for tags of `repo` for `seconds`;
-    /// returns (wall, requests) and leaves the latencies for `measure`.
+    /// returns the requests done, with their latencies.
     async fn hammer(
         &self,
         method: reqwest::Method,
@@ -584,7 +582,7 @@ impl Registry {
         concurrency: usize,
         seconds: f64,
         tags: usize,
-    ) -> Result<(f64, f64)> {
+    ) -> Result<Sample> {
         let deadline = Instant::now() + Duration::from_secs_f64(seconds);
         let start = Instant::now();
         let workers = (0..concurrency).map(|w| {
@@ -621,9 +619,7 @@ impl Registry {
             all.extend(worker??);
         }
         let wall = start.elapsed().as_secs_f64();
-        let n = all.len() as f64;
-        LATENCIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(all);
-        Ok((wall, n))
+        Ok(Sample { wall, work: all.len() as f64, cpu: None, latencies: all })
     }
 
     /// Lists every tag, following `Link` pagination; returns how many.

@@ -154,6 +154,14 @@ impl World {
         String::from_utf8(output.stdout).expect("utf-8 output")
     }
 
+    /// `skopeo copy -q <flags> <from> <to>`.
+    fn skopeo_copy(&self, flags: &[&str], from: &str, to: &str) {
+        let mut args = vec!["copy", "-q"];
+        args.extend_from_slice(flags);
+        args.extend([from, to]);
+        self.run("skopeo", &args);
+    }
+
     fn python(&self, args: &[&str]) -> String {
         let mut all = vec![CLIENTS_PY];
         all.extend_from_slice(args);
@@ -319,16 +327,10 @@ fn flow2_annotated_images_from_buildah_and_umoci() {
     );
     let (umoci_digest, _) = layout_manifest(&layout);
     let target = format!("{}/wasm/helloworld:umoci", w.host);
-    w.run(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            "--dest-tls-verify=false",
-            "--preserve-digests",
-            &format!("oci:{image}"),
-            &format!("docker://{target}"),
-        ],
+    w.skopeo_copy(
+        &["--dest-tls-verify=false", "--preserve-digests"],
+        &format!("oci:{image}"),
+        &format!("docker://{target}"),
     );
     let artifact = w.artifact("wasm/helloworld", "umoci");
     assert_wasm(&artifact, "compat-annotated", "WASM", &umoci_digest);
@@ -339,15 +341,10 @@ fn flow2_annotated_images_from_buildah_and_umoci() {
         // skopeo brings the image back to an OCI layout under the same digest.
         let tag = target.rsplit(':').next().expect("tag");
         let layout = w.path(&format!("layout-{tag}"));
-        w.run(
-            "skopeo",
-            &[
-                "copy",
-                "-q",
-                "--src-tls-verify=false",
-                &format!("docker://{target}"),
-                &format!("oci:{layout}:{tag}"),
-            ],
+        w.skopeo_copy(
+            &["--src-tls-verify=false"],
+            &format!("docker://{target}"),
+            &format!("oci:{layout}:{tag}"),
         );
         assert_eq!(&layout_manifest(&layout).0, digest, "skopeo copy of {target}");
         // wharf-client finds the module in the tar layer, and it runs.
@@ -371,28 +368,9 @@ fn flow3_wasi_platform_index_from_podman() {
         all.extend_from_slice(args);
         w.run("podman", &all)
     };
-    podman(&[
-        "build",
-        "--no-cache",
-        "--timestamp",
-        "0",
-        "--platform",
-        "wasi/wasm",
-        "-t",
-        "localhost/hw:wasi",
-        &context,
-    ]);
-    podman(&[
-        "build",
-        "--no-cache",
-        "--timestamp",
-        "0",
-        "--platform",
-        "linux/amd64",
-        "-t",
-        "localhost/hw:linux",
-        &context,
-    ]);
+    for (platform, tag) in [("wasi/wasm", "localhost/hw:wasi"), ("linux/amd64", "localhost/hw:linux")] {
+        podman(&["build", "--no-cache", "--timestamp", "0", "--platform", platform, "-t", tag, &context]);
+    }
     podman(&["manifest", "create", "localhost/hw:list"]);
     podman(&["manifest", "add", "localhost/hw:list", "containers-storage:localhost/hw:wasi"]);
     podman(&["manifest", "add", "localhost/hw:list", "containers-storage:localhost/hw:linux"]);
@@ -433,30 +411,17 @@ fn flow3_wasi_platform_index_from_podman() {
 
     // `skopeo copy --all` keeps the index digest, to a layout and to another repository.
     let layout = w.path("index-layout");
-    w.run(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            "--all",
-            "--src-tls-verify=false",
-            &format!("docker://{target}"),
-            &format!("oci:{layout}:index"),
-        ],
+    w.skopeo_copy(
+        &["--all", "--src-tls-verify=false"],
+        &format!("docker://{target}"),
+        &format!("oci:{layout}:index"),
     );
     assert_eq!(layout_manifest(&layout).0, index_digest);
     let copy = format!("{}/wasm/helloworld-copy:index", w.host);
-    w.run(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            "--all",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            &format!("docker://{target}"),
-            &format!("docker://{copy}"),
-        ],
+    w.skopeo_copy(
+        &["--all", "--src-tls-verify=false", "--dest-tls-verify=false"],
+        &format!("docker://{target}"),
+        &format!("docker://{copy}"),
     );
     assert_eq!(w.digest(&copy.parse().expect("ref")), index_digest);
     // And wharf-client picks the Wasm child of the index.

@@ -480,16 +480,18 @@ impl Registry {
     /// The manifest at a tag or digest.
     pub async fn get_manifest(&self, repo: &Repository, reference: &TagOrDigest) -> Result<StoredManifest> {
         let (digest, media_type, _) = self.locate(repo, reference).await?;
-        let bytes = match self.manifests.get(&digest) {
-            Some(bytes) => bytes,
-            None => match self.storage.read_all(&digest).await {
+        let bytes = if let Some(bytes) = self.manifests.get(&digest) {
+            bytes
+        } else {
+            let bytes = match self.storage.read_all(&digest).await {
                 Err(wharf_store::Error::BlobNotFound { .. }) => {
                     return Err(Error::ManifestUnknown(reference.to_string()));
                 }
                 other => other?,
-            },
+            };
+            self.manifests.insert(&digest, &bytes);
+            bytes
         };
-        self.manifests.insert(&digest, &bytes);
         Ok(StoredManifest { digest, media_type, bytes })
     }
 
