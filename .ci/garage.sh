@@ -2,7 +2,7 @@
 # Start a throw-away single-node Garage (S3-compatible) on loopback, for the S3 tests.
 #
 #   bash .ci/garage.sh start <state dir>   prints `export …` lines (WHARF_S3_URL, AWS_*) on stdout
-#   bash .ci/garage.sh stop <state dir>
+#   bash .ci/garage.sh stop <state dir>    stops it and removes the state dir
 #
 # Garage >= 2.1 bootstraps itself with `server --single-node --default-bucket`: it assigns the
 # layout, imports the key given in the environment and creates the bucket. No fsync: the data
@@ -30,6 +30,8 @@ if [[ "$cmd" == stop ]]; then
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
     kill -9 "$pid" 2>/dev/null || true
   fi
+  # The data is throw-away (the S3 tests write over a GiB): leave nothing behind.
+  rm -rf "$home"
   exit 0
 fi
 
