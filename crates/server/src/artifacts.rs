@@ -4,6 +4,7 @@
 //! Record: `repositories/<repo>/_wharf/artifacts/<alg>/<hex>` → JSON (see [`Registry::artifact`]).
 
 use serde_json::{Value, json};
+use wharf_store::Write;
 use wharf_types::{Digest, Manifest, ManifestBody, Repository, TagOrDigest};
 use wharf_wasm::{Location, classify, inspect, validate};
 
@@ -97,14 +98,10 @@ impl Registry {
         }))
     }
 
-    pub(crate) async fn store_artifact(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        record: &Value,
-    ) -> Result<()> {
+    /// The write that stores the artifact record of a manifest.
+    pub(crate) fn artifact_write(repo: &Repository, digest: &Digest, record: &Value) -> Write {
         let bytes = serde_json::to_vec(record).expect("JSON serialises");
-        Ok(self.storage().set_meta(&record_key(repo, digest), bytes.into()).await?)
+        Write::Set { key: record_key(repo, digest), value: bytes.into() }
     }
 
     pub(crate) async fn forget_artifact(&self, repo: &Repository, digest: &Digest) -> Result<()> {

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use wharf_store::{BlobInfo, ByteStream, GetResult, Storage, UploadId};
+use wharf_store::{BlobInfo, ByteStream, GetResult, Storage, UploadId, Write};
 use wharf_types::{Descriptor, Digest, ImageIndex, Manifest, MediaType, Repository, Tag, TagOrDigest};
 
 use crate::error::{Error, Result};
@@ -367,50 +367,51 @@ impl Registry {
         self.check_references(repo, &manifest).await?;
         let artifact = self.classify_push(&manifest).await?;
         let digest = manifest.digest().clone();
-        // Durable in three steps, each waiting for the one before (a crash never leaves a
-        // record naming a missing manifest, nor a tag naming a missing record); the writes
-        // within a step run concurrently, so their fsyncs overlap.
-        tokio::try_join!(
-            async { Ok::<_, Error>(self.storage.put_bytes(&digest, manifest.bytes().clone()).await?) },
-            self.touch_repository(repo),
-        )?;
         let subject = manifest.subject().map(|s| s.digest.clone());
         let revision = Revision {
             media_type: manifest.media_type().essence().to_owned(),
             size: manifest.size(),
             subject: subject.clone(),
         };
-        self.manifests.insert(&digest, manifest.bytes());
-        let record = serde_json::to_vec(&revision).expect("a revision serialises");
-        let revision_key = repo_key(repo, &format!("_manifests/revisions/{}", digest_key(&digest)));
-        let referrer = async {
-            if let Some(subject) = &subject {
-                let descriptor = serde_json::to_vec(&manifest.descriptor()).expect("a descriptor serialises");
-                let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(&digest));
-                self.storage.set_meta(&repo_key(repo, &key), descriptor.into()).await?;
-            }
-            Ok::<_, Error>(())
-        };
-        tokio::try_join!(
-            async { Ok::<_, Error>(self.storage.set_meta(&revision_key, record.into()).await?) },
-            self.store_artifact(repo, &digest, &artifact),
-            referrer,
-        )?;
-        self.metrics.artifact_pushed(
-            artifact["kind"].as_str().unwrap_or_default(),
-            artifact["harborType"].as_str().unwrap_or_default(),
-        );
+        let set = |key: String, value: Vec<u8>| Write::Set { key, value: value.into() };
+        // Three steps, in order: the bytes (and the repository), the records naming them, the
+        // tags naming those. A crash never leaves a record naming a missing manifest, nor a
+        // tag naming a missing record (on fs the whole batch is one atomic journal write).
+        let mut bytes_step = vec![Write::Blob { digest: digest.clone(), bytes: manifest.bytes().clone() }];
+        let catalog = format!("catalog/{repo}");
+        if !self.exists(&catalog).await? {
+            bytes_step.push(set(catalog, Vec::new()));
+        }
+        let mut records = vec![
+            set(
+                repo_key(repo, &format!("_manifests/revisions/{}", digest_key(&digest))),
+                serde_json::to_vec(&revision).expect("a revision serialises"),
+            ),
+            Self::artifact_write(repo, &digest, &artifact),
+        ];
+        if let Some(subject) = &subject {
+            let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(&digest));
+            let descriptor = serde_json::to_vec(&manifest.descriptor()).expect("a descriptor serialises");
+            records.push(set(repo_key(repo, &key), descriptor));
+        }
         let mut tags: Vec<Tag> = extra_tags.to_vec();
         if let TagOrDigest::Tag(t) = reference {
             tags.insert(0, t.clone());
         }
         let target = TagRecord::encode(&digest, manifest.size(), &revision.media_type);
-        futures_util::future::try_join_all(tags.iter().map(|tag| {
-            let key = repo_key(repo, &format!("_manifests/tags/{tag}"));
-            let value = target.clone();
-            async move { self.storage.set_meta(&key, value).await }
-        }))
-        .await?;
+        let tag_step = tags
+            .iter()
+            .map(|tag| Write::Set {
+                key: repo_key(repo, &format!("_manifests/tags/{tag}")),
+                value: target.clone(),
+            })
+            .collect();
+        self.storage.write_steps(vec![bytes_step, records, tag_step]).await?;
+        self.manifests.insert(&digest, manifest.bytes());
+        self.metrics.artifact_pushed(
+            artifact["kind"].as_str().unwrap_or_default(),
+            artifact["harborType"].as_str().unwrap_or_default(),
+        );
         Ok(PutManifest { digest, subject, tags })
     }
 

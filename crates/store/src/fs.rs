@@ -7,6 +7,7 @@
 //! <root>/uploads/<upload id>                       the bytes of an open upload session
 //! <root>/tmp/<random>                              a put in progress
 //! <root>/meta/<key>                                a `MetaStore` record
+//! <root>/journal/<instance>-<seq>.log              the write-ahead journal of a store
 //! ```
 //!
 //! A blob reaches `blobs/` only by `rename` from `tmp/` or `uploads/`, after its digest was
@@ -15,10 +16,15 @@
 //! complete verified blob. Files left in `tmp/` by a crash are never read; `open` removes
 //! those older than an hour. Appends to a session are `fsync`ed before they are
 //! acknowledged, so sessions survive a restart.
+//!
+//! Records (`meta/`) and the small blobs of a [`write_steps`](crate::MetaStore::write_steps)
+//! batch go through a write-ahead journal (`<root>/journal/`): one `fdatasync` per batch,
+//! atomic, replayed on open after a crash (see the `journal` module).
 
 use std::io::{Read, Seek, SeekFrom, Write as _};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -28,6 +34,8 @@ use tokio::io::AsyncSeekExt;
 use wharf_types::{Algorithm, Digest, Digester};
 
 use crate::error::{Error, Result};
+use crate::journal::Journal;
+use crate::meta::Write;
 use crate::store::{
     BlobInfo, BlobStore, ByteStream, GetResult, Hashed, Running, Sessions, UploadId, check_range,
     session_digester, verify,
@@ -46,6 +54,8 @@ const SMALL_BLOB: usize = 1024 * 1024;
 const READ_CHUNK: usize = 1024 * 1024;
 /// Chunks read ahead of the network by a blob download.
 const READ_AHEAD: usize = 2;
+/// Blobs of a `write_steps` batch up to this size go through the journal (manifests do).
+const JOURNAL_BLOB: usize = 4 * 1024 * 1024;
 
 /// A blob store in a local directory.
 ///
@@ -72,6 +82,7 @@ const READ_AHEAD: usize = 2;
 pub struct FsStore {
     root: PathBuf,
     sessions: Sessions,
+    journal: Arc<Journal>,
 }
 
 impl FsStore {
@@ -84,13 +95,13 @@ impl FsStore {
             tokio::fs::create_dir_all(&path).await.map_err(|e| Error::io("create directory", &path, e))?;
         }
         let root2 = root.clone();
-        blocking(move || {
+        let journal = blocking(move || {
             sync_dir(&root2)?;
             remove_stale_temp(&root2.join("tmp"));
-            Ok(())
+            Journal::open(&root2)
         })
         .await?;
-        Ok(Self { root, sessions: Sessions::default() })
+        Ok(Self { root, sessions: Sessions::default(), journal: Arc::new(journal) })
     }
 
     /// The directory the store lives in.
@@ -99,8 +110,27 @@ impl FsStore {
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.encoded();
-        self.root.join("blobs").join(digest.algorithm().as_str()).join(&hex[..2]).join(hex)
+        blob_path(&self.root, digest)
+    }
+
+    /// Journals `writes` (checked) and applies them; blobs too big for the journal are put
+    /// durably on their own first.
+    pub(crate) async fn commit_writes(&self, mut writes: Vec<Write>) -> Result<()> {
+        let checked = blocking(move || writes.iter().try_for_each(Write::check).map(|()| writes)).await?;
+        writes = checked;
+        for write in &writes {
+            if let Write::Blob { digest, bytes } = write
+                && bytes.len() > JOURNAL_BLOB
+            {
+                self.put_bytes(digest, bytes.clone()).await?;
+            }
+        }
+        writes.retain(|w| !matches!(w, Write::Blob { bytes, .. } if bytes.len() > JOURNAL_BLOB));
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let journal = Arc::clone(&self.journal);
+        blocking(move || journal.commit(&writes)).await
     }
 
     fn upload_path(&self, id: &UploadId) -> PathBuf {
@@ -426,6 +456,12 @@ impl Drop for TempFile {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Where the blob `digest` lives under a store's `root`.
+pub(crate) fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
+    let hex = digest.encoded();
+    root.join("blobs").join(digest.algorithm().as_str()).join(&hex[..2]).join(hex)
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

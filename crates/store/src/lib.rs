@@ -57,6 +57,7 @@
 
 mod error;
 mod fs;
+mod journal;
 mod memory;
 mod meta;
 #[cfg(feature = "s3")]
@@ -67,8 +68,11 @@ pub mod testing;
 
 pub use error::{Error, Result};
 pub use fs::FsStore;
+/// Decodes a journal file of an [`FsStore`] into its batches (for the fuzzer).
+#[doc(hidden)]
+pub use journal::decode as decode_journal;
 pub use memory::MemoryStore;
-pub use meta::{MetaStore, check_key};
+pub use meta::{MetaStore, Write, check_key};
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
 /// A backend that keeps both blobs and metadata records, as a registry needs: every store of

@@ -14,9 +14,12 @@ use futures_util::TryStreamExt;
 #[cfg(feature = "s3")]
 use object_store::ObjectStoreExt as _;
 
+use wharf_types::Digest;
+
 use crate::error::{Error, Result};
 use crate::fs::FsStore;
 use crate::memory::MemoryStore;
+use crate::store::BlobStore;
 
 /// A key: `/`-separated components of `[A-Za-z0-9._-]`, none empty, `.` or `..` — safe as a
 /// relative path and an object key.
@@ -46,6 +49,79 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     async fn remove_meta(&self, key: &str) -> Result<bool>;
     /// Every key that starts with `prefix` (a key ending in `/`), sorted.
     async fn list_meta(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Applies `steps` in order, the writes within a step in any order; durable when it
+    /// returns. Every key and blob digest is checked first: a bad one fails the call and
+    /// writes nothing. After a crash, no write of a step is present without all the writes of
+    /// the steps before it ([`FsStore`] journals the whole batch, so it is atomic there).
+    async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()>;
+}
+
+/// One write of a [`MetaStore::write_steps`] batch.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Write {
+    /// A small blob (a manifest), stored under its digest once verified.
+    Blob {
+        /// What the bytes must hash to.
+        digest: Digest,
+        /// The bytes.
+        bytes: Bytes,
+    },
+    /// Sets the record at `key`.
+    Set {
+        /// The key, as [`check_key`] accepts.
+        key: String,
+        /// The record.
+        value: Bytes,
+    },
+    /// Removes the record at `key`, if any.
+    Remove {
+        /// The key, as [`check_key`] accepts.
+        key: String,
+    },
+}
+
+impl fmt::Debug for Write {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Blob { digest, bytes } => write!(f, "Blob({digest}, {} bytes)", bytes.len()),
+            Self::Set { key, value } => write!(f, "Set({key}, {} bytes)", value.len()),
+            Self::Remove { key } => write!(f, "Remove({key})"),
+        }
+    }
+}
+
+impl Write {
+    /// Refuses a bad key, or blob bytes that do not hash to their digest.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self {
+            Self::Blob { digest, bytes } => {
+                let mut digester = digest.digester();
+                digester.update(bytes);
+                crate::store::verify(digester, digest).map(drop)
+            }
+            Self::Set { key, .. } | Self::Remove { key } => check_key(key),
+        }
+    }
+}
+
+/// `write_steps` for a backend without a journal: every write checked, then step after
+/// step, the writes of a step concurrently, each durable before the next step starts.
+pub(crate) async fn write_in_steps<S>(store: &S, steps: Vec<Vec<Write>>) -> Result<()>
+where
+    S: BlobStore + MetaStore + ?Sized,
+{
+    steps.iter().flatten().try_for_each(Write::check)?;
+    for step in steps {
+        futures_util::future::try_join_all(step.into_iter().map(|write| async move {
+            match write {
+                Write::Blob { digest, bytes } => store.put_bytes(&digest, bytes).await.map(drop),
+                Write::Set { key, value } => store.set_meta(&key, value).await,
+                Write::Remove { key } => store.remove_meta(&key).await.map(drop),
+            }
+        }))
+        .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -61,6 +137,9 @@ impl<T: MetaStore + ?Sized> MetaStore for std::sync::Arc<T> {
     }
     async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
         (**self).list_meta(prefix).await
+    }
+    async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
+        (**self).write_steps(steps).await
     }
 }
 
@@ -91,6 +170,9 @@ impl MetaStore for MemoryStore {
             .map(|(k, _)| k.clone())
             .collect())
     }
+    async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
+        write_in_steps(self, steps).await
+    }
 }
 
 impl FsStore {
@@ -118,37 +200,21 @@ impl MetaStore for FsStore {
     }
 
     async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
-        check_key(key)?;
-        let path = self.meta_path(key);
-        let temp = self.root().join("tmp").join(crate::UploadId::random().as_str());
-        crate::fs::blocking(move || {
-            use std::io::Write as _;
-            let parent = path.parent().expect("meta keys have a parent");
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
-            let mut file = std::fs::File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
-            let written = file.write_all(&value).and_then(|()| file.sync_all());
-            if let Err(e) = written.and_then(|()| std::fs::rename(&temp, &path)) {
-                let _ = std::fs::remove_file(&temp);
-                return Err(Error::io("write", &path, e));
-            }
-            crate::fs::sync_dir(parent)
-        })
-        .await
+        self.commit_writes(vec![Write::Set { key: key.to_owned(), value }]).await
     }
 
     async fn remove_meta(&self, key: &str) -> Result<bool> {
         check_key(key)?;
-        let path = self.meta_path(key);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(true),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    || e.kind() == std::io::ErrorKind::NotADirectory =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Error::io("remove", path, e)),
+        let exists = tokio::fs::metadata(self.meta_path(key)).await.is_ok_and(|m| m.is_file());
+        if exists {
+            self.commit_writes(vec![Write::Remove { key: key.to_owned() }]).await?;
         }
+        Ok(exists)
+    }
+
+    async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
+        // One journal record: the batch is atomic, so the order of the steps holds too.
+        self.commit_writes(steps.into_iter().flatten().collect()).await
     }
 
     async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
@@ -240,5 +306,9 @@ impl MetaStore for crate::S3Store {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
+        write_in_steps(self, steps).await
     }
 }

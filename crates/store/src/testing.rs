@@ -24,7 +24,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use wharf_types::{Algorithm, Digest};
 
-use crate::{BlobStore, Error, MetaStore, UploadId, from_chunks, single};
+use crate::{BlobStore, Error, Storage, UploadId, Write, from_chunks, single};
 
 const MIB: usize = 1024 * 1024;
 
@@ -392,8 +392,9 @@ async fn run_model(store: &dyn BlobStore, pool: &[Bytes], ops: &[Op]) {
 }
 
 /// The `MetaStore` checks, on an empty store: set, replace, get, remove, sorted prefix
-/// listing across nested keys, and refusal of unsafe keys.
-pub async fn meta_all(store: &dyn MetaStore) {
+/// listing across nested keys, refusal of unsafe keys, and `write_steps` batches (all
+/// visible when the call returns; a bad key or blob anywhere writes nothing).
+pub async fn meta_all(store: &dyn Storage) {
     assert_eq!(store.get_meta("a/b").await.expect("get"), None);
     store.set_meta("a/b", Bytes::from_static(b"1")).await.expect("set");
     store.set_meta("a/b", Bytes::from_static(b"2")).await.expect("replace");
@@ -414,5 +415,52 @@ pub async fn meta_all(store: &dyn MetaStore) {
     assert_eq!(store.get_meta("a/c").await.expect("get"), None);
     for bad in ["", "/a", "a/", "a//b", "../x", "a/../b", "a/./b", "a b", "a:b", "a\\b"] {
         assert!(store.set_meta(bad, Bytes::new()).await.is_err(), "unsafe key {bad:?} accepted");
+    }
+    write_steps(store).await;
+}
+
+async fn write_steps(store: &dyn Storage) {
+    let manifest = Bytes::from_static(br#"{"schemaVersion":2}"#);
+    let digest = Digest::sha256(&manifest);
+    let set =
+        |key: &str, value: &str| Write::Set { key: key.to_owned(), value: Bytes::from(value.to_owned()) };
+    store
+        .write_steps(vec![
+            vec![Write::Blob { digest: digest.clone(), bytes: manifest.clone() }, set("batch/catalog", "")],
+            vec![set("batch/revision", digest.as_str())],
+            vec![
+                set("batch/tag", "v1"),
+                Write::Remove { key: "z".into() },
+                Write::Remove { key: "none".into() },
+            ],
+        ])
+        .await
+        .expect("a batch");
+    assert_eq!(store.read_all(&digest).await.expect("the batch's blob"), manifest);
+    assert_eq!(
+        store.get_meta("batch/revision").await.expect("get").as_deref(),
+        Some(digest.as_str().as_bytes())
+    );
+    assert_eq!(store.get_meta("batch/tag").await.expect("get").as_deref(), Some(&b"v1"[..]));
+    assert_eq!(store.get_meta("z").await.expect("get"), None, "removed by the batch");
+    assert_eq!(
+        store.list_meta("batch/").await.expect("keys"),
+        ["batch/catalog", "batch/revision", "batch/tag"]
+    );
+    // One bad write anywhere fails the batch before anything is written.
+    let other = Digest::sha256(b"other");
+    for bad in [
+        Write::Blob { digest: other.clone(), bytes: manifest.clone() },
+        set("../escape", ""),
+        Write::Remove { key: "a//b".into() },
+    ] {
+        let result = store.write_steps(vec![vec![set("batch/never", "x")], vec![bad.clone()]]).await;
+        assert!(result.is_err(), "{bad:?} accepted");
+        assert_eq!(
+            store.get_meta("batch/never").await.expect("get"),
+            None,
+            "{bad:?} wrote the batch's first step"
+        );
+        assert!(store.stat(&other).await.expect("stat").is_none(), "{bad:?} stored a blob");
     }
 }

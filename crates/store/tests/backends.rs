@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use wharf_store::{BlobStore, FsStore, MemoryStore, S3Store, single, testing};
+use wharf_store::{BlobStore, FsStore, MemoryStore, MetaStore, S3Store, Write, single, testing};
 use wharf_types::Digest;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -78,6 +78,20 @@ fn conformance_s3_on_garage() {
 }
 
 #[test]
+fn meta_conformance_on_every_backend() {
+    let rt = runtime();
+    rt.block_on(async {
+        testing::meta_all(&MemoryStore::new()).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        testing::meta_all(&FsStore::open(dir.path()).await.expect("open")).await;
+        testing::meta_all(&s3_in_memory()).await;
+    });
+    if let Some(url) = s3_url("meta_conformance_on_every_backend (garage)") {
+        rt.block_on(async { testing::meta_all(&garage(&url, "meta")).await });
+    }
+}
+
+#[test]
 fn model_check_memory_fs_and_s3() {
     let rt = runtime();
     testing::model_check(&rt, 48, || async { MemoryStore::new() });
@@ -145,6 +159,85 @@ fn sessions_move_between_processes() {
             session_moves(&open(), &open()).await;
         });
     }
+}
+
+fn journals(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("journal")).expect("journal dir").count()
+}
+
+#[test]
+fn fs_journal_is_replayed_on_open_unless_its_store_is_live() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = FsStore::open(dir.path()).await.expect("open");
+        let manifest = Bytes::from_static(b"{}");
+        let digest = Digest::sha256(&manifest);
+        let set = |key: &str| Write::Set { key: key.to_owned(), value: Bytes::from_static(b"v") };
+        a.write_steps(vec![
+            vec![Write::Blob { digest: digest.clone(), bytes: manifest.clone() }],
+            vec![set("r/revision")],
+            vec![set("r/tag")],
+        ])
+        .await
+        .expect("batch");
+        a.set_meta("r/gone", Bytes::new()).await.expect("set");
+        assert!(a.remove_meta("r/gone").await.expect("remove"));
+        // Lose the applied files, as a machine crash before write-back would.
+        let blob = dir.path().join("blobs/sha256").join(&digest.encoded()[..2]).join(digest.encoded());
+        for path in [dir.path().join("meta/r/revision"), dir.path().join("meta/r/tag"), blob] {
+            std::fs::remove_file(path).expect("remove");
+        }
+        // A live store's journal is not touched by another store opened on the directory.
+        let b = FsStore::open(dir.path()).await.expect("open beside");
+        assert_eq!(b.get_meta("r/revision").await.expect("get"), None);
+        assert_eq!(journals(dir.path()), 2);
+        drop((a, b));
+        // Once its store is gone, the journal is replayed in order, synced and removed.
+        let c = FsStore::open(dir.path()).await.expect("reopen");
+        assert_eq!(c.read_all(&digest).await.expect("blob replayed"), manifest);
+        assert_eq!(c.list_meta("r/").await.expect("keys"), ["r/revision", "r/tag"]);
+        assert_eq!(journals(dir.path()), 1, "only the new store's journal is left");
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
+    });
+}
+
+#[test]
+fn fs_full_journals_are_retired_and_their_writes_kept() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsStore::open(dir.path()).await.expect("open");
+        let mut digests = Vec::new();
+        // 3 MiB blobs through the journal: a new journal file every two batches.
+        for i in 0..7u64 {
+            let data = testing::content(i, 3 * 1024 * 1024);
+            let digest = Digest::sha256(&data);
+            let key = format!("full/{i}");
+            store
+                .write_steps(vec![
+                    vec![Write::Blob { digest: digest.clone(), bytes: data }],
+                    vec![Write::Set { key, value: digest.as_str().to_owned().into() }],
+                ])
+                .await
+                .expect("batch");
+            digests.push(digest);
+        }
+        // The background thread syncs and removes the full ones (poll: it runs on its own).
+        for _ in 0..600 {
+            if journals(dir.path()) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(journals(dir.path()), 1, "full journals were not retired");
+        drop(store);
+        let again = FsStore::open(dir.path()).await.expect("reopen");
+        for (i, digest) in digests.iter().enumerate() {
+            let data = again.read_all(digest).await.expect("blob");
+            digest.verify(&data).expect("verifies");
+            let record = again.get_meta(&format!("full/{i}")).await.expect("get").expect("record");
+            assert_eq!(record, digest.as_str().as_bytes());
+        }
+    });
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! The crash test: a child process writing blobs is SIGKILLed at random moments; after each
-//! kill, every blob the child reported as committed is present and verifies, and nothing
-//! partial or unverified is visible.
+//! The crash test: a child process writing blobs and journaled batches is SIGKILLed at random
+//! moments; after each kill, every blob and batch the child reported as committed is present
+//! and verifies, nothing partial or unverified is visible, and every batch is all or nothing.
 //!
 //! The child is this test binary again, running the ignored `crash_child` test with
 //! `WHARF_CRASH_DIR` set.
@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::TryStreamExt;
-use wharf_store::{BlobStore, FsStore, from_chunks, single, testing};
+use wharf_store::{BlobStore, FsStore, MetaStore, Write, from_chunks, single, testing};
 use wharf_types::Digest;
 
 const ROUNDS: usize = 8;
@@ -35,6 +35,7 @@ fn fs_survives_sigkill_at_random_moments() {
             | 1;
     let mut rng = Rng(seed);
     let mut committed: Vec<Digest> = Vec::new();
+    let batches = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     for round in 0..ROUNDS {
@@ -48,10 +49,13 @@ fn fs_survives_sigkill_at_random_moments() {
             .expect("spawn child");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let batches_seen = std::sync::Arc::clone(&batches);
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(d) = line.strip_prefix("committed ") {
                     let _ = tx.send(d.parse::<Digest>().expect("digest"));
+                } else if let Some(b) = line.strip_prefix("batch ") {
+                    batches_seen.lock().expect("lock").push(b.to_owned());
                 }
             }
         });
@@ -85,12 +89,50 @@ fn fs_survives_sigkill_at_random_moments() {
             }
             let acknowledged: std::collections::BTreeSet<_> = committed.iter().collect();
             assert!(listed.len() >= acknowledged.len(), "round {round}: fewer blobs than acknowledged");
+            // Every acknowledged batch is whole; every batch on disk is whole (none half-done).
+            let acknowledged_batches = batches.lock().expect("lock").clone();
+            for name in &acknowledged_batches {
+                check_batch(&store, name).await.unwrap_or_else(|e| panic!("round {round}: acknowledged {e}"));
+            }
+            for key in store.list_meta("batches/").await.expect("list") {
+                let name = key.trim_start_matches("batches/").split('/').next().expect("name").to_owned();
+                check_batch(&store, &name).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            }
         });
     }
     eprintln!(
-        "crash test: {ROUNDS} kills, {} acknowledged blobs all present and verified (seed {seed})",
-        committed.len()
+        "crash test: {ROUNDS} kills, {} acknowledged blobs and {} acknowledged batches all present and \
+         verified (seed {seed})",
+        committed.len(),
+        batches.lock().expect("lock").len()
     );
+}
+
+/// The three writes of batch `name` (see `batch`): all present, the blob verifying.
+async fn check_batch(store: &FsStore, name: &str) -> Result<(), String> {
+    let digest: Digest = store
+        .get_meta(&format!("batches/{name}/revision"))
+        .await
+        .map_err(|e| e.to_string())?
+        .and_then(|v| String::from_utf8(v.to_vec()).ok()?.parse().ok())
+        .ok_or(format!("batch {name}: no revision record"))?;
+    let bytes = store.read_all(&digest).await.map_err(|e| format!("batch {name}: {e}"))?;
+    digest.verify(&bytes).map_err(|e| format!("batch {name}: {e}"))?;
+    match store.get_meta(&format!("batches/{name}/tag")).await.map_err(|e| e.to_string())? {
+        Some(tag) if tag == digest.as_str().as_bytes() => Ok(()),
+        _ => Err(format!("batch {name}: the tag is missing")),
+    }
+}
+
+/// A manifest-like batch: a small blob, then a record naming it, then a tag.
+fn batch(name: &str, data: &bytes::Bytes) -> Vec<Vec<Write>> {
+    let digest = Digest::sha256(data);
+    let set = |key: String| Write::Set { key, value: digest.as_str().to_owned().into() };
+    vec![
+        vec![Write::Blob { digest: digest.clone(), bytes: data.clone() }],
+        vec![set(format!("batches/{name}/revision"))],
+        vec![set(format!("batches/{name}/tag"))],
+    ]
 }
 
 /// The child: writes blobs of 1 KiB–4 MiB forever, half by `put` and half by sessions,
@@ -120,6 +162,11 @@ fn crash_child() {
                 store.commit(&id, &digest).await.expect("commit");
             }
             println!("committed {digest}");
+            // And a journaled batch (records and a small blob), as a manifest PUT makes.
+            let name = format!("{seed}-{i}");
+            let small = testing::content(rng.next(), usize::try_from(200 + rng.next() % 8000).expect("fits"));
+            store.write_steps(batch(&name, &small)).await.expect("batch");
+            println!("batch {name}");
         }
     });
 }

@@ -1,0 +1,373 @@
+//! The write-ahead journal of an [`FsStore`](crate::FsStore): one `fdatasync` makes a whole
+//! batch of record writes (and the small blobs they name) durable and atomic.
+//!
+//! Writing each record durably on its own costs a file `fsync` and a directory `fsync`, and a
+//! registry's manifest PUT needs three such steps in order (bytes, then the records naming
+//! them, then the tags). Instead, a batch is appended to the journal and the journal is
+//! `fdatasync`ed once; then the batch is applied to the ordinary files (`meta/…`, `blobs/…`)
+//! without any `fsync`, so readers see it at once. When a journal file fills up, the store
+//! switches to a new one, and a background thread `syncfs`es the file system (everything the
+//! old file described is then on disk) and removes the old file.
+//!
+//! On open, the journals left by a store that is gone (a crash, a kill, or a plain exit) are
+//! replayed in order, synced, and removed. A live store holds an exclusive `flock` on its
+//! journal, so another store opened on the same directory leaves it alone.
+//!
+//! # File format
+//! `<root>/journal/<instance>-<seq>.log`, zero-filled ahead, a sequence of records:
+//!
+//! ```text
+//! record := "WJR1" | payload length (u32 LE) | SHA-256 of the payload (32 bytes) | payload
+//! payload := write count (u32 LE) | write*
+//! write  := 0 | digest (u16 LE length + UTF-8) | bytes (u32 LE length + bytes)   a blob
+//!         | 1 | key (u16 LE length + UTF-8)    | value (u32 LE length + bytes)   set a record
+//!         | 2 | key (u16 LE length + UTF-8)                                      remove a record
+//! ```
+//!
+//! Replay stops at the first record that is not complete and intact (the zeros after the
+//! last record, or a record torn by a crash: it was never acknowledged).
+//!
+//! Order: one store applies its batches in journal order. Two live stores on one directory
+//! writing the same key are last-writer-wins as ever, but if both crash, their journals are
+//! replayed one after the other (by last modification), which may keep the older write.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+use bytes::{Buf, Bytes};
+use sha2::{Digest as _, Sha256};
+use wharf_types::Digest;
+
+use crate::error::{Error, Result};
+use crate::fs::sync_dir;
+use crate::meta::Write;
+
+const MAGIC: &[u8; 4] = b"WJR1";
+const HEADER: usize = 4 + 4 + 32;
+/// The size a journal file is zero-filled to: appends inside it change no file metadata,
+/// so their `fdatasync` is a single small write. A bigger batch grows the file.
+const FILE_SIZE: u64 = 8 * 1024 * 1024;
+
+/// A store's journal: the file batches are appended to, and the thread that retires full ones.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    root: PathBuf,
+    instance: String,
+    active: Mutex<Active>,
+    /// Full journals, for the background thread to sync and remove, in order (each still
+    /// holding its lock, so that no other store replays it meanwhile).
+    retire: mpsc::Sender<Active>,
+}
+
+#[derive(Debug)]
+struct Active {
+    /// Holds the `flock` that tells other stores this journal is live.
+    file: File,
+    path: PathBuf,
+    seq: u64,
+    offset: u64,
+}
+
+impl Journal {
+    /// Replays what stores that are gone left in `<root>/journal`, then starts a journal of
+    /// this store's own.
+    pub(crate) fn open(root: &Path) -> Result<Self> {
+        let dir = root.join("journal");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        recover(root)?;
+        let instance = crate::UploadId::random().as_str()[..16].to_owned();
+        let active = Active::create(&dir, &instance, 1)?;
+        let (tx, rx) = mpsc::channel::<Active>();
+        let sync_root = root.to_owned();
+        std::thread::Builder::new()
+            .name("wharf-journal".into())
+            .spawn(move || {
+                for full in rx {
+                    // Everything the full journal describes was applied before it was retired.
+                    if sync_fs(&sync_root).is_ok() {
+                        let _ = std::fs::remove_file(&full.path);
+                        let _ = full.path.parent().map(sync_dir);
+                    }
+                }
+            })
+            .map_err(|e| Error::io("spawn the journal thread", &dir, e))?;
+        Ok(Self { root: root.to_owned(), instance, active: Mutex::new(active), retire: tx })
+    }
+
+    /// Appends `writes` as one record, makes it durable, then applies it (blocking).
+    /// The writes must have been checked ([`Write::check`]).
+    pub(crate) fn commit(&self, writes: &[Write]) -> Result<()> {
+        let record = encode(writes);
+        // Appends and applies in one order: a later batch's writes land after an earlier one's.
+        let mut active = self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if active.offset > 0 && active.offset + record.len() as u64 > FILE_SIZE {
+            let next = Active::create(&self.root.join("journal"), &self.instance, active.seq + 1)?;
+            let full = std::mem::replace(&mut *active, next);
+            // If the thread is gone the file stays, to be replayed (harmlessly) on next open.
+            let _ = self.retire.send(full);
+        }
+        active
+            .file
+            .write_all_at(&record, active.offset)
+            .and_then(|()| active.file.sync_data())
+            .map_err(|e| Error::io("append to the journal", &active.path, e))?;
+        active.offset += record.len() as u64;
+        writes.iter().try_for_each(|w| apply(&self.root, w))
+    }
+}
+
+impl Active {
+    fn create(dir: &Path, instance: &str, seq: u64) -> Result<Self> {
+        let path = dir.join(format!("{instance}-{seq:08}.log"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| Error::io("lock", &path, e.into()))?;
+        let zeros = vec![0u8; 1024 * 1024];
+        for chunk in 0..FILE_SIZE / zeros.len() as u64 {
+            file.write_all_at(&zeros, chunk * zeros.len() as u64)
+                .map_err(|e| Error::io("write", &path, e))?;
+        }
+        file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
+        sync_dir(dir)?;
+        Ok(Self { file, path, seq, offset: 0 })
+    }
+}
+
+/// Replays, syncs and removes every journal in `<root>/journal` that no live store holds.
+fn recover(root: &Path) -> Result<()> {
+    let dir = root.join("journal");
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "log") {
+            continue;
+        }
+        let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue; // a live store's journal
+        }
+        let modified = file.metadata().and_then(|m| m.modified()).map_err(|e| Error::io("stat", &path, e))?;
+        found.push((modified, path, file));
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    for (_, path, file) in &found {
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut &*file, &mut data).map_err(|e| Error::io("read", path, e))?;
+        for writes in decode(&data) {
+            for write in &writes {
+                // A blob is applied only if it still verifies (it always should).
+                if write.check().is_ok() {
+                    apply(root, write)?;
+                }
+            }
+        }
+    }
+    sync_fs(root)?;
+    for (_, path, _) in &found {
+        std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
+    }
+    sync_dir(&dir)
+}
+
+/// Applies one write to the ordinary files, without syncing (the journal has it).
+fn apply(root: &Path, write: &Write) -> Result<()> {
+    let (path, content) = match write {
+        Write::Blob { digest, bytes } => {
+            let path = crate::fs::blob_path(root, digest);
+            if path.exists() {
+                return Ok(());
+            }
+            (path, bytes)
+        }
+        Write::Set { key, value } => (root.join("meta").join(key), value),
+        Write::Remove { key } => {
+            let path = root.join("meta").join(key);
+            return match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        || e.kind() == std::io::ErrorKind::NotADirectory =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(Error::io("remove", path, e)),
+            };
+        }
+    };
+    let parent = path.parent().expect("below the root");
+    std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    let temp = root.join("tmp").join(crate::UploadId::random().as_str());
+    std::fs::write(&temp, content).and_then(|()| std::fs::rename(&temp, &path)).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        Error::io("write", &path, e)
+    })
+}
+
+/// Makes everything written to the file system holding `root` durable.
+fn sync_fs(root: &Path) -> Result<()> {
+    let dir = File::open(root).map_err(|e| Error::io("open", root, e))?;
+    #[cfg(target_os = "linux")]
+    let synced = rustix::fs::syncfs(&dir);
+    #[cfg(not(target_os = "linux"))]
+    let synced = {
+        rustix::fs::sync();
+        Ok(())
+    };
+    synced.map_err(|e| Error::io("syncfs", root, e.into()))
+}
+
+/// One journal record holding `writes`.
+pub(crate) fn encode(writes: &[Write]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    let count = u32::try_from(writes.len()).expect("fewer than 2^32 writes");
+    payload.extend_from_slice(&count.to_le_bytes());
+    let field = |payload: &mut Vec<u8>, s: &[u8], wide: bool| {
+        if wide {
+            payload.extend_from_slice(&u32::try_from(s.len()).expect("under 4 GiB").to_le_bytes());
+        } else {
+            payload.extend_from_slice(&u16::try_from(s.len()).expect("keys are short").to_le_bytes());
+        }
+        payload.extend_from_slice(s);
+    };
+    for write in writes {
+        match write {
+            Write::Blob { digest, bytes } => {
+                payload.push(0);
+                field(&mut payload, digest.as_str().as_bytes(), false);
+                field(&mut payload, bytes, true);
+            }
+            Write::Set { key, value } => {
+                payload.push(1);
+                field(&mut payload, key.as_bytes(), false);
+                field(&mut payload, value, true);
+            }
+            Write::Remove { key } => {
+                payload.push(2);
+                field(&mut payload, key.as_bytes(), false);
+            }
+        }
+    }
+    let mut record = Vec::with_capacity(HEADER + payload.len());
+    record.extend_from_slice(MAGIC);
+    record.extend_from_slice(&u32::try_from(payload.len()).expect("under 4 GiB").to_le_bytes());
+    record.extend_from_slice(&Sha256::digest(&payload));
+    record.extend_from_slice(&payload);
+    record
+}
+
+/// The batches of a journal file, in order, up to the first record that is not complete and
+/// intact. Never panics, whatever the bytes.
+pub fn decode(mut data: &[u8]) -> Vec<Vec<Write>> {
+    let mut batches = Vec::new();
+    while data.len() >= HEADER && &data[..4] == MAGIC {
+        let len = u32::from_le_bytes(data[4..8].try_into().expect("4 bytes")) as usize;
+        let Some(payload) = data.get(HEADER..HEADER.saturating_add(len)) else {
+            break;
+        };
+        if Sha256::digest(payload).as_slice() != &data[8..40] {
+            break;
+        }
+        let Some(writes) = decode_payload(payload) else {
+            break;
+        };
+        batches.push(writes);
+        data = &data[HEADER + len..];
+    }
+    batches
+}
+
+fn decode_payload(mut p: &[u8]) -> Option<Vec<Write>> {
+    fn field<'a>(p: &mut &'a [u8], wide: bool) -> Option<&'a [u8]> {
+        let len = if wide {
+            if p.len() < 4 {
+                return None;
+            }
+            p.get_u32_le() as usize
+        } else {
+            if p.len() < 2 {
+                return None;
+            }
+            usize::from(p.get_u16_le())
+        };
+        let (value, rest) = (p.get(..len)?, p.get(len..)?);
+        *p = rest;
+        Some(value)
+    }
+    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
+    if p.len() < 4 {
+        return None;
+    }
+    let count = p.get_u32_le();
+    let mut writes = Vec::new();
+    for _ in 0..count {
+        if p.is_empty() {
+            return None;
+        }
+        let write = match p.get_u8() {
+            0 => {
+                let digest: Digest = text(field(&mut p, false)?)?.parse().ok()?;
+                Write::Blob { digest, bytes: Bytes::copy_from_slice(field(&mut p, true)?) }
+            }
+            1 => {
+                let key = text(field(&mut p, false)?)?;
+                Write::Set { key, value: Bytes::copy_from_slice(field(&mut p, true)?) }
+            }
+            2 => Write::Remove { key: text(field(&mut p, false)?)? },
+            _ => return None,
+        };
+        // Keys are re-checked: a record never names a path outside `meta/`.
+        if let Write::Set { key, .. } | Write::Remove { key } = &write {
+            crate::check_key(key).ok()?;
+        }
+        writes.push(write);
+    }
+    p.is_empty().then_some(writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Write> {
+        vec![
+            Write::Blob { digest: Digest::sha256(b"{}"), bytes: Bytes::from_static(b"{}") },
+            Write::Set { key: "a/b".into(), value: Bytes::from_static(b"value") },
+            Write::Remove { key: "a/c".into() },
+        ]
+    }
+
+    #[test]
+    fn records_round_trip_and_stop_at_the_first_torn_one() {
+        let one = encode(&sample());
+        let two = encode(&[Write::Set { key: "x".into(), value: Bytes::new() }]);
+        let mut file = [one.clone(), two.clone(), vec![0; 100]].concat();
+        assert_eq!(decode(&file), vec![sample(), vec![Write::Set { key: "x".into(), value: Bytes::new() }]]);
+        // A record cut short, or with a flipped byte, ends the journal there.
+        file.truncate(one.len() + two.len() - 1);
+        assert_eq!(decode(&file), vec![sample()]);
+        let mut flipped = [one.clone(), two].concat();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(decode(&flipped), vec![sample()]);
+        assert!(decode(&[]).is_empty());
+        assert!(decode(&one[..HEADER]).is_empty());
+    }
+
+    #[test]
+    fn a_record_naming_a_path_outside_meta_is_not_replayed() {
+        let bad = encode(&[Write::Set { key: "../escape".into(), value: Bytes::new() }]);
+        assert!(decode(&bad).is_empty());
+    }
+}
