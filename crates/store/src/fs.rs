@@ -237,11 +237,13 @@ impl BlobStore for FsStore {
 
     async fn delete(&self, digest: &Digest) -> Result<bool> {
         let path = self.blob_path(digest);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(true),
+        blocking(move || match std::fs::remove_file(&path) {
+            // Durable when it returns, as a put is.
+            Ok(()) => sync_dir(path.parent().expect("blob paths have a parent")).map(|()| true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io("remove", path, e)),
-        }
+        })
+        .await
     }
 
     fn list(&self) -> BoxStream<'_, Result<Digest>> {

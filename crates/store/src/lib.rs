@@ -53,10 +53,13 @@
 //! # Crate features
 //! - `s3`: [`S3Store`] on `object_store` (S3, Garage, MinIO, radosgw, …).
 //! - `testing`: the [`testing`] conformance suite every backend runs.
+//! - `fuzzing`: the [`fuzzing`] module of invariant checks used by the fuzz targets.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod fs;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod journal;
 mod memory;
 mod meta;
