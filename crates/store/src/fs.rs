@@ -113,24 +113,26 @@ impl FsStore {
         blob_path(&self.root, digest)
     }
 
-    /// Journals `writes` (checked) and applies them; blobs too big for the journal are put
-    /// durably on their own first.
+    /// Checks `writes`, journals them and applies them; blobs too big for the journal are put
+    /// durably on their own first (after every write was checked).
     pub(crate) async fn commit_writes(&self, mut writes: Vec<Write>) -> Result<()> {
-        let checked = blocking(move || writes.iter().try_for_each(Write::check).map(|()| writes)).await?;
-        writes = checked;
-        for write in &writes {
-            if let Write::Blob { digest, bytes } = write
-                && bytes.len() > JOURNAL_BLOB
-            {
-                self.put_bytes(digest, bytes.clone()).await?;
+        let large = |w: &Write| matches!(w, Write::Blob { bytes, .. } if bytes.len() > JOURNAL_BLOB);
+        if writes.iter().any(large) {
+            writes = blocking(move || writes.iter().try_for_each(Write::check).map(|()| writes)).await?;
+            for write in writes.iter().filter(|w| large(w)) {
+                if let Write::Blob { digest, bytes } = write {
+                    self.put_bytes(digest, bytes.clone()).await?;
+                }
             }
-        }
-        writes.retain(|w| !matches!(w, Write::Blob { bytes, .. } if bytes.len() > JOURNAL_BLOB));
-        if writes.is_empty() {
-            return Ok(());
+            writes.retain(|w| !large(w));
         }
         let journal = Arc::clone(&self.journal);
-        blocking(move || journal.commit(&writes)).await
+        // One blocking call for the check, the journal write and the apply.
+        blocking(move || {
+            writes.iter().try_for_each(Write::check)?;
+            if writes.is_empty() { Ok(()) } else { journal.commit(&writes) }
+        })
+        .await
     }
 
     fn upload_path(&self, id: &UploadId) -> PathBuf {

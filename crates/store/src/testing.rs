@@ -447,10 +447,26 @@ async fn write_steps(store: &dyn Storage) {
         store.list_meta("batch/").await.expect("keys"),
         ["batch/catalog", "batch/revision", "batch/tag"]
     );
+    // A blob bigger than a manifest may be (fs keeps it out of its journal).
+    let big = content(77, 5 * MIB + 3);
+    let big_digest = Digest::sha256(&big);
+    store
+        .write_steps(vec![
+            vec![Write::Blob { digest: big_digest.clone(), bytes: big.clone() }],
+            vec![set("batch/big", big_digest.as_str())],
+        ])
+        .await
+        .expect("a batch with a big blob");
+    assert_eq!(store.read_all(&big_digest).await.expect("the big blob"), big);
+    assert_eq!(
+        store.get_meta("batch/big").await.expect("get").as_deref(),
+        Some(big_digest.as_str().as_bytes())
+    );
     // One bad write anywhere fails the batch before anything is written.
     let other = Digest::sha256(b"other");
     for bad in [
         Write::Blob { digest: other.clone(), bytes: manifest.clone() },
+        Write::Blob { digest: other.clone(), bytes: big.clone() },
         set("../escape", ""),
         Write::Remove { key: "a//b".into() },
     ] {
