@@ -32,7 +32,7 @@
 //! replayed one after the other (by last modification), which may keep the older write.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc;
@@ -155,7 +155,13 @@ fn recover(root: &Path) -> Result<()> {
         if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             continue; // a live store's journal
         }
-        let modified = file.metadata().and_then(|m| m.modified()).map_err(|e| Error::io("stat", &path, e))?;
+        // A live store retires a full journal by removing it, then unlocking: a file that is
+        // no longer at its path was just retired, not left behind.
+        let meta = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
+        if std::fs::metadata(&path).map_or(true, |m| m.ino() != meta.ino()) {
+            continue;
+        }
+        let modified = meta.modified().map_err(|e| Error::io("stat", &path, e))?;
         found.push((modified, path, file));
     }
     if found.is_empty() {
