@@ -86,8 +86,9 @@ pub struct FsStore {
 }
 
 impl FsStore {
-    /// Opens (creating when needed) a store rooted at `root`, and removes leftovers of
-    /// crashed puts.
+    /// Opens (creating when needed) a store rooted at `root`: replays the journals that
+    /// stores no longer running left (a crash's unsynced record writes), removes leftovers of
+    /// crashed puts, and starts this store's own journal.
     pub async fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         for dir in ["blobs", "uploads", "tmp", "meta"] {
