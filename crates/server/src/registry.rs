@@ -126,6 +126,11 @@ fn repo_key(repo: &Repository, rest: &str) -> String {
     format!("repositories/{repo}/{rest}")
 }
 
+/// The catalog entry of a repository (present once it has held anything).
+fn catalog_key(repo: &Repository) -> String {
+    format!("catalog/{repo}")
+}
+
 impl Registry {
     /// A registry over `storage`.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
@@ -171,11 +176,11 @@ impl Registry {
 
     /// Whether the repository exists (has ever held a blob, upload or manifest).
     pub async fn repository_exists(&self, repo: &Repository) -> Result<bool> {
-        self.exists(&format!("catalog/{repo}")).await
+        self.exists(&catalog_key(repo)).await
     }
 
     async fn touch_repository(&self, repo: &Repository) -> Result<()> {
-        let key = format!("catalog/{repo}");
+        let key = catalog_key(repo);
         if !self.exists(&key).await? {
             self.mark(&key).await?;
         }
@@ -378,7 +383,7 @@ impl Registry {
         // tags naming those. A crash never leaves a record naming a missing manifest, nor a
         // tag naming a missing record (on fs the whole batch is one atomic journal write).
         let mut bytes_step = vec![Write::Blob { digest: digest.clone(), bytes: manifest.bytes().clone() }];
-        let catalog = format!("catalog/{repo}");
+        let catalog = catalog_key(repo);
         if !self.exists(&catalog).await? {
             bytes_step.push(set(catalog, Vec::new()));
         }
