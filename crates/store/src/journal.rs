@@ -85,12 +85,15 @@ impl Journal {
         std::thread::Builder::new()
             .name("wharf-journal".into())
             .spawn(move || {
+                // Everything a full journal describes was applied before it was retired. Once
+                // one could not be synced and removed, the later ones are kept too: a replay
+                // must never apply an older journal over a newer one's writes.
+                let mut in_order = true;
                 for full in rx {
-                    // Everything the full journal describes was applied before it was retired.
-                    if sync_fs(&sync_root).is_ok() {
-                        let _ = std::fs::remove_file(&full.path);
-                        let _ = full.path.parent().map(sync_dir);
-                    }
+                    in_order = in_order
+                        && sync_fs(&sync_root).is_ok()
+                        && std::fs::remove_file(&full.path).is_ok()
+                        && sync_dir(&sync_root.join("journal")).is_ok();
                 }
             })
             .map_err(|e| Error::io("spawn the journal thread", &dir, e))?;
@@ -181,10 +184,13 @@ fn recover(root: &Path) -> Result<()> {
         }
     }
     sync_fs(root)?;
+    // Oldest first, each removal durable before the next: what a crash here leaves is always
+    // the newest journals, which replay correctly over what is on disk.
     for (_, path, _) in &found {
         std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
+        sync_dir(&dir)?;
     }
-    sync_dir(&dir)
+    Ok(())
 }
 
 /// Applies one write to the ordinary files, without syncing (the journal has it).
