@@ -118,22 +118,29 @@ impl FsStore {
     /// durably on their own first (after every write was checked).
     pub(crate) async fn commit_writes(&self, mut writes: Vec<Write>) -> Result<()> {
         let large = |w: &Write| matches!(w, Write::Blob { bytes, .. } if bytes.len() > JOURNAL_BLOB);
-        if writes.iter().any(large) {
-            writes = blocking(move || writes.iter().try_for_each(Write::check).map(|()| writes)).await?;
-            for write in writes.iter().filter(|w| large(w)) {
-                if let Write::Blob { digest, bytes } = write {
-                    self.put_bytes(digest, bytes.clone()).await?;
-                }
-            }
-            writes.retain(|w| !large(w));
-        }
         let journal = Arc::clone(&self.journal);
-        // One blocking call for the check, the journal write and the apply.
-        blocking(move || {
-            writes.iter().try_for_each(Write::check)?;
-            if writes.is_empty() { Ok(()) } else { journal.commit(&writes) }
-        })
-        .await
+        if writes.is_empty() {
+            return Ok(());
+        }
+        if !writes.iter().any(large) {
+            // The usual case: one blocking call for the check, the journal write and the apply.
+            return blocking(move || {
+                writes.iter().try_for_each(Write::check)?;
+                journal.commit(&writes)
+            })
+            .await;
+        }
+        writes = blocking(move || writes.iter().try_for_each(Write::check).map(|()| writes)).await?;
+        for write in writes.iter().filter(|w| large(w)) {
+            if let Write::Blob { digest, bytes } = write {
+                self.put_bytes(digest, bytes.clone()).await?;
+            }
+        }
+        writes.retain(|w| !large(w));
+        if writes.is_empty() {
+            return Ok(());
+        }
+        blocking(move || journal.commit(&writes)).await
     }
 
     fn upload_path(&self, id: &UploadId) -> PathBuf {
