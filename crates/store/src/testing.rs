@@ -419,6 +419,10 @@ pub async fn meta_all(store: &dyn Storage) {
     write_steps(store).await;
 }
 
+async fn record(store: &dyn Storage, key: &str) -> Option<Bytes> {
+    store.get_meta(key).await.unwrap_or_else(|e| panic!("get {key}: {e}"))
+}
+
 async fn write_steps(store: &dyn Storage) {
     let manifest = Bytes::from_static(br#"{"schemaVersion":2}"#);
     let digest = Digest::sha256(&manifest);
@@ -437,12 +441,9 @@ async fn write_steps(store: &dyn Storage) {
         .await
         .expect("a batch");
     assert_eq!(store.read_all(&digest).await.expect("the batch's blob"), manifest);
-    assert_eq!(
-        store.get_meta("batch/revision").await.expect("get").as_deref(),
-        Some(digest.as_str().as_bytes())
-    );
-    assert_eq!(store.get_meta("batch/tag").await.expect("get").as_deref(), Some(&b"v1"[..]));
-    assert_eq!(store.get_meta("z").await.expect("get"), None, "removed by the batch");
+    assert_eq!(record(store, "batch/revision").await.as_deref(), Some(digest.as_str().as_bytes()));
+    assert_eq!(record(store, "batch/tag").await.as_deref(), Some(&b"v1"[..]));
+    assert_eq!(record(store, "z").await, None, "removed by the batch");
     assert_eq!(
         store.list_meta("batch/").await.expect("keys"),
         ["batch/catalog", "batch/revision", "batch/tag"]
@@ -458,10 +459,7 @@ async fn write_steps(store: &dyn Storage) {
         .await
         .expect("a batch with a big blob");
     assert_eq!(store.read_all(&big_digest).await.expect("the big blob"), big);
-    assert_eq!(
-        store.get_meta("batch/big").await.expect("get").as_deref(),
-        Some(big_digest.as_str().as_bytes())
-    );
+    assert_eq!(record(store, "batch/big").await.as_deref(), Some(big_digest.as_str().as_bytes()));
     // One bad write anywhere fails the batch before anything is written.
     let other = Digest::sha256(b"other");
     for bad in [
@@ -472,11 +470,7 @@ async fn write_steps(store: &dyn Storage) {
     ] {
         let result = store.write_steps(vec![vec![set("batch/never", "x")], vec![bad.clone()]]).await;
         assert!(result.is_err(), "{bad:?} accepted");
-        assert_eq!(
-            store.get_meta("batch/never").await.expect("get"),
-            None,
-            "{bad:?} wrote the batch's first step"
-        );
+        assert_eq!(record(store, "batch/never").await, None, "{bad:?} wrote the batch's first step");
         assert!(store.stat(&other).await.expect("stat").is_none(), "{bad:?} stored a blob");
     }
 }
