@@ -65,7 +65,27 @@ pub enum Error {
     /// A request the registry does not support.
     #[error("{0}")]
     Unsupported(String),
-    /// A malformed query parameter or header.
+    /// A method the route does not answer (405, with `Allow`).
+    #[error("{method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed {
+        /// The method sent (escaped).
+        method: String,
+        /// The methods the route answers.
+        allow: &'static str,
+    },
+    /// A path that names no endpoint (404).
+    #[error("no such endpoint: {0}")]
+    RouteUnknown(String),
+    /// A pagination parameter (`n`) that is not a number.
+    #[error("{0}")]
+    PaginationInvalid(String),
+    /// Another query parameter that does not parse.
+    #[error("{0}")]
+    ParameterInvalid(String),
+    /// A `Content-Range` header that does not parse (416).
+    #[error("{0}")]
+    ContentRangeInvalid(String),
+    /// A malformed setting or request.
     #[error("{0}")]
     BadRequest(String),
     /// Storage failed.
@@ -80,8 +100,15 @@ impl Error {
         match self {
             Self::BlobUnknown(_) => (ErrorCode::BlobUnknown, S::NOT_FOUND),
             Self::UploadUnknown(_) => (ErrorCode::BlobUploadUnknown, S::NOT_FOUND),
-            Self::UploadInvalid(_) | Self::BadRequest(_) => (ErrorCode::BlobUploadInvalid, S::BAD_REQUEST),
-            Self::RangeNotSatisfiable { .. } => (ErrorCode::BlobUploadInvalid, S::RANGE_NOT_SATISFIABLE),
+            Self::UploadInvalid(_) => (ErrorCode::BlobUploadInvalid, S::BAD_REQUEST),
+            Self::PaginationInvalid(_) => (ErrorCode::PaginationNumberInvalid, S::BAD_REQUEST),
+            Self::ParameterInvalid(_) | Self::BadRequest(_) => {
+                (ErrorCode::Other("PARAMETER_INVALID".into()), S::BAD_REQUEST)
+            }
+            Self::RouteUnknown(_) => (ErrorCode::Other("NOT_FOUND".into()), S::NOT_FOUND),
+            Self::RangeNotSatisfiable { .. } | Self::ContentRangeInvalid(_) => {
+                (ErrorCode::BlobUploadInvalid, S::RANGE_NOT_SATISFIABLE)
+            }
             Self::BlobRange { .. } => (ErrorCode::RangeInvalid, S::RANGE_NOT_SATISFIABLE),
             Self::DigestInvalid(_) => (ErrorCode::DigestInvalid, S::BAD_REQUEST),
             Self::ManifestBlobUnknown(_) => (ErrorCode::ManifestBlobUnknown, S::BAD_REQUEST),
@@ -92,7 +119,9 @@ impl Error {
             Self::NameUnknown(_) => (ErrorCode::NameUnknown, S::NOT_FOUND),
             Self::SizeInvalid(_) => (ErrorCode::SizeInvalid, S::BAD_REQUEST),
             Self::TooLarge(_) => (ErrorCode::SizeInvalid, S::PAYLOAD_TOO_LARGE),
-            Self::Unsupported(_) => (ErrorCode::Unsupported, S::METHOD_NOT_ALLOWED),
+            Self::Unsupported(_) | Self::MethodNotAllowed { .. } => {
+                (ErrorCode::Unsupported, S::METHOD_NOT_ALLOWED)
+            }
             Self::Store(e) => match e {
                 wharf_store::Error::BlobNotFound { .. } => (ErrorCode::BlobUnknown, S::NOT_FOUND),
                 wharf_store::Error::UploadNotFound { .. } => (ErrorCode::BlobUploadUnknown, S::NOT_FOUND),
@@ -140,6 +169,9 @@ impl IntoResponse for Error {
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (status, json).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Self::MethodNotAllowed { allow, .. } = &self {
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
         if let Self::BlobRange { size } = self
             && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
         {

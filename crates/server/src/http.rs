@@ -55,9 +55,17 @@ async fn access_log(
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |c| c.0.to_string());
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .map_or_else(|| "-".to_owned(), |v| printable(&String::from_utf8_lossy(v.as_bytes()), 200));
     let bytes_in =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
-    let parsed = route(&percent_decode(&path));
+    let parsed = route(&decode_path(&path));
     let route_name = parsed.as_ref().map_or("other", Route::name);
     let repository = parsed.as_ref().and_then(Route::repository).unwrap_or("-").to_owned();
     let started = std::time::Instant::now();
@@ -68,15 +76,18 @@ async fn access_log(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_owned();
+    // Every string from the client is escaped: a `%0a` in a path never forges a log line.
     tracing::info!(
         request_id = %id,
-        method = %method,
-        path = %path,
-        repository = %repository,
+        client = %client,
+        method = %printable(method.as_str(), 32),
+        path = %printable(&path, 1024),
+        repository = %printable(&repository, 256),
         status = response.status().as_u16(),
         bytes_in = %bytes_in,
         bytes_out = %bytes_out,
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
+        user_agent = %user_agent,
         "request"
     );
     let number = |s: &str| s.parse::<u64>().unwrap_or(0);
@@ -89,6 +100,24 @@ async fn access_log(
     );
     response.headers_mut().insert("x-request-id", header_value(&id));
     response
+}
+
+/// `s` with control characters (and backslashes) escaped as in Rust strings, cut to `max`
+/// characters: safe to put in a log line.
+pub(crate) fn printable(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    for (n, c) in s.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// What a `/v2/` path names.
@@ -123,6 +152,24 @@ impl Route {
             | Self::Upload(n, _)
             | Self::Blob(n, _) => Some(n),
             _ => None,
+        }
+    }
+
+    /// The methods the route answers, for a 405's `Allow`.
+    fn allowed(&self) -> &'static str {
+        match self {
+            Self::Metrics
+            | Self::WharfRepositories
+            | Self::WharfArtifacts(_)
+            | Self::WharfArtifact(..)
+            | Self::Catalog
+            | Self::Tags(_)
+            | Self::Referrers(..) => "GET",
+            Self::Health | Self::Ready | Self::Base => "GET, HEAD",
+            Self::Manifest(..) => "GET, HEAD, PUT, DELETE",
+            Self::Uploads(_) => "POST",
+            Self::Upload(..) => "GET, PATCH, PUT, DELETE",
+            Self::Blob(..) => "GET, HEAD, DELETE",
         }
     }
 
@@ -205,6 +252,12 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Decodes a URL path, except `%2F`: an escaped `/` inside a component is not a separator
+/// (it stays `%2F`, which no name, tag or digest accepts).
+fn decode_path(path: &str) -> String {
+    percent_decode(&path.replace("%2F", "%252F").replace("%2f", "%252f"))
+}
+
 /// Decodes `%XX` escapes (a `+` stays a `+`: media types hold them).
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -276,9 +329,10 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let Some(route) = route(&percent_decode(uri.path())) else {
-        return Ok((StatusCode::NOT_FOUND, "not found").into_response());
+    let Some(route) = route(&decode_path(uri.path())) else {
+        return Err(Error::RouteUnknown(printable(uri.path(), 200)));
     };
+    let allow = route.allowed();
     let query = query_pairs(uri.query());
     match (route, method.clone()) {
         (Route::Metrics, Method::GET) => {
@@ -318,10 +372,13 @@ async fn handle(
                 None => false,
                 Some("wasm") => true,
                 Some(other) => {
-                    return Err(Error::BadRequest(format!("type `{other}`: only `wasm` is known")));
+                    return Err(Error::ParameterInvalid(format!("type `{other}`: only `wasm` is known")));
                 }
             };
             let (n, last) = paging(&query)?;
+            if let Some(last) = &last {
+                digest(last)?;
+            }
             let mut artifacts = registry.artifacts(&repo, wasm_only).await?;
             artifacts.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
             if let Some(last) = &last {
@@ -348,6 +405,9 @@ async fn handle(
         }
         (Route::Catalog, Method::GET) => {
             let (n, last) = paging(&query)?;
+            if let Some(last) = &last {
+                repository(last)?;
+            }
             let page = registry.catalog(n, last.as_deref()).await?;
             let body = serde_json::json!({ "repositories": page.names });
             Ok(paged(&body, &page, "/v2/_catalog", n))
@@ -355,13 +415,17 @@ async fn handle(
         (Route::Tags(name), Method::GET) => {
             let repo = repository(&name)?;
             let (n, last) = paging(&query)?;
+            if let Some(last) = &last {
+                last.parse::<Tag>()?;
+            }
             let page = registry.tags(&repo, n, last.as_deref()).await?;
             let body = serde_json::json!({ "name": repo.as_str(), "tags": page.names });
             Ok(paged(&body, &page, &format!("/v2/{repo}/tags/list"), n))
         }
-        (Route::Manifest(name, reference), m) => {
-            manifest(registry, &m, &repository(&name)?, &reference, headers, &query, body).await
-        }
+        (
+            Route::Manifest(name, reference),
+            m @ (Method::GET | Method::HEAD | Method::PUT | Method::DELETE),
+        ) => manifest(registry, &m, &repository(&name)?, &reference, headers, &query, body).await,
         (Route::Referrers(name, subject), Method::GET) => {
             let repo = repository(&name)?;
             let subject = digest(&subject)?;
@@ -379,7 +443,7 @@ async fn handle(
         (Route::Uploads(name), Method::POST) => {
             start_upload(registry, &repository(&name)?, &query, body).await
         }
-        (Route::Upload(name, id), m) => {
+        (Route::Upload(name, id), m @ (Method::GET | Method::PATCH | Method::PUT | Method::DELETE)) => {
             upload(registry, &m, &repository(&name)?, &id, headers, &query, body).await
         }
         (Route::Blob(name, d), m @ (Method::GET | Method::HEAD)) => {
@@ -387,19 +451,18 @@ async fn handle(
         }
         (Route::Blob(name, d), Method::DELETE) => {
             let repo = repository(&name)?;
-            let d = digest(&d).map_err(|_| Error::BlobUnknown(Digest::sha256(b"")))?;
-            registry.delete_blob(&repo, &d).await?;
+            registry.delete_blob(&repo, &digest(&d)?).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        _ => Err(Error::Unsupported(format!("{method} is not supported on {}", uri.path()))),
+        _ => Err(Error::MethodNotAllowed { method: printable(method.as_str(), 32), allow }),
     }
 }
 
 fn paging(query: &[(String, String)]) -> Result<(Option<usize>, Option<String>)> {
     let n = match first(query, "n") {
-        Some(n) => Some(
-            n.parse::<usize>().map_err(|_| Error::BadRequest(format!("n must be a number, not `{n}`")))?,
-        ),
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            Error::PaginationInvalid(format!("n must be a non-negative number, not `{}`", printable(n, 64)))
+        })?),
         None => None,
     };
     Ok((n, first(query, "last").map(str::to_owned)))
@@ -490,7 +553,7 @@ async fn manifest(
             registry.delete_manifest(repo, &reference).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        _ => Err(Error::Unsupported(format!("{method} is not supported on manifests"))),
+        _ => unreachable!("dispatched on the methods a manifest answers"),
     }
 }
 
@@ -552,14 +615,20 @@ fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let text = value.to_str().map_err(|_| Error::UploadInvalid("Content-Range is not text".into()))?;
+    let malformed = || {
+        Error::ContentRangeInvalid(format!(
+            "Content-Range `{}` is malformed: expected <start>-<end>",
+            printable(&String::from_utf8_lossy(value.as_bytes()), 100)
+        ))
+    };
+    let text = value.to_str().map_err(|_| malformed())?;
     let range = text.trim().trim_start_matches("bytes ").split('/').next().unwrap_or_default();
     let parsed = range
         .split_once('-')
         .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
     match parsed {
         Some((a, b)) if a <= b => Ok(Some((a, b))),
-        _ => Err(Error::RangeNotSatisfiable { offset: 0, size: 0 }),
+        _ => Err(malformed()),
     }
 }
 
@@ -608,7 +677,7 @@ async fn upload(
             registry.cancel_upload(repo, id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        _ => Err(Error::Unsupported(format!("{method} is not supported on uploads"))),
+        _ => unreachable!("dispatched on the methods an upload answers"),
     }
 }
 
@@ -655,7 +724,7 @@ async fn blob(
     d: &str,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    let d = digest(d).map_err(|_| Error::BlobUnknown(Digest::sha256(b"")))?;
+    let d = digest(d)?;
     let info = registry.stat_blob(repo, &d).await?.ok_or_else(|| Error::BlobUnknown(d.clone()))?;
     let range = blob_range(headers, info.size)?;
     if *method == Method::HEAD {

@@ -35,11 +35,13 @@ mod artifacts;
 mod cache;
 mod error;
 mod http;
+mod listener;
 mod metrics;
 mod registry;
 mod server;
 
 pub use error::{Error, Result};
 pub use http::router;
+pub use listener::{Limits, raise_open_files_limit};
 pub use registry::{Page, PutManifest, Registry, StoredManifest};
 pub use server::{Server, ServerHandle, Storage, open_storage};

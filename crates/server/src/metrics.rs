@@ -39,6 +39,7 @@ pub(crate) struct Metrics {
     artifacts: Family<ArtifactLabels, Counter>,
     upload_sessions: Gauge,
     repositories: Gauge,
+    quarantined: Gauge,
 }
 
 impl Default for Metrics {
@@ -68,7 +69,23 @@ impl Default for Metrics {
             upload_sessions.clone(),
         );
         registry.register("repositories", "Repositories in the registry", repositories.clone());
-        Self { registry, requests, latency, bytes_in, bytes_out, artifacts, upload_sessions, repositories }
+        let quarantined = Gauge::default();
+        registry.register(
+            "store_quarantined",
+            "Journal records the storage could not replay at start and moved to its quarantine folder",
+            quarantined.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            bytes_in,
+            bytes_out,
+            artifacts,
+            upload_sessions,
+            repositories,
+            quarantined,
+        }
     }
 }
 
@@ -95,8 +112,9 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges read from storage at scrape time.
-    pub(crate) fn render(&self, upload_sessions: usize, repositories: usize) -> String {
+    pub(crate) fn render(&self, upload_sessions: usize, repositories: usize, quarantined: u64) -> String {
         self.upload_sessions.set(i64::try_from(upload_sessions).unwrap_or(i64::MAX));
+        self.quarantined.set(i64::try_from(quarantined).unwrap_or(i64::MAX));
         self.repositories.set(i64::try_from(repositories).unwrap_or(i64::MAX));
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

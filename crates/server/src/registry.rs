@@ -153,7 +153,7 @@ impl Registry {
     pub async fn render_metrics(&self) -> Result<String> {
         let sessions = self.storage.list_meta("uploads/").await?.len();
         let repositories = self.storage.list_meta("catalog/").await?.len();
-        Ok(self.metrics.render(sessions, repositories))
+        Ok(self.metrics.render(sessions, repositories, self.storage.quarantined()))
     }
 
     /// Whether the Wasm validation policy is on.
@@ -433,22 +433,35 @@ impl Registry {
         Ok(())
     }
 
+    /// One reference: present in the repository, with the size its descriptor says (Wharf is
+    /// digest- and size-verified).
     async fn check_reference(&self, repo: &Repository, d: &Descriptor, is_index: bool) -> Result<()> {
-        let present = if is_index {
-            self.revision(repo, &d.digest).await?.is_some()
+        let stored = if is_index {
+            self.revision(repo, &d.digest).await?.map(|r| r.size)
+        } else if self.blob_linked(repo, &d.digest).await? {
+            self.storage.stat(&d.digest).await?.map(|info| info.size)
         } else {
-            self.blob_linked(repo, &d.digest).await?
+            None
         };
-        if present {
-            return Ok(());
-        }
-        // A blob embedded in the descriptor (`data`), verified, is stored as if pushed.
-        match d.embedded_data()? {
-            Some(bytes) if !is_index => {
-                self.storage.put_bytes(&d.digest, bytes.into()).await?;
-                self.link_blob(repo, &d.digest).await
-            }
-            _ => Err(Error::ManifestBlobUnknown(d.digest.clone())),
+        let stored = match stored {
+            Some(size) => size,
+            // A blob embedded in the descriptor (`data`), verified, is stored as if pushed.
+            None => match d.embedded_data()? {
+                Some(bytes) if !is_index && bytes.len() as u64 == d.size => {
+                    self.storage.put_bytes(&d.digest, bytes.into()).await?;
+                    return self.link_blob(repo, &d.digest).await;
+                }
+                Some(bytes) if !is_index => bytes.len() as u64,
+                _ => return Err(Error::ManifestBlobUnknown(d.digest.clone())),
+            },
+        };
+        if stored == d.size {
+            Ok(())
+        } else {
+            Err(Error::SizeInvalid(format!(
+                "the descriptor of {} says {} bytes, but it has {stored}",
+                d.digest, d.size
+            )))
         }
     }
 

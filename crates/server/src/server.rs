@@ -56,12 +56,24 @@ pub async fn open_storage(spec: &Storage) -> Result<Arc<dyn wharf_store::Storage
 pub struct Server {
     listener: tokio::net::TcpListener,
     registry: Registry,
+    limits: crate::Limits,
 }
 
 impl Server {
     /// Binds `addr` (port 0 picks a free port).
     pub async fn bind(addr: SocketAddr, registry: Registry) -> std::io::Result<Self> {
-        Ok(Self { listener: tokio::net::TcpListener::bind(addr).await?, registry })
+        Ok(Self {
+            listener: tokio::net::TcpListener::bind(addr).await?,
+            registry,
+            limits: crate::Limits::default(),
+        })
+    }
+
+    /// Serves within `limits` (time-outs, connections, drain) instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: crate::Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The address actually bound.
@@ -70,11 +82,12 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
-    /// finish. Upload sessions older than a day are cancelled every ten minutes.
+    /// finish within the drain deadline ([`Limits`](crate::Limits)). Upload sessions older
+    /// than a day are cancelled every ten minutes.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let janitor = tokio::spawn(purge_uploads(self.registry.clone()));
         let result =
-            axum::serve(self.listener, crate::router(self.registry)).with_graceful_shutdown(shutdown).await;
+            crate::listener::serve(self.listener, crate::router(self.registry), self.limits, shutdown).await;
         janitor.abort();
         result
     }

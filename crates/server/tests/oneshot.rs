@@ -13,6 +13,16 @@ async fn call(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (StatusCode, serde_json::Value) {
+    let (status, _, json) = call_with_headers(method, uri, headers, body).await;
+    (status, json)
+}
+
+async fn call_with_headers(
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (StatusCode, http::HeaderMap, serde_json::Value) {
     let app = router(Registry::new(Arc::new(wharf_store::MemoryStore::new())));
     let mut request = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
@@ -21,8 +31,13 @@ async fn call(
     let response =
         app.oneshot(request.body(Body::from(body.to_vec())).expect("request")).await.expect("infallible");
     let status = response.status();
+    let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+fn message(body: &serde_json::Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or_default()
 }
 
 fn code(body: &serde_json::Value) -> &str {
@@ -39,7 +54,18 @@ async fn error_paths() {
     let cases: &[Case<'_>] = &[
         ("GET", "/v2/UPPER/tags/list", &[], b"", StatusCode::BAD_REQUEST, "NAME_INVALID"),
         ("GET", "/v2/a/tags/list", &[], b"", StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
-        ("GET", "/v2/a/tags/list?n=x", &[], b"", StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+        ("GET", "/v2/a/tags/list?n=x", &[], b"", StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID"),
+        ("GET", "/v2/_catalog?n=-1", &[], b"", StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID"),
+        ("GET", "/v2/_catalog?last=UPPER", &[], b"", StatusCode::BAD_REQUEST, "NAME_INVALID"),
+        ("GET", "/v2/a/tags/list?last=-x", &[], b"", StatusCode::BAD_REQUEST, "TAG_INVALID"),
+        ("GET", "/v2/a/_wharf/artifacts?type=exe", &[], b"", StatusCode::BAD_REQUEST, "PARAMETER_INVALID"),
+        ("GET", "/v2/a/_wharf/artifacts?last=nope", &[], b"", StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+        ("GET", "/v2/a/_wharf/unknown", &[], b"", StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ("GET", "/v2/_wharf/nothing", &[], b"", StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ("GET", "/v1/", &[], b"", StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ("GET", "/v2/a%2Fb/tags/list", &[], b"", StatusCode::BAD_REQUEST, "NAME_INVALID"),
+        ("GET", "/v2/a/manifests/v1%2Fx", &[], b"", StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+        ("GET", "/v2/a/blobs/sha256:nope", &[], b"", StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
         ("GET", "/v2/a/manifests/latest", &[], b"", StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
         ("PUT", "/v2/a/manifests/-bad-tag", &[], b"{}", StatusCode::BAD_REQUEST, "TAG_INVALID"),
         (
@@ -60,7 +86,7 @@ async fn error_paths() {
         ),
         ("DELETE", "/v2/a/manifests/v1", &[], b"", StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
         ("GET", BLOB_URI, &[], b"", StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
-        ("DELETE", "/v2/a/blobs/sha256:nope", &[], b"", StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
+        ("DELETE", "/v2/a/blobs/sha256:nope", &[], b"", StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
         (
             "POST",
             "/v2/a/blobs/uploads/?digest=sha256:nope",
@@ -100,7 +126,43 @@ async fn error_paths() {
         let (got, json) = call(method, uri, headers, body).await;
         assert_eq!((got, code(&json)), (*status, *expected), "{method} {uri}");
     }
-    // Not under /v2/: a plain 404.
-    let (status, _) = call("GET", "/v1/", &[], b"").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A malformed digest is named as such, never as another digest.
+    let (_, json) = call("GET", "/v2/a/blobs/sha256:nope", &[], b"").await;
+    assert!(message(&json).contains("sha256:nope"), "{json}");
+    assert!(!message(&json).contains("e3b0c442"), "{json}");
+    // A 405 says what is allowed.
+    for (method, uri, allow) in [
+        ("POST", "/v2/a/manifests/v1", "GET, HEAD, PUT, DELETE"),
+        ("PUT", "/v2/_catalog", "GET"),
+        ("PATCH", BLOB_URI, "GET, HEAD, DELETE"),
+        ("DELETE", "/v2/", "GET, HEAD"),
+    ] {
+        let (status, headers, json) = call_with_headers(method, uri, &[], b"").await;
+        assert_eq!((status, code(&json)), (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"), "{method} {uri}");
+        assert_eq!(headers.get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {uri}");
+    }
+}
+
+/// A malformed `Content-Range` says that it is malformed, not that the upload is short.
+#[tokio::test]
+async fn malformed_content_range() {
+    let app = router(Registry::new(Arc::new(wharf_store::MemoryStore::new())));
+    let post =
+        Request::builder().method("POST").uri("/v2/a/blobs/uploads/").body(Body::empty()).expect("request");
+    let response = app.clone().oneshot(post).await.expect("infallible");
+    let location = response.headers()["location"].to_str().expect("text").to_owned();
+    for range in ["abc", "5-3", "-", "1-x"] {
+        let patch = Request::builder()
+            .method("PATCH")
+            .uri(&location)
+            .header("content-range", range)
+            .body(Body::from("x"))
+            .expect("request");
+        let response = app.clone().oneshot(patch).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(code(&json), "BLOB_UPLOAD_INVALID");
+        assert!(message(&json).contains("malformed"), "{range}: {json}");
+    }
 }

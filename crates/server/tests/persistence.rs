@@ -82,6 +82,15 @@ impl Process {
     }
 }
 
+impl Process {
+    /// SIGTERM, then the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+        self.child.wait().expect("wait")
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -161,4 +170,100 @@ async fn stale_uploads_are_purged() {
     assert_eq!(registry.upload_status(&repo, id.as_str()).await.expect("status"), 0);
     assert_eq!(registry.purge_stale_uploads(Duration::ZERO).await.expect("purge"), 1);
     assert!(registry.upload_status(&repo, id.as_str()).await.is_err(), "the session is gone");
+}
+
+/// The reproduction of issue 13: on fs storage, an upload to `org` and then to `org/app`
+/// answered 500 and left a journal record that kept the server from starting again. Now every
+/// parent/child pair works, and the server stops and starts cleanly.
+#[tokio::test]
+async fn parent_and_child_repositories_survive_sigterm_and_restart_on_fs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = format!("fs:{}", dir.path().display());
+    let http = reqwest::Client::new();
+    let mut first = Process::start(&storage);
+    first.ready(&http).await;
+    for repo in ["org", "org/app"] {
+        let r = http.post(format!("{}/v2/{repo}/blobs/uploads/", first.base)).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "POST to {repo}");
+    }
+    // The most ordinary names, child first this time, each with a tagged image.
+    let c = Digest::sha256(b"{}");
+    let manifest = image_manifest(&c, 2, &[], "");
+    for repo in ["library/ubuntu", "library", "org/app/web"] {
+        let r = http
+            .post(format!("{}/v2/{repo}/blobs/uploads/?digest={c}", first.base))
+            .body("{}")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::CREATED, "blob to {repo}");
+        let r = http
+            .put(format!("{}/v2/{repo}/manifests/latest", first.base))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(manifest.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::CREATED, "manifest to {repo}");
+    }
+    let exit = first.terminate();
+    assert!(exit.success(), "exit after SIGTERM: {exit}");
+
+    let second = Process::start(&storage);
+    second.ready(&http).await;
+    let r = http.get(format!("{}/v2/_catalog", second.base)).send().await.expect("send");
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        body["repositories"],
+        serde_json::json!(["library", "library/ubuntu", "org", "org/app", "org/app/web"])
+    );
+    for repo in ["library/ubuntu", "library", "org/app/web"] {
+        let r = http.get(format!("{}/v2/{repo}/manifests/latest", second.base)).send().await.expect("send");
+        assert_eq!(r.text().await.expect("body"), manifest, "{repo}");
+    }
+}
+
+/// A journal damaged by hand is moved aside with an error; the server starts and says so in
+/// its metrics.
+#[tokio::test]
+async fn the_server_starts_after_a_corrupted_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = format!("fs:{}", dir.path().display());
+    let http = reqwest::Client::new();
+    let c = Digest::sha256(b"{}");
+    {
+        let mut first = Process::start(&storage);
+        first.ready(&http).await;
+        let r = http
+            .post(format!("{}/v2/org/blobs/uploads/?digest={c}", first.base))
+            .body("{}")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert!(first.terminate().success());
+    }
+    // A journal left by a store that is gone: one good record, then garbage where the next
+    // record would be.
+    let journal = dir.path().join("journal/0000000000000000-00000001.log");
+    let mut bytes = wharf_store::encode_journal_record(&[wharf_store::Write::Set {
+        key: "catalog/restored".into(),
+        value: bytes::Bytes::new(),
+    }]);
+    bytes.extend_from_slice(b"XXXX this is not a record at all, and more follows");
+    bytes.extend_from_slice(&[0; 4096]);
+    bytes.extend_from_slice(b"trailing damage");
+    std::fs::write(&journal, &bytes).expect("write journal");
+
+    let second = Process::start(&storage);
+    second.ready(&http).await;
+    let r = http.get(format!("{}/v2/_catalog", second.base)).send().await.expect("send");
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["repositories"], serde_json::json!(["org", "restored"]));
+    let metrics = http.get(format!("{}/metrics", second.base)).send().await.expect("send");
+    let metrics = metrics.text().await.expect("body");
+    assert!(metrics.contains("wharf_store_quarantined 1"), "{metrics}");
+    let quarantined: Vec<_> = std::fs::read_dir(dir.path().join("quarantine")).expect("quarantine").collect();
+    assert_eq!(quarantined.len(), 1);
+    assert!(!journal.exists(), "the damaged journal was replayed and removed");
 }

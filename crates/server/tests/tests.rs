@@ -7,5 +7,6 @@
 mod binary;
 mod common;
 mod conformance;
+mod model;
 mod persistence;
 mod wasm;

@@ -6,9 +6,18 @@
 //! <root>/blobs/<algorithm>/<first two hex>/<hex>   committed, verified blobs (read-only)
 //! <root>/uploads/<upload id>                       the bytes of an open upload session
 //! <root>/tmp/<random>                              a put in progress
-//! <root>/meta/<key>                                a `MetaStore` record
+//! <root>/records/<key>=                            a `MetaStore` record (see below)
 //! <root>/journal/<instance>-<seq>.log              the write-ahead journal of a store
+//! <root>/quarantine/                               journal records that could not be replayed
 //! ```
+//!
+//! Record keys are a flat namespace (`catalog/org` and `catalog/org/app` are both records),
+//! so a record's file can never be the directory of another: the last component of a key
+//! gets a `=` appended, a character keys never hold (`catalog/org` is the file
+//! `records/catalog/org=`, `catalog/org/app` the file `records/catalog/org/app=`). A last
+//! component of 255 bytes has no room for the mark, so its record is the file `=` inside a
+//! directory of that name. Data directories of older versions (records as plain files under
+//! `<root>/meta/`) are migrated on open.
 //!
 //! A blob reaches `blobs/` only by `rename` from `tmp/` or `uploads/`, after its digest was
 //! verified and the file was `fsync`ed; the directory is `fsync`ed after the rename, before
@@ -17,7 +26,7 @@
 //! those older than an hour. Appends to a session are `fsync`ed before they are
 //! acknowledged, so sessions survive a restart.
 //!
-//! Records (`meta/`) and the small blobs of a [`write_steps`](crate::MetaStore::write_steps)
+//! Records (`records/`) and the small blobs of a [`write_steps`](crate::MetaStore::write_steps)
 //! batch go through a write-ahead journal (`<root>/journal/`): one `fdatasync` per batch,
 //! atomic, replayed on open after a crash (see the `journal` module).
 
@@ -91,7 +100,7 @@ impl FsStore {
     /// crashed puts, and starts this store's own journal.
     pub async fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        for dir in ["blobs", "uploads", "tmp", "meta"] {
+        for dir in ["blobs", "uploads", "tmp", "records"] {
             let path = root.join(dir);
             tokio::fs::create_dir_all(&path).await.map_err(|e| Error::io("create directory", &path, e))?;
         }
@@ -99,6 +108,7 @@ impl FsStore {
         let journal = blocking(move || {
             sync_dir(&root2)?;
             remove_stale_temp(&root2.join("tmp"));
+            migrate_meta(&root2)?;
             Journal::open(&root2)
         })
         .await?;
@@ -112,6 +122,12 @@ impl FsStore {
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
         blob_path(&self.root, digest)
+    }
+
+    /// How many journal records (or damaged journal tails) `open` could not replay and moved
+    /// to `<root>/quarantine/`.
+    pub fn quarantined_count(&self) -> u64 {
+        self.journal.quarantined()
     }
 
     /// Checks `writes`, journals them and applies them; blobs too big for the journal are put
@@ -474,6 +490,116 @@ impl Drop for TempFile {
 pub(crate) fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
     let hex = digest.encoded();
     root.join("blobs").join(digest.algorithm().as_str()).join(&hex[..2]).join(hex)
+}
+
+/// The mark appended to the last component of a record key (never a key character).
+const RECORD_MARK: char = '=';
+
+/// Where the record `key` (valid by [`check_key`](crate::check_key)) lives under `root`.
+pub(crate) fn record_path(root: &Path, key: &str) -> PathBuf {
+    let mut path = root.join("records");
+    let (dirs, last) = key.rsplit_once('/').unwrap_or(("", key));
+    if !dirs.is_empty() {
+        path.push(dirs);
+    }
+    if last.len() < 255 {
+        path.push(format!("{last}{RECORD_MARK}"));
+    } else {
+        path.push(last);
+        path.push(RECORD_MARK.to_string());
+    }
+    path
+}
+
+/// Every record key under `root` that starts with `prefix`, sorted.
+pub(crate) fn list_records(root: &Path, prefix: &str) -> Result<Vec<String>> {
+    // Walk from the deepest directory the prefix names.
+    let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+    if !dir_part.is_empty() {
+        crate::check_key(dir_part)?;
+    }
+    let records = root.join("records");
+    let mut out = Vec::new();
+    let mut stack = vec![(records.join(dir_part), dir_part.to_owned())];
+    while let Some((dir, rel)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.kind() == std::io::ErrorKind::NotADirectory =>
+            {
+                continue;
+            }
+            Err(e) => return Err(Error::io("list", &dir, e)),
+        };
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                stack.push((entry.path(), key));
+                continue;
+            }
+            let key = match name.strip_suffix(RECORD_MARK) {
+                Some("") if !rel.is_empty() && rel.rsplit('/').next().is_some_and(|l| l.len() >= 255) => {
+                    rel.clone()
+                }
+                Some(last) if !last.is_empty() && last.len() < 255 => {
+                    if rel.is_empty() {
+                        last.to_owned()
+                    } else {
+                        format!("{rel}/{last}")
+                    }
+                }
+                _ => continue, // not a record (a stray file)
+            };
+            if key.starts_with(prefix) && crate::check_key(&key).is_ok() {
+                out.push(key);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Moves the records of an older data directory (plain files under `<root>/meta/`, where a
+/// record could not be a prefix of another) to `<root>/records/`. Crash-safe: each file is
+/// renamed once, and a migration cut short is taken up again on the next open.
+fn migrate_meta(root: &Path) -> Result<()> {
+    let old = root.join("meta");
+    if !old.is_dir() {
+        return Ok(());
+    }
+    let mut stack = vec![(old.clone(), String::new())];
+    let mut dirs = Vec::new();
+    while let Some((dir, rel)) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((entry.path(), key));
+            } else if crate::check_key(&key).is_ok() {
+                let to = record_path(root, &key);
+                let parent = to.parent().expect("below the root");
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+                std::fs::rename(entry.path(), &to).map_err(|e| Error::io("rename", &to, e))?;
+            }
+        }
+        dirs.push(dir);
+    }
+    crate::journal::sync_fs(root)?;
+    // Deepest first; a directory still holding a stray file stays (and so does `meta/`).
+    for dir in dirs.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    if old.exists() {
+        tracing::warn!(path = %old.display(), "files that are not records were left in the old records folder");
+    }
+    sync_dir(root)
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -4,28 +4,42 @@
 //! Writing each record durably on its own costs a file `fsync` and a directory `fsync`, and a
 //! registry's manifest PUT needs three such steps in order (bytes, then the records naming
 //! them, then the tags). Instead, a batch is appended to the journal and the journal is
-//! `fdatasync`ed once; then the batch is applied to the ordinary files (`meta/…`, `blobs/…`)
-//! without any `fsync`, so readers see it at once. When a journal file fills up, the store
-//! switches to a new one, and a background thread `syncfs`es the file system (everything the
-//! old file described is then on disk) and removes the old file.
+//! `fdatasync`ed once; then the batch is applied to the ordinary files (`records/…`,
+//! `blobs/…`) without any `fsync`, so readers see it at once. When a journal file fills up,
+//! the store switches to a new one, and a background thread `syncfs`es the file system
+//! (everything the old file described is then on disk) and removes the old file.
 //!
 //! On open, the journals left by a store that is gone (a crash, a kill, or a plain exit) are
 //! replayed in order, synced, and removed. A live store holds an exclusive `flock` on its
 //! journal, so another store opened on the same directory leaves it alone.
 //!
+//! # Never bricking the store
+//! A batch is staged before it is journaled: every directory it needs is created and every
+//! file it writes is written to `tmp/`, so a batch that cannot be applied (a full disk, a path
+//! blocked by a stray file) is refused before anything is journaled. Applying it is then a
+//! rename (or removal) per write; if even that fails, the record is cancelled (`WJX1`, below)
+//! before the error is returned, so it is never replayed as if it had been acknowledged.
+//!
+//! At replay, a record that still cannot be applied (a disk that changed under us), or bytes
+//! after the last intact record that are not a write torn by a crash (a damaged journal), are
+//! copied to `<root>/quarantine/<journal>-at-<offset>.bin` with an error in the log and
+//! counted ([`FsStore::quarantined_count`](crate::FsStore::quarantined_count), the server's
+//! `wharf_store_quarantined` metric); the replay goes on and the store opens.
+//!
 //! # File format
 //! `<root>/journal/<instance>-<seq>.log`, zero-filled ahead, a sequence of records:
 //!
 //! ```text
-//! record := "WJR1" | payload length (u32 LE) | SHA-256 of the payload (32 bytes) | payload
+//! record := magic | payload length (u32 LE) | SHA-256 of the payload (32 bytes) | payload
+//! magic  := "WJR1" (a batch) | "WJX1" (a cancelled batch: skipped at replay)
 //! payload := write count (u32 LE) | write*
 //! write  := 0 | digest (u16 LE length + UTF-8) | bytes (u32 LE length + bytes)   a blob
 //!         | 1 | key (u16 LE length + UTF-8)    | value (u32 LE length + bytes)   set a record
 //!         | 2 | key (u16 LE length + UTF-8)                                      remove a record
 //! ```
 //!
-//! Replay stops at the first record that is not complete and intact (the zeros after the
-//! last record, or a record torn by a crash: it was never acknowledged).
+//! Replay stops at the first record that is not complete and intact: the zeros after the last
+//! record, or a record torn by a crash (it was never acknowledged).
 //!
 //! Order: one store applies its batches in journal order. Two live stores on one directory
 //! writing the same key are last-writer-wins as ever, but if both crash, their journals are
@@ -46,6 +60,8 @@ use crate::fs::sync_dir;
 use crate::meta::Write;
 
 const MAGIC: &[u8; 4] = b"WJR1";
+/// The magic of a record whose batch failed to apply and was refused: skipped at replay.
+const CANCELLED: &[u8; 4] = b"WJX1";
 const HEADER: usize = 4 + 4 + 32;
 /// The size a journal file is zero-filled to: appends inside it change no file metadata,
 /// so their `fdatasync` is a single small write. A bigger batch grows the file.
@@ -60,6 +76,8 @@ pub(crate) struct Journal {
     /// Full journals, for the background thread to sync and remove, in order (each still
     /// holding its lock, so that no other store replays it meanwhile).
     retire: mpsc::Sender<Active>,
+    /// What `open` moved to the quarantine folder.
+    quarantined: u64,
 }
 
 #[derive(Debug)]
@@ -77,7 +95,7 @@ impl Journal {
     pub(crate) fn open(root: &Path) -> Result<Self> {
         let dir = root.join("journal");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
-        recover(root)?;
+        let quarantined = recover(root)?;
         let instance = crate::UploadId::random().as_str()[..16].to_owned();
         let active = Active::create(&dir, &instance, 1)?;
         let (tx, rx) = mpsc::channel::<Active>();
@@ -97,28 +115,37 @@ impl Journal {
                 }
             })
             .map_err(|e| Error::io("spawn the journal thread", &dir, e))?;
-        Ok(Self { root: root.to_owned(), instance, active: Mutex::new(active), retire: tx })
+        Ok(Self { root: root.to_owned(), instance, active: Mutex::new(active), retire: tx, quarantined })
     }
 
-    /// Appends `writes` as one record, makes it durable, then applies it (blocking).
-    /// The writes must have been checked ([`Write::check`]).
+    /// How many records or damaged tails `open` moved to the quarantine folder.
+    pub(crate) fn quarantined(&self) -> u64 {
+        self.quarantined
+    }
+
+    /// Stages `writes`, appends them as one record, makes it durable, then applies them
+    /// (blocking). The writes must have been checked ([`Write::check`]). A batch that cannot
+    /// be staged is refused with nothing journaled; one whose journal write or apply fails is
+    /// cancelled in the journal before the error is returned, so it is never replayed.
     pub(crate) fn commit(&self, writes: &[Write]) -> Result<()> {
         let record = encode(writes);
         // Appends and applies in one order: a later batch's writes land after an earlier one's.
         let mut active = self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let staged = Staged::new(&self.root, writes)?;
         if active.offset > 0 && active.offset + record.len() as u64 > FILE_SIZE {
             let next = Active::create(&self.root.join("journal"), &self.instance, active.seq + 1)?;
             let full = std::mem::replace(&mut *active, next);
             // If the thread is gone the file stays, to be replayed (harmlessly) on next open.
             let _ = self.retire.send(full);
         }
-        active
-            .file
-            .write_all_at(&record, active.offset)
-            .and_then(|()| active.file.sync_data())
-            .map_err(|e| Error::io("append to the journal", &active.path, e))?;
+        let at = active.offset;
+        if let Err(e) = active.file.write_all_at(&record, at).and_then(|()| active.file.sync_data()) {
+            // Not acknowledged: make sure it never replays; the next record takes its place.
+            active.cancel(at);
+            return Err(Error::io("append to the journal", &active.path, e));
+        }
         active.offset += record.len() as u64;
-        writes.iter().try_for_each(|w| apply(&self.root, w))
+        staged.apply().inspect_err(|_| active.cancel(at))
     }
 }
 
@@ -142,10 +169,109 @@ impl Active {
         sync_dir(dir)?;
         Ok(Self { file, path, seq, offset: 0 })
     }
+
+    /// Marks the record at `at` cancelled, durably (best effort: the disk is already failing).
+    fn cancel(&self, at: u64) {
+        let _ = self.file.write_all_at(CANCELLED, at).and_then(|()| self.file.sync_data());
+    }
 }
 
-/// Replays, syncs and removes every journal in `<root>/journal` that no live store holds.
-fn recover(root: &Path) -> Result<()> {
+/// A batch made ready to apply: directories created, contents written to `tmp/`. Applying is
+/// one rename (or removal) per write; staged files not applied are removed on drop.
+struct Staged {
+    records: PathBuf,
+    steps: Vec<Step>,
+}
+
+enum Step {
+    Place { temp: Option<PathBuf>, to: PathBuf },
+    Remove(PathBuf),
+}
+
+impl Staged {
+    fn new(root: &Path, writes: &[Write]) -> Result<Self> {
+        let mut staged = Self { records: root.join("records"), steps: Vec::with_capacity(writes.len()) };
+        for write in writes {
+            let (to, content) = match write {
+                Write::Blob { digest, bytes } => {
+                    let path = crate::fs::blob_path(root, digest);
+                    if path.exists() {
+                        continue;
+                    }
+                    (path, bytes)
+                }
+                Write::Set { key, value } => (crate::fs::record_path(root, key), value),
+                Write::Remove { key } => {
+                    staged.steps.push(Step::Remove(crate::fs::record_path(root, key)));
+                    continue;
+                }
+            };
+            let parent = to.parent().expect("below the root");
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+            let temp = root.join("tmp").join(crate::UploadId::random().as_str());
+            staged.steps.push(Step::Place { temp: Some(temp.clone()), to });
+            std::fs::write(&temp, content).map_err(|e| Error::io("write", &temp, e))?;
+        }
+        Ok(staged)
+    }
+
+    /// Renames every staged file into place and removes what the batch removes, in order.
+    fn apply(mut self) -> Result<()> {
+        for step in &mut self.steps {
+            match step {
+                Step::Place { temp, to } => {
+                    let from = temp.as_ref().expect("applied once");
+                    let mut result = std::fs::rename(from, &*to);
+                    // Another store on the directory may have pruned the (empty) parent.
+                    for _ in 0..3 {
+                        match &result {
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound && from.exists() => {
+                                let _ = std::fs::create_dir_all(to.parent().expect("below the root"));
+                                result = std::fs::rename(from, &*to);
+                            }
+                            _ => break,
+                        }
+                    }
+                    result.map_err(|e| Error::io("rename", &*to, e))?;
+                    *temp = None;
+                }
+                Step::Remove(path) => match std::fs::remove_file(&*path) {
+                    Ok(()) => prune(&self.records, path),
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::NotFound
+                            || e.kind() == std::io::ErrorKind::NotADirectory => {}
+                    Err(e) => return Err(Error::io("remove", &*path, e)),
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for step in &self.steps {
+            if let Step::Place { temp: Some(temp), .. } = step {
+                let _ = std::fs::remove_file(temp);
+            }
+        }
+    }
+}
+
+/// Removes the directories above a removed record that are left empty, up to `records/`.
+fn prune(records: &Path, removed: &Path) {
+    let mut dir = removed.parent();
+    while let Some(d) = dir {
+        if d == records || !d.starts_with(records) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Replays, syncs and removes every journal in `<root>/journal` that no live store holds;
+/// returns how many records or damaged tails it moved to `<root>/quarantine/` instead.
+fn recover(root: &Path) -> Result<u64> {
     let dir = root.join("journal");
     let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
     let mut found = Vec::new();
@@ -168,18 +294,44 @@ fn recover(root: &Path) -> Result<()> {
         found.push((modified, path, file));
     }
     if found.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut quarantined = 0;
     for (_, path, file) in &found {
         let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut &*file, &mut data).map_err(|e| Error::io("read", path, e))?;
-        for writes in decode(&data) {
-            for write in &writes {
-                // A blob is applied only if it still verifies (it always should).
-                if write.check().is_ok() {
-                    apply(root, write)?;
-                }
+        if let Err(e) = std::io::Read::read_to_end(&mut &*file, &mut data) {
+            tracing::error!(journal = %path.display(), error = %e, "a journal could not be read; what was read is in quarantine");
+            quarantine(root, path, 0, &data)?;
+            quarantined += 1;
+            continue;
+        }
+        let scan = scan(&data);
+        for record in &scan.records {
+            // A blob is applied only if it still verifies (it always should).
+            let writes: Vec<Write> = record.writes.iter().filter(|w| w.check().is_ok()).cloned().collect();
+            if let Err(e) = Staged::new(root, &writes).and_then(Staged::apply) {
+                tracing::error!(
+                    journal = %path.display(), offset = record.offset, error = %e,
+                    "a journaled batch could not be replayed; its record was moved to quarantine"
+                );
+                quarantine(root, path, record.offset, &data[record.offset..record.offset + record.len])?;
+                quarantined += 1;
+            }
+        }
+        match scan.tail {
+            Tail::Clean => {}
+            Tail::Torn => tracing::warn!(
+                journal = %path.display(), offset = scan.end,
+                "dropped a journal record torn by a crash (it was never acknowledged)"
+            ),
+            Tail::Damaged { len } => {
+                tracing::error!(
+                    journal = %path.display(), offset = scan.end, bytes = len,
+                    "a journal is damaged after its last intact record; the rest was moved to quarantine"
+                );
+                quarantine(root, path, scan.end, &data[scan.end..scan.end + len])?;
+                quarantined += 1;
             }
         }
     }
@@ -190,45 +342,23 @@ fn recover(root: &Path) -> Result<()> {
         std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
         sync_dir(&dir)?;
     }
-    Ok(())
+    Ok(quarantined)
 }
 
-/// Applies one write to the ordinary files, without syncing (the journal has it).
-fn apply(root: &Path, write: &Write) -> Result<()> {
-    let (path, content) = match write {
-        Write::Blob { digest, bytes } => {
-            let path = crate::fs::blob_path(root, digest);
-            if path.exists() {
-                return Ok(());
-            }
-            (path, bytes)
-        }
-        Write::Set { key, value } => (root.join("meta").join(key), value),
-        Write::Remove { key } => {
-            let path = root.join("meta").join(key);
-            return match std::fs::remove_file(&path) {
-                Ok(()) => Ok(()),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::NotFound
-                        || e.kind() == std::io::ErrorKind::NotADirectory =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(Error::io("remove", path, e)),
-            };
-        }
-    };
-    let parent = path.parent().expect("below the root");
-    std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
-    let temp = root.join("tmp").join(crate::UploadId::random().as_str());
-    std::fs::write(&temp, content).and_then(|()| std::fs::rename(&temp, &path)).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        Error::io("write", &path, e)
-    })
+/// Writes `bytes`, found at `offset` of `journal`, to `<root>/quarantine/`, durably.
+fn quarantine(root: &Path, journal: &Path, offset: usize, bytes: &[u8]) -> Result<()> {
+    let dir = root.join("quarantine");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+    let stem = journal.file_stem().and_then(|s| s.to_str()).unwrap_or("journal");
+    let path = dir.join(format!("{stem}-at-{offset}.bin"));
+    std::fs::write(&path, bytes)
+        .and_then(|()| File::open(&path)?.sync_all())
+        .map_err(|e| Error::io("write", &path, e))?;
+    sync_dir(&dir)
 }
 
 /// Makes everything written to the file system holding `root` durable.
-fn sync_fs(root: &Path) -> Result<()> {
+pub(crate) fn sync_fs(root: &Path) -> Result<()> {
     let dir = File::open(root).map_err(|e| Error::io("open", root, e))?;
     #[cfg(target_os = "linux")]
     let synced = rustix::fs::syncfs(&dir);
@@ -241,7 +371,7 @@ fn sync_fs(root: &Path) -> Result<()> {
 }
 
 /// One journal record holding `writes`.
-pub(crate) fn encode(writes: &[Write]) -> Vec<u8> {
+pub fn encode(writes: &[Write]) -> Vec<u8> {
     let mut payload = Vec::new();
     let count = u32::try_from(writes.len()).expect("fewer than 2^32 writes");
     payload.extend_from_slice(&count.to_le_bytes());
@@ -280,24 +410,72 @@ pub(crate) fn encode(writes: &[Write]) -> Vec<u8> {
 }
 
 /// The batches of a journal file, in order, up to the first record that is not complete and
-/// intact. Never panics, whatever the bytes.
-pub fn decode(mut data: &[u8]) -> Vec<Vec<Write>> {
-    let mut batches = Vec::new();
-    while data.len() >= HEADER && &data[..4] == MAGIC {
-        let len = u32::from_le_bytes(data[4..8].try_into().expect("4 bytes")) as usize;
-        let Some(payload) = data.get(HEADER..HEADER.saturating_add(len)) else {
+/// intact; cancelled records are skipped. Never panics, whatever the bytes.
+pub fn decode(data: &[u8]) -> Vec<Vec<Write>> {
+    scan(data).records.into_iter().map(|r| r.writes).collect()
+}
+
+/// A journal file read: its intact, uncancelled records, where reading stopped, what follows.
+struct Scan {
+    records: Vec<Record>,
+    end: usize,
+    tail: Tail,
+}
+
+/// One intact record: where it starts, its length in the file, its writes.
+struct Record {
+    offset: usize,
+    len: usize,
+    writes: Vec<Write>,
+}
+
+/// What follows the last intact record.
+#[derive(Debug, PartialEq, Eq)]
+enum Tail {
+    /// Only zeros (the file's preallocated space).
+    Clean,
+    /// The start of one record, then zeros: a write a crash cut short, never acknowledged.
+    Torn,
+    /// Anything else, `len` bytes up to the last non-zero one: a damaged journal.
+    Damaged { len: usize },
+}
+
+fn scan(data: &[u8]) -> Scan {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while let Some(rest) = data.get(at..).filter(|r| r.len() >= HEADER) {
+        let magic = &rest[..4];
+        if magic != MAGIC && magic != CANCELLED {
+            break;
+        }
+        let len = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes")) as usize;
+        let Some(payload) = rest.get(HEADER..HEADER.saturating_add(len)) else {
             break;
         };
-        if Sha256::digest(payload).as_slice() != &data[8..40] {
+        if Sha256::digest(payload).as_slice() != &rest[8..40] {
             break;
         }
         let Some(writes) = decode_payload(payload) else {
             break;
         };
-        batches.push(writes);
-        data = &data[HEADER + len..];
+        if magic == MAGIC {
+            records.push(Record { offset: at, len: HEADER + len, writes });
+        }
+        at += HEADER + len;
     }
-    batches
+    let rest = &data[at.min(data.len())..];
+    let tail = match rest.iter().rposition(|&b| b != 0) {
+        None => Tail::Clean,
+        Some(last) => {
+            // A torn record starts as a record does, and nothing lies past its declared end.
+            let starts = [MAGIC, CANCELLED].iter().any(|m| m.starts_with(&rest[..rest.len().min(4)]));
+            let extent = rest.get(4..8).map_or(rest.len(), |l| {
+                HEADER.saturating_add(u32::from_le_bytes(l.try_into().expect("4 bytes")) as usize)
+            });
+            if starts && last < extent { Tail::Torn } else { Tail::Damaged { len: last + 1 } }
+        }
+    };
+    Scan { records, end: at, tail }
 }
 
 fn decode_payload(mut p: &[u8]) -> Option<Vec<Write>> {

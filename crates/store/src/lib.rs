@@ -74,6 +74,8 @@ pub use fs::FsStore;
 /// Decodes a journal file of an [`FsStore`] into its batches (for the fuzzer).
 #[doc(hidden)]
 pub use journal::decode as decode_journal;
+#[doc(hidden)]
+pub use journal::encode as encode_journal_record;
 pub use memory::MemoryStore;
 pub use meta::{MetaStore, Write, check_key};
 #[cfg(feature = "s3")]

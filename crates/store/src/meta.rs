@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::RwLock;
 
 use async_trait::async_trait;
@@ -21,13 +20,18 @@ use crate::fs::FsStore;
 use crate::memory::MemoryStore;
 use crate::store::BlobStore;
 
-/// A key: `/`-separated components of `[A-Za-z0-9._-]`, none empty, `.` or `..` — safe as a
-/// relative path and an object key.
+/// A key: `/`-separated components of `[A-Za-z0-9._-]`, none empty, `.` or `..`, none longer
+/// than 255 bytes, at most 1024 bytes in all — safe as a relative path and an object key.
+///
+/// Keys are a flat namespace on every backend: a key may be a prefix of another (`catalog/org`
+/// and `catalog/org/app` are two records, as a registry's repositories `org` and `org/app`
+/// need).
 pub fn check_key(key: &str) -> Result<()> {
     let valid = !key.is_empty()
         && key.len() <= 1024
         && key.split('/').all(|c| {
             !c.is_empty()
+                && c.len() <= 255
                 && c != "."
                 && c != ".."
                 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
@@ -54,6 +58,11 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     /// writes nothing. After a crash, no write of a step is present without all the writes of
     /// the steps before it ([`FsStore`] journals the whole batch, so it is atomic there).
     async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()>;
+    /// How many journal records or fragments the backend could not replay and moved aside
+    /// since it was opened (see [`FsStore`]'s quarantine); 0 for backends without a journal.
+    fn quarantined(&self) -> u64 {
+        0
+    }
 }
 
 /// One write of a [`MetaStore::write_steps`] batch.
@@ -141,6 +150,9 @@ impl<T: MetaStore + ?Sized> MetaStore for std::sync::Arc<T> {
     async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
         (**self).write_steps(steps).await
     }
+    fn quarantined(&self) -> u64 {
+        (**self).quarantined()
+    }
 }
 
 /// The in-memory records of a [`MemoryStore`].
@@ -175,17 +187,11 @@ impl MetaStore for MemoryStore {
     }
 }
 
-impl FsStore {
-    fn meta_path(&self, key: &str) -> PathBuf {
-        self.root().join("meta").join(key)
-    }
-}
-
 #[async_trait]
 impl MetaStore for FsStore {
     async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
         check_key(key)?;
-        let path = self.meta_path(key);
+        let path = crate::fs::record_path(self.root(), key);
         match tokio::fs::read(&path).await {
             Ok(v) => Ok(Some(v.into())),
             Err(e)
@@ -194,7 +200,6 @@ impl MetaStore for FsStore {
             {
                 Ok(None)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Ok(None),
             Err(e) => Err(Error::io("read", path, e)),
         }
     }
@@ -205,7 +210,8 @@ impl MetaStore for FsStore {
 
     async fn remove_meta(&self, key: &str) -> Result<bool> {
         check_key(key)?;
-        let exists = tokio::fs::metadata(self.meta_path(key)).await.is_ok_and(|m| m.is_file());
+        let path = crate::fs::record_path(self.root(), key);
+        let exists = tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file());
         if exists {
             self.commit_writes(vec![Write::Remove { key: key.to_owned() }]).await?;
         }
@@ -218,43 +224,13 @@ impl MetaStore for FsStore {
     }
 
     async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
-        let root = self.root().join("meta");
+        let root = self.root().to_owned();
         let prefix = prefix.to_owned();
-        crate::fs::blocking(move || {
-            // Walk from the deepest directory the prefix names.
-            let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
-            if !dir_part.is_empty() {
-                check_key(dir_part)?;
-            }
-            let mut out = Vec::new();
-            let mut stack = vec![(root.join(dir_part), dir_part.to_owned())];
-            while let Some((dir, rel)) = stack.pop() {
-                let entries = match std::fs::read_dir(&dir) {
-                    Ok(e) => e,
-                    Err(e)
-                        if e.kind() == std::io::ErrorKind::NotFound
-                            || e.kind() == std::io::ErrorKind::NotADirectory =>
-                    {
-                        continue;
-                    }
-                    Err(e) => return Err(Error::io("list", &dir, e)),
-                };
-                for entry in entries.flatten() {
-                    let Ok(name) = entry.file_name().into_string() else {
-                        continue;
-                    };
-                    let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        stack.push((entry.path(), key));
-                    } else if key.starts_with(&prefix) {
-                        out.push(key);
-                    }
-                }
-            }
-            out.sort();
-            Ok(out)
-        })
-        .await
+        crate::fs::blocking(move || crate::fs::list_records(&root, &prefix)).await
+    }
+
+    fn quarantined(&self) -> u64 {
+        self.quarantined_count()
     }
 }
 

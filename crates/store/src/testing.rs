@@ -413,10 +413,128 @@ pub async fn meta_all(store: &dyn Storage) {
     assert_eq!(store.list_meta("a/c/").await.expect("keys"), ["a/c/e"]);
     // A key that is a directory elsewhere is simply absent.
     assert_eq!(store.get_meta("a/c").await.expect("get"), None);
-    for bad in ["", "/a", "a/", "a//b", "../x", "a/../b", "a/./b", "a b", "a:b", "a\\b"] {
+    let too_long = format!("x/{}", "a".repeat(256));
+    for bad in ["", "/a", "a/", "a//b", "../x", "a/../b", "a/./b", "a b", "a:b", "a\\b", "a=", "a/="] {
         assert!(store.set_meta(bad, Bytes::new()).await.is_err(), "unsafe key {bad:?} accepted");
     }
+    assert!(store.set_meta(&too_long, Bytes::new()).await.is_err(), "a 256-byte component was accepted");
     write_steps(store).await;
+    flat_keys(store).await;
+    repositories_in_every_order(store).await;
+}
+
+/// Keys are a flat namespace: a key may be a prefix of another, at any depth, with components
+/// as long as a repository name allows.
+async fn flat_keys(store: &dyn Storage) {
+    // Prefixes of each other, set in both orders.
+    for key in ["flat/k", "flat/k/k", "flat/k/k/k", "flat/j/j", "flat/j"] {
+        store.set_meta(key, Bytes::from(key.to_owned())).await.unwrap_or_else(|e| panic!("set {key}: {e}"));
+    }
+    for key in ["flat/k", "flat/k/k", "flat/k/k/k", "flat/j/j", "flat/j"] {
+        assert_eq!(record(store, key).await.as_deref(), Some(key.as_bytes()), "{key}");
+    }
+    assert_eq!(
+        store.list_meta("flat/").await.expect("keys"),
+        ["flat/j", "flat/j/j", "flat/k", "flat/k/k", "flat/k/k/k"]
+    );
+    assert_eq!(store.list_meta("flat/k/").await.expect("keys"), ["flat/k/k", "flat/k/k/k"]);
+    // Removing the parent keeps the children, and the other way round.
+    assert!(store.remove_meta("flat/k").await.expect("remove"));
+    assert!(store.remove_meta("flat/j/j").await.expect("remove"));
+    assert_eq!(store.list_meta("flat/").await.expect("keys"), ["flat/j", "flat/k/k", "flat/k/k/k"]);
+    store.set_meta("flat/k", Bytes::from_static(b"again")).await.expect("set again");
+    assert_eq!(record(store, "flat/k").await.as_deref(), Some(&b"again"[..]));
+
+    // 127 levels deep (a repository name of 127 one-letter components), every level a record.
+    let deep: Vec<String> = (1..=127).map(|n| format!("deep/{}", vec!["d"; n].join("/"))).collect();
+    store
+        .write_steps(vec![deep.iter().map(|k| Write::Set { key: k.clone(), value: Bytes::new() }).collect()])
+        .await
+        .expect("127 nested records in one batch");
+    assert_eq!(store.list_meta("deep/").await.expect("keys").len(), 127);
+    assert_eq!(record(store, &deep[126]).await.as_deref(), Some(&b""[..]));
+    for key in deep.iter().step_by(2) {
+        assert!(store.remove_meta(key).await.expect("remove"));
+    }
+    assert_eq!(
+        store.list_meta("deep/").await.expect("keys"),
+        deep.iter().skip(1).step_by(2).cloned().collect::<Vec<_>>()
+    );
+
+    // Components of 255 bytes (a repository name's longest), beside 254 and their children.
+    let c255 = "a".repeat(255);
+    let c254 = "a".repeat(254);
+    let long = [
+        format!("long/{c255}"),
+        format!("long/{c255}/{c255}"),
+        format!("long/{c254}"),
+        format!("long/{c255}/x"),
+    ];
+    for key in &long {
+        store.set_meta(key, Bytes::from(key.clone())).await.unwrap_or_else(|e| panic!("set {key}: {e}"));
+    }
+    for key in &long {
+        assert_eq!(record(store, key).await.as_deref(), Some(key.as_bytes()));
+    }
+    let mut sorted = long.to_vec();
+    sorted.sort();
+    assert_eq!(store.list_meta("long/").await.expect("keys"), sorted);
+    assert!(store.remove_meta(&long[0]).await.expect("remove"));
+    assert_eq!(record(store, &long[0]).await, None);
+    assert_eq!(record(store, &long[1]).await.as_deref(), Some(long[1].as_bytes()));
+}
+
+/// The records a registry writes for repositories `a`, `a/b` and `a/b/c` (catalog entries,
+/// layer links, reverse links, tags, upload sessions), pushed in every order, then removed in
+/// another.
+async fn repositories_in_every_order(store: &dyn Storage) {
+    let digest = Digest::sha256(b"layer");
+    let (alg, hex) = (digest.algorithm(), digest.encoded());
+    let keys = |repo: &str| {
+        vec![
+            format!("catalog/{repo}"),
+            format!("repositories/{repo}/_layers/{alg}/{hex}"),
+            format!("repositories/{repo}/_manifests/revisions/{alg}/{hex}"),
+            format!("repositories/{repo}/_manifests/tags/latest"),
+            format!("repositories/{repo}/_uploads/u1"),
+            format!("blob-repositories/{alg}/{hex}/{repo}"),
+        ]
+    };
+    let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+    for (n, order) in orders.iter().enumerate() {
+        let repos = [format!("o{n}/a"), format!("o{n}/a/b"), format!("o{n}/a/b/c")];
+        for &i in order {
+            let writes = keys(&repos[i]).into_iter().map(|key| Write::Set { value: key.clone().into(), key });
+            store
+                .write_steps(vec![writes.collect()])
+                .await
+                .unwrap_or_else(|e| panic!("push {}: {e}", repos[i]));
+        }
+        for repo in &repos {
+            for key in keys(repo) {
+                assert_eq!(record(store, &key).await.as_deref(), Some(key.as_bytes()), "order {order:?}");
+            }
+        }
+        assert_eq!(
+            store.list_meta(&format!("catalog/o{n}/")).await.expect("catalog"),
+            repos.iter().map(|r| format!("catalog/{r}")).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            store.list_meta(&format!("repositories/o{n}/a/_manifests/tags/")).await.expect("tags"),
+            [format!("repositories/o{n}/a/_manifests/tags/latest")]
+        );
+        // Remove one repository's records; the others are untouched.
+        let gone = order[1];
+        for key in keys(&repos[gone]) {
+            assert!(store.remove_meta(&key).await.expect("remove"), "{key}");
+        }
+        for (i, repo) in repos.iter().enumerate() {
+            for key in keys(repo) {
+                let expected = (i != gone).then(|| key.as_bytes().to_vec());
+                assert_eq!(record(store, &key).await.map(|b| b.to_vec()), expected, "order {order:?}, {key}");
+            }
+        }
+    }
 }
 
 async fn record(store: &dyn Storage, key: &str) -> Option<Bytes> {

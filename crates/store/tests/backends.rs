@@ -184,7 +184,7 @@ fn fs_journal_is_replayed_on_open_unless_its_store_is_live() {
         assert!(a.remove_meta("r/gone").await.expect("remove"));
         // Lose the applied files, as a machine crash before write-back would.
         let blob = dir.path().join("blobs/sha256").join(&digest.encoded()[..2]).join(digest.encoded());
-        for path in [dir.path().join("meta/r/revision"), dir.path().join("meta/r/tag"), blob] {
+        for path in [dir.path().join("records/r/revision="), dir.path().join("records/r/tag="), blob] {
             std::fs::remove_file(path).expect("remove");
         }
         // A live store's journal is not touched by another store opened on the directory.
@@ -198,6 +198,133 @@ fn fs_journal_is_replayed_on_open_unless_its_store_is_live() {
         assert_eq!(c.list_meta("r/").await.expect("keys"), ["r/revision", "r/tag"]);
         assert_eq!(journals(dir.path()), 1, "only the new store's journal is left");
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
+    });
+}
+
+/// A journal file as a store that is gone would leave it (another instance's name).
+fn leave_journal(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join("journal").join(name);
+    std::fs::write(&path, bytes).expect("write journal");
+    path
+}
+
+fn set(key: &str, value: &'static [u8]) -> Write {
+    Write::Set { key: key.to_owned(), value: Bytes::from_static(value) }
+}
+
+#[test]
+fn fs_a_batch_that_cannot_be_applied_is_refused_and_never_replayed() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsStore::open(dir.path()).await.expect("open");
+        // A stray file where the batch needs a directory: refused before it is journaled.
+        std::fs::write(dir.path().join("records/blocked"), b"stray").expect("write");
+        let result =
+            store.write_steps(vec![vec![set("ok/first", b"1")], vec![set("blocked/key", b"2")]]).await;
+        assert!(result.is_err(), "a batch that cannot be staged was accepted");
+        assert_eq!(store.get_meta("ok/first").await.expect("get"), None, "a refused batch wrote a record");
+        // A directory where the record file goes: staged and journaled, but the rename fails;
+        // the record is cancelled in the journal.
+        std::fs::create_dir_all(dir.path().join("records/ok/second=")).expect("mkdir");
+        let result = store.set_meta("ok/second", Bytes::from_static(b"2")).await;
+        assert!(result.is_err(), "a batch that cannot be applied was accepted");
+        drop(store);
+        // Neither comes back at the next open, once the obstacles are gone.
+        std::fs::remove_file(dir.path().join("records/blocked")).expect("rm");
+        std::fs::remove_dir(dir.path().join("records/ok/second=")).expect("rmdir");
+        let store = FsStore::open(dir.path()).await.expect("reopen");
+        assert_eq!(store.get_meta("blocked/key").await.expect("get"), None);
+        assert_eq!(store.get_meta("ok/first").await.expect("get"), None);
+        assert_eq!(store.get_meta("ok/second").await.expect("get"), None, "a refused batch was replayed");
+        assert_eq!(store.quarantined_count(), 0);
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0, "staged files left");
+    });
+}
+
+#[test]
+fn fs_a_corrupted_journal_never_keeps_the_store_from_opening() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(FsStore::open(dir.path()).await.expect("create"));
+        let good = [
+            wharf_store::encode_journal_record(&[set("j/one", b"1")]),
+            wharf_store::encode_journal_record(&[set("j/two", b"2")]),
+        ]
+        .concat();
+        // 1. A byte flipped inside the second of three records: the first is replayed, the rest
+        //    is moved to quarantine.
+        let mut flipped =
+            [good.clone(), wharf_store::encode_journal_record(&[set("j/three", b"3")])].concat();
+        flipped[good.len() - 3] ^= 0x40;
+        leave_journal(dir.path(), "aaaaaaaaaaaaaaaa-00000001.log", &[flipped, vec![0; 1000]].concat());
+        // 2. A record that decodes but cannot be applied (a directory where its file goes),
+        //    between two that can.
+        std::fs::create_dir_all(dir.path().join("records/k/blocked=")).expect("mkdir");
+        let blocked = [
+            wharf_store::encode_journal_record(&[set("k/before", b"b")]),
+            wharf_store::encode_journal_record(&[set("k/blocked", b"x")]),
+            wharf_store::encode_journal_record(&[set("k/after", b"a")]),
+        ]
+        .concat();
+        leave_journal(dir.path(), "bbbbbbbbbbbbbbbb-00000001.log", &blocked);
+        // 3. A record torn by a crash (its first half, then zeros): dropped quietly.
+        let torn = wharf_store::encode_journal_record(&[set("t/torn", b"t")]);
+        let torn = [
+            wharf_store::encode_journal_record(&[set("t/kept", b"k")]),
+            torn[..torn.len() / 2].to_vec(),
+            vec![0; 100],
+        ]
+        .concat();
+        leave_journal(dir.path(), "cccccccccccccccc-00000001.log", &torn);
+
+        let store = FsStore::open(dir.path()).await.expect("the store opens");
+        assert_eq!(store.get_meta("j/one").await.expect("get").as_deref(), Some(&b"1"[..]));
+        assert_eq!(store.get_meta("j/two").await.expect("get"), None);
+        assert_eq!(store.get_meta("k/before").await.expect("get").as_deref(), Some(&b"b"[..]));
+        assert_eq!(store.get_meta("k/after").await.expect("get").as_deref(), Some(&b"a"[..]));
+        assert_eq!(store.get_meta("t/kept").await.expect("get").as_deref(), Some(&b"k"[..]));
+        assert_eq!(store.get_meta("t/torn").await.expect("get"), None);
+        assert_eq!(store.quarantined_count(), 2, "the damaged tail and the unappliable record");
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("quarantine"))
+            .expect("quarantine")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names[0].starts_with("aaaaaaaaaaaaaaaa-00000001-at-"), "{names:?}");
+        assert!(names[1].starts_with("bbbbbbbbbbbbbbbb-00000001-at-"), "{names:?}");
+        // The quarantined record is the exact record, ready for a person to look at.
+        let kept = std::fs::read(dir.path().join("quarantine").join(&names[1])).expect("read");
+        assert_eq!(wharf_store::decode_journal(&kept), [vec![set("k/blocked", b"x")]]);
+        assert_eq!(journals(dir.path()), 1, "the replayed journals were removed");
+        drop(store);
+        // And the next open is clean.
+        assert_eq!(FsStore::open(dir.path()).await.expect("reopen").quarantined_count(), 0);
+    });
+}
+
+#[test]
+fn fs_records_of_an_older_layout_are_migrated_on_open() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The layout of earlier versions: one plain file per record under `meta/`.
+        for (key, value) in
+            [("catalog/org", ""), ("repositories/org/_manifests/tags/v1", "sha256:x"), ("uploads/u", "1 org")]
+        {
+            let path = dir.path().join("meta").join(key);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, value).expect("write");
+        }
+        let store = FsStore::open(dir.path()).await.expect("open");
+        assert!(!dir.path().join("meta").exists(), "the old folder is gone");
+        assert_eq!(
+            store.get_meta("repositories/org/_manifests/tags/v1").await.expect("get").as_deref(),
+            Some(&b"sha256:x"[..])
+        );
+        assert_eq!(store.list_meta("catalog/").await.expect("list"), ["catalog/org"]);
+        // What was impossible before: a child of an existing record.
+        store.set_meta("catalog/org/app", Bytes::new()).await.expect("a child");
+        assert_eq!(store.list_meta("catalog/").await.expect("list"), ["catalog/org", "catalog/org/app"]);
     });
 }
 

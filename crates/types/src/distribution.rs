@@ -8,7 +8,7 @@ use serde_json::Value;
 /// An error code of the distribution spec, with the HTTP status it goes with.
 ///
 /// The codes `code-1` … `code-14` of the spec, plus the ones distribution and Docker clients
-/// also know (`MANIFEST_UNVERIFIED`, `TAG_INVALID`, `RANGE_INVALID`, `UNAVAILABLE`,
+/// also know (`MANIFEST_UNVERIFIED`, `TAG_INVALID`, `RANGE_INVALID`, `UNAVAILABLE`, `PAGINATION_NUMBER_INVALID`,
 /// `UNKNOWN`). A code this crate does not know, read from another registry, is kept as
 /// [`ErrorCode::Other`].
 ///
@@ -62,6 +62,8 @@ pub enum ErrorCode {
     Unavailable,
     /// `UNKNOWN`: unknown error (500; distribution).
     Unknown,
+    /// `PAGINATION_NUMBER_INVALID`: invalid number of results requested (400; distribution).
+    PaginationNumberInvalid,
     /// A code this crate does not know.
     Other(String),
 }
@@ -92,6 +94,12 @@ impl ErrorCode {
         (Self::RangeInvalid, "RANGE_INVALID", 416, "invalid content range"),
         (Self::Unavailable, "UNAVAILABLE", 503, "service unavailable"),
         (Self::Unknown, "UNKNOWN", 500, "unknown error"),
+        (
+            Self::PaginationNumberInvalid,
+            "PAGINATION_NUMBER_INVALID",
+            400,
+            "invalid number of results requested",
+        ),
     ];
 
     fn entry(&self) -> Option<&'static (Self, &'static str, u16, &'static str)> {
@@ -247,7 +255,7 @@ mod tests {
             assert_eq!(&parsed, code);
             assert!((400..600).contains(&code.status()), "{code}");
         }
-        assert_eq!(ErrorCode::known().count(), 19);
+        assert_eq!(ErrorCode::known().count(), 20);
     }
 
     #[test]

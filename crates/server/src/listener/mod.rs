@@ -1,0 +1,279 @@
+//! Serving HTTP connections within limits: time to send request headers, keep-alive idle
+//! time, idle time inside a request body, a cap on open connections (idle ones give way to
+//! new ones), and a bounded drain at shutdown.
+//!
+//! Each connection is served by hyper's HTTP/1.1 server on a task of its own. The socket is
+//! wrapped so that the server knows, for every connection, whether a request is being served
+//! (from the moment its headers are parsed to the end of its response body) and when bytes
+//! last moved; a watchdog per connection closes it when a deadline passes:
+//!
+//! | state | deadline |
+//! |---|---|
+//! | new, nothing sent yet | `header_timeout` after accept |
+//! | request headers arriving | `header_timeout` after their first byte |
+//! | between requests (keep-alive) | `keepalive_timeout` after the last response |
+//! | serving, request body stalled | `body_idle_timeout` without a byte of the body (the handler sees an error) |
+//! | serving, response stalled (the client does not read) | `body_idle_timeout` with a write pending |
+//!
+//! At `max_connections` open connections, the idle one that moved bytes longest ago is
+//! closed to make room; when every connection is serving a request, new ones wait in the
+//! listen queue. A connection in the middle of a request is never closed for room.
+
+mod body;
+mod tracked;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use http_body_util::BodyExt as _;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tower::ServiceExt as _;
+
+use tracked::{Conn, Tracked};
+
+/// Limits on time and connections. Every field has a sane default.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// let mut limits = wharf_server::Limits::default();
+/// limits.header_timeout = Duration::from_secs(10);
+/// assert_eq!(limits.max_connections, 10_000);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Time a client has to send a request's headers, from their first byte (or, on a new
+    /// connection, from the accept). Default 30 s.
+    pub header_timeout: Duration,
+    /// Time a request body may go without a byte, and a response without the client reading.
+    /// Default 60 s.
+    pub body_idle_timeout: Duration,
+    /// Time a connection may stay open between requests. Default 60 s.
+    pub keepalive_timeout: Duration,
+    /// Open connections at most; lowered to what the open-files limit allows. Default 10,000.
+    pub max_connections: usize,
+    /// After a shutdown signal, time in-flight requests get to finish before their
+    /// connections are closed. Default 30 s.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// File descriptors kept for everything that is not a client connection (storage files,
+/// journals, the listener, logs).
+const RESERVED_FILES: u64 = 256;
+
+/// Raises the soft limit on open files to the hard limit; returns the limit now in force
+/// (`None` where it cannot be read).
+pub fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+/// The open connections, for eviction and the drain.
+#[derive(Debug, Default)]
+struct Table {
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+}
+
+impl Table {
+    fn insert(&self, id: u64, conn: Arc<Conn>) {
+        self.conns.lock().expect("lock").insert(id, conn);
+    }
+
+    fn remove(&self, id: u64) {
+        self.conns.lock().expect("lock").remove(&id);
+    }
+
+    /// Closes the idle connection that moved bytes longest ago; `false` when none is idle.
+    fn evict_idle(&self) -> bool {
+        let conns = self.conns.lock().expect("lock");
+        let oldest = conns.values().filter_map(|c| c.idle_since_io().map(|t| (t, c))).min_by_key(|(t, _)| *t);
+        match oldest {
+            Some((_, conn)) => {
+                conn.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn close_all(&self) -> usize {
+        let conns = self.conns.lock().expect("lock");
+        conns.values().for_each(|c| c.close());
+        conns.len()
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` completes, then drains.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let max = effective_max_connections(limits.max_connections);
+    let slots = Arc::new(Semaphore::new(max));
+    let table = Arc::new(Table::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ids = AtomicU64::new(0);
+    tokio::pin!(shutdown);
+    'accept: loop {
+        // A slot for the next connection: free, or made by closing an idle one, or waited for.
+        let permit = if let Ok(p) = Arc::clone(&slots).try_acquire_owned() {
+            p
+        } else {
+            table.evict_idle();
+            tokio::select! {
+                p = Arc::clone(&slots).acquire_owned() => p.expect("the semaphore is never closed"),
+                () = &mut shutdown => break 'accept,
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors (or a connection reset before accept): make room
+                    // and go on; never stop serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    table.evict_idle();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break 'accept,
+        };
+        let _ = stream.set_nodelay(true);
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::new());
+        table.insert(id, Arc::clone(&conn));
+        let task = Connection {
+            id,
+            peer,
+            conn,
+            permit,
+            router: router.clone(),
+            limits,
+            stop: stop_rx.clone(),
+            table: Arc::clone(&table),
+        };
+        tokio::spawn(task.run(stream));
+    }
+    drop(listener);
+    // Drain: idle connections close now, in-flight requests finish, within the deadline.
+    let _ = stop_tx.send(true);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(limits.drain_timeout, slots.acquire_many(all)).await.is_err() {
+        let open = table.close_all();
+        tracing::warn!(open, "drain deadline passed: closing the connections still open");
+        let _ = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(all)).await;
+    }
+    Ok(())
+}
+
+/// `wanted`, lowered so that the connections fit in the open-files limit.
+fn effective_max_connections(wanted: usize) -> usize {
+    let files = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let fit =
+        files.map_or(wanted, |f| usize::try_from(f.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX));
+    if fit < wanted {
+        tracing::warn!(
+            max_connections = wanted,
+            open_files_limit = files,
+            using = fit.max(1),
+            "max connections lowered to fit the open-files limit"
+        );
+    }
+    wanted.min(fit).max(1)
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    id: u64,
+    peer: SocketAddr,
+    conn: Arc<Conn>,
+    permit: OwnedSemaphorePermit,
+    router: Router,
+    limits: Limits,
+    stop: watch::Receiver<bool>,
+    table: Arc<Table>,
+}
+
+impl Connection {
+    async fn run(mut self, stream: tokio::net::TcpStream) {
+        let io = TokioIo::new(Tracked::new(stream, Arc::clone(&self.conn)));
+        let (conn, router, peer, body_idle) =
+            (Arc::clone(&self.conn), self.router.clone(), self.peer, self.limits.body_idle_timeout);
+        let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let busy = conn.begin();
+            let mut request = request.map(|b| Body::new(body::IdleTimeout::new(b, body_idle)));
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(request).await.unwrap_or_else(|e: Infallible| match e {});
+                // The connection is serving until the response body is sent (or dropped).
+                Ok::<_, Infallible>(response.map(move |b| {
+                    Body::new(b.map_frame(move |frame| {
+                        let _ = &busy;
+                        frame
+                    }))
+                }))
+            }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        // Header and keep-alive time-outs are the watchdog's below.
+        builder.header_read_timeout(None);
+        let served = builder.serve_connection(io, service);
+        tokio::pin!(served);
+        let mut draining = *self.stop.borrow();
+        if draining {
+            served.as_mut().graceful_shutdown();
+        }
+        loop {
+            let now = Instant::now();
+            let deadline = self.conn.deadline(&self.limits);
+            if deadline.is_some_and(|d| d <= now) {
+                tracing::debug!(peer = %self.peer, "closing a connection past its deadline");
+                break;
+            }
+            let wake = deadline.unwrap_or(now + Duration::from_secs(1)).min(now + Duration::from_secs(5));
+            tokio::select! {
+                _ = served.as_mut() => break,
+                () = self.conn.closed() => break,
+                () = tokio::time::sleep_until(wake.into()) => {}
+                _ = self.stop.changed(), if !draining => {
+                    draining = true;
+                    served.as_mut().graceful_shutdown();
+                }
+            }
+        }
+        self.table.remove(self.id);
+        drop(self.permit);
+    }
+}

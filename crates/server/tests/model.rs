@@ -1,0 +1,650 @@
+//! Model-based testing of the whole server over HTTP: random sequences of registry operations
+//! on repository names that collide as parents, children and siblings (`a`, `a/b`, `a/b/c`,
+//! `a/c`, `b`), with restarts (and, on fs, crashes: the server is a child process killed with
+//! SIGKILL), each answer compared with a small in-memory model of what the distribution spec
+//! says. Runs on memory, fs and S3 (Garage, with `WHARF_S3_URL`).
+//!
+//! `WHARF_MODEL_CASES` sets the number of cases per backend (default 12; `.ci/run` runs more).
+//! A failure is shrunk by proptest to a short sequence: add it to `regressions` below.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use reqwest::{Method, StatusCode};
+use wharf_server::{Registry, Server, ServerHandle};
+use wharf_types::Digest;
+
+const REPOS: [&str; 5] = ["a", "a/b", "a/b/c", "a/c", "b"];
+const TAGS: [&str; 3] = ["latest", "v1", "v2"];
+const BLOBS: usize = 4;
+const MANIFESTS: usize = 5; // four image manifests and one index
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// The fixed content the operations draw from.
+struct Fixtures {
+    blobs: Vec<Vec<u8>>,
+    /// Manifest bytes; 0–3 are image manifests (2 and 3 refer to 0 as their subject), 4 is
+    /// an index of 0 and 1.
+    manifests: Vec<String>,
+}
+
+impl Fixtures {
+    fn new() -> Self {
+        let blobs: Vec<Vec<u8>> = (0..BLOBS).map(|i| format!("{{\"blob\":{i}}}").into_bytes()).collect();
+        let desc = |media: &str, bytes: &[u8]| {
+            format!(
+                r#"{{"mediaType":"{media}","digest":"{}","size":{}}}"#,
+                Digest::sha256(bytes),
+                bytes.len()
+            )
+        };
+        let image = |config: usize, layer: usize, extra: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{},"layers":[{}]{extra}}}"#,
+                desc("application/vnd.oci.image.config.v1+json", &blobs[config]),
+                desc("application/vnd.oci.image.layer.v1.tar", &blobs[layer]),
+            )
+        };
+        let m0 = image(0, 1, "");
+        let m1 = image(1, 2, "");
+        let subject = format!(r#","subject":{}"#, desc(OCI_MANIFEST, m0.as_bytes()));
+        let m2 = image(2, 3, &format!(r#","artifactType":"application/vnd.test.sig"{subject}"#));
+        let m3 = image(3, 0, &format!(r#","artifactType":"application/vnd.test.sbom"{subject}"#));
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{},{}]}}"#,
+            desc(OCI_MANIFEST, m0.as_bytes()),
+            desc(OCI_MANIFEST, m1.as_bytes())
+        );
+        Self { blobs, manifests: vec![m0, m1, m2, m3, index] }
+    }
+
+    fn blob_digest(&self, b: usize) -> Digest {
+        Digest::sha256(&self.blobs[b])
+    }
+
+    fn manifest_digest(&self, m: usize) -> Digest {
+        Digest::sha256(self.manifests[m].as_bytes())
+    }
+
+    /// What a manifest needs in its repository: blobs (image) or manifests (index).
+    fn needs(m: usize) -> (Vec<usize>, Vec<usize>) {
+        match m {
+            0 => (vec![0, 1], vec![]),
+            1 => (vec![1, 2], vec![]),
+            2 => (vec![2, 3], vec![]),
+            3 => (vec![3, 0], vec![]),
+            _ => (vec![], vec![0, 1]),
+        }
+    }
+
+    fn media_type(m: usize) -> &'static str {
+        if m == 4 { OCI_INDEX } else { OCI_MANIFEST }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Upload {
+    Monolithic,
+    PostThenPut,
+    Chunked,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    PushBlob { repo: usize, blob: usize, how: Upload },
+    CancelUpload { repo: usize, blob: usize },
+    Mount { repo: usize, blob: usize, from: Option<usize> },
+    PutManifest { repo: usize, manifest: usize, tag: Option<usize> },
+    DeleteManifest { repo: usize, manifest: usize },
+    DeleteTag { repo: usize, tag: usize },
+    DeleteBlob { repo: usize, blob: usize },
+    Check,
+    Restart,
+    Crash,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let repo = 0..REPOS.len();
+    let blob = 0..BLOBS;
+    let how = prop_oneof![Just(Upload::Monolithic), Just(Upload::PostThenPut), Just(Upload::Chunked)];
+    prop_oneof![
+        8 => (repo.clone(), blob.clone(), how).prop_map(|(repo, blob, how)| Op::PushBlob { repo, blob, how }),
+        1 => (repo.clone(), blob.clone()).prop_map(|(repo, blob)| Op::CancelUpload { repo, blob }),
+        3 => (repo.clone(), blob.clone(), proptest::option::of(0..REPOS.len()))
+            .prop_map(|(repo, blob, from)| Op::Mount { repo, blob, from }),
+        8 => (repo.clone(), 0..MANIFESTS, proptest::option::of(0..TAGS.len()))
+            .prop_map(|(repo, manifest, tag)| Op::PutManifest { repo, manifest, tag }),
+        2 => (repo.clone(), 0..MANIFESTS).prop_map(|(repo, manifest)| Op::DeleteManifest { repo, manifest }),
+        1 => (repo.clone(), 0..TAGS.len()).prop_map(|(repo, tag)| Op::DeleteTag { repo, tag }),
+        2 => (repo, blob).prop_map(|(repo, blob)| Op::DeleteBlob { repo, blob }),
+        2 => Just(Op::Check),
+        1 => Just(Op::Restart),
+        1 => Just(Op::Crash),
+    ]
+}
+
+/// What the spec says the registry holds.
+#[derive(Debug, Default)]
+struct Model {
+    /// Repositories that exist (ever pushed to, or an upload begun).
+    repos: BTreeSet<usize>,
+    blobs: BTreeMap<usize, BTreeSet<usize>>,
+    manifests: BTreeMap<usize, BTreeSet<usize>>,
+    tags: BTreeMap<usize, BTreeMap<usize, usize>>,
+}
+
+impl Model {
+    fn has_blob(&self, repo: usize, blob: usize) -> bool {
+        self.blobs.get(&repo).is_some_and(|b| b.contains(&blob))
+    }
+
+    fn has_manifest(&self, repo: usize, m: usize) -> bool {
+        self.manifests.get(&repo).is_some_and(|s| s.contains(&m))
+    }
+}
+
+/// Where the registry under test keeps its data, and how it runs.
+#[derive(Clone)]
+enum Backend {
+    Memory(Arc<wharf_store::MemoryStore>),
+    /// The `wharf-server` binary as a child process, so that a crash is a real SIGKILL.
+    Fs(std::path::PathBuf),
+    S3(String),
+}
+
+enum Running {
+    InProcess(ServerHandle),
+    Process(Child),
+}
+
+struct Harness {
+    backend: Backend,
+    running: Option<Running>,
+    base: String,
+    http: reqwest::Client,
+    fx: Fixtures,
+}
+
+impl Harness {
+    async fn start(backend: Backend) -> Self {
+        let mut h = Self {
+            backend,
+            running: None,
+            base: String::new(),
+            http: reqwest::Client::new(),
+            fx: Fixtures::new(),
+        };
+        h.up().await;
+        h
+    }
+
+    async fn up(&mut self) {
+        let storage: Arc<dyn wharf_store::Storage> = match &self.backend {
+            Backend::Memory(store) => Arc::clone(store) as _,
+            Backend::S3(url) => Arc::new(wharf_store::S3Store::from_url(url).expect("S3 store")),
+            Backend::Fs(dir) => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .expect("port")
+                    .local_addr()
+                    .expect("addr")
+                    .port();
+                let child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+                    .args(["--listen", &format!("127.0.0.1:{port}")])
+                    .args(["--storage", &format!("fs:{}", dir.display())])
+                    .env("WHARF_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("spawn wharf-server");
+                self.base = format!("http://127.0.0.1:{port}");
+                self.running = Some(Running::Process(child));
+                for _ in 0..400 {
+                    if self
+                        .http
+                        .get(self.url("/v2/"))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == StatusCode::OK)
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                panic!("wharf-server did not start on {}", self.base);
+            }
+        };
+        let server =
+            Server::bind("127.0.0.1:0".parse().expect("addr"), Registry::new(storage)).await.expect("bind");
+        self.base = format!("http://{}", server.local_addr());
+        self.running = Some(Running::InProcess(server.spawn()));
+    }
+
+    /// Stops the server: gracefully, or (fs) with SIGKILL.
+    async fn down(&mut self, crash: bool) {
+        match self.running.take() {
+            Some(Running::InProcess(handle)) => handle.shutdown().await.expect("clean shutdown"),
+            Some(Running::Process(mut child)) => {
+                let signal = if crash { "-KILL" } else { "-TERM" };
+                let pid = child.id().to_string();
+                Command::new("kill").args([signal, &pid]).status().expect("kill");
+                let status = child.wait().expect("wait");
+                assert!(crash || status.success(), "the server exited with {status} after SIGTERM");
+            }
+            None => {}
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &str)>,
+        headers: &[(&str, String)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut request = self.http.request(method, self.url(path));
+        for (k, v) in headers {
+            request = request.header(*k, v);
+        }
+        if let Some((bytes, content_type)) = body {
+            request = request.header("Content-Type", content_type).body(bytes);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("body").to_vec();
+        (status, headers, body)
+    }
+
+    /// Runs one operation, checks its answer against the model, and updates the model.
+    async fn apply(&mut self, op: &Op, model: &mut Model) {
+        match *op {
+            Op::PushBlob { repo, blob, how } => {
+                let name = REPOS[repo];
+                let data = self.fx.blobs[blob].clone();
+                let digest = self.fx.blob_digest(blob);
+                let octet = "application/octet-stream";
+                match how {
+                    Upload::Monolithic => {
+                        let (s, ..) = self
+                            .send(
+                                Method::POST,
+                                &format!("/v2/{name}/blobs/uploads/?digest={digest}"),
+                                Some((data, octet)),
+                                &[],
+                            )
+                            .await;
+                        assert_eq!(s, StatusCode::CREATED, "{op:?}");
+                    }
+                    Upload::PostThenPut | Upload::Chunked => {
+                        let location = self.begin(name).await;
+                        let sep = if location.contains('?') { '&' } else { '?' };
+                        if let Upload::Chunked = how {
+                            let mid = data.len() / 2;
+                            for (start, part) in [(0, &data[..mid]), (mid, &data[mid..])] {
+                                let range = format!("{start}-{}", start + part.len() - 1);
+                                let (s, h, _) = self
+                                    .send(
+                                        Method::PATCH,
+                                        &location,
+                                        Some((part.to_vec(), octet)),
+                                        &[("Content-Range", range)],
+                                    )
+                                    .await;
+                                assert_eq!(s, StatusCode::ACCEPTED, "{op:?}: PATCH");
+                                assert_eq!(
+                                    h.get("range").and_then(|v| v.to_str().ok()),
+                                    Some(format!("0-{}", start + part.len() - 1).as_str())
+                                );
+                            }
+                            let (s, ..) = self
+                                .send(Method::PUT, &format!("{location}{sep}digest={digest}"), None, &[])
+                                .await;
+                            assert_eq!(s, StatusCode::CREATED, "{op:?}: PUT");
+                        } else {
+                            let (s, ..) = self
+                                .send(
+                                    Method::PUT,
+                                    &format!("{location}{sep}digest={digest}"),
+                                    Some((data, octet)),
+                                    &[],
+                                )
+                                .await;
+                            assert_eq!(s, StatusCode::CREATED, "{op:?}: PUT");
+                        }
+                    }
+                }
+                model.repos.insert(repo);
+                model.blobs.entry(repo).or_default().insert(blob);
+                let (s, ..) = self.send(Method::HEAD, &format!("/v2/{name}/blobs/{digest}"), None, &[]).await;
+                assert_eq!(s, StatusCode::OK, "{op:?}: HEAD after push");
+            }
+            Op::CancelUpload { repo, blob } => {
+                let name = REPOS[repo];
+                let location = self.begin(name).await;
+                model.repos.insert(repo);
+                let part = self.fx.blobs[blob][..3].to_vec();
+                let (s, ..) = self
+                    .send(
+                        Method::PATCH,
+                        &location,
+                        Some((part, "application/octet-stream")),
+                        &[("Content-Range", "0-2".into())],
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::ACCEPTED, "{op:?}: PATCH");
+                let (s, ..) = self.send(Method::DELETE, &location, None, &[]).await;
+                assert_eq!(s, StatusCode::NO_CONTENT, "{op:?}: DELETE");
+                let (s, ..) = self.send(Method::GET, &location, None, &[]).await;
+                assert_eq!(s, StatusCode::NOT_FOUND, "{op:?}: a cancelled session is gone");
+            }
+            Op::Mount { repo, blob, from } => {
+                let name = REPOS[repo];
+                let digest = self.fx.blob_digest(blob);
+                let path = match from {
+                    Some(f) => format!("/v2/{name}/blobs/uploads/?mount={digest}&from={}", REPOS[f]),
+                    None => format!("/v2/{name}/blobs/uploads/?mount={digest}"),
+                };
+                // With `from`, the source must hold it; without, Wharf mounts from any repository.
+                let mountable = match from {
+                    Some(f) => model.has_blob(f, blob),
+                    None => model.blobs.values().any(|b| b.contains(&blob)),
+                };
+                let (s, h, _) = self.send(Method::POST, &path, None, &[]).await;
+                model.repos.insert(repo);
+                if mountable {
+                    assert_eq!(s, StatusCode::CREATED, "{op:?}");
+                    model.blobs.entry(repo).or_default().insert(blob);
+                } else {
+                    assert_eq!(s, StatusCode::ACCEPTED, "{op:?}: nothing to mount starts an upload");
+                    let location =
+                        h.get("location").and_then(|v| v.to_str().ok()).expect("Location").to_owned();
+                    let (s, ..) = self.send(Method::DELETE, &location, None, &[]).await;
+                    assert_eq!(s, StatusCode::NO_CONTENT);
+                }
+            }
+            Op::PutManifest { repo, manifest, tag } => {
+                let name = REPOS[repo];
+                let digest = self.fx.manifest_digest(manifest);
+                let reference = tag.map_or_else(|| digest.to_string(), |t| TAGS[t].to_owned());
+                let body = self.fx.manifests[manifest].clone().into_bytes();
+                let (s, h, b) = self
+                    .send(
+                        Method::PUT,
+                        &format!("/v2/{name}/manifests/{reference}"),
+                        Some((body, Fixtures::media_type(manifest))),
+                        &[],
+                    )
+                    .await;
+                let (blobs, children) = Fixtures::needs(manifest);
+                let complete = blobs.iter().all(|&b| model.has_blob(repo, b))
+                    && children.iter().all(|&m| model.has_manifest(repo, m));
+                if complete {
+                    assert_eq!(s, StatusCode::CREATED, "{op:?}: {}", String::from_utf8_lossy(&b));
+                    assert_eq!(
+                        h.get("docker-content-digest").and_then(|v| v.to_str().ok()),
+                        Some(digest.as_str())
+                    );
+                    model.repos.insert(repo);
+                    model.manifests.entry(repo).or_default().insert(manifest);
+                    if let Some(t) = tag {
+                        model.tags.entry(repo).or_default().insert(t, manifest);
+                    }
+                } else {
+                    assert_eq!(s, StatusCode::BAD_REQUEST, "{op:?}: {}", String::from_utf8_lossy(&b));
+                    assert!(String::from_utf8_lossy(&b).contains("MANIFEST_BLOB_UNKNOWN"), "{op:?}");
+                }
+            }
+            Op::DeleteManifest { repo, manifest } => {
+                let digest = self.fx.manifest_digest(manifest);
+                let (s, ..) = self
+                    .send(Method::DELETE, &format!("/v2/{}/manifests/{digest}", REPOS[repo]), None, &[])
+                    .await;
+                if model.has_manifest(repo, manifest) {
+                    assert_eq!(s, StatusCode::ACCEPTED, "{op:?}");
+                    model.manifests.entry(repo).or_default().remove(&manifest);
+                    model.tags.entry(repo).or_default().retain(|_, m| *m != manifest);
+                } else {
+                    assert_eq!(s, StatusCode::NOT_FOUND, "{op:?}");
+                }
+            }
+            Op::DeleteTag { repo, tag } => {
+                let (s, ..) = self
+                    .send(Method::DELETE, &format!("/v2/{}/manifests/{}", REPOS[repo], TAGS[tag]), None, &[])
+                    .await;
+                if model.tags.get(&repo).is_some_and(|t| t.contains_key(&tag)) {
+                    assert_eq!(s, StatusCode::ACCEPTED, "{op:?}");
+                    model.tags.entry(repo).or_default().remove(&tag);
+                } else {
+                    assert_eq!(s, StatusCode::NOT_FOUND, "{op:?}");
+                }
+            }
+            Op::DeleteBlob { repo, blob } => {
+                let digest = self.fx.blob_digest(blob);
+                let (s, ..) = self
+                    .send(Method::DELETE, &format!("/v2/{}/blobs/{digest}", REPOS[repo]), None, &[])
+                    .await;
+                if model.has_blob(repo, blob) {
+                    assert_eq!(s, StatusCode::ACCEPTED, "{op:?}");
+                    model.blobs.entry(repo).or_default().remove(&blob);
+                } else {
+                    assert_eq!(s, StatusCode::NOT_FOUND, "{op:?}");
+                }
+            }
+            Op::Check => self.check(model).await,
+            Op::Restart | Op::Crash => {
+                let crash = matches!(op, Op::Crash) && matches!(self.backend, Backend::Fs(_));
+                self.down(crash).await;
+                self.up().await;
+                self.check(model).await;
+            }
+        }
+    }
+
+    /// POST an upload session; its `Location`.
+    async fn begin(&self, name: &str) -> String {
+        let (s, h, _) = self.send(Method::POST, &format!("/v2/{name}/blobs/uploads/"), None, &[]).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "POST upload to {name}");
+        h.get("location").and_then(|v| v.to_str().ok()).expect("Location").to_owned()
+    }
+
+    /// Everything the model knows, read back: catalog, tags, blobs, manifests, referrers.
+    async fn check(&self, model: &Model) {
+        let (s, _, body) = self.send(Method::GET, "/v2/_catalog", None, &[]).await;
+        assert_eq!(s, StatusCode::OK);
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("catalog JSON");
+        let expected: Vec<&str> = model.repos.iter().map(|&r| REPOS[r]).collect();
+        assert_eq!(json["repositories"], serde_json::json!(expected), "catalog");
+        for (repo, name) in REPOS.iter().enumerate() {
+            let (s, _, body) = self.send(Method::GET, &format!("/v2/{name}/tags/list"), None, &[]).await;
+            if model.repos.contains(&repo) {
+                assert_eq!(s, StatusCode::OK, "tags of {name}");
+                let json: serde_json::Value = serde_json::from_slice(&body).expect("tags JSON");
+                let tags: Vec<&str> =
+                    model.tags.get(&repo).map(|t| t.keys().map(|&t| TAGS[t]).collect()).unwrap_or_default();
+                assert_eq!(json["tags"], serde_json::json!(tags), "tags of {name}");
+            } else {
+                assert_eq!(s, StatusCode::NOT_FOUND, "tags of {name}, which does not exist");
+            }
+            for blob in 0..BLOBS {
+                let (s, h, _) = self
+                    .send(Method::HEAD, &format!("/v2/{name}/blobs/{}", self.fx.blob_digest(blob)), None, &[])
+                    .await;
+                let expected =
+                    if model.has_blob(repo, blob) { StatusCode::OK } else { StatusCode::NOT_FOUND };
+                assert_eq!(s, expected, "HEAD blob {blob} in {name}");
+                if s == StatusCode::OK {
+                    let len = self.fx.blobs[blob].len().to_string();
+                    assert_eq!(h.get("content-length").and_then(|v| v.to_str().ok()), Some(len.as_str()));
+                }
+            }
+            for m in 0..MANIFESTS {
+                let digest = self.fx.manifest_digest(m);
+                let (s, _, body) =
+                    self.send(Method::GET, &format!("/v2/{name}/manifests/{digest}"), None, &[]).await;
+                if model.has_manifest(repo, m) {
+                    assert_eq!(s, StatusCode::OK, "manifest {m} in {name}");
+                    assert_eq!(body, self.fx.manifests[m].as_bytes(), "manifest {m} bytes in {name}");
+                } else {
+                    assert_eq!(s, StatusCode::NOT_FOUND, "manifest {m} in {name}");
+                }
+            }
+            for (t, tag) in TAGS.iter().enumerate() {
+                let (s, h, body) =
+                    self.send(Method::GET, &format!("/v2/{name}/manifests/{tag}"), None, &[]).await;
+                match model.tags.get(&repo).and_then(|tags| tags.get(&t)) {
+                    Some(&m) => {
+                        assert_eq!(s, StatusCode::OK, "{name}:{tag}");
+                        assert_eq!(body, self.fx.manifests[m].as_bytes(), "{name}:{tag}");
+                        assert_eq!(
+                            h.get("content-type").and_then(|v| v.to_str().ok()),
+                            Some(Fixtures::media_type(m))
+                        );
+                    }
+                    None => assert_eq!(s, StatusCode::NOT_FOUND, "{name}:{tag}"),
+                }
+            }
+            let subject = self.fx.manifest_digest(0);
+            let (s, _, body) =
+                self.send(Method::GET, &format!("/v2/{name}/referrers/{subject}"), None, &[]).await;
+            assert_eq!(s, StatusCode::OK, "referrers in {name}");
+            let json: serde_json::Value = serde_json::from_slice(&body).expect("referrers JSON");
+            let mut got: Vec<String> = json["manifests"]
+                .as_array()
+                .expect("manifests")
+                .iter()
+                .map(|d| d["digest"].as_str().expect("digest").to_owned())
+                .collect();
+            got.sort();
+            let mut expected: Vec<String> = [2, 3]
+                .into_iter()
+                .filter(|&m| model.has_manifest(repo, m))
+                .map(|m| self.fx.manifest_digest(m).to_string())
+                .collect();
+            expected.sort();
+            assert_eq!(got, expected, "referrers of manifest 0 in {name}");
+        }
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("WHARF_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12)
+}
+
+fn run(backend: impl Fn() -> Backend, ops: &[Op]) {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let mut h = Harness::start(backend()).await;
+        let mut model = Model::default();
+        for op in ops {
+            h.apply(op, &mut model).await;
+        }
+        h.check(&model).await;
+        h.down(false).await;
+    });
+}
+
+fn run_cases(name: &str, backend: impl Fn() -> Backend) {
+    let config = ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let result = runner.run(&proptest::collection::vec(op(), 1..40), |ops| {
+        run(&backend, &ops);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{name}: {e}");
+    }
+}
+
+#[test]
+fn model_memory() {
+    run_cases("memory", || Backend::Memory(Arc::new(wharf_store::MemoryStore::new())));
+}
+
+#[test]
+fn model_fs_with_crashes() {
+    let dirs = std::sync::Mutex::new(Vec::new());
+    run_cases("fs", || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_owned();
+        dirs.lock().expect("lock").push(dir);
+        Backend::Fs(path)
+    });
+}
+
+#[test]
+fn model_s3() {
+    let url = match std::env::var("WHARF_S3_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var("WHARF_REQUIRE_ALL").is_ok_and(|v| v == "1") => {
+            panic!("WHARF_S3_URL is not set and WHARF_REQUIRE_ALL=1 (.ci/run starts Garage)")
+        }
+        _ => {
+            eprintln!("SKIPPED model_s3: no S3 engine (set WHARF_S3_URL)");
+            return;
+        }
+    };
+    let (location, query) = url.split_once('?').unwrap_or((&url, ""));
+    let location = location.trim_end_matches('/').to_owned();
+    let query = query.to_owned();
+    run_cases("s3", || Backend::S3(format!("{location}/model-{}?{query}", wharf_store::UploadId::random())));
+}
+
+/// Sequences that failed once, kept as plain tests.
+mod regressions {
+    use super::*;
+
+    fn fs() -> Backend {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        Backend::Fs(dir)
+    }
+
+    /// Issue 13: on fs, a push to `a` and then to `a/b` answered 500 (the record `catalog/a`
+    /// had to be a file and a directory at once), and the journal then kept the server from
+    /// starting again.
+    #[test]
+    fn parent_then_child_on_fs() {
+        let ops = [
+            Op::PushBlob { repo: 0, blob: 0, how: Upload::Monolithic },
+            Op::PushBlob { repo: 1, blob: 0, how: Upload::Monolithic },
+            Op::Crash,
+            Op::PushBlob { repo: 2, blob: 1, how: Upload::Chunked },
+        ];
+        let backend = fs();
+        let Backend::Fs(dir) = &backend else { unreachable!() };
+        let dir = dir.clone();
+        run(|| backend.clone(), &ops);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The child first, then its parent, with manifests and a tag move in between.
+    #[test]
+    fn child_then_parent_with_manifests() {
+        let ops = [
+            Op::PushBlob { repo: 2, blob: 0, how: Upload::Monolithic },
+            Op::PushBlob { repo: 2, blob: 1, how: Upload::PostThenPut },
+            Op::PutManifest { repo: 2, manifest: 0, tag: Some(0) },
+            Op::Mount { repo: 1, blob: 0, from: Some(2) },
+            Op::Mount { repo: 0, blob: 1, from: None },
+            Op::Mount { repo: 0, blob: 0, from: Some(1) },
+            Op::PutManifest { repo: 0, manifest: 0, tag: Some(0) },
+            Op::Restart,
+            Op::DeleteBlob { repo: 2, blob: 0 },
+            Op::PutManifest { repo: 2, manifest: 0, tag: Some(1) },
+        ];
+        let backend = fs();
+        let Backend::Fs(dir) = &backend else { unreachable!() };
+        let dir = dir.clone();
+        run(|| backend.clone(), &ops);
+        let _ = std::fs::remove_dir_all(dir);
+        run(|| Backend::Memory(Arc::new(wharf_store::MemoryStore::new())), &ops);
+    }
+}
