@@ -60,13 +60,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` (port 0 picks a free port).
+    /// Binds `addr` (port 0 picks a free port), with a listen queue of 4096 connections.
+    #[allow(clippy::unused_async)] // async in the API since the start; binding may resolve names one day
     pub async fn bind(addr: SocketAddr, registry: Registry) -> std::io::Result<Self> {
-        Ok(Self {
-            listener: tokio::net::TcpListener::bind(addr).await?,
-            registry,
-            limits: crate::Limits::default(),
-        })
+        let socket =
+            if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let listener = socket.listen(4096)?;
+        Ok(Self { listener, registry, limits: crate::Limits::default() })
     }
 
     /// Serves within `limits` (time-outs, connections, drain) instead of the defaults.

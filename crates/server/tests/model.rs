@@ -625,6 +625,21 @@ mod regressions {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// What proptest shrank the first failure to, on the code before issue 13: a blob pushed to
+    /// `a`, then an upload begun in `a/b` answered 500.
+    #[test]
+    fn shrunk_push_then_cancelled_upload_in_the_child() {
+        let ops = [
+            Op::PushBlob { repo: 0, blob: 0, how: Upload::Monolithic },
+            Op::CancelUpload { repo: 1, blob: 0 },
+        ];
+        let backend = fs();
+        let Backend::Fs(dir) = &backend else { unreachable!() };
+        let dir = dir.clone();
+        run(|| backend.clone(), &ops);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// The child first, then its parent, with manifests and a tag move in between.
     #[test]
     fn child_then_parent_with_manifests() {

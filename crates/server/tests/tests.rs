@@ -7,6 +7,7 @@
 mod binary;
 mod common;
 mod conformance;
+mod limits;
 mod model;
 mod persistence;
 mod wasm;

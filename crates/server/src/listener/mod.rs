@@ -111,16 +111,16 @@ impl Table {
         self.conns.lock().expect("lock").remove(&id);
     }
 
-    /// Closes the idle connection that moved bytes longest ago; `false` when none is idle.
-    fn evict_idle(&self) -> bool {
+    /// Closes the `n` idle connections that moved bytes longest ago (fewer if fewer are idle).
+    fn evict_idle(&self, n: usize) {
         let conns = self.conns.lock().expect("lock");
-        let oldest = conns.values().filter_map(|c| c.idle_since_io().map(|t| (t, c))).min_by_key(|(t, _)| *t);
-        match oldest {
-            Some((_, conn)) => {
-                conn.close();
-                true
-            }
-            None => false,
+        let mut idle: Vec<_> = conns.values().filter_map(|c| c.idle_since_io().map(|t| (t, c))).collect();
+        if idle.len() > n {
+            idle.select_nth_unstable_by_key(n, |(t, _)| *t);
+            idle.truncate(n);
+        }
+        for (_, conn) in idle {
+            conn.close();
         }
     }
 
@@ -139,6 +139,8 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let max = effective_max_connections(limits.max_connections);
+    // At the cap, room is made for a burst at a time (each eviction scans every connection).
+    let burst = (max / 64).max(1);
     let slots = Arc::new(Semaphore::new(max));
     let table = Arc::new(Table::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -149,7 +151,7 @@ pub(crate) async fn serve(
         let permit = if let Ok(p) = Arc::clone(&slots).try_acquire_owned() {
             p
         } else {
-            table.evict_idle();
+            table.evict_idle(burst);
             tokio::select! {
                 p = Arc::clone(&slots).acquire_owned() => p.expect("the semaphore is never closed"),
                 () = &mut shutdown => break 'accept,
@@ -162,7 +164,7 @@ pub(crate) async fn serve(
                     // Out of file descriptors (or a connection reset before accept): make room
                     // and go on; never stop serving.
                     tracing::warn!(error = %e, "accept failed");
-                    table.evict_idle();
+                    table.evict_idle(burst);
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }

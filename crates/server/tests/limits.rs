@@ -1,0 +1,313 @@
+//! Time-outs and connection limits, against real sockets: a client that sends its headers a
+//! byte at a time, or nothing, or stops in the middle of a body, is cut off; idle connections
+//! give way at the connection cap while busy ones finish; SIGTERM with a stalled client exits
+//! within the drain deadline; 20,000 idle sockets do not keep `GET /v2/` from answering.
+//!
+//! Every wait is bounded by a generous deadline that only a broken server reaches: the tests
+//! check behaviour, not speed.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wharf_server::{Limits, Registry, Server, ServerHandle};
+
+/// A generous bound for things that should take about a second.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+async fn start(limits: Limits) -> (ServerHandle, SocketAddr) {
+    let registry = Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+    let server =
+        Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind").with_limits(limits);
+    let addr = server.local_addr();
+    (server.spawn(), addr)
+}
+
+fn short_limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.header_timeout = Duration::from_secs(1);
+    limits.keepalive_timeout = Duration::from_secs(1);
+    limits.body_idle_timeout = Duration::from_secs(1);
+    limits
+}
+
+/// Whether the server closed the connection: reads until EOF or an error, within `within`.
+fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    let end = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return true, // reset
+        }
+    }
+    false
+}
+
+/// One request on a fresh socket; the status line.
+fn get_status(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_sent_a_byte_at_a_time_are_cut_off() {
+    let (handle, addr) = start(short_limits()).await;
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        let request = b"GET /v2/ HTTP/1.1\r\nHost: localhost\r\nUser-Agent: slowloris\r\n\r\n";
+        for (n, byte) in request.iter().enumerate() {
+            if stream.write_all(&[*byte]).is_err() {
+                return Some(n);
+            }
+            if closed_within(&mut stream, Duration::from_millis(500)) {
+                return Some(n);
+            }
+        }
+        None
+    })
+    .await
+    .expect("join");
+    let sent = closed.expect("a client sending its headers a byte every 500 ms was never cut off");
+    assert!(sent < 20, "cut off only after {sent} bytes with a 1 s header time-out");
+    handle.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_idle_connections_are_closed() {
+    let (handle, addr) = start(short_limits()).await;
+    tokio::task::spawn_blocking(move || {
+        // Sends nothing at all.
+        let mut silent = TcpStream::connect(addr).expect("connect");
+        assert!(closed_within(&mut silent, PATIENCE), "a silent connection stayed open");
+        // One request, then nothing: closed after the keep-alive time.
+        let mut idle = TcpStream::connect(addr).expect("connect");
+        idle.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+        let mut buf = [0u8; 1024];
+        idle.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let n = idle.read(&mut buf).expect("response");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        assert!(closed_within(&mut idle, PATIENCE), "an idle keep-alive connection stayed open");
+    })
+    .await
+    .expect("join");
+    handle.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_body_is_cut_off() {
+    let (handle, addr) = start(short_limits()).await;
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        let digest = wharf_types::Digest::sha256(&[b'x'; 100]);
+        write!(
+            stream,
+            "POST /v2/a/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}",
+            "x".repeat(10)
+        )
+        .expect("write");
+        assert!(closed_within(&mut stream, PATIENCE), "a stalled body kept its connection");
+    })
+    .await
+    .expect("join");
+    // Nothing of the half-sent blob is visible.
+    let status = tokio::task::spawn_blocking(move || {
+        let digest = wharf_types::Digest::sha256(&[b'x'; 100]);
+        get_status(addr, &format!("/v2/a/blobs/{digest}"))
+    })
+    .await
+    .expect("join");
+    assert!(status.starts_with("HTTP/1.1 404"), "{status}");
+    handle.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_idle_connections_give_way_and_busy_ones_finish() {
+    let mut limits = Limits::default();
+    limits.max_connections = 4;
+    let (handle, addr) = start(limits).await;
+    tokio::task::spawn_blocking(move || {
+        // A busy connection: an upload whose body is half sent.
+        let data = [b'y'; 64];
+        let digest = wharf_types::Digest::sha256(&data);
+        let mut busy = TcpStream::connect(addr).expect("connect");
+        write!(
+            busy,
+            "POST /v2/a/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 64\r\n\r\n"
+        )
+        .expect("write");
+        busy.write_all(&data[..32]).expect("write");
+        std::thread::sleep(Duration::from_millis(200));
+        // Ten idle connections, more than the cap.
+        let idle: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).expect("connect")).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        // A new client is still served.
+        assert!(get_status(addr, "/v2/").starts_with("HTTP/1.1 200"));
+        // The busy one was not closed for room: its upload completes.
+        busy.write_all(&data[32..]).expect("write the rest");
+        busy.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let mut buf = [0u8; 1024];
+        let n = busy.read(&mut buf).expect("response");
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 201"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        drop(idle);
+    })
+    .await
+    .expect("join");
+    handle.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_stalled_client_exits_within_the_drain_deadline() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--storage", "memory", "--drain-timeout", "1s"])
+        .env("WHARF_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut stalled = None;
+    for _ in 0..400 {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            // Headers, then half a body, then nothing.
+            s.write_all(b"POST /v2/a/blobs/uploads/?digest=sha256:0000000000000000000000000000000000000000000000000000000000000000 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nhalf")
+                .expect("write");
+            stalled = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _stalled = stalled.expect("the server started");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let end = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("wharf-server still running after SIGTERM with a 1 s drain deadline");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit after the drain: {status}");
+}
+
+/// The child side of `twenty_thousand_idle_sockets`: holds `WHARF_HOLD_COUNT` connections to
+/// `WHARF_HOLD_ADDR` open until its standard input closes.
+#[test]
+#[ignore = "the child process of twenty_thousand_idle_sockets_do_not_stop_the_registry"]
+fn hold_sockets_child() {
+    let Ok(addr) = std::env::var("WHARF_HOLD_ADDR") else { return };
+    let count: usize = std::env::var("WHARF_HOLD_COUNT").expect("count").parse().expect("number");
+    wharf_server::raise_open_files_limit();
+    let addr: SocketAddr = addr.parse().expect("addr");
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
+            Ok(s) => held.push(s),
+            Err(e) => {
+                eprintln!("connect: {e}");
+                break;
+            }
+        }
+    }
+    println!("\nheld {}", held.len());
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_thousand_idle_sockets_do_not_stop_the_registry() {
+    // The server in a process of its own (its open-files limit raised to the hard limit), and
+    // the sockets held by two more, 10,000 each.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--storage", "memory"])
+        .env("WHARF_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let http = reqwest::Client::builder().timeout(PATIENCE).build().expect("client");
+    for _ in 0..400 {
+        if http.get(format!("http://{addr}/v2/")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let holders: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "limits::hold_sockets_child",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("WHARF_HOLD_ADDR", addr.to_string())
+                .env("WHARF_HOLD_COUNT", "10000")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn a socket holder")
+        })
+        .collect();
+    let mut held = 0;
+    let mut holders: Vec<_> = holders
+        .into_iter()
+        .map(|mut child| {
+            let mut out = String::new();
+            let mut stdout = child.stdout.take().expect("stdout");
+            // Read up to the "held N" line.
+            let mut byte = [0u8; 1];
+            while stdout.read(&mut byte).is_ok_and(|n| n == 1) {
+                out.push(byte[0] as char);
+                if out.ends_with('\n') && out.contains("held ") {
+                    break;
+                }
+            }
+            // libtest prints the test's name first, on the same line.
+            held +=
+                out.lines().find_map(|l| l.split("held ").nth(1)?.trim().parse::<usize>().ok()).unwrap_or(0);
+            child
+        })
+        .collect();
+    assert_eq!(held, 20_000, "the holders could not open their sockets");
+    // The registry still answers, on new connections.
+    let http =
+        reqwest::Client::builder().timeout(PATIENCE).pool_max_idle_per_host(0).build().expect("client");
+    for _ in 0..3 {
+        let r = http
+            .get(format!("http://{addr}/v2/"))
+            .send()
+            .await
+            .expect("GET /v2/ with 20,000 idle sockets open");
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+    }
+    for child in &mut holders {
+        drop(child.stdin.take());
+        let _ = child.wait();
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
