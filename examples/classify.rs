@@ -12,9 +12,18 @@
 use wharf::types::Manifest;
 use wharf::wasm::{classify, inspect};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[path = "support/run.rs"]
+mod run;
+
+const USAGE: &str = "usage: classify manifest.json [config.json] [--module x.wasm] [--json]\n\nClassifies a manifest (and its config) as WebAssembly or not, offline.";
+
+fn main() -> std::process::ExitCode {
+    run::main(USAGE, |args| async move { example(args) })
+}
+
+fn example(args: Vec<String>) -> run::Result {
     let (mut files, mut module, mut json) = (Vec::new(), None, false);
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json = true,
@@ -22,8 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => files.push(arg),
         }
     }
-    let usage = "usage: classify manifest.json [config.json] [--module x.wasm] [--json]";
-    let manifest_path = files.first().ok_or(usage)?;
+    let manifest_path = files.first().ok_or(USAGE)?;
     let manifest = Manifest::from_bytes(std::fs::read(manifest_path)?, None)?;
     let config = files.get(1).map(std::fs::read).transpose()?;
     let classification = classify(&manifest, config.as_deref());

@@ -13,12 +13,19 @@ mod progress;
 #[path = "support/cli.rs"]
 mod cli;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+#[path = "support/run.rs"]
+mod run;
+
+const USAGE: &str = "usage: copy_image <source> <destination> [--insecure]\n\nCopies an image (every platform of an index) between repositories or registries, digests kept.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP.";
+
+fn main() -> std::process::ExitCode {
+    run::main(USAGE, example)
+}
+
+async fn example(args: Vec<String>) -> run::Result {
     let refs: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let [src, dst] = refs[..] else {
-        return Err("usage: copy_image <source> <destination> [--insecure]".into());
+        return Err(USAGE.into());
     };
     let (src, dst): (Reference, Reference) = (src.parse()?, dst.parse()?);
     let client = cli::client(&args, &[&src, &dst], Some(progress::bars()))?;

@@ -7,9 +7,18 @@
 
 use wharf::types::{Manifest, ManifestBody};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).ok_or("usage: inspect_manifest <manifest.json>")?;
-    let manifest = Manifest::from_bytes(std::fs::read(&path)?, None)?;
+#[path = "support/run.rs"]
+mod run;
+
+const USAGE: &str = "usage: inspect_manifest <manifest.json>\n\nPrints a manifest's digest, media type, artifact type and references, offline.";
+
+fn main() -> std::process::ExitCode {
+    run::main(USAGE, |args| async move { example(&args) })
+}
+
+fn example(args: &[String]) -> run::Result {
+    let path = args.first().ok_or(USAGE)?;
+    let manifest = Manifest::from_bytes(std::fs::read(path)?, None)?;
     println!("digest:        {}", manifest.digest());
     println!("media type:    {}", manifest.media_type());
     if let Some(artifact_type) = manifest.artifact_type() {

@@ -9,14 +9,17 @@ use wharf::types::Reference;
 #[path = "support/cli.rs"]
 mod cli;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let reference: Reference = args
-        .first()
-        .filter(|a| !a.starts_with('-'))
-        .ok_or("usage: list_tags <registry/repository> [--insecure]")?
-        .parse()?;
+#[path = "support/run.rs"]
+mod run;
+
+const USAGE: &str = "usage: list_tags <registry/repository> [--insecure]\n\nLists a repository's tags, following pagination.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP.";
+
+fn main() -> std::process::ExitCode {
+    run::main(USAGE, example)
+}
+
+async fn example(args: Vec<String>) -> run::Result {
+    let reference: Reference = args.first().filter(|a| !a.starts_with('-')).ok_or(USAGE)?.parse()?;
     let client = cli::client(&args, &[&reference], None)?;
     for tag in client.tags(&reference).await? {
         println!("{tag}");

@@ -13,10 +13,17 @@ mod progress;
 #[path = "support/cli.rs"]
 mod cli;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: wasm_pull <registry/repository:tag> -o <out.wasm> [--insecure]";
+#[path = "support/run.rs"]
+mod run;
+
+const USAGE: &str = "usage: wasm_pull <registry/repository:tag> -o <out.wasm> [--insecure]\n\nPulls the Wasm module a reference names, from any layout Wharf recognises.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP.";
+
+fn main() -> std::process::ExitCode {
+    run::main(USAGE, example)
+}
+
+async fn example(args: Vec<String>) -> run::Result {
+    let usage = USAGE;
     let out = args.iter().position(|a| a == "-o").and_then(|i| args.get(i + 1)).ok_or(usage)?;
     let reference: Reference = args.first().filter(|a| !a.starts_with('-')).ok_or(usage)?.parse()?;
     let client = cli::client(&args, &[&reference], Some(progress::bars()))?;

@@ -15,14 +15,19 @@ mod progress;
 #[path = "support/cli.rs"]
 mod cli;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+#[path = "support/run.rs"]
+mod run;
+
+const USAGE: &str = "usage: wasm_push <file.wasm> <registry/repository:tag> [--insecure] [--layout cncf]\n\nPushes a .wasm file as an OCI artifact (wasm-to-oci, or the CNCF layout with --layout cncf).\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP.";
+
+fn main() -> std::process::ExitCode {
+    run::main(USAGE, example)
+}
+
+async fn example(args: Vec<String>) -> run::Result {
     let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--") && *a != "cncf").collect();
     let [file, reference] = positional[..] else {
-        return Err(
-            "usage: wasm_push <file.wasm> <registry/repository:tag> [--insecure] [--layout cncf]".into()
-        );
+        return Err(USAGE.into());
     };
     let reference: Reference = reference.parse()?;
     let layout = if args.iter().any(|a| a == "cncf") { Layout::CncfV0 } else { Layout::WasmToOci };

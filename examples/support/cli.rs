@@ -1,5 +1,6 @@
-//! The client the registry examples share: plain HTTP for the references' hosts with
-//! `--insecure`, credentials from the docker `config.json` when there is one.
+//! The client the registry examples share: plain HTTP for loopback registries, and for the
+//! references' hosts with `--insecure`; credentials from the docker `config.json` when there
+//! is one.
 
 use wharf::client::{Client, ClientBuilder, DockerConfig, Progress};
 use wharf::types::Reference;

@@ -27,6 +27,7 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, appli
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     insecure: Vec<String>,
+    loopback_http: bool,
     credentials: HashMap<String, Credentials>,
     timeout: Duration,
     user_agent: String,
@@ -41,6 +42,7 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         Self {
             insecure: Vec::new(),
+            loopback_http: true,
             credentials: HashMap::new(),
             timeout: Duration::from_secs(300),
             user_agent: format!("wharf-client/{}", env!("CARGO_PKG_VERSION")),
@@ -54,7 +56,9 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// A builder with the defaults: HTTPS everywhere, anonymous, 5-minute timeout.
+    /// A builder with the defaults: HTTPS everywhere but on loopback (`localhost`,
+    /// `127.0.0.0/8`, `[::1]`: plain HTTP, as docker and containers/image treat them),
+    /// anonymous, 5-minute timeout.
     pub fn new() -> Self {
         Self::default()
     }
@@ -63,6 +67,15 @@ impl ClientBuilder {
     #[must_use]
     pub fn with_insecure_host(mut self, host: impl Into<String>) -> Self {
         self.insecure.push(host.into());
+        self
+    }
+
+    /// Whether loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`) are plain HTTP
+    /// (the default); with `false` they are HTTPS unless named by
+    /// [`with_insecure_host`](Self::with_insecure_host).
+    #[must_use]
+    pub fn with_loopback_plain_http(mut self, on: bool) -> Self {
+        self.loopback_http = on;
         self
     }
 
@@ -139,6 +152,7 @@ impl ClientBuilder {
         Ok(Client {
             http,
             insecure: self.insecure.into_iter().collect(),
+            loopback_http: self.loopback_http,
             credentials: self.credentials,
             tokens: Mutex::new(HashMap::new()),
             basic_hosts: Mutex::new(HashSet::new()),
@@ -157,6 +171,7 @@ impl ClientBuilder {
 pub struct Client {
     http: reqwest::Client,
     insecure: HashSet<String>,
+    loopback_http: bool,
     credentials: HashMap<String, Credentials>,
     /// Bearer tokens by (host, scope).
     tokens: Mutex<HashMap<(String, String), crate::auth::Secret>>,
@@ -218,7 +233,8 @@ impl Client {
 
     fn base(&self, reference: &Reference) -> String {
         let host = reference.api_host();
-        let scheme = if self.insecure.contains(host) { "http" } else { "https" };
+        let plain = self.insecure.contains(host) || (self.loopback_http && is_loopback(host));
+        let scheme = if plain { "http" } else { "https" };
         format!("{scheme}://{host}")
     }
 
@@ -814,4 +830,41 @@ pub(crate) async fn expect(response: Response, ok: &[StatusCode]) -> Result<Resp
         errors,
         body: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
     })
+}
+
+/// Whether `host[:port]` names this machine: `localhost`, an address in `127.0.0.0/8`, or
+/// `[::1]`.
+fn is_loopback(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "LOCALHOST:1",
+            "127.0.0.1:5000",
+            "127.8.9.10",
+            "[::1]:5000",
+            "[::1]",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in
+            ["registry.example:5000", "10.0.0.1:5000", "localhost.example.com", "[::2]:5000", "ghcr.io"]
+        {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 }

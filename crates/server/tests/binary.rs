@@ -65,3 +65,51 @@ async fn config_file_json_logs_and_sigterm() {
         .expect("run");
     assert!(!out.status.success());
 }
+
+/// Text logs: a `%0a` in a path cannot forge a log line, no ANSI colours when the output is
+/// not a terminal, durations rounded, the client address and user agent named; listening
+/// beyond loopback without authentication is warned about.
+#[tokio::test]
+async fn text_logs_are_escaped_and_plain() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+        .args(["--listen", &format!("0.0.0.0:{port}"), "--storage", "memory", "--log-format", "text"])
+        .env_remove("WHARF_LOG")
+        .env_remove("WHARF_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if http.get(format!("http://127.0.0.1:{port}/v2/")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(up, "the server answers");
+    let forged = "/v2/a%0aINFO%20forged%20line%1b[31m/tags/list";
+    let r = http
+        .get(format!("http://127.0.0.1:{port}{forged}"))
+        .header("User-Agent", "tester/1.0 (escaped)")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+    let pid = i32::try_from(child.id()).expect("pid");
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill").success());
+    assert!(child.wait().expect("wait").success());
+    let mut logs = String::new();
+    child.stdout.take().expect("stdout").read_to_string(&mut logs).expect("logs");
+    assert!(!logs.contains('\u{1b}'), "ANSI escapes in a log that is not a terminal:\n{logs}");
+    assert!(logs.contains("without authentication"), "no warning about an open listener:\n{logs}");
+    assert!(!logs.lines().any(|l| l.starts_with("INFO forged")), "a forged log line:\n{logs}");
+    let line = logs.lines().find(|l| l.contains("forged")).expect("the request's log line");
+    assert!(line.contains(r"a\nINFO forged line\u{1b}[31m"), "{line}");
+    assert!(line.contains("client=127.0.0.1:"), "{line}");
+    assert!(line.contains("user_agent=tester/1.0 (escaped)"), "{line}");
+    let ms = line.split("duration_ms=").nth(1).expect("duration").split(' ').next().expect("value");
+    assert_eq!(ms.split('.').nth(1).map(str::len), Some(3), "duration {ms} not rounded to µs");
+}

@@ -166,3 +166,56 @@ async fn malformed_content_range() {
         assert!(message(&json).contains("malformed"), "{range}: {json}");
     }
 }
+
+/// Wharf is size-verified too: a descriptor whose size disagrees with the stored blob (or
+/// child manifest) is refused, and nothing is stored.
+#[tokio::test]
+async fn descriptor_sizes_must_match() {
+    let app = router(Registry::new(Arc::new(wharf_store::MemoryStore::new())));
+    let send = |method: &str, uri: &str, content_type: Option<&str>, body: Vec<u8>| {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let app = app.clone();
+        let request = request.body(Body::from(body)).expect("request");
+        async move {
+            let response = app.oneshot(request).await.expect("infallible");
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+            (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+        }
+    };
+    let config = b"{}".to_vec();
+    let digest = wharf_types::Digest::sha256(&config);
+    let (status, _) = send("POST", &format!("/v2/a/blobs/uploads/?digest={digest}"), None, config).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let manifest = |size: usize| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{digest}","size":{size}}},"layers":[]}}"#
+        )
+    };
+    let oci = Some("application/vnd.oci.image.manifest.v1+json");
+    let (status, json) = send("PUT", "/v2/a/manifests/wrong", oci, manifest(3).into_bytes()).await;
+    assert_eq!((status, code(&json)), (StatusCode::BAD_REQUEST, "SIZE_INVALID"), "{json}");
+    assert!(message(&json).contains("3 bytes"), "{json}");
+    let (status, _) = send("GET", "/v2/a/manifests/wrong", None, Vec::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a refused manifest was stored");
+    let good = manifest(2);
+    let (status, _) = send("PUT", "/v2/a/manifests/good", oci, good.clone().into_bytes()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // An index whose child descriptor has the wrong size.
+    let child = wharf_types::Digest::sha256(good.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child}","size":{}}}]}}"#,
+        good.len() + 1
+    );
+    let (status, json) = send(
+        "PUT",
+        "/v2/a/manifests/index",
+        Some("application/vnd.oci.image.index.v1+json"),
+        index.into_bytes(),
+    )
+    .await;
+    assert_eq!((status, code(&json)), (StatusCode::BAD_REQUEST, "SIZE_INVALID"), "{json}");
+}
