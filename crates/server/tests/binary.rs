@@ -74,6 +74,7 @@ async fn text_logs_are_escaped_and_plain() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
         .args(["--listen", &format!("0.0.0.0:{port}"), "--storage", "memory", "--log-format", "text"])
+        .arg("--wasm-validate") // a plain flag, no value needed
         .env_remove("WHARF_LOG")
         .env_remove("WHARF_CONFIG")
         .stdout(Stdio::piped())

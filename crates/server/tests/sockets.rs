@@ -36,7 +36,7 @@ fn hold_sockets_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_idle_sockets_do_not_stop_the_registry() {
     // The server in a process of its own (its open-files limit raised to the hard limit), and
-    // the sockets held by two more, 10,000 each.
+    // the sockets held by others, 10,000 each.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--storage", "memory"])
@@ -54,12 +54,15 @@ async fn twenty_thousand_idle_sockets_do_not_stop_the_registry() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let exe = std::env::current_exe().expect("test binary");
-    let holders: Vec<std::process::Child> = (0..2)
+    // 10,000 sockets per holder, or fewer (and more holders) where the open-files limit is lower.
+    let files = wharf_server::raise_open_files_limit().unwrap_or(1024);
+    let per = usize::try_from(files.saturating_sub(64)).unwrap_or(10_000).clamp(1, 10_000);
+    let holders: Vec<std::process::Child> = (0..20_000usize.div_ceil(per))
         .map(|_| {
             Command::new(&exe)
                 .args(["--exact", "hold_sockets_child", "--ignored", "--nocapture", "--test-threads=1"])
                 .env("WHARF_HOLD_ADDR", addr.to_string())
-                .env("WHARF_HOLD_COUNT", "10000")
+                .env("WHARF_HOLD_COUNT", per.to_string())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -88,7 +91,7 @@ async fn twenty_thousand_idle_sockets_do_not_stop_the_registry() {
             child
         })
         .collect();
-    assert_eq!(held, 20_000, "the holders could not open their sockets");
+    assert!(held >= 20_000, "the holders opened only {held} sockets");
     // The registry still answers, on new connections.
     let http =
         reqwest::Client::builder().timeout(PATIENCE).pool_max_idle_per_host(0).build().expect("client");
