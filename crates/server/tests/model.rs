@@ -582,29 +582,20 @@ fn model_fs_with_crashes() {
 
 #[test]
 fn model_s3() {
-    let url = match std::env::var("WHARF_S3_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ if std::env::var("WHARF_REQUIRE_ALL").is_ok_and(|v| v == "1") => {
-            panic!("WHARF_S3_URL is not set and WHARF_REQUIRE_ALL=1 (.ci/run starts Garage)")
-        }
-        _ => {
-            eprintln!("SKIPPED model_s3: no S3 engine (set WHARF_S3_URL)");
-            return;
-        }
-    };
-    let (location, query) = url.split_once('?').unwrap_or((&url, ""));
-    let location = location.trim_end_matches('/').to_owned();
-    let query = query.to_owned();
-    run_cases("s3", || Backend::S3(format!("{location}/model-{}?{query}", wharf_store::UploadId::random())));
+    if crate::common::s3_storage("model_s3", "model").is_some() {
+        run_cases("s3", || Backend::S3(crate::common::s3_storage("model_s3", "model").expect("checked")));
+    }
 }
 
 /// Sequences that failed once, kept as plain tests.
 mod regressions {
     use super::*;
 
-    fn fs() -> Backend {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        Backend::Fs(dir)
+    /// Runs `ops` on fs storage in a folder removed afterwards.
+    fn on_fs(ops: &[Op]) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_owned();
+        run(|| Backend::Fs(path.clone()), ops);
     }
 
     /// Issue 13: on fs, a push to `a` and then to `a/b` answered 500 (the record `catalog/a`
@@ -618,11 +609,7 @@ mod regressions {
             Op::Crash,
             Op::PushBlob { repo: 2, blob: 1, how: Upload::Chunked },
         ];
-        let backend = fs();
-        let Backend::Fs(dir) = &backend else { unreachable!() };
-        let dir = dir.clone();
-        run(|| backend.clone(), &ops);
-        let _ = std::fs::remove_dir_all(dir);
+        on_fs(&ops);
     }
 
     /// What proptest shrank the first failure to, on the code before issue 13: a blob pushed to
@@ -633,11 +620,7 @@ mod regressions {
             Op::PushBlob { repo: 0, blob: 0, how: Upload::Monolithic },
             Op::CancelUpload { repo: 1, blob: 0 },
         ];
-        let backend = fs();
-        let Backend::Fs(dir) = &backend else { unreachable!() };
-        let dir = dir.clone();
-        run(|| backend.clone(), &ops);
-        let _ = std::fs::remove_dir_all(dir);
+        on_fs(&ops);
     }
 
     /// The child first, then its parent, with manifests and a tag move in between.
@@ -655,11 +638,7 @@ mod regressions {
             Op::DeleteBlob { repo: 2, blob: 0 },
             Op::PutManifest { repo: 2, manifest: 0, tag: Some(1) },
         ];
-        let backend = fs();
-        let Backend::Fs(dir) = &backend else { unreachable!() };
-        let dir = dir.clone();
-        run(|| backend.clone(), &ops);
-        let _ = std::fs::remove_dir_all(dir);
+        on_fs(&ops);
         run(|| Backend::Memory(Arc::new(wharf_store::MemoryStore::new())), &ops);
     }
 }

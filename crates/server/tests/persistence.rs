@@ -100,19 +100,9 @@ impl Drop for Process {
 
 #[tokio::test]
 async fn two_processes_over_one_s3_bucket() {
-    let url = match std::env::var("WHARF_S3_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ if std::env::var("WHARF_REQUIRE_ALL").is_ok_and(|v| v == "1") => {
-            panic!("WHARF_S3_URL is not set and WHARF_REQUIRE_ALL=1 (.ci/run starts Garage)")
-        }
-        _ => {
-            eprintln!("SKIPPED two_processes_over_one_s3_bucket: no S3 engine (set WHARF_S3_URL)");
-            return;
-        }
+    let Some(storage) = crate::common::s3_storage("two_processes_over_one_s3_bucket", "two") else {
+        return;
     };
-    let (location, query) = url.split_once('?').unwrap_or((&url, ""));
-    let storage =
-        format!("{}/two-{}?{query}", location.trim_end_matches('/'), wharf_store::UploadId::random());
     let (a, b) = (Process::start(&storage), Process::start(&storage));
     let http = reqwest::Client::new();
     a.ready(&http).await;

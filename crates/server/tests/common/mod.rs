@@ -95,3 +95,21 @@ pub(crate) fn image_manifest(
         layers.join(",")
     )
 }
+
+/// A storage URL for a fresh prefix (`<name>-<random>`) in the bucket of `WHARF_S3_URL`, or
+/// `None` with a note that `test` was skipped; with `WHARF_REQUIRE_ALL=1` a missing engine
+/// fails instead.
+pub(crate) fn s3_storage(test: &str, name: &str) -> Option<String> {
+    let url = match std::env::var("WHARF_S3_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var("WHARF_REQUIRE_ALL").is_ok_and(|v| v == "1") => {
+            panic!("{test}: WHARF_S3_URL is not set and WHARF_REQUIRE_ALL=1 (.ci/run starts Garage)")
+        }
+        _ => {
+            eprintln!("SKIPPED {test}: no S3 engine (set WHARF_S3_URL)");
+            return None;
+        }
+    };
+    let (location, query) = url.split_once('?').unwrap_or((&url, ""));
+    Some(format!("{}/{name}-{}?{query}", location.trim_end_matches('/'), wharf_store::UploadId::random()))
+}
