@@ -587,6 +587,29 @@ fn model_s3() {
     }
 }
 
+/// Issue 13's acceptance, spelled out: images pushed to `a`, `a/b` and `a/b/c` in each of the
+/// six orders, then a restart (a crash on fs), then everything read back, on every backend.
+#[test]
+fn every_order_of_parent_child_and_grandchild_survives_a_restart() {
+    let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+    for order in orders {
+        let mut ops = Vec::new();
+        for repo in order {
+            ops.push(Op::PushBlob { repo, blob: 0, how: Upload::Monolithic });
+            ops.push(Op::PushBlob { repo, blob: 1, how: Upload::Chunked });
+            ops.push(Op::PutManifest { repo, manifest: 0, tag: Some(0) });
+        }
+        ops.push(Op::Restart);
+        ops.push(Op::Crash);
+        run(|| Backend::Memory(Arc::new(wharf_store::MemoryStore::new())), &ops);
+        let dir = tempfile::tempdir().expect("tempdir");
+        run(|| Backend::Fs(dir.path().to_owned()), &ops);
+        if let Some(url) = crate::common::s3_storage("every_order (S3)", "orders") {
+            run(|| Backend::S3(url.clone()), &ops);
+        }
+    }
+}
+
 /// Sequences that failed once, kept as plain tests.
 mod regressions {
     use super::*;
