@@ -536,25 +536,24 @@ pub(crate) fn list_records(root: &Path, prefix: &str) -> Result<Vec<String>> {
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
+            // Every component is checked once, as its directory or file is met; anything else
+            // is a stray file, never listed.
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-                stack.push((entry.path(), key));
+                if crate::meta::valid_component(&name) {
+                    let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                    stack.push((entry.path(), key));
+                }
                 continue;
             }
-            let key = match name.strip_suffix(RECORD_MARK) {
-                Some("") if !rel.is_empty() && rel.rsplit('/').next().is_some_and(|l| l.len() >= 255) => {
-                    rel.clone()
-                }
-                Some(last) if !last.is_empty() && last.len() < 255 => {
-                    if rel.is_empty() {
-                        last.to_owned()
-                    } else {
-                        format!("{rel}/{last}")
+            let key =
+                match name.strip_suffix(RECORD_MARK) {
+                    Some("") if rel.rsplit('/').next().is_some_and(|l| l.len() == 255) => rel.clone(),
+                    Some(last) if last.len() < 255 && crate::meta::valid_component(last) => {
+                        if rel.is_empty() { last.to_owned() } else { format!("{rel}/{last}") }
                     }
-                }
-                _ => continue, // not a record (a stray file)
-            };
-            if key.starts_with(prefix) && crate::check_key(&key).is_ok() {
+                    _ => continue,
+                };
+            if key.starts_with(prefix) {
                 out.push(key);
             }
         }

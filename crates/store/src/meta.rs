@@ -27,16 +27,17 @@ use crate::store::BlobStore;
 /// and `catalog/org/app` are two records, as a registry's repositories `org` and `org/app`
 /// need).
 pub fn check_key(key: &str) -> Result<()> {
-    let valid = !key.is_empty()
-        && key.len() <= 1024
-        && key.split('/').all(|c| {
-            !c.is_empty()
-                && c.len() <= 255
-                && c != "."
-                && c != ".."
-                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        });
+    let valid = !key.is_empty() && key.len() <= 1024 && key.split('/').all(valid_component);
     if valid { Ok(()) } else { Err(Error::Config(format!("invalid metadata key `{}`", key.escape_debug()))) }
+}
+
+/// One component of a key: 1 to 255 bytes of `[A-Za-z0-9._-]`, not `.` or `..`.
+pub(crate) fn valid_component(c: &str) -> bool {
+    !c.is_empty()
+        && c.len() <= 255
+        && c != "."
+        && c != ".."
+        && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// Small records by key, durable and atomically replaced, with prefix listing.

@@ -406,6 +406,15 @@ fn fs_layout_and_stray_files() {
         std::fs::write(dir.path().join("tmp/partial"), b"half a blob").expect("write");
         let listed: Vec<Digest> = store.list().try_collect().await.expect("list");
         assert_eq!(listed, [digest]);
+        // Records are `records/<key>=`; other files there are never listed as records.
+        store.set_meta("r/key", Bytes::from_static(b"v")).await.expect("set");
+        assert_eq!(std::fs::read(dir.path().join("records/r/key=")).expect("record file"), b"v");
+        for stray in ["records/r/junk", "records/r/a b=", "records/r/=", "records/r/.."] {
+            let _ = std::fs::write(dir.path().join(stray), b"x");
+        }
+        std::fs::create_dir_all(dir.path().join("records/r/bad dir")).expect("mkdir");
+        std::fs::write(dir.path().join("records/r/bad dir/k="), b"x").expect("write");
+        assert_eq!(store.list_meta("r/").await.expect("list"), ["r/key"]);
     });
 }
 
