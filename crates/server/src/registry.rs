@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! catalog/<repo>                                                  the repository exists
-//! repositories/<repo>/_layers/<alg>/<hex>                         blob linked to the repository
+//! repositories/<repo>/_layers/<alg>/<hex>                         blob linked to the repository (its size)
 //! repositories/<repo>/_uploads/<upload id>                        an upload session of the repository
 //! repositories/<repo>/_manifests/revisions/<alg>/<hex>            manifest in the repository (JSON: media type, size, subject)
 //! repositories/<repo>/_manifests/tags/<tag>                       `<digest> <size> <media type>` of the manifest tagged
@@ -187,15 +187,31 @@ impl Registry {
         Ok(())
     }
 
-    async fn link_blob(&self, repo: &Repository, digest: &Digest) -> Result<()> {
+    /// Links a stored blob of `size` bytes to the repository (the link records the size, so
+    /// that a manifest's descriptors are checked with one record read each).
+    async fn link_blob(&self, repo: &Repository, digest: &Digest, size: u64) -> Result<()> {
         self.touch_repository(repo).await?;
-        self.mark(&repo_key(repo, &format!("_layers/{}", digest_key(digest)))).await?;
+        let link = repo_key(repo, &format!("_layers/{}", digest_key(digest)));
+        self.storage.set_meta(&link, size.to_string().into()).await?;
         self.mark(&format!("blob-repositories/{}/{repo}", digest_key(digest))).await
     }
 
     /// Whether `digest` is linked to the repository.
     pub async fn blob_linked(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
         self.exists(&repo_key(repo, &format!("_layers/{}", digest_key(digest)))).await
+    }
+
+    /// The size of a blob linked to the repository, `None` when it is not linked (links
+    /// written before they recorded sizes are completed from the blob).
+    async fn linked_size(&self, repo: &Repository, digest: &Digest) -> Result<Option<u64>> {
+        let link = repo_key(repo, &format!("_layers/{}", digest_key(digest)));
+        let Some(record) = self.storage.get_meta(&link).await? else {
+            return Ok(None);
+        };
+        if let Some(size) = std::str::from_utf8(&record).ok().and_then(|s| s.parse().ok()) {
+            return Ok(Some(size));
+        }
+        Ok(self.storage.stat(digest).await?.map(|info| info.size))
     }
 
     /// The blob's size, if it is in the repository.
@@ -236,7 +252,7 @@ impl Registry {
     /// Stores a whole blob (monolithic upload) and links it.
     pub async fn put_blob(&self, repo: &Repository, digest: &Digest, data: ByteStream) -> Result<BlobInfo> {
         let info = self.storage.put(digest, data).await?;
-        self.link_blob(repo, digest).await?;
+        self.link_blob(repo, digest, info.size).await?;
         Ok(info)
     }
 
@@ -251,10 +267,11 @@ impl Registry {
                 .await?
                 .is_empty(),
         };
-        if !source_has_it || self.storage.stat(digest).await?.is_none() {
+        let stored = if source_has_it { self.storage.stat(digest).await? } else { None };
+        let Some(info) = stored else {
             return Ok(false);
-        }
-        self.link_blob(repo, digest).await?;
+        };
+        self.link_blob(repo, digest, info.size).await?;
         Ok(true)
     }
 
@@ -343,7 +360,7 @@ impl Registry {
         self.storage.remove_meta(&repo_key(repo, &format!("_uploads/{upload}"))).await?;
         self.storage.remove_meta(&format!("uploads/{upload}")).await?;
         let info = result?;
-        self.link_blob(repo, digest).await?;
+        self.link_blob(repo, digest, info.size).await?;
         Ok(info)
     }
 
@@ -438,18 +455,17 @@ impl Registry {
     async fn check_reference(&self, repo: &Repository, d: &Descriptor, is_index: bool) -> Result<()> {
         let stored = if is_index {
             self.revision(repo, &d.digest).await?.map(|r| r.size)
-        } else if self.blob_linked(repo, &d.digest).await? {
-            self.storage.stat(&d.digest).await?.map(|info| info.size)
         } else {
-            None
+            self.linked_size(repo, &d.digest).await?
         };
         let stored = match stored {
             Some(size) => size,
             // A blob embedded in the descriptor (`data`), verified, is stored as if pushed.
             None => match d.embedded_data()? {
                 Some(bytes) if !is_index && bytes.len() as u64 == d.size => {
+                    let size = bytes.len() as u64;
                     self.storage.put_bytes(&d.digest, bytes.into()).await?;
-                    return self.link_blob(repo, &d.digest).await;
+                    return self.link_blob(repo, &d.digest, size).await;
                 }
                 Some(bytes) if !is_index => bytes.len() as u64,
                 _ => return Err(Error::ManifestBlobUnknown(d.digest.clone())),
@@ -643,6 +659,23 @@ mod tests {
 
     /// A tag written by an older version (the digest alone) still resolves, through the
     /// revision record, and a manifest delete removes it.
+    #[tokio::test]
+    async fn older_layer_links_are_sized_from_the_blob() {
+        let storage = Arc::new(wharf_store::MemoryStore::new());
+        let registry = Registry::new(storage.clone());
+        let repo: Repository = "a".parse().expect("repo");
+        let config = Bytes::from_static(b"{}");
+        let digest = Digest::sha256(&config);
+        registry.put_blob(&repo, &digest, wharf_store::single(config)).await.expect("config");
+        let link = repo_key(&repo, &format!("_layers/{}", digest_key(&digest)));
+        assert_eq!(storage.get_meta(&link).await.expect("get").as_deref(), Some(&b"2"[..]));
+        // A link as older versions wrote it: empty.
+        storage.set_meta(&link, Bytes::new()).await.expect("old-style link");
+        assert_eq!(registry.linked_size(&repo, &digest).await.expect("size"), Some(2));
+        let other: Repository = "b".parse().expect("repo");
+        assert_eq!(registry.linked_size(&other, &digest).await.expect("size"), None);
+    }
+
     #[tokio::test]
     async fn older_tag_records_still_resolve() {
         let storage = Arc::new(wharf_store::MemoryStore::new());
