@@ -448,6 +448,28 @@ impl Harness {
         }
     }
 
+    /// The names of a paginated listing (`field` of each page), following `Link` to the end.
+    async fn paged(&self, first: &str, field: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut next = Some(first.to_owned());
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            pages += 1;
+            assert!(pages <= 20, "{first}: pagination does not end");
+            let (s, h, body) = self.send(Method::GET, &path, None, &[]).await;
+            assert_eq!(s, StatusCode::OK, "{path}");
+            let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            names.extend(
+                json[field].as_array().expect(field).iter().map(|v| v.as_str().expect("name").to_owned()),
+            );
+            next = h
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| Some(l.split_once('<')?.1.split_once('>')?.0.to_owned()));
+        }
+        names
+    }
+
     /// POST an upload session; its `Location`.
     async fn begin(&self, name: &str) -> String {
         let (s, h, _) = self.send(Method::POST, &format!("/v2/{name}/blobs/uploads/"), None, &[]).await;
@@ -462,6 +484,8 @@ impl Harness {
         let json: serde_json::Value = serde_json::from_slice(&body).expect("catalog JSON");
         let expected: Vec<&str> = model.repos.iter().map(|&r| REPOS[r]).collect();
         assert_eq!(json["repositories"], serde_json::json!(expected), "catalog");
+        // The same, two at a time, following `Link`.
+        assert_eq!(self.paged("/v2/_catalog?n=2", "repositories").await, expected, "paginated catalog");
         for (repo, name) in REPOS.iter().enumerate() {
             let (s, _, body) = self.send(Method::GET, &format!("/v2/{name}/tags/list"), None, &[]).await;
             if model.repos.contains(&repo) {
@@ -470,6 +494,8 @@ impl Harness {
                 let tags: Vec<&str> =
                     model.tags.get(&repo).map(|t| t.keys().map(|&t| TAGS[t]).collect()).unwrap_or_default();
                 assert_eq!(json["tags"], serde_json::json!(tags), "tags of {name}");
+                let paged = self.paged(&format!("/v2/{name}/tags/list?n=1"), "tags").await;
+                assert_eq!(paged, tags, "paginated tags of {name}");
             } else {
                 assert_eq!(s, StatusCode::NOT_FOUND, "tags of {name}, which does not exist");
             }
@@ -530,6 +556,30 @@ impl Harness {
                 .collect();
             expected.sort();
             assert_eq!(got, expected, "referrers of manifest 0 in {name}");
+            // Filtered by artifact type: only the signature (manifest 2).
+            let (s, h, body) = self
+                .send(
+                    Method::GET,
+                    &format!("/v2/{name}/referrers/{subject}?artifactType=application/vnd.test.sig"),
+                    None,
+                    &[],
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(h.get("oci-filters-applied").and_then(|v| v.to_str().ok()), Some("artifactType"));
+            let json: serde_json::Value = serde_json::from_slice(&body).expect("referrers JSON");
+            let got: Vec<&str> = json["manifests"]
+                .as_array()
+                .expect("manifests")
+                .iter()
+                .filter_map(|d| d["digest"].as_str())
+                .collect();
+            let expected = if model.has_manifest(repo, 2) {
+                vec![self.fx.manifest_digest(2).to_string()]
+            } else {
+                vec![]
+            };
+            assert_eq!(got, expected, "signatures of manifest 0 in {name}");
         }
     }
 }
