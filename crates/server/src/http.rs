@@ -753,6 +753,43 @@ async fn blob(
     Ok(response)
 }
 
+/// The invariants of [`crate::fuzzing::request`].
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn check_parsers(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (path, query) = text.split_once('?').unwrap_or((&text, ""));
+    let decoded = decode_path(path);
+    assert_eq!(
+        decoded.matches('/').count(),
+        path.matches('/').count(),
+        "decoding {path:?} changed its separators: {decoded:?}"
+    );
+    if let Some(route) = route(&decoded) {
+        let _ = (route.name(), route.allowed());
+        if let Some(name) = route.repository() {
+            if let Ok(repo) = name.parse::<Repository>() {
+                assert_eq!(repo.as_str(), name);
+                assert!(!name.split('/').any(|c| c.is_empty() || c == "." || c == ".."), "{name:?}");
+            }
+        }
+    }
+    let pairs = query_pairs(Some(query));
+    let _ = paging(&pairs);
+    let _ = printable(&text, 64);
+    if let Ok(value) = HeaderValue::from_bytes(data) {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_RANGE, value.clone());
+        headers.insert(header::RANGE, value);
+        if let Ok(Some((a, b))) = content_range(&headers) {
+            assert!(a <= b, "Content-Range {a}-{b}");
+        }
+        let size = u64::from(data.first().copied().unwrap_or(0)) * 7;
+        if let Ok(Some(r)) = blob_range(&headers, size) {
+            assert!(r.start < r.end && r.end <= size, "{r:?} of {size}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -789,6 +826,22 @@ mod tests {
         assert!(blob_range(&h("bytes=500-0"), 2048).is_err());
         assert!(blob_range(&h("bytes=5000-10000"), 2048).is_err());
         assert_eq!(blob_range(&h("bytes=0-1,5-6"), 2048).expect("ok"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn request_parsers_hold_their_invariants(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            crate::fuzzing::request(&data);
+        }
+
+        #[test]
+        fn escaped_slashes_never_split_names(name in "[a-z]{1,5}(%2[Ff][a-z]{1,5}){1,3}") {
+            let path = format!("/v2/{name}/tags/list");
+            crate::fuzzing::request(path.as_bytes());
+            let Some(Route::Tags(repo)) = route(&decode_path(&path)) else { panic!("a tags route") };
+            assert!(!repo.contains('/'), "{repo}");
+            assert!(repo.parse::<Repository>().is_err(), "{repo} accepted as a name");
+        }
     }
 
     #[test]

@@ -34,6 +34,8 @@
 mod artifacts;
 mod cache;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod http;
 mod listener;
 mod metrics;
