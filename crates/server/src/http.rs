@@ -766,11 +766,11 @@ pub(crate) fn check_parsers(data: &[u8]) {
     );
     if let Some(route) = route(&decoded) {
         let _ = (route.name(), route.allowed());
-        if let Some(name) = route.repository() {
-            if let Ok(repo) = name.parse::<Repository>() {
-                assert_eq!(repo.as_str(), name);
-                assert!(!name.split('/').any(|c| c.is_empty() || c == "." || c == ".."), "{name:?}");
-            }
+        if let Some(name) = route.repository()
+            && let Ok(repo) = name.parse::<Repository>()
+        {
+            assert_eq!(repo.as_str(), name);
+            assert!(!name.split('/').any(|c| c.is_empty() || c == "." || c == ".."), "{name:?}");
         }
     }
     let pairs = query_pairs(Some(query));
