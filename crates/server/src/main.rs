@@ -89,7 +89,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => number * 3600.0,
         other => return Err(format!("`{other}` in `{s}` is not a unit of time (ms, s, m, h)")),
     };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{s}`: {e}"))
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(d) if d.is_zero() => Err(format!("`{s}`: a time-out must be longer than zero")),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("`{s}`: {e}")),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -136,22 +140,29 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .init(),
         other => return Err(format!("log_format `{other}`: expected text or json").into()),
     }
+    // A flag (or its environment variable) wins over the config file's key.
     let duration =
-        |flag: Option<Duration>, file: Option<String>, default: Duration| -> Result<Duration, String> {
-            match (flag, file) {
-                (Some(d), _) => Ok(d),
-                (None, Some(s)) => parse_duration(&s),
-                (None, None) => Ok(default),
-            }
+        |flag: Option<Duration>, key: (&str, Option<String>), default: Duration| match (flag, key.1) {
+            (Some(d), _) => Ok(d),
+            (None, Some(s)) => parse_duration(&s).map_err(|e| format!("config key {}: {e}", key.0)),
+            (None, None) => Ok::<_, String>(default),
         };
     let defaults = Limits::default();
     let mut limits = Limits::default();
-    limits.header_timeout = duration(args.header_timeout, file.header_timeout, defaults.header_timeout)?;
-    limits.body_idle_timeout =
-        duration(args.body_idle_timeout, file.body_idle_timeout, defaults.body_idle_timeout)?;
-    limits.keepalive_timeout =
-        duration(args.keepalive_timeout, file.keepalive_timeout, defaults.keepalive_timeout)?;
-    limits.drain_timeout = duration(args.drain_timeout, file.drain_timeout, defaults.drain_timeout)?;
+    limits.header_timeout =
+        duration(args.header_timeout, ("header_timeout", file.header_timeout), defaults.header_timeout)?;
+    limits.body_idle_timeout = duration(
+        args.body_idle_timeout,
+        ("body_idle_timeout", file.body_idle_timeout),
+        defaults.body_idle_timeout,
+    )?;
+    limits.keepalive_timeout = duration(
+        args.keepalive_timeout,
+        ("keepalive_timeout", file.keepalive_timeout),
+        defaults.keepalive_timeout,
+    )?;
+    limits.drain_timeout =
+        duration(args.drain_timeout, ("drain_timeout", file.drain_timeout), defaults.drain_timeout)?;
     limits.max_connections =
         args.max_connections.or(file.max_connections).unwrap_or(defaults.max_connections);
     let open_files = wharf_server::raise_open_files_limit();
@@ -199,4 +210,21 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration(" 2h "), Ok(Duration::from_secs(7200)));
+        for bad in ["", "s", "-1s", "0", "0ms", "10 years", "1.2.3s", "inf", "NaN"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }
