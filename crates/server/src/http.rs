@@ -42,7 +42,7 @@ pub fn router(registry: Registry) -> Router {
 /// duration. Headers are never logged, so no credential or token reaches the log.
 async fn access_log(
     State(registry): State<Registry>,
-    request: Request,
+    mut request: Request,
     next: axum::middleware::Next,
 ) -> Response {
     let id = request
@@ -68,6 +68,8 @@ async fn access_log(
     let parsed = route(&decode_path(&path));
     let route_name = parsed.as_ref().map_or("other", Route::name);
     let repository = parsed.as_ref().and_then(Route::repository).unwrap_or("-").to_owned();
+    // The handler takes the route from here rather than parsing the path again.
+    request.extensions_mut().insert(Parsed(parsed));
     let started = std::time::Instant::now();
     let mut response = next.run(request).await;
     let bytes_out = response
@@ -121,8 +123,12 @@ pub(crate) fn printable(s: &str, max: usize) -> String {
     out
 }
 
+/// The route the access log parsed, handed on to the handler in the request's extensions.
+#[derive(Clone, Debug)]
+struct Parsed(Option<Route>);
+
 /// What a `/v2/` path names.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Route {
     Metrics,
     Health,
@@ -316,8 +322,12 @@ async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes> {
 }
 
 async fn dispatch(State(registry): State<Registry>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let result = handle(&registry, &parts.method, &parts.uri, &parts.headers, body).await;
+    let (mut parts, body) = request.into_parts();
+    let route = match parts.extensions.remove::<Parsed>() {
+        Some(Parsed(route)) => route,
+        None => route(&decode_path(parts.uri.path())),
+    };
+    let result = handle(&registry, route, &parts.method, &parts.uri, &parts.headers, body).await;
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     response.headers_mut().insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
     response
@@ -325,12 +335,13 @@ async fn dispatch(State(registry): State<Registry>, request: Request) -> Respons
 
 async fn handle(
     registry: &Registry,
+    route: Option<Route>,
     method: &Method,
     uri: &http::Uri,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let Some(route) = route(&decode_path(uri.path())) else {
+    let Some(route) = route else {
         return Err(Error::RouteUnknown(printable(uri.path(), 200)));
     };
     let allow = route.allowed();

@@ -127,6 +127,11 @@ fn repo_key(repo: &Repository, rest: &str) -> String {
 }
 
 /// The catalog entry of a repository (present once it has held anything).
+/// The record linking blob `d` to the repository.
+fn layer_key(repo: &Repository, d: &Digest) -> String {
+    repo_key(repo, &format!("_layers/{}", digest_key(d)))
+}
+
 fn catalog_key(repo: &Repository) -> String {
     format!("catalog/{repo}")
 }
@@ -191,21 +196,19 @@ impl Registry {
     /// that a manifest's descriptors are checked with one record read each).
     async fn link_blob(&self, repo: &Repository, digest: &Digest, size: u64) -> Result<()> {
         self.touch_repository(repo).await?;
-        let link = repo_key(repo, &format!("_layers/{}", digest_key(digest)));
-        self.storage.set_meta(&link, size.to_string().into()).await?;
+        self.storage.set_meta(&layer_key(repo, digest), size.to_string().into()).await?;
         self.mark(&format!("blob-repositories/{}/{repo}", digest_key(digest))).await
     }
 
     /// Whether `digest` is linked to the repository.
     pub async fn blob_linked(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
-        self.exists(&repo_key(repo, &format!("_layers/{}", digest_key(digest)))).await
+        self.exists(&layer_key(repo, digest)).await
     }
 
     /// The size of a blob linked to the repository, `None` when it is not linked (links
     /// written before they recorded sizes are completed from the blob).
     async fn linked_size(&self, repo: &Repository, digest: &Digest) -> Result<Option<u64>> {
-        let link = repo_key(repo, &format!("_layers/{}", digest_key(digest)));
-        let Some(record) = self.storage.get_meta(&link).await? else {
+        let Some(record) = self.storage.get_meta(&layer_key(repo, digest)).await? else {
             return Ok(None);
         };
         if let Some(size) = std::str::from_utf8(&record).ok().and_then(|s| s.parse().ok()) {
@@ -241,7 +244,7 @@ impl Registry {
 
     /// Unlinks the blob from the repository (the bytes stay for other repositories).
     pub async fn delete_blob(&self, repo: &Repository, digest: &Digest) -> Result<()> {
-        let key = repo_key(repo, &format!("_layers/{}", digest_key(digest)));
+        let key = layer_key(repo, digest);
         if !self.storage.remove_meta(&key).await? {
             return Err(Error::BlobUnknown(digest.clone()));
         }
@@ -458,18 +461,19 @@ impl Registry {
         } else {
             self.linked_size(repo, &d.digest).await?
         };
-        let stored = match stored {
-            Some(size) => size,
+        let stored = if let Some(size) = stored {
+            size
+        } else {
             // A blob embedded in the descriptor (`data`), verified, is stored as if pushed.
-            None => match d.embedded_data()? {
-                Some(bytes) if !is_index && bytes.len() as u64 == d.size => {
-                    let size = bytes.len() as u64;
-                    self.storage.put_bytes(&d.digest, bytes.into()).await?;
-                    return self.link_blob(repo, &d.digest, size).await;
-                }
-                Some(bytes) if !is_index => bytes.len() as u64,
-                _ => return Err(Error::ManifestBlobUnknown(d.digest.clone())),
-            },
+            let Some(bytes) = d.embedded_data()?.filter(|_| !is_index) else {
+                return Err(Error::ManifestBlobUnknown(d.digest.clone()));
+            };
+            let size = bytes.len() as u64;
+            if size == d.size {
+                self.storage.put_bytes(&d.digest, bytes.into()).await?;
+                return self.link_blob(repo, &d.digest, size).await;
+            }
+            size
         };
         if stored == d.size {
             Ok(())
@@ -657,17 +661,22 @@ mod tests {
         assert!(TagRecord::decode(b"").is_none());
     }
 
-    /// A tag written by an older version (the digest alone) still resolves, through the
-    /// revision record, and a manifest delete removes it.
-    #[tokio::test]
-    async fn older_layer_links_are_sized_from_the_blob() {
+    /// A registry on memory storage with the two-byte config `{}` pushed to `repo`.
+    async fn with_config(repo: &str) -> (Arc<wharf_store::MemoryStore>, Registry, Repository, Digest) {
         let storage = Arc::new(wharf_store::MemoryStore::new());
         let registry = Registry::new(storage.clone());
-        let repo: Repository = "a".parse().expect("repo");
+        let repo: Repository = repo.parse().expect("repo");
         let config = Bytes::from_static(b"{}");
         let digest = Digest::sha256(&config);
         registry.put_blob(&repo, &digest, wharf_store::single(config)).await.expect("config");
-        let link = repo_key(&repo, &format!("_layers/{}", digest_key(&digest)));
+        (storage, registry, repo, digest)
+    }
+
+    /// A layer link written by an older version (empty) is sized from the blob.
+    #[tokio::test]
+    async fn older_layer_links_are_sized_from_the_blob() {
+        let (storage, registry, repo, digest) = with_config("a").await;
+        let link = layer_key(&repo, &digest);
         assert_eq!(storage.get_meta(&link).await.expect("get").as_deref(), Some(&b"2"[..]));
         // A link as older versions wrote it: empty.
         storage.set_meta(&link, Bytes::new()).await.expect("old-style link");
@@ -676,14 +685,11 @@ mod tests {
         assert_eq!(registry.linked_size(&other, &digest).await.expect("size"), None);
     }
 
+    /// A tag written by an older version (the digest alone) still resolves, through the
+    /// revision record, and a manifest delete removes it.
     #[tokio::test]
     async fn older_tag_records_still_resolve() {
-        let storage = Arc::new(wharf_store::MemoryStore::new());
-        let registry = Registry::new(storage.clone());
-        let repo: Repository = "a/b".parse().expect("repo");
-        let config = Bytes::from_static(b"{}");
-        let config_digest = Digest::sha256(&config);
-        registry.put_blob(&repo, &config_digest, wharf_store::single(config)).await.expect("config");
+        let (storage, registry, repo, config_digest) = with_config("a/b").await;
         let manifest = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",

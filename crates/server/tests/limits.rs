@@ -8,11 +8,12 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wharf_server::{Limits, Registry, Server, ServerHandle};
+
+use crate::common::Process;
 
 /// A generous bound for things that should take about a second.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -47,6 +48,20 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
         }
     }
     false
+}
+
+/// A monolithic upload of `data` whose body stops after `sent` bytes.
+fn half_sent_upload(addr: SocketAddr, data: &[u8], sent: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let digest = wharf_types::Digest::sha256(data);
+    let len = data.len();
+    write!(
+        stream,
+        "POST /v2/a/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .expect("write the headers");
+    stream.write_all(&data[..sent]).expect("write part of the body");
+    stream
 }
 
 /// One request on a fresh socket; the status line.
@@ -108,14 +123,7 @@ async fn silent_and_idle_connections_are_closed() {
 async fn a_stalled_request_body_is_cut_off() {
     let (handle, addr) = start(short_limits()).await;
     tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(addr).expect("connect");
-        let digest = wharf_types::Digest::sha256(&[b'x'; 100]);
-        write!(
-            stream,
-            "POST /v2/a/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}",
-            "x".repeat(10)
-        )
-        .expect("write");
+        let mut stream = half_sent_upload(addr, &[b'x'; 100], 10);
         assert!(closed_within(&mut stream, PATIENCE), "a stalled body kept its connection");
     })
     .await
@@ -139,14 +147,7 @@ async fn at_the_cap_idle_connections_give_way_and_busy_ones_finish() {
     tokio::task::spawn_blocking(move || {
         // A busy connection: an upload whose body is half sent.
         let data = [b'y'; 64];
-        let digest = wharf_types::Digest::sha256(&data);
-        let mut busy = TcpStream::connect(addr).expect("connect");
-        write!(
-            busy,
-            "POST /v2/a/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 64\r\n\r\n"
-        )
-        .expect("write");
-        busy.write_all(&data[..32]).expect("write");
+        let mut busy = half_sent_upload(addr, &data, 32);
         std::thread::sleep(Duration::from_millis(200));
         // Ten idle connections, more than the cap.
         let idle: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).expect("connect")).collect();
@@ -172,39 +173,18 @@ async fn at_the_cap_idle_connections_give_way_and_busy_ones_finish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_stalled_client_exits_within_the_drain_deadline() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--storage", "memory", "--drain-timeout", "1s"])
-        .env("WHARF_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let mut stalled = None;
-    for _ in 0..400 {
-        if let Ok(mut s) = TcpStream::connect(addr) {
-            // Headers, then half a body, then nothing.
-            s.write_all(b"POST /v2/a/blobs/uploads/?digest=sha256:0000000000000000000000000000000000000000000000000000000000000000 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nhalf")
-                .expect("write");
-            stalled = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let _stalled = stalled.expect("the server started");
+    let mut server = Process::start_with(&["--storage", "memory", "--drain-timeout", "1s"]);
+    server.ready(&reqwest::Client::new()).await;
+    // Headers, then half a body, then nothing.
+    let _stalled = half_sent_upload(server.addr(), &[b'h'; 1000], 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    server.send("-TERM");
     let end = Instant::now() + PATIENCE;
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = server.try_wait() {
             break status;
         }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("wharf-server still running after SIGTERM with a 1 s drain deadline");
-        }
+        assert!(Instant::now() < end, "wharf-server still running after SIGTERM with a 1 s drain deadline");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit after the drain: {status}");

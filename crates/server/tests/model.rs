@@ -8,14 +8,14 @@
 //! A failure is shrunk by proptest to a short sequence: add it to `regressions` below.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use proptest::prelude::*;
 use reqwest::{Method, StatusCode};
 use wharf_server::{Registry, Server, ServerHandle};
 use wharf_types::Digest;
+
+use crate::common::Process;
 
 const REPOS: [&str; 5] = ["a", "a/b", "a/b/c", "a/c", "b"];
 const TAGS: [&str; 3] = ["latest", "v1", "v2"];
@@ -158,7 +158,7 @@ enum Backend {
 
 enum Running {
     InProcess(ServerHandle),
-    Process(Child),
+    Process(Process),
 }
 
 struct Harness {
@@ -187,34 +187,11 @@ impl Harness {
             Backend::Memory(store) => Arc::clone(store) as _,
             Backend::S3(url) => Arc::new(wharf_store::S3Store::from_url(url).expect("S3 store")),
             Backend::Fs(dir) => {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .expect("port")
-                    .local_addr()
-                    .expect("addr")
-                    .port();
-                let child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
-                    .args(["--listen", &format!("127.0.0.1:{port}")])
-                    .args(["--storage", &format!("fs:{}", dir.display())])
-                    .env("WHARF_LOG", "warn")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .expect("spawn wharf-server");
-                self.base = format!("http://127.0.0.1:{port}");
-                self.running = Some(Running::Process(child));
-                for _ in 0..400 {
-                    if self
-                        .http
-                        .get(self.url("/v2/"))
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == StatusCode::OK)
-                    {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(25)).await;
-                }
-                panic!("wharf-server did not start on {}", self.base);
+                let process = Process::start(&format!("fs:{}", dir.display()));
+                process.ready(&self.http).await;
+                self.base.clone_from(&process.base);
+                self.running = Some(Running::Process(process));
+                return;
             }
         };
         let server =
@@ -227,11 +204,8 @@ impl Harness {
     async fn down(&mut self, crash: bool) {
         match self.running.take() {
             Some(Running::InProcess(handle)) => handle.shutdown().await.expect("clean shutdown"),
-            Some(Running::Process(mut child)) => {
-                let signal = if crash { "-KILL" } else { "-TERM" };
-                let pid = child.id().to_string();
-                Command::new("kill").args([signal, &pid]).status().expect("kill");
-                let status = child.wait().expect("wait");
+            Some(Running::Process(mut process)) => {
+                let status = process.signal(if crash { "-KILL" } else { "-TERM" });
                 assert!(crash || status.success(), "the server exited with {status} after SIGTERM");
             }
             None => {}
@@ -273,52 +247,35 @@ impl Harness {
                 let octet = "application/octet-stream";
                 match how {
                     Upload::Monolithic => {
-                        let (s, ..) = self
-                            .send(
-                                Method::POST,
-                                &format!("/v2/{name}/blobs/uploads/?digest={digest}"),
-                                Some((data, octet)),
-                                &[],
-                            )
-                            .await;
+                        let post = format!("/v2/{name}/blobs/uploads/?digest={digest}");
+                        let (s, ..) = self.send(Method::POST, &post, Some((data, octet)), &[]).await;
                         assert_eq!(s, StatusCode::CREATED, "{op:?}");
                     }
                     Upload::PostThenPut | Upload::Chunked => {
                         let location = self.begin(name).await;
-                        let sep = if location.contains('?') { '&' } else { '?' };
-                        if let Upload::Chunked = how {
+                        let chunked = matches!(how, Upload::Chunked);
+                        if chunked {
+                            // Two PATCHes, each answered with the cumulative range.
                             let mid = data.len() / 2;
                             for (start, part) in [(0, &data[..mid]), (mid, &data[mid..])] {
-                                let range = format!("{start}-{}", start + part.len() - 1);
-                                let (s, h, _) = self
-                                    .send(
-                                        Method::PATCH,
-                                        &location,
-                                        Some((part.to_vec(), octet)),
-                                        &[("Content-Range", range)],
-                                    )
-                                    .await;
+                                let end = start + part.len() - 1;
+                                let body = Some((part.to_vec(), octet));
+                                let range = [("Content-Range", format!("{start}-{end}"))];
+                                let (s, h, _) = self.send(Method::PATCH, &location, body, &range).await;
                                 assert_eq!(s, StatusCode::ACCEPTED, "{op:?}: PATCH");
+                                let expected = format!("0-{end}");
                                 assert_eq!(
                                     h.get("range").and_then(|v| v.to_str().ok()),
-                                    Some(format!("0-{}", start + part.len() - 1).as_str())
+                                    Some(expected.as_str())
                                 );
                             }
-                            let (s, ..) = self
-                                .send(Method::PUT, &format!("{location}{sep}digest={digest}"), None, &[])
-                                .await;
-                            assert_eq!(s, StatusCode::CREATED, "{op:?}: PUT");
-                        } else {
-                            let (s, ..) = self
-                                .send(
-                                    Method::PUT,
-                                    &format!("{location}{sep}digest={digest}"),
-                                    Some((data, octet)),
-                                    &[],
-                                )
-                                .await;
-                            assert_eq!(s, StatusCode::CREATED, "{op:?}: PUT");
                         }
+                        // The closing PUT carries the whole blob, or (chunked) nothing.
+                        let sep = if location.contains('?') { '&' } else { '?' };
+                        let put = format!("{location}{sep}digest={digest}");
+                        let body = (!chunked).then_some((data, octet));
+                        let (s, ..) = self.send(Method::PUT, &put, body, &[]).await;
+                        assert_eq!(s, StatusCode::CREATED, "{op:?}: PUT");
                     }
                 }
                 model.repos.insert(repo);

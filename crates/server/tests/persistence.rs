@@ -1,14 +1,13 @@
 //! State lives in the backend: a restart loses nothing, and two server processes over one
 //! S3 bucket serve the same registry.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use wharf_types::Digest;
 
-use crate::common::{OCI_MANIFEST, Reg, header, image_manifest};
+use crate::common::{OCI_MANIFEST, Process, Reg, header, image_manifest};
 
 #[tokio::test]
 async fn a_restart_loses_nothing() {
@@ -49,53 +48,6 @@ async fn a_restart_loses_nothing() {
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["repositories"], serde_json::json!(["r/app"]));
     reg.stop().await;
-}
-
-/// The `wharf-server` binary on a free port, with the given storage.
-struct Process {
-    child: Child,
-    base: String,
-}
-
-impl Process {
-    fn start(storage: &str) -> Self {
-        let port =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-        let child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--storage", storage])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn wharf-server");
-        Self { child, base: format!("http://127.0.0.1:{port}") }
-    }
-
-    async fn ready(&self, http: &reqwest::Client) {
-        for _ in 0..200 {
-            if http.get(format!("{}/v2/", self.base)).send().await.is_ok_and(|r| r.status() == StatusCode::OK)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("wharf-server did not start at {}", self.base);
-    }
-}
-
-impl Process {
-    /// SIGTERM, then the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
-        self.child.wait().expect("wait")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
@@ -196,7 +148,7 @@ async fn parent_and_child_repositories_survive_sigterm_and_restart_on_fs() {
             .expect("send");
         assert_eq!(r.status(), StatusCode::CREATED, "manifest to {repo}");
     }
-    let exit = first.terminate();
+    let exit = first.signal("-TERM");
     assert!(exit.success(), "exit after SIGTERM: {exit}");
 
     let second = Process::start(&storage);
@@ -231,7 +183,7 @@ async fn the_server_starts_after_a_corrupted_journal() {
             .await
             .expect("send");
         assert_eq!(r.status(), StatusCode::CREATED);
-        assert!(first.terminate().success());
+        assert!(first.signal("-TERM").success());
     }
     // A journal left by a store that is gone: one good record, then garbage where the next
     // record would be.

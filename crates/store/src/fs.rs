@@ -518,9 +518,75 @@ pub(crate) fn list_records(root: &Path, prefix: &str) -> Result<Vec<String>> {
     if !dir_part.is_empty() {
         crate::check_key(dir_part)?;
     }
-    let records = root.join("records");
     let mut out = Vec::new();
-    let mut stack = vec![(records.join(dir_part), dir_part.to_owned())];
+    // Every component is checked once, as its directory or file is met; anything else is a
+    // stray file, never listed.
+    let start = root.join("records").join(dir_part);
+    walk(start, dir_part.to_owned(), crate::meta::valid_component, |rel, name, _| {
+        let key = match name.strip_suffix(RECORD_MARK) {
+            Some("") if rel.rsplit('/').next().is_some_and(|l| l.len() == 255) => rel.to_owned(),
+            Some(last) if last.len() < 255 && crate::meta::valid_component(last) => join(rel, last),
+            _ => return Ok(()),
+        };
+        if key.starts_with(prefix) {
+            out.push(key);
+        }
+        Ok(())
+    })?;
+    out.sort();
+    Ok(out)
+}
+
+/// Moves the records of an older data directory (plain files under `<root>/meta/`, where a
+/// record could not be a prefix of another) to `<root>/records/`. Crash-safe: each file is
+/// renamed once, and a migration cut short is taken up again on the next open.
+fn migrate_meta(root: &Path) -> Result<()> {
+    let old = root.join("meta");
+    if !old.is_dir() {
+        return Ok(());
+    }
+    let dirs = walk(
+        old.clone(),
+        String::new(),
+        |_| true,
+        |rel, name, entry| {
+            let key = join(rel, name);
+            if crate::check_key(&key).is_ok() {
+                let to = record_path(root, &key);
+                let parent = to.parent().expect("below the root");
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+                std::fs::rename(entry.path(), &to).map_err(|e| Error::io("rename", &to, e))?;
+            }
+            Ok(())
+        },
+    )?;
+    crate::journal::sync_fs(root)?;
+    // Deepest first; a directory still holding a stray file stays (and so does `meta/`).
+    for dir in dirs.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    if old.exists() {
+        tracing::warn!(path = %old.display(), "files that are not records were left in the old records folder");
+    }
+    sync_dir(root)
+}
+
+/// `rel/name`, or `name` at the top.
+fn join(rel: &str, name: &str) -> String {
+    if rel.is_empty() { name.to_owned() } else { format!("{rel}/{name}") }
+}
+
+/// Walks the tree below `dir` (whose key so far is `rel`), depth first: `file(rel, name, entry)`
+/// for every file, `rel` being its directory's key; directories whose name `enter` refuses are
+/// skipped, and a missing `dir` is empty. Returns the directories walked, parents first.
+fn walk(
+    dir: PathBuf,
+    rel: String,
+    enter: impl Fn(&str) -> bool,
+    mut file: impl FnMut(&str, &str, &std::fs::DirEntry) -> Result<()>,
+) -> Result<Vec<PathBuf>> {
+    let mut walked = Vec::new();
+    let mut stack = vec![(dir, rel)];
     while let Some((dir, rel)) = stack.pop() {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -536,69 +602,17 @@ pub(crate) fn list_records(root: &Path, prefix: &str) -> Result<Vec<String>> {
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            // Every component is checked once, as its directory or file is met; anything else
-            // is a stray file, never listed.
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                if crate::meta::valid_component(&name) {
-                    let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-                    stack.push((entry.path(), key));
+                if enter(&name) {
+                    stack.push((entry.path(), join(&rel, &name)));
                 }
-                continue;
-            }
-            let key =
-                match name.strip_suffix(RECORD_MARK) {
-                    Some("") if rel.rsplit('/').next().is_some_and(|l| l.len() == 255) => rel.clone(),
-                    Some(last) if last.len() < 255 && crate::meta::valid_component(last) => {
-                        if rel.is_empty() { last.to_owned() } else { format!("{rel}/{last}") }
-                    }
-                    _ => continue,
-                };
-            if key.starts_with(prefix) {
-                out.push(key);
+            } else {
+                file(&rel, &name, &entry)?;
             }
         }
+        walked.push(dir);
     }
-    out.sort();
-    Ok(out)
-}
-
-/// Moves the records of an older data directory (plain files under `<root>/meta/`, where a
-/// record could not be a prefix of another) to `<root>/records/`. Crash-safe: each file is
-/// renamed once, and a migration cut short is taken up again on the next open.
-fn migrate_meta(root: &Path) -> Result<()> {
-    let old = root.join("meta");
-    if !old.is_dir() {
-        return Ok(());
-    }
-    let mut stack = vec![(old.clone(), String::new())];
-    let mut dirs = Vec::new();
-    while let Some((dir, rel)) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
-        for entry in entries.flatten() {
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push((entry.path(), key));
-            } else if crate::check_key(&key).is_ok() {
-                let to = record_path(root, &key);
-                let parent = to.parent().expect("below the root");
-                std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
-                std::fs::rename(entry.path(), &to).map_err(|e| Error::io("rename", &to, e))?;
-            }
-        }
-        dirs.push(dir);
-    }
-    crate::journal::sync_fs(root)?;
-    // Deepest first; a directory still holding a stray file stays (and so does `meta/`).
-    for dir in dirs.iter().rev() {
-        let _ = std::fs::remove_dir(dir);
-    }
-    if old.exists() {
-        tracing::warn!(path = %old.display(), "files that are not records were left in the old records folder");
-    }
-    sync_dir(root)
+    Ok(walked)
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -18,7 +18,9 @@
 //! file it writes is written to `tmp/`, so a batch that cannot be applied (a full disk, a path
 //! blocked by a stray file) is refused before anything is journaled. Applying it is then a
 //! rename (or removal) per write; if even that fails, the record is cancelled (`WJX1`, below)
-//! before the error is returned, so it is never replayed as if it had been acknowledged.
+//! before the error is returned, so it is never replayed as if it had been acknowledged (the
+//! writes renamed before the failure stay, as after any failed write). A journal append that
+//! fails is overwritten with zeros, so nothing of it replays.
 //!
 //! At replay, a record that still cannot be applied (a disk that changed under us), or bytes
 //! after the last intact record that are not a write torn by a crash (a damaged journal), are
@@ -140,12 +142,15 @@ impl Journal {
         }
         let at = active.offset;
         if let Err(e) = active.file.write_all_at(&record, at).and_then(|()| active.file.sync_data()) {
-            // Not acknowledged: make sure it never replays; the next record takes its place.
-            active.cancel(at);
+            // Not acknowledged, and perhaps written only in part: zeros in its place, so that
+            // it never replays and the next record, written there, is followed by nothing stale.
+            active.overwrite(at, &vec![0; record.len()]);
             return Err(Error::io("append to the journal", &active.path, e));
         }
         active.offset += record.len() as u64;
-        staged.apply().inspect_err(|_| active.cancel(at))
+        // Durable but not applied (the writes renamed before the failure stay, as after any
+        // failed write): cancelled, so that replay does not complete it behind the caller.
+        staged.apply().inspect_err(|_| active.overwrite(at, CANCELLED))
     }
 }
 
@@ -170,9 +175,9 @@ impl Active {
         Ok(Self { file, path, seq, offset: 0 })
     }
 
-    /// Marks the record at `at` cancelled, durably (best effort: the disk is already failing).
-    fn cancel(&self, at: u64) {
-        let _ = self.file.write_all_at(CANCELLED, at).and_then(|()| self.file.sync_data());
+    /// Writes `bytes` at `at`, durably (best effort: the disk is already failing).
+    fn overwrite(&self, at: u64, bytes: &[u8]) {
+        let _ = self.file.write_all_at(bytes, at).and_then(|()| self.file.sync_data());
     }
 }
 
@@ -301,8 +306,12 @@ fn recover(root: &Path) -> Result<u64> {
     for (_, path, file) in &found {
         let mut data = Vec::new();
         if let Err(e) = std::io::Read::read_to_end(&mut &*file, &mut data) {
-            tracing::error!(journal = %path.display(), error = %e, "a journal could not be read; what was read is in quarantine");
-            quarantine(root, path, 0, &data)?;
+            // The whole file goes aside as it is, for a person to look at.
+            let to = root.join("quarantine").join(path.file_name().expect("a journal file name"));
+            std::fs::create_dir_all(root.join("quarantine"))
+                .and_then(|()| std::fs::rename(path, &to))
+                .map_err(|e| Error::io("move to quarantine", path, e))?;
+            tracing::error!(journal = %path.display(), error = %e, "a journal could not be read; it was moved to quarantine");
             quarantined += 1;
             continue;
         }
@@ -339,7 +348,11 @@ fn recover(root: &Path) -> Result<u64> {
     // Oldest first, each removal durable before the next: what a crash here leaves is always
     // the newest journals, which replay correctly over what is on disk.
     for (_, path, _) in &found {
-        std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
+        match std::fs::remove_file(path) {
+            // Not found: an unreadable journal, moved to quarantine instead.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove", path, e)),
+            _ => {}
+        }
         sync_dir(&dir)?;
     }
     Ok(quarantined)

@@ -276,6 +276,8 @@ fn fs_a_corrupted_journal_never_keeps_the_store_from_opening() {
         ]
         .concat();
         leave_journal(dir.path(), "cccccccccccccccc-00000001.log", &torn);
+        // 4. A journal that cannot be read at all (here a directory by that name): moved aside whole.
+        std::fs::create_dir(dir.path().join("journal/dddddddddddddddd-00000001.log")).expect("mkdir");
 
         let store = FsStore::open(dir.path()).await.expect("the store opens");
         assert_eq!(store.get_meta("j/one").await.expect("get").as_deref(), Some(&b"1"[..]));
@@ -284,15 +286,20 @@ fn fs_a_corrupted_journal_never_keeps_the_store_from_opening() {
         assert_eq!(store.get_meta("k/after").await.expect("get").as_deref(), Some(&b"a"[..]));
         assert_eq!(store.get_meta("t/kept").await.expect("get").as_deref(), Some(&b"k"[..]));
         assert_eq!(store.get_meta("t/torn").await.expect("get"), None);
-        assert_eq!(store.quarantined_count(), 2, "the damaged tail and the unappliable record");
+        assert_eq!(
+            store.quarantined_count(),
+            3,
+            "the damaged tail, the unappliable record, the unreadable file"
+        );
         let mut names: Vec<String> = std::fs::read_dir(dir.path().join("quarantine"))
             .expect("quarantine")
             .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
             .collect();
         names.sort();
-        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names.len(), 3, "{names:?}");
         assert!(names[0].starts_with("aaaaaaaaaaaaaaaa-00000001-at-"), "{names:?}");
         assert!(names[1].starts_with("bbbbbbbbbbbbbbbb-00000001-at-"), "{names:?}");
+        assert_eq!(names[2], "dddddddddddddddd-00000001.log", "{names:?}");
         // The quarantined record is the exact record, ready for a person to look at.
         let kept = std::fs::read(dir.path().join("quarantine").join(&names[1])).expect("read");
         assert_eq!(wharf_store::decode_journal(&kept), [vec![set("k/blocked", b"x")]]);

@@ -1,6 +1,9 @@
-//! A registry on a loopback port and a raw HTTP client for it.
+//! A registry on a loopback port and a raw HTTP client for it, in-process or as the
+//! `wharf-server` binary.
 
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::{Method, Response, StatusCode};
 use wharf_server::{Registry, Server, ServerHandle};
@@ -112,4 +115,74 @@ pub(crate) fn s3_storage(test: &str, name: &str) -> Option<String> {
     };
     let (location, query) = url.split_once('?').unwrap_or((&url, ""));
     Some(format!("{}/{name}-{}?{query}", location.trim_end_matches('/'), wharf_store::UploadId::random()))
+}
+
+/// The `wharf-server` binary on a free loopback port (logs at `warn`, stdout dropped, errors on
+/// the test's stderr); killed when dropped.
+pub(crate) struct Process {
+    child: Child,
+    pub(crate) base: String,
+}
+
+impl Process {
+    /// With `--storage storage`.
+    pub(crate) fn start(storage: &str) -> Self {
+        Self::start_with(&["--storage", storage])
+    }
+
+    /// With these flags besides `--listen`.
+    pub(crate) fn start_with(args: &[&str]) -> Self {
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env("WHARF_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn wharf-server");
+        Self { child, base: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// The address it listens on.
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
+        self.base.trim_start_matches("http://").parse().expect("an address")
+    }
+
+    /// Waits until `GET /v2/` answers 200.
+    pub(crate) async fn ready(&self, http: &reqwest::Client) {
+        for _ in 0..400 {
+            if http.get(format!("{}/v2/", self.base)).send().await.is_ok_and(|r| r.status() == StatusCode::OK)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("wharf-server did not start at {}", self.base);
+    }
+
+    /// Sends `signal` (`-TERM`, `-KILL`).
+    pub(crate) fn send(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args([signal, &pid]).status().expect("kill").success());
+    }
+
+    /// Sends `signal`, then waits for the exit status.
+    pub(crate) fn signal(&mut self, signal: &str) -> ExitStatus {
+        self.send(signal);
+        self.child.wait().expect("wait")
+    }
+
+    /// The exit status, if it has exited.
+    pub(crate) fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
