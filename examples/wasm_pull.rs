@@ -23,9 +23,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn example(args: Vec<String>) -> run::Result {
-    let usage = USAGE;
-    let out = args.iter().position(|a| a == "-o").and_then(|i| args.get(i + 1)).ok_or(usage)?;
-    let reference: Reference = args.first().filter(|a| !a.starts_with('-')).ok_or(usage)?.parse()?;
+    let out = args.iter().position(|a| a == "-o").and_then(|i| args.get(i + 1)).ok_or(USAGE)?;
+    let reference: Reference = args.first().filter(|a| !a.starts_with('-')).ok_or(USAGE)?.parse()?;
     let client = cli::client(&args, &[&reference], Some(progress::bars()))?;
     let pulled = client.pull_wasm(&reference).await?;
     std::fs::write(out, &pulled.module)?;
