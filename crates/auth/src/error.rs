@@ -1,0 +1,60 @@
+//! The crate's one error type.
+
+/// Why an auth operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An htpasswd file that does not parse (line number from 1).
+    #[error("htpasswd line {line}: {message}")]
+    Htpasswd {
+        /// The line.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A token scope that does not parse.
+    #[error("scope `{scope}`: {message}")]
+    Scope {
+        /// The scope as sent (escaped, cut short).
+        scope: String,
+        /// What is wrong with it.
+        message: &'static str,
+    },
+    /// A repository pattern that does not parse.
+    #[error("repository pattern `{pattern}`: {message}")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        message: &'static str,
+    },
+    /// A token that is malformed, badly signed, expired, or for someone else.
+    #[error("token refused: {0}")]
+    Token(String),
+    /// A key that cannot be read or used.
+    #[error("key: {0}")]
+    Key(String),
+    /// A password that cannot be hashed (bcrypt refuses it).
+    #[error("password: {0}")]
+    Password(String),
+}
+
+/// A `Result` whose error defaults to this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `s` cut to 100 characters with control characters escaped: safe in a message.
+pub(crate) fn quoted(s: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n == 100 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
