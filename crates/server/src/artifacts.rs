@@ -181,8 +181,17 @@ impl Registry {
 
     /// Every repository with its artifact counts by kind and by Harbor type.
     pub async fn repository_summaries(&self) -> Result<Vec<Value>> {
+        self.repository_summaries_where(&|_| true).await
+    }
+
+    /// [`repository_summaries`](Self::repository_summaries) of the repositories `visible`
+    /// accepts.
+    pub async fn repository_summaries_where(
+        &self,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Vec<Value>> {
         let mut out = Vec::new();
-        for name in self.catalog(None, None).await?.names {
+        for name in self.catalog_where(None, None, visible).await?.names {
             let Ok(repo) = name.parse::<Repository>() else { continue };
             let artifacts = self.artifacts(&repo, false).await?;
             let mut by_kind = serde_json::Map::new();

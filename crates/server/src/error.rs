@@ -88,6 +88,25 @@ pub enum Error {
     /// A malformed setting or request.
     #[error("{0}")]
     BadRequest(String),
+    /// Who the caller is is unknown (no or wrong credentials): 401 with a challenge.
+    #[error("{message}")]
+    Unauthorized {
+        /// Why.
+        message: String,
+        /// The `WWW-Authenticate` value.
+        challenge: Option<String>,
+    },
+    /// The caller is known and may not do this (403).
+    #[error("{0}")]
+    Denied(String),
+    /// Too many failed logins (429, with `Retry-After`).
+    #[error("{message}")]
+    TooManyRequests {
+        /// Why.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// Storage failed.
     #[error("storage: {0}")]
     Store(#[from] wharf_store::Error),
@@ -105,6 +124,9 @@ impl Error {
             Self::ParameterInvalid(_) | Self::BadRequest(_) => {
                 (ErrorCode::Other("PARAMETER_INVALID".into()), S::BAD_REQUEST)
             }
+            Self::Unauthorized { .. } => (ErrorCode::Unauthorized, S::UNAUTHORIZED),
+            Self::Denied(_) => (ErrorCode::Denied, S::FORBIDDEN),
+            Self::TooManyRequests { .. } => (ErrorCode::TooManyRequests, S::TOO_MANY_REQUESTS),
             Self::RouteUnknown(_) => (ErrorCode::Other("NOT_FOUND".into()), S::NOT_FOUND),
             Self::RangeNotSatisfiable { .. } | Self::ContentRangeInvalid(_) => {
                 (ErrorCode::BlobUploadInvalid, S::RANGE_NOT_SATISFIABLE)
@@ -171,6 +193,15 @@ impl IntoResponse for Error {
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Self::MethodNotAllowed { allow, .. } = &self {
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        match &self {
+            Self::Unauthorized { challenge: Some(c), .. } => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, crate::http::header_value(c));
+            }
+            Self::TooManyRequests { retry_after, .. } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
         }
         if let Self::BlobRange { size } = self
             && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))

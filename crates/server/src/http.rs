@@ -13,7 +13,11 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use wharf_store::ByteStream;
 use wharf_types::{Digest, MAX_MANIFEST_SIZE, MediaType, Repository, Tag, TagOrDigest};
 
+use std::sync::Arc;
+
+use crate::auth::{AccessControl, Need};
 use crate::error::{Error, Result};
+use crate::listener::Transport;
 use crate::registry::{Page, Registry};
 
 const API_VERSION: &str = "Docker-Distribution-API-Version";
@@ -31,20 +35,34 @@ const UPLOAD_UUID: &str = "Docker-Upload-UUID";
 /// # let _ = app;
 /// ```
 pub fn router(registry: Registry) -> Router {
+    router_with_access(registry, None)
+}
+
+/// The router with access control: every request is authorised by `access` (its token
+/// endpoint is `/token`); `None` is an open registry, as [`router`].
+pub fn router_with_access(registry: Registry, access: Option<Arc<AccessControl>>) -> Router {
+    let app = App { registry, access };
     Router::new()
         .fallback(dispatch)
-        .layer(axum::middleware::from_fn_with_state(registry.clone(), access_log))
-        .with_state(registry)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), access_log))
+        .with_state(app)
 }
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+struct App {
+    registry: Registry,
+    access: Option<Arc<AccessControl>>,
+}
+
+/// Who the request came from, for the access log.
+#[derive(Clone, Debug)]
+struct Caller(String);
 
 /// One log line per request: a request id (the client's `X-Request-Id` when it is short and
 /// plain, a fresh one otherwise, echoed back), method, path, status, bytes in and out, and
 /// duration. Headers are never logged, so no credential or token reaches the log.
-async fn access_log(
-    State(registry): State<Registry>,
-    mut request: Request,
-    next: axum::middleware::Next,
-) -> Response {
+async fn access_log(State(app): State<App>, mut request: Request, next: axum::middleware::Next) -> Response {
     let id = request
         .headers()
         .get("x-request-id")
@@ -78,10 +96,12 @@ async fn access_log(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_owned();
+    let user = response.extensions().get::<Caller>().map_or_else(|| "-".to_owned(), |c| printable(&c.0, 256));
     // Every string from the client is escaped: a `%0a` in a path never forges a log line.
     tracing::info!(
         request_id = %id,
         client = %client,
+        user = %user,
         method = %printable(method.as_str(), 32),
         path = %printable(&path, 1024),
         repository = %printable(&repository, 256),
@@ -94,7 +114,7 @@ async fn access_log(
         "request"
     );
     let number = |s: &str| s.parse::<u64>().unwrap_or(0);
-    registry.metrics().request(
+    app.registry.metrics().request(
         route_name,
         method.as_str(),
         response.status().as_u16(),
@@ -130,6 +150,7 @@ struct Parsed(Option<Route>);
 /// What a `/v2/` path names.
 #[derive(Clone, Debug)]
 enum Route {
+    Token,
     Metrics,
     Health,
     Ready,
@@ -173,6 +194,7 @@ impl Route {
             | Self::Tags(_)
             | Self::Referrers(..) => "GET",
             Self::Health | Self::Ready | Self::Base => "GET, HEAD",
+            Self::Token => "GET, POST",
             Self::Manifest(..) => "GET, HEAD, PUT, DELETE",
             Self::Uploads(_) => "POST",
             Self::Upload(..) => "GET, PATCH, PUT, DELETE",
@@ -183,6 +205,7 @@ impl Route {
     /// A short name for metrics labels.
     fn name(&self) -> &'static str {
         match self {
+            Self::Token => "token",
             Self::Metrics => "metrics",
             Self::Health => "healthz",
             Self::Ready => "readyz",
@@ -203,6 +226,7 @@ fn route(path: &str) -> Option<Route> {
         "/healthz" => return Some(Route::Health),
         "/readyz" => return Some(Route::Ready),
         "/metrics" => return Some(Route::Metrics),
+        "/token" => return Some(Route::Token),
         _ => {}
     }
     let rest = path.strip_prefix("/v2")?;
@@ -247,7 +271,7 @@ fn route(path: &str) -> Option<Route> {
     None
 }
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     query
         .unwrap_or_default()
         .split('&')
@@ -299,7 +323,7 @@ fn digest(s: &str) -> Result<Digest> {
     Ok(s.parse::<Digest>()?)
 }
 
-fn header_value(s: &str) -> HeaderValue {
+pub(crate) fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -321,21 +345,186 @@ async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes> {
     Ok(out.freeze())
 }
 
-async fn dispatch(State(registry): State<Registry>, request: Request) -> Response {
+async fn dispatch(State(app): State<App>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     let route = match parts.extensions.remove::<Parsed>() {
         Some(Parsed(route)) => route,
         None => route(&decode_path(parts.uri.path())),
     };
-    let result = handle(&registry, route, &parts.method, &parts.uri, &parts.headers, body).await;
+    let (result, caller) = match &app.access {
+        None => (
+            handle(&app.registry, route, Gate(None), &parts.method, &parts.uri, &parts.headers, body).await,
+            None,
+        ),
+        Some(access) => guarded(&app.registry, access, route, &parts, body).await,
+    };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     response.headers_mut().insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    if let Some(caller) = caller {
+        response.extensions_mut().insert(caller);
+    }
     response
+}
+
+/// What a handler may show a caller: everything (an open registry), or what the caller may
+/// pull.
+#[derive(Clone, Copy)]
+struct Gate<'a>(Option<(&'a AccessControl, &'a wharf_auth::Principal)>);
+
+impl Gate<'_> {
+    fn visible(&self, repository: &str) -> bool {
+        self.0.is_none_or(|(access, principal)| access.visible(principal, repository))
+    }
+}
+
+/// A request under access control: the token endpoint, or authorisation then the handler,
+/// with writes (allowed or refused) in the audit log.
+async fn guarded(
+    registry: &Registry,
+    access: &AccessControl,
+    route: Option<Route>,
+    parts: &http::request::Parts,
+    body: Body,
+) -> (Result<Response>, Option<Caller>) {
+    let client = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let transport = parts.extensions.get::<Transport>().cloned().unwrap_or_default();
+    if matches!(route, Some(Route::Token)) {
+        let result = crate::auth::token::endpoint(
+            access,
+            &parts.method,
+            parts.uri.query(),
+            &parts.headers,
+            body,
+            client,
+        )
+        .await;
+        return (result, None);
+    }
+    let query = query_pairs(parts.uri.query());
+    let need = need(route.as_ref(), &parts.method, &query);
+    let principal = match access.authorize(&need, &parts.headers, client, &transport) {
+        Ok(p) => p,
+        Err((e, who)) => {
+            let status = e.code_and_status().1;
+            audit(access, route.as_ref(), &parts.method, &query, &who, client, status, None, None);
+            return (Err(e), Some(Caller(who)));
+        }
+    };
+    let who = principal.identity.name().to_owned();
+    // A tag about to move: where it pointed before.
+    let previous = match (&route, &parts.method) {
+        (Some(Route::Manifest(name, reference)), &Method::PUT) => {
+            match (name.parse::<Repository>(), reference.parse::<Tag>()) {
+                (Ok(repo), Ok(tag)) => {
+                    registry.head_manifest(&repo, &TagOrDigest::Tag(tag)).await.ok().map(|(d, ..)| d)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let gate = Gate(Some((access, &principal)));
+    let result = handle(registry, route.clone(), gate, &parts.method, &parts.uri, &parts.headers, body).await;
+    let (status, digest) = match &result {
+        Ok(r) => {
+            (r.status(), r.headers().get(CONTENT_DIGEST).and_then(|v| v.to_str().ok()).map(str::to_owned))
+        }
+        Err(e) => (e.code_and_status().1, None),
+    };
+    audit(access, route.as_ref(), &parts.method, &query, &who, client, status, digest.as_deref(), previous);
+    (result, Some(Caller(who)))
+}
+
+/// What a route needs of the caller.
+fn need(route: Option<&Route>, method: &Method, query: &[(String, String)]) -> Need {
+    use wharf_auth::Action::{Delete, Pull, Push};
+    let Some(route) = route else { return Need::Public };
+    let one = |name: &String, action, scope| Need::Repository(vec![(name.clone(), action, scope)]);
+    match route {
+        Route::Health | Route::Ready | Route::Token => Need::Public,
+        Route::Metrics => Need::Admin,
+        Route::Base => Need::Authenticated,
+        Route::Catalog | Route::WharfRepositories => Need::Listing,
+        Route::Tags(n) | Route::Referrers(n, _) | Route::WharfArtifacts(n) | Route::WharfArtifact(n, _) => {
+            one(n, Pull, "pull")
+        }
+        Route::Blob(n, _) | Route::Manifest(n, _) if *method == Method::DELETE => one(n, Delete, "delete"),
+        Route::Manifest(n, _) if *method == Method::PUT => one(n, Push, "pull,push"),
+        Route::Blob(n, _) | Route::Manifest(n, _) => one(n, Pull, "pull"),
+        Route::Upload(n, _) => one(n, Push, "pull,push"),
+        Route::Uploads(n) => {
+            let mut items = vec![(n.clone(), Push, "pull,push")];
+            if first(query, "mount").is_some()
+                && let Some(from) = first(query, "from")
+            {
+                items.push((from.to_owned(), Pull, "pull"));
+            }
+            Need::Repository(items)
+        }
+    }
+}
+
+/// Records a write (a push, a tag move, a mount, a delete), allowed or refused.
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    access: &AccessControl,
+    route: Option<&Route>,
+    method: &Method,
+    query: &[(String, String)],
+    who: &str,
+    client: Option<std::net::IpAddr>,
+    status: StatusCode,
+    digest: Option<&str>,
+    previous: Option<Digest>,
+) {
+    let (event, repository, reference) = match (route, method) {
+        (Some(Route::Manifest(n, r)), &Method::PUT) => ("push", n, Some(r.clone())),
+        (Some(Route::Manifest(n, r)), &Method::DELETE) => ("delete", n, Some(r.clone())),
+        (Some(Route::Blob(n, d)), &Method::DELETE) => ("delete", n, Some(d.clone())),
+        (Some(Route::Upload(n, _)), &Method::PUT) => ("push", n, first(query, "digest").map(str::to_owned)),
+        (Some(Route::Uploads(n)), &Method::POST) if first(query, "mount").is_some() => {
+            ("mount", n, first(query, "mount").map(str::to_owned))
+        }
+        (Some(Route::Uploads(n)), &Method::POST) if first(query, "digest").is_some() => {
+            ("push", n, first(query, "digest").map(str::to_owned))
+        }
+        _ => return,
+    };
+    let result = if status.is_success() {
+        "ok"
+    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        "refused"
+    } else {
+        "failed"
+    };
+    let mut fields = serde_json::json!({
+        "identity": printable(who, 256),
+        "client": client.map(|c| c.to_string()),
+        "repository": printable(repository, 256),
+        "reference": reference.as_deref().map(|r| printable(r, 256)),
+        "digest": digest,
+        "status": status.as_u16(),
+        "result": result,
+    });
+    if let Some(from) = first(query, "from") {
+        fields["from"] = serde_json::json!(printable(from, 256));
+    }
+    access.audit.record(event, fields.clone());
+    let tag_moved = event == "push"
+        && result == "ok"
+        && matches!(route, Some(Route::Manifest(..)))
+        && reference.as_deref().is_some_and(|r| r.parse::<Tag>().is_ok());
+    if tag_moved {
+        fields["tag"] = fields["reference"].take();
+        fields["previous"] = serde_json::json!(previous.map(|d| d.to_string()));
+        access.audit.record("tag", fields);
+    }
 }
 
 async fn handle(
     registry: &Registry,
     route: Option<Route>,
+    gate: Gate<'_>,
     method: &Method,
     uri: &http::Uri,
     headers: &HeaderMap,
@@ -347,6 +536,8 @@ async fn handle(
     let allow = route.allowed();
     let query = query_pairs(uri.query());
     match (route, method.clone()) {
+        // The token endpoint exists only under access control (`guarded`).
+        (Route::Token, _) => Err(Error::RouteUnknown(printable(uri.path(), 200))),
         (Route::Metrics, Method::GET) => {
             let text = registry.render_metrics().await?;
             Ok(json_response(
@@ -375,7 +566,7 @@ async fn handle(
             }
         }
         (Route::WharfRepositories, Method::GET) => {
-            let repositories = registry.repository_summaries().await?;
+            let repositories = registry.repository_summaries_where(&|r| gate.visible(r)).await?;
             Ok(json_value(&serde_json::json!({ "repositories": repositories })))
         }
         (Route::WharfArtifacts(name), Method::GET) => {
@@ -420,7 +611,7 @@ async fn handle(
             if let Some(last) = &last {
                 repository(last)?;
             }
-            let page = registry.catalog(n, last.as_deref()).await?;
+            let page = registry.catalog_where(n, last.as_deref(), &|r| gate.visible(r)).await?;
             let body = serde_json::json!({ "repositories": page.names });
             Ok(paged(&body, &page, "/v2/_catalog", n))
         }
@@ -453,7 +644,7 @@ async fn handle(
             Ok(response)
         }
         (Route::Uploads(name), Method::POST) => {
-            start_upload(registry, &repository(&name)?, &query, body).await
+            start_upload(registry, gate, &repository(&name)?, &query, body).await
         }
         (Route::Upload(name, id), m @ (Method::GET | Method::PATCH | Method::PUT | Method::DELETE)) => {
             upload(registry, &m, &repository(&name)?, &id, headers, &query, body).await
@@ -596,6 +787,7 @@ fn blob_created(repo: &Repository, digest: &Digest) -> Response {
 
 async fn start_upload(
     registry: &Registry,
+    gate: Gate<'_>,
     repo: &Repository,
     query: &[(String, String)],
     body: Body,
@@ -606,7 +798,8 @@ async fn start_upload(
             Some(from) => Some(repository(from)?),
             None => None,
         };
-        if registry.mount(repo, &d, from.as_ref()).await? {
+        // Only from a repository the caller may pull.
+        if registry.mount_where(repo, &d, from.as_ref(), &|r| gate.visible(r.as_str())).await? {
             return Ok(blob_created(repo, &d));
         }
         // Nothing to mount: an ordinary upload session, as the spec says.

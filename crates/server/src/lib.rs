@@ -11,6 +11,10 @@
 //! - Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus text), one access-log line per
 //!   request with a request id.
 //! - [`router`]: the `/v2/` API as an axum `Router`.
+//! - Access control ([`auth`], on `wharf-auth`): htpasswd users and groups, client
+//!   certificates, a Docker-token-spec token service at `/token`, permissions by repository
+//!   pattern, failed-login limits, an audit log. TLS ([`tls`]) on rustls, HTTP/2 by ALPN,
+//!   certificates reloaded when they change. Both come from the [`config`] file.
 //! - [`Server`]: bind (port 0 works), serve, shut down gracefully.
 //!
 //! # Example: an in-memory registry on a free port
@@ -32,7 +36,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod artifacts;
+pub mod auth;
 mod cache;
+pub mod config;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
@@ -41,9 +47,11 @@ mod listener;
 mod metrics;
 mod registry;
 mod server;
+pub mod tls;
 
+pub use auth::AccessControl;
 pub use error::{Error, Result};
-pub use http::router;
+pub use http::{router, router_with_access};
 pub use listener::{Limits, raise_open_files_limit};
 pub use registry::{Page, PutManifest, Registry, StoredManifest};
 pub use server::{Server, ServerHandle, Storage, open_storage};

@@ -5,15 +5,20 @@
 //!              [--log-format text|json] [--wasm-validate] [--config wharf.toml]
 //!              [--header-timeout 30s] [--body-idle-timeout 60s] [--keepalive-timeout 60s]
 //!              [--max-connections 10000] [--drain-timeout 30s]
+//!              [--tls-cert server.crt --tls-key server.key [--tls-client-ca ca.crt]]
+//!              [--htpasswd users.htpasswd]
+//! wharf-server user add|remove|list [NAME] [--htpasswd FILE] [--password-stdin]
 //! ```
 //! Every flag also reads `WHARF_<FLAG>` from the environment. SIGTERM or Ctrl-C stops
-//! accepting connections and lets in-flight requests finish, for the drain time at most.
+//! accepting connections and lets in-flight requests finish, for the drain time at most;
+//! SIGHUP reads the TLS and htpasswd files again (they are also watched for changes).
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use wharf_server::config::{FileConfig, parse_duration};
 use wharf_server::{Limits, Registry, Server, Storage, open_storage};
 
 /// The Wharf reference OCI registry (distribution-spec v1.1, Wasm-aware).
@@ -55,45 +60,54 @@ struct Args {
     /// [default: 30s].
     #[arg(long, env = "WHARF_DRAIN_TIMEOUT", value_parser = parse_duration)]
     drain_timeout: Option<Duration>,
+    /// TLS certificate chain (PEM); with `--tls-key`, the server speaks HTTPS (HTTP/2 and
+    /// HTTP/1.1). Config: `[tls] cert`.
+    #[arg(long, env = "WHARF_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM). Config: `[tls] key`.
+    #[arg(long, env = "WHARF_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// CA certificates for client certificates (mutual TLS; the subject's common name is the
+    /// user). Config: `[tls] client_ca`.
+    #[arg(long, env = "WHARF_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
+    /// htpasswd file of bcrypt entries: turns access control on. Config: `[auth] htpasswd`.
+    #[arg(long, env = "WHARF_HTPASSWD")]
+    htpasswd: Option<std::path::PathBuf>,
     /// A TOML file with any of the settings above, by their long names with `_`
-    /// (`listen`, `storage`, `log_format`, `wasm_validate`, `header_timeout`, …).
+    /// (`listen`, `storage`, `log_format`, `wasm_validate`, `header_timeout`, …), and the
+    /// `[tls]`, `[auth]` and `[[access]]` sections; paths in it are relative to it.
     #[arg(long, env = "WHARF_CONFIG")]
     config: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-/// The `--config` file.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    storage: Option<String>,
-    log_format: Option<String>,
-    wasm_validate: Option<bool>,
-    header_timeout: Option<String>,
-    body_idle_timeout: Option<String>,
-    keepalive_timeout: Option<String>,
-    max_connections: Option<usize>,
-    drain_timeout: Option<String>,
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Manage the users of the htpasswd file.
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
-/// `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("`{s}` is not a duration (try 30s, 500ms, 2m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        other => return Err(format!("`{other}` in `{s}` is not a unit of time (ms, s, m, h)")),
-    };
-    match Duration::try_from_secs_f64(seconds) {
-        Ok(d) if d.is_zero() => Err(format!("`{s}`: a time-out must be longer than zero")),
-        Ok(d) => Ok(d),
-        Err(e) => Err(format!("`{s}`: {e}")),
-    }
+#[derive(Debug, clap::Subcommand)]
+enum UserCommand {
+    /// Add a user, or set a user's password (bcrypt); the password is read from a prompt,
+    /// or from the first line of stdin when it is not a terminal.
+    Add {
+        /// The user name.
+        name: String,
+        /// Read the password from stdin even on a terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user.
+    Remove {
+        /// The user name.
+        name: String,
+    },
+    /// List the users.
+    List,
 }
 
 fn main() -> std::process::ExitCode {
@@ -115,20 +129,41 @@ fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let file: FileConfig = match &args.config {
-        Some(path) => {
-            toml::from_str(&std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)
-                .map_err(|e| format!("{}: {e}", path.display()))?
-        }
+    let mut file = match &args.config {
+        Some(path) => FileConfig::read(path)?,
         None => FileConfig::default(),
     };
+    // Paths in the file are relative to it; those of flags to the working directory.
+    let base = args
+        .config
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_path_buf);
+    let cwd = std::env::current_dir()?;
+    if let Some(htpasswd) = &args.htpasswd {
+        file.auth.get_or_insert_with(Default::default).htpasswd = Some(cwd.join(htpasswd));
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let mut tls = wharf_server::config::TlsConfig::default();
+        tls.cert = cwd.join(cert);
+        tls.key = cwd.join(key);
+        tls.client_ca = args.tls_client_ca.as_ref().map(|p| cwd.join(p));
+        file.tls = Some(tls);
+    }
+    if let Some(Command::User(command)) = &args.command {
+        return user_command(command, &file, &base);
+    }
     let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:5000".parse().expect("valid"));
-    let storage = match (args.storage, file.storage) {
+    let storage = match (args.storage, file.storage.take()) {
         (Some(s), _) => s,
-        (None, Some(s)) => s.parse()?,
+        // A directory in the config file is relative to the file.
+        (None, Some(s)) => match s.parse()? {
+            Storage::Fs(dir) if dir.is_relative() => Storage::Fs(base.join(dir)),
+            other => other,
+        },
         (None, None) => "fs:./wharf-data".parse()?,
     };
-    let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".to_owned());
+    let log_format = args.log_format.or(file.log_format.take()).unwrap_or_else(|| "text".to_owned());
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     match log_format.as_str() {
@@ -149,28 +184,37 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         };
     let defaults = Limits::default();
     let mut limits = Limits::default();
-    limits.header_timeout =
-        duration(args.header_timeout, ("header_timeout", file.header_timeout), defaults.header_timeout)?;
+    limits.header_timeout = duration(
+        args.header_timeout,
+        ("header_timeout", file.header_timeout.take()),
+        defaults.header_timeout,
+    )?;
     limits.body_idle_timeout = duration(
         args.body_idle_timeout,
-        ("body_idle_timeout", file.body_idle_timeout),
+        ("body_idle_timeout", file.body_idle_timeout.take()),
         defaults.body_idle_timeout,
     )?;
     limits.keepalive_timeout = duration(
         args.keepalive_timeout,
-        ("keepalive_timeout", file.keepalive_timeout),
+        ("keepalive_timeout", file.keepalive_timeout.take()),
         defaults.keepalive_timeout,
     )?;
     limits.drain_timeout =
-        duration(args.drain_timeout, ("drain_timeout", file.drain_timeout), defaults.drain_timeout)?;
+        duration(args.drain_timeout, ("drain_timeout", file.drain_timeout.take()), defaults.drain_timeout)?;
     limits.max_connections =
         args.max_connections.or(file.max_connections).unwrap_or(defaults.max_connections);
     let open_files = wharf_server::raise_open_files_limit();
+    let tls = file.tls(&base)?;
+    let data_dir = match &storage {
+        Storage::Fs(dir) => Some(cwd.join(dir)),
+        _ => None,
+    };
+    let access = file.access(&base, data_dir.as_deref())?;
     let backend =
         open_storage(&storage).await.map_err(|e| format!("opening the storage {storage:?}: {e}"))?;
     let wasm_validate = args.wasm_validate.or(file.wasm_validate).unwrap_or(false);
     let registry = Registry::new(backend).with_wasm_validate(wasm_validate);
-    let server = Server::bind(listen, registry)
+    let mut server = Server::bind(listen, registry)
         .await
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => {
@@ -179,18 +223,109 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             _ => format!("cannot listen on {listen}: {e}"),
         })?
         .with_limits(limits);
+    if let Some(tls) = &tls {
+        server = server.with_tls(std::sync::Arc::clone(tls));
+    }
+    if let Some(access) = &access {
+        server = server.with_access(std::sync::Arc::clone(access));
+    }
     tracing::info!(
-        address = %server.local_addr(), storage = ?storage, open_files, ?limits, "wharf-server listening"
+        address = %server.local_addr(),
+        storage = ?storage,
+        tls = tls.is_some(),
+        access_control = access.is_some(),
+        open_files,
+        ?limits,
+        "wharf-server listening"
     );
-    if !listen.ip().is_loopback() {
+    if access.is_none() && !listen.ip().is_loopback() {
         tracing::warn!(
             address = %listen,
-            "listening beyond loopback without authentication: anyone who can reach this address can push, overwrite and delete"
+            "LISTENING BEYOND LOOPBACK WITHOUT AUTHENTICATION: anyone who can reach this address can push, overwrite and delete; configure [auth] (see the README)"
         );
+    }
+    if access.is_some() && tls.is_none() && !listen.ip().is_loopback() {
+        tracing::warn!(address = %listen, "access control without TLS: passwords and tokens cross the network in clear");
     }
     server.run_until(shutdown_signal()).await?;
     tracing::info!("wharf-server stopped");
     Ok(())
+}
+
+/// `wharf-server user add|remove|list`.
+fn user_command(
+    command: &UserCommand,
+    file: &FileConfig,
+    base: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let path = file.auth.as_ref().and_then(|a| a.htpasswd.as_ref()).map(|p| base.join(p)).ok_or(
+        "no htpasswd file: give --htpasswd FILE (or WHARF_HTPASSWD, or [auth] htpasswd in --config)",
+    )?;
+    let mut users = match std::fs::read_to_string(&path) {
+        Ok(text) => wharf_auth::Htpasswd::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => wharf_auth::Htpasswd::default(),
+        Err(e) => return Err(format!("{}: {e}", path.display()).into()),
+    };
+    match command {
+        UserCommand::List => {
+            for user in users.users() {
+                println!("{user}");
+            }
+            return Ok(());
+        }
+        UserCommand::Remove { name } => {
+            if !users.remove(name) {
+                return Err(format!("no user `{name}` in {}", path.display()).into());
+            }
+            eprintln!("removed {name}");
+        }
+        UserCommand::Add { name, password_stdin } => {
+            if !wharf_auth::valid_user(name) {
+                return Err(
+                    format!("`{name}` is not a user name (no `:`, spaces or control characters)").into()
+                );
+            }
+            let password = read_password(*password_stdin)?;
+            if password.is_empty() {
+                return Err("the password is empty".into());
+            }
+            let new = users.set(name, &password, wharf_auth::DEFAULT_COST)?;
+            eprintln!("{} {name}", if new { "added" } else { "changed the password of" });
+        }
+    }
+    wharf_server::auth::write_private(&path, users.render().as_bytes())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// A password from the first line of stdin, or from a prompt (twice, without echo).
+fn read_password(from_stdin: bool) -> Result<String, Box<dyn std::error::Error>> {
+    use std::io::BufRead as _;
+    let stdin = std::io::stdin();
+    if from_stdin || !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let ask = |prompt: &str| -> Result<String, Box<dyn std::error::Error>> {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        eprint!("{prompt}");
+        let saved = tcgetattr(&stdin)?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
+        let mut line = String::new();
+        let read = stdin.lock().read_line(&mut line);
+        tcsetattr(&stdin, OptionalActions::Now, &saved)?;
+        eprintln!();
+        read?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    let first = ask("Password: ")?;
+    if ask("Again: ")? != first {
+        return Err("the passwords differ".into());
+    }
+    Ok(first)
 }
 
 async fn shutdown_signal() {
@@ -210,21 +345,4 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration(" 2h "), Ok(Duration::from_secs(7200)));
-        for bad in ["", "s", "-1s", "0", "0ms", "10 years", "1.2.3s", "inf", "NaN"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 }

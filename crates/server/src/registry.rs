@@ -262,13 +262,28 @@ impl Registry {
     /// Mounts `digest` from `from` (or, without `from`, from any repository holding it).
     /// `false` when there is nothing to mount (the caller starts an upload instead).
     pub async fn mount(&self, repo: &Repository, digest: &Digest, from: Option<&Repository>) -> Result<bool> {
-        let source_has_it = match from {
-            Some(from) => self.blob_linked(from, digest).await?,
-            None => !self
-                .storage
-                .list_meta(&format!("blob-repositories/{}/", digest_key(digest)))
+        self.mount_where(repo, digest, from, &|_| true).await
+    }
+
+    /// [`mount`](Self::mount), taking the blob only from a repository `allowed` accepts
+    /// (the ones the caller may pull).
+    pub async fn mount_where(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        from: Option<&Repository>,
+        allowed: &(dyn Fn(&Repository) -> bool + Sync),
+    ) -> Result<bool> {
+        let source_has_it = if let Some(from) = from {
+            allowed(from) && self.blob_linked(from, digest).await?
+        } else {
+            let prefix = format!("blob-repositories/{}/", digest_key(digest));
+            self.storage
+                .list_meta(&prefix)
                 .await?
-                .is_empty(),
+                .iter()
+                .filter_map(|k| k[prefix.len()..].parse::<Repository>().ok())
+                .any(|r| allowed(&r))
         };
         let stored = if source_has_it { self.storage.stat(digest).await? } else { None };
         let Some(info) = stored else {
@@ -593,12 +608,23 @@ impl Registry {
 
     /// The registry's repositories, sorted, after `last`, at most `n`.
     pub async fn catalog(&self, n: Option<usize>, last: Option<&str>) -> Result<Page> {
+        self.catalog_where(n, last, &|_| true).await
+    }
+
+    /// [`catalog`](Self::catalog) of the repositories `visible` accepts.
+    pub async fn catalog_where(
+        &self,
+        n: Option<usize>,
+        last: Option<&str>,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Page> {
         let names = self
             .storage
             .list_meta("catalog/")
             .await?
             .into_iter()
             .map(|k| k["catalog/".len()..].to_owned())
+            .filter(|name| visible(name))
             .collect();
         Ok(page(names, n, last))
     }

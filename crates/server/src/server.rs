@@ -57,6 +57,8 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     registry: Registry,
     limits: crate::Limits,
+    tls: Option<Arc<crate::tls::Tls>>,
+    access: Option<Arc<crate::AccessControl>>,
 }
 
 impl Server {
@@ -68,7 +70,21 @@ impl Server {
         socket.set_reuseaddr(true)?;
         socket.bind(addr)?;
         let listener = socket.listen(4096)?;
-        Ok(Self { listener, registry, limits: crate::Limits::default() })
+        Ok(Self { listener, registry, limits: crate::Limits::default(), tls: None, access: None })
+    }
+
+    /// Serves TLS (HTTP/2 and HTTP/1.1 by ALPN) instead of plain HTTP.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Arc<crate::tls::Tls>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Puts every request under `access`.
+    #[must_use]
+    pub fn with_access(mut self, access: Arc<crate::AccessControl>) -> Self {
+        self.access = Some(access);
+        self
     }
 
     /// Serves within `limits` (time-outs, connections, drain) instead of the defaults.
@@ -88,9 +104,11 @@ impl Server {
     /// than a day are cancelled every ten minutes.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let janitor = tokio::spawn(purge_uploads(self.registry.clone()));
-        let result =
-            crate::listener::serve(self.listener, crate::router(self.registry), self.limits, shutdown).await;
+        let reloader = tokio::spawn(reload_files(self.tls.clone(), self.access.clone()));
+        let router = crate::router_with_access(self.registry, self.access);
+        let result = crate::listener::serve(self.listener, router, self.limits, self.tls, shutdown).await;
         janitor.abort();
+        reloader.abort();
         result
     }
 
@@ -139,6 +157,46 @@ async fn purge_uploads(registry: Registry) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "cancelled stale upload sessions"),
             Err(e) => tracing::warn!(error = %e, "purging stale upload sessions failed"),
+        }
+    }
+}
+
+/// Reads the certificate, key and htpasswd files again when they change (checked every two
+/// seconds) or on SIGHUP. A file that does not read keeps what is in force.
+async fn reload_files(tls: Option<Arc<crate::tls::Tls>>, access: Option<Arc<crate::AccessControl>>) {
+    if tls.is_none() && access.is_none() {
+        return;
+    }
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let forced = tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(2)) => false,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        #[cfg(not(unix))]
+        let forced = {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            false
+        };
+        if let Some(tls) = &tls {
+            match tls.reload(forced) {
+                Ok(true) => tracing::info!("TLS certificate and key reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "reloading TLS failed: the previous certificate stays in use");
+                }
+            }
+        }
+        if let Some(access) = &access {
+            match access.reload(forced) {
+                Ok(true) => tracing::info!(users = access.authenticator().users().len(), "htpasswd reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "reloading htpasswd failed: the previous users stay in force");
+                }
+            }
         }
     }
 }

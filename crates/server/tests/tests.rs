@@ -4,6 +4,7 @@
 
 #![allow(clippy::many_single_char_names, clippy::cast_possible_truncation, clippy::float_cmp)]
 
+mod access;
 mod binary;
 mod common;
 mod conformance;

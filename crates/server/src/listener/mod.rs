@@ -136,6 +136,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<crate::tls::Tls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let max = effective_max_connections(limits.max_connections);
@@ -184,6 +185,7 @@ pub(crate) async fn serve(
             limits,
             stop: stop_rx.clone(),
             table: Arc::clone(&table),
+            tls: tls.clone(),
         };
         tokio::spawn(task.run(stream));
     }
@@ -215,6 +217,14 @@ fn effective_max_connections(wanted: usize) -> usize {
     wanted.min(fit).max(1)
 }
 
+/// How a request reached the server: over TLS or not, and the subject of the client
+/// certificate the TLS handshake verified. Put in every request's extensions.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Transport {
+    pub(crate) tls: bool,
+    pub(crate) client_cert_user: Option<Arc<str>>,
+}
+
 /// One accepted connection and what serving it needs.
 struct Connection {
     id: u64,
@@ -225,17 +235,56 @@ struct Connection {
     limits: Limits,
     stop: watch::Receiver<bool>,
     table: Arc<Table>,
+    tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl Connection {
     async fn run(mut self, stream: tokio::net::TcpStream) {
-        let io = TokioIo::new(Tracked::new(stream, Arc::clone(&self.conn)));
+        let io = Tracked::new(stream, Arc::clone(&self.conn));
+        match self.tls.as_ref().map(|t| t.config()) {
+            None => self.serve(io, Transport::default(), false).await,
+            Some(config) => {
+                // The handshake is part of sending the request head: same deadline.
+                let handshake = tokio_rustls::TlsAcceptor::from(config).accept(io);
+                match tokio::time::timeout(self.limits.header_timeout, handshake).await {
+                    Ok(Ok(stream)) => {
+                        let session = stream.get_ref().1;
+                        let h2 = session.alpn_protocol() == Some(b"h2");
+                        let client_cert_user = session
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .and_then(|c| crate::tls::subject_common_name(c))
+                            .map(Arc::from);
+                        self.serve(stream, Transport { tls: true, client_cert_user }, h2).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
+                }
+            }
+        }
+        self.table.remove(self.id);
+        drop(self.permit);
+    }
+
+    async fn serve<I>(&mut self, io: I, transport: Transport, h2: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(io);
         let (conn, router, peer, body_idle) =
             (Arc::clone(&self.conn), self.router.clone(), self.peer, self.limits.body_idle_timeout);
         let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
             let busy = conn.begin();
             let mut request = request.map(|b| Body::new(body::IdleTimeout::new(b, body_idle)));
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(transport.clone());
+            // HTTP/2 names the host in the URI (`:authority`) only; handlers read `Host`.
+            if !request.headers().contains_key(http::header::HOST)
+                && let Some(authority) = request.uri().authority()
+                && let Ok(host) = http::HeaderValue::from_str(authority.as_str())
+            {
+                request.headers_mut().insert(http::header::HOST, host);
+            }
             let router = router.clone();
             async move {
                 let response = router.oneshot(request).await.unwrap_or_else(|e: Infallible| match e {});
@@ -248,14 +297,31 @@ impl Connection {
                 }))
             }
         });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        // Header and keep-alive time-outs are the watchdog's below.
-        builder.header_read_timeout(None);
-        let served = builder.serve_connection(io, service);
-        tokio::pin!(served);
+        if h2 {
+            let builder = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let served = builder.serve_connection(io, service);
+            tokio::pin!(served);
+            self.watch(served, hyper::server::conn::http2::Connection::graceful_shutdown).await;
+        } else {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            // Header and keep-alive time-outs are the watchdog's below.
+            builder.header_read_timeout(None);
+            let served = builder.serve_connection(io, service);
+            tokio::pin!(served);
+            self.watch(served, hyper::server::conn::http1::Connection::graceful_shutdown).await;
+        }
+    }
+
+    /// Drives a connection until it ends, closing it when a deadline passes and shutting it
+    /// down gracefully when the server drains.
+    async fn watch<F: Future>(
+        &mut self,
+        mut served: std::pin::Pin<&mut F>,
+        mut graceful: impl FnMut(std::pin::Pin<&mut F>),
+    ) {
         let mut draining = *self.stop.borrow();
         if draining {
-            served.as_mut().graceful_shutdown();
+            graceful(served.as_mut());
         }
         loop {
             let now = Instant::now();
@@ -271,11 +337,9 @@ impl Connection {
                 () = tokio::time::sleep_until(wake.into()) => {}
                 _ = self.stop.changed(), if !draining => {
                     draining = true;
-                    served.as_mut().graceful_shutdown();
+                    graceful(served.as_mut());
                 }
             }
         }
-        self.table.remove(self.id);
-        drop(self.permit);
     }
 }

@@ -1,6 +1,8 @@
 //! A registry on a loopback port and a raw HTTP client for it, in-process or as the
 //! `wharf-server` binary.
 
+pub(crate) mod pki;
+
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;

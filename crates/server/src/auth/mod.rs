@@ -1,0 +1,436 @@
+//! Access control over HTTP: who a request comes from (Basic credentials, a bearer token, a
+//! client certificate, or no one), whether it may do what it asks, the 401 challenge or 403
+//! that says so, the token endpoint, and the audit log. The rules themselves are
+//! [`wharf_auth`]'s.
+
+mod audit;
+pub(crate) mod token;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use http::{HeaderMap, header};
+use wharf_auth::{Action, Authenticator, Denied, Htpasswd, Identity, Policy, Principal, Rule};
+
+pub(crate) use audit::Audit;
+
+use crate::config::{AccessRule, AuthConfig, parse_duration};
+use crate::error::{Error, Result};
+use crate::listener::Transport;
+
+/// Who may do what, and the token service: the registry's access control.
+#[derive(Debug)]
+pub struct AccessControl {
+    auth: Authenticator,
+    htpasswd: Option<PathBuf>,
+    stamp: Mutex<Option<(SystemTime, u64)>>,
+    realm: Option<String>,
+    public_metrics: bool,
+    pub(crate) audit: Audit,
+}
+
+/// What a request needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// Nothing (health, the token endpoint).
+    Public,
+    /// Any established identity or a token (`/v2/`).
+    Authenticated,
+    /// A listing: anyone, filtered to what they may pull; a token needs `registry:catalog:*`.
+    Listing,
+    /// Registry administration.
+    Admin,
+    /// Actions on repositories: (repository, action, the actions a challenge asks for).
+    Repository(Vec<(String, Action, &'static str)>),
+}
+
+impl AccessControl {
+    /// Access control over `auth`.
+    pub fn new(auth: Authenticator) -> Self {
+        Self {
+            auth,
+            htpasswd: None,
+            stamp: Mutex::new(None),
+            realm: None,
+            public_metrics: false,
+            audit: Audit::default(),
+        }
+    }
+
+    /// From `[auth]` and `[[access]]`: paths relative to `base`, a token key kept in
+    /// `data_dir` unless one is configured.
+    pub fn from_config(
+        config: &AuthConfig,
+        rules: &[AccessRule],
+        base: &Path,
+        data_dir: Option<&Path>,
+    ) -> Result<Self> {
+        let bad = |m: String| Error::BadRequest(m);
+        let htpasswd = config.htpasswd.as_ref().map(|p| base.join(p));
+        let users = match &htpasswd {
+            Some(path) => read_htpasswd(path)?,
+            None => Htpasswd::default(),
+        };
+        let policy = if rules.is_empty() {
+            Policy::authenticated_all()
+        } else {
+            let mut out = Vec::new();
+            for (n, rule) in rules.iter().enumerate() {
+                if rule.repositories.is_empty() {
+                    return Err(bad(format!("[[access]] rule {}: `repositories` is empty", n + 1)));
+                }
+                let mut repositories = Vec::new();
+                for p in &rule.repositories {
+                    repositories.push(p.parse().map_err(|e| bad(format!("[[access]] rule {}: {e}", n + 1)))?);
+                }
+                let set = |a: &[Action]| wharf_auth::Actions::of(a);
+                out.push(Rule {
+                    repositories,
+                    anonymous: set(&rule.anonymous),
+                    users: rule.users.iter().map(|(u, a)| (u.clone(), set(a))).collect(),
+                    groups: rule.groups.iter().map(|(g, a)| (g.clone(), set(a))).collect(),
+                });
+            }
+            Policy::new(out, &config.groups)
+        };
+        let algorithm = match config.token_algorithm.as_deref() {
+            None | Some("ES256") => wharf_auth::Algorithm::ES256,
+            Some("EdDSA") => wharf_auth::Algorithm::EdDSA,
+            Some(other) => {
+                return Err(bad(format!("[auth] token_algorithm `{other}`: expected ES256 or EdDSA")));
+            }
+        };
+        let key_path = match (&config.token_key, data_dir) {
+            (Some(p), _) => Some(base.join(p)),
+            (None, Some(dir)) => Some(dir.join("auth/token.key")),
+            (None, None) => None,
+        };
+        let key = if let Some(path) = &key_path {
+            token_key(path, algorithm)?
+        } else {
+            tracing::warn!(
+                "no token_key configured and no data directory: tokens are signed with a key of this run only"
+            );
+            wharf_auth::SigningKey::generate(algorithm).map_err(|e| bad(e.to_string()))?
+        };
+        let service = config.service.clone().unwrap_or_else(|| "wharf".to_owned());
+        let mut tokens = wharf_auth::TokenService::new(
+            key,
+            config.issuer.clone().unwrap_or_else(|| "wharf".to_owned()),
+            service.clone(),
+        );
+        let duration = |key: &str, v: &Option<String>, default: Duration| match v {
+            Some(s) => parse_duration(s).map_err(|e| bad(format!("[auth] {key}: {e}"))),
+            None => Ok(default),
+        };
+        tokens.ttl = duration("token_ttl", &config.token_ttl, tokens.ttl)?;
+        tokens.refresh_ttl = duration("refresh_ttl", &config.refresh_ttl, tokens.refresh_ttl)?;
+        if let Some(ext) = &config.external {
+            let path = base.join(&ext.keys);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| bad(format!("[auth.external] keys {}: {e}", path.display())))?;
+            let keys = if text.trim_start().starts_with('{') {
+                wharf_auth::VerifyingKey::from_jwks(&text)
+            } else {
+                wharf_auth::VerifyingKey::from_pem(&text)
+            }
+            .map_err(|e| bad(format!("[auth.external] keys {}: {e}", path.display())))?;
+            tokens = tokens.with_external(wharf_auth::External {
+                issuer: ext.issuer.clone(),
+                audience: ext.audience.clone().unwrap_or_else(|| service.clone()),
+                keys,
+            });
+        }
+        let auth = Authenticator::new(users, policy, tokens).with_limits(
+            config.max_failed_logins.unwrap_or(5),
+            config.max_failed_logins_per_address.unwrap_or(30),
+            Duration::from_secs(60),
+        );
+        let mut access = Self::new(auth);
+        if let Some(path) = htpasswd {
+            *access.stamp.get_mut().expect("lock") = stamp(&path);
+            access.htpasswd = Some(path);
+        }
+        access.realm.clone_from(&config.realm);
+        access.public_metrics = config.public_metrics;
+        if let Some(path) = &config.audit_log {
+            access.audit = Audit::to_file(&base.join(path))?;
+        }
+        Ok(access)
+    }
+
+    /// The authenticator.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// Reads the htpasswd file again if it changed (or always, with `force`); a file that
+    /// does not parse keeps the users in force and returns the error.
+    pub fn reload(&self, force: bool) -> Result<bool> {
+        let Some(path) = &self.htpasswd else { return Ok(false) };
+        let now = stamp(path);
+        if !force && *self.stamp.lock().expect("lock") == now {
+            return Ok(false);
+        }
+        let users = read_htpasswd(path)?;
+        self.auth.set_users(users);
+        *self.stamp.lock().expect("lock") = now;
+        Ok(true)
+    }
+
+    /// The token endpoint URL for a request.
+    fn realm(&self, headers: &HeaderMap, transport: &Transport) -> String {
+        if let Some(realm) = &self.realm {
+            return realm.clone();
+        }
+        // HTTP/2 carries the host in `:authority`, which the listener copies to `Host`.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .unwrap_or("localhost");
+        format!("{}://{host}/token", if transport.tls { "https" } else { "http" })
+    }
+
+    fn challenge(
+        &self,
+        headers: &HeaderMap,
+        transport: &Transport,
+        scope: Option<&str>,
+        error: Option<&str>,
+    ) -> String {
+        let mut c = format!(
+            "Bearer realm=\"{}\",service=\"{}\"",
+            self.realm(headers, transport),
+            self.auth.tokens().service
+        );
+        if let Some(scope) = scope {
+            c.push_str(",scope=\"");
+            c.push_str(scope);
+            c.push('"');
+        }
+        if let Some(error) = error {
+            c.push_str(",error=\"");
+            c.push_str(error);
+            c.push('"');
+        }
+        c
+    }
+
+    /// Who the request comes from: its `Authorization` (Basic or Bearer), else its client
+    /// certificate, else anonymous.
+    pub(crate) fn identify(
+        &self,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+        transport: &Transport,
+    ) -> std::result::Result<(Principal, bool), Denied> {
+        match credentials(headers) {
+            Some(Credentials::Basic(user, password)) => {
+                let identity = self.auth.login(&user, &password, client)?;
+                Ok((Principal { identity, token: None }, true))
+            }
+            Some(Credentials::Bearer(token)) => Ok((self.auth.bearer(&token)?, true)),
+            Some(Credentials::Malformed) => Err(Denied::BadCredentials),
+            None => Ok(match &transport.client_cert_user {
+                Some(user) => (Principal::user(user.to_string()), true),
+                None => (Principal::anonymous(), false),
+            }),
+        }
+    }
+
+    /// Decides a request: the caller when it may go on, the 401, 403 or 429 otherwise (with
+    /// who was refused, when known).
+    pub(crate) fn authorize(
+        &self,
+        need: &Need,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+        transport: &Transport,
+    ) -> std::result::Result<Principal, (Error, String)> {
+        let unknown = |e: Error| (e, "-".to_owned());
+        if *need == Need::Public {
+            return Ok(Principal::anonymous());
+        }
+        let (principal, presented) = match self.identify(headers, client, transport) {
+            Ok(p) => p,
+            Err(Denied::TooMany(after)) => {
+                return Err(unknown(Error::TooManyRequests {
+                    message: Denied::TooMany(after).to_string(),
+                    retry_after: after.as_secs().max(1),
+                }));
+            }
+            Err(denied) => {
+                let error = matches!(denied, Denied::BadToken(_)).then_some("invalid_token");
+                let scope = Self::need_scope(need);
+                return Err(unknown(Error::Unauthorized {
+                    message: denied.to_string(),
+                    challenge: Some(self.challenge(headers, transport, scope.as_deref(), error)),
+                }));
+            }
+        };
+        let name = principal.identity.name().to_owned();
+        self.decide(need, headers, transport, principal, presented).map_err(|e| (e, name))
+    }
+
+    fn need_scope(need: &Need) -> Option<String> {
+        match need {
+            Need::Repository(items) => Some(scope_of(items)),
+            Need::Listing => Some("registry:catalog:*".to_owned()),
+            _ => None,
+        }
+    }
+
+    fn decide(
+        &self,
+        need: &Need,
+        headers: &HeaderMap,
+        transport: &Transport,
+        principal: Principal,
+        presented: bool,
+    ) -> Result<Principal> {
+        let scope = Self::need_scope(need);
+        let unauthorized = |message: String| Error::Unauthorized {
+            message,
+            challenge: Some(self.challenge(headers, transport, scope.as_deref(), None)),
+        };
+        let anonymous = principal.identity == Identity::Anonymous;
+        match need {
+            Need::Public => Ok(principal),
+            Need::Authenticated if presented => Ok(principal),
+            Need::Authenticated => Err(unauthorized("authentication required".into())),
+            Need::Listing => match &principal.token {
+                Some(claims) if !claims.allows("registry", "catalog", "*") => {
+                    Err(unauthorized("the token does not grant registry:catalog:*".into()))
+                }
+                _ => Ok(principal),
+            },
+            Need::Admin if self.public_metrics || self.auth.is_admin(&principal) => Ok(principal),
+            Need::Admin if anonymous => Err(unauthorized("authentication required".into())),
+            Need::Admin => {
+                Err(Error::Denied(format!("`{}` is not an administrator", principal.identity.name())))
+            }
+            Need::Repository(items) => {
+                let Some((repo, action, _)) =
+                    items.iter().find(|(r, a, _)| !self.auth.can(&principal, r, *a))
+                else {
+                    return Ok(principal);
+                };
+                // A token that lacks the scope, where a new token could grant it, or an
+                // external issuer's token: ask for a new one.
+                let own = principal.token.as_ref().is_none_or(|c| c.iss == self.auth.tokens().issuer);
+                let policy_allows = items
+                    .iter()
+                    .all(|(r, a, _)| self.auth.policy().actions(&principal.identity, r).contains(*a));
+                if anonymous || (principal.token.is_some() && (!own || policy_allows)) {
+                    Err(unauthorized(format!("authentication required to {action} {repo}")))
+                } else {
+                    Err(Error::Denied(format!("`{}` may not {action} {repo}", principal.identity.name())))
+                }
+            }
+        }
+    }
+
+    /// Whether `principal` sees `repository` in listings and may mount from it: it may
+    /// pull it (by the policy, or by its token).
+    pub(crate) fn visible(&self, principal: &Principal, repository: &str) -> bool {
+        self.auth.visible(principal, repository)
+    }
+}
+
+fn scope_of(items: &[(String, Action, &'static str)]) -> String {
+    let mut scopes: Vec<String> = Vec::new();
+    for (repo, _, actions) in items {
+        let s = format!("repository:{repo}:{actions}");
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    scopes.join(" ")
+}
+
+enum Credentials {
+    Basic(String, String),
+    Bearer(String),
+    Malformed,
+}
+
+fn credentials(headers: &HeaderMap) -> Option<Credentials> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let Ok(text) = value.to_str() else { return Some(Credentials::Malformed) };
+    let (scheme, rest) = text.trim().split_once(' ').unwrap_or((text, ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(basic(rest.trim()).map_or(Credentials::Malformed, |(u, p)| Credentials::Basic(u, p)));
+    }
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
+        return Some(Credentials::Bearer(rest.trim().to_owned()));
+    }
+    Some(Credentials::Malformed)
+}
+
+/// Decodes base64 `user:password`.
+pub(crate) fn basic(encoded: &str) -> Option<(String, String)> {
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+fn read_htpasswd(path: &Path) -> Result<Htpasswd> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Htpasswd::parse(&text).map_err(|e| Error::BadRequest(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(
+                path = %path.display(),
+                "the htpasswd file does not exist yet: no user can log in until `wharf-server user add` creates it"
+            );
+            Ok(Htpasswd::default())
+        }
+        Err(e) => Err(Error::BadRequest(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Loads the token signing key at `path`, or creates it (mode 0600) when missing.
+fn token_key(path: &Path, algorithm: wharf_auth::Algorithm) -> Result<wharf_auth::SigningKey> {
+    let bad = |m: String| Error::BadRequest(format!("token key {}: {m}", path.display()));
+    match std::fs::read_to_string(path) {
+        Ok(pem) => wharf_auth::SigningKey::from_pem(&pem).map_err(|e| bad(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = wharf_auth::SigningKey::generate(algorithm).map_err(|e| bad(e.to_string()))?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| bad(e.to_string()))?;
+            }
+            write_private(path, key.to_pem().as_bytes()).map_err(|e| bad(e.to_string()))?;
+            tracing::info!(path = %path.display(), kid = key.kid(), "created a token signing key");
+            Ok(key)
+        }
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+/// Writes a file readable by its owner only, atomically (a temporary file renamed): how
+/// htpasswd files and keys are written.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,204 @@
+//! The token endpoint of the Docker registry token specification: `GET /token` with Basic
+//! credentials or none, and the OAuth2 form (`POST /token`, `grant_type=password` or
+//! `refresh_token`) that containerd-based clients use.
+
+use std::net::IpAddr;
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, StatusCode, header};
+use wharf_auth::{Denied, Identity, Scope};
+
+use super::AccessControl;
+use crate::error::{Error, Result};
+
+/// The largest form body accepted.
+const MAX_FORM: usize = 64 * 1024;
+
+/// Answers `GET`/`POST /token`.
+pub(crate) async fn endpoint(
+    access: &AccessControl,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    client: Option<IpAddr>,
+) -> Result<Response> {
+    match *method {
+        Method::GET => get(access, &pairs(query.unwrap_or_default()), headers, client),
+        Method::POST => {
+            let bytes = axum::body::to_bytes(body, MAX_FORM)
+                .await
+                .map_err(|_| Error::TooLarge(format!("the token form exceeds {MAX_FORM} bytes")))?;
+            post(access, &pairs(&String::from_utf8_lossy(&bytes)), client)
+        }
+        _ => Err(Error::MethodNotAllowed {
+            method: crate::http::printable(method.as_str(), 32),
+            allow: "GET, POST",
+        }),
+    }
+}
+
+/// `application/x-www-form-urlencoded` pairs (`+` is a space).
+fn pairs(text: &str) -> Vec<(String, String)> {
+    crate::http::query_pairs(Some(&text.replace('+', "%20")))
+}
+
+fn values<'a>(pairs: &'a [(String, String)], key: &'a str) -> impl Iterator<Item = &'a str> {
+    pairs.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn check_service(access: &AccessControl, pairs: &[(String, String)]) -> Result<()> {
+    match first(pairs, "service") {
+        Some(s) if s != access.auth.tokens().service => Err(Error::ParameterInvalid(format!(
+            "service `{}`: this token service issues tokens for `{}`",
+            crate::http::printable(s, 100),
+            access.auth.tokens().service
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn scopes<'a>(list: impl Iterator<Item = &'a str>) -> Result<Vec<Scope>> {
+    let mut out = Vec::new();
+    for s in list {
+        out.extend(Scope::parse_list(s).map_err(|e| Error::ParameterInvalid(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+fn refused(access: &AccessControl, denied: Denied, user: &str, client: Option<IpAddr>, grant: &str) -> Error {
+    access.audit.record(
+        "login",
+        serde_json::json!({
+            "identity": crate::http::printable(user, 256),
+            "client": client.map(|c| c.to_string()),
+            "grant": grant,
+            "result": "refused",
+            "reason": denied.to_string(),
+        }),
+    );
+    match denied {
+        Denied::TooMany(after) => Error::TooManyRequests {
+            message: Denied::TooMany(after).to_string(),
+            retry_after: after.as_secs().max(1),
+        },
+        other => Error::Unauthorized { message: other.to_string(), challenge: None },
+    }
+}
+
+fn get(
+    access: &AccessControl,
+    pairs: &[(String, String)],
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+) -> Result<Response> {
+    check_service(access, pairs)?;
+    let requested = scopes(values(pairs, "scope"))?;
+    let identity = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        None => Identity::Anonymous,
+        Some(value) => {
+            let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
+            let Some((user, password)) =
+                scheme.eq_ignore_ascii_case("basic").then(|| super::basic(rest.trim())).flatten()
+            else {
+                return Err(Error::Unauthorized {
+                    message: "the token endpoint takes Basic credentials".into(),
+                    challenge: None,
+                });
+            };
+            access
+                .auth
+                .login(&user, &password, client)
+                .map_err(|d| refused(access, d, &user, client, "basic"))?
+        }
+    };
+    let offline = first(pairs, "offline_token") == Some("true");
+    issue(access, &identity, &requested, offline, client, "basic", true)
+}
+
+fn post(access: &AccessControl, pairs: &[(String, String)], client: Option<IpAddr>) -> Result<Response> {
+    check_service(access, pairs)?;
+    let requested = scopes(values(pairs, "scope"))?;
+    let grant = first(pairs, "grant_type").unwrap_or_default();
+    let identity = match grant {
+        "password" => {
+            let user = first(pairs, "username").unwrap_or_default();
+            let password = first(pairs, "password").unwrap_or_default();
+            access
+                .auth
+                .login(user, password, client)
+                .map_err(|d| refused(access, d, user, client, "password"))?
+        }
+        "refresh_token" => {
+            let token = first(pairs, "refresh_token").unwrap_or_default();
+            access.auth.refresh(token).map_err(|d| refused(access, d, "-", client, "refresh_token"))?
+        }
+        other => {
+            return Err(Error::ParameterInvalid(format!(
+                "grant_type `{}`: expected password or refresh_token",
+                crate::http::printable(other, 64)
+            )));
+        }
+    };
+    let offline = grant == "password" && first(pairs, "access_type") == Some("offline");
+    issue(access, &identity, &requested, offline, client, grant, false)
+}
+
+fn issue(
+    access: &AccessControl,
+    identity: &Identity,
+    requested: &[Scope],
+    offline: bool,
+    client: Option<IpAddr>,
+    grant: &str,
+    docker_form: bool,
+) -> Result<Response> {
+    let granted = access.auth.grant(identity, requested);
+    let subject = match identity {
+        Identity::Anonymous => None,
+        Identity::User(u) => Some(u.as_str()),
+    };
+    let issued = access
+        .auth
+        .tokens()
+        .issue(subject, granted.clone())
+        .map_err(|e| Error::BadRequest(format!("issuing a token: {e}")))?;
+    let mut body = serde_json::json!({
+        "access_token": issued.token,
+        "expires_in": issued.expires_in,
+        "issued_at": issued.issued_at(),
+    });
+    if docker_form {
+        body["token"] = serde_json::json!(issued.token);
+    } else {
+        body["scope"] = serde_json::json!(wharf_auth::join_scopes(&granted));
+    }
+    if offline
+        && let Some(user) = subject
+        && let Some(refresh) = access.auth.refresh_token_for(user)
+    {
+        body["refresh_token"] = serde_json::json!(refresh);
+    }
+    if subject.is_some() {
+        access.audit.record(
+            "login",
+            serde_json::json!({
+                "identity": identity.name(),
+                "client": client.map(|c| c.to_string()),
+                "grant": grant,
+                "result": "ok",
+                "requested": wharf_auth::join_scopes(requested),
+                "granted": wharf_auth::join_scopes(&granted),
+            }),
+        );
+    }
+    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,211 @@
+//! The `--config` file: every setting of the binary, `[tls]`, `[auth]` and `[[access]]`.
+//! Unknown keys are refused with their name; relative paths are relative to the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::AccessControl;
+use crate::error::{Error, Result};
+use crate::tls::{Tls, TlsFiles};
+
+/// The whole file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FileConfig {
+    /// `listen`.
+    pub listen: Option<SocketAddr>,
+    /// `storage`.
+    pub storage: Option<String>,
+    /// `log_format`.
+    pub log_format: Option<String>,
+    /// `wasm_validate`.
+    pub wasm_validate: Option<bool>,
+    /// `header_timeout`.
+    pub header_timeout: Option<String>,
+    /// `body_idle_timeout`.
+    pub body_idle_timeout: Option<String>,
+    /// `keepalive_timeout`.
+    pub keepalive_timeout: Option<String>,
+    /// `max_connections`.
+    pub max_connections: Option<usize>,
+    /// `drain_timeout`.
+    pub drain_timeout: Option<String>,
+    /// `[tls]`.
+    pub tls: Option<TlsConfig>,
+    /// `[auth]`.
+    pub auth: Option<AuthConfig>,
+    /// `[[access]]` rules.
+    #[serde(default)]
+    pub access: Vec<AccessRule>,
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// The certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM).
+    pub key: PathBuf,
+    /// CA certificates for client certificates (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[auth]`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AuthConfig {
+    /// The htpasswd file (bcrypt entries).
+    pub htpasswd: Option<PathBuf>,
+    /// Members by group name.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// The service name tokens are issued for (`aud`) [default: `wharf`].
+    pub service: Option<String>,
+    /// The issuer of the tokens (`iss`) [default: `wharf`].
+    pub issuer: Option<String>,
+    /// The token endpoint URL in challenges [default: `<scheme>://<Host>/token`].
+    pub realm: Option<String>,
+    /// The token signing key (PEM PKCS#8, P-256 or Ed25519); created when missing
+    /// [default: `<data dir>/auth/token.key` with fs storage, a key per run otherwise].
+    pub token_key: Option<PathBuf>,
+    /// `ES256` or `EdDSA` for a key created here [default: ES256].
+    pub token_algorithm: Option<String>,
+    /// Lifetime of access tokens [default: 5m].
+    pub token_ttl: Option<String>,
+    /// Lifetime of refresh tokens [default: 30 days].
+    pub refresh_ttl: Option<String>,
+    /// Serve `/metrics` to anyone [default: false: `admin` only].
+    #[serde(default)]
+    pub public_metrics: bool,
+    /// A file the audit log (JSON lines) is appended to, besides the `wharf::audit` log target.
+    pub audit_log: Option<PathBuf>,
+    /// Failed logins per user a minute before it is refused for the rest of the minute
+    /// [default: 5].
+    pub max_failed_logins: Option<u32>,
+    /// Failed logins per client address a minute [default: 30].
+    pub max_failed_logins_per_address: Option<u32>,
+    /// Trust the tokens of another issuer.
+    pub external: Option<ExternalConfig>,
+}
+
+/// `[auth.external]`: an issuer whose tokens are trusted.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ExternalConfig {
+    /// Its `iss`.
+    pub issuer: String,
+    /// The `aud` its tokens carry for this registry [default: the service name].
+    pub audience: Option<String>,
+    /// Its public keys: a PEM file or a JWKS document.
+    pub keys: PathBuf,
+}
+
+/// One `[[access]]` rule.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AccessRule {
+    /// Repository patterns (`*` within a component, `**` any depth).
+    pub repositories: Vec<String>,
+    /// Actions for callers without credentials.
+    #[serde(default)]
+    pub anonymous: Vec<wharf_auth::Action>,
+    /// Actions by user.
+    #[serde(default)]
+    pub users: BTreeMap<String, Vec<wharf_auth::Action>>,
+    /// Actions by group.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<wharf_auth::Action>>,
+}
+
+impl FileConfig {
+    /// Reads a config file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::BadRequest(format!("{}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| Error::BadRequest(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses a config file's text.
+    pub fn parse(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::BadRequest(e.to_string()))
+    }
+
+    /// The TLS of `[tls]`, paths relative to `base`.
+    pub fn tls(&self, base: &Path) -> Result<Option<Arc<Tls>>> {
+        let Some(tls) = &self.tls else { return Ok(None) };
+        let mut files = TlsFiles::new(base.join(&tls.cert), base.join(&tls.key));
+        if let Some(ca) = &tls.client_ca {
+            files = files.with_client_ca(base.join(ca));
+        }
+        Tls::load(files).map(Some)
+    }
+
+    /// The access control of `[auth]` and `[[access]]` (`None` without either: an open
+    /// registry). Paths are relative to `base`; `data_dir` is where a token key is kept when
+    /// none is configured.
+    pub fn access(&self, base: &Path, data_dir: Option<&Path>) -> Result<Option<Arc<AccessControl>>> {
+        if self.auth.is_none() && self.access.is_empty() {
+            return Ok(None);
+        }
+        let auth = self.auth.clone().unwrap_or_default();
+        AccessControl::from_config(&auth, &self.access, base, data_dir).map(|a| Some(Arc::new(a)))
+    }
+}
+
+/// `30s`, `500ms`, `2m`, `1h`, `7d`, or a number of seconds; zero is refused.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("`{s}` is not a duration (try 30s, 500ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86400.0,
+        other => return Err(format!("`{other}` in `{s}` is not a unit of time (ms, s, m, h, d)")),
+    };
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(d) if d.is_zero() => Err(format!("`{s}`: a time-out must be longer than zero")),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("`{s}`: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration(" 2h "), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
+        for bad in ["", "s", "-1s", "0", "0ms", "10 years", "1.2.3s", "inf", "NaN"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e =
+            FileConfig::parse("listen = \"127.0.0.1:1\"\n[auth]\nhtpaswd = \"x\"\n").expect_err("refused");
+        assert!(e.to_string().contains("htpaswd"), "{e}");
+        let e = FileConfig::parse("[[access]]\nrepositories = [\"a\"]\nanonymous = [\"pul\"]\n")
+            .expect_err("refused");
+        assert!(e.to_string().contains("pul"), "{e}");
+    }
+}
