@@ -16,14 +16,14 @@ mod cli;
 #[path = "support/run.rs"]
 mod run;
 
-const USAGE: &str = "usage: copy_image <source> <destination> [--insecure]\n\nCopies an image (every platform of an index) between repositories or registries, digests kept.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP.";
+const USAGE: &str = "usage: copy_image <source> <destination> [--insecure] [--cert-dir DIR] [--authfile FILE]\n\nCopies an image (every platform of an index) between repositories or registries, digests kept.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP; --cert-dir trusts the CAs (*.crt) and presents the client certificate (client.cert, client.key) of a containers-style certificate directory; --authfile reads credentials from a docker/podman auth file.";
 
 fn main() -> std::process::ExitCode {
     run::main(USAGE, example)
 }
 
 async fn example(args: Vec<String>) -> run::Result {
-    let refs: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let refs = cli::positional(&args);
     let [src, dst] = refs[..] else {
         return Err(USAGE.into());
     };

@@ -13,14 +13,14 @@ mod cli;
 #[path = "support/run.rs"]
 mod run;
 
-const USAGE: &str = "usage: inspect <registry/repository:tag> [--insecure]\n\nPrints an image's manifest, its platforms, and its Wasm classification.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP.";
+const USAGE: &str = "usage: inspect <registry/repository:tag> [--insecure] [--cert-dir DIR] [--authfile FILE]\n\nPrints an image's manifest, its platforms, and its Wasm classification.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP; --cert-dir trusts the CAs (*.crt) and presents the client certificate (client.cert, client.key) of a containers-style certificate directory; --authfile reads credentials from a docker/podman auth file.";
 
 fn main() -> std::process::ExitCode {
     run::main(USAGE, example)
 }
 
 async fn example(args: Vec<String>) -> run::Result {
-    let reference: Reference = args.first().filter(|a| !a.starts_with('-')).ok_or(USAGE)?.parse()?;
+    let reference: Reference = cli::positional(&args).first().ok_or(USAGE)?.parse()?;
     let client = cli::client(&args, &[&reference], None)?;
     let manifest = client.pull_manifest(&reference).await?;
     println!("{reference}\n  digest      {}\n  media type  {}", manifest.digest(), manifest.media_type());

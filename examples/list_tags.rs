@@ -12,14 +12,14 @@ mod cli;
 #[path = "support/run.rs"]
 mod run;
 
-const USAGE: &str = "usage: list_tags <registry/repository> [--insecure]\n\nLists a repository's tags, following pagination.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP.";
+const USAGE: &str = "usage: list_tags <registry/repository> [--insecure] [--cert-dir DIR] [--authfile FILE]\n\nLists a repository's tags, following pagination.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP; --cert-dir trusts the CAs (*.crt) and presents the client certificate (client.cert, client.key) of a containers-style certificate directory; --authfile reads credentials from a docker/podman auth file.";
 
 fn main() -> std::process::ExitCode {
     run::main(USAGE, example)
 }
 
 async fn example(args: Vec<String>) -> run::Result {
-    let reference: Reference = args.first().filter(|a| !a.starts_with('-')).ok_or(USAGE)?.parse()?;
+    let reference: Reference = cli::positional(&args).first().ok_or(USAGE)?.parse()?;
     let client = cli::client(&args, &[&reference], None)?;
     for tag in client.tags(&reference).await? {
         println!("{tag}");

@@ -16,15 +16,15 @@ mod cli;
 #[path = "support/run.rs"]
 mod run;
 
-const USAGE: &str = "usage: wasm_pull <registry/repository:tag> -o <out.wasm> [--insecure]\n\nPulls the Wasm module a reference names, from any layout Wharf recognises.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP.";
+const USAGE: &str = "usage: wasm_pull <registry/repository:tag> -o <out.wasm> [--insecure] [--cert-dir DIR] [--authfile FILE]\n\nPulls the Wasm module a reference names, from any layout Wharf recognises.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP; --cert-dir trusts the CAs (*.crt) and presents the client certificate (client.cert, client.key) of a containers-style certificate directory; --authfile reads credentials from a docker/podman auth file.";
 
 fn main() -> std::process::ExitCode {
     run::main(USAGE, example)
 }
 
 async fn example(args: Vec<String>) -> run::Result {
-    let out = args.iter().position(|a| a == "-o").and_then(|i| args.get(i + 1)).ok_or(USAGE)?;
-    let reference: Reference = args.first().filter(|a| !a.starts_with('-')).ok_or(USAGE)?.parse()?;
+    let out = cli::value(&args, "-o").ok_or(USAGE)?;
+    let reference: Reference = cli::positional(&args).first().ok_or(USAGE)?.parse()?;
     let client = cli::client(&args, &[&reference], Some(progress::bars()))?;
     let pulled = client.pull_wasm(&reference).await?;
     std::fs::write(out, &pulled.module)?;

@@ -18,19 +18,20 @@ mod cli;
 #[path = "support/run.rs"]
 mod run;
 
-const USAGE: &str = "usage: wasm_push <file.wasm> <registry/repository:tag> [--insecure] [--layout cncf]\n\nPushes a .wasm file as an OCI artifact (wasm-to-oci, or the CNCF layout with --layout cncf).\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP.";
+const USAGE: &str = "usage: wasm_push <file.wasm> <registry/repository:tag> [--insecure] [--cert-dir DIR] [--authfile FILE] [--layout cncf]\n\nPushes a .wasm file as an OCI artifact (wasm-to-oci, or the CNCF layout with --layout cncf).\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP; --cert-dir trusts the CAs (*.crt) and presents the client certificate (client.cert, client.key) of a containers-style certificate directory; --authfile reads credentials from a docker/podman auth file.";
 
 fn main() -> std::process::ExitCode {
     run::main(USAGE, example)
 }
 
 async fn example(args: Vec<String>) -> run::Result {
-    let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--") && *a != "cncf").collect();
+    let positional = cli::positional(&args);
     let [file, reference] = positional[..] else {
         return Err(USAGE.into());
     };
     let reference: Reference = reference.parse()?;
-    let layout = if args.iter().any(|a| a == "cncf") { Layout::CncfV0 } else { Layout::WasmToOci };
+    let layout =
+        if cli::value(&args, "--layout") == Some("cncf") { Layout::CncfV0 } else { Layout::WasmToOci };
     let client = cli::client(&args, &[&reference], Some(progress::bars()))?;
     let module = std::fs::read(file)?;
     let title = std::path::Path::new(file).file_name().and_then(|n| n.to_str()).unwrap_or("module.wasm");

@@ -202,11 +202,20 @@ impl DockerConfig {
         Self::from_json(&json)
     }
 
-    /// The configuration docker and podman would use: `$REGISTRY_AUTH_FILE`, else
-    /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`; `None` when there is none.
+    /// The configuration podman and docker would use, the first that exists of
+    /// `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json` (where `podman login`
+    /// writes), `$XDG_CONFIG_HOME/containers/auth.json` (`~/.config/…`),
+    /// `$DOCKER_CONFIG/config.json` and `~/.docker/config.json`; `None` when there is none.
     pub fn load() -> crate::Result<Option<Self>> {
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let config_home = std::env::var_os("XDG_CONFIG_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".config")));
         let candidates = [
             std::env::var_os("REGISTRY_AUTH_FILE").map(std::path::PathBuf::from),
+            std::env::var_os("XDG_RUNTIME_DIR")
+                .map(|d| std::path::PathBuf::from(d).join("containers/auth.json")),
+            config_home.map(|d| d.join("containers/auth.json")),
             std::env::var_os("DOCKER_CONFIG").map(|d| std::path::PathBuf::from(d).join("config.json")),
             std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker/config.json")),
         ];

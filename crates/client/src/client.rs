@@ -36,6 +36,32 @@ pub struct ClientBuilder {
     docker: Option<DockerConfig>,
     progress: Option<Progress>,
     concurrency: usize,
+    tls: TlsSettings,
+}
+
+/// Extra trust and client certificates.
+#[derive(Clone, Default)]
+struct TlsSettings {
+    /// PEM CA certificates trusted besides the system's.
+    roots: Vec<Vec<u8>>,
+    /// A client certificate chain and key (PEM), for every host.
+    identity: Option<Vec<u8>>,
+    /// Per-host directories in the containers `certs.d` layout.
+    cert_dirs: Vec<(String, std::path::PathBuf)>,
+    /// Roots of `certs.d` trees (`<root>/<host[:port]>/`).
+    certs_d: Vec<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Key material stays out of Debug.
+        f.debug_struct("TlsSettings")
+            .field("roots", &self.roots.len())
+            .field("identity", &self.identity.is_some())
+            .field("cert_dirs", &self.cert_dirs)
+            .field("certs_d", &self.certs_d)
+            .finish()
+    }
 }
 
 impl Default for ClientBuilder {
@@ -51,6 +77,7 @@ impl Default for ClientBuilder {
             docker: None,
             progress: None,
             concurrency: 4,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -131,7 +158,108 @@ impl ClientBuilder {
         self
     }
 
-    /// The client; an error for settings that cannot work (an empty host, a zero timeout).
+    /// Trusts the CA certificates of `pem` (one or more `CERTIFICATE` blocks) besides the
+    /// system's, for every host.
+    #[must_use]
+    pub fn with_ca_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.roots.push(pem.into());
+        self
+    }
+
+    /// Presents a client certificate (mutual TLS) to every host: `pem` holds the
+    /// certificate chain and its private key.
+    #[must_use]
+    pub fn with_client_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.identity = Some(pem.into());
+        self
+    }
+
+    /// Reads `dir` as the containers tools' `--cert-dir` for `host[:port]`: every `*.crt`
+    /// is a trusted CA, a `*.cert` with the `*.key` of the same name is the client
+    /// certificate presented to that host.
+    #[must_use]
+    pub fn with_cert_dir(mut self, host: impl Into<String>, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.cert_dirs.push((host.into(), dir.into()));
+        self
+    }
+
+    /// Reads a `certs.d` tree (`/etc/containers/certs.d`, `/etc/docker/certs.d`): each
+    /// `<root>/<host[:port]>/` directory is a [`with_cert_dir`](Self::with_cert_dir) for
+    /// that host. A root that does not exist is skipped.
+    #[must_use]
+    pub fn with_certs_d(mut self, root: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.certs_d.push(root.into());
+        self
+    }
+
+    /// The HTTP clients: the shared one, and one per host that has a client certificate of
+    /// its own.
+    fn http_clients(&self) -> Result<(reqwest::Client, HashMap<String, reqwest::Client>)> {
+        let config = |m: String| Error::Config(m);
+        let mut dirs = self.tls.cert_dirs.clone();
+        for root in &self.tls.certs_d {
+            let Ok(entries) = std::fs::read_dir(root) else { continue };
+            for entry in entries.flatten() {
+                if entry.path().is_dir() {
+                    dirs.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+                }
+            }
+        }
+        let mut roots = Vec::new();
+        for pem in &self.tls.roots {
+            roots.extend(
+                reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| config(format!("CA certificates: {e}")))?,
+            );
+        }
+        let mut identities = Vec::new();
+        for (host, dir) in &dirs {
+            let entries =
+                std::fs::read_dir(dir).map_err(|e| config(format!("cert dir {}: {e}", dir.display())))?;
+            let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+            files.sort();
+            for path in files {
+                let read = || std::fs::read(&path).map_err(|e| config(format!("{}: {e}", path.display())));
+                match path.extension().and_then(|e| e.to_str()) {
+                    Some("crt") => roots.extend(
+                        reqwest::Certificate::from_pem_bundle(&read()?)
+                            .map_err(|e| config(format!("{}: {e}", path.display())))?,
+                    ),
+                    Some("cert") => {
+                        let key = path.with_extension("key");
+                        let mut pem = read()?;
+                        pem.extend(std::fs::read(&key).map_err(|e| {
+                            config(format!("{} has no key {}: {e}", path.display(), key.display()))
+                        })?);
+                        identities.push((host.clone(), pem));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let make = |identity: Option<&[u8]>| -> Result<reqwest::Client> {
+            let mut builder = reqwest::Client::builder().user_agent(&self.user_agent).timeout(self.timeout);
+            if !roots.is_empty() {
+                builder = builder.tls_certs_merge(roots.clone());
+            }
+            if let Some(pem) = identity {
+                builder = builder.identity(
+                    reqwest::Identity::from_pem(pem)
+                        .map_err(|e| config(format!("client certificate: {e}")))?,
+                );
+            }
+            builder.build().map_err(|e| config(format!("HTTP client: {e}")))
+        };
+        let shared = make(self.tls.identity.as_deref())?;
+        let mut per_host = HashMap::new();
+        for (host, pem) in identities {
+            per_host.insert(host, make(Some(&pem))?);
+        }
+        Ok((shared, per_host))
+    }
+
+    /// The client; an error for settings that cannot work (an empty host, a zero timeout,
+    /// certificates that do not read).
     pub fn build(self) -> Result<Client> {
         if self.timeout.is_zero() {
             return Err(Error::Config("the timeout must not be zero".into()));
@@ -144,13 +272,10 @@ impl ClientBuilder {
         {
             return Err(Error::Config(format!("`{bad}` is not a host[:port]")));
         }
-        let http = reqwest::Client::builder()
-            .user_agent(self.user_agent)
-            .timeout(self.timeout)
-            .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        let (http, per_host) = self.http_clients()?;
         Ok(Client {
             http,
+            per_host,
             insecure: self.insecure.into_iter().collect(),
             loopback_http: self.loopback_http,
             credentials: self.credentials,
@@ -170,6 +295,8 @@ impl ClientBuilder {
 #[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
+    /// Clients of hosts with a client certificate of their own.
+    per_host: HashMap<String, reqwest::Client>,
     insecure: HashSet<String>,
     loopback_http: bool,
     credentials: HashMap<String, Credentials>,
@@ -225,6 +352,19 @@ impl Client {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// The client that sends to `url`'s host (its own when it has a client certificate).
+    fn http_for(&self, url: &reqwest::Url) -> &reqwest::Client {
+        if self.per_host.is_empty() {
+            return &self.http;
+        }
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => return &self.http,
+        };
+        self.per_host.get(&host).unwrap_or(&self.http)
     }
 
     pub(crate) fn base_url(&self, reference: &Reference) -> String {
@@ -323,7 +463,7 @@ impl Client {
         loop {
             // A streamed body cannot be sent twice: such a request is never retried.
             let again = request.try_clone();
-            let result = self.http.execute(request).await;
+            let result = self.http_for(request.url()).execute(request).await;
             let delay = match &result {
                 Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
                     Some(retry_after(r).unwrap_or(self.backoff(attempt)))
@@ -398,7 +538,8 @@ impl Client {
             }
             _ => self.http.get(url),
         };
-        let response = request.send().await?;
+        let request = request.build()?;
+        let response = self.http_for(request.url()).execute(request).await?;
         if !response.status().is_success() {
             return Err(Error::Unauthorized {
                 host: host.into(),

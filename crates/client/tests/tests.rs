@@ -806,3 +806,5 @@ async fn identity_tokens_are_exchanged_by_oauth2_post() {
     let reference: Reference = format!("{host}/x:y").parse().expect("reference");
     client.ping(&reference).await.expect("an access token from the refresh token");
 }
+
+mod tls;

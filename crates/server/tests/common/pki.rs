@@ -1,6 +1,9 @@
 //! A certificate authority made in the test (rcgen): a CA, server certificates for
 //! `localhost`/`127.0.0.1`, client certificates by common name.
 
+// Shared by several test crates, each using a part.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 
 use rcgen::{
