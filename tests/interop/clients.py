@@ -6,7 +6,9 @@
     clients.py run-wasm FILE                            # runs a WASI module, stdout inherited
 
 push-wasm and push-referrer print the manifest digest the registry answered; pull prints the
-paths it wrote, one per line. Plain HTTP (insecure=True), no credentials.
+paths it wrote, one per line. Plain HTTP (insecure=True) and no credentials, unless
+WHARF_ORAS_CA names a CA bundle (then HTTPS, verified against it) and WHARF_ORAS_USER /
+WHARF_ORAS_PASSWORD give credentials (the token flow).
 """
 
 import os
@@ -17,7 +19,15 @@ def client(target):
     import oras.client
 
     host = target.split("/", 1)[0]
-    return oras.client.OrasClient(hostname=host, insecure=True)
+    ca = os.environ.get("WHARF_ORAS_CA")
+    if ca:
+        c = oras.client.OrasClient(hostname=host, insecure=False, tls_verify=ca)
+    else:
+        c = oras.client.OrasClient(hostname=host, insecure=True)
+    user = os.environ.get("WHARF_ORAS_USER")
+    if user:
+        c.auth.set_basic_auth(user, os.environ["WHARF_ORAS_PASSWORD"])
+    return c
 
 
 def push(target, path, media_type, config_media_type, subject=None):

@@ -14,6 +14,11 @@
 //! 5. skopeo `list-tags`, `inspect --raw`, `delete`; an oras-py referrer listed by the
 //!    referrers API.
 //! 6. The modules pulled in flows 1 and 2 run under wasmtime (PyPI) and print their greeting.
+//! 7. With TLS (a CA made here) and the issue-14 access rules: `skopeo login --cert-dir`,
+//!    `buildah push --cert-dir` (the article's command), `podman login`/`pull`/`push`, oras-py
+//!    with credentials, and the `wasm_push`/`wasm_pull` examples reading the auth file that
+//!    `podman login` wrote; pushes by a reader are refused with the registry's message in the
+//!    tool's output.
 //!
 //! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt) and a Python with `oras` and
 //! `wasmtime` (`WHARF_PYTHON`, else `.venv/bin/python` in the workspace): `.ci/run` installs
@@ -34,6 +39,33 @@ const CLIENTS_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/cli
 const GREETING: &str = "hello from wharf\n";
 const CONTAINERFILE: &str = "FROM scratch\nCOPY helloworld.wasm /\nENTRYPOINT [\"/helloworld.wasm\"]\n";
 
+#[path = "../../crates/server/tests/common/pki.rs"]
+mod pki;
+
+/// Flow 7's access rules (issue 14's configuration, with storage and TLS set by the test).
+const ACCESS: &str = r#"
+[tls]
+cert = "tls/server.crt"
+key = "tls/server.key"
+
+[auth]
+htpasswd = "users.htpasswd"
+groups = { readers = ["bob"] }
+
+[[access]]
+repositories = ["public/**"]
+anonymous = ["pull"]
+
+[[access]]
+repositories = ["team/**"]
+users = { alice = ["pull", "push", "delete"] }
+groups = { readers = ["pull"] }
+
+[[access]]
+repositories = ["**"]
+users = { admin = ["pull", "push", "delete", "admin"] }
+"#;
+
 /// Flows run one at a time: the c/image tools share caches under `/var/lib/containers`.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -47,6 +79,10 @@ struct World {
     dir: tempfile::TempDir,
     python: PathBuf,
     module: Vec<u8>,
+    /// `https` with TLS and access control (flow 7), `http` otherwise.
+    scheme: &'static str,
+    /// The containers `--cert-dir` of the registry (its CA), with TLS.
+    certs: Option<String>,
     _server: wharf::server::ServerHandle,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
@@ -54,6 +90,12 @@ struct World {
 impl World {
     /// Starts a registry and makes the module with `wat2wasm`; `None` when a tool is missing.
     fn start(flow: &str) -> Option<Self> {
+        Self::start_with(flow, false)
+    }
+
+    /// [`start`](Self::start), with TLS on `localhost` and flow 7's users and rules when
+    /// `secure`.
+    fn start_with(flow: &str, secure: bool) -> Option<Self> {
         let python = std::env::var_os("WHARF_PYTHON")
             .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"), PathBuf::from);
         let mut missing: Vec<String> = ["skopeo", "buildah", "podman", "umoci", "wat2wasm"]
@@ -80,17 +122,57 @@ impl World {
         let dir = tempfile::tempdir().expect("tempdir");
         let rt =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+        let access = secure.then(|| {
+            std::fs::create_dir(dir.path().join("tls")).expect("mkdir");
+            pki::Pki::new(&dir.path().join("tls"));
+            let mut users = wharf_auth::Htpasswd::default();
+            for (user, password) in [("alice", "alice-pw"), ("bob", "bob-pw"), ("admin", "admin-pw")] {
+                users.set(user, password, 4).expect("hash");
+            }
+            std::fs::write(dir.path().join("users.htpasswd"), users.render()).expect("htpasswd");
+            wharf::server::config::FileConfig::parse(ACCESS).expect("config")
+        });
         let (server, host) = rt.block_on(async {
             let storage =
                 Arc::new(wharf::store::FsStore::open(dir.path().join("registry")).await.expect("store"));
             let registry = wharf::server::Registry::new(storage);
-            let server = wharf::server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry)
+            let mut server = wharf::server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry)
                 .await
                 .expect("bind");
-            let host = server.local_addr().to_string();
+            let mut host = server.local_addr().to_string();
+            if let Some(config) = &access {
+                server = server
+                    .with_tls(config.tls(dir.path()).expect("tls").expect("[tls]"))
+                    .with_access(config.access(dir.path(), None).expect("access").expect("[auth]"));
+                host = format!("localhost:{}", server.local_addr().port());
+            }
             (server.spawn(), host)
         });
-        let client = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
+        let certs = secure.then(|| {
+            let certs = dir.path().join("certs.d").join(&host);
+            std::fs::create_dir_all(&certs).expect("mkdir");
+            std::fs::copy(dir.path().join("tls/ca.crt"), certs.join("ca.crt")).expect("ca.crt");
+            certs.to_str().expect("utf-8").to_owned()
+        });
+        let client = match &certs {
+            None => ClientBuilder::new().with_insecure_host(&host).build().expect("client"),
+            Some(certs) => ClientBuilder::new()
+                .with_cert_dir(&host, certs)
+                .with_loopback_plain_http(false)
+                .with_credentials(&host, wharf::client::Credentials::basic("admin", "admin-pw"))
+                .build()
+                .expect("client"),
+        };
+        let http = match &certs {
+            None => reqwest::Client::new(),
+            Some(_) => {
+                let ca = std::fs::read(dir.path().join("tls/ca.crt")).expect("ca");
+                reqwest::Client::builder()
+                    .tls_certs_merge([reqwest::Certificate::from_pem(&ca).expect("ca")])
+                    .build()
+                    .expect("client")
+            }
+        };
         std::fs::write(
             dir.path().join("storage.conf"),
             format!(
@@ -104,11 +186,13 @@ impl World {
         let mut world = World {
             host,
             client,
-            http: reqwest::Client::new(),
+            http,
             rt,
             dir,
             python,
             module: Vec::new(),
+            scheme: if secure { "https" } else { "http" },
+            certs,
             _server: server,
             _serial: serial,
         };
@@ -133,17 +217,29 @@ impl World {
         format!("{}/{name}", self.host).parse().expect("reference")
     }
 
-    /// Runs a tool to success in this world's environment and returns its stdout.
-    fn run(&self, program: impl AsRef<Path>, args: &[&str]) -> String {
+    /// Runs a tool in this world's environment (with `env` besides), to whatever end.
+    fn output(&self, program: impl AsRef<Path>, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         let program = program.as_ref().display().to_string();
-        let output = Command::new(&program)
+        Command::new(&program)
             .args(args)
             .current_dir(self.dir.path())
             .env("CONTAINERS_STORAGE_CONF", self.path("storage.conf"))
             .env("REGISTRY_AUTH_FILE", self.path("auth.json"))
             .env("TMPDIR", self.path("tmp"))
+            .envs(env.iter().copied())
             .output()
-            .unwrap_or_else(|e| panic!("{program}: {e}"));
+            .unwrap_or_else(|e| panic!("{program}: {e}"))
+    }
+
+    /// Runs a tool to success in this world's environment and returns its stdout.
+    fn run(&self, program: impl AsRef<Path>, args: &[&str]) -> String {
+        self.run_env(program, args, &[])
+    }
+
+    /// [`run`](Self::run) with more environment variables.
+    fn run_env(&self, program: impl AsRef<Path>, args: &[&str], env: &[(&str, &str)]) -> String {
+        let program = program.as_ref().display().to_string();
+        let output = self.output(&program, args, env);
         assert!(
             output.status.success(),
             "{program} {args:?} failed ({}):\n{}\n{}",
@@ -163,13 +259,22 @@ impl World {
     }
 
     fn python(&self, args: &[&str]) -> String {
+        self.python_env(args, &[])
+    }
+
+    fn python_env(&self, args: &[&str], env: &[(&str, &str)]) -> String {
         let mut all = vec![CLIENTS_PY];
         all.extend_from_slice(args);
-        self.run(&self.python, &all)
+        self.run_env(&self.python, &all, env)
     }
 
     /// Runs one of the root package's examples (built by `cargo test`; built here otherwise).
     fn example(&self, name: &str, args: &[&str]) -> String {
+        let path = self.example_path(name);
+        self.run(path, args)
+    }
+
+    fn example_path(&self, name: &str) -> PathBuf {
         let exe = std::env::current_exe().expect("test binary");
         let path = exe.parent().and_then(Path::parent).expect("target dir").join("examples").join(name);
         if !path.exists() {
@@ -180,7 +285,7 @@ impl World {
                 .expect("cargo");
             assert!(status.success(), "cargo build --example {name}");
         }
-        self.run(path, args)
+        path
     }
 
     /// Runs a module under wasmtime and checks its greeting.
@@ -191,7 +296,11 @@ impl World {
     /// `GET` a registry path as JSON.
     fn get_json(&self, path: &str) -> Value {
         self.rt.block_on(async {
-            let response = self.http.get(format!("http://{}{path}", self.host)).send().await.expect("GET");
+            let mut request = self.http.get(format!("{}://{}{path}", self.scheme, self.host));
+            if self.certs.is_some() {
+                request = request.basic_auth("admin", Some("admin-pw"));
+            }
+            let response = request.send().await.expect("GET");
             assert!(response.status().is_success(), "GET {path}: {}", response.status());
             response.json().await.expect("JSON")
         })
@@ -498,4 +607,117 @@ fn flow5_skopeo_tags_inspect_delete_and_oras_py_referrers() {
     }
     let none = w.get_json(&format!("/v2/webassembly/tags/referrers/{}", Digest::sha256(b"no such subject")));
     assert_eq!(none["manifests"], Value::Array(vec![]));
+}
+
+/// A refused command: it failed, and its output carries the registry's message.
+fn assert_refused(output: &std::process::Output, what: &str, message: &str) {
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success(), "{what} succeeded:\n{text}");
+    assert!(
+        text.contains(message),
+        "{what}: the registry's message `{message}` is not in the output:\n{text}"
+    );
+}
+
+#[test]
+fn flow7_credentials_over_tls_with_skopeo_buildah_podman_oras_py_and_the_examples() {
+    let Some(w) = World::start_with("flow 7", true) else { return };
+    let certs = w.certs.clone().expect("a cert dir");
+    let (alice, bob) = (w.path("alice-auth.json"), w.path("bob-auth.json"));
+    let login = |tool: &str, file: &str, user: &str, password: &str| {
+        w.output(
+            tool,
+            &["login", "--cert-dir", &certs, "--authfile", file, "-u", user, "-p", password, &w.host],
+            &[],
+        )
+    };
+    // skopeo login --cert-dir; a wrong password is refused.
+    let out = login("skopeo", &alice, "alice", "alice-pw");
+    assert!(out.status.success(), "skopeo login: {}", String::from_utf8_lossy(&out.stderr));
+    assert_refused(
+        &login("skopeo", &w.path("nobody.json"), "alice", "wrong"),
+        "skopeo login with a wrong password",
+        "invalid username/password",
+    );
+
+    // The article's build and push: buildah push --cert-dir, credentials from the login.
+    let context = w.build_context();
+    w.run(
+        "buildah",
+        &[
+            "build",
+            "--timestamp",
+            "0",
+            "--annotation",
+            "run.oci.handler=wasm",
+            "-t",
+            "localhost/hello:v1",
+            &context,
+        ],
+    );
+    let target = format!("{}/team/hello:v1", w.host);
+    let digest_file = w.path("hello.digest");
+    w.run(
+        "buildah",
+        &[
+            "push",
+            "--cert-dir",
+            &certs,
+            "--authfile",
+            &alice,
+            "--digestfile",
+            &digest_file,
+            "localhost/hello:v1",
+            &format!("docker://{target}"),
+        ],
+    );
+    let digest = digest_of(&std::fs::read_to_string(&digest_file).expect("digest file"));
+    assert_wasm(&w.artifact("team/hello", "v1"), "compat-annotated", "WASM", &digest);
+
+    // podman: bob (a reader) logs in and pulls; his push is refused with the registry's word.
+    let out = login("podman", &bob, "bob", "bob-pw");
+    assert!(out.status.success(), "podman login: {}", String::from_utf8_lossy(&out.stderr));
+    w.run("podman", &["pull", "-q", "--cert-dir", &certs, "--authfile", &bob, &target]);
+    let theirs = format!("docker://{}/team/bob:v1", w.host);
+    let out = w.output("podman", &["push", "--cert-dir", &certs, "--authfile", &bob, &target, &theirs], &[]);
+    assert_refused(&out, "podman push by a reader", "`bob` may not push team/bob");
+    // alice logs in with podman too and pushes the same image elsewhere.
+    let podman_alice = w.path("podman-alice-auth.json");
+    assert!(login("podman", &podman_alice, "alice", "alice-pw").status.success());
+    let copy = format!("docker://{}/team/copy:v1", w.host);
+    w.run("podman", &["push", "--cert-dir", &certs, "--authfile", &podman_alice, &target, &copy]);
+    assert_eq!(w.digest(&format!("{}/team/copy:v1", w.host).parse().expect("ref")), digest);
+
+    // oras-py with credentials, over TLS.
+    let ca = w.path("tls/ca.crt");
+    let wasm = w.path("helloworld.wasm");
+    let by_oras = format!("{}/team/oras:v1", w.host);
+    let env =
+        [("WHARF_ORAS_CA", ca.as_str()), ("WHARF_ORAS_USER", "alice"), ("WHARF_ORAS_PASSWORD", "alice-pw")];
+    let oras_digest = digest_of(&w.python_env(&["push-wasm", &by_oras, &wasm], &env));
+    assert_eq!(w.digest(&by_oras.parse().expect("ref")), oras_digest);
+    let out = w.path("oras-pulled");
+    let pulled = w.python_env(&["pull", &by_oras, &out], &env);
+    assert_eq!(std::fs::read(pulled.trim()).expect("pulled"), w.module);
+
+    // The examples read the auth files podman login wrote: alice pushes, bob pulls, bob's
+    // push is refused.
+    let by_example = format!("{}/team/example:v1", w.host);
+    w.example("wasm_push", &[&wasm, &by_example, "--cert-dir", &certs, "--authfile", &podman_alice]);
+    let pulled = w.path("example-pulled.wasm");
+    w.example("wasm_pull", &[&by_example, "-o", &pulled, "--cert-dir", &certs, "--authfile", &bob]);
+    assert_eq!(std::fs::read(&pulled).expect("pulled"), w.module);
+    w.assert_runs(&pulled);
+    let refused = w.output(
+        w.example_path("wasm_push"),
+        &[&wasm, &format!("{}/team/by-bob:v1", w.host), "--cert-dir", &certs, "--authfile", &bob],
+        &[],
+    );
+    assert_refused(&refused, "wasm_push by a reader", "`bob` may not push team/by-bob");
+    // Nothing of the refused pushes is there.
+    for name in ["team/bob", "team/by-bob"] {
+        let reference: Reference = format!("{}/{name}:v1", w.host).parse().expect("ref");
+        assert!(w.rt.block_on(w.client.resolve(&reference)).is_err(), "{name} exists");
+    }
 }

@@ -96,9 +96,15 @@ pub enum Error {
         /// The `WWW-Authenticate` value.
         challenge: Option<String>,
     },
-    /// The caller is known and may not do this (403).
-    #[error("{0}")]
-    Denied(String),
+    /// The caller is known and may not do this (403; with a challenge when a token lacked
+    /// the scope).
+    #[error("{message}")]
+    Denied {
+        /// Why.
+        message: String,
+        /// The `WWW-Authenticate` value (`error="insufficient_scope"`).
+        challenge: Option<String>,
+    },
     /// Too many failed logins (429, with `Retry-After`).
     #[error("{message}")]
     TooManyRequests {
@@ -125,7 +131,7 @@ impl Error {
                 (ErrorCode::Other("PARAMETER_INVALID".into()), S::BAD_REQUEST)
             }
             Self::Unauthorized { .. } => (ErrorCode::Unauthorized, S::UNAUTHORIZED),
-            Self::Denied(_) => (ErrorCode::Denied, S::FORBIDDEN),
+            Self::Denied { .. } => (ErrorCode::Denied, S::FORBIDDEN),
             Self::TooManyRequests { .. } => (ErrorCode::TooManyRequests, S::TOO_MANY_REQUESTS),
             Self::RouteUnknown(_) => (ErrorCode::Other("NOT_FOUND".into()), S::NOT_FOUND),
             Self::RangeNotSatisfiable { .. } | Self::ContentRangeInvalid(_) => {
@@ -195,7 +201,7 @@ impl IntoResponse for Error {
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         match &self {
-            Self::Unauthorized { challenge: Some(c), .. } => {
+            Self::Unauthorized { challenge: Some(c), .. } | Self::Denied { challenge: Some(c), .. } => {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, crate::http::header_value(c));
             }
             Self::TooManyRequests { retry_after, .. } => {

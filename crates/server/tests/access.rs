@@ -596,6 +596,17 @@ async fn metrics_need_admin_and_tokens_refresh() {
         .to_owned();
     let r = reg.http.get(reg.url("/v2/team/app/tags/list")).bearer_auth(&token).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "allowed (the repository has no tags yet)");
+    // A pull token used to push: 403 with a challenge naming the scope (RFC 6750's
+    // insufficient_scope), so clients holding one token at a time fetch a new one.
+    let r =
+        reg.http.post(reg.url("/v2/team/app/blobs/uploads/")).bearer_auth(&token).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let challenge = r.headers()["www-authenticate"].to_str().expect("ascii").to_owned();
+    assert!(
+        challenge.contains("scope=\"repository:team/app:pull,push\"")
+            && challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
     // A refresh token is no access token; a wrong grant or service is refused.
     let r = reg.http.get(reg.url("/v2/team/app/tags/list")).bearer_auth(&refresh).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);

@@ -314,26 +314,42 @@ impl AccessControl {
             },
             Need::Admin if self.public_metrics || self.auth.is_admin(&principal) => Ok(principal),
             Need::Admin if anonymous => Err(unauthorized("authentication required".into())),
-            Need::Admin => {
-                Err(Error::Denied(format!("`{}` is not an administrator", principal.identity.name())))
-            }
+            Need::Admin => Err(Error::Denied {
+                message: format!("`{}` is not an administrator", principal.identity.name()),
+                challenge: None,
+            }),
             Need::Repository(items) => {
                 let Some((repo, action, _)) =
                     items.iter().find(|(r, a, _)| !self.auth.can(&principal, r, *a))
                 else {
                     return Ok(principal);
                 };
-                // A token that lacks the scope, where a new token could grant it, or an
-                // external issuer's token: ask for a new one.
-                let own = principal.token.as_ref().is_none_or(|c| c.iss == self.auth.tokens().issuer);
+                let who = principal.identity.name();
+                let Some(claims) = &principal.token else {
+                    return Err(if anonymous {
+                        unauthorized(format!("authentication required to {action} {repo}"))
+                    } else {
+                        Error::Denied { message: format!("`{who}` may not {action} {repo}"), challenge: None }
+                    });
+                };
+                // A token: an external issuer's, or an anonymous one, that lacks the scope
+                // asks for other credentials (401). Ours for a user answers 403 with the
+                // challenge and `insufficient_scope` (RFC 6750), so a client that holds one
+                // token at a time (oras-py) fetches a new one for this scope.
+                if anonymous || claims.iss != self.auth.tokens().issuer {
+                    return Err(unauthorized(format!("authentication required to {action} {repo}")));
+                }
                 let policy_allows = items
                     .iter()
                     .all(|(r, a, _)| self.auth.policy().actions(&principal.identity, r).contains(*a));
-                if anonymous || (principal.token.is_some() && (!own || policy_allows)) {
-                    Err(unauthorized(format!("authentication required to {action} {repo}")))
+                let message = if policy_allows {
+                    format!("the token does not grant {action} on {repo}: ask for a token with this scope")
                 } else {
-                    Err(Error::Denied(format!("`{}` may not {action} {repo}", principal.identity.name())))
-                }
+                    format!("`{who}` may not {action} {repo}")
+                };
+                let challenge =
+                    self.challenge(headers, transport, scope.as_deref(), Some("insufficient_scope"));
+                Err(Error::Denied { message, challenge: Some(challenge) })
             }
         }
     }
