@@ -163,15 +163,14 @@ impl World {
                 .build()
                 .expect("client"),
         };
-        let http = match &certs {
-            None => reqwest::Client::new(),
-            Some(_) => {
-                let ca = std::fs::read(dir.path().join("tls/ca.crt")).expect("ca");
-                reqwest::Client::builder()
-                    .tls_certs_merge([reqwest::Certificate::from_pem(&ca).expect("ca")])
-                    .build()
-                    .expect("client")
-            }
+        let http = if secure {
+            let ca = std::fs::read(dir.path().join("tls/ca.crt")).expect("ca");
+            reqwest::Client::builder()
+                .tls_certs_merge([reqwest::Certificate::from_pem(&ca).expect("ca")])
+                .build()
+                .expect("client")
+        } else {
+            reqwest::Client::new()
         };
         std::fs::write(
             dir.path().join("storage.conf"),
@@ -270,11 +269,10 @@ impl World {
 
     /// Runs one of the root package's examples (built by `cargo test`; built here otherwise).
     fn example(&self, name: &str, args: &[&str]) -> String {
-        let path = self.example_path(name);
-        self.run(path, args)
+        self.run(Self::example_path(name), args)
     }
 
-    fn example_path(&self, name: &str) -> PathBuf {
+    fn example_path(name: &str) -> PathBuf {
         let exe = std::env::current_exe().expect("test binary");
         let path = exe.parent().and_then(Path::parent).expect("target dir").join("examples").join(name);
         if !path.exists() {
@@ -710,7 +708,7 @@ fn flow7_credentials_over_tls_with_skopeo_buildah_podman_oras_py_and_the_example
     assert_eq!(std::fs::read(&pulled).expect("pulled"), w.module);
     w.assert_runs(&pulled);
     let refused = w.output(
-        w.example_path("wasm_push"),
+        World::example_path("wasm_push"),
         &[&wasm, &format!("{}/team/by-bob:v1", w.host), "--cert-dir", &certs, "--authfile", &bob],
         &[],
     );
