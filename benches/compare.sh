@@ -8,15 +8,18 @@
 #   RUNS=5 bash benches/compare.sh          # more runs per row
 #   SCALE=16 bash benches/compare.sh        # a quick smoke run (sizes and counts / 16)
 #   SECONDS_PER_LEVEL=5 bash benches/compare.sh   # longer GET/HEAD runs (default 2 s each)
-#   bash benches/compare.sh --only blobs    # extra arguments go to bench_registry
+#   bash benches/compare.sh --only blobs    # extra arguments go to bench_registry's main table
+#   AUTH_ONLY=1 bash benches/compare.sh     # only the access-control table (SKIP_AUTH=1: without it)
+#   WARMUP=0 bash benches/compare.sh        # no untimed warm-up runs
 #
-# Writes the table to target/bench-compare/table.md as well as stdout.
+# Writes the tables to target/bench-compare/table.md and auth-table.md as well as stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 runs=${RUNS:-3}
 scale=${SCALE:-1}
 seconds=${SECONDS_PER_LEVEL:-2}
+warmup=${WARMUP:-1}
 
 command -v docker-registry >/dev/null || { echo "needs docker-registry (apt-get install docker-registry)" >&2; exit 1; }
 cargo build --release --locked -q -p wharf-server --bins
@@ -69,7 +72,52 @@ openssl speed -evp sha256 -bytes 1048576 -seconds 3 2>/dev/null | grep -E '^(sha
 ./target/release/examples/bench_registry --loopback-only
 echo
 
-./target/release/examples/bench_registry \
-  --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server \
-  --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2" \
-  --runs "$runs" --scale "$scale" --seconds "$seconds" --markdown "$out/table.md" "$@"
+if [ "${AUTH_ONLY:-0}" != 1 ]; then
+  ./target/release/examples/bench_registry \
+    --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server \
+    --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2" \
+    --runs "$runs" --scale "$scale" --seconds "$seconds" --warmup "$warmup" --markdown "$out/table.md" "$@"
+fi
+
+# Access control: wharf-server with an htpasswd file and rules (anonymous may pull bench/**,
+# `bench` may push) against distribution with the same htpasswd file (it pays bcrypt on every
+# request); manifest GET at concurrency 64 anonymously, with Basic and with a Bearer token.
+if [ "${SKIP_AUTH:-0}" != 1 ]; then
+  echo
+  echo "access control:"
+  auth_dist_port=$(free_port)
+  auth_wharf_port=$(free_port)
+  mkdir -p "$work/auth-distribution" "$work/auth-wharf"
+  printf 'bench-password\n' | ./target/release/wharf-server user add bench --htpasswd "$work/users.htpasswd" 2>/dev/null
+  cat > "$work/auth.toml" <<TOML
+[auth]
+htpasswd = "users.htpasswd"
+
+[[access]]
+repositories = ["bench/**"]
+anonymous = ["pull"]
+users = { bench = ["pull", "push", "delete"] }
+TOML
+  sed -e "s|$work/distribution|$work/auth-distribution|" -e "s|127.0.0.1:$dist_port|127.0.0.1:$auth_dist_port|" \
+    "$work/distribution.yml" > "$work/auth-distribution.yml"
+  cat >> "$work/auth-distribution.yml" <<YAML
+auth:
+  htpasswd:
+    realm: wharf-bench
+    path: $work/users.htpasswd
+YAML
+  docker-registry serve "$work/auth-distribution.yml" > "$work/auth-distribution.log" 2>&1 &
+  auth_dist_pid=$!
+  WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$auth_wharf_port" \
+    --storage "fs:$work/auth-wharf" --config "$work/auth.toml" > "$work/auth-wharf.log" 2>&1 &
+  auth_wharf_pid=$!
+  trap 'kill $dist_pid $wharf_pid $auth_dist_pid $auth_wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+  for port in "$auth_dist_port" "$auth_wharf_port"; do
+    for _ in $(seq 1 100); do curl -fs -u bench:bench-password "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
+  done
+  ./target/release/examples/bench_registry --only auth --credentials bench:bench-password \
+    --target "http://127.0.0.1:$auth_wharf_port" --server-pid "$auth_wharf_pid" --target-name wharf-server \
+    --baseline "http://127.0.0.1:$auth_dist_port" --baseline-pid "$auth_dist_pid" \
+    --baseline-name "distribution 2.8.2 (htpasswd)" \
+    --runs "$runs" --seconds "$seconds" --warmup "$warmup" --markdown "$out/auth-table.md"
+fi

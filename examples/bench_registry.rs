@@ -62,9 +62,14 @@ struct Args {
     /// Divide every size and count by this (a quick smoke run: `--scale 16`).
     #[arg(long, default_value_t = 1)]
     scale: usize,
-    /// Only the blob rows (`blobs`) or only the manifest rows (`manifests`).
-    #[arg(long, value_parser = ["blobs", "manifests"])]
+    /// Only the blob rows (`blobs`), the manifest rows (`manifests`), or the access-control
+    /// rows (`auth`: manifest GET at concurrency 64 anonymously, with Basic credentials and
+    /// with a Bearer token from the target's `/token`; needs `--credentials`).
+    #[arg(long, value_parser = ["blobs", "manifests", "auth"])]
     only: Option<String>,
+    /// `user:password` for `--only auth` (both registries), who may push to `bench/**`.
+    #[arg(long)]
+    credentials: Option<String>,
     /// Write the table as Markdown here too.
     #[arg(long)]
     markdown: Option<std::path::PathBuf>,
@@ -108,7 +113,8 @@ struct Row {
     unit: &'static str,
     /// Higher is better for rates; a latency row (tags list) reports ms, lower is better.
     per: Per,
-    results: Vec<Summary>,
+    /// One per registry; `None` where the registry cannot do the row (no token service).
+    results: Vec<Option<Summary>>,
 }
 
 #[derive(Clone, Copy)]
@@ -130,6 +136,9 @@ async fn main() -> Result<()> {
         registries.push(Registry::new(&args.baseline_name, base, args.baseline_pid)?);
     }
     let idle: Vec<Option<(u64, u64)>> = registries.iter().map(|r| r.pid.and_then(memory)).collect();
+    if args.only.as_deref() == Some("auth") {
+        return auth_rows(&args, &registries, &idle, u64::from(std::process::id()) ^ now_nanos()).await;
+    }
     for r in &registries {
         let status = r.http.get(format!("{}/v2/", r.base)).send().await?.status();
         assert!(status.is_success(), "{}: GET /v2/ answered {status}", r.base);
@@ -272,6 +281,112 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// The access-control rows: manifest GET by tag at concurrency 64, anonymously (the target
+/// only: a repository anonymous may pull), with Basic credentials (both registries: the
+/// baseline pays bcrypt on each request), and with a Bearer token from the target's `/token`.
+async fn auth_rows(
+    args: &Args,
+    registries: &[Registry],
+    idle: &[Option<(u64, u64)>],
+    run_id: u64,
+) -> Result<()> {
+    use base64::Engine as _;
+    let credentials = args.credentials.as_deref().ok_or("--only auth needs --credentials user:password")?;
+    let (user, password) = credentials.split_once(':').ok_or("--credentials is user:password")?;
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
+    let repo = format!("bench/auth-{run_id:x}");
+    let count = 64;
+    let mut with_basic = Vec::new();
+    for r in registries {
+        let authed = Registry::with_authorization(&r.label, &r.base, r.pid, Some(&basic))?;
+        let (config, layer) = authed.small_blobs(&repo).await?;
+        for i in 0..count {
+            authed.put_manifest(&repo, &format!("t{i:04}"), manifest(&config, &layer, run_id, i)).await?;
+        }
+        with_basic.push(authed);
+    }
+    let target = &registries[0];
+    let token: serde_json::Value = target
+        .http
+        .get(format!("{}/token?service=wharf&scope=repository:{repo}:pull", target.base))
+        .basic_auth(user, Some(password))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = token["token"].as_str().ok_or("the token endpoint answered no token")?;
+    let bearer = Registry::with_authorization(
+        &target.label,
+        &target.base,
+        target.pid,
+        Some(&format!("Bearer {token}")),
+    )?;
+    let anonymous = Registry::new(&target.label, &target.base, target.pid)?;
+    let seconds = args.seconds;
+    let hammer = |r: &Registry| {
+        let r = r.clone_handle();
+        let repo = repo.clone();
+        async move { r.hammer(reqwest::Method::GET, &repo, 64, seconds, count).await }
+    };
+    // The three ways in, interleaved run by run on the target (the first rows of a run are
+    // slower while the machine warms up; interleaving keeps that out of the ratios).
+    let trio = [anonymous, with_basic[0].clone_handle(), bearer];
+    let names = ["anonymous", "Basic credentials", "Bearer token"];
+    let all = measure(
+        &trio,
+        args,
+        "manifest GET by tag, concurrency 64, anonymous/Basic/Bearer",
+        "req/s",
+        Per::Rate,
+        hammer,
+    )
+    .await?;
+    let mut rows: Vec<Row> = all
+        .results
+        .into_iter()
+        .zip(names)
+        .map(|(summary, how)| {
+            let mut results = vec![summary];
+            results.resize_with(registries.len(), || None);
+            Row {
+                name: format!("manifest GET by tag, concurrency 64, {how}"),
+                unit: all.unit,
+                per: all.per,
+                results,
+            }
+        })
+        .collect();
+    if let Some(baseline) = with_basic.get(1) {
+        let basic = measure(
+            std::slice::from_ref(baseline),
+            args,
+            "baseline, Basic credentials",
+            "req/s",
+            Per::Rate,
+            hammer,
+        )
+        .await?;
+        rows[1].results[1] = basic.results.into_iter().next().flatten();
+    }
+    let mut table = render(registries, &rows, idle);
+    let rate = |i: usize| rows[i].results[0].as_ref().map_or(f64::NAN, |s| s.rate);
+    let _ = std::fmt::Write::write_fmt(
+        &mut table,
+        format_args!(
+            "\n{}: Bearer token at {:.0} % and Basic credentials at {:.0} % of the anonymous rate (target: ≥ 80 %)\n",
+            target.label,
+            rate(2) / rate(0) * 100.0,
+            rate(1) / rate(0) * 100.0
+        ),
+    );
+    println!("{table}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &table)?;
+    }
+    Ok(())
+}
+
 /// The machine's limits: one TCP stream over loopback, and SHA-256 on one core.
 async fn physical() -> Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -344,7 +459,7 @@ where
         }
     }
     eprintln!();
-    let results = samples.iter().map(|s| summarise(s, per)).collect();
+    let results = samples.iter().map(|s| Some(summarise(s, per))).collect();
     Ok(Row { name: name.to_owned(), unit, per, results })
 }
 
@@ -429,8 +544,33 @@ fn manifest(config: &(Digest, usize), layer: &(Digest, usize), run: u64, i: usiz
 
 impl Registry {
     fn new(label: &str, base: &str, pid: Option<u32>) -> Result<Self> {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build()?;
+        Self::with_authorization(label, base, pid, None)
+    }
+
+    /// A registry whose every request carries `authorization`.
+    fn with_authorization(
+        label: &str,
+        base: &str,
+        pid: Option<u32>,
+        authorization: Option<&str>,
+    ) -> Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = authorization {
+            let mut value = reqwest::header::HeaderValue::from_str(value)?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .default_headers(headers)
+            .build()?;
         Ok(Self { label: label.to_owned(), base: base.trim_end_matches('/').to_owned(), pid, http })
+    }
+
+    /// Another handle on the same registry and connection pool.
+    fn clone_handle(&self) -> Self {
+        Self { label: self.label.clone(), base: self.base.clone(), pid: self.pid, http: self.http.clone() }
     }
 
     fn url(&self, location: &str) -> String {
@@ -697,6 +837,10 @@ fn render(registries: &[Registry], rows: &[Row], idle: &[Option<(u64, u64)>]) ->
     for row in rows {
         let _ = write!(out, "| {} |", row.name);
         for s in &row.results {
+            let Some(s) = s else {
+                out.push_str(" n/a | |");
+                continue;
+            };
             let latency = match (s.p50, s.p99) {
                 (Some(p50), Some(p99)) if matches!(row.per, Per::Rate) && row.unit == "req/s" => {
                     format!("; p50 {:.2} ms, p99 {:.2} ms", p50 * 1000.0, p99 * 1000.0)
@@ -706,12 +850,17 @@ fn render(registries: &[Registry], rows: &[Row], idle: &[Option<(u64, u64)>]) ->
             let cpu = s.cpu_per_op.map_or("–".to_owned(), |c| cpu_per(row.unit, c));
             let _ = write!(out, " {:.1} {} ({:.1}–{:.1}){latency} | {cpu} |", s.rate, row.unit, s.min, s.max);
         }
-        if let [t, b] = &row.results[..] {
+        if registries.len() > 1 && row.results.len() < 2 {
+            out.push_str(" n/a | |");
+        }
+        if let [Some(t), Some(b)] = &row.results[..] {
             let ratio = match row.per {
                 Per::Rate => t.rate / b.rate,
                 Per::Latency => b.rate / t.rate,
             };
             let _ = write!(out, " {ratio:.2}× |");
+        } else if registries.len() > 1 {
+            out.push_str(" – |");
         }
         out.push('\n');
     }

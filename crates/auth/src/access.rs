@@ -19,6 +19,9 @@ use crate::token::{Claims, TokenService};
 /// request).
 pub const CREDENTIAL_CACHE_TTL: Duration = Duration::from_secs(60);
 const MAX_CACHED: usize = 10_000;
+/// Verified tokens remembered (by the SHA-256 of the token) until they expire, so a signature
+/// is checked once per token, not once per request.
+const MAX_TOKENS: usize = 10_000;
 
 /// Who a request is, as established from its credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub struct Principal {
     /// The identity.
     pub identity: Identity,
     /// The token it presented, if any: then the token's grants decide.
-    pub token: Option<Claims>,
+    pub token: Option<Arc<Claims>>,
 }
 
 impl Principal {
@@ -74,6 +77,7 @@ pub struct Authenticator {
     policy: Policy,
     tokens: TokenService,
     cache: Mutex<HashMap<String, Cached>>,
+    tokens_seen: Mutex<HashMap<[u8; 32], Arc<Claims>>>,
     salt: [u8; 16],
     by_user: FailureLimiter,
     by_address: FailureLimiter,
@@ -98,6 +102,7 @@ impl Authenticator {
             policy,
             tokens,
             cache: Mutex::new(HashMap::new()),
+            tokens_seen: Mutex::new(HashMap::new()),
             salt: *uuid::Uuid::new_v4().as_bytes(),
             by_user: FailureLimiter::new(5, Duration::from_secs(60)),
             by_address: FailureLimiter::new(30, Duration::from_secs(60)),
@@ -184,9 +189,27 @@ impl Authenticator {
         Err(Denied::BadCredentials)
     }
 
-    /// Checks a bearer token.
+    /// Checks a bearer token (its signature once; then until it expires, from memory).
     pub fn bearer(&self, token: &str) -> Result<Principal, Denied> {
-        let claims = self.tokens.verify_access(token).map_err(|e| Denied::BadToken(token_reason(&e)))?;
+        use sha2::Digest as _;
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = crate::token::now();
+        let fresh = |c: &Claims| c.exp + crate::token::LEEWAY.as_secs() > now;
+        let seen = self.tokens_seen.lock().expect("lock").get(&key).filter(|c| fresh(c)).cloned();
+        let claims = if let Some(claims) = seen {
+            claims
+        } else {
+            let claims =
+                Arc::new(self.tokens.verify_access(token).map_err(|e| Denied::BadToken(token_reason(&e)))?);
+            let mut seen = self.tokens_seen.lock().expect("lock");
+            if seen.len() >= MAX_TOKENS {
+                seen.retain(|_, c| fresh(c));
+            }
+            if seen.len() < MAX_TOKENS {
+                seen.insert(key, Arc::clone(&claims));
+            }
+            claims
+        };
         let identity =
             if claims.sub.is_empty() { Identity::Anonymous } else { Identity::User(claims.sub.clone()) };
         Ok(Principal { identity, token: Some(claims) })

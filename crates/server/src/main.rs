@@ -72,12 +72,12 @@ struct Args {
     #[arg(long, env = "WHARF_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<std::path::PathBuf>,
     /// htpasswd file of bcrypt entries: turns access control on. Config: `[auth] htpasswd`.
-    #[arg(long, env = "WHARF_HTPASSWD")]
+    #[arg(long, env = "WHARF_HTPASSWD", global = true)]
     htpasswd: Option<std::path::PathBuf>,
     /// A TOML file with any of the settings above, by their long names with `_`
     /// (`listen`, `storage`, `log_format`, `wasm_validate`, `header_timeout`, …), and the
     /// `[tls]`, `[auth]` and `[[access]]` sections; paths in it are relative to it.
-    #[arg(long, env = "WHARF_CONFIG")]
+    #[arg(long, env = "WHARF_CONFIG", global = true)]
     config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
