@@ -42,29 +42,8 @@ const CONTAINERFILE: &str = "FROM scratch\nCOPY helloworld.wasm /\nENTRYPOINT [\
 #[path = "../../crates/server/tests/common/pki.rs"]
 mod pki;
 
-/// Flow 7's access rules (issue 14's configuration, with storage and TLS set by the test).
-const ACCESS: &str = r#"
-[tls]
-cert = "tls/server.crt"
-key = "tls/server.key"
-
-[auth]
-htpasswd = "users.htpasswd"
-groups = { readers = ["bob"] }
-
-[[access]]
-repositories = ["public/**"]
-anonymous = ["pull"]
-
-[[access]]
-repositories = ["team/**"]
-users = { alice = ["pull", "push", "delete"] }
-groups = { readers = ["pull"] }
-
-[[access]]
-repositories = ["**"]
-users = { admin = ["pull", "push", "delete", "admin"] }
-"#;
+/// Flow 7's access rules: issue 14's configuration (`listen` and `storage` are the test's).
+const ACCESS: &str = include_str!("../data/auth/wharf.toml");
 
 /// Flows run one at a time: the c/image tools share caches under `/var/lib/containers`.
 static SERIAL: Mutex<()> = Mutex::new(());

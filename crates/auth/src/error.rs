@@ -13,18 +13,18 @@ pub enum Error {
         message: String,
     },
     /// A token scope that does not parse.
-    #[error("scope `{scope}`: {message}")]
+    #[error("scope {scope}: {message}")]
     Scope {
-        /// The scope as sent (escaped, cut short).
-        scope: String,
+        /// The scope as sent.
+        scope: wharf_types::error::Input,
         /// What is wrong with it.
         message: &'static str,
     },
     /// A repository pattern that does not parse.
-    #[error("repository pattern `{pattern}`: {message}")]
+    #[error("repository pattern {pattern}: {message}")]
     Pattern {
         /// The pattern.
-        pattern: String,
+        pattern: wharf_types::error::Input,
         /// What is wrong with it.
         message: &'static str,
     },
@@ -41,20 +41,3 @@ pub enum Error {
 
 /// A `Result` whose error defaults to this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// `s` cut to 100 characters with control characters escaped: safe in a message.
-pub(crate) fn quoted(s: &str) -> String {
-    let mut out = String::new();
-    for (n, c) in s.chars().enumerate() {
-        if n == 100 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() || c == '\\' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}

@@ -52,7 +52,7 @@ impl Htpasswd {
             let bad = |message: String| Error::Htpasswd { line: n + 1, message };
             let (user, hash) = trimmed.split_once(':').ok_or_else(|| bad("expected user:hash".to_owned()))?;
             if !valid_user(user) {
-                return Err(bad(format!("`{}` is not a user name", crate::error::quoted(user))));
+                return Err(bad(format!("{} is not a user name", wharf_types::error::Input::new(user))));
             }
             if !is_bcrypt(hash) {
                 return Err(bad(format!(
@@ -101,7 +101,10 @@ impl Htpasswd {
     /// Sets `user`'s password (hashed with bcrypt at `cost`); returns whether the user was new.
     pub fn set(&mut self, user: &str, password: &str, cost: u32) -> Result<bool> {
         if !valid_user(user) {
-            return Err(Error::Password(format!("`{}` is not a user name", crate::error::quoted(user))));
+            return Err(Error::Password(format!(
+                "{} is not a user name",
+                wharf_types::error::Input::new(user)
+            )));
         }
         let hash = bcrypt::hash(password, cost).map_err(|e| Error::Password(e.to_string()))?;
         Ok(self.entries.insert(user.to_owned(), hash).is_none())

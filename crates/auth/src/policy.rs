@@ -122,7 +122,7 @@ impl std::str::FromStr for Pattern {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let bad = |message| Error::Pattern { pattern: crate::error::quoted(s), message };
+        let bad = |message| Error::Pattern { pattern: wharf_types::error::Input::new(s), message };
         if s.is_empty() || s.len() > 512 {
             return Err(bad("a pattern is 1 to 512 characters"));
         }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result, quoted};
+use crate::error::{Error, Result};
 
 /// The longest scope string accepted (a request may ask for many).
 pub const MAX_SCOPE_LEN: usize = 4096;
@@ -41,7 +41,7 @@ impl Scope {
     /// Parses one scope. The name may hold `:` (a `host:port/` prefix): the type ends at the
     /// first `:`, the actions start after the last.
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |message| Error::Scope { scope: quoted(s), message };
+        let bad = |message| Error::Scope { scope: wharf_types::error::Input::new(s), message };
         let (kind, rest) = s.split_once(':').ok_or_else(|| bad("expected type:name:actions"))?;
         let (name, actions) = rest.rsplit_once(':').ok_or_else(|| bad("expected type:name:actions"))?;
         let kind_ok =
@@ -69,7 +69,7 @@ impl Scope {
     /// Parses a space-separated list of scopes (the OAuth2 form), skipping empty items.
     pub fn parse_list(s: &str) -> Result<Vec<Self>> {
         if s.len() > MAX_SCOPE_LEN {
-            return Err(Error::Scope { scope: quoted(s), message: "too long" });
+            return Err(Error::Scope { scope: wharf_types::error::Input::new(s), message: "too long" });
         }
         s.split(' ').filter(|p| !p.is_empty()).map(Self::parse).collect()
     }

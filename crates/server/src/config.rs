@@ -70,10 +70,10 @@ pub struct AuthConfig {
     pub service: Option<String>,
     /// The issuer of the tokens (`iss`) [default: `wharf`].
     pub issuer: Option<String>,
-    /// The token endpoint URL in challenges [default: `<scheme>://<Host>/token`].
+    /// The token endpoint URL in challenges (default: `<scheme>://<Host>/token`).
     pub realm: Option<String>,
     /// The token signing key (PEM PKCS#8, P-256 or Ed25519); created when missing
-    /// [default: `<data dir>/auth/token.key` with fs storage, a key per run otherwise].
+    /// (default: `<data dir>/auth/token.key` with fs storage, a key per run otherwise).
     pub token_key: Option<PathBuf>,
     /// `ES256` or `EdDSA` for a key created here [default: ES256].
     pub token_algorithm: Option<String>,

@@ -241,7 +241,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if access.is_none() && !listen.ip().is_loopback() {
         tracing::warn!(
             address = %listen,
-            "LISTENING BEYOND LOOPBACK WITHOUT AUTHENTICATION: anyone who can reach this address can push, overwrite and delete; configure [auth] (see the README)"
+            "OPEN REGISTRY: listening beyond loopback without authentication; anyone who can reach this address can push, overwrite and delete (configure [auth], see the README)"
         );
     }
     if access.is_some() && tls.is_none() && !listen.ip().is_loopback() {

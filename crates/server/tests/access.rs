@@ -15,31 +15,8 @@ use wharf_types::Digest;
 use crate::common::OCI_MANIFEST;
 use crate::common::pki::Pki;
 
-/// The configuration of issue 14, verbatim.
-pub(crate) const ISSUE_CONFIG: &str = r#"listen = "127.0.0.1:5443"
-storage = "fs:./wharf-data"
-
-[tls]
-cert = "tls/server.crt"
-key = "tls/server.key"
-
-[auth]
-htpasswd = "users.htpasswd"
-groups = { readers = ["bob"] }
-
-[[access]]
-repositories = ["public/**"]
-anonymous = ["pull"]
-
-[[access]]
-repositories = ["team/**"]
-users = { alice = ["pull", "push", "delete"] }
-groups = { readers = ["pull"] }
-
-[[access]]
-repositories = ["**"]
-users = { admin = ["pull", "push", "delete", "admin"] }
-"#;
+/// The configuration of issue 14, verbatim (also the interop suite's).
+pub(crate) const ISSUE_CONFIG: &str = include_str!("../../../tests/data/auth/wharf.toml");
 
 pub(crate) const PASSWORDS: [(&str, &str); 3] =
     [("alice", "alice-pw"), ("bob", "bob-pw"), ("admin", "admin-pw")];
@@ -101,6 +78,12 @@ impl Secure {
         let store = wharf_store::FsStore::open(&data).await.expect("store");
         let tls = file.tls(setup.path()).expect("tls").expect("[tls]");
         let access = file.access(setup.path(), Some(&data)).expect("access").expect("[auth]");
+        // No password hash or key material in `Debug`.
+        let debug = format!("{access:?}");
+        assert!(
+            !debug.contains("$2b$") && !debug.contains("PRIVATE") && debug.contains("Authenticator"),
+            "{debug}"
+        );
         let server = Server::bind("127.0.0.1:0".parse().expect("addr"), Registry::new(Arc::new(store)))
             .await
             .expect("bind")

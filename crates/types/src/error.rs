@@ -133,7 +133,8 @@ impl Input {
     /// How many characters of the input an error keeps.
     pub const MAX_SHOWN: usize = 160;
 
-    pub(crate) fn new(input: &str) -> Self {
+    /// Quotes `input` (cut, and escaped when shown).
+    pub fn new(input: &str) -> Self {
         let mut shown: String = input.chars().take(Self::MAX_SHOWN).collect();
         if shown.len() < input.len() {
             shown.push('…');
