@@ -72,7 +72,10 @@ fn client(ca_pem: &str, identity: Option<(String, String)>, h2: bool) -> reqwest
 
 impl Secure {
     async fn start(auth_extra: &str) -> Self {
-        let setup = Setup::new(auth_extra);
+        Self::serve(Setup::new(auth_extra)).await
+    }
+
+    async fn serve(setup: Setup) -> Self {
         let file = FileConfig::read(&setup.path().join("wharf.toml")).expect("the issue's config parses");
         let data = setup.path().join("wharf-data");
         let store = wharf_store::FsStore::open(&data).await.expect("store");
@@ -934,4 +937,61 @@ async fn the_binary_serves_the_issue_config_keeps_secrets_out_of_logs_and_audits
         assert!(record["time"].as_str().is_some_and(|t| t.ends_with('Z')));
         assert!(!record.to_string().contains("-pw"), "{record}");
     }
+}
+
+#[tokio::test]
+async fn tokens_of_an_external_issuer_are_trusted_by_key_issuer_and_audience() {
+    let setup = Setup::new("");
+    let corp = SigningKey::generate(wharf_auth::Algorithm::EdDSA).expect("key");
+    let jwks = serde_json::json!({ "keys": [corp.verifying_key().to_jwk()] });
+    std::fs::write(setup.path().join("corp-jwks.json"), jwks.to_string()).expect("write");
+    let mut text = std::fs::read_to_string(setup.path().join("wharf.toml")).expect("read");
+    text.push_str("\n[auth.external]\nissuer = \"https://auth.corp.example\"\naudience = \"registry.corp.example\"\nkeys = \"corp-jwks.json\"\n");
+    std::fs::write(setup.path().join("wharf.toml"), text).expect("write");
+    let reg = Secure::serve(setup).await;
+    let now = wharf_auth::now();
+    let claims = |iss: &str, aud: &str| Claims {
+        iss: iss.into(),
+        sub: "ci-robot".into(),
+        aud: Audience::Many(vec![aud.into(), "other".into()]),
+        exp: now + 300,
+        nbf: now - 1,
+        iat: now,
+        jti: "j".into(),
+        access: vec![Scope::repository("team/app", &["pull"])],
+        wharf_use: None,
+        wharf_fp: None,
+    };
+    let get = |token: String| {
+        let r = reg.http.get(reg.url("/v2/team/app/tags/list")).bearer_auth(token);
+        async move { r.send().await.expect("send").status() }
+    };
+    // Allowed by the token (nothing there yet: 404 from the registry, not 401).
+    let good = corp.sign(&claims("https://auth.corp.example", "registry.corp.example")).expect("sign");
+    assert_eq!(get(good.clone()).await, StatusCode::NOT_FOUND);
+    // Another issuer name, another audience, another key: refused.
+    assert_eq!(
+        get(corp.sign(&claims("https://evil.example", "registry.corp.example")).expect("sign")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(corp.sign(&claims("https://auth.corp.example", "wharf")).expect("sign")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let stranger = SigningKey::generate(wharf_auth::Algorithm::EdDSA).expect("key");
+    assert_eq!(
+        get(stranger.sign(&claims("https://auth.corp.example", "registry.corp.example")).expect("sign"))
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+    // The token grants pull only: a push asks for other credentials (401, its issuer's scope).
+    let r =
+        reg.http.post(reg.url("/v2/team/app/blobs/uploads/")).bearer_auth(&good).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Wharf's own tokens still work beside them.
+    let own = reg.token(Some(("alice", "alice-pw")), &["repository:team/app:pull".into()]).await;
+    let own =
+        own.json::<serde_json::Value>().await.expect("json")["token"].as_str().expect("token").to_owned();
+    assert_eq!(get(own).await, StatusCode::NOT_FOUND);
+    reg.stop().await;
 }
