@@ -74,7 +74,7 @@ struct Cached {
 /// Users, policy and tokens.
 pub struct Authenticator {
     users: RwLock<(Arc<Htpasswd>, u64)>,
-    policy: Policy,
+    policy: RwLock<Arc<Policy>>,
     tokens: TokenService,
     cache: Mutex<HashMap<String, Cached>>,
     tokens_seen: Mutex<HashMap<[u8; 32], Arc<Claims>>>,
@@ -87,7 +87,7 @@ impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticator")
             .field("users", &self.users.read().expect("lock").0.len())
-            .field("policy", &self.policy)
+            .field("policy", &self.policy())
             .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }
@@ -99,7 +99,7 @@ impl Authenticator {
     pub fn new(users: Htpasswd, policy: Policy, tokens: TokenService) -> Self {
         Self {
             users: RwLock::new((Arc::new(users), 0)),
-            policy,
+            policy: RwLock::new(Arc::new(policy)),
             tokens,
             cache: Mutex::new(HashMap::new()),
             tokens_seen: Mutex::new(HashMap::new()),
@@ -130,9 +130,15 @@ impl Authenticator {
         Arc::clone(&self.users.read().expect("lock").0)
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read().expect("lock"))
+    }
+
+    /// Replaces the policy (a reloaded configuration); requests already authorised keep the
+    /// decision they got.
+    pub fn set_policy(&self, policy: Policy) {
+        *self.policy.write().expect("lock") = Arc::new(policy);
     }
 
     /// The token service.
@@ -223,20 +229,20 @@ impl Authenticator {
                 .access
                 .iter()
                 .any(|s| s.is_repository() && s.name == repository && s.allows(action.as_str())),
-            None => self.policy.actions(&principal.identity, repository).contains(action),
+            None => self.policy().actions(&principal.identity, repository).contains(action),
         }
     }
 
     /// Whether `principal` sees `repository` in listings: it may pull it, by the policy or
     /// by its token.
     pub fn visible(&self, principal: &Principal, repository: &str) -> bool {
-        self.policy.actions(&principal.identity, repository).contains(Action::Pull)
+        self.policy().actions(&principal.identity, repository).contains(Action::Pull)
             || principal.token.as_ref().is_some_and(|c| c.allows("repository", repository, "pull"))
     }
 
     /// Whether `principal` administers the registry.
     pub fn is_admin(&self, principal: &Principal) -> bool {
-        self.policy.is_admin(&principal.identity)
+        self.policy().is_admin(&principal.identity)
     }
 
     /// What a token for `identity` grants of `requested`: for each repository scope, the
@@ -249,7 +255,7 @@ impl Authenticator {
                 if scope.name.parse::<wharf_types::Repository>().is_err() {
                     continue;
                 }
-                let held = self.policy.actions(identity, &scope.name);
+                let held = self.policy().actions(identity, &scope.name);
                 let wanted = |a: Action| scope.allows(a.as_str()) && held.contains(a);
                 Action::ALL.into_iter().filter(|a| wanted(*a)).map(|a| a.as_str().to_owned()).collect()
             } else if scope.kind == "registry" && scope.name == "catalog" && scope.allows("*") {

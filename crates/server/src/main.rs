@@ -227,6 +227,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         server = server.with_tls(std::sync::Arc::clone(tls));
     }
     if let Some(access) = &access {
+        if let Some(path) = &args.config {
+            access.watch_config(path);
+        }
         server = server.with_access(std::sync::Arc::clone(access));
     }
     tracing::info!(

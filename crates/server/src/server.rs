@@ -161,8 +161,9 @@ async fn purge_uploads(registry: Registry) {
     }
 }
 
-/// Reads the certificate, key and htpasswd files again when they change (checked every two
-/// seconds) or on SIGHUP. A file that does not read keeps what is in force.
+/// Reads the certificate, key and htpasswd files (and a watched config file's access rules)
+/// again when they change (checked every two seconds) or on SIGHUP. A file that does not
+/// read keeps what is in force.
 async fn reload_files(tls: Option<Arc<crate::tls::Tls>>, access: Option<Arc<crate::AccessControl>>) {
     if tls.is_none() && access.is_none() {
         return;
@@ -191,10 +192,12 @@ async fn reload_files(tls: Option<Arc<crate::tls::Tls>>, access: Option<Arc<crat
         }
         if let Some(access) = &access {
             match access.reload(forced) {
-                Ok(true) => tracing::info!(users = access.authenticator().users().len(), "htpasswd reloaded"),
+                Ok(true) => {
+                    tracing::info!(users = access.authenticator().users().len(), "access control reloaded")
+                }
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::error!(error = %e, "reloading htpasswd failed: the previous users stay in force");
+                    tracing::error!(error = %e, "reloading access control failed: the previous users and rules stay in force");
                 }
             }
         }

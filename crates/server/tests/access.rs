@@ -81,6 +81,7 @@ impl Secure {
         let store = wharf_store::FsStore::open(&data).await.expect("store");
         let tls = file.tls(setup.path()).expect("tls").expect("[tls]");
         let access = file.access(setup.path(), Some(&data)).expect("access").expect("[auth]");
+        access.watch_config(&setup.path().join("wharf.toml"));
         // No password hash or key material in `Debug`.
         let debug = format!("{access:?}");
         assert!(
@@ -740,6 +741,32 @@ async fn certificates_and_users_reload_without_dropping_connections() {
     assert!(reloaded, "carol can log in after the reload");
     let r = reg.http.get(reg.url("/v2/")).basic_auth("bob", Some("bob-pw")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "bob was removed");
+    // The access rules are read again when the config file changes: bob may push now.
+    let push_as_carol = || {
+        let r = reg.http.post(reg.url("/v2/team/app/blobs/uploads/")).basic_auth("carol", Some("carol-pw"));
+        async move { r.send().await.expect("send").status() }
+    };
+    assert_eq!(push_as_carol().await, StatusCode::FORBIDDEN);
+    let config = std::fs::read_to_string(reg.setup.path().join("wharf.toml")).expect("read");
+    let config = config.replace(
+        "users = { alice = [\"pull\", \"push\", \"delete\"] }",
+        "users = { alice = [\"pull\", \"push\", \"delete\"], carol = [\"push\"] }",
+    );
+    std::fs::write(reg.setup.path().join("wharf.toml"), config).expect("write");
+    let mut granted = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if push_as_carol().await == StatusCode::ACCEPTED {
+            granted = true;
+            break;
+        }
+    }
+    assert!(granted, "the new rule is in force after the config file changed");
+    // A broken config keeps the rules in force.
+    std::fs::write(reg.setup.path().join("wharf.toml"), "[[access]]\nrepositories = [\"BAD PATTERN\"]\n")
+        .expect("write");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(push_as_carol().await, StatusCode::ACCEPTED);
     // A broken file keeps the users in force.
     std::fs::write(reg.setup.path().join("users.htpasswd"), "carol:$apr1$weak$hash\n").expect("write");
     tokio::time::sleep(Duration::from_secs(3)).await;

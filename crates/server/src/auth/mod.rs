@@ -27,6 +27,9 @@ pub struct AccessControl {
     auth: Authenticator,
     htpasswd: Option<PathBuf>,
     stamp: Mutex<Option<(SystemTime, u64)>>,
+    /// The config file whose `[auth] groups` and `[[access]]` rules are read again when it
+    /// changes.
+    config: Mutex<Option<(PathBuf, Option<(SystemTime, u64)>)>>,
     realm: Option<String>,
     public_metrics: bool,
     pub(crate) audit: Audit,
@@ -54,6 +57,7 @@ impl AccessControl {
             auth,
             htpasswd: None,
             stamp: Mutex::new(None),
+            config: Mutex::new(None),
             realm: None,
             public_metrics: false,
             audit: Audit::default(),
@@ -74,28 +78,7 @@ impl AccessControl {
             Some(path) => read_htpasswd(path)?,
             None => Htpasswd::default(),
         };
-        let policy = if rules.is_empty() {
-            Policy::authenticated_all()
-        } else {
-            let mut out = Vec::new();
-            for (n, rule) in rules.iter().enumerate() {
-                if rule.repositories.is_empty() {
-                    return Err(bad(format!("[[access]] rule {}: `repositories` is empty", n + 1)));
-                }
-                let mut repositories = Vec::new();
-                for p in &rule.repositories {
-                    repositories.push(p.parse().map_err(|e| bad(format!("[[access]] rule {}: {e}", n + 1)))?);
-                }
-                let set = |a: &[Action]| wharf_auth::Actions::of(a);
-                out.push(Rule {
-                    repositories,
-                    anonymous: set(&rule.anonymous),
-                    users: rule.users.iter().map(|(u, a)| (u.clone(), set(a))).collect(),
-                    groups: rule.groups.iter().map(|(g, a)| (g.clone(), set(a))).collect(),
-                });
-            }
-            Policy::new(out, &config.groups)
-        };
+        let policy = policy(config, rules)?;
         let algorithm = match config.token_algorithm.as_deref() {
             None | Some("ES256") => wharf_auth::Algorithm::ES256,
             Some("EdDSA") => wharf_auth::Algorithm::EdDSA,
@@ -167,17 +150,41 @@ impl AccessControl {
         &self.auth
     }
 
-    /// Reads the htpasswd file again if it changed (or always, with `force`); a file that
-    /// does not parse keeps the users in force and returns the error.
+    /// Reads `[auth] groups` and the `[[access]]` rules again from `path` when it changes
+    /// (and on a forced reload). Other settings need a restart.
+    pub fn watch_config(&self, path: &Path) {
+        *self.config.lock().expect("lock") = Some((path.to_path_buf(), stamp(path)));
+    }
+
+    /// Reads the htpasswd file, and the watched config file's rules, again if they changed
+    /// (or always, with `force`); a file that does not read keeps what is in force and
+    /// returns the error.
     pub fn reload(&self, force: bool) -> Result<bool> {
-        let Some(path) = &self.htpasswd else { return Ok(false) };
+        let rules = self.reload_rules(force)?;
+        let Some(path) = &self.htpasswd else { return Ok(rules) };
         let now = stamp(path);
         if !force && *self.stamp.lock().expect("lock") == now {
-            return Ok(false);
+            return Ok(rules);
         }
         let users = read_htpasswd(path)?;
         self.auth.set_users(users);
         *self.stamp.lock().expect("lock") = now;
+        Ok(true)
+    }
+
+    fn reload_rules(&self, force: bool) -> Result<bool> {
+        let mut watched = self.config.lock().expect("lock");
+        let Some((path, seen)) = watched.as_mut() else { return Ok(false) };
+        let now = stamp(path);
+        if !force && *seen == now {
+            return Ok(false);
+        }
+        // Marked seen first: a broken file is reported once, not every two seconds.
+        *seen = now;
+        let file = crate::config::FileConfig::read(path)?;
+        let policy = policy(&file.auth.unwrap_or_default(), &file.access)?;
+        self.auth.set_policy(policy);
+        tracing::info!(path = %path.display(), rules = file.access.len(), "access rules reloaded");
         Ok(true)
     }
 
@@ -359,6 +366,33 @@ impl AccessControl {
     pub(crate) fn visible(&self, principal: &Principal, repository: &str) -> bool {
         self.auth.visible(principal, repository)
     }
+}
+
+/// The policy of `[auth] groups` and the `[[access]]` rules: every authenticated user may do
+/// everything when there is no rule.
+fn policy(config: &AuthConfig, rules: &[AccessRule]) -> Result<Policy> {
+    let bad = |m: String| Error::BadRequest(m);
+    if rules.is_empty() {
+        return Ok(Policy::authenticated_all());
+    }
+    let mut out = Vec::new();
+    for (n, rule) in rules.iter().enumerate() {
+        if rule.repositories.is_empty() {
+            return Err(bad(format!("[[access]] rule {}: `repositories` is empty", n + 1)));
+        }
+        let mut repositories = Vec::new();
+        for p in &rule.repositories {
+            repositories.push(p.parse().map_err(|e| bad(format!("[[access]] rule {}: {e}", n + 1)))?);
+        }
+        let set = |a: &[Action]| wharf_auth::Actions::of(a);
+        out.push(Rule {
+            repositories,
+            anonymous: set(&rule.anonymous),
+            users: rule.users.iter().map(|(u, a)| (u.clone(), set(a))).collect(),
+            groups: rule.groups.iter().map(|(g, a)| (g.clone(), set(a))).collect(),
+        });
+    }
+    Ok(Policy::new(out, &config.groups))
 }
 
 fn scope_of(items: &[(String, Action, &'static str)]) -> String {
