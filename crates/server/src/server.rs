@@ -193,7 +193,7 @@ async fn reload_files(tls: Option<Arc<crate::tls::Tls>>, access: Option<Arc<crat
         if let Some(access) = &access {
             match access.reload(forced) {
                 Ok(true) => {
-                    tracing::info!(users = access.authenticator().users().len(), "access control reloaded")
+                    tracing::info!(users = access.authenticator().users().len(), "access control reloaded");
                 }
                 Ok(false) => {}
                 Err(e) => {

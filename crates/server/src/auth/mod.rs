@@ -26,10 +26,10 @@ use crate::listener::Transport;
 pub struct AccessControl {
     auth: Authenticator,
     htpasswd: Option<PathBuf>,
-    stamp: Mutex<Option<(SystemTime, u64)>>,
+    stamp: Mutex<Option<Stamp>>,
     /// The config file whose `[auth] groups` and `[[access]]` rules are read again when it
     /// changes.
-    config: Mutex<Option<(PathBuf, Option<(SystemTime, u64)>)>>,
+    config: Mutex<Option<(PathBuf, Option<Stamp>)>>,
     realm: Option<String>,
     public_metrics: bool,
     pub(crate) audit: Audit,
@@ -433,7 +433,10 @@ pub(crate) fn basic(encoded: &str) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// A file's modification time and size: when either changes, it is read again.
+type Stamp = (SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
