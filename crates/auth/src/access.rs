@@ -158,6 +158,17 @@ impl Authenticator {
 
     /// Checks a user's password, within the failed-login limits.
     pub fn login(&self, user: &str, password: &str, client: Option<IpAddr>) -> Result<Identity, Denied> {
+        self.login_checked(user, password, client).map(|(identity, _)| identity)
+    }
+
+    /// [`login`](Self::login), also saying whether the password was checked for real (not
+    /// answered from the cache): a login worth an audit record.
+    pub fn login_checked(
+        &self,
+        user: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<(Identity, bool), Denied> {
         let address = client.map(|a| a.to_string());
         self.by_user.check(user).map_err(Denied::TooMany)?;
         if let Some(a) = &address {
@@ -186,7 +197,7 @@ impl Authenticator {
                 }
                 self.by_user.clear(user);
             }
-            return Ok(Identity::User(user.to_owned()));
+            return Ok((Identity::User(user.to_owned()), !cached));
         }
         self.by_user.fail(user);
         if let Some(a) = &address {

@@ -952,6 +952,8 @@ async fn the_binary_serves_the_issue_config_keeps_secrets_out_of_logs_and_audits
             .unwrap_or_else(|| panic!("no {event}/{result} by {identity} in {audit:#?}"))
     };
     assert_eq!(find("login", "ok", "alice")["client"], "127.0.0.1");
+    assert_eq!(find("login", "ok", "carol")["grant"], "basic", "a Basic login on a registry route");
+    assert!(find("login", "refused", "alice")["reason"].as_str().is_some_and(|r| r.contains("invalid")));
     let push = find("push", "ok", "alice");
     assert_eq!(push["repository"], "team/app");
     let tag = audit.iter().rfind(|r| r["event"] == "tag").expect("a tag event");

@@ -241,8 +241,35 @@ impl AccessControl {
     ) -> std::result::Result<(Principal, bool), Denied> {
         match credentials(headers) {
             Some(Credentials::Basic(user, password)) => {
-                let identity = self.auth.login(&user, &password, client)?;
-                Ok((Principal { identity, token: None }, true))
+                let login = self.auth.login_checked(&user, &password, client);
+                let record = |result: &str, reason: Option<String>| {
+                    self.audit.record(
+                        "login",
+                        serde_json::json!({
+                            "identity": crate::http::printable(&user, 256),
+                            "client": client.map(|c| c.to_string()),
+                            "grant": "basic",
+                            "result": result,
+                            "reason": reason,
+                        }),
+                    );
+                };
+                match login {
+                    Ok((identity, fresh)) => {
+                        if fresh {
+                            record("ok", None);
+                        }
+                        Ok((Principal { identity, token: None }, true))
+                    }
+                    Err(denied) => {
+                        // Attempts refused by the failed-login limit are not checked, and not
+                        // recorded one by one (a flood would fill the audit log).
+                        if !matches!(denied, Denied::TooMany(_)) {
+                            record("refused", Some(denied.to_string()));
+                        }
+                        Err(denied)
+                    }
+                }
             }
             Some(Credentials::Bearer(token)) => Ok((self.auth.bearer(&token)?, true)),
             Some(Credentials::Malformed) => Err(Denied::BadCredentials),

@@ -71,16 +71,19 @@ fn scopes<'a>(list: impl Iterator<Item = &'a str>) -> Result<Vec<Scope>> {
 }
 
 fn refused(access: &AccessControl, denied: Denied, user: &str, client: Option<IpAddr>, grant: &str) -> Error {
-    access.audit.record(
-        "login",
-        serde_json::json!({
+    // Attempts the failed-login limit refused unchecked are not recorded one by one.
+    if !matches!(denied, Denied::TooMany(_)) {
+        access.audit.record(
+            "login",
+            serde_json::json!({
             "identity": crate::http::printable(user, 256),
             "client": client.map(|c| c.to_string()),
             "grant": grant,
             "result": "refused",
             "reason": denied.to_string(),
-        }),
-    );
+            }),
+        );
+    }
     match denied {
         Denied::TooMany(after) => Error::TooManyRequests {
             message: Denied::TooMany(after).to_string(),
