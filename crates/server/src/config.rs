@@ -54,6 +54,9 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// CA certificates for client certificates (mutual TLS).
     pub client_ca: Option<PathBuf>,
+    /// `optional` (default: clients without a certificate authenticate otherwise) or
+    /// `required` (the handshake fails without a valid client certificate).
+    pub client_auth: Option<String>,
 }
 
 /// `[auth]`.
@@ -145,6 +148,18 @@ impl FileConfig {
         let mut files = TlsFiles::new(base.join(&tls.cert), base.join(&tls.key));
         if let Some(ca) = &tls.client_ca {
             files = files.with_client_ca(base.join(ca));
+        }
+        match (tls.client_auth.as_deref(), &tls.client_ca) {
+            (None | Some("optional"), _) => {}
+            (Some("required"), Some(_)) => files = files.requiring_client_cert(),
+            (Some("required"), None) => {
+                return Err(Error::BadRequest("[tls] client_auth = \"required\" needs client_ca".into()));
+            }
+            (Some(other), _) => {
+                return Err(Error::BadRequest(format!(
+                    "[tls] client_auth `{other}`: expected optional or required"
+                )));
+            }
         }
         Tls::load(files).map(Some)
     }

@@ -656,6 +656,31 @@ async fn client_certificates_identify_users_and_http2_is_negotiated() {
     let other = Pki::new(tempfile::tempdir().expect("tempdir").path());
     let stranger = client(&setup.pki.ca_pem, Some(other.client("admin")), false);
     assert!(stranger.get(format!("{base}/v2/")).send().await.is_err());
+    // With `client_auth = "required"`, no certificate, no handshake.
+    let text = std::fs::read_to_string(setup.path().join("wharf.toml")).expect("read");
+    let required =
+        FileConfig::parse(&text.replace("client_ca = ", "client_auth = \"required\"\nclient_ca = "))
+            .expect("parses");
+    let strict = Server::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        Registry::new(Arc::new(wharf_store::MemoryStore::new())),
+    )
+    .await
+    .expect("bind")
+    .with_tls(required.tls(setup.path()).expect("tls").expect("[tls]"))
+    .with_access(required.access(setup.path(), None).expect("access").expect("[auth]"));
+    let strict_base = format!("https://localhost:{}", strict.local_addr().port());
+    let strict = strict.spawn();
+    assert!(without.get(format!("{strict_base}/healthz")).send().await.is_err(), "no certificate: refused");
+    let r = with_cert.get(format!("{strict_base}/v2/team/app/tags/list")).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "alice by her certificate");
+    strict.shutdown().await.expect("shutdown");
+    assert!(
+        FileConfig::parse("[tls]\ncert = \"a\"\nkey = \"b\"\nclient_auth = \"required\"\n")
+            .expect("parses")
+            .tls(setup.path())
+            .is_err()
+    );
     // HTTP/2 by ALPN.
     let h2 = client(&setup.pki.ca_pem, None, true);
     let r = h2.get(format!("{base}/v2/")).basic_auth("bob", Some("bob-pw")).send().await.expect("send");

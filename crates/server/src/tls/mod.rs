@@ -25,20 +25,30 @@ pub struct TlsFiles {
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
     /// CA certificates (PEM) that client certificates are checked against; clients without a
-    /// certificate are still served (they authenticate otherwise).
+    /// certificate are still served (they authenticate otherwise) unless
+    /// [`require_client_cert`](Self::require_client_cert).
     pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: refuse the handshake of a client without a valid certificate.
+    pub require_client_cert: bool,
 }
 
 impl TlsFiles {
     /// A certificate chain and its key.
     pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        Self { cert: cert.into(), key: key.into(), client_ca: None }
+        Self { cert: cert.into(), key: key.into(), client_ca: None, require_client_cert: false }
     }
 
     /// Checks client certificates against `ca`.
     #[must_use]
     pub fn with_client_ca(mut self, ca: impl Into<PathBuf>) -> Self {
         self.client_ca = Some(ca.into());
+        self
+    }
+
+    /// Refuses clients without a certificate `client_ca` accepts (mutual TLS required).
+    #[must_use]
+    pub fn requiring_client_cert(mut self) -> Self {
+        self.require_client_cert = true;
         self
     }
 
@@ -120,11 +130,14 @@ fn build(files: &TlsFiles) -> Result<ServerConfig> {
                     .add(cert)
                     .map_err(|e| Error::BadRequest(format!("TLS client CA {}: {e}", ca.display())))?;
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .allow_unauthenticated()
-                    .build()
-                    .map_err(|e| Error::BadRequest(format!("TLS client CA {}: {e}", ca.display())))?;
+            let mut verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            if !files.require_client_cert {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier
+                .build()
+                .map_err(|e| Error::BadRequest(format!("TLS client CA {}: {e}", ca.display())))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
