@@ -132,7 +132,7 @@ impl Htpasswd {
         use sha2::Digest as _;
         let hash = self.entries.get(user)?;
         let digest = sha2::Sha256::digest(format!("{user}:{hash}").as_bytes());
-        Some(hex(&digest[..12]))
+        Some(hex::encode(&digest[..12]))
     }
 }
 
@@ -145,14 +145,6 @@ fn is_bcrypt(hash: &str) -> bool {
         && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c))
         && salted.len() == 53
         && salted.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 #[cfg(test)]

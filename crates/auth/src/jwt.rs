@@ -134,7 +134,7 @@ fn to_json(value: &impl Serialize) -> Result<Vec<u8>> {
 
 fn key_id(public: &[u8]) -> String {
     use sha2::Digest as _;
-    crate::htpasswd::hex(&sha2::Sha256::digest(public)[..8])
+    hex::encode(&sha2::Sha256::digest(public)[..8])
 }
 
 fn pem(label: &str, der: &[u8]) -> String {

@@ -10,6 +10,7 @@ use wharf_auth::{Denied, Identity, Scope};
 
 use super::AccessControl;
 use crate::error::{Error, Result};
+use crate::http::first;
 
 /// The largest form body accepted.
 const MAX_FORM: usize = 64 * 1024;
@@ -45,10 +46,6 @@ fn pairs(text: &str) -> Vec<(String, String)> {
 
 fn values<'a>(pairs: &'a [(String, String)], key: &'a str) -> impl Iterator<Item = &'a str> {
     pairs.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
-fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 fn check_service(access: &AccessControl, pairs: &[(String, String)]) -> Result<()> {
