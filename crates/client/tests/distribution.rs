@@ -4,6 +4,7 @@
 //! Skipped when `docker-registry` is not installed, unless `WHARF_REQUIRE_ALL=1` (then a
 //! failure); `.ci/run` installs it.
 
+use std::io::BufRead as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -44,7 +45,6 @@ fn binary() -> Option<&'static str> {
 async fn start(htpasswd: Option<(&str, &str)>) -> Option<Distribution> {
     let bin = binary()?;
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let auth = match htpasswd {
         Some((user, password)) => {
             let hash = bcrypt::hash(password, 5).expect("bcrypt");
@@ -57,18 +57,29 @@ async fn start(htpasswd: Option<(&str, &str)>) -> Option<Distribution> {
         None => String::new(),
     };
     let config = format!(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+        "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n{auth}",
         dir.path().join("data").display()
     );
     let config_path = dir.path().join("config.yml");
     std::fs::write(&config_path, config).expect("config");
-    let child = Command::new(bin)
+    // Port 0, and the port it bound read from its log: a port picked beforehand could be taken
+    // by another test before the registry binds it.
+    let mut child = Command::new(bin)
         .args(["serve", config_path.to_str().expect("utf-8")])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn docker-registry");
-    let registry = Distribution { child, host: format!("127.0.0.1:{port}"), _dir: dir };
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let host = loop {
+        let Some(Ok(line)) = lines.next() else { panic!("docker-registry exited before listening") };
+        if let Some((_, rest)) = line.split_once("msg=\"listening on ") {
+            break rest.split('"').next().expect("an address").to_owned();
+        }
+    };
+    // The rest of its log is drained (a full pipe would block it).
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    let registry = Distribution { child, host, _dir: dir };
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(&registry.host).await.is_ok() {
             return Some(registry);

@@ -28,7 +28,8 @@ use wharf_server::{Limits, Registry, Server, Storage, open_storage};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on [default: 127.0.0.1:5000].
+    /// Address to listen on [default: 127.0.0.1:5000]; port 0 picks a free port and prints
+    /// `wharf-server: listening on <address>` on stderr.
     #[arg(long, env = "WHARF_LISTEN")]
     listen: Option<SocketAddr>,
     /// Storage: `fs:<dir>`, `memory`, or `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<r>`
@@ -223,6 +224,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             _ => format!("cannot listen on {listen}: {e}"),
         })?
         .with_limits(limits);
+    if listen.port() == 0 {
+        // The only way for whoever started us to learn the port the system picked.
+        eprintln!("wharf-server: listening on {}", server.local_addr());
+    }
     if let Some(tls) = &tls {
         server = server.with_tls(std::sync::Arc::clone(tls));
     }

@@ -824,23 +824,22 @@ async fn the_binary_serves_the_issue_config_keeps_secrets_out_of_logs_and_audits
     let users = std::fs::read_to_string(setup.path().join("users.htpasswd")).expect("read");
     assert!(users.lines().any(|l| l.starts_with("carol:$2")), "{users}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let log = setup.path().join("server.log");
-    let mut child = std::process::Command::new(bin)
-        .args([
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--log-format",
-            "json",
-        ])
-        .current_dir(elsewhere.path())
-        .env("WHARF_LOG", "info")
-        .stdout(std::fs::File::create(&log).expect("log"))
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("spawn");
+    let (mut child, addr) = crate::common::spawn_on_free_port(
+        std::process::Command::new(bin)
+            .args([
+                "--config",
+                config.to_str().expect("utf-8"),
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .current_dir(elsewhere.path())
+            .env("WHARF_LOG", "info")
+            .stdout(std::fs::File::create(&log).expect("log")),
+    );
+    let port = addr.port();
     let base = format!("https://localhost:{port}");
     let http = client(&setup.pki.ca_pem, None, false);
     let mut up = false;

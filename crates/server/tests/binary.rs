@@ -4,25 +4,23 @@ use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::common::spawn_on_free_port;
+
 #[tokio::test]
 async fn config_file_json_logs_and_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let config = dir.path().join("wharf.toml");
-    std::fs::write(
-        &config,
-        format!("listen = \"127.0.0.1:{port}\"\nstorage = \"memory\"\nlog_format = \"json\"\n"),
-    )
-    .expect("write");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
-        .args(["--config", config.to_str().expect("utf-8")])
-        .env_remove("WHARF_LISTEN")
-        .env_remove("WHARF_STORAGE")
-        .env_remove("WHARF_LOG_FORMAT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nstorage = \"memory\"\nlog_format = \"json\"\n")
+        .expect("write");
+    let (mut child, addr) = spawn_on_free_port(
+        Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+            .args(["--config", config.to_str().expect("utf-8")])
+            .env_remove("WHARF_LISTEN")
+            .env_remove("WHARF_STORAGE")
+            .env_remove("WHARF_LOG_FORMAT")
+            .stdout(Stdio::piped()),
+    );
+    let port = addr.port();
     let http = reqwest::Client::new();
     let mut answered = None;
     for _ in 0..200 {
@@ -71,16 +69,15 @@ async fn config_file_json_logs_and_sigterm() {
 /// beyond loopback without authentication is warned about.
 #[tokio::test]
 async fn text_logs_are_escaped_and_plain() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
-        .args(["--listen", &format!("0.0.0.0:{port}"), "--storage", "memory", "--log-format", "text"])
-        .arg("--wasm-validate") // a plain flag, no value needed
-        .env_remove("WHARF_LOG")
-        .env_remove("WHARF_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let (mut child, addr) = spawn_on_free_port(
+        Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+            .args(["--listen", "0.0.0.0:0", "--storage", "memory", "--log-format", "text"])
+            .arg("--wasm-validate") // a plain flag, no value needed
+            .env_remove("WHARF_LOG")
+            .env_remove("WHARF_CONFIG")
+            .stdout(Stdio::piped()),
+    );
+    let port = addr.port();
     let http = reqwest::Client::new();
     let mut up = false;
     for _ in 0..200 {

@@ -7,6 +7,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+#[path = "common/spawn.rs"]
+mod spawn;
+use spawn::spawn_on_free_port;
+
 /// A generous bound for things that should take about a second.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -37,15 +41,12 @@ fn hold_sockets_child() {
 async fn twenty_thousand_idle_sockets_do_not_stop_the_registry() {
     // The server in a process of its own (its open-files limit raised to the hard limit), and
     // the sockets held by others, 10,000 each.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--storage", "memory"])
-        .env("WHARF_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let (mut server, addr) = spawn_on_free_port(
+        Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+            .args(["--listen", "127.0.0.1:0", "--storage", "memory"])
+            .env("WHARF_LOG", "error")
+            .stdout(Stdio::null()),
+    );
     let http = reqwest::Client::builder().timeout(PATIENCE).build().expect("client");
     for _ in 0..400 {
         if http.get(format!("http://{addr}/v2/")).send().await.is_ok() {

@@ -8,6 +8,10 @@ use futures_util::stream;
 use reqwest::StatusCode;
 use wharf_types::Digest;
 
+#[path = "common/spawn.rs"]
+mod spawn;
+use spawn::spawn_on_free_port;
+
 const MIB: usize = 1024 * 1024;
 const CHUNKS: u64 = 1024;
 
@@ -24,18 +28,12 @@ fn vm_hwm_mib(pid: u32) -> u64 {
 #[tokio::test]
 async fn a_gib_through_the_server_keeps_its_memory_bounded() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--storage",
-            &format!("fs:{}", dir.path().display()),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let (mut child, addr) = spawn_on_free_port(
+        Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+            .args(["--listen", "127.0.0.1:0", "--storage", &format!("fs:{}", dir.path().display())])
+            .stdout(Stdio::null()),
+    );
+    let port = addr.port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut up = false;

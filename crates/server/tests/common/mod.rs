@@ -2,6 +2,9 @@
 //! `wharf-server` binary.
 
 pub(crate) mod pki;
+pub(crate) mod spawn;
+
+pub(crate) use spawn::spawn_on_free_port;
 
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -134,17 +137,10 @@ impl Process {
 
     /// With these flags besides `--listen`.
     pub(crate) fn start_with(args: &[&str]) -> Self {
-        let port =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-        let child = Command::new(env!("CARGO_BIN_EXE_wharf-server"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .env("WHARF_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn wharf-server");
-        Self { child, base: format!("http://127.0.0.1:{port}") }
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wharf-server"));
+        command.args(["--listen", "127.0.0.1:0"]).args(args).env("WHARF_LOG", "warn").stdout(Stdio::null());
+        let (child, addr) = spawn_on_free_port(&mut command);
+        Self { child, base: format!("http://{addr}") }
     }
 
     /// The address it listens on.
