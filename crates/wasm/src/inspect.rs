@@ -110,8 +110,82 @@ pub enum WasiFlavour {
     Component,
 }
 
+/// A tool named in the `producers` custom section.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Tool {
+    /// `Rust`, `rustc`, `wit-component`, `TinyGo`, …
+    pub name: String,
+    /// Its version as recorded (`1.82.0 (f6e511eec 2024-10-15)`); may be empty.
+    pub version: String,
+}
+
+/// The `producers` custom section (tool-conventions `ProducersSection.md`), merged over every
+/// module and component inside the binary, each tool listed once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Producers {
+    /// Source languages (`Rust`, `C11`, `JavaScript`).
+    pub language: Vec<Tool>,
+    /// Tools that produced or transformed the binary (`rustc`, `clang`, `wit-component`,
+    /// `wasm-opt`).
+    pub processed_by: Vec<Tool>,
+    /// SDKs (`Emscripten`, `componentize-py`).
+    pub sdk: Vec<Tool>,
+}
+
+impl Producers {
+    /// Whether the binary named no producer at all.
+    pub fn is_empty(&self) -> bool {
+        self.language.is_empty() && self.processed_by.is_empty() && self.sdk.is_empty()
+    }
+}
+
+/// A linear memory of a core module (defined or imported).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Memory {
+    /// Imported rather than defined.
+    pub imported: bool,
+    /// The initial size in pages.
+    pub initial_pages: u64,
+    /// The maximum size in pages, if bounded.
+    pub maximum_pages: Option<u64>,
+    /// The page size in bytes (65,536 unless the custom-page-sizes proposal says otherwise).
+    pub page_size: u64,
+    /// 64-bit addresses (memory64).
+    pub memory64: bool,
+    /// Shared between threads (threads).
+    pub shared: bool,
+}
+
+/// A table of a core module (defined or imported).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Table {
+    /// Imported rather than defined.
+    pub imported: bool,
+    /// `funcref`, `externref`, …
+    pub element_type: String,
+    /// The initial number of elements.
+    pub initial: u64,
+    /// The maximum number of elements, if bounded.
+    pub maximum: Option<u64>,
+    /// 64-bit indexes (memory64 for tables).
+    pub table64: bool,
+}
+
+/// The bytes one kind of top-level section takes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Section {
+    /// `code`, `data`, `import`, `core-module`, `custom:name`, `custom:producers`, …
+    pub name: String,
+    /// Bytes of content, summed over the sections of that name.
+    pub size: u64,
+}
+
 /// What [`inspect`] found in a `.wasm` binary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct ModuleInfo {
     /// The preamble.
@@ -124,6 +198,10 @@ pub struct ModuleInfo {
     pub exports: Vec<Export>,
     /// The WASI flavour of the top-level imports.
     pub wasi: WasiFlavour,
+    /// The WASI version targeted, from the imports: `unstable`, `preview1`, or the highest
+    /// version of the `wasi:*` interfaces imported (`0.2.0`, `0.2.3`, `0.3.0-rc-2025-09-16`);
+    /// `None` without WASI imports.
+    pub wasi_version: Option<String>,
     /// The `wasi:*` interfaces a component imports (`wasi:cli/environment@0.2.0`).
     pub wasi_interfaces: Vec<String>,
     /// Names of custom sections at any depth (`name`, `producers`, `component-type:…`), at most
@@ -133,7 +211,64 @@ pub struct ModuleInfo {
     pub nested_modules: u32,
     /// Components nested in a component.
     pub nested_components: u32,
+    /// The `producers` sections, merged.
+    pub producers: Producers,
+    /// Memories of the core modules at any depth (at most [`MAX_LISTED`]).
+    pub memories: Vec<Memory>,
+    /// Tables of the core modules at any depth (at most [`MAX_LISTED`]).
+    pub tables: Vec<Table>,
+    /// The top-level start function's index, if any.
+    pub start: Option<u32>,
+    /// Bytes by top-level section, largest first.
+    pub sections: Vec<Section>,
+    /// Whether the binary validates (every proposal `wasmparser` knows enabled), and if not why.
+    pub validation: Validation,
+    /// For a component: its WIT world (feature `wit`); `None` for core modules, or when it cannot
+    /// be decoded (the reason is in `world_error`).
+    #[cfg(feature = "wit")]
+    pub world: Option<crate::wit::World>,
+    /// Why the component's world could not be decoded.
+    #[cfg(feature = "wit")]
+    pub world_error: Option<String>,
 }
+
+/// The result of validating a binary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    /// Whether it validates.
+    pub valid: bool,
+    /// The validator's message when it does not.
+    pub error: Option<String>,
+    /// The WebAssembly proposals beyond the baseline it needs (`simd`, `threads`, `gc`,
+    /// `exception-handling`, `memory64`, …; [`PROPOSALS`]); empty when invalid.
+    pub proposals: Vec<&'static str>,
+}
+
+/// The proposals [`inspect`] reports, by name; everything else `wasmparser` knows (the MVP,
+/// mutable globals, bulk memory, reference types, sign extension, saturating conversions,
+/// multi-value, the component model) is the baseline every current engine runs.
+pub const PROPOSALS: &[(&str, wasmparser::WasmFeatures)] = {
+    use wasmparser::WasmFeatures as F;
+    &[
+        ("simd", F::SIMD),
+        ("relaxed-simd", F::RELAXED_SIMD),
+        ("threads", F::THREADS),
+        ("shared-everything-threads", F::SHARED_EVERYTHING_THREADS),
+        ("gc", F::GC),
+        ("function-references", F::FUNCTION_REFERENCES),
+        ("exception-handling", F::EXCEPTIONS),
+        ("legacy-exceptions", F::LEGACY_EXCEPTIONS),
+        ("memory64", F::MEMORY64),
+        ("multi-memory", F::MULTI_MEMORY),
+        ("tail-call", F::TAIL_CALL),
+        ("extended-const", F::EXTENDED_CONST),
+        ("wide-arithmetic", F::WIDE_ARITHMETIC),
+        ("custom-page-sizes", F::CUSTOM_PAGE_SIZES),
+        ("stack-switching", F::STACK_SWITCHING),
+        ("component-model-async", F::CM_ASYNC),
+    ]
+};
 
 impl ModuleInfo {
     /// Module or component.
@@ -143,7 +278,10 @@ impl ModuleInfo {
 }
 
 /// Inspects `.wasm` bytes: the header decides module or component, then a streaming parse
-/// (no validation, linear time) lists top-level imports and exports and custom sections.
+/// lists top-level imports and exports, custom sections, producers, memories, tables and
+/// section sizes; a validation says whether it is valid and which proposals it needs; for a
+/// component (feature `wit`) its WIT world is decoded. Linear in the input, which is at most
+/// [`MAX_INSPECT_SIZE`]; lists are capped at [`MAX_LISTED`].
 ///
 /// # Example
 /// ```
@@ -158,7 +296,9 @@ impl ModuleInfo {
 /// let info = inspect(&wasm)?;
 /// assert_eq!(info.kind(), BinaryKind::CoreModule);
 /// assert_eq!(info.wasi, WasiFlavour::Preview1);
+/// assert_eq!(info.wasi_version.as_deref(), Some("preview1"));
 /// assert_eq!(info.imports[0].name, "proc_exit");
+/// assert!(info.validation.valid);
 /// assert!(inspect(b"not wasm").is_err());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -176,72 +316,119 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
         imports: Vec::new(),
         exports: Vec::new(),
         wasi: WasiFlavour::None,
+        wasi_version: None,
         wasi_interfaces: Vec::new(),
         custom_sections: Vec::new(),
         nested_modules: 0,
         nested_components: 0,
+        producers: Producers::default(),
+        memories: Vec::new(),
+        tables: Vec::new(),
+        start: None,
+        sections: Vec::new(),
+        validation: Validation { valid: false, error: None, proposals: Vec::new() },
+        #[cfg(feature = "wit")]
+        world: None,
+        #[cfg(feature = "wit")]
+        world_error: None,
     };
+    let malformed = |e: wasmparser::BinaryReaderError| Error::Malformed { reason: e.to_string() };
+    let mut sizes: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     // The top level's own `Version` opens depth 1; every nested module or component opens a
     // deeper level, closed by its `End`.
     let mut depth = 0u32;
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| Error::Malformed { reason: e.to_string() })? {
+        let payload = payload.map_err(malformed)?;
+        if depth == 1
+            && let Some((id, range)) = payload.as_section()
+        {
+            let name = match &payload {
+                Payload::CustomSection(c) => format!("custom:{}", c.name()),
+                _ => section_name(header.kind, id),
+            };
+            if sizes.len() < MAX_LISTED || sizes.contains_key(&name) {
+                *sizes.entry(name).or_default() += range.end - range.start;
+            }
+        }
+        match payload {
             Payload::Version { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ModuleSection { .. } => info.nested_modules += 1,
             Payload::ComponentSection { .. } => info.nested_components += 1,
-            Payload::ImportSection(reader) if depth == 1 => {
+            Payload::StartSection { func, .. } if depth == 1 => info.start = Some(func),
+            Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
-                    let import = import.map_err(|e| Error::Malformed { reason: e.to_string() })?;
-                    if info.imports.len() < MAX_LISTED {
-                        info.imports.push(Import {
-                            module: import.module.to_owned(),
-                            name: import.name.to_owned(),
-                            kind: core_type_kind(import.ty),
-                        });
+                    let import = import.map_err(malformed)?;
+                    match import.ty {
+                        wasmparser::TypeRef::Memory(m) => push_capped(&mut info.memories, memory(m, true)),
+                        wasmparser::TypeRef::Table(t) => push_capped(&mut info.tables, table(t, true)),
+                        _ => {}
                     }
+                    if depth == 1 {
+                        push_capped(
+                            &mut info.imports,
+                            Import {
+                                module: import.module.to_owned(),
+                                name: import.name.to_owned(),
+                                kind: core_type_kind(import.ty),
+                            },
+                        );
+                    }
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for m in reader {
+                    push_capped(&mut info.memories, memory(m.map_err(malformed)?, false));
+                }
+            }
+            Payload::TableSection(reader) => {
+                for t in reader {
+                    push_capped(&mut info.tables, table(t.map_err(malformed)?.ty, false));
                 }
             }
             Payload::ExportSection(reader) if depth == 1 => {
                 for export in reader {
-                    let export = export.map_err(|e| Error::Malformed { reason: e.to_string() })?;
-                    if info.exports.len() < MAX_LISTED {
-                        info.exports.push(Export {
-                            name: export.name.to_owned(),
-                            kind: core_extern_kind(export.kind),
-                        });
-                    }
+                    let export = export.map_err(malformed)?;
+                    push_capped(
+                        &mut info.exports,
+                        Export { name: export.name.to_owned(), kind: core_extern_kind(export.kind) },
+                    );
                 }
             }
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 for import in reader {
-                    let import = import.map_err(|e| Error::Malformed { reason: e.to_string() })?;
-                    if info.imports.len() < MAX_LISTED {
-                        info.imports.push(Import {
+                    let import = import.map_err(malformed)?;
+                    push_capped(
+                        &mut info.imports,
+                        Import {
                             module: String::new(),
                             name: import.name.full_name().into_owned(),
                             kind: import.ty.kind().desc(),
-                        });
-                    }
+                        },
+                    );
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 1 => {
                 for export in reader {
-                    let export = export.map_err(|e| Error::Malformed { reason: e.to_string() })?;
-                    if info.exports.len() < MAX_LISTED {
-                        info.exports.push(Export {
-                            name: export.name.full_name().into_owned(),
-                            kind: export.kind.desc(),
-                        });
-                    }
+                    let export = export.map_err(malformed)?;
+                    push_capped(
+                        &mut info.exports,
+                        Export { name: export.name.full_name().into_owned(), kind: export.kind.desc() },
+                    );
                 }
             }
-            Payload::CustomSection(reader) if info.custom_sections.len() < MAX_LISTED => {
-                info.custom_sections.push(reader.name().to_owned());
+            Payload::CustomSection(reader) => {
+                if let wasmparser::KnownCustom::Producers(fields) = reader.as_known() {
+                    add_producers(&mut info.producers, fields).map_err(malformed)?;
+                }
+                push_capped(&mut info.custom_sections, reader.name().to_owned());
             }
             _ => {}
         }
     }
+    let mut sections: Vec<Section> = sizes.into_iter().map(|(name, size)| Section { name, size }).collect();
+    sections.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
+    info.sections = sections;
     info.wasi = wasi_flavour(&info.imports);
     info.wasi_interfaces = info
         .imports
@@ -249,7 +436,125 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
         .filter(|i| i.module.is_empty() && i.name.starts_with("wasi:"))
         .map(|i| i.name.clone())
         .collect();
+    info.wasi_version = wasi_version(info.wasi, &info.wasi_interfaces);
+    info.validation = validation(bytes);
+    #[cfg(feature = "wit")]
+    if header.kind == BinaryKind::Component {
+        match crate::wit::world(bytes) {
+            Ok(world) => info.world = Some(world),
+            Err(e) => info.world_error = Some(e.to_string()),
+        }
+    }
     Ok(info)
+}
+
+fn push_capped<T>(list: &mut Vec<T>, item: T) {
+    if list.len() < MAX_LISTED {
+        list.push(item);
+    }
+}
+
+fn memory(m: wasmparser::MemoryType, imported: bool) -> Memory {
+    Memory {
+        imported,
+        initial_pages: m.initial,
+        maximum_pages: m.maximum,
+        page_size: m.page_size_log2.map_or(65_536, |log2| 1u64.checked_shl(log2).unwrap_or(0)),
+        memory64: m.memory64,
+        shared: m.shared,
+    }
+}
+
+fn table(t: wasmparser::TableType, imported: bool) -> Table {
+    Table {
+        imported,
+        element_type: t.element_type.to_string(),
+        initial: t.initial,
+        maximum: t.maximum,
+        table64: t.table64,
+    }
+}
+
+fn add_producers(
+    producers: &mut Producers,
+    fields: wasmparser::ProducersSectionReader<'_>,
+) -> std::result::Result<(), wasmparser::BinaryReaderError> {
+    for field in fields {
+        let field = field?;
+        let list = match field.name {
+            "language" => &mut producers.language,
+            "processed-by" => &mut producers.processed_by,
+            "sdk" => &mut producers.sdk,
+            _ => continue,
+        };
+        for value in field.values {
+            let value = value?;
+            let tool = Tool { name: value.name.to_owned(), version: value.version.to_owned() };
+            if !list.contains(&tool) && list.len() < MAX_LISTED {
+                list.push(tool);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The name of a top-level section by id (the core and component binary formats' tables).
+fn section_name(kind: BinaryKind, id: u8) -> String {
+    const CORE: [&str; 14] = [
+        "custom",
+        "type",
+        "import",
+        "function",
+        "table",
+        "memory",
+        "global",
+        "export",
+        "start",
+        "element",
+        "code",
+        "data",
+        "data-count",
+        "tag",
+    ];
+    const COMPONENT: [&str; 13] = [
+        "custom",
+        "core-module",
+        "core-instance",
+        "core-type",
+        "component",
+        "instance",
+        "alias",
+        "type",
+        "canonical",
+        "start",
+        "import",
+        "export",
+        "value",
+    ];
+    let table: &[&str] = if kind == BinaryKind::Component { &COMPONENT } else { &CORE };
+    table.get(usize::from(id)).map_or_else(|| format!("unknown-{id}"), |n| (*n).to_owned())
+}
+
+/// Validates with every proposal on; if that needs more than the baseline, finds which
+/// proposals by validating once without each.
+fn validation(bytes: &[u8]) -> Validation {
+    use wasmparser::{Validator, WasmFeatures};
+    let all = WasmFeatures::all();
+    if let Err(e) = Validator::new_with_features(all).validate_all(bytes) {
+        return Validation { valid: false, error: Some(e.to_string()), proposals: Vec::new() };
+    }
+    let probed = PROPOSALS.iter().fold(WasmFeatures::empty(), |acc, (_, f)| acc.union(*f));
+    let baseline = all.difference(probed);
+    let proposals = if Validator::new_with_features(baseline).validate_all(bytes).is_ok() {
+        Vec::new()
+    } else {
+        PROPOSALS
+            .iter()
+            .filter(|(_, f)| Validator::new_with_features(all.difference(*f)).validate_all(bytes).is_err())
+            .map(|(name, _)| *name)
+            .collect()
+    };
+    Validation { valid: true, error: None, proposals }
 }
 
 /// Fully validates `bytes` (every proposal `wasmparser` knows enabled): the check a registry
@@ -275,6 +580,28 @@ fn wasi_flavour(imports: &[Import]) -> WasiFlavour {
     } else {
         WasiFlavour::None
     }
+}
+
+/// The WASI version: `preview1`/`unstable` for core imports, else the highest version among
+/// the `wasi:*@x.y.z` interfaces (compared as semantic versions, pre-releases below releases).
+fn wasi_version(flavour: WasiFlavour, interfaces: &[String]) -> Option<String> {
+    match flavour {
+        WasiFlavour::None => None,
+        WasiFlavour::Unstable => Some("unstable".into()),
+        WasiFlavour::Preview1 => Some("preview1".into()),
+        WasiFlavour::Component => {
+            let versions = interfaces.iter().filter_map(|i| i.split_once('@').map(|(_, v)| v));
+            versions.max_by(|a, b| semver_key(a).cmp(&semver_key(b))).map(str::to_owned)
+        }
+    }
+}
+
+/// `(major, minor, patch, is-release, pre-release)` of `x.y.z[-pre]`; unparsable parts are 0.
+fn semver_key(version: &str) -> (u64, u64, u64, bool, &str) {
+    let (core, pre) = version.split_once('-').unwrap_or((version, ""));
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let (a, b, c) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b, c, pre.is_empty(), pre)
 }
 
 fn core_type_kind(ty: wasmparser::TypeRef) -> &'static str {

@@ -67,6 +67,9 @@ mod error;
 pub mod extract;
 mod harbor;
 mod inspect;
+#[cfg(feature = "wit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wit")))]
+pub mod wit;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
@@ -77,8 +80,8 @@ pub use config::{Component, WasmConfig};
 pub use error::{Error, Result};
 pub use harbor::{HARBOR_IMAGE, HARBOR_UNKNOWN, HARBOR_WASM, HarborView};
 pub use inspect::{
-    BinaryKind, Export, Header, Import, MAX_INSPECT_SIZE, MAX_LISTED, ModuleInfo, WASM_MAGIC, WasiFlavour,
-    inspect, validate,
+    BinaryKind, Export, Header, Import, MAX_INSPECT_SIZE, MAX_LISTED, Memory, ModuleInfo, PROPOSALS,
+    Producers, Section, Table, Tool, Validation, WASM_MAGIC, WasiFlavour, inspect, validate,
 };
 
 /// The file the solo.io compat variant and Istio look for in a tar layer (F7).

@@ -51,6 +51,94 @@ fn wasi_flavours_and_custom_sections() {
     assert_eq!(inspect(&plain).expect("module").wasi, WasiFlavour::None);
 }
 
+/// The component of the issue: imports `wasi:cli/environment`, exports `wasi:cli/run` and an
+/// HTTP handler; its world, WASI version, producers, memories and section sizes.
+#[test]
+fn a_components_world_producers_and_layout() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wat");
+    let wasm = wat::parse_file(path).expect("valid WAT");
+    let info = inspect(&wasm).expect("a component");
+    assert_eq!(info.wasi_version.as_deref(), Some("0.2.0"));
+    let world = info.world.as_ref().expect("a world");
+    assert_eq!(info.world_error, None);
+    assert!(world.wit.contains("world root {"), "{}", world.wit);
+    assert!(world.wit.contains("import wasi:cli/environment@0.2.0;"), "{}", world.wit);
+    assert!(world.wit.contains("export wasi:http/incoming-handler@0.2.0;"), "{}", world.wit);
+    assert!(world.wit.contains("get-environment: func() -> list<tuple<string, string>>;"), "{}", world.wit);
+    assert!(world.has(false, "wasi:cli/run") && world.has(false, "wasi:http/*"));
+    assert!(world.has(true, "wasi:cli/environment@0.2.0") && !world.has(true, "wasi:http/*"));
+    let env = &world.imports[0];
+    assert_eq!(
+        (env.kind, env.package.as_deref(), env.version.as_deref(), env.interface.as_deref()),
+        ("interface", Some("wasi:cli"), Some("0.2.0"), Some("environment"))
+    );
+    let names: Vec<_> = env.functions.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["get-environment", "get-arguments"]);
+    let handle = &world.exports[1].functions[0];
+    assert_eq!((handle.params[0].name.as_str(), handle.params[0].ty.as_str()), ("request", "u32"));
+    assert_eq!(world.exports[0].functions[0].result.as_deref(), Some("result"));
+    // Producers, merged from the nested module; its memory; sections by size.
+    assert_eq!(info.producers.language[0].name, "Rust");
+    let tools: Vec<_> =
+        info.producers.processed_by.iter().map(|t| (t.name.as_str(), t.version.as_str())).collect();
+    assert_eq!(tools, [("rustc", "1.95.0"), ("wit-component", "0.263.0")]);
+    assert_eq!((info.memories[0].initial_pages, info.memories[0].maximum_pages), (1, Some(16)));
+    assert!(info.sections.iter().any(|s| s.name == "core-module"), "{:?}", info.sections);
+    assert!(info.sections.windows(2).all(|w| w[0].size >= w[1].size), "largest first");
+    let total: u64 = info.sections.iter().map(|s| s.size).sum();
+    assert!(total < info.size && total > info.size / 2, "{total} of {}", info.size);
+    assert!(info.validation.valid && info.validation.proposals.is_empty());
+    // The JSON is camelCase throughout.
+    let json = serde_json::to_value(&info).expect("JSON");
+    for key in ["wasiVersion", "wasiInterfaces", "customSections", "nestedModules", "worldError"] {
+        assert!(json.get(key).is_some(), "{key} in {json}");
+    }
+    assert_eq!(json["producers"]["processedBy"][0]["name"], "rustc");
+}
+
+/// Proposals are found by what the validator needs; an invalid module says why; preview 1,
+/// 0.2.x and 0.3 WASI versions; a start function and tables.
+#[test]
+fn proposals_validation_and_wasi_versions() {
+    let simd = wat::parse_str(
+        "(module (memory 1 1 shared) (func (export \"f\") (result v128) v128.const i64x2 0 0) \
+         (func (result i32) i32.const 0 i32.atomic.load) (table 2 funcref) (start 2) (func))",
+    )
+    .expect("valid");
+    let info = inspect(&simd).expect("module");
+    assert!(info.validation.valid, "{:?}", info.validation);
+    assert_eq!(info.validation.proposals, ["simd", "threads"]);
+    assert!(info.memories[0].shared);
+    assert_eq!(info.tables[0].element_type, "funcref");
+    assert_eq!(info.start, Some(2));
+    let plain = wat::parse_str("(module (func (export \"f\") (result i32) i32.const 1))").expect("valid");
+    assert!(inspect(&plain).expect("module").validation.proposals.is_empty());
+    // Parses, but does not validate: the reason is kept, inspection still answers.
+    let invalid = wat::parse_str("(module (func (result i32)))").expect("parses");
+    let info = inspect(&invalid).expect("inspected");
+    assert!(!info.validation.valid);
+    assert!(
+        info.validation.error.as_deref().is_some_and(|e| e.contains("type mismatch")),
+        "{:?}",
+        info.validation
+    );
+    assert_eq!(inspect(&hello_module()).expect("module").wasi_version.as_deref(), Some("preview1"));
+    let versions = |imports: &[&str]| {
+        let body: String = imports.iter().map(|i| format!("(import \"{i}\" (instance))")).collect();
+        let wasm = wat::parse_str(format!("(component {body})")).expect("valid");
+        inspect(&wasm).expect("component").wasi_version
+    };
+    assert_eq!(versions(&["wasi:io/poll@0.2.0", "wasi:cli/stdout@0.2.3"]).as_deref(), Some("0.2.3"));
+    assert_eq!(
+        versions(&["wasi:io/poll@0.2.6", "wasi:cli/stdout@0.3.0-rc-2025-09-16"]).as_deref(),
+        Some("0.3.0-rc-2025-09-16")
+    );
+    assert_eq!(
+        versions(&["wasi:io/poll@0.3.0-rc-2025-09-16", "wasi:cli/stdout@0.3.0"]).as_deref(),
+        Some("0.3.0")
+    );
+}
+
 #[test]
 fn refuses_what_is_not_wasm() {
     for (bytes, what) in [
