@@ -124,8 +124,8 @@ fn proposals_validation_and_wasi_versions() {
     );
     assert_eq!(inspect(&hello_module()).expect("module").wasi_version.as_deref(), Some("preview1"));
     let versions = |imports: &[&str]| {
-        let body: String = imports.iter().map(|i| format!("(import \"{i}\" (instance))")).collect();
-        let wasm = wat::parse_str(format!("(component {body})")).expect("valid");
+        let body: Vec<String> = imports.iter().map(|i| format!("(import \"{i}\" (instance))")).collect();
+        let wasm = wat::parse_str(format!("(component {})", body.join(" "))).expect("valid");
         inspect(&wasm).expect("component").wasi_version
     };
     assert_eq!(versions(&["wasi:io/poll@0.2.0", "wasi:cli/stdout@0.2.3"]).as_deref(), Some("0.2.3"));
