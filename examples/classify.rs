@@ -44,6 +44,7 @@ fn example(args: Vec<String>) -> run::Result {
     if json {
         let out = serde_json::json!({
             "digest": manifest.digest(),
+            "wasm": classification.is_wasm(),
             "classification": classification,
             "module": module_info,
         });

@@ -71,7 +71,7 @@ async fn the_harbor_article_flows_and_the_cncf_artifact() {
     assert_eq!(a["config"]["created"], "2026-11-25T17:21:27Z");
     assert_eq!(a["history"][0]["created_by"], "COPY hello.wasm /");
     assert_eq!(
-        a["harbor"]["extra_attrs"]["manifest.config.mediaType"],
+        a["harbor"]["extraAttrs"]["manifest.config.mediaType"],
         "application/vnd.oci.image.config.v1+json"
     );
 

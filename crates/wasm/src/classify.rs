@@ -171,6 +171,7 @@ pub struct WasmChild {
 
 /// What [`classify`] found.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Classification {
     /// The layout.
@@ -345,9 +346,11 @@ fn is_tar_layer(mt: &MediaType) -> bool {
     [
         MediaType::OCI_LAYER_TAR,
         MediaType::OCI_LAYER_TAR_GZIP,
+        MediaType::OCI_LAYER_TAR_ZSTD,
         MediaType::DOCKER_LAYER_TAR_GZIP,
         MediaType::OCI_LAYER_NONDISTRIBUTABLE_TAR,
         MediaType::OCI_LAYER_NONDISTRIBUTABLE_TAR_GZIP,
+        MediaType::OCI_LAYER_NONDISTRIBUTABLE_TAR_ZSTD,
         MediaType::DOCKER_LAYER_FOREIGN_TAR_GZIP,
     ]
     .iter()
@@ -629,6 +632,7 @@ fn classify_image_config(c: &mut Classification, m: &ImageManifest, cfg: &Config
     }
     if let Some((i, last)) = m.layers.iter().enumerate().next_back()
         && (last.media_type == MediaType::OCI_LAYER_TAR_GZIP
+            || last.media_type == MediaType::OCI_LAYER_TAR_ZSTD
             || last.media_type == MediaType::DOCKER_LAYER_TAR_GZIP)
     {
         probe(c, i, last, crate::SOLO_PLUGIN_FILE, "may hold plugin.wasm (F7)");

@@ -1,5 +1,6 @@
-//! Reading the Wasm bytes out of a layer: raw layers, and files inside tar or tar+gzip
-//! layers (F2, F3, F7, F8).
+//! Reading the Wasm bytes out of a layer: raw layers, and files inside tar, tar+gzip or
+//! tar+zstd layers (F2, F3, F4, F7, F8), streamed, with bounds on the bytes read and on the
+//! module's size.
 
 use std::io::{BufRead, BufReader, Read};
 
@@ -9,6 +10,10 @@ use crate::inspect::WASM_MAGIC;
 
 /// The default cap on a module read out of a layer: 256 MiB.
 pub const DEFAULT_MAX_MODULE_SIZE: u64 = 256 * 1024 * 1024;
+
+/// The default cap on the (decompressed) bytes read to find a module in a tar layer: 16 GiB,
+/// so a decompression bomb ends.
+pub const DEFAULT_MAX_READ: u64 = 16 * 1024 * 1024 * 1024;
 
 /// A module read out of a layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,23 +66,114 @@ pub fn normalise_path(path: &str) -> String {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn read_wasm(reader: impl Read, location: &Location, max_size: u64) -> Result<Extracted> {
+    read_wasm_bounded(reader, location, max_size, DEFAULT_MAX_READ)
+}
+
+/// [`read_wasm`] reading at most `max_read` (decompressed) bytes of a tar layer.
+pub fn read_wasm_bounded(reader: impl Read, location: &Location, max_size: u64, max_read: u64) -> Result<Extracted> {
     match location {
         Location::Raw => Ok(Extracted { path: String::new(), bytes: read_capped(reader, max_size)? }),
-        Location::TarEntry(entry) => wasm_from_tar(reader, entry, max_size),
+        Location::TarEntry(entry) => wasm_from_tar_bounded(reader, entry, max_size, max_read),
     }
 }
 
-/// Finds `entry` in a tar or tar+gzip layer and reads it (at most `max_size` bytes).
+/// Finds `entry` in a tar, tar+gzip or tar+zstd layer and reads it (at most `max_size` bytes).
 ///
 /// Whiteout entries (`.wh.*`) are skipped; the first match wins, as layers are written with
 /// one entry per path. A match that is a link is refused with its target named.
 pub fn wasm_from_tar(reader: impl Read, entry: &EntryMatch, max_size: u64) -> Result<Extracted> {
+    wasm_from_tar_bounded(reader, entry, max_size, DEFAULT_MAX_READ)
+}
+
+/// [`wasm_from_tar`] reading at most `max_read` bytes of tar (after decompression): beyond
+/// that, [`Error::TooLarge`].
+pub fn wasm_from_tar_bounded(reader: impl Read, entry: &EntryMatch, max_size: u64, max_read: u64) -> Result<Extracted> {
     let mut reader = BufReader::new(reader);
-    let gzip = reader.fill_buf().map_err(Error::layer)?.starts_with(&[0x1f, 0x8b]);
-    if gzip {
-        find_in_tar(flate2::read::MultiGzDecoder::new(reader), entry, max_size)
+    let head = reader.fill_buf().map_err(Error::layer)?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let tar = Bounded::new(flate2::read::MultiGzDecoder::new(reader), max_read);
+        find_in_tar(tar, entry, max_size)
+    } else if head.starts_with(&ZSTD_MAGIC) || is_skippable_frame(head) {
+        find_in_tar(Bounded::new(ZstdFrames::new(reader), max_read), entry, max_size)
     } else {
-        find_in_tar(reader, entry, max_size)
+        find_in_tar(Bounded::new(reader, max_read), entry, max_size)
+    }
+}
+
+/// The magic number of a zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// A skippable zstd frame (`0x184D2A50`–`0x184D2A5F`, as zstd:chunked writes).
+fn is_skippable_frame(head: &[u8]) -> bool {
+    head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18]
+}
+
+/// Errors with [`Error::TooLarge`] (as an I/O error) once more than `limit` bytes were read.
+struct Bounded<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+}
+
+impl<R> Bounded<R> {
+    fn new(inner: R, limit: u64) -> Self {
+        Self { inner, read: 0, limit }
+    }
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(std::io::Error::other(format!(
+                "more than {} bytes of tar read without finding the module",
+                self.limit
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// A zstd stream of one or more frames (skippable frames skipped), decoded as one.
+struct ZstdFrames<R: BufRead> {
+    source: Option<R>,
+    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+}
+
+impl<R: BufRead> ZstdFrames<R> {
+    fn new(source: R) -> Self {
+        Self { source: Some(source), frame: None }
+    }
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(frame) = &mut self.frame {
+                let n = frame.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.source = self.frame.take().map(ruzstd::decoding::StreamingDecoder::into_inner);
+            }
+            let Some(mut source) = self.source.take() else { return Ok(0) };
+            let head = source.fill_buf()?;
+            if head.is_empty() {
+                return Ok(0);
+            }
+            if is_skippable_frame(head) {
+                let mut header = [0u8; 8];
+                source.read_exact(&mut header)?;
+                let length = u64::from(u32::from_le_bytes([header[4], header[5], header[6], header[7]]));
+                std::io::copy(&mut (&mut source).take(length), &mut std::io::sink())?;
+                self.source = Some(source);
+                continue;
+            }
+            let frame = ruzstd::decoding::StreamingDecoder::new(source)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            self.frame = Some(frame);
+        }
     }
 }
 
@@ -145,16 +241,16 @@ fn read_capped(reader: impl Read, max_size: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// [`read_wasm`] for an async reader: the tar walk runs on tokio's blocking pool.
+/// [`read_wasm_bounded`] for an async reader: the tar walk runs on tokio's blocking pool.
 ///
 /// Must be called from within a tokio runtime.
 #[cfg(feature = "tokio")]
-pub async fn read_wasm_async<R>(reader: R, location: Location, max_size: u64) -> Result<Extracted>
+pub async fn read_wasm_async<R>(reader: R, location: Location, max_size: u64, max_read: u64) -> Result<Extracted>
 where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
 {
     let bridge = tokio_util::io::SyncIoBridge::new(reader);
-    tokio::task::spawn_blocking(move || read_wasm(bridge, &location, max_size))
+    tokio::task::spawn_blocking(move || read_wasm_bounded(bridge, &location, max_size, max_read))
         .await
         .map_err(|e| Error::layer(std::io::Error::other(e)))?
 }

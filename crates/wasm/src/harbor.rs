@@ -18,6 +18,7 @@ pub const HARBOR_UNKNOWN: &str = "UNKNOWN";
 /// Harbor compares strings exactly (a differently cased media type or `compat-smart` is not
 /// `WASM` to it), and this view does the same.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct HarborView {
     /// The artifact `type`: `WASM`, `IMAGE`, `CHART`, `UNKNOWN`, or what the default

@@ -201,6 +201,28 @@ fn extracts_from_tar_and_tar_gzip_layers() {
     );
 }
 
+/// tar+zstd (podman and buildah write it with `--compression-format zstd`), in several frames
+/// behind a skippable frame as zstd:chunked writes them; a bound on the bytes read.
+#[test]
+fn extracts_from_tar_zstd_layers_and_bounds_the_bytes_read() {
+    use ruzstd::encoding::{CompressionLevel, compress_to_vec};
+    let wasm = hello_module();
+    let filler = vec![7u8; 300_000];
+    let tar = tar_layer(&[("filler", &filler), ("app.wasm", &wasm)], false);
+    let (a, b) = tar.split_at(tar.len() / 2);
+    let mut layer = vec![0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3];
+    layer.extend(compress_to_vec(a, CompressionLevel::Fastest));
+    layer.extend(compress_to_vec(b, CompressionLevel::Fastest));
+    let at = Location::TarEntry(EntryMatch::Path("app.wasm".into()));
+    let found = extract::read_wasm(&layer[..], &at, 1 << 20).expect("found in tar+zstd");
+    assert_eq!(found.bytes, wasm);
+    // The module sits after 300 KB of tar: a 100 KB bound on the bytes read stops before it.
+    let bounded = extract::read_wasm_bounded(&layer[..], &at, 1 << 20, 100_000);
+    assert!(bounded.is_err_and(|e| e.to_string().contains("100000 bytes")), "not bounded");
+    let plain = extract::read_wasm_bounded(&tar[..], &at, 1 << 20, 100_000);
+    assert!(plain.is_err(), "not bounded without compression");
+}
+
 #[test]
 fn classification_then_extraction_finds_the_annotated_module() {
     // An F2 image as buildah writes it: the module at the Cmd path inside the tar+gzip layer.
@@ -233,6 +255,7 @@ fn extracts_from_an_async_reader() {
             std::io::Cursor::new(layer),
             Location::TarEntry(EntryMatch::Path("app.wasm".into())),
             1 << 20,
+            extract::DEFAULT_MAX_READ,
         ))
         .expect("found");
     assert_eq!(found.bytes, wasm);
