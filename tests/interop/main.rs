@@ -283,9 +283,30 @@ impl World {
         })
     }
 
-    /// The server's Wasm view of `repository` at `reference` (tag or digest).
+    /// The server's Wasm view of `repository` at `reference` (tag or digest), once the
+    /// job reading its modules has run (at most ten seconds).
     fn artifact(&self, repository: &str, reference: &str) -> Value {
-        self.get_json(&format!("/v2/{repository}/_wharf/artifacts/{reference}"))
+        let path = format!("/v2/{repository}/_wharf/artifacts/{reference}");
+        for _ in 0..200 {
+            let artifact = self.get_json(&path);
+            if artifact["inspection"]["status"] != "pending" {
+                return artifact;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{path}: the module inspection is still pending after ten seconds");
+    }
+
+    /// The module info the server found for an artifact holding the greeting module.
+    fn assert_module(&self, artifact: &Value) {
+        assert_eq!(artifact["inspection"]["status"], "done", "{artifact:#}");
+        assert_eq!(artifact["module"]["header"]["kind"], "core-module", "{artifact:#}");
+        assert_eq!(artifact["module"]["wasi"], "preview1", "{artifact:#}");
+        assert_eq!(artifact["module"]["wasiVersion"], "preview1", "{artifact:#}");
+        assert_eq!(artifact["module"]["size"], self.module.len(), "{artifact:#}");
+        assert!(artifact["module"]["imports"].as_array().is_some_and(|i| !i.is_empty()), "{artifact:#}");
+        assert!(artifact["module"]["exports"].as_array().is_some_and(|e| !e.is_empty()), "{artifact:#}");
+        assert_eq!(artifact["module"]["validation"]["valid"], true, "{artifact:#}");
     }
 
     /// The digest the registry serves for `reference`.
@@ -332,9 +353,7 @@ fn flow1_wasm_to_oci_with_oras_py_and_the_examples() {
         let artifact = w.artifact("webassembly/helloworld", tag);
         assert_wasm(&artifact, "wasm-to-oci", "WASM", &digest);
         assert_eq!(artifact["format"], "F1");
-        assert_eq!(artifact["module"]["header"]["kind"], "core-module", "{artifact:#}");
-        assert_eq!(artifact["module"]["wasi"], "preview1", "{artifact:#}");
-        assert_eq!(artifact["module"]["size"], w.module.len(), "{artifact:#}");
+        w.assert_module(&artifact);
     }
     assert_eq!(w.digest(&by_oras.parse().expect("ref")), oras_digest);
 
@@ -383,6 +402,8 @@ fn flow2_annotated_images_from_buildah_and_umoci() {
         assert_wasm(&artifact, "compat-annotated", "WASM", &digest);
         assert_eq!(artifact["format"], "F2");
         assert_eq!(artifact["annotations"][key], value, "{artifact:#}");
+        // The module, read out of buildah's tar layer.
+        w.assert_module(&artifact);
         pushed.push((target, digest));
     }
 
@@ -421,6 +442,7 @@ fn flow2_annotated_images_from_buildah_and_umoci() {
     let artifact = w.artifact("wasm/helloworld", "umoci");
     assert_wasm(&artifact, "compat-annotated", "WASM", &umoci_digest);
     assert_eq!(artifact["platform"]["os"], "wasi", "{artifact:#}");
+    w.assert_module(&artifact);
     pushed.push((target, umoci_digest));
 
     for (target, digest) in &pushed {
@@ -490,6 +512,10 @@ fn flow3_wasi_platform_index_from_podman() {
     // Harbor keys on annotations only: an unannotated `wasi/wasm` image is an `IMAGE` there.
     assert_wasm(&image, "platform-image", "IMAGE", &child_digest);
     assert_eq!(image["format"], "F3");
+    w.assert_module(&image);
+    // The index shows its Wasm child's module.
+    let index = w.artifact("wasm/helloworld", "index");
+    assert_eq!(index["wasmChildren"][0]["module"], image["module"], "{index:#}");
     let repositories = w.get_json("/v2/_wharf/repositories");
     let repo = &repositories["repositories"][0];
     assert_eq!(repo["name"], "wasm/helloworld");

@@ -1,101 +1,214 @@
 //! Wasm awareness: every manifest push is classified (`wharf-wasm`), the result is kept as
-//! an artifact record beside the manifest, and the `_wharf` extension API serves it.
+//! an artifact record beside the manifest, the modules in its layers are read and inspected
+//! (by a job off the request path, or before the PUT is acknowledged where a policy needs
+//! them), and the `_wharf` extension API serves it.
 //!
-//! Record: `repositories/<repo>/_wharf/artifacts/<alg>/<hex>` → JSON (see [`Registry::artifact`]).
+//! Record: `repositories/<repo>/_wharf/artifacts/<alg>/<hex>` → JSON (see [`Registry::artifact`]);
+//! its `inspection.status` is `pending` (a job is queued), `done`, `failed` (with `error`) or
+//! `none` (nothing to read).
 
 use serde_json::{Value, json};
 use wharf_store::Write;
-use wharf_types::{Digest, Manifest, ManifestBody, Repository, TagOrDigest};
-use wharf_wasm::{Location, classify, inspect, validate};
+use wharf_types::{Digest, Manifest, ManifestBody, MediaType, Repository, TagOrDigest};
+use wharf_wasm::{Classification, Location, classify, extract, inspect};
 
 use crate::error::{Error, Result};
+use crate::jobs::Job;
 use crate::registry::{Registry, TagRecord};
 
 /// The largest config blob read for classification.
 const MAX_CONFIG: u64 = 4 * 1024 * 1024;
-/// The largest raw Wasm layer read for inspection and validation.
+/// The largest module read out of a layer for inspection and validation.
 const MAX_MODULE: u64 = 256 * 1024 * 1024;
+/// The most (decompressed) bytes of a tar layer read to find a module.
+const MAX_TAR_READ: u64 = 16 * 1024 * 1024 * 1024;
 
 fn record_key(repo: &Repository, digest: &Digest) -> String {
     format!("repositories/{repo}/_wharf/artifacts/{}/{}", digest.algorithm(), digest.encoded())
 }
 
+fn now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// The modules read out of a manifest's layers.
+struct Inspected {
+    /// One entry per layer read: `{layer, digest, path, module}` or `{layer, digest, error}`.
+    layers: Vec<Value>,
+}
+
+impl Inspected {
+    /// Writes the result into an artifact record: `modules`, `module` (the first found: the
+    /// entrypoint, or the topmost layer's) and `inspection`.
+    fn apply(self, record: &mut Value) {
+        let module = self.layers.iter().find_map(|l| l.get("module")).cloned().unwrap_or(Value::Null);
+        let error =
+            if module.is_null() { self.layers.iter().find_map(|l| l.get("error")).cloned() } else { None };
+        let status = if error.is_some() { "failed" } else { "done" };
+        record["inspection"] = json!({ "status": status, "error": error, "finishedAt": now() });
+        record["module"] = module;
+        record["modules"] = Value::Array(self.layers);
+    }
+}
+
 impl Registry {
-    /// Classifies a manifest being pushed (reading its config, and its raw Wasm layer for
-    /// inspection), enforcing the validate policy; returns the record to store.
-    pub(crate) async fn classify_push(&self, manifest: &Manifest) -> Result<Value> {
-        let config = match manifest.body() {
+    async fn read_config(&self, manifest: &Manifest) -> Result<Option<bytes::Bytes>> {
+        match manifest.body() {
             ManifestBody::Image(m) if m.config.size <= MAX_CONFIG => {
                 match self.storage().read_all(&m.config.digest).await {
-                    Ok(bytes) => Some(bytes),
-                    Err(wharf_store::Error::BlobNotFound { .. }) => None,
-                    Err(e) => return Err(e.into()),
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(wharf_store::Error::BlobNotFound { .. }) => Ok(None),
+                    Err(e) => Err(e.into()),
                 }
             }
-            _ => None,
-        };
-        let classification = classify(manifest, config.as_deref());
-        let mut module = Value::Null;
-        if classification.is_wasm() {
-            for layer in classification.wasm_layers.iter().filter(|l| l.location == Location::Raw) {
-                if layer.descriptor.size > MAX_MODULE {
-                    continue;
-                }
-                let bytes = match self.storage().read_all(&layer.descriptor.digest).await {
-                    Ok(bytes) => bytes,
-                    Err(wharf_store::Error::BlobNotFound { .. }) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                if self.wasm_validate() {
-                    validate(&bytes).map_err(|e| {
-                        Error::ManifestInvalid(format!(
-                            "layer {} ({}) is declared as Wasm but is not valid WebAssembly: {e}",
-                            layer.index, layer.descriptor.digest
-                        ))
-                    })?;
-                }
-                if module.is_null() {
-                    module = inspect(&bytes)
-                        .map_or_else(|e| json!({ "error": e.to_string() }), |info| json!(info));
-                }
+            _ => Ok(None),
+        }
+    }
+
+    /// Classifies a manifest being pushed; returns its artifact record and, when modules are
+    /// to be read from its layers, the job that will. With the validate policy on, the
+    /// modules are read and validated now instead, and an invalid one refuses the push.
+    pub(crate) async fn classify_push(
+        &self,
+        repo: &Repository,
+        manifest: &Manifest,
+    ) -> Result<(Value, Option<Job>)> {
+        let config = self.read_config(manifest).await?;
+        let mut classification = classify(manifest, config.as_deref());
+        if classification.wasm_layers.is_empty() {
+            let mut record = artifact_record(manifest, &classification, config.as_deref());
+            record["inspection"] = json!({ "status": "none" });
+            return Ok((record, None));
+        }
+        if !self.wasm_validate() {
+            let mut record = artifact_record(manifest, &classification, config.as_deref());
+            record["inspection"] = json!({ "status": "pending" });
+            let job =
+                Job::Inspect { repository: repo.clone(), digest: manifest.digest().clone(), attempts: 0 };
+            return Ok((record, Some(job)));
+        }
+        let inspected = self.inspect_layers(&mut classification).await?;
+        for layer in &inspected.layers {
+            let invalid = layer["module"]["validation"]["valid"] == false;
+            let unreadable = layer.get("error").is_some() && layer["raw"] == true;
+            if invalid || unreadable {
+                let why =
+                    layer["module"]["validation"]["error"].as_str().or(layer["error"].as_str()).unwrap_or("");
+                return Err(Error::ManifestInvalid(format!(
+                    "layer {} ({}) is declared as Wasm but is not valid WebAssembly: {why}",
+                    layer["layer"],
+                    layer["digest"].as_str().unwrap_or_default()
+                )));
             }
         }
-        let config_json: Option<Value> = config.as_deref().and_then(|c| serde_json::from_slice(c).ok());
-        let summary =
-            config_json.as_ref().filter(|c| c.get("rootfs").is_some() || c.get("os").is_some()).map(|c| {
-                json!({
-                    "created": c.get("created"),
-                    "architecture": c.get("architecture"),
-                    "os": c.get("os"),
-                    "author": c.get("author"),
-                })
-            });
-        let referenced: u64 = manifest.references().map(|d| d.size).sum();
-        let pushed = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        Ok(json!({
-            "digest": manifest.digest(),
-            "mediaType": manifest.media_type().essence(),
-            "artifactType": manifest.artifact_type(),
-            "size": manifest.size() + referenced,
-            "pushedAt": pushed,
-            "wasm": classification.is_wasm(),
-            "kind": classification.kind.name(),
-            "format": classification.kind.format_id(),
-            "harborType": classification.harbor.artifact_type,
-            "harbor": classification.harbor,
-            "evidence": classification.evidence,
-            "hints": classification.hints,
-            "warnings": classification.warnings,
-            "platform": classification.platform,
-            "wasmLayers": classification.wasm_layers,
-            "wasmChildren": classification.wasm_children,
-            "annotations": manifest.annotations(),
-            "config": summary,
-            "history": config_json.as_ref().and_then(|c| c.get("history")),
-            "module": module,
-        }))
+        let mut record = artifact_record(manifest, &classification, config.as_deref());
+        inspected.apply(&mut record);
+        Ok((record, None))
+    }
+
+    /// Reads and inspects the modules of the layers `classification` names: a raw layer
+    /// whole, a tar layer streamed up to the module (the topmost layer holding it wins; a
+    /// candidate of F7/F8 found upgrades the classification). Bounded: at most [`MAX_MODULE`]
+    /// bytes of module and [`MAX_TAR_READ`] bytes of tar per layer. Only a storage failure is
+    /// an error; what a layer holds (no module, not Wasm) is recorded for that layer.
+    async fn inspect_layers(&self, classification: &mut Classification) -> Result<Inspected> {
+        let probing = !classification.is_wasm();
+        let mut layers = Vec::new();
+        let mut not_found = Vec::new();
+        let mut found_in_tar = false;
+        for layer in classification.wasm_layers.clone() {
+            let raw = layer.location == Location::Raw;
+            if !raw && found_in_tar {
+                continue;
+            }
+            let digest = &layer.descriptor.digest;
+            let entry = |extra: Value| {
+                let mut v = json!({ "layer": layer.index, "digest": digest, "raw": raw });
+                if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
+                    v.extend(extra);
+                }
+                v
+            };
+            let blob = match self.storage().get(digest, None).await {
+                Ok(blob) => blob,
+                Err(wharf_store::Error::BlobNotFound { .. }) => {
+                    layers.push(entry(json!({ "error": "the layer is not stored here (a foreign layer)" })));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let reader = tokio_util::io::StreamReader::new(blob.stream);
+            match extract::read_wasm_async(reader, layer.location.clone(), MAX_MODULE, MAX_TAR_READ).await {
+                Ok(found) => {
+                    if probing {
+                        classification.confirm_tar_entry(layer.index, &found.path);
+                    }
+                    found_in_tar |= !raw;
+                    let path = (!found.path.is_empty()).then_some(found.path);
+                    let bytes = found.bytes;
+                    let info =
+                        tokio::task::spawn_blocking(move || inspect(&bytes)).await.unwrap_or_else(|e| {
+                            Err(wharf_wasm::Error::Malformed {
+                                reason: format!("the inspection stopped: {e}"),
+                            })
+                        });
+                    layers.push(match info {
+                        Ok(info) => entry(json!({ "path": path, "module": info })),
+                        Err(e) => entry(json!({ "path": path, "error": e.to_string() })),
+                    });
+                }
+                Err(wharf_wasm::Error::EntryNotFound { wanted }) => not_found.push(wanted),
+                Err(e) => layers.push(entry(json!({ "error": e.to_string() }))),
+            }
+        }
+        // An annotated image whose module is in no layer says so; a probe that found nothing
+        // only means the image is not F7/F8.
+        if layers.is_empty()
+            && !probing
+            && let Some(wanted) = not_found.first()
+        {
+            layers.push(json!({ "layer": Value::Null, "error": format!("no layer holds {wanted}") }));
+        }
+        Ok(Inspected { layers })
+    }
+
+    /// The job's work: reads the modules of a stored manifest and completes its artifact
+    /// record (or, with `give_up`, records that failure). Nothing to do when the manifest was
+    /// deleted meanwhile.
+    pub(crate) async fn inspect_stored(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        give_up: Option<&str>,
+    ) -> Result<()> {
+        let key = record_key(repo, digest);
+        let Some(mut record) = self.read_record(&key).await? else { return Ok(()) };
+        if let Some(reason) = give_up {
+            record["inspection"] = json!({ "status": "failed", "error": reason, "finishedAt": now() });
+        } else {
+            let bytes = match self.storage().read_all(digest).await {
+                Ok(bytes) => bytes,
+                Err(wharf_store::Error::BlobNotFound { .. }) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            };
+            let media_type = record["mediaType"].as_str().and_then(|t| t.parse::<MediaType>().ok());
+            let manifest = Manifest::from_bytes(bytes, media_type.as_ref()).map_err(|e| {
+                wharf_store::Error::Corrupt(format!("stored manifest {digest} does not parse: {e}"))
+            })?;
+            let config = self.read_config(&manifest).await?;
+            let mut classification = classify(&manifest, config.as_deref());
+            let inspected = self.inspect_layers(&mut classification).await?;
+            let pushed_at = record["pushedAt"].take();
+            record = artifact_record(&manifest, &classification, config.as_deref());
+            record["pushedAt"] = pushed_at;
+            inspected.apply(&mut record);
+        }
+        self.storage().set_meta(&key, serde_json::to_vec(&record).expect("JSON serialises").into()).await?;
+        // Deleted while it was read: the record must not outlive the manifest.
+        if !self.holds_manifest(repo, digest).await? {
+            self.storage().remove_meta(&key).await?;
+        }
+        Ok(())
     }
 
     /// The write that stores the artifact record of a manifest.
@@ -176,6 +289,19 @@ impl Registry {
             .collect();
         tags.sort_unstable();
         record["tags"] = json!(tags);
+        // An index shows what was found in each Wasm child (each has its own record).
+        if let Some(children) = record["wasmChildren"].as_array_mut() {
+            for child in children {
+                let Some(d) = child["descriptor"]["digest"].as_str().and_then(|d| d.parse::<Digest>().ok())
+                else {
+                    continue;
+                };
+                if let Some(found) = self.read_record(&record_key(repo, &d)).await? {
+                    child["inspection"] = found["inspection"].clone();
+                    child["module"] = found["module"].clone();
+                }
+            }
+        }
         Ok(record)
     }
 
@@ -214,4 +340,42 @@ impl Registry {
         }
         Ok(out)
     }
+}
+
+/// An artifact record from a classification (without its modules).
+fn artifact_record(manifest: &Manifest, classification: &Classification, config: Option<&[u8]>) -> Value {
+    let config_json: Option<Value> = config.and_then(|c| serde_json::from_slice(c).ok());
+    let summary =
+        config_json.as_ref().filter(|c| c.get("rootfs").is_some() || c.get("os").is_some()).map(|c| {
+            json!({
+                "created": c.get("created"),
+                "architecture": c.get("architecture"),
+                "os": c.get("os"),
+                "author": c.get("author"),
+            })
+        });
+    let referenced: u64 = manifest.references().map(|d| d.size).sum();
+    json!({
+        "digest": manifest.digest(),
+        "mediaType": manifest.media_type().essence(),
+        "artifactType": manifest.artifact_type(),
+        "size": manifest.size() + referenced,
+        "pushedAt": now(),
+        "wasm": classification.is_wasm(),
+        "kind": classification.kind.name(),
+        "format": classification.kind.format_id(),
+        "harborType": classification.harbor.artifact_type,
+        "harbor": classification.harbor,
+        "evidence": classification.evidence,
+        "hints": classification.hints,
+        "warnings": classification.warnings,
+        "platform": classification.platform,
+        "wasmLayers": classification.wasm_layers,
+        "wasmChildren": classification.wasm_children,
+        "annotations": manifest.annotations(),
+        "config": summary,
+        "history": config_json.as_ref().and_then(|c| c.get("history")),
+        "module": Value::Null,
+        "modules": [],
+    })
 }

@@ -43,6 +43,7 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod http;
+mod jobs;
 mod listener;
 mod metrics;
 mod registry;

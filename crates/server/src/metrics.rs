@@ -28,6 +28,13 @@ struct ArtifactLabels {
     harbor_type: String,
 }
 
+/// Labels of a finished job.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
 /// The server's metrics.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -40,6 +47,8 @@ pub(crate) struct Metrics {
     upload_sessions: Gauge,
     repositories: Gauge,
     quarantined: Gauge,
+    jobs: Family<JobLabels, Counter>,
+    jobs_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -75,6 +84,18 @@ impl Default for Metrics {
             "Journal records the storage could not replay at start and moved to its quarantine folder",
             quarantined.clone(),
         );
+        let jobs = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "jobs",
+            "Background jobs this process finished, by kind and outcome (done, retried, given-up)",
+            jobs.clone(),
+        );
+        let jobs_pending = Gauge::default();
+        registry.register(
+            "jobs_pending",
+            "Background jobs queued (all processes sharing the storage)",
+            jobs_pending.clone(),
+        );
         Self {
             registry,
             requests,
@@ -85,6 +106,8 @@ impl Default for Metrics {
             upload_sessions,
             repositories,
             quarantined,
+            jobs,
+            jobs_pending,
         }
     }
 }
@@ -111,8 +134,19 @@ impl Metrics {
             .inc();
     }
 
+    pub(crate) fn job_finished(&self, kind: &'static str, outcome: &'static str) {
+        self.jobs.get_or_create(&JobLabels { kind, outcome }).inc();
+    }
+
     /// The text exposition, with the gauges read from storage at scrape time.
-    pub(crate) fn render(&self, upload_sessions: usize, repositories: usize, quarantined: u64) -> String {
+    pub(crate) fn render(
+        &self,
+        upload_sessions: usize,
+        repositories: usize,
+        quarantined: u64,
+        jobs_pending: usize,
+    ) -> String {
+        self.jobs_pending.set(i64::try_from(jobs_pending).unwrap_or(i64::MAX));
         self.upload_sessions.set(i64::try_from(upload_sessions).unwrap_or(i64::MAX));
         self.quarantined.set(i64::try_from(quarantined).unwrap_or(i64::MAX));
         self.repositories.set(i64::try_from(repositories).unwrap_or(i64::MAX));

@@ -10,6 +10,7 @@
 //! repositories/<repo>/_manifests/tags/<tag>                       `<digest> <size> <media type>` of the manifest tagged
 //! repositories/<repo>/_referrers/<subj alg>/<subj hex>/<alg>/<hex>   referrer descriptor (JSON)
 //! repositories/<repo>/_wharf/artifacts/<alg>/<hex>               the Wasm classification of a manifest (JSON)
+//! jobs/pending/<id>, jobs/leases/<id>                             background work (see `jobs`)
 //! blob-repositories/<alg>/<hex>/<repo>                            reverse link, for mounts without `from`
 //! uploads/<upload id>                                             `<unix seconds> <repo>`: when a session began, for expiry
 //! ```
@@ -90,6 +91,8 @@ pub struct Registry {
     wasm_validate: bool,
     metrics: Arc<crate::metrics::Metrics>,
     manifests: Arc<crate::cache::ManifestCache>,
+    /// Wakes this process's job worker when a push queues a job.
+    jobs: Arc<tokio::sync::Notify>,
 }
 
 /// A tag record: `<digest> <size> <media type>` (older records: `<digest>` alone).
@@ -139,7 +142,13 @@ fn catalog_key(repo: &Repository) -> String {
 impl Registry {
     /// A registry over `storage`.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage, wasm_validate: false, metrics: Arc::default(), manifests: Arc::default() }
+        Self {
+            storage,
+            wasm_validate: false,
+            metrics: Arc::default(),
+            manifests: Arc::default(),
+            jobs: Arc::default(),
+        }
     }
 
     /// With `on`, a manifest whose declared raw Wasm layer is not valid WebAssembly is refused
@@ -158,12 +167,25 @@ impl Registry {
     pub async fn render_metrics(&self) -> Result<String> {
         let sessions = self.storage.list_meta("uploads/").await?.len();
         let repositories = self.storage.list_meta("catalog/").await?.len();
-        Ok(self.metrics.render(sessions, repositories, self.storage.quarantined()))
+        let jobs = self.storage.list_meta("jobs/pending/").await?.len();
+        Ok(self.metrics.render(sessions, repositories, self.storage.quarantined(), jobs))
     }
 
     /// Whether the Wasm validation policy is on.
     pub fn wasm_validate(&self) -> bool {
         self.wasm_validate
+    }
+
+    /// What wakes the job worker.
+    pub(crate) fn job_wake(&self) -> &tokio::sync::Notify {
+        &self.jobs
+    }
+
+    /// Runs the background jobs queued in the backend until none this process can take is
+    /// left (a server runs them on its own; tools and tests embedding a [`Registry`] call
+    /// this).
+    pub async fn run_pending_jobs(&self) -> Result<()> {
+        crate::jobs::Worker::new().drain(self).await
     }
 
     /// The storage backend.
@@ -405,7 +427,7 @@ impl Registry {
             TagOrDigest::Tag(_) => Manifest::from_bytes(bytes, content_type)?,
         };
         self.check_references(repo, &manifest).await?;
-        let artifact = self.classify_push(&manifest).await?;
+        let (artifact, job) = self.classify_push(repo, &manifest).await?;
         let digest = manifest.digest().clone();
         let subject = manifest.subject().map(|s| s.digest.clone());
         let revision = Revision {
@@ -429,6 +451,7 @@ impl Registry {
             ),
             Self::artifact_write(repo, &digest, &artifact),
         ];
+        records.extend(job.as_ref().map(crate::jobs::Job::write));
         if let Some(subject) = &subject {
             let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(&digest));
             let descriptor = serde_json::to_vec(&manifest.descriptor()).expect("a descriptor serialises");
@@ -447,6 +470,9 @@ impl Registry {
             })
             .collect();
         self.storage.write_steps(vec![bytes_step, records, tag_step]).await?;
+        if job.is_some() {
+            self.jobs.notify_one();
+        }
         self.manifests.insert(&digest, manifest.bytes());
         self.metrics.artifact_pushed(
             artifact["kind"].as_str().unwrap_or_default(),
@@ -498,6 +524,11 @@ impl Registry {
                 d.digest, d.size
             )))
         }
+    }
+
+    /// Whether the repository holds manifest `digest`.
+    pub(crate) async fn holds_manifest(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
+        Ok(self.revision(repo, digest).await?.is_some())
     }
 
     async fn revision(&self, repo: &Repository, digest: &Digest) -> Result<Option<Revision>> {

@@ -105,10 +105,12 @@ impl Server {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let janitor = tokio::spawn(purge_uploads(self.registry.clone()));
         let reloader = tokio::spawn(reload_files(self.tls.clone(), self.access.clone()));
+        let worker = tokio::spawn(std::sync::Arc::new(crate::jobs::Worker::new()).run(self.registry.clone()));
         let router = crate::router_with_access(self.registry, self.access);
         let result = crate::listener::serve(self.listener, router, self.limits, self.tls, shutdown).await;
         janitor.abort();
         reloader.abort();
+        worker.abort();
         result
     }
 

@@ -30,6 +30,69 @@ async fn get_json(reg: &Reg, path: &str) -> serde_json::Value {
     r.json().await.expect("json")
 }
 
+/// The artifact at `path` once its inspection job has run (the server's worker takes it at
+/// once; this waits at most ten seconds).
+pub(crate) async fn inspected(reg: &Reg, path: &str) -> serde_json::Value {
+    for _ in 0..400 {
+        let a = get_json(reg, path).await;
+        if a["inspection"]["status"] != "pending" {
+            return a;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{path}: still pending after ten seconds");
+}
+
+/// A tar layer holding `files`, compressed with `compression` (`none`, `gzip`, `zstd`).
+pub(crate) fn tar_layer(files: &[(&str, &[u8])], compression: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o755);
+        builder.append_data(&mut header, path, *bytes).expect("append");
+    }
+    let tar = builder.into_inner().expect("tar");
+    match compression {
+        "gzip" => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &tar).expect("gzip");
+            gz.finish().expect("gzip")
+        }
+        "zstd" => ruzstd::encoding::compress_to_vec(&tar[..], ruzstd::encoding::CompressionLevel::Fastest),
+        _ => tar,
+    }
+}
+
+/// Pushes an image of `layers` (media type, bytes) with `config` and manifest `annotations`
+/// (a JSON object's text); returns its digest.
+async fn push_image(
+    reg: &Reg,
+    repo: &str,
+    tag: &str,
+    config: &[u8],
+    layers: &[(&str, Vec<u8>)],
+    annotations: &str,
+) -> Digest {
+    let c = reg.push_blob(repo, config).await;
+    let mut descriptors = Vec::new();
+    for (media_type, bytes) in layers {
+        let d = reg.push_blob(repo, bytes).await;
+        descriptors.push(format!(r#"{{"mediaType":"{media_type}","digest":"{d}","size":{}}}"#, bytes.len()));
+    }
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{}}},"layers":[{}],"annotations":{annotations}}}"#,
+        config.len(),
+        descriptors.join(",")
+    );
+    let r = reg.push_manifest(repo, tag, OCI_MANIFEST, &body).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
+    Digest::sha256(body.as_bytes())
+}
+
+const TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
 #[tokio::test]
 async fn the_harbor_article_flows_and_the_cncf_artifact() {
     let reg = Reg::memory().await;
@@ -38,35 +101,38 @@ async fn the_harbor_article_flows_and_the_cncf_artifact() {
     push_artifact(&reg, "wasm/hello", "v1", &w2o).await;
     // Flow 2: an image built by buildah with `--annotation run.oci.handler=wasm`.
     let config = br#"{"created":"2026-11-25T17:21:27Z","architecture":"amd64","os":"linux","config":{"Cmd":["/hello.wasm"]},"rootfs":{"type":"layers","diff_ids":[]},"history":[{"created_by":"COPY hello.wasm /"}]}"#;
-    let c = reg.push_blob("wasm/hello", config).await;
-    let l = reg.push_blob("wasm/hello", b"not really a tar.gz, the classifier does not read it").await;
-    let image = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{l}","size":52}}],"annotations":{{"run.oci.handler":"wasm"}}}}"#,
-        config.len()
-    );
-    assert_eq!(
-        reg.push_manifest("wasm/hello", "annotated", OCI_MANIFEST, &image).await.status(),
-        StatusCode::CREATED
-    );
+    let layer = tar_layer(&[("etc/motd", b"hi"), ("hello.wasm", MODULE)], "gzip");
+    push_image(
+        &reg,
+        "wasm/hello",
+        "annotated",
+        config,
+        &[(TAR_GZIP, layer)],
+        r#"{"run.oci.handler":"wasm"}"#,
+    )
+    .await;
     // The CNCF v0 artifact.
     let cncf =
         ArtifactBuilder::new(MODULE.to_vec()).with_created("2025-01-01T00:00:00Z").cncf().expect("build");
     push_artifact(&reg, "wasm/hello", "cncf", &cncf).await;
 
-    let a = get_json(&reg, "/v2/wasm/hello/_wharf/artifacts/v1").await;
+    let a = inspected(&reg, "/v2/wasm/hello/_wharf/artifacts/v1").await;
     assert_eq!(
         (a["wasm"].as_bool(), a["kind"].as_str(), a["harborType"].as_str()),
         (Some(true), Some("wasm-to-oci"), Some("WASM"))
     );
     assert_eq!(a["module"]["header"]["kind"], "core-module");
+    assert_eq!(a["inspection"]["status"], "done");
     assert_eq!(a["tags"], serde_json::json!(["v1"]));
     assert!(!a["evidence"].as_array().expect("evidence").is_empty());
 
-    let a = get_json(&reg, "/v2/wasm/hello/_wharf/artifacts/annotated").await;
+    let a = inspected(&reg, "/v2/wasm/hello/_wharf/artifacts/annotated").await;
     assert_eq!(
         (a["wasm"].as_bool(), a["kind"].as_str(), a["harborType"].as_str()),
         (Some(true), Some("compat-annotated"), Some("WASM"))
     );
+    assert_eq!(a["module"]["exports"][0]["name"], "_start", "{a}");
+    assert_eq!(a["modules"][0]["path"], "hello.wasm");
     assert_eq!(a["config"]["architecture"], "amd64");
     assert_eq!(a["config"]["created"], "2026-11-25T17:21:27Z");
     assert_eq!(a["history"][0]["created_by"], "COPY hello.wasm /");
@@ -199,4 +265,182 @@ async fn metrics_counters_move() {
     assert!(value(r#"wharf_http_request_bytes_total{route="upload"}"#) > 0.0);
     assert!(text.contains("wharf_http_request_duration_seconds_bucket"));
     reg.stop().await;
+}
+
+/// Module info for every layout whose module sits in a tar layer (gzip and zstd), a probe that
+/// finds `plugin.wasm` (F7), each Wasm child of an index, a component's WIT world; and a
+/// missing module said plainly.
+#[tokio::test]
+async fn modules_in_tar_layers_indexes_and_components() {
+    let reg = Reg::memory().await;
+    let image_config = |extra: &str| {
+        format!(
+            r#"{{"architecture":"amd64","os":"linux"{extra},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        )
+    };
+    // crun's compat variant, the module in a tar+zstd layer under WorkingDir.
+    let config = image_config(r#","config":{"Entrypoint":["main.wasm"],"WorkingDir":"/app"}"#);
+    let layer = tar_layer(&[("app/main.wasm", MODULE)], "zstd");
+    push_image(
+        &reg,
+        "l",
+        "zstd",
+        config.as_bytes(),
+        &[(TAR_ZSTD, layer)],
+        r#"{"module.wasm.image/variant":"compat"}"#,
+    )
+    .await;
+    let a = inspected(&reg, "/v2/l/_wharf/artifacts/zstd").await;
+    assert_eq!(
+        (a["format"].as_str(), a["modules"][0]["path"].as_str()),
+        (Some("F2"), Some("app/main.wasm")),
+        "{a}"
+    );
+    assert_eq!(a["module"]["validation"]["valid"], true);
+    // The module is in the lower layer; the upper one is ordinary files.
+    let config = image_config(r#","config":{"Cmd":["/hello.wasm"]}"#);
+    let lower = tar_layer(&[("hello.wasm", MODULE)], "gzip");
+    let upper = tar_layer(&[("etc/hosts", b"127.0.0.1 localhost")], "gzip");
+    push_image(
+        &reg,
+        "l",
+        "two",
+        config.as_bytes(),
+        &[(TAR_GZIP, lower), (TAR_GZIP, upper)],
+        r#"{"run.oci.handler":"wasm"}"#,
+    )
+    .await;
+    let a = inspected(&reg, "/v2/l/_wharf/artifacts/two").await;
+    assert_eq!(a["modules"][0]["layer"], 0, "{a}");
+    assert_eq!(a["module"]["header"]["kind"], "core-module");
+    // Not Wasm by its metadata, but its last layer holds plugin.wasm: F7 once read.
+    let config = image_config("");
+    let layer = tar_layer(&[("plugin.wasm", MODULE)], "gzip");
+    push_image(&reg, "l", "plugin", config.as_bytes(), &[(TAR_GZIP, layer)], "{}").await;
+    let a = inspected(&reg, "/v2/l/_wharf/artifacts/plugin").await;
+    assert_eq!((a["wasm"].as_bool(), a["format"].as_str()), (Some(true), Some("F7")), "{a}");
+    assert_eq!(a["module"]["header"]["kind"], "core-module");
+    // A plain image with an ordinary last layer: read, nothing found, still not Wasm.
+    let layer = tar_layer(&[("bin/sh", b"#!")], "gzip");
+    push_image(&reg, "l", "plain", config.as_bytes(), &[(TAR_GZIP, layer)], "{}").await;
+    let a = inspected(&reg, "/v2/l/_wharf/artifacts/plain").await;
+    assert_eq!((a["wasm"].as_bool(), a["inspection"]["status"].as_str()), (Some(false), Some("done")), "{a}");
+    assert!(a["module"].is_null());
+    // An annotated image whose module is in no layer: failed, and why.
+    let config = image_config(r#","config":{"Cmd":["/missing.wasm"]}"#);
+    let layer = tar_layer(&[("hello.wasm", MODULE)], "gzip");
+    push_image(
+        &reg,
+        "l",
+        "missing",
+        config.as_bytes(),
+        &[(TAR_GZIP, layer)],
+        r#"{"run.oci.handler":"wasm"}"#,
+    )
+    .await;
+    let a = inspected(&reg, "/v2/l/_wharf/artifacts/missing").await;
+    assert_eq!(a["inspection"]["status"], "failed");
+    assert!(a["inspection"]["error"].as_str().is_some_and(|e| e.contains("/missing.wasm")), "{a}");
+
+    // podman's wasi/wasm image as the child of an index: the index shows the child's module.
+    let config = br#"{"architecture":"wasm","os":"wasi","config":{"Entrypoint":["/hello.wasm"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let layer = tar_layer(&[("hello.wasm", MODULE)], "gzip");
+    let child = push_image(&reg, "l", "child", config, &[(TAR_GZIP, layer)], "{}").await;
+    let child_bytes = reg
+        .req(Method::GET, "/v2/l/manifests/child")
+        .send()
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("body");
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{child}","size":{},"platform":{{"os":"wasi","architecture":"wasm"}}}}]}}"#,
+        child_bytes.len()
+    );
+    assert_eq!(reg.push_manifest("l", "multi", OCI_INDEX, &index).await.status(), StatusCode::CREATED);
+    inspected(&reg, "/v2/l/_wharf/artifacts/child").await;
+    let a = get_json(&reg, "/v2/l/_wharf/artifacts/multi").await;
+    assert_eq!(a["kind"], "wasm-index");
+    assert_eq!(a["wasmChildren"][0]["module"]["header"]["kind"], "core-module", "{a}");
+
+    // A component, pushed as wkg pushes it (CNCF layout): its world and WASI version.
+    let component =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wasm"))
+            .expect("fixture");
+    let cncf = ArtifactBuilder::new(component).cncf().expect("build");
+    push_artifact(&reg, "l", "component", &cncf).await;
+    let a = inspected(&reg, "/v2/l/_wharf/artifacts/component").await;
+    let module = &a["module"];
+    assert_eq!(module["wasiVersion"], "0.2.0", "{a}");
+    assert!(module["world"]["wit"].as_str().is_some_and(|w| w.contains("export wasi:cli/run@0.2.0;")), "{a}");
+    assert_eq!(module["world"]["exports"][1]["name"], "wasi:http/incoming-handler@0.2.0");
+    assert_eq!(module["producers"]["processedBy"][0]["name"], "rustc");
+    reg.stop().await;
+}
+
+/// The job queue is durable (a push acknowledged before a crash is inspected after the
+/// restart) and shared: two registries over one storage run each job once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_queue_survives_a_restart_and_runs_each_job_once() {
+    use wharf_server::Registry;
+    use wharf_types::{MediaType, Repository, TagOrDigest};
+    let push = |registry: Registry, tag: String, nonce: u8| async move {
+        let repo: Repository = "jobs/app".parse().expect("name");
+        let mut module = MODULE.to_vec();
+        module.extend_from_slice(&[0, 2, 1, nonce]); // a custom section `\x01` holding the nonce
+        let artifact = ArtifactBuilder::new(module).wasm_to_oci().expect("build");
+        for blob in artifact.blobs() {
+            let data = blob.data.clone();
+            let stream = Box::pin(futures_util::stream::once(async move { Ok(data) }));
+            registry.put_blob(&repo, &blob.descriptor.digest, stream).await.expect("blob");
+        }
+        let reference: TagOrDigest = tag.parse().expect("tag");
+        let media_type: MediaType = OCI_MANIFEST.parse().expect("media type");
+        registry
+            .put_manifest(&repo, &reference, Some(&media_type), artifact.manifest.bytes().clone(), &[])
+            .await
+            .expect("manifest");
+    };
+    let status = |registry: Registry, tag: &'static str| async move {
+        let repo: Repository = "jobs/app".parse().expect("name");
+        let a = registry.artifact(&repo, &tag.parse().expect("tag")).await.expect("artifact");
+        (a["inspection"]["status"].as_str().unwrap_or_default().to_owned(), a["module"].clone())
+    };
+    // A registry without a server has no worker: the job waits in the records.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Registry::new(Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("open")));
+    push(fs.clone(), "v1".into(), 1).await;
+    assert_eq!(status(fs.clone(), "v1").await.0, "pending");
+    drop(fs);
+    let fs = Registry::new(Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("reopen")));
+    assert_eq!(status(fs.clone(), "v1").await.0, "pending");
+    fs.run_pending_jobs().await.expect("jobs");
+    let (state, module) = status(fs.clone(), "v1").await;
+    assert_eq!(state, "done");
+    assert_eq!(module["header"]["kind"], "core-module");
+    assert!(
+        fs.storage().list_meta("jobs/").await.expect("list").is_empty(),
+        "the job and its lease are gone"
+    );
+
+    // Two registries (two processes) over one storage, eight jobs, both draining at once.
+    let shared: Arc<dyn wharf_store::Storage> = Arc::new(wharf_store::MemoryStore::new());
+    let (a, b) = (Registry::new(Arc::clone(&shared)), Registry::new(shared));
+    for i in 0..8u8 {
+        push(a.clone(), format!("t{i}"), i).await;
+    }
+    let (ra, rb) = tokio::join!(a.run_pending_jobs(), b.run_pending_jobs());
+    ra.expect("a");
+    rb.expect("b");
+    let done = |text: String| {
+        text.lines()
+            .find(|l| l.starts_with(r#"wharf_jobs_total{kind="inspect",outcome="done"}"#))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (da, db) =
+        (done(a.render_metrics().await.expect("metrics")), done(b.render_metrics().await.expect("metrics")));
+    assert_eq!(da + db, 8, "each job once: {da} + {db}");
+    assert!(a.render_metrics().await.expect("metrics").contains("wharf_jobs_pending 0"));
 }

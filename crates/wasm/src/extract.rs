@@ -70,7 +70,12 @@ pub fn read_wasm(reader: impl Read, location: &Location, max_size: u64) -> Resul
 }
 
 /// [`read_wasm`] reading at most `max_read` (decompressed) bytes of a tar layer.
-pub fn read_wasm_bounded(reader: impl Read, location: &Location, max_size: u64, max_read: u64) -> Result<Extracted> {
+pub fn read_wasm_bounded(
+    reader: impl Read,
+    location: &Location,
+    max_size: u64,
+    max_read: u64,
+) -> Result<Extracted> {
     match location {
         Location::Raw => Ok(Extracted { path: String::new(), bytes: read_capped(reader, max_size)? }),
         Location::TarEntry(entry) => wasm_from_tar_bounded(reader, entry, max_size, max_read),
@@ -87,7 +92,12 @@ pub fn wasm_from_tar(reader: impl Read, entry: &EntryMatch, max_size: u64) -> Re
 
 /// [`wasm_from_tar`] reading at most `max_read` bytes of tar (after decompression): beyond
 /// that, [`Error::TooLarge`].
-pub fn wasm_from_tar_bounded(reader: impl Read, entry: &EntryMatch, max_size: u64, max_read: u64) -> Result<Extracted> {
+pub fn wasm_from_tar_bounded(
+    reader: impl Read,
+    entry: &EntryMatch,
+    max_size: u64,
+    max_read: u64,
+) -> Result<Extracted> {
     let mut reader = BufReader::new(reader);
     let head = reader.fill_buf().map_err(Error::layer)?;
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -245,7 +255,12 @@ fn read_capped(reader: impl Read, max_size: u64) -> Result<Vec<u8>> {
 ///
 /// Must be called from within a tokio runtime.
 #[cfg(feature = "tokio")]
-pub async fn read_wasm_async<R>(reader: R, location: Location, max_size: u64, max_read: u64) -> Result<Extracted>
+pub async fn read_wasm_async<R>(
+    reader: R,
+    location: Location,
+    max_size: u64,
+    max_read: u64,
+) -> Result<Extracted>
 where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
 {
