@@ -75,12 +75,17 @@ impl Registry {
     ) -> Result<(Value, Option<Job>)> {
         let config = self.read_config(manifest).await?;
         let mut classification = classify(manifest, config.as_deref());
+        let policies = self.wasm_policies().matching(repo);
+        let has_subject = manifest.subject().is_some();
         if classification.wasm_layers.is_empty() {
             let mut record = artifact_record(manifest, &classification, config.as_deref());
             record["inspection"] = json!({ "status": "none" });
+            for policy in &policies {
+                policy.check(&record, has_subject)?;
+            }
             return Ok((record, None));
         }
-        if !self.wasm_validate() {
+        if !self.wasm_validate() && !policies.iter().any(|p| p.needs_modules()) {
             let mut record = artifact_record(manifest, &classification, config.as_deref());
             record["inspection"] = json!({ "status": "pending" });
             let job =
@@ -88,21 +93,28 @@ impl Registry {
             return Ok((record, Some(job)));
         }
         let inspected = self.inspect_layers(&mut classification).await?;
-        for layer in &inspected.layers {
-            let invalid = layer["module"]["validation"]["valid"] == false;
-            let unreadable = layer.get("error").is_some() && layer["raw"] == true;
-            if invalid || unreadable {
-                let why =
-                    layer["module"]["validation"]["error"].as_str().or(layer["error"].as_str()).unwrap_or("");
-                return Err(Error::ManifestInvalid(format!(
-                    "layer {} ({}) is declared as Wasm but is not valid WebAssembly: {why}",
-                    layer["layer"],
-                    layer["digest"].as_str().unwrap_or_default()
-                )));
+        if self.wasm_validate() {
+            for layer in &inspected.layers {
+                let invalid = layer["module"]["validation"]["valid"] == false;
+                let unreadable = layer.get("error").is_some() && layer["raw"] == true;
+                if invalid || unreadable {
+                    let why = layer["module"]["validation"]["error"]
+                        .as_str()
+                        .or(layer["error"].as_str())
+                        .unwrap_or("");
+                    return Err(Error::ManifestInvalid(format!(
+                        "layer {} ({}) is declared as Wasm but is not valid WebAssembly: {why}",
+                        layer["layer"],
+                        layer["digest"].as_str().unwrap_or_default()
+                    )));
+                }
             }
         }
         let mut record = artifact_record(manifest, &classification, config.as_deref());
         inspected.apply(&mut record);
+        for policy in &policies {
+            policy.check(&record, has_subject)?;
+        }
         Ok((record, None))
     }
 

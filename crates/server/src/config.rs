@@ -1,4 +1,5 @@
-//! The `--config` file: every setting of the binary, `[tls]`, `[auth]` and `[[access]]`.
+//! The `--config` file: every setting of the binary, `[tls]`, `[auth]`, `[[access]]` and
+//! `[[wasm_policy]]`.
 //! Unknown keys are refused with their name; relative paths are relative to the file.
 
 use std::collections::BTreeMap;
@@ -41,6 +42,9 @@ pub struct FileConfig {
     /// `[[access]]` rules.
     #[serde(default)]
     pub access: Vec<AccessRule>,
+    /// `[[wasm_policy]]` tables.
+    #[serde(default)]
+    pub wasm_policy: Vec<crate::policy::WasmPolicyConfig>,
 }
 
 /// `[tls]`.

@@ -46,6 +46,7 @@ mod http;
 mod jobs;
 mod listener;
 mod metrics;
+pub mod policy;
 mod registry;
 mod server;
 pub mod tls;

@@ -214,7 +214,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let backend =
         open_storage(&storage).await.map_err(|e| format!("opening the storage {storage:?}: {e}"))?;
     let wasm_validate = args.wasm_validate.or(file.wasm_validate).unwrap_or(false);
-    let registry = Registry::new(backend).with_wasm_validate(wasm_validate);
+    let policies = wharf_server::policy::WasmPolicies::from_config(&file.wasm_policy)
+        .map_err(|e| format!("config [[wasm_policy]]: {e}"))?;
+    let registry = Registry::new(backend).with_wasm_validate(wasm_validate).with_wasm_policies(policies);
     let mut server = Server::bind(listen, registry)
         .await
         .map_err(|e| match e.kind() {

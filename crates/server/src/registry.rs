@@ -93,6 +93,7 @@ pub struct Registry {
     manifests: Arc<crate::cache::ManifestCache>,
     /// Wakes this process's job worker when a push queues a job.
     jobs: Arc<tokio::sync::Notify>,
+    policies: Arc<crate::policy::WasmPolicies>,
 }
 
 /// A tag record: `<digest> <size> <media type>` (older records: `<digest>` alone).
@@ -148,6 +149,7 @@ impl Registry {
             metrics: Arc::default(),
             manifests: Arc::default(),
             jobs: Arc::default(),
+            policies: Arc::default(),
         }
     }
 
@@ -157,6 +159,18 @@ impl Registry {
     pub fn with_wasm_validate(mut self, on: bool) -> Self {
         self.wasm_validate = on;
         self
+    }
+
+    /// With Wasm policies (`[[wasm_policy]]`): a push into a repository they match is checked
+    /// against them before it is acknowledged.
+    #[must_use]
+    pub fn with_wasm_policies(mut self, policies: crate::policy::WasmPolicies) -> Self {
+        self.policies = Arc::new(policies);
+        self
+    }
+
+    pub(crate) fn wasm_policies(&self) -> &crate::policy::WasmPolicies {
+        &self.policies
     }
 
     pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {

@@ -444,3 +444,140 @@ async fn the_job_queue_survives_a_restart_and_runs_each_job_once() {
     assert_eq!(da + db, 8, "each job once: {da} + {db}");
     assert!(a.render_metrics().await.expect("metrics").contains("wharf_jobs_pending 0"));
 }
+
+/// `[[wasm_policy]]`: denied imports, WASI versions, Wasm only (signatures still welcome),
+/// module size, validation; a refused push names the policy and the offence and stores nothing.
+#[tokio::test]
+async fn wasm_policies_refuse_with_a_clear_message_and_store_nothing() {
+    let config: wharf_server::config::FileConfig = toml::from_str(
+        r#"
+        [[wasm_policy]]
+        name = "no-env"
+        repositories = ["strict/**"]
+        deny_imports = ["wasi:cli/environment", "wasi:sockets/*"]
+
+        [[wasm_policy]]
+        repositories = ["p2/*"]
+        wasi = ["0.2"]
+
+        [[wasm_policy]]
+        name = "wasm-only"
+        repositories = ["only/*"]
+        wasm_only = true
+        validate = true
+        max_module_size = "1KiB"
+        "#,
+    )
+    .expect("config");
+    let policies = wharf_server::policy::WasmPolicies::from_config(&config.wasm_policy).expect("policies");
+    let server = wharf_server::Server::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new())).with_wasm_policies(policies),
+    )
+    .await
+    .expect("bind");
+    let reg = Reg {
+        base: format!("http://{}", server.local_addr()),
+        http: reqwest::Client::new(),
+        handle: Some(server.spawn()),
+    };
+    let component =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wasm"))
+            .expect("fixture");
+    let cncf = ArtifactBuilder::new(component).cncf().expect("build");
+    let refused = |r: reqwest::Response, status: StatusCode, code: &'static str| async move {
+        assert_eq!(r.status(), status);
+        let json: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(json["errors"][0]["code"], code, "{json}");
+        json["errors"][0]["message"].as_str().expect("message").to_owned()
+    };
+    let push = |repo: &'static str, tag: &'static str, artifact: &wharf_wasm::Artifact| {
+        let body = String::from_utf8(artifact.manifest.bytes().to_vec()).expect("utf-8");
+        let blobs: Vec<Vec<u8>> = artifact.blobs().map(|b| b.data.to_vec()).collect();
+        let reg = &reg;
+        async move {
+            for blob in &blobs {
+                reg.push_blob(repo, blob).await;
+            }
+            reg.push_manifest(repo, tag, OCI_MANIFEST, &body).await
+        }
+    };
+
+    // The component imports wasi:cli/environment: refused in strict/**, by name.
+    let message = refused(push("strict/app", "v1", &cncf).await, StatusCode::FORBIDDEN, "DENIED").await;
+    assert!(message.contains("no-env") && message.contains("wasi:cli/environment@0.2.0"), "{message}");
+    assert!(message.contains("deny_imports = wasi:cli/environment"), "{message}");
+    for path in
+        ["/v2/strict/app/manifests/v1", &format!("/v2/strict/app/manifests/{}", cncf.manifest.digest())]
+    {
+        assert_eq!(
+            reg.req(Method::GET, path).send().await.expect("send").status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let r = reg.req(Method::GET, "/v2/strict/app/_wharf/artifacts").send().await.expect("send");
+    let listed: serde_json::Value = r.json().await.expect("json");
+    assert!(listed["artifacts"].as_array().is_none_or(Vec::is_empty), "{listed}");
+    // A preview-1 module is fine there, and its module info is there at once (read inline).
+    let module = ArtifactBuilder::new(MODULE.to_vec()).wasm_to_oci().expect("build");
+    assert_eq!(push("strict/app", "ok", &module).await.status(), StatusCode::CREATED);
+    let a = get_json(&reg, "/v2/strict/app/_wharf/artifacts/ok").await;
+    assert_eq!(a["inspection"]["status"], "done");
+
+    // WASI 0.2 only: the component passes, a preview-1 module does not.
+    assert_eq!(push("p2/app", "component", &cncf).await.status(), StatusCode::CREATED);
+    let wasi_module =
+        wat::parse_str(r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))))"#)
+            .expect("valid");
+    let p1 = ArtifactBuilder::new(wasi_module).wasm_to_oci().expect("build");
+    let message = refused(push("p2/app", "p1", &p1).await, StatusCode::FORBIDDEN, "DENIED").await;
+    assert!(message.contains("targets WASI preview1; allowed: 0.2"), "{message}");
+
+    // Wasm only: a plain image is refused, a signature (with a subject) is not; 1 KiB modules.
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let c = reg.push_blob("only/app", config).await;
+    let plain = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{}}},"layers":[]}}"#,
+        config.len()
+    );
+    let message = refused(
+        reg.push_manifest("only/app", "plain", OCI_MANIFEST, &plain).await,
+        StatusCode::FORBIDDEN,
+        "DENIED",
+    )
+    .await;
+    assert!(message.contains("wasm_only"), "{message}");
+    assert_eq!(push("only/app", "v1", &module).await.status(), StatusCode::CREATED);
+    let empty = reg.push_blob("only/app", b"{}").await;
+    let signature = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/vnd.dev.cosign.simplesigning.v1+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}}],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{}}}}}"#,
+        module.manifest.digest(),
+        module.manifest.size()
+    );
+    let digest = Digest::sha256(signature.as_bytes());
+    let r = reg.push_manifest("only/app", digest.as_str(), OCI_MANIFEST, &signature).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
+    let big = ArtifactBuilder::new(
+        wat::parse_str(format!("(module (data \"{}\") (memory 1))", "x".repeat(2000))).expect("valid"),
+    )
+    .wasm_to_oci()
+    .expect("build");
+    let message = refused(push("only/app", "big", &big).await, StatusCode::FORBIDDEN, "DENIED").await;
+    assert!(message.contains("max_module_size") && message.contains("more than 1024"), "{message}");
+    let mut fake_bytes = MODULE.to_vec();
+    fake_bytes.extend_from_slice(&[0xff, 0xff, 0xff]);
+    let fake = ArtifactBuilder::new(fake_bytes).wasm_to_oci().expect("build");
+    let message =
+        refused(push("only/app", "fake", &fake).await, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
+    assert!(message.contains("validate"), "{message}");
+    // Elsewhere, nothing applies.
+    assert_eq!(push("free/app", "fake", &fake).await.status(), StatusCode::CREATED);
+    // A malformed policy is refused with its name.
+    let bad: wharf_server::config::FileConfig =
+        toml::from_str("[[wasm_policy]]\nname = \"x\"\nrepositories = [\"a\"]\nwasi = [\"p2\"]\n")
+            .expect("parses");
+    let err = wharf_server::policy::WasmPolicies::from_config(&bad.wasm_policy).expect_err("refused");
+    assert!(err.to_string().contains("x: `wasi` entry `p2`"), "{err}");
+    reg.stop().await;
+}
