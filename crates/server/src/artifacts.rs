@@ -215,10 +215,16 @@ impl Registry {
             record["pushedAt"] = pushed_at;
             inspected.apply(&mut record);
         }
-        self.storage().set_meta(&key, serde_json::to_vec(&record).expect("JSON serialises").into()).await?;
+        let write = Write::Set {
+            key: key.clone(),
+            value: serde_json::to_vec(&record).expect("JSON serialises").into(),
+        };
+        self.storage().write_steps(vec![vec![write, self.search_index().stamp_write()]]).await?;
+        self.search_index().upsert(repo.as_str(), &record, &[]);
         // Deleted while it was read: the record must not outlive the manifest.
         if !self.holds_manifest(repo, digest).await? {
             self.storage().remove_meta(&key).await?;
+            self.search_index().remove(repo.as_str(), digest.as_str());
         }
         Ok(())
     }
@@ -238,8 +244,20 @@ impl Registry {
         Ok(self.storage().get_meta(key).await?.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
+    /// Every artifact record of a repository.
+    pub(crate) async fn artifact_records(&self, repo: &Repository) -> Result<Vec<Value>> {
+        let prefix = format!("repositories/{repo}/_wharf/artifacts/");
+        let mut out = Vec::new();
+        for key in self.storage().list_meta(&prefix).await? {
+            if let Some(record) = self.read_record(&key).await? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
     /// Tags by digest, for the listings.
-    async fn tags_by_digest(&self, repo: &Repository) -> Result<Vec<(String, String)>> {
+    pub(crate) async fn tags_by_digest(&self, repo: &Repository) -> Result<Vec<(String, String)>> {
         let prefix = format!("repositories/{repo}/_manifests/tags/");
         let mut out = Vec::new();
         for key in self.storage().list_meta(&prefix).await? {
@@ -258,10 +276,8 @@ impl Registry {
             return Err(Error::NameUnknown(repo.to_string()));
         }
         let tags = self.tags_by_digest(repo).await?;
-        let prefix = format!("repositories/{repo}/_wharf/artifacts/");
         let mut out = Vec::new();
-        for key in self.storage().list_meta(&prefix).await? {
-            let Some(record) = self.read_record(&key).await? else { continue };
+        for record in self.artifact_records(repo).await? {
             if wasm_only && record["wasm"] != true {
                 continue;
             }

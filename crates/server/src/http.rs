@@ -155,6 +155,7 @@ enum Route {
     Health,
     Ready,
     WharfRepositories,
+    WharfSearch,
     WharfArtifacts(String),
     WharfArtifact(String, String),
     Base,
@@ -188,6 +189,7 @@ impl Route {
         match self {
             Self::Metrics
             | Self::WharfRepositories
+            | Self::WharfSearch
             | Self::WharfArtifacts(_)
             | Self::WharfArtifact(..)
             | Self::Catalog
@@ -210,6 +212,7 @@ impl Route {
             Self::Health => "healthz",
             Self::Ready => "readyz",
             Self::WharfRepositories | Self::WharfArtifacts(_) | Self::WharfArtifact(..) => "wharf",
+            Self::WharfSearch => "search",
             Self::Base => "base",
             Self::Catalog => "catalog",
             Self::Tags(_) => "tags",
@@ -241,6 +244,9 @@ fn route(path: &str) -> Option<Route> {
     // repository name component can start with `_`).
     if rest == "_wharf/repositories" {
         return Some(Route::WharfRepositories);
+    }
+    if rest == "_wharf/search" {
+        return Some(Route::WharfSearch);
     }
     if let Some((name, what)) = rest.split_once("/_wharf/") {
         return match what.strip_prefix("artifacts") {
@@ -444,7 +450,7 @@ fn need(route: Option<&Route>, method: &Method, query: &[(String, String)]) -> N
         Route::Health | Route::Ready | Route::Token => Need::Public,
         Route::Metrics => Need::Admin,
         Route::Base => Need::Authenticated,
-        Route::Catalog | Route::WharfRepositories => Need::Listing,
+        Route::Catalog | Route::WharfRepositories | Route::WharfSearch => Need::Listing,
         Route::Tags(n) | Route::Referrers(n, _) | Route::WharfArtifacts(n) | Route::WharfArtifact(n, _) => {
             one(n, Pull, "pull")
         }
@@ -568,6 +574,20 @@ async fn handle(
         (Route::WharfRepositories, Method::GET) => {
             let repositories = registry.repository_summaries_where(&|r| gate.visible(r)).await?;
             Ok(json_value(&serde_json::json!({ "repositories": repositories })))
+        }
+        (Route::WharfSearch, Method::GET) => {
+            let filters = crate::search::Query::from_pairs(&query)?;
+            let (n, last) = paging(&query)?;
+            let (hits, more) = registry.search(&filters, n, last.as_deref(), &|r| gate.visible(r)).await?;
+            let link = match (more, n, hits.last()) {
+                (true, Some(n), Some(last)) => Some(crate::search::next_link(&filters, n, last)),
+                _ => None,
+            };
+            let mut response = json_value(&serde_json::json!({ "results": hits }));
+            if let Some(link) = link {
+                response.headers_mut().insert(header::LINK, header_value(&link));
+            }
+            Ok(response)
         }
         (Route::WharfArtifacts(name), Method::GET) => {
             let repo = repository(&name)?;

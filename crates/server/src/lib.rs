@@ -48,6 +48,7 @@ mod listener;
 mod metrics;
 pub mod policy;
 mod registry;
+pub mod search;
 mod server;
 pub mod tls;
 

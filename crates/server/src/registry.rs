@@ -94,6 +94,7 @@ pub struct Registry {
     /// Wakes this process's job worker when a push queues a job.
     jobs: Arc<tokio::sync::Notify>,
     policies: Arc<crate::policy::WasmPolicies>,
+    search: Arc<crate::search::SearchIndex>,
 }
 
 /// A tag record: `<digest> <size> <media type>` (older records: `<digest>` alone).
@@ -150,6 +151,7 @@ impl Registry {
             manifests: Arc::default(),
             jobs: Arc::default(),
             policies: Arc::default(),
+            search: Arc::new(crate::search::SearchIndex::new()),
         }
     }
 
@@ -167,6 +169,10 @@ impl Registry {
     pub fn with_wasm_policies(mut self, policies: crate::policy::WasmPolicies) -> Self {
         self.policies = Arc::new(policies);
         self
+    }
+
+    pub(crate) fn search_index(&self) -> &crate::search::SearchIndex {
+        &self.search
     }
 
     pub(crate) fn wasm_policies(&self) -> &crate::policy::WasmPolicies {
@@ -466,6 +472,7 @@ impl Registry {
             Self::artifact_write(repo, &digest, &artifact),
         ];
         records.extend(job.as_ref().map(crate::jobs::Job::write));
+        records.push(self.search.stamp_write());
         if let Some(subject) = &subject {
             let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(&digest));
             let descriptor = serde_json::to_vec(&manifest.descriptor()).expect("a descriptor serialises");
@@ -487,6 +494,8 @@ impl Registry {
         if job.is_some() {
             self.jobs.notify_one();
         }
+        let tag_names: Vec<String> = tags.iter().map(ToString::to_string).collect();
+        self.search.upsert(repo.as_str(), &artifact, &tag_names);
         self.manifests.insert(&digest, manifest.bytes());
         self.metrics.artifact_pushed(
             artifact["kind"].as_str().unwrap_or_default(),
@@ -610,6 +619,9 @@ impl Registry {
                 if !self.storage.remove_meta(&repo_key(repo, &format!("_manifests/tags/{t}"))).await? {
                     return Err(Error::ManifestUnknown(t.to_string()));
                 }
+                self.search.untag(repo.as_str(), t.as_str());
+                let stamp = self.search.stamp_write();
+                self.storage.write_steps(vec![vec![stamp]]).await?;
             }
             TagOrDigest::Digest(d) => {
                 let revision =
@@ -626,6 +638,9 @@ impl Registry {
                     .remove_meta(&repo_key(repo, &format!("_manifests/revisions/{}", digest_key(d))))
                     .await?;
                 self.forget_artifact(repo, d).await?;
+                self.search.remove(repo.as_str(), d.as_str());
+                let stamp = self.search.stamp_write();
+                self.storage.write_steps(vec![vec![stamp]]).await?;
                 if let Some(subject) = revision.subject {
                     let key = format!("_referrers/{}/{}", digest_key(&subject), digest_key(d));
                     self.storage.remove_meta(&repo_key(repo, &key)).await?;

@@ -581,3 +581,115 @@ async fn wasm_policies_refuse_with_a_clear_message_and_store_nothing() {
     assert!(err.to_string().contains("x: `wasi` entry `p2`"), "{err}");
     reg.stop().await;
 }
+
+/// The results of a search: `repository:first tag`, sorted.
+async fn search_hits(reg: &Reg, q: &str) -> Vec<String> {
+    let json = get_json(reg, &format!("/v2/_wharf/search?{q}")).await;
+    let mut hits: Vec<String> = json["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|h| {
+            format!(
+                "{}:{}",
+                h["repository"].as_str().unwrap_or_default(),
+                h["tags"][0].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    hits.sort();
+    hits
+}
+
+/// `GET /v2/_wharf/search`: by exported and imported interface (exact, without version, `*`),
+/// WASI version, kind, layout, language, free text over names, tags and annotations; pages
+/// with `Link`; a second process sharing the storage sees what the first pushed.
+#[tokio::test]
+async fn search_by_interface_wasi_kind_layout_language_and_text() {
+    let storage: Arc<dyn wharf_store::Storage> = Arc::new(wharf_store::MemoryStore::new());
+    let start = |storage: Arc<dyn wharf_store::Storage>| async move {
+        let server = wharf_server::Server::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            wharf_server::Registry::new(storage),
+        )
+        .await
+        .expect("bind");
+        Reg {
+            base: format!("http://{}", server.local_addr()),
+            http: reqwest::Client::new(),
+            handle: Some(server.spawn()),
+        }
+    };
+    let (reg, other) = (start(Arc::clone(&storage)).await, start(storage).await);
+    assert!(search_hits(&other, "").await.is_empty(), "the second process loads its (empty) index first");
+    let component =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wasm"))
+            .expect("fixture");
+    let cncf = ArtifactBuilder::new(component)
+        .with_annotation("org.opencontainers.image.description", "An HTTP handler for the edge")
+        .cncf()
+        .expect("build");
+    push_artifact(&reg, "edge/handler", "v1", &cncf).await;
+    let p1 = wat::parse_str(
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+            (func (export "_start")) (@producers (language "Rust" "") (processed-by "rustc" "1.95.0")))"#,
+    )
+    .expect("valid");
+    push_artifact(&reg, "tools/cli", "latest", &ArtifactBuilder::new(p1).wasm_to_oci().expect("build")).await;
+    let layer = tar_layer(&[("hello.wasm", MODULE)], "gzip");
+    let config = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["/hello.wasm"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    push_image(&reg, "tools/annotated", "v2", config, &[(TAR_GZIP, layer)], r#"{"run.oci.handler":"wasm"}"#)
+        .await;
+    let plain = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    push_image(&reg, "tools/plain", "v1", plain, &[], "{}").await;
+    for path in [
+        "/v2/edge/handler/_wharf/artifacts/v1",
+        "/v2/tools/cli/_wharf/artifacts/latest",
+        "/v2/tools/annotated/_wharf/artifacts/v2",
+    ] {
+        inspected(&reg, path).await;
+    }
+
+    for reg in [&reg, &other] {
+        assert_eq!(search_hits(reg, "export=wasi:cli/run").await, ["edge/handler:v1"]);
+        assert_eq!(search_hits(reg, "export=wasi:cli/run@0.2.0").await, ["edge/handler:v1"]);
+        assert_eq!(search_hits(reg, "export=wasi:http/*").await, ["edge/handler:v1"]);
+        assert!(search_hits(reg, "import=wasi:http/*").await.is_empty());
+        assert_eq!(search_hits(reg, "import=wasi:cli/environment").await, ["edge/handler:v1"]);
+        assert_eq!(search_hits(reg, "wasi=0.2").await, ["edge/handler:v1"]);
+        assert_eq!(search_hits(reg, "wasi=preview1").await, ["tools/cli:latest"]);
+        assert_eq!(search_hits(reg, "import=wasi_snapshot_preview1").await, ["tools/cli:latest"]);
+        assert_eq!(search_hits(reg, "kind=module").await, ["tools/annotated:v2", "tools/cli:latest"]);
+        assert_eq!(search_hits(reg, "kind=component").await, ["edge/handler:v1"]);
+        assert_eq!(search_hits(reg, "layout=F2").await, ["tools/annotated:v2"]);
+        assert_eq!(search_hits(reg, "layout=cncf-artifact").await, ["edge/handler:v1"]);
+        assert_eq!(search_hits(reg, "language=rust").await, ["edge/handler:v1", "tools/cli:latest"]);
+        assert_eq!(search_hits(reg, "q=edge%20handler").await, ["edge/handler:v1"]);
+        assert_eq!(
+            search_hits(reg, "q=tools").await,
+            ["tools/annotated:v2", "tools/cli:latest"],
+            "not the plain image"
+        );
+        assert_eq!(search_hits(reg, "q=latest").await, ["tools/cli:latest"]);
+        assert_eq!(search_hits(reg, "kind=module&language=rust").await, ["tools/cli:latest"]);
+    }
+    // Pages: one at a time, following Link, filters kept.
+    let r = reg.req(Method::GET, "/v2/_wharf/search?kind=module&n=1").send().await.expect("send");
+    let link = r.headers()["link"].to_str().expect("link").to_owned();
+    assert!(link.starts_with("</v2/_wharf/search?kind=module&n=1&last=tools/annotated@sha256:"), "{link}");
+    let next = link.trim_start_matches('<').split('>').next().expect("url").to_owned();
+    let page: serde_json::Value = get_json(&reg, &next).await;
+    assert_eq!(page["results"][0]["repository"], "tools/cli");
+    // A moved tag and a deleted manifest, in both processes.
+    let digest = cncf.manifest.digest().clone();
+    reg.req(Method::DELETE, &format!("/v2/edge/handler/manifests/{digest}")).send().await.expect("send");
+    assert!(search_hits(&reg, "export=wasi:cli/run").await.is_empty());
+    assert!(search_hits(&other, "export=wasi:cli/run").await.is_empty());
+    // Bad parameters are refused.
+    for q in ["kind=library", "colour=blue", "n=x", "last=nope"] {
+        let r = reg.req(Method::GET, &format!("/v2/_wharf/search?{q}")).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{q}");
+    }
+    reg.stop().await;
+    other.stop().await;
+}

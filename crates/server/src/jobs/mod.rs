@@ -20,6 +20,7 @@
 //! correctness. A job that fails [`MAX_ATTEMPTS`] times for a storage error is given up, its
 //! record saying why.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub(crate) const SETTLE: Duration = Duration::from_millis(200);
 /// How often the queue is looked at when nothing wakes the worker (jobs other processes
 /// enqueued, expired leases).
 const POLL: Duration = Duration::from_secs(5);
+/// How many jobs a worker claims at once (one settle wait for them all).
+const BATCH: usize = 32;
 /// Storage failures after which a job is given up.
 pub(crate) const MAX_ATTEMPTS: u32 = 5;
 
@@ -107,19 +110,29 @@ impl Worker {
         }
     }
 
-    /// Runs every pending job this process can claim, one after the other; returns when none
-    /// is left to claim.
+    /// Runs every pending job this process can claim, a batch of at most [`BATCH`] claimed
+    /// at once and run one after the other; returns when none is left to claim.
     pub(crate) async fn drain(&self, registry: &Registry) -> Result<()> {
         loop {
             let pending = registry.storage().list_meta("jobs/pending/").await?;
+            let ids: Vec<String> = pending.iter().map(|k| k["jobs/pending/".len()..].to_owned()).collect();
             let mut ran = false;
-            for key in pending {
-                let id = &key["jobs/pending/".len()..];
-                if !self.claim(registry, id).await? {
+            for chunk in ids.chunks(BATCH) {
+                let held = Arc::new(tokio::sync::Mutex::new(self.claim(registry, chunk).await?));
+                let ids: Vec<String> = held.lock().await.iter().cloned().collect();
+                if ids.is_empty() {
                     continue;
                 }
                 ran = true;
-                self.run_one(registry, id).await?;
+                let renewal = tokio::spawn(self.renew(Arc::clone(registry.storage()), Arc::clone(&held)));
+                for id in &ids {
+                    let outcome = self.run_one(registry, id, &held).await;
+                    if let Err(e) = outcome {
+                        renewal.abort();
+                        return Err(e);
+                    }
+                }
+                renewal.abort();
             }
             if !ran {
                 return Ok(());
@@ -127,50 +140,91 @@ impl Worker {
         }
     }
 
-    /// Takes the lease on job `id` if nobody holds a live one.
-    async fn claim(&self, registry: &Registry, id: &str) -> Result<bool> {
-        let key = format!("jobs/leases/{id}");
+    /// Takes the leases of the jobs in `ids` nobody holds a live lease on: writes them all,
+    /// waits [`SETTLE`] once, and keeps those that read back as its own.
+    async fn claim(&self, registry: &Registry, ids: &[String]) -> Result<BTreeSet<String>> {
         let storage = registry.storage();
-        if let Some(lease) = storage.get_meta(&key).await?
-            && let Some((owner, expires)) = parse_lease(&lease)
-            && (owner != self.owner && expires > now_ms())
-        {
-            return Ok(false);
+        let mut wanted = Vec::new();
+        for id in ids {
+            let key = format!("jobs/leases/{id}");
+            if let Some(lease) = storage.get_meta(&key).await?
+                && let Some((owner, expires)) = parse_lease(&lease)
+                && (owner != self.owner && expires > now_ms())
+            {
+                continue;
+            }
+            wanted.push(id.clone());
+        }
+        if wanted.is_empty() {
+            return Ok(BTreeSet::new());
         }
         let mine = format!("{} {}", self.owner, now_ms() + LEASE.as_millis());
-        storage.set_meta(&key, mine.clone().into()).await?;
+        let leases = wanted
+            .iter()
+            .map(|id| Write::Set { key: format!("jobs/leases/{id}"), value: mine.clone().into() })
+            .collect();
+        storage.write_steps(vec![leases]).await?;
         tokio::time::sleep(SETTLE).await;
-        Ok(storage.get_meta(&key).await?.is_some_and(|l| l == mine.as_bytes()))
+        let mut held = BTreeSet::new();
+        for id in wanted {
+            if storage.get_meta(&format!("jobs/leases/{id}")).await?.is_some_and(|l| l == mine.as_bytes()) {
+                held.insert(id);
+            }
+        }
+        Ok(held)
     }
 
-    async fn run_one(&self, registry: &Registry, id: &str) -> Result<()> {
+    /// Renews the leases still `held` every third of [`LEASE`] (under the lock that a finished
+    /// job takes to give its lease up, so a lease is never written back after its removal).
+    fn renew(
+        &self,
+        storage: Arc<dyn wharf_store::Storage>,
+        held: Arc<tokio::sync::Mutex<BTreeSet<String>>>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let owner = self.owner.clone();
+        async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                let held = held.lock().await;
+                let value = format!("{owner} {}", now_ms() + LEASE.as_millis());
+                let leases = held
+                    .iter()
+                    .map(|id| Write::Set { key: format!("jobs/leases/{id}"), value: value.clone().into() })
+                    .collect();
+                if let Err(e) = storage.write_steps(vec![leases]).await {
+                    tracing::warn!(error = %e, "renewing job leases failed");
+                }
+            }
+        }
+    }
+
+    /// Runs job `id` (held) and gives its lease up: removed with the job when done, or turned
+    /// into a back-off when it is to be retried. The `held` lock is kept while the lease is
+    /// given up, so the renewal never writes it back.
+    async fn run_one(
+        &self,
+        registry: &Registry,
+        id: &str,
+        held: &tokio::sync::Mutex<BTreeSet<String>>,
+    ) -> Result<()> {
         let pending = format!("jobs/pending/{id}");
         let lease = format!("jobs/leases/{id}");
         let done = vec![Write::Remove { key: pending.clone() }, Write::Remove { key: lease.clone() }];
-        let Some(bytes) = registry.storage().get_meta(&pending).await? else {
-            registry.storage().remove_meta(&lease).await?;
-            return Ok(());
+        let job = match registry.storage().get_meta(&pending).await? {
+            Some(bytes) => serde_json::from_slice::<Job>(&bytes).map_err(|_| {
+                tracing::error!(job = id, "dropping a job record that does not parse");
+            }),
+            None => Err(()),
         };
-        let Ok(job) = serde_json::from_slice::<Job>(&bytes) else {
-            tracing::error!(job = id, "dropping a job record that does not parse");
+        let Ok(Job::Inspect { repository, digest, attempts }) = job else {
+            let mut held = held.lock().await;
+            held.remove(id);
             registry.storage().write_steps(vec![done]).await?;
             return Ok(());
         };
-        let Job::Inspect { repository, digest, attempts } = &job;
-        let renewal = {
-            let (storage, key, owner) = (Arc::clone(registry.storage()), lease.clone(), self.owner.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(LEASE / 3).await;
-                    let value = format!("{owner} {}", now_ms() + LEASE.as_millis());
-                    if let Err(e) = storage.set_meta(&key, value.into()).await {
-                        tracing::warn!(error = %e, "renewing a job lease failed");
-                    }
-                }
-            })
-        };
-        let outcome = registry.inspect_stored(repository, digest, None).await;
-        renewal.abort();
+        let outcome = registry.inspect_stored(&repository, &digest, None).await;
+        let mut held = held.lock().await;
+        held.remove(id);
         match outcome {
             Ok(()) => {
                 registry.storage().write_steps(vec![done]).await?;
@@ -178,18 +232,14 @@ impl Worker {
             }
             Err(e) if attempts + 1 >= MAX_ATTEMPTS => {
                 tracing::error!(job = id, error = %e, "giving up a job");
-                registry.inspect_stored(repository, digest, Some(&e.to_string())).await.ok();
+                registry.inspect_stored(&repository, &digest, Some(&e.to_string())).await.ok();
                 registry.storage().write_steps(vec![done]).await?;
                 registry.metrics().job_finished("inspect", "given-up");
             }
             Err(e) => {
                 // Retried later: the lease becomes a back-off nobody owns (30 s, 60 s, …).
                 tracing::warn!(job = id, error = %e, attempts = attempts + 1, "a job failed; it will be retried");
-                let retry = Job::Inspect {
-                    repository: repository.clone(),
-                    digest: digest.clone(),
-                    attempts: attempts + 1,
-                };
+                let retry = Job::Inspect { repository, digest, attempts: attempts + 1 };
                 let until = now_ms() + 30_000 * u128::from(attempts + 1);
                 let backoff = Write::Set { key: lease, value: format!("backoff {until}").into() };
                 registry.storage().write_steps(vec![vec![retry.write(), backoff]]).await?;

@@ -201,7 +201,7 @@ fn valid_wasi(v: &str) -> bool {
 
 /// `preview1`/`unstable` exactly; a version allows itself and, as a prefix of whole
 /// components, its patch versions and pre-releases (`0.2` allows `0.2.3`, not `0.20.0`).
-fn wasi_allows(allowed: &str, version: &str) -> bool {
+pub(crate) fn wasi_allows(allowed: &str, version: &str) -> bool {
     version == allowed
         || version.strip_prefix(allowed).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
 }

@@ -1,0 +1,415 @@
+//! Search over the registry's Wasm artifacts (`GET /v2/_wharf/search`): by imported or
+//! exported interface, WASI version, module or component, layout, source language, and free
+//! text over repository names, tags and annotations.
+//!
+//! The index is built from the artifact and tag records (the records stay the truth) and kept
+//! in memory: a query reads no record but one stamp per process, so it stays fast as the
+//! registry grows. This process updates it as it writes; another process sharing the backend
+//! bumps its own stamp `search/stamps/<process>` with every change, and a query that sees a
+//! stamp it does not know reloads the index from the records.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use serde_json::{Value, json};
+use wharf_store::Write;
+
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+
+/// One artifact as the index holds it.
+#[derive(Clone, Debug, Default)]
+struct Doc {
+    tags: BTreeSet<String>,
+    kind: Option<String>,
+    layout: String,
+    format: String,
+    languages: Vec<String>,
+    imports: Vec<String>,
+    exports: Vec<String>,
+    wasi: Option<String>,
+    /// Lower-case annotations (keys and values), artifact type and media type.
+    text: String,
+    summary: Value,
+}
+
+impl Doc {
+    /// From an artifact record (`None` for what is not Wasm).
+    fn from_record(record: &Value) -> Option<Self> {
+        if record["wasm"] != true {
+            return None;
+        }
+        let module = &record["module"];
+        let world = &module["world"];
+        let names = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| a.iter().filter_map(|e| e["name"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
+        };
+        // A component's world when decoded, else the top-level import/export names (for a
+        // core module, imports as `module::name` and the module name alone).
+        let (imports, exports) = if world.is_object() {
+            (names(&world["imports"]), names(&world["exports"]))
+        } else {
+            let mut imports = Vec::new();
+            for i in module["imports"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                let (m, n) =
+                    (i["module"].as_str().unwrap_or_default(), i["name"].as_str().unwrap_or_default());
+                if m.is_empty() {
+                    imports.push(n.to_owned());
+                } else if !imports.iter().any(|x| x == m) {
+                    imports.push(m.to_owned());
+                }
+            }
+            (imports, names(&module["exports"]))
+        };
+        let languages = module["producers"]["language"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t["name"].as_str().map(str::to_ascii_lowercase)).collect())
+            .unwrap_or_default();
+        let mut text = String::new();
+        if let Some(annotations) = record["annotations"].as_object() {
+            for (k, v) in annotations {
+                text.push_str(&k.to_lowercase());
+                text.push(' ');
+                text.push_str(&v.as_str().unwrap_or_default().to_lowercase());
+                text.push('\n');
+            }
+        }
+        for field in ["artifactType", "mediaType"] {
+            text.push_str(&record[field].as_str().unwrap_or_default().to_lowercase());
+            text.push('\n');
+        }
+        Some(Self {
+            tags: BTreeSet::new(),
+            kind: module["header"]["kind"]
+                .as_str()
+                .map(|k| if k == "component" { "component" } else { "module" }.to_owned()),
+            layout: record["kind"].as_str().unwrap_or_default().to_owned(),
+            format: record["format"].as_str().unwrap_or_default().to_owned(),
+            languages,
+            imports,
+            exports,
+            wasi: module["wasiVersion"].as_str().map(str::to_owned),
+            text,
+            summary: json!({
+                "digest": record["digest"],
+                "mediaType": record["mediaType"],
+                "artifactType": record["artifactType"],
+                "kind": record["kind"],
+                "format": record["format"],
+                "size": record["size"],
+                "pushedAt": record["pushedAt"],
+                "inspection": record["inspection"]["status"],
+                "binaryKind": module["header"]["kind"],
+                "wasiVersion": module["wasiVersion"],
+                "imports": imports_of(module, world),
+                "exports": if world.is_object() { names(&world["exports"]) } else { names(&module["exports"]) },
+                "languages": module["producers"]["language"],
+            }),
+        })
+    }
+}
+
+fn imports_of(module: &Value, world: &Value) -> Vec<String> {
+    let source = if world.is_object() { &world["imports"] } else { &module["imports"] };
+    let mut out: Vec<String> = Vec::new();
+    for i in source.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let name = match i["module"].as_str() {
+            Some(m) if !m.is_empty() => m.to_owned(),
+            _ => i["name"].as_str().unwrap_or_default().to_owned(),
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// A search's filters (all must hold).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Query {
+    /// An imported interface (`wasi:http/outgoing-handler`, `wasi:http/*`, or a core module
+    /// name such as `wasi_snapshot_preview1`).
+    pub import: Option<String>,
+    /// An exported interface or function.
+    pub export: Option<String>,
+    /// A WASI version: `preview1`, `unstable`, or a version prefix (`0.2`).
+    pub wasi: Option<String>,
+    /// `module` or `component`.
+    pub kind: Option<String>,
+    /// A layout: its format id (`F2`) or name (`compat-annotated`, `cncf-artifact`).
+    pub layout: Option<String>,
+    /// A source language from the producers section (`Rust`, case-insensitive).
+    pub language: Option<String>,
+    /// Words that must all appear in the repository name, a tag, or an annotation.
+    pub text: Option<String>,
+}
+
+impl Query {
+    /// From the query string's pairs; unknown parameters (other than `n` and `last`) are
+    /// refused.
+    pub(crate) fn from_pairs(pairs: &[(String, String)]) -> Result<Self> {
+        let mut q = Self::default();
+        for (key, value) in pairs {
+            let slot = match key.as_str() {
+                "import" => &mut q.import,
+                "export" => &mut q.export,
+                "wasi" => &mut q.wasi,
+                "kind" => &mut q.kind,
+                "layout" => &mut q.layout,
+                "language" => &mut q.language,
+                "q" => &mut q.text,
+                "n" | "last" => continue,
+                other => {
+                    return Err(Error::ParameterInvalid(format!(
+                        "unknown search parameter `{}` (import, export, wasi, kind, layout, language, q, n, last)",
+                        crate::http::printable(other, 64)
+                    )));
+                }
+            };
+            if value.is_empty() || value.len() > 512 {
+                return Err(Error::ParameterInvalid(format!("`{key}` must be 1 to 512 characters")));
+            }
+            *slot = Some(value.clone());
+        }
+        if let Some(kind) = &q.kind
+            && kind != "module"
+            && kind != "component"
+        {
+            return Err(Error::ParameterInvalid("`kind` is `module` or `component`".into()));
+        }
+        Ok(q)
+    }
+
+    /// The query string of these filters (for `Link`).
+    fn to_query_string(&self) -> String {
+        let pairs = [
+            ("import", &self.import),
+            ("export", &self.export),
+            ("wasi", &self.wasi),
+            ("kind", &self.kind),
+            ("layout", &self.layout),
+            ("language", &self.language),
+            ("q", &self.text),
+        ];
+        pairs
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", percent_encode(v))))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    fn matches(&self, repo: &str, doc: &Doc) -> bool {
+        use wharf_wasm::wit::interface_matches;
+        let any = |list: &[String], pattern: &str| list.iter().any(|n| interface_matches(n, pattern));
+        self.import.as_deref().is_none_or(|p| any(&doc.imports, p))
+            && self.export.as_deref().is_none_or(|p| any(&doc.exports, p))
+            && self
+                .wasi
+                .as_deref()
+                .is_none_or(|w| doc.wasi.as_deref().is_some_and(|v| crate::policy::wasi_allows(w, v)))
+            && self.kind.as_deref().is_none_or(|k| doc.kind.as_deref() == Some(k))
+            && self.layout.as_deref().is_none_or(|l| doc.layout == l || doc.format.eq_ignore_ascii_case(l))
+            && self
+                .language
+                .as_deref()
+                .is_none_or(|l| doc.languages.iter().any(|x| x.eq_ignore_ascii_case(l)))
+            && self.text.as_deref().is_none_or(|t| {
+                t.split_whitespace().all(|word| {
+                    let word = word.to_lowercase();
+                    repo.to_lowercase().contains(&word)
+                        || doc.tags.iter().any(|tag| tag.to_lowercase().contains(&word))
+                        || doc.text.contains(&word)
+                })
+            })
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~:/*@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The index: every Wasm artifact by (repository, digest).
+#[derive(Debug, Default)]
+pub(crate) struct SearchIndex {
+    state: Mutex<State>,
+    /// This process's stamp key.
+    me: String,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    loaded: bool,
+    docs: BTreeMap<(String, String), Doc>,
+    /// The stamps of other processes seen at the last load.
+    stamps: HashMap<String, Vec<u8>>,
+    /// This process's change counter.
+    counter: u64,
+}
+
+impl SearchIndex {
+    pub(crate) fn new() -> Self {
+        Self { state: Mutex::default(), me: format!("search/stamps/{}", uuid::Uuid::new_v4().simple()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The write that tells other processes this one changed the index.
+    pub(crate) fn stamp_write(&self) -> Write {
+        let mut state = self.lock();
+        state.counter += 1;
+        Write::Set { key: self.me.clone(), value: state.counter.to_string().into() }
+    }
+
+    /// A manifest's record was written (pushed, or inspected), with `tags` now its own in `repo`.
+    pub(crate) fn upsert(&self, repo: &str, record: &Value, tags: &[String]) {
+        let mut state = self.lock();
+        if !state.loaded {
+            return;
+        }
+        let digest = record["digest"].as_str().unwrap_or_default().to_owned();
+        if !tags.is_empty() {
+            for ((r, _), doc) in state.docs.range_mut((repo.to_owned(), String::new())..) {
+                if r != repo {
+                    break;
+                }
+                doc.tags.retain(|t| !tags.contains(t));
+            }
+        }
+        let key = (repo.to_owned(), digest);
+        let Some(mut doc) = Doc::from_record(record) else {
+            state.docs.remove(&key);
+            return;
+        };
+        doc.tags = state.docs.get(&key).map(|d| d.tags.clone()).unwrap_or_default();
+        doc.tags.extend(tags.iter().cloned());
+        state.docs.insert(key, doc);
+    }
+
+    /// A manifest was deleted.
+    pub(crate) fn remove(&self, repo: &str, digest: &str) {
+        self.lock().docs.remove(&(repo.to_owned(), digest.to_owned()));
+    }
+
+    /// A tag was deleted.
+    pub(crate) fn untag(&self, repo: &str, tag: &str) {
+        let mut state = self.lock();
+        for ((r, _), doc) in state.docs.range_mut((repo.to_owned(), String::new())..) {
+            if r != repo {
+                break;
+            }
+            doc.tags.remove(tag);
+        }
+    }
+}
+
+impl Registry {
+    /// Wasm artifacts matching `query` in the repositories `visible` accepts, sorted by
+    /// repository then digest, after `last` (`<repository>@<digest>`), at most `n`; and
+    /// whether more follow.
+    pub async fn search(
+        &self,
+        query: &Query,
+        n: Option<usize>,
+        last: Option<&str>,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(Vec<Value>, bool)> {
+        self.fresh_search_index().await?;
+        let after = match last {
+            Some(l) => {
+                let (repo, digest) = l
+                    .split_once('@')
+                    .ok_or_else(|| Error::ParameterInvalid("`last` is `<repository>@<digest>`".into()))?;
+                Some((repo.to_owned(), digest.to_owned()))
+            }
+            None => None,
+        };
+        let limit = n.unwrap_or(usize::MAX);
+        let state = self.search_index().lock();
+        let range = match &after {
+            Some(key) => {
+                state.docs.range((std::ops::Bound::Excluded(key.clone()), std::ops::Bound::Unbounded))
+            }
+            None => state.docs.range::<(String, String), _>(..),
+        };
+        let mut out = Vec::new();
+        let mut more = false;
+        for ((repo, _), doc) in range {
+            if !query.matches(repo, doc) || !visible(repo) {
+                continue;
+            }
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            let mut hit = doc.summary.clone();
+            hit["repository"] = json!(repo);
+            hit["tags"] = json!(doc.tags);
+            out.push(hit);
+        }
+        Ok((out, more))
+    }
+
+    /// Loads the index on first use, and again when another process changed it.
+    async fn fresh_search_index(&self) -> Result<()> {
+        let index = self.search_index();
+        let mut stamps = HashMap::new();
+        for key in self.storage().list_meta("search/stamps/").await? {
+            if key != index.me
+                && let Some(value) = self.storage().get_meta(&key).await?
+            {
+                stamps.insert(key, value.to_vec());
+            }
+        }
+        let before = {
+            let state = index.lock();
+            if state.loaded && state.stamps == stamps {
+                return Ok(());
+            }
+            state.counter
+        };
+        let mut docs = BTreeMap::new();
+        for name in self.catalog(None, None).await?.names {
+            let Ok(repo) = name.parse::<wharf_types::Repository>() else { continue };
+            let tags = self.tags_by_digest(&repo).await?;
+            for record in self.artifact_records(&repo).await? {
+                let Some(mut doc) = Doc::from_record(&record) else { continue };
+                let digest = record["digest"].as_str().unwrap_or_default().to_owned();
+                doc.tags = tags.iter().filter(|(d, _)| *d == digest).map(|(_, t)| t.clone()).collect();
+                docs.insert((name.clone(), digest), doc);
+            }
+        }
+        let mut state = index.lock();
+        state.docs = docs;
+        state.stamps = stamps;
+        // A change this process made while the records were read may be missing: load again
+        // at the next query.
+        state.loaded = state.counter == before;
+        Ok(())
+    }
+}
+
+/// The `Link` of the next page.
+pub(crate) fn next_link(query: &Query, n: usize, last: &Value) -> String {
+    let last = format!(
+        "{}@{}",
+        last["repository"].as_str().unwrap_or_default(),
+        last["digest"].as_str().unwrap_or_default()
+    );
+    let filters = query.to_query_string();
+    let sep = if filters.is_empty() { "" } else { "&" };
+    format!("</v2/_wharf/search?{filters}{sep}n={n}&last={}>; rel=\"next\"", percent_encode(&last))
+}
