@@ -578,6 +578,8 @@ async fn handle(
         (Route::WharfSearch, Method::GET) => {
             let filters = crate::search::Query::from_pairs(&query)?;
             let (n, last) = paging(&query)?;
+            // A page of 100 unless asked otherwise, as distribution's catalog.
+            let n = Some(n.unwrap_or(100));
             let (hits, more) = registry.search(&filters, n, last.as_deref(), &|r| gate.visible(r)).await?;
             let link = match (more, n, hits.last()) {
                 (true, Some(n), Some(last)) => Some(crate::search::next_link(&filters, n, last)),

@@ -10,5 +10,6 @@ mod common;
 mod conformance;
 mod limits;
 mod model;
+mod openapi;
 mod persistence;
 mod wasm;
