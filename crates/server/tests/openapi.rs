@@ -79,7 +79,8 @@ fn check(doc: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Ve
             Value::Array(_) => "array",
             Value::Object(_) => "object",
         };
-        if !types.contains(&actual) && !(actual == "integer" && types.contains(&"number")) {
+        let integer_as_number = actual == "integer" && types.contains(&"number");
+        if !types.contains(&actual) && !integer_as_number {
             errors.push(format!("{path}: {actual}, expected {}", types.join(" or ")));
             return;
         }
