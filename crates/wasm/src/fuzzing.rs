@@ -54,3 +54,38 @@ pub fn inspect_bytes(data: &[u8]) {
     }
     let _ = crate::validate(data);
 }
+
+/// A layer's bytes read as tar, tar+gzip or tar+zstd: never panics, never returns more than
+/// its caps allow, and a module found "as any `.wasm`" starts with the Wasm magic.
+pub fn extract_bytes(data: &[u8]) {
+    use crate::{EntryMatch, extract};
+    const MAX_MODULE: u64 = 1 << 20;
+    const MAX_READ: u64 = 4 << 20;
+    for wanted in [
+        EntryMatch::AnyWasm,
+        EntryMatch::Path("/app/main.wasm".into()),
+        EntryMatch::FileName("plugin.wasm".into()),
+    ] {
+        let any = matches!(wanted, EntryMatch::AnyWasm);
+        if let Ok(found) = extract::read_wasm_bounded(data, &Location::TarEntry(wanted), MAX_MODULE, MAX_READ)
+        {
+            assert!(found.bytes.len() as u64 <= MAX_MODULE);
+            assert!(!any || found.bytes.starts_with(&crate::WASM_MAGIC));
+            assert_eq!(found.path, extract::normalise_path(&found.path), "the path is normalised");
+        }
+    }
+    if let Ok(raw) = extract::read_wasm_bounded(data, &Location::Raw, MAX_MODULE, MAX_READ) {
+        assert_eq!(raw.bytes, data.get(..raw.bytes.len()).unwrap_or_default());
+    }
+}
+
+/// A component's WIT world from arbitrary bytes: never panics; what decodes has bounded
+/// text, names every entry, and decodes the same twice.
+#[cfg(feature = "wit")]
+pub fn wit_bytes(data: &[u8]) {
+    if let Ok(world) = crate::wit::world(data) {
+        assert!(world.wit.len() <= crate::wit::MAX_WIT_TEXT + 128);
+        assert!(world.imports.iter().chain(&world.exports).all(|e| !e.name.is_empty()));
+        assert_eq!(crate::wit::world(data).ok(), Some(world), "decoding is not deterministic");
+    }
+}

@@ -439,7 +439,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
     info.wasi_version = wasi_version(info.wasi, &info.wasi_interfaces);
     info.validation = validation(bytes);
     #[cfg(feature = "wit")]
-    if header.kind == BinaryKind::Component {
+    if header.kind == BinaryKind::Component && info.validation.valid {
         match crate::wit::world(bytes) {
             Ok(world) => info.world = Some(world),
             Err(e) => info.world_error = Some(e.to_string()),

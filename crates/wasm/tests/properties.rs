@@ -111,8 +111,32 @@ proptest! {
     }
 }
 
+/// A fuzzing finding: 291 bytes whose section header claims 1.3 GB made `wit-parser` allocate
+/// it. Refused now, with a small allocation.
+#[test]
+fn a_hostile_section_size_does_not_allocate_it() {
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/wasm/fuzz/wit-oom-section-size.bin"
+    ))
+    .expect("fixture");
+    assert!(wharf_wasm::wit::world(&data).is_err());
+    fuzzing::wit_bytes(&data);
+    fuzzing::inspect_bytes(&data);
+}
+
 #[test]
 fn fuzz_invariants_on_real_binaries() {
     fuzzing::inspect_bytes(&crate::common::hello_module());
     fuzzing::inspect_bytes(&crate::common::component());
+    fuzzing::wit_bytes(&crate::common::component());
+    let module = crate::common::hello_module();
+    for gzip in [false, true] {
+        let layer = crate::common::tar_layer(&[("plugin.wasm", &module), ("app/main.wasm", &module)], gzip);
+        fuzzing::extract_bytes(&layer);
+        // Every truncation of a real layer: an error or a module, never a panic.
+        for cut in (0..layer.len()).step_by(97) {
+            fuzzing::extract_bytes(&layer[..cut]);
+        }
+    }
 }
