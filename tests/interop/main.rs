@@ -45,6 +45,13 @@ mod pki;
 /// Flow 7's access rules: issue 14's configuration (`listen` and `storage` are the test's).
 const ACCESS: &str = include_str!("../data/auth/wharf.toml");
 
+/// Flow 8's Wasm policy.
+const POLICY: &str = "[[wasm_policy]]\nname = \"no-environment\"\nrepositories = [\"policy-denied/**\"]\ndeny_imports = [\"wasi:cli/environment\"]\n";
+
+/// The component of flow 8: imports `wasi:cli/environment@0.2.0`, exports `wasi:cli/run@0.2.0`
+/// and an HTTP handler.
+const COMPONENT_WAT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/cli-http-component.wat");
+
 /// Flows run one at a time: the c/image tools share caches under `/var/lib/containers`.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -114,7 +121,12 @@ impl World {
         let (server, host) = rt.block_on(async {
             let storage =
                 Arc::new(wharf::store::FsStore::open(dir.path().join("registry")).await.expect("store"));
-            let registry = wharf::server::Registry::new(storage);
+            // Flow 8's policy: no component importing `wasi:cli/environment` under `policy-denied/`.
+            let policy: wharf::server::config::FileConfig =
+                wharf::server::config::FileConfig::parse(POLICY).expect("policy config");
+            let policies =
+                wharf::server::policy::WasmPolicies::from_config(&policy.wasm_policy).expect("policies");
+            let registry = wharf::server::Registry::new(storage).with_wasm_policies(policies);
             let mut server = wharf::server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry)
                 .await
                 .expect("bind");
@@ -723,4 +735,80 @@ fn flow7_credentials_over_tls_with_skopeo_buildah_podman_oras_py_and_the_example
         let reference: Reference = format!("{}/{name}:v1", w.host).parse().expect("ref");
         assert!(w.rt.block_on(w.client.resolve(&reference)).is_err(), "{name} exists");
     }
+}
+
+/// The Bytecode Alliance's own tools: `wasm-tools` builds the component from WAT, `wkg oci push`
+/// and `wkg oci pull` round-trip it byte-exact, the WIT Wharf reports is what `wasm-tools
+/// component wit` prints, search finds it by export, and a policy denying
+/// `wasi:cli/environment` refuses it with a message naming the import and stores nothing.
+#[test]
+fn flow8_components_with_wasm_tools_and_wkg() {
+    let tools: Vec<&str> = ["wasm-tools", "wkg"]
+        .into_iter()
+        .filter(|t| Command::new(t).arg("--version").output().is_err())
+        .collect();
+    if !tools.is_empty() {
+        assert!(
+            std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
+            "flow 8: missing {tools:?} and WHARF_REQUIRE_ALL=1 (.ci/run installs them)"
+        );
+        eprintln!("SKIPPED flow 8: missing {}", tools.join(", "));
+        return;
+    }
+    let Some(w) = World::start("flow 8") else { return };
+    let component = w.path("cli-http.wasm");
+    w.run("wasm-tools", &["parse", COMPONENT_WAT, "-o", &component]);
+    w.run("wasm-tools", &["validate", &component]);
+    let bytes = std::fs::read(&component).expect("component");
+    let wkg = |args: &[&str]| {
+        let mut all = vec!["oci"];
+        all.extend_from_slice(args);
+        all.extend(["--insecure", w.host.as_str()]);
+        w.output("wkg", &all, &[("WKG_CONFIG_FILE", &w.path("wkg.toml")), ("HOME", &w.path(""))])
+    };
+    let target = format!("{}/components/cli-http:1.0.0", w.host);
+    let out = wkg(&["push", &target, &component]);
+    assert!(out.status.success(), "wkg oci push: {}", String::from_utf8_lossy(&out.stderr));
+
+    let artifact = w.artifact("components/cli-http", "1.0.0");
+    assert_eq!(artifact["kind"], "cncf-artifact", "{artifact:#}");
+    assert_eq!(artifact["module"]["header"]["kind"], "component", "{artifact:#}");
+    assert_eq!(artifact["module"]["wasiVersion"], "0.2.0", "{artifact:#}");
+    let wit = w.run("wasm-tools", &["component", "wit", &component]);
+    assert_eq!(
+        artifact["module"]["world"]["wit"].as_str().map(str::trim_end),
+        Some(wit.trim_end()),
+        "the WIT differs"
+    );
+    let exports: Vec<&str> = artifact["module"]["world"]["exports"]
+        .as_array()
+        .expect("exports")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(exports, ["wasi:cli/run@0.2.0", "wasi:http/incoming-handler@0.2.0"]);
+    let search = w.get_json("/v2/_wharf/search?export=wasi:cli/run");
+    assert_eq!(search["results"][0]["repository"], "components/cli-http", "{search:#}");
+    assert_eq!(search["results"][0]["tags"][0], "1.0.0");
+
+    let pulled = w.path("pulled.wasm");
+    let out = wkg(&["pull", &target, "-o", &pulled]);
+    assert!(out.status.success(), "wkg oci pull: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&pulled).expect("pulled"), bytes, "wkg pulls the exact bytes it pushed");
+
+    // The policy: refused, the message names the policy and the import, nothing stored.
+    let denied = format!("{}/policy-denied/cli-http:1.0.0", w.host);
+    let out = wkg(&["push", &denied, &component]);
+    assert!(!out.status.success(), "the push was accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("wasi:cli/environment"), "wkg does not show why: {stderr}");
+    let tags = w.rt.block_on(async {
+        w.http
+            .get(format!("http://{}/v2/policy-denied/cli-http/manifests/1.0.0", w.host))
+            .send()
+            .await
+            .expect("GET")
+            .status()
+    });
+    assert_eq!(tags, reqwest::StatusCode::NOT_FOUND);
 }
