@@ -512,6 +512,49 @@ async fn every_caller_and_operation_gets_exactly_its_status_and_refused_writes_c
     reg.stop().await;
 }
 
+/// `/v2/_wharf/search` lists only the repositories the caller may pull.
+#[tokio::test]
+async fn search_shows_only_what_the_caller_may_pull() {
+    let reg = Secure::start("").await;
+    let module: &[u8] = &[0, 97, 115, 109, 1, 0, 0, 0];
+    for repo in ["private/x", "public/app", "team/app"] {
+        let artifact = wharf_wasm::ArtifactBuilder::new(module.to_vec()).wasm_to_oci().expect("build");
+        for blob in artifact.blobs() {
+            let r = reg.push_blob_as(Some(("admin", "admin-pw")), repo, &blob.data).await;
+            assert_eq!(r.status(), StatusCode::CREATED);
+        }
+        let r = reg
+            .http
+            .put(reg.url(&format!("/v2/{repo}/manifests/wasm")))
+            .basic_auth("admin", Some("admin-pw"))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(artifact.manifest.bytes().clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    for (who, expected) in [
+        (None, vec!["public/app"]),
+        (Some(("alice", "alice-pw")), vec!["public/app", "team/app"]),
+        (Some(("admin", "admin-pw")), vec!["private/x", "public/app", "team/app"]),
+    ] {
+        let mut request = reg.http.get(reg.url("/v2/_wharf/search?layout=F1"));
+        if let Some((u, p)) = who {
+            request = request.basic_auth(u, Some(p));
+        }
+        let json: serde_json::Value = request.send().await.expect("send").json().await.expect("json");
+        let names: Vec<&str> = json["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter_map(|r| r["repository"].as_str())
+            .collect();
+        assert_eq!(names, expected, "{who:?}");
+    }
+    reg.stop().await;
+}
+
 #[tokio::test]
 async fn a_mount_without_from_only_takes_blobs_the_caller_may_pull() {
     let reg = Secure::start("").await;
