@@ -197,17 +197,7 @@ async fn indexes_and_plain_images() {
 #[tokio::test]
 async fn the_validate_policy() {
     let storage = Arc::new(wharf_store::MemoryStore::new());
-    let server = wharf_server::Server::bind(
-        "127.0.0.1:0".parse().expect("addr"),
-        wharf_server::Registry::new(storage).with_wasm_validate(true),
-    )
-    .await
-    .expect("bind");
-    let reg = Reg {
-        base: format!("http://{}", server.local_addr()),
-        http: reqwest::Client::new(),
-        handle: Some(server.spawn()),
-    };
+    let reg = Reg::serve(wharf_server::Registry::new(storage).with_wasm_validate(true)).await;
     // A real module passes.
     let real = ArtifactBuilder::new(MODULE.to_vec()).wasm_to_oci().expect("build");
     push_artifact(&reg, "policy", "real", &real).await;
@@ -470,17 +460,10 @@ async fn wasm_policies_refuse_with_a_clear_message_and_store_nothing() {
     )
     .expect("config");
     let policies = wharf_server::policy::WasmPolicies::from_config(&config.wasm_policy).expect("policies");
-    let server = wharf_server::Server::bind(
-        "127.0.0.1:0".parse().expect("addr"),
+    let reg = Reg::serve(
         wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new())).with_wasm_policies(policies),
     )
-    .await
-    .expect("bind");
-    let reg = Reg {
-        base: format!("http://{}", server.local_addr()),
-        http: reqwest::Client::new(),
-        handle: Some(server.spawn()),
-    };
+    .await;
     let component =
         std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wasm"))
             .expect("fixture");
@@ -607,20 +590,7 @@ async fn search_hits(reg: &Reg, q: &str) -> Vec<String> {
 #[tokio::test]
 async fn search_by_interface_wasi_kind_layout_language_and_text() {
     let storage: Arc<dyn wharf_store::Storage> = Arc::new(wharf_store::MemoryStore::new());
-    let start = |storage: Arc<dyn wharf_store::Storage>| async move {
-        let server = wharf_server::Server::bind(
-            "127.0.0.1:0".parse().expect("addr"),
-            wharf_server::Registry::new(storage),
-        )
-        .await
-        .expect("bind");
-        Reg {
-            base: format!("http://{}", server.local_addr()),
-            http: reqwest::Client::new(),
-            handle: Some(server.spawn()),
-        }
-    };
-    let (reg, other) = (start(Arc::clone(&storage)).await, start(storage).await);
+    let (reg, other) = (Reg::start(Arc::clone(&storage)).await, Reg::start(storage).await);
     assert!(search_hits(&other, "").await.is_empty(), "the second process loads its (empty) index first");
     let component =
         std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wasm"))

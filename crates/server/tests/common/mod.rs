@@ -22,8 +22,12 @@ pub(crate) struct Reg {
 
 impl Reg {
     pub(crate) async fn start(storage: Arc<dyn wharf_store::Storage>) -> Self {
-        let server =
-            Server::bind("127.0.0.1:0".parse().expect("addr"), Registry::new(storage)).await.expect("bind");
+        Self::serve(Registry::new(storage)).await
+    }
+
+    /// Serves `registry` (with its policies) on a loopback port.
+    pub(crate) async fn serve(registry: Registry) -> Self {
+        let server = Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
         let base = format!("http://{}", server.local_addr());
         Self { base, http: reqwest::Client::new(), handle: Some(server.spawn()) }
     }
