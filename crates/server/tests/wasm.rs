@@ -590,7 +590,7 @@ async fn search_hits(reg: &Reg, q: &str) -> Vec<String> {
 #[tokio::test]
 async fn search_by_interface_wasi_kind_layout_language_and_text() {
     let storage: Arc<dyn wharf_store::Storage> = Arc::new(wharf_store::MemoryStore::new());
-    let (reg, other) = (Reg::start(Arc::clone(&storage)).await, Reg::start(storage).await);
+    let (reg, other) = (Reg::start(Arc::clone(&storage)).await, Reg::start(Arc::clone(&storage)).await);
     assert!(search_hits(&other, "").await.is_empty(), "the second process loads its (empty) index first");
     let component =
         std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wasm"))
@@ -655,6 +655,10 @@ async fn search_by_interface_wasi_kind_layout_language_and_text() {
     reg.req(Method::DELETE, &format!("/v2/edge/handler/manifests/{digest}")).send().await.expect("send");
     assert!(search_hits(&reg, "export=wasi:cli/run").await.is_empty());
     assert!(search_hits(&other, "export=wasi:cli/run").await.is_empty());
+    // A stamp a process left a day ago is cleared by the next query.
+    storage.set_meta("search/stamps/gone", "7 1000".into()).await.expect("stamp");
+    search_hits(&reg, "kind=module").await;
+    assert_eq!(storage.get_meta("search/stamps/gone").await.expect("get"), None);
     // Bad parameters are refused.
     for q in ["kind=library", "colour=blue", "n=x", "last=nope"] {
         let r = reg.req(Method::GET, &format!("/v2/_wharf/search?{q}")).send().await.expect("send");

@@ -267,11 +267,12 @@ impl SearchIndex {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The write that tells other processes this one changed the index.
+    /// The write that tells other processes this one changed the index: `<counter> <unix
+    /// seconds>`.
     pub(crate) fn stamp_write(&self) -> Write {
         let mut state = self.lock();
         state.counter += 1;
-        Write::Set { key: self.me.clone(), value: state.counter.to_string().into() }
+        Write::Set { key: self.me.clone(), value: format!("{} {}", state.counter, unix_seconds()).into() }
     }
 
     /// A manifest's record was written (pushed, or inspected), with `tags` now its own in `repo`.
@@ -368,11 +369,20 @@ impl Registry {
         let index = self.search_index();
         let mut stamps = HashMap::new();
         for key in self.storage().list_meta("search/stamps/").await? {
-            if key != index.me
-                && let Some(value) = self.storage().get_meta(&key).await?
-            {
-                stamps.insert(key, value.to_vec());
+            if key == index.me {
+                continue;
             }
+            let Some(value) = self.storage().get_meta(&key).await? else { continue };
+            // A stamp unchanged for a day is a process long gone (or idle): it is removed, so
+            // the stamps read per query do not pile up with every restart. An idle process
+            // that writes again writes it anew.
+            let written =
+                std::str::from_utf8(&value).ok().and_then(|v| v.split_once(' ')?.1.parse::<u64>().ok());
+            if written.is_none_or(|t| t + STAMP_MAX_AGE < unix_seconds()) {
+                self.storage().remove_meta(&key).await?;
+                continue;
+            }
+            stamps.insert(key, value.to_vec());
         }
         let before = {
             let state = index.lock();
@@ -400,6 +410,13 @@ impl Registry {
         state.loaded = state.counter == before;
         Ok(())
     }
+}
+
+/// How long another process's stamp counts (a day).
+const STAMP_MAX_AGE: u64 = 24 * 3600;
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The `Link` of the next page.
