@@ -112,6 +112,15 @@ pub fn world(bytes: &[u8]) -> Result<World> {
     // claiming more bytes than the input holds would make it allocate that much (a fuzzing
     // finding: 1.3 GB from 291 bytes). A valid component's sections lie within its bytes.
     crate::validate(bytes)?;
+    // `wit-parser` panics on some valid components that no WIT describes (a fuzzing finding:
+    // `unreachable!` for a type export bound to an instance type); such a panic is this
+    // component's error, not the caller's crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_world(bytes))).unwrap_or_else(|_| {
+        Err(Error::Malformed { reason: "the WIT decoder (wit-parser) cannot describe this component".into() })
+    })
+}
+
+fn decode_world(bytes: &[u8]) -> Result<World> {
     let decoded = wit_component::decode(bytes).map_err(|e| Error::Malformed { reason: format!("{e:#}") })?;
     let DecodedWasm::Component(resolve, world_id) = &decoded else {
         return Err(Error::Malformed { reason: "not a component".into() });

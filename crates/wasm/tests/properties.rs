@@ -125,6 +125,24 @@ fn a_hostile_section_size_does_not_allocate_it() {
     fuzzing::inspect_bytes(&data);
 }
 
+/// A fuzzing finding: a valid component on which `wit-parser` reaches `unreachable!`. Its
+/// world is an error, the inspection still answers.
+#[test]
+fn a_component_wit_parser_cannot_describe_is_an_error_not_a_crash() {
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/wasm/fuzz/wit-parser-unreachable.bin"
+    ))
+    .expect("fixture");
+    let err = wharf_wasm::wit::world(&data).expect_err("no world");
+    assert!(err.to_string().contains("cannot describe"), "{err}");
+    if let Ok(info) = wharf_wasm::inspect(&data) {
+        assert!(info.world.is_none() && info.world_error.is_some());
+    }
+    fuzzing::wit_bytes(&data);
+    fuzzing::inspect_bytes(&data);
+}
+
 #[test]
 fn fuzz_invariants_on_real_binaries() {
     fuzzing::inspect_bytes(&crate::common::hello_module());
