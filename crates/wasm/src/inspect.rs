@@ -440,7 +440,8 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
     info.validation = validation(bytes);
     #[cfg(feature = "wit")]
     if header.kind == BinaryKind::Component && info.validation.valid {
-        match crate::wit::world(bytes) {
+        // Validated above (`validation.valid`): decoded without validating again.
+        match crate::wit::world_of_valid(bytes) {
             Ok(world) => info.world = Some(world),
             Err(e) => info.world_error = Some(e.to_string()),
         }

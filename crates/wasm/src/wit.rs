@@ -112,6 +112,12 @@ pub fn world(bytes: &[u8]) -> Result<World> {
     // claiming more bytes than the input holds would make it allocate that much (a fuzzing
     // finding: 1.3 GB from 291 bytes). A valid component's sections lie within its bytes.
     crate::validate(bytes)?;
+    world_of_valid(bytes)
+}
+
+/// [`world`] of a component already validated (as [`crate::inspect`] has, so it is not
+/// validated twice).
+pub(crate) fn world_of_valid(bytes: &[u8]) -> Result<World> {
     // `wit-parser` panics on some valid components that no WIT describes (a fuzzing finding:
     // `unreachable!` for a type export bound to an instance type); such a panic is this
     // component's error, not the caller's crash.
