@@ -113,6 +113,13 @@ pub enum Error {
         /// Seconds to wait.
         retry_after: u64,
     },
+    /// A blob or tag a concurrent garbage collection removed while it was being pushed (503:
+    /// the client pushes again).
+    #[error("{0}")]
+    Collected(String),
+    /// Another garbage collection or scrub is running (409).
+    #[error("{0}")]
+    Busy(String),
     /// Storage failed.
     #[error("storage: {0}")]
     Store(#[from] wharf_store::Error),
@@ -150,6 +157,8 @@ impl Error {
             Self::Unsupported(_) | Self::MethodNotAllowed { .. } => {
                 (ErrorCode::Unsupported, S::METHOD_NOT_ALLOWED)
             }
+            Self::Collected(_) => (ErrorCode::Other("UNAVAILABLE".into()), S::SERVICE_UNAVAILABLE),
+            Self::Busy(_) => (ErrorCode::Other("BUSY".into()), S::CONFLICT),
             Self::Store(e) => match e {
                 wharf_store::Error::BlobNotFound { .. } => (ErrorCode::BlobUnknown, S::NOT_FOUND),
                 wharf_store::Error::UploadNotFound { .. } => (ErrorCode::BlobUploadUnknown, S::NOT_FOUND),

@@ -42,6 +42,7 @@ pub mod config;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+pub mod gc;
 mod http;
 mod jobs;
 mod listener;

@@ -35,6 +35,18 @@ struct JobLabels {
     outcome: &'static str,
 }
 
+/// Labels of a collection run.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// Labels of what a collection freed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
 /// The server's metrics.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -49,6 +61,21 @@ pub(crate) struct Metrics {
     quarantined: Gauge,
     jobs: Family<JobLabels, Counter>,
     jobs_pending: Gauge,
+    gc_runs: Family<OutcomeLabels, Counter>,
+    gc_freed_bytes: Counter,
+    gc_freed: Family<KindLabels, Counter>,
+    gc_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
+    gc_last_success: Gauge,
+    scrub_runs: Family<OutcomeLabels, Counter>,
+    scrub_damage: Gauge,
+    quota_usage: Family<QuotaLabels, Gauge>,
+    quota_limit: Family<QuotaLabels, Gauge>,
+}
+
+/// Labels of a quota.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct QuotaLabels {
+    pub(crate) quota: String,
 }
 
 impl Default for Metrics {
@@ -96,8 +123,59 @@ impl Default for Metrics {
             "Background jobs queued (all processes sharing the storage)",
             jobs_pending.clone(),
         );
+        let gc_runs = Family::<OutcomeLabels, Counter>::default();
+        registry.register("gc_runs", "Garbage collections by outcome (ok, failed, dry-run)", gc_runs.clone());
+        let gc_freed_bytes = Counter::default();
+        registry.register(
+            "gc_freed_bytes",
+            "Bytes garbage collection removed from storage",
+            gc_freed_bytes.clone(),
+        );
+        let gc_freed = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "gc_freed_objects",
+            "Objects garbage collection removed, by kind (blob, link, manifest, tag, upload)",
+            gc_freed.clone(),
+        );
+        let gc_duration = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "gc_duration_seconds",
+            "How long the last garbage collection took",
+            gc_duration.clone(),
+        );
+        let gc_last_success = Gauge::default();
+        registry.register(
+            "gc_last_success_timestamp_seconds",
+            "When the last garbage collection of this process succeeded (unix seconds)",
+            gc_last_success.clone(),
+        );
+        let scrub_runs = Family::<OutcomeLabels, Counter>::default();
+        registry.register("scrub_runs", "Scrubs by outcome (clean, damage, failed)", scrub_runs.clone());
+        let scrub_damage = Gauge::default();
+        registry.register(
+            "scrub_damage",
+            "Problems the last scrub of this process found",
+            scrub_damage.clone(),
+        );
+        let quota_usage = Family::<QuotaLabels, Gauge>::default();
+        registry.register(
+            "quota_usage_bytes",
+            "Bytes of unique blobs and manifests under a quota",
+            quota_usage.clone(),
+        );
+        let quota_limit = Family::<QuotaLabels, Gauge>::default();
+        registry.register("quota_limit_bytes", "A quota's limit", quota_limit.clone());
         Self {
             registry,
+            gc_runs,
+            gc_freed_bytes,
+            gc_freed,
+            gc_duration,
+            gc_last_success,
+            scrub_runs,
+            scrub_damage,
+            quota_usage,
+            quota_limit,
             requests,
             latency,
             bytes_in,
@@ -136,6 +214,47 @@ impl Metrics {
 
     pub(crate) fn job_finished(&self, kind: &'static str, outcome: &'static str) {
         self.jobs.get_or_create(&JobLabels { kind, outcome }).inc();
+    }
+
+    pub(crate) fn gc_finished(&self, report: &crate::gc::GcReport, ok: bool, seconds: f64) {
+        let outcome = match (ok, report.dry_run) {
+            (false, _) => "failed",
+            (true, true) => "dry-run",
+            (true, false) => "ok",
+        };
+        self.gc_runs.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.gc_duration.set(seconds);
+        if ok && !report.dry_run {
+            self.gc_freed_bytes.inc_by(report.bytes_freed);
+            for (kind, n) in [
+                ("blob", report.blobs.len()),
+                ("link", report.links),
+                ("manifest", report.manifests.len()),
+                ("tag", report.tags.len()),
+                ("upload", report.uploads),
+            ] {
+                self.gc_freed.get_or_create(&KindLabels { kind }).inc_by(n as u64);
+            }
+            self.gc_last_success.set(i64::try_from(crate::registry::now_secs()).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub(crate) fn scrub_finished(&self, damage: Option<usize>) {
+        let outcome = match damage {
+            None => "failed",
+            Some(0) => "clean",
+            Some(_) => "damage",
+        };
+        self.scrub_runs.get_or_create(&OutcomeLabels { outcome }).inc();
+        if let Some(n) = damage {
+            self.scrub_damage.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub(crate) fn quota(&self, name: &str, usage: u64, limit: u64) {
+        let labels = QuotaLabels { quota: name.to_owned() };
+        self.quota_usage.get_or_create(&labels).set(i64::try_from(usage).unwrap_or(i64::MAX));
+        self.quota_limit.get_or_create(&labels).set(i64::try_from(limit).unwrap_or(i64::MAX));
     }
 
     /// The text exposition, with the gauges read from storage at scrape time.

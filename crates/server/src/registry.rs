@@ -4,14 +4,17 @@
 //!
 //! ```text
 //! catalog/<repo>                                                  the repository exists
-//! repositories/<repo>/_layers/<alg>/<hex>                         blob linked to the repository (its size)
+//! repositories/<repo>/_layers/<alg>/<hex>                         blob linked to the repository (`<size> <unix secs linked>`)
 //! repositories/<repo>/_uploads/<upload id>                        an upload session of the repository
-//! repositories/<repo>/_manifests/revisions/<alg>/<hex>            manifest in the repository (JSON: media type, size, subject)
-//! repositories/<repo>/_manifests/tags/<tag>                       `<digest> <size> <media type>` of the manifest tagged
+//! repositories/<repo>/_manifests/revisions/<alg>/<hex>            manifest in the repository (JSON: media type, size, subject, pushed)
+//! repositories/<repo>/_manifests/tags/<tag>                       `<digest> <size> <media type>` of the manifest tagged, then a line `<unix secs pushed>`
+//! repositories/<repo>/_manifests/pulled/<tag>                     `<unix secs>`: when the tag was last pulled (at most once a minute per process)
 //! repositories/<repo>/_referrers/<subj alg>/<subj hex>/<alg>/<hex>   referrer descriptor (JSON)
 //! repositories/<repo>/_wharf/artifacts/<alg>/<hex>               the Wasm classification of a manifest (JSON)
 //! jobs/pending/<id>, jobs/leases/<id>                             background work (see `jobs`)
-//! blob-repositories/<alg>/<hex>/<repo>                            reverse link, for mounts without `from`
+//! blob-repositories/<alg>/<hex>/<repo>                            reverse link, for mounts without `from` and garbage collection
+//! manifest-repositories/<alg>/<hex>/<repo>                        reverse revision, for garbage collection
+//! gc/…                                                            the collector's lease, epoch and doomed marks (see `gc`)
 //! uploads/<upload id>                                             `<unix seconds> <repo>`: when a session began, for expiry
 //! ```
 //!
@@ -58,13 +61,16 @@ pub struct StoredManifest {
 }
 
 /// The record of a manifest revision.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Revision {
-    media_type: String,
-    size: u64,
+pub(crate) struct Revision {
+    pub(crate) media_type: String,
+    pub(crate) size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    subject: Option<Digest>,
+    pub(crate) subject: Option<Digest>,
+    /// When it was pushed (unix seconds; absent in records of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pushed: Option<u64>,
 }
 
 /// A page of names (tags or repositories) and whether more follow.
@@ -95,22 +101,35 @@ pub struct Registry {
     jobs: Arc<tokio::sync::Notify>,
     policies: Arc<crate::policy::WasmPolicies>,
     search: Arc<crate::search::SearchIndex>,
+    lifecycle: Arc<crate::gc::Lifecycle>,
+    /// Writes confirm against collections (off only to show, in a test, what it prevents).
+    gc_fence: bool,
+    /// When this process last recorded a pull of each tag (unix seconds).
+    pulls: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), u64>>>,
 }
 
-/// A tag record: `<digest> <size> <media type>` (older records: `<digest>` alone).
+/// A tag record: `<digest> <size> <media type>`, then a line with when it was pushed (older
+/// records: `<digest>` alone, or without the time).
+#[derive(Debug)]
 pub(crate) struct TagRecord {
     pub(crate) digest: Digest,
     /// The manifest's size and media type, when the record holds them.
     head: Option<(u64, String)>,
+    /// When the tag was pushed (unix seconds), when the record says.
+    pub(crate) pushed: Option<u64>,
 }
 
 impl TagRecord {
     fn encode(digest: &Digest, size: u64, media_type: &str) -> Bytes {
-        format!("{digest} {size} {media_type}").into()
+        format!("{digest} {size} {media_type}\n{}", now_secs()).into()
     }
 
     pub(crate) fn decode(value: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(value).ok()?;
+        let (text, pushed) = match text.split_once('\n') {
+            Some((head, time)) => (head, time.trim().parse().ok()),
+            None => (text, None),
+        };
         let mut parts = text.trim().splitn(3, ' ');
         let digest = parts.next()?.parse().ok()?;
         let head = match (parts.next().map(str::parse), parts.next()) {
@@ -119,24 +138,29 @@ impl TagRecord {
             }
             _ => None,
         };
-        Some(Self { digest, head })
+        Some(Self { digest, head, pushed })
     }
 }
 
-fn digest_key(d: &Digest) -> String {
+/// Now, in unix seconds.
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+pub(crate) fn digest_key(d: &Digest) -> String {
     format!("{}/{}", d.algorithm(), d.encoded())
 }
 
-fn repo_key(repo: &Repository, rest: &str) -> String {
+pub(crate) fn repo_key(repo: &Repository, rest: &str) -> String {
     format!("repositories/{repo}/{rest}")
 }
 
-/// The catalog entry of a repository (present once it has held anything).
 /// The record linking blob `d` to the repository.
-fn layer_key(repo: &Repository, d: &Digest) -> String {
+pub(crate) fn layer_key(repo: &Repository, d: &Digest) -> String {
     repo_key(repo, &format!("_layers/{}", digest_key(d)))
 }
 
+/// The catalog entry of a repository (present once it has held anything).
 fn catalog_key(repo: &Repository) -> String {
     format!("catalog/{repo}")
 }
@@ -152,7 +176,35 @@ impl Registry {
             jobs: Arc::default(),
             policies: Arc::default(),
             search: Arc::new(crate::search::SearchIndex::new()),
+            lifecycle: Arc::default(),
+            gc_fence: true,
+            pulls: Arc::default(),
         }
+    }
+
+    /// With lifecycle rules (`[gc]`, `[[retention]]`) for [`collect_garbage`](Self::collect_garbage).
+    #[must_use]
+    pub fn with_lifecycle(mut self, lifecycle: crate::gc::Lifecycle) -> Self {
+        self.lifecycle = Arc::new(lifecycle);
+        self
+    }
+
+    /// **Unsafe for real use**: with `false`, pushes no longer confirm their writes against a
+    /// concurrent garbage collection. Exists so that a test can show the collection losing
+    /// acknowledged data without it.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_gc_fence(mut self, on: bool) -> Self {
+        self.gc_fence = on;
+        self
+    }
+
+    pub(crate) fn gc_fence_on(&self) -> bool {
+        self.gc_fence
+    }
+
+    pub(crate) fn lifecycle(&self) -> &crate::gc::Lifecycle {
+        &self.lifecycle
     }
 
     /// With `on`, a manifest whose declared raw Wasm layer is not valid WebAssembly is refused
@@ -238,8 +290,34 @@ impl Registry {
     /// that a manifest's descriptors are checked with one record read each).
     async fn link_blob(&self, repo: &Repository, digest: &Digest, size: u64) -> Result<()> {
         self.touch_repository(repo).await?;
-        self.storage.set_meta(&layer_key(repo, digest), size.to_string().into()).await?;
+        self.storage.set_meta(&layer_key(repo, digest), format!("{size} {}", now_secs()).into()).await?;
         self.mark(&format!("blob-repositories/{}/{repo}", digest_key(digest))).await
+    }
+
+    /// [`link_blob`](Self::link_blob) as a write that makes a blob live: the collector's
+    /// fence is read before (`epoch`) and confirmed after, and a blob a concurrent collection
+    /// removed is unlinked again and reported instead of acknowledged.
+    async fn link_fenced(
+        &self,
+        epoch: &crate::gc::Epoch,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        self.link_blob(repo, digest, size).await?;
+        let check = crate::gc::Check::Link(repo.clone(), digest.clone());
+        if let Err(e) = crate::gc::confirm(self, epoch, std::slice::from_ref(&check)).await {
+            self.unlink(repo, digest).await?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Removes the link of `digest` to the repository and its reverse record.
+    pub(crate) async fn unlink(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
+        let removed = self.storage.remove_meta(&layer_key(repo, digest)).await?;
+        self.storage.remove_meta(&format!("blob-repositories/{}/{repo}", digest_key(digest))).await?;
+        Ok(removed)
     }
 
     /// Whether `digest` is linked to the repository.
@@ -253,7 +331,8 @@ impl Registry {
         let Some(record) = self.storage.get_meta(&layer_key(repo, digest)).await? else {
             return Ok(None);
         };
-        if let Some(size) = std::str::from_utf8(&record).ok().and_then(|s| s.parse().ok()) {
+        let size = std::str::from_utf8(&record).ok().and_then(|s| s.split(' ').next()?.parse().ok());
+        if let Some(size) = size {
             return Ok(Some(size));
         }
         Ok(self.storage.stat(digest).await?.map(|info| info.size))
@@ -286,18 +365,17 @@ impl Registry {
 
     /// Unlinks the blob from the repository (the bytes stay for other repositories).
     pub async fn delete_blob(&self, repo: &Repository, digest: &Digest) -> Result<()> {
-        let key = layer_key(repo, digest);
-        if !self.storage.remove_meta(&key).await? {
+        if !self.unlink(repo, digest).await? {
             return Err(Error::BlobUnknown(digest.clone()));
         }
-        self.storage.remove_meta(&format!("blob-repositories/{}/{repo}", digest_key(digest))).await?;
         Ok(())
     }
 
     /// Stores a whole blob (monolithic upload) and links it.
     pub async fn put_blob(&self, repo: &Repository, digest: &Digest, data: ByteStream) -> Result<BlobInfo> {
+        let epoch = crate::gc::Epoch::read(self).await?;
         let info = self.storage.put(digest, data).await?;
-        self.link_blob(repo, digest, info.size).await?;
+        self.link_fenced(&epoch, repo, digest, info.size).await?;
         Ok(info)
     }
 
@@ -316,6 +394,7 @@ impl Registry {
         from: Option<&Repository>,
         allowed: &(dyn Fn(&Repository) -> bool + Sync),
     ) -> Result<bool> {
+        let epoch = crate::gc::Epoch::read(self).await?;
         let source_has_it = if let Some(from) = from {
             allowed(from) && self.blob_linked(from, digest).await?
         } else {
@@ -331,8 +410,11 @@ impl Registry {
         let Some(info) = stored else {
             return Ok(false);
         };
-        self.link_blob(repo, digest, info.size).await?;
-        Ok(true)
+        match self.link_fenced(&epoch, repo, digest, info.size).await {
+            // Collected meanwhile: the client uploads it instead.
+            Err(Error::Collected(_)) => Ok(false),
+            other => other.map(|()| true),
+        }
     }
 
     /// Starts an upload session in the repository.
@@ -372,6 +454,20 @@ impl Registry {
             purged += 1;
         }
         Ok(purged)
+    }
+
+    /// How many upload sessions are older than `max_age` (what a purge would cancel).
+    pub(crate) async fn stale_uploads(&self, max_age: std::time::Duration) -> Result<usize> {
+        let mut stale = 0;
+        for key in self.storage.list_meta("uploads/").await? {
+            let Some(record) = self.storage.get_meta(&key).await? else { continue };
+            let text = String::from_utf8_lossy(&record);
+            let started = text.split(' ').next().and_then(|s| s.parse::<u64>().ok());
+            if started.is_some_and(|s| now_secs().saturating_sub(s) >= max_age.as_secs()) {
+                stale += 1;
+            }
+        }
+        Ok(stale)
     }
 
     async fn check_upload(&self, repo: &Repository, id: &str) -> Result<UploadId> {
@@ -415,12 +511,13 @@ impl Registry {
     /// Completes the session as blob `digest` (after an optional last chunk).
     pub async fn finish_upload(&self, repo: &Repository, id: &str, digest: &Digest) -> Result<BlobInfo> {
         let upload = self.check_upload(repo, id).await?;
+        let epoch = crate::gc::Epoch::read(self).await?;
         let result = self.storage.commit(&upload, digest).await;
         // The session ends either way.
         self.storage.remove_meta(&repo_key(repo, &format!("_uploads/{upload}"))).await?;
         self.storage.remove_meta(&format!("uploads/{upload}")).await?;
         let info = result?;
-        self.link_blob(repo, digest, info.size).await?;
+        self.link_fenced(&epoch, repo, digest, info.size).await?;
         Ok(info)
     }
 
@@ -446,6 +543,7 @@ impl Registry {
             TagOrDigest::Digest(d) => Manifest::from_bytes_verified(bytes, content_type, d)?,
             TagOrDigest::Tag(_) => Manifest::from_bytes(bytes, content_type)?,
         };
+        let epoch = crate::gc::Epoch::read(self).await?;
         self.check_references(repo, &manifest).await?;
         let (artifact, job) = self.classify_push(repo, &manifest).await?;
         let digest = manifest.digest().clone();
@@ -454,6 +552,7 @@ impl Registry {
             media_type: manifest.media_type().essence().to_owned(),
             size: manifest.size(),
             subject: subject.clone(),
+            pushed: Some(now_secs()),
         };
         let set = |key: String, value: Vec<u8>| Write::Set { key, value: value.into() };
         // Three steps, in order: the bytes (and the repository), the records naming them, the
@@ -470,6 +569,7 @@ impl Registry {
                 serde_json::to_vec(&revision).expect("a revision serialises"),
             ),
             Self::artifact_write(repo, &digest, &artifact),
+            set(format!("manifest-repositories/{}/{repo}", digest_key(&digest)), Vec::new()),
         ];
         records.extend(job.as_ref().map(crate::jobs::Job::write));
         records.push(self.search.stamp_write());
@@ -491,6 +591,12 @@ impl Registry {
             })
             .collect();
         self.storage.write_steps(vec![bytes_step, records, tag_step]).await?;
+        // Everything the manifest makes live, confirmed against a concurrent collection.
+        let checks = crate::gc::Check::of_manifest(repo, &manifest, &tags);
+        if let Err(e) = crate::gc::confirm(self, &epoch, &checks).await {
+            self.delete_manifest(repo, &TagOrDigest::Digest(digest.clone())).await.ok();
+            return Err(e);
+        }
         if job.is_some() {
             self.jobs.notify_one();
         }
@@ -554,7 +660,7 @@ impl Registry {
         Ok(self.revision(repo, digest).await?.is_some())
     }
 
-    async fn revision(&self, repo: &Repository, digest: &Digest) -> Result<Option<Revision>> {
+    pub(crate) async fn revision(&self, repo: &Repository, digest: &Digest) -> Result<Option<Revision>> {
         let key = repo_key(repo, &format!("_manifests/revisions/{}", digest_key(digest)));
         match self.storage.get_meta(&key).await? {
             Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
@@ -588,6 +694,9 @@ impl Registry {
     /// The manifest at a tag or digest.
     pub async fn get_manifest(&self, repo: &Repository, reference: &TagOrDigest) -> Result<StoredManifest> {
         let (digest, media_type, _) = self.locate(repo, reference).await?;
+        if let TagOrDigest::Tag(tag) = reference {
+            self.record_pull(repo, tag);
+        }
         let bytes = if let Some(bytes) = self.manifests.get(&digest) {
             bytes
         } else {
@@ -601,6 +710,30 @@ impl Registry {
             bytes
         };
         Ok(StoredManifest { digest, media_type, bytes })
+    }
+
+    /// Records that `tag` was pulled, for retention's `keep_pulled_within`: at most once a
+    /// minute per tag and process, in the background (a pull never waits for a write).
+    fn record_pull(&self, repo: &Repository, tag: &Tag) {
+        let now = now_secs();
+        {
+            let mut pulls = self.pulls.lock().expect("lock");
+            let last = pulls.entry((repo.to_string(), tag.to_string())).or_insert(0);
+            if now.saturating_sub(*last) < 60 {
+                return;
+            }
+            *last = now;
+            if pulls.len() > 100_000 {
+                pulls.retain(|_, at| now.saturating_sub(*at) < 60);
+            }
+        }
+        let storage = Arc::clone(&self.storage);
+        let key = repo_key(repo, &format!("_manifests/pulled/{tag}"));
+        tokio::spawn(async move {
+            if let Err(e) = storage.set_meta(&key, now.to_string().into()).await {
+                tracing::warn!(error = %e, "recording a pull failed");
+            }
+        });
     }
 
     /// The manifest's digest, media type and size, without its bytes.
@@ -634,19 +767,38 @@ impl Registry {
                         self.storage.remove_meta(&key).await?;
                     }
                 }
-                self.storage
-                    .remove_meta(&repo_key(repo, &format!("_manifests/revisions/{}", digest_key(d))))
-                    .await?;
-                self.forget_artifact(repo, d).await?;
-                self.search.remove(repo.as_str(), d.as_str());
+                self.remove_revision(repo, d, &revision).await?;
                 let stamp = self.search.stamp_write();
                 self.storage.write_steps(vec![vec![stamp]]).await?;
-                if let Some(subject) = revision.subject {
-                    let key = format!("_referrers/{}/{}", digest_key(&subject), digest_key(d));
-                    self.storage.remove_meta(&repo_key(repo, &key)).await?;
-                }
             }
         }
+        Ok(())
+    }
+
+    /// Removes a manifest revision and the records that hang on it (reverse record, artifact,
+    /// referrer); its tags are the caller's (they go first).
+    pub(crate) async fn remove_revision(
+        &self,
+        repo: &Repository,
+        d: &Digest,
+        revision: &Revision,
+    ) -> Result<()> {
+        self.storage.remove_meta(&repo_key(repo, &format!("_manifests/revisions/{}", digest_key(d)))).await?;
+        self.storage.remove_meta(&format!("manifest-repositories/{}/{repo}", digest_key(d))).await?;
+        self.forget_artifact(repo, d).await?;
+        self.search.remove(repo.as_str(), d.as_str());
+        if let Some(subject) = &revision.subject {
+            let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(d));
+            self.storage.remove_meta(&repo_key(repo, &key)).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes a tag (and when it was last pulled).
+    pub(crate) async fn remove_tag(&self, repo: &Repository, tag: &str) -> Result<()> {
+        self.storage.remove_meta(&repo_key(repo, &format!("_manifests/tags/{tag}"))).await?;
+        self.storage.remove_meta(&repo_key(repo, &format!("_manifests/pulled/{tag}"))).await?;
+        self.search.untag(repo.as_str(), tag);
         Ok(())
     }
 

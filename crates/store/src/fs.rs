@@ -9,6 +9,7 @@
 //! <root>/records/<key>=                            a `MetaStore` record (see below)
 //! <root>/journal/<instance>-<seq>.log              the write-ahead journal of a store
 //! <root>/quarantine/                               journal records that could not be replayed
+//! <root>/quarantine/blobs/<algorithm>/<hex>          blobs a scrub found damaged (`quarantine`)
 //! ```
 //!
 //! Record keys are a flat namespace (`catalog/org` and `catalog/org/app` are both records),
@@ -268,6 +269,31 @@ impl BlobStore for FsStore {
             Ok(()) => sync_dir(path.parent().expect("blob paths have a parent")).map(|()| true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io("remove", path, e)),
+        })
+        .await
+    }
+
+    async fn modified(&self, digest: &Digest) -> Result<Option<std::time::SystemTime>> {
+        let path = self.blob_path(digest);
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(Some(m.modified().map_err(|e| Error::io("stat", &path, e))?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("stat", path, e)),
+        }
+    }
+
+    async fn quarantine(&self, digest: &Digest) -> Result<bool> {
+        let from = self.blob_path(digest);
+        let dir = self.root.join("quarantine").join("blobs").join(digest.algorithm().as_str());
+        let to = dir.join(digest.encoded());
+        blocking(move || {
+            if !from.exists() {
+                return Ok(false);
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+            std::fs::rename(&from, &to).map_err(|e| Error::io("rename", &from, e))?;
+            sync_dir(&dir)?;
+            sync_dir(from.parent().expect("blob paths have a parent")).map(|()| true)
         })
         .await
     }

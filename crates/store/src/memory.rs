@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::{Mutex, RwLock};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -35,7 +36,8 @@ use crate::store::{
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    blobs: RwLock<BTreeMap<Digest, Bytes>>,
+    blobs: RwLock<BTreeMap<Digest, (Bytes, SystemTime)>>,
+    quarantined: Mutex<BTreeMap<Digest, Bytes>>,
     uploads: Mutex<HashMap<UploadId, Upload>>,
     pub(crate) meta: crate::meta::MemoryMeta,
 }
@@ -53,7 +55,7 @@ impl MemoryStore {
     }
 
     fn blob(&self, digest: &Digest) -> Option<Bytes> {
-        self.blobs.read().expect("lock").get(digest).cloned()
+        self.blobs.read().expect("lock").get(digest).map(|(b, _)| b.clone())
     }
 
     fn with_upload<T>(&self, id: &UploadId, f: impl FnOnce(&mut Upload) -> T) -> Result<T> {
@@ -95,12 +97,22 @@ impl BlobStore for MemoryStore {
         }
         verify(digester, expected)?;
         let size = buffer.len() as u64;
-        self.blobs.write().expect("lock").insert(expected.clone(), buffer.freeze());
+        self.blobs.write().expect("lock").insert(expected.clone(), (buffer.freeze(), SystemTime::now()));
         Ok(BlobInfo::new(expected.clone(), size))
     }
 
     async fn delete(&self, digest: &Digest) -> Result<bool> {
         Ok(self.blobs.write().expect("lock").remove(digest).is_some())
+    }
+
+    async fn modified(&self, digest: &Digest) -> Result<Option<SystemTime>> {
+        Ok(self.blobs.read().expect("lock").get(digest).map(|(_, t)| *t))
+    }
+
+    async fn quarantine(&self, digest: &Digest) -> Result<bool> {
+        let Some((bytes, _)) = self.blobs.write().expect("lock").remove(digest) else { return Ok(false) };
+        self.quarantined.lock().expect("lock").insert(digest.clone(), bytes);
+        Ok(true)
     }
 
     fn list(&self) -> BoxStream<'_, Result<Digest>> {
@@ -157,7 +169,7 @@ impl BlobStore for MemoryStore {
         };
         verify(digester, expected)?;
         let size = upload.data.len() as u64;
-        self.blobs.write().expect("lock").insert(expected.clone(), upload.data.freeze());
+        self.blobs.write().expect("lock").insert(expected.clone(), (upload.data.freeze(), SystemTime::now()));
         Ok(BlobInfo::new(expected.clone(), size))
     }
 

@@ -272,6 +272,22 @@ impl BlobStore for S3Store {
         Ok(true)
     }
 
+    async fn modified(&self, digest: &Digest) -> Result<Option<std::time::SystemTime>> {
+        let meta = not_found_as_none(self.store.head(&self.blob_key(digest)).await)?;
+        Ok(meta.map(|m| m.last_modified.into()))
+    }
+
+    async fn quarantine(&self, digest: &Digest) -> Result<bool> {
+        let from = self.blob_key(digest);
+        let to = self.key(&format!("quarantine/blobs/{}/{}", digest.algorithm(), digest.encoded()));
+        match self.store.copy(&from, &to).await {
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            other => other?,
+        }
+        not_found_as_none(self.store.delete(&from).await)?;
+        Ok(true)
+    }
+
     fn list(&self) -> BoxStream<'_, Result<Digest>> {
         let dir = self.key("blobs");
         self.store

@@ -132,6 +132,16 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Deletes the blob; `false` when it was not there.
     async fn delete(&self, digest: &Digest) -> Result<bool>;
 
+    /// When the blob's bytes were last written (a put of the same content again counts), or
+    /// `None` when it is not stored. Garbage collection keeps blobs younger than its grace
+    /// window by this time.
+    async fn modified(&self, digest: &Digest) -> Result<Option<std::time::SystemTime>>;
+
+    /// Moves a blob out of sight, keeping its bytes for a person to look at (a scrub found
+    /// them damaged): afterwards the blob reads as absent, and a put stores it afresh.
+    /// `false` when it was not stored.
+    async fn quarantine(&self, digest: &Digest) -> Result<bool>;
+
     /// Every stored blob's digest, in no particular order (for garbage collection and fsck).
     fn list(&self) -> BoxStream<'_, Result<Digest>>;
 
@@ -266,6 +276,8 @@ macro_rules! forward {
             async fn put(&self, expected: &Digest, data: ByteStream) -> Result<BlobInfo> { (**self).put(expected, data).await }
             async fn delete(&self, digest: &Digest) -> Result<bool> { (**self).delete(digest).await }
             fn list(&self) -> BoxStream<'_, Result<Digest>> { (**self).list() }
+            async fn modified(&self, digest: &Digest) -> Result<Option<std::time::SystemTime>> { (**self).modified(digest).await }
+            async fn quarantine(&self, digest: &Digest) -> Result<bool> { (**self).quarantine(digest).await }
             async fn begin(&self) -> Result<UploadId> { (**self).begin().await }
             async fn append(&self, id: &UploadId, offset: u64, data: ByteStream) -> Result<u64> { (**self).append(id, offset, data).await }
             async fn status(&self, id: &UploadId) -> Result<u64> { (**self).status(id).await }

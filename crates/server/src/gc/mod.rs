@@ -1,0 +1,727 @@
+//! Storage lifecycle: online garbage collection, retention, quotas and scrub.
+//!
+//! # Collection, and why no push loses an acknowledged blob
+//!
+//! A collection **marks** each repository (tags, revisions, the manifests they parse to,
+//! links) and finds what is garbage: tags retention removes, revisions no longer wanted
+//! (untagged ones only by policy, never a child of a live index or a referrer of a live
+//! subject, never younger than the grace window), links no live manifest references that are
+//! older than the grace window; then **bytes** no remaining link or revision names, older
+//! than the grace window.
+//!
+//! Without compare-and-swap (Garage has none), the collector and the writers each write
+//! before they read what the other wrote:
+//! - the collector sets the **epoch** to `sweep <run>` before it decides anything, writes a
+//!   **doomed mark** for each digest or tag, then **re-checks** it (the repository marked
+//!   again, the link's and blob's times read again, the reverse records of a blob listed),
+//!   removes only what is still garbage, and removes the mark;
+//! - a writer (blob upload, mount, manifest PUT) reads the epoch before it starts, writes
+//!   what makes things live (links, revision, reverse record, tags), then reads the epoch
+//!   again ([`fence::confirm`]). The same `idle` value twice means no collection was deciding
+//!   anything between the two reads: one that starts later writes its marks after the
+//!   writer's records exist and sees them at its re-check. Otherwise the writer waits until
+//!   each of its digests has no doomed mark (the collector decided) and verifies that links,
+//!   revisions, bytes and tags are still there; if not, the write is undone and answered as
+//!   an error (the client pushes again), never acknowledged.
+//!
+//! So for every removal, either the writer's records were durable before the collector's
+//! re-check (and the re-check keeps the object), or the writer read the epoch or mark after
+//! the collector wrote it (and verifies before acknowledging). One collector runs at a time
+//! ([`lease`]); a collector checks its lease before each removal.
+
+mod fence;
+mod lease;
+pub mod retention;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use wharf_store::Write;
+use wharf_types::{Digest, Manifest, MediaType, Repository};
+
+pub(crate) use fence::{Check, Epoch, confirm};
+
+use crate::error::{Error, Result};
+use crate::registry::{Registry, Revision, TagRecord, digest_key, layer_key, now_secs, repo_key};
+
+/// How many reads a collection has in flight at once.
+const READS: usize = 32;
+/// How many blobs are decided under one set of doomed marks.
+const BATCH: usize = 256;
+
+/// The `[gc]` table of the config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GcConfig {
+    /// How often the server collects (`1h`; `off` turns it off) [default: 1h on fs and S3,
+    /// off on memory].
+    pub interval: Option<String>,
+    /// What is younger than this is never collected [default: 1h].
+    pub grace: Option<String>,
+    /// Upload sessions idle longer than this are cancelled [default: 24h].
+    pub upload_max_age: Option<String>,
+    /// Remove manifests without a tag in repositories no retention rule matches (never a
+    /// child of a live index or a referrer of a live subject) [default: false].
+    pub delete_untagged: Option<bool>,
+    /// How often the server scrubs (re-hashes every blob; `off` by default).
+    pub scrub_interval: Option<String>,
+}
+
+/// What a collection does: the grace window, dry run, and the lifecycle rules.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct GcOptions {
+    /// Nothing younger than this is removed.
+    pub grace: Duration,
+    /// Report only; remove nothing.
+    pub dry_run: bool,
+    /// Upload sessions older than this are cancelled.
+    pub upload_max_age: Duration,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        Self { grace: Duration::from_secs(3600), dry_run: false, upload_max_age: Duration::from_secs(86_400) }
+    }
+}
+
+impl GcOptions {
+    /// With the grace window `grace`.
+    #[must_use]
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Report only.
+    #[must_use]
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+}
+
+/// The lifecycle rules of a registry: retention and the untagged default.
+#[derive(Clone, Debug, Default)]
+pub struct Lifecycle {
+    retention: Vec<retention::Rule>,
+    delete_untagged: bool,
+}
+
+impl Lifecycle {
+    /// From the config file's `[gc]` and `[[retention]]` tables.
+    pub fn from_config(
+        gc: &GcConfig,
+        rules: &[retention::RetentionConfig],
+    ) -> std::result::Result<Self, String> {
+        let retention = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                retention::Rule::from_config(r).map_err(|e| format!("[[retention]] #{}: {e}", i + 1))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(Self { retention, delete_untagged: gc.delete_untagged.unwrap_or(false) })
+    }
+
+    fn rule(&self, repo: &Repository) -> Option<&retention::Rule> {
+        self.retention.iter().find(|r| r.matches(repo.as_str()))
+    }
+}
+
+/// A tag a collection removed (or would).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedTag {
+    /// The repository.
+    pub repository: String,
+    /// The tag.
+    pub tag: String,
+    /// The manifest it named.
+    pub digest: String,
+}
+
+/// A manifest a collection removed from a repository (or would).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedManifest {
+    /// The repository.
+    pub repository: String,
+    /// The manifest.
+    pub digest: String,
+}
+
+/// Bytes a collection removed from storage (or would).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedBlob {
+    /// The digest.
+    pub digest: String,
+    /// Its size.
+    pub size: u64,
+}
+
+/// What one collection did (or, dry, would do): the JSON report of a run.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct GcReport {
+    /// The run's id.
+    pub run: String,
+    /// Whether nothing was removed.
+    pub dry_run: bool,
+    /// When it started (unix seconds).
+    pub started: u64,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// The grace window.
+    pub grace_seconds: u64,
+    /// Repositories looked at.
+    pub repositories: usize,
+    /// Tags removed.
+    pub tags: Vec<RemovedTag>,
+    /// Manifests removed from repositories.
+    pub manifests: Vec<RemovedManifest>,
+    /// Blob links removed from repositories.
+    pub links: usize,
+    /// Bytes removed from storage (blobs and manifests).
+    pub blobs: Vec<RemovedBlob>,
+    /// Their total size.
+    pub bytes_freed: u64,
+    /// Upload sessions cancelled.
+    pub uploads: usize,
+    /// Objects left in storage.
+    pub blobs_kept: usize,
+    /// Garbage kept because a writer made it live again during the run.
+    pub rescued: usize,
+    /// Repositories whose links were all kept because a manifest could not be read (run
+    /// `wharf-server scrub`).
+    pub unreadable: Vec<String>,
+}
+
+/// What a manifest references.
+#[derive(Debug, Default)]
+struct Refs {
+    blobs: Vec<Digest>,
+    children: Vec<Digest>,
+}
+
+/// A repository as a collection reads it.
+#[derive(Debug, Default)]
+struct RepoState {
+    tags: BTreeMap<String, TagRecord>,
+    pulled: HashMap<String, u64>,
+    revisions: BTreeMap<Digest, Revision>,
+    links: BTreeSet<Digest>,
+}
+
+/// What a collection removes from one repository, and what stays.
+#[derive(Debug, Default)]
+struct Plan {
+    tags: BTreeSet<String>,
+    revisions: BTreeSet<Digest>,
+    links: BTreeSet<Digest>,
+    kept: BTreeSet<Digest>,
+    unreadable: bool,
+}
+
+/// One collection.
+struct Collector<'a> {
+    registry: &'a Registry,
+    options: &'a GcOptions,
+    /// Manifests parsed so far, by digest (`None`: unreadable).
+    refs: HashMap<Digest, Option<Arc<Refs>>>,
+    /// In a dry run, the links and revisions that would be removed (they still exist).
+    would_go: std::collections::HashSet<(Repository, Digest)>,
+}
+
+impl Registry {
+    /// Collects garbage once (see the [module docs](crate::gc)): beside live servers on the
+    /// same storage, or alone. [`Error::Busy`] when another collection holds the lease.
+    pub async fn collect_garbage(&self, options: &GcOptions) -> Result<GcReport> {
+        let started = std::time::Instant::now();
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let mut report = GcReport {
+            run: run.clone(),
+            dry_run: options.dry_run,
+            started: now_secs(),
+            grace_seconds: options.grace.as_secs(),
+            ..GcReport::default()
+        };
+        let lease = if options.dry_run {
+            None
+        } else {
+            let lease = lease::Lease::acquire(Arc::clone(self.storage()), &run).await?;
+            self.storage().set_meta(fence::EPOCH, format!("sweep {run}").into()).await?;
+            // Marks a dead collector left: nobody will decide them.
+            let stale = self.storage().list_meta(fence::DOOMED).await?;
+            let removes = stale.into_iter().map(|key| Write::Remove { key }).collect::<Vec<_>>();
+            if !removes.is_empty() {
+                self.storage().write_steps(vec![removes]).await?;
+            }
+            Some(lease)
+        };
+        let mut collector = Collector {
+            registry: self,
+            options,
+            refs: HashMap::new(),
+            would_go: std::collections::HashSet::new(),
+        };
+        let outcome = collector.run(lease.as_ref(), &mut report).await;
+        if let Some(lease) = lease {
+            self.storage().set_meta(fence::EPOCH, format!("idle {run}").into()).await?;
+            lease.release().await?;
+        }
+        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.metrics().gc_finished(&report, outcome.is_ok(), started.elapsed().as_secs_f64());
+        outcome?;
+        report.tags.sort();
+        report.manifests.sort();
+        report.blobs.sort();
+        if !options.dry_run {
+            let json = serde_json::to_vec(&report).expect("a report serialises");
+            self.storage().set_meta("gc/last-report", json.into()).await?;
+        }
+        tracing::info!(
+            run = %report.run,
+            dry_run = report.dry_run,
+            tags = report.tags.len(),
+            manifests = report.manifests.len(),
+            links = report.links,
+            blobs = report.blobs.len(),
+            bytes_freed = report.bytes_freed,
+            uploads = report.uploads,
+            duration_ms = report.duration_ms,
+            "garbage collection"
+        );
+        Ok(report)
+    }
+
+    /// The report of the last collection that removed anything or could have (not dry runs).
+    pub async fn last_gc_report(&self) -> Result<Option<serde_json::Value>> {
+        let record = self.storage().get_meta("gc/last-report").await?;
+        Ok(record.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// Whether writers confirm their writes against collections (always, outside tests that
+    /// show what happens without).
+    pub(crate) fn gc_fence(&self) -> bool {
+        self.gc_fence_on()
+    }
+}
+
+fn cutoff(options: &GcOptions) -> u64 {
+    now_secs().saturating_sub(options.grace.as_secs())
+}
+
+impl Collector<'_> {
+    async fn run(&mut self, lease: Option<&lease::Lease>, report: &mut GcReport) -> Result<()> {
+        let storage = Arc::clone(self.registry.storage());
+        let repos: Vec<Repository> = storage
+            .list_meta("catalog/")
+            .await?
+            .iter()
+            .filter_map(|k| k["catalog/".len()..].parse().ok())
+            .collect();
+        report.repositories = repos.len();
+        let mut kept: BTreeSet<Digest> = BTreeSet::new();
+        for repo in &repos {
+            let plan = self.plan(repo).await?;
+            if plan.unreadable {
+                report.unreadable.push(repo.to_string());
+            }
+            let plan = match lease {
+                Some(lease) if !plan.is_empty() => self.sweep_repository(repo, plan, lease, report).await?,
+                _ => plan,
+            };
+            let state_tags = plan.tags.iter().cloned().collect::<Vec<_>>();
+            if lease.is_none() {
+                let tag_digests = self.tag_digests(repo, &state_tags).await?;
+                report.tags.extend(tag_digests);
+                report.manifests.extend(
+                    plan.revisions
+                        .iter()
+                        .map(|d| RemovedManifest { repository: repo.to_string(), digest: d.to_string() }),
+                );
+                report.links += plan.links.len();
+                self.would_go
+                    .extend(plan.links.iter().chain(&plan.revisions).map(|d| (repo.clone(), d.clone())));
+            }
+            kept.extend(plan.kept);
+        }
+        self.sweep_blobs(&kept, lease, report).await?;
+        report.uploads = if lease.is_some() {
+            self.registry.purge_stale_uploads(self.options.upload_max_age).await?
+        } else {
+            self.registry.stale_uploads(self.options.upload_max_age).await?
+        };
+        Ok(())
+    }
+
+    async fn tag_digests(&self, repo: &Repository, tags: &[String]) -> Result<Vec<RemovedTag>> {
+        let mut out = Vec::new();
+        for tag in tags {
+            let key = repo_key(repo, &format!("_manifests/tags/{tag}"));
+            if let Some(record) =
+                self.registry.storage().get_meta(&key).await?.as_deref().and_then(TagRecord::decode)
+            {
+                out.push(RemovedTag {
+                    repository: repo.to_string(),
+                    tag: tag.clone(),
+                    digest: record.digest.to_string(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a repository's tags, revisions and links.
+    async fn read(&self, repo: &Repository, with_pulls: bool) -> Result<RepoState> {
+        let storage = self.registry.storage();
+        let mut state = RepoState::default();
+        let prefix = repo_key(repo, "_manifests/tags/");
+        let keys = storage.list_meta(&prefix).await?;
+        let records: Vec<(String, Option<bytes::Bytes>)> = futures_util::stream::iter(keys)
+            .map(|k| async move { Ok::<_, Error>((k.clone(), storage.get_meta(&k).await?)) })
+            .buffer_unordered(READS)
+            .try_collect()
+            .await?;
+        for (key, value) in records {
+            if let Some(record) = value.as_deref().and_then(TagRecord::decode) {
+                state.tags.insert(key[prefix.len()..].to_owned(), record);
+            }
+        }
+        if with_pulls {
+            let prefix = repo_key(repo, "_manifests/pulled/");
+            for key in storage.list_meta(&prefix).await? {
+                let at = storage.get_meta(&key).await?;
+                if let Some(at) = at.as_deref().and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+                {
+                    state.pulled.insert(key[prefix.len()..].to_owned(), at);
+                }
+            }
+        }
+        let prefix = repo_key(repo, "_manifests/revisions/");
+        let digests: Vec<Digest> = storage
+            .list_meta(&prefix)
+            .await?
+            .iter()
+            .filter_map(|k| parse_digest_key(&k[prefix.len()..]))
+            .collect();
+        let revisions: Vec<(Digest, Option<Revision>)> = futures_util::stream::iter(digests)
+            .map(|d| async move { Ok::<_, Error>((d.clone(), self.registry.revision(repo, &d).await?)) })
+            .buffer_unordered(READS)
+            .try_collect()
+            .await?;
+        state.revisions = revisions.into_iter().filter_map(|(d, r)| Some((d, r?))).collect();
+        let prefix = repo_key(repo, "_layers/");
+        state.links = storage
+            .list_meta(&prefix)
+            .await?
+            .iter()
+            .filter_map(|k| parse_digest_key(&k[prefix.len()..]))
+            .collect();
+        Ok(state)
+    }
+
+    /// Parses every revision's manifest not parsed yet.
+    async fn load_refs(&mut self, state: &RepoState) -> Result<()> {
+        let storage = self.registry.storage();
+        let missing: Vec<(Digest, String)> = state
+            .revisions
+            .iter()
+            .filter(|(d, _)| !self.refs.contains_key(*d))
+            .map(|(d, r)| (d.clone(), r.media_type.clone()))
+            .collect();
+        let parsed: Vec<(Digest, Option<Arc<Refs>>)> = futures_util::stream::iter(missing)
+            .map(|(d, media_type)| async move {
+                let bytes = match storage.read_all(&d).await {
+                    Ok(b) => b,
+                    Err(wharf_store::Error::BlobNotFound { .. }) => return Ok((d, None)),
+                    Err(e) => return Err(Error::from(e)),
+                };
+                let media_type = media_type.parse::<MediaType>().ok();
+                let refs = Manifest::from_bytes(bytes, media_type.as_ref()).ok().map(|m| {
+                    let is_index = m.as_index().is_some();
+                    let mut refs = Refs::default();
+                    for r in m.references().filter(|r| !r.is_non_distributable()) {
+                        if is_index {
+                            refs.children.push(r.digest.clone())
+                        } else {
+                            refs.blobs.push(r.digest.clone())
+                        }
+                    }
+                    Arc::new(refs)
+                });
+                Ok::<_, Error>((d, refs))
+            })
+            .buffer_unordered(READS)
+            .try_collect()
+            .await?;
+        self.refs.extend(parsed);
+        Ok(())
+    }
+
+    /// Decides what goes from one repository.
+    async fn plan(&mut self, repo: &Repository) -> Result<Plan> {
+        let lifecycle = self.registry.lifecycle();
+        let rule = lifecycle.rule(repo);
+        let state = self.read(repo, rule.is_some()).await?;
+        self.load_refs(&state).await?;
+        let cutoff = cutoff(self.options);
+        let now = now_secs();
+        let mut plan = Plan::default();
+        if let Some(rule) = rule {
+            let ages: Vec<retention::TagAge> = state
+                .tags
+                .iter()
+                .map(|(name, record)| retention::TagAge {
+                    name: name.clone(),
+                    pushed: record.pushed,
+                    pulled: state.pulled.get(name).copied(),
+                })
+                .collect();
+            // A tag pushed within the grace window always stays.
+            plan.tags = rule
+                .removed(&ages, now)
+                .into_iter()
+                .filter(|t| state.tags[t].pushed.unwrap_or(0) <= cutoff)
+                .collect();
+        }
+        let delete_untagged = rule.map_or(lifecycle.delete_untagged, |r| r.delete_untagged);
+        let mut live: BTreeSet<Digest> = if delete_untagged {
+            let tagged =
+                state.tags.iter().filter(|(t, _)| !plan.tags.contains(*t)).map(|(_, r)| r.digest.clone());
+            let young = state
+                .revisions
+                .iter()
+                .filter(|(_, r)| r.pushed.unwrap_or(0) > cutoff)
+                .map(|(d, _)| d.clone());
+            tagged.chain(young).filter(|d| state.revisions.contains_key(d)).collect()
+        } else {
+            state.revisions.keys().cloned().collect()
+        };
+        // Children of live indexes and referrers of live subjects, until nothing changes.
+        loop {
+            let mut more = Vec::new();
+            for d in &live {
+                if let Some(Some(refs)) = self.refs.get(d) {
+                    more.extend(
+                        refs.children
+                            .iter()
+                            .filter(|c| state.revisions.contains_key(*c) && !live.contains(*c))
+                            .cloned(),
+                    );
+                }
+            }
+            for (d, revision) in &state.revisions {
+                if !live.contains(d) && revision.subject.as_ref().is_some_and(|s| live.contains(s)) {
+                    more.push(d.clone());
+                }
+            }
+            if more.is_empty() {
+                break;
+            }
+            live.extend(more);
+        }
+        plan.revisions = state.revisions.keys().filter(|d| !live.contains(*d)).cloned().collect();
+        let mut live_blobs = BTreeSet::new();
+        for d in &live {
+            match self.refs.get(d) {
+                Some(Some(refs)) => live_blobs.extend(refs.blobs.iter().cloned()),
+                _ => plan.unreadable = true,
+            }
+        }
+        if plan.unreadable {
+            // A manifest that cannot be read might reference any link: keep them all, and
+            // every revision (its children are unknown too).
+            plan.revisions.clear();
+        } else {
+            let storage = self.registry.storage();
+            let candidates: Vec<Digest> =
+                state.links.iter().filter(|d| !live_blobs.contains(*d)).cloned().collect();
+            let times: Vec<(Digest, u64)> = futures_util::stream::iter(candidates)
+                .map(|d| async move {
+                    let record = storage.get_meta(&layer_key(repo, &d)).await?;
+                    Ok::<_, Error>((d, record.as_deref().map_or(u64::MAX, link_time)))
+                })
+                .buffer_unordered(READS)
+                .try_collect()
+                .await?;
+            plan.links = times.into_iter().filter(|(_, at)| *at <= cutoff).map(|(d, _)| d).collect();
+        }
+        plan.kept = state
+            .revisions
+            .keys()
+            .filter(|d| !plan.revisions.contains(*d))
+            .chain(state.links.iter().filter(|d| !plan.links.contains(*d)))
+            .cloned()
+            .collect();
+        Ok(plan)
+    }
+
+    /// Removes a repository's garbage under doomed marks, after deciding again.
+    async fn sweep_repository(
+        &mut self,
+        repo: &Repository,
+        first: Plan,
+        lease: &lease::Lease,
+        report: &mut GcReport,
+    ) -> Result<Plan> {
+        let storage = Arc::clone(self.registry.storage());
+        let marks: Vec<String> = first
+            .tags
+            .iter()
+            .map(|t| fence::doomed_tag(repo, t))
+            .chain(first.revisions.iter().chain(&first.links).map(fence::doomed_digest))
+            .collect();
+        let mut writes: Vec<Write> =
+            marks.iter().map(|key| Write::Set { key: key.clone(), value: bytes::Bytes::new() }).collect();
+        storage.write_steps(vec![std::mem::take(&mut writes)]).await?;
+        let outcome = async {
+            let again = self.plan(repo).await?;
+            let tags: BTreeSet<String> = first.tags.intersection(&again.tags).cloned().collect();
+            let revisions: BTreeSet<Digest> =
+                first.revisions.intersection(&again.revisions).cloned().collect();
+            let links: BTreeSet<Digest> = first.links.intersection(&again.links).cloned().collect();
+            report.rescued += first.tags.len() + first.revisions.len() + first.links.len()
+                - tags.len()
+                - revisions.len()
+                - links.len();
+            lease.check().await?;
+            report.tags.extend(self.tag_digests(repo, &tags.iter().cloned().collect::<Vec<_>>()).await?);
+            for tag in &tags {
+                self.registry.remove_tag(repo, tag).await?;
+            }
+            for d in &revisions {
+                if let Some(revision) = self.registry.revision(repo, d).await? {
+                    self.registry.remove_revision(repo, d, &revision).await?;
+                    report
+                        .manifests
+                        .push(RemovedManifest { repository: repo.to_string(), digest: d.to_string() });
+                }
+            }
+            for d in &links {
+                if self.registry.unlink(repo, d).await? {
+                    report.links += 1;
+                }
+            }
+            if !tags.is_empty() || !revisions.is_empty() {
+                storage.write_steps(vec![vec![self.registry.search_index().stamp_write()]]).await?;
+            }
+            let mut kept = again.kept;
+            // What the second look found live beyond the first stays too.
+            kept.extend(first.revisions.difference(&revisions).cloned());
+            kept.extend(first.links.difference(&links).cloned());
+            Ok::<_, Error>(Plan { tags, revisions, links, kept, unreadable: again.unreadable })
+        }
+        .await;
+        let removes = marks.into_iter().map(|key| Write::Remove { key }).collect();
+        storage.write_steps(vec![removes]).await?;
+        outcome
+    }
+
+    /// Removes the bytes no link or revision names any more.
+    async fn sweep_blobs(
+        &self,
+        kept: &BTreeSet<Digest>,
+        lease: Option<&lease::Lease>,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        let storage = Arc::clone(self.registry.storage());
+        let all: Vec<Digest> = storage.list().try_collect().await?;
+        let candidates: Vec<Digest> = all.iter().filter(|d| !kept.contains(*d)).cloned().collect();
+        report.blobs_kept = all.len() - candidates.len();
+        let threshold = SystemTime::now() - self.options.grace;
+        for batch in candidates.chunks(BATCH) {
+            let marks: Vec<String> = batch.iter().map(fence::doomed_digest).collect();
+            if lease.is_some() {
+                let writes = marks
+                    .iter()
+                    .map(|key| Write::Set { key: key.clone(), value: bytes::Bytes::new() })
+                    .collect();
+                storage.write_steps(vec![writes]).await?;
+            }
+            let outcome = async {
+                let decided: Vec<(Digest, Option<u64>)> =
+                    futures_util::stream::iter(batch.iter().cloned())
+                        .map(|d| async move {
+                            Ok::<_, Error>((d.clone(), self.blob_garbage(&d, threshold).await?))
+                        })
+                        .buffer_unordered(READS)
+                        .try_collect()
+                        .await?;
+                if let Some(lease) = lease {
+                    lease.check().await?;
+                }
+                for (d, size) in decided {
+                    let Some(size) = size else {
+                        report.blobs_kept += 1;
+                        continue;
+                    };
+                    if lease.is_some() && !storage.delete(&d).await? {
+                        continue;
+                    }
+                    report.bytes_freed += size;
+                    report.blobs.push(RemovedBlob { digest: d.to_string(), size });
+                }
+                Ok::<_, Error>(())
+            }
+            .await;
+            if lease.is_some() {
+                let removes = marks.into_iter().map(|key| Write::Remove { key }).collect();
+                storage.write_steps(vec![removes]).await?;
+            }
+            outcome?;
+        }
+        Ok(())
+    }
+
+    /// `Some(size)` when blob `d` is garbage: no live link or revision names it (stale reverse
+    /// records are removed on the way) and it is older than `threshold`.
+    async fn blob_garbage(&self, d: &Digest, threshold: SystemTime) -> Result<Option<u64>> {
+        let storage = self.registry.storage();
+        for (prefix, is_link) in [("blob-repositories", true), ("manifest-repositories", false)] {
+            let prefix = format!("{prefix}/{}/", digest_key(d));
+            for key in storage.list_meta(&prefix).await? {
+                let Ok(repo) = key[prefix.len()..].parse::<Repository>() else { continue };
+                let live = if is_link {
+                    self.registry.blob_linked(&repo, d).await?
+                } else {
+                    self.registry.holds_manifest(&repo, d).await?
+                };
+                if live && !self.would_go.contains(&(repo.clone(), d.clone())) {
+                    return Ok(None);
+                }
+                if !self.options.dry_run {
+                    storage.remove_meta(&key).await?;
+                }
+            }
+        }
+        match storage.modified(d).await? {
+            Some(at) if at <= threshold => Ok(storage.stat(d).await?.map(|i| i.size)),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Plan {
+    fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.revisions.is_empty() && self.links.is_empty()
+    }
+}
+
+/// `<alg>/<hex>` back to a digest.
+fn parse_digest_key(key: &str) -> Option<Digest> {
+    let (alg, hex) = key.split_once('/')?;
+    format!("{alg}:{hex}").parse().ok()
+}
+
+/// When a link was written: the second field of `<size> <secs>` (0 for older records).
+fn link_time(record: &[u8]) -> u64 {
+    std::str::from_utf8(record).ok().and_then(|s| s.split(' ').nth(1)?.parse().ok()).unwrap_or(0)
+}
