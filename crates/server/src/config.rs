@@ -45,6 +45,15 @@ pub struct FileConfig {
     /// `[[wasm_policy]]` tables.
     #[serde(default)]
     pub wasm_policy: Vec<crate::policy::WasmPolicyConfig>,
+    /// `[gc]`: garbage collection.
+    #[serde(default)]
+    pub gc: Option<crate::gc::GcConfig>,
+    /// `[[retention]]` tables.
+    #[serde(default)]
+    pub retention: Vec<crate::gc::retention::RetentionConfig>,
+    /// `[[quota]]` tables.
+    #[serde(default)]
+    pub quota: Vec<crate::gc::quota::QuotaConfig>,
 }
 
 /// `[tls]`.
@@ -198,6 +207,22 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         Ok(d) if d.is_zero() => Err(format!("`{s}`: a time-out must be longer than zero")),
         Ok(d) => Ok(d),
         Err(e) => Err(format!("`{s}`: {e}")),
+    }
+}
+
+/// A grace window: a duration, or `0` (nothing is too young to collect).
+pub fn parse_grace(s: &str) -> std::result::Result<Duration, String> {
+    match s.trim() {
+        "0" | "0s" | "0ms" => Ok(Duration::ZERO),
+        other => parse_duration(other),
+    }
+}
+
+/// An interval that may be `off`.
+pub fn parse_interval(s: &str) -> std::result::Result<Option<Duration>, String> {
+    match s.trim() {
+        "off" | "0" | "false" => Ok(None),
+        other => parse_duration(other).map(Some),
     }
 }
 

@@ -156,6 +156,7 @@ enum Route {
     Ready,
     WharfRepositories,
     WharfSearch,
+    WharfGc,
     WharfArtifacts(String),
     WharfArtifact(String, String),
     Base,
@@ -195,6 +196,7 @@ impl Route {
             | Self::Catalog
             | Self::Tags(_)
             | Self::Referrers(..) => "GET",
+            Self::WharfGc => "GET, POST",
             Self::Health | Self::Ready | Self::Base => "GET, HEAD",
             Self::Token => "GET, POST",
             Self::Manifest(..) => "GET, HEAD, PUT, DELETE",
@@ -213,6 +215,7 @@ impl Route {
             Self::Ready => "readyz",
             Self::WharfRepositories | Self::WharfArtifacts(_) | Self::WharfArtifact(..) => "wharf",
             Self::WharfSearch => "search",
+            Self::WharfGc => "gc",
             Self::Base => "base",
             Self::Catalog => "catalog",
             Self::Tags(_) => "tags",
@@ -247,6 +250,9 @@ fn route(path: &str) -> Option<Route> {
     }
     if rest == "_wharf/search" {
         return Some(Route::WharfSearch);
+    }
+    if rest == "_wharf/gc" {
+        return Some(Route::WharfGc);
     }
     if let Some((name, what)) = rest.split_once("/_wharf/") {
         return match what.strip_prefix("artifacts") {
@@ -448,7 +454,8 @@ fn need(route: Option<&Route>, method: &Method, query: &[(String, String)]) -> N
     let one = |name: &String, action, scope| Need::Repository(vec![(name.clone(), action, scope)]);
     match route {
         Route::Health | Route::Ready | Route::Token => Need::Public,
-        Route::Metrics => Need::Admin,
+        Route::Metrics => Need::Metrics,
+        Route::WharfGc => Need::Admin,
         Route::Base => Need::Authenticated,
         Route::Catalog | Route::WharfRepositories | Route::WharfSearch => Need::Listing,
         Route::Tags(n) | Route::Referrers(n, _) | Route::WharfArtifacts(n) | Route::WharfArtifact(n, _) => {
@@ -590,6 +597,29 @@ async fn handle(
                 response.headers_mut().insert(header::LINK, header_value(&link));
             }
             Ok(response)
+        }
+        (Route::WharfGc, Method::GET) => {
+            Ok(json_value(&serde_json::json!({ "last": registry.last_gc_report().await? })))
+        }
+        (Route::WharfGc, Method::POST) => {
+            let mut options = registry.lifecycle().options().clone();
+            match first(&query, "dryRun") {
+                None | Some("false") => {}
+                Some("true" | "") => options = options.with_dry_run(true),
+                Some(other) => {
+                    return Err(Error::ParameterInvalid(format!(
+                        "dryRun `{}`: true or false",
+                        printable(other, 40)
+                    )));
+                }
+            }
+            if let Some(grace) = first(&query, "grace") {
+                let grace = crate::config::parse_grace(grace)
+                    .map_err(|e| Error::ParameterInvalid(format!("grace: {e}")))?;
+                options = options.with_grace(grace);
+            }
+            let report = registry.collect_garbage(&options).await?;
+            Ok(json_value(&serde_json::to_value(&report).expect("a report serialises")))
         }
         (Route::WharfArtifacts(name), Method::GET) => {
             let repo = repository(&name)?;

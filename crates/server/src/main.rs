@@ -8,6 +8,8 @@
 //!              [--tls-cert server.crt --tls-key server.key [--tls-client-ca ca.crt]]
 //!              [--htpasswd users.htpasswd]
 //! wharf-server user add|remove|list [NAME] [--htpasswd FILE] [--password-stdin]
+//! wharf-server gc [--dry-run] [--grace DURATION] [--config FILE | --storage SPEC]
+//! wharf-server scrub [--no-quarantine] [--config FILE | --storage SPEC]
 //! ```
 //! Every flag also reads `WHARF_<FLAG>` from the environment. SIGTERM or Ctrl-C stops
 //! accepting connections and lets in-flight requests finish, for the drain time at most;
@@ -18,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use wharf_server::config::{FileConfig, parse_duration};
+use wharf_server::config::{FileConfig, parse_duration, parse_grace, parse_interval};
 use wharf_server::{Limits, Registry, Server, Storage, open_storage};
 
 /// The Wharf reference OCI registry (distribution-spec v1.1, Wasm-aware).
@@ -34,7 +36,7 @@ struct Args {
     listen: Option<SocketAddr>,
     /// Storage: `fs:<dir>`, `memory`, or `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<r>`
     /// (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) [default: fs:./wharf-data].
-    #[arg(long, env = "WHARF_STORAGE")]
+    #[arg(long, env = "WHARF_STORAGE", global = true)]
     storage: Option<Storage>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "WHARF_LOG_FORMAT", value_parser = ["text", "json"])]
@@ -61,6 +63,10 @@ struct Args {
     /// [default: 30s].
     #[arg(long, env = "WHARF_DRAIN_TIMEOUT", value_parser = parse_duration)]
     drain_timeout: Option<Duration>,
+    /// How often to collect garbage (`1h`, `off`) [default: 1h on fs and S3, off on memory].
+    /// Config: `[gc] interval`.
+    #[arg(long, env = "WHARF_GC_INTERVAL")]
+    gc_interval: Option<String>,
     /// TLS certificate chain (PEM); with `--tls-key`, the server speaks HTTPS (HTTP/2 and
     /// HTTP/1.1). Config: `[tls] cert`.
     #[arg(long, env = "WHARF_TLS_CERT", requires = "tls_key")]
@@ -89,6 +95,23 @@ enum Command {
     /// Manage the users of the htpasswd file.
     #[command(subcommand)]
     User(UserCommand),
+    /// Collect garbage once, beside live servers on the same storage or alone, and print the
+    /// JSON report (exit 1 when another collection holds the lease).
+    Gc {
+        /// List what would go; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep what is younger than this (`1h`, `0`) [default: `[gc] grace`, else 1h].
+        #[arg(long, value_parser = parse_grace)]
+        grace: Option<Duration>,
+    },
+    /// Re-hash every blob and check every record; print the JSON report; exit 1 on damage.
+    /// Corrupt blobs are moved to the storage's quarantine.
+    Scrub {
+        /// Report corrupt blobs without moving them.
+        #[arg(long)]
+        no_quarantine: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -164,6 +187,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         },
         (None, None) => "fs:./wharf-data".parse()?,
     };
+    let gc_config = file.gc.take().unwrap_or_default();
+    let lifecycle = wharf_server::gc::Lifecycle::from_config(&gc_config, &file.retention, &file.quota)
+        .map_err(|e| format!("config: {e}"))?;
+    if let Some(command @ (Command::Gc { .. } | Command::Scrub { .. })) = &args.command {
+        return maintenance(command, &storage, lifecycle).await;
+    }
     let log_format = args.log_format.or(file.log_format.take()).unwrap_or_else(|| "text".to_owned());
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -216,7 +245,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let wasm_validate = args.wasm_validate.or(file.wasm_validate).unwrap_or(false);
     let policies = wharf_server::policy::WasmPolicies::from_config(&file.wasm_policy)
         .map_err(|e| format!("config [[wasm_policy]]: {e}"))?;
-    let registry = Registry::new(backend).with_wasm_validate(wasm_validate).with_wasm_policies(policies);
+    let gc_every = match (&args.gc_interval, &gc_config.interval) {
+        (Some(s), _) => parse_interval(s).map_err(|e| format!("--gc-interval: {e}"))?,
+        (None, Some(s)) => parse_interval(s).map_err(|e| format!("config [gc] interval: {e}"))?,
+        (None, None) if matches!(storage, Storage::Memory) => None,
+        (None, None) => Some(Duration::from_secs(3600)),
+    };
+    let scrub_every = match &gc_config.scrub_interval {
+        Some(s) => parse_interval(s).map_err(|e| format!("config [gc] scrub_interval: {e}"))?,
+        None => None,
+    };
+    let registry = Registry::new(backend)
+        .with_wasm_validate(wasm_validate)
+        .with_wasm_policies(policies)
+        .with_lifecycle(lifecycle);
     let mut server = Server::bind(listen, registry)
         .await
         .map_err(|e| match e.kind() {
@@ -225,7 +267,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
             _ => format!("cannot listen on {listen}: {e}"),
         })?
-        .with_limits(limits);
+        .with_limits(limits)
+        .with_gc_every(gc_every)
+        .with_scrub_every(scrub_every);
     if listen.port() == 0 {
         // The only way for whoever started us to learn the port the system picked.
         eprintln!("wharf-server: listening on {}", server.local_addr());
@@ -355,4 +399,39 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// `gc` and `scrub`: one run over the storage, the JSON report on stdout, logs on stderr.
+async fn maintenance(
+    command: &Command,
+    storage: &Storage,
+    lifecycle: wharf_server::gc::Lifecycle,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
+    let backend = open_storage(storage).await.map_err(|e| format!("opening the storage {storage:?}: {e}"))?;
+    let mut options = lifecycle.options().clone();
+    let registry = Registry::new(backend).with_lifecycle(lifecycle);
+    match command {
+        Command::Gc { dry_run, grace } => {
+            options = options.with_dry_run(*dry_run);
+            if let Some(grace) = grace {
+                options = options.with_grace(*grace);
+            }
+            let report = registry.collect_garbage(&options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Scrub { no_quarantine } => {
+            let report = registry.scrub(!no_quarantine).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.damage.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("scrub found {} problems (listed above)", report.damage.len()).into())
+            }
+        }
+        Command::User(_) => unreachable!("handled before"),
+    }
 }

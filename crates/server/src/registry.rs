@@ -203,7 +203,8 @@ impl Registry {
         self.gc_fence
     }
 
-    pub(crate) fn lifecycle(&self) -> &crate::gc::Lifecycle {
+    /// The lifecycle rules.
+    pub fn lifecycle(&self) -> &crate::gc::Lifecycle {
         &self.lifecycle
     }
 
@@ -374,9 +375,59 @@ impl Registry {
     /// Stores a whole blob (monolithic upload) and links it.
     pub async fn put_blob(&self, repo: &Repository, digest: &Digest, data: ByteStream) -> Result<BlobInfo> {
         let epoch = crate::gc::Epoch::read(self).await?;
-        let info = self.storage.put(digest, data).await?;
+        let (data, exceeded) = self.within_quota(repo, Some(digest), 0, data).await?;
+        let info = match self.storage.put(digest, data).await {
+            Err(_) if exceeded.is_some_and(|e| e.load(std::sync::atomic::Ordering::Relaxed)) => {
+                return Err(self.over_quota(repo).await);
+            }
+            other => other?,
+        };
         self.link_fenced(&epoch, repo, digest, info.size).await?;
+        self.quota_added(repo, digest, info.size);
         Ok(info)
+    }
+
+    /// `data`, cut off with an error past the room the repository's quotas leave (after
+    /// `already` bytes of the same blob); the flag says whether that happened. A blob the
+    /// quotas already count passes as it is.
+    async fn within_quota(
+        &self,
+        repo: &Repository,
+        digest: Option<&Digest>,
+        already: u64,
+        data: ByteStream,
+    ) -> Result<(ByteStream, Option<Arc<std::sync::atomic::AtomicBool>>)> {
+        use futures_util::StreamExt as _;
+        let Some(room) = self.quota_room(repo).await? else { return Ok((data, None)) };
+        if let Some(d) = digest
+            && self.check_quota(repo, Some(d), u64::MAX).await.is_ok()
+        {
+            // Counted under every quota: adds nothing.
+            return Ok((data, None));
+        }
+        let exceeded = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&exceeded);
+        let mut seen = already;
+        let limited = data
+            .map(move |chunk| {
+                let chunk = chunk?;
+                seen += chunk.len() as u64;
+                if seen > room {
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(std::io::Error::other("over quota"));
+                }
+                Ok(chunk)
+            })
+            .boxed();
+        Ok((limited, Some(exceeded)))
+    }
+
+    /// The refusal of a push that went over a quota (with usage and limit).
+    async fn over_quota(&self, repo: &Repository) -> Error {
+        match self.check_quota(repo, None, u64::MAX).await {
+            Err(e) => e,
+            Ok(()) => Error::Denied { message: "over quota".into(), challenge: None },
+        }
     }
 
     /// Mounts `digest` from `from` (or, without `from`, from any repository holding it).
@@ -395,6 +446,11 @@ impl Registry {
         allowed: &(dyn Fn(&Repository) -> bool + Sync),
     ) -> Result<bool> {
         let epoch = crate::gc::Epoch::read(self).await?;
+        if !self.lifecycle.quotas.is_empty()
+            && let Some(info) = self.storage.stat(digest).await?
+        {
+            self.check_quota(repo, Some(digest), info.size).await?;
+        }
         let source_has_it = if let Some(from) = from {
             allowed(from) && self.blob_linked(from, digest).await?
         } else {
@@ -413,7 +469,11 @@ impl Registry {
         match self.link_fenced(&epoch, repo, digest, info.size).await {
             // Collected meanwhile: the client uploads it instead.
             Err(Error::Collected(_)) => Ok(false),
-            other => other.map(|()| true),
+            Err(e) => Err(e),
+            Ok(()) => {
+                self.quota_added(repo, digest, info.size);
+                Ok(true)
+            }
         }
     }
 
@@ -500,9 +560,15 @@ impl Registry {
             Some(o) => o,
             None => self.storage.status(&id).await?,
         };
+        let (data, exceeded) = self.within_quota(repo, None, offset, data).await?;
         match self.storage.append(&id, offset, data).await {
             Err(wharf_store::Error::WrongOffset { offset, size, .. }) => {
                 Err(Error::RangeNotSatisfiable { offset, size })
+            }
+            Err(_) if exceeded.is_some_and(|e| e.load(std::sync::atomic::Ordering::Relaxed)) => {
+                // Refused: the session and its bytes go.
+                self.cancel_upload(repo, id.as_str()).await.ok();
+                Err(self.over_quota(repo).await)
             }
             other => Ok(other?),
         }
@@ -512,12 +578,20 @@ impl Registry {
     pub async fn finish_upload(&self, repo: &Repository, id: &str, digest: &Digest) -> Result<BlobInfo> {
         let upload = self.check_upload(repo, id).await?;
         let epoch = crate::gc::Epoch::read(self).await?;
+        if !self.lifecycle.quotas.is_empty() {
+            let size = self.storage.status(&upload).await?;
+            if let Err(e) = self.check_quota(repo, Some(digest), size).await {
+                self.cancel_upload(repo, id).await.ok();
+                return Err(e);
+            }
+        }
         let result = self.storage.commit(&upload, digest).await;
         // The session ends either way.
         self.storage.remove_meta(&repo_key(repo, &format!("_uploads/{upload}"))).await?;
         self.storage.remove_meta(&format!("uploads/{upload}")).await?;
         let info = result?;
         self.link_fenced(&epoch, repo, digest, info.size).await?;
+        self.quota_added(repo, digest, info.size);
         Ok(info)
     }
 
@@ -544,6 +618,7 @@ impl Registry {
             TagOrDigest::Tag(_) => Manifest::from_bytes(bytes, content_type)?,
         };
         let epoch = crate::gc::Epoch::read(self).await?;
+        self.check_quota(repo, Some(manifest.digest()), manifest.size()).await?;
         self.check_references(repo, &manifest).await?;
         let (artifact, job) = self.classify_push(repo, &manifest).await?;
         let digest = manifest.digest().clone();
@@ -603,6 +678,7 @@ impl Registry {
         let tag_names: Vec<String> = tags.iter().map(ToString::to_string).collect();
         self.search.upsert(repo.as_str(), &artifact, &tag_names);
         self.manifests.insert(&digest, manifest.bytes());
+        self.quota_added(repo, &digest, manifest.size());
         self.metrics.artifact_pushed(
             artifact["kind"].as_str().unwrap_or_default(),
             artifact["harborType"].as_str().unwrap_or_default(),

@@ -59,6 +59,8 @@ pub struct Server {
     limits: crate::Limits,
     tls: Option<Arc<crate::tls::Tls>>,
     access: Option<Arc<crate::AccessControl>>,
+    gc_every: Option<std::time::Duration>,
+    scrub_every: Option<std::time::Duration>,
 }
 
 impl Server {
@@ -70,7 +72,15 @@ impl Server {
         socket.set_reuseaddr(true)?;
         socket.bind(addr)?;
         let listener = socket.listen(4096)?;
-        Ok(Self { listener, registry, limits: crate::Limits::default(), tls: None, access: None })
+        Ok(Self {
+            listener,
+            registry,
+            limits: crate::Limits::default(),
+            tls: None,
+            access: None,
+            gc_every: None,
+            scrub_every: None,
+        })
     }
 
     /// Serves TLS (HTTP/2 and HTTP/1.1 by ALPN) instead of plain HTTP.
@@ -94,6 +104,22 @@ impl Server {
         self
     }
 
+    /// Collects garbage every `every` (with the registry's lifecycle settings), the first
+    /// time one interval after the start; other processes on the same storage may do the
+    /// same (one collects at a time).
+    #[must_use]
+    pub fn with_gc_every(mut self, every: Option<std::time::Duration>) -> Self {
+        self.gc_every = every;
+        self
+    }
+
+    /// Scrubs every `every` (a slow pass: every blob is read).
+    #[must_use]
+    pub fn with_scrub_every(mut self, every: Option<std::time::Duration>) -> Self {
+        self.scrub_every = every;
+        self
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
@@ -106,11 +132,16 @@ impl Server {
         let janitor = tokio::spawn(purge_uploads(self.registry.clone()));
         let reloader = tokio::spawn(reload_files(self.tls.clone(), self.access.clone()));
         let worker = tokio::spawn(std::sync::Arc::new(crate::jobs::Worker::new()).run(self.registry.clone()));
+        let collector = self.gc_every.map(|every| tokio::spawn(collect_every(self.registry.clone(), every)));
+        let scrubber = self.scrub_every.map(|every| tokio::spawn(scrub_every(self.registry.clone(), every)));
         let router = crate::router_with_access(self.registry, self.access);
         let result = crate::listener::serve(self.listener, router, self.limits, self.tls, shutdown).await;
         janitor.abort();
         reloader.abort();
         worker.abort();
+        for task in collector.into_iter().chain(scrubber) {
+            task.abort();
+        }
         result
     }
 
@@ -150,6 +181,31 @@ impl ServerHandle {
 
 /// How long an upload session may live.
 const UPLOAD_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+async fn collect_every(registry: Registry, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let options = registry.lifecycle().options().clone();
+        match registry.collect_garbage(&options).await {
+            Ok(_) => {}
+            Err(crate::Error::Busy(why)) => tracing::debug!(%why, "garbage collection skipped"),
+            Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+        }
+    }
+}
+
+async fn scrub_every(registry: Registry, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match registry.scrub(true).await {
+            Ok(report) if !report.damage.is_empty() => {
+                tracing::error!(damage = report.damage.len(), "scrub found damage (see gc/last-scrub)");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "scrub failed"),
+        }
+    }
+}
 
 async fn purge_uploads(registry: Registry) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(600));

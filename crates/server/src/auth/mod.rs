@@ -44,7 +44,9 @@ pub(crate) enum Need {
     Authenticated,
     /// A listing: anyone, filtered to what they may pull; a token needs `registry:catalog:*`.
     Listing,
-    /// Registry administration.
+    /// `/metrics`: administrators, or anyone with `public_metrics`.
+    Metrics,
+    /// Registry administration (garbage collection, quotas).
     Admin,
     /// Actions on repositories: (repository, action, the actions a challenge asks for).
     Repository(Vec<(String, Action, &'static str)>),
@@ -346,9 +348,10 @@ impl AccessControl {
                 }
                 _ => Ok(principal),
             },
-            Need::Admin if self.public_metrics || self.auth.is_admin(&principal) => Ok(principal),
-            Need::Admin if anonymous => Err(unauthorized("authentication required".into())),
-            Need::Admin => Err(Error::Denied {
+            Need::Metrics if self.public_metrics => Ok(principal),
+            Need::Admin | Need::Metrics if self.auth.is_admin(&principal) => Ok(principal),
+            Need::Admin | Need::Metrics if anonymous => Err(unauthorized("authentication required".into())),
+            Need::Admin | Need::Metrics => Err(Error::Denied {
                 message: format!("`{}` is not an administrator", principal.identity.name()),
                 challenge: None,
             }),

@@ -31,7 +31,9 @@
 
 mod fence;
 mod lease;
+pub mod quota;
 pub mod retention;
+pub mod scrub;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -105,18 +107,22 @@ impl GcOptions {
     }
 }
 
-/// The lifecycle rules of a registry: retention and the untagged default.
+/// The lifecycle rules of a registry: collection settings, retention, the untagged
+/// default, quotas.
 #[derive(Clone, Debug, Default)]
 pub struct Lifecycle {
+    options: GcOptions,
     retention: Vec<retention::Rule>,
     delete_untagged: bool,
+    pub(crate) quotas: quota::Quotas,
 }
 
 impl Lifecycle {
-    /// From the config file's `[gc]` and `[[retention]]` tables.
+    /// From the config file's `[gc]`, `[[retention]]` and `[[quota]]` tables.
     pub fn from_config(
         gc: &GcConfig,
         rules: &[retention::RetentionConfig],
+        quotas: &[quota::QuotaConfig],
     ) -> std::result::Result<Self, String> {
         let retention = rules
             .iter()
@@ -125,7 +131,25 @@ impl Lifecycle {
                 retention::Rule::from_config(r).map_err(|e| format!("[[retention]] #{}: {e}", i + 1))
             })
             .collect::<std::result::Result<_, _>>()?;
-        Ok(Self { retention, delete_untagged: gc.delete_untagged.unwrap_or(false) })
+        let mut options = GcOptions::default();
+        if let Some(grace) = &gc.grace {
+            options.grace = crate::config::parse_grace(grace).map_err(|e| format!("[gc] grace: {e}"))?;
+        }
+        if let Some(age) = &gc.upload_max_age {
+            options.upload_max_age =
+                crate::config::parse_duration(age).map_err(|e| format!("[gc] upload_max_age: {e}"))?;
+        }
+        Ok(Self {
+            options,
+            retention,
+            delete_untagged: gc.delete_untagged.unwrap_or(false),
+            quotas: quota::Quotas::from_config(quotas)?,
+        })
+    }
+
+    /// The collection settings (`[gc]`), for runs that do not say otherwise.
+    pub fn options(&self) -> &GcOptions {
+        &self.options
     }
 
     fn rule(&self, repo: &Repository) -> Option<&retention::Rule> {

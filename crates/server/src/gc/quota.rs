@@ -1,0 +1,295 @@
+//! Quotas (`[[quota]]`): the bytes of the unique blobs and manifests linked in the
+//! repositories a pattern matches. A push that would go over is refused with `DENIED`, its
+//! bytes not kept.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use wharf_auth::Pattern;
+use wharf_types::{Digest, Repository};
+
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+
+/// How long a usage computed from storage is trusted (this process's own pushes are added as
+/// they happen; other processes' are seen after this long).
+const FRESH: Duration = Duration::from_secs(10);
+
+/// A `[[quota]]` table.
+///
+/// ```toml
+/// [[quota]]
+/// name = "team-a"               # optional; the first pattern otherwise
+/// repositories = ["team-a/**"]
+/// max_bytes = "10GiB"           # or a number of bytes; KB, MB, GB, KiB, MiB, GiB, TiB
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct QuotaConfig {
+    /// A name for reports and metrics.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Repository patterns.
+    pub repositories: Vec<String>,
+    /// The limit.
+    pub max_bytes: Size,
+}
+
+/// A size: a number of bytes or a string with a unit.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    /// Bytes.
+    Bytes(u64),
+    /// `10GiB`, `500MB`, `1024`.
+    Text(String),
+}
+
+impl Size {
+    fn bytes(&self) -> std::result::Result<u64, String> {
+        match self {
+            Self::Bytes(n) => Ok(*n),
+            Self::Text(s) => parse_size(s),
+        }
+    }
+}
+
+/// `10GiB`, `500MB`, `1.5G`, `1024`.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("`{s}` is not a size (try 10GiB, 500MB)"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "ki" | "kib" => 1024.0,
+        "mi" | "mib" => 1024.0 * 1024.0,
+        "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "ti" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "`{other}` in `{s}` is not a unit of size (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked finite and non-negative
+    let bytes = (number * factor).round();
+    if !bytes.is_finite() || bytes < 0.0 || bytes > 1.8e19 {
+        return Err(format!("`{s}` is out of range"));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(bytes as u64)
+}
+
+/// A parsed quota.
+#[derive(Clone, Debug)]
+pub(crate) struct Quota {
+    name: String,
+    patterns: Vec<Pattern>,
+    sources: Vec<String>,
+    limit: u64,
+}
+
+/// The usage of one quota: the size of each unique digest under it.
+#[derive(Clone, Debug, Default)]
+struct Usage {
+    sizes: HashMap<Digest, u64>,
+    total: u64,
+}
+
+impl Usage {
+    fn add(&mut self, digest: &Digest, size: u64) {
+        if self.sizes.insert(digest.clone(), size).is_none() {
+            self.total += size;
+        }
+    }
+}
+
+/// A quota and its usage, as the `_wharf` API shows them.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct QuotaUsage {
+    /// Its name.
+    pub name: String,
+    /// Its repository patterns.
+    pub repositories: Vec<String>,
+    /// The limit in bytes.
+    pub limit_bytes: u64,
+    /// The bytes of unique blobs and manifests under it.
+    pub usage_bytes: u64,
+}
+
+/// Every quota of a registry, with usages cached per process.
+#[derive(Debug, Default)]
+pub(crate) struct Quotas {
+    quotas: Vec<Quota>,
+    usage: Mutex<HashMap<String, (Instant, Usage)>>,
+}
+
+impl Clone for Quotas {
+    fn clone(&self) -> Self {
+        Self { quotas: self.quotas.clone(), usage: Mutex::default() }
+    }
+}
+
+impl Quotas {
+    pub(crate) fn from_config(configs: &[QuotaConfig]) -> std::result::Result<Self, String> {
+        let mut quotas = Vec::new();
+        for (i, c) in configs.iter().enumerate() {
+            let bad = |e: String| format!("[[quota]] #{}: {e}", i + 1);
+            if c.repositories.is_empty() {
+                return Err(bad("`repositories` must name at least one pattern".into()));
+            }
+            let patterns = c
+                .repositories
+                .iter()
+                .map(|p| p.parse::<Pattern>().map_err(|e| bad(format!("repository pattern `{p}`: {e}"))))
+                .collect::<std::result::Result<_, _>>()?;
+            let limit = c.max_bytes.bytes().map_err(|e| bad(format!("max_bytes: {e}")))?;
+            let name = c.name.clone().unwrap_or_else(|| c.repositories[0].clone());
+            quotas.push(Quota { name, patterns, sources: c.repositories.clone(), limit });
+        }
+        Ok(Self { quotas, usage: Mutex::default() })
+    }
+
+    fn applying(&self, repo: &Repository) -> impl Iterator<Item = &Quota> {
+        self.quotas.iter().filter(move |q| q.patterns.iter().any(|p| p.matches(repo.as_str())))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.quotas.is_empty()
+    }
+}
+
+impl Registry {
+    /// The usage of `quota`: from this process's cache while fresh, else from storage.
+    async fn quota_usage(&self, quota: &Quota) -> Result<Usage> {
+        let quotas = &self.lifecycle().quotas;
+        if let Some((at, usage)) = quotas.usage.lock().expect("lock").get(&quota.name)
+            && at.elapsed() < FRESH
+        {
+            return Ok(usage.clone());
+        }
+        let mut usage = Usage::default();
+        let storage = self.storage();
+        for key in storage.list_meta("catalog/").await? {
+            let Ok(repo) = key["catalog/".len()..].parse::<Repository>() else { continue };
+            if !quota.patterns.iter().any(|p| p.matches(repo.as_str())) {
+                continue;
+            }
+            for (kind, prefix) in [(true, "_layers/"), (false, "_manifests/revisions/")] {
+                let prefix = format!("repositories/{repo}/{prefix}");
+                for key in storage.list_meta(&prefix).await? {
+                    let Some((alg, hex)) = key[prefix.len()..].split_once('/') else { continue };
+                    let Ok(digest) = format!("{alg}:{hex}").parse::<Digest>() else { continue };
+                    if usage.sizes.contains_key(&digest) {
+                        continue;
+                    }
+                    let Some(record) = storage.get_meta(&key).await? else { continue };
+                    let size = if kind {
+                        std::str::from_utf8(&record).ok().and_then(|s| s.split(' ').next()?.parse().ok())
+                    } else {
+                        serde_json::from_slice::<serde_json::Value>(&record)
+                            .ok()
+                            .and_then(|v| v["size"].as_u64())
+                    };
+                    usage.add(&digest, size.unwrap_or(0));
+                }
+            }
+        }
+        quotas.usage.lock().expect("lock").insert(quota.name.clone(), (Instant::now(), usage.clone()));
+        Ok(usage)
+    }
+
+    /// Refuses (`DENIED`, with usage and limit) when adding `digest` of `size` bytes to the
+    /// repository would take a quota over its limit; a digest already counted adds nothing.
+    pub(crate) async fn check_quota(
+        &self,
+        repo: &Repository,
+        digest: Option<&Digest>,
+        size: u64,
+    ) -> Result<()> {
+        for quota in self.lifecycle().quotas.applying(repo) {
+            let usage = self.quota_usage(quota).await?;
+            if digest.is_some_and(|d| usage.sizes.contains_key(d)) {
+                continue;
+            }
+            if usage.total.saturating_add(size) > quota.limit {
+                return Err(Error::Denied {
+                    message: format!(
+                        "quota `{}` exceeded: {} bytes used of {}, this push adds {size}",
+                        quota.name, usage.total, quota.limit
+                    ),
+                    challenge: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes the repository may still take under every quota that applies (`None`: no
+    /// quota applies).
+    pub(crate) async fn quota_room(&self, repo: &Repository) -> Result<Option<u64>> {
+        let mut room: Option<u64> = None;
+        for quota in self.lifecycle().quotas.applying(repo) {
+            let usage = self.quota_usage(quota).await?;
+            let left = quota.limit.saturating_sub(usage.total);
+            room = Some(room.map_or(left, |r| r.min(left)));
+        }
+        Ok(room)
+    }
+
+    /// Counts a digest this process linked, in the cached usages.
+    pub(crate) fn quota_added(&self, repo: &Repository, digest: &Digest, size: u64) {
+        let quotas = &self.lifecycle().quotas;
+        if quotas.is_empty() {
+            return;
+        }
+        let mut usage = quotas.usage.lock().expect("lock");
+        for quota in quotas.applying(repo) {
+            if let Some((_, u)) = usage.get_mut(&quota.name) {
+                u.add(digest, size);
+            }
+        }
+    }
+
+    /// Every quota with its usage (read fresh), also set in the metrics.
+    pub async fn quota_usages(&self) -> Result<Vec<QuotaUsage>> {
+        let mut out = Vec::new();
+        for quota in &self.lifecycle().quotas.quotas {
+            self.lifecycle().quotas.usage.lock().expect("lock").remove(&quota.name);
+            let usage = self.quota_usage(quota).await?;
+            self.metrics().quota(&quota.name, usage.total, quota.limit);
+            out.push(QuotaUsage {
+                name: quota.name.clone(),
+                repositories: quota.sources.clone(),
+                limit_bytes: quota.limit,
+                usage_bytes: usage.total,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10GiB"), Ok(10 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("1.5k"), Ok(1500));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("10 parsecs").is_err());
+    }
+}
