@@ -157,6 +157,7 @@ enum Route {
     WharfRepositories,
     WharfSearch,
     WharfGc,
+    WharfQuotas,
     WharfArtifacts(String),
     WharfArtifact(String, String),
     Base,
@@ -197,6 +198,7 @@ impl Route {
             | Self::Tags(_)
             | Self::Referrers(..) => "GET",
             Self::WharfGc => "GET, POST",
+            Self::WharfQuotas => "GET",
             Self::Health | Self::Ready | Self::Base => "GET, HEAD",
             Self::Token => "GET, POST",
             Self::Manifest(..) => "GET, HEAD, PUT, DELETE",
@@ -216,6 +218,7 @@ impl Route {
             Self::WharfRepositories | Self::WharfArtifacts(_) | Self::WharfArtifact(..) => "wharf",
             Self::WharfSearch => "search",
             Self::WharfGc => "gc",
+            Self::WharfQuotas => "quotas",
             Self::Base => "base",
             Self::Catalog => "catalog",
             Self::Tags(_) => "tags",
@@ -253,6 +256,9 @@ fn route(path: &str) -> Option<Route> {
     }
     if rest == "_wharf/gc" {
         return Some(Route::WharfGc);
+    }
+    if rest == "_wharf/quotas" {
+        return Some(Route::WharfQuotas);
     }
     if let Some((name, what)) = rest.split_once("/_wharf/") {
         return match what.strip_prefix("artifacts") {
@@ -455,7 +461,7 @@ fn need(route: Option<&Route>, method: &Method, query: &[(String, String)]) -> N
     match route {
         Route::Health | Route::Ready | Route::Token => Need::Public,
         Route::Metrics => Need::Metrics,
-        Route::WharfGc => Need::Admin,
+        Route::WharfGc | Route::WharfQuotas => Need::Admin,
         Route::Base => Need::Authenticated,
         Route::Catalog | Route::WharfRepositories | Route::WharfSearch => Need::Listing,
         Route::Tags(n) | Route::Referrers(n, _) | Route::WharfArtifacts(n) | Route::WharfArtifact(n, _) => {
@@ -597,6 +603,9 @@ async fn handle(
                 response.headers_mut().insert(header::LINK, header_value(&link));
             }
             Ok(response)
+        }
+        (Route::WharfQuotas, Method::GET) => {
+            Ok(json_value(&serde_json::json!({ "quotas": registry.quota_usages().await? })))
         }
         (Route::WharfGc, Method::GET) => {
             Ok(json_value(&serde_json::json!({ "last": registry.last_gc_report().await? })))

@@ -409,7 +409,7 @@ async fn concurrent_pushes_survive_collections_on_fs() {
     let mut registries = fs_registries(dir.path(), 5, fence()).await;
     let reader = registries.pop().expect("reader");
     let collectors = vec![registries.pop().expect("collector"), registries.pop().expect("collector")];
-    let (broken, operations, runs) = race(registries, collectors, reader, 200).await;
+    let (broken, operations, runs) = race(registries, collectors, reader, 400).await;
     eprintln!("fs: {operations} writer operations, {runs} collections, {} broken", broken.len());
     assert!(broken.is_empty(), "acknowledged images lost: {broken:?}");
     assert!(runs >= 3, "the collector ran during the writes ({runs})");
@@ -561,4 +561,493 @@ async fn the_fence_refuses_a_push_whose_layer_a_collection_removed() {
         put.is_ok() && !pulls,
         "without the fence the push is acknowledged and broken: {put:?}, pulls {pulls}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pushes_survive_collections_on_garage() {
+    let Some(url) = crate::common::s3_storage("concurrent_pushes_survive_collections_on_garage", "gc-race")
+    else {
+        return;
+    };
+    let url = url.trim_start_matches("s3:").to_owned();
+    let url = if url.starts_with("s3://") { url } else { format!("s3:{url}") };
+    let mut registries: Vec<Registry> = (0..5)
+        .map(|_| {
+            Registry::new(Arc::new(wharf_store::S3Store::from_url(&url).expect("S3 store")))
+                .with_gc_fence(fence())
+        })
+        .collect();
+    let reader = registries.pop().expect("reader");
+    let collectors = vec![registries.pop().expect("collector"), registries.pop().expect("collector")];
+    let started = std::time::Instant::now();
+    let (broken, operations, runs) = race(registries, collectors, reader, 400).await;
+    eprintln!(
+        "garage: {operations} writer operations, {runs} collections, {} broken, {:.1} s",
+        broken.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(broken.is_empty(), "acknowledged images lost: {broken:?}");
+    assert!(runs >= 2, "the collectors ran during the writes ({runs})");
+}
+
+/// Sets when a tag was pushed (the record's second line), to age tags in a test.
+async fn age_tag(storage: &Arc<dyn Storage>, repo: &str, tag: &str, pushed: u64) {
+    let key = format!("repositories/{repo}/_manifests/tags/{tag}");
+    let record = storage.get_meta(&key).await.expect("get").expect("tag record");
+    let head = String::from_utf8(record.to_vec()).expect("text");
+    let head = head.split('\n').next().expect("line").to_owned();
+    storage.set_meta(&key, format!("{head}\n{pushed}").into()).await.expect("set");
+}
+
+#[tokio::test]
+async fn retention_dry_run_and_real_run_agree() {
+    use wharf_server::gc::retention::RetentionConfig;
+    let storage: Arc<dyn Storage> = Arc::new(wharf_store::MemoryStore::new());
+    let config: RetentionConfig = toml::from_str(
+        r#"
+        repositories = ["ci/**"]
+        keep_last = 2
+        keep_tags = ["v*"]
+        keep_pulled_within = "1h"
+        "#,
+    )
+    .expect("rule");
+    let lifecycle =
+        wharf_server::gc::Lifecycle::from_config(&Default::default(), &[config], &[]).expect("lifecycle");
+    let registry = Registry::new(Arc::clone(&storage)).with_lifecycle(lifecycle);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+    let mut images = BTreeMap::new();
+    // Six builds, one a day: b1 oldest … b6 newest; v1 a release; b2 pulled lately.
+    for (i, tag) in ["b1", "b2", "b3", "b4", "b5", "b6", "v1"].iter().enumerate() {
+        let image =
+            push_image(&registry, "ci/app", tag, 100 + i as u64, &[(500 + i as u64, 1000), (999, 2000)])
+                .await;
+        age_tag(&storage, "ci/app", tag, now - 86_400 * (10 - i as u64)).await;
+        images.insert(*tag, image);
+    }
+    registry
+        .get_manifest(&"ci/app".parse().expect("repo"), &"b2".parse().expect("tag"))
+        .await
+        .expect("pull b2");
+    // A signature of b3 (untagged, its subject goes) and of b6 (stays with it).
+    let referrer = |subject: &Image, seed: u64| {
+        let config = Bytes::from(format!("{{\"sig\":{seed}}}"));
+        (
+            config.clone(),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sig","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{}}}}}"#,
+                Digest::sha256(&config),
+                config.len(),
+                subject.digest,
+                subject.size
+            ),
+        )
+    };
+    let repo: Repository = "ci/app".parse().expect("repo");
+    let mut signatures = Vec::new();
+    for (subject, seed) in [("b3", 1), ("b6", 2)] {
+        let (config, manifest) = referrer(&images[subject], seed);
+        registry
+            .put_blob(&repo, &Digest::sha256(&config), wharf_store::single(config))
+            .await
+            .expect("sig config");
+        let digest = Digest::sha256(manifest.as_bytes());
+        registry
+            .put_manifest(&repo, &TagOrDigest::Digest(digest.clone()), None, manifest.into(), &[])
+            .await
+            .expect("signature");
+        signatures.push(digest);
+    }
+    // The same rule does not touch another repository.
+    let prod = push_image(&registry, "prod/app", "b1", 200, &[(999, 2000)]).await;
+    age_tag(&storage, "prod/app", "b1", now - 86_400 * 30).await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // the pull is recorded in the background
+
+    let dry = registry.collect_garbage(&now_options().with_dry_run(true)).await.expect("dry run");
+    let real = registry.collect_garbage(&now_options()).await.expect("run");
+    let tags = |r: &wharf_server::gc::GcReport| r.tags.iter().map(|t| t.tag.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        tags(&real),
+        ["b1", "b3", "b4", "b5"],
+        "kept: the last two pushed (v1, b6), v1 by name, b2 (pulled)"
+    );
+    assert_eq!(tags(&dry), tags(&real));
+    let manifests = |r: &wharf_server::gc::GcReport| {
+        r.manifests.iter().map(|m| m.digest.clone()).collect::<BTreeSet<_>>()
+    };
+    let mut expected: BTreeSet<String> =
+        ["b1", "b3", "b4", "b5"].iter().map(|t| images[t].digest.to_string()).collect();
+    expected.insert(signatures[0].to_string());
+    assert_eq!(manifests(&real), expected, "the untagged images and the signature of a removed one");
+    assert_eq!(manifests(&dry), manifests(&real));
+    assert_eq!(dry.blobs, real.blobs, "the dry run listed exactly what went");
+    assert!(!real.blobs.is_empty());
+    for tag in ["b2", "b6", "v1"] {
+        pull_verified(&registry, &images[tag]).await;
+    }
+    pull_verified(&registry, &prod).await;
+    let sigs = registry.referrers(&repo, &images["b6"].digest, None).await.expect("referrers");
+    assert_eq!(sigs.manifests.len(), 1, "the signature of a kept image stays");
+}
+
+#[tokio::test]
+async fn a_quota_refusal_stores_nothing() {
+    use wharf_server::gc::quota::QuotaConfig;
+    let dir = tempfile::tempdir().expect("dir");
+    let storage: Arc<dyn Storage> = Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("fs"));
+    let quota: QuotaConfig =
+        toml::from_str("repositories = [\"team/**\"]\nmax_bytes = \"10KB\"").expect("quota");
+    let lifecycle =
+        wharf_server::gc::Lifecycle::from_config(&Default::default(), &[], &[quota]).expect("lifecycle");
+    let reg = crate::common::Reg::serve(Registry::new(Arc::clone(&storage)).with_lifecycle(lifecycle)).await;
+    let first = blob(1, 6000);
+    reg.push_blob("team/app", &first).await;
+    // The same blob again, and in another repository of the team: counted once.
+    reg.push_blob("team/app", &first).await;
+    let mount = reg
+        .req(
+            reqwest::Method::POST,
+            &format!("/v2/team/other/blobs/uploads/?mount={}&from=team/app", Digest::sha256(&first)),
+        )
+        .send()
+        .await
+        .expect("mount");
+    assert_eq!(mount.status(), reqwest::StatusCode::CREATED);
+    let second = blob(2, 6000);
+    let d2 = Digest::sha256(&second);
+    let refused = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN);
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body["errors"][0]["code"], "DENIED");
+        let message = body["errors"][0]["message"].as_str().expect("message").to_owned();
+        assert!(message.contains("6000 bytes used of 10000"), "{message}");
+    };
+    // Monolithic.
+    let r = reg
+        .req(reqwest::Method::POST, &format!("/v2/team/app/blobs/uploads/?digest={d2}"))
+        .body(second.to_vec())
+        .send()
+        .await
+        .expect("send");
+    refused(r).await;
+    // Chunked: a chunk within the room, then one over it.
+    let r = reg.req(reqwest::Method::POST, "/v2/team/app/blobs/uploads/").send().await.expect("start");
+    let location = crate::common::header(&r, "location").expect("location").to_owned();
+    let r = reg
+        .req(reqwest::Method::PATCH, &location)
+        .header("Content-Range", "0-2999")
+        .body(second[..3000].to_vec())
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+    let location2 = crate::common::header(&r, "location").expect("location").to_owned();
+    let r = reg
+        .req(reqwest::Method::PATCH, &location2)
+        .header("Content-Range", "3000-5999")
+        .body(second[3000..].to_vec())
+        .send()
+        .await
+        .expect("patch");
+    refused(r).await;
+    assert_eq!(
+        reg.req(reqwest::Method::GET, &location2).send().await.expect("status").status(),
+        reqwest::StatusCode::NOT_FOUND,
+        "the session went"
+    );
+    // A session completed by PUT.
+    let r = reg.req(reqwest::Method::POST, "/v2/team/app/blobs/uploads/").send().await.expect("start");
+    let location = crate::common::header(&r, "location").expect("location").to_owned();
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let r = reg
+        .req(reqwest::Method::PUT, &format!("{location}{sep}digest={d2}"))
+        .body(second.to_vec())
+        .send()
+        .await
+        .expect("put");
+    refused(r).await;
+    // Mounting it from outside the team.
+    reg.push_blob("elsewhere", &second).await;
+    let r = reg
+        .req(reqwest::Method::POST, &format!("/v2/team/app/blobs/uploads/?mount={d2}&from=elsewhere"))
+        .send()
+        .await
+        .expect("mount");
+    refused(r).await;
+    // Nothing of the refused pushes is anywhere in the team, and no bytes lie about.
+    assert_eq!(
+        reg.req(reqwest::Method::HEAD, &format!("/v2/team/app/blobs/{d2}"))
+            .send()
+            .await
+            .expect("head")
+            .status(),
+        reqwest::StatusCode::NOT_FOUND
+    );
+    for sub in ["tmp", "uploads"] {
+        let left: Vec<_> = std::fs::read_dir(dir.path().join(sub)).map(|d| d.collect()).unwrap_or_default();
+        assert!(left.is_empty(), "{sub}/ holds {left:?}");
+    }
+    // Usage in the API and the metrics.
+    let usage: serde_json::Value = reg
+        .req(reqwest::Method::GET, "/v2/_wharf/quotas")
+        .send()
+        .await
+        .expect("quotas")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(usage["quotas"][0]["usageBytes"], 6000);
+    assert_eq!(usage["quotas"][0]["limitBytes"], 10000);
+    let metrics =
+        reg.req(reqwest::Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("wharf_quota_usage_bytes{quota=\"team/**\"} 6000"), "{metrics}");
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn scrub_finds_a_flipped_byte_and_a_removed_blob() {
+    let dir = tempfile::tempdir().expect("dir");
+    let storage: Arc<dyn Storage> = Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("fs"));
+    let registry = Registry::new(Arc::clone(&storage));
+    let a = push_image(&registry, "app", "a", 1, &[(11, 5000)]).await;
+    let b = push_image(&registry, "app", "b", 2, &[(12, 5000)]).await;
+    let clean = registry.scrub(true).await.expect("scrub");
+    assert!(clean.damage.is_empty(), "{:?}", clean.damage);
+    assert_eq!(clean.blobs, 6);
+    let path = |d: &Digest| {
+        dir.path().join("blobs").join(d.algorithm().as_str()).join(&d.encoded()[..2]).join(d.encoded())
+    };
+    // A flipped byte in a's layer; b's layer removed by hand.
+    let flipped = &a.blobs[1].0;
+    let mut bytes = std::fs::read(path(flipped)).expect("read");
+    bytes[100] ^= 0x20;
+    std::fs::write(path(flipped), bytes).expect("write");
+    let removed = &b.blobs[1].0;
+    std::fs::remove_file(path(removed)).expect("remove");
+    let report = registry.scrub(true).await.expect("scrub");
+    let kinds: BTreeSet<(String, String)> =
+        report.damage.iter().map(|d| (d.kind.clone(), d.digest.clone())).collect();
+    assert!(kinds.contains(&("corrupt-blob".into(), flipped.to_string())), "{kinds:?}");
+    assert!(kinds.contains(&("missing-blob".into(), removed.to_string())), "{kinds:?}");
+    assert_eq!(report.quarantined, [flipped.to_string()]);
+    assert!(
+        !path(flipped).exists()
+            && dir.path().join("quarantine/blobs/sha256").join(flipped.encoded()).exists()
+    );
+    // Nothing was repaired: the damaged image still does not pull, the other does not either.
+    assert!(registry.get_blob(&a.repo, flipped, None).await.is_err());
+
+    // The binary exits non-zero and prints the report.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+        .args(["scrub", "--storage", &format!("fs:{}", dir.path().display())])
+        .output()
+        .expect("scrub");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert!(report["damage"].as_array().expect("damage").iter().any(|d| d["kind"] == "missing-blob"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scrub found"));
+}
+
+/// `wharf-server gc` beside a live `wharf-server` process on the same directory, and the
+/// admin endpoint.
+#[tokio::test]
+async fn the_gc_command_and_endpoint_beside_a_live_server() {
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = format!("fs:{}", dir.path().display());
+    let process = crate::common::Process::start_with(&["--storage", &spec, "--gc-interval", "off"]);
+    let http = reqwest::Client::new();
+    process.ready(&http).await;
+    let reg = crate::common::Reg { base: process.base.clone(), http: http.clone(), handle: None };
+    let layer = blob(5, 3000);
+    let layer_digest = reg.push_blob("app", &layer).await;
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let config_digest = reg.push_blob("app", config).await;
+    let manifest = image_manifest(&config_digest, config.len(), &[(layer_digest.clone(), layer.len())], "");
+    let r = reg.push_manifest("app", "v1", crate::common::OCI_MANIFEST, &manifest).await;
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let digest = crate::common::header(&r, "docker-content-digest").expect("digest").to_owned();
+    assert_eq!(
+        reg.req(reqwest::Method::DELETE, &format!("/v2/app/manifests/{digest}"))
+            .send()
+            .await
+            .expect("delete")
+            .status(),
+        reqwest::StatusCode::ACCEPTED
+    );
+
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+            .args(["gc", "--storage", &spec])
+            .args(extra)
+            .output()
+            .expect("gc");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json report")
+    };
+    // The default grace window (1h) keeps everything; a dry run with none lists the three.
+    assert_eq!(run(&[])["blobs"].as_array().expect("blobs").len(), 0);
+    let dry = run(&["--dry-run", "--grace", "0"]);
+    assert_eq!(dry["blobs"].as_array().expect("blobs").len(), 3, "{dry}");
+    assert!(
+        dir.path()
+            .join("blobs/sha256")
+            .join(&layer_digest.encoded()[..2])
+            .join(layer_digest.encoded())
+            .exists()
+    );
+    // The endpoint collects; the report is kept.
+    let report: serde_json::Value = reg
+        .req(reqwest::Method::POST, "/v2/_wharf/gc?grace=0")
+        .send()
+        .await
+        .expect("gc")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(report["blobs"], dry["blobs"], "the dry run listed what went");
+    assert_eq!(report["bytesFreed"], dry["bytesFreed"]);
+    let last: serde_json::Value = reg
+        .req(reqwest::Method::GET, "/v2/_wharf/gc")
+        .send()
+        .await
+        .expect("last")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(last["last"]["run"], report["run"]);
+    let bad = reg.req(reqwest::Method::POST, "/v2/_wharf/gc?grace=soon").send().await.expect("bad");
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    // The live server pushes the same image again.
+    reg.push_blob("app", &layer).await;
+    reg.push_blob("app", config).await;
+    assert_eq!(
+        reg.push_manifest("app", "v1", crate::common::OCI_MANIFEST, &manifest).await.status(),
+        reqwest::StatusCode::CREATED
+    );
+    let metrics =
+        reg.req(reqwest::Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("wharf_gc_runs_total{outcome=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("wharf_gc_freed_bytes_total"), "{metrics}");
+}
+
+/// Two `wharf-server` processes over one storage, each collecting every 200 ms with no grace
+/// window (one at a time, by the lease), while a client pushes images over a shared pool of
+/// layers to both (skipping layers the repository has), and deletes some: every acknowledged
+/// image that was not deleted pulls whole from both.
+async fn two_processes_collecting(storage: &str) {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("wharf.toml");
+    std::fs::write(&config, "[gc]\ninterval = \"200ms\"\ngrace = \"0\"\n").expect("config");
+    let config = config.display().to_string();
+    let processes: Vec<crate::common::Process> = (0..2)
+        .map(|_| crate::common::Process::start_with(&["--storage", storage, "--config", &config]))
+        .collect();
+    let http = reqwest::Client::new();
+    for p in &processes {
+        p.ready(&http).await;
+    }
+    let regs: Vec<crate::common::Reg> = processes
+        .iter()
+        .map(|p| crate::common::Reg { base: p.base.clone(), http: http.clone(), handle: None })
+        .collect();
+    let mut rng = Rng(0xC0FFEE);
+    let mut alive: Vec<(String, String, Vec<Digest>)> = Vec::new();
+    let (mut pushed, mut refused, mut deleted) = (0, 0, 0);
+    for i in 0..300 {
+        let reg = &regs[i % 2];
+        if i % 4 == 3 && !alive.is_empty() {
+            let (repo, digest, _) = alive.remove(rng.below(alive.len() as u64) as usize);
+            let r = regs[(i + 1) % 2]
+                .req(reqwest::Method::DELETE, &format!("/v2/{repo}/manifests/{digest}"))
+                .send()
+                .await
+                .expect("delete");
+            assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+            deleted += 1;
+            continue;
+        }
+        let repo = ["app", "team/app"][rng.below(2) as usize];
+        let mut layers = Vec::new();
+        for seed in [rng.below(5), 100 + i as u64] {
+            let data = blob(seed, 1500);
+            let d = Digest::sha256(&data);
+            let head =
+                reg.req(reqwest::Method::HEAD, &format!("/v2/{repo}/blobs/{d}")).send().await.expect("head");
+            if head.status() != reqwest::StatusCode::OK {
+                reg.push_blob(repo, &data).await;
+            }
+            layers.push((d, data.len()));
+        }
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","i":{i}}}"#);
+        let config_digest = reg.push_blob(repo, config.as_bytes()).await;
+        let manifest = image_manifest(&config_digest, config.len(), &layers, "");
+        let r = reg.push_manifest(repo, &format!("v{i}"), crate::common::OCI_MANIFEST, &manifest).await;
+        if r.status() == reqwest::StatusCode::CREATED {
+            let digest = crate::common::header(&r, "docker-content-digest").expect("digest").to_owned();
+            let mut blobs: Vec<Digest> = layers.into_iter().map(|(d, _)| d).collect();
+            blobs.push(config_digest);
+            alive.push((repo.to_owned(), digest, blobs));
+            pushed += 1;
+        } else {
+            // A layer collected between the HEAD and the manifest: refused, not acknowledged.
+            assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST, "{:?}", r.text().await);
+            refused += 1;
+        }
+    }
+    for reg in &regs {
+        for (repo, digest, blobs) in &alive {
+            let r = reg
+                .req(reqwest::Method::GET, &format!("/v2/{repo}/manifests/{digest}"))
+                .header("Accept", crate::common::OCI_MANIFEST)
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(r.status(), reqwest::StatusCode::OK, "{repo}@{digest}");
+            assert_eq!(Digest::sha256(&r.bytes().await.expect("bytes")).to_string(), *digest);
+            for d in blobs {
+                let r = reg
+                    .req(reqwest::Method::GET, &format!("/v2/{repo}/blobs/{d}"))
+                    .send()
+                    .await
+                    .expect("blob");
+                assert_eq!(r.status(), reqwest::StatusCode::OK, "{repo} {d}");
+                assert_eq!(Digest::sha256(&r.bytes().await.expect("bytes")), *d);
+            }
+        }
+    }
+    let mut runs = 0;
+    for reg in &regs {
+        let metrics = reg
+            .req(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        runs += metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("wharf_gc_runs_total{outcome=\"ok\"} "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    eprintln!(
+        "{storage}: {pushed} images acknowledged, {refused} refused, {deleted} deleted, {runs} collections by two processes"
+    );
+    assert!(runs >= 2, "the processes collected ({runs})");
+}
+
+#[tokio::test]
+async fn two_processes_collect_beside_pushes_on_fs() {
+    let dir = tempfile::tempdir().expect("dir");
+    two_processes_collecting(&format!("fs:{}", dir.path().display())).await;
+}
+
+#[tokio::test]
+async fn two_processes_collect_beside_pushes_on_garage() {
+    let Some(url) = crate::common::s3_storage("two_processes_collect_beside_pushes_on_garage", "gc-procs")
+    else {
+        return;
+    };
+    two_processes_collecting(&url).await;
 }

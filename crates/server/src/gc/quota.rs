@@ -261,6 +261,15 @@ impl Registry {
         }
     }
 
+    /// Sets every quota's usage (as cached) in the metrics.
+    pub(crate) async fn quota_metrics(&self) -> Result<()> {
+        for quota in &self.lifecycle().quotas.quotas {
+            let usage = self.quota_usage(quota).await?;
+            self.metrics().quota(&quota.name, usage.total, quota.limit);
+        }
+        Ok(())
+    }
+
     /// Every quota with its usage (read fresh), also set in the metrics.
     pub async fn quota_usages(&self) -> Result<Vec<QuotaUsage>> {
         let mut out = Vec::new();
