@@ -23,7 +23,7 @@ const MAX_MODULE: u64 = 256 * 1024 * 1024;
 /// The most (decompressed) bytes of a tar layer read to find a module.
 const MAX_TAR_READ: u64 = 16 * 1024 * 1024 * 1024;
 
-fn record_key(repo: &Repository, digest: &Digest) -> String {
+pub(crate) fn record_key(repo: &Repository, digest: &Digest) -> String {
     format!("repositories/{repo}/_wharf/artifacts/{}/{}", digest.algorithm(), digest.encoded())
 }
 
@@ -233,11 +233,6 @@ impl Registry {
     pub(crate) fn artifact_write(repo: &Repository, digest: &Digest, record: &Value) -> Write {
         let bytes = serde_json::to_vec(record).expect("JSON serialises");
         Write::Set { key: record_key(repo, digest), value: bytes.into() }
-    }
-
-    pub(crate) async fn forget_artifact(&self, repo: &Repository, digest: &Digest) -> Result<()> {
-        self.storage().remove_meta(&record_key(repo, digest)).await?;
-        Ok(())
     }
 
     async fn read_record(&self, key: &str) -> Result<Option<Value>> {

@@ -210,6 +210,33 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     }
 }
 
+/// `1048576`, `"10MiB"`, `"512KiB"`, `"1GB"`, `"300 kB"`.
+pub fn parse_size(value: &toml::Value) -> std::result::Result<u64, String> {
+    let text = match value {
+        toml::Value::Integer(n) => return u64::try_from(*n).map_err(|_| format!("negative size {n}")),
+        toml::Value::String(s) => s.trim(),
+        other => {
+            return Err(format!("a size must be a number of bytes or a string, not {}", other.type_str()));
+        }
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" | "k" => 1024,
+        "mb" => 1000 * 1000,
+        "mib" | "m" => 1024 * 1024,
+        "gb" => 1000 * 1000 * 1000,
+        "gib" | "g" => 1024 * 1024 * 1024,
+        "tb" => 1000 * 1000 * 1000 * 1000,
+        "tib" | "t" => 1024 * 1024 * 1024 * 1024,
+        _ => return Err(format!("`{text}`: unknown unit (B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)")),
+    };
+    number.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
+}
+
 /// A grace window: a duration, or `0` (nothing is too young to collect).
 pub fn parse_grace(s: &str) -> std::result::Result<Duration, String> {
     match s.trim() {

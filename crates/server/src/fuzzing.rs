@@ -8,3 +8,11 @@
 pub fn request(data: &[u8]) {
     crate::http::check_parsers(data);
 }
+
+/// The lifecycle's parsers, from any bytes: tag records (what a tag names, when it was
+/// pushed), link records, sizes, durations and grace windows, retention globs. Nothing
+/// panics; a tag record written by the registry reads back the same; a glob matches itself
+/// with its wildcards taken literally only when it has none.
+pub fn lifecycle(data: &[u8]) {
+    crate::gc::check_parsers(data);
+}

@@ -196,11 +196,10 @@ impl Route {
             | Self::WharfArtifact(..)
             | Self::Catalog
             | Self::Tags(_)
+            | Self::WharfQuotas
             | Self::Referrers(..) => "GET",
-            Self::WharfGc => "GET, POST",
-            Self::WharfQuotas => "GET",
             Self::Health | Self::Ready | Self::Base => "GET, HEAD",
-            Self::Token => "GET, POST",
+            Self::Token | Self::WharfGc => "GET, POST",
             Self::Manifest(..) => "GET, HEAD, PUT, DELETE",
             Self::Uploads(_) => "POST",
             Self::Upload(..) => "GET, PATCH, PUT, DELETE",

@@ -167,15 +167,6 @@ impl Default for Metrics {
         registry.register("quota_limit_bytes", "A quota's limit", quota_limit.clone());
         Self {
             registry,
-            gc_runs,
-            gc_freed_bytes,
-            gc_freed,
-            gc_duration,
-            gc_last_success,
-            scrub_runs,
-            scrub_damage,
-            quota_usage,
-            quota_limit,
             requests,
             latency,
             bytes_in,
@@ -186,6 +177,15 @@ impl Default for Metrics {
             quarantined,
             jobs,
             jobs_pending,
+            gc_runs,
+            gc_freed_bytes,
+            gc_freed,
+            gc_duration,
+            gc_last_success,
+            scrub_runs,
+            scrub_damage,
+            quota_usage,
+            quota_limit,
         }
     }
 }

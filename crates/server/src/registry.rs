@@ -120,7 +120,7 @@ pub(crate) struct TagRecord {
 }
 
 impl TagRecord {
-    fn encode(digest: &Digest, size: u64, media_type: &str) -> Bytes {
+    pub(crate) fn encode(digest: &Digest, size: u64, media_type: &str) -> Bytes {
         format!("{digest} {size} {media_type}\n{}", now_secs()).into()
     }
 
@@ -789,9 +789,13 @@ impl Registry {
         Ok(StoredManifest { digest, media_type, bytes })
     }
 
-    /// Records that `tag` was pulled, for retention's `keep_pulled_within`: at most once a
-    /// minute per tag and process, in the background (a pull never waits for a write).
+    /// Records that `tag` was pulled, for retention's `keep_pulled_within` (in repositories
+    /// such a rule covers): at most once a minute per tag and process, in the background (a
+    /// pull never waits for a write).
     fn record_pull(&self, repo: &Repository, tag: &Tag) {
+        if !self.lifecycle.counts_pulls(repo) {
+            return;
+        }
         let now = now_secs();
         {
             let mut pulls = self.pulls.lock().expect("lock");
@@ -819,7 +823,12 @@ impl Registry {
         repo: &Repository,
         reference: &TagOrDigest,
     ) -> Result<(Digest, String, u64)> {
-        self.locate(repo, reference).await
+        let located = self.locate(repo, reference).await?;
+        // Clients resolve a tag with HEAD, then fetch by digest: that is a pull of the tag.
+        if let TagOrDigest::Tag(tag) = reference {
+            self.record_pull(repo, tag);
+        }
+        Ok(located)
     }
 
     /// Deletes a tag, or a manifest with every tag pointing at it and its referrer record.
@@ -860,23 +869,41 @@ impl Registry {
         d: &Digest,
         revision: &Revision,
     ) -> Result<()> {
-        self.storage.remove_meta(&repo_key(repo, &format!("_manifests/revisions/{}", digest_key(d)))).await?;
-        self.storage.remove_meta(&format!("manifest-repositories/{}/{repo}", digest_key(d))).await?;
-        self.forget_artifact(repo, d).await?;
-        self.search.remove(repo.as_str(), d.as_str());
-        if let Some(subject) = &revision.subject {
-            let key = format!("_referrers/{}/{}", digest_key(subject), digest_key(d));
-            self.storage.remove_meta(&repo_key(repo, &key)).await?;
-        }
-        Ok(())
+        let removes = self.revision_removals(repo, d, revision);
+        Ok(self.storage.write_steps(vec![removes]).await?)
     }
 
-    /// Removes a tag (and when it was last pulled).
-    pub(crate) async fn remove_tag(&self, repo: &Repository, tag: &str) -> Result<()> {
-        self.storage.remove_meta(&repo_key(repo, &format!("_manifests/tags/{tag}"))).await?;
-        self.storage.remove_meta(&repo_key(repo, &format!("_manifests/pulled/{tag}"))).await?;
+    /// The removals of [`remove_revision`](Self::remove_revision), for a batch (the search
+    /// index forgets the manifest now).
+    pub(crate) fn revision_removals(&self, repo: &Repository, d: &Digest, revision: &Revision) -> Vec<Write> {
+        self.search.remove(repo.as_str(), d.as_str());
+        let mut keys = vec![
+            repo_key(repo, &format!("_manifests/revisions/{}", digest_key(d))),
+            format!("manifest-repositories/{}/{repo}", digest_key(d)),
+            crate::artifacts::record_key(repo, d),
+        ];
+        if let Some(subject) = &revision.subject {
+            keys.push(repo_key(repo, &format!("_referrers/{}/{}", digest_key(subject), digest_key(d))));
+        }
+        keys.into_iter().map(|key| Write::Remove { key }).collect()
+    }
+
+    /// The removals of a tag (and of when it was last pulled), for a batch (the search index
+    /// forgets the tag now).
+    pub(crate) fn tag_removals(&self, repo: &Repository, tag: &str) -> Vec<Write> {
         self.search.untag(repo.as_str(), tag);
-        Ok(())
+        [format!("_manifests/tags/{tag}"), format!("_manifests/pulled/{tag}")]
+            .into_iter()
+            .map(|rest| Write::Remove { key: repo_key(repo, &rest) })
+            .collect()
+    }
+
+    /// The removals of a blob link and its reverse record, for a batch.
+    pub(crate) fn link_removals(repo: &Repository, d: &Digest) -> [Write; 2] {
+        [
+            Write::Remove { key: layer_key(repo, d) },
+            Write::Remove { key: format!("blob-repositories/{}/{repo}", digest_key(d)) },
+        ]
     }
 
     /// The repository's tags, sorted by bytes, after `last`, at most `n`.

@@ -112,8 +112,9 @@ async fn exactness(storage: Arc<dyn Storage>) {
     }
     registry.run_pending_jobs().await.expect("jobs");
     let before = stored(&storage).await;
-    let (deleted, kept): (Vec<Image>, Vec<Image>) =
-        images.into_iter().partition(|im| im.tag.trim_start_matches('v').parse::<u64>().unwrap() % 2 == 1);
+    let (deleted, kept): (Vec<Image>, Vec<Image>) = images
+        .into_iter()
+        .partition(|im| im.tag.trim_start_matches('v').parse::<u64>().expect("a number") % 2 == 1);
     for image in &deleted {
         registry
             .delete_manifest(&image.repo, &TagOrDigest::Digest(image.digest.clone()))
@@ -253,7 +254,7 @@ async fn race(
                     match collector.collect_garbage(&now_options()).await {
                         Ok(_) => runs += 1,
                         Err(wharf_server::Error::Busy(_)) => {
-                            tokio::time::sleep(Duration::from_millis(10)).await
+                            tokio::time::sleep(Duration::from_millis(10)).await;
                         }
                         Err(e) => panic!("collection failed: {e}"),
                     }
@@ -613,7 +614,8 @@ async fn retention_dry_run_and_real_run_agree() {
     )
     .expect("rule");
     let lifecycle =
-        wharf_server::gc::Lifecycle::from_config(&Default::default(), &[config], &[]).expect("lifecycle");
+        wharf_server::gc::Lifecycle::from_config(&wharf_server::gc::GcConfig::default(), &[config], &[])
+            .expect("lifecycle");
     let registry = Registry::new(Arc::clone(&storage)).with_lifecycle(lifecycle);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
     let mut images = BTreeMap::new();
@@ -698,7 +700,8 @@ async fn a_quota_refusal_stores_nothing() {
     let quota: QuotaConfig =
         toml::from_str("repositories = [\"team/**\"]\nmax_bytes = \"10KB\"").expect("quota");
     let lifecycle =
-        wharf_server::gc::Lifecycle::from_config(&Default::default(), &[], &[quota]).expect("lifecycle");
+        wharf_server::gc::Lifecycle::from_config(&wharf_server::gc::GcConfig::default(), &[], &[quota])
+            .expect("lifecycle");
     let reg = crate::common::Reg::serve(Registry::new(Arc::clone(&storage)).with_lifecycle(lifecycle)).await;
     let first = blob(1, 6000);
     reg.push_blob("team/app", &first).await;
@@ -784,7 +787,7 @@ async fn a_quota_refusal_stores_nothing() {
         reqwest::StatusCode::NOT_FOUND
     );
     for sub in ["tmp", "uploads"] {
-        let left: Vec<_> = std::fs::read_dir(dir.path().join(sub)).map(|d| d.collect()).unwrap_or_default();
+        let left: Vec<_> = std::fs::read_dir(dir.path().join(sub)).map(Iterator::collect).unwrap_or_default();
         assert!(left.is_empty(), "{sub}/ holds {left:?}");
     }
     // Usage in the API and the metrics.
@@ -950,7 +953,7 @@ async fn two_processes_collecting(storage: &str) {
         .iter()
         .map(|p| crate::common::Reg { base: p.base.clone(), http: http.clone(), handle: None })
         .collect();
-    let mut rng = Rng(0xC0FFEE);
+    let mut rng = Rng(0x00C0_FFEE);
     let mut alive: Vec<(String, String, Vec<Digest>)> = Vec::new();
     let (mut pushed, mut refused, mut deleted) = (0, 0, 0);
     for i in 0..300 {

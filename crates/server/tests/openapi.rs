@@ -208,6 +208,19 @@ async fn the_document_describes_every_wharf_response() {
         let json: Value = r.json().await.expect("json");
         check(&doc, response_schema(&doc, path), &json, url, &mut errors);
     }
+    for (query, dry) in [("?dryRun=true&grace=0", true), ("", false)] {
+        let r = reg.req(Method::POST, &format!("/v2/_wharf/gc{query}")).send().await.expect("gc");
+        assert_eq!(r.status(), StatusCode::OK);
+        let json: Value = r.json().await.expect("json");
+        assert_eq!(json["dryRun"], dry);
+        let schema = &doc["paths"]["/v2/_wharf/gc"]["post"]["responses"]["200"]["content"]["application/json"]
+            ["schema"];
+        check(&doc, schema, &json, "POST /v2/_wharf/gc", &mut errors);
+    }
+    for path in ["/v2/_wharf/gc", "/v2/_wharf/quotas"] {
+        let json: Value = reg.req(Method::GET, path).send().await.expect("send").json().await.expect("json");
+        check(&doc, response_schema(&doc, path), &json, path, &mut errors);
+    }
     assert!(errors.is_empty(), "responses the document does not describe:\n{}", errors.join("\n"));
 
     // The checker itself catches what it must: a snake_case field, a wrong type.

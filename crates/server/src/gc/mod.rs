@@ -152,6 +152,11 @@ impl Lifecycle {
         &self.options
     }
 
+    /// Whether pulls of the repository's tags are to be recorded (a rule keeps recent pulls).
+    pub(crate) fn counts_pulls(&self, repo: &Repository) -> bool {
+        self.rule(repo).is_some_and(retention::Rule::counts_pulls)
+    }
+
     fn rule(&self, repo: &Repository) -> Option<&retention::Rule> {
         self.retention.iter().find(|r| r.matches(repo.as_str()))
     }
@@ -474,9 +479,9 @@ impl Collector<'_> {
                     let mut refs = Refs::default();
                     for r in m.references().filter(|r| !r.is_non_distributable()) {
                         if is_index {
-                            refs.children.push(r.digest.clone())
+                            refs.children.push(r.digest.clone());
                         } else {
-                            refs.blobs.push(r.digest.clone())
+                            refs.blobs.push(r.digest.clone());
                         }
                     }
                     Arc::new(refs)
@@ -618,22 +623,28 @@ impl Collector<'_> {
                 - links.len();
             lease.check().await?;
             report.tags.extend(self.tag_digests(repo, &tags.iter().cloned().collect::<Vec<_>>()).await?);
+            // One batch: the tags first (a tag never outlives its revision), then the
+            // revisions and links.
+            let mut first_step: Vec<Write> = Vec::new();
             for tag in &tags {
-                self.registry.remove_tag(repo, tag).await?;
+                first_step.extend(self.registry.tag_removals(repo, tag));
             }
+            let mut second_step: Vec<Write> = Vec::new();
             for d in &revisions {
                 if let Some(revision) = self.registry.revision(repo, d).await? {
-                    self.registry.remove_revision(repo, d, &revision).await?;
+                    second_step.extend(self.registry.revision_removals(repo, d, &revision));
                     report
                         .manifests
                         .push(RemovedManifest { repository: repo.to_string(), digest: d.to_string() });
                 }
             }
             for d in &links {
-                if self.registry.unlink(repo, d).await? {
-                    report.links += 1;
-                }
+                second_step.extend(Registry::link_removals(repo, d));
             }
+            report.links += links.len();
+            let steps: Vec<Vec<Write>> =
+                [first_step, second_step].into_iter().filter(|s| !s.is_empty()).collect();
+            storage.write_steps(steps).await?;
             if !tags.is_empty() || !revisions.is_empty() {
                 storage.write_steps(vec![vec![self.registry.search_index().stamp_write()]]).await?;
             }
@@ -748,4 +759,48 @@ fn parse_digest_key(key: &str) -> Option<Digest> {
 /// When a link was written: the second field of `<size> <secs>` (0 for older records).
 fn link_time(record: &[u8]) -> u64 {
     std::str::from_utf8(record).ok().and_then(|s| s.split(' ').nth(1)?.parse().ok()).unwrap_or(0)
+}
+
+/// The invariants of the lifecycle's parsers (for `fuzzing::lifecycle`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn check_parsers(data: &[u8]) {
+    let _ = TagRecord::decode(data);
+    let _ = link_time(data);
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::config::parse_size(&toml::Value::String(text.to_string()));
+    let _ = crate::config::parse_duration(&text);
+    let _ = crate::config::parse_grace(&text);
+    let _ = crate::config::parse_interval(&text);
+    let _ = parse_digest_key(&text);
+    // A glob against a text: the first line is the pattern, the rest the text.
+    let (pattern, subject) = text.split_once('\n').unwrap_or((&text, ""));
+    let _ = retention::glob(pattern, subject);
+    if !pattern.contains(['*', '?']) {
+        assert!(retention::glob(pattern, pattern), "a plain glob matches itself");
+    }
+    assert!(retention::glob("*", subject), "`*` matches anything");
+    // Records the registry writes read back the same.
+    let digest = Digest::sha256(data);
+    let media_type = "application/vnd.oci.image.manifest.v1+json";
+    let record = TagRecord::decode(&TagRecord::encode(&digest, data.len() as u64, media_type))
+        .expect("a written record reads");
+    assert_eq!(record.digest, digest);
+    assert_eq!(link_time(format!("{} {}", data.len(), 17).as_bytes()), 17);
+}
+
+#[cfg(test)]
+mod tests {
+    proptest::proptest! {
+        #[test]
+        fn lifecycle_parsers_hold_their_invariants(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            crate::fuzzing::lifecycle(&data);
+        }
+
+        #[test]
+        fn globs_match_what_they_describe(prefix in "[a-z0-9.]{0,6}", rest in "[a-z0-9.-]{0,8}") {
+            let pattern = format!("{prefix}*");
+            let text = format!("{prefix}{rest}");
+            proptest::prop_assert!(super::retention::glob(&pattern, &text));
+        }
+    }
 }

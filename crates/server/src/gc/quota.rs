@@ -23,7 +23,7 @@ const FRESH: Duration = Duration::from_secs(10);
 /// [[quota]]
 /// name = "team-a"               # optional; the first pattern otherwise
 /// repositories = ["team-a/**"]
-/// max_bytes = "10GiB"           # or a number of bytes; KB, MB, GB, KiB, MiB, GiB, TiB
+/// max_bytes = "10GiB"           # or a number of bytes; kB, MB, GB, TB, KiB, MiB, GiB, TiB
 /// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,58 +34,8 @@ pub struct QuotaConfig {
     pub name: Option<String>,
     /// Repository patterns.
     pub repositories: Vec<String>,
-    /// The limit.
-    pub max_bytes: Size,
-}
-
-/// A size: a number of bytes or a string with a unit.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Size {
-    /// Bytes.
-    Bytes(u64),
-    /// `10GiB`, `500MB`, `1024`.
-    Text(String),
-}
-
-impl Size {
-    fn bytes(&self) -> std::result::Result<u64, String> {
-        match self {
-            Self::Bytes(n) => Ok(*n),
-            Self::Text(s) => parse_size(s),
-        }
-    }
-}
-
-/// `10GiB`, `500MB`, `1.5G`, `1024`.
-pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("`{s}` is not a size (try 10GiB, 500MB)"))?;
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "ki" | "kib" => 1024.0,
-        "mi" | "mib" => 1024.0 * 1024.0,
-        "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "ti" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "`{other}` in `{s}` is not a unit of size (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            ));
-        }
-    };
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked finite and non-negative
-    let bytes = (number * factor).round();
-    if !bytes.is_finite() || bytes < 0.0 || bytes > 1.8e19 {
-        return Err(format!("`{s}` is out of range"));
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok(bytes as u64)
+    /// The limit: bytes, or a string with a unit (`10GiB`, `500MB`).
+    pub max_bytes: toml::Value,
 }
 
 /// A parsed quota.
@@ -153,7 +103,8 @@ impl Quotas {
                 .iter()
                 .map(|p| p.parse::<Pattern>().map_err(|e| bad(format!("repository pattern `{p}`: {e}"))))
                 .collect::<std::result::Result<_, _>>()?;
-            let limit = c.max_bytes.bytes().map_err(|e| bad(format!("max_bytes: {e}")))?;
+            let limit =
+                crate::config::parse_size(&c.max_bytes).map_err(|e| bad(format!("max_bytes: {e}")))?;
             let name = c.name.clone().unwrap_or_else(|| c.repositories[0].clone());
             quotas.push(Quota { name, patterns, sources: c.repositories.clone(), limit });
         }
@@ -285,20 +236,5 @@ impl Registry {
             });
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("10GiB"), Ok(10 * 1024 * 1024 * 1024));
-        assert_eq!(parse_size("500MB"), Ok(500_000_000));
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("1.5k"), Ok(1500));
-        assert!(parse_size("ten").is_err());
-        assert!(parse_size("10 parsecs").is_err());
     }
 }

@@ -98,6 +98,10 @@ impl Rule {
         Ok(rule)
     }
 
+    pub(crate) fn counts_pulls(&self) -> bool {
+        self.pulled_within.is_some()
+    }
+
     pub(crate) fn matches(&self, repository: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(repository))
     }

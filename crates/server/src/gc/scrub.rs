@@ -114,17 +114,16 @@ impl Registry {
         let mut corrupt = BTreeSet::new();
         for (d, size) in hashed {
             report.blobs += 1;
-            match size {
-                Some(size) => report.bytes += size,
-                None => {
-                    report.damage.push(Damage {
-                        kind: "corrupt-blob".into(),
-                        repository: None,
-                        reference: None,
-                        digest: d.to_string(),
-                    });
-                    corrupt.insert(d);
-                }
+            if let Some(size) = size {
+                report.bytes += size;
+            } else {
+                report.damage.push(Damage {
+                    kind: "corrupt-blob".into(),
+                    repository: None,
+                    reference: None,
+                    digest: d.to_string(),
+                });
+                corrupt.insert(d);
             }
         }
         if quarantine {

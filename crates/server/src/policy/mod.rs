@@ -66,7 +66,8 @@ impl WasmPolicies {
                 .iter()
                 .map(|p| p.parse::<Pattern>().map_err(|e| bad(format!("repository pattern `{p}`: {e}"))))
                 .collect::<Result<Vec<_>>>()?;
-            let max_module_size = t.max_module_size.as_ref().map(parse_size).transpose().map_err(bad)?;
+            let max_module_size =
+                t.max_module_size.as_ref().map(crate::config::parse_size).transpose().map_err(bad)?;
             if let Some(versions) = &t.wasi
                 && let Some(v) = versions.iter().find(|v| !valid_wasi(v))
             {
@@ -206,45 +207,17 @@ pub(crate) fn wasi_allows(allowed: &str, version: &str) -> bool {
         || version.strip_prefix(allowed).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
 }
 
-/// `1048576`, `"10MiB"`, `"512KiB"`, `"1GB"`, `"300 kB"`.
-fn parse_size(value: &toml::Value) -> std::result::Result<u64, String> {
-    let text = match value {
-        toml::Value::Integer(n) => return u64::try_from(*n).map_err(|_| format!("negative size {n}")),
-        toml::Value::String(s) => s.trim(),
-        other => {
-            return Err(format!(
-                "`max_module_size` must be a number of bytes or a string, not {}",
-                other.type_str()
-            ));
-        }
-    };
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "kib" | "k" => 1024,
-        "mb" => 1000 * 1000,
-        "mib" | "m" => 1024 * 1024,
-        "gb" => 1000 * 1000 * 1000,
-        "gib" | "g" => 1024 * 1024 * 1024,
-        _ => return Err(format!("`{text}`: unknown unit (B, KiB, MiB, GiB, kB, MB, GB)")),
-    };
-    number.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sizes_and_versions() {
-        assert_eq!(parse_size(&toml::Value::String("10MiB".into())), Ok(10 * 1024 * 1024));
-        assert_eq!(parse_size(&toml::Value::String("300 kB".into())), Ok(300_000));
-        assert_eq!(parse_size(&toml::Value::Integer(42)), Ok(42));
-        assert!(parse_size(&toml::Value::String("ten".into())).is_err());
-        assert!(parse_size(&toml::Value::String("1 parsec".into())).is_err());
+        assert_eq!(crate::config::parse_size(&toml::Value::String("10MiB".into())), Ok(10 * 1024 * 1024));
+        assert_eq!(crate::config::parse_size(&toml::Value::String("300 kB".into())), Ok(300_000));
+        assert_eq!(crate::config::parse_size(&toml::Value::Integer(42)), Ok(42));
+        assert!(crate::config::parse_size(&toml::Value::String("ten".into())).is_err());
+        assert!(crate::config::parse_size(&toml::Value::String("1 parsec".into())).is_err());
         assert!(
             wasi_allows("0.2", "0.2.3")
                 && wasi_allows("0.2.3", "0.2.3")
