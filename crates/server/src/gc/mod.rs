@@ -17,7 +17,7 @@
 //!   removes only what is still garbage, and removes the mark;
 //! - a writer (blob upload, mount, manifest PUT) reads the epoch before it starts, writes
 //!   what makes things live (links, revision, reverse record, tags), then reads the epoch
-//!   again ([`fence::confirm`]). The same `idle` value twice means no collection was deciding
+//!   again (`fence::confirm`). The same `idle` value twice means no collection was deciding
 //!   anything between the two reads: one that starts later writes its marks after the
 //!   writer's records exist and sees them at its re-check. Otherwise the writer waits until
 //!   each of its digests has no doomed mark (the collector decided) and verifies that links,
@@ -27,7 +27,7 @@
 //! So for every removal, either the writer's records were durable before the collector's
 //! re-check (and the re-check keeps the object), or the writer read the epoch or mark after
 //! the collector wrote it (and verifies before acknowledging). One collector runs at a time
-//! ([`lease`]); a collector checks its lease before each removal.
+//! (the `lease` in `gc/lease`); a collector checks its lease before each removal.
 
 mod fence;
 mod lease;
