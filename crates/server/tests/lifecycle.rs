@@ -660,6 +660,23 @@ async fn retention_dry_run_and_real_run_agree() {
             .expect("signature");
         signatures.push(digest);
     }
+    // An index of b3 and b4, kept by its name (`v*`), keeps them (and b3's signature) alive.
+    let child = |tag: &str| {
+        format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}}"#,
+            images[tag].digest, images[tag].size
+        )
+    };
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{},{}]}}"#,
+        child("b3"),
+        child("b4")
+    );
+    registry
+        .put_manifest(&repo, &"v-all".parse().expect("tag"), None, index.into(), &[])
+        .await
+        .expect("index");
+    age_tag(&storage, "ci/app", "v-all", now - 86_400 * 20).await;
     // The same rule does not touch another repository.
     let prod = push_image(&registry, "prod/app", "b1", 200, &[(999, 2000)]).await;
     age_tag(&storage, "prod/app", "b1", now - 86_400 * 30).await;
@@ -677,16 +694,27 @@ async fn retention_dry_run_and_real_run_agree() {
     let manifests = |r: &wharf_server::gc::GcReport| {
         r.manifests.iter().map(|m| m.digest.clone()).collect::<BTreeSet<_>>()
     };
-    let mut expected: BTreeSet<String> =
-        ["b1", "b3", "b4", "b5"].iter().map(|t| images[t].digest.to_string()).collect();
-    expected.insert(signatures[0].to_string());
-    assert_eq!(manifests(&real), expected, "the untagged images and the signature of a removed one");
+    let expected: BTreeSet<String> = ["b1", "b5"].iter().map(|t| images[t].digest.to_string()).collect();
+    assert_eq!(manifests(&real), expected, "the untagged images, but not the index's children");
     assert_eq!(manifests(&dry), manifests(&real));
     assert_eq!(dry.blobs, real.blobs, "the dry run listed exactly what went");
     assert!(!real.blobs.is_empty());
     for tag in ["b2", "b6", "v1"] {
         pull_verified(&registry, &images[tag]).await;
     }
+    for child in ["b3", "b4"] {
+        let by_digest = Image { tag: images[child].digest.to_string(), ..images[child].clone() };
+        pull_verified(&registry, &by_digest).await;
+    }
+    let sigs = registry.referrers(&repo, &images["b3"].digest, None).await.expect("referrers");
+    assert_eq!(sigs.manifests.len(), 1, "a signature of an index's child stays");
+    // Without the index, b3 and b4 go, and with b3 its signature.
+    let index_digest = registry.head_manifest(&repo, &"v-all".parse().expect("tag")).await.expect("index").0;
+    registry.delete_manifest(&repo, &TagOrDigest::Digest(index_digest)).await.expect("delete index");
+    let after = registry.collect_garbage(&now_options()).await.expect("run");
+    let mut expected: BTreeSet<String> = ["b3", "b4"].iter().map(|t| images[t].digest.to_string()).collect();
+    expected.insert(signatures[0].to_string());
+    assert_eq!(manifests(&after), expected);
     pull_verified(&registry, &prod).await;
     let sigs = registry.referrers(&repo, &images["b6"].digest, None).await.expect("referrers");
     assert_eq!(sigs.manifests.len(), 1, "the signature of a kept image stays");
@@ -1053,4 +1081,34 @@ async fn two_processes_collect_beside_pushes_on_garage() {
         return;
     };
     two_processes_collecting(&url).await;
+}
+
+/// One collector at a time: a live lease of another holder makes a run busy (409 through the
+/// endpoint), an expired one (its holder died) is taken over, and the marks a dead collector
+/// left are cleared.
+#[tokio::test]
+async fn the_lease_admits_one_collector_and_expires_with_its_holder() {
+    let storage: Arc<dyn Storage> = Arc::new(wharf_store::MemoryStore::new());
+    let registry = Registry::new(Arc::clone(&storage));
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_millis();
+    storage.set_meta("gc/lease", format!("elsewhere {}", now_ms + 60_000).into()).await.expect("lease");
+    let busy = registry.collect_garbage(&now_options()).await;
+    assert!(matches!(busy, Err(wharf_server::Error::Busy(_))), "{busy:?}");
+    let reg = crate::common::Reg::serve(registry.clone()).await;
+    let r = reg.req(reqwest::Method::POST, "/v2/_wharf/gc").send().await.expect("gc");
+    assert_eq!(r.status(), reqwest::StatusCode::CONFLICT);
+    reg.stop().await;
+    // The holder died: its lease expired, its marks and its `sweep` epoch stayed behind.
+    storage.set_meta("gc/lease", format!("elsewhere {}", now_ms - 1).into()).await.expect("lease");
+    storage.set_meta("gc/epoch", "sweep elsewhere".into()).await.expect("epoch");
+    storage.set_meta(&format!("gc/doomed/sha256/{}", "0".repeat(64)), Bytes::new()).await.expect("mark");
+    // A push meanwhile still works (it waits for no dead collector's mark).
+    let image = push_image(&registry, "app", "v1", 1, &[(3, 100)]).await;
+    let report = registry.collect_garbage(&now_options()).await.expect("taken over");
+    assert!(report.blobs.is_empty());
+    assert!(storage.list_meta("gc/doomed/").await.expect("list").is_empty(), "stale marks cleared");
+    assert!(storage.get_meta("gc/lease").await.expect("get").is_none(), "released");
+    assert!(storage.get_meta("gc/epoch").await.expect("get").is_some_and(|e| e.starts_with(b"idle ")));
+    pull_verified(&registry, &image).await;
 }

@@ -95,13 +95,39 @@ enum Upload {
 
 #[derive(Clone, Debug)]
 enum Op {
-    PushBlob { repo: usize, blob: usize, how: Upload },
-    CancelUpload { repo: usize, blob: usize },
-    Mount { repo: usize, blob: usize, from: Option<usize> },
-    PutManifest { repo: usize, manifest: usize, tag: Option<usize> },
-    DeleteManifest { repo: usize, manifest: usize },
-    DeleteTag { repo: usize, tag: usize },
-    DeleteBlob { repo: usize, blob: usize },
+    PushBlob {
+        repo: usize,
+        blob: usize,
+        how: Upload,
+    },
+    CancelUpload {
+        repo: usize,
+        blob: usize,
+    },
+    Mount {
+        repo: usize,
+        blob: usize,
+        from: Option<usize>,
+    },
+    PutManifest {
+        repo: usize,
+        manifest: usize,
+        tag: Option<usize>,
+    },
+    DeleteManifest {
+        repo: usize,
+        manifest: usize,
+    },
+    DeleteTag {
+        repo: usize,
+        tag: usize,
+    },
+    DeleteBlob {
+        repo: usize,
+        blob: usize,
+    },
+    /// A garbage collection with no grace window (`POST /v2/_wharf/gc?grace=0`).
+    Gc,
     Check,
     Restart,
     Crash,
@@ -121,6 +147,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (repo.clone(), 0..MANIFESTS).prop_map(|(repo, manifest)| Op::DeleteManifest { repo, manifest }),
         1 => (repo.clone(), 0..TAGS.len()).prop_map(|(repo, tag)| Op::DeleteTag { repo, tag }),
         2 => (repo, blob).prop_map(|(repo, blob)| Op::DeleteBlob { repo, blob }),
+        1 => Just(Op::Gc),
         2 => Just(Op::Check),
         1 => Just(Op::Restart),
         1 => Just(Op::Crash),
@@ -394,6 +421,23 @@ impl Harness {
                 } else {
                     assert_eq!(s, StatusCode::NOT_FOUND, "{op:?}");
                 }
+            }
+            Op::Gc => {
+                let (s, _, body) = self.send(Method::POST, "/v2/_wharf/gc?grace=0", None, &[]).await;
+                assert_eq!(s, StatusCode::OK, "{op:?}: {}", String::from_utf8_lossy(&body));
+                // Links no manifest of their repository references go (untagged manifests
+                // stay: the default policy).
+                for (repo, blobs) in &mut model.blobs {
+                    let referenced: BTreeSet<usize> = model
+                        .manifests
+                        .get(repo)
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|&m| Fixtures::needs(m).0)
+                        .collect();
+                    blobs.retain(|b| referenced.contains(b));
+                }
+                self.check(model).await;
             }
             Op::Check => self.check(model).await,
             Op::Restart | Op::Crash => {
