@@ -135,7 +135,7 @@ pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && p[pi] != '*' && (p[pi] == '?' || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
         } else if pi < p.len() && p[pi] == '*' {
@@ -166,6 +166,9 @@ mod tests {
         assert!(glob("*-rc*", "1.0-rc2"));
         assert!(!glob("v*", "latest"));
         assert!(glob("latest", "latest"));
+        // A `*` in the pattern is a wildcard even where the text holds a `*` (a fuzzing find).
+        assert!(glob("*", "*v1.2>2"));
+        assert!(glob("a*c", "a*bc"));
     }
 
     #[test]
