@@ -59,6 +59,6 @@ pub use error::{Error, Result};
 pub use htpasswd::{DEFAULT_COST, Htpasswd, valid_user};
 pub use jwt::{Algorithm, SigningKey, VerifyingKey};
 pub use limiter::FailureLimiter;
-pub use policy::{ALL_USERS, Action, Actions, Identity, Pattern, Policy, Rule};
+pub use policy::{ALL_USERS, Action, Actions, Identity, Pattern, Policy, Rule, glob};
 pub use scope::{MAX_SCOPE_LEN, Scope, join as join_scopes};
 pub use token::{Audience, Claims, External, Issued, LEEWAY, TokenService, now};

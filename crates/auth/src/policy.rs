@@ -185,8 +185,9 @@ fn match_parts(parts: &[Part], components: &[&str]) -> bool {
     }
 }
 
-/// `*` matches any run of bytes; everything else matches itself. Iterative, linear-ish.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+/// `*` matches any run of bytes; everything else matches itself. Iterative, linear-ish. Used
+/// for the components of repository patterns, and by other tools for names such as tags.
+pub fn glob(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while t < text.len() {

@@ -775,7 +775,7 @@ pub(crate) fn check_parsers(data: &[u8]) {
     // A glob against a text: the first line is the pattern, the rest the text.
     let (pattern, subject) = text.split_once('\n').unwrap_or((&text, ""));
     let _ = retention::glob(pattern, subject);
-    if !pattern.contains(['*', '?']) {
+    if !pattern.contains('*') {
         assert!(retention::glob(pattern, pattern), "a plain glob matches itself");
     }
     assert!(retention::glob("*", subject), "`*` matches anything");

@@ -15,7 +15,7 @@ use crate::config::parse_duration;
 /// [[retention]]
 /// repositories = ["ci/**"]      # patterns, as in [[access]]
 /// keep_last = 10                # the most recently pushed tags
-/// keep_tags = ["v*", "latest"]  # globs: `*` any run, `?` one character
+/// keep_tags = ["v*", "latest"]  # globs: `*` matches any run of characters
 /// keep_pushed_within = "30d"
 /// keep_pulled_within = "7d"
 /// delete_untagged = true        # the default under a retention rule
@@ -130,27 +130,10 @@ impl Rule {
     }
 }
 
-/// `*` matches any run of characters, `?` one; everything else itself.
+/// `*` matches any run of characters; everything else itself (the glob of repository
+/// patterns).
 pub(crate) fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && p[pi] != '*' && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+    wharf_auth::glob(pattern.as_bytes(), text.as_bytes())
 }
 
 #[cfg(test)]
@@ -161,8 +144,8 @@ mod tests {
     fn globs() {
         assert!(glob("v*", "v1.2"));
         assert!(glob("*", ""));
-        assert!(glob("release-?", "release-1"));
-        assert!(!glob("release-?", "release-10"));
+        assert!(glob("release-*", "release-10"));
+        assert!(!glob("release-?", "release-1"), "`?` is itself");
         assert!(glob("*-rc*", "1.0-rc2"));
         assert!(!glob("v*", "latest"));
         assert!(glob("latest", "latest"));
