@@ -670,7 +670,11 @@ impl Registry {
         // Everything the manifest makes live, confirmed against a concurrent collection.
         let checks = crate::gc::Check::of_manifest(repo, &manifest, &tags);
         if let Err(e) = crate::gc::confirm(self, &epoch, &checks).await {
-            self.delete_manifest(repo, &TagOrDigest::Digest(digest.clone())).await.ok();
+            // A blob, child or its own bytes gone: the manifest is broken (a collection had
+            // found it dead, so nothing else names it) and goes. A tag gone is only answered.
+            if matches!(e, Error::ManifestBlobUnknown(_)) {
+                self.delete_manifest(repo, &TagOrDigest::Digest(digest.clone())).await.ok();
+            }
             return Err(e);
         }
         if job.is_some() {
