@@ -3,6 +3,9 @@
 //! never referenced, then one collection with no grace window. Prints the collection's time,
 //! what it freed and the process's peak RSS during it (Linux `VmHWM`, reset before the run).
 //!
+//! First, what the writers' fence costs: manifest PUTs on fs with it and without it
+//! (`with_gc_fence(false)`, test-only), alternating rounds, medians per PUT.
+//!
 //! Run with `cargo bench --bench gc` (`GC_SCALE=10` for a tenth of the size).
 
 use std::sync::Arc;
@@ -31,10 +34,48 @@ fn vm_hwm_kib() -> u64 {
 /// Writes a blob file straight into the fs layout (setup only: the collection is measured).
 fn write_blob(root: &std::path::Path, data: &[u8]) -> Digest {
     let d = Digest::sha256(data);
-    let dir = root.join("blobs/sha256").join(&d.encoded()[..2]);
+    let dir = root.join("gc/blobs/sha256").join(&d.encoded()[..2]);
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join(d.encoded()), data).expect("blob");
     d
+}
+
+/// Median time of a manifest PUT (by tag, over an existing config) with and without the fence.
+async fn fence_cost(dir: &std::path::Path) {
+    let store = Arc::new(FsStore::open(dir.join("fence")).await.expect("fs"));
+    let repo: Repository = "bench/fence".parse().expect("repo");
+    let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
+    let config_digest = Digest::sha256(&config);
+    Registry::new(store.clone())
+        .put_blob(&repo, &config_digest, wharf::store::single(config.clone()))
+        .await
+        .expect("config");
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut n = 0u64;
+    for round in 0..8 {
+        let fence = round % 2 == 0;
+        let registry = Registry::new(store.clone()).with_gc_fence(fence);
+        for _ in 0..250 {
+            n += 1;
+            let manifest = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[],"annotations":{{"n":"{n}"}}}}"#,
+                config.len()
+            );
+            let tag: TagOrDigest = format!("t{n}").parse().expect("tag");
+            let started = Instant::now();
+            registry.put_manifest(&repo, &tag, None, manifest.into(), &[]).await.expect("put");
+            times[usize::from(!fence)].push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (with, without) = (median(&mut times[0]), median(&mut times[1]));
+    println!(
+        "manifest PUT on fs, median of 1,000 each: {with:.3} ms with the fence, {without:.3} ms without ({:+.1} %)",
+        (with / without - 1.0) * 100.0
+    );
 }
 
 fn main() {
@@ -43,8 +84,9 @@ fn main() {
     let dir =
         tempfile::Builder::new().prefix("bench-gc").tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(fence_cost(dir.path()));
     runtime.block_on(async {
-        let store = Arc::new(FsStore::open(dir.path()).await.expect("fs"));
+        let store = Arc::new(FsStore::open(dir.path().join("gc")).await.expect("fs"));
         let registry = Registry::new(store.clone());
         let setup = Instant::now();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();

@@ -693,16 +693,32 @@ impl Collector<'_> {
                 if let Some(lease) = lease {
                     lease.check().await?;
                 }
-                for (d, size) in decided {
-                    let Some(size) = size else {
-                        report.blobs_kept += 1;
-                        continue;
-                    };
-                    if lease.is_some() && !storage.delete(&d).await? {
-                        continue;
+                let garbage: Vec<(Digest, u64)> = decided
+                    .into_iter()
+                    .filter_map(|(d, size)| {
+                        if size.is_none() {
+                            report.blobs_kept += 1;
+                        }
+                        Some((d, size?))
+                    })
+                    .collect();
+                // Deleted a few at a time (each is a file removal and a directory sync on fs).
+                let removed: Vec<(Digest, u64, bool)> = futures_util::stream::iter(garbage)
+                    .map(|(d, size)| {
+                        let storage = Arc::clone(&storage);
+                        async move {
+                            let gone = lease.is_none() || storage.delete(&d).await?;
+                            Ok::<_, Error>((d, size, gone))
+                        }
+                    })
+                    .buffer_unordered(READS)
+                    .try_collect()
+                    .await?;
+                for (d, size, gone) in removed {
+                    if gone {
+                        report.bytes_freed += size;
+                        report.blobs.push(RemovedBlob { digest: d.to_string(), size });
                     }
-                    report.bytes_freed += size;
-                    report.blobs.push(RemovedBlob { digest: d.to_string(), size });
                 }
                 Ok::<_, Error>(())
             }
