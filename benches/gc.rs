@@ -52,10 +52,10 @@ async fn fence_cost(dir: &std::path::Path) {
         .expect("config");
     let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut n = 0u64;
-    for round in 0..8 {
+    for round in 0..40 {
         let fence = round % 2 == 0;
         let registry = Registry::new(store.clone()).with_gc_fence(fence);
-        for _ in 0..250 {
+        for _ in 0..50 {
             n += 1;
             let manifest = format!(
                 r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[],"annotations":{{"n":"{n}"}}}}"#,
