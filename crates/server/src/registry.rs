@@ -142,6 +142,28 @@ impl TagRecord {
     }
 }
 
+/// A link record: `<size> <unix secs linked>`. Records of older versions hold the size alone
+/// (or nothing): their time reads as 0, long ago.
+pub(crate) struct LinkRecord {
+    /// The blob's size, when the record holds it.
+    pub(crate) size: Option<u64>,
+    /// When the link was written.
+    pub(crate) linked: u64,
+}
+
+impl LinkRecord {
+    fn encode(size: u64) -> Bytes {
+        format!("{size} {}", now_secs()).into()
+    }
+
+    pub(crate) fn decode(record: &[u8]) -> Self {
+        let mut fields = std::str::from_utf8(record).unwrap_or_default().split(' ');
+        let size = fields.next().and_then(|s| s.parse().ok());
+        let linked = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        Self { size, linked }
+    }
+}
+
 /// Now, in unix seconds.
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -199,7 +221,9 @@ impl Registry {
         self
     }
 
-    pub(crate) fn gc_fence_on(&self) -> bool {
+    /// Whether writers confirm their writes against collections (always, outside tests that
+    /// show what happens without).
+    pub(crate) fn gc_fence(&self) -> bool {
         self.gc_fence
     }
 
@@ -292,7 +316,7 @@ impl Registry {
     /// that a manifest's descriptors are checked with one record read each).
     async fn link_blob(&self, repo: &Repository, digest: &Digest, size: u64) -> Result<()> {
         self.touch_repository(repo).await?;
-        self.storage.set_meta(&layer_key(repo, digest), format!("{size} {}", now_secs()).into()).await?;
+        self.storage.set_meta(&layer_key(repo, digest), LinkRecord::encode(size)).await?;
         self.mark(&format!("blob-repositories/{}/{repo}", digest_key(digest))).await
     }
 
@@ -333,8 +357,7 @@ impl Registry {
         let Some(record) = self.storage.get_meta(&layer_key(repo, digest)).await? else {
             return Ok(None);
         };
-        let size = std::str::from_utf8(&record).ok().and_then(|s| s.split(' ').next()?.parse().ok());
-        if let Some(size) = size {
+        if let Some(size) = LinkRecord::decode(&record).size {
             return Ok(Some(size));
         }
         Ok(self.storage.stat(digest).await?.map(|info| info.size))
@@ -492,9 +515,26 @@ impl Registry {
     /// Cancels every upload session older than `max_age` (clients that went away); returns
     /// how many were removed.
     pub async fn purge_stale_uploads(&self, max_age: std::time::Duration) -> Result<usize> {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let mut purged = 0;
+        let stale = self.stale_uploads(max_age).await?;
+        for (key, repo) in &stale {
+            let id = &key["uploads/".len()..];
+            match self.cancel_upload(repo, id).await {
+                Ok(())
+                | Err(Error::UploadUnknown(_) | Error::Store(wharf_store::Error::UploadNotFound { .. })) => {}
+                Err(e) => return Err(e),
+            }
+            self.storage.remove_meta(key).await?;
+        }
+        Ok(stale.len())
+    }
+
+    /// The upload sessions older than `max_age` (what a purge cancels): their `uploads/`
+    /// record keys and repositories.
+    pub(crate) async fn stale_uploads(
+        &self,
+        max_age: std::time::Duration,
+    ) -> Result<Vec<(String, Repository)>> {
+        let mut stale = Vec::new();
         for key in self.storage.list_meta("uploads/").await? {
             let Some(record) = self.storage.get_meta(&key).await? else { continue };
             let text = String::from_utf8_lossy(&record);
@@ -502,30 +542,8 @@ impl Registry {
             let (Ok(started), Ok(repo)) = (started.parse::<u64>(), repo.parse::<Repository>()) else {
                 continue;
             };
-            if now.saturating_sub(started) < max_age.as_secs() {
-                continue;
-            }
-            let id = &key["uploads/".len()..];
-            match self.cancel_upload(&repo, id).await {
-                Ok(())
-                | Err(Error::UploadUnknown(_) | Error::Store(wharf_store::Error::UploadNotFound { .. })) => {}
-                Err(e) => return Err(e),
-            }
-            self.storage.remove_meta(&key).await?;
-            purged += 1;
-        }
-        Ok(purged)
-    }
-
-    /// How many upload sessions are older than `max_age` (what a purge would cancel).
-    pub(crate) async fn stale_uploads(&self, max_age: std::time::Duration) -> Result<usize> {
-        let mut stale = 0;
-        for key in self.storage.list_meta("uploads/").await? {
-            let Some(record) = self.storage.get_meta(&key).await? else { continue };
-            let text = String::from_utf8_lossy(&record);
-            let started = text.split(' ').next().and_then(|s| s.parse::<u64>().ok());
-            if started.is_some_and(|s| now_secs().saturating_sub(s) >= max_age.as_secs()) {
-                stale += 1;
+            if now_secs().saturating_sub(started) >= max_age.as_secs() {
+                stale.push((key, repo));
             }
         }
         Ok(stale)

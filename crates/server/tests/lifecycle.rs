@@ -1144,3 +1144,85 @@ async fn the_lease_admits_one_collector_and_expires_with_its_holder() {
     assert!(storage.get_meta("gc/epoch").await.expect("get").is_some_and(|e| e.starts_with(b"idle ")));
     pull_verified(&registry, &image).await;
 }
+
+/// `wharf-server gc` killed with SIGKILL in the middle of its run: every live image still
+/// pulls whole, a push right after works, and once the dead collector's lease expires the
+/// next collection takes over and finishes the job.
+#[tokio::test]
+async fn a_collection_killed_midway_loses_nothing_and_is_finished_later() {
+    let dir = tempfile::tempdir().expect("dir");
+    let storage: Arc<dyn Storage> = Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("fs"));
+    let registry = Registry::new(Arc::clone(&storage));
+    let mut images = Vec::new();
+    for i in 0..240u64 {
+        let repo = ["app", "app/cache", "other"][(i % 3) as usize];
+        images.push(
+            push_image(&registry, repo, &format!("v{i}"), i, &[(1, 700), (100 + i, 300), (200 + i % 7, 500)])
+                .await,
+        );
+    }
+    let (gone, live): (Vec<Image>, Vec<Image>) =
+        images.into_iter().partition(|im| im.tag.trim_start_matches('v').parse::<u64>().expect("n") % 2 == 0);
+    for image in &gone {
+        registry
+            .delete_manifest(&image.repo, &TagOrDigest::Digest(image.digest.clone()))
+            .await
+            .expect("delete");
+    }
+    let before = stored(&storage).await.len();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+        .args(["gc", "--grace", "0", "--storage", &format!("fs:{}", dir.path().display())])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("gc");
+    // Killed as soon as bytes start to go (links and manifests went before).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while stored(&storage).await.len() == before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    let mid = stored(&storage).await.len();
+    let lease = storage.get_meta("gc/lease").await.expect("lease");
+    let epoch = storage.get_meta("gc/epoch").await.expect("epoch");
+    eprintln!(
+        "killed midway: {before} objects before, {mid} after the killed run; lease {lease:?}, epoch {epoch:?}"
+    );
+
+    let registry = Registry::new(Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("reopen")));
+    for image in &live {
+        pull_verified(&registry, image).await;
+    }
+    let pushed = push_image(&registry, "app", "after", 1000, &[(1, 700), (2000, 300)]).await;
+    // The dead collector's lease expires within 30 s; then a collection finishes the job.
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    let report = loop {
+        match registry.collect_garbage(&GcOptions::default()).await {
+            Ok(report) => break report,
+            Err(wharf_server::Error::Busy(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("collection after the crash: {e}"),
+        }
+    };
+    let report = if report.blobs.is_empty() {
+        // The default grace window kept the rest: collect with none.
+        registry.collect_garbage(&now_options()).await.expect("collection")
+    } else {
+        report
+    };
+    let expected: BTreeSet<Digest> = live
+        .iter()
+        .chain([&pushed])
+        .flat_map(|im| im.blobs.iter().map(|(d, _)| d.clone()).chain([im.digest.clone()]))
+        .collect();
+    assert_eq!(
+        stored(&storage).await,
+        expected,
+        "only what live images name is left ({} freed after)",
+        report.blobs.len()
+    );
+    for image in live.iter().chain([&pushed]) {
+        pull_verified(&registry, image).await;
+    }
+}

@@ -9,6 +9,7 @@ use wharf_store::Storage;
 
 use super::fence::LEASE;
 use crate::error::{Error, Result};
+use crate::jobs::{now_ms, parse_lease as parse};
 use crate::registry::Registry;
 
 /// How long a lease holds without renewal.
@@ -16,15 +17,6 @@ pub(crate) const LEASE_TIME: Duration = Duration::from_secs(30);
 /// How long a claimer waits before reading its lease back: another claimer that read the
 /// lease free must write within this time to be seen.
 const SETTLE: Duration = Duration::from_millis(500);
-
-fn now_ms() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
-}
-
-fn parse(value: &[u8]) -> Option<(String, u128)> {
-    let (owner, expires) = std::str::from_utf8(value).ok()?.split_once(' ')?;
-    Some((owner.to_owned(), expires.parse().ok()?))
-}
 
 /// A held lease; renewed in the background until dropped or released.
 #[derive(Debug)]

@@ -47,7 +47,7 @@ use wharf_types::{Digest, Manifest, MediaType, Repository};
 pub(crate) use fence::{Check, Epoch, confirm};
 
 use crate::error::{Error, Result};
-use crate::registry::{Registry, Revision, TagRecord, digest_key, layer_key, now_secs, repo_key};
+use crate::registry::{LinkRecord, Registry, Revision, TagRecord, digest_key, layer_key, now_secs, repo_key};
 
 /// How many reads a collection has in flight at once.
 const READS: usize = 32;
@@ -251,8 +251,10 @@ struct RepoState {
 /// What a collection removes from one repository, and what stays.
 #[derive(Debug, Default)]
 struct Plan {
-    tags: BTreeSet<String>,
-    revisions: BTreeSet<Digest>,
+    /// Tags to remove, with the manifest each names.
+    tags: BTreeMap<String, Digest>,
+    /// Revisions to remove, with their records.
+    revisions: BTreeMap<Digest, Revision>,
     links: BTreeSet<Digest>,
     kept: BTreeSet<Digest>,
     unreadable: bool,
@@ -335,12 +337,6 @@ impl Registry {
         let record = self.storage().get_meta("gc/last-report").await?;
         Ok(record.and_then(|b| serde_json::from_slice(&b).ok()))
     }
-
-    /// Whether writers confirm their writes against collections (always, outside tests that
-    /// show what happens without).
-    pub(crate) fn gc_fence(&self) -> bool {
-        self.gc_fence_on()
-    }
 }
 
 fn cutoff(options: &GcOptions) -> u64 {
@@ -367,18 +363,11 @@ impl Collector<'_> {
                 Some(lease) if !plan.is_empty() => self.sweep_repository(repo, plan, lease, report).await?,
                 _ => plan,
             };
-            let state_tags = plan.tags.iter().cloned().collect::<Vec<_>>();
             if lease.is_none() {
-                let tag_digests = self.tag_digests(repo, &state_tags).await?;
-                report.tags.extend(tag_digests);
-                report.manifests.extend(
-                    plan.revisions
-                        .iter()
-                        .map(|d| RemovedManifest { repository: repo.to_string(), digest: d.to_string() }),
+                plan.report(repo, report);
+                self.would_go.extend(
+                    plan.links.iter().chain(plan.revisions.keys()).map(|d| (repo.clone(), d.clone())),
                 );
-                report.links += plan.links.len();
-                self.would_go
-                    .extend(plan.links.iter().chain(&plan.revisions).map(|d| (repo.clone(), d.clone())));
             }
             kept.extend(plan.kept);
         }
@@ -386,26 +375,9 @@ impl Collector<'_> {
         report.uploads = if lease.is_some() {
             self.registry.purge_stale_uploads(self.options.upload_max_age).await?
         } else {
-            self.registry.stale_uploads(self.options.upload_max_age).await?
+            self.registry.stale_uploads(self.options.upload_max_age).await?.len()
         };
         Ok(())
-    }
-
-    async fn tag_digests(&self, repo: &Repository, tags: &[String]) -> Result<Vec<RemovedTag>> {
-        let mut out = Vec::new();
-        for tag in tags {
-            let key = repo_key(repo, &format!("_manifests/tags/{tag}"));
-            if let Some(record) =
-                self.registry.storage().get_meta(&key).await?.as_deref().and_then(TagRecord::decode)
-            {
-                out.push(RemovedTag {
-                    repository: repo.to_string(),
-                    tag: tag.clone(),
-                    digest: record.digest.to_string(),
-                });
-            }
-        }
-        Ok(out)
     }
 
     /// Reads a repository's tags, revisions and links.
@@ -519,12 +491,16 @@ impl Collector<'_> {
                 .removed(&ages, now)
                 .into_iter()
                 .filter(|t| state.tags[t].pushed.unwrap_or(0) <= cutoff)
+                .map(|t| {
+                    let digest = state.tags[&t].digest.clone();
+                    (t, digest)
+                })
                 .collect();
         }
         let delete_untagged = rule.map_or(lifecycle.delete_untagged, |r| r.delete_untagged);
         let mut live: BTreeSet<Digest> = if delete_untagged {
             let tagged =
-                state.tags.iter().filter(|(t, _)| !plan.tags.contains(*t)).map(|(_, r)| r.digest.clone());
+                state.tags.iter().filter(|(t, _)| !plan.tags.contains_key(*t)).map(|(_, r)| r.digest.clone());
             let young = state
                 .revisions
                 .iter()
@@ -557,7 +533,12 @@ impl Collector<'_> {
             }
             live.extend(more);
         }
-        plan.revisions = state.revisions.keys().filter(|d| !live.contains(*d)).cloned().collect();
+        plan.revisions = state
+            .revisions
+            .iter()
+            .filter(|(d, _)| !live.contains(*d))
+            .map(|(d, r)| (d.clone(), r.clone()))
+            .collect();
         let mut live_blobs = BTreeSet::new();
         for d in &live {
             match self.refs.get(d) {
@@ -576,7 +557,7 @@ impl Collector<'_> {
             let times: Vec<(Digest, u64)> = futures_util::stream::iter(candidates)
                 .map(|d| async move {
                     let record = storage.get_meta(&layer_key(repo, &d)).await?;
-                    Ok::<_, Error>((d, record.as_deref().map_or(u64::MAX, link_time)))
+                    Ok::<_, Error>((d, record.as_deref().map_or(u64::MAX, |r| LinkRecord::decode(r).linked)))
                 })
                 .buffer_unordered(READS)
                 .try_collect()
@@ -586,7 +567,7 @@ impl Collector<'_> {
         plan.kept = state
             .revisions
             .keys()
-            .filter(|d| !plan.revisions.contains(*d))
+            .filter(|d| !plan.revisions.contains_key(*d))
             .chain(state.links.iter().filter(|d| !plan.links.contains(*d)))
             .cloned()
             .collect();
@@ -604,55 +585,58 @@ impl Collector<'_> {
         let storage = Arc::clone(self.registry.storage());
         let marks: Vec<String> = first
             .tags
-            .iter()
+            .keys()
             .map(|t| fence::doomed_tag(repo, t))
-            .chain(first.revisions.iter().chain(&first.links).map(fence::doomed_digest))
+            .chain(first.revisions.keys().chain(&first.links).map(fence::doomed_digest))
             .collect();
-        let mut writes: Vec<Write> =
+        let writes =
             marks.iter().map(|key| Write::Set { key: key.clone(), value: bytes::Bytes::new() }).collect();
-        storage.write_steps(vec![std::mem::take(&mut writes)]).await?;
+        storage.write_steps(vec![writes]).await?;
         let outcome = async {
+            // What is garbage at both looks goes, as the second look found it.
             let again = self.plan(repo).await?;
-            let tags: BTreeSet<String> = first.tags.intersection(&again.tags).cloned().collect();
-            let revisions: BTreeSet<Digest> =
-                first.revisions.intersection(&again.revisions).cloned().collect();
+            let tags: BTreeMap<String, Digest> = again
+                .tags
+                .iter()
+                .filter(|(t, _)| first.tags.contains_key(*t))
+                .map(|(t, d)| (t.clone(), d.clone()))
+                .collect();
+            let revisions: BTreeMap<Digest, Revision> = again
+                .revisions
+                .iter()
+                .filter(|(d, _)| first.revisions.contains_key(*d))
+                .map(|(d, r)| (d.clone(), r.clone()))
+                .collect();
             let links: BTreeSet<Digest> = first.links.intersection(&again.links).cloned().collect();
             report.rescued += first.tags.len() + first.revisions.len() + first.links.len()
                 - tags.len()
                 - revisions.len()
                 - links.len();
             lease.check().await?;
-            report.tags.extend(self.tag_digests(repo, &tags.iter().cloned().collect::<Vec<_>>()).await?);
             // One batch: the tags first (a tag never outlives its revision), then the
             // revisions and links.
-            let mut first_step: Vec<Write> = Vec::new();
-            for tag in &tags {
-                first_step.extend(self.registry.tag_removals(repo, tag));
-            }
+            let first_step: Vec<Write> =
+                tags.keys().flat_map(|t| self.registry.tag_removals(repo, t)).collect();
             let mut second_step: Vec<Write> = Vec::new();
-            for d in &revisions {
-                if let Some(revision) = self.registry.revision(repo, d).await? {
-                    second_step.extend(self.registry.revision_removals(repo, d, &revision));
-                    report
-                        .manifests
-                        .push(RemovedManifest { repository: repo.to_string(), digest: d.to_string() });
-                }
+            for (d, revision) in &revisions {
+                second_step.extend(self.registry.revision_removals(repo, d, revision));
             }
             for d in &links {
                 second_step.extend(Registry::link_removals(repo, d));
             }
-            report.links += links.len();
+            if !tags.is_empty() || !revisions.is_empty() {
+                second_step.push(self.registry.search_index().stamp_write());
+            }
             let steps: Vec<Vec<Write>> =
                 [first_step, second_step].into_iter().filter(|s| !s.is_empty()).collect();
             storage.write_steps(steps).await?;
-            if !tags.is_empty() || !revisions.is_empty() {
-                storage.write_steps(vec![vec![self.registry.search_index().stamp_write()]]).await?;
-            }
             let mut kept = again.kept;
             // What the second look found live beyond the first stays too.
-            kept.extend(first.revisions.difference(&revisions).cloned());
+            kept.extend(first.revisions.keys().filter(|d| !revisions.contains_key(*d)).cloned());
             kept.extend(first.links.difference(&links).cloned());
-            Ok::<_, Error>(Plan { tags, revisions, links, kept, unreadable: again.unreadable })
+            let swept = Plan { tags, revisions, links, kept, unreadable: again.unreadable };
+            swept.report(repo, report);
+            Ok::<_, Error>(swept)
         }
         .await;
         let removes = marks.into_iter().map(|key| Write::Remove { key }).collect();
@@ -761,6 +745,21 @@ impl Collector<'_> {
 }
 
 impl Plan {
+    /// Adds what this plan removes (or, dry, would) to the report.
+    fn report(&self, repo: &Repository, report: &mut GcReport) {
+        report.tags.extend(self.tags.iter().map(|(tag, digest)| RemovedTag {
+            repository: repo.to_string(),
+            tag: tag.clone(),
+            digest: digest.to_string(),
+        }));
+        report.manifests.extend(
+            self.revisions
+                .keys()
+                .map(|d| RemovedManifest { repository: repo.to_string(), digest: d.to_string() }),
+        );
+        report.links += self.links.len();
+    }
+
     fn is_empty(&self) -> bool {
         self.tags.is_empty() && self.revisions.is_empty() && self.links.is_empty()
     }
@@ -772,16 +771,11 @@ fn parse_digest_key(key: &str) -> Option<Digest> {
     format!("{alg}:{hex}").parse().ok()
 }
 
-/// When a link was written: the second field of `<size> <secs>` (0 for older records).
-fn link_time(record: &[u8]) -> u64 {
-    std::str::from_utf8(record).ok().and_then(|s| s.split(' ').nth(1)?.parse().ok()).unwrap_or(0)
-}
-
 /// The invariants of the lifecycle's parsers (for `fuzzing::lifecycle`).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn check_parsers(data: &[u8]) {
     let _ = TagRecord::decode(data);
-    let _ = link_time(data);
+    let _ = LinkRecord::decode(data);
     let text = String::from_utf8_lossy(data);
     let _ = crate::config::parse_size(&toml::Value::String(text.to_string()));
     let _ = crate::config::parse_duration(&text);
@@ -801,7 +795,8 @@ pub(crate) fn check_parsers(data: &[u8]) {
     let record = TagRecord::decode(&TagRecord::encode(&digest, data.len() as u64, media_type))
         .expect("a written record reads");
     assert_eq!(record.digest, digest);
-    assert_eq!(link_time(format!("{} {}", data.len(), 17).as_bytes()), 17);
+    let link = LinkRecord::decode(format!("{} 17", data.len()).as_bytes());
+    assert_eq!((link.size, link.linked), (Some(data.len() as u64), 17));
 }
 
 #[cfg(test)]

@@ -146,11 +146,9 @@ impl Registry {
                     }
                     let Some(record) = storage.get_meta(&key).await? else { continue };
                     let size = if kind {
-                        std::str::from_utf8(&record).ok().and_then(|s| s.split(' ').next()?.parse().ok())
+                        crate::registry::LinkRecord::decode(&record).size
                     } else {
-                        serde_json::from_slice::<serde_json::Value>(&record)
-                            .ok()
-                            .and_then(|v| v["size"].as_u64())
+                        serde_json::from_slice::<crate::registry::Revision>(&record).ok().map(|r| r.size)
                     };
                     usage.add(&digest, size.unwrap_or(0));
                 }

@@ -143,24 +143,14 @@ impl Registry {
         report.repositories = repos.len();
         for repo in &repos {
             let found = self.check_records(repo, &corrupt, report).await?;
-            // A second look, so that a push or delete in flight is not called damage.
-            for damage in found {
-                let again = self.check_records_quiet(repo, &corrupt).await?;
-                if again.contains(&damage) {
-                    report.damage.push(damage);
-                }
+            if found.is_empty() {
+                continue;
             }
+            // A second look, so that a push or delete in flight is not called damage.
+            let again = self.check_records(repo, &corrupt, &mut ScrubReport::default()).await?;
+            report.damage.extend(found.into_iter().filter(|d| again.contains(d)));
         }
         Ok(())
-    }
-
-    async fn check_records_quiet(
-        &self,
-        repo: &Repository,
-        corrupt: &BTreeSet<Digest>,
-    ) -> Result<Vec<Damage>> {
-        let mut scratch = ScrubReport::default();
-        self.check_records(repo, corrupt, &mut scratch).await
     }
 
     /// Tags → revisions → manifest bytes → blobs or children, of one repository.

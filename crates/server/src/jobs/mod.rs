@@ -87,7 +87,7 @@ pub(crate) struct Worker {
     owner: String,
 }
 
-fn now_ms() -> u128 {
+pub(crate) fn now_ms() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
@@ -250,7 +250,8 @@ impl Worker {
     }
 }
 
-fn parse_lease(value: &[u8]) -> Option<(&str, u128)> {
+/// `<owner> <expires, unix ms>`.
+pub(crate) fn parse_lease(value: &[u8]) -> Option<(&str, u128)> {
     let (owner, expires) = std::str::from_utf8(value).ok()?.split_once(' ')?;
     Some((owner, expires.parse().ok()?))
 }
