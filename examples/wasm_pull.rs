@@ -1,4 +1,4 @@
-//! Pull the Wasm module an OCI reference names, from any layout Wharf recognises
+//! Pull the Wasm module an OCI reference names, from any layout Wharf recognizes
 //! (wasm-to-oci, CNCF, annotated or `wasi/wasm` images, indexes, …).
 //!
 //! ```text
@@ -16,7 +16,7 @@ mod cli;
 #[path = "support/run.rs"]
 mod run;
 
-const USAGE: &str = "usage: wasm_pull <registry/repository:tag> -o <out.wasm> [--insecure] [--cert-dir DIR] [--authfile FILE]\n\nPulls the Wasm module a reference names, from any layout Wharf recognises.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP; --cert-dir trusts the CAs (*.crt) and presents the client certificate (client.cert, client.key) of a containers-style certificate directory; --authfile reads credentials from a docker/podman auth file.";
+const USAGE: &str = "usage: wasm_pull <registry/repository:tag> -o <out.wasm> [--insecure] [--cert-dir DIR] [--authfile FILE]\n\nPulls the Wasm module a reference names, from any layout Wharf recognizes.\nlocalhost and 127.0.0.0/8 registries are plain HTTP; --insecure makes any registry plain HTTP; --cert-dir trusts the CAs (*.crt) and presents the client certificate (client.cert, client.key) of a containers-style certificate directory; --authfile reads credentials from a docker/podman auth file.";
 
 fn main() -> std::process::ExitCode {
     run::main(USAGE, example)

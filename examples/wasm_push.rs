@@ -6,7 +6,7 @@
 //! `--insecure` talks plain HTTP to the reference's registry; `--layout cncf` writes the CNCF
 //! Wasm OCI artifact instead of wasm-to-oci.
 
-use wharf::client::Layout;
+use wharf::client::WasmLayout;
 use wharf::types::Reference;
 
 #[path = "support/progress.rs"]
@@ -30,12 +30,15 @@ async fn example(args: Vec<String>) -> run::Result {
         return Err(USAGE.into());
     };
     let reference: Reference = reference.parse()?;
-    let layout =
-        if cli::value(&args, "--layout") == Some("cncf") { Layout::CncfV0 } else { Layout::WasmToOci };
+    let layout = if cli::value(&args, "--layout") == Some("cncf") {
+        WasmLayout::CncfArtifact
+    } else {
+        WasmLayout::WasmToOci
+    };
     let client = cli::client(&args, &[&reference], Some(progress::bars()))?;
     let module = std::fs::read(file)?;
     let title = std::path::Path::new(file).file_name().and_then(|n| n.to_str()).unwrap_or("module.wasm");
-    let manifest = client.push_wasm(&reference, module.into(), layout, title).await?;
+    let manifest = client.push_wasm(&reference, module, layout, title).await?;
     println!(
         "pushed {reference} ({} bytes of Wasm) as {}",
         std::fs::metadata(file)?.len(),

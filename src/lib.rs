@@ -7,7 +7,7 @@
 //! | module | crate | job |
 //! |---|---|---|
 //! | [`types`] | `wharf-types` | digests, references, media types, manifests, error codes |
-//! | [`wasm`] | `wharf-wasm` | recognise Wasm in every OCI layout, inspect modules |
+//! | [`wasm`] | `wharf-wasm` | recognize Wasm in every OCI layout, inspect modules |
 //! | [`store`] | `wharf-store` | digest-verified blob storage: memory, filesystem, S3 |
 //! | [`client`] | `wharf-client` | an OCI distribution client |
 //! | [`server`] | `wharf-server` | the reference registry |

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde_json::Value;
-use wharf::client::{Client, ClientBuilder, Layout};
+use wharf::client::{Client, ClientBuilder, WasmLayout};
 use wharf::types::{Digest, Reference};
 
 const WAT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/hello.wat");
@@ -558,9 +558,13 @@ fn flow3_wasi_platform_index_from_podman() {
 fn flow4_cncf_artifact_from_wharf_client_pulled_by_oras_py() {
     let Some(w) = World::start("flow 4") else { return };
     let reference = w.reference("wasm/cncf:v1");
-    let manifest = w
-        .rt
-        .block_on(w.client.push_wasm(&reference, Bytes::from(w.module.clone()), Layout::CncfV0, "hello.wasm"))
+    let manifest =
+        w.rt.block_on(w.client.push_wasm(
+            &reference,
+            Bytes::from(w.module.clone()),
+            WasmLayout::CncfArtifact,
+            "hello.wasm",
+        ))
         .expect("push_wasm");
     let artifact = w.artifact("wasm/cncf", "v1");
     assert_wasm(&artifact, "cncf-artifact", "UNKNOWN", manifest.digest());
@@ -577,7 +581,7 @@ fn flow5_skopeo_tags_inspect_delete_and_oras_py_referrers() {
     let mut manifests = Vec::new();
     for tag in ["v1", "v2", "v3"] {
         let reference = w.reference(&format!("webassembly/tags:{tag}"));
-        let layout = if tag == "v3" { Layout::CncfV0 } else { Layout::WasmToOci };
+        let layout = if tag == "v3" { WasmLayout::CncfArtifact } else { WasmLayout::WasmToOci };
         manifests.push(
             w.rt.block_on(w.client.push_wasm(&reference, module.clone(), layout, "m.wasm")).expect("push"),
         );

@@ -16,9 +16,10 @@ impl Client {
     pub async fn push_blob_chunked(
         &self,
         reference: &Reference,
-        data: Bytes,
+        data: impl Into<Bytes>,
         chunk_size: usize,
     ) -> Result<Digest> {
+        let data: Bytes = data.into();
         let digest = Digest::sha256(&data);
         if self.blob_exists(reference, &digest).await? {
             return Ok(digest);

@@ -10,7 +10,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LINK, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use wharf_types::{Digest, ErrorResponse, Manifest, MediaType, Reference, Tag, TagOrDigest};
+use wharf_types::{Digest, ErrorResponse, Manifest, MediaType, Reference, Registry, Tag, TagOrDigest};
 
 use crate::auth::{Challenge, Credentials, DockerConfig, parse_challenge};
 use crate::error::{Error, Result};
@@ -244,8 +244,7 @@ impl ClientBuilder {
             }
             if let Some(pem) = identity {
                 builder = builder.identity(
-                    reqwest::Identity::from_pem(pem)
-                        .map_err(|e| config(format!("client certificate: {e}")))?,
+                    identity_from_pem(pem).map_err(|e| config(format!("client certificate: {e}")))?,
                 );
             }
             builder.build().map_err(|e| config(format!("HTTP client: {e}")))
@@ -272,28 +271,42 @@ impl ClientBuilder {
         {
             return Err(Error::Config(format!("`{bad}` is not a host[:port]")));
         }
+        #[cfg(all(feature = "rustls-ring", not(feature = "rustls-aws-lc")))]
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // Lost only to a concurrent installer, whose provider serves as well.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let (http, per_host) = self.http_clients()?;
         Ok(Client {
-            http,
-            per_host,
-            insecure: self.insecure.into_iter().collect(),
-            loopback_http: self.loopback_http,
-            credentials: self.credentials,
-            tokens: Mutex::new(HashMap::new()),
-            basic_hosts: Mutex::new(HashSet::new()),
-            retries: self.retries,
-            backoff: self.backoff,
-            docker: self.docker,
-            looked_up: Mutex::new(HashMap::new()),
-            progress: self.progress,
-            concurrency: self.concurrency,
+            inner: std::sync::Arc::new(Inner {
+                http,
+                per_host,
+                insecure: self.insecure.into_iter().collect(),
+                loopback_http: self.loopback_http,
+                credentials: self.credentials,
+                tokens: Mutex::new(HashMap::new()),
+                basic_hosts: Mutex::new(HashSet::new()),
+                retries: self.retries,
+                backoff: self.backoff,
+                docker: self.docker,
+                looked_up: Mutex::new(HashMap::new()),
+                progress: self.progress,
+                concurrency: self.concurrency,
+            }),
         })
     }
 }
 
-/// An OCI distribution client.
-#[derive(Debug)]
+/// An OCI distribution client. Cloning it is cheap: clones share the connection pool, the
+/// settings and the cached tokens.
+#[derive(Debug, Clone)]
 pub struct Client {
+    inner: std::sync::Arc<Inner>,
+}
+
+/// What every clone of a [`Client`] shares.
+#[derive(Debug)]
+struct Inner {
     http: reqwest::Client,
     /// Clients of hosts with a client certificate of their own.
     per_host: HashMap<String, reqwest::Client>,
@@ -340,6 +353,23 @@ struct TokenResponse {
     access_token: Option<String>,
 }
 
+/// What requests are sent to: the API host of a [`Reference`] or a [`Registry`].
+pub(crate) trait Host {
+    fn api_host(&self) -> &str;
+}
+
+impl Host for Reference {
+    fn api_host(&self) -> &str {
+        Reference::api_host(self)
+    }
+}
+
+impl Host for Registry {
+    fn api_host(&self) -> &str {
+        Registry::api_host(self)
+    }
+}
+
 fn scope(reference: &Reference, push: bool) -> String {
     format!("repository:{}:{}", reference.repository(), if push { "pull,push" } else { "pull" })
 }
@@ -351,29 +381,30 @@ impl Client {
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
+        &self.inner.http
     }
 
     /// The client that sends to `url`'s host (its own when it has a client certificate).
     fn http_for(&self, url: &reqwest::Url) -> &reqwest::Client {
-        if self.per_host.is_empty() {
-            return &self.http;
+        if self.inner.per_host.is_empty() {
+            return &self.inner.http;
         }
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
-            _ => return &self.http,
+            _ => return &self.inner.http,
         };
-        self.per_host.get(&host).unwrap_or(&self.http)
+        self.inner.per_host.get(&host).unwrap_or(&self.inner.http)
     }
 
-    pub(crate) fn base_url(&self, reference: &Reference) -> String {
-        self.base(reference)
+    /// `http(s)://<api host>` of a reference's or a registry's host.
+    pub(crate) fn base_url(&self, target: &impl Host) -> String {
+        self.base(target)
     }
 
-    fn base(&self, reference: &Reference) -> String {
-        let host = reference.api_host();
-        let plain = self.insecure.contains(host) || (self.loopback_http && is_loopback(host));
+    fn base(&self, target: &impl Host) -> String {
+        let host = target.api_host();
+        let plain = self.inner.insecure.contains(host) || (self.inner.loopback_http && is_loopback(host));
         let scheme = if plain { "http" } else { "https" };
         format!("{scheme}://{host}")
     }
@@ -387,17 +418,17 @@ impl Client {
     /// challenge's realm (cached per host and scope).
     pub(crate) async fn send(
         &self,
-        reference: &Reference,
+        target: &impl Host,
         scope: &str,
         make: impl Fn() -> RequestBuilder,
     ) -> Result<Response> {
-        let host = reference.api_host().to_owned();
+        let host = target.api_host().to_owned();
         let credentials = self.credentials_for(&host)?;
-        let cached = self.tokens.lock().expect("lock").get(&(host.clone(), scope.to_owned())).cloned();
+        let cached = self.inner.tokens.lock().expect("lock").get(&(host.clone(), scope.to_owned())).cloned();
         let preset = match (&cached, &credentials) {
             (Some(token), _) => Some(format!("Bearer {}", token.expose())),
             (None, Credentials::Basic { username, password })
-                if self.basic_hosts.lock().expect("lock").contains(&host) =>
+                if self.inner.basic_hosts.lock().expect("lock").contains(&host) =>
             {
                 Some(basic_header(username, password))
             }
@@ -412,7 +443,7 @@ impl Client {
         let header = match challenge {
             Some(Challenge::Basic) => match &credentials {
                 Credentials::Basic { username, password } => {
-                    self.basic_hosts.lock().expect("lock").insert(host.clone());
+                    self.inner.basic_hosts.lock().expect("lock").insert(host.clone());
                     basic_header(username, password)
                 }
                 _ => return Err(Error::Unauthorized { host, detail: "Basic credentials required".into() }),
@@ -421,7 +452,11 @@ impl Client {
                 let wanted = challenged.unwrap_or_else(|| scope.to_owned());
                 let token =
                     self.fetch_token(&host, &realm, service.as_deref(), &wanted, &credentials).await?;
-                self.tokens.lock().expect("lock").insert((host.clone(), scope.to_owned()), token.clone());
+                self.inner
+                    .tokens
+                    .lock()
+                    .expect("lock")
+                    .insert((host.clone(), scope.to_owned()), token.clone());
                 format!("Bearer {}", token.expose())
             }
             None => {
@@ -436,15 +471,15 @@ impl Client {
 
     /// The host's explicit credentials, else what the docker config holds for it.
     fn credentials_for(&self, host: &str) -> Result<Credentials> {
-        if let Some(c) = self.credentials.get(host) {
+        if let Some(c) = self.inner.credentials.get(host) {
             return Ok(c.clone());
         }
-        let Some(docker) = &self.docker else { return Ok(Credentials::Anonymous) };
-        if let Some(c) = self.looked_up.lock().expect("lock").get(host) {
+        let Some(docker) = &self.inner.docker else { return Ok(Credentials::Anonymous) };
+        if let Some(c) = self.inner.looked_up.lock().expect("lock").get(host) {
             return Ok(c.clone());
         }
         let found = docker.credentials_for(host)?.unwrap_or_default();
-        self.looked_up.lock().expect("lock").insert(host.to_owned(), found.clone());
+        self.inner.looked_up.lock().expect("lock").insert(host.to_owned(), found.clone());
         Ok(found)
     }
 
@@ -477,7 +512,7 @@ impl Client {
                 _ => None,
             };
             match (delay, again) {
-                (Some(delay), Some(next)) if attempt < self.retries => {
+                (Some(delay), Some(next)) if attempt < self.inner.retries => {
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                     request = next;
@@ -488,7 +523,7 @@ impl Client {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        self.backoff.saturating_mul(2u32.saturating_pow(attempt)).min(Duration::from_secs(30))
+        self.inner.backoff.saturating_mul(2u32.saturating_pow(attempt)).min(Duration::from_secs(30))
     }
 
     async fn fetch_token(
@@ -531,12 +566,16 @@ impl Client {
                     form.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect::<Vec<_>>().join("&");
                 let mut post_url = url.clone();
                 post_url.set_query(None);
-                self.http.post(post_url).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body)
+                self.inner
+                    .http
+                    .post(post_url)
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body)
             }
             Credentials::Basic { username, password } => {
-                self.http.get(url).basic_auth(username, Some(password.expose()))
+                self.inner.http.get(url).basic_auth(username, Some(password.expose()))
             }
-            _ => self.http.get(url),
+            _ => self.inner.http.get(url),
         };
         let request = request.build()?;
         let response = self.http_for(request.url()).execute(request).await?;
@@ -554,9 +593,9 @@ impl Client {
     }
 
     /// Checks that the registry speaks the API (`GET /v2/`, authenticating if asked).
-    pub async fn ping(&self, reference: &Reference) -> Result<()> {
-        let url = format!("{}/v2/", self.base(reference));
-        let response = self.send(reference, &scope(reference, false), || self.http.get(&url)).await?;
+    pub async fn ping(&self, registry: &Registry) -> Result<()> {
+        let url = format!("{}/v2/", self.base(registry));
+        let response = self.send(registry, "", || self.inner.http.get(&url)).await?;
         expect(response, &[StatusCode::OK]).await.map(drop)
     }
 
@@ -566,7 +605,7 @@ impl Client {
         let url = self.repo_url(reference, &format!("manifests/{}", reference.target()));
         let response = self
             .send(reference, &scope(reference, false), || {
-                self.http.head(&url).header(ACCEPT, MANIFEST_ACCEPT)
+                self.inner.http.head(&url).header(ACCEPT, MANIFEST_ACCEPT)
             })
             .await?;
         let response = expect(response, &[StatusCode::OK]).await?;
@@ -590,7 +629,9 @@ impl Client {
     pub async fn pull_manifest(&self, reference: &Reference) -> Result<Manifest> {
         let url = self.repo_url(reference, &format!("manifests/{}", reference.target()));
         let response = self
-            .send(reference, &scope(reference, false), || self.http.get(&url).header(ACCEPT, MANIFEST_ACCEPT))
+            .send(reference, &scope(reference, false), || {
+                self.inner.http.get(&url).header(ACCEPT, MANIFEST_ACCEPT)
+            })
             .await?;
         let response = expect(response, &[StatusCode::OK]).await?;
         let content_type = response
@@ -621,7 +662,7 @@ impl Client {
     /// Whether the blob is in the repository.
     pub async fn blob_exists(&self, reference: &Reference, digest: &Digest) -> Result<bool> {
         let url = self.repo_url(reference, &format!("blobs/{digest}"));
-        let response = self.send(reference, &scope(reference, false), || self.http.head(&url)).await?;
+        let response = self.send(reference, &scope(reference, false), || self.inner.http.head(&url)).await?;
         match response.status() {
             StatusCode::OK => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -666,7 +707,7 @@ impl Client {
             match dropped {
                 None => break,
                 // The connection dropped mid-blob: ask for the rest with `Range`.
-                Some(_) if resumed < self.retries => {
+                Some(_) if resumed < self.inner.retries => {
                     resumed += 1;
                     response = self.get_blob_response(reference, digest, digester.len()).await?;
                 }
@@ -685,7 +726,7 @@ impl Client {
     }
 
     pub(crate) fn report(&self, digest: &Digest, done: u64, total: Option<u64>) {
-        if let Some(progress) = &self.progress {
+        if let Some(progress) = &self.inner.progress {
             (progress.0)(digest, done, total);
         }
     }
@@ -700,7 +741,7 @@ impl Client {
         let url = self.repo_url(reference, &format!("blobs/{digest}"));
         let response = self
             .send(reference, &scope(reference, false), || {
-                let request = self.http.get(&url);
+                let request = self.inner.http.get(&url);
                 if from > 0 {
                     request.header(reqwest::header::RANGE, format!("bytes={from}-"))
                 } else {
@@ -714,7 +755,8 @@ impl Client {
     /// Pushes a blob held in memory (skipped when the registry has it): one `POST ?digest=`,
     /// or POST then PUT when the registry answers 202; above 64 MiB, resumable 16 MiB chunks
     /// ([`push_blob_chunked`](Self::push_blob_chunked)).
-    pub async fn push_blob(&self, reference: &Reference, data: Bytes) -> Result<Digest> {
+    pub async fn push_blob(&self, reference: &Reference, data: impl Into<Bytes>) -> Result<Digest> {
+        let data: Bytes = data.into();
         if data.len() > CHUNKED_ABOVE {
             return self.push_blob_chunked(reference, data, CHUNK_SIZE).await;
         }
@@ -726,7 +768,7 @@ impl Client {
         let url = self.repo_url(reference, &format!("blobs/uploads/?digest={digest}"));
         let response = self
             .send(reference, &scope, || {
-                self.http.post(&url).header(CONTENT_TYPE, "application/octet-stream").body(data.clone())
+                self.inner.http.post(&url).header(CONTENT_TYPE, "application/octet-stream").body(data.clone())
             })
             .await?;
         if response.status() == StatusCode::CREATED {
@@ -738,7 +780,11 @@ impl Client {
         let put = with_digest(&location, &digest);
         let response = self
             .send(reference, &scope, || {
-                self.http.put(put.clone()).header(CONTENT_TYPE, "application/octet-stream").body(data.clone())
+                self.inner
+                    .http
+                    .put(put.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(data.clone())
             })
             .await?;
         expect(response, &[StatusCode::CREATED]).await?;
@@ -756,13 +802,13 @@ impl Client {
     ) -> Result<bool> {
         let url = self.repo_url(reference, &format!("blobs/uploads/?mount={digest}&from={from}"));
         let mount_scope = format!("{} repository:{from}:pull", scope(reference, true));
-        let response = self.send(reference, &mount_scope, || self.http.post(&url)).await?;
+        let response = self.send(reference, &mount_scope, || self.inner.http.post(&url)).await?;
         match response.status() {
             StatusCode::CREATED => Ok(true),
             StatusCode::ACCEPTED => {
                 if let Ok(session) = location(&response) {
                     let _ = self
-                        .send(reference, &scope(reference, true), || self.http.delete(session.clone()))
+                        .send(reference, &scope(reference, true), || self.inner.http.delete(session.clone()))
                         .await;
                 }
                 Ok(false)
@@ -793,7 +839,7 @@ impl Client {
         let (bytes, media_type) = (manifest.bytes().clone(), manifest.media_type().essence().to_owned());
         let response = self
             .send(reference, &scope(reference, true), || {
-                self.http.put(url.clone()).header(CONTENT_TYPE, media_type.as_str()).body(bytes.clone())
+                self.inner.http.put(url.clone()).header(CONTENT_TYPE, media_type.as_str()).body(bytes.clone())
             })
             .await?;
         let response = expect(response, &[StatusCode::CREATED]).await?;
@@ -816,7 +862,7 @@ impl Client {
         let media_type = manifest.media_type().essence().to_owned();
         let response = self
             .send(reference, &scope(reference, true), || {
-                self.http.put(&url).header(CONTENT_TYPE, media_type.as_str()).body(bytes.clone())
+                self.inner.http.put(&url).header(CONTENT_TYPE, media_type.as_str()).body(bytes.clone())
             })
             .await?;
         let response = expect(response, &[StatusCode::CREATED]).await?;
@@ -843,7 +889,7 @@ impl Client {
     /// page; the next page is fetched when the stream reaches it.
     pub(crate) fn paginate<'a, T: serde::de::DeserializeOwned + Send + 'a>(
         &'a self,
-        reference: &'a Reference,
+        target: &'a (impl Host + Sync),
         scope: String,
         start: String,
         names: impl Fn(T) -> Vec<String> + Send + Sync + 'a,
@@ -855,7 +901,7 @@ impl Client {
                 type Page = futures_util::stream::Iter<std::vec::IntoIter<Result<String>>>;
                 let Some(next) = next else { return Ok::<Option<(Page, Option<String>)>, Error>(None) };
                 let url = Url::parse(&next).map_err(|e| Error::InvalidResponse(format!("`{next}`: {e}")))?;
-                let response = self.send(reference, &scope, || self.http.get(url.clone())).await?;
+                let response = self.send(target, &scope, || self.inner.http.get(url.clone())).await?;
                 let response = expect(response, &[StatusCode::OK]).await?;
                 let following = match next_link(&response) {
                     Some(link) => Some(
@@ -874,28 +920,58 @@ impl Client {
     }
 
     pub(crate) fn concurrency(&self) -> usize {
-        self.concurrency
+        self.inner.concurrency
     }
 
     pub(crate) fn retry_count(&self) -> u32 {
-        self.retries
+        self.inner.retries
     }
 
     /// Deletes a blob from the repository.
     pub async fn delete_blob(&self, reference: &Reference, digest: &Digest) -> Result<()> {
         let url = self.repo_url(reference, &format!("blobs/{digest}"));
-        let response =
-            self.send(reference, &scope(reference, true), || self.http.request(Method::DELETE, &url)).await?;
+        let response = self
+            .send(reference, &scope(reference, true), || self.inner.http.request(Method::DELETE, &url))
+            .await?;
         expect(response, &[StatusCode::ACCEPTED, StatusCode::OK]).await.map(drop)
     }
 
     /// Deletes the manifest (or tag) the reference names.
     pub async fn delete_manifest(&self, reference: &Reference) -> Result<()> {
         let url = self.repo_url(reference, &format!("manifests/{}", reference.target()));
-        let response =
-            self.send(reference, &scope(reference, true), || self.http.request(Method::DELETE, &url)).await?;
+        let response = self
+            .send(reference, &scope(reference, true), || self.inner.http.request(Method::DELETE, &url))
+            .await?;
         expect(response, &[StatusCode::ACCEPTED, StatusCode::OK]).await.map(drop)
     }
+}
+
+/// A client identity from one PEM holding the certificate chain and its private key.
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
+fn identity_from_pem(pem: &[u8]) -> reqwest::Result<reqwest::Identity> {
+    reqwest::Identity::from_pem(pem)
+}
+
+/// A client identity from one PEM holding the certificate chain and its private key (native
+/// TLS takes them apart).
+#[cfg(not(any(feature = "rustls-ring", feature = "rustls-aws-lc")))]
+fn identity_from_pem(pem: &[u8]) -> reqwest::Result<reqwest::Identity> {
+    let text = String::from_utf8_lossy(pem);
+    let (mut certs, mut key) = (String::new(), String::new());
+    let mut block = String::new();
+    for line in text.lines() {
+        block.push_str(line);
+        block.push('\n');
+        if line.starts_with("-----END ") {
+            if line.contains("PRIVATE KEY") {
+                key.push_str(&block)
+            } else {
+                certs.push_str(&block)
+            }
+            block.clear();
+        }
+    }
+    reqwest::Identity::from_pkcs8_pem(certs.as_bytes(), key.as_bytes())
 }
 
 fn basic_header(username: &str, password: &crate::auth::Secret) -> String {

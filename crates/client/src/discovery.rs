@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
-use wharf_types::{Descriptor, Digest, ImageIndex, Manifest, MediaType, Platform, Reference, Tag};
+use wharf_types::{Descriptor, Digest, ImageIndex, Manifest, MediaType, Platform, Reference, Registry, Tag};
 
 use crate::client::{Client, expect};
 use crate::error::{Error, Result};
@@ -77,21 +77,20 @@ impl Client {
         if !index.manifests.iter().any(|d| d.digest == descriptor.digest) {
             index.manifests.push(descriptor);
         }
-        let bytes = serde_json::to_vec(&index).expect("an index serialises");
-        let index = Manifest::from_bytes(bytes, Some(&MediaType::OCI_INDEX))?;
+        let index = Manifest::from_index(&index)?;
         self.push_manifest(&reference.clone().with_tag(Tag::referrers_fallback(&subject)), &index).await?;
         Ok(digest)
     }
 
     /// Every repository of the registry (`/v2/_catalog`, following `Link`).
-    pub async fn catalog(&self, registry: &Reference) -> Result<Vec<String>> {
+    pub async fn catalog(&self, registry: &Registry) -> Result<Vec<String>> {
         futures_util::TryStreamExt::try_collect(self.catalog_stream(registry)).await
     }
 
     /// The registry's repositories as a stream, one page fetched at a time.
     pub fn catalog_stream<'a>(
         &'a self,
-        registry: &'a Reference,
+        registry: &'a Registry,
     ) -> futures_util::stream::BoxStream<'a, Result<String>> {
         #[derive(serde::Deserialize)]
         struct Catalog {

@@ -42,7 +42,15 @@
 //!
 //! # Crate features
 //! - `wasm` (default): Wasm push and pull on `wharf-wasm`.
+//! - TLS, one at least: `rustls-ring` (default; rustls with *ring*, installed as rustls's
+//!   process-wide provider when the program has chosen none), `rustls-aws-lc` (rustls with
+//!   aws-lc-rs, a larger C build), `native-tls` (the platform's library).
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(not(any(feature = "rustls-ring", feature = "rustls-aws-lc", feature = "native-tls")))]
+compile_error!(
+    "wharf-client needs a TLS backend: enable `rustls-ring` (default), `rustls-aws-lc` or `native-tls`"
+);
 
 mod auth;
 mod chunked;
@@ -57,5 +65,11 @@ mod wasm;
 pub use auth::{Credentials, DockerConfig, Secret};
 pub use client::{Client, ClientBuilder, Progress};
 pub use error::{Error, Result};
+/// The HTTP client underneath, for its types in this crate's API ([`Error::Http`]).
+pub use reqwest;
 #[cfg(feature = "wasm")]
-pub use wasm::{Layout, PulledWasm};
+pub use wasm::PulledWasm;
+pub use wharf_types::{self, Reference, Registry};
+#[cfg(feature = "wasm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wasm")))]
+pub use wharf_wasm::{self, Artifact, ArtifactBuilder, WasmLayout};

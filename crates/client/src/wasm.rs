@@ -1,24 +1,12 @@
 //! Wasm push and pull (feature `wasm`): the wasm-to-oci and CNCF layouts out, every layout
-//! `wharf-wasm` recognises in.
+//! `wharf-wasm` recognizes in.
 
 use bytes::Bytes;
 use wharf_types::{Manifest, ManifestBody, Reference};
-use wharf_wasm::{ArtifactBuilder, Classification, Location, classify, extract};
+use wharf_wasm::{Artifact, ArtifactBuilder, Classification, Location, WasmLayout, classify, extract};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-
-/// The layout [`Client::push_wasm`] writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Layout {
-    /// wasm-to-oci (config `application/vnd.wasm.config.v1+json`, one raw layer): what Harbor
-    /// 2.6 shows as `WASM`.
-    WasmToOci,
-    /// The CNCF TAG-Runtime Wasm OCI artifact (config `application/vnd.wasm.config.v0+json`,
-    /// one `application/wasm` layer): what runwasi, wkg and containerd read.
-    CncfV0,
-}
 
 /// What [`Client::pull_wasm`] returns.
 #[derive(Clone, Debug)]
@@ -36,29 +24,41 @@ pub struct PulledWasm {
 const MAX_IN_MEMORY: u64 = 256 * 1024 * 1024;
 
 impl Client {
-    /// Pushes `module` under `reference` in `layout`, with `title` as the layer's file name.
-    /// Returns the manifest pushed.
+    /// Pushes `module` under `reference` in `layout`, with `title` as the layer's file name
+    /// (the wasm-to-oci CLI's push). Returns the manifest pushed.
+    ///
+    /// [`WasmLayout::for_binary`] picks the layout people expect: wasm-to-oci for a core module,
+    /// the CNCF artifact for a component. For annotations or a creation time, build the
+    /// artifact with [`ArtifactBuilder`] and push it with [`push_artifact`](Self::push_artifact).
     pub async fn push_wasm(
         &self,
         reference: &Reference,
-        module: Bytes,
-        layout: Layout,
+        module: impl Into<Bytes>,
+        layout: WasmLayout,
         title: &str,
     ) -> Result<Manifest> {
-        let builder = ArtifactBuilder::new(module).with_title(title);
-        let artifact = match layout {
-            Layout::WasmToOci => builder.wasm_to_oci(),
-            Layout::CncfV0 => builder.cncf(),
-        }
-        .map_err(|e| Error::Wasm(e.to_string()))?;
-        for blob in artifact.blobs() {
-            self.push_blob(reference, blob.data.clone()).await?;
-        }
-        self.push_manifest(reference, &artifact.manifest).await?;
+        let artifact = ArtifactBuilder::new(module)
+            .with_title(title)
+            .build(layout)
+            .map_err(|source| Error::Wasm { context: "building the artifact".into(), source })?;
+        self.push_artifact(reference, &artifact).await?;
         Ok(artifact.manifest)
     }
 
-    /// Pulls the Wasm module `reference` names, in any layout `wharf-wasm` recognises: raw
+    /// Pushes a built artifact: its blobs (skipped when the registry has them), then its
+    /// manifest under `reference`. Returns the manifest's digest.
+    pub async fn push_artifact(
+        &self,
+        reference: &Reference,
+        artifact: &Artifact,
+    ) -> Result<wharf_types::Digest> {
+        for blob in artifact.blobs() {
+            self.push_blob(reference, blob.data.clone()).await?;
+        }
+        self.push_manifest(reference, &artifact.manifest).await
+    }
+
+    /// Pulls the Wasm module `reference` names, in any layout `wharf-wasm` recognizes: raw
     /// layers, a file in a tar or tar+gzip layer (the entrypoint, `plugin.wasm`,
     /// `extension.wasm`), and indexes with a Wasm platform child.
     pub async fn pull_wasm(&self, reference: &Reference) -> Result<PulledWasm> {
@@ -79,10 +79,10 @@ impl Client {
                     return Ok(PulledWasm { module: found.bytes.into(), classification, manifest });
                 }
             }
-            return Err(Error::Wasm(format!(
-                "{reference} is not WebAssembly ({})",
-                classification.kind.name()
-            )));
+            return Err(Error::NotWasm {
+                reference: Box::new(reference.clone()),
+                classification: Box::new(classification),
+            });
         }
         let mut last_error = None;
         for layer in &classification.wasm_layers {
@@ -96,13 +96,18 @@ impl Client {
             };
             match module {
                 Ok(module) => return Ok(PulledWasm { module, classification, manifest }),
-                Err(e) => last_error = Some(e.to_string()),
+                Err(e) => last_error = Some(e),
             }
         }
-        Err(Error::Wasm(format!(
-            "no module found in {reference}: {}",
-            last_error.unwrap_or_else(|| "no layer holds Wasm".into())
-        )))
+        Err(match last_error {
+            Some(source) => {
+                Error::Wasm { context: format!("no module could be read out of {reference}"), source }
+            }
+            None => Error::NotWasm {
+                reference: Box::new(reference.clone()),
+                classification: Box::new(classification),
+            },
+        })
     }
 
     async fn classify_remote(&self, reference: &Reference, manifest: &Manifest) -> Result<Classification> {
@@ -122,9 +127,7 @@ impl Client {
         size: u64,
     ) -> Result<Bytes> {
         if size > MAX_IN_MEMORY {
-            return Err(Error::Wasm(format!(
-                "blob {digest} of {size} bytes is too large to read into memory"
-            )));
+            return Err(Error::TooLarge { digest: digest.clone(), size, limit: MAX_IN_MEMORY });
         }
         let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         self.pull_blob(reference, digest, &mut out).await?;

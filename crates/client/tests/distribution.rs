@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use wharf_client::{Client, ClientBuilder, Credentials, Layout};
-use wharf_types::{Descriptor, ImageManifest, Manifest, MediaType, Reference};
+use wharf_client::{Client, ClientBuilder, Credentials, WasmLayout};
+use wharf_types::{Descriptor, ImageManifest, Manifest, MediaType, Reference, Registry};
 
 mod support;
 
@@ -91,7 +91,7 @@ async fn start(htpasswd: Option<(&str, &str)>) -> Option<Distribution> {
 
 async fn exercise(client: &Client, host: &str) {
     let reference: Reference = format!("{host}/wharf/app:v1").parse().expect("reference");
-    client.ping(&reference).await.expect("ping");
+    client.ping(&Registry::from(&reference)).await.expect("ping");
     let layer = Bytes::from(vec![42u8; 3 * 1024 * 1024]);
     let config = Bytes::from_static(
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
@@ -131,7 +131,10 @@ async fn exercise(client: &Client, host: &str) {
             .expect("fixture"),
     );
     let wasm: Reference = format!("{host}/webassembly/helloworld:v1").parse().expect("reference");
-    client.push_wasm(&wasm, module.clone(), Layout::WasmToOci, "helloworld.wasm").await.expect("push wasm");
+    client
+        .push_wasm(&wasm, module.clone(), WasmLayout::WasmToOci, "helloworld.wasm")
+        .await
+        .expect("push wasm");
     assert_eq!(client.pull_wasm(&wasm).await.expect("pull wasm").module, module);
 }
 
@@ -147,7 +150,7 @@ async fn against_distribution_with_basic_auth() {
     let Some(registry) = start(Some(("wharf", "s3cret"))).await else { return };
     let anonymous = ClientBuilder::new().with_insecure_host(&registry.host).build().expect("client");
     let reference: Reference = format!("{}/wharf/app:v1", registry.host).parse().expect("reference");
-    assert!(anonymous.ping(&reference).await.is_err(), "anonymous access must be refused");
+    assert!(anonymous.ping(&Registry::from(&reference)).await.is_err(), "anonymous access must be refused");
     let client = ClientBuilder::new()
         .with_insecure_host(&registry.host)
         .with_credentials(&registry.host, Credentials::basic("wharf", "s3cret"))
@@ -174,8 +177,10 @@ async fn copy_between_wharf_and_distribution() {
             .expect("fixture"),
     );
     let src: Reference = format!("{wharf}/webassembly/helloworld:v1").parse().expect("reference");
-    let pushed =
-        client.push_wasm(&src, module.clone(), Layout::CncfV0, "helloworld.wasm").await.expect("push");
+    let pushed = client
+        .push_wasm(&src, module.clone(), WasmLayout::CncfArtifact, "helloworld.wasm")
+        .await
+        .expect("push");
     let there: Reference =
         format!("{}/webassembly/helloworld:v1", distribution.host).parse().expect("reference");
     assert_eq!(&client.copy(&src, &there).await.expect("to distribution"), pushed.digest());

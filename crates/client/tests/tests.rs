@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use bytes::Bytes;
 use wharf_client::{Client, ClientBuilder, Credentials, Error};
-use wharf_types::{Descriptor, Digest, ImageManifest, Manifest, MediaType, Reference};
+use wharf_types::{Descriptor, Digest, ImageManifest, Manifest, MediaType, Reference, Registry};
 
 mod support;
 
@@ -32,7 +32,7 @@ async fn wharf() -> (String, Client) {
 async fn push_pull_round_trip_against_wharf_server() {
     let (host, client) = wharf().await;
     let reference: Reference = format!("{host}/wasm/hello:v1").parse().expect("reference");
-    client.ping(&reference).await.expect("ping");
+    client.ping(&Registry::from(&reference)).await.expect("ping");
     let module = Bytes::from_static(b"\0asm\x01\0\0\0");
     let config = Bytes::from_static(b"{}");
     let layer = client.push_blob(&reference, module.clone()).await.expect("push layer");
@@ -137,8 +137,8 @@ async fn bearer_token_challenge() {
         .build()
         .expect("client");
     let reference: Reference = format!("{host}/a/b:v1").parse().expect("reference");
-    client.ping(&reference).await.expect("ping with a token");
-    client.ping(&reference).await.expect("ping again");
+    client.ping(&Registry::from(&reference)).await.expect("ping with a token");
+    client.ping(&Registry::from(&reference)).await.expect("ping again");
     assert_eq!(token_requests.load(Ordering::SeqCst), 1, "the token is cached per scope");
     assert!(!format!("{client:?}").contains("tok-123"), "a token leaked into Debug");
     assert!(!format!("{client:?}").contains("\"pw\""), "a password leaked into Debug");
@@ -170,7 +170,7 @@ fn builder_validates() {
 
 mod wasm {
     use super::*;
-    use wharf_client::Layout;
+    use wharf_client::WasmLayout;
 
     fn module() -> Bytes {
         Bytes::from(
@@ -182,7 +182,7 @@ mod wasm {
     #[tokio::test]
     async fn push_and_pull_both_layouts() {
         let (host, client) = wharf().await;
-        for (layout, tag) in [(Layout::WasmToOci, "w2o"), (Layout::CncfV0, "cncf")] {
+        for (layout, tag) in [(WasmLayout::WasmToOci, "w2o"), (WasmLayout::CncfArtifact, "cncf")] {
             let reference: Reference =
                 format!("{host}/webassembly/helloworld:{tag}").parse().expect("reference");
             client.push_wasm(&reference, module(), layout, "helloworld.wasm").await.expect("push");
@@ -242,7 +242,15 @@ mod wasm {
         );
         let empty = Manifest::from_bytes(serde_json::to_vec(&empty).expect("json"), None).expect("manifest");
         client.push_manifest(&plain, &empty).await.expect("push");
-        assert!(matches!(client.pull_wasm(&plain).await, Err(Error::Wasm(_))));
+        let error = client.pull_wasm(&plain).await.expect_err("not Wasm");
+        match &error {
+            Error::NotWasm { classification, .. } => assert!(!classification.is_wasm()),
+            other => panic!("expected NotWasm, got {other:?}"),
+        }
+        assert!(
+            error.to_string().contains("is not WebAssembly: its manifest classifies as not-wasm"),
+            "{error}"
+        );
     }
 }
 
@@ -270,7 +278,7 @@ async fn retries_429_and_503_then_succeeds() {
         .build()
         .expect("client");
     let reference: Reference = format!("{host}/a:b").parse().expect("reference");
-    client.ping(&reference).await.expect("ping after retries");
+    client.ping(&Registry::from(&reference)).await.expect("ping after retries");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     // With no retries left, the error surfaces.
     calls.store(0, Ordering::SeqCst);
@@ -279,7 +287,10 @@ async fn retries_429_and_503_then_succeeds() {
         .with_retries(0, std::time::Duration::ZERO)
         .build()
         .expect("client");
-    assert!(matches!(impatient.ping(&reference).await, Err(Error::Registry { status: 429, .. })));
+    assert!(matches!(
+        impatient.ping(&Registry::from(&reference)).await,
+        Err(Error::Registry { status: 429, .. })
+    ));
 }
 
 #[tokio::test]
@@ -309,11 +320,11 @@ async fn basic_auth_is_sent_up_front_once_asked() {
         .expect("client");
     let reference: Reference = format!("{host}/a:b").parse().expect("reference");
     for _ in 0..3 {
-        client.ping(&reference).await.expect("ping");
+        client.ping(&Registry::from(&reference)).await.expect("ping");
     }
     assert_eq!(unauthorized.load(Ordering::SeqCst), 1, "only the first request is challenged");
     let anonymous = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
-    assert!(matches!(anonymous.ping(&reference).await, Err(Error::Unauthorized { .. })));
+    assert!(matches!(anonymous.ping(&Registry::from(&reference)).await, Err(Error::Unauthorized { .. })));
 }
 
 mod docker_config {
@@ -401,7 +412,7 @@ mod docker_config {
             .build()
             .expect("client");
         let reference: Reference = format!("{host}/a:b").parse().expect("reference");
-        client.ping(&reference).await.expect("authenticated from config.json");
+        client.ping(&Registry::from(&reference)).await.expect("authenticated from config.json");
     }
 }
 
@@ -461,7 +472,7 @@ async fn copy_between_registries_and_within_one() {
 async fn referrers_catalog_and_platforms() {
     let (host, client) = wharf().await;
     support::referrers_round_trip(&client, &host).await;
-    let registry: Reference = format!("{host}/any:x").parse().expect("reference");
+    let registry: Registry = host.parse().expect("registry host");
     assert_eq!(client.catalog(&registry).await.expect("catalog"), ["signed/app"]);
     // A platform picked from an index.
     let reference: Reference = format!("{host}/multi/app:v1").parse().expect("reference");
@@ -601,7 +612,7 @@ async fn oci_layout_export_and_push() {
     );
     let src: Reference = format!("{host}/webassembly/helloworld:v1").parse().expect("reference");
     let pushed = client
-        .push_wasm(&src, module.clone(), wharf_client::Layout::WasmToOci, "hello.wasm")
+        .push_wasm(&src, module.clone(), wharf_client::WasmLayout::WasmToOci, "hello.wasm")
         .await
         .expect("push");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -732,10 +743,10 @@ async fn an_expired_token_is_fetched_again() {
     realm.set(host.clone()).expect("once");
     let client = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
     let reference: Reference = format!("{host}/x:y").parse().expect("reference");
-    client.ping(&reference).await.expect("tok-0");
+    client.ping(&Registry::from(&reference)).await.expect("tok-0");
     // Someone else's token request makes the cached tok-0 stale.
     reqwest::get(format!("http://{host}/token")).await.expect("token");
-    client.ping(&reference).await.expect("the stale token is refused, a fresh one fetched");
+    client.ping(&Registry::from(&reference)).await.expect("the stale token is refused, a fresh one fetched");
     assert_eq!(issued.load(Ordering::SeqCst), 3);
 }
 
@@ -804,7 +815,42 @@ async fn identity_tokens_are_exchanged_by_oauth2_post() {
         .build()
         .expect("client");
     let reference: Reference = format!("{host}/x:y").parse().expect("reference");
-    client.ping(&reference).await.expect("an access token from the refresh token");
+    client.ping(&Registry::from(&reference)).await.expect("an access token from the refresh token");
 }
 
 mod tls;
+
+/// The error helpers and messages a caller acts on: a 404 is `is_not_found` with its code, a
+/// refused connection and a TLS handshake with a plain-HTTP registry say so (the latter with
+/// the way out), and a clone shares the original's state.
+#[tokio::test]
+async fn errors_name_their_cause() {
+    let (host, client) = wharf().await;
+    let missing: Reference = format!("{host}/no/such:tag").parse().expect("reference");
+    let error = client.clone().pull_manifest(&missing).await.expect_err("missing");
+    assert!(error.is_not_found(), "{error}");
+    assert_eq!(error.status(), Some(404));
+    assert_eq!(error.code(), Some(&wharf_types::ErrorCode::ManifestUnknown));
+    assert!(!error.is_unauthorized() && !error.is_denied() && !error.is_transport());
+
+    let registry: Registry = host.parse().expect("host");
+    let https = ClientBuilder::new()
+        .with_loopback_plain_http(false)
+        .with_retries(0, std::time::Duration::from_millis(1))
+        .build()
+        .expect("client");
+    let error = https.ping(&registry).await.expect_err("HTTPS to a plain-HTTP registry");
+    assert!(error.is_transport(), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("plain HTTP") && message.contains("--insecure"), "{message}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let nobody: Registry = format!("127.0.0.1:{port}").parse().expect("host");
+    let quick =
+        ClientBuilder::new().with_retries(0, std::time::Duration::from_millis(1)).build().expect("client");
+    let error = quick.ping(&nobody).await.expect_err("refused");
+    assert!(error.is_transport() && error.status().is_none(), "{error:?}");
+    assert!(error.to_string().to_lowercase().contains("connection refused"), "{error}");
+}

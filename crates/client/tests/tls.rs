@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use wharf_client::{ClientBuilder, Credentials, Layout};
-use wharf_types::Reference;
+use wharf_client::{ClientBuilder, Credentials, WasmLayout};
+use wharf_types::{Reference, Registry};
 
 #[path = "../../server/tests/common/pki.rs"]
 mod pki;
@@ -56,7 +56,7 @@ async fn cert_dir_trust_client_certificates_and_credentials_over_tls() {
 
     // Without the CA the server is not trusted.
     let untrusting = ClientBuilder::new().with_loopback_plain_http(false).build().expect("client");
-    assert!(untrusting.ping(&reference).await.is_err());
+    assert!(untrusting.ping(&Registry::from(&reference)).await.is_err());
 
     // The client certificate alone identifies alice (no password).
     let by_cert = ClientBuilder::new()
@@ -65,7 +65,7 @@ async fn cert_dir_trust_client_certificates_and_credentials_over_tls() {
         .build()
         .expect("client");
     by_cert
-        .push_wasm(&reference, wasm.clone(), Layout::WasmToOci, "hello.wasm")
+        .push_wasm(&reference, wasm.clone(), WasmLayout::WasmToOci, "hello.wasm")
         .await
         .expect("push by certificate");
 

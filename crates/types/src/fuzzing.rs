@@ -8,7 +8,7 @@
 use crate::{Digest, Manifest, MediaType, Reference, Repository, Tag, TagOrDigest};
 
 /// Reference, repository, tag and tag-or-digest parsing: what parses prints back to itself
-/// (tags and names exactly, references in their normalised form), and the familiar form
+/// (tags and names exactly, references in their normalized form), and the familiar form
 /// names the same reference.
 pub fn reference(data: &[u8]) {
     let Ok(s) = std::str::from_utf8(data) else {

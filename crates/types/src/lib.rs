@@ -83,7 +83,9 @@ pub use error::{Error, Result};
 pub use manifest::{ImageIndex, ImageManifest, MAX_MANIFEST_SIZE, Manifest, ManifestBody};
 pub use media_type::MediaType;
 pub use name::{Repository, Tag};
-pub use reference::{DEFAULT_TAG, DOCKER_HUB, DOCKER_HUB_API_HOST, MAX_NAME_LEN, Reference, TagOrDigest};
+pub use reference::{
+    DEFAULT_TAG, DOCKER_HUB, DOCKER_HUB_API_HOST, MAX_NAME_LEN, Reference, Registry, TagOrDigest,
+};
 
 /// An image configuration (`application/vnd.oci.image.config.v1+json`, and Docker's), as
 /// `oci-spec` models it: architecture, os, config (`Env`, `Cmd`, `Entrypoint`, `Labels`, …),

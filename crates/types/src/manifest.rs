@@ -58,6 +58,27 @@ impl ImageManifest {
         }
     }
 
+    /// The same with annotation `key` set to `value`.
+    #[must_use]
+    pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.get_or_insert_with(Annotations::new).insert(key.into(), value.into());
+        self
+    }
+
+    /// The same referring to `subject` (a signature's or an SBOM's manifest).
+    #[must_use]
+    pub fn with_subject(mut self, subject: Descriptor) -> Self {
+        self.subject = Some(subject);
+        self
+    }
+
+    /// The same with `artifactType` set.
+    #[must_use]
+    pub fn with_artifact_type(mut self, artifact_type: MediaType) -> Self {
+        self.artifact_type = Some(artifact_type);
+        self
+    }
+
     /// The artifact type the referrers API reports: `artifactType`, or else the config's
     /// media type.
     pub fn effective_artifact_type(&self) -> &MediaType {
@@ -108,6 +129,27 @@ impl ImageIndex {
             annotations: None,
             extra: Map::new(),
         }
+    }
+
+    /// The same with annotation `key` set to `value`.
+    #[must_use]
+    pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.get_or_insert_with(Annotations::new).insert(key.into(), value.into());
+        self
+    }
+
+    /// The same referring to `subject` (a signature's or an SBOM's manifest).
+    #[must_use]
+    pub fn with_subject(mut self, subject: Descriptor) -> Self {
+        self.subject = Some(subject);
+        self
+    }
+
+    /// The same with `artifactType` set.
+    #[must_use]
+    pub fn with_artifact_type(mut self, artifact_type: MediaType) -> Self {
+        self.artifact_type = Some(artifact_type);
+        self
     }
 }
 
@@ -171,6 +213,32 @@ struct Probe {
 }
 
 impl Manifest {
+    /// The manifest of `image`, serialized (compact JSON) with its digest: what to push.
+    ///
+    /// ```
+    /// use wharf_types::{Descriptor, Digest, ImageManifest, Manifest, MediaType};
+    ///
+    /// let config = Descriptor::new(MediaType::OCI_EMPTY, Digest::EMPTY_JSON, 2);
+    /// let layer = Descriptor::new(MediaType::WASM, Digest::sha256(b"\0asm\x01\0\0\0"), 8);
+    /// let image = ImageManifest::new(config, vec![layer])
+    ///     .with_artifact_type(MediaType::WASM)
+    ///     .with_annotation("org.opencontainers.image.title", "hello.wasm");
+    /// let manifest = Manifest::from_image(&image)?;
+    /// assert_eq!(manifest.media_type(), &MediaType::OCI_MANIFEST);
+    /// assert_eq!(manifest.annotations().unwrap()["org.opencontainers.image.title"], "hello.wasm");
+    /// # Ok::<(), wharf_types::Error>(())
+    /// ```
+    pub fn from_image(image: &ImageManifest) -> Result<Self> {
+        let bytes = serde_json::to_vec(image).expect("an image manifest serializes");
+        Self::from_bytes(bytes, image.media_type.as_ref())
+    }
+
+    /// The manifest of `index`, serialized (compact JSON) with its digest.
+    pub fn from_index(index: &ImageIndex) -> Result<Self> {
+        let bytes = serde_json::to_vec(index).expect("an index serializes");
+        Self::from_bytes(bytes, index.media_type.as_ref())
+    }
+
     /// Parses `bytes` as a manifest or index sent with `content_type`, digested with SHA-256.
     pub fn from_bytes(bytes: impl Into<Bytes>, content_type: Option<&MediaType>) -> Result<Self> {
         Self::from_bytes_with(bytes, content_type, Algorithm::Sha256)

@@ -17,7 +17,7 @@ pub const DEFAULT_TAG: &str = "latest";
 /// reference package and of most clients).
 pub const MAX_NAME_LEN: usize = 255;
 
-/// A fully qualified image reference, normalised the way docker and its kin do it.
+/// A fully qualified image reference, normalized the way docker and its kin do it.
 ///
 /// - The first path component is a registry host when it contains `.` or `:`, is `localhost`,
 ///   holds an uppercase letter, or is an IPv6 literal in brackets (`[::1]:5000`); otherwise the
@@ -27,7 +27,7 @@ pub const MAX_NAME_LEN: usize = 255;
 /// - With neither tag nor digest, the tag is `latest`. A tag and a digest may both be present;
 ///   both are kept, and [`Reference::target`] prefers the digest.
 ///
-/// [`Display`](fmt::Display) prints the full normalised form, which parses back to an equal
+/// [`Display`](fmt::Display) prints the full normalized form, which parses back to an equal
 /// value; [`Reference::familiar`] prints the short form people type.
 ///
 /// # Example
@@ -55,7 +55,7 @@ pub struct Reference {
 impl Reference {
     /// A reference to `repository` on `registry` (`host[:port]`), tagged `latest`.
     pub fn new(registry: &str, repository: Repository) -> Result<Self> {
-        let registry = normalise_registry(registry)?;
+        let registry = normalize_registry(registry)?;
         check_name_len(&registry, &repository)?;
         Ok(Self { registry, repository, tag: Some(default_tag()), digest: None })
     }
@@ -163,9 +163,63 @@ fn looks_like_registry(component: &str) -> bool {
         || component.bytes().any(|b| b.is_ascii_uppercase())
 }
 
+/// A registry host, `host[:port]` (a DNS name, IPv4, or a bracketed IPv6 literal),
+/// validated, with Docker Hub's aliases spelled `docker.io`: what registry-wide calls (the
+/// catalog, a ping) take, so that `"127.0.0.1:5000"` can never be read as a repository of
+/// Docker Hub.
+///
+/// ```
+/// use wharf_types::{Reference, Registry};
+///
+/// let registry: Registry = "127.0.0.1:5000".parse()?;
+/// assert_eq!(registry.as_str(), "127.0.0.1:5000");
+/// assert_eq!("index.docker.io".parse::<Registry>()?.api_host(), "registry-1.docker.io");
+/// let reference: Reference = "127.0.0.1:5000/org/app:v1".parse()?;
+/// assert_eq!(Registry::from(&reference), registry);
+/// assert!("127.0.0.1:5000/org".parse::<Registry>().is_err());
+/// # Ok::<(), wharf_types::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Registry(Box<str>);
+
+impl Registry {
+    /// The host as written (`docker.io` for Docker Hub).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The host (and port) to send API requests to (`registry-1.docker.io` for Docker Hub).
+    pub fn api_host(&self) -> &str {
+        if &*self.0 == DOCKER_HUB { DOCKER_HUB_API_HOST } else { &self.0 }
+    }
+}
+
+impl FromStr for Registry {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if s.is_empty() || s.contains('/') {
+            return Err(Error::invalid_reference(s, "a registry is `host[:port]`, without a path"));
+        }
+        normalize_registry(s).map(Self)
+    }
+}
+
+impl From<&Reference> for Registry {
+    fn from(reference: &Reference) -> Self {
+        Self(reference.registry.clone())
+    }
+}
+
+impl fmt::Display for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Validates `host[:port]` (a DNS-like name, IPv4, or a bracketed IPv6 literal) and spells
 /// Docker Hub's aliases `docker.io`.
-fn normalise_registry(registry: &str) -> Result<Box<str>> {
+fn normalize_registry(registry: &str) -> Result<Box<str>> {
     let bad = |why: &str| Err(Error::invalid_reference(registry, format!("registry host: {why}")));
     let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
         let Some((ip, after)) = rest.split_once(']') else {
@@ -226,7 +280,7 @@ impl FromStr for Reference {
         };
         let (registry, path) = match name.split_once('/') {
             Some((first, rest)) if looks_like_registry(first) => {
-                (normalise_registry(first).map_err(|e| reword(s, &e))?, rest)
+                (normalize_registry(first).map_err(|e| reword(s, &e))?, rest)
             }
             _ => (Box::from(DOCKER_HUB), name),
         };
@@ -408,7 +462,7 @@ mod tests {
     }
 
     #[test]
-    fn normalisation() {
+    fn normalization() {
         assert_eq!(parts("localhost/x").0, "localhost");
         assert_eq!(parts("index.docker.io/foo").1, "library/foo");
         assert_eq!(parts("docker.io/user/app:v1").1, "user/app");

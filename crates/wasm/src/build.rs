@@ -7,6 +7,59 @@ use crate::config::{Component, WasmConfig};
 use crate::error::Result;
 use crate::inspect::{BinaryKind, Header, inspect};
 
+/// The layouts [`ArtifactBuilder`] writes, named as [`Kind`](crate::Kind) names them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WasmLayout {
+    /// wasm-to-oci (F1; config `application/vnd.wasm.config.v1+json`, one raw
+    /// `application/vnd.wasm.content.layer.v1+wasm` layer): what Harbor 2.6 shows as `WASM`
+    /// and what the wasm-to-oci CLI pushes.
+    #[default]
+    WasmToOci,
+    /// The CNCF TAG-Runtime Wasm OCI artifact (F5; config `application/vnd.wasm.config.v0+json`,
+    /// one `application/wasm` layer): what runwasi, wkg and containerd read.
+    CncfArtifact,
+}
+
+impl WasmLayout {
+    /// The layout a binary is published in by default: wasm-to-oci for a core module (the
+    /// Harbor article's), the CNCF artifact for a component (as `wkg` does).
+    pub fn for_binary(kind: BinaryKind) -> Self {
+        match kind {
+            BinaryKind::CoreModule => Self::WasmToOci,
+            BinaryKind::Component => Self::CncfArtifact,
+        }
+    }
+
+    /// The [`Kind`](crate::Kind) a manifest in this layout classifies as.
+    pub fn kind(self) -> crate::Kind {
+        match self {
+            Self::WasmToOci => crate::Kind::WasmToOci,
+            Self::CncfArtifact => crate::Kind::CncfArtifact,
+        }
+    }
+}
+
+impl std::fmt::Display for WasmLayout {
+    /// The [`Kind`](crate::Kind)'s name: `wasm-to-oci`, `cncf-artifact`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind().name())
+    }
+}
+
+impl std::str::FromStr for WasmLayout {
+    type Err = String;
+
+    /// `wasm-to-oci` or `cncf-artifact` (also `cncf`).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "wasm-to-oci" => Ok(Self::WasmToOci),
+            "cncf-artifact" | "cncf" => Ok(Self::CncfArtifact),
+            other => Err(format!("unknown Wasm layout `{other}` (wasm-to-oci, cncf-artifact)")),
+        }
+    }
+}
+
 /// A blob to push: its descriptor and its bytes.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -114,6 +167,14 @@ impl ArtifactBuilder {
         self
     }
 
+    /// The artifact in `layout`.
+    pub fn build(&self, layout: WasmLayout) -> Result<Artifact> {
+        match layout {
+            WasmLayout::WasmToOci => self.wasm_to_oci(),
+            WasmLayout::CncfArtifact => self.cncf(),
+        }
+    }
+
     /// The wasm-to-oci layout (F1): config `{}` typed `application/vnd.wasm.config.v1+json`,
     /// one raw `application/vnd.wasm.content.layer.v1+wasm` layer with a title.
     pub fn wasm_to_oci(&self) -> Result<Artifact> {
@@ -171,8 +232,7 @@ impl ArtifactBuilder {
         if !self.annotations.is_empty() {
             image.annotations = Some(self.annotations.clone());
         }
-        let bytes = serde_json::to_vec(&image).expect("a manifest always serialises");
-        let manifest = Manifest::from_bytes(bytes, Some(&MediaType::OCI_MANIFEST))?;
+        let manifest = Manifest::from_image(&image)?;
         Ok(Artifact { manifest, config, layers: vec![layer] })
     }
 }

@@ -107,8 +107,21 @@ impl Kind {
     }
 }
 
+impl std::fmt::Display for Kind {
+    /// The short [`name`](Self::name); `{:#}` adds the catalogue's format id
+    /// (`wasm-to-oci (F1)`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if f.alternate() {
+            write!(f, "{} ({})", self.name(), self.format_id())
+        } else {
+            f.write_str(self.name())
+        }
+    }
+}
+
 /// One rule that fired: which field had which value, and what that means.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Evidence {
     /// Where the value was read: `config.mediaType`, `annotations["run.oci.handler"]`,
     /// `layers[1].mediaType`, `config blob .architecture`, `manifests[0].platform`, …
@@ -151,6 +164,7 @@ pub enum EntryMatch {
 
 /// A layer that holds (or may hold) Wasm bytes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WasmLayer {
     /// The position in `layers` (always in range).
     pub index: usize,
@@ -162,6 +176,7 @@ pub struct WasmLayer {
 
 /// A child of an index that targets a Wasm platform.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WasmChild {
     /// The position in `manifests` (always in range).
     pub index: usize,
@@ -390,8 +405,8 @@ impl<'a> ConfigView<'a> {
             let dir = inner.get("WorkingDir").and_then(Value::as_str).unwrap_or("/");
             format!("{}/{path}", dir.trim_end_matches('/'))
         };
-        let normalised = crate::extract::normalise_path(&joined);
-        (!normalised.is_empty()).then_some((field, normalised))
+        let normalized = crate::extract::normalize_path(&joined);
+        (!normalized.is_empty()).then_some((field, normalized))
     }
 
     fn platform(&self) -> Option<Platform> {
@@ -558,12 +573,12 @@ fn classify_image_config(c: &mut Classification, m: &ImageManifest, cfg: &Config
     // crun's annotations.
     let annotated = [annotations::VARIANT, annotations::HANDLER].into_iter().find_map(|key| {
         let value = m.annotation(key)?;
-        let recognised = if key == annotations::VARIANT {
+        let recognized = if key == annotations::VARIANT {
             ["compat", "compat-smart"].contains(&value)
         } else {
             annotations::HANDLER_VALUES.contains(&value)
         };
-        if recognised {
+        if recognized {
             Some((key, value))
         } else {
             c.hints.push(Evidence::new(

@@ -19,15 +19,15 @@ pub const DEFAULT_MAX_READ: u64 = 16 * 1024 * 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Extracted {
-    /// The entry's path inside the tar (normalised, no leading `/`), or empty for a raw layer.
+    /// The entry's path inside the tar (normalized, no leading `/`), or empty for a raw layer.
     pub path: String,
     /// The module bytes.
     pub bytes: Vec<u8>,
 }
 
-/// Normalises a path inside an image: no leading `/` or `./`, no empty or `.` components,
+/// Normalizes a path inside an image: no leading `/` or `./`, no empty or `.` components,
 /// `..` resolved (never above the root).
-pub fn normalise_path(path: &str) -> String {
+pub fn normalize_path(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {
@@ -192,13 +192,13 @@ fn find_in_tar(reader: impl Read, wanted: &EntryMatch, max_size: u64) -> Result<
     for entry in archive.entries().map_err(Error::layer)? {
         let mut entry = entry.map_err(Error::layer)?;
         let raw_path = entry.path().map_err(Error::layer)?.to_string_lossy().into_owned();
-        let path = normalise_path(&raw_path);
+        let path = normalize_path(&raw_path);
         let file_name = path.rsplit('/').next().unwrap_or_default();
         if file_name.starts_with(".wh.") {
             continue;
         }
         let matches = match wanted {
-            EntryMatch::Path(p) => path == normalise_path(p),
+            EntryMatch::Path(p) => path == normalize_path(p),
             EntryMatch::FileName(name) => file_name == name,
             EntryMatch::AnyWasm => {
                 std::path::Path::new(file_name).extension().is_some_and(|e| e.eq_ignore_ascii_case("wasm"))
@@ -236,7 +236,7 @@ fn find_in_tar(reader: impl Read, wanted: &EntryMatch, max_size: u64) -> Result<
 
 fn describe(wanted: &EntryMatch) -> String {
     match wanted {
-        EntryMatch::Path(p) => format!("/{}", normalise_path(p)),
+        EntryMatch::Path(p) => format!("/{}", normalize_path(p)),
         EntryMatch::FileName(name) => format!("a file named {name}"),
         _ => "a .wasm file".to_owned(),
     }
@@ -275,10 +275,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_are_normalised() {
-        assert_eq!(normalise_path("/app.wasm"), "app.wasm");
-        assert_eq!(normalise_path("./a//b/./c.wasm"), "a/b/c.wasm");
-        assert_eq!(normalise_path("/../../etc/x"), "etc/x");
-        assert_eq!(normalise_path("a/b/../c"), "a/c");
+    fn paths_are_normalized() {
+        assert_eq!(normalize_path("/app.wasm"), "app.wasm");
+        assert_eq!(normalize_path("./a//b/./c.wasm"), "a/b/c.wasm");
+        assert_eq!(normalize_path("/../../etc/x"), "etc/x");
+        assert_eq!(normalize_path("a/b/../c"), "a/c");
     }
 }

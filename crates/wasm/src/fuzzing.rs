@@ -48,7 +48,7 @@ pub fn inspect_bytes(data: &[u8]) {
         assert_eq!(info.size, data.len() as u64);
         assert_eq!(crate::Header::parse(data).expect("accepted, so the header parses"), info.header);
         assert!(info.imports.len() <= crate::MAX_LISTED && info.exports.len() <= crate::MAX_LISTED);
-        if info.wasi == crate::WasiFlavour::Component {
+        if info.wasi == crate::WasiFlavor::Component {
             assert!(!info.wasi_interfaces.is_empty());
         }
     }
@@ -71,7 +71,7 @@ pub fn extract_bytes(data: &[u8]) {
         {
             assert!(found.bytes.len() as u64 <= MAX_MODULE);
             assert!(!any || found.bytes.starts_with(&crate::WASM_MAGIC));
-            assert_eq!(found.path, extract::normalise_path(&found.path), "the path is normalised");
+            assert_eq!(found.path, extract::normalize_path(&found.path), "the path is normalized");
         }
     }
     if let Ok(raw) = extract::read_wasm_bounded(data, &Location::Raw, MAX_MODULE, MAX_READ) {

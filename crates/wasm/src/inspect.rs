@@ -1,4 +1,4 @@
-//! Looking inside `.wasm` bytes: module or component, imports, exports, WASI flavour.
+//! Looking inside `.wasm` bytes: module or component, imports, exports, WASI flavor.
 
 use serde::Serialize;
 use wasmparser::{Parser, Payload};
@@ -26,8 +26,18 @@ pub enum BinaryKind {
     Component,
 }
 
+impl std::fmt::Display for BinaryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::CoreModule => "core module",
+            Self::Component => "component",
+        })
+    }
+}
+
 /// What the 8-byte preamble says (`WASM-FORMATS.md` §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Header {
     /// Module or component.
     pub kind: BinaryKind,
@@ -76,30 +86,92 @@ impl Header {
     }
 }
 
+/// What an import or export is: a core item (`func`, `table`, `memory`, `global`, `tag`) or a
+/// component item (`func`, `instance`, `component`, `module`, `type`, `value`). Serialized
+/// and displayed as those lowercase words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ItemKind {
+    /// A function.
+    Func,
+    /// A core table.
+    Table,
+    /// A core memory.
+    Memory,
+    /// A core global.
+    Global,
+    /// A core exception tag.
+    Tag,
+    /// A component instance (a WIT interface, such as `wasi:cli/run@0.2.0`).
+    Instance,
+    /// A nested component.
+    Component,
+    /// A core module inside a component.
+    Module,
+    /// A component type.
+    Type,
+    /// A component value.
+    Value,
+}
+
+impl ItemKind {
+    /// The lowercase word (`func`, `instance`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Func => "func",
+            Self::Table => "table",
+            Self::Memory => "memory",
+            Self::Global => "global",
+            Self::Tag => "tag",
+            Self::Instance => "instance",
+            Self::Component => "component",
+            Self::Module => "module",
+            Self::Type => "type",
+            Self::Value => "value",
+        }
+    }
+}
+
+impl std::fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ItemKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// An import of a module (`module`, `name`) or a component (`name` only).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Import {
     /// The core module name (`wasi_snapshot_preview1`); empty for component imports.
     pub module: String,
     /// The item name (`fd_write`, `wasi:cli/environment@0.2.0`).
     pub name: String,
     /// `func`, `memory`, `instance`, …
-    pub kind: &'static str,
+    pub kind: ItemKind,
 }
 
 /// An export.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Export {
     /// The export name (`_start`, `wasi:cli/run@0.2.0`).
     pub name: String,
     /// `func`, `memory`, `instance`, …
-    pub kind: &'static str,
+    pub kind: ItemKind,
 }
 
 /// Which WASI the binary imports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum WasiFlavour {
+#[non_exhaustive]
+pub enum WasiFlavor {
     /// No WASI imports.
     None,
     /// The pre-preview-1 `wasi_unstable` module.
@@ -110,8 +182,20 @@ pub enum WasiFlavour {
     Component,
 }
 
+impl std::fmt::Display for WasiFlavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Unstable => "wasi_unstable",
+            Self::Preview1 => "preview 1",
+            Self::Component => "component (preview 2+)",
+        })
+    }
+}
+
 /// A tool named in the `producers` custom section.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[non_exhaustive]
 pub struct Tool {
     /// `Rust`, `rustc`, `wit-component`, `TinyGo`, …
     pub name: String,
@@ -123,6 +207,7 @@ pub struct Tool {
 /// module and component inside the binary, each tool listed once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Producers {
     /// Source languages (`Rust`, `C11`, `JavaScript`).
     pub language: Vec<Tool>,
@@ -143,6 +228,7 @@ impl Producers {
 /// A linear memory of a core module (defined or imported).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Memory {
     /// Imported rather than defined.
     pub imported: bool,
@@ -161,6 +247,7 @@ pub struct Memory {
 /// A table of a core module (defined or imported).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Table {
     /// Imported rather than defined.
     pub imported: bool,
@@ -176,6 +263,7 @@ pub struct Table {
 
 /// The bytes one kind of top-level section takes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Section {
     /// `code`, `data`, `import`, `core-module`, `custom:name`, `custom:producers`, …
     pub name: String,
@@ -196,8 +284,8 @@ pub struct ModuleInfo {
     pub imports: Vec<Import>,
     /// The top-level exports (at most [`MAX_LISTED`]).
     pub exports: Vec<Export>,
-    /// The WASI flavour of the top-level imports.
-    pub wasi: WasiFlavour,
+    /// The WASI flavor of the top-level imports.
+    pub wasi: WasiFlavor,
     /// The WASI version targeted, from the imports: `unstable`, `preview1`, or the highest
     /// version of the `wasi:*` interfaces imported (`0.2.0`, `0.2.3`, `0.3.0-rc-2025-09-16`);
     /// `None` without WASI imports.
@@ -235,6 +323,7 @@ pub struct ModuleInfo {
 /// The result of validating a binary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Validation {
     /// Whether it validates.
     pub valid: bool,
@@ -285,7 +374,7 @@ impl ModuleInfo {
 ///
 /// # Example
 /// ```
-/// use wharf_wasm::{inspect, BinaryKind, WasiFlavour};
+/// use wharf_wasm::{inspect, BinaryKind, WasiFlavor};
 ///
 /// // (module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))))
 /// let wasm = [
@@ -295,7 +384,7 @@ impl ModuleInfo {
 /// ];
 /// let info = inspect(&wasm)?;
 /// assert_eq!(info.kind(), BinaryKind::CoreModule);
-/// assert_eq!(info.wasi, WasiFlavour::Preview1);
+/// assert_eq!(info.wasi, WasiFlavor::Preview1);
 /// assert_eq!(info.wasi_version.as_deref(), Some("preview1"));
 /// assert_eq!(info.imports[0].name, "proc_exit");
 /// assert!(info.validation.valid);
@@ -315,7 +404,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
         size: bytes.len() as u64,
         imports: Vec::new(),
         exports: Vec::new(),
-        wasi: WasiFlavour::None,
+        wasi: WasiFlavor::None,
         wasi_version: None,
         wasi_interfaces: Vec::new(),
         custom_sections: Vec::new(),
@@ -403,7 +492,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
                         Import {
                             module: String::new(),
                             name: import.name.full_name().into_owned(),
-                            kind: import.ty.kind().desc(),
+                            kind: component_kind(import.ty.kind()),
                         },
                     );
                 }
@@ -413,7 +502,10 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
                     let export = export.map_err(malformed)?;
                     push_capped(
                         &mut info.exports,
-                        Export { name: export.name.full_name().into_owned(), kind: export.kind.desc() },
+                        Export {
+                            name: export.name.full_name().into_owned(),
+                            kind: component_kind(export.kind),
+                        },
                     );
                 }
             }
@@ -429,7 +521,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
     let mut sections: Vec<Section> = sizes.into_iter().map(|(name, size)| Section { name, size }).collect();
     sections.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
     info.sections = sections;
-    info.wasi = wasi_flavour(&info.imports);
+    info.wasi = wasi_flavor(&info.imports);
     info.wasi_interfaces = info
         .imports
         .iter()
@@ -571,26 +663,26 @@ pub fn validate(bytes: &[u8]) -> Result<Header> {
     Ok(header)
 }
 
-fn wasi_flavour(imports: &[Import]) -> WasiFlavour {
+fn wasi_flavor(imports: &[Import]) -> WasiFlavor {
     if imports.iter().any(|i| i.module.is_empty() && i.name.starts_with("wasi:")) {
-        WasiFlavour::Component
+        WasiFlavor::Component
     } else if imports.iter().any(|i| i.module == "wasi_snapshot_preview1") {
-        WasiFlavour::Preview1
+        WasiFlavor::Preview1
     } else if imports.iter().any(|i| i.module == "wasi_unstable") {
-        WasiFlavour::Unstable
+        WasiFlavor::Unstable
     } else {
-        WasiFlavour::None
+        WasiFlavor::None
     }
 }
 
 /// The WASI version: `preview1`/`unstable` for core imports, else the highest version among
 /// the `wasi:*@x.y.z` interfaces (compared as semantic versions, pre-releases below releases).
-fn wasi_version(flavour: WasiFlavour, interfaces: &[String]) -> Option<String> {
-    match flavour {
-        WasiFlavour::None => None,
-        WasiFlavour::Unstable => Some("unstable".into()),
-        WasiFlavour::Preview1 => Some("preview1".into()),
-        WasiFlavour::Component => {
+fn wasi_version(flavor: WasiFlavor, interfaces: &[String]) -> Option<String> {
+    match flavor {
+        WasiFlavor::None => None,
+        WasiFlavor::Unstable => Some("unstable".into()),
+        WasiFlavor::Preview1 => Some("preview1".into()),
+        WasiFlavor::Component => {
             let versions = interfaces.iter().filter_map(|i| i.split_once('@').map(|(_, v)| v));
             versions.max_by(|a, b| semver_key(a).cmp(&semver_key(b))).map(str::to_owned)
         }
@@ -605,25 +697,37 @@ fn semver_key(version: &str) -> (u64, u64, u64, bool, &str) {
     (a, b, c, pre.is_empty(), pre)
 }
 
-fn core_type_kind(ty: wasmparser::TypeRef) -> &'static str {
+fn core_type_kind(ty: wasmparser::TypeRef) -> ItemKind {
     use wasmparser::TypeRef;
     match ty {
-        TypeRef::Func(_) | TypeRef::FuncExact(_) => "func",
-        TypeRef::Table(_) => "table",
-        TypeRef::Memory(_) => "memory",
-        TypeRef::Global(_) => "global",
-        TypeRef::Tag(_) => "tag",
+        TypeRef::Func(_) | TypeRef::FuncExact(_) => ItemKind::Func,
+        TypeRef::Table(_) => ItemKind::Table,
+        TypeRef::Memory(_) => ItemKind::Memory,
+        TypeRef::Global(_) => ItemKind::Global,
+        TypeRef::Tag(_) => ItemKind::Tag,
     }
 }
 
-fn core_extern_kind(kind: wasmparser::ExternalKind) -> &'static str {
+fn core_extern_kind(kind: wasmparser::ExternalKind) -> ItemKind {
     use wasmparser::ExternalKind;
     match kind {
-        ExternalKind::Func | ExternalKind::FuncExact => "func",
-        ExternalKind::Table => "table",
-        ExternalKind::Memory => "memory",
-        ExternalKind::Global => "global",
-        ExternalKind::Tag => "tag",
+        ExternalKind::Func | ExternalKind::FuncExact => ItemKind::Func,
+        ExternalKind::Table => ItemKind::Table,
+        ExternalKind::Memory => ItemKind::Memory,
+        ExternalKind::Global => ItemKind::Global,
+        ExternalKind::Tag => ItemKind::Tag,
+    }
+}
+
+fn component_kind(kind: wasmparser::ComponentExternalKind) -> ItemKind {
+    use wasmparser::ComponentExternalKind as K;
+    match kind {
+        K::Module => ItemKind::Module,
+        K::Func => ItemKind::Func,
+        K::Value => ItemKind::Value,
+        K::Type => ItemKind::Type,
+        K::Instance => ItemKind::Instance,
+        K::Component => ItemKind::Component,
     }
 }
 

@@ -1,8 +1,8 @@
-//! Recognise WebAssembly in every OCI layout people publish, say why, look inside the module,
+//! Recognize WebAssembly in every OCI layout people publish, say why, look inside the module,
 //! and build Wasm artifacts.
 //!
-//! Harbor 2.6 recognises three cases and shows the CNCF Wasm artifact (which runwasi, wkg and
-//! containerd moved to) as `UNKNOWN`. This crate recognises every layout catalogued in
+//! Harbor 2.6 recognizes three cases and shows the CNCF Wasm artifact (which runwasi, wkg and
+//! containerd moved to) as `UNKNOWN`. This crate recognizes every layout catalogued in
 //! Wharf's `WASM-FORMATS.md` — F1 wasm-to-oci and F12 Kubewarden, F2 annotated `compat`
 //! images, F3 `wasi/wasm` platform images, F4 runwasi images, F5 the CNCF artifact, F6 and F7
 //! solo.io/Istio, F8 Istio's legacy layout, F9 Spin, F10 wasmCloud, F11 experimental
@@ -12,7 +12,7 @@
 //! - [`classify`]: manifest (+ config bytes) → [`Classification`]: [`Kind`], the layers
 //!   holding Wasm and where in them, platform, [`Evidence`], warnings, [`HarborView`].
 //! - [`inspect`]: `.wasm` bytes → [`ModuleInfo`]: module or component, imports, exports, WASI
-//!   flavour, custom sections; [`validate`] for a full validation.
+//!   flavor, custom sections; [`validate`] for a full validation.
 //! - [`extract`]: the module bytes out of a raw, tar or tar+gzip layer (sync, or async with
 //!   the `tokio` feature).
 //! - [`ArtifactBuilder`]: the wasm-to-oci and CNCF v0 layouts, ready to push.
@@ -74,14 +74,14 @@ pub mod wit;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 
-pub use build::{Artifact, ArtifactBuilder, Blob};
+pub use build::{Artifact, ArtifactBuilder, Blob, WasmLayout};
 pub use classify::{Classification, EntryMatch, Evidence, Kind, Location, WasmChild, WasmLayer, classify};
 pub use config::{Component, WasmConfig};
 pub use error::{Error, Result};
 pub use harbor::{HARBOR_IMAGE, HARBOR_UNKNOWN, HARBOR_WASM, HarborView};
 pub use inspect::{
-    BinaryKind, Export, Header, Import, MAX_INSPECT_SIZE, MAX_LISTED, Memory, ModuleInfo, PROPOSALS,
-    Producers, Section, Table, Tool, Validation, WASM_MAGIC, WasiFlavour, inspect, validate,
+    BinaryKind, Export, Header, Import, ItemKind, MAX_INSPECT_SIZE, MAX_LISTED, Memory, ModuleInfo,
+    PROPOSALS, Producers, Section, Table, Tool, Validation, WASM_MAGIC, WasiFlavor, inspect, validate,
 };
 
 /// The file the solo.io compat variant and Istio look for in a tar layer (F7).

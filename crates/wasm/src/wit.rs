@@ -62,6 +62,7 @@ pub struct Function {
 
 /// A parameter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Param {
     /// Its name.
     pub name: String,

@@ -2,7 +2,7 @@
 //! builders' output.
 
 use wharf_wasm::{
-    ArtifactBuilder, BinaryKind, EntryMatch, Error, Kind, Location, WasiFlavour, WasmConfig, classify,
+    ArtifactBuilder, BinaryKind, EntryMatch, Error, Kind, Location, WasiFlavor, WasmConfig, classify,
     extract, inspect, validate,
 };
 
@@ -14,11 +14,11 @@ fn inspects_a_wasi_preview1_module() {
     let info = inspect(&wasm).expect("a module");
     assert_eq!(info.kind(), BinaryKind::CoreModule);
     assert_eq!((info.header.version, info.header.layer), (1, 0));
-    assert_eq!(info.wasi, WasiFlavour::Preview1);
+    assert_eq!(info.wasi, WasiFlavor::Preview1);
     assert_eq!(info.imports[0].module, "wasi_snapshot_preview1");
     assert_eq!(info.imports[0].name, "fd_write");
     assert_eq!(info.imports[0].kind, "func");
-    let exports: Vec<_> = info.exports.iter().map(|e| (e.name.as_str(), e.kind)).collect();
+    let exports: Vec<_> = info.exports.iter().map(|e| (e.name.as_str(), e.kind.as_str())).collect();
     assert_eq!(exports, [("memory", "memory"), ("_start", "func")]);
     assert_eq!(info.size, wasm.len() as u64);
     validate(&wasm).expect("valid");
@@ -30,7 +30,7 @@ fn inspects_a_component() {
     let info = inspect(&wasm).expect("a component");
     assert_eq!(info.kind(), BinaryKind::Component);
     assert_eq!((info.header.version, info.header.layer), (0x0d, 1));
-    assert_eq!(info.wasi, WasiFlavour::Component);
+    assert_eq!(info.wasi, WasiFlavor::Component);
     assert_eq!(info.wasi_interfaces, ["wasi:cli/environment@0.2.0"]);
     assert_eq!(info.imports[0].kind, "instance");
     assert_eq!(info.exports.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["run"]);
@@ -39,16 +39,16 @@ fn inspects_a_component() {
 }
 
 #[test]
-fn wasi_flavours_and_custom_sections() {
+fn wasi_flavors_and_custom_sections() {
     let unstable = wat::parse_str(
         r#"(module (import "wasi_unstable" "proc_exit" (func (param i32))) (@custom "producers-x" "x"))"#,
     )
     .expect("valid");
     let info = inspect(&unstable).expect("module");
-    assert_eq!(info.wasi, WasiFlavour::Unstable);
+    assert_eq!(info.wasi, WasiFlavor::Unstable);
     assert!(info.custom_sections.iter().any(|s| s == "producers-x"), "{:?}", info.custom_sections);
     let plain = wat::parse_str("(module (func (export \"f\")))").expect("valid");
-    assert_eq!(inspect(&plain).expect("module").wasi, WasiFlavour::None);
+    assert_eq!(inspect(&plain).expect("module").wasi, WasiFlavor::None);
 }
 
 /// The component of the issue: imports `wasi:cli/environment`, exports `wasi:cli/run` and an
@@ -242,7 +242,7 @@ fn classification_then_extraction_finds_the_annotated_module() {
     let found = extract::read_wasm(&layer[..], &c.wasm_layers[0].location, extract::DEFAULT_MAX_MODULE_SIZE)
         .expect("found");
     assert_eq!(found.bytes, wasm);
-    assert_eq!(inspect(&found.bytes).expect("module").wasi, WasiFlavour::Preview1);
+    assert_eq!(inspect(&found.bytes).expect("module").wasi, WasiFlavor::Preview1);
 }
 
 #[test]
