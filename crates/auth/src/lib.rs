@@ -62,3 +62,8 @@ pub use limiter::FailureLimiter;
 pub use policy::{ALL_USERS, Action, Actions, Identity, Pattern, Policy, Rule, glob};
 pub use scope::{MAX_SCOPE_LEN, Scope, join as join_scopes};
 pub use token::{Audience, Claims, External, Issued, LEEWAY, TokenService, now};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

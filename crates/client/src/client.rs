@@ -963,11 +963,8 @@ fn identity_from_pem(pem: &[u8]) -> reqwest::Result<reqwest::Identity> {
         block.push_str(line);
         block.push('\n');
         if line.starts_with("-----END ") {
-            if line.contains("PRIVATE KEY") {
-                key.push_str(&block)
-            } else {
-                certs.push_str(&block)
-            }
+            let into = if line.contains("PRIVATE KEY") { &mut key } else { &mut certs };
+            into.push_str(&block);
             block.clear();
         }
     }

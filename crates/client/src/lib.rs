@@ -73,3 +73,8 @@ pub use wharf_types::{self, Reference, Registry};
 #[cfg(feature = "wasm")]
 #[cfg_attr(docsrs, doc(cfg(feature = "wasm")))]
 pub use wharf_wasm::{self, Artifact, ArtifactBuilder, WasmLayout};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

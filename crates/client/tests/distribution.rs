@@ -127,8 +127,7 @@ async fn exercise(client: &Client, host: &str) {
     assert!(client.pull_manifest(&reference).await.is_err());
     // The article's flow: a wasm-to-oci artifact, byte-exact both ways.
     let module = Bytes::from(
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/hello.wasm"))
-            .expect("fixture"),
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/hello.wasm")).expect("fixture"),
     );
     let wasm: Reference = format!("{host}/webassembly/helloworld:v1").parse().expect("reference");
     client
@@ -173,8 +172,7 @@ async fn copy_between_wharf_and_distribution() {
         .build()
         .expect("client");
     let module = Bytes::from(
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/hello.wasm"))
-            .expect("fixture"),
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/hello.wasm")).expect("fixture"),
     );
     let src: Reference = format!("{wharf}/webassembly/helloworld:v1").parse().expect("reference");
     let pushed = client

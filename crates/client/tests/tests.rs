@@ -174,7 +174,7 @@ mod wasm {
 
     fn module() -> Bytes {
         Bytes::from(
-            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/hello.wasm"))
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/hello.wasm"))
                 .expect("fixture"),
         )
     }
@@ -607,8 +607,7 @@ async fn chunked_push_resumes_after_a_refused_chunk() {
 async fn oci_layout_export_and_push() {
     let (host, client) = wharf().await;
     let module = Bytes::from(
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/hello.wasm"))
-            .expect("fixture"),
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/hello.wasm")).expect("fixture"),
     );
     let src: Reference = format!("{host}/webassembly/helloworld:v1").parse().expect("reference");
     let pushed = client

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wharf_client::{ClientBuilder, Credentials, WasmLayout};
 use wharf_types::{Reference, Registry};
 
-#[path = "../../server/tests/common/pki.rs"]
+#[path = "support/pki.rs"]
 mod pki;
 
 const CONFIG: &str = r#"

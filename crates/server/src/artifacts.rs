@@ -14,6 +14,7 @@ use wharf_wasm::{Classification, Location, classify, extract, inspect};
 
 use crate::error::{Error, Result};
 use crate::jobs::Job;
+use crate::records::{ArtifactRecord, ArtifactSummary, RepositorySummary};
 use crate::registry::{Registry, TagRecord};
 
 /// The largest config blob read for classification.
@@ -266,7 +267,7 @@ impl Registry {
 
     /// The repository's artifacts (all, or only Wasm ones): digest, tags, media type, artifact
     /// type, Wasm kind, Harbor type, total size, push time.
-    pub async fn artifacts(&self, repo: &Repository, wasm_only: bool) -> Result<Vec<Value>> {
+    pub async fn artifacts(&self, repo: &Repository, wasm_only: bool) -> Result<Vec<ArtifactSummary>> {
         if !self.repository_exists(repo).await? {
             return Err(Error::NameUnknown(repo.to_string()));
         }
@@ -280,24 +281,17 @@ impl Registry {
             let mut t: Vec<&str> =
                 tags.iter().filter(|(d, _)| d == digest).map(|(_, t)| t.as_str()).collect();
             t.sort_unstable();
-            out.push(json!({
-                "digest": record["digest"],
-                "tags": t,
-                "mediaType": record["mediaType"],
-                "artifactType": record["artifactType"],
-                "wasm": record["wasm"],
-                "kind": record["kind"],
-                "harborType": record["harborType"],
-                "size": record["size"],
-                "pushedAt": record["pushedAt"],
-            }));
+            // A record that does not read is skipped, as one that does not parse.
+            if let Ok(summary) = serde_json::from_value::<ArtifactSummary>(record) {
+                out.push(ArtifactSummary { tags: t.into_iter().map(str::to_owned).collect(), ..summary });
+            }
         }
         Ok(out)
     }
 
     /// One artifact's full record (evidence, platform, annotations, config summary, history,
     /// module inspection), with its tags.
-    pub async fn artifact(&self, repo: &Repository, reference: &TagOrDigest) -> Result<Value> {
+    pub async fn artifact(&self, repo: &Repository, reference: &TagOrDigest) -> Result<ArtifactRecord> {
         let (digest, _, _) = self.head_manifest(repo, reference).await?;
         let mut record = self
             .read_record(&record_key(repo, &digest))
@@ -325,11 +319,11 @@ impl Registry {
                 }
             }
         }
-        Ok(record)
+        serde_json::from_value(record).map_err(|_| Error::ManifestUnknown(reference.to_string()))
     }
 
     /// Every repository with its artifact counts by kind and by Harbor type.
-    pub async fn repository_summaries(&self) -> Result<Vec<Value>> {
+    pub async fn repository_summaries(&self) -> Result<Vec<RepositorySummary>> {
         self.repository_summaries_where(&|_| true).await
     }
 
@@ -338,28 +332,21 @@ impl Registry {
     pub async fn repository_summaries_where(
         &self,
         visible: &(dyn Fn(&str) -> bool + Sync),
-    ) -> Result<Vec<Value>> {
+    ) -> Result<Vec<RepositorySummary>> {
         let mut out = Vec::new();
         for name in self.catalog_where(None, None, visible).await?.names {
             let Ok(repo) = name.parse::<Repository>() else { continue };
             let artifacts = self.artifacts(&repo, false).await?;
-            let mut by_kind = serde_json::Map::new();
-            let mut by_harbor = serde_json::Map::new();
+            let mut by_kind = std::collections::BTreeMap::new();
+            let mut by_harbor_type = std::collections::BTreeMap::new();
             for a in &artifacts {
-                for (map, field) in [(&mut by_kind, "kind"), (&mut by_harbor, "harborType")] {
-                    let key = a[field].as_str().unwrap_or("unknown").to_owned();
-                    let n = map.get(&key).and_then(Value::as_u64).unwrap_or(0);
-                    map.insert(key, json!(n + 1));
-                }
+                *by_kind.entry(a.kind.clone()).or_insert(0) += 1;
+                *by_harbor_type
+                    .entry(a.harbor_type.clone().unwrap_or_else(|| "unknown".into()))
+                    .or_insert(0) += 1;
             }
-            let wasm = artifacts.iter().filter(|a| a["wasm"] == true).count();
-            out.push(json!({
-                "name": name,
-                "artifacts": artifacts.len(),
-                "wasm": wasm,
-                "byKind": by_kind,
-                "byHarborType": by_harbor,
-            }));
+            let wasm = artifacts.iter().filter(|a| a.wasm).count();
+            out.push(RepositorySummary { name, artifacts: artifacts.len(), wasm, by_kind, by_harbor_type });
         }
         Ok(out)
     }

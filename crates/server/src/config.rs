@@ -143,14 +143,18 @@ pub struct AccessRule {
 }
 
 impl FileConfig {
-    /// Reads a config file.
+    /// Reads a config file (TOML).
+    #[cfg(feature = "cli")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::BadRequest(format!("{}: {e}", path.display())))?;
         Self::parse(&text).map_err(|e| Error::BadRequest(format!("{}: {e}", path.display())))
     }
 
-    /// Parses a config file's text.
+    /// Parses a config file's text (TOML).
+    #[cfg(feature = "cli")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
     pub fn parse(text: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| Error::BadRequest(e.to_string()))
     }
@@ -210,15 +214,9 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     }
 }
 
-/// `1048576`, `"10MiB"`, `"512KiB"`, `"1GB"`, `"300 kB"`.
-pub fn parse_size(value: &toml::Value) -> std::result::Result<u64, String> {
-    let text = match value {
-        toml::Value::Integer(n) => return u64::try_from(*n).map_err(|_| format!("negative size {n}")),
-        toml::Value::String(s) => s.trim(),
-        other => {
-            return Err(format!("a size must be a number of bytes or a string, not {}", other.type_str()));
-        }
-    };
+/// `"10MiB"`, `"512KiB"`, `"1GB"`, `"300 kB"`, `"1048576"`: a size in bytes.
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size"))?;
@@ -235,6 +233,33 @@ pub fn parse_size(value: &toml::Value) -> std::result::Result<u64, String> {
         _ => return Err(format!("`{text}`: unknown unit (B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)")),
     };
     number.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// A size in bytes as a config file writes it: a number of bytes (`1048576`) or a string with
+/// a unit (`"10MiB"`, `"1GB"`; see [`parse_size`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ByteSize(pub u64);
+
+impl<'de> serde::Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of bytes or a size such as \"10MiB\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<ByteSize, E> {
+                Ok(ByteSize(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> std::result::Result<ByteSize, E> {
+                u64::try_from(n).map(ByteSize).map_err(|_| E::custom(format!("negative size {n}")))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<ByteSize, E> {
+                parse_size(s).map(ByteSize).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// A grace window: a duration, or `0` (nothing is too young to collect).

@@ -643,16 +643,15 @@ async fn handle(
                 digest(last)?;
             }
             let mut artifacts = registry.artifacts(&repo, wasm_only).await?;
-            artifacts.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
+            artifacts.sort_by(|a, b| a.digest.as_str().cmp(b.digest.as_str()));
             if let Some(last) = &last {
-                artifacts.retain(|a| a["digest"].as_str().is_some_and(|d| d > last.as_str()));
+                artifacts.retain(|a| a.digest.as_str() > last.as_str());
             }
             let more = n.is_some_and(|n| artifacts.len() > n);
             if let Some(n) = n {
                 artifacts.truncate(n);
             }
-            let names: Vec<String> =
-                artifacts.iter().filter_map(|a| a["digest"].as_str().map(str::to_owned)).collect();
+            let names: Vec<String> = artifacts.iter().map(|a| a.digest.to_string()).collect();
             let page = Page::new(names, more);
             let body = serde_json::json!({ "name": repo.as_str(), "artifacts": artifacts });
             Ok(paged(&body, &page, &format!("/v2/{repo}/_wharf/artifacts"), n))
@@ -741,7 +740,7 @@ fn paged(body: &serde_json::Value, page: &Page, path: &str, n: Option<usize>) ->
     response
 }
 
-fn json_value(value: &serde_json::Value) -> Response {
+fn json_value(value: &impl serde::Serialize) -> Response {
     json_response(StatusCode::OK, serde_json::to_vec(value).expect("JSON serialises"), "application/json")
 }
 
@@ -911,9 +910,11 @@ async fn upload(
     query: &[(String, String)],
     body: Body,
 ) -> Result<Response> {
+    let session = wharf_store::UploadId::parse(id).ok_or_else(|| Error::UploadUnknown(id.to_owned()))?;
+    let session = &session;
     match *method {
         Method::GET => {
-            let size = registry.upload_status(repo, id).await?;
+            let size = registry.upload_status(repo, session).await?;
             Ok(upload_accepted(repo, id, size, StatusCode::NO_CONTENT))
         }
         Method::PATCH => {
@@ -923,7 +924,7 @@ async fn upload(
             {
                 return Err(Error::SizeInvalid(format!("Content-Range {a}-{b} but Content-Length {len}")));
             }
-            let size = registry.append_upload(repo, id, range.map(|r| r.0), body_stream(body)).await?;
+            let size = registry.append_upload(repo, session, range.map(|r| r.0), body_stream(body)).await?;
             Ok(upload_accepted(repo, id, size, StatusCode::ACCEPTED))
         }
         Method::PUT => {
@@ -933,13 +934,13 @@ async fn upload(
             let has_body = content_length(headers).is_none_or(|l| l > 0);
             if has_body {
                 let offset = content_range(headers)?.map(|r| r.0);
-                registry.append_upload(repo, id, offset, body_stream(body)).await?;
+                registry.append_upload(repo, session, offset, body_stream(body)).await?;
             }
-            registry.finish_upload(repo, id, &d).await?;
+            registry.finish_upload(repo, session, &d).await?;
             Ok(blob_created(repo, &d))
         }
         Method::DELETE => {
-            registry.cancel_upload(repo, id).await?;
+            registry.cancel_upload(repo, session).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         _ => unreachable!("dispatched on the methods an upload answers"),

@@ -48,6 +48,7 @@ mod jobs;
 mod listener;
 mod metrics;
 pub mod policy;
+pub mod records;
 mod registry;
 pub mod search;
 mod server;
@@ -57,5 +58,11 @@ pub use auth::AccessControl;
 pub use error::{Error, Result};
 pub use http::{router, router_with_access};
 pub use listener::{Limits, raise_open_files_limit};
+pub use records::{ArtifactRecord, ArtifactSummary, RepositorySummary, SearchHit};
 pub use registry::{Page, PutManifest, Registry, StoredManifest};
-pub use server::{Server, ServerHandle, Storage, open_storage};
+pub use server::{Server, ServerHandle, StorageSpec};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

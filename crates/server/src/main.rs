@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use wharf_server::config::{FileConfig, parse_duration, parse_grace, parse_interval};
-use wharf_server::{Limits, Registry, Server, Storage, open_storage};
+use wharf_server::{Limits, Registry, Server, StorageSpec};
 
 /// The Wharf reference OCI registry (distribution-spec v1.1, Wasm-aware).
 ///
@@ -37,7 +37,7 @@ struct Args {
     /// Storage: `fs:<dir>`, `memory`, or `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<r>`
     /// (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) [default: fs:./wharf-data].
     #[arg(long, env = "WHARF_STORAGE", global = true)]
-    storage: Option<Storage>,
+    storage: Option<StorageSpec>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "WHARF_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -182,7 +182,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         (Some(s), _) => s,
         // A directory in the config file is relative to the file.
         (None, Some(s)) => match s.parse()? {
-            Storage::Fs(dir) if dir.is_relative() => Storage::Fs(base.join(dir)),
+            StorageSpec::Fs(dir) if dir.is_relative() => StorageSpec::Fs(base.join(dir)),
             other => other,
         },
         (None, None) => "fs:./wharf-data".parse()?,
@@ -236,19 +236,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let open_files = wharf_server::raise_open_files_limit();
     let tls = file.tls(&base)?;
     let data_dir = match &storage {
-        Storage::Fs(dir) => Some(cwd.join(dir)),
+        StorageSpec::Fs(dir) => Some(cwd.join(dir)),
         _ => None,
     };
     let access = file.access(&base, data_dir.as_deref())?;
-    let backend =
-        open_storage(&storage).await.map_err(|e| format!("opening the storage {storage:?}: {e}"))?;
+    let backend = storage.open().await.map_err(|e| format!("opening the storage {storage}: {e}"))?;
     let wasm_validate = args.wasm_validate.or(file.wasm_validate).unwrap_or(false);
     let policies = wharf_server::policy::WasmPolicies::from_config(&file.wasm_policy)
         .map_err(|e| format!("config [[wasm_policy]]: {e}"))?;
     let gc_every = match (&args.gc_interval, &gc_config.interval) {
         (Some(s), _) => parse_interval(s).map_err(|e| format!("--gc-interval: {e}"))?,
         (None, Some(s)) => parse_interval(s).map_err(|e| format!("config [gc] interval: {e}"))?,
-        (None, None) if matches!(storage, Storage::Memory) => None,
+        (None, None) if matches!(storage, StorageSpec::Memory) => None,
         (None, None) => Some(Duration::from_secs(3600)),
     };
     let scrub_every = match &gc_config.scrub_interval {
@@ -404,13 +403,13 @@ async fn shutdown_signal() {
 /// `gc` and `scrub`: one run over the storage, the JSON report on stdout, logs on stderr.
 async fn maintenance(
     command: &Command,
-    storage: &Storage,
+    storage: &StorageSpec,
     lifecycle: wharf_server::gc::Lifecycle,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
-    let backend = open_storage(storage).await.map_err(|e| format!("opening the storage {storage:?}: {e}"))?;
+    let backend = storage.open().await.map_err(|e| format!("opening the storage {storage}: {e}"))?;
     let mut options = lifecycle.options().clone();
     let registry = Registry::new(backend).with_lifecycle(lifecycle);
     match command {

@@ -517,8 +517,8 @@ impl Registry {
     pub async fn purge_stale_uploads(&self, max_age: std::time::Duration) -> Result<usize> {
         let stale = self.stale_uploads(max_age).await?;
         for (key, repo) in &stale {
-            let id = &key["uploads/".len()..];
-            match self.cancel_upload(repo, id).await {
+            let Some(id) = UploadId::parse(&key["uploads/".len()..]) else { continue };
+            match self.cancel_upload(repo, &id).await {
                 Ok(())
                 | Err(Error::UploadUnknown(_) | Error::Store(wharf_store::Error::UploadNotFound { .. })) => {}
                 Err(e) => return Err(e),
@@ -549,16 +549,15 @@ impl Registry {
         Ok(stale)
     }
 
-    async fn check_upload(&self, repo: &Repository, id: &str) -> Result<UploadId> {
-        let id = UploadId::parse(id).ok_or_else(|| Error::UploadUnknown(id.to_owned()))?;
+    async fn check_upload(&self, repo: &Repository, id: &UploadId) -> Result<UploadId> {
         if !self.exists(&repo_key(repo, &format!("_uploads/{id}"))).await? {
             return Err(Error::UploadUnknown(id.to_string()));
         }
-        Ok(id)
+        Ok(id.clone())
     }
 
     /// How many bytes the session holds.
-    pub async fn upload_status(&self, repo: &Repository, id: &str) -> Result<u64> {
+    pub async fn upload_status(&self, repo: &Repository, id: &UploadId) -> Result<u64> {
         let id = self.check_upload(repo, id).await?;
         self.storage.status(&id).await.map_err(|e| match e {
             wharf_store::Error::UploadNotFound { id } => Error::UploadUnknown(id.to_string()),
@@ -570,7 +569,7 @@ impl Registry {
     pub async fn append_upload(
         &self,
         repo: &Repository,
-        id: &str,
+        id: &UploadId,
         offset: Option<u64>,
         data: ByteStream,
     ) -> Result<u64> {
@@ -586,7 +585,7 @@ impl Registry {
             }
             Err(_) if exceeded.is_some_and(|e| e.load(std::sync::atomic::Ordering::Relaxed)) => {
                 // Refused: the session and its bytes go.
-                self.cancel_upload(repo, id.as_str()).await.ok();
+                self.cancel_upload(repo, &id).await.ok();
                 Err(self.over_quota(repo).await)
             }
             other => Ok(other?),
@@ -594,7 +593,7 @@ impl Registry {
     }
 
     /// Completes the session as blob `digest` (after an optional last chunk).
-    pub async fn finish_upload(&self, repo: &Repository, id: &str, digest: &Digest) -> Result<BlobInfo> {
+    pub async fn finish_upload(&self, repo: &Repository, id: &UploadId, digest: &Digest) -> Result<BlobInfo> {
         let upload = self.check_upload(repo, id).await?;
         let epoch = crate::gc::Epoch::read(self).await?;
         if !self.lifecycle.quotas.is_empty() {
@@ -615,7 +614,7 @@ impl Registry {
     }
 
     /// Cancels the session.
-    pub async fn cancel_upload(&self, repo: &Repository, id: &str) -> Result<()> {
+    pub async fn cancel_upload(&self, repo: &Repository, id: &UploadId) -> Result<()> {
         let upload = self.check_upload(repo, id).await?;
         self.storage.remove_meta(&repo_key(repo, &format!("_uploads/{upload}"))).await?;
         self.storage.remove_meta(&format!("uploads/{upload}")).await?;

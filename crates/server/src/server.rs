@@ -7,10 +7,21 @@ use std::sync::Arc;
 use crate::Registry;
 use crate::error::{Error, Result};
 
-/// Where the registry keeps its data, as `--storage` spells it.
+/// Where the registry keeps its data, as `--storage` spells it: a spec for a
+/// [`wharf_store::Storage`] backend, which [`open`](Self::open) opens.
+///
+/// ```
+/// use wharf_server::StorageSpec;
+///
+/// let spec: StorageSpec = "fs:./wharf-data".parse()?;
+/// assert_eq!(spec, StorageSpec::Fs("./wharf-data".into()));
+/// assert_eq!(spec.to_string(), "fs:./wharf-data");
+/// assert!("ftp://x".parse::<StorageSpec>().is_err());
+/// # Ok::<(), wharf_server::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Storage {
+pub enum StorageSpec {
     /// `fs:<dir>`: a local directory.
     Fs(std::path::PathBuf),
     /// `memory`: nothing survives the process.
@@ -19,7 +30,7 @@ pub enum Storage {
     S3(String),
 }
 
-impl std::str::FromStr for Storage {
+impl std::str::FromStr for StorageSpec {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
@@ -37,18 +48,31 @@ impl std::str::FromStr for Storage {
     }
 }
 
-/// Opens the storage a spec names.
-pub async fn open_storage(spec: &Storage) -> Result<Arc<dyn wharf_store::Storage>> {
-    Ok(match spec {
-        Storage::Memory => Arc::new(wharf_store::MemoryStore::new()),
-        Storage::Fs(dir) => Arc::new(wharf_store::FsStore::open(dir).await?),
-        #[cfg(feature = "s3")]
-        Storage::S3(url) => Arc::new(wharf_store::S3Store::from_url(url)?),
-        #[cfg(not(feature = "s3"))]
-        Storage::S3(_) => {
-            return Err(Error::Unsupported("this build has no S3 support (feature `s3`)".into()));
+impl std::fmt::Display for StorageSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fs(dir) => write!(f, "fs:{}", dir.display()),
+            Self::Memory => f.write_str("memory"),
+            Self::S3(url) => f.write_str(url),
         }
-    })
+    }
+}
+
+impl StorageSpec {
+    /// Opens the backend this spec names (an `fs` directory is created, or recovered after a
+    /// crash).
+    pub async fn open(&self) -> Result<Arc<dyn wharf_store::Storage>> {
+        Ok(match self {
+            Self::Memory => Arc::new(wharf_store::MemoryStore::new()),
+            Self::Fs(dir) => Arc::new(wharf_store::FsStore::open(dir).await?),
+            #[cfg(feature = "s3")]
+            Self::S3(url) => Arc::new(wharf_store::S3Store::from_url(url)?),
+            #[cfg(not(feature = "s3"))]
+            Self::S3(_) => {
+                return Err(Error::Unsupported("this build has no S3 support (feature `s3`)".into()));
+            }
+        })
+    }
 }
 
 /// A registry bound to a socket, ready to serve.

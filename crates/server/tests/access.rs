@@ -16,7 +16,7 @@ use crate::common::OCI_MANIFEST;
 use crate::common::pki::Pki;
 
 /// The configuration of issue 14, verbatim (also the interop suite's).
-pub(crate) const ISSUE_CONFIG: &str = include_str!("../../../tests/data/auth/wharf.toml");
+pub(crate) const ISSUE_CONFIG: &str = include_str!("data/auth/wharf.toml");
 
 pub(crate) const PASSWORDS: [(&str, &str); 3] =
     [("alice", "alice-pw"), ("bob", "bob-pw"), ("admin", "admin-pw")];

@@ -11,9 +11,8 @@ use crate::common::{OCI_INDEX, OCI_MANIFEST, Reg};
 use crate::wasm::{inspected, tar_layer};
 
 fn document() -> Value {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/wharf-api.openapi.yaml"))
-            .expect("the OpenAPI document");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/wharf-api.openapi.yaml"))
+        .expect("the OpenAPI document");
     serde_yaml::from_str(&text).expect("valid YAML")
 }
 
@@ -132,7 +131,7 @@ async fn the_document_describes_every_wharf_response() {
     // A component (CNCF), a wasm-to-oci module, an annotated image with its module in a tar
     // layer, one whose module is missing, a plain image, and an index of a wasi/wasm image.
     let component =
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wasm"))
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/cli-http-component.wasm"))
             .expect("fixture");
     let mut references = Vec::new();
     for (tag, artifact) in [

@@ -109,9 +109,9 @@ async fn stale_uploads_are_purged() {
     let repo: wharf_types::Repository = "r".parse().expect("name");
     let id = registry.begin_upload(&repo).await.expect("begin");
     assert_eq!(registry.purge_stale_uploads(Duration::from_secs(3600)).await.expect("purge"), 0);
-    assert_eq!(registry.upload_status(&repo, id.as_str()).await.expect("status"), 0);
+    assert_eq!(registry.upload_status(&repo, &id).await.expect("status"), 0);
     assert_eq!(registry.purge_stale_uploads(Duration::ZERO).await.expect("purge"), 1);
-    assert!(registry.upload_status(&repo, id.as_str()).await.is_err(), "the session is gone");
+    assert!(registry.upload_status(&repo, &id).await.is_err(), "the session is gone");
 }
 
 /// The reproduction of issue 13: on fs storage, an upload to `org` and then to `org/app`

@@ -30,7 +30,7 @@ fn tar_header(path: &str, size: u64) -> Vec<u8> {
 }
 
 fn module() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/hello.wasm")).expect("fixture")
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/hello.wasm")).expect("fixture")
 }
 
 /// Part `i` of a 1 GiB (plus a few KiB) tar layer: a 1 GiB file of filler, then `hello.wasm`.

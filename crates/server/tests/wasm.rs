@@ -356,7 +356,7 @@ async fn modules_in_tar_layers_indexes_and_components() {
 
     // A component, pushed as wkg pushes it (CNCF layout): its world and WASI version.
     let component =
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wasm"))
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/cli-http-component.wasm"))
             .expect("fixture");
     let cncf = ArtifactBuilder::new(component).cncf().expect("build");
     push_artifact(&reg, "l", "component", &cncf).await;
@@ -395,7 +395,7 @@ async fn the_job_queue_survives_a_restart_and_runs_each_job_once() {
     let status = |registry: Registry, tag: &'static str| async move {
         let repo: Repository = "jobs/app".parse().expect("name");
         let a = registry.artifact(&repo, &tag.parse().expect("tag")).await.expect("artifact");
-        (a["inspection"]["status"].as_str().unwrap_or_default().to_owned(), a["module"].clone())
+        (a.inspection.status.to_string(), a.module.clone().unwrap_or_default())
     };
     // A registry without a server has no worker: the job waits in the records.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -465,7 +465,7 @@ async fn wasm_policies_refuse_with_a_clear_message_and_store_nothing() {
     )
     .await;
     let component =
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wasm"))
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/cli-http-component.wasm"))
             .expect("fixture");
     let cncf = ArtifactBuilder::new(component).cncf().expect("build");
     let refused = |r: reqwest::Response, status: StatusCode, code: &'static str| async move {
@@ -593,7 +593,7 @@ async fn search_by_interface_wasi_kind_layout_language_and_text() {
     let (reg, other) = (Reg::start(Arc::clone(&storage)).await, Reg::start(Arc::clone(&storage)).await);
     assert!(search_hits(&other, "").await.is_empty(), "the second process loads its (empty) index first");
     let component =
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wasm"))
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/cli-http-component.wasm"))
             .expect("fixture");
     let cncf = ArtifactBuilder::new(component)
         .with_annotation("org.opencontainers.image.description", "An HTTP handler for the edge")

@@ -591,7 +591,7 @@ mod tests {
     /// the manifest PUT and tag delete it holds.
     #[test]
     fn the_committed_seed_journal_reads_as_written() {
-        let seed = include_bytes!("../../../tests/data/journal/two-batches.log");
+        let seed = include_bytes!("../tests/data/journal/two-batches.log");
         let batches = decode(seed);
         assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [4, 1]);
         let Write::Blob { digest, bytes } = &batches[0][0] else { panic!("the first write is the manifest") };

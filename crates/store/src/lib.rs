@@ -52,8 +52,8 @@
 //!
 //! # Crate features
 //! - `s3`: [`S3Store`] on `object_store` (S3, Garage, MinIO, radosgw, …).
-//! - `testing`: the [`testing`] conformance suite every backend runs.
-//! - `fuzzing`: the [`fuzzing`] module of invariant checks used by the fuzz targets.
+//! - `testing`: the `testing` module, the conformance suite every backend runs.
+//! - `fuzzing`: the `fuzzing` module of invariant checks used by the fuzz targets.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
@@ -87,3 +87,8 @@ pub trait Storage: BlobStore + MetaStore {}
 impl<T: BlobStore + MetaStore + ?Sized> Storage for T {}
 
 pub use store::{BlobInfo, BlobStore, ByteStream, GetResult, UploadId, from_chunks, single};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -61,7 +61,7 @@
 //! # Crate features
 //! - `arbitrary`: `arbitrary::Arbitrary` for [`Digest`], [`Repository`], [`Tag`],
 //!   [`Reference`] and [`MediaType`], generating valid values.
-//! - `fuzzing`: the [`fuzzing`] module of invariant checks used by the fuzz targets.
+//! - `fuzzing`: the `fuzzing` module of invariant checks used by the fuzz targets.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod descriptor;
@@ -71,6 +71,9 @@ pub mod error;
 mod manifest;
 mod media_type;
 mod name;
+#[cfg(feature = "oci-spec")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oci-spec")))]
+pub mod oci;
 mod reference;
 
 #[cfg(any(test, feature = "fuzzing"))]
@@ -90,7 +93,16 @@ pub use reference::{
 /// An image configuration (`application/vnd.oci.image.config.v1+json`, and Docker's), as
 /// `oci-spec` models it: architecture, os, config (`Env`, `Cmd`, `Entrypoint`, `Labels`, …),
 /// rootfs and history.
+#[cfg(feature = "oci-spec")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oci-spec")))]
 pub use oci_spec::image::ImageConfiguration as ImageConfig;
 
-/// The `oci-spec` crate, for the types this crate does not wrap.
+/// The `oci-spec` crate, for the types this crate does not wrap (feature `oci-spec`).
+#[cfg(feature = "oci-spec")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oci-spec")))]
 pub use oci_spec;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

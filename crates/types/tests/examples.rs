@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use wharf_types::{Descriptor, Digest, Error, ImageConfig, Manifest, ManifestBody, MediaType};
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 fn json_files() -> Vec<PathBuf> {

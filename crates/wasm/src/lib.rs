@@ -111,3 +111,8 @@ pub mod labels {
     /// runwasi's label making configs of layer-less images unique (F4).
     pub const RUNWASI_LAYERS: &str = "containerd.runwasi.layers";
 }
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

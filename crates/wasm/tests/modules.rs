@@ -55,7 +55,7 @@ fn wasi_flavors_and_custom_sections() {
 /// HTTP handler; its world, WASI version, producers, memories and section sizes.
 #[test]
 fn a_components_world_producers_and_layout() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/wasm/cli-http-component.wat");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/cli-http-component.wat");
     let wasm = wat::parse_file(path).expect("valid WAT");
     let info = inspect(&wasm).expect("a component");
     assert_eq!(info.wasi_version.as_deref(), Some("0.2.0"));

@@ -115,11 +115,9 @@ proptest! {
 /// it. Refused now, with a small allocation.
 #[test]
 fn a_hostile_section_size_does_not_allocate_it() {
-    let data = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/data/wasm/fuzz/wit-oom-section-size.bin"
-    ))
-    .expect("fixture");
+    let data =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/fuzz/wit-oom-section-size.bin"))
+            .expect("fixture");
     assert!(wharf_wasm::wit::world(&data).is_err());
     fuzzing::wit_bytes(&data);
     fuzzing::inspect_bytes(&data);
@@ -131,7 +129,7 @@ fn a_hostile_section_size_does_not_allocate_it() {
 fn a_component_wit_parser_cannot_describe_is_an_error_not_a_crash() {
     let data = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/data/wasm/fuzz/wit-parser-unreachable.bin"
+        "/tests/data/wasm/fuzz/wit-parser-unreachable.bin"
     ))
     .expect("fixture");
     let err = wharf_wasm::wit::world(&data).expect_err("no world");

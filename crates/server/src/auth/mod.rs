@@ -29,6 +29,7 @@ pub struct AccessControl {
     stamp: Mutex<Option<Stamp>>,
     /// The config file whose `[auth] groups` and `[[access]]` rules are read again when it
     /// changes.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
     config: Mutex<Option<(PathBuf, Option<Stamp>)>>,
     realm: Option<String>,
     public_metrics: bool,
@@ -154,6 +155,8 @@ impl AccessControl {
 
     /// Reads `[auth] groups` and the `[[access]]` rules again from `path` when it changes
     /// (and on a forced reload). Other settings need a restart.
+    #[cfg(feature = "cli")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
     pub fn watch_config(&self, path: &Path) {
         *self.config.lock().expect("lock") = Some((path.to_path_buf(), stamp(path)));
     }
@@ -174,6 +177,14 @@ impl AccessControl {
         Ok(true)
     }
 
+    /// Without TOML config files (no `cli` feature) nothing is watched.
+    #[cfg(not(feature = "cli"))]
+    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
+    fn reload_rules(&self, _force: bool) -> Result<bool> {
+        Ok(false)
+    }
+
+    #[cfg(feature = "cli")]
     fn reload_rules(&self, force: bool) -> Result<bool> {
         let mut watched = self.config.lock().expect("lock");
         let Some((path, seen)) = watched.as_mut() else { return Ok(false) };

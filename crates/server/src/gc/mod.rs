@@ -777,7 +777,7 @@ pub(crate) fn check_parsers(data: &[u8]) {
     let _ = TagRecord::decode(data);
     let _ = LinkRecord::decode(data);
     let text = String::from_utf8_lossy(data);
-    let _ = crate::config::parse_size(&toml::Value::String(text.to_string()));
+    let _ = crate::config::parse_size(&text);
     let _ = crate::config::parse_duration(&text);
     let _ = crate::config::parse_grace(&text);
     let _ = crate::config::parse_interval(&text);

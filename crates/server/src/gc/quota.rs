@@ -35,7 +35,7 @@ pub struct QuotaConfig {
     /// Repository patterns.
     pub repositories: Vec<String>,
     /// The limit: bytes, or a string with a unit (`10GiB`, `500MB`).
-    pub max_bytes: toml::Value,
+    pub max_bytes: crate::config::ByteSize,
 }
 
 /// A parsed quota.
@@ -103,8 +103,7 @@ impl Quotas {
                 .iter()
                 .map(|p| p.parse::<Pattern>().map_err(|e| bad(format!("repository pattern `{p}`: {e}"))))
                 .collect::<std::result::Result<_, _>>()?;
-            let limit =
-                crate::config::parse_size(&c.max_bytes).map_err(|e| bad(format!("max_bytes: {e}")))?;
+            let limit = c.max_bytes.0;
             let name = c.name.clone().unwrap_or_else(|| c.repositories[0].clone());
             quotas.push(Quota { name, patterns, sources: c.repositories.clone(), limit });
         }

@@ -32,7 +32,7 @@ pub struct WasmPolicyConfig {
     #[serde(default)]
     pub deny_imports: Vec<String>,
     /// The largest module, in bytes or with a unit (`10MiB`, `512KiB`, `1GB`).
-    pub max_module_size: Option<toml::Value>,
+    pub max_module_size: Option<crate::config::ByteSize>,
 }
 
 /// A checked policy.
@@ -66,8 +66,7 @@ impl WasmPolicies {
                 .iter()
                 .map(|p| p.parse::<Pattern>().map_err(|e| bad(format!("repository pattern `{p}`: {e}"))))
                 .collect::<Result<Vec<_>>>()?;
-            let max_module_size =
-                t.max_module_size.as_ref().map(crate::config::parse_size).transpose().map_err(bad)?;
+            let max_module_size = t.max_module_size.map(|s| s.0);
             if let Some(versions) = &t.wasi
                 && let Some(v) = versions.iter().find(|v| !valid_wasi(v))
             {
@@ -213,11 +212,15 @@ mod tests {
 
     #[test]
     fn sizes_and_versions() {
-        assert_eq!(crate::config::parse_size(&toml::Value::String("10MiB".into())), Ok(10 * 1024 * 1024));
-        assert_eq!(crate::config::parse_size(&toml::Value::String("300 kB".into())), Ok(300_000));
-        assert_eq!(crate::config::parse_size(&toml::Value::Integer(42)), Ok(42));
-        assert!(crate::config::parse_size(&toml::Value::String("ten".into())).is_err());
-        assert!(crate::config::parse_size(&toml::Value::String("1 parsec".into())).is_err());
+        assert_eq!(crate::config::parse_size("10MiB"), Ok(10 * 1024 * 1024));
+        assert_eq!(crate::config::parse_size("300 kB"), Ok(300_000));
+        assert_eq!(crate::config::parse_size("42"), Ok(42));
+        assert!(crate::config::parse_size("ten").is_err());
+        assert!(crate::config::parse_size("1 parsec").is_err());
+        let size = |json: &str| serde_json::from_str::<crate::config::ByteSize>(json).map(|s| s.0);
+        assert_eq!(size("42").ok(), Some(42));
+        assert_eq!(size("\"1KiB\"").ok(), Some(1024));
+        assert!(size("-1").is_err() && size("true").is_err() && size("\"1 parsec\"").is_err());
         assert!(
             wasi_allows("0.2", "0.2.3")
                 && wasi_allows("0.2.3", "0.2.3")

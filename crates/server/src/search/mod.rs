@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::registry::Registry;
 
 /// One artifact as the index holds it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Doc {
     tags: BTreeSet<String>,
     kind: Option<String>,
@@ -31,7 +31,7 @@ struct Doc {
     wasi: Option<String>,
     /// Lower-case annotations (keys and values), artifact type and media type.
     text: String,
-    summary: Value,
+    summary: crate::records::SearchHit,
 }
 
 impl Doc {
@@ -93,7 +93,7 @@ impl Doc {
             exports,
             wasi: module["wasiVersion"].as_str().map(str::to_owned),
             text,
-            summary: json!({
+            summary: serde_json::from_value(json!({
                 "digest": record["digest"],
                 "mediaType": record["mediaType"],
                 "artifactType": record["artifactType"],
@@ -107,7 +107,8 @@ impl Doc {
                 "imports": imports_of(module, world),
                 "exports": if world.is_object() { names(&world["exports"]) } else { names(&module["exports"]) },
                 "languages": module["producers"]["language"],
-            }),
+            }))
+            .ok()?,
         })
     }
 }
@@ -327,7 +328,7 @@ impl Registry {
         n: Option<usize>,
         last: Option<&str>,
         visible: &(dyn Fn(&str) -> bool + Sync),
-    ) -> Result<(Vec<Value>, bool)> {
+    ) -> Result<(Vec<crate::records::SearchHit>, bool)> {
         self.fresh_search_index().await?;
         let after = match last {
             Some(l) => {
@@ -357,8 +358,8 @@ impl Registry {
                 break;
             }
             let mut hit = doc.summary.clone();
-            hit["repository"] = json!(repo);
-            hit["tags"] = json!(doc.tags);
+            hit.repository.clone_from(repo);
+            hit.tags = doc.tags.iter().cloned().collect();
             out.push(hit);
         }
         Ok((out, more))
@@ -420,12 +421,8 @@ fn unix_seconds() -> u64 {
 }
 
 /// The `Link` of the next page.
-pub(crate) fn next_link(query: &Query, n: usize, last: &Value) -> String {
-    let last = format!(
-        "{}@{}",
-        last["repository"].as_str().unwrap_or_default(),
-        last["digest"].as_str().unwrap_or_default()
-    );
+pub(crate) fn next_link(query: &Query, n: usize, last: &crate::records::SearchHit) -> String {
+    let last = format!("{}@{}", last.repository, last.digest);
     let filters = query.to_query_string();
     let sep = if filters.is_empty() { "" } else { "&" };
     format!("</v2/_wharf/search?{filters}{sep}n={n}&last={}>; rel=\"next\"", percent_encode(&last))

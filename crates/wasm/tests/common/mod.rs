@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use wharf_types::Manifest;
 
 pub(crate) fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 pub(crate) fn read(rel: &str) -> Vec<u8> {
