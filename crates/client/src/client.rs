@@ -561,7 +561,9 @@ impl Client {
                 }
                 let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
                 let joined = scopes.join(" ");
-                form.push(("scope", &joined));
+                if !joined.is_empty() {
+                    form.push(("scope", &joined));
+                }
                 let body =
                     form.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect::<Vec<_>>().join("&");
                 let mut post_url = url.clone();

@@ -791,14 +791,14 @@ async fn identity_tokens_are_exchanged_by_oauth2_post() {
             }),
         )
         .route(
-            "/v2/",
+            "/v2/x/tags/list",
             get(move |headers: HeaderMap| {
                 let realm = realm_in.clone();
                 async move {
                     if headers.get("authorization").and_then(|v| v.to_str().ok())
                         == Some("Bearer oauth-access")
                     {
-                        return (StatusCode::OK, "{}").into_response();
+                        return (StatusCode::OK, r#"{"name":"x","tags":["y"]}"#).into_response();
                     }
                     let challenge =
                         format!(r#"Bearer realm="http://{}/token",service="s""#, realm.get().expect("set"));
@@ -814,7 +814,8 @@ async fn identity_tokens_are_exchanged_by_oauth2_post() {
         .build()
         .expect("client");
     let reference: Reference = format!("{host}/x:y").parse().expect("reference");
-    client.ping(&Registry::from(&reference)).await.expect("an access token from the refresh token");
+    let tags = client.tags(&reference).await.expect("an access token from the refresh token");
+    assert_eq!(tags, ["y"]);
 }
 
 mod tls;

@@ -100,36 +100,18 @@ pub struct ArtifactSummary {
     pub pushed_at: Option<String>,
 }
 
-/// One artifact's full record (`GET /v2/<name>/_wharf/artifacts/<reference>`).
+/// One artifact's full record (`GET /v2/<name>/_wharf/artifacts/<reference>`): its
+/// [`ArtifactSummary`] and everything the classifier and the inspection found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct ArtifactRecord {
-    /// The manifest's digest.
-    pub digest: Digest,
-    /// Its tags, sorted.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// The manifest's media type.
-    pub media_type: MediaType,
-    /// Its `artifactType`.
-    #[serde(default)]
-    pub artifact_type: Option<MediaType>,
-    /// Bytes of the manifest and everything it references.
-    pub size: u64,
-    /// When it was pushed (RFC 3339).
-    #[serde(default)]
-    pub pushed_at: Option<String>,
-    /// Whether it is WebAssembly in any known layout.
-    pub wasm: bool,
-    /// The layout (`wharf_wasm::Kind::name`).
-    pub kind: String,
+    /// What the repository listing shows of it.
+    #[serde(flatten)]
+    pub summary: ArtifactSummary,
     /// The catalogue's format id (`F1` … `F11`, `index`, `other`, `none`).
     #[serde(default)]
     pub format: String,
-    /// The type Harbor 2.6 shows.
-    #[serde(default)]
-    pub harbor_type: Option<String>,
     /// Harbor 2.6's whole view (`wharf_wasm::HarborView`).
     #[serde(default)]
     pub harbor: Value,

@@ -14,6 +14,37 @@ use crate::media_type::MediaType;
 /// registries (and the conformance suite's "large manifest" sits just below).
 pub const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
 
+/// The builders an image manifest and an index share.
+macro_rules! builders {
+    ($ty:ty) => {
+        impl $ty {
+            /// The same with annotation `key` set to `value`.
+            #[must_use]
+            pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+                self.annotations.get_or_insert_with(Annotations::new).insert(key.into(), value.into());
+                self
+            }
+
+            /// The same referring to `subject` (a signature's or an SBOM's manifest).
+            #[must_use]
+            pub fn with_subject(mut self, subject: Descriptor) -> Self {
+                self.subject = Some(subject);
+                self
+            }
+
+            /// The same with `artifactType` set.
+            #[must_use]
+            pub fn with_artifact_type(mut self, artifact_type: MediaType) -> Self {
+                self.artifact_type = Some(artifact_type);
+                self
+            }
+        }
+    };
+}
+
+builders!(ImageManifest);
+builders!(ImageIndex);
+
 /// An image manifest (OCI `application/vnd.oci.image.manifest.v1+json`, or Docker schema 2).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -56,27 +87,6 @@ impl ImageManifest {
             annotations: None,
             extra: Map::new(),
         }
-    }
-
-    /// The same with annotation `key` set to `value`.
-    #[must_use]
-    pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.annotations.get_or_insert_with(Annotations::new).insert(key.into(), value.into());
-        self
-    }
-
-    /// The same referring to `subject` (a signature's or an SBOM's manifest).
-    #[must_use]
-    pub fn with_subject(mut self, subject: Descriptor) -> Self {
-        self.subject = Some(subject);
-        self
-    }
-
-    /// The same with `artifactType` set.
-    #[must_use]
-    pub fn with_artifact_type(mut self, artifact_type: MediaType) -> Self {
-        self.artifact_type = Some(artifact_type);
-        self
     }
 
     /// The artifact type the referrers API reports: `artifactType`, or else the config's
@@ -129,27 +139,6 @@ impl ImageIndex {
             annotations: None,
             extra: Map::new(),
         }
-    }
-
-    /// The same with annotation `key` set to `value`.
-    #[must_use]
-    pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.annotations.get_or_insert_with(Annotations::new).insert(key.into(), value.into());
-        self
-    }
-
-    /// The same referring to `subject` (a signature's or an SBOM's manifest).
-    #[must_use]
-    pub fn with_subject(mut self, subject: Descriptor) -> Self {
-        self.subject = Some(subject);
-        self
-    }
-
-    /// The same with `artifactType` set.
-    #[must_use]
-    pub fn with_artifact_type(mut self, artifact_type: MediaType) -> Self {
-        self.artifact_type = Some(artifact_type);
-        self
     }
 }
 
