@@ -399,10 +399,6 @@ impl Client {
 
     /// `http(s)://<api host>` of a reference's or a registry's host.
     pub(crate) fn base_url(&self, target: &impl Host) -> String {
-        self.base(target)
-    }
-
-    fn base(&self, target: &impl Host) -> String {
         let host = target.api_host();
         let plain = self.inner.insecure.contains(host) || (self.inner.loopback_http && is_loopback(host));
         let scheme = if plain { "http" } else { "https" };
@@ -410,7 +406,7 @@ impl Client {
     }
 
     fn repo_url(&self, reference: &Reference, rest: &str) -> String {
-        format!("{}/v2/{}/{rest}", self.base(reference), reference.repository())
+        format!("{}/v2/{}/{rest}", self.base_url(reference), reference.repository())
     }
 
     /// Sends a request made by `make` (called again for a retry), answering a 401 challenge
@@ -596,7 +592,7 @@ impl Client {
 
     /// Checks that the registry speaks the API (`GET /v2/`, authenticating if asked).
     pub async fn ping(&self, registry: &Registry) -> Result<()> {
-        let url = format!("{}/v2/", self.base(registry));
+        let url = format!("{}/v2/", self.base_url(registry));
         let response = self.send(registry, "", || self.inner.http.get(&url)).await?;
         expect(response, &[StatusCode::OK]).await.map(drop)
     }

@@ -111,6 +111,14 @@ pub enum Error {
 }
 
 impl Error {
+    #[cfg(feature = "wasm")]
+    pub(crate) fn not_wasm(
+        reference: &wharf_types::Reference,
+        classification: wharf_wasm::Classification,
+    ) -> Self {
+        Self::NotWasm { reference: Box::new(reference.clone()), classification: Box::new(classification) }
+    }
+
     /// The HTTP status the registry answered, when the error is an answer: a
     /// [`Registry`](Self::Registry) error, a status error of the transport, or 401 for
     /// [`Unauthorized`](Self::Unauthorized).

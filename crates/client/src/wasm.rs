@@ -79,10 +79,7 @@ impl Client {
                     return Ok(PulledWasm { module: found.bytes.into(), classification, manifest });
                 }
             }
-            return Err(Error::NotWasm {
-                reference: Box::new(reference.clone()),
-                classification: Box::new(classification),
-            });
+            return Err(Error::not_wasm(reference, classification));
         }
         let mut last_error = None;
         for layer in &classification.wasm_layers {
@@ -103,10 +100,7 @@ impl Client {
             Some(source) => {
                 Error::Wasm { context: format!("no module could be read out of {reference}"), source }
             }
-            None => Error::NotWasm {
-                reference: Box::new(reference.clone()),
-                classification: Box::new(classification),
-            },
+            None => Error::not_wasm(reference, classification),
         })
     }
 

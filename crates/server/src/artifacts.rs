@@ -277,14 +277,12 @@ impl Registry {
             if wasm_only && record["wasm"] != true {
                 continue;
             }
-            let digest = record["digest"].as_str().unwrap_or_default();
-            let mut t: Vec<&str> =
-                tags.iter().filter(|(d, _)| d == digest).map(|(_, t)| t.as_str()).collect();
-            t.sort_unstable();
             // A record that does not read is skipped, as one that does not parse.
-            if let Ok(summary) = serde_json::from_value::<ArtifactSummary>(record) {
-                out.push(ArtifactSummary { tags: t.into_iter().map(str::to_owned).collect(), ..summary });
-            }
+            let Ok(mut summary) = serde_json::from_value::<ArtifactSummary>(record) else { continue };
+            summary.tags =
+                tags.iter().filter(|(d, _)| *d == summary.digest.as_str()).map(|(_, t)| t.clone()).collect();
+            summary.tags.sort_unstable();
+            out.push(summary);
         }
         Ok(out)
     }

@@ -910,8 +910,7 @@ async fn upload(
     query: &[(String, String)],
     body: Body,
 ) -> Result<Response> {
-    let session = wharf_store::UploadId::parse(id).ok_or_else(|| Error::UploadUnknown(id.to_owned()))?;
-    let session = &session;
+    let session = &wharf_store::UploadId::parse(id).ok_or_else(|| Error::UploadUnknown(id.to_owned()))?;
     match *method {
         Method::GET => {
             let size = registry.upload_status(repo, session).await?;

@@ -549,17 +549,18 @@ impl Registry {
         Ok(stale)
     }
 
-    async fn check_upload(&self, repo: &Repository, id: &UploadId) -> Result<UploadId> {
+    /// An error unless `id` is a session of `repo`.
+    async fn check_upload(&self, repo: &Repository, id: &UploadId) -> Result<()> {
         if !self.exists(&repo_key(repo, &format!("_uploads/{id}"))).await? {
             return Err(Error::UploadUnknown(id.to_string()));
         }
-        Ok(id.clone())
+        Ok(())
     }
 
     /// How many bytes the session holds.
     pub async fn upload_status(&self, repo: &Repository, id: &UploadId) -> Result<u64> {
-        let id = self.check_upload(repo, id).await?;
-        self.storage.status(&id).await.map_err(|e| match e {
+        self.check_upload(repo, id).await?;
+        self.storage.status(id).await.map_err(|e| match e {
             wharf_store::Error::UploadNotFound { id } => Error::UploadUnknown(id.to_string()),
             e => e.into(),
         })
@@ -573,19 +574,19 @@ impl Registry {
         offset: Option<u64>,
         data: ByteStream,
     ) -> Result<u64> {
-        let id = self.check_upload(repo, id).await?;
+        self.check_upload(repo, id).await?;
         let offset = match offset {
             Some(o) => o,
-            None => self.storage.status(&id).await?,
+            None => self.storage.status(id).await?,
         };
         let (data, exceeded) = self.within_quota(repo, None, offset, data).await?;
-        match self.storage.append(&id, offset, data).await {
+        match self.storage.append(id, offset, data).await {
             Err(wharf_store::Error::WrongOffset { offset, size, .. }) => {
                 Err(Error::RangeNotSatisfiable { offset, size })
             }
             Err(_) if exceeded.is_some_and(|e| e.load(std::sync::atomic::Ordering::Relaxed)) => {
                 // Refused: the session and its bytes go.
-                self.cancel_upload(repo, &id).await.ok();
+                self.cancel_upload(repo, id).await.ok();
                 Err(self.over_quota(repo).await)
             }
             other => Ok(other?),
@@ -594,19 +595,19 @@ impl Registry {
 
     /// Completes the session as blob `digest` (after an optional last chunk).
     pub async fn finish_upload(&self, repo: &Repository, id: &UploadId, digest: &Digest) -> Result<BlobInfo> {
-        let upload = self.check_upload(repo, id).await?;
+        self.check_upload(repo, id).await?;
         let epoch = crate::gc::Epoch::read(self).await?;
         if !self.lifecycle.quotas.is_empty() {
-            let size = self.storage.status(&upload).await?;
+            let size = self.storage.status(id).await?;
             if let Err(e) = self.check_quota(repo, Some(digest), size).await {
                 self.cancel_upload(repo, id).await.ok();
                 return Err(e);
             }
         }
-        let result = self.storage.commit(&upload, digest).await;
+        let result = self.storage.commit(id, digest).await;
         // The session ends either way.
-        self.storage.remove_meta(&repo_key(repo, &format!("_uploads/{upload}"))).await?;
-        self.storage.remove_meta(&format!("uploads/{upload}")).await?;
+        self.storage.remove_meta(&repo_key(repo, &format!("_uploads/{id}"))).await?;
+        self.storage.remove_meta(&format!("uploads/{id}")).await?;
         let info = result?;
         self.link_fenced(&epoch, repo, digest, info.size).await?;
         self.quota_added(repo, digest, info.size);
@@ -615,10 +616,10 @@ impl Registry {
 
     /// Cancels the session.
     pub async fn cancel_upload(&self, repo: &Repository, id: &UploadId) -> Result<()> {
-        let upload = self.check_upload(repo, id).await?;
-        self.storage.remove_meta(&repo_key(repo, &format!("_uploads/{upload}"))).await?;
-        self.storage.remove_meta(&format!("uploads/{upload}")).await?;
-        Ok(self.storage.abort(&upload).await?)
+        self.check_upload(repo, id).await?;
+        self.storage.remove_meta(&repo_key(repo, &format!("_uploads/{id}"))).await?;
+        self.storage.remove_meta(&format!("uploads/{id}")).await?;
+        Ok(self.storage.abort(id).await?)
     }
 
     /// Stores a manifest pushed to `reference` (a tag, or the digest it must have), with

@@ -83,6 +83,9 @@ impl TryFrom<&Manifest> for oci::ImageManifest {
 
     /// The image manifest (an index is refused).
     fn try_from(manifest: &Manifest) -> Result<Self> {
+        if manifest.as_image().is_none() {
+            return Err(Error::invalid_manifest("not an image manifest"));
+        }
         serde_json::from_slice(manifest.bytes()).map_err(|e| Error::invalid_manifest(e.to_string()))
     }
 }
@@ -122,4 +125,27 @@ impl TryFrom<&oci::ImageIndex> for Manifest {
 fn via_json<T: serde::Serialize, U: serde::de::DeserializeOwned>(value: &T) -> Result<U> {
     let json = serde_json::to_value(value).map_err(|e| Error::invalid_manifest(e.to_string()))?;
     serde_json::from_value(json).map_err(|e| Error::invalid_manifest(format!("descriptor: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oci;
+    use crate::{Descriptor, Digest, ImageIndex, ImageManifest, Manifest, MediaType};
+
+    #[test]
+    fn each_kind_converts_only_to_its_own_type() {
+        let config = Descriptor::new(MediaType::OCI_EMPTY, Digest::EMPTY_JSON, 2);
+        let image = Manifest::from_image(&ImageManifest::new(config.clone(), vec![])).expect("image");
+        let index = Manifest::from_index(&ImageIndex::new(vec![image.descriptor()])).expect("index");
+        assert!(oci::ImageManifest::try_from(&image).is_ok());
+        assert!(oci::ImageManifest::try_from(&index).is_err());
+        let oci_index = oci::ImageIndex::try_from(&index).expect("an index");
+        assert!(oci::ImageIndex::try_from(&image).is_err());
+        assert_eq!(
+            Manifest::try_from(&oci_index).expect("back").as_index().expect("index").manifests.len(),
+            1
+        );
+        let descriptor = oci::Descriptor::try_from(&config).expect("descriptor");
+        assert_eq!(Descriptor::try_from(&descriptor).expect("back"), config);
+    }
 }

@@ -48,14 +48,14 @@ impl std::fmt::Display for WasmLayout {
 }
 
 impl std::str::FromStr for WasmLayout {
-    type Err = String;
+    type Err = crate::Error;
 
     /// `wasm-to-oci` or `cncf-artifact` (also `cncf`).
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "wasm-to-oci" => Ok(Self::WasmToOci),
             "cncf-artifact" | "cncf" => Ok(Self::CncfArtifact),
-            other => Err(format!("unknown Wasm layout `{other}` (wasm-to-oci, cncf-artifact)")),
+            other => Err(crate::Error::UnknownLayout { name: other.to_owned() }),
         }
     }
 }
@@ -234,5 +234,20 @@ impl ArtifactBuilder {
         }
         let manifest = Manifest::from_image(&image)?;
         Ok(Artifact { manifest, config, layers: vec![layer] })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WasmLayout;
+
+    #[test]
+    fn layouts_read_back_their_names() {
+        for layout in [WasmLayout::WasmToOci, WasmLayout::CncfArtifact] {
+            assert_eq!(layout.to_string().parse::<WasmLayout>().expect("known"), layout);
+        }
+        assert_eq!("cncf".parse::<WasmLayout>().expect("alias"), WasmLayout::CncfArtifact);
+        let error = "wasm".parse::<WasmLayout>().expect_err("unknown");
+        assert!(error.to_string().contains("unknown Wasm layout `wasm`"), "{error}");
     }
 }

@@ -68,6 +68,12 @@ pub enum Error {
         /// The entry.
         path: String,
     },
+    /// A layout name [`WasmLayout`](crate::WasmLayout) does not know.
+    #[error("unknown Wasm layout `{name}` (wasm-to-oci, cncf-artifact)")]
+    UnknownLayout {
+        /// The name given.
+        name: String,
+    },
     /// Building an artifact failed (the manifest did not parse back, for example).
     #[error("building the artifact: {0}")]
     Build(#[from] wharf_types::Error),

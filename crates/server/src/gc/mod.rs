@@ -260,6 +260,11 @@ struct Plan {
     unreadable: bool,
 }
 
+/// The second look's entries whose keys the first look found too.
+fn seen_twice<K: Ord, V, W>(again: BTreeMap<K, V>, first: &BTreeMap<K, W>) -> BTreeMap<K, V> {
+    again.into_iter().filter(|(k, _)| first.contains_key(k)).collect()
+}
+
 /// One collection.
 struct Collector<'a> {
     registry: &'a Registry,
@@ -595,18 +600,8 @@ impl Collector<'_> {
         let outcome = async {
             // What is garbage at both looks goes, as the second look found it.
             let again = self.plan(repo).await?;
-            let tags: BTreeMap<String, Digest> = again
-                .tags
-                .iter()
-                .filter(|(t, _)| first.tags.contains_key(*t))
-                .map(|(t, d)| (t.clone(), d.clone()))
-                .collect();
-            let revisions: BTreeMap<Digest, Revision> = again
-                .revisions
-                .iter()
-                .filter(|(d, _)| first.revisions.contains_key(*d))
-                .map(|(d, r)| (d.clone(), r.clone()))
-                .collect();
+            let tags = seen_twice(again.tags, &first.tags);
+            let revisions = seen_twice(again.revisions, &first.revisions);
             let links: BTreeSet<Digest> = first.links.intersection(&again.links).cloned().collect();
             report.rescued += first.tags.len() + first.revisions.len() + first.links.len()
                 - tags.len()

@@ -12,26 +12,28 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
-use serde_json::{Value, json};
+use serde::Deserialize as _;
+use serde_json::Value;
 use wharf_store::Write;
 
 use crate::error::{Error, Result};
+use crate::records::{InspectionStatus, SearchHit};
 use crate::registry::Registry;
 
 /// One artifact as the index holds it.
 #[derive(Clone, Debug)]
 struct Doc {
     tags: BTreeSet<String>,
+    /// `module` or `component`, once inspected.
     kind: Option<String>,
-    layout: String,
-    format: String,
+    /// Lower-case source languages.
     languages: Vec<String>,
     imports: Vec<String>,
     exports: Vec<String>,
-    wasi: Option<String>,
     /// Lower-case annotations (keys and values), artifact type and media type.
     text: String,
-    summary: crate::records::SearchHit,
+    /// What a result shows (its layout, format and WASI version are matched too).
+    summary: SearchHit,
 }
 
 impl Doc {
@@ -86,31 +88,34 @@ impl Doc {
             kind: module["header"]["kind"]
                 .as_str()
                 .map(|k| if k == "component" { "component" } else { "module" }.to_owned()),
-            layout: record["kind"].as_str().unwrap_or_default().to_owned(),
-            format: record["format"].as_str().unwrap_or_default().to_owned(),
+            summary: SearchHit {
+                repository: String::new(),
+                digest: record["digest"].as_str()?.parse().ok()?,
+                tags: Vec::new(),
+                media_type: record["mediaType"].as_str()?.parse().ok()?,
+                artifact_type: record["artifactType"].as_str().and_then(|t| t.parse().ok()),
+                kind: text_of(&record["kind"]),
+                format: text_of(&record["format"]),
+                size: record["size"].as_u64().unwrap_or_default(),
+                pushed_at: record["pushedAt"].as_str().map(str::to_owned),
+                inspection: InspectionStatus::deserialize(&record["inspection"]["status"])
+                    .unwrap_or_default(),
+                binary_kind: module["header"]["kind"].as_str().map(str::to_owned),
+                wasi_version: module["wasiVersion"].as_str().map(str::to_owned),
+                imports: imports_of(module, world),
+                exports: if world.is_object() { names(&world["exports"]) } else { names(&module["exports"]) },
+                languages: module["producers"]["language"].clone(),
+            },
             languages,
             imports,
             exports,
-            wasi: module["wasiVersion"].as_str().map(str::to_owned),
             text,
-            summary: serde_json::from_value(json!({
-                "digest": record["digest"],
-                "mediaType": record["mediaType"],
-                "artifactType": record["artifactType"],
-                "kind": record["kind"],
-                "format": record["format"],
-                "size": record["size"],
-                "pushedAt": record["pushedAt"],
-                "inspection": record["inspection"]["status"],
-                "binaryKind": module["header"]["kind"],
-                "wasiVersion": module["wasiVersion"],
-                "imports": imports_of(module, world),
-                "exports": if world.is_object() { names(&world["exports"]) } else { names(&module["exports"]) },
-                "languages": module["producers"]["language"],
-            }))
-            .ok()?,
         })
     }
+}
+
+fn text_of(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
 }
 
 fn imports_of(module: &Value, world: &Value) -> Vec<String> {
@@ -208,12 +213,14 @@ impl Query {
         let any = |list: &[String], pattern: &str| list.iter().any(|n| interface_matches(n, pattern));
         self.import.as_deref().is_none_or(|p| any(&doc.imports, p))
             && self.export.as_deref().is_none_or(|p| any(&doc.exports, p))
-            && self
-                .wasi
-                .as_deref()
-                .is_none_or(|w| doc.wasi.as_deref().is_some_and(|v| crate::policy::wasi_allows(w, v)))
+            && self.wasi.as_deref().is_none_or(|w| {
+                doc.summary.wasi_version.as_deref().is_some_and(|v| crate::policy::wasi_allows(w, v))
+            })
             && self.kind.as_deref().is_none_or(|k| doc.kind.as_deref() == Some(k))
-            && self.layout.as_deref().is_none_or(|l| doc.layout == l || doc.format.eq_ignore_ascii_case(l))
+            && self
+                .layout
+                .as_deref()
+                .is_none_or(|l| doc.summary.kind == l || doc.summary.format.eq_ignore_ascii_case(l))
             && self
                 .language
                 .as_deref()
@@ -328,7 +335,7 @@ impl Registry {
         n: Option<usize>,
         last: Option<&str>,
         visible: &(dyn Fn(&str) -> bool + Sync),
-    ) -> Result<(Vec<crate::records::SearchHit>, bool)> {
+    ) -> Result<(Vec<SearchHit>, bool)> {
         self.fresh_search_index().await?;
         let after = match last {
             Some(l) => {
@@ -421,7 +428,7 @@ fn unix_seconds() -> u64 {
 }
 
 /// The `Link` of the next page.
-pub(crate) fn next_link(query: &Query, n: usize, last: &crate::records::SearchHit) -> String {
+pub(crate) fn next_link(query: &Query, n: usize, last: &SearchHit) -> String {
     let last = format!("{}@{}", last.repository, last.digest);
     let filters = query.to_query_string();
     let sep = if filters.is_empty() { "" } else { "&" };
