@@ -7,9 +7,6 @@
 
 use wharf::types::Reference;
 
-#[path = "support/progress.rs"]
-mod progress;
-
 #[path = "support/cli.rs"]
 mod cli;
 
@@ -28,7 +25,7 @@ async fn example(args: Vec<String>) -> run::Result {
         return Err(USAGE.into());
     };
     let (src, dst): (Reference, Reference) = (src.parse()?, dst.parse()?);
-    let client = cli::client(&args, &[&src, &dst], Some(progress::bars()))?;
+    let client = cli::client(&args, &[&src, &dst], Some(wharf::client::Progress::bars()))?;
     let digest = client.copy(&src, &dst).await?;
     println!("copied {src} to {dst}: {digest}");
     Ok(())

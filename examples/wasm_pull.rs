@@ -7,9 +7,6 @@
 
 use wharf::types::Reference;
 
-#[path = "support/progress.rs"]
-mod progress;
-
 #[path = "support/cli.rs"]
 mod cli;
 
@@ -25,7 +22,7 @@ fn main() -> std::process::ExitCode {
 async fn example(args: Vec<String>) -> run::Result {
     let out = cli::value(&args, "-o").ok_or(USAGE)?;
     let reference: Reference = cli::positional(&args).first().ok_or(USAGE)?.parse()?;
-    let client = cli::client(&args, &[&reference], Some(progress::bars()))?;
+    let client = cli::client(&args, &[&reference], Some(wharf::client::Progress::bars()))?;
     let pulled = client.pull_wasm(&reference).await?;
     std::fs::write(out, &pulled.module)?;
     let kind = &pulled.classification.kind;

@@ -9,9 +9,6 @@
 use wharf::client::WasmLayout;
 use wharf::types::Reference;
 
-#[path = "support/progress.rs"]
-mod progress;
-
 #[path = "support/cli.rs"]
 mod cli;
 
@@ -35,7 +32,7 @@ async fn example(args: Vec<String>) -> run::Result {
     } else {
         WasmLayout::WasmToOci
     };
-    let client = cli::client(&args, &[&reference], Some(progress::bars()))?;
+    let client = cli::client(&args, &[&reference], Some(wharf::client::Progress::bars()))?;
     let module = std::fs::read(file)?;
     let title = std::path::Path::new(file).file_name().and_then(|n| n.to_str()).unwrap_or("module.wasm");
     let manifest = client.push_wasm(&reference, module, layout, title).await?;

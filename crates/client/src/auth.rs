@@ -207,24 +207,97 @@ impl DockerConfig {
     /// writes), `$XDG_CONFIG_HOME/containers/auth.json` (`~/.config/…`),
     /// `$DOCKER_CONFIG/config.json` and `~/.docker/config.json`; `None` when there is none.
     pub fn load() -> crate::Result<Option<Self>> {
+        match Self::candidates().into_iter().find(|p| p.exists()) {
+            Some(path) => Self::from_path(&path).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Where [`load`](Self::load) looks, in order.
+    fn candidates() -> Vec<std::path::PathBuf> {
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
         let config_home = std::env::var_os("XDG_CONFIG_HOME")
             .map(std::path::PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(".config")));
-        let candidates = [
+        [
             std::env::var_os("REGISTRY_AUTH_FILE").map(std::path::PathBuf::from),
             std::env::var_os("XDG_RUNTIME_DIR")
                 .map(|d| std::path::PathBuf::from(d).join("containers/auth.json")),
             config_home.map(|d| d.join("containers/auth.json")),
             std::env::var_os("DOCKER_CONFIG").map(|d| std::path::PathBuf::from(d).join("config.json")),
-            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker/config.json")),
-        ];
-        for path in candidates.into_iter().flatten() {
-            if path.exists() {
-                return Self::from_path(&path).map(Some);
+            home.map(|h| h.join(".docker/config.json")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The file a login writes to, as podman chooses it: `$REGISTRY_AUTH_FILE`, else the
+    /// file [`load`](Self::load) reads, else `$XDG_RUNTIME_DIR/containers/auth.json`, else
+    /// `~/.config/containers/auth.json` (docker, skopeo and podman all read both).
+    pub fn login_path() -> crate::Result<std::path::PathBuf> {
+        if let Some(path) = std::env::var_os("REGISTRY_AUTH_FILE") {
+            return Ok(path.into());
+        }
+        let candidates = Self::candidates();
+        if let Some(path) = candidates.iter().find(|p| p.exists()) {
+            return Ok(path.clone());
+        }
+        candidates.into_iter().find(|p| !p.ends_with("config.json")).ok_or_else(|| {
+            crate::Error::Config("no place for credentials: set REGISTRY_AUTH_FILE or HOME".into())
+        })
+    }
+
+    /// Stores `credentials` for `host` as `docker login` and `podman login` do: through the
+    /// credential helper the file names for the host (`credHelpers`, `credsStore`), else as
+    /// `auths[host].auth` (base64 `user:password`) in the file at `path`, created `0600`
+    /// when missing. Everything else in the file is kept.
+    pub fn store(path: &std::path::Path, host: &str, credentials: &Credentials) -> crate::Result<()> {
+        let (username, secret) = match credentials {
+            Credentials::Basic { username, password } => (username.as_str(), password.expose()),
+            Credentials::IdentityToken(token) => ("<token>", token.expose()),
+            Credentials::Anonymous => return Self::erase(path, host).map(drop),
+        };
+        let mut file = read_object(path)?;
+        if let Some(helper) = helper_for(&file, host) {
+            let input = serde_json::json!({ "ServerURL": host, "Username": username, "Secret": secret });
+            return run_helper_command(&helper, "store", &input.to_string(), None)?
+                .map(drop)
+                .map_err(crate::Error::Config);
+        }
+        use base64::Engine as _;
+        let entry = if username == "<token>" {
+            serde_json::json!({ "identitytoken": secret })
+        } else {
+            let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{secret}"));
+            serde_json::json!({ "auth": auth })
+        };
+        let auths = file.entry("auths").or_insert_with(|| serde_json::json!({}));
+        if !auths.is_object() {
+            *auths = serde_json::json!({});
+        }
+        auths[host] = entry;
+        write_object(path, &file)
+    }
+
+    /// Forgets the credentials of `host` (`docker logout`): its credential helper's entry,
+    /// and its `auths` entries under every key it may be stored by. Whether there were any.
+    pub fn erase(path: &std::path::Path, host: &str) -> crate::Result<bool> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        let mut file = read_object(path)?;
+        let mut found = false;
+        if let Some(helper) = helper_for(&file, host) {
+            found |= run_helper_command(&helper, "erase", host, None)?.is_ok();
+        }
+        if let Some(auths) = file.get_mut("auths").and_then(serde_json::Value::as_object_mut) {
+            for key in Self::keys(host) {
+                found |= auths.remove(&key).is_some();
             }
         }
-        Ok(None)
+        write_object(path, &file)?;
+        Ok(found)
     }
 
     /// Looks credential helpers up in `path` (a `PATH`-style list) instead of `$PATH`.
@@ -285,37 +358,94 @@ impl DockerConfig {
     }
 
     fn run_helper(&self, helper: &str, host: &str) -> crate::Result<Option<Credentials>> {
-        use std::io::Write as _;
-        let program = format!("docker-credential-{helper}");
-        let mut command = std::process::Command::new(&program);
-        if let Some(path) = &self.helper_path {
-            command.env("PATH", path);
-        }
-        let child = command
-            .arg("get")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => return Err(crate::Error::Config(format!("credential helper {program}: {e}"))),
-        };
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(host.as_bytes());
-        }
-        let output = child
-            .wait_with_output()
-            .map_err(|e| crate::Error::Config(format!("credential helper {program}: {e}")))?;
-        if !output.status.success() {
-            // Helpers exit non-zero with "credentials not found" for unknown hosts.
+        // Helpers exit non-zero with "credentials not found" for unknown hosts.
+        let Ok(stdout) = run_helper_command(helper, "get", host, self.helper_path.as_deref())? else {
             return Ok(None);
-        }
-        let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
+        };
+        let program = format!("docker-credential-{helper}");
+        let answer: HelperAnswer = serde_json::from_slice(&stdout)
             .map_err(|e| crate::Error::Config(format!("credential helper {program} answered: {e}")))?;
         if answer.username == "<token>" {
             return Ok(Some(Credentials::IdentityToken(Secret::new(answer.secret))));
         }
         Ok(Some(Credentials::basic(answer.username, answer.secret)))
     }
+}
+
+/// Runs `docker-credential-<helper> <action>` with `input` on stdin: its stdout, or what it
+/// said when it exited non-zero; an error when it cannot run.
+fn run_helper_command(
+    helper: &str,
+    action: &str,
+    input: &str,
+    path: Option<&std::ffi::OsStr>,
+) -> crate::Result<Result<Vec<u8>, String>> {
+    use std::io::Write as _;
+    let program = format!("docker-credential-{helper}");
+    let mut command = std::process::Command::new(&program);
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let mut child = command
+        .arg(action)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| crate::Error::Config(format!("credential helper {program}: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| crate::Error::Config(format!("credential helper {program}: {e}")))?;
+    if !output.status.success() {
+        let said = String::from_utf8_lossy(&output.stdout);
+        return Ok(Err(format!("credential helper {program} {action}: {}", said.trim())));
+    }
+    Ok(Ok(output.stdout))
+}
+
+/// The credential helper a config file names for `host`.
+fn helper_for(file: &serde_json::Map<String, serde_json::Value>, host: &str) -> Option<String> {
+    let helpers = file.get("credHelpers").and_then(serde_json::Value::as_object);
+    DockerConfig::keys(host)
+        .iter()
+        .find_map(|k| helpers.and_then(|h| h.get(k)))
+        .or_else(|| file.get("credsStore"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+}
+
+fn read_object(path: &std::path::Path) -> crate::Result<serde_json::Map<String, serde_json::Value>> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(serde_json::Map::new()),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| crate::Error::Config(format!("{}: not a JSON object: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::Map::new()),
+        Err(e) => Err(crate::Error::File { path: path.to_owned(), source: e }),
+    }
+}
+
+/// Writes the file whole (a temporary file renamed over it), readable by its owner only.
+fn write_object(
+    path: &std::path::Path,
+    file: &serde_json::Map<String, serde_json::Value>,
+) -> crate::Result<()> {
+    use std::io::Write as _;
+    let io = |source| crate::Error::File { path: path.to_owned(), source };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let mut json = serde_json::to_vec_pretty(file).expect("JSON serialises");
+    json.push(b'\n');
+    let partial = path.with_extension("partial");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = options.open(&partial).map_err(io)?;
+    out.write_all(&json).and_then(|()| out.sync_all()).map_err(io)?;
+    std::fs::rename(&partial, path).map_err(io)
 }

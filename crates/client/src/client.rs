@@ -340,6 +340,35 @@ impl Progress {
     }
 }
 
+#[cfg(feature = "progress")]
+impl Progress {
+    /// Progress bars on stderr (indicatif; feature `progress`): one per blob larger than
+    /// 1 MiB, with bytes, total and rate. Draws nothing when stderr is not a terminal.
+    pub fn bars() -> Self {
+        use indicatif::{ProgressBar, ProgressStyle};
+        let bar: Mutex<Option<(String, ProgressBar)>> = Mutex::new(None);
+        Self::new(move |digest, done, total| {
+            let Some(total) = total.filter(|t| *t > 1024 * 1024) else { return };
+            let mut current = bar.lock().expect("lock");
+            if current.as_ref().is_none_or(|(d, _)| d != digest.as_str()) {
+                let b = ProgressBar::new(total);
+                b.set_style(
+                    ProgressStyle::with_template("{msg} {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+                        .expect("template"),
+                );
+                b.set_message(digest.encoded()[..12].to_owned());
+                *current = Some((digest.to_string(), b));
+            }
+            if let Some((_, b)) = current.as_ref() {
+                b.set_position(done);
+                if done >= total {
+                    b.finish();
+                }
+            }
+        })
+    }
+}
+
 impl std::fmt::Debug for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Progress(..)")

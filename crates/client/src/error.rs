@@ -33,7 +33,7 @@ pub enum Error {
     #[error("{}", transport_message(.0))]
     Http(#[from] reqwest::Error),
     /// The registry answered with an error status.
-    #[error("registry answered {status}: {}", errors.as_ref().map_or_else(|| body.clone(), ToString::to_string))]
+    #[error("registry answered {}", answer(*status, errors.as_ref(), body))]
     Registry {
         /// The HTTP status.
         status: u16,
@@ -165,6 +165,19 @@ impl Error {
     }
 }
 
+/// `401: UNAUTHORIZED: …` from an OCI error body, else the body, else the status's name
+/// (`401 Unauthorized`).
+fn answer(status: u16, errors: Option<&ErrorResponse>, body: &str) -> String {
+    match errors {
+        Some(errors) => format!("{status}: {errors}"),
+        None if !body.trim().is_empty() => format!("{status}: {}", body.trim()),
+        None => {
+            let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason());
+            format!("{status} {}", reason.unwrap_or("(no body)"))
+        }
+    }
+}
+
 /// A transport error with its causes (reqwest's own message is only "error sending request"),
 /// and a way out when a TLS handshake met a plain-HTTP registry.
 fn transport_message(error: &reqwest::Error) -> String {
@@ -180,7 +193,11 @@ fn transport_message(error: &reqwest::Error) -> String {
     }
     let plain_http =
         ["InvalidContentType", "corrupt message", "wrong version number", "packet length too long"];
-    if plain_http.iter().any(|s| message.contains(s)) {
+    if message.contains("Connection refused") {
+        message.push_str(" (is a registry running at that address?)");
+    } else if message.contains("failed to lookup address") || message.contains("Name or service not known") {
+        message.push_str(" (no such host: check the registry's name)");
+    } else if plain_http.iter().any(|s| message.contains(s)) {
         message.push_str(
             " (the registry seems to speak plain HTTP, not HTTPS: allow plain HTTP for this host \
              with `ClientBuilder::with_insecure_host`, or `--insecure` on the command line)",

@@ -26,6 +26,18 @@ impl Client {
     /// the OCI layout at `dir` (created when needed), named in `index.json` by the
     /// reference's tag. Every blob is verified as it is written. Returns the top digest.
     pub async fn export_layout(&self, reference: &Reference, dir: &Path) -> Result<Digest> {
+        let tag = reference.tag().map(|t| t.as_str().to_owned());
+        self.export_layout_named(reference, dir, tag.as_deref()).await
+    }
+
+    /// [`export_layout`](Self::export_layout) naming the image `name` in `index.json` (an
+    /// image already named so is replaced), or leaving it unnamed.
+    pub async fn export_layout_named(
+        &self,
+        reference: &Reference,
+        dir: &Path,
+        name: Option<&str>,
+    ) -> Result<Digest> {
         tokio::fs::create_dir_all(dir).await.map_err(|e| io(dir, e))?;
         let manifest = self.pull_manifest(reference).await?;
         self.export_tree(reference, dir, &manifest).await?;
@@ -40,9 +52,9 @@ impl Client {
         let mut descriptor = manifest.descriptor();
         descriptor.artifact_type = None;
         descriptor.annotations = None;
-        if let Some(tag) = reference.tag() {
-            index.manifests.retain(|d| d.annotation(REF_NAME) != Some(tag.as_str()));
-            descriptor = descriptor.with_annotation(REF_NAME, tag.as_str());
+        if let Some(name) = name {
+            index.manifests.retain(|d| d.annotation(REF_NAME) != Some(name));
+            descriptor = descriptor.with_annotation(REF_NAME, name);
         }
         index.manifests.push(descriptor);
         let json = serde_json::to_vec(&index).expect("an index serialises");

@@ -62,7 +62,29 @@ impl Client {
     /// layers, a file in a tar or tar+gzip layer (the entrypoint, `plugin.wasm`,
     /// `extension.wasm`), and indexes with a Wasm platform child.
     pub async fn pull_wasm(&self, reference: &Reference) -> Result<PulledWasm> {
-        let mut manifest = self.pull_manifest(reference).await?;
+        self.pull_wasm_from(reference, None).await
+    }
+
+    /// [`pull_wasm`](Self::pull_wasm) of the child for `platform` when `reference` names an
+    /// index (`wasi/wasm`, …; matched as [`pull_for_platform`](Self::pull_for_platform)
+    /// matches), instead of its first Wasm child.
+    pub async fn pull_wasm_for_platform(
+        &self,
+        reference: &Reference,
+        platform: &wharf_types::Platform,
+    ) -> Result<PulledWasm> {
+        self.pull_wasm_from(reference, Some(platform)).await
+    }
+
+    async fn pull_wasm_from(
+        &self,
+        reference: &Reference,
+        platform: Option<&wharf_types::Platform>,
+    ) -> Result<PulledWasm> {
+        let mut manifest = match platform {
+            Some(platform) => self.pull_for_platform(reference, platform).await?,
+            None => self.pull_manifest(reference).await?,
+        };
         let mut classification = self.classify_remote(reference, &manifest).await?;
         if let Some(child) = classification.wasm_children.first() {
             let child_ref = reference.clone().with_digest(child.descriptor.digest.clone());

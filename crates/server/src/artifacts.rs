@@ -15,6 +15,7 @@ use wharf_wasm::{Classification, Location, classify, extract, inspect};
 use crate::error::{Error, Result};
 use crate::jobs::Job;
 use crate::records::{ArtifactRecord, ArtifactSummary, RepositorySummary};
+use wharf_wasm::record;
 use crate::registry::{Registry, TagRecord};
 
 /// The largest config blob read for classification.
@@ -32,23 +33,15 @@ fn now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-/// The modules read out of a manifest's layers.
+/// The modules read out of a manifest's layers: one `wharf_wasm::record` entry per layer.
 struct Inspected {
-    /// One entry per layer read: `{layer, digest, path, module}` or `{layer, digest, error}`.
     layers: Vec<Value>,
 }
 
 impl Inspected {
-    /// Writes the result into an artifact record: `modules`, `module` (the first found: the
-    /// entrypoint, or the topmost layer's) and `inspection`.
-    fn apply(self, record: &mut Value) {
-        let module = self.layers.iter().find_map(|l| l.get("module")).cloned().unwrap_or(Value::Null);
-        let error =
-            if module.is_null() { self.layers.iter().find_map(|l| l.get("error")).cloned() } else { None };
-        let status = if error.is_some() { "failed" } else { "done" };
-        record["inspection"] = json!({ "status": status, "error": error, "finishedAt": now() });
-        record["module"] = module;
-        record["modules"] = Value::Array(self.layers);
+    /// Writes the result into an artifact record (`modules`, `module`, `inspection`).
+    fn apply(self, record: ArtifactRecord) -> ArtifactRecord {
+        record.with_modules(self.layers, Some(now()))
     }
 }
 
@@ -79,16 +72,14 @@ impl Registry {
         let policies = self.wasm_policies().matching(repo);
         let has_subject = manifest.subject().is_some();
         if classification.wasm_layers.is_empty() {
-            let mut record = artifact_record(manifest, &classification, config.as_deref());
-            record["inspection"] = json!({ "status": "none" });
+            let record = artifact_record(manifest, &classification, config.as_deref());
             for policy in &policies {
                 policy.check(&record, has_subject)?;
             }
             return Ok((record, None));
         }
         if !self.wasm_validate() && !policies.iter().any(|p| p.needs_modules()) {
-            let mut record = artifact_record(manifest, &classification, config.as_deref());
-            record["inspection"] = json!({ "status": "pending" });
+            let record = artifact_record(manifest, &classification, config.as_deref());
             let job =
                 Job::Inspect { repository: repo.clone(), digest: manifest.digest().clone(), attempts: 0 };
             return Ok((record, Some(job)));
@@ -111,8 +102,7 @@ impl Registry {
                 }
             }
         }
-        let mut record = artifact_record(manifest, &classification, config.as_deref());
-        inspected.apply(&mut record);
+        let record = record_json(inspected.apply(ArtifactRecord::new(manifest, &classification, config.as_deref())));
         for policy in &policies {
             policy.check(&record, has_subject)?;
         }
@@ -135,17 +125,11 @@ impl Registry {
                 continue;
             }
             let digest = &layer.descriptor.digest;
-            let entry = |extra: Value| {
-                let mut v = json!({ "layer": layer.index, "digest": digest, "raw": raw });
-                if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
-                    v.extend(extra);
-                }
-                v
-            };
+            let entry = |path: Option<&str>, module| record::module_entry(&layer, path, module);
             let blob = match self.storage().get(digest, None).await {
                 Ok(blob) => blob,
                 Err(wharf_store::Error::BlobNotFound { .. }) => {
-                    layers.push(entry(json!({ "error": "the layer is not stored here (a foreign layer)" })));
+                    layers.push(entry(None, Err("the layer is not stored here (a foreign layer)".into())));
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -165,13 +149,10 @@ impl Registry {
                                 reason: format!("the inspection stopped: {e}"),
                             })
                         });
-                    layers.push(match info {
-                        Ok(info) => entry(json!({ "path": path, "module": info })),
-                        Err(e) => entry(json!({ "path": path, "error": e.to_string() })),
-                    });
+                    layers.push(entry(path.as_deref(), info.map_err(|e| e.to_string())));
                 }
                 Err(wharf_wasm::Error::EntryNotFound { wanted }) => not_found.push(wanted),
-                Err(e) => layers.push(entry(json!({ "error": e.to_string() }))),
+                Err(e) => layers.push(entry(None, Err(e.to_string()))),
             }
         }
         // An annotated image whose module is in no layer says so; a probe that found nothing
@@ -180,7 +161,7 @@ impl Registry {
             && !probing
             && let Some(wanted) = not_found.first()
         {
-            layers.push(json!({ "layer": Value::Null, "error": format!("no layer holds {wanted}") }));
+            layers.push(record::missing_entry(wanted));
         }
         Ok(Inspected { layers })
     }
@@ -211,10 +192,9 @@ impl Registry {
             let config = self.read_config(&manifest).await?;
             let mut classification = classify(&manifest, config.as_deref());
             let inspected = self.inspect_layers(&mut classification).await?;
-            let pushed_at = record["pushedAt"].take();
-            record = artifact_record(&manifest, &classification, config.as_deref());
-            record["pushedAt"] = pushed_at;
-            inspected.apply(&mut record);
+            let mut fresh = inspected.apply(ArtifactRecord::new(&manifest, &classification, config.as_deref()));
+            fresh.summary.pushed_at = record["pushedAt"].as_str().map(str::to_owned);
+            record = record_json(fresh);
         }
         let write = Write::Set {
             key: key.clone(),
@@ -350,40 +330,12 @@ impl Registry {
     }
 }
 
-/// An artifact record from a classification (without its modules).
+/// A new artifact record (pushed now, no modules read yet), as the JSON stored.
 fn artifact_record(manifest: &Manifest, classification: &Classification, config: Option<&[u8]>) -> Value {
-    let config_json: Option<Value> = config.and_then(|c| serde_json::from_slice(c).ok());
-    let summary =
-        config_json.as_ref().filter(|c| c.get("rootfs").is_some() || c.get("os").is_some()).map(|c| {
-            json!({
-                "created": c.get("created"),
-                "architecture": c.get("architecture"),
-                "os": c.get("os"),
-                "author": c.get("author"),
-            })
-        });
-    let referenced: u64 = manifest.references().map(|d| d.size).sum();
-    json!({
-        "digest": manifest.digest(),
-        "mediaType": manifest.media_type().essence(),
-        "artifactType": manifest.artifact_type(),
-        "size": manifest.size() + referenced,
-        "pushedAt": now(),
-        "wasm": classification.is_wasm(),
-        "kind": classification.kind.name(),
-        "format": classification.kind.format_id(),
-        "harborType": classification.harbor.artifact_type,
-        "harbor": classification.harbor,
-        "evidence": classification.evidence,
-        "hints": classification.hints,
-        "warnings": classification.warnings,
-        "platform": classification.platform,
-        "wasmLayers": classification.wasm_layers,
-        "wasmChildren": classification.wasm_children,
-        "annotations": manifest.annotations(),
-        "config": summary,
-        "history": config_json.as_ref().and_then(|c| c.get("history")),
-        "module": Value::Null,
-        "modules": [],
-    })
+    record_json(ArtifactRecord::new(manifest, classification, config))
+}
+
+fn record_json(mut record: ArtifactRecord) -> Value {
+    record.summary.pushed_at.get_or_insert_with(now);
+    serde_json::to_value(record).expect("JSON serialises")
 }

@@ -202,9 +202,46 @@ impl std::fmt::Display for Platform {
     }
 }
 
+/// `os/architecture[/variant]`, as `--platform` takes it (`wasi/wasm`, `linux/arm64/v8`).
+impl std::str::FromStr for Platform {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        let invalid = |reason| crate::Error::InvalidPlatform { input: crate::error::Input::new(s), reason };
+        let mut parts = s.split('/');
+        let (Some(os), Some(architecture)) = (parts.next(), parts.next()) else {
+            return Err(invalid("expected os/architecture[/variant], e.g. wasi/wasm"));
+        };
+        let variant = parts.next();
+        if parts.next().is_some() {
+            return Err(invalid("expected at most three parts: os/architecture/variant"));
+        }
+        let valid = |p: &str| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        };
+        if !valid(os) || !valid(architecture) || variant.is_some_and(|v| !valid(v)) {
+            return Err(invalid("each part is letters, digits, `.`, `_` or `-`"));
+        }
+        let mut platform = Self::new(os, architecture);
+        platform.variant = variant.map(str::to_owned);
+        Ok(platform)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms_parse() {
+        let p: Platform = "linux/arm64/v8".parse().expect("parses");
+        assert_eq!((p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()), ("linux", "arm64", Some("v8")));
+        assert_eq!(p.to_string(), "linux/arm64/v8");
+        assert!("wasi/wasm".parse::<Platform>().expect("parses").is("wasi", "wasm"));
+        for bad in ["wasm", "a/b/c/d", "/wasm", "wasi/", "wa si/wasm"] {
+            assert!(bad.parse::<Platform>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn unknown_fields_survive() {

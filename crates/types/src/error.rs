@@ -62,6 +62,14 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// A platform that is not `os/architecture[/variant]`.
+    #[error("invalid platform {input}: {reason}")]
+    InvalidPlatform {
+        /// What was parsed.
+        input: Input,
+        /// Why it was refused.
+        reason: &'static str,
+    },
     /// A media type that is not `type/subtype[;parameters]` per RFC 6838.
     #[error("invalid media type {input}: {reason}")]
     InvalidMediaType {

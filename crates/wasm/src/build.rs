@@ -124,6 +124,7 @@ pub struct ArtifactBuilder {
     created: Option<String>,
     author: Option<String>,
     annotations: Annotations,
+    artifact_type: Option<MediaType>,
 }
 
 impl ArtifactBuilder {
@@ -135,6 +136,7 @@ impl ArtifactBuilder {
             created: None,
             author: None,
             annotations: Annotations::new(),
+            artifact_type: None,
         }
     }
 
@@ -164,6 +166,14 @@ impl ArtifactBuilder {
     #[must_use]
     pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// The manifest's `artifactType` (none by default: the config's media type says what the
+    /// artifact is). Registries list and filter referrers by it.
+    #[must_use]
+    pub fn with_artifact_type(mut self, artifact_type: MediaType) -> Self {
+        self.artifact_type = Some(artifact_type);
         self
     }
 
@@ -232,6 +242,7 @@ impl ArtifactBuilder {
         if !self.annotations.is_empty() {
             image.annotations = Some(self.annotations.clone());
         }
+        image.artifact_type.clone_from(&self.artifact_type);
         let manifest = Manifest::from_image(&image)?;
         Ok(Artifact { manifest, config, layers: vec![layer] })
     }

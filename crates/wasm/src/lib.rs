@@ -16,6 +16,8 @@
 //! - [`extract`]: the module bytes out of a raw, tar or tar+gzip layer (sync, or async with
 //!   the `tokio` feature).
 //! - [`ArtifactBuilder`]: the wasm-to-oci and CNCF v0 layouts, ready to push.
+//! - [`record`]: an artifact's record (classification and modules) in the JSON shape
+//!   `wharf-server`'s `_wharf` API serves and `wharf inspect --json` prints.
 //!
 //! # Example: classify
 //! ```
@@ -67,6 +69,7 @@ mod error;
 pub mod extract;
 mod harbor;
 mod inspect;
+pub mod record;
 #[cfg(feature = "wit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "wit")))]
 pub mod wit;

@@ -1,0 +1,417 @@
+//! What each subcommand does.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use wharf_client::{Client, Reference, Registry, WasmLayout};
+use wharf_types::{Descriptor, ImageManifest, Manifest, MediaType, Platform};
+use wharf_wasm::ArtifactBuilder;
+
+use crate::cli::{self, Cli, Command};
+use crate::failure::{Failure, Result};
+use crate::session::Session;
+use crate::{inspect, login};
+
+/// Runs the command line.
+pub(crate) async fn run(cli: Cli) -> Result {
+    let session = Session::new(&cli.global);
+    match &cli.command {
+        Command::Push(args) => push(&session, args).await,
+        Command::Pull(args) => pull(&session, args).await,
+        Command::Inspect(args) => inspect_target(&session, args).await,
+        Command::Login(args) => login::login(&session, args).await,
+        Command::Logout(args) => login::logout(&session, args),
+        Command::Copy(args) => copy(&session, args).await,
+        Command::Tags(args) => tags(&session, &args.reference).await,
+        Command::Catalog(args) => catalog(&session, &args.host).await,
+        Command::Referrers(args) => referrers(&session, args).await,
+        Command::Attach(args) => attach(&session, args).await,
+        Command::Delete(args) => delete(&session, &args.reference).await,
+        Command::Manifest(args) => manifest(&session, &args.reference).await,
+        Command::Blob(args) => blob(&session, args).await,
+        Command::Completion(args) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "wharf", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man(args) => man(args.dir.as_deref()),
+    }
+}
+
+/// A `KEY=VALUE` of `--annotation`.
+fn annotation(text: &str) -> Result<(&str, &str)> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| Failure::Usage(format!("--annotation `{text}`: expected KEY=VALUE")))
+}
+
+fn media_type(text: &str, flag: &str) -> Result<MediaType> {
+    text.parse().map_err(|e| Failure::Usage(format!("{flag}: {e}")))
+}
+
+/// Writes `bytes` to `path` whole or not at all (a temporary file renamed into place).
+fn write_file(path: &Path, bytes: &[u8]) -> Result {
+    let partial = partial_path(path);
+    std::fs::write(&partial, bytes)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            Failure::file(path, e)
+        })
+}
+
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(std::ffi::OsStr::to_owned).unwrap_or_default();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON serializes"));
+}
+
+async fn push(session: &Session<'_>, args: &cli::Push) -> Result {
+    let reference = session.manifest_reference(&args.reference)?;
+    if reference.digest().is_some() {
+        return Err(Failure::Usage(format!("`{}`: push to a tag, not a digest", args.reference)));
+    }
+    let module = std::fs::read(&args.file).map_err(|e| Failure::file(&args.file, e))?;
+    let header = wharf_wasm::Header::parse(&module).map_err(|e| match e {
+        wharf_wasm::Error::NotWasm { reason } => {
+            Failure::Failed(format!("{} is not a WebAssembly binary ({reason})", args.file.display()))
+        }
+        other => Failure::Failed(format!("{}: {other}", args.file.display())),
+    })?;
+    let layout = match args.layout {
+        Some(cli::Layout::WasmToOci) => WasmLayout::WasmToOci,
+        Some(cli::Layout::CncfArtifact) => WasmLayout::CncfArtifact,
+        None => WasmLayout::for_binary(header.kind),
+    };
+    let title = args.file.file_name().and_then(|n| n.to_str()).unwrap_or("module.wasm");
+    let mut builder = ArtifactBuilder::new(module.clone()).with_title(title);
+    for text in &args.annotations {
+        let (key, value) = annotation(text)?;
+        builder = builder.with_annotation(key, value);
+    }
+    if let Some(t) = &args.artifact_type {
+        builder = builder.with_artifact_type(media_type(t, "--artifact-type")?);
+    }
+    let artifact = builder
+        .build(layout)
+        .map_err(|e| Failure::Failed(format!("{}: {e}", args.file.display())))?;
+    let client = session.client(&[reference.api_host()])?;
+    session.step(format!("pushing {} ({} bytes) as {layout} to {reference}", args.file.display(), module.len()));
+    let digest = client
+        .push_artifact(&reference, &artifact)
+        .await
+        .map_err(|e| Failure::at(e, &reference))?;
+    if session.json() {
+        print_json(&json!({
+            "reference": reference.to_string(),
+            "digest": digest,
+            "mediaType": artifact.manifest.media_type().as_str(),
+            "layout": layout.to_string(),
+            "size": module.len(),
+        }));
+    } else {
+        session.info(format!("pushed {} ({} bytes, {layout}) to {reference}", args.file.display(), module.len()));
+        println!("{digest}");
+    }
+    Ok(())
+}
+
+async fn pull(session: &Session<'_>, args: &cli::Pull) -> Result {
+    let reference = session.manifest_reference(&args.reference)?;
+    let platform = match &args.platform {
+        Some(p) => Some(p.parse::<Platform>().map_err(|e| Failure::Usage(format!("--platform: {e}")))?),
+        None => None,
+    };
+    let client = session.client(&[reference.api_host()])?;
+    let pulled = match &platform {
+        Some(p) => client.pull_wasm_for_platform(&reference, p).await,
+        None => client.pull_wasm(&reference).await,
+    }
+    .map_err(|e| Failure::at(e, &reference))?;
+    write_file(&args.output, &pulled.module)?;
+    let kind = &pulled.classification.kind;
+    if session.json() {
+        print_json(&json!({
+            "reference": reference.to_string(),
+            "digest": pulled.manifest.digest(),
+            "kind": kind.name(),
+            "format": kind.format_id(),
+            "size": pulled.module.len(),
+            "file": args.output.display().to_string(),
+        }));
+    } else {
+        session.info(format!(
+            "pulled {} bytes of Wasm from {reference} ({kind:#}) into {}",
+            pulled.module.len(),
+            args.output.display()
+        ));
+    }
+    Ok(())
+}
+
+async fn inspect_target(session: &Session<'_>, args: &cli::Inspect) -> Result {
+    let path = Path::new(&args.target);
+    let (name, record) = if path.is_file() {
+        (args.target.clone(), inspect::local(path, args.config.as_deref())?)
+    } else {
+        if args.config.is_some() {
+            return Err(Failure::Usage(format!("`{}` is not a file: a CONFIG goes with a manifest file", args.target)));
+        }
+        let reference = session.manifest_reference(&args.target)?;
+        let client = session.client(&[reference.api_host()])?;
+        (reference.to_string(), inspect::remote(&client, &reference).await?)
+    };
+    if session.json() {
+        print_json(&record);
+    } else {
+        print!("{}", inspect::render(&name, &record, session.verbose()));
+    }
+    Ok(())
+}
+
+/// A side of `wharf copy`: a registry reference or an OCI layout directory.
+enum Place {
+    Registry(Reference),
+    Layout { dir: PathBuf, name: Option<String> },
+}
+
+impl Place {
+    fn parse(session: &Session<'_>, text: &str, all: bool) -> Result<Self> {
+        let Some(rest) = text.strip_prefix("oci:") else {
+            let reference =
+                if all { session.repository_reference(text)? } else { session.manifest_reference(text)? };
+            return Ok(Self::Registry(reference));
+        };
+        // `oci:DIR:NAME`: the last `:` starts the name unless what follows it is a path.
+        let (dir, name) = match rest.rsplit_once(':') {
+            Some((dir, name)) if !name.contains('/') && !dir.is_empty() => (dir, Some(name.to_owned())),
+            _ => (rest, None),
+        };
+        if dir.is_empty() {
+            return Err(Failure::Usage(format!("`{text}`: expected oci:DIR[:NAME]")));
+        }
+        Ok(Self::Layout { dir: dir.into(), name })
+    }
+
+    fn host(&self) -> Option<&str> {
+        match self {
+            Self::Registry(r) => Some(r.api_host()),
+            Self::Layout { .. } => None,
+        }
+    }
+}
+
+async fn copy(session: &Session<'_>, args: &cli::Copy) -> Result {
+    let source = Place::parse(session, &args.source, args.all)?;
+    let destination = Place::parse(session, &args.destination, args.all)?;
+    let hosts: Vec<&str> = [source.host(), destination.host()].into_iter().flatten().collect();
+    let client = session.client(&hosts)?;
+    let copied: Vec<(String, wharf_types::Digest)> = match (&source, &destination) {
+        (Place::Registry(src), Place::Registry(dst)) if args.all => {
+            let tags = client.tags(src).await.map_err(|e| Failure::at(e, &src))?;
+            let mut copied = Vec::new();
+            for tag in tags {
+                let tag: wharf_types::Tag = tag.parse().map_err(|e: wharf_types::Error| Failure::Failed(e.to_string()))?;
+                let (from, to) = (src.clone().with_tag(tag.clone()), dst.clone().with_tag(tag));
+                session.step(format!("copying {from} to {to}"));
+                copied.push((to.to_string(), copy_one(&client, &from, &to).await?));
+            }
+            copied
+        }
+        (_, _) if args.all => {
+            return Err(Failure::Usage("--all copies between registries, not OCI layouts".into()));
+        }
+        (Place::Registry(src), Place::Registry(dst)) => vec![(dst.to_string(), copy_one(&client, src, dst).await?)],
+        (Place::Registry(src), Place::Layout { dir, name }) => {
+            let name = name.clone().or_else(|| src.tag().map(ToString::to_string));
+            let digest = client
+                .export_layout_named(src, dir, name.as_deref())
+                .await
+                .map_err(|e| Failure::at(e, &src))?;
+            vec![(args.destination.clone(), digest)]
+        }
+        (Place::Layout { dir, name }, Place::Registry(dst)) => {
+            let digest = client
+                .push_layout(dir, name.as_deref(), dst)
+                .await
+                .map_err(|e| Failure::at(e, &dst))?;
+            vec![(dst.to_string(), digest)]
+        }
+        (Place::Layout { .. }, Place::Layout { .. }) => {
+            return Err(Failure::Usage("both sides are OCI layouts: copy the directory itself".into()));
+        }
+    };
+    if session.json() {
+        let list: Vec<_> = copied.iter().map(|(to, d)| json!({ "destination": to, "digest": d })).collect();
+        print_json(&json!(list));
+    } else {
+        for (to, digest) in &copied {
+            session.info(format!("copied {to}"));
+            println!("{digest}");
+        }
+    }
+    Ok(())
+}
+
+async fn copy_one(client: &Client, src: &Reference, dst: &Reference) -> Result<wharf_types::Digest> {
+    client.copy(src, dst).await.map_err(|e| {
+        // Which side failed is in the message (the URL or the answer); name both hosts.
+        let host = if e.is_unauthorized() || e.is_denied() { dst.api_host() } else { src.api_host() };
+        Failure::registry(e, host)
+    })
+}
+
+async fn tags(session: &Session<'_>, text: &str) -> Result {
+    let reference = session.repository_reference(text)?;
+    let client = session.client(&[reference.api_host()])?;
+    let tags = client.tags(&reference).await.map_err(|e| Failure::at(e, &reference))?;
+    if session.json() {
+        print_json(&json!(tags));
+    } else {
+        tags.iter().for_each(|t| println!("{t}"));
+    }
+    Ok(())
+}
+
+async fn catalog(session: &Session<'_>, host: &str) -> Result {
+    let registry: Registry =
+        host.parse().map_err(|e| Failure::Usage(format!("{e} (a registry is HOST[:PORT])")))?;
+    let client = session.client(&[registry.api_host()])?;
+    let names = client.catalog(&registry).await.map_err(|e| Failure::registry(e, registry.api_host()))?;
+    if session.json() {
+        print_json(&json!(names));
+    } else {
+        names.iter().for_each(|n| println!("{n}"));
+    }
+    Ok(())
+}
+
+/// The digest `reference` names (a HEAD for a tag).
+async fn subject(client: &Client, reference: &Reference) -> Result<(wharf_types::Digest, MediaType, u64)> {
+    let manifest = client.pull_manifest(reference).await.map_err(|e| Failure::at(e, &reference))?;
+    Ok((manifest.digest().clone(), manifest.media_type().clone(), manifest.size()))
+}
+
+async fn referrers(session: &Session<'_>, args: &cli::Referrers) -> Result {
+    let reference = session.manifest_reference(&args.reference)?;
+    let client = session.client(&[reference.api_host()])?;
+    let (digest, _, _) = subject(&client, &reference).await?;
+    let found = client
+        .referrers(&reference, &digest, args.artifact_type.as_deref())
+        .await
+        .map_err(|e| Failure::at(e, &reference))?;
+    if session.json() {
+        print_json(&json!(found));
+    } else {
+        for d in &found {
+            let artifact_type = d.artifact_type.as_ref().map_or("-", MediaType::as_str);
+            println!("{} {} {}", d.digest, artifact_type, d.size);
+        }
+    }
+    Ok(())
+}
+
+async fn attach(session: &Session<'_>, args: &cli::Attach) -> Result {
+    let reference = session.manifest_reference(&args.reference)?;
+    let artifact_type = media_type(&args.artifact_type, "--artifact-type")?;
+    let layer_type = media_type(&args.media_type, "--media-type")?;
+    let data = std::fs::read(&args.file).map_err(|e| Failure::file(&args.file, e))?;
+    let client = session.client(&[reference.api_host()])?;
+    let registry = |e| Failure::at(e, &reference);
+    let (digest, subject_type, subject_size) = subject(&client, &reference).await?;
+    let config = client.push_blob(&reference, &b"{}"[..]).await.map_err(registry)?;
+    let size = data.len() as u64;
+    let layer = client.push_blob(&reference, data).await.map_err(registry)?;
+    let title = args.file.file_name().and_then(|n| n.to_str()).unwrap_or("attachment");
+    let mut image = ImageManifest::new(
+        Descriptor::new(MediaType::OCI_EMPTY, config, 2),
+        vec![Descriptor::new(layer_type, layer, size).with_annotation(Descriptor::TITLE, title)],
+    )
+    .with_artifact_type(artifact_type)
+    .with_subject(Descriptor::new(subject_type, digest.clone(), subject_size));
+    for text in &args.annotations {
+        let (key, value) = annotation(text)?;
+        image = image.with_annotation(key, value);
+    }
+    let manifest = Manifest::from_image(&image).map_err(|e| Failure::Failed(e.to_string()))?;
+    let target = reference.clone().with_digest(manifest.digest().clone());
+    let pushed = client.push_referrer(&target, &manifest).await.map_err(registry)?;
+    if session.json() {
+        print_json(&json!({ "digest": pushed, "subject": digest }));
+    } else {
+        session.info(format!("attached {} to {reference} ({digest})", args.file.display()));
+        println!("{pushed}");
+    }
+    Ok(())
+}
+
+async fn delete(session: &Session<'_>, text: &str) -> Result {
+    let reference = session.manifest_reference(text)?;
+    let client = session.client(&[reference.api_host()])?;
+    client.delete_manifest(&reference).await.map_err(|e| Failure::at(e, &reference))?;
+    session.info(format!("deleted {reference}"));
+    Ok(())
+}
+
+async fn manifest(session: &Session<'_>, text: &str) -> Result {
+    use std::io::Write as _;
+    let reference = session.manifest_reference(text)?;
+    let client = session.client(&[reference.api_host()])?;
+    let manifest = client.pull_manifest(&reference).await.map_err(|e| Failure::at(e, &reference))?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(manifest.bytes()).and_then(|()| stdout.flush()).map_err(|e| Failure::Failed(format!("stdout: {e}")))
+}
+
+async fn blob(session: &Session<'_>, args: &cli::Blob) -> Result {
+    let reference = session.repository_reference(&args.reference)?;
+    let Some(digest) = reference.digest().cloned() else {
+        return Err(Failure::Usage(format!("`{}` names no blob: HOST/REPOSITORY@sha256:…", args.reference)));
+    };
+    let client = session.client(&[reference.api_host()])?;
+    let registry = |e| Failure::at(e, &reference);
+    let Some(path) = &args.output else {
+        let mut stdout = tokio::io::stdout();
+        client.pull_blob(&reference, &digest, &mut stdout).await.map_err(registry)?;
+        return Ok(());
+    };
+    let partial = partial_path(path);
+    let mut file = tokio::fs::File::create(&partial).await.map_err(|e| Failure::file(&partial, e))?;
+    let pulled = client.pull_blob(&reference, &digest, &mut file).await;
+    drop(file);
+    match pulled {
+        Ok(size) => {
+            std::fs::rename(&partial, path).map_err(|e| Failure::file(path, e))?;
+            session.info(format!("wrote {size} bytes of {digest} to {}", path.display()));
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(registry(e))
+        }
+    }
+}
+
+fn man(dir: Option<&Path>) -> Result {
+    let command = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        return clap_mangen::Man::new(command)
+            .render(&mut std::io::stdout())
+            .map_err(|e| Failure::Failed(format!("stdout: {e}")));
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Failure::file(dir, e))?;
+    let write = |name: &str, command: clap::Command| {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(command).render(&mut out).map_err(|e| Failure::file(&path, e))?;
+        std::fs::write(&path, out).map_err(|e| Failure::file(&path, e))
+    };
+    for sub in command.get_subcommands() {
+        let name = format!("wharf-{}", sub.get_name());
+        write(&name, sub.clone().name(name.clone()))?;
+    }
+    write("wharf", command)
+}

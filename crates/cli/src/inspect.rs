@@ -1,0 +1,268 @@
+//! `wharf inspect`: an artifact's record — the shape of `wharf-server`'s `_wharf` artifact
+//! record (`wharf_wasm::record`) — built from a registry, a manifest file or a `.wasm` file,
+//! printed as JSON or for a person.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use wharf_client::{Client, Reference};
+use wharf_types::{Manifest, ManifestBody};
+use wharf_wasm::record::{self, ArtifactRecord};
+use wharf_wasm::{Location, classify, extract, inspect};
+
+use crate::failure::{Failure, Result};
+
+/// The largest config blob read to classify a manifest (as the server reads).
+const MAX_CONFIG: u64 = 4 * 1024 * 1024;
+/// The largest layer read into memory to find a module.
+const MAX_LAYER: u64 = 256 * 1024 * 1024;
+
+/// The record of what `reference` names, with the modules read out of its layers (and, for an
+/// index, out of each Wasm child's).
+pub(crate) async fn remote(client: &Client, reference: &Reference) -> Result<Value> {
+    let registry = |e| Failure::at(e, reference);
+    let manifest = client.pull_manifest(reference).await.map_err(registry)?;
+    let mut value = to_json(read(client, reference, &manifest).await?);
+    value["tags"] = json!(reference.tag().map(|t| vec![t.to_string()]).unwrap_or_default());
+    if let Some(children) = value["wasmChildren"].as_array_mut() {
+        for child in children {
+            let Some(digest) = child["descriptor"]["digest"].as_str().and_then(|d| d.parse().ok()) else {
+                continue;
+            };
+            let child_ref = reference.clone().with_digest(digest);
+            let child_manifest = client.pull_manifest(&child_ref).await.map_err(registry)?;
+            let found = read(client, &child_ref, &child_manifest).await?;
+            child["inspection"] = json!(found.inspection);
+            child["module"] = json!(found.module);
+        }
+    }
+    Ok(value)
+}
+
+/// Classifies a pulled manifest and reads the modules its layers hold, as the server does on
+/// a push: raw layers whole, tar layers up to the module (the topmost wins).
+async fn read(client: &Client, reference: &Reference, manifest: &Manifest) -> Result<ArtifactRecord> {
+    let registry = |e| Failure::at(e, reference);
+    let config = match manifest.body() {
+        ManifestBody::Image(m) if m.config.size <= MAX_CONFIG => {
+            Some(pull(client, reference, &m.config.digest).await.map_err(registry)?)
+        }
+        _ => None,
+    };
+    let mut classification = classify(manifest, config.as_deref());
+    if classification.wasm_layers.is_empty() {
+        return Ok(ArtifactRecord::new(manifest, &classification, config.as_deref()));
+    }
+    let probing = !classification.is_wasm();
+    let (mut entries, mut not_found, mut found_in_tar) = (Vec::new(), Vec::new(), false);
+    for layer in classification.wasm_layers.clone() {
+        let raw = layer.location == Location::Raw;
+        if !raw && found_in_tar {
+            continue;
+        }
+        if layer.descriptor.size > MAX_LAYER {
+            let why = format!("the layer's {} bytes are more than this command reads", layer.descriptor.size);
+            entries.push(record::module_entry(&layer, None, Err(why)));
+            continue;
+        }
+        let blob = match pull(client, reference, &layer.descriptor.digest).await {
+            Ok(blob) => blob,
+            Err(e) => {
+                entries.push(record::module_entry(&layer, None, Err(e.to_string())));
+                continue;
+            }
+        };
+        match extract::read_wasm(&blob[..], &layer.location, MAX_LAYER) {
+            Ok(found) => {
+                if probing {
+                    classification.confirm_tar_entry(layer.index, &found.path);
+                }
+                found_in_tar |= !raw;
+                let path = (!found.path.is_empty()).then_some(found.path.as_str());
+                entries.push(record::module_entry(&layer, path, inspect(&found.bytes).map_err(|e| e.to_string())));
+            }
+            Err(wharf_wasm::Error::EntryNotFound { wanted }) => not_found.push(wanted),
+            Err(e) => entries.push(record::module_entry(&layer, None, Err(e.to_string()))),
+        }
+    }
+    if entries.is_empty()
+        && !probing
+        && let Some(wanted) = not_found.first()
+    {
+        entries.push(record::missing_entry(wanted));
+    }
+    Ok(ArtifactRecord::new(manifest, &classification, config.as_deref()).with_modules(entries, None))
+}
+
+async fn pull(client: &Client, reference: &Reference, digest: &wharf_types::Digest) -> wharf_client::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    client.pull_blob(reference, digest, &mut out).await?;
+    Ok(out)
+}
+
+/// The record of a local file: a `.wasm` binary (`{"wasm": true, "file", "module"}`), or a
+/// manifest (with its config file) classified as the server would.
+pub(crate) fn local(path: &Path, config: Option<&Path>) -> Result<Value> {
+    let bytes = std::fs::read(path).map_err(|e| Failure::file(path, e))?;
+    if bytes.starts_with(b"\0asm") {
+        if config.is_some() {
+            return Err(Failure::Usage("a CONFIG goes with a manifest file, not a .wasm file".into()));
+        }
+        let info = inspect(&bytes)
+            .map_err(|e| Failure::Failed(format!("{} is not valid WebAssembly: {e}", path.display())))?;
+        return Ok(json!({ "wasm": true, "file": path.display().to_string(), "size": bytes.len(), "module": info }));
+    }
+    let manifest = Manifest::from_bytes(bytes, None).map_err(|e| {
+        Failure::Failed(format!("{} is neither a WebAssembly binary nor an OCI manifest: {e}", path.display()))
+    })?;
+    let config = match config {
+        Some(c) => Some(std::fs::read(c).map_err(|e| Failure::file(c, e))?),
+        None => None,
+    };
+    let classification = classify(&manifest, config.as_deref());
+    Ok(to_json(ArtifactRecord::new(&manifest, &classification, config.as_deref())))
+}
+
+fn to_json(record: ArtifactRecord) -> Value {
+    serde_json::to_value(record).expect("a record serializes")
+}
+
+/// A text from an artifact, safe on a terminal: control characters (escape sequences) shown
+/// escaped.
+fn clean(value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
+fn row(out: &mut String, indent: &str, label: &str, value: impl AsRef<str>) {
+    let _ = writeln!(out, "{indent}{label:<15}{}", value.as_ref());
+}
+
+/// A record for a person. `name` is what was inspected; `verbose` lists everything.
+pub(crate) fn render(name: &str, record: &Value, verbose: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", clean(&json!(name)));
+    if let Some(file) = record.get("file") {
+        row(&mut out, "  ", "file", clean(file));
+        row(&mut out, "  ", "size", format!("{} bytes", record["size"]));
+        module(&mut out, &record["module"], verbose);
+        return out;
+    }
+    row(&mut out, "  ", "digest", clean(&record["digest"]));
+    row(&mut out, "  ", "media type", clean(&record["mediaType"]));
+    if !record["artifactType"].is_null() {
+        row(&mut out, "  ", "artifact type", clean(&record["artifactType"]));
+    }
+    row(&mut out, "  ", "size", format!("{} bytes with everything it references", record["size"]));
+    let wasm = record["wasm"] == true;
+    row(
+        &mut out,
+        "  ",
+        "WebAssembly",
+        format!("{}: {} ({})", if wasm { "yes" } else { "no" }, clean(&record["kind"]), clean(&record["format"])),
+    );
+    row(&mut out, "  ", "Harbor 2.6", format!("shows it as {}", clean(&record["harborType"])));
+    if let Some(platform) = record["platform"].as_object() {
+        let p = |k: &str| clean(platform.get(k).unwrap_or(&Value::Null));
+        row(&mut out, "  ", "platform", format!("{}/{}", p("os"), p("architecture")));
+    }
+    for (i, e) in record["evidence"].as_array().into_iter().flatten().enumerate() {
+        let line = format!("{} = {}: {}", clean(&e["field"]), clean(&e["value"]), clean(&e["rule"]));
+        row(&mut out, "  ", if i == 0 { "evidence" } else { "" }, line);
+    }
+    for (i, h) in record["hints"].as_array().into_iter().flatten().enumerate() {
+        let line = format!("{} = {}: {}", clean(&h["field"]), clean(&h["value"]), clean(&h["rule"]));
+        row(&mut out, "  ", if i == 0 { "hints" } else { "" }, line);
+    }
+    for (i, w) in record["warnings"].as_array().into_iter().flatten().enumerate() {
+        row(&mut out, "  ", if i == 0 { "warnings" } else { "" }, clean(w));
+    }
+    for (i, (k, v)) in record["annotations"].as_object().into_iter().flatten().enumerate() {
+        row(&mut out, "  ", if i == 0 { "annotations" } else { "" }, format!("{} = {}", clean(&json!(k)), clean(v)));
+    }
+    for (i, l) in record["wasmLayers"].as_array().into_iter().flatten().enumerate() {
+        let d = &l["descriptor"];
+        let line = format!("#{} {} {} ({} bytes)", l["index"], clean(&d["digest"]), clean(&d["mediaType"]), d["size"]);
+        row(&mut out, "  ", if i == 0 { "Wasm layers" } else { "" }, line);
+    }
+    if let Some(config) = record["config"].as_object() {
+        let c = |k: &str| clean(config.get(k).unwrap_or(&Value::Null));
+        row(&mut out, "  ", "image config", format!("{}/{}, created {}", c("os"), c("architecture"), c("created")));
+    }
+    for (i, h) in record["history"].as_array().into_iter().flatten().enumerate() {
+        let step = h["created_by"].as_str().map_or_else(|| clean(&h["comment"]), |s| clean(&json!(s)));
+        row(&mut out, "  ", if i == 0 { "history" } else { "" }, step);
+    }
+    for child in record["wasmChildren"].as_array().into_iter().flatten() {
+        let d = &child["descriptor"];
+        let platform = &d["platform"];
+        let _ = writeln!(
+            out,
+            "  child {} ({}/{})",
+            clean(&d["digest"]),
+            clean(&platform["os"]),
+            clean(&platform["architecture"])
+        );
+        module(&mut out, &child["module"], verbose);
+    }
+    match record["inspection"]["status"].as_str() {
+        Some("failed") => row(&mut out, "  ", "module", format!("none read: {}", clean(&record["inspection"]["error"]))),
+        Some("pending") => row(&mut out, "  ", "module", "not read (a manifest file: inspect the reference to read it)"),
+        _ => module(&mut out, &record["module"], verbose),
+    }
+    out
+}
+
+/// The module or component part.
+fn module(out: &mut String, info: &Value, verbose: bool) {
+    if info.is_null() {
+        return;
+    }
+    let _ = writeln!(out, "  {}", if info["header"]["kind"] == "component" { "component" } else { "module" });
+    let valid = if info["validation"]["valid"] == true {
+        "valid".to_owned()
+    } else {
+        format!("invalid: {}", clean(&info["validation"]["error"]))
+    };
+    row(out, "    ", "kind", format!("{} ({} bytes), {valid}", clean(&info["header"]["kind"]), info["size"]));
+    if !info["wasiVersion"].is_null() {
+        row(out, "    ", "WASI", clean(&info["wasiVersion"]));
+    }
+    let limit = if verbose { usize::MAX } else { 8 };
+    for (label, key) in [("imports", "imports"), ("exports", "exports")] {
+        let items = info[key].as_array().cloned().unwrap_or_default();
+        let names: Vec<String> = items
+            .iter()
+            .take(limit)
+            .map(|i| {
+                let module = i["module"].as_str().filter(|m| !m.is_empty());
+                let name = module.map_or_else(|| clean(&i["name"]), |m| format!("{}::{}", clean(&json!(m)), clean(&i["name"])));
+                format!("{name} ({})", clean(&i["kind"]))
+            })
+            .collect();
+        let more = if items.len() > names.len() { format!(", … {} more (-v)", items.len() - names.len()) } else { String::new() };
+        row(out, "    ", label, format!("{}{more}", if names.is_empty() { "none".into() } else { names.join(", ") }));
+    }
+    let producers = &info["producers"];
+    let mut tools = Vec::new();
+    for field in ["language", "processedBy", "sdk"] {
+        for t in producers[field].as_array().into_iter().flatten() {
+            tools.push(format!("{} {}", clean(&t["name"]), clean(&t["version"])).trim().to_owned());
+        }
+    }
+    if !tools.is_empty() {
+        row(out, "    ", "producers", tools.join(", "));
+    }
+    if let Some(wit) = info["world"]["wit"].as_str() {
+        let _ = writeln!(out, "    WIT world {}:", clean(&info["world"]["name"]));
+        for line in wit.lines() {
+            let line = if line.trim().is_empty() { String::new() } else { format!("      {}", clean(&json!(line))) };
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The `wharf` binary against a real `wharf-server` on loopback: every command's work, the
+//! JSON `inspect` prints (the server's artifact record), and snapshots of `--help` and of the
+//! messages for the common mistakes (`tests/snapshots/*.txt`; a `[..]` in a snapshot line
+//! matches any text; `WHARF_SNAPSHOTS=overwrite` rewrites them).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wharf");
+const MODULE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/hello.wasm");
+const COMPONENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/component.wasm");
+
+/// Users and rules: `team/**` is alice's (pull, push, delete), bob only reads it.
+const ACCESS: &str = r#"
+[auth]
+htpasswd = "users.htpasswd"
+
+[[access]]
+repositories = ["team/**"]
+users = { alice = ["pull", "push", "delete"], bob = ["pull"] }
+"#;
+
+/// A registry on loopback (with access control or open) and a scratch folder whose
+/// `auth.json` is the only credential store the commands see.
+struct World {
+    host: String,
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    _server: wharf_server::ServerHandle,
+}
+
+impl World {
+    fn start(access: bool) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+        let server = rt.block_on(async {
+            let registry = wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+            let mut server =
+                wharf_server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
+            if access {
+                let mut users = wharf_auth::Htpasswd::default();
+                users.set("alice", "alice-pw", 4).expect("hash");
+                users.set("bob", "bob-pw", 4).expect("hash");
+                std::fs::write(dir.path().join("users.htpasswd"), users.render()).expect("htpasswd");
+                let config = wharf_server::config::FileConfig::parse(ACCESS).expect("config");
+                server = server.with_access(config.access(dir.path(), None).expect("access").expect("[auth]"));
+            }
+            server.spawn()
+        });
+        let host = format!("127.0.0.1:{}", server.local_addr().port());
+        Self { host, dir, rt, _server: server }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `wharf` with `args` (and `stdin`), in the scratch folder, with its auth file.
+    fn wharf_in(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("REGISTRY_AUTH_FILE", self.path("auth.json"))
+            .env("HOME", self.dir.path())
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("DOCKER_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("wharf runs");
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).expect("stdin");
+        }
+        drop(input);
+        child.wait_with_output().expect("wharf runs")
+    }
+
+    fn wharf(&self, args: &[&str]) -> Output {
+        self.wharf_in(args, None)
+    }
+
+    /// Runs `wharf` to success; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.wharf(args);
+        assert!(
+            out.status.success(),
+            "wharf {args:?}: {}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    fn get_json(&self, path: &str) -> Value {
+        self.rt.block_on(async {
+            let url = format!("http://{}{path}", self.host);
+            let response = wharf_client::reqwest::get(&url).await.expect("GET");
+            assert!(response.status().is_success(), "{url}: {}", response.status());
+            serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON")
+        })
+    }
+}
+
+/// Compares an output with its snapshot, after `replace` (dynamic text → a stable name).
+fn snapshot(name: &str, out: &Output, replace: &[(&str, &str)]) {
+    let mut actual = format!(
+        "status: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().map_or_else(|| "signal".to_owned(), |c| c.to_string()),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (from, to) in replace {
+        actual = actual.replace(from, to);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.txt"));
+    if std::env::var("WHARF_SNAPSHOTS").as_deref() == Ok("overwrite") {
+        std::fs::write(&path, &actual).expect("write snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (WHARF_SNAPSHOTS=overwrite writes it)", path.display()));
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let same = e.len() == a.len() && e.iter().zip(&a).all(|(e, a)| line_matches(e, a));
+    assert!(same, "snapshot {name} differs (WHARF_SNAPSHOTS=overwrite to accept):\n--- expected\n{expected}\n--- actual\n{actual}");
+}
+
+/// Whether `actual` is `expected`, where each `[..]` in `expected` stands for any text.
+fn line_matches(expected: &str, actual: &str) -> bool {
+    let mut parts = expected.split("[..]");
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = actual.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+#[test]
+fn help_of_every_command() {
+    let world = World::start(false);
+    snapshot("help", &world.wharf(&["--help"]), &[]);
+    for command in [
+        "push", "pull", "inspect", "login", "logout", "copy", "tags", "catalog", "referrers", "attach", "delete",
+        "manifest", "blob", "completion", "man",
+    ] {
+        snapshot(&format!("help-{command}"), &world.wharf(&[command, "--help"]), &[]);
+    }
+    let out = world.wharf(&["--version"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("wharf {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn common_mistakes_say_what_to_do() {
+    let open = World::start(false);
+    let secured = World::start(true);
+    let wasm = format!("{}/webassembly/helloworld:v1", open.host);
+    // Usage: exit 2.
+    snapshot("no-tag", &open.wharf(&["pull", &format!("{}/webassembly/helloworld", open.host), "-o", "x.wasm"]), &[(&open.host, "HOST")]);
+    snapshot("missing-argument", &open.wharf(&["pull", &wasm]), &[(&open.host, "HOST")]);
+    snapshot("bad-annotation", &open.wharf(&["push", MODULE, &wasm, "--annotation", "no-equals"]), &[(&open.host, "HOST")]);
+    // Failures: exit 1.
+    std::fs::write(open.path("notes.txt"), "not wasm\n").expect("write");
+    snapshot("not-wasm-file", &open.wharf(&["push", "notes.txt", &wasm]), &[(&open.host, "HOST")]);
+    snapshot("unknown-host", &open.wharf(&["pull", "registry.invalid/app:v1", "-o", "x.wasm"]), &[]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    snapshot(
+        "refused",
+        &open.wharf(&["pull", &format!("127.0.0.1:{port}/app:v1"), "-o", "x.wasm"]),
+        &[(&port.to_string(), "PORT")],
+    );
+    std::fs::create_dir(open.path("certs")).expect("mkdir");
+    snapshot(
+        "tls-to-plain-http",
+        &open.wharf(&["pull", &wasm, "-o", "x.wasm", "--cert-dir", "certs"]),
+        &[(&open.host, "HOST")],
+    );
+    snapshot("not-found", &open.wharf(&["pull", &wasm, "-o", "x.wasm"]), &[(&open.host, "HOST")]);
+    open.ok(&["push", MODULE, &wasm]);
+    let note = open.ok(&["attach", &wasm, "notes.txt", "--artifact-type", "text/plain"]);
+    let note = note.trim();
+    snapshot(
+        "not-wasm-artifact",
+        &open.wharf(&["pull", &format!("{}/webassembly/helloworld@{note}", open.host), "-o", "x.wasm"]),
+        &[(&open.host, "HOST"), (note, "DIGEST")],
+    );
+    // Access control: anonymous is refused (401), bob may read but not push (403).
+    let team = format!("{}/team/app:v1", secured.host);
+    snapshot("unauthorized", &secured.wharf(&["push", MODULE, &team]), &[(&secured.host, "HOST")]);
+    snapshot(
+        "wrong-password",
+        &secured.wharf_in(&["login", &secured.host, "-u", "bob", "--password-stdin"], Some("nope\n")),
+        &[(&secured.host, "HOST")],
+    );
+    secured.wharf_in(&["login", &secured.host, "-u", "bob", "--password-stdin"], Some("bob-pw\n"));
+    snapshot("denied", &secured.wharf(&["push", MODULE, &team]), &[(&secured.host, "HOST")]);
+    assert!(!secured.path("x.wasm").exists() && !open.path("x.wasm").exists(), "a failed pull wrote a file");
+}
+
+#[test]
+fn the_articles_flow_and_every_command() {
+    let w = World::start(false);
+    let host = &w.host;
+    // push/pull: a module as wasm-to-oci, a component as the CNCF artifact, byte-exact.
+    for (file, repo, kind) in [(MODULE, "webassembly/helloworld", "wasm-to-oci"), (COMPONENT, "wasm/component", "cncf-artifact")] {
+        let reference = format!("{host}/{repo}:v1");
+        let digest = w.ok(&["push", file, &reference, "-a", "org.example.note=hello"]);
+        let digest = digest.trim();
+        assert!(digest.starts_with("sha256:"), "{digest}");
+        w.ok(&["pull", &reference, "-o", "pulled.wasm"]);
+        assert_eq!(std::fs::read(w.path("pulled.wasm")).expect("pulled"), std::fs::read(file).expect("file"));
+        // inspect --json is the server's artifact record (but the times).
+        let mut mine: Value = serde_json::from_str(&w.ok(&["inspect", &reference, "--json"])).expect("JSON");
+        let mut theirs = w.get_json(&format!("/v2/{repo}/_wharf/artifacts/v1"));
+        for _ in 0..100 {
+            if theirs["inspection"]["status"] != "pending" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            theirs = w.get_json(&format!("/v2/{repo}/_wharf/artifacts/v1"));
+        }
+        for record in [&mut mine, &mut theirs] {
+            record["pushedAt"] = Value::Null;
+            record["inspection"]["finishedAt"] = Value::Null;
+        }
+        assert_eq!(mine, theirs, "wharf inspect --json and the server's record");
+        assert_eq!(mine["wasm"], true);
+        assert_eq!(mine["kind"], kind);
+        assert_eq!(mine["digest"], digest);
+        assert_eq!(mine["annotations"]["org.example.note"], "hello");
+        let human = w.ok(&["inspect", &reference]);
+        assert!(human.contains(&format!("WebAssembly    yes: {kind}")), "{human}");
+    }
+    let component = w.ok(&["inspect", &format!("{host}/wasm/component:v1")]);
+    assert!(component.contains("WIT world root:") && component.contains("import wasi:cli/environment@0.2.0;"), "{component}");
+    // inspect of local files.
+    let file: Value = serde_json::from_str(&w.ok(&["inspect", MODULE, "--json"])).expect("JSON");
+    assert_eq!((file["wasm"].clone(), file["module"]["header"]["kind"].clone()), (Value::Bool(true), "core-module".into()));
+    let manifest = w.ok(&["manifest", &format!("{host}/webassembly/helloworld:v1")]);
+    std::fs::write(w.path("manifest.json"), &manifest).expect("write");
+    let local: Value = serde_json::from_str(&w.ok(&["inspect", "manifest.json", "--json"])).expect("JSON");
+    assert_eq!(local["kind"], "wasm-to-oci");
+    // tags, catalog, delete.
+    w.ok(&["copy", &format!("{host}/webassembly/helloworld:v1"), &format!("{host}/webassembly/helloworld:v2")]);
+    assert_eq!(w.ok(&["tags", &format!("{host}/webassembly/helloworld")]), "v1\nv2\n");
+    assert_eq!(w.ok(&["catalog", host, "--json"]).split_whitespace().collect::<String>(), r#"["wasm/component","webassembly/helloworld"]"#);
+    w.ok(&["delete", &format!("{host}/webassembly/helloworld:v2")]);
+    assert_eq!(w.ok(&["tags", &format!("{host}/webassembly/helloworld")]), "v1\n");
+    // attach and referrers.
+    std::fs::write(w.path("sbom.json"), br#"{"spdxVersion":"SPDX-2.3"}"#).expect("write");
+    let subject = format!("{host}/webassembly/helloworld:v1");
+    let referrer = w.ok(&["attach", &subject, "sbom.json", "--artifact-type", "application/spdx+json"]);
+    let listed = w.ok(&["referrers", &subject]);
+    assert_eq!(listed, format!("{} application/spdx+json {}\n", referrer.trim(), listed.split(' ').nth(2).unwrap_or("").trim()));
+    assert_eq!(w.ok(&["referrers", &subject, "--artifact-type", "text/plain"]), "");
+    // blob: digest-verified, to a file.
+    let layer = file_digest(MODULE);
+    w.ok(&["blob", &format!("{host}/webassembly/helloworld@{layer}"), "-o", "layer.bin"]);
+    assert_eq!(std::fs::read(w.path("layer.bin")).expect("blob"), std::fs::read(MODULE).expect("module"));
+    // copy to an OCI layout and back, digest kept.
+    let top = w.ok(&["copy", &subject, "oci:layout:hello"]);
+    let back = w.ok(&["copy", "oci:layout:hello", &format!("{host}/restored/hello:v1")]);
+    assert_eq!(top, back);
+    assert_eq!(top.trim(), w.ok(&["inspect", &format!("{host}/restored/hello:v1"), "--json"]).split('"').skip_while(|s| *s != "digest").nth(2).unwrap_or(""));
+    // copy --all: every tag.
+    w.ok(&["copy", "--all", &format!("{host}/webassembly/helloworld"), &format!("{host}/mirror/helloworld")]);
+    assert_eq!(w.ok(&["tags", &format!("{host}/mirror/helloworld")]), "v1\n");
+    // completions and the man page, from the same definitions.
+    assert!(w.ok(&["completion", "bash"]).contains("wharf"));
+    assert!(w.ok(&["completion", "zsh"]).contains("#compdef wharf"));
+    assert!(w.ok(&["completion", "fish"]).contains("complete -c wharf"));
+    assert!(w.ok(&["man"]).contains(".TH wharf"));
+    w.ok(&["man", "--dir", "man"]);
+    assert!(w.path("man/wharf-push.1").exists() && w.path("man/wharf.1").exists());
+}
+
+#[test]
+fn login_and_logout_round_trip_through_the_auth_file() {
+    let w = World::start(true);
+    let team = format!("{}/team/app:v1", w.host);
+    std::fs::write(w.path("auth.json"), r#"{"auths":{"other.example":{"auth":"eDp5"}},"kept":true}"#).expect("write");
+    let out = w.wharf_in(&["login", &w.host, "-u", "alice", "--password-stdin"], Some("alice-pw\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Login Succeeded!\n");
+    let file: Value = serde_json::from_slice(&std::fs::read(w.path("auth.json")).expect("auth.json")).expect("JSON");
+    assert_eq!(file["auths"][&w.host]["auth"], "YWxpY2U6YWxpY2UtcHc=", "base64 alice:alice-pw");
+    assert_eq!((file["kept"].clone(), file["auths"]["other.example"]["auth"].clone()), (Value::Bool(true), "eDp5".into()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(w.path("auth.json")).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the auth file is the owner's only");
+    }
+    // The stored credentials serve the next commands.
+    w.ok(&["push", MODULE, &team]);
+    w.ok(&["pull", &team, "-o", "back.wasm"]);
+    let out = w.wharf(&["logout", &w.host]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file: Value = serde_json::from_slice(&std::fs::read(w.path("auth.json")).expect("auth.json")).expect("JSON");
+    assert!(file["auths"].get(&w.host).is_none() && file["auths"]["other.example"].is_object());
+    assert_eq!(w.wharf(&["pull", &team, "-o", "again.wasm"]).status.code(), Some(1), "logged out: refused");
+    assert_eq!(w.wharf(&["logout", &w.host]).status.code(), Some(1), "not logged in any more");
+}
+
+/// `sha256:<hex>` of a file.
+fn file_digest(path: &str) -> String {
+    wharf_types::Digest::sha256(&std::fs::read(path).expect("read")).to_string()
+}
