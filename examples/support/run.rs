@@ -29,10 +29,10 @@ pub(crate) fn main<F: Future<Output = Result>>(
     }
 }
 
-/// The error and its causes on one line.
+/// The error and its causes on one line (the client's errors already name their causes and
+/// the way out: a refused connection, an unknown host, HTTPS against plain HTTP).
 fn describe(e: &dyn Error) -> String {
     let mut text = e.to_string();
-    let mut refused = false;
     let mut source = e.source();
     while let Some(cause) = source {
         let line = cause.to_string();
@@ -40,13 +40,7 @@ fn describe(e: &dyn Error) -> String {
             text.push_str(": ");
             text.push_str(&line);
         }
-        refused |= cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
         source = cause.source();
-    }
-    if refused || text.contains("Connection refused") {
-        text.push_str(" (is a registry running at that address?)");
     }
     text
 }

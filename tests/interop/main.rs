@@ -19,8 +19,14 @@
 //!    with credentials, and the `wasm_push`/`wasm_pull` examples reading the auth file that
 //!    `podman login` wrote; pushes by a reader are refused with the registry's message in the
 //!    tool's output.
+//! 8. Components: `wasm-tools` builds one from WAT, `wkg` pushes and pulls it (see the flow).
+//! 9. The `wharf` command line: the article's flow (`wharf push`, `wharf pull -o`, byte-exact)
+//!    for a module and a component against `wharf-server` and against docker-registry 2.8.2;
+//!    `wharf copy` of the buildah image between the two keeps its digest; `wharf login`
+//!    against distribution with htpasswd writes the auth file skopeo then uses, and
+//!    `wharf logout` takes it away.
 //!
-//! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt) and a Python with `oras` and
+//! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt), docker-registry and a Python with `oras` and
 //! `wasmtime` (`WHARF_PYTHON`, else `.venv/bin/python` in the workspace): `.ci/run` installs
 //! them all. A missing tool skips the suite, or fails it when `WHARF_REQUIRE_ALL=1`.
 
@@ -41,6 +47,9 @@ const CONTAINERFILE: &str = "FROM scratch\nCOPY helloworld.wasm /\nENTRYPOINT [\
 
 #[path = "../../crates/server/tests/common/pki.rs"]
 mod pki;
+
+#[path = "../../crates/client/tests/support/registry.rs"]
+mod registry;
 
 /// Flow 7's access rules: issue 14's configuration (`listen` and `storage` are the test's).
 const ACCESS: &str = include_str!("../data/auth/wharf.toml");
@@ -273,6 +282,21 @@ impl World {
                 .status()
                 .expect("cargo");
             assert!(status.success(), "cargo build --example {name}");
+        }
+        path
+    }
+
+    /// The `wharf` binary (built by `cargo test --workspace`; built here otherwise).
+    fn cli_path() -> PathBuf {
+        let exe = std::env::current_exe().expect("test binary");
+        let path = exe.parent().and_then(Path::parent).expect("target dir").join("wharf");
+        if !path.exists() {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "wharf-cli", "--bin", "wharf"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo");
+            assert!(status.success(), "cargo build -p wharf-cli");
         }
         path
     }
@@ -815,4 +839,102 @@ fn flow8_components_with_wasm_tools_and_wkg() {
             .status()
     });
     assert_eq!(tags, reqwest::StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn flow9_the_wharf_command_line_against_wharf_server_and_distribution() {
+    let Some(w) = World::start("flow 9") else { return };
+    let Some(distribution) = w.rt.block_on(registry::start(None)) else { return };
+    let wharf = World::cli_path();
+    let component = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/component.wasm");
+    // The article's flow, a module and a component, against both registries.
+    for host in [&w.host, &distribution.host] {
+        for (file, repo) in
+            [(w.path("helloworld.wasm"), "webassembly/helloworld"), (component.to_owned(), "wasm/component")]
+        {
+            let reference = format!("{host}/{repo}:v1");
+            let digest = w.run(&wharf, &["push", &file, &reference]);
+            assert!(digest.trim().starts_with("sha256:"), "wharf push prints the digest: {digest}");
+            let pulled = w.path("pulled.wasm");
+            w.run(&wharf, &["pull", &reference, "-o", &pulled]);
+            assert_eq!(
+                std::fs::read(&pulled).expect("pulled"),
+                std::fs::read(&file).expect("pushed"),
+                "{reference}"
+            );
+            let record: Value =
+                serde_json::from_str(&w.run(&wharf, &["inspect", &reference, "--json"])).expect("JSON");
+            assert_eq!(
+                (record["wasm"].clone(), record["digest"].clone()),
+                (Value::Bool(true), Value::from(digest.trim()))
+            );
+        }
+    }
+    // The buildah image, wharf-server → distribution → wharf-server: the digest stays.
+    let context = w.build_context();
+    w.run(
+        "buildah",
+        &[
+            "build",
+            "--timestamp",
+            "0",
+            "--annotation",
+            "run.oci.handler=wasm",
+            "-t",
+            "localhost/hello:v1",
+            &context,
+        ],
+    );
+    let digest_file = w.path("hello.digest");
+    let on_wharf = format!("{}/wasm/hello:v1", w.host);
+    w.run(
+        "buildah",
+        &[
+            "push",
+            "--tls-verify=false",
+            "--digestfile",
+            &digest_file,
+            "localhost/hello:v1",
+            &format!("docker://{on_wharf}"),
+        ],
+    );
+    let digest = digest_of(&std::fs::read_to_string(&digest_file).expect("digest file"));
+    let on_distribution = format!("{}/wasm/hello:v1", distribution.host);
+    assert_eq!(w.run(&wharf, &["copy", &on_wharf, &on_distribution]).trim(), digest.as_str());
+    let raw = w.run(
+        "skopeo",
+        &["inspect", "--tls-verify=false", "--format", "{{.Digest}}", &format!("docker://{on_distribution}")],
+    );
+    assert_eq!(raw.trim(), digest.as_str(), "distribution serves the copy under the same digest");
+    let back = format!("{}/wasm/hello-back:v1", w.host);
+    assert_eq!(w.run(&wharf, &["copy", &on_distribution, &back]).trim(), digest.as_str());
+    assert_wasm(&w.artifact("wasm/hello-back", "v1"), "compat-annotated", "WASM", &digest);
+    // Login against distribution with htpasswd: the auth file wharf writes serves skopeo.
+    let Some(secured) = w.rt.block_on(registry::start(Some(("carol", "carol-pw")))) else { return };
+    let private = format!("{}/private/hello:v1", secured.host);
+    let out = w.output(&wharf, &["push", &w.path("helloworld.wasm"), &private], &[]);
+    assert_refused(&out, "an anonymous wharf push to distribution with htpasswd", "wharf login");
+    let login = Command::new(&wharf)
+        .args(["login", &secured.host, "-u", "carol", "--password-stdin"])
+        .env("REGISTRY_AUTH_FILE", w.path("auth.json"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wharf login");
+    std::io::Write::write_all(&mut login.stdin.as_ref().expect("stdin"), b"carol-pw\n").expect("password");
+    let out = login.wait_with_output().expect("wharf login");
+    assert!(out.status.success(), "wharf login: {}", String::from_utf8_lossy(&out.stderr));
+    let auth: Value =
+        serde_json::from_slice(&std::fs::read(w.path("auth.json")).expect("auth.json")).expect("JSON");
+    assert!(auth["auths"][&secured.host]["auth"].is_string(), "{auth}");
+    assert_eq!(w.run(&wharf, &["copy", &on_wharf, &private]).trim(), digest.as_str());
+    let seen = w.run(
+        "skopeo",
+        &["inspect", "--tls-verify=false", "--format", "{{.Digest}}", &format!("docker://{private}")],
+    );
+    assert_eq!(seen.trim(), digest.as_str(), "skopeo with the credentials wharf login stored");
+    w.run(&wharf, &["logout", &secured.host]);
+    let out = w.output("skopeo", &["inspect", "--tls-verify=false", &format!("docker://{private}")], &[]);
+    assert!(!out.status.success(), "skopeo after wharf logout still got in");
 }

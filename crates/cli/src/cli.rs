@@ -11,7 +11,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// (`localhost`, `127.0.0.1`) speak plain HTTP, every other one HTTPS unless `--insecure`.
 /// Credentials come from `wharf login`, `--authfile`, or where podman and docker keep them.
 #[derive(Debug, Parser)]
-#[command(name = "wharf", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "wharf",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    after_help = "Exit status: 0 done, 1 failed, 2 usage (a bad argument or reference).\nResults go to stdout (`--json` for scripts), messages to stderr."
+)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
@@ -21,6 +27,7 @@ pub(crate) struct Cli {
 
 /// Options every command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Global {
     /// Talk plain HTTP to the registries this command names (as `wasm-to-oci --insecure`)
     #[arg(long, global = true)]
@@ -49,20 +56,28 @@ pub(crate) struct Global {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Push a .wasm file: a module in the wasm-to-oci layout, a component in the CNCF layout
-    #[command(after_help = "Examples:\n  wharf push hello.wasm localhost:5000/webassembly/helloworld:v1\n  wharf push component.wasm registry.example.com/wasm/app:1.0 --annotation org.opencontainers.image.source=https://example.com/app")]
+    #[command(
+        after_help = "Examples:\n  wharf push hello.wasm localhost:5000/webassembly/helloworld:v1\n  wharf push component.wasm registry.example.com/wasm/app:1.0 --annotation org.opencontainers.image.source=https://example.com/app"
+    )]
     Push(Push),
     /// Pull the Wasm module a reference names, from any layout, digest-verified
-    #[command(after_help = "Examples:\n  wharf pull localhost:5000/webassembly/helloworld:v1 -o pulled.wasm\n  wharf pull ghcr.io/org/app:1.0 --platform wasi/wasm -o app.wasm")]
+    #[command(
+        after_help = "Examples:\n  wharf pull localhost:5000/webassembly/helloworld:v1 -o pulled.wasm\n  wharf pull ghcr.io/org/app:1.0 --platform wasi/wasm -o app.wasm"
+    )]
     Pull(Pull),
     /// Show what an artifact is: layout, evidence, Harbor's view, the module or component
-    #[command(after_help = "TARGET is a reference, a .wasm file, or a manifest file (with its config file).\n\nExamples:\n  wharf inspect localhost:5000/webassembly/helloworld:v1\n  wharf inspect hello.wasm --json\n  wharf inspect manifest.json config.json")]
+    #[command(
+        after_help = "TARGET is a reference, a .wasm file, or a manifest file (with its config file).\n\nExamples:\n  wharf inspect localhost:5000/webassembly/helloworld:v1\n  wharf inspect hello.wasm --json\n  wharf inspect manifest.json config.json"
+    )]
     Inspect(Inspect),
     /// Store credentials for a registry (where docker, podman and skopeo read them)
     Login(Login),
     /// Remove the stored credentials of a registry
     Logout(Logout),
     /// Copy an image or artifact between registries and OCI layout directories, digests kept
-    #[command(after_help = "SRC and DST are references or OCI layout directories, `oci:DIR[:NAME]`.\n\nExamples:\n  wharf copy localhost:5000/app:v1 registry.example.com/app:v1\n  wharf copy localhost:5000/app:v1 oci:./app-layout:v1\n  wharf copy --all localhost:5000/app registry.example.com/app")]
+    #[command(
+        after_help = "SRC and DST are references or OCI layout directories, `oci:DIR[:NAME]`.\n\nExamples:\n  wharf copy localhost:5000/app:v1 registry.example.com/app:v1\n  wharf copy localhost:5000/app:v1 oci:./app-layout:v1\n  wharf copy --all localhost:5000/app registry.example.com/app"
+    )]
     Copy(Copy),
     /// List the tags of a repository
     Tags(Target),
@@ -71,7 +86,9 @@ pub(crate) enum Command {
     /// List the artifacts that refer to a manifest (signatures, SBOMs, attestations)
     Referrers(Referrers),
     /// Attach a file to a manifest as a referrer (an artifact whose `subject` is it)
-    #[command(after_help = "Example:\n  wharf attach localhost:5000/app:v1 sbom.spdx.json --artifact-type application/spdx+json")]
+    #[command(
+        after_help = "Example:\n  wharf attach localhost:5000/app:v1 sbom.spdx.json --artifact-type application/spdx+json"
+    )]
     Attach(Attach),
     /// Delete a tag, or a manifest by digest
     Delete(Target),
@@ -80,7 +97,9 @@ pub(crate) enum Command {
     /// Write a blob (digest-verified) to a file, or to stdout
     Blob(Blob),
     /// Print a shell completion script
-    #[command(after_help = "Example:\n  wharf completion bash > ~/.local/share/bash-completion/completions/wharf")]
+    #[command(
+        after_help = "Example:\n  wharf completion bash > ~/.local/share/bash-completion/completions/wharf"
+    )]
     Completion(Completion),
     /// Print the man page (roff), or write one per command into a directory
     #[command(after_help = "Example:\n  wharf man | man -l -")]
@@ -108,7 +127,7 @@ pub(crate) struct Push {
 /// The Wasm layouts `wharf push` writes.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum Layout {
-    /// config application/vnd.wasm.config.v1+json, one application/vnd.wasm.content.layer.v1+wasm layer
+    /// The wasm-to-oci layout: config application/vnd.wasm.config.v1+json, one application/vnd.wasm.content.layer.v1+wasm layer
     WasmToOci,
     /// The CNCF TAG-Runtime artifact: config application/vnd.wasm.config.v0+json, one application/wasm layer
     CncfArtifact,

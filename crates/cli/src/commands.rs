@@ -9,7 +9,7 @@ use wharf_wasm::ArtifactBuilder;
 
 use crate::cli::{self, Cli, Command};
 use crate::failure::{Failure, Result};
-use crate::session::Session;
+use crate::session::{self, Session};
 use crate::{inspect, login};
 
 /// Runs the command line.
@@ -52,12 +52,10 @@ fn media_type(text: &str, flag: &str) -> Result<MediaType> {
 /// Writes `bytes` to `path` whole or not at all (a temporary file renamed into place).
 fn write_file(path: &Path, bytes: &[u8]) -> Result {
     let partial = partial_path(path);
-    std::fs::write(&partial, bytes)
-        .and_then(|()| std::fs::rename(&partial, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&partial);
-            Failure::file(path, e)
-        })
+    std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path)).map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        Failure::file(path, &e)
+    })
 }
 
 fn partial_path(path: &Path) -> PathBuf {
@@ -66,16 +64,16 @@ fn partial_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn print_json(value: &serde_json::Value) {
+pub(crate) fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(value).expect("JSON serializes"));
 }
 
 async fn push(session: &Session<'_>, args: &cli::Push) -> Result {
-    let reference = session.manifest_reference(&args.reference)?;
+    let reference = session::manifest_reference(&args.reference)?;
     if reference.digest().is_some() {
         return Err(Failure::Usage(format!("`{}`: push to a tag, not a digest", args.reference)));
     }
-    let module = std::fs::read(&args.file).map_err(|e| Failure::file(&args.file, e))?;
+    let module = std::fs::read(&args.file).map_err(|e| Failure::file(&args.file, &e))?;
     let header = wharf_wasm::Header::parse(&module).map_err(|e| match e {
         wharf_wasm::Error::NotWasm { reason } => {
             Failure::Failed(format!("{} is not a WebAssembly binary ({reason})", args.file.display()))
@@ -96,15 +94,16 @@ async fn push(session: &Session<'_>, args: &cli::Push) -> Result {
     if let Some(t) = &args.artifact_type {
         builder = builder.with_artifact_type(media_type(t, "--artifact-type")?);
     }
-    let artifact = builder
-        .build(layout)
-        .map_err(|e| Failure::Failed(format!("{}: {e}", args.file.display())))?;
+    let artifact =
+        builder.build(layout).map_err(|e| Failure::Failed(format!("{}: {e}", args.file.display())))?;
     let client = session.client(&[reference.api_host()])?;
-    session.step(format!("pushing {} ({} bytes) as {layout} to {reference}", args.file.display(), module.len()));
-    let digest = client
-        .push_artifact(&reference, &artifact)
-        .await
-        .map_err(|e| Failure::at(e, &reference))?;
+    session.step(format!(
+        "pushing {} ({} bytes) as {layout} to {reference}",
+        args.file.display(),
+        module.len()
+    ));
+    let digest =
+        client.push_artifact(&reference, &artifact).await.map_err(|e| Failure::at(&e, &reference))?;
     if session.json() {
         print_json(&json!({
             "reference": reference.to_string(),
@@ -114,14 +113,18 @@ async fn push(session: &Session<'_>, args: &cli::Push) -> Result {
             "size": module.len(),
         }));
     } else {
-        session.info(format!("pushed {} ({} bytes, {layout}) to {reference}", args.file.display(), module.len()));
+        session.info(format!(
+            "pushed {} ({} bytes, {layout}) to {reference}",
+            args.file.display(),
+            module.len()
+        ));
         println!("{digest}");
     }
     Ok(())
 }
 
 async fn pull(session: &Session<'_>, args: &cli::Pull) -> Result {
-    let reference = session.manifest_reference(&args.reference)?;
+    let reference = session::manifest_reference(&args.reference)?;
     let platform = match &args.platform {
         Some(p) => Some(p.parse::<Platform>().map_err(|e| Failure::Usage(format!("--platform: {e}")))?),
         None => None,
@@ -131,7 +134,7 @@ async fn pull(session: &Session<'_>, args: &cli::Pull) -> Result {
         Some(p) => client.pull_wasm_for_platform(&reference, p).await,
         None => client.pull_wasm(&reference).await,
     }
-    .map_err(|e| Failure::at(e, &reference))?;
+    .map_err(|e| Failure::at(&e, &reference))?;
     write_file(&args.output, &pulled.module)?;
     let kind = &pulled.classification.kind;
     if session.json() {
@@ -159,9 +162,12 @@ async fn inspect_target(session: &Session<'_>, args: &cli::Inspect) -> Result {
         (args.target.clone(), inspect::local(path, args.config.as_deref())?)
     } else {
         if args.config.is_some() {
-            return Err(Failure::Usage(format!("`{}` is not a file: a CONFIG goes with a manifest file", args.target)));
+            return Err(Failure::Usage(format!(
+                "`{}` is not a file: a CONFIG goes with a manifest file",
+                args.target
+            )));
         }
-        let reference = session.manifest_reference(&args.target)?;
+        let reference = session::manifest_reference(&args.target)?;
         let client = session.client(&[reference.api_host()])?;
         (reference.to_string(), inspect::remote(&client, &reference).await?)
     };
@@ -180,10 +186,10 @@ enum Place {
 }
 
 impl Place {
-    fn parse(session: &Session<'_>, text: &str, all: bool) -> Result<Self> {
+    fn parse(text: &str, all: bool) -> Result<Self> {
         let Some(rest) = text.strip_prefix("oci:") else {
             let reference =
-                if all { session.repository_reference(text)? } else { session.manifest_reference(text)? };
+                if all { session::repository_reference(text)? } else { session::manifest_reference(text)? };
             return Ok(Self::Registry(reference));
         };
         // `oci:DIR:NAME`: the last `:` starts the name unless what follows it is a path.
@@ -206,16 +212,17 @@ impl Place {
 }
 
 async fn copy(session: &Session<'_>, args: &cli::Copy) -> Result {
-    let source = Place::parse(session, &args.source, args.all)?;
-    let destination = Place::parse(session, &args.destination, args.all)?;
+    let source = Place::parse(&args.source, args.all)?;
+    let destination = Place::parse(&args.destination, args.all)?;
     let hosts: Vec<&str> = [source.host(), destination.host()].into_iter().flatten().collect();
     let client = session.client(&hosts)?;
     let copied: Vec<(String, wharf_types::Digest)> = match (&source, &destination) {
         (Place::Registry(src), Place::Registry(dst)) if args.all => {
-            let tags = client.tags(src).await.map_err(|e| Failure::at(e, &src))?;
+            let tags = client.tags(src).await.map_err(|e| Failure::at(&e, src))?;
             let mut copied = Vec::new();
             for tag in tags {
-                let tag: wharf_types::Tag = tag.parse().map_err(|e: wharf_types::Error| Failure::Failed(e.to_string()))?;
+                let tag: wharf_types::Tag =
+                    tag.parse().map_err(|e: wharf_types::Error| Failure::Failed(e.to_string()))?;
                 let (from, to) = (src.clone().with_tag(tag.clone()), dst.clone().with_tag(tag));
                 session.step(format!("copying {from} to {to}"));
                 copied.push((to.to_string(), copy_one(&client, &from, &to).await?));
@@ -225,20 +232,20 @@ async fn copy(session: &Session<'_>, args: &cli::Copy) -> Result {
         (_, _) if args.all => {
             return Err(Failure::Usage("--all copies between registries, not OCI layouts".into()));
         }
-        (Place::Registry(src), Place::Registry(dst)) => vec![(dst.to_string(), copy_one(&client, src, dst).await?)],
+        (Place::Registry(src), Place::Registry(dst)) => {
+            vec![(dst.to_string(), copy_one(&client, src, dst).await?)]
+        }
         (Place::Registry(src), Place::Layout { dir, name }) => {
             let name = name.clone().or_else(|| src.tag().map(ToString::to_string));
             let digest = client
                 .export_layout_named(src, dir, name.as_deref())
                 .await
-                .map_err(|e| Failure::at(e, &src))?;
+                .map_err(|e| Failure::at(&e, src))?;
             vec![(args.destination.clone(), digest)]
         }
         (Place::Layout { dir, name }, Place::Registry(dst)) => {
-            let digest = client
-                .push_layout(dir, name.as_deref(), dst)
-                .await
-                .map_err(|e| Failure::at(e, &dst))?;
+            let digest =
+                client.push_layout(dir, name.as_deref(), dst).await.map_err(|e| Failure::at(&e, dst))?;
             vec![(dst.to_string(), digest)]
         }
         (Place::Layout { .. }, Place::Layout { .. }) => {
@@ -261,18 +268,20 @@ async fn copy_one(client: &Client, src: &Reference, dst: &Reference) -> Result<w
     client.copy(src, dst).await.map_err(|e| {
         // Which side failed is in the message (the URL or the answer); name both hosts.
         let host = if e.is_unauthorized() || e.is_denied() { dst.api_host() } else { src.api_host() };
-        Failure::registry(e, host)
+        Failure::registry(&e, host)
     })
 }
 
 async fn tags(session: &Session<'_>, text: &str) -> Result {
-    let reference = session.repository_reference(text)?;
+    let reference = session::repository_reference(text)?;
     let client = session.client(&[reference.api_host()])?;
-    let tags = client.tags(&reference).await.map_err(|e| Failure::at(e, &reference))?;
+    let tags = client.tags(&reference).await.map_err(|e| Failure::at(&e, &reference))?;
     if session.json() {
         print_json(&json!(tags));
     } else {
-        tags.iter().for_each(|t| println!("{t}"));
+        for tag in &tags {
+            println!("{tag}");
+        }
     }
     Ok(())
 }
@@ -281,29 +290,31 @@ async fn catalog(session: &Session<'_>, host: &str) -> Result {
     let registry: Registry =
         host.parse().map_err(|e| Failure::Usage(format!("{e} (a registry is HOST[:PORT])")))?;
     let client = session.client(&[registry.api_host()])?;
-    let names = client.catalog(&registry).await.map_err(|e| Failure::registry(e, registry.api_host()))?;
+    let names = client.catalog(&registry).await.map_err(|e| Failure::registry(&e, registry.api_host()))?;
     if session.json() {
         print_json(&json!(names));
     } else {
-        names.iter().for_each(|n| println!("{n}"));
+        for name in &names {
+            println!("{name}");
+        }
     }
     Ok(())
 }
 
 /// The digest `reference` names (a HEAD for a tag).
 async fn subject(client: &Client, reference: &Reference) -> Result<(wharf_types::Digest, MediaType, u64)> {
-    let manifest = client.pull_manifest(reference).await.map_err(|e| Failure::at(e, &reference))?;
+    let manifest = client.pull_manifest(reference).await.map_err(|e| Failure::at(&e, reference))?;
     Ok((manifest.digest().clone(), manifest.media_type().clone(), manifest.size()))
 }
 
 async fn referrers(session: &Session<'_>, args: &cli::Referrers) -> Result {
-    let reference = session.manifest_reference(&args.reference)?;
+    let reference = session::manifest_reference(&args.reference)?;
     let client = session.client(&[reference.api_host()])?;
     let (digest, _, _) = subject(&client, &reference).await?;
     let found = client
         .referrers(&reference, &digest, args.artifact_type.as_deref())
         .await
-        .map_err(|e| Failure::at(e, &reference))?;
+        .map_err(|e| Failure::at(&e, &reference))?;
     if session.json() {
         print_json(&json!(found));
     } else {
@@ -316,12 +327,12 @@ async fn referrers(session: &Session<'_>, args: &cli::Referrers) -> Result {
 }
 
 async fn attach(session: &Session<'_>, args: &cli::Attach) -> Result {
-    let reference = session.manifest_reference(&args.reference)?;
+    let reference = session::manifest_reference(&args.reference)?;
     let artifact_type = media_type(&args.artifact_type, "--artifact-type")?;
     let layer_type = media_type(&args.media_type, "--media-type")?;
-    let data = std::fs::read(&args.file).map_err(|e| Failure::file(&args.file, e))?;
+    let data = std::fs::read(&args.file).map_err(|e| Failure::file(&args.file, &e))?;
     let client = session.client(&[reference.api_host()])?;
-    let registry = |e| Failure::at(e, &reference);
+    let registry = |e| Failure::at(&e, &reference);
     let (digest, subject_type, subject_size) = subject(&client, &reference).await?;
     let config = client.push_blob(&reference, &b"{}"[..]).await.map_err(registry)?;
     let size = data.len() as u64;
@@ -350,41 +361,47 @@ async fn attach(session: &Session<'_>, args: &cli::Attach) -> Result {
 }
 
 async fn delete(session: &Session<'_>, text: &str) -> Result {
-    let reference = session.manifest_reference(text)?;
+    let reference = session::manifest_reference(text)?;
     let client = session.client(&[reference.api_host()])?;
-    client.delete_manifest(&reference).await.map_err(|e| Failure::at(e, &reference))?;
+    client.delete_manifest(&reference).await.map_err(|e| Failure::at(&e, &reference))?;
+    if session.json() {
+        print_json(&json!({ "deleted": reference.to_string() }));
+    }
     session.info(format!("deleted {reference}"));
     Ok(())
 }
 
 async fn manifest(session: &Session<'_>, text: &str) -> Result {
     use std::io::Write as _;
-    let reference = session.manifest_reference(text)?;
+    let reference = session::manifest_reference(text)?;
     let client = session.client(&[reference.api_host()])?;
-    let manifest = client.pull_manifest(&reference).await.map_err(|e| Failure::at(e, &reference))?;
+    let manifest = client.pull_manifest(&reference).await.map_err(|e| Failure::at(&e, &reference))?;
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(manifest.bytes()).and_then(|()| stdout.flush()).map_err(|e| Failure::Failed(format!("stdout: {e}")))
+    stdout
+        .write_all(manifest.bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::Failed(format!("stdout: {e}")))
 }
 
 async fn blob(session: &Session<'_>, args: &cli::Blob) -> Result {
-    let reference = session.repository_reference(&args.reference)?;
+    let reference = session::repository_reference(&args.reference)?;
     let Some(digest) = reference.digest().cloned() else {
         return Err(Failure::Usage(format!("`{}` names no blob: HOST/REPOSITORY@sha256:…", args.reference)));
     };
     let client = session.client(&[reference.api_host()])?;
-    let registry = |e| Failure::at(e, &reference);
+    let registry = |e| Failure::at(&e, &reference);
     let Some(path) = &args.output else {
         let mut stdout = tokio::io::stdout();
         client.pull_blob(&reference, &digest, &mut stdout).await.map_err(registry)?;
         return Ok(());
     };
     let partial = partial_path(path);
-    let mut file = tokio::fs::File::create(&partial).await.map_err(|e| Failure::file(&partial, e))?;
+    let mut file = tokio::fs::File::create(&partial).await.map_err(|e| Failure::file(&partial, &e))?;
     let pulled = client.pull_blob(&reference, &digest, &mut file).await;
     drop(file);
     match pulled {
         Ok(size) => {
-            std::fs::rename(&partial, path).map_err(|e| Failure::file(path, e))?;
+            std::fs::rename(&partial, path).map_err(|e| Failure::file(path, &e))?;
             session.info(format!("wrote {size} bytes of {digest} to {}", path.display()));
             Ok(())
         }
@@ -402,12 +419,12 @@ fn man(dir: Option<&Path>) -> Result {
             .render(&mut std::io::stdout())
             .map_err(|e| Failure::Failed(format!("stdout: {e}")));
     };
-    std::fs::create_dir_all(dir).map_err(|e| Failure::file(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| Failure::file(dir, &e))?;
     let write = |name: &str, command: clap::Command| {
         let path = dir.join(format!("{name}.1"));
         let mut out = Vec::new();
-        clap_mangen::Man::new(command).render(&mut out).map_err(|e| Failure::file(&path, e))?;
-        std::fs::write(&path, out).map_err(|e| Failure::file(&path, e))
+        clap_mangen::Man::new(command).render(&mut out).map_err(|e| Failure::file(&path, &e))?;
+        std::fs::write(&path, out).map_err(|e| Failure::file(&path, &e))
     };
     for sub in command.get_subcommands() {
         let name = format!("wharf-{}", sub.get_name());

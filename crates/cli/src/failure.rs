@@ -27,26 +27,25 @@ impl Failure {
 
     /// A failure of something the registry at `host` answered or the connection to it, with
     /// the way out when there is one.
-    pub(crate) fn registry(error: Error, host: &str) -> Self {
+    pub(crate) fn registry(error: &Error, host: &str) -> Self {
+        use std::fmt::Write as _;
         let mut text = error.to_string();
         if error.is_unauthorized() {
-            text.push_str(&format!(
-                " (log in with `wharf login {host}`, or check the user name and password)"
-            ));
+            let _ = write!(text, " (log in with `wharf login {host}`, or check the user name and password)");
         } else if error.is_denied() {
             text.push_str(
                 " (the credentials were accepted but may not do this here: ask the registry's \
                  administrator, or log in as a user who may)",
             );
-        } else if let Error::NotWasm { reference, .. } = &error {
-            text.push_str(&format!(" (`wharf inspect {reference}` shows why)"));
+        } else if let Error::NotWasm { reference, .. } = error {
+            let _ = write!(text, " (`wharf inspect {reference}` shows why)");
         }
         Self::Failed(text)
     }
 
     /// A failure about `reference`: [`registry`](Self::registry), naming the reference when
     /// it was not found.
-    pub(crate) fn at(error: Error, reference: &wharf_client::Reference) -> Self {
+    pub(crate) fn at(error: &Error, reference: &wharf_client::Reference) -> Self {
         let not_found = error.is_not_found();
         match Self::registry(error, reference.api_host()) {
             Self::Failed(text) if not_found => Self::Failed(format!("{reference} not found: {text}")),
@@ -55,7 +54,7 @@ impl Failure {
     }
 
     /// A file that could not be read or written.
-    pub(crate) fn file(path: &std::path::Path, error: std::io::Error) -> Self {
+    pub(crate) fn file(path: &std::path::Path, error: &std::io::Error) -> Self {
         Self::Failed(format!("{}: {error}", path.display()))
     }
 }

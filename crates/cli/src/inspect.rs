@@ -21,7 +21,7 @@ const MAX_LAYER: u64 = 256 * 1024 * 1024;
 /// The record of what `reference` names, with the modules read out of its layers (and, for an
 /// index, out of each Wasm child's).
 pub(crate) async fn remote(client: &Client, reference: &Reference) -> Result<Value> {
-    let registry = |e| Failure::at(e, reference);
+    let registry = |e| Failure::at(&e, reference);
     let manifest = client.pull_manifest(reference).await.map_err(registry)?;
     let mut value = to_json(read(client, reference, &manifest).await?);
     value["tags"] = json!(reference.tag().map(|t| vec![t.to_string()]).unwrap_or_default());
@@ -43,7 +43,7 @@ pub(crate) async fn remote(client: &Client, reference: &Reference) -> Result<Val
 /// Classifies a pulled manifest and reads the modules its layers hold, as the server does on
 /// a push: raw layers whole, tar layers up to the module (the topmost wins).
 async fn read(client: &Client, reference: &Reference, manifest: &Manifest) -> Result<ArtifactRecord> {
-    let registry = |e| Failure::at(e, reference);
+    let registry = |e| Failure::at(&e, reference);
     let config = match manifest.body() {
         ManifestBody::Image(m) if m.config.size <= MAX_CONFIG => {
             Some(pull(client, reference, &m.config.digest).await.map_err(registry)?)
@@ -80,7 +80,11 @@ async fn read(client: &Client, reference: &Reference, manifest: &Manifest) -> Re
                 }
                 found_in_tar |= !raw;
                 let path = (!found.path.is_empty()).then_some(found.path.as_str());
-                entries.push(record::module_entry(&layer, path, inspect(&found.bytes).map_err(|e| e.to_string())));
+                entries.push(record::module_entry(
+                    &layer,
+                    path,
+                    inspect(&found.bytes).map_err(|e| e.to_string()),
+                ));
             }
             Err(wharf_wasm::Error::EntryNotFound { wanted }) => not_found.push(wanted),
             Err(e) => entries.push(record::module_entry(&layer, None, Err(e.to_string()))),
@@ -95,7 +99,11 @@ async fn read(client: &Client, reference: &Reference, manifest: &Manifest) -> Re
     Ok(ArtifactRecord::new(manifest, &classification, config.as_deref()).with_modules(entries, None))
 }
 
-async fn pull(client: &Client, reference: &Reference, digest: &wharf_types::Digest) -> wharf_client::Result<Vec<u8>> {
+async fn pull(
+    client: &Client,
+    reference: &Reference,
+    digest: &wharf_types::Digest,
+) -> wharf_client::Result<Vec<u8>> {
     let mut out = Vec::new();
     client.pull_blob(reference, digest, &mut out).await?;
     Ok(out)
@@ -104,20 +112,25 @@ async fn pull(client: &Client, reference: &Reference, digest: &wharf_types::Dige
 /// The record of a local file: a `.wasm` binary (`{"wasm": true, "file", "module"}`), or a
 /// manifest (with its config file) classified as the server would.
 pub(crate) fn local(path: &Path, config: Option<&Path>) -> Result<Value> {
-    let bytes = std::fs::read(path).map_err(|e| Failure::file(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Failure::file(path, &e))?;
     if bytes.starts_with(b"\0asm") {
         if config.is_some() {
             return Err(Failure::Usage("a CONFIG goes with a manifest file, not a .wasm file".into()));
         }
         let info = inspect(&bytes)
             .map_err(|e| Failure::Failed(format!("{} is not valid WebAssembly: {e}", path.display())))?;
-        return Ok(json!({ "wasm": true, "file": path.display().to_string(), "size": bytes.len(), "module": info }));
+        return Ok(
+            json!({ "wasm": true, "file": path.display().to_string(), "size": bytes.len(), "module": info }),
+        );
     }
     let manifest = Manifest::from_bytes(bytes, None).map_err(|e| {
-        Failure::Failed(format!("{} is neither a WebAssembly binary nor an OCI manifest: {e}", path.display()))
+        Failure::Failed(format!(
+            "{} is neither a WebAssembly binary nor an OCI manifest: {e}",
+            path.display()
+        ))
     })?;
     let config = match config {
-        Some(c) => Some(std::fs::read(c).map_err(|e| Failure::file(c, e))?),
+        Some(c) => Some(std::fs::read(c).map_err(|e| Failure::file(c, &e))?),
         None => None,
     };
     let classification = classify(&manifest, config.as_deref());
@@ -136,7 +149,9 @@ fn clean(value: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+    text.chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+        .collect()
 }
 
 fn row(out: &mut String, indent: &str, label: &str, value: impl AsRef<str>) {
@@ -164,7 +179,12 @@ pub(crate) fn render(name: &str, record: &Value, verbose: bool) -> String {
         &mut out,
         "  ",
         "WebAssembly",
-        format!("{}: {} ({})", if wasm { "yes" } else { "no" }, clean(&record["kind"]), clean(&record["format"])),
+        format!(
+            "{}: {} ({})",
+            if wasm { "yes" } else { "no" },
+            clean(&record["kind"]),
+            clean(&record["format"])
+        ),
     );
     row(&mut out, "  ", "Harbor 2.6", format!("shows it as {}", clean(&record["harborType"])));
     if let Some(platform) = record["platform"].as_object() {
@@ -183,16 +203,32 @@ pub(crate) fn render(name: &str, record: &Value, verbose: bool) -> String {
         row(&mut out, "  ", if i == 0 { "warnings" } else { "" }, clean(w));
     }
     for (i, (k, v)) in record["annotations"].as_object().into_iter().flatten().enumerate() {
-        row(&mut out, "  ", if i == 0 { "annotations" } else { "" }, format!("{} = {}", clean(&json!(k)), clean(v)));
+        row(
+            &mut out,
+            "  ",
+            if i == 0 { "annotations" } else { "" },
+            format!("{} = {}", clean(&json!(k)), clean(v)),
+        );
     }
     for (i, l) in record["wasmLayers"].as_array().into_iter().flatten().enumerate() {
         let d = &l["descriptor"];
-        let line = format!("#{} {} {} ({} bytes)", l["index"], clean(&d["digest"]), clean(&d["mediaType"]), d["size"]);
+        let line = format!(
+            "#{} {} {} ({} bytes)",
+            l["index"],
+            clean(&d["digest"]),
+            clean(&d["mediaType"]),
+            d["size"]
+        );
         row(&mut out, "  ", if i == 0 { "Wasm layers" } else { "" }, line);
     }
     if let Some(config) = record["config"].as_object() {
         let c = |k: &str| clean(config.get(k).unwrap_or(&Value::Null));
-        row(&mut out, "  ", "image config", format!("{}/{}, created {}", c("os"), c("architecture"), c("created")));
+        row(
+            &mut out,
+            "  ",
+            "image config",
+            format!("{}/{}, created {}", c("os"), c("architecture"), c("created")),
+        );
     }
     for (i, h) in record["history"].as_array().into_iter().flatten().enumerate() {
         let step = h["created_by"].as_str().map_or_else(|| clean(&h["comment"]), |s| clean(&json!(s)));
@@ -211,8 +247,12 @@ pub(crate) fn render(name: &str, record: &Value, verbose: bool) -> String {
         module(&mut out, &child["module"], verbose);
     }
     match record["inspection"]["status"].as_str() {
-        Some("failed") => row(&mut out, "  ", "module", format!("none read: {}", clean(&record["inspection"]["error"]))),
-        Some("pending") => row(&mut out, "  ", "module", "not read (a manifest file: inspect the reference to read it)"),
+        Some("failed") => {
+            row(&mut out, "  ", "module", format!("none read: {}", clean(&record["inspection"]["error"])));
+        }
+        Some("pending") => {
+            row(&mut out, "  ", "module", "not read (a manifest file: inspect the reference to read it)");
+        }
         _ => module(&mut out, &record["module"], verbose),
     }
     out
@@ -241,12 +281,24 @@ fn module(out: &mut String, info: &Value, verbose: bool) {
             .take(limit)
             .map(|i| {
                 let module = i["module"].as_str().filter(|m| !m.is_empty());
-                let name = module.map_or_else(|| clean(&i["name"]), |m| format!("{}::{}", clean(&json!(m)), clean(&i["name"])));
+                let name = module.map_or_else(
+                    || clean(&i["name"]),
+                    |m| format!("{}::{}", clean(&json!(m)), clean(&i["name"])),
+                );
                 format!("{name} ({})", clean(&i["kind"]))
             })
             .collect();
-        let more = if items.len() > names.len() { format!(", … {} more (-v)", items.len() - names.len()) } else { String::new() };
-        row(out, "    ", label, format!("{}{more}", if names.is_empty() { "none".into() } else { names.join(", ") }));
+        let more = if items.len() > names.len() {
+            format!(", … {} more (-v)", items.len() - names.len())
+        } else {
+            String::new()
+        };
+        row(
+            out,
+            "    ",
+            label,
+            format!("{}{more}", if names.is_empty() { "none".into() } else { names.join(", ") }),
+        );
     }
     let producers = &info["producers"];
     let mut tools = Vec::new();
@@ -261,7 +313,8 @@ fn module(out: &mut String, info: &Value, verbose: bool) {
     if let Some(wit) = info["world"]["wit"].as_str() {
         let _ = writeln!(out, "    WIT world {}:", clean(&info["world"]["name"]));
         for line in wit.lines() {
-            let line = if line.trim().is_empty() { String::new() } else { format!("      {}", clean(&json!(line))) };
+            let line =
+                if line.trim().is_empty() { String::new() } else { format!("      {}", clean(&json!(line))) };
             let _ = writeln!(out, "{line}");
         }
     }

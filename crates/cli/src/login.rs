@@ -6,6 +6,7 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use wharf_client::{Credentials, DockerConfig, Registry};
 
 use crate::cli::{Login, Logout};
+use crate::commands::print_json;
 use crate::failure::{Failure, Result};
 use crate::session::Session;
 
@@ -41,11 +42,13 @@ pub(crate) async fn login(session: &Session<'_>, args: &Login) -> Result {
         .with_credentials(registry.api_host(), credentials.clone())
         .build()
         .map_err(|e| Failure::Failed(e.to_string()))?;
-    client.ping(&registry).await.map_err(|e| Failure::registry(e, &host))?;
+    client.ping(&registry).await.map_err(|e| Failure::registry(&e, &host))?;
     let path = session.auth_file()?;
     DockerConfig::store(&path, &host, &credentials).map_err(|e| Failure::Failed(e.to_string()))?;
     session.step(format!("credentials for {host} stored in {}", path.display()));
-    if !session.json() {
+    if session.json() {
+        print_json(&serde_json::json!({ "host": host, "authFile": path.display().to_string() }));
+    } else {
         println!("Login Succeeded!");
     }
     Ok(())
@@ -56,6 +59,9 @@ pub(crate) fn logout(session: &Session<'_>, args: &Logout) -> Result {
     let host = registry(&args.host)?.to_string();
     let path = session.auth_file()?;
     if DockerConfig::erase(&path, &host).map_err(|e| Failure::Failed(e.to_string()))? {
+        if session.json() {
+            print_json(&serde_json::json!({ "host": host, "authFile": path.display().to_string() }));
+        }
         session.info(format!("Removed login credentials for {host}"));
         Ok(())
     } else {

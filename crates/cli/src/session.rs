@@ -84,23 +84,23 @@ impl<'a> Session<'a> {
         }
         Ok(builder)
     }
+}
 
-    /// Parses a reference that must name a manifest: a tag or a digest written out (no
-    /// silent `latest`).
-    pub(crate) fn manifest_reference(&self, text: &str) -> Result<Reference> {
-        let reference = self.repository_reference(text)?;
-        let last = text.rsplit('/').next().unwrap_or(text);
-        if !text.contains('@') && !last.contains(':') {
-            return Err(Failure::Usage(format!(
-                "`{text}` names no tag or digest: add one, e.g. `{text}:v1`, `{text}:latest` or \
+/// Parses a reference that must name a manifest: a tag or a digest written out (no
+/// silent `latest`).
+pub(crate) fn manifest_reference(text: &str) -> Result<Reference> {
+    let reference = repository_reference(text)?;
+    let last = text.rsplit('/').next().unwrap_or(text);
+    if !text.contains('@') && !last.contains(':') {
+        return Err(Failure::Usage(format!(
+            "`{text}` names no tag or digest: add one, e.g. `{text}:v1`, `{text}:latest` or \
                  `{text}@sha256:…`"
-            )));
-        }
-        Ok(reference)
+        )));
     }
+    Ok(reference)
+}
 
-    /// Parses a reference of which only the repository counts (`tags`, `copy --all`).
-    pub(crate) fn repository_reference(&self, text: &str) -> Result<Reference> {
-        text.parse::<Reference>().map_err(|e| Failure::Usage(e.to_string()))
-    }
+/// Parses a reference of which only the repository counts (`tags`, `copy --all`).
+pub(crate) fn repository_reference(text: &str) -> Result<Reference> {
+    text.parse::<Reference>().map_err(|e| Failure::Usage(e.to_string()))
 }

@@ -35,18 +35,21 @@ struct World {
 impl World {
     fn start(access: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+        let rt =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
         let server = rt.block_on(async {
             let registry = wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new()));
-            let mut server =
-                wharf_server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
+            let mut server = wharf_server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry)
+                .await
+                .expect("bind");
             if access {
                 let mut users = wharf_auth::Htpasswd::default();
                 users.set("alice", "alice-pw", 4).expect("hash");
                 users.set("bob", "bob-pw", 4).expect("hash");
                 std::fs::write(dir.path().join("users.htpasswd"), users.render()).expect("htpasswd");
                 let config = wharf_server::config::FileConfig::parse(ACCESS).expect("config");
-                server = server.with_access(config.access(dir.path(), None).expect("access").expect("[auth]"));
+                server =
+                    server.with_access(config.access(dir.path(), None).expect("access").expect("[auth]"));
             }
             server.spawn()
         });
@@ -120,15 +123,17 @@ fn snapshot(name: &str, out: &Output, replace: &[(&str, &str)]) {
         actual = actual.replace(from, to);
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.txt"));
-    if std::env::var("WHARF_SNAPSHOTS").as_deref() == Ok("overwrite") {
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let same = e.len() == a.len() && e.iter().zip(&a).all(|(e, a)| line_matches(e, a));
+    if !same && std::env::var("WHARF_SNAPSHOTS").as_deref() == Ok("overwrite") {
         std::fs::write(&path, &actual).expect("write snapshot");
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (WHARF_SNAPSHOTS=overwrite writes it)", path.display()));
-    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    let same = e.len() == a.len() && e.iter().zip(&a).all(|(e, a)| line_matches(e, a));
-    assert!(same, "snapshot {name} differs (WHARF_SNAPSHOTS=overwrite to accept):\n--- expected\n{expected}\n--- actual\n{actual}");
+    assert!(
+        same,
+        "snapshot {name} differs (WHARF_SNAPSHOTS=overwrite to accept):\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
 }
 
 /// Whether `actual` is `expected`, where each `[..]` in `expected` stands for any text.
@@ -154,8 +159,21 @@ fn help_of_every_command() {
     let world = World::start(false);
     snapshot("help", &world.wharf(&["--help"]), &[]);
     for command in [
-        "push", "pull", "inspect", "login", "logout", "copy", "tags", "catalog", "referrers", "attach", "delete",
-        "manifest", "blob", "completion", "man",
+        "push",
+        "pull",
+        "inspect",
+        "login",
+        "logout",
+        "copy",
+        "tags",
+        "catalog",
+        "referrers",
+        "attach",
+        "delete",
+        "manifest",
+        "blob",
+        "completion",
+        "man",
     ] {
         snapshot(&format!("help-{command}"), &world.wharf(&[command, "--help"]), &[]);
     }
@@ -169,9 +187,17 @@ fn common_mistakes_say_what_to_do() {
     let secured = World::start(true);
     let wasm = format!("{}/webassembly/helloworld:v1", open.host);
     // Usage: exit 2.
-    snapshot("no-tag", &open.wharf(&["pull", &format!("{}/webassembly/helloworld", open.host), "-o", "x.wasm"]), &[(&open.host, "HOST")]);
+    snapshot(
+        "no-tag",
+        &open.wharf(&["pull", &format!("{}/webassembly/helloworld", open.host), "-o", "x.wasm"]),
+        &[(&open.host, "HOST")],
+    );
     snapshot("missing-argument", &open.wharf(&["pull", &wasm]), &[(&open.host, "HOST")]);
-    snapshot("bad-annotation", &open.wharf(&["push", MODULE, &wasm, "--annotation", "no-equals"]), &[(&open.host, "HOST")]);
+    snapshot(
+        "bad-annotation",
+        &open.wharf(&["push", MODULE, &wasm, "--annotation", "no-equals"]),
+        &[(&open.host, "HOST")],
+    );
     // Failures: exit 1.
     std::fs::write(open.path("notes.txt"), "not wasm\n").expect("write");
     snapshot("not-wasm-file", &open.wharf(&["push", "notes.txt", &wasm]), &[(&open.host, "HOST")]);
@@ -217,7 +243,9 @@ fn the_articles_flow_and_every_command() {
     let w = World::start(false);
     let host = &w.host;
     // push/pull: a module as wasm-to-oci, a component as the CNCF artifact, byte-exact.
-    for (file, repo, kind) in [(MODULE, "webassembly/helloworld", "wasm-to-oci"), (COMPONENT, "wasm/component", "cncf-artifact")] {
+    for (file, repo, kind) in
+        [(MODULE, "webassembly/helloworld", "wasm-to-oci"), (COMPONENT, "wasm/component", "cncf-artifact")]
+    {
         let reference = format!("{host}/{repo}:v1");
         let digest = w.ok(&["push", file, &reference, "-a", "org.example.note=hello"]);
         let digest = digest.trim();
@@ -246,19 +274,47 @@ fn the_articles_flow_and_every_command() {
         let human = w.ok(&["inspect", &reference]);
         assert!(human.contains(&format!("WebAssembly    yes: {kind}")), "{human}");
     }
+    // A hostile annotation cannot drive the terminal: control characters are shown escaped.
+    let hostile = format!("{host}/hostile/app:v1");
+    w.ok(&[
+        "push",
+        MODULE,
+        &hostile,
+        "-a",
+        "title=\u{1b}]0;pwned\u{7}\u{1b}[31m<script>alert(1)</script>\nline",
+    ]);
+    let shown = w.ok(&["inspect", &hostile]);
+    assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{shown:?}");
+    assert!(
+        shown.contains(r"title = \u{1b}]0;pwned\u{7}\u{1b}[31m<script>alert(1)</script>\nline"),
+        "{shown}"
+    );
     let component = w.ok(&["inspect", &format!("{host}/wasm/component:v1")]);
-    assert!(component.contains("WIT world root:") && component.contains("import wasi:cli/environment@0.2.0;"), "{component}");
+    assert!(
+        component.contains("WIT world root:") && component.contains("import wasi:cli/environment@0.2.0;"),
+        "{component}"
+    );
     // inspect of local files.
     let file: Value = serde_json::from_str(&w.ok(&["inspect", MODULE, "--json"])).expect("JSON");
-    assert_eq!((file["wasm"].clone(), file["module"]["header"]["kind"].clone()), (Value::Bool(true), "core-module".into()));
+    assert_eq!(
+        (file["wasm"].clone(), file["module"]["header"]["kind"].clone()),
+        (Value::Bool(true), "core-module".into())
+    );
     let manifest = w.ok(&["manifest", &format!("{host}/webassembly/helloworld:v1")]);
     std::fs::write(w.path("manifest.json"), &manifest).expect("write");
     let local: Value = serde_json::from_str(&w.ok(&["inspect", "manifest.json", "--json"])).expect("JSON");
     assert_eq!(local["kind"], "wasm-to-oci");
     // tags, catalog, delete.
-    w.ok(&["copy", &format!("{host}/webassembly/helloworld:v1"), &format!("{host}/webassembly/helloworld:v2")]);
+    w.ok(&[
+        "copy",
+        &format!("{host}/webassembly/helloworld:v1"),
+        &format!("{host}/webassembly/helloworld:v2"),
+    ]);
     assert_eq!(w.ok(&["tags", &format!("{host}/webassembly/helloworld")]), "v1\nv2\n");
-    assert_eq!(w.ok(&["catalog", host, "--json"]).split_whitespace().collect::<String>(), r#"["wasm/component","webassembly/helloworld"]"#);
+    assert_eq!(
+        w.ok(&["catalog", host, "--json"]).split_whitespace().collect::<String>(),
+        r#"["hostile/app","wasm/component","webassembly/helloworld"]"#
+    );
     w.ok(&["delete", &format!("{host}/webassembly/helloworld:v2")]);
     assert_eq!(w.ok(&["tags", &format!("{host}/webassembly/helloworld")]), "v1\n");
     // attach and referrers.
@@ -266,7 +322,14 @@ fn the_articles_flow_and_every_command() {
     let subject = format!("{host}/webassembly/helloworld:v1");
     let referrer = w.ok(&["attach", &subject, "sbom.json", "--artifact-type", "application/spdx+json"]);
     let listed = w.ok(&["referrers", &subject]);
-    assert_eq!(listed, format!("{} application/spdx+json {}\n", referrer.trim(), listed.split(' ').nth(2).unwrap_or("").trim()));
+    assert_eq!(
+        listed,
+        format!(
+            "{} application/spdx+json {}\n",
+            referrer.trim(),
+            listed.split(' ').nth(2).unwrap_or("").trim()
+        )
+    );
     assert_eq!(w.ok(&["referrers", &subject, "--artifact-type", "text/plain"]), "");
     // blob: digest-verified, to a file.
     let layer = file_digest(MODULE);
@@ -276,7 +339,14 @@ fn the_articles_flow_and_every_command() {
     let top = w.ok(&["copy", &subject, "oci:layout:hello"]);
     let back = w.ok(&["copy", "oci:layout:hello", &format!("{host}/restored/hello:v1")]);
     assert_eq!(top, back);
-    assert_eq!(top.trim(), w.ok(&["inspect", &format!("{host}/restored/hello:v1"), "--json"]).split('"').skip_while(|s| *s != "digest").nth(2).unwrap_or(""));
+    assert_eq!(
+        top.trim(),
+        w.ok(&["inspect", &format!("{host}/restored/hello:v1"), "--json"])
+            .split('"')
+            .skip_while(|s| *s != "digest")
+            .nth(2)
+            .unwrap_or("")
+    );
     // copy --all: every tag.
     w.ok(&["copy", "--all", &format!("{host}/webassembly/helloworld"), &format!("{host}/mirror/helloworld")]);
     assert_eq!(w.ok(&["tags", &format!("{host}/mirror/helloworld")]), "v1\n");
@@ -293,13 +363,18 @@ fn the_articles_flow_and_every_command() {
 fn login_and_logout_round_trip_through_the_auth_file() {
     let w = World::start(true);
     let team = format!("{}/team/app:v1", w.host);
-    std::fs::write(w.path("auth.json"), r#"{"auths":{"other.example":{"auth":"eDp5"}},"kept":true}"#).expect("write");
+    std::fs::write(w.path("auth.json"), r#"{"auths":{"other.example":{"auth":"eDp5"}},"kept":true}"#)
+        .expect("write");
     let out = w.wharf_in(&["login", &w.host, "-u", "alice", "--password-stdin"], Some("alice-pw\n"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Login Succeeded!\n");
-    let file: Value = serde_json::from_slice(&std::fs::read(w.path("auth.json")).expect("auth.json")).expect("JSON");
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(w.path("auth.json")).expect("auth.json")).expect("JSON");
     assert_eq!(file["auths"][&w.host]["auth"], "YWxpY2U6YWxpY2UtcHc=", "base64 alice:alice-pw");
-    assert_eq!((file["kept"].clone(), file["auths"]["other.example"]["auth"].clone()), (Value::Bool(true), "eDp5".into()));
+    assert_eq!(
+        (file["kept"].clone(), file["auths"]["other.example"]["auth"].clone()),
+        (Value::Bool(true), "eDp5".into())
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -311,10 +386,64 @@ fn login_and_logout_round_trip_through_the_auth_file() {
     w.ok(&["pull", &team, "-o", "back.wasm"]);
     let out = w.wharf(&["logout", &w.host]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let file: Value = serde_json::from_slice(&std::fs::read(w.path("auth.json")).expect("auth.json")).expect("JSON");
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(w.path("auth.json")).expect("auth.json")).expect("JSON");
     assert!(file["auths"].get(&w.host).is_none() && file["auths"]["other.example"].is_object());
     assert_eq!(w.wharf(&["pull", &team, "-o", "again.wasm"]).status.code(), Some(1), "logged out: refused");
     assert_eq!(w.wharf(&["logout", &w.host]).status.code(), Some(1), "not logged in any more");
+}
+
+#[test]
+fn login_through_a_credential_helper() {
+    let w = World::start(true);
+    // A credential helper as docker runs them: `store` reads JSON, `get`/`erase` a host.
+    let bin = w.path("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    let store = w.path("helper-store.json");
+    let script = format!(
+        "#!/bin/sh\ncase \"$1\" in\n  store) cat > '{0}' ;;\n  get) read host; [ -f '{0}' ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\n     cat '{0}' ;;\n  erase) rm -f '{0}' ;;\nesac\n",
+        store.display()
+    );
+    let helper = bin.join("docker-credential-wharftest");
+    std::fs::write(&helper, script).expect("helper");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::write(w.path("auth.json"), r#"{"credsStore":"wharftest"}"#).expect("auth.json");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let run = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write as _;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(w.dir.path())
+            .env("REGISTRY_AUTH_FILE", w.path("auth.json"))
+            .env("PATH", &path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("wharf");
+        child.stdin.take().expect("stdin").write_all(stdin.unwrap_or("").as_bytes()).expect("stdin");
+        child.wait_with_output().expect("wharf")
+    };
+    let out = run(&["login", &w.host, "-u", "alice", "--password-stdin"], Some("alice-pw\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(&store).expect("the helper stored")).expect("JSON");
+    assert_eq!(
+        (stored["ServerURL"].as_str(), stored["Username"].as_str(), stored["Secret"].as_str()),
+        (Some(w.host.as_str()), Some("alice"), Some("alice-pw"))
+    );
+    let file = std::fs::read_to_string(w.path("auth.json")).expect("auth.json");
+    assert!(!file.contains("alice"), "with a helper the auth file holds no secret: {file}");
+    let team = format!("{}/team/app:v1", w.host);
+    let out = run(&["push", MODULE, &team], None);
+    assert!(out.status.success(), "the helper's credentials: {}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["logout", &w.host], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!store.exists(), "logout erased the helper's entry");
 }
 
 /// `sha256:<hex>` of a file.

@@ -253,6 +253,7 @@ impl DockerConfig {
     /// `auths[host].auth` (base64 `user:password`) in the file at `path`, created `0600`
     /// when missing. Everything else in the file is kept.
     pub fn store(path: &std::path::Path, host: &str, credentials: &Credentials) -> crate::Result<()> {
+        use base64::Engine as _;
         let (username, secret) = match credentials {
             Credentials::Basic { username, password } => (username.as_str(), password.expose()),
             Credentials::IdentityToken(token) => ("<token>", token.expose()),
@@ -265,7 +266,6 @@ impl DockerConfig {
                 .map(drop)
                 .map_err(crate::Error::Config);
         }
-        use base64::Engine as _;
         let entry = if username == "<token>" {
             serde_json::json!({ "identitytoken": secret })
         } else {

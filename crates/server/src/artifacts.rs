@@ -15,8 +15,8 @@ use wharf_wasm::{Classification, Location, classify, extract, inspect};
 use crate::error::{Error, Result};
 use crate::jobs::Job;
 use crate::records::{ArtifactRecord, ArtifactSummary, RepositorySummary};
-use wharf_wasm::record;
 use crate::registry::{Registry, TagRecord};
+use wharf_wasm::record;
 
 /// The largest config blob read for classification.
 const MAX_CONFIG: u64 = 4 * 1024 * 1024;
@@ -102,7 +102,8 @@ impl Registry {
                 }
             }
         }
-        let record = record_json(inspected.apply(ArtifactRecord::new(manifest, &classification, config.as_deref())));
+        let record =
+            record_json(inspected.apply(ArtifactRecord::new(manifest, &classification, config.as_deref())));
         for policy in &policies {
             policy.check(&record, has_subject)?;
         }
@@ -192,7 +193,8 @@ impl Registry {
             let config = self.read_config(&manifest).await?;
             let mut classification = classify(&manifest, config.as_deref());
             let inspected = self.inspect_layers(&mut classification).await?;
-            let mut fresh = inspected.apply(ArtifactRecord::new(&manifest, &classification, config.as_deref()));
+            let mut fresh =
+                inspected.apply(ArtifactRecord::new(&manifest, &classification, config.as_deref()));
             fresh.summary.pushed_at = record["pushedAt"].as_str().map(str::to_owned);
             record = record_json(fresh);
         }

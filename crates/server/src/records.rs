@@ -79,4 +79,3 @@ pub struct SearchHit {
     #[serde(default)]
     pub languages: Value,
 }
-

@@ -235,7 +235,10 @@ mod tests {
     #[test]
     fn platforms_parse() {
         let p: Platform = "linux/arm64/v8".parse().expect("parses");
-        assert_eq!((p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()), ("linux", "arm64", Some("v8")));
+        assert_eq!(
+            (p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()),
+            ("linux", "arm64", Some("v8"))
+        );
         assert_eq!(p.to_string(), "linux/arm64/v8");
         assert!("wasi/wasm".parse::<Platform>().expect("parses").is("wasi", "wasm"));
         for bad in ["wasm", "a/b/c/d", "/wasm", "wasi/", "wa si/wasm"] {

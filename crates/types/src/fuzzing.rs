@@ -37,6 +37,10 @@ pub fn reference(data: &[u8]) {
     if let Ok(target) = s.parse::<TagOrDigest>() {
         assert_eq!(target.to_string(), s);
     }
+    // `--platform os/architecture[/variant]`: what parses prints back to itself.
+    if let Ok(platform) = s.parse::<crate::Platform>() {
+        assert_eq!(platform.to_string(), s);
+    }
 }
 
 /// Digest parsing and hashing: a parsed digest prints back to its input, and hashing the

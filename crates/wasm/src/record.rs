@@ -186,7 +186,11 @@ impl ArtifactRecord {
             summary: ArtifactSummary {
                 digest: manifest.digest().clone(),
                 tags: Vec::new(),
-                media_type: manifest.media_type().essence().parse().unwrap_or_else(|_| manifest.media_type().clone()),
+                media_type: manifest
+                    .media_type()
+                    .essence()
+                    .parse()
+                    .unwrap_or_else(|_| manifest.media_type().clone()),
                 artifact_type: manifest.artifact_type().cloned(),
                 wasm: classification.is_wasm(),
                 kind: classification.kind.name().to_owned(),
@@ -199,7 +203,11 @@ impl ArtifactRecord {
             evidence: classification
                 .evidence
                 .iter()
-                .map(|e| RecordedEvidence { field: e.field.clone(), value: e.value.clone(), rule: e.rule.to_owned() })
+                .map(|e| RecordedEvidence {
+                    field: e.field.clone(),
+                    value: e.value.clone(),
+                    rule: e.rule.to_owned(),
+                })
                 .collect(),
             hints: value(&classification.hints),
             warnings: value(&classification.warnings),
@@ -228,7 +236,8 @@ impl ArtifactRecord {
     #[must_use]
     pub fn with_modules(mut self, entries: Vec<Value>, finished_at: Option<String>) -> Self {
         let module = entries.iter().find_map(|l| l.get("module")).cloned();
-        let error = if module.is_none() { entries.iter().find_map(|l| l.get("error")).cloned() } else { None };
+        let error =
+            if module.is_none() { entries.iter().find_map(|l| l.get("error")).cloned() } else { None };
         let status = if error.is_some() { InspectionStatus::Failed } else { InspectionStatus::Done };
         self.inspection = Inspection { status, error, finished_at };
         self.module = module;
