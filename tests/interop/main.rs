@@ -208,6 +208,16 @@ impl World {
         self.path("")
     }
 
+    /// `buildah build` of the build context as `local`, annotated `annotation` (`key=value`),
+    /// with timestamps at 0 so the digest depends on the content alone.
+    fn build_image(&self, annotation: &str, local: &str) {
+        let context = self.build_context();
+        self.run(
+            "buildah",
+            &["build", "--timestamp", "0", "--annotation", annotation, "-t", local, &context],
+        );
+    }
+
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().expect("utf-8 path").to_owned()
     }
@@ -412,13 +422,12 @@ fn flow1_wasm_to_oci_with_oras_py_and_the_examples() {
 #[test]
 fn flow2_annotated_images_from_buildah_and_umoci() {
     let Some(w) = World::start("flow 2") else { return };
-    let context = w.build_context();
     let mut pushed = Vec::new();
     for (tag, annotation) in
         [("handler", "run.oci.handler=wasm"), ("compat", "module.wasm.image/variant=compat")]
     {
         let local = format!("localhost/helloworld:{tag}");
-        w.run("buildah", &["build", "--timestamp", "0", "--annotation", annotation, "-t", &local, &context]);
+        w.build_image(annotation, &local);
         let target = format!("{}/wasm/helloworld:{tag}", w.host);
         let digest_file = w.path(&format!("{tag}.digest"));
         w.run(
@@ -685,20 +694,7 @@ fn flow7_credentials_over_tls_with_skopeo_buildah_podman_oras_py_and_the_example
     );
 
     // The article's build and push: buildah push --cert-dir, credentials from the login.
-    let context = w.build_context();
-    w.run(
-        "buildah",
-        &[
-            "build",
-            "--timestamp",
-            "0",
-            "--annotation",
-            "run.oci.handler=wasm",
-            "-t",
-            "localhost/hello:v1",
-            &context,
-        ],
-    );
+    w.build_image("run.oci.handler=wasm", "localhost/hello:v1");
     let target = format!("{}/team/hello:v1", w.host);
     let digest_file = w.path("hello.digest");
     w.run(
@@ -871,20 +867,7 @@ fn flow9_the_wharf_command_line_against_wharf_server_and_distribution() {
         }
     }
     // The buildah image, wharf-server → distribution → wharf-server: the digest stays.
-    let context = w.build_context();
-    w.run(
-        "buildah",
-        &[
-            "build",
-            "--timestamp",
-            "0",
-            "--annotation",
-            "run.oci.handler=wasm",
-            "-t",
-            "localhost/hello:v1",
-            &context,
-        ],
-    );
+    w.build_image("run.oci.handler=wasm", "localhost/hello:v1");
     let digest_file = w.path("hello.digest");
     let on_wharf = format!("{}/wasm/hello:v1", w.host);
     w.run(

@@ -63,6 +63,11 @@ impl World {
 
     /// Runs `wharf` with `args` (and `stdin`), in the scratch folder, with its auth file.
     fn wharf_in(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.wharf_env(args, stdin, &[])
+    }
+
+    /// [`wharf_in`](Self::wharf_in) with more environment variables.
+    fn wharf_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
         use std::io::Write as _;
         let mut child = Command::new(BIN)
             .args(args)
@@ -71,6 +76,7 @@ impl World {
             .env("HOME", self.dir.path())
             .env_remove("XDG_RUNTIME_DIR")
             .env_remove("DOCKER_CONFIG")
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -413,21 +419,7 @@ fn login_through_a_credential_helper() {
     }
     std::fs::write(w.path("auth.json"), r#"{"credsStore":"wharftest"}"#).expect("auth.json");
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    let run = |args: &[&str], stdin: Option<&str>| {
-        use std::io::Write as _;
-        let mut child = Command::new(BIN)
-            .args(args)
-            .current_dir(w.dir.path())
-            .env("REGISTRY_AUTH_FILE", w.path("auth.json"))
-            .env("PATH", &path)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("wharf");
-        child.stdin.take().expect("stdin").write_all(stdin.unwrap_or("").as_bytes()).expect("stdin");
-        child.wait_with_output().expect("wharf")
-    };
+    let run = |args: &[&str], stdin: Option<&str>| w.wharf_env(args, stdin, &[("PATH", &path)]);
     let out = run(&["login", &w.host, "-u", "alice", "--password-stdin"], Some("alice-pw\n"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stored: Value =
