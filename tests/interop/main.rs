@@ -561,6 +561,18 @@ fn flow3_wasi_platform_index_from_podman() {
     // The index shows its Wasm child's module.
     let index = w.artifact("wasm/helloworld", "index");
     assert_eq!(index["wasmChildren"][0]["module"], image["module"], "{index:#}");
+    // `wharf pull` of the index takes its `wasi/wasm` child (by default, or by `--platform`)
+    // and reads the module out of its tar layer; `wharf inspect` shows the child's module too.
+    let wharf = World::cli_path();
+    for platform in [&[][..], &["--platform", "wasi/wasm"][..]] {
+        let out = w.path("from-index.wasm");
+        let mut args = vec!["pull", &target, "-o", &out];
+        args.extend_from_slice(platform);
+        w.run(&wharf, &args);
+        assert_eq!(std::fs::read(&out).expect("pulled"), w.module, "wharf pull {platform:?}");
+    }
+    let seen: Value = serde_json::from_str(&w.run(&wharf, &["inspect", &target, "--json"])).expect("JSON");
+    assert_eq!(seen["wasmChildren"][0]["module"], image["module"], "{seen:#}");
     let repositories = w.get_json("/v2/_wharf/repositories");
     let repo = &repositories["repositories"][0];
     assert_eq!(repo["name"], "wasm/helloworld");
@@ -882,6 +894,9 @@ fn flow9_the_wharf_command_line_against_wharf_server_and_distribution() {
         ],
     );
     let digest = digest_of(&std::fs::read_to_string(&digest_file).expect("digest file"));
+    // The module, out of buildah's tar layer.
+    w.run(&wharf, &["pull", &on_wharf, "-o", &w.path("from-tar.wasm")]);
+    assert_eq!(std::fs::read(w.path("from-tar.wasm")).expect("pulled"), w.module);
     let on_distribution = format!("{}/wasm/hello:v1", distribution.host);
     assert_eq!(w.run(&wharf, &["copy", &on_wharf, &on_distribution]).trim(), digest.as_str());
     let raw = w.run(

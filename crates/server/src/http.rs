@@ -41,8 +41,9 @@ pub fn router(registry: Registry) -> Router {
 /// The router with access control: every request is authorised by `access` (its token
 /// endpoint is `/token`); `None` is an open registry, as [`router`].
 pub fn router_with_access(registry: Registry, access: Option<Arc<AccessControl>>) -> Router {
-    let app = App { registry, access };
+    let app = App { registry, access, sessions: Arc::new(crate::web::Sessions::default()) };
     Router::new()
+        .merge(crate::web::routes())
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(app.clone(), access_log))
         .with_state(app)
@@ -50,9 +51,11 @@ pub fn router_with_access(registry: Registry, access: Option<Arc<AccessControl>>
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
-struct App {
-    registry: Registry,
-    access: Option<Arc<AccessControl>>,
+pub(crate) struct App {
+    pub(crate) registry: Registry,
+    pub(crate) access: Option<Arc<AccessControl>>,
+    /// The web page's sessions.
+    pub(crate) sessions: Arc<crate::web::Sessions>,
 }
 
 /// Who the request came from, for the access log.
@@ -296,6 +299,17 @@ pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// The pairs of an `application/x-www-form-urlencoded` body (`+` is a space there).
+pub(crate) fn form_pairs(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
         })
         .collect()
 }

@@ -53,6 +53,7 @@ mod registry;
 pub mod search;
 mod server;
 pub mod tls;
+pub mod web;
 
 pub use auth::AccessControl;
 pub use error::{Error, Result};

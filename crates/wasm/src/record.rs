@@ -111,6 +111,9 @@ pub struct ArtifactSummary {
     /// When it was pushed (RFC 3339).
     #[serde(default)]
     pub pushed_at: Option<String>,
+    /// The platform of the config (or index entry).
+    #[serde(default)]
+    pub platform: Option<Platform>,
 }
 
 /// One artifact's full record (`GET /v2/<name>/_wharf/artifacts/<reference>`): its
@@ -137,9 +140,6 @@ pub struct ArtifactRecord {
     /// What looked wrong.
     #[serde(default)]
     pub warnings: Value,
-    /// The platform of the config (or index entry).
-    #[serde(default)]
-    pub platform: Option<Platform>,
     /// Where the Wasm bytes are (`wharf_wasm::WasmLayer`s).
     #[serde(default)]
     pub wasm_layers: Value,
@@ -197,6 +197,7 @@ impl ArtifactRecord {
                 harbor_type: Some(classification.harbor.artifact_type.clone()),
                 size: manifest.size() + referenced,
                 pushed_at: None,
+                platform: classification.platform.clone(),
             },
             format: classification.kind.format_id().to_owned(),
             harbor: value(&classification.harbor),
@@ -211,7 +212,6 @@ impl ArtifactRecord {
                 .collect(),
             hints: value(&classification.hints),
             warnings: value(&classification.warnings),
-            platform: classification.platform.clone(),
             wasm_layers: value(&classification.wasm_layers),
             wasm_children: value(&classification.wasm_children),
             annotations: manifest.annotations().cloned(),

@@ -402,6 +402,38 @@ impl AccessControl {
         }
     }
 
+    /// Whether `principal` may do `action` on `repository`.
+    pub(crate) fn can(&self, principal: &Principal, repository: &str, action: wharf_auth::Action) -> bool {
+        self.auth.can(principal, repository, action)
+    }
+
+    /// Checks a user name and password (the web page's login form), with the failed-login
+    /// limit and the audit log of a Basic login.
+    pub(crate) fn login(
+        &self,
+        user: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> std::result::Result<Principal, Denied> {
+        let result = self.auth.login_checked(user, password, client);
+        let (outcome, reason) = match &result {
+            Ok(_) => ("ok", None),
+            Err(Denied::TooMany(_)) => return result.map(|(identity, _)| Principal { identity, token: None }),
+            Err(denied) => ("refused", Some(denied.to_string())),
+        };
+        self.audit.record(
+            "login",
+            serde_json::json!({
+                "identity": crate::http::printable(user, 256),
+                "client": client.map(|c| c.to_string()),
+                "grant": "web",
+                "result": outcome,
+                "reason": reason,
+            }),
+        );
+        result.map(|(identity, _)| Principal { identity, token: None })
+    }
+
     /// Whether `principal` sees `repository` in listings and may mount from it: it may
     /// pull it (by the policy, or by its token).
     pub(crate) fn visible(&self, principal: &Principal, repository: &str) -> bool {

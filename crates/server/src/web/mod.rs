@@ -1,0 +1,735 @@
+//! The registry's web page at `/`: repositories, their artifacts, and what is inside each Wasm
+//! artifact, rendered by the server (askama templates compiled into the binary, every value
+//! escaped) with a login against the registry's own users and permissions.
+//!
+//! Pages: `/` (repositories, search), `/repositories/<name>` (artifacts),
+//! `/repositories/<name>/-/artifacts/<digest|tag>` (one artifact),
+//! `/repositories/<name>/-/delete` (confirm, then `POST`), `/login`, `POST /logout`,
+//! `/static/…` (one stylesheet, one script of conveniences). A `-` can never be a repository
+//! name component, so these paths cannot collide with a repository's.
+//!
+//! Every response carries a strict `Content-Security-Policy` (scripts and styles from
+//! `/static/` only, no inline script, no framing); forms carry the session's CSRF token.
+
+mod session;
+mod view;
+
+use std::net::IpAddr;
+
+use askama::Template;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use wharf_auth::{Action, Principal};
+use wharf_types::{Manifest, MediaType, Repository, TagOrDigest};
+
+pub(crate) use session::Sessions;
+use view::{ArtifactParts, ArtifactRow, HitRow, ModuleView, RepositoryRow};
+
+use crate::http::{App, first, form_pairs, query_pairs};
+use crate::listener::Transport;
+use crate::records::ArtifactSummary;
+use crate::search::Query;
+
+/// Repositories per page.
+const REPOSITORIES_PER_PAGE: usize = 50;
+/// Artifacts per page of a repository.
+const ARTIFACTS_PER_PAGE: usize = 100;
+/// The largest form body read.
+const MAX_FORM: usize = 16 * 1024;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The page's routes.
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/", get(repositories))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/static/{file}", get(static_file))
+        .route("/repositories/{*path}", get(repository_get).post(repository_post))
+}
+
+/// What every page shows around its content.
+struct PageInfo {
+    title: String,
+    auth: bool,
+    user: Option<String>,
+    csrf: String,
+    version: &'static str,
+}
+
+/// Who is looking: their session (started on this request when they had none) and what
+/// they may do.
+struct Visitor {
+    session_id: String,
+    fresh: bool,
+    user: Option<String>,
+    csrf: String,
+    principal: Principal,
+    tls: bool,
+    client: Option<IpAddr>,
+}
+
+impl Visitor {
+    fn of(app: &App, parts: &http::request::Parts) -> Self {
+        let transport = parts.extensions.get::<Transport>().cloned().unwrap_or_default();
+        let client = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let found = session::cookie(&parts.headers).and_then(|id| app.sessions.get(&id).map(|s| (id, s)));
+        let (session_id, session, fresh) = match found {
+            Some((id, s)) => (id, s, false),
+            None => {
+                let (id, s) = app.sessions.start(None);
+                (id, s, true)
+            }
+        };
+        let principal = match (&session.user, &transport.client_cert_user) {
+            (Some(user), _) => Principal::user(user.clone()),
+            (None, Some(user)) => Principal::user(user.to_string()),
+            (None, None) => Principal::anonymous(),
+        };
+        Self {
+            session_id,
+            fresh,
+            user: session.user,
+            csrf: session.csrf,
+            principal,
+            tls: transport.tls,
+            client,
+        }
+    }
+
+    fn page(&self, app: &App, title: impl Into<String>) -> PageInfo {
+        PageInfo {
+            title: title.into(),
+            auth: app.access.is_some(),
+            user: self.user.clone(),
+            csrf: self.csrf.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    fn sees(&self, app: &App, repository: &str) -> bool {
+        app.access.as_ref().is_none_or(|a| a.visible(&self.principal, repository))
+    }
+
+    fn may(&self, app: &App, repository: &str, action: Action) -> bool {
+        app.access.as_ref().is_none_or(|a| a.can(&self.principal, repository, action))
+    }
+
+    fn csrf_ok(&self, app: &App, presented: Option<&str>) -> bool {
+        let Some(presented) = presented else { return false };
+        !self.fresh && app.sessions.get(&self.session_id).is_some_and(|s| session::csrf_matches(&s, presented))
+    }
+
+    /// A page: the security headers, and the session cookie when it is new.
+    fn respond(&self, status: StatusCode, html: String) -> Response {
+        let mut response = (status, html).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        secure_headers(headers);
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.fresh {
+            headers.append(header::SET_COOKIE, cookie_value(Some(&self.session_id), self.tls));
+        }
+        response
+    }
+
+    fn redirect(&self, to: &str) -> Response {
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::LOCATION, crate::http::header_value(to));
+        secure_headers(headers);
+        if self.fresh {
+            headers.append(header::SET_COOKIE, cookie_value(Some(&self.session_id), self.tls));
+        }
+        response
+    }
+
+    fn message(&self, app: &App, status: StatusCode, title: &str, message: String, back: &str) -> Response {
+        let page = MessagePage { page: self.page(app, title), message, back: back.to_owned() };
+        self.respond(status, render(&page))
+    }
+
+    fn not_found(&self, app: &App) -> Response {
+        self.message(app, StatusCode::NOT_FOUND, "Not found", "Nothing here, or nothing you may see.".into(), "/")
+    }
+}
+
+fn cookie_value(id: Option<&str>, tls: bool) -> HeaderValue {
+    crate::http::header_value(&session::set_cookie(id, tls))
+}
+
+fn secure_headers(headers: &mut HeaderMap) {
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+}
+
+fn render(template: &impl Template) -> String {
+    template.render().unwrap_or_else(|e| format!("<!doctype html><title>Error</title><p>{e}</p>"))
+}
+
+/// Previous and next links.
+struct Pager {
+    number: usize,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "repositories.html")]
+struct RepositoriesPage {
+    page: PageInfo,
+    q: String,
+    field: String,
+    fields: Vec<(&'static str, &'static str)>,
+    wasm_only: bool,
+    searching: bool,
+    hits: Vec<HitRow>,
+    repositories: Vec<RepositoryRow>,
+    pager: Pager,
+}
+
+#[derive(Template)]
+#[template(path = "repository.html")]
+struct RepositoryPage {
+    page: PageInfo,
+    name: String,
+    total: usize,
+    wasm: usize,
+    artifacts: Vec<ArtifactRow>,
+    pager: Pager,
+}
+
+#[derive(Template)]
+#[template(path = "artifact.html")]
+struct ArtifactPage {
+    page: PageInfo,
+    repository: String,
+    repository_href: String,
+    tags: Vec<String>,
+    short_digest: String,
+    overview: Vec<(String, String)>,
+    wasm: bool,
+    kind: String,
+    format: String,
+    badge_class: &'static str,
+    evidence: Vec<(String, String, String)>,
+    hints: Vec<String>,
+    warnings: Vec<String>,
+    harbor: Vec<(String, String)>,
+    module: Option<ModuleView>,
+    inspection_note: Option<String>,
+    children: Vec<(String, String, String, String)>,
+    layers: Vec<(usize, String, String, String, String)>,
+    config: Vec<(String, String)>,
+    history: Vec<String>,
+    annotations: Vec<(String, String)>,
+    referrers: Vec<(String, String, String, String)>,
+    pulls: Vec<(String, String)>,
+    deletes: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    page: PageInfo,
+    error: Option<String>,
+    username: String,
+    next: String,
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    page: PageInfo,
+    what: String,
+    consequence: String,
+    action: String,
+    target: String,
+    back: String,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    page: PageInfo,
+    message: String,
+    back: String,
+}
+
+/// The search fields of the repositories page: (query parameter, label).
+const FIELDS: [(&str, &str); 4] =
+    [("text", "name, tag or annotation"), ("import", "imports"), ("export", "exports"), ("wasi", "WASI version")];
+
+async fn repositories(State(app): State<App>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let visitor = Visitor::of(&app, &parts);
+    let query = query_pairs(parts.uri.query());
+    let q = first(&query, "q").unwrap_or_default().trim().to_owned();
+    let field = first(&query, "field").filter(|f| FIELDS.iter().any(|(v, _)| v == f)).unwrap_or("text").to_owned();
+    let wasm_only = first(&query, "wasm") == Some("1");
+    let number = first(&query, "page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let visible = |name: &str| visitor.sees(&app, name);
+    let link = |page: usize| {
+        let mut href = format!("/?page={page}");
+        if wasm_only {
+            href.push_str("&wasm=1");
+        }
+        href
+    };
+    let mut page = RepositoriesPage {
+        page: visitor.page(&app, "Repositories"),
+        q: q.clone(),
+        field: field.clone(),
+        fields: FIELDS.to_vec(),
+        wasm_only,
+        searching: !q.is_empty(),
+        hits: Vec::new(),
+        repositories: Vec::new(),
+        pager: Pager { number, previous: None, next: None },
+    };
+    if page.searching {
+        let mut search = Query::default();
+        let value = Some(q.clone());
+        match field.as_str() {
+            "import" => search.import = value,
+            "export" => search.export = value,
+            "wasi" => search.wasi = value,
+            _ => search.text = value,
+        }
+        let after = first(&query, "after");
+        match app.registry.search(&search, Some(REPOSITORIES_PER_PAGE), after, &visible).await {
+            Ok((hits, more)) => {
+                if let (true, Some(last)) = (more, hits.last()) {
+                    page.pager.next = Some(format!(
+                        "/?q={}&field={field}&after={}",
+                        urlencode(&q),
+                        urlencode(&format!("{}@{}", last.repository, last.digest))
+                    ));
+                }
+                if after.is_some() {
+                    page.pager.previous = Some(format!("/?q={}&field={field}", urlencode(&q)));
+                }
+                page.hits = hits.iter().map(HitRow::from).collect();
+            }
+            Err(e) => {
+                return visitor.message(&app, StatusCode::BAD_REQUEST, "Search", e.to_string(), "/");
+            }
+        }
+        return visitor.respond(StatusCode::OK, render(&page));
+    }
+    let names = match app.registry.catalog_where(None, None, &visible).await {
+        Ok(p) => p.names,
+        Err(e) => return visitor.message(&app, StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string(), "/"),
+    };
+    let skip = (number - 1) * REPOSITORIES_PER_PAGE;
+    let mut rows = Vec::new();
+    let mut matching = 0;
+    for name in names {
+        if !wasm_only && (matching < skip || matching >= skip + REPOSITORIES_PER_PAGE) {
+            matching += 1;
+            continue;
+        }
+        let Ok(repo) = name.parse::<Repository>() else { continue };
+        let artifacts = app.registry.artifacts(&repo, false).await.unwrap_or_default();
+        if wasm_only && !artifacts.iter().any(|a| a.wasm) {
+            continue;
+        }
+        if (skip..skip + REPOSITORIES_PER_PAGE).contains(&matching) {
+            rows.push(RepositoryRow::new(name, &artifacts));
+        }
+        matching += 1;
+    }
+    page.pager.previous = (number > 1).then(|| link(number - 1));
+    page.pager.next = (matching > skip + REPOSITORIES_PER_PAGE).then(|| link(number + 1));
+    page.repositories = rows;
+    visitor.respond(StatusCode::OK, render(&page))
+}
+
+/// `<name>`, `<name>/-/artifacts/<reference>` or `<name>/-/delete`.
+enum RepoPath {
+    Repository(String),
+    Artifact(String, String),
+    Delete(String),
+}
+
+fn repo_path(path: &str) -> Option<RepoPath> {
+    match path.split_once("/-/") {
+        None => Some(RepoPath::Repository(path.trim_end_matches('/').to_owned())),
+        Some((name, "delete")) => Some(RepoPath::Delete(name.to_owned())),
+        Some((name, rest)) => {
+            rest.strip_prefix("artifacts/").map(|r| RepoPath::Artifact(name.to_owned(), r.to_owned()))
+        }
+    }
+}
+
+async fn repository_get(State(app): State<App>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let visitor = Visitor::of(&app, &parts);
+    let path = parts.uri.path().strip_prefix("/repositories/").unwrap_or_default().to_owned();
+    let Some(route) = repo_path(&path) else { return visitor.not_found(&app) };
+    let name = match &route {
+        RepoPath::Repository(n) | RepoPath::Artifact(n, _) | RepoPath::Delete(n) => n.clone(),
+    };
+    let Ok(repo) = name.parse::<Repository>() else { return visitor.not_found(&app) };
+    if !visitor.sees(&app, repo.as_str()) {
+        return visitor.not_found(&app);
+    }
+    let query = query_pairs(parts.uri.query());
+    match route {
+        RepoPath::Repository(_) => repository_page(&app, &visitor, &repo, &query).await,
+        RepoPath::Artifact(_, reference) => artifact_page(&app, &visitor, &parts.headers, &repo, &reference).await,
+        RepoPath::Delete(_) => {
+            let Some(target) = first(&query, "target").and_then(|t| t.parse::<TagOrDigest>().ok()) else {
+                return visitor.not_found(&app);
+            };
+            if !visitor.may(&app, repo.as_str(), Action::Delete) {
+                return forbidden(&app, &visitor, &repo);
+            }
+            let (what, consequence) = match &target {
+                TagOrDigest::Tag(t) => (
+                    format!("the tag {repo}:{t}"),
+                    "The tag goes; the manifest it names stays, with its other tags.".to_owned(),
+                ),
+                TagOrDigest::Digest(d) => (
+                    format!("the manifest {repo}@{}", view::short(d.as_str())),
+                    "The manifest goes, with every tag that names it.".to_owned(),
+                ),
+            };
+            let page = ConfirmPage {
+                page: visitor.page(&app, "Delete"),
+                what,
+                consequence,
+                action: format!("/repositories/{repo}/-/delete"),
+                target: target.to_string(),
+                back: view::repository_href(repo.as_str()),
+            };
+            visitor.respond(StatusCode::OK, render(&page))
+        }
+    }
+}
+
+fn forbidden(app: &App, visitor: &Visitor, repo: &Repository) -> Response {
+    let who = visitor.user.as_deref().map_or_else(|| "Anonymous visitors".to_owned(), |u| format!("`{u}`"));
+    visitor.message(
+        app,
+        StatusCode::FORBIDDEN,
+        "Not allowed",
+        format!("{who} may not delete in {repo}."),
+        &view::repository_href(repo.as_str()),
+    )
+}
+
+async fn repository_page(app: &App, visitor: &Visitor, repo: &Repository, query: &[(String, String)]) -> Response {
+    let mut artifacts = match app.registry.artifacts(repo, false).await {
+        Ok(a) => a,
+        Err(crate::error::Error::NameUnknown(_)) => return visitor.not_found(app),
+        Err(e) => return visitor.message(app, StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string(), "/"),
+    };
+    let number = first(query, "page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let html = repository_html(visitor.page(app, repo.as_str()), repo.as_str(), &mut artifacts, number);
+    visitor.respond(StatusCode::OK, html)
+}
+
+/// A repository's page (page `number`, newest first), as served.
+fn repository_html(page: PageInfo, name: &str, artifacts: &mut [ArtifactSummary], number: usize) -> String {
+    artifacts.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then_with(|| a.digest.as_str().cmp(b.digest.as_str())));
+    let skip = (number - 1) * ARTIFACTS_PER_PAGE;
+    let link = |n: usize| format!("/repositories/{name}?page={n}");
+    let view = RepositoryPage {
+        page,
+        name: name.to_owned(),
+        total: artifacts.len(),
+        wasm: artifacts.iter().filter(|a| a.wasm).count(),
+        artifacts: artifacts.iter().skip(skip).take(ARTIFACTS_PER_PAGE).map(|a| ArtifactRow::new(name, a)).collect(),
+        pager: Pager {
+            number,
+            previous: (number > 1).then(|| link(number - 1)),
+            next: (artifacts.len() > skip + ARTIFACTS_PER_PAGE).then(|| link(number + 1)),
+        },
+    };
+    render(&view)
+}
+
+/// The page of a repository holding `artifacts`, rendered as the server renders it for an
+/// anonymous visitor of an open registry (for benchmarks and tools).
+pub fn render_repository(name: &str, artifacts: &mut [ArtifactSummary]) -> String {
+    let page = PageInfo {
+        title: name.to_owned(),
+        auth: false,
+        user: None,
+        csrf: String::new(),
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    repository_html(page, name, artifacts, 1)
+}
+
+async fn artifact_page(
+    app: &App,
+    visitor: &Visitor,
+    headers: &HeaderMap,
+    repo: &Repository,
+    reference: &str,
+) -> Response {
+    let Ok(target) = reference.parse::<TagOrDigest>() else { return visitor.not_found(app) };
+    let record = match app.registry.artifact(repo, &target).await {
+        Ok(r) => r,
+        Err(_) => return visitor.not_found(app),
+    };
+    let digest = record.summary.digest.clone();
+    let manifest = match app.registry.get_manifest(repo, &TagOrDigest::Digest(digest.clone())).await {
+        Ok(stored) => {
+            let media_type = stored.media_type.parse::<MediaType>().ok();
+            Manifest::from_bytes(stored.bytes, media_type.as_ref()).ok()
+        }
+        Err(_) => None,
+    };
+    let referrers = app
+        .registry
+        .referrers(repo, &digest, None)
+        .await
+        .map(|index| {
+            index
+                .manifests
+                .iter()
+                .map(|d| {
+                    (
+                        d.artifact_type.as_ref().map(ToString::to_string).unwrap_or_else(|| d.media_type.to_string()),
+                        view::short(d.digest.as_str()),
+                        view::artifact_href(repo.as_str(), d.digest.as_str()),
+                        view::size(d.size),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .unwrap_or("localhost:5000");
+    let shown = match record.summary.tags.first() {
+        Some(tag) => format!("{host}/{repo}:{tag}"),
+        None => format!("{host}/{repo}@{digest}"),
+    };
+    let mut deletes = Vec::new();
+    if visitor.may(app, repo.as_str(), Action::Delete) {
+        let confirm = |target: &str| format!("/repositories/{repo}/-/delete?target={}", urlencode(target));
+        for tag in &record.summary.tags {
+            deletes.push((format!("Delete the tag {tag}"), confirm(tag)));
+        }
+        deletes.push(("Delete the manifest (and its tags)".to_owned(), confirm(digest.as_str())));
+    }
+    let parts = ArtifactParts::new(repo.as_str(), &record, manifest.as_ref());
+    let page = ArtifactPage {
+        page: visitor.page(app, format!("{repo}@{}", parts.short_digest)),
+        repository: repo.to_string(),
+        repository_href: view::repository_href(repo.as_str()),
+        tags: record.summary.tags.clone(),
+        pulls: view::pull_commands(&shown, host, record.summary.wasm, !visitor.tls),
+        referrers,
+        deletes,
+        short_digest: parts.short_digest,
+        overview: parts.overview,
+        wasm: parts.wasm,
+        kind: parts.kind,
+        format: parts.format,
+        badge_class: parts.badge_class,
+        evidence: parts.evidence,
+        hints: parts.hints,
+        warnings: parts.warnings,
+        harbor: parts.harbor,
+        module: parts.module,
+        inspection_note: parts.inspection_note,
+        children: parts.children,
+        layers: parts.layers,
+        config: parts.config,
+        history: parts.history,
+        annotations: parts.annotations,
+    };
+    visitor.respond(StatusCode::OK, render(&page))
+}
+
+async fn repository_post(State(app): State<App>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let visitor = Visitor::of(&app, &parts);
+    let path = parts.uri.path().strip_prefix("/repositories/").unwrap_or_default().to_owned();
+    let Some(RepoPath::Delete(name)) = repo_path(&path) else { return visitor.not_found(&app) };
+    let Ok(repo) = name.parse::<Repository>() else { return visitor.not_found(&app) };
+    if !visitor.sees(&app, repo.as_str()) {
+        return visitor.not_found(&app);
+    }
+    let Some(form) = read_form(body).await else {
+        return visitor.message(&app, StatusCode::BAD_REQUEST, "Bad form", "The form could not be read.".into(), "/");
+    };
+    if !visitor.csrf_ok(&app, first(&form, "csrf")) {
+        return csrf_refused(&app, &visitor);
+    }
+    if !visitor.may(&app, repo.as_str(), Action::Delete) {
+        return forbidden(&app, &visitor, &repo);
+    }
+    let Some(target) = first(&form, "target").and_then(|t| t.parse::<TagOrDigest>().ok()) else {
+        return visitor.not_found(&app);
+    };
+    match app.registry.delete_manifest(&repo, &target).await {
+        Ok(()) => visitor.redirect(&view::repository_href(repo.as_str())),
+        Err(e) => visitor.message(
+            &app,
+            e.code_and_status().1,
+            "Not deleted",
+            e.to_string(),
+            &view::repository_href(repo.as_str()),
+        ),
+    }
+}
+
+fn csrf_refused(app: &App, visitor: &Visitor) -> Response {
+    visitor.message(
+        app,
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "The form was not this session's (it expired, or came from another site): load the page again.".into(),
+        "/",
+    )
+}
+
+async fn read_form(body: Body) -> Option<Vec<(String, String)>> {
+    let bytes = axum::body::to_bytes(body, MAX_FORM).await.ok()?;
+    Some(form_pairs(std::str::from_utf8(&bytes).ok()?))
+}
+
+/// Only a path of this site: a login never sends a visitor elsewhere.
+fn local(next: Option<&str>) -> String {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or("/").to_owned()
+}
+
+async fn login_form(State(app): State<App>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let visitor = Visitor::of(&app, &parts);
+    if app.access.is_none() {
+        return visitor.message(
+            &app,
+            StatusCode::OK,
+            "Log in",
+            "This registry has no users: everyone may see and do everything.".into(),
+            "/",
+        );
+    }
+    let query = query_pairs(parts.uri.query());
+    let page = LoginPage {
+        page: visitor.page(&app, "Log in"),
+        error: None,
+        username: String::new(),
+        next: local(first(&query, "next")),
+    };
+    visitor.respond(StatusCode::OK, render(&page))
+}
+
+async fn login(State(app): State<App>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let visitor = Visitor::of(&app, &parts);
+    let Some(access) = app.access.clone() else { return visitor.redirect("/") };
+    let Some(form) = read_form(body).await else {
+        return visitor.message(&app, StatusCode::BAD_REQUEST, "Bad form", "The form could not be read.".into(), "/login");
+    };
+    if !visitor.csrf_ok(&app, first(&form, "csrf")) {
+        return csrf_refused(&app, &visitor);
+    }
+    let username = first(&form, "username").unwrap_or_default().to_owned();
+    let password = first(&form, "password").unwrap_or_default();
+    let next = local(first(&form, "next"));
+    match access.login(&username, password, visitor.client) {
+        Ok(principal) => {
+            // A new session for the user (the anonymous one's id may have been seen).
+            app.sessions.end(&visitor.session_id);
+            let (id, _) = app.sessions.start(Some(principal.identity.name().to_owned()));
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::LOCATION, crate::http::header_value(&next));
+            headers.insert(header::SET_COOKIE, cookie_value(Some(&id), visitor.tls));
+            secure_headers(headers);
+            response
+        }
+        Err(denied) => {
+            let status = match denied {
+                wharf_auth::Denied::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let page = LoginPage {
+                page: visitor.page(&app, "Log in"),
+                error: Some(denied.to_string()),
+                username,
+                next,
+            };
+            visitor.respond(status, render(&page))
+        }
+    }
+}
+
+async fn logout(State(app): State<App>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let visitor = Visitor::of(&app, &parts);
+    let form = read_form(body).await.unwrap_or_default();
+    if !visitor.csrf_ok(&app, first(&form, "csrf")) {
+        return csrf_refused(&app, &visitor);
+    }
+    app.sessions.end(&visitor.session_id);
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, HeaderValue::from_static("/"));
+    headers.insert(header::SET_COOKIE, cookie_value(None, visitor.tls));
+    secure_headers(headers);
+    response
+}
+
+async fn static_file(request: Request) -> Response {
+    let (body, content_type) = match request.uri().path() {
+        "/static/wharf.css" => (include_str!("../../static/wharf.css"), "text/css; charset=utf-8"),
+        "/static/wharf.js" => (include_str!("../../static/wharf.js"), "text/javascript; charset=utf-8"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    secure_headers(headers);
+    response
+}
+
+/// `%`-escapes everything but unreserved characters, for a query value.
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_redirects() {
+        assert!(matches!(repo_path("a/b"), Some(RepoPath::Repository(n)) if n == "a/b"));
+        assert!(matches!(repo_path("a/b/-/artifacts/v1"), Some(RepoPath::Artifact(n, r)) if n == "a/b" && r == "v1"));
+        assert!(matches!(repo_path("a/-/delete"), Some(RepoPath::Delete(n)) if n == "a"));
+        assert!(repo_path("a/-/other").is_none());
+        assert_eq!(local(Some("/repositories/x")), "/repositories/x");
+        for hostile in ["//evil.example", "https://evil.example", "/\\evil.example", "javascript:alert(1)"] {
+            assert_eq!(local(Some(hostile)), "/", "{hostile}");
+        }
+        assert_eq!(urlencode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+}
