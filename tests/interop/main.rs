@@ -26,6 +26,13 @@
 //!    against distribution with htpasswd writes the auth file skopeo then uses, and
 //!    `wharf logout` takes it away.
 //!
+//! 10. The web page (`tests/web/browser.mjs`: playwright-core driving Debian's chromium, axe-core
+//!    on every page): with flow 7's users and rules, anonymous visitors see only `public/**`;
+//!    the wasm-to-oci artifact's overview and exports, the buildah image's annotation and build
+//!    history, the `wkg` component's WIT world; a hostile manifest's strings shown as text with
+//!    nothing run; bob (a reader) refused a delete, alice deleting a tag through the page;
+//!    screenshots of each page in `target/web-screenshots/`.
+//!
 //! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt), docker-registry and a Python with `oras` and
 //! `wasmtime` (`WHARF_PYTHON`, else `.venv/bin/python` in the workspace): `.ci/run` installs
 //! them all. A missing tool skips the suite, or fails it when `WHARF_REQUIRE_ALL=1`.
@@ -74,8 +81,10 @@ struct World {
     dir: tempfile::TempDir,
     python: PathBuf,
     module: Vec<u8>,
-    /// `https` with TLS and access control (flow 7), `http` otherwise.
+    /// `https` with TLS (flow 7), `http` otherwise.
     scheme: &'static str,
+    /// Whether access control is on (flow 7's users and rules); the test acts as `admin`.
+    secure: bool,
     /// The containers `--cert-dir` of the registry (its CA), with TLS.
     certs: Option<String>,
     _server: wharf::server::ServerHandle,
@@ -91,6 +100,11 @@ impl World {
     /// [`start`](Self::start), with TLS on `localhost` and flow 7's users and rules when
     /// `secure`.
     fn start_with(flow: &str, secure: bool) -> Option<Self> {
+        Self::start_mode(flow, secure, secure)
+    }
+
+    /// [`start`](Self::start) with TLS or not, and flow 7's users and rules or not.
+    fn start_mode(flow: &str, tls: bool, secure: bool) -> Option<Self> {
         let python = std::env::var_os("WHARF_PYTHON")
             .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"), PathBuf::from);
         let mut missing: Vec<String> = ["skopeo", "buildah", "podman", "umoci", "wat2wasm"]
@@ -118,8 +132,10 @@ impl World {
         let rt =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
         let access = secure.then(|| {
-            std::fs::create_dir(dir.path().join("tls")).expect("mkdir");
-            pki::Pki::new(&dir.path().join("tls"));
+            if tls {
+                std::fs::create_dir(dir.path().join("tls")).expect("mkdir");
+                pki::Pki::new(&dir.path().join("tls"));
+            }
             let mut users = wharf_auth::Htpasswd::default();
             for (user, password) in [("alice", "alice-pw"), ("bob", "bob-pw"), ("admin", "admin-pw")] {
                 users.set(user, password, 4).expect("hash");
@@ -141,29 +157,29 @@ impl World {
                 .expect("bind");
             let mut host = server.local_addr().to_string();
             if let Some(config) = &access {
-                server = server
-                    .with_tls(config.tls(dir.path()).expect("tls").expect("[tls]"))
-                    .with_access(config.access(dir.path(), None).expect("access").expect("[auth]"));
-                host = format!("localhost:{}", server.local_addr().port());
+                server = server.with_access(config.access(dir.path(), None).expect("access").expect("[auth]"));
+                if tls {
+                    server = server.with_tls(config.tls(dir.path()).expect("tls").expect("[tls]"));
+                    host = format!("localhost:{}", server.local_addr().port());
+                }
             }
             (server.spawn(), host)
         });
-        let certs = secure.then(|| {
+        let certs = tls.then(|| {
             let certs = dir.path().join("certs.d").join(&host);
             std::fs::create_dir_all(&certs).expect("mkdir");
             std::fs::copy(dir.path().join("tls/ca.crt"), certs.join("ca.crt")).expect("ca.crt");
             certs.to_str().expect("utf-8").to_owned()
         });
-        let client = match &certs {
-            None => ClientBuilder::new().with_insecure_host(&host).build().expect("client"),
-            Some(certs) => ClientBuilder::new()
-                .with_cert_dir(&host, certs)
-                .with_loopback_plain_http(false)
-                .with_credentials(&host, wharf::client::Credentials::basic("admin", "admin-pw"))
-                .build()
-                .expect("client"),
+        let mut builder = match &certs {
+            None => ClientBuilder::new().with_insecure_host(&host),
+            Some(certs) => ClientBuilder::new().with_cert_dir(&host, certs).with_loopback_plain_http(false),
         };
-        let http = if secure {
+        if secure {
+            builder = builder.with_credentials(&host, wharf::client::Credentials::basic("admin", "admin-pw"));
+        }
+        let client = builder.build().expect("client");
+        let http = if tls {
             let ca = std::fs::read(dir.path().join("tls/ca.crt")).expect("ca");
             reqwest::Client::builder()
                 .tls_certs_merge([reqwest::Certificate::from_pem(&ca).expect("ca")])
@@ -190,7 +206,8 @@ impl World {
             dir,
             python,
             module: Vec::new(),
-            scheme: if secure { "https" } else { "http" },
+            scheme: if tls { "https" } else { "http" },
+            secure,
             certs,
             _server: server,
             _serial: serial,
@@ -320,7 +337,7 @@ impl World {
     fn get_json(&self, path: &str) -> Value {
         self.rt.block_on(async {
             let mut request = self.http.get(format!("{}://{}{path}", self.scheme, self.host));
-            if self.certs.is_some() {
+            if self.secure {
                 request = request.basic_auth("admin", Some("admin-pw"));
             }
             let response = request.send().await.expect("GET");
@@ -935,4 +952,106 @@ fn flow9_the_wharf_command_line_against_wharf_server_and_distribution() {
     w.run(&wharf, &["logout", &secured.host]);
     let out = w.output("skopeo", &["inspect", "--tls-verify=false", &format!("docker://{private}")], &[]);
     assert!(!out.status.success(), "skopeo after wharf logout still got in");
+}
+
+#[test]
+fn flow10_the_web_page_in_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chromium = std::env::var("WHARF_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let mut missing: Vec<String> = ["node", "wkg"]
+        .into_iter()
+        .filter(|t| Command::new(t).arg("--version").output().is_err())
+        .map(String::from)
+        .collect();
+    if !Path::new(&chromium).exists() {
+        missing.push(chromium.clone());
+    }
+    if !root.join("tests/web/node_modules/playwright-core").exists() {
+        missing.push("tests/web/node_modules (npm ci in tests/web)".into());
+    }
+    if !missing.is_empty() {
+        assert!(
+            std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
+            "flow 10: missing {missing:?} and WHARF_REQUIRE_ALL=1 (.ci/run installs them)"
+        );
+        eprintln!("SKIPPED flow 10: missing {}", missing.join(", "));
+        return;
+    }
+    let Some(w) = World::start_mode("flow 10", false, true) else { return };
+    // The wasm-to-oci artifact, where anonymous visitors may pull.
+    let hello = w.reference("public/helloworld:v1");
+    w.rt.block_on(w.client.push_wasm(&hello, w.module.clone(), WasmLayout::WasmToOci, "helloworld.wasm"))
+        .expect("push");
+    // A hostile artifact: its annotations and its config's history and author.
+    let hostile = w.reference("public/hostile:v1");
+    let script = "<script>window.__pwned=1</script>";
+    let img = "\"><img src=x onerror=window.__pwned=1>";
+    let url = "javascript:window.__pwned=1";
+    let config = serde_json::json!({
+        "architecture": "wasm", "os": "wasip1", "author": script,
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "history": [{"created_by": img}, {"created_by": url, "comment": script}],
+    });
+    w.rt.block_on(async {
+        let config = Bytes::from(serde_json::to_vec(&config).expect("JSON"));
+        let layer = Bytes::from(w.module.clone());
+        let c = w.client.push_blob(&hostile, config.clone()).await.expect("config");
+        let l = w.client.push_blob(&hostile, layer.clone()).await.expect("layer");
+        let manifest = wharf::types::ImageManifest::new(
+            wharf::types::Descriptor::new(wharf::types::MediaType::OCI_CONFIG, c, config.len() as u64),
+            vec![wharf::types::Descriptor::new(wharf::types::MediaType::WASM_CONTENT_LAYER_V1, l, layer.len() as u64)
+                .with_annotation("org.opencontainers.image.title", img)],
+        )
+        .with_annotation("org.opencontainers.image.description", script)
+        .with_annotation("org.opencontainers.image.source", url)
+        .with_annotation(img, "key");
+        let manifest = wharf::types::Manifest::from_image(&manifest).expect("manifest");
+        w.client.push_manifest(&hostile, &manifest).await.expect("hostile manifest");
+    });
+    // The article's buildah image and a wkg component, in team/ (bob reads, alice deletes).
+    w.build_image("run.oci.handler=wasm", "localhost/hello:v1");
+    let image = format!("{}/team/hello:v1", w.host);
+    w.run(
+        "buildah",
+        &["push", "--tls-verify=false", "--creds", "admin:admin-pw", "localhost/hello:v1", &format!("docker://{image}")],
+    );
+    std::fs::create_dir_all(w.path(".docker")).expect("mkdir");
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "admin:admin-pw");
+    std::fs::write(w.path(".docker/config.json"), format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, w.host))
+        .expect("docker config");
+    let component = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/component.wasm");
+    let out = w.output(
+        "wkg",
+        &["oci", "push", &format!("{}/team/component:1.0.0", w.host), component, "--insecure", &w.host],
+        &[("WKG_CONFIG_FILE", &w.path("wkg.toml")), ("HOME", &w.path("")), ("DOCKER_CONFIG", &w.path(".docker"))],
+    );
+    assert!(out.status.success(), "wkg oci push: {}", String::from_utf8_lossy(&out.stderr));
+    for (repository, reference) in
+        [("public/helloworld", "v1"), ("public/hostile", "v1"), ("team/hello", "v1"), ("team/component", "1.0.0")]
+    {
+        w.artifact(repository, reference);
+    }
+    // The browser.
+    let exe = std::env::current_exe().expect("test binary");
+    let target = exe.ancestors().nth(3).expect("target dir");
+    let shots = target.join("web-screenshots");
+    let out = w.output(
+        "node",
+        &[root.join("tests/web/browser.mjs").to_str().expect("utf-8")],
+        &[
+            ("WHARF_URL", &format!("http://{}", w.host)),
+            ("WHARF_SCREENSHOTS", shots.to_str().expect("utf-8")),
+            ("WHARF_CHROMIUM", &chromium),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // alice's delete through the page took the tag away; bob's changed nothing.
+    let tags = w.get_json("/v2/team/hello/tags/list");
+    assert_eq!(tags["tags"], serde_json::json!([]), "{tags}");
+    assert!(w.get_json("/v2/team/component/tags/list")["tags"][0] == "1.0.0");
 }
