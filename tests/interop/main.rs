@@ -157,7 +157,8 @@ impl World {
                 .expect("bind");
             let mut host = server.local_addr().to_string();
             if let Some(config) = &access {
-                server = server.with_access(config.access(dir.path(), None).expect("access").expect("[auth]"));
+                server =
+                    server.with_access(config.access(dir.path(), None).expect("access").expect("[auth]"));
                 if tls {
                     server = server.with_tls(config.tls(dir.path()).expect("tls").expect("[tls]"));
                     host = format!("localhost:{}", server.local_addr().port());
@@ -999,8 +1000,14 @@ fn flow10_the_web_page_in_chromium() {
         let l = w.client.push_blob(&hostile, layer.clone()).await.expect("layer");
         let manifest = wharf::types::ImageManifest::new(
             wharf::types::Descriptor::new(wharf::types::MediaType::OCI_CONFIG, c, config.len() as u64),
-            vec![wharf::types::Descriptor::new(wharf::types::MediaType::WASM_CONTENT_LAYER_V1, l, layer.len() as u64)
-                .with_annotation("org.opencontainers.image.title", img)],
+            vec![
+                wharf::types::Descriptor::new(
+                    wharf::types::MediaType::WASM_CONTENT_LAYER_V1,
+                    l,
+                    layer.len() as u64,
+                )
+                .with_annotation("org.opencontainers.image.title", img),
+            ],
         )
         .with_annotation("org.opencontainers.image.description", script)
         .with_annotation("org.opencontainers.image.source", url)
@@ -1013,22 +1020,39 @@ fn flow10_the_web_page_in_chromium() {
     let image = format!("{}/team/hello:v1", w.host);
     w.run(
         "buildah",
-        &["push", "--tls-verify=false", "--creds", "admin:admin-pw", "localhost/hello:v1", &format!("docker://{image}")],
+        &[
+            "push",
+            "--tls-verify=false",
+            "--creds",
+            "admin:admin-pw",
+            "localhost/hello:v1",
+            &format!("docker://{image}"),
+        ],
     );
     std::fs::create_dir_all(w.path(".docker")).expect("mkdir");
     let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "admin:admin-pw");
-    std::fs::write(w.path(".docker/config.json"), format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, w.host))
-        .expect("docker config");
+    std::fs::write(
+        w.path(".docker/config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, w.host),
+    )
+    .expect("docker config");
     let component = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/component.wasm");
     let out = w.output(
         "wkg",
         &["oci", "push", &format!("{}/team/component:1.0.0", w.host), component, "--insecure", &w.host],
-        &[("WKG_CONFIG_FILE", &w.path("wkg.toml")), ("HOME", &w.path("")), ("DOCKER_CONFIG", &w.path(".docker"))],
+        &[
+            ("WKG_CONFIG_FILE", &w.path("wkg.toml")),
+            ("HOME", &w.path("")),
+            ("DOCKER_CONFIG", &w.path(".docker")),
+        ],
     );
     assert!(out.status.success(), "wkg oci push: {}", String::from_utf8_lossy(&out.stderr));
-    for (repository, reference) in
-        [("public/helloworld", "v1"), ("public/hostile", "v1"), ("team/hello", "v1"), ("team/component", "1.0.0")]
-    {
+    for (repository, reference) in [
+        ("public/helloworld", "v1"),
+        ("public/hostile", "v1"),
+        ("team/hello", "v1"),
+        ("team/component", "1.0.0"),
+    ] {
         w.artifact(repository, reference);
     }
     // The browser.

@@ -1054,6 +1054,11 @@ pub(crate) fn check_parsers(data: &[u8]) {
     let pairs = query_pairs(Some(query));
     let _ = paging(&pairs);
     let _ = printable(&text, 64);
+    // The web page's: form bodies, its paths, the session cookie.
+    for (k, v) in form_pairs(&text) {
+        assert!(k.len() + v.len() <= text.len(), "a form pair grew: {k:?}={v:?}");
+    }
+    crate::web::check_parsers(&text);
     if let Ok(value) = HeaderValue::from_bytes(data) {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_RANGE, value.clone());

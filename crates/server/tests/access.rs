@@ -1091,3 +1091,126 @@ async fn tokens_of_an_external_issuer_are_trusted_by_key_issuer_and_audience() {
     assert_eq!(get(own).await, StatusCode::NOT_FOUND);
     reg.stop().await;
 }
+
+/// The `wharf_session` cookie a response sets, with its attributes.
+fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
+    let header = response.headers().get_all("set-cookie").iter().find_map(|v| {
+        let v = v.to_str().ok()?;
+        v.starts_with("wharf_session=").then(|| v.to_owned())
+    })?;
+    let id = header["wharf_session=".len()..].split(';').next().unwrap_or_default().to_owned();
+    Some((id, header))
+}
+
+/// The CSRF token of the first form of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a form with a CSRF token")
+        + r#"name="csrf" value=""#.len();
+    html[at..].split('"').next().expect("a token").to_owned()
+}
+
+#[tokio::test]
+async fn the_web_page_logs_in_with_secure_cookies_refuses_forged_forms_and_shows_what_each_may_see() {
+    let reg = Secure::start("").await;
+    reg.seed("team/app", "v1", "team").await;
+    reg.seed("public/pub", "v1", "public").await;
+    let web = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(reg.setup.pki.ca_pem.as_bytes()).expect("CA")])
+        .resolve("localhost", "127.0.0.1:0".parse().expect("addr"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let get = |path: &str, cookie: Option<&str>| {
+        let mut request = web.get(reg.url(path));
+        if let Some(id) = cookie {
+            request = request.header("cookie", format!("wharf_session={id}"));
+        }
+        request.send()
+    };
+    // An anonymous visitor: a session cookie (HttpOnly, SameSite=Strict, Secure under TLS),
+    // a strict CSP, and only what anonymous may pull.
+    let home = get("/", None).await.expect("GET /");
+    assert_eq!(home.status(), StatusCode::OK);
+    let csp = home.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let (anonymous, header) = session_cookie(&home).expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(header.contains(attribute), "{header}");
+    }
+    let html = home.text().await.expect("body");
+    assert!(html.contains("public/pub") && !html.contains("team/app"), "{html}");
+    assert_eq!(
+        get("/repositories/team/app", Some(&anonymous)).await.expect("GET").status(),
+        StatusCode::NOT_FOUND
+    );
+    // The login form: a wrong token is refused, a wrong password too, then alice logs in.
+    let csrf = csrf_of(&get("/login", Some(&anonymous)).await.expect("GET").text().await.expect("body"));
+    let post = |path: &str, cookie: &str, form: &[(&str, &str)]| {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.replace('%', "%25").replace('&', "%26").replace(' ', "+").replace('/', "%2F")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        web.post(reg.url(path))
+            .header("cookie", format!("wharf_session={cookie}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let forged = post(
+        "/login",
+        &anonymous,
+        &[("csrf", "0".repeat(64).as_str()), ("username", "alice"), ("password", "alice-pw")],
+    );
+    let forged = forged.await.expect("POST");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(session_cookie(&forged).is_none(), "a refused login starts no session");
+    let wrong = post("/login", &anonymous, &[("csrf", &csrf), ("username", "alice"), ("password", "nope")])
+        .await
+        .expect("POST");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let ok = post(
+        "/login",
+        &anonymous,
+        &[("csrf", &csrf), ("username", "alice"), ("password", "alice-pw"), ("next", "//evil.example/")],
+    )
+    .await
+    .expect("POST");
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    assert_eq!(ok.headers()["location"], "/", "a login never sends the visitor to another site");
+    let (alice, header) = session_cookie(&ok).expect("a new session");
+    assert_ne!(alice, anonymous, "a login starts a new session");
+    assert!(header.contains("Secure") && header.contains("HttpOnly"), "{header}");
+    // The anonymous session ended: its cookie starts a fresh one.
+    assert!(session_cookie(&get("/", Some(&anonymous)).await.expect("GET")).is_some());
+    let html = get("/", Some(&alice)).await.expect("GET").text().await.expect("body");
+    assert!(html.contains("Signed in as <strong>alice</strong>") && html.contains("team/app"), "{html}");
+    let page = get("/repositories/team/app/-/artifacts/v1", Some(&alice))
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("Delete the tag v1"), "alice may delete in team/");
+    // A delete needs the session's token; then it goes.
+    let csrf = csrf_of(&page);
+    let refused = post("/repositories/team/app/-/delete", &alice, &[("target", "v1")]).await.expect("POST");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(reg.admin_status(Method::GET, "/v2/team/app/manifests/v1").await, StatusCode::OK);
+    let deleted = post("/repositories/team/app/-/delete", &alice, &[("csrf", &csrf), ("target", "v1")])
+        .await
+        .expect("POST");
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(reg.admin_status(Method::GET, "/v2/team/app/manifests/v1").await, StatusCode::NOT_FOUND);
+    // Logout ends the session.
+    let out = post("/logout", &alice, &[("csrf", &csrf)]).await.expect("POST");
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let html = get("/", Some(&alice)).await.expect("GET").text().await.expect("body");
+    assert!(!html.contains("Signed in as") && !html.contains("team/app"), "{html}");
+    reg.stop().await;
+}

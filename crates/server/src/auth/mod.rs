@@ -418,7 +418,9 @@ impl AccessControl {
         let result = self.auth.login_checked(user, password, client);
         let (outcome, reason) = match &result {
             Ok(_) => ("ok", None),
-            Err(Denied::TooMany(_)) => return result.map(|(identity, _)| Principal { identity, token: None }),
+            Err(Denied::TooMany(_)) => {
+                return result.map(|(identity, _)| Principal { identity, token: None });
+            }
             Err(denied) => ("refused", Some(denied.to_string())),
         };
         self.audit.record(

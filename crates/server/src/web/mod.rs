@@ -78,7 +78,8 @@ struct Visitor {
 impl Visitor {
     fn of(app: &App, parts: &http::request::Parts) -> Self {
         let transport = parts.extensions.get::<Transport>().cloned().unwrap_or_default();
-        let client = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let client =
+            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
         let found = session::cookie(&parts.headers).and_then(|id| app.sessions.get(&id).map(|s| (id, s)));
         let (session_id, session, fresh) = match found {
             Some((id, s)) => (id, s, false),
@@ -123,7 +124,8 @@ impl Visitor {
 
     fn csrf_ok(&self, app: &App, presented: Option<&str>) -> bool {
         let Some(presented) = presented else { return false };
-        !self.fresh && app.sessions.get(&self.session_id).is_some_and(|s| session::csrf_matches(&s, presented))
+        !self.fresh
+            && app.sessions.get(&self.session_id).is_some_and(|s| session::csrf_matches(&s, presented))
     }
 
     /// A page: the security headers, and the session cookie when it is new.
@@ -156,7 +158,13 @@ impl Visitor {
     }
 
     fn not_found(&self, app: &App) -> Response {
-        self.message(app, StatusCode::NOT_FOUND, "Not found", "Nothing here, or nothing you may see.".into(), "/")
+        self.message(
+            app,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "Nothing here, or nothing you may see.".into(),
+            "/",
+        )
     }
 }
 
@@ -265,15 +273,20 @@ struct MessagePage {
 }
 
 /// The search fields of the repositories page: (query parameter, label).
-const FIELDS: [(&str, &str); 4] =
-    [("text", "name, tag or annotation"), ("import", "imports"), ("export", "exports"), ("wasi", "WASI version")];
+const FIELDS: [(&str, &str); 4] = [
+    ("text", "name, tag or annotation"),
+    ("import", "imports"),
+    ("export", "exports"),
+    ("wasi", "WASI version"),
+];
 
 async fn repositories(State(app): State<App>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let visitor = Visitor::of(&app, &parts);
     let query = query_pairs(parts.uri.query());
     let q = first(&query, "q").unwrap_or_default().trim().to_owned();
-    let field = first(&query, "field").filter(|f| FIELDS.iter().any(|(v, _)| v == f)).unwrap_or("text").to_owned();
+    let field =
+        first(&query, "field").filter(|f| FIELDS.iter().any(|(v, _)| v == f)).unwrap_or("text").to_owned();
     let wasm_only = first(&query, "wasm") == Some("1");
     let number = first(&query, "page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
     let visible = |name: &str| visitor.sees(&app, name);
@@ -327,7 +340,9 @@ async fn repositories(State(app): State<App>, request: Request) -> Response {
     }
     let names = match app.registry.catalog_where(None, None, &visible).await {
         Ok(p) => p.names,
-        Err(e) => return visitor.message(&app, StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string(), "/"),
+        Err(e) => {
+            return visitor.message(&app, StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string(), "/");
+        }
     };
     let skip = (number - 1) * REPOSITORIES_PER_PAGE;
     let mut rows = Vec::new();
@@ -385,7 +400,9 @@ async fn repository_get(State(app): State<App>, request: Request) -> Response {
     let query = query_pairs(parts.uri.query());
     match route {
         RepoPath::Repository(_) => repository_page(&app, &visitor, &repo, &query).await,
-        RepoPath::Artifact(_, reference) => artifact_page(&app, &visitor, &parts.headers, &repo, &reference).await,
+        RepoPath::Artifact(_, reference) => {
+            artifact_page(&app, &visitor, &parts.headers, &repo, &reference).await
+        }
         RepoPath::Delete(_) => {
             let Some(target) = first(&query, "target").and_then(|t| t.parse::<TagOrDigest>().ok()) else {
                 return visitor.not_found(&app);
@@ -427,11 +444,18 @@ fn forbidden(app: &App, visitor: &Visitor, repo: &Repository) -> Response {
     )
 }
 
-async fn repository_page(app: &App, visitor: &Visitor, repo: &Repository, query: &[(String, String)]) -> Response {
+async fn repository_page(
+    app: &App,
+    visitor: &Visitor,
+    repo: &Repository,
+    query: &[(String, String)],
+) -> Response {
     let mut artifacts = match app.registry.artifacts(repo, false).await {
         Ok(a) => a,
         Err(crate::error::Error::NameUnknown(_)) => return visitor.not_found(app),
-        Err(e) => return visitor.message(app, StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string(), "/"),
+        Err(e) => {
+            return visitor.message(app, StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string(), "/");
+        }
     };
     let number = first(query, "page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
     let html = repository_html(visitor.page(app, repo.as_str()), repo.as_str(), &mut artifacts, number);
@@ -440,7 +464,8 @@ async fn repository_page(app: &App, visitor: &Visitor, repo: &Repository, query:
 
 /// A repository's page (page `number`, newest first), as served.
 fn repository_html(page: PageInfo, name: &str, artifacts: &mut [ArtifactSummary], number: usize) -> String {
-    artifacts.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then_with(|| a.digest.as_str().cmp(b.digest.as_str())));
+    artifacts
+        .sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then_with(|| a.digest.as_str().cmp(b.digest.as_str())));
     let skip = (number - 1) * ARTIFACTS_PER_PAGE;
     let link = |n: usize| format!("/repositories/{name}?page={n}");
     let view = RepositoryPage {
@@ -448,7 +473,12 @@ fn repository_html(page: PageInfo, name: &str, artifacts: &mut [ArtifactSummary]
         name: name.to_owned(),
         total: artifacts.len(),
         wasm: artifacts.iter().filter(|a| a.wasm).count(),
-        artifacts: artifacts.iter().skip(skip).take(ARTIFACTS_PER_PAGE).map(|a| ArtifactRow::new(name, a)).collect(),
+        artifacts: artifacts
+            .iter()
+            .skip(skip)
+            .take(ARTIFACTS_PER_PAGE)
+            .map(|a| ArtifactRow::new(name, a))
+            .collect(),
         pager: Pager {
             number,
             previous: (number > 1).then(|| link(number - 1)),
@@ -501,7 +531,10 @@ async fn artifact_page(
                 .iter()
                 .map(|d| {
                     (
-                        d.artifact_type.as_ref().map(ToString::to_string).unwrap_or_else(|| d.media_type.to_string()),
+                        d.artifact_type
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_else(|| d.media_type.to_string()),
                         view::short(d.digest.as_str()),
                         view::artifact_href(repo.as_str(), d.digest.as_str()),
                         view::size(d.size),
@@ -567,7 +600,13 @@ async fn repository_post(State(app): State<App>, request: Request) -> Response {
         return visitor.not_found(&app);
     }
     let Some(form) = read_form(body).await else {
-        return visitor.message(&app, StatusCode::BAD_REQUEST, "Bad form", "The form could not be read.".into(), "/");
+        return visitor.message(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "Bad form",
+            "The form could not be read.".into(),
+            "/",
+        );
     };
     if !visitor.csrf_ok(&app, first(&form, "csrf")) {
         return csrf_refused(&app, &visitor);
@@ -595,7 +634,8 @@ fn csrf_refused(app: &App, visitor: &Visitor) -> Response {
         app,
         StatusCode::FORBIDDEN,
         "Form expired",
-        "The form was not this session's (it expired, or came from another site): load the page again.".into(),
+        "The form was not this session's (it expired, or came from another site): load the page again."
+            .into(),
         "/",
     )
 }
@@ -637,7 +677,13 @@ async fn login(State(app): State<App>, request: Request) -> Response {
     let visitor = Visitor::of(&app, &parts);
     let Some(access) = app.access.clone() else { return visitor.redirect("/") };
     let Some(form) = read_form(body).await else {
-        return visitor.message(&app, StatusCode::BAD_REQUEST, "Bad form", "The form could not be read.".into(), "/login");
+        return visitor.message(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "Bad form",
+            "The form could not be read.".into(),
+            "/login",
+        );
     };
     if !visitor.csrf_ok(&app, first(&form, "csrf")) {
         return csrf_refused(&app, &visitor);
@@ -716,6 +762,29 @@ fn urlencode(s: &str) -> String {
     out
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
+/// The web page's parsers on any text (the `request` fuzz target): nothing panics, a
+/// repository path names a valid repository or none, a login's `next` is always a local path,
+/// a session cookie is 64 hex digits.
+pub(crate) fn check_parsers(text: &str) {
+    if let Some(RepoPath::Repository(n) | RepoPath::Artifact(n, _) | RepoPath::Delete(n)) = repo_path(text)
+        && let Ok(repo) = n.parse::<Repository>()
+    {
+        assert_eq!(repo.as_str(), n);
+    }
+    let next = local(Some(text));
+    assert!(next == "/" || (next == text && next.starts_with('/') && !next.starts_with("//")), "{next:?}");
+    if let Ok(value) = HeaderValue::from_str(text) {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, value);
+        if let Some(id) = session::cookie(&headers) {
+            assert!(id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id:?}");
+        }
+    }
+    let encoded = urlencode(text);
+    assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)), "{encoded:?}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,7 +792,9 @@ mod tests {
     #[test]
     fn paths_and_redirects() {
         assert!(matches!(repo_path("a/b"), Some(RepoPath::Repository(n)) if n == "a/b"));
-        assert!(matches!(repo_path("a/b/-/artifacts/v1"), Some(RepoPath::Artifact(n, r)) if n == "a/b" && r == "v1"));
+        assert!(
+            matches!(repo_path("a/b/-/artifacts/v1"), Some(RepoPath::Artifact(n, r)) if n == "a/b" && r == "v1")
+        );
         assert!(matches!(repo_path("a/-/delete"), Some(RepoPath::Delete(n)) if n == "a"));
         assert!(repo_path("a/-/other").is_none());
         assert_eq!(local(Some("/repositories/x")), "/repositories/x");

@@ -78,7 +78,9 @@ pub(crate) fn cookie(headers: &http::HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE && value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()))
+        .find(|(name, value)| {
+            *name == COOKIE && value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+        })
         .map(|(_, value)| value.to_owned())
 }
 
@@ -86,7 +88,10 @@ pub(crate) fn cookie(headers: &http::HeaderMap) -> Option<String> {
 pub(crate) fn set_cookie(id: Option<&str>, tls: bool) -> String {
     let secure = if tls { "; Secure" } else { "" };
     match id {
-        Some(id) => format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", LIFETIME.as_secs()),
+        Some(id) => format!(
+            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            LIFETIME.as_secs()
+        ),
         None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
     }
 }

@@ -24,7 +24,14 @@ pub(crate) fn time(rfc3339: Option<&str>) -> String {
     match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
         Ok(t) => {
             let t = t.to_offset(time::UtcOffset::UTC);
-            format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
         }
         Err(_) => text.to_owned(),
     }
@@ -173,7 +180,8 @@ impl ModuleView {
         let mut producers = Vec::new();
         for field in ["language", "processedBy", "sdk"] {
             for tool in info["producers"][field].as_array().into_iter().flatten() {
-                producers.push(format!("{} {}", text(&tool["name"]), text(&tool["version"])).trim().to_owned());
+                producers
+                    .push(format!("{} {}", text(&tool["name"]), text(&tool["version"])).trim().to_owned());
             }
         }
         if !producers.is_empty() {
@@ -245,10 +253,14 @@ impl ArtifactParts {
             harbor_rows.push((format!("extra_attrs.{k}"), text(v)));
         }
         let evidence_of = |e: &Value| (text(&e["field"]), text(&e["value"]), text(&e["rule"]));
-        let module_path = record.modules.iter().find(|m| m.get("module").is_some()).and_then(|m| m["path"].as_str());
-        let module = record.module.as_ref().filter(|m| m.is_object()).map(|m| ModuleView::new(m, module_path));
+        let module_path =
+            record.modules.iter().find(|m| m.get("module").is_some()).and_then(|m| m["path"].as_str());
+        let module =
+            record.module.as_ref().filter(|m| m.is_object()).map(|m| ModuleView::new(m, module_path));
         let inspection_note = match record.inspection.status {
-            crate::records::InspectionStatus::Pending => Some("The module is being read; reload in a moment.".into()),
+            crate::records::InspectionStatus::Pending => {
+                Some("The module is being read; reload in a moment.".into())
+            }
             crate::records::InspectionStatus::Failed => Some(format!(
                 "No module could be read: {}",
                 record.inspection.error.as_ref().map(text).unwrap_or_default()
@@ -278,7 +290,9 @@ impl ArtifactParts {
         }
         let mut config = Vec::new();
         if let Some(c) = &record.config {
-            for (label, key) in [("OS", "os"), ("Architecture", "architecture"), ("Created", "created"), ("Author", "author")] {
+            for (label, key) in
+                [("OS", "os"), ("Architecture", "architecture"), ("Created", "created"), ("Author", "author")]
+            {
                 let value = text(&c[key]);
                 if !value.is_empty() {
                     config.push((label.to_owned(), value));
@@ -341,13 +355,25 @@ pub(crate) fn pull_commands(reference: &str, host: &str, wasm: bool, plain: bool
     let flag = |f: &str| if plain { format!(" {f}") } else { String::new() };
     let mut out = Vec::new();
     if wasm {
-        out.push(("wharf".to_owned(), format!("wharf pull {reference} -o module.wasm{}", flag("--insecure"))));
-        out.push(("wasm-to-oci".into(), format!("wasm-to-oci pull {reference} --out module.wasm{}", flag("--insecure"))));
-        out.push(("wkg".into(), format!("wkg oci pull {reference} -o component.wasm{}", flag(&format!("--insecure {host}")))));
+        out.push((
+            "wharf".to_owned(),
+            format!("wharf pull {reference} -o module.wasm{}", flag("--insecure")),
+        ));
+        out.push((
+            "wasm-to-oci".into(),
+            format!("wasm-to-oci pull {reference} --out module.wasm{}", flag("--insecure")),
+        ));
+        out.push((
+            "wkg".into(),
+            format!("wkg oci pull {reference} -o component.wasm{}", flag(&format!("--insecure {host}"))),
+        ));
     }
     out.push(("oras".into(), format!("oras pull {reference}{}", flag("--plain-http"))));
     out.push(("podman".into(), format!("podman pull {reference}{}", flag("--tls-verify=false"))));
-    out.push(("skopeo".into(), format!("skopeo copy{} docker://{reference} oci:./image", flag("--src-tls-verify=false"))));
+    out.push((
+        "skopeo".into(),
+        format!("skopeo copy{} docker://{reference} oci:./image", flag("--src-tls-verify=false")),
+    ));
     if wasm {
         out.push((
             "wharf-client example".into(),
