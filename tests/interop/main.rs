@@ -27,11 +27,11 @@
 //!    `wharf logout` takes it away.
 //!
 //! 10. The web page (`tests/web/browser.mjs`: playwright-core driving Debian's chromium, axe-core
-//!    on every page): with flow 7's users and rules, anonymous visitors see only `public/**`;
-//!    the wasm-to-oci artifact's overview and exports, the buildah image's annotation and build
-//!    history, the `wkg` component's WIT world; a hostile manifest's strings shown as text with
-//!    nothing run; bob (a reader) refused a delete, alice deleting a tag through the page;
-//!    screenshots of each page in `target/web-screenshots/`.
+//!     on every page): with flow 7's users and rules, anonymous visitors see only `public/**`;
+//!     the wasm-to-oci artifact's overview and exports, the buildah image's annotation and build
+//!     history, the `wkg` component's WIT world; a hostile manifest's strings shown as text with
+//!     nothing run; bob (a reader) refused a delete, alice deleting a tag through the page;
+//!     screenshots of each page in `target/web-screenshots/`.
 //!
 //! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt), docker-registry and a Python with `oras` and
 //! `wasmtime` (`WHARF_PYTHON`, else `.venv/bin/python` in the workspace): `.ci/run` installs

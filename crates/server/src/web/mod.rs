@@ -81,12 +81,11 @@ impl Visitor {
         let client =
             parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
         let found = session::cookie(&parts.headers).and_then(|id| app.sessions.get(&id).map(|s| (id, s)));
-        let (session_id, session, fresh) = match found {
-            Some((id, s)) => (id, s, false),
-            None => {
-                let (id, s) = app.sessions.start(None);
-                (id, s, true)
-            }
+        let (session_id, session, fresh) = if let Some((id, s)) = found {
+            (id, s, false)
+        } else {
+            let (id, s) = app.sessions.start(None);
+            (id, s, true)
         };
         let principal = match (&session.user, &transport.client_cert_user) {
             (Some(user), _) => Principal::user(user.clone()),
@@ -509,10 +508,7 @@ async fn artifact_page(
     reference: &str,
 ) -> Response {
     let Ok(target) = reference.parse::<TagOrDigest>() else { return visitor.not_found(app) };
-    let record = match app.registry.artifact(repo, &target).await {
-        Ok(r) => r,
-        Err(_) => return visitor.not_found(app),
-    };
+    let Ok(record) = app.registry.artifact(repo, &target).await else { return visitor.not_found(app) };
     let digest = record.summary.digest.clone();
     let manifest = match app.registry.get_manifest(repo, &TagOrDigest::Digest(digest.clone())).await {
         Ok(stored) => {
@@ -533,8 +529,7 @@ async fn artifact_page(
                     (
                         d.artifact_type
                             .as_ref()
-                            .map(ToString::to_string)
-                            .unwrap_or_else(|| d.media_type.to_string()),
+                            .map_or_else(|| d.media_type.to_string(), ToString::to_string),
                         view::short(d.digest.as_str()),
                         view::artifact_href(repo.as_str(), d.digest.as_str()),
                         view::size(d.size),
@@ -751,12 +746,13 @@ async fn static_file(request: Request) -> Response {
 
 /// `%`-escapes everything but unreserved characters, for a query value.
 fn urlencode(s: &str) -> String {
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out

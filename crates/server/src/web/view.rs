@@ -9,13 +9,17 @@ use crate::records::{ArtifactRecord, ArtifactSummary, SearchHit};
 /// Bytes for a person (`1.2 MiB`).
 pub(crate) fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
     let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
+    while unit + 1 < UNITS.len() && bytes >= 1024u64.pow(u32::try_from(unit + 1).unwrap_or(4)) {
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        return format!("{bytes} B");
+    }
+    // Tenths of the unit, rounded, in integers.
+    let scale = 1024u64.pow(u32::try_from(unit).unwrap_or(4));
+    let tenths = (u128::from(bytes) * 10 + u128::from(scale) / 2) / u128::from(scale);
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
 }
 
 /// An RFC 3339 time as `2026-11-27 21:20 UTC` (what it said, when it does not parse).
@@ -271,7 +275,7 @@ impl ArtifactParts {
         match manifest.map(Manifest::body) {
             Some(ManifestBody::Index(index)) => {
                 for d in &index.manifests {
-                    let platform = d.platform.as_ref().map(ToString::to_string).unwrap_or_else(|| "-".into());
+                    let platform = d.platform.as_ref().map_or_else(|| "-".into(), ToString::to_string);
                     children.push((
                         platform,
                         d.media_type.to_string(),
