@@ -269,6 +269,9 @@ impl ArtifactParts {
                 "No module could be read: {}",
                 record.inspection.error.as_ref().map(text).unwrap_or_default()
             )),
+            crate::records::InspectionStatus::Done if module.is_none() && s.wasm => {
+                Some("No module was found in its layers.".into())
+            }
             _ => None,
         };
         let (mut children, mut layers) = (Vec::new(), Vec::new());
