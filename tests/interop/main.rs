@@ -236,6 +236,24 @@ impl World {
         );
     }
 
+    /// `buildah push` of `local` to `target` (`host/repository:tag`) over plain HTTP; the digest
+    /// buildah reports.
+    fn buildah_push(&self, local: &str, target: &str) -> Digest {
+        let digest_file = self.path("buildah.digest");
+        self.run(
+            "buildah",
+            &[
+                "push",
+                "--tls-verify=false",
+                "--digestfile",
+                &digest_file,
+                local,
+                &format!("docker://{target}"),
+            ],
+        );
+        digest_of(&std::fs::read_to_string(&digest_file).expect("digest file"))
+    }
+
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().expect("utf-8 path").to_owned()
     }
@@ -447,19 +465,7 @@ fn flow2_annotated_images_from_buildah_and_umoci() {
         let local = format!("localhost/helloworld:{tag}");
         w.build_image(annotation, &local);
         let target = format!("{}/wasm/helloworld:{tag}", w.host);
-        let digest_file = w.path(&format!("{tag}.digest"));
-        w.run(
-            "buildah",
-            &[
-                "push",
-                "--tls-verify=false",
-                "--digestfile",
-                &digest_file,
-                &local,
-                &format!("docker://{target}"),
-            ],
-        );
-        let digest = digest_of(&std::fs::read_to_string(&digest_file).expect("digest file"));
+        let digest = w.buildah_push(&local, &target);
         let (key, value) = annotation.split_once('=').expect("key=value");
         let artifact = w.artifact("wasm/helloworld", tag);
         assert_wasm(&artifact, "compat-annotated", "WASM", &digest);
@@ -898,20 +904,8 @@ fn flow9_the_wharf_command_line_against_wharf_server_and_distribution() {
     }
     // The buildah image, wharf-server → distribution → wharf-server: the digest stays.
     w.build_image("run.oci.handler=wasm", "localhost/hello:v1");
-    let digest_file = w.path("hello.digest");
     let on_wharf = format!("{}/wasm/hello:v1", w.host);
-    w.run(
-        "buildah",
-        &[
-            "push",
-            "--tls-verify=false",
-            "--digestfile",
-            &digest_file,
-            "localhost/hello:v1",
-            &format!("docker://{on_wharf}"),
-        ],
-    );
-    let digest = digest_of(&std::fs::read_to_string(&digest_file).expect("digest file"));
+    let digest = w.buildah_push("localhost/hello:v1", &on_wharf);
     // The module, out of buildah's tar layer.
     w.run(&wharf, &["pull", &on_wharf, "-o", &w.path("from-tar.wasm")]);
     assert_eq!(std::fs::read(w.path("from-tar.wasm")).expect("pulled"), w.module);

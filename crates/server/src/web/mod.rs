@@ -121,10 +121,26 @@ impl Visitor {
         app.access.as_ref().is_none_or(|a| a.can(&self.principal, repository, action))
     }
 
-    fn csrf_ok(&self, app: &App, presented: Option<&str>) -> bool {
-        let Some(presented) = presented else { return false };
-        !self.fresh
-            && app.sessions.get(&self.session_id).is_some_and(|s| session::csrf_matches(&s, presented))
+    /// A POSTed form, when it carries this session's CSRF token; the refusal page otherwise.
+    async fn form(&self, app: &App, body: Body) -> Result<Vec<(String, String)>, Box<Response>> {
+        let form = match axum::body::to_bytes(body, MAX_FORM).await {
+            Ok(bytes) => form_pairs(&String::from_utf8_lossy(&bytes)),
+            Err(_) => Vec::new(),
+        };
+        let presented = first(&form, "csrf").unwrap_or_default();
+        let valid = !self.fresh
+            && app.sessions.get(&self.session_id).is_some_and(|s| session::csrf_matches(&s, presented));
+        if valid {
+            return Ok(form);
+        }
+        Err(Box::new(self.message(
+            app,
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "The form was not this session's (it expired, or came from another site): load the page again."
+                .into(),
+            "/",
+        )))
     }
 
     /// A page: the security headers, and the session cookie when it is new.
@@ -594,18 +610,10 @@ async fn repository_post(State(app): State<App>, request: Request) -> Response {
     if !visitor.sees(&app, repo.as_str()) {
         return visitor.not_found(&app);
     }
-    let Some(form) = read_form(body).await else {
-        return visitor.message(
-            &app,
-            StatusCode::BAD_REQUEST,
-            "Bad form",
-            "The form could not be read.".into(),
-            "/",
-        );
+    let form = match visitor.form(&app, body).await {
+        Ok(form) => form,
+        Err(refused) => return *refused,
     };
-    if !visitor.csrf_ok(&app, first(&form, "csrf")) {
-        return csrf_refused(&app, &visitor);
-    }
     if !visitor.may(&app, repo.as_str(), Action::Delete) {
         return forbidden(&app, &visitor, &repo);
     }
@@ -622,22 +630,6 @@ async fn repository_post(State(app): State<App>, request: Request) -> Response {
             &view::repository_href(repo.as_str()),
         ),
     }
-}
-
-fn csrf_refused(app: &App, visitor: &Visitor) -> Response {
-    visitor.message(
-        app,
-        StatusCode::FORBIDDEN,
-        "Form expired",
-        "The form was not this session's (it expired, or came from another site): load the page again."
-            .into(),
-        "/",
-    )
-}
-
-async fn read_form(body: Body) -> Option<Vec<(String, String)>> {
-    let bytes = axum::body::to_bytes(body, MAX_FORM).await.ok()?;
-    Some(form_pairs(std::str::from_utf8(&bytes).ok()?))
 }
 
 /// Only a path of this site: a login never sends a visitor elsewhere.
@@ -671,18 +663,10 @@ async fn login(State(app): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let visitor = Visitor::of(&app, &parts);
     let Some(access) = app.access.clone() else { return visitor.redirect("/") };
-    let Some(form) = read_form(body).await else {
-        return visitor.message(
-            &app,
-            StatusCode::BAD_REQUEST,
-            "Bad form",
-            "The form could not be read.".into(),
-            "/login",
-        );
+    let form = match visitor.form(&app, body).await {
+        Ok(form) => form,
+        Err(refused) => return *refused,
     };
-    if !visitor.csrf_ok(&app, first(&form, "csrf")) {
-        return csrf_refused(&app, &visitor);
-    }
     let username = first(&form, "username").unwrap_or_default().to_owned();
     let password = first(&form, "password").unwrap_or_default();
     let next = local(first(&form, "next"));
@@ -717,9 +701,8 @@ async fn login(State(app): State<App>, request: Request) -> Response {
 async fn logout(State(app): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let visitor = Visitor::of(&app, &parts);
-    let form = read_form(body).await.unwrap_or_default();
-    if !visitor.csrf_ok(&app, first(&form, "csrf")) {
-        return csrf_refused(&app, &visitor);
+    if let Err(refused) = visitor.form(&app, body).await {
+        return *refused;
     }
     app.sessions.end(&visitor.session_id);
     let mut response = StatusCode::SEE_OTHER.into_response();
