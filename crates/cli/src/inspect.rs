@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wharf_client::{Client, Reference};
 use wharf_types::{Manifest, ManifestBody};
 use wharf_wasm::record::{self, ArtifactRecord};
-use wharf_wasm::{Location, classify, extract, inspect};
+use wharf_wasm::{classify, extract, inspect};
 
 use crate::failure::{Failure, Result};
 
@@ -54,48 +54,30 @@ async fn read(client: &Client, reference: &Reference, manifest: &Manifest) -> Re
     if classification.wasm_layers.is_empty() {
         return Ok(ArtifactRecord::new(manifest, &classification, config.as_deref()));
     }
-    let probing = !classification.is_wasm();
-    let (mut entries, mut not_found, mut found_in_tar) = (Vec::new(), Vec::new(), false);
+    let mut reads = record::ModuleReads::new(&classification);
     for layer in classification.wasm_layers.clone() {
-        let raw = layer.location == Location::Raw;
-        if !raw && found_in_tar {
+        if !reads.wants(&layer) {
             continue;
         }
         if layer.descriptor.size > MAX_LAYER {
-            let why = format!("the layer's {} bytes are more than this command reads", layer.descriptor.size);
-            entries.push(record::module_entry(&layer, None, Err(why)));
+            reads.failed(
+                &layer,
+                format!("the layer's {} bytes are more than this command reads", layer.descriptor.size),
+            );
             continue;
         }
         let blob = match pull(client, reference, &layer.descriptor.digest).await {
             Ok(blob) => blob,
             Err(e) => {
-                entries.push(record::module_entry(&layer, None, Err(e.to_string())));
+                reads.failed(&layer, e.to_string());
                 continue;
             }
         };
-        match extract::read_wasm(&blob[..], &layer.location, MAX_LAYER) {
-            Ok(found) => {
-                if probing {
-                    classification.confirm_tar_entry(layer.index, &found.path);
-                }
-                found_in_tar |= !raw;
-                let path = (!found.path.is_empty()).then_some(found.path.as_str());
-                entries.push(record::module_entry(
-                    &layer,
-                    path,
-                    inspect(&found.bytes).map_err(|e| e.to_string()),
-                ));
-            }
-            Err(wharf_wasm::Error::EntryNotFound { wanted }) => not_found.push(wanted),
-            Err(e) => entries.push(record::module_entry(&layer, None, Err(e.to_string()))),
-        }
+        let read = extract::read_wasm(&blob[..], &layer.location, MAX_LAYER)
+            .map(|found| (found.path, inspect(&found.bytes).map_err(|e| e.to_string())));
+        reads.read(&mut classification, &layer, read);
     }
-    if entries.is_empty()
-        && !probing
-        && let Some(wanted) = not_found.first()
-    {
-        entries.push(record::missing_entry(wanted));
-    }
+    let entries = reads.finish();
     Ok(ArtifactRecord::new(manifest, &classification, config.as_deref()).with_modules(entries, None))
 }
 

@@ -10,7 +10,7 @@
 use serde_json::{Value, json};
 use wharf_store::Write;
 use wharf_types::{Digest, Manifest, ManifestBody, MediaType, Repository, TagOrDigest};
-use wharf_wasm::{Classification, Location, classify, extract, inspect};
+use wharf_wasm::{Classification, classify, extract, inspect};
 
 use crate::error::{Error, Result};
 use crate::jobs::Job;
@@ -116,33 +116,29 @@ impl Registry {
     /// bytes of module and [`MAX_TAR_READ`] bytes of tar per layer. Only a storage failure is
     /// an error; what a layer holds (no module, not Wasm) is recorded for that layer.
     async fn inspect_layers(&self, classification: &mut Classification) -> Result<Inspected> {
-        let probing = !classification.is_wasm();
-        let mut layers = Vec::new();
-        let mut not_found = Vec::new();
-        let mut found_in_tar = false;
+        let mut reads = record::ModuleReads::new(classification);
         for layer in classification.wasm_layers.clone() {
-            let raw = layer.location == Location::Raw;
-            if !raw && found_in_tar {
+            if !reads.wants(&layer) {
                 continue;
             }
-            let digest = &layer.descriptor.digest;
-            let entry = |path: Option<&str>, module| record::module_entry(&layer, path, module);
-            let blob = match self.storage().get(digest, None).await {
+            let blob = match self.storage().get(&layer.descriptor.digest, None).await {
                 Ok(blob) => blob,
                 Err(wharf_store::Error::BlobNotFound { .. }) => {
-                    layers.push(entry(None, Err("the layer is not stored here (a foreign layer)".into())));
+                    reads.failed(&layer, "the layer is not stored here (a foreign layer)".into());
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
             let reader = tokio_util::io::StreamReader::new(blob.stream);
-            match extract::read_wasm_async(reader, layer.location.clone(), MAX_MODULE, MAX_TAR_READ).await {
+            let read = match extract::read_wasm_async(
+                reader,
+                layer.location.clone(),
+                MAX_MODULE,
+                MAX_TAR_READ,
+            )
+            .await
+            {
                 Ok(found) => {
-                    if probing {
-                        classification.confirm_tar_entry(layer.index, &found.path);
-                    }
-                    found_in_tar |= !raw;
-                    let path = (!found.path.is_empty()).then_some(found.path);
                     let bytes = found.bytes;
                     let info =
                         tokio::task::spawn_blocking(move || inspect(&bytes)).await.unwrap_or_else(|e| {
@@ -150,21 +146,13 @@ impl Registry {
                                 reason: format!("the inspection stopped: {e}"),
                             })
                         });
-                    layers.push(entry(path.as_deref(), info.map_err(|e| e.to_string())));
+                    Ok((found.path, info.map_err(|e| e.to_string())))
                 }
-                Err(wharf_wasm::Error::EntryNotFound { wanted }) => not_found.push(wanted),
-                Err(e) => layers.push(entry(None, Err(e.to_string()))),
-            }
+                Err(e) => Err(e),
+            };
+            reads.read(classification, &layer, read);
         }
-        // An annotated image whose module is in no layer says so; a probe that found nothing
-        // only means the image is not F7/F8.
-        if layers.is_empty()
-            && !probing
-            && let Some(wanted) = not_found.first()
-        {
-            layers.push(record::missing_entry(wanted));
-        }
-        Ok(Inspected { layers })
+        Ok(Inspected { layers: reads.finish() })
     }
 
     /// The job's work: reads the modules of a stored manifest and completes its artifact

@@ -246,6 +246,75 @@ impl ArtifactRecord {
     }
 }
 
+/// The bookkeeping of reading an artifact's modules, shared by every reader (the server from
+/// its storage, `wharf inspect` from a registry): the layers come in the order the
+/// classification lists them; a tar layer after one that held the module is not read (the
+/// topmost wins); a probe (F7/F8) that finds its file upgrades the classification; an
+/// annotated image whose module is in no layer says so, where a probe that found nothing only
+/// means the image is not F7/F8.
+#[derive(Debug)]
+pub struct ModuleReads {
+    probing: bool,
+    entries: Vec<Value>,
+    not_found: Vec<String>,
+    found_in_tar: bool,
+}
+
+impl ModuleReads {
+    /// Reads of the layers `classification` names.
+    pub fn new(classification: &Classification) -> Self {
+        Self {
+            probing: !classification.is_wasm(),
+            entries: Vec::new(),
+            not_found: Vec::new(),
+            found_in_tar: false,
+        }
+    }
+
+    /// Whether `layer` is still to be read.
+    pub fn wants(&self, layer: &WasmLayer) -> bool {
+        layer.location == crate::Location::Raw || !self.found_in_tar
+    }
+
+    /// What reading `layer` out of its blob gave: the module's path in it and its inspection,
+    /// or why no module came out (an `EntryNotFound` is kept for [`finish`](Self::finish)).
+    pub fn read(
+        &mut self,
+        classification: &mut Classification,
+        layer: &WasmLayer,
+        read: crate::Result<(String, Result<ModuleInfo, String>)>,
+    ) {
+        match read {
+            Ok((path, module)) => {
+                if self.probing {
+                    classification.confirm_tar_entry(layer.index, &path);
+                }
+                self.found_in_tar |= layer.location != crate::Location::Raw;
+                let path = (!path.is_empty()).then_some(path.as_str());
+                self.entries.push(module_entry(layer, path, module));
+            }
+            Err(crate::Error::EntryNotFound { wanted }) => self.not_found.push(wanted),
+            Err(e) => self.failed(layer, e.to_string()),
+        }
+    }
+
+    /// `layer`'s bytes could not be had (not stored, too large, refused).
+    pub fn failed(&mut self, layer: &WasmLayer, why: String) {
+        self.entries.push(module_entry(layer, None, Err(why)));
+    }
+
+    /// The entries of [`ArtifactRecord::modules`].
+    pub fn finish(mut self) -> Vec<Value> {
+        if self.entries.is_empty()
+            && !self.probing
+            && let Some(wanted) = self.not_found.first()
+        {
+            self.entries.push(missing_entry(wanted));
+        }
+        self.entries
+    }
+}
+
 /// One entry of [`ArtifactRecord::modules`]: the layer read, the path of the module in it
 /// (for a tar layer) and the module's [`ModuleInfo`], or why it could not be read.
 pub fn module_entry(layer: &WasmLayer, path: Option<&str>, module: Result<ModuleInfo, String>) -> Value {
