@@ -11,8 +11,12 @@
 #   bash benches/compare.sh --only blobs    # extra arguments go to bench_registry's main table
 #   AUTH_ONLY=1 bash benches/compare.sh     # only the access-control table (SKIP_AUTH=1: without it)
 #   WARMUP=0 bash benches/compare.sh        # no untimed warm-up runs
+#   SCALE_ONLY=1 bash benches/compare.sh    # only the scale table: tags and catalog pages of a
+#                                           # repository of 100,000 tags and a registry of
+#                                           # 10,000 repositories (TAGS=…, REPOSITORIES=… to change)
 #
-# Writes the tables to target/bench-compare/table.md and auth-table.md as well as stdout.
+# Writes the tables to target/bench-compare/table.md, auth-table.md and scale-table.md as well as
+# stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -71,6 +75,15 @@ openssl speed -evp sha256 -bytes 1048576 -seconds 3 2>/dev/null | grep -E '^(sha
   awk '{ printf "  openssl sha256, 1 MiB blocks: %s\n", $NF }'
 ./target/release/examples/bench_registry --loopback-only
 echo
+
+if [ "${SCALE_ONLY:-0}" = 1 ]; then
+  ./target/release/examples/bench_registry --only scale --tags "${TAGS:-100000}" \
+    --repositories "${REPOSITORIES:-10000}" \
+    --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server \
+    --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2" \
+    --runs "$runs" --seconds "$seconds" --warmup "$warmup" --markdown "$out/scale-table.md"
+  exit 0
+fi
 
 if [ "${AUTH_ONLY:-0}" != 1 ]; then
   ./target/release/examples/bench_registry \

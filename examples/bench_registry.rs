@@ -62,11 +62,18 @@ struct Args {
     /// Divide every size and count by this (a quick smoke run: `--scale 16`).
     #[arg(long, default_value_t = 1)]
     scale: usize,
-    /// Only the blob rows (`blobs`), the manifest rows (`manifests`), or the access-control
+    /// Only the blob rows (`blobs`), the manifest rows (`manifests`), the access-control
     /// rows (`auth`: manifest GET at concurrency 64 anonymously, with Basic credentials and
-    /// with a Bearer token from the target's `/token`; needs `--credentials`).
-    #[arg(long, value_parser = ["blobs", "manifests", "auth"])]
+    /// with a Bearer token from the target's `/token`; needs `--credentials`), or the scale
+    /// rows (`scale`: tags and catalog pages of a big repository and a big registry).
+    #[arg(long, value_parser = ["blobs", "manifests", "auth", "scale"])]
     only: Option<String>,
+    /// `--only scale`: the tags of the big repository.
+    #[arg(long, default_value_t = 100_000)]
+    tags: usize,
+    /// `--only scale`: the repositories of the big registry.
+    #[arg(long, default_value_t = 10_000)]
+    repositories: usize,
     /// `user:password` for `--only auth` (both registries), who may push to `bench/**`.
     #[arg(long)]
     credentials: Option<String>,
@@ -138,6 +145,9 @@ async fn main() -> Result<()> {
     let idle: Vec<Option<(u64, u64)>> = registries.iter().map(|r| r.pid.and_then(memory)).collect();
     if args.only.as_deref() == Some("auth") {
         return auth_rows(&args, &registries, &idle, u64::from(std::process::id()) ^ now_nanos()).await;
+    }
+    if args.only.as_deref() == Some("scale") {
+        return scale_rows(&args, &registries, &idle, u64::from(std::process::id()) ^ now_nanos()).await;
     }
     for r in &registries {
         let status = r.http.get(format!("{}/v2/", r.base)).send().await?.status();
@@ -279,6 +289,161 @@ async fn main() -> Result<()> {
         std::fs::write(path, &table)?;
     }
     Ok(())
+}
+
+/// Sends `count` operations, `SETUP_CONCURRENCY` at a time.
+async fn in_parallel<F, Fut>(count: usize, op: F) -> Result<()>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut results = futures_util::stream::iter((0..count).map(op)).buffer_unordered(16);
+    while let Some(result) = results.next().await {
+        result?;
+    }
+    Ok(())
+}
+
+/// The scale rows: a repository of `--tags` tags beside one of 1,000, a registry of
+/// `--repositories` repositories (the catalog also measured at 1,000), and for each the first
+/// page of 100, a page deep inside, the whole walk 100 at a time (per name listed), and
+/// manifest GET by tag at concurrency 16 over the big repository.
+async fn scale_rows(
+    args: &Args,
+    registries: &[Registry],
+    idle: &[Option<(u64, u64)>],
+    run: u64,
+) -> Result<()> {
+    let (big, repos) = (args.tags.max(1000), args.repositories.max(1000));
+    let mut rows = Vec::new();
+    let prefix = format!("scale-{run:x}");
+    let small_repo = format!("{prefix}/tags-1000");
+    let big_repo = format!("{prefix}/tags-{big}");
+    // Setup, in every registry: the two tag repositories, then the repositories up to 1,000
+    // (catalog rows), then up to `repos` (catalog rows again).
+    for r in registries {
+        let start = Instant::now();
+        for (repo, count) in [(&small_repo, 1000), (&big_repo, big)] {
+            let (config, layer) = r.small_blobs(repo).await?;
+            in_parallel(count, |i| {
+                let body = manifest(&config, &layer, run, i);
+                async move { r.put_manifest(repo, &format!("t{i:04}"), body).await.map(drop) }
+            })
+            .await?;
+        }
+        eprintln!("{}: {big} + 1000 tags pushed in {:.0} s", r.label, start.elapsed().as_secs_f64());
+    }
+    let page = |n: usize, last: Option<String>| match last {
+        Some(last) => format!("?n={n}&last={last}"),
+        None => format!("?n={n}"),
+    };
+    let tag_rows = [
+        ("tags: first page of 100, of 1,000 tags".to_owned(), small_repo.clone(), page(100, None)),
+        (format!("tags: first page of 100, of {big} tags"), big_repo.clone(), page(100, None)),
+        (
+            format!("tags: page of 100 after t{:04}, of {big} tags", big / 2),
+            big_repo.clone(),
+            page(100, Some(format!("t{:04}", big / 2))),
+        ),
+    ];
+    for (name, repo, query) in &tag_rows {
+        let path = format!("/v2/{repo}/tags/list{query}");
+        rows.push(page_row(registries, args, name, &path, 100).await?);
+    }
+    for (repo, count) in [(&small_repo, 1000), (&big_repo, big)] {
+        let name = format!("tags: whole walk of {count} tags, 100 a page (per tag)");
+        rows.push(
+            measure(registries, args, &name, "µs", Per::Latency, |r| async move {
+                let start = Instant::now();
+                let n = r.walk(&format!("/v2/{repo}/tags/list?n=100"), "tags").await?;
+                assert_eq!(n, count, "tags walked");
+                Ok(Sample::of(start.elapsed().as_secs_f64() * 1000.0, count as f64))
+            })
+            .await?,
+        );
+    }
+    let mut made = 2;
+    for target in [1000, repos] {
+        for r in registries {
+            let start = Instant::now();
+            let (config, layer) = r.small_blobs(&small_repo).await?;
+            in_parallel(target - made, |i| {
+                let repo = format!("{prefix}/r{:06}", made + i);
+                let body = manifest(&config, &layer, run, made + i);
+                let (config, layer) = (config.clone(), layer.clone());
+                let from = small_repo.clone();
+                async move {
+                    r.mount(&repo, &config.0, &from).await?;
+                    r.mount(&repo, &layer.0, &from).await?;
+                    r.put_manifest(&repo, "v1", body).await.map(drop)
+                }
+            })
+            .await?;
+            eprintln!("{}: {target} repositories in {:.0} s", r.label, start.elapsed().as_secs_f64());
+        }
+        made = target;
+        let name = format!("catalog: first page of 100, of {target} repositories");
+        rows.push(page_row(registries, args, &name, &format!("/v2/_catalog{}", page(100, None)), 100).await?);
+        let middle = format!("{prefix}/r{:06}", target / 2);
+        let name = format!("catalog: page of 100 after r{:06}, of {target} repositories", target / 2);
+        rows.push(
+            page_row(registries, args, &name, &format!("/v2/_catalog{}", page(100, Some(middle))), 100)
+                .await?,
+        );
+        let name = format!("catalog: whole walk of {target} repositories, 100 a page (per name)");
+        rows.push(
+            measure(registries, args, &name, "µs", Per::Latency, |r| async move {
+                let start = Instant::now();
+                let n = r.walk("/v2/_catalog?n=100", "repositories").await?;
+                assert!(n >= target, "repositories walked: {n}");
+                Ok(Sample::of(start.elapsed().as_secs_f64() * 1000.0, n as f64))
+            })
+            .await?,
+        );
+    }
+    let name = format!("manifest GET by tag, concurrency 16, of {big} tags");
+    rows.push(
+        measure(registries, args, &name, "req/s", Per::Rate, |r| {
+            let repo = big_repo.clone();
+            let seconds = args.seconds;
+            async move { r.hammer(reqwest::Method::GET, &repo, 16, seconds, big).await }
+        })
+        .await?,
+    );
+    let table = render(registries, &rows, idle);
+    println!("{table}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &table)?;
+    }
+    Ok(())
+}
+
+/// A row of one page request, repeated: the median time of a page in ms.
+async fn page_row(
+    registries: &[Registry],
+    args: &Args,
+    name: &str,
+    path: &str,
+    expect: usize,
+) -> Result<Row> {
+    measure(registries, args, name, "ms", Per::Latency, |r| async move {
+        let start = Instant::now();
+        let mut latencies = Vec::new();
+        for _ in 0..20 {
+            let one = Instant::now();
+            let response = r.http.get(r.url(path)).send().await?;
+            if !response.status().is_success() {
+                return Err(format!("GET {path}: {}", response.status()).into());
+            }
+            let body: serde_json::Value = response.json().await?;
+            let listed = body["tags"].as_array().or(body["repositories"].as_array()).map_or(0, Vec::len);
+            // distribution 2.8.2 ignores `n` on tags lists: it answers every tag.
+            assert!(listed >= expect, "a full page from {path}: {listed}");
+            latencies.push(one.elapsed().as_secs_f64());
+        }
+        Ok(Sample { wall: start.elapsed().as_secs_f64(), work: 20.0, cpu: None, latencies })
+    })
+    .await
 }
 
 /// The access-control rows: manifest GET by tag at concurrency 64, anonymously (the target
@@ -764,7 +929,22 @@ impl Registry {
 
     /// Lists every tag, following `Link` pagination; returns how many.
     async fn tags(&self, repo: &str) -> Result<usize> {
-        let mut url = format!("{}/v2/{repo}/tags/list", self.base);
+        self.walk(&format!("/v2/{repo}/tags/list"), "tags").await
+    }
+
+    /// Mounts `digest` from `from` into `repo`.
+    async fn mount(&self, repo: &str, digest: &Digest, from: &str) -> Result<()> {
+        let url = format!("{}/v2/{repo}/blobs/uploads/?mount={digest}&from={from}", self.base);
+        let response = self.http.post(url).send().await?;
+        if response.status() != reqwest::StatusCode::CREATED {
+            return Err(format!("mount into {repo}: {}", response.status()).into());
+        }
+        Ok(())
+    }
+
+    /// Follows `Link` pagination from `path`, counting the names in `field`.
+    async fn walk(&self, path: &str, field: &str) -> Result<usize> {
+        let mut url = self.url(path);
         let mut n = 0;
         loop {
             let response = self.http.get(&url).send().await?;
@@ -775,7 +955,7 @@ impl Registry {
                 .and_then(|v| v.split(['<', '>']).nth(1))
                 .map(|l| self.url(l));
             let list: serde_json::Value = response.json().await?;
-            n += list["tags"].as_array().map_or(0, Vec::len);
+            n += list[field].as_array().map_or(0, Vec::len);
             match next {
                 Some(next) => url = next,
                 None => return Ok(n),

@@ -36,6 +36,10 @@ use wharf_types::{Descriptor, Digest, ImageIndex, Manifest, MediaType, Repositor
 
 use crate::error::{Error, Result};
 
+/// Records read at a time by a paged listing that filters what it reads (the catalog of what
+/// a caller may see).
+const LISTING_BATCH: usize = 1000;
+
 /// What a manifest PUT stored.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -928,20 +932,13 @@ impl Registry {
         ]
     }
 
-    /// The repository's tags, sorted by bytes, after `last`, at most `n`.
+    /// The repository's tags, sorted by bytes, after `last`, at most `n`. A page costs its
+    /// own size, not the repository's ([`MetaStore::list_meta_page`]).
     pub async fn tags(&self, repo: &Repository, n: Option<usize>, last: Option<&str>) -> Result<Page> {
         if !self.repository_exists(repo).await? {
             return Err(Error::NameUnknown(repo.to_string()));
         }
-        let prefix = repo_key(repo, "_manifests/tags/");
-        let names = self
-            .storage
-            .list_meta(&prefix)
-            .await?
-            .into_iter()
-            .map(|k| k[prefix.len()..].to_owned())
-            .collect();
-        Ok(page(names, n, last))
+        self.names_page(&repo_key(repo, "_manifests/tags/"), n, last, &|_| true).await
     }
 
     /// The registry's repositories, sorted, after `last`, at most `n`.
@@ -956,15 +953,44 @@ impl Registry {
         last: Option<&str>,
         visible: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Page> {
-        let names = self
-            .storage
-            .list_meta("catalog/")
-            .await?
-            .into_iter()
-            .map(|k| k["catalog/".len()..].to_owned())
-            .filter(|name| visible(name))
-            .collect();
-        Ok(page(names, n, last))
+        self.names_page("catalog/", n, last, visible).await
+    }
+
+    /// The names of the records under `prefix` that `keep` accepts, sorted, after `last`, at
+    /// most `n`: read a page at a time (one more than asked, to know whether more follow).
+    async fn names_page(
+        &self,
+        prefix: &str,
+        n: Option<usize>,
+        last: Option<&str>,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Page> {
+        let want = n.map_or(usize::MAX, |n| n.saturating_add(1));
+        let batch = n.map_or(usize::MAX, |_| want.clamp(LISTING_BATCH / 10, LISTING_BATCH));
+        let mut after = last.map(|l| format!("{prefix}{l}"));
+        let mut names = Vec::new();
+        loop {
+            let keys = self.storage.list_meta_page(prefix, after.as_deref(), batch).await?;
+            let exhausted = keys.len() < batch;
+            after = keys.last().cloned();
+            for key in keys {
+                let name = &key[prefix.len()..];
+                if keep(name) {
+                    names.push(name.to_owned());
+                    if names.len() >= want {
+                        break;
+                    }
+                }
+            }
+            if exhausted || names.len() >= want {
+                break;
+            }
+        }
+        let more = n.is_some_and(|n| names.len() > n);
+        if let Some(n) = n {
+            names.truncate(n);
+        }
+        Ok(Page { names, more })
     }
 
     /// The referrers of `subject` in the repository, optionally of one artifact type.
@@ -991,19 +1017,6 @@ impl Registry {
         }
         Ok(ImageIndex::new(manifests))
     }
-}
-
-fn page(mut names: Vec<String>, n: Option<usize>, last: Option<&str>) -> Page {
-    names.sort();
-    names.dedup();
-    if let Some(last) = last {
-        names.retain(|name| name.as_str() > last);
-    }
-    let more = n.is_some_and(|n| names.len() > n);
-    if let Some(n) = n {
-        names.truncate(n);
-    }
-    Page { names, more }
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ use wharf_types::{Algorithm, Digest, Digester};
 
 use crate::error::{Error, Result};
 use crate::journal::Journal;
+use crate::listing::{Listings, RECORD_MARK, join};
 use crate::meta::Write;
 use crate::store::{
     BlobInfo, BlobStore, ByteStream, GetResult, Hashed, Running, Sessions, UploadId, check_range,
@@ -93,6 +94,7 @@ pub struct FsStore {
     root: PathBuf,
     sessions: Sessions,
     journal: Arc<Journal>,
+    listings: Arc<Listings>,
 }
 
 impl FsStore {
@@ -113,7 +115,7 @@ impl FsStore {
             Journal::open(&root2)
         })
         .await?;
-        Ok(Self { root, sessions: Sessions::default(), journal: Arc::new(journal) })
+        Ok(Self { root, sessions: Sessions::default(), journal: Arc::new(journal), listings: Arc::default() })
     }
 
     /// The directory the store lives in.
@@ -123,6 +125,18 @@ impl FsStore {
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
         blob_path(&self.root, digest)
+    }
+
+    /// A page of the record keys that start with `prefix` (see [`MetaStore::list_meta_page`](crate::MetaStore::list_meta_page)).
+    pub(crate) async fn records_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let (root, listings) = (self.root.clone(), Arc::clone(&self.listings));
+        let (prefix, after) = (prefix.to_owned(), after.map(str::to_owned));
+        blocking(move || listings.page(&root, &prefix, after.as_deref(), limit)).await
     }
 
     /// How many journal records (or damaged journal tails) `open` could not replay and moved
@@ -518,9 +532,6 @@ pub(crate) fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
     root.join("blobs").join(digest.algorithm().as_str()).join(&hex[..2]).join(hex)
 }
 
-/// The mark appended to the last component of a record key (never a key character).
-const RECORD_MARK: char = '=';
-
 /// Where the record `key` (valid by [`check_key`](crate::check_key)) lives under `root`.
 pub(crate) fn record_path(root: &Path, key: &str) -> PathBuf {
     let mut path = root.join("records");
@@ -535,32 +546,6 @@ pub(crate) fn record_path(root: &Path, key: &str) -> PathBuf {
         path.push(RECORD_MARK.to_string());
     }
     path
-}
-
-/// Every record key under `root` that starts with `prefix`, sorted.
-pub(crate) fn list_records(root: &Path, prefix: &str) -> Result<Vec<String>> {
-    // Walk from the deepest directory the prefix names.
-    let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
-    if !dir_part.is_empty() {
-        crate::check_key(dir_part)?;
-    }
-    let mut out = Vec::new();
-    // Every component is checked once, as its directory or file is met; anything else is a
-    // stray file, never listed.
-    let start = root.join("records").join(dir_part);
-    walk(start, dir_part.to_owned(), crate::meta::valid_component, |rel, name, _| {
-        let key = match name.strip_suffix(RECORD_MARK) {
-            Some("") if rel.rsplit('/').next().is_some_and(|l| l.len() == 255) => rel.to_owned(),
-            Some(last) if last.len() < 255 && crate::meta::valid_component(last) => join(rel, last),
-            _ => return Ok(()),
-        };
-        if key.starts_with(prefix) {
-            out.push(key);
-        }
-        Ok(())
-    })?;
-    out.sort();
-    Ok(out)
 }
 
 /// Moves the records of an older data directory (plain files under `<root>/meta/`, where a
@@ -595,11 +580,6 @@ fn migrate_meta(root: &Path) -> Result<()> {
         tracing::warn!(path = %old.display(), "files that are not records were left in the old records folder");
     }
     sync_dir(root)
-}
-
-/// `rel/name`, or `name` at the top.
-fn join(rel: &str, name: &str) -> String {
-    if rel.is_empty() { name.to_owned() } else { format!("{rel}/{name}") }
 }
 
 /// Walks the tree below `dir` (whose key so far is `rel`), depth first: `file(rel, name, entry)`

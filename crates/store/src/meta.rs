@@ -54,6 +54,18 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     async fn remove_meta(&self, key: &str) -> Result<bool>;
     /// Every key that starts with `prefix` (a key ending in `/`), sorted.
     async fn list_meta(&self, prefix: &str) -> Result<Vec<String>>;
+    /// A page of [`list_meta`](Self::list_meta): the keys after `after` (when given), at most
+    /// `limit`. The backends here answer it in time proportional to the page, not to the
+    /// number of keys under `prefix` (S3 `start-after` and max keys; sorted structures in
+    /// memory and on disk); this default lists everything and cuts.
+    async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let mut keys = self.list_meta(prefix).await?;
+        if let Some(after) = after {
+            keys.retain(|k| k.as_str() > after);
+        }
+        keys.truncate(limit);
+        Ok(keys)
+    }
     /// Applies `steps` in order, the writes within a step in any order; durable when it
     /// returns. Every key and blob digest is checked first: a bad one fails the call and
     /// writes nothing. After a crash, no write of a step is present without all the writes of
@@ -148,6 +160,9 @@ impl<T: MetaStore + ?Sized> MetaStore for std::sync::Arc<T> {
     async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
         (**self).list_meta(prefix).await
     }
+    async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        (**self).list_meta_page(prefix, after, limit).await
+    }
     async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
         (**self).write_steps(steps).await
     }
@@ -176,10 +191,19 @@ impl MetaStore for MemoryStore {
         Ok(self.meta.0.write().expect("lock").remove(key).is_some())
     }
     async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
+        self.list_meta_page(prefix, None, usize::MAX).await
+    }
+    async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        use std::ops::Bound;
         let map = self.meta.0.read().expect("lock");
+        let from = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
         Ok(map
-            .range(prefix.to_owned()..)
+            .range::<str, _>((from, Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
             .map(|(k, _)| k.clone())
             .collect())
     }
@@ -225,9 +249,11 @@ impl MetaStore for FsStore {
     }
 
     async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
-        let root = self.root().to_owned();
-        let prefix = prefix.to_owned();
-        crate::fs::blocking(move || crate::fs::list_records(&root, &prefix)).await
+        self.records_page(prefix, None, usize::MAX).await
+    }
+
+    async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        self.records_page(prefix, after, limit).await
     }
 
     fn quarantined(&self) -> u64 {
@@ -268,20 +294,47 @@ impl MetaStore for crate::S3Store {
     }
 
     async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
+        self.list_meta_page(prefix, None, usize::MAX).await
+    }
+
+    async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let base = self.meta_key("");
         let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
         let list_from = if dir_part.is_empty() { base.clone() } else { self.meta_key(dir_part) };
         let base_len = base.as_ref().len();
-        let metas: Vec<_> = self.object_store().list(Some(&list_from)).try_collect().await?;
-        let mut out: Vec<String> = metas
-            .into_iter()
-            .filter_map(|m| {
-                let full = m.location.as_ref();
-                let rel = full.get(base_len..)?.trim_start_matches('/');
-                rel.starts_with(prefix).then(|| rel.to_owned())
-            })
-            .collect();
-        out.sort();
+        // S3 `start-after`: from the longest start of `after` that is a plain object key (keys
+        // sort as their objects do); what lies between it and `after` is skipped below.
+        let offset = after.filter(|a| *a >= prefix).and_then(|a| {
+            let plain = a
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "._-/".contains(c)))
+                .map_or(a, |end| &a[..end]);
+            let offset = object_store::path::Path::parse(format!("{}/{plain}", base.as_ref())).ok()?;
+            // Inside the listed folder only (Garage lists nothing for an offset before it).
+            offset.as_ref().starts_with(&format!("{}/", list_from.as_ref())).then_some(offset)
+        });
+        let mut listing = match &offset {
+            Some(offset) => self.object_store().list_with_offset(Some(&list_from), offset),
+            None => self.object_store().list(Some(&list_from)),
+        };
+        let mut out = Vec::new();
+        while let Some(meta) = listing.try_next().await? {
+            let Some(rel) = meta.location.as_ref().get(base_len..).map(|r| r.trim_start_matches('/')) else {
+                continue;
+            };
+            if rel.starts_with(prefix) && after.is_none_or(|a| rel > a) {
+                out.push(rel.to_owned());
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        // S3 lists in key order; a whole listing is sorted anyway, for engines that do not.
+        if limit == usize::MAX {
+            out.sort();
+        }
         Ok(out)
     }
 

@@ -421,6 +421,64 @@ pub async fn meta_all(store: &dyn Storage) {
     write_steps(store).await;
     flat_keys(store).await;
     repositories_in_every_order(store).await;
+    pages(store).await;
+}
+
+/// `list_meta_page` gives exactly the slice of `list_meta` after any `after` (a key, between
+/// keys, outside the prefix, not a key at all), across nested keys and prefixes of each other,
+/// and walking page by page gives the whole listing.
+async fn pages(store: &dyn Storage) {
+    let c255 = "l".repeat(255);
+    let mut keys: Vec<String> = (0..300).map(|n| format!("page/tags/t-{n:04}")).collect();
+    keys.extend(
+        ["page/a", "page/k", "page/k/k", "page/k/k/k", "page/k-x", "page/k/a-b", "page/ka", "page/z/z"]
+            .map(String::from),
+    );
+    keys.extend([format!("page/{c255}"), format!("page/{c255}/x"), format!("page/l/{c255}")]);
+    let writes = keys.iter().map(|k| Write::Set { key: k.clone(), value: Bytes::new() }).collect();
+    store.write_steps(vec![writes]).await.expect("page records");
+    let odd = [
+        "",
+        "page/",
+        "page/k/",
+        "page/k-",
+        "page/k/k/",
+        "page/tags/t-0150x",
+        "page/tags/u",
+        "page/\u{e4}",
+        "page/a b",
+        "page//",
+        "zzz",
+    ];
+    for prefix in ["page/", "page/k/", "page/tags/"] {
+        let all = store.list_meta(prefix).await.expect("list");
+        let mut expected: Vec<&String> = keys.iter().filter(|k| k.starts_with(prefix)).collect();
+        expected.sort();
+        assert_eq!(all.iter().collect::<Vec<_>>(), expected, "list_meta({prefix})");
+        let afters = odd.iter().map(|a| (*a).to_owned()).chain(all.iter().step_by(13).cloned());
+        for after in afters.map(Some).chain([None]) {
+            for limit in [0, 1, 2, 7, 1000] {
+                let page = store.list_meta_page(prefix, after.as_deref(), limit).await.expect("page");
+                let want: Vec<&String> =
+                    all.iter().filter(|k| after.as_ref().is_none_or(|a| *k > a)).take(limit).collect();
+                assert_eq!(
+                    page.iter().collect::<Vec<_>>(),
+                    want,
+                    "page of {prefix} after {after:?}, {limit}"
+                );
+            }
+        }
+        let mut walked = Vec::new();
+        loop {
+            let page =
+                store.list_meta_page(prefix, walked.last().map(String::as_str), 7).await.expect("page");
+            if page.is_empty() {
+                break;
+            }
+            walked.extend(page);
+        }
+        assert_eq!(walked, all, "walking {prefix} 7 at a time");
+    }
 }
 
 /// Keys are a flat namespace: a key may be a prefix of another, at any depth, with components

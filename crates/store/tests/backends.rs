@@ -374,6 +374,36 @@ fn fs_full_journals_are_retired_and_their_writes_kept() {
     });
 }
 
+/// The fs store keeps sorted listings of large record folders; a record another store (another
+/// process) adds to or removes from a kept folder shows at once.
+#[test]
+fn fs_kept_listings_see_other_processes_writes() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = FsStore::open(dir.path()).await.expect("open");
+        let keys: Vec<String> = (0..400).map(|n| format!("tags/t{n:04}")).collect();
+        let writes = keys.iter().map(|k| Write::Set { key: k.clone(), value: Bytes::new() }).collect();
+        first.write_steps(vec![writes]).await.expect("records");
+        // Older than the settling time, so the folder's listing is kept from now on.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert_eq!(first.list_meta_page("tags/", None, 2).await.expect("page"), ["tags/t0000", "tags/t0001"]);
+        assert_eq!(first.list_meta_page("tags/", Some("tags/t0200"), 1).await.expect("page"), ["tags/t0201"]);
+
+        let second = FsStore::open(dir.path()).await.expect("open again");
+        second.set_meta("tags/t0000a", Bytes::new()).await.expect("add");
+        second.remove_meta("tags/t0201").await.expect("remove");
+        assert_eq!(
+            first.list_meta_page("tags/", None, 2).await.expect("page"),
+            ["tags/t0000", "tags/t0000a"]
+        );
+        assert_eq!(first.list_meta_page("tags/", Some("tags/t0200"), 1).await.expect("page"), ["tags/t0202"]);
+        assert_eq!(first.list_meta("tags/").await.expect("list").len(), 400);
+        // And the first store's own writes.
+        first.remove_meta("tags/t0000a").await.expect("remove own");
+        assert_eq!(first.list_meta_page("tags/", None, 2).await.expect("page"), ["tags/t0000", "tags/t0001"]);
+    });
+}
+
 #[test]
 fn fs_sessions_survive_a_restart() {
     let rt = runtime();
