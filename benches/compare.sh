@@ -11,12 +11,16 @@
 #   bash benches/compare.sh --only blobs    # extra arguments go to bench_registry's main table
 #   AUTH_ONLY=1 bash benches/compare.sh     # only the access-control table (SKIP_AUTH=1: without it)
 #   WARMUP=0 bash benches/compare.sh        # no untimed warm-up runs
+#   STORAGE=s3 bash benches/compare.sh      # both on S3: a Garage started here, distribution with
+#                                           # its s3 driver (own bucket, redirects on, as it ships)
+#                                           # and wharf with `redirect=true`; Garage's own GET
+#                                           # throughput is measured in the same run
 #   SCALE_ONLY=1 bash benches/compare.sh    # only the scale table: tags and catalog pages of a
 #                                           # repository of 100,000 tags and a registry of
 #                                           # 10,000 repositories (TAGS=…, REPOSITORIES=… to change)
 #
-# Writes the tables to target/bench-compare/table.md, auth-table.md and scale-table.md as well as
-# stdout.
+# Writes the tables to target/bench-compare/table.md, auth-table.md and scale-table.md (with
+# STORAGE=s3: s3-table.md, s3-scale-table.md) as well as stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -24,6 +28,8 @@ runs=${RUNS:-3}
 scale=${SCALE:-1}
 seconds=${SECONDS_PER_LEVEL:-2}
 warmup=${WARMUP:-1}
+storage=${STORAGE:-fs}
+case "$storage" in fs) suffix= ;; s3) suffix=s3- ;; *) echo "STORAGE is fs or s3" >&2; exit 1 ;; esac
 
 command -v docker-registry >/dev/null || { echo "needs docker-registry (apt-get install docker-registry)" >&2; exit 1; }
 cargo build --release --locked -q -p wharf-server --bins
@@ -40,6 +46,32 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 dist_port=$(free_port)
 wharf_port=$(free_port)
 
+if [ "$storage" = s3 ]; then
+  # One Garage for both, each registry in its own bucket.
+  command -v garage >/dev/null || { echo "needs garage (cargo install garage; .ci/run installs it)" >&2; exit 1; }
+  eval "$(bash .ci/garage.sh start "$work/garage")"
+  trap 'bash .ci/garage.sh stop "$work/garage"; rm -rf "$work"' EXIT
+  garage -c "$work/garage/garage.toml" bucket create distribution > /dev/null
+  garage -c "$work/garage/garage.toml" bucket allow --read --write --owner distribution \
+    --key "$AWS_ACCESS_KEY_ID" > /dev/null
+  endpoint=${WHARF_S3_URL#*endpoint=}
+  endpoint=${endpoint%%&*}
+  wharf_storage="${WHARF_S3_URL/\?/\/wharf?}&redirect=true"
+  distribution_storage="  s3:
+    accesskey: $AWS_ACCESS_KEY_ID
+    secretkey: $AWS_SECRET_ACCESS_KEY
+    region: garage
+    regionendpoint: $endpoint
+    bucket: distribution
+    secure: false
+    v4auth: true
+    rootdirectory: /"
+else
+  wharf_storage="fs:$work/wharf"
+  distribution_storage="  filesystem:
+    rootdirectory: $work/distribution"
+fi
+
 cat > "$work/distribution.yml" <<YAML
 version: 0.1
 log:
@@ -47,28 +79,38 @@ log:
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: $work/distribution
+$distribution_storage
   delete:
     enabled: true
 http:
   addr: 127.0.0.1:$dist_port
 YAML
 
-docker-registry serve "$work/distribution.yml" > "$work/distribution.log" 2>&1 &
+# (Without AWS_CA_BUNDLE: the AWS SDK in distribution refuses it with a custom transport.)
+env -u AWS_CA_BUNDLE docker-registry serve "$work/distribution.yml" > "$work/distribution.log" 2>&1 &
 dist_pid=$!
-WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$wharf_port" --storage "fs:$work/wharf" \
+WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$wharf_port" --storage "$wharf_storage" \
   > "$work/wharf.log" 2>&1 &
 wharf_pid=$!
-trap 'kill $dist_pid $wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+if [ "$storage" = s3 ]; then
+  trap 'kill $dist_pid $wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; bash .ci/garage.sh stop "$work/garage"; rm -rf "$work"' EXIT
+else
+  trap 'kill $dist_pid $wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+fi
 for port in "$dist_port" "$wharf_port"; do
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
+  curl -fs "http://127.0.0.1:$port/v2/" > /dev/null || {
+    echo "the registry on port $port did not start:" >&2
+    cat "$work/distribution.log" "$work/wharf.log" >&2
+    exit 1
+  }
 done
 sleep 1   # let both settle before reading their idle memory
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 echo "distribution: $(docker-registry --version 2>/dev/null | head -1)"
 echo "wharf-server: $(git describe --always --dirty 2>/dev/null)"
+echo "storage: $storage$([ "$storage" = s3 ] && echo " (Garage $(garage --version 2>/dev/null | head -1 | awk '{print $2}'), no fsync)")"
 echo
 echo "physical references:"
 openssl speed -evp sha256 -bytes 1048576 -seconds 3 2>/dev/null | grep -E '^(sha256|SHA256)' | \
@@ -81,7 +123,7 @@ if [ "${SCALE_ONLY:-0}" = 1 ]; then
     --repositories "${REPOSITORIES:-10000}" \
     --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server \
     --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2" \
-    --runs "$runs" --seconds "$seconds" --warmup "$warmup" --markdown "$out/scale-table.md"
+    --runs "$runs" --seconds "$seconds" --warmup "$warmup" --markdown "$out/${suffix}scale-table.md"
   exit 0
 fi
 
@@ -89,13 +131,30 @@ if [ "${AUTH_ONLY:-0}" != 1 ]; then
   ./target/release/examples/bench_registry \
     --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server \
     --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2" \
-    --runs "$runs" --scale "$scale" --seconds "$seconds" --warmup "$warmup" --markdown "$out/table.md" "$@"
+    --runs "$runs" --scale "$scale" --seconds "$seconds" --warmup "$warmup" --markdown "$out/${suffix}table.md" "$@"
+fi
+
+# On S3 both registries answer blob GETs with a redirect to the engine: Garage's own GET of
+# an object of the pull row's size, alone, is the row's physical limit.
+if [ "$storage" = s3 ] && [ "${AUTH_ONLY:-0}" != 1 ]; then
+  size=$((512 * 1024 * 1024 / scale))
+  head -c "$size" /dev/urandom > "$work/garage-object"
+  digest="sha256:$(sha256sum "$work/garage-object" | cut -d' ' -f1)"
+  curl -fsS -X POST --data-binary "@$work/garage-object" -o /dev/null \
+    "http://127.0.0.1:$wharf_port/v2/bench/garage/blobs/uploads/?digest=$digest"
+  rm -f "$work/garage-object"
+  echo
+  echo "Garage alone: GET of a $((size / 1024 / 1024)) MiB object (presigned URL), curl, $runs runs:"
+  for _ in $(seq 1 "$runs"); do
+    url=$(curl -fsS -o /dev/null -w '%{redirect_url}' "http://127.0.0.1:$wharf_port/v2/bench/garage/blobs/$digest")
+    curl -fsS -o /dev/null -w '  %{speed_download}\n' "$url" | awk '{ printf "  %.1f MiB/s\n", $1 / 1048576 }'
+  done
 fi
 
 # Access control: wharf-server with an htpasswd file and rules (anonymous may pull bench/**,
 # `bench` may push) against distribution with the same htpasswd file (it pays bcrypt on every
 # request); manifest GET at concurrency 64 anonymously, with Basic and with a Bearer token.
-if [ "${SKIP_AUTH:-0}" != 1 ]; then
+if [ "${SKIP_AUTH:-0}" != 1 ] && [ "$storage" = fs ]; then
   echo
   echo "access control:"
   auth_dist_port=$(free_port)

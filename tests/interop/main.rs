@@ -33,6 +33,11 @@
 //!     nothing run; bob (a reader) refused a delete, alice deleting a tag through the page;
 //!     screenshots of each page in `target/web-screenshots/`.
 //!
+//! 11. S3 (Garage) with `redirect=true`, flow 7's users and rules: blob GETs answer `307` to
+//!     presigned URLs on the engine; `wharf-client`, oras-py and skopeo pull through them with
+//!     credentials, byte-exact and digest-verified, and (seen by a relay in front of the
+//!     engine) never send those credentials to the engine.
+//!
 //! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt), docker-registry and a Python with `oras` and
 //! `wasmtime` (`WHARF_PYTHON`, else `.venv/bin/python` in the workspace): `.ci/run` installs
 //! them all. A missing tool skips the suite, or fails it when `WHARF_REQUIRE_ALL=1`.
@@ -105,6 +110,12 @@ impl World {
 
     /// [`start`](Self::start) with TLS or not, and flow 7's users and rules or not.
     fn start_mode(flow: &str, tls: bool, secure: bool) -> Option<Self> {
+        Self::start_on(flow, tls, secure, None)
+    }
+
+    /// [`start_mode`](Self::start_mode) on `storage` (a `--storage` value; fs in the scratch
+    /// folder without it).
+    fn start_on(flow: &str, tls: bool, secure: bool, storage: Option<&str>) -> Option<Self> {
         let python = std::env::var_os("WHARF_PYTHON")
             .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"), PathBuf::from);
         let mut missing: Vec<String> = ["skopeo", "buildah", "podman", "umoci", "wat2wasm"]
@@ -144,8 +155,14 @@ impl World {
             wharf::server::config::FileConfig::parse(ACCESS).expect("config")
         });
         let (server, host) = rt.block_on(async {
-            let storage =
-                Arc::new(wharf::store::FsStore::open(dir.path().join("registry")).await.expect("store"));
+            let storage: Arc<dyn wharf::store::Storage> = match storage {
+                Some(spec) => {
+                    spec.parse::<wharf::server::StorageSpec>().expect("spec").open().await.expect("storage")
+                }
+                None => {
+                    Arc::new(wharf::store::FsStore::open(dir.path().join("registry")).await.expect("store"))
+                }
+            };
             // Flow 8's policy: no component importing `wasi:cli/environment` under `policy-denied/`.
             let policy: wharf::server::config::FileConfig =
                 wharf::server::config::FileConfig::parse(POLICY).expect("policy config");
@@ -1072,4 +1089,166 @@ fn flow10_the_web_page_in_chromium() {
     let tags = w.get_json("/v2/team/hello/tags/list");
     assert_eq!(tags["tags"], serde_json::json!([]), "{tags}");
     assert!(w.get_json("/v2/team/component/tags/list")["tags"][0] == "1.0.0");
+}
+
+/// Flow 11: blob pulls through presigned URLs on S3.
+#[test]
+fn flow11_blob_redirects_on_s3_with_skopeo_oras_py_and_wharf_client() {
+    let url = match std::env::var("WHARF_S3_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
+                "flow 11: WHARF_S3_URL is not set and WHARF_REQUIRE_ALL=1 (.ci/run starts Garage)"
+            );
+            eprintln!("SKIPPED flow 11: no S3 engine (set WHARF_S3_URL)");
+            return;
+        }
+    };
+    // The registry reaches the engine through a relay that keeps the head of every presigned
+    // request, so the test sees what each client sent to the engine.
+    let engine = engine_of(&url);
+    let relay = Relay::start(engine.trim_start_matches("http://"));
+    let (location, query) = url.split_once('?').unwrap_or((&url, ""));
+    let query = query.replace(&engine, &format!("http://{}", relay.addr));
+    let random = wharf::store::UploadId::random();
+    let storage = format!("{}/interop-{random}?{query}&redirect=true", location.trim_end_matches('/'));
+    let Some(w) = World::start_on("flow 11", false, true, Some(&storage)) else { return };
+    // The tools address the registry as `localhost`, the engine is `127.0.0.1`: another host,
+    // as with a real bucket, so credentials for the registry must stay with it.
+    let port = w.host.rsplit(':').next().expect("a port");
+    let host = format!("localhost:{port}");
+
+    // Pushed through the registry: a wasm-to-oci module and a buildah image.
+    let module = w.reference("team/redirect:wasm");
+    let pushed =
+        w.rt.block_on(w.client.push_wasm(
+            &module,
+            Bytes::from(w.module.clone()),
+            WasmLayout::WasmToOci,
+            "hello.wasm",
+        ))
+        .expect("push");
+    w.build_image("run.oci.handler=wasm", "localhost/redirect:v1");
+    let auth = w.path("redirect-auth.json");
+    let login = w.output(
+        "skopeo",
+        &["login", "--tls-verify=false", "--authfile", &auth, "-u", "alice", "-p", "alice-pw", &host],
+        &[],
+    );
+    assert!(login.status.success(), "skopeo login: {}", String::from_utf8_lossy(&login.stderr));
+    let image = format!("docker://{host}/team/redirect:image");
+    w.run("buildah", &["push", "--tls-verify=false", "--authfile", &auth, "localhost/redirect:v1", &image]);
+
+    // A blob GET is a redirect to the engine.
+    let layer = &pushed.as_image().expect("an image manifest").layers[0];
+    let blob_url = format!("http://{}/v2/team/redirect/blobs/{}", w.host, layer.digest);
+    let stay =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let r = w.rt.block_on(stay.get(&blob_url).basic_auth("alice", Some("alice-pw")).send()).expect("GET");
+    assert_eq!(r.status(), reqwest::StatusCode::TEMPORARY_REDIRECT);
+    let to = r.headers()["location"].to_str().expect("ascii").to_owned();
+    assert!(to.starts_with(&format!("http://{}/", relay.addr)), "to the engine: {to}");
+
+    // Each client pulls through the redirects, with credentials for the registry only.
+    let followed = |tool: &str, before: usize| {
+        let heads = relay.heads();
+        assert!(heads.len() > before, "{tool} fetched no blob from the engine");
+        for head in &heads[before..] {
+            assert!(
+                !head.to_ascii_lowercase().contains("\nauthorization:"),
+                "{tool} sent credentials to the engine:\n{head}"
+            );
+        }
+        heads.len()
+    };
+    let seen = relay.heads().len();
+    // wharf-client (digests verified).
+    let pulled = w.rt.block_on(w.client.pull_wasm(&module)).expect("pull through the redirect");
+    assert_eq!(pulled.module, w.module, "wharf-client pull through the redirect");
+    let seen = followed("wharf-client", seen);
+    // oras-py.
+    let env = [("WHARF_ORAS_USER", "alice"), ("WHARF_ORAS_PASSWORD", "alice-pw")];
+    let out = w.path("oras-pulled");
+    let pulled = w.python_env(&["pull", &format!("{host}/team/redirect:wasm"), &out], &env);
+    assert_eq!(std::fs::read(pulled.trim()).expect("pulled"), w.module, "oras-py pull through the redirect");
+    let seen = followed("oras-py", seen);
+    // skopeo copies the image to an OCI layout (verifying every blob's digest), digest kept.
+    let layout = w.path("redirect-layout");
+    w.run(
+        "skopeo",
+        &["copy", "-q", "--src-tls-verify=false", "--authfile", &auth, &image, &format!("oci:{layout}:v1")],
+    );
+    followed("skopeo", seen);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(format!("{layout}/index.json")).expect("index.json"))
+            .expect("JSON");
+    let copied: Digest = index["manifests"][0]["digest"].as_str().expect("digest").parse().expect("digest");
+    assert_eq!(copied, w.digest(&w.reference("team/redirect:image")), "skopeo keeps the digest");
+    let reference = w.reference("team/redirect:image");
+    let extracted = w.rt.block_on(w.client.pull_wasm(&reference)).expect("module out of the tar layer");
+    assert_eq!(extracted.module, w.module);
+}
+
+/// `http://host:port` of the engine in an `s3://` URL's `endpoint`.
+fn engine_of(url: &str) -> String {
+    url.split("endpoint=").nth(1).and_then(|e| e.split('&').next()).expect("an endpoint").to_owned()
+}
+
+/// A TCP relay on loopback to an S3 engine that keeps the head of every presigned request
+/// (`X-Amz-Signature=` in its query) passing through.
+struct Relay {
+    addr: std::net::SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Relay {
+    fn start(engine: &str) -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (engine, kept) = (engine.to_owned(), Arc::clone(&heads));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(upstream) = std::net::TcpStream::connect(&engine) else { continue };
+                let (mut back_from, mut back_to) =
+                    (upstream.try_clone().expect("clone"), client.try_clone().expect("clone"));
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut back_from, &mut back_to);
+                    let _ = back_to.shutdown(std::net::Shutdown::Write);
+                });
+                let kept = Arc::clone(&kept);
+                std::thread::spawn(move || {
+                    let (mut client, mut upstream) = (client, upstream);
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut pending: Vec<u8> = Vec::new();
+                    while let Ok(n) = client.read(&mut buf) {
+                        if n == 0 || upstream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        pending.extend_from_slice(&buf[..n]);
+                        // Complete heads (a body's bytes before one are never a presigned request).
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let text = String::from_utf8_lossy(&pending[..end]).into_owned();
+                            if let Some(at) = text.find("X-Amz-Signature=") {
+                                let start = text[..at].rfind("\r\n").map_or(0, |i| i + 2);
+                                kept.lock().expect("lock").push(text[start..].to_owned());
+                            }
+                            pending.drain(..end + 4);
+                        }
+                        if pending.len() > 1024 * 1024 {
+                            pending.drain(..pending.len() - 64 * 1024);
+                        }
+                    }
+                    let _ = upstream.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Self { addr, heads }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("lock").clone()
+    }
 }

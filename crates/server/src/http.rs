@@ -1004,6 +1004,15 @@ async fn blob(
     headers: &HeaderMap,
 ) -> Result<Response> {
     let d = digest(d)?;
+    // Storage that serves blobs itself (S3 with `redirect=true`): the client goes there.
+    if let Some(url) = registry.blob_url(repo, &d, *method == Method::HEAD).await? {
+        let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+        let h = response.headers_mut();
+        h.insert(header::LOCATION, header_value(&url));
+        h.insert(CONTENT_DIGEST, header_value(d.as_str()));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(response);
+    }
     let info = registry.stat_blob(repo, &d).await?.ok_or_else(|| Error::BlobUnknown(d.clone()))?;
     let range = blob_range(headers, info.size)?;
     if *method == Method::HEAD {

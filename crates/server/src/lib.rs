@@ -60,7 +60,7 @@ pub use error::{Error, Result};
 pub use http::{router, router_with_access};
 pub use listener::{Limits, raise_open_files_limit};
 pub use records::{ArtifactRecord, ArtifactSummary, RepositorySummary, SearchHit};
-pub use registry::{Page, PutManifest, Registry, StoredManifest};
+pub use registry::{BLOB_URL_EXPIRY, Page, PutManifest, Registry, StoredManifest};
 pub use server::{Server, ServerHandle, StorageSpec};
 
 /// The README's examples, compiled and run as doctests.

@@ -35,7 +35,8 @@ struct Args {
     #[arg(long, env = "WHARF_LISTEN")]
     listen: Option<SocketAddr>,
     /// Storage: `fs:<dir>`, `memory`, or `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<r>`
-    /// (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) [default: fs:./wharf-data].
+    /// (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; `&redirect=true` sends
+    /// blob downloads to presigned URLs on the engine) [default: fs:./wharf-data].
     #[arg(long, env = "WHARF_STORAGE", global = true)]
     storage: Option<StorageSpec>,
     /// Log format: `text` or `json` [default: text].

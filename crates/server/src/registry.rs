@@ -36,6 +36,10 @@ use wharf_types::{Descriptor, Digest, ImageIndex, Manifest, MediaType, Repositor
 
 use crate::error::{Error, Result};
 
+/// How long a blob URL handed to a client stays valid (a client starts its download well
+/// within it; the download itself may last longer).
+pub const BLOB_URL_EXPIRY: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Records read at a time by a paged listing that filters what it reads (the catalog of what
 /// a caller may see).
 const LISTING_BATCH: usize = 1000;
@@ -373,6 +377,20 @@ impl Registry {
             return Ok(None);
         }
         Ok(self.storage.stat(digest).await?)
+    }
+
+    /// Where a client may fetch the blob from the storage engine itself (a presigned URL,
+    /// valid for [`BLOB_URL_EXPIRY`]), when the storage hands such URLs out (S3 with
+    /// `redirect=true`); `None` otherwise. [`Error::BlobUnknown`] when the repository does
+    /// not hold the blob.
+    pub async fn blob_url(&self, repo: &Repository, digest: &Digest, head: bool) -> Result<Option<String>> {
+        let Some(url) = self.storage.direct_url(digest, head, BLOB_URL_EXPIRY).await? else {
+            return Ok(None);
+        };
+        if !self.blob_linked(repo, digest).await? {
+            return Err(Error::BlobUnknown(digest.clone()));
+        }
+        Ok(Some(url))
     }
 
     /// Streams the blob (or a range of it) from the repository.

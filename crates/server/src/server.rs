@@ -26,7 +26,8 @@ pub enum StorageSpec {
     Fs(std::path::PathBuf),
     /// `memory`: nothing survives the process.
     Memory,
-    /// `s3://<bucket>[/<prefix>]?endpoint=…&region=…`, credentials from the AWS variables.
+    /// `s3://<bucket>[/<prefix>]?endpoint=…&region=…[&redirect=true]`, credentials from the
+    /// AWS variables.
     S3(String),
 }
 

@@ -209,3 +209,68 @@ async fn the_server_starts_after_a_corrupted_journal() {
     assert_eq!(quarantined.len(), 1);
     assert!(!journal.exists(), "the damaged journal was replayed and removed");
 }
+
+/// On S3 with `redirect=true`, blob GETs and HEADs answer `307` to a presigned URL on the
+/// engine (what the repository does not hold still answers 404 here), and following it gives
+/// the bytes, whole or a range.
+#[tokio::test]
+async fn blobs_redirect_to_presigned_urls_on_s3() {
+    let Some(url) = crate::common::s3_storage("blobs_redirect_to_presigned_urls_on_s3", "redirect") else {
+        return;
+    };
+    let server = Process::start(&format!("{url}&redirect=true"));
+    let follow = reqwest::Client::new();
+    server.ready(&follow).await;
+    let stay =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let blob = wharf_store::testing::content(77, 3 * 1024 * 1024 + 5);
+    let digest = Digest::sha256(&blob);
+    let base = &server.base;
+    let pushed = stay
+        .post(format!("{base}/v2/r/app/blobs/uploads/?digest={digest}"))
+        .body(blob.clone())
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(pushed.status(), StatusCode::CREATED);
+    let engine = reqwest::Url::parse(
+        url.split("endpoint=").nth(1).and_then(|e| e.split('&').next()).expect("endpoint"),
+    )
+    .expect("endpoint URL");
+
+    for method in [Method::GET, Method::HEAD] {
+        let r = stay
+            .request(method.clone(), format!("{base}/v2/r/app/blobs/{digest}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT, "{method}");
+        let location = reqwest::Url::parse(header(&r, "Location").expect("Location")).expect("a URL");
+        assert_eq!((location.host_str(), location.port()), (engine.host_str(), engine.port()), "{method}");
+        assert!(location.query().is_some_and(|q| q.contains("X-Amz-Signature=")), "presigned: {location}");
+        assert!(
+            location.query().is_some_and(|q| q.contains("X-Amz-Expires=300")),
+            "five minutes: {location}"
+        );
+    }
+    // Not in this repository: no URL for it.
+    let r = stay.get(format!("{base}/v2/other/blobs/{digest}")).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.expect("body").contains("BLOB_UNKNOWN"));
+
+    let r = follow.get(format!("{base}/v2/r/app/blobs/{digest}")).send().await.expect("follow");
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.bytes().await.expect("bytes");
+    assert_eq!(Digest::sha256(&body), digest, "byte-exact through the redirect");
+    let r = follow
+        .get(format!("{base}/v2/r/app/blobs/{digest}"))
+        .header("Range", "bytes=1000-1999")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.bytes().await.expect("bytes"), blob.slice(1000..2000));
+    let r = follow.head(format!("{base}/v2/r/app/blobs/{digest}")).send().await.expect("head");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "Content-Length"), Some(blob.len().to_string().as_str()));
+}

@@ -5,7 +5,9 @@
 //! A directory's modification time changes whenever an entry is added to or removed from it,
 //! by this process or by another one on the same folder. Timestamps are coarse (a kernel
 //! tick), so a directory is kept only when it had not changed for [`SETTLED`] before it was
-//! read: a change after the read then always shows as a new time. Small directories are
+//! read: a change after the read then always shows as a new time. (This takes the file
+//! system's clock to be the machine's, as for local file systems; on a network file system
+//! whose server's clock lags, prefer S3.) Small directories are
 //! cheap to read and are not kept; the cache holds at most [`BUDGET`] names in all.
 
 use std::collections::HashMap;
@@ -16,8 +18,9 @@ use std::time::{Duration, SystemTime};
 use crate::error::{Error, Result};
 use crate::meta::valid_component;
 
-/// How long a directory must have been unchanged before its listing is kept.
-const SETTLED: Duration = Duration::from_secs(1);
+/// How long a directory must have been unchanged before its listing is kept: longer than a
+/// file-system timestamp tick (4–10 ms on Linux), so a later change never gets the same time.
+const SETTLED: Duration = Duration::from_millis(100);
 /// Directories with fewer entries are read every time.
 const SMALL: usize = 256;
 /// At most this many names are kept, over all directories.
@@ -26,53 +29,62 @@ const BUDGET: usize = 1 << 20;
 /// The mark appended to the last component of a record key (never a key character).
 pub(crate) const RECORD_MARK: char = '=';
 
-/// One entry of a records directory whose rel key is `rel`.
-#[derive(Debug)]
-enum Entry {
+/// What an entry of a records directory (rel key `rel`) holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
     /// The file `=`: the record whose key is `rel` itself (a last component of 255 bytes).
     Own,
-    /// The file `<stem>=`: the record `rel/stem`.
-    Record(Box<str>),
+    /// The file `<name>=`: the record `rel/name`.
+    Record,
     /// A directory: the records `rel/<name>/…`.
-    Dir(Box<str>),
+    Dir,
 }
 
-impl Entry {
-    /// Sorts the entries of a directory in the order of the keys they hold: `rel` itself,
-    /// then `rel/a` before `rel/a/…` before `rel/a-b` (`-` < `/`) before `rel/ab`.
-    fn order(&self) -> (&str, bool) {
-        match self {
-            Self::Own => ("", false),
-            Self::Record(stem) => (stem, false),
-            Self::Dir(name) => (name, true),
-        }
+/// One entry: its name is `names[start..start + len]` of its [`Listing`].
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    start: u32,
+    len: u8,
+    kind: Kind,
+}
+
+/// A directory's entries, sorted in the order of the keys they hold: `rel` itself, then
+/// `rel/a` before `rel/a/…` before `rel/a-b` (`-` < `/`) before `rel/ab`. The names share
+/// one buffer: a folder of 100,000 tags is two allocations, not 100,000.
+#[derive(Debug, Default)]
+struct Listing {
+    names: String,
+    slots: Vec<Slot>,
+}
+
+impl Listing {
+    fn name(&self, slot: Slot) -> &str {
+        let start = slot.start as usize;
+        &self.names[start..start + usize::from(slot.len)]
     }
 
-    /// Whether every key this entry holds is `<= after`.
-    fn done(&self, rel: &str, after: &str) -> bool {
-        match self {
-            Self::Own => rel <= after,
-            Self::Record(stem) => join(rel, stem).as_str() <= after,
-            Self::Dir(name) => {
-                let below = format!("{}/", join(rel, name));
+    /// The bytes an entry sorts by: a directory `name` as `name/`.
+    fn order(&self, slot: Slot) -> impl Iterator<Item = u8> + '_ {
+        self.name(slot).bytes().chain((slot.kind == Kind::Dir).then_some(b'/'))
+    }
+
+    /// Whether every key the entry holds is `<= after`.
+    fn done(&self, slot: Slot, rel: &str, after: &str) -> bool {
+        match slot.kind {
+            Kind::Own => rel <= after,
+            Kind::Record => join(rel, self.name(slot)).as_str() <= after,
+            Kind::Dir => {
+                let below = format!("{}/", join(rel, self.name(slot)));
                 after > below.as_str() && !after.starts_with(&below)
             }
         }
     }
 }
 
-/// Compares two entries by [`Entry::order`]: a directory `name` as `name/`.
-fn compare(a: &Entry, b: &Entry) -> std::cmp::Ordering {
-    let ((a, a_dir), (b, b_dir)) = (a.order(), b.order());
-    let a = a.bytes().chain(a_dir.then_some(b'/'));
-    let b = b.bytes().chain(b_dir.then_some(b'/'));
-    a.cmp(b)
-}
-
 #[derive(Debug)]
 struct Kept {
     modified: SystemTime,
-    entries: Arc<[Entry]>,
+    listing: Arc<Listing>,
 }
 
 /// The sorted listings kept for a store's records folder.
@@ -105,13 +117,15 @@ impl Listings {
 
     /// Adds the keys of the directory `dir` (rel key `rel`) to `page`; `true` once it is full.
     fn visit(&self, dir: &Path, rel: &str, page: &mut Page<'_>) -> Result<bool> {
-        let entries = self.entries(dir, rel)?;
-        let start = page.after.map_or(0, |after| entries.partition_point(|e| e.done(rel, after)));
-        for entry in &entries[start..] {
-            let full = match entry {
-                Entry::Own => page.offer(rel.to_owned()),
-                Entry::Record(stem) => page.offer(join(rel, stem)),
-                Entry::Dir(name) => self.visit(&dir.join(&**name), &join(rel, name), page)?,
+        let listing = self.listing(dir, rel)?;
+        let slots = &listing.slots;
+        let start = page.after.map_or(0, |after| slots.partition_point(|&s| listing.done(s, rel, after)));
+        for &slot in &slots[start..] {
+            let name = listing.name(slot);
+            let full = match slot.kind {
+                Kind::Own => page.offer(rel.to_owned()),
+                Kind::Record => page.offer(join(rel, name)),
+                Kind::Dir => self.visit(&dir.join(name), &join(rel, name), page)?,
             };
             if full {
                 return Ok(true);
@@ -121,41 +135,40 @@ impl Listings {
     }
 
     /// The sorted entries of `dir`, kept or read.
-    fn entries(&self, dir: &Path, rel: &str) -> Result<Arc<[Entry]>> {
+    fn listing(&self, dir: &Path, rel: &str) -> Result<Arc<Listing>> {
         let modified = match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => m.modified().ok(),
-            Ok(_) => return Ok(Arc::from([])),
+            Ok(_) => return Ok(Arc::default()),
             Err(e)
                 if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) =>
             {
-                return Ok(Arc::from([]));
+                return Ok(Arc::default());
             }
             Err(e) => return Err(Error::io("stat", dir, e)),
         };
         if let Some(modified) = modified {
             let kept = self.kept.lock().expect("lock");
             if let Some(k) = kept.0.get(dir).filter(|k| k.modified == modified) {
-                return Ok(Arc::clone(&k.entries));
+                return Ok(Arc::clone(&k.listing));
             }
         }
         let read_at = SystemTime::now();
-        let entries: Arc<[Entry]> = read(dir, rel)?.into();
+        let listing = Arc::new(read(dir, rel)?);
+        let count = listing.slots.len();
         let settled = modified.is_some_and(|m| read_at.duration_since(m).is_ok_and(|age| age >= SETTLED));
-        if settled && entries.len() >= SMALL && entries.len() <= BUDGET {
+        if settled && (SMALL..=BUDGET).contains(&count) {
             let mut kept = self.kept.lock().expect("lock");
             let (map, names) = &mut *kept;
-            if *names + entries.len() > BUDGET {
+            if *names + count > BUDGET {
                 map.clear();
                 *names = 0;
             }
-            *names += entries.len();
-            let old = map.insert(
-                dir.to_owned(),
-                Kept { modified: modified.expect("settled"), entries: Arc::clone(&entries) },
-            );
-            *names -= old.map_or(0, |o| o.entries.len());
+            *names += count;
+            let kept = Kept { modified: modified.expect("settled"), listing: Arc::clone(&listing) };
+            let old = map.insert(dir.to_owned(), kept);
+            *names -= old.map_or(0, |o| o.listing.slots.len());
         }
-        Ok(entries)
+        Ok(listing)
     }
 }
 
@@ -179,32 +192,41 @@ impl Page<'_> {
 
 /// Reads and sorts the directory `dir` (rel key `rel`). Every component is checked as it is
 /// met; anything else is a stray file, never listed.
-fn read(dir: &Path, rel: &str) -> Result<Vec<Entry>> {
+fn read(dir: &Path, rel: &str) -> Result<Listing> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
-            return Ok(Vec::new());
+            return Ok(Listing::default());
         }
         Err(e) => return Err(Error::io("list", dir, e)),
     };
     let long_dir = rel.rsplit('/').next().is_some_and(|last| last.len() == 255);
-    let mut out = Vec::new();
+    let mut listing = Listing::default();
     for entry in entries.flatten() {
         let Ok(name) = entry.file_name().into_string() else { continue };
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            if valid_component(&name) {
-                out.push(Entry::Dir(name.into()));
+        let (name, kind) = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if !valid_component(&name) {
+                continue;
             }
-            continue;
-        }
-        match name.strip_suffix(RECORD_MARK) {
-            Some("") if long_dir => out.push(Entry::Own),
-            Some(stem) if stem.len() < 255 && valid_component(stem) => out.push(Entry::Record(stem.into())),
-            _ => {}
-        }
+            (name.as_str(), Kind::Dir)
+        } else {
+            match name.strip_suffix(RECORD_MARK) {
+                Some("") if long_dir => ("", Kind::Own),
+                Some(stem) if stem.len() < 255 && valid_component(stem) => (stem, Kind::Record),
+                _ => continue,
+            }
+        };
+        let (Ok(start), Ok(len)) = (u32::try_from(listing.names.len()), u8::try_from(name.len())) else {
+            // Names are at most 255 bytes; this is a folder of over 4 GiB of names.
+            return Err(Error::Corrupt(format!("{} is too large to list", dir.display())));
+        };
+        listing.names.push_str(name);
+        listing.slots.push(Slot { start, len, kind });
     }
-    out.sort_unstable_by(compare);
-    Ok(out)
+    let mut slots = std::mem::take(&mut listing.slots);
+    slots.sort_unstable_by(|&a, &b| listing.order(a).cmp(listing.order(b)));
+    listing.slots = slots;
+    Ok(listing)
 }
 
 /// `rel/name`, or `name` at the top.

@@ -10,6 +10,10 @@
 //! <prefix>/meta/<key>                              a `MetaStore` record
 //! ```
 //!
+//! With `redirect=true` in its URL (or [`S3Store::with_signer`]), the store hands out
+//! presigned URLs of blobs ([`BlobStore::direct_url`]), so a registry can send clients to
+//! the engine for the bytes.
+//!
 //! All session state lives in the bucket, so consecutive appends may go through different
 //! processes. Nothing depends on conditional writes (Garage ignores them): blob keys are
 //! content addressed, so a repeated write stores the same bytes. A blob key is written only
@@ -23,6 +27,7 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
+use object_store::signer::Signer;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use wharf_types::{Algorithm, Digest, Digester};
 
@@ -56,17 +61,32 @@ pub struct S3Store {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     sessions: Sessions,
+    /// Presigns blob URLs, when redirects are on.
+    signer: Option<Arc<dyn Signer>>,
 }
 
 impl S3Store {
     /// A store over any `object_store` backend, with keys below `prefix` (may be empty).
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Self {
-        Self { store, prefix: Path::from(prefix), sessions: Sessions::default() }
+        Self { store, prefix: Path::from(prefix), sessions: Sessions::default(), signer: None }
     }
 
-    /// A store from `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>`; credentials
-    /// from the standard AWS environment variables. A plain-`http` endpoint is allowed (for
-    /// engines on loopback), and requests use path style.
+    /// The same store, handing out blob URLs presigned by `signer` ([`BlobStore::direct_url`]).
+    #[must_use]
+    pub fn with_signer(mut self, signer: Arc<dyn Signer>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// Whether the store hands out presigned blob URLs.
+    pub fn redirects(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// A store from `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>[&redirect=true]`;
+    /// credentials from the standard AWS environment variables. A plain-`http` endpoint is
+    /// allowed (for engines on loopback), and requests use path style. With `redirect=true`
+    /// the store presigns blob URLs for clients ([`BlobStore::direct_url`]).
     pub fn from_url(url: &str) -> Result<Self> {
         let rest =
             url.strip_prefix("s3://").ok_or_else(|| Error::Config(format!("`{url}` is not an s3:// URL")))?;
@@ -78,17 +98,30 @@ impl S3Store {
         let mut builder = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_virtual_hosted_style_request(false);
+        let mut redirect = false;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             builder = match key {
                 "endpoint" => builder.with_allow_http(value.starts_with("http://")).with_endpoint(value),
                 "region" => builder.with_region(value),
+                "redirect" => {
+                    redirect = match value {
+                        "true" => true,
+                        "false" => false,
+                        other => {
+                            return Err(Error::Config(format!("redirect=`{other}`: true or false")));
+                        }
+                    };
+                    builder
+                }
                 other => {
                     return Err(Error::Config(format!("unknown s3:// URL parameter `{other}`")));
                 }
             };
         }
-        Ok(Self::new(Arc::new(builder.build()?), prefix.trim_matches('/')))
+        let s3 = Arc::new(builder.build()?);
+        let store = Self::new(Arc::clone(&s3) as Arc<dyn ObjectStore>, prefix.trim_matches('/'));
+        Ok(if redirect { store.with_signer(s3) } else { store })
     }
 
     fn key(&self, rest: &str) -> Path {
@@ -231,6 +264,19 @@ fn not_found_as_none<T>(r: object_store::Result<T>) -> Result<Option<T>> {
 
 #[async_trait]
 impl BlobStore for S3Store {
+    async fn direct_url(
+        &self,
+        digest: &Digest,
+        head: bool,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>> {
+        let Some(signer) = &self.signer else { return Ok(None) };
+        let method =
+            if head { object_store::signer::Method::HEAD } else { object_store::signer::Method::GET };
+        let url = signer.signed_url(method, &self.blob_key(digest), expires_in).await?;
+        Ok(Some(url.to_string()))
+    }
+
     async fn stat(&self, digest: &Digest) -> Result<Option<BlobInfo>> {
         let meta = not_found_as_none(self.store.head(&self.blob_key(digest)).await)?;
         Ok(meta.map(|m| BlobInfo::new(digest.clone(), m.size)))

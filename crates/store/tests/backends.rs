@@ -382,12 +382,35 @@ fn fs_kept_listings_see_other_processes_writes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = FsStore::open(dir.path()).await.expect("open");
         let keys: Vec<String> = (0..400).map(|n| format!("tags/t{n:04}")).collect();
-        let writes = keys.iter().map(|k| Write::Set { key: k.clone(), value: Bytes::new() }).collect();
+        // A catalog: repositories nested in others (`o5`, `o5/app`, `o5-x`, `o50/x/y`).
+        let mut catalog: Vec<String> = (0..300).map(|n| format!("cat/o{n}")).collect();
+        catalog.extend(["cat/o5/app", "cat/o5-x", "cat/o50/x/y", "cat/o5/app/z"].map(String::from));
+        let writes =
+            keys.iter().chain(&catalog).map(|k| Write::Set { key: k.clone(), value: Bytes::new() }).collect();
         first.write_steps(vec![writes]).await.expect("records");
+        catalog.sort();
         // Older than the settling time, so the folder's listing is kept from now on.
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
         assert_eq!(first.list_meta_page("tags/", None, 2).await.expect("page"), ["tags/t0000", "tags/t0001"]);
         assert_eq!(first.list_meta_page("tags/", Some("tags/t0200"), 1).await.expect("page"), ["tags/t0201"]);
+        for _ in 0..2 {
+            // Read, then kept: the same pages both times.
+            let mut walked: Vec<String> = Vec::new();
+            loop {
+                let after = walked.last().cloned();
+                let page = first.list_meta_page("cat/", after.as_deref(), 7).await.expect("page");
+                if page.is_empty() {
+                    break;
+                }
+                walked.extend(page);
+            }
+            assert_eq!(walked, catalog);
+            for after in ["cat/o5", "cat/o5/", "cat/o5/app", "cat/o5-", "cat/o50/x", "cat/o"] {
+                let want: Vec<&String> = catalog.iter().filter(|k| k.as_str() > after).take(3).collect();
+                let page = first.list_meta_page("cat/", Some(after), 3).await.expect("page");
+                assert_eq!(page.iter().collect::<Vec<_>>(), want, "after {after}");
+            }
+        }
 
         let second = FsStore::open(dir.path()).await.expect("open again");
         second.set_meta("tags/t0000a", Bytes::new()).await.expect("add");
@@ -460,5 +483,9 @@ fn s3_urls() {
     assert!(S3Store::from_url("http://x").is_err());
     assert!(S3Store::from_url("s3://?region=x").is_err());
     assert!(S3Store::from_url("s3://b?nonsense=1").is_err());
-    S3Store::from_url("s3://bucket/some/prefix?endpoint=http://127.0.0.1:3900&region=garage").expect("valid");
+    let plain = S3Store::from_url("s3://bucket/some/prefix?endpoint=http://127.0.0.1:3900&region=garage");
+    assert!(!plain.expect("valid").redirects());
+    let url = "s3://bucket?endpoint=http://127.0.0.1:3900&region=garage&redirect=true";
+    assert!(S3Store::from_url(url).expect("valid").redirects());
+    assert!(S3Store::from_url("s3://bucket?redirect=yes").is_err());
 }
