@@ -17,7 +17,8 @@
 #                                           # throughput is measured in the same run
 #   SCALE_ONLY=1 bash benches/compare.sh    # only the scale table: tags and catalog pages of a
 #                                           # repository of 100,000 tags and a registry of
-#                                           # 10,000 repositories (TAGS=…, REPOSITORIES=… to change)
+#                                           # 10,000 repositories (TAGS=…, REPOSITORIES=… to change;
+#                                           # BASELINE=0: wharf alone)
 #
 # Writes the tables to target/bench-compare/table.md, auth-table.md and scale-table.md (with
 # STORAGE=s3: s3-table.md, s3-scale-table.md) as well as stdout.
@@ -119,10 +120,13 @@ openssl speed -evp sha256 -bytes 1048576 -seconds 3 2>/dev/null | grep -E '^(sha
 echo
 
 if [ "${SCALE_ONLY:-0}" = 1 ]; then
+  # BASELINE=0: wharf alone (distribution's catalog on S3 reads every repository's objects per
+  # page: at 10,000 repositories one walk takes hours).
+  baseline=(--baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2")
+  [ "${BASELINE:-1}" = 0 ] && baseline=()
   ./target/release/examples/bench_registry --only scale --tags "${TAGS:-100000}" \
     --repositories "${REPOSITORIES:-10000}" \
-    --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server \
-    --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2" \
+    --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server "${baseline[@]}" \
     --runs "$runs" --seconds "$seconds" --warmup "$warmup" --markdown "$out/${suffix}scale-table.md"
   exit 0
 fi

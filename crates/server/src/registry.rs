@@ -951,7 +951,7 @@ impl Registry {
     }
 
     /// The repository's tags, sorted by bytes, after `last`, at most `n`. A page costs its
-    /// own size, not the repository's ([`MetaStore::list_meta_page`]).
+    /// own size, not the repository's ([`wharf_store::MetaStore::list_meta_page`]).
     pub async fn tags(&self, repo: &Repository, n: Option<usize>, last: Option<&str>) -> Result<Page> {
         if !self.repository_exists(repo).await? {
             return Err(Error::NameUnknown(repo.to_string()));

@@ -315,6 +315,19 @@ impl MetaStore for crate::S3Store {
             // Inside the listed folder only (Garage lists nothing for an offset before it).
             offset.as_ref().starts_with(&format!("{}/", list_from.as_ref())).then_some(offset)
         });
+        let relative =
+            |location: &str| location.get(base_len..).map(|r| r.trim_start_matches('/').to_owned());
+        let wanted = |rel: &str| rel.starts_with(prefix) && after.is_none_or(|a| rel > a);
+        if limit != usize::MAX {
+            let page = self
+                .list_page(&list_from, offset.as_ref(), limit, |location| {
+                    relative(location).is_some_and(|r| wanted(&r))
+                })
+                .await?;
+            if let Some(page) = page {
+                return Ok(page.iter().filter_map(|l| relative(l)).collect());
+            }
+        }
         let mut listing = match &offset {
             Some(offset) => self.object_store().list_with_offset(Some(&list_from), offset),
             None => self.object_store().list(Some(&list_from)),

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
@@ -56,19 +57,31 @@ const PARTS_IN_FLIGHT: usize = 4;
 /// store.put_bytes(&digest, "hi".into()).await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct S3Store {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     sessions: Sessions,
     /// Presigns blob URLs, when redirects are on.
     signer: Option<Arc<dyn Signer>>,
+    /// Lists with S3's max-keys, so a page of records is one small request.
+    lister: Option<Arc<dyn PaginatedListStore>>,
+}
+
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Store")
+            .field("store", &self.store)
+            .field("prefix", &self.prefix)
+            .field("redirects", &self.signer.is_some())
+            .field("paged_lists", &self.lister.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl S3Store {
     /// A store over any `object_store` backend, with keys below `prefix` (may be empty).
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Self {
-        Self { store, prefix: Path::from(prefix), sessions: Sessions::default(), signer: None }
+        Self { store, prefix: Path::from(prefix), sessions: Sessions::default(), signer: None, lister: None }
     }
 
     /// The same store, handing out blob URLs presigned by `signer` ([`BlobStore::direct_url`]).
@@ -76,6 +89,49 @@ impl S3Store {
     pub fn with_signer(mut self, signer: Arc<dyn Signer>) -> Self {
         self.signer = Some(signer);
         self
+    }
+
+    /// The same store, listing record pages through `lister` (S3's `max-keys`), so a page of
+    /// records costs a page (`ObjectStore::list` asks for 1,000 keys at a time).
+    #[must_use]
+    pub fn with_paged_lists(mut self, lister: Arc<dyn PaginatedListStore>) -> Self {
+        self.lister = Some(lister);
+        self
+    }
+
+    /// Lists up to `limit` objects below the folder `from` (the first after `offset`), in key
+    /// order, keeping those `keep` accepts; `None` without a paged lister.
+    pub(crate) async fn list_page(
+        &self,
+        from: &Path,
+        offset: Option<&Path>,
+        limit: usize,
+        mut keep: impl FnMut(&str) -> bool + Send,
+    ) -> Result<Option<Vec<String>>> {
+        let Some(lister) = &self.lister else { return Ok(None) };
+        let folder = format!("{}/", from.as_ref());
+        let mut kept = Vec::new();
+        let mut token = None;
+        loop {
+            let mut options = PaginatedListOptions::default();
+            options.offset = offset.map(|o| o.as_ref().to_owned());
+            options.max_keys = Some((limit - kept.len()).clamp(1, 1000));
+            options.page_token = token.take();
+            let page = lister.list_paginated(Some(&folder), options).await?;
+            for meta in page.result.objects {
+                let location = meta.location.as_ref();
+                if keep(location) {
+                    kept.push(location.to_owned());
+                    if kept.len() >= limit {
+                        return Ok(Some(kept));
+                    }
+                }
+            }
+            match page.page_token {
+                Some(next) => token = Some(next),
+                None => return Ok(Some(kept)),
+            }
+        }
     }
 
     /// Whether the store hands out presigned blob URLs.
@@ -120,7 +176,8 @@ impl S3Store {
             };
         }
         let s3 = Arc::new(builder.build()?);
-        let store = Self::new(Arc::clone(&s3) as Arc<dyn ObjectStore>, prefix.trim_matches('/'));
+        let store = Self::new(Arc::clone(&s3) as Arc<dyn ObjectStore>, prefix.trim_matches('/'))
+            .with_paged_lists(Arc::clone(&s3) as Arc<dyn PaginatedListStore>);
         Ok(if redirect { store.with_signer(s3) } else { store })
     }
 
