@@ -113,10 +113,12 @@ impl S3Store {
         let mut kept = Vec::new();
         let mut token = None;
         loop {
-            let mut options = PaginatedListOptions::default();
-            options.offset = offset.map(|o| o.as_ref().to_owned());
-            options.max_keys = Some((limit - kept.len()).clamp(1, 1000));
-            options.page_token = token.take();
+            let options = PaginatedListOptions {
+                offset: offset.map(|o| o.as_ref().to_owned()),
+                max_keys: Some((limit - kept.len()).clamp(1, 1000)),
+                page_token: token.take(),
+                ..PaginatedListOptions::default()
+            };
             let page = lister.list_paginated(Some(&folder), options).await?;
             for meta in page.result.objects {
                 let location = meta.location.as_ref();
