@@ -283,12 +283,7 @@ async fn main() -> Result<()> {
         );
     }
 
-    let table = render(&registries, &rows, &idle);
-    println!("{table}");
-    if let Some(path) = &args.markdown {
-        std::fs::write(path, &table)?;
-    }
-    Ok(())
+    publish(&args, &render(&registries, &rows, &idle))
 }
 
 /// Sends `count` operations, `SETUP_CONCURRENCY` at a time.
@@ -410,12 +405,7 @@ async fn scale_rows(
         })
         .await?,
     );
-    let table = render(registries, &rows, idle);
-    println!("{table}");
-    if let Some(path) = &args.markdown {
-        std::fs::write(path, &table)?;
-    }
-    Ok(())
+    publish(args, &render(registries, &rows, idle))
 }
 
 /// A row of one page request, repeated: the median time of a page in ms.
@@ -545,9 +535,14 @@ async fn auth_rows(
             rate(1) / rate(0) * 100.0
         ),
     );
+    publish(args, &table)
+}
+
+/// Prints a table, and writes it to `--markdown` when given.
+fn publish(args: &Args, table: &str) -> Result<()> {
     println!("{table}");
     if let Some(path) = &args.markdown {
-        std::fs::write(path, &table)?;
+        std::fs::write(path, table)?;
     }
     Ok(())
 }

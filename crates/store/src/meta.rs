@@ -315,18 +315,15 @@ impl MetaStore for crate::S3Store {
             // Inside the listed folder only (Garage lists nothing for an offset before it).
             offset.as_ref().starts_with(&format!("{}/", list_from.as_ref())).then_some(offset)
         });
-        let relative =
-            |location: &str| location.get(base_len..).map(|r| r.trim_start_matches('/').to_owned());
-        let wanted = |rel: &str| rel.starts_with(prefix) && after.is_none_or(|a| rel > a);
-        if limit != usize::MAX {
-            let page = self
-                .list_page(&list_from, offset.as_ref(), limit, |location| {
-                    relative(location).is_some_and(|r| wanted(&r))
-                })
-                .await?;
-            if let Some(page) = page {
-                return Ok(page.iter().filter_map(|l| relative(l)).collect());
-            }
+        // The key of a listed object, when it belongs on the page.
+        let key_of = |location: &str| {
+            let key = location.get(base_len..)?.trim_start_matches('/');
+            (key.starts_with(prefix) && after.is_none_or(|a| key > a)).then(|| key.to_owned())
+        };
+        if limit != usize::MAX
+            && let Some(page) = self.list_page(&list_from, offset.as_ref(), limit, key_of).await?
+        {
+            return Ok(page);
         }
         let mut listing = match &offset {
             Some(offset) => self.object_store().list_with_offset(Some(&list_from), offset),
@@ -334,11 +331,8 @@ impl MetaStore for crate::S3Store {
         };
         let mut out = Vec::new();
         while let Some(meta) = listing.try_next().await? {
-            let Some(rel) = meta.location.as_ref().get(base_len..).map(|r| r.trim_start_matches('/')) else {
-                continue;
-            };
-            if rel.starts_with(prefix) && after.is_none_or(|a| rel > a) {
-                out.push(rel.to_owned());
+            if let Some(key) = key_of(meta.location.as_ref()) {
+                out.push(key);
                 if out.len() >= limit {
                     break;
                 }

@@ -99,14 +99,14 @@ impl S3Store {
         self
     }
 
-    /// Lists up to `limit` objects below the folder `from` (the first after `offset`), in key
-    /// order, keeping those `keep` accepts; `None` without a paged lister.
+    /// Lists the objects below the folder `from` (the first after `offset`) in key order and
+    /// keeps what `keep` makes of them, until `limit` are kept; `None` without a paged lister.
     pub(crate) async fn list_page(
         &self,
         from: &Path,
         offset: Option<&Path>,
         limit: usize,
-        mut keep: impl FnMut(&str) -> bool + Send,
+        keep: impl Fn(&str) -> Option<String> + Send + Sync,
     ) -> Result<Option<Vec<String>>> {
         let Some(lister) = &self.lister else { return Ok(None) };
         let folder = format!("{}/", from.as_ref());
@@ -121,9 +121,8 @@ impl S3Store {
             };
             let page = lister.list_paginated(Some(&folder), options).await?;
             for meta in page.result.objects {
-                let location = meta.location.as_ref();
-                if keep(location) {
-                    kept.push(location.to_owned());
+                if let Some(key) = keep(meta.location.as_ref()) {
+                    kept.push(key);
                     if kept.len() >= limit {
                         return Ok(Some(kept));
                     }
