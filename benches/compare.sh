@@ -138,6 +138,52 @@ if [ "${AUTH_ONLY:-0}" != 1 ]; then
     --runs "$runs" --scale "$scale" --seconds "$seconds" --warmup "$warmup" --markdown "$out/${suffix}table.md" "$@"
 fi
 
+# On fs: a plain `curl` pull of a 512 MiB blob from each registry, interleaved, next to the
+# loopback limit above (curl writes to /dev/null; server CPU from /proc/<pid>/stat).
+if [ "$storage" = fs ] && [ "${AUTH_ONLY:-0}" != 1 ]; then
+  size=$((512 * 1024 * 1024 / scale))
+  head -c "$size" /dev/urandom > "$work/curl-object"
+  digest="sha256:$(sha256sum "$work/curl-object" | cut -d' ' -f1)"
+  for port in "$wharf_port" "$dist_port"; do
+    location=$(curl -fsS -D - -o /dev/null -X POST "http://127.0.0.1:$port/v2/bench/curl/blobs/uploads/" |
+      awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
+    case $location in http*) ;; *) location="http://127.0.0.1:$port$location" ;; esac
+    case $location in *\?*) sep='&' ;; *) sep='?' ;; esac
+    curl -fsS -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$work/curl-object" \
+      -o /dev/null "$location${sep}digest=$digest"
+  done
+  rm -f "$work/curl-object"
+  ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+  pull() { # port pid -> "MiB/s CPU-ticks"
+    local before after speed
+    before=$(ticks "$2")
+    speed=$(curl -fsS -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$1/v2/bench/curl/blobs/$digest")
+    after=$(ticks "$2")
+    echo "$speed $((after - before))" | awk '{ printf "%.1f %d\n", $1 / 1048576, $2 }'
+  }
+  if [ "$warmup" != 0 ]; then pull "$wharf_port" "$wharf_pid" > /dev/null; pull "$dist_port" "$dist_pid" > /dev/null; fi
+  : > "$work/curl-wharf"; : > "$work/curl-distribution"
+  echo
+  echo "curl pull of $((size / 1024 / 1024)) MiB, interleaved, $runs runs (MiB/s, server CPU ticks):"
+  for run in $(seq 1 "$runs"); do
+    # Alternate who goes first.
+    if [ $((run % 2)) = 1 ]; then
+      w=$(pull "$wharf_port" "$wharf_pid"); d=$(pull "$dist_port" "$dist_pid")
+    else
+      d=$(pull "$dist_port" "$dist_pid"); w=$(pull "$wharf_port" "$wharf_pid")
+    fi
+    echo "$w" >> "$work/curl-wharf"; echo "$d" >> "$work/curl-distribution"
+    echo "  wharf-server $w   distribution $d"
+  done
+  median() { sort -n -k"$2" "$1" | awk -v k="$2" '{ v[NR] = $k } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  range() { sort -n -k1 "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s", lo, hi }'; }
+  cpu_per_gib() { awk -v t="$1" -v s="$size" 'BEGIN { printf "%.2f", t / 100 / (s / 1073741824) }'; }
+  wm=$(median "$work/curl-wharf" 1); dm=$(median "$work/curl-distribution" 1)
+  row="| pull $((size / 1024 / 1024)) MiB, curl to /dev/null | $wm MiB/s ($(range "$work/curl-wharf")) | $(cpu_per_gib "$(median "$work/curl-wharf" 2)") CPU-s/GiB | $dm MiB/s ($(range "$work/curl-distribution")) | $(cpu_per_gib "$(median "$work/curl-distribution" 2)") CPU-s/GiB | $(awk -v a="$wm" -v b="$dm" 'BEGIN { printf "%.2f×", a / b }') |"
+  echo "$row"
+  [ -f "$out/${suffix}table.md" ] && echo "$row" >> "$out/${suffix}table.md"
+fi
+
 # On S3 both registries answer blob GETs with a redirect to the engine: Garage's own GET of
 # an object of the pull row's size, alone, is the row's physical limit.
 if [ "$storage" = s3 ] && [ "${AUTH_ONLY:-0}" != 1 ]; then

@@ -1028,6 +1028,10 @@ async fn blob(
     let got = registry.get_blob(repo, &d, range).await?;
     let status = if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let mut response = (status, Body::from_stream(got.stream)).into_response();
+    if let Some(file) = got.file {
+        // The listener may send the file itself rather than stream it.
+        response.extensions_mut().insert(crate::listener::FileRegion { file, range: got.range.clone() });
+    }
     let h = response.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(got.range.end - got.range.start));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));

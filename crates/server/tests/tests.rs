@@ -14,3 +14,4 @@ mod model;
 mod openapi;
 mod persistence;
 mod wasm;
+mod zerocopy;

@@ -40,7 +40,6 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
-use tokio::io::AsyncSeekExt;
 use wharf_types::{Algorithm, Digest, Digester};
 
 use crate::error::{Error, Result};
@@ -209,7 +208,7 @@ impl BlobStore for FsStore {
 
     async fn get(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<GetResult> {
         let path = self.blob_path(digest);
-        let mut file = match tokio::fs::File::open(&path).await {
+        let file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::BlobNotFound { digest: digest.clone() });
@@ -218,12 +217,9 @@ impl BlobStore for FsStore {
         };
         let size = file.metadata().await.map_err(|e| Error::io("stat", &path, e))?.len();
         let range = check_range(digest, range, size)?;
-        if range.start > 0 {
-            file.seek(SeekFrom::Start(range.start)).await.map_err(|e| Error::io("seek", &path, e))?;
-        }
-        let file = file.into_std().await;
-        let stream = read_ahead(file, range.end - range.start);
-        Ok(GetResult { size, range, stream })
+        let file = Arc::new(file.into_std().await);
+        let stream = read_ahead(Arc::clone(&file), range.clone());
+        Ok(GetResult { size, range, stream, file: Some(file) })
     }
 
     async fn put(&self, expected: &Digest, data: ByteStream) -> Result<BlobInfo> {
@@ -445,43 +441,47 @@ async fn write_durably(file: std::fs::File, path: &Path, input: &mut Hashed<'_>)
     sent.and(written)
 }
 
-/// Streams `len` bytes of `file` from its current position, reading ahead of the network:
-/// a task reads each chunk in one blocking call straight into the buffer that goes out (no
-/// zeroing, no second copy) and queues up to [`READ_AHEAD`] chunks, so the disk and the
-/// socket work at once. No thread waits on a slow client; dropping the stream stops the task.
-fn read_ahead(file: std::fs::File, len: u64) -> ByteStream {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
-    tokio::spawn(async move {
-        let mut file = file;
-        let mut remaining = len;
-        while remaining > 0 {
-            let want = remaining.min(READ_CHUNK as u64);
-            let read = tokio::task::spawn_blocking(move || {
-                let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(READ_CHUNK));
-                let result = (&file).take(want).read_to_end(&mut buf).map(|_| buf);
-                (file, result)
-            })
-            .await;
-            let Ok((back, result)) = read else { break };
-            file = back;
-            let chunk = match result {
-                Ok(buf) if buf.is_empty() => Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the blob file is shorter than its size",
-                )),
-                Ok(buf) => {
-                    remaining -= buf.len() as u64;
-                    Ok(bytes::Bytes::from(buf))
+/// Streams bytes `range` of `file`, reading ahead of the network: a task reads each chunk
+/// in one blocking call straight into the buffer that goes out (no zeroing, no second copy)
+/// and queues up to [`READ_AHEAD`] chunks, so the disk and the socket work at once. No thread
+/// waits on a slow client; dropping the stream stops the task. Nothing is read before the
+/// stream is first polled (a server that sends the file itself never polls it).
+fn read_ahead(file: Arc<std::fs::File>, range: Range<u64>) -> ByteStream {
+    let start = stream::once(async move {
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
+        tokio::spawn(async move {
+            let (mut offset, end) = (range.start, range.end);
+            while offset < end {
+                let want = (end - offset).min(READ_CHUNK as u64);
+                let file = Arc::clone(&file);
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(READ_CHUNK));
+                    let mut file = &*file;
+                    file.seek(SeekFrom::Start(offset))?;
+                    file.take(want).read_to_end(&mut buf).map(|_| buf)
+                })
+                .await;
+                let Ok(result) = read else { break };
+                let chunk = match result {
+                    Ok(buf) if buf.is_empty() => Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the blob file is shorter than its size",
+                    )),
+                    Ok(buf) => {
+                        offset += buf.len() as u64;
+                        Ok(bytes::Bytes::from(buf))
+                    }
+                    Err(e) => Err(e),
+                };
+                let failed = chunk.is_err();
+                if tx.send(chunk).await.is_err() || failed {
+                    break;
                 }
-                Err(e) => Err(e),
-            };
-            let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
-                break;
             }
-        }
+        });
+        stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) })
     });
-    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) }).boxed()
+    start.flatten().boxed()
 }
 
 /// Renames the verified, synced file `from` to the blob path `to` (creating its directories)

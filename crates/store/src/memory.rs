@@ -85,7 +85,7 @@ impl BlobStore for MemoryStore {
         } else {
             stream::once(async { Ok(slice) }).boxed()
         };
-        Ok(GetResult { size, range, stream })
+        Ok(GetResult { size, range, stream, file: None })
     }
 
     async fn put(&self, expected: &Digest, data: ByteStream) -> Result<BlobInfo> {

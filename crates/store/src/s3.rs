@@ -347,14 +347,14 @@ impl BlobStore for S3Store {
             let result = not_found_as_none(self.store.get(&key).await)?.ok_or_else(not_found)?;
             let size = result.meta.size;
             let stream = result.into_stream().map_err(std::io::Error::other).boxed();
-            return Ok(GetResult { size, range: 0..size, stream });
+            return Ok(GetResult { size, range: 0..size, stream, file: None });
         };
         let meta = not_found_as_none(self.store.head(&key).await)?.ok_or_else(not_found)?;
         let range = check_range(digest, Some(range), meta.size)?;
         let options = GetOptions { range: Some(GetRange::Bounded(range.clone())), ..GetOptions::default() };
         let result = not_found_as_none(self.store.get_opts(&key, options).await)?.ok_or_else(not_found)?;
         let stream = result.into_stream().map_err(std::io::Error::other).boxed();
-        Ok(GetResult { size: meta.size, range, stream })
+        Ok(GetResult { size: meta.size, range, stream, file: None })
     }
 
     async fn put(&self, expected: &Digest, data: ByteStream) -> Result<BlobInfo> {

@@ -41,6 +41,10 @@ pub struct GetResult {
     pub range: Range<u64>,
     /// The bytes, read with bounded memory.
     pub stream: ByteStream,
+    /// The blob's file, when the store keeps blobs as files (`FsStore`): bytes `range` of it
+    /// are the bytes of `stream`, so a server may hand them to the kernel (`sendfile`)
+    /// instead of polling `stream`, which then reads nothing.
+    pub file: Option<Arc<std::fs::File>>,
 }
 
 impl fmt::Debug for GetResult {
@@ -48,6 +52,7 @@ impl fmt::Debug for GetResult {
         f.debug_struct("GetResult")
             .field("size", &self.size)
             .field("range", &self.range)
+            .field("file", &self.file.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -20,7 +20,10 @@
 //! listen queue. A connection in the middle of a request is never closed for room.
 
 mod body;
+mod sendfile;
 mod tracked;
+
+pub(crate) use sendfile::FileRegion;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -271,6 +274,7 @@ impl Connection {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let io = TokioIo::new(io);
+        let tls = transport.tls;
         let (conn, router, peer, body_idle) =
             (Arc::clone(&self.conn), self.router.clone(), self.peer, self.limits.body_idle_timeout);
         let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
@@ -286,8 +290,16 @@ impl Connection {
                 request.headers_mut().insert(http::header::HOST, host);
             }
             let router = router.clone();
+            let conn = Arc::clone(&conn);
             async move {
-                let response = router.oneshot(request).await.unwrap_or_else(|e: Infallible| match e {});
+                let mut response = router.oneshot(request).await.unwrap_or_else(|e: Infallible| match e {});
+                // A blob file on plain TCP goes out with `sendfile`, not through this process.
+                if let Some(region) = response.extensions_mut().remove::<FileRegion>()
+                    && !tls
+                {
+                    let placeholder = conn.send_file(region);
+                    response = response.map(|_| Body::new(placeholder));
+                }
                 // The connection is serving until the response body is sent (or dropped).
                 Ok::<_, Infallible>(response.map(move |b| {
                     Body::new(b.map_frame(move |frame| {
@@ -306,6 +318,11 @@ impl Connection {
             let mut builder = hyper::server::conn::http1::Builder::new();
             // Header and keep-alive time-outs are the watchdog's below.
             builder.header_read_timeout(None);
+            if !tls {
+                // Body frames go to the socket as they are, never copied into one buffer: the
+                // socket finds placeholder frames by their address (see `sendfile`).
+                builder.writev(true);
+            }
             let served = builder.serve_connection(io, service);
             tokio::pin!(served);
             self.watch(served, hyper::server::conn::http1::Connection::graceful_shutdown).await;

@@ -6,7 +6,10 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+use super::sendfile::{FileRegion, Placeholder, Queue, Split, split};
 
 use super::Limits;
 
@@ -15,6 +18,8 @@ use super::Limits;
 pub(super) struct Conn {
     state: Mutex<State>,
     close: Notify,
+    /// Blob file regions whose placeholder bodies are yet to be written (plain TCP only).
+    files: Mutex<Queue>,
 }
 
 #[derive(Debug)]
@@ -60,7 +65,7 @@ impl Conn {
             last_io: now,
             write_blocked_since: None,
         };
-        Self { state: Mutex::new(state), close: Notify::new() }
+        Self { state: Mutex::new(state), close: Notify::new(), files: Mutex::default() }
     }
 
     /// A request's headers were parsed: the connection serves it until the guard drops.
@@ -90,6 +95,12 @@ impl Conn {
     pub(super) fn idle_since_io(&self) -> Option<Instant> {
         let s = self.state.lock().expect("lock");
         (s.serving == 0).then_some(s.last_io)
+    }
+
+    /// Queues a blob file region to be sent with `sendfile`; its response gets the returned
+    /// body, whose bytes stand for the region's.
+    pub(super) fn send_file(&self, region: FileRegion) -> Placeholder {
+        self.files.lock().expect("lock").push(region)
     }
 
     /// Asks the connection's task to close it.
@@ -125,6 +136,22 @@ impl Conn {
     }
 }
 
+impl Tracked<TcpStream> {
+    /// Sends up to `len` bytes of the connection's oldest queued file region.
+    fn poll_send_file(&self, cx: &mut Context<'_>, len: usize) -> Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.inner.poll_write_ready(cx))?;
+            let sent = self.inner.try_io(tokio::io::Interest::WRITABLE, || {
+                self.conn.files.lock().expect("lock").send(&self.inner, len)
+            });
+            match sent {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+}
+
 /// A socket that reports its reads and writes to its [`Conn`].
 #[derive(Debug)]
 pub(super) struct Tracked<T> {
@@ -153,15 +180,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.conn.wrote(result.is_pending());
-        result
+/// Writes the socket, sending blob file regions where a write starts with placeholder bytes.
+impl AsyncWrite for Tracked<TcpStream> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
@@ -169,7 +191,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let result = match split(bufs) {
+            Split::Plain(k) => Pin::new(&mut self.inner).poll_write_vectored(cx, &bufs[..k]),
+            Split::File(len) => self.poll_send_file(cx, len),
+        };
         self.conn.wrote(result.is_pending());
         result
     }
