@@ -7,6 +7,7 @@
 //! <prefix>/blobs/<algorithm>/<hex>                 committed, verified blobs
 //! <prefix>/uploads/<upload id>/session             marks an open session (empty)
 //! <prefix>/uploads/<upload id>/chunk-<offset>      one object per append, offset zero-padded
+//! <prefix>/uploads/<upload id>/hash-<end>          the SHA-256 state after the chunk ending at <end>
 //! <prefix>/meta/<key>                              a `MetaStore` record
 //! ```
 //!
@@ -15,7 +16,9 @@
 //! the engine for the bytes.
 //!
 //! All session state lives in the bucket, so consecutive appends may go through different
-//! processes. Nothing depends on conditional writes (Garage ignores them): blob keys are
+//! processes. After each append the session's hash state is saved next to its chunk, so the
+//! next process resumes the hash instead of reading the chunks back: a chunked upload reads
+//! its bytes back once, at commit (none when it is one chunk: a server-side copy). Nothing depends on conditional writes (Garage ignores them): blob keys are
 //! content addressed, so a repeated write stores the same bytes. A blob key is written only
 //! after the digest of its bytes was verified: a multipart upload is completed only when the
 //! streamed hash matches, and aborted otherwise.
@@ -210,17 +213,20 @@ impl S3Store {
 
     /// The session's chunks in order, as (key, offset, size); [`Error::UploadNotFound`]
     /// without its marker.
-    async fn chunks(&self, id: &UploadId) -> Result<Vec<(Path, u64, u64)>> {
+    async fn chunks(&self, id: &UploadId) -> Result<Session> {
         let dir = self.session_dir(id);
         let objects: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
         let mut marker = false;
-        let mut chunks = Vec::new();
+        let mut session = Session::default();
         for meta in objects {
             match meta.location.filename() {
                 Some("session") => marker = true,
                 Some(name) => {
-                    if let Some(offset) = name.strip_prefix("chunk-").and_then(|o| o.parse::<u64>().ok()) {
-                        chunks.push((meta.location.clone(), offset, meta.size));
+                    let number = |prefix: &str| name.strip_prefix(prefix).and_then(|o| o.parse::<u64>().ok());
+                    if let Some(offset) = number("chunk-") {
+                        session.chunks.push((meta.location.clone(), offset, meta.size));
+                    } else if let Some(end) = number("hash-") {
+                        session.states.push((meta.location.clone(), end));
                     }
                 }
                 None => {}
@@ -229,9 +235,10 @@ impl S3Store {
         if !marker {
             return Err(Error::UploadNotFound { id: id.clone() });
         }
-        chunks.sort_by_key(|c| c.1);
+        session.chunks.sort_by_key(|c| c.1);
+        session.states.sort_by_key(|s| s.1);
         let mut expected = 0;
-        for (key, offset, size) in &chunks {
+        for (key, offset, size) in &session.chunks {
             if *offset != expected {
                 return Err(Error::Corrupt(format!(
                     "upload {id}: chunk {key} at {offset}, expected {expected}"
@@ -239,7 +246,42 @@ impl S3Store {
             }
             expected += size;
         }
-        Ok(chunks)
+        Ok(session)
+    }
+
+    /// The SHA-256 hash of a session's stored bytes: this process's running hash when it has
+    /// it, otherwise the latest saved state, hashing only the chunks stored after it (none,
+    /// unless a process stopped between writing a chunk and its state); the whole upload only
+    /// when no usable state is stored.
+    async fn session_hash(&self, running: Option<Running>, session: &Session) -> Result<Digester> {
+        let size = session.size();
+        if let Some(r) = running.filter(|r| r.len == size) {
+            return Ok(r.digester);
+        }
+        let boundary = |end: u64| end == size || session.chunks.iter().any(|c| c.1 == end);
+        let mut resumed = None;
+        for (key, end) in session.states.iter().rev().filter(|(_, end)| *end <= size && boundary(*end)) {
+            let Some(got) = not_found_as_none(self.store.get(key).await)? else { continue };
+            let state = got.bytes().await?;
+            if let Some(d) =
+                Digester::resume(&state).filter(|d| d.len() == *end && d.algorithm() == Algorithm::Sha256)
+            {
+                resumed = Some(d);
+                break;
+            }
+        }
+        let mut digester = resumed.unwrap_or_else(session_digester);
+        let from = digester.len();
+        let rest = session.chunks.iter().filter(|c| c.1 >= from).cloned().collect();
+        Hashed::new(self.chunk_stream(rest), &mut digester).drain().await?;
+        Ok(digester)
+    }
+
+    /// Saves the hash state of a session after `digester.len()` bytes. Only a shortcut for
+    /// the next process: when it fails, that process hashes the chunks after an older state.
+    async fn save_hash(&self, id: &UploadId, digester: &Digester) {
+        let key = self.session_dir(id).join(format!("hash-{:020}", digester.len()));
+        let _ = self.store.put(&key, PutPayload::from(digester.state())).await;
     }
 
     /// Streams `data` into `key` (a single put up to one part, multipart beyond), feeding
@@ -287,7 +329,7 @@ impl S3Store {
     }
 
     /// The concatenated chunks as one stream.
-    fn chunk_stream(&self, chunks: Vec<(Path, u64, u64)>) -> ByteStream {
+    fn chunk_stream(&self, chunks: Vec<Chunk>) -> ByteStream {
         let store = self.store.clone();
         futures_util::stream::iter(chunks)
             .then(move |(key, _, _)| {
@@ -309,6 +351,24 @@ impl S3Store {
             }
         }
         Ok(())
+    }
+}
+
+/// A stored chunk of an upload session: its key, offset and size.
+type Chunk = (Path, u64, u64);
+
+/// What the bucket holds of an upload session.
+#[derive(Debug, Default)]
+struct Session {
+    /// The chunks, by offset, contiguous from 0.
+    chunks: Vec<Chunk>,
+    /// The saved hash states and the offset each ends at, by offset.
+    states: Vec<(Path, u64)>,
+}
+
+impl Session {
+    fn size(&self) -> u64 {
+        self.chunks.iter().map(|c| c.2).sum()
     }
 }
 
@@ -415,26 +475,21 @@ impl BlobStore for S3Store {
     }
 
     async fn append(&self, id: &UploadId, offset: u64, data: ByteStream) -> Result<u64> {
-        let session = self.sessions.get(id);
-        let mut running = session.lock().await;
-        let chunks = self.chunks(id).await.inspect_err(|_| self.sessions.forget(id))?;
-        let size: u64 = chunks.iter().map(|c| c.2).sum();
+        let lock = self.sessions.get(id);
+        let mut running = lock.lock().await;
+        let session = self.chunks(id).await.inspect_err(|_| self.sessions.forget(id))?;
+        let size = session.size();
         if offset != size {
             return Err(Error::WrongOffset { id: id.clone(), offset, size });
         }
-        let mut digester = match running.take() {
-            Some(r) if r.len == size => r.digester,
-            // Another process appended, or this one restarted: hash what is stored.
-            _ => {
-                let mut d = Algorithm::Sha256.digester();
-                Hashed::new(self.chunk_stream(chunks), &mut d).drain().await?;
-                d
-            }
-        };
+        let mut digester = self.session_hash(running.take(), &session).await?;
         let key = self.session_dir(id).join(format!("chunk-{offset:020}"));
         let before = digester.clone();
         match self.write_object(&key, data, &mut digester, |_| Ok(())).await {
             Ok(written) => {
+                if written > 0 {
+                    self.save_hash(id, &digester).await;
+                }
                 *running = Some(Running { len: size + written, digester });
                 Ok(size + written)
             }
@@ -446,20 +501,20 @@ impl BlobStore for S3Store {
     }
 
     async fn status(&self, id: &UploadId) -> Result<u64> {
-        Ok(self.chunks(id).await?.iter().map(|c| c.2).sum())
+        Ok(self.chunks(id).await?.size())
     }
 
     async fn commit(&self, id: &UploadId, expected: &Digest) -> Result<BlobInfo> {
-        let session = self.sessions.get(id);
-        let mut running = session.lock().await;
-        let chunks = self.chunks(id).await.inspect_err(|_| self.sessions.forget(id))?;
-        let size: u64 = chunks.iter().map(|c| c.2).sum();
+        let lock = self.sessions.get(id);
+        let mut running = lock.lock().await;
+        let session = self.chunks(id).await.inspect_err(|_| self.sessions.forget(id))?;
+        let size = session.size();
         let target = self.blob_key(expected);
-        let known =
-            running.take().filter(|r| r.len == size && r.digester.algorithm() == expected.algorithm());
-        let result = match (known, chunks.as_slice()) {
-            // The hash is known: check it, then copy server-side (one chunk) or stream.
-            (Some(r), _) => match verify(r.digester, expected) {
+        let chunks = session.chunks.clone();
+        let result = if expected.algorithm() == Algorithm::Sha256 {
+            // Check the hash (resumed, not read back), then copy server-side (one chunk) or
+            // stream the chunks into the blob once.
+            match self.session_hash(running.take(), &session).await.and_then(|d| verify(d, expected)) {
                 Ok(_) if chunks.len() == 1 => {
                     self.store.copy(&chunks[0].0, &target).await.map_err(Error::from)
                 }
@@ -468,30 +523,19 @@ impl BlobStore for S3Store {
                 }
                 Ok(_) => {
                     let mut d = expected.digester();
-                    self.write_object(&target, self.chunk_stream(chunks.clone()), &mut d, |_| Ok(()))
-                        .await
-                        .map(drop)
+                    self.write_object(&target, self.chunk_stream(chunks), &mut d, |_| Ok(())).await.map(drop)
                 }
                 Err(e) => Err(e),
-            },
-            // A single chunk whose hash this process does not know: hash it, then copy.
-            (None, [only]) => {
-                let mut d = expected.digester();
-                Hashed::new(self.chunk_stream(vec![only.clone()]), &mut d).drain().await?;
-                match verify(d, expected) {
-                    Ok(_) => self.store.copy(&only.0, &target).await.map_err(Error::from),
-                    Err(e) => Err(e),
-                }
             }
-            // Otherwise hash while copying, completing the blob only on a match.
-            (None, _) => {
-                let mut d = expected.digester();
-                self.write_object(&target, self.chunk_stream(chunks.clone()), &mut d, |d| {
-                    verify(d.clone(), expected).map(drop)
-                })
-                .await
-                .map(drop)
-            }
+        } else {
+            // Another algorithm than the sessions' hash: hash while copying, completing the
+            // blob only on a match.
+            let mut d = expected.digester();
+            self.write_object(&target, self.chunk_stream(chunks), &mut d, |d| {
+                verify(d.clone(), expected).map(drop)
+            })
+            .await
+            .map(drop)
         };
         let cleaned = self.delete_session(id).await;
         drop(running);

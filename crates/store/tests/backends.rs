@@ -489,3 +489,157 @@ fn s3_urls() {
     assert!(S3Store::from_url(url).expect("valid").redirects());
     assert!(S3Store::from_url("s3://bucket?redirect=yes").is_err());
 }
+
+/// An object store that counts the bytes read back from upload chunks.
+#[derive(Debug)]
+struct CountingChunkReads {
+    inner: object_store::memory::InMemory,
+    read: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Display for CountingChunkReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CountingChunkReads({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for CountingChunkReads {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        let got = self.inner.get_opts(location, options).await?;
+        if location.filename().is_some_and(|f| f.starts_with("chunk-")) {
+            self.read.fetch_add(got.range.end - got.range.start, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(got)
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures_util::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A chunked upload that moves between processes at every append reads its bytes back once,
+/// at commit: each process resumes the hash state the previous one saved. A process that
+/// stopped before saving its state costs the next one its chunk alone; a damaged state, the
+/// whole upload (and the result is still right); a single chunk is copied, never read.
+#[test]
+fn s3_sessions_read_their_chunks_back_once() {
+    use object_store::{ObjectStore as _, ObjectStoreExt as _};
+    use std::sync::atomic::Ordering::Relaxed;
+    runtime().block_on(async {
+        let counting =
+            Arc::new(CountingChunkReads { inner: object_store::memory::InMemory::new(), read: 0.into() });
+        let shared: Arc<dyn object_store::ObjectStore> = counting.clone();
+        let process = || S3Store::new(shared.clone(), "r");
+        let data = testing::content(901, 10 * 1024 * 1024 + 5);
+        let digest = Digest::sha256(&data);
+        let cuts = [0, 3_000_000, 3_000_001, 7_000_000, data.len()];
+        let upload = |states: bool| {
+            let (process, data, shared, counting) = (&process, data.clone(), shared.clone(), &counting);
+            async move {
+                let id = process().begin().await.expect("begin");
+                for (i, w) in cuts.windows(2).enumerate() {
+                    if !states && i == 3 {
+                        // The last process stopped before saving its state: a new one appends.
+                        let dir = object_store::path::Path::from(format!("r/uploads/{}", id.as_str()));
+                        let keys: Vec<_> = shared.list(Some(&dir)).try_collect().await.expect("list");
+                        let last = keys
+                            .iter()
+                            .map(|m| m.location.clone())
+                            .filter(|k| k.filename().is_some_and(|f| f.starts_with("hash-")))
+                            .max()
+                            .expect("a state");
+                        counting.inner.delete(&last).await.expect("delete");
+                    }
+                    let at = process().append(&id, w[0] as u64, single(data.slice(w[0]..w[1]))).await;
+                    assert_eq!(at.expect("append"), w[1] as u64);
+                }
+                id
+            }
+        };
+        let id = upload(true).await;
+        assert_eq!(counting.read.load(Relaxed), 0, "appends read no chunk back");
+        process().commit(&id, &digest).await.expect("commit");
+        assert_eq!(counting.read.load(Relaxed), data.len() as u64, "commit streams each chunk once");
+        assert_eq!(process().read_all(&digest).await.expect("read"), data);
+        process().delete(&digest).await.expect("delete");
+
+        counting.read.store(0, Relaxed);
+        let id = upload(false).await;
+        assert_eq!(
+            counting.read.load(Relaxed),
+            (cuts[3] - cuts[2]) as u64,
+            "only the chunk after the last state"
+        );
+
+        // A damaged state: the whole upload is hashed, and the blob is still right.
+        let dir = object_store::path::Path::from(format!("r/uploads/{}", id.as_str()));
+        let keys: Vec<_> = shared.list(Some(&dir)).try_collect().await.expect("list");
+        for key in
+            keys.iter().map(|m| &m.location).filter(|k| k.filename().is_some_and(|f| f.starts_with("hash-")))
+        {
+            counting.inner.put(key, Bytes::from_static(b"2\x01\x02").into()).await.expect("damage");
+        }
+        counting.read.store(0, Relaxed);
+        process().commit(&id, &digest).await.expect("commit");
+        assert_eq!(counting.read.load(Relaxed), 2 * data.len() as u64, "hashed, then streamed");
+        assert_eq!(process().read_all(&digest).await.expect("read"), data);
+
+        // One chunk from another process: a server-side copy, nothing read.
+        let other = testing::content(902, 6 * 1024 * 1024);
+        let other_digest = Digest::sha256(&other);
+        let id = process().begin().await.expect("begin");
+        process().append(&id, 0, single(other.clone())).await.expect("append");
+        counting.read.store(0, Relaxed);
+        process().commit(&id, &other_digest).await.expect("commit");
+        assert_eq!(counting.read.load(Relaxed), 0);
+        assert_eq!(process().read_all(&other_digest).await.expect("read"), other);
+    });
+}

@@ -336,6 +336,47 @@ impl Digester {
         self.len == 0
     }
 
+    /// The hasher's state, to be [`resume`](Self::resume)d later, possibly by another
+    /// process: the algorithm, the length hashed and the hash's midstate (a few hundred bytes
+    /// at most). It reveals no more than the hashed bytes' length and their hash state.
+    pub fn state(&self) -> Vec<u8> {
+        use sha2::digest::common::hazmat::SerializableState as _;
+        let (tag, midstate) = match &self.inner {
+            Hasher::Sha256(h) => (b'2', h.serialize().to_vec()),
+            Hasher::Sha512(h) => (b'5', h.serialize().to_vec()),
+        };
+        let mut out = Vec::with_capacity(9 + midstate.len());
+        out.push(tag);
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out.extend_from_slice(&midstate);
+        out
+    }
+
+    /// A hasher from a [`state`](Self::state); `None` when `state` is not one.
+    ///
+    /// ```
+    /// use wharf_types::{Algorithm, Digest, Digester};
+    /// let mut first = Algorithm::Sha256.digester();
+    /// first.update(b"hello ");
+    /// let mut resumed = Digester::resume(&first.state()).unwrap();
+    /// resumed.update(b"world");
+    /// assert_eq!(resumed.finish(), Digest::sha256(b"hello world"));
+    /// ```
+    pub fn resume(state: &[u8]) -> Option<Self> {
+        use sha2::digest::common::hazmat::SerializableState;
+        fn load<H: SerializableState>(bytes: &[u8]) -> Option<H> {
+            H::deserialize(&bytes.try_into().ok()?).ok()
+        }
+        let (&tag, rest) = state.split_first()?;
+        let (len, midstate) = rest.split_first_chunk::<8>()?;
+        let inner = match tag {
+            b'2' => Hasher::Sha256(load(midstate)?),
+            b'5' => Hasher::Sha512(load(midstate)?),
+            _ => return None,
+        };
+        Some(Self { inner, len: u64::from_le_bytes(*len) })
+    }
+
     /// The digest of everything hashed.
     pub fn finish(self) -> Digest {
         match self.inner {
@@ -394,6 +435,25 @@ mod tests {
             Digest::compute(Algorithm::Sha512, b"").as_str(),
             "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
         );
+    }
+
+    #[test]
+    fn states_resume_where_they_stopped() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+            for cut in [0, 1, 63, 64, 65, 127, 128, 129, 999, 1000] {
+                let mut first = algorithm.digester();
+                first.update(&data[..cut]);
+                let state = first.state();
+                let mut resumed = Digester::resume(&state).expect("a state");
+                assert_eq!((resumed.algorithm(), resumed.len()), (algorithm, cut as u64));
+                resumed.update(&data[cut..]);
+                assert_eq!(resumed.finish(), Digest::compute(algorithm, &data), "{algorithm:?} at {cut}");
+                assert!(Digester::resume(&state[..state.len() - 1]).is_none());
+            }
+        }
+        assert!(Digester::resume(b"").is_none());
+        assert!(Digester::resume(b"x12345678").is_none());
     }
 
     #[test]
