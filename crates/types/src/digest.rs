@@ -369,12 +369,24 @@ impl Digester {
         }
         let (&tag, rest) = state.split_first()?;
         let (len, midstate) = rest.split_first_chunk::<8>()?;
+        let len = u64::from_le_bytes(*len);
+        // sha2's midstate: the chaining value, the count of whole blocks, the count of bytes
+        // in the block buffer, then the buffer. The counts must add up to `len` (a state that
+        // does not would overflow when the hash is finished).
+        let adds_up = |counter: std::ops::Range<usize>, block: u128| {
+            let buffered = u128::from(midstate[counter.end]);
+            let mut count = [0u8; 16];
+            count[..counter.len()].copy_from_slice(&midstate[counter]);
+            buffered < block
+                && u128::from_le_bytes(count).checked_mul(block).and_then(|b| b.checked_add(buffered))
+                    == Some(u128::from(len))
+        };
         let inner = match tag {
-            b'2' => Hasher::Sha256(load(midstate)?),
-            b'5' => Hasher::Sha512(load(midstate)?),
+            b'2' if midstate.len() == 104 && adds_up(32..40, 64) => Hasher::Sha256(load(midstate)?),
+            b'5' if midstate.len() == 208 && adds_up(64..80, 128) => Hasher::Sha512(load(midstate)?),
             _ => return None,
         };
-        Some(Self { inner, len: u64::from_le_bytes(*len) })
+        Some(Self { inner, len })
     }
 
     /// The digest of everything hashed.
@@ -454,6 +466,20 @@ mod tests {
         }
         assert!(Digester::resume(b"").is_none());
         assert!(Digester::resume(b"x12345678").is_none());
+        // Block counts that do not add up to the length (or overflow) are refused.
+        for (algorithm, counter) in [(Algorithm::Sha256, 9 + 32..9 + 40), (Algorithm::Sha512, 9 + 64..9 + 80)]
+        {
+            let mut digester = algorithm.digester();
+            digester.update(&data);
+            let mut state = digester.state();
+            state[counter.start] ^= 1;
+            assert!(Digester::resume(&state).is_none(), "{algorithm:?}");
+            state[counter].fill(0xff);
+            assert!(Digester::resume(&state).is_none(), "{algorithm:?}");
+            let mut longer = digester.state();
+            longer[1] ^= 1;
+            assert!(Digester::resume(&longer).is_none(), "{algorithm:?}");
+        }
     }
 
     #[test]

@@ -46,6 +46,12 @@ pub fn reference(data: &[u8]) {
 /// Digest parsing and hashing: a parsed digest prints back to its input, and hashing the
 /// input whole, in pieces, and through `verify` agree.
 pub fn digest(data: &[u8]) {
+    // Any bytes as a saved hash state (they come from a bucket): a hasher or `None`, and a
+    // resumed hasher saves the same state again.
+    if let Some(resumed) = crate::Digester::resume(data) {
+        assert_eq!(resumed.state(), data);
+        let _ = resumed.finish();
+    }
     if let Ok(s) = std::str::from_utf8(data) {
         if let Ok(d) = s.parse::<Digest>() {
             assert_eq!(d.as_str(), s);
@@ -63,6 +69,8 @@ pub fn digest(data: &[u8]) {
         let mut digester = algorithm.digester();
         let split = data.first().map_or(0, |b| usize::from(*b) % (data.len() + 1));
         digester.update(&data[..split]);
+        // A saved state resumes where it stopped, here or in another process.
+        let mut digester = crate::Digester::resume(&digester.state()).expect("a saved state resumes");
         digester.update(&data[split..]);
         assert_eq!(digester.finish(), whole);
         assert_eq!(whole.as_str().parse::<Digest>().expect("computed digest parses"), whole);
