@@ -242,16 +242,25 @@ impl Registry {
             return Err(Error::NameUnknown(repo.to_string()));
         }
         let tags = self.tags_by_digest(repo).await?;
+        let mut out = self.untagged_artifacts(repo, wasm_only).await?;
+        for summary in &mut out {
+            summary.tags =
+                tags.iter().filter(|(d, _)| *d == summary.digest.as_str()).map(|(_, t)| t.clone()).collect();
+            summary.tags.sort_unstable();
+        }
+        Ok(out)
+    }
+
+    /// [`artifacts`](Self::artifacts) without their tags (nor the tag records read): what a
+    /// repository's counts need.
+    async fn untagged_artifacts(&self, repo: &Repository, wasm_only: bool) -> Result<Vec<ArtifactSummary>> {
         let mut out = Vec::new();
         for record in self.artifact_records(repo).await? {
             if wasm_only && record["wasm"] != true {
                 continue;
             }
             // A record that does not read is skipped, as one that does not parse.
-            let Ok(mut summary) = serde_json::from_value::<ArtifactSummary>(record) else { continue };
-            summary.tags =
-                tags.iter().filter(|(d, _)| *d == summary.digest.as_str()).map(|(_, t)| t.clone()).collect();
-            summary.tags.sort_unstable();
+            let Ok(summary) = serde_json::from_value::<ArtifactSummary>(record) else { continue };
             out.push(summary);
         }
         Ok(out)
@@ -292,31 +301,83 @@ impl Registry {
 
     /// Every repository with its artifact counts by kind and by Harbor type.
     pub async fn repository_summaries(&self) -> Result<Vec<RepositorySummary>> {
-        self.repository_summaries_where(&|_| true).await
+        let (mut out, mut last) = (Vec::new(), None);
+        loop {
+            let (page, more) = self
+                .repository_summaries_page(crate::registry::LISTING_BATCH, last.as_deref(), &|_| true)
+                .await?;
+            last = page.last().map(|s| s.name.clone());
+            out.extend(page);
+            if !more {
+                return Ok(out);
+            }
+        }
     }
 
-    /// [`repository_summaries`](Self::repository_summaries) of the repositories `visible`
-    /// accepts.
-    pub async fn repository_summaries_where(
+    /// A page of [`repository_summaries`](Self::repository_summaries): up to `n` repositories
+    /// after `last` that `visible` accepts, and whether more follow. It reads one page of the
+    /// catalog and the artifact records of the repositories on it, nothing else.
+    pub async fn repository_summaries_page(
         &self,
+        n: usize,
+        last: Option<&str>,
         visible: &(dyn Fn(&str) -> bool + Sync),
-    ) -> Result<Vec<RepositorySummary>> {
-        let mut out = Vec::new();
-        for name in self.catalog_where(None, None, visible).await?.names {
+    ) -> Result<(Vec<RepositorySummary>, bool)> {
+        let page = self.catalog_where(Some(n), last, visible).await?;
+        let mut out = Vec::with_capacity(page.names.len());
+        for name in page.names {
             let Ok(repo) = name.parse::<Repository>() else { continue };
-            let artifacts = self.artifacts(&repo, false).await?;
-            let mut by_kind = std::collections::BTreeMap::new();
-            let mut by_harbor_type = std::collections::BTreeMap::new();
-            for a in &artifacts {
-                *by_kind.entry(a.kind.clone()).or_insert(0) += 1;
-                *by_harbor_type
-                    .entry(a.harbor_type.clone().unwrap_or_else(|| "unknown".into()))
-                    .or_insert(0) += 1;
-            }
-            let wasm = artifacts.iter().filter(|a| a.wasm).count();
-            out.push(RepositorySummary { name, artifacts: artifacts.len(), wasm, by_kind, by_harbor_type });
+            out.push(RepositorySummary::new(name, &self.untagged_artifacts(&repo, false).await?));
         }
-        Ok(out)
+        Ok((out, page.more))
+    }
+
+    /// A page of repositories for a listing that shows only some (`keep`): up to `n` after
+    /// `last` that `visible` and `keep` accept, each with its artifacts (without tags), and
+    /// whether names follow the last one looked at. Catalog pages are read only until `n`
+    /// are found.
+    pub(crate) async fn repositories_with_artifacts(
+        &self,
+        n: usize,
+        last: Option<&str>,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+        keep: impl Fn(&[ArtifactSummary]) -> bool,
+    ) -> Result<(Vec<(String, Vec<ArtifactSummary>)>, bool)> {
+        let mut out = Vec::new();
+        let mut after = last.map(str::to_owned);
+        loop {
+            let page = self.catalog_where(Some(n), after.as_deref(), visible).await?;
+            let mut names = page.names.into_iter();
+            for name in names.by_ref() {
+                after = Some(name.clone());
+                let Ok(repo) = name.parse::<Repository>() else { continue };
+                let artifacts = self.untagged_artifacts(&repo, false).await?;
+                if keep(&artifacts) {
+                    out.push((name, artifacts));
+                    if out.len() == n {
+                        return Ok((out, !names.as_slice().is_empty() || page.more));
+                    }
+                }
+            }
+            if !page.more {
+                return Ok((out, false));
+            }
+        }
+    }
+}
+
+impl RepositorySummary {
+    /// The counts of a repository's artifacts.
+    fn new(name: String, artifacts: &[ArtifactSummary]) -> Self {
+        let mut by_kind = std::collections::BTreeMap::new();
+        let mut by_harbor_type = std::collections::BTreeMap::new();
+        for a in artifacts {
+            *by_kind.entry(a.kind.clone()).or_insert(0) += 1;
+            *by_harbor_type.entry(a.harbor_type.clone().unwrap_or_else(|| "unknown".into())).or_insert(0) +=
+                1;
+        }
+        let wasm = artifacts.iter().filter(|a| a.wasm).count();
+        Self { name, artifacts: artifacts.len(), wasm, by_kind, by_harbor_type }
     }
 }
 

@@ -598,8 +598,17 @@ async fn handle(
             }
         }
         (Route::WharfRepositories, Method::GET) => {
-            let repositories = registry.repository_summaries_where(&|r| gate.visible(r)).await?;
-            Ok(json_value(&serde_json::json!({ "repositories": repositories })))
+            let (n, last) = paging(&query)?;
+            if let Some(last) = &last {
+                repository(last)?;
+            }
+            // A page of 100 unless asked otherwise, as the search.
+            let n = n.unwrap_or(100);
+            let (repositories, more) =
+                registry.repository_summaries_page(n, last.as_deref(), &|r| gate.visible(r)).await?;
+            let names = repositories.iter().map(|r| r.name.clone()).collect();
+            let body = serde_json::json!({ "repositories": repositories });
+            Ok(paged(&body, &Page::new(names, more), "/v2/_wharf/repositories", Some(n)))
         }
         (Route::WharfSearch, Method::GET) => {
             let filters = crate::search::Query::from_pairs(&query)?;

@@ -42,7 +42,7 @@ pub const BLOB_URL_EXPIRY: std::time::Duration = std::time::Duration::from_secs(
 
 /// Records read at a time by a paged listing that filters what it reads (the catalog of what
 /// a caller may see).
-const LISTING_BATCH: usize = 1000;
+pub(crate) const LISTING_BATCH: usize = 1000;
 
 /// What a manifest PUT stored.
 #[derive(Clone, Debug)]

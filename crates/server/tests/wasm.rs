@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use wharf_types::Digest;
 use wharf_wasm::ArtifactBuilder;
 
-use crate::common::{OCI_INDEX, OCI_MANIFEST, Reg};
+use crate::common::{OCI_INDEX, OCI_MANIFEST, Reg, header, image_manifest};
 
 /// A WASI module, as the `wat` crate would build `(module (func (export "_start")))`.
 const MODULE: &[u8] = &[
@@ -162,6 +162,86 @@ async fn the_harbor_article_flows_and_the_cncf_artifact() {
     assert_eq!(repos["repositories"][0]["wasm"], 3);
     assert_eq!(repos["repositories"][0]["byHarborType"]["WASM"], 2);
     assert_eq!(repos["repositories"][0]["byHarborType"]["UNKNOWN"], 1);
+    reg.stop().await;
+}
+
+/// `_wharf/repositories` goes page by page (100 unless `n` says otherwise), each page with
+/// the counts of its repositories, and the pages together are the whole registry; the web
+/// page's list goes by the last name shown, with or without the Wasm filter.
+#[tokio::test]
+async fn repository_listings_go_page_by_page() {
+    let reg = Reg::memory().await;
+    // 53 repositories (one more than a web page of 50 with the 3 below), every third with a
+    // Wasm artifact, the others with a plain image.
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let mut wasm_names = Vec::new();
+    let mut names = Vec::new();
+    for i in 0..53 {
+        let name = format!("org/app-{i:02}");
+        if i % 3 == 0 {
+            let artifact = ArtifactBuilder::new(MODULE.to_vec()).cncf().expect("build");
+            push_artifact(&reg, &name, "v1", &artifact).await;
+            wasm_names.push(name.clone());
+        } else {
+            let c = reg.push_blob(&name, config).await;
+            let body = image_manifest(&c, config.len(), &[], "");
+            assert!(reg.push_manifest(&name, "v1", OCI_MANIFEST, &body).await.status().is_success());
+        }
+        names.push(name);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v2/_wharf/repositories?n=20".to_owned();
+    loop {
+        let r = reg.req(Method::GET, &path).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::OK);
+        let next =
+            header(&r, "link").map(|l| l.trim_start_matches('<').split('>').next().expect("<…>").to_owned());
+        let body: serde_json::Value = r.json().await.expect("json");
+        let page = body["repositories"].as_array().expect("repositories").clone();
+        assert!(page.len() <= 20 && (next.is_none() || page.len() == 20), "{path}: {}", page.len());
+        for repo in page {
+            let name = repo["name"].as_str().expect("name").to_owned();
+            let wasm = wasm_names.contains(&name);
+            assert_eq!(
+                (repo["artifacts"].as_u64(), repo["wasm"].as_u64()),
+                (Some(1), Some(u64::from(wasm))),
+                "{name}"
+            );
+            seen.push(name);
+        }
+        match next {
+            Some(next) => path = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen, names);
+    let all = get_json(&reg, "/v2/_wharf/repositories").await;
+    assert_eq!(all["repositories"].as_array().map(Vec::len), Some(53), "a default page of 100 holds all");
+    let r = reg.req(Method::GET, "/v2/_wharf/repositories?last=Not%20a%20name").send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // The web page: 50 a page, the next one after the last name shown.
+    let rows = |html: &str| -> Vec<String> {
+        names.iter().filter(|n| html.contains(&format!(">{n}<"))).cloned().collect()
+    };
+    let html = reg.req(Method::GET, "/").send().await.expect("send").text().await.expect("html");
+    assert_eq!(rows(&html), names[..50].to_vec());
+    assert!(
+        html.contains("href=\"/?page=2&#38;after=org%2Fapp-49\" rel=\"next\""),
+        "a link to the next page"
+    );
+    let html = reg
+        .req(Method::GET, "/?page=2&after=org%2Fapp-49")
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("html");
+    assert_eq!(rows(&html), names[50..].to_vec());
+    assert!(!html.contains("rel=\"next\""));
+    let html = reg.req(Method::GET, "/?wasm=1").send().await.expect("send").text().await.expect("html");
+    assert_eq!(rows(&html), wasm_names, "the 18 Wasm repositories on one page");
     reg.stop().await;
 }
 

@@ -305,8 +305,13 @@ async fn repositories(State(app): State<App>, request: Request) -> Response {
     let wasm_only = first(&query, "wasm") == Some("1");
     let number = first(&query, "page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
     let visible = |name: &str| visitor.sees(&app, name);
-    let link = |page: usize| {
+    // Pages go by the last name shown (`after`); `page` only numbers them.
+    let link = |page: usize, after: Option<&str>| {
         let mut href = format!("/?page={page}");
+        if let Some(after) = after {
+            href.push_str("&after=");
+            href.push_str(&urlencode(after));
+        }
         if wasm_only {
             href.push_str("&wasm=1");
         }
@@ -353,33 +358,23 @@ async fn repositories(State(app): State<App>, request: Request) -> Response {
         }
         return visitor.respond(StatusCode::OK, render(&page));
     }
-    let names = match app.registry.catalog_where(None, None, &visible).await {
-        Ok(p) => p.names,
-        Err(e) => {
-            return visitor.message(&app, StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string(), "/");
-        }
-    };
-    let skip = (number - 1) * REPOSITORIES_PER_PAGE;
-    let mut rows = Vec::new();
-    let mut matching = 0;
-    for name in names {
-        if !wasm_only && (matching < skip || matching >= skip + REPOSITORIES_PER_PAGE) {
-            matching += 1;
-            continue;
-        }
-        let Ok(repo) = name.parse::<Repository>() else { continue };
-        let artifacts = app.registry.artifacts(&repo, false).await.unwrap_or_default();
-        if wasm_only && !artifacts.iter().any(|a| a.wasm) {
-            continue;
-        }
-        if (skip..skip + REPOSITORIES_PER_PAGE).contains(&matching) {
-            rows.push(RepositoryRow::new(name, &artifacts));
-        }
-        matching += 1;
+    // A page of the catalog after `after` (and, for Wasm only, further pages until a page of
+    // matching repositories is found): never the whole registry.
+    let after = first(&query, "after").filter(|a| a.parse::<Repository>().is_ok());
+    let keep = |artifacts: &[ArtifactSummary]| !wasm_only || artifacts.iter().any(|a| a.wasm);
+    let (found, more) =
+        match app.registry.repositories_with_artifacts(REPOSITORIES_PER_PAGE, after, &visible, keep).await {
+            Ok(found) => found,
+            Err(e) => {
+                return visitor.message(&app, StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string(), "/");
+            }
+        };
+    if let (true, Some((last, _))) = (more, found.last()) {
+        page.pager.next = Some(link(number + 1, Some(last)));
     }
-    page.pager.previous = (number > 1).then(|| link(number - 1));
-    page.pager.next = (matching > skip + REPOSITORIES_PER_PAGE).then(|| link(number + 1));
-    page.repositories = rows;
+    page.pager.previous = after.is_some().then(|| link(1, None));
+    page.repositories =
+        found.into_iter().map(|(name, artifacts)| RepositoryRow::new(name, &artifacts)).collect();
     visitor.respond(StatusCode::OK, render(&page))
 }
 
