@@ -222,6 +222,85 @@ impl Registry {
         Ok(out)
     }
 
+    /// The tags of the repository that point at `digest`, sorted: the `tagged/` hints under
+    /// the digest, each checked against its tag record, so the cost is the digest's tags, not
+    /// the repository's. The hints of a repository whose tags predate them are written first,
+    /// once (`tag-index` marks it done).
+    pub(crate) async fn tags_of(&self, repo: &Repository, digest: &Digest) -> Result<Vec<String>> {
+        let storage = self.storage();
+        let marker = crate::registry::repo_key(repo, "_manifests/tag-index");
+        if storage.get_meta(&marker).await?.is_none() {
+            let hints: Vec<Write> = self
+                .tags_by_digest(repo)
+                .await?
+                .into_iter()
+                .filter_map(|(d, tag)| Some(crate::registry::tagged_write(repo, &d.parse().ok()?, &tag)))
+                .collect();
+            for batch in hints.chunks(1000) {
+                storage.write_steps(vec![batch.to_vec()]).await?;
+            }
+            storage.set_meta(&marker, bytes::Bytes::new()).await?;
+        }
+        let prefix = crate::registry::repo_key(
+            repo,
+            &format!("_manifests/tagged/{}/", crate::registry::digest_key(digest)),
+        );
+        let mut tags = Vec::new();
+        for key in storage.list_meta(&prefix).await? {
+            let tag = &key[prefix.len()..];
+            let record =
+                storage.get_meta(&crate::registry::repo_key(repo, &format!("_manifests/tags/{tag}"))).await?;
+            if record.as_deref().and_then(TagRecord::decode).is_some_and(|r| r.digest == *digest) {
+                tags.push(tag.to_owned());
+            }
+        }
+        Ok(tags)
+    }
+
+    /// A page of [`artifacts`](Self::artifacts), by digest: up to `n` after `last`, and
+    /// whether more follow. It reads the artifact records of the page (more only while the
+    /// Wasm filter skips some) and the tags of each, never the whole repository.
+    pub async fn artifacts_page(
+        &self,
+        repo: &Repository,
+        wasm_only: bool,
+        n: usize,
+        last: Option<&Digest>,
+    ) -> Result<(Vec<ArtifactSummary>, bool)> {
+        if !self.repository_exists(repo).await? {
+            return Err(Error::NameUnknown(repo.to_string()));
+        }
+        let prefix = format!("repositories/{repo}/_wharf/artifacts/");
+        let batch = n.saturating_add(1).clamp(10, crate::registry::LISTING_BATCH);
+        let mut after = last.map(|d| format!("{prefix}{}", crate::registry::digest_key(d)));
+        let mut out = Vec::new();
+        'pages: loop {
+            let keys = self.storage().list_meta_page(&prefix, after.as_deref(), batch).await?;
+            let exhausted = keys.len() < batch;
+            after = keys.last().cloned();
+            for key in keys {
+                let Some(record) = self.read_record(&key).await? else { continue };
+                if wasm_only && record["wasm"] != true {
+                    continue;
+                }
+                let Ok(summary) = serde_json::from_value::<ArtifactSummary>(record) else { continue };
+                out.push(summary);
+                if out.len() > n {
+                    break 'pages;
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        let more = out.len() > n;
+        out.truncate(n);
+        for summary in &mut out {
+            summary.tags = self.tags_of(repo, &summary.digest).await?;
+        }
+        Ok((out, more))
+    }
+
     /// Tags by digest, for the listings.
     pub(crate) async fn tags_by_digest(&self, repo: &Repository) -> Result<Vec<(String, String)>> {
         let prefix = format!("repositories/{repo}/_manifests/tags/");

@@ -662,22 +662,23 @@ async fn handle(
                 }
             };
             let (n, last) = paging(&query)?;
-            if let Some(last) = &last {
-                digest(last)?;
-            }
-            let mut artifacts = registry.artifacts(&repo, wasm_only).await?;
-            artifacts.sort_by(|a, b| a.digest.as_str().cmp(b.digest.as_str()));
-            if let Some(last) = &last {
-                artifacts.retain(|a| a.digest.as_str() > last.as_str());
-            }
-            let more = n.is_some_and(|n| artifacts.len() > n);
-            if let Some(n) = n {
-                artifacts.truncate(n);
-            }
+            let last = last.as_deref().map(digest).transpose()?;
+            // A page reads the page (records, and the tags of each), not the repository.
+            let (artifacts, more) = if let Some(n) = n {
+                registry.artifacts_page(&repo, wasm_only, n, last.as_ref()).await?
+            } else {
+                let mut artifacts = registry.artifacts(&repo, wasm_only).await?;
+                artifacts.sort_by(|a, b| a.digest.as_str().cmp(b.digest.as_str()));
+                if let Some(last) = &last {
+                    artifacts.retain(|a| a.digest.as_str() > last.as_str());
+                }
+                (artifacts, false)
+            };
             let names: Vec<String> = artifacts.iter().map(|a| a.digest.to_string()).collect();
             let page = Page::new(names, more);
             let body = serde_json::json!({ "name": repo.as_str(), "artifacts": artifacts });
-            Ok(paged(&body, &page, &format!("/v2/{repo}/_wharf/artifacts"), n))
+            let path = format!("/v2/{repo}/_wharf/artifacts{}", if wasm_only { "?type=wasm" } else { "" });
+            Ok(paged(&body, &page, &path, n))
         }
         (Route::WharfArtifact(name, reference), Method::GET) => {
             let repo = repository(&name)?;
@@ -757,7 +758,9 @@ fn paged(body: &serde_json::Value, page: &Page, path: &str, n: Option<usize>) ->
     let json = serde_json::to_vec(body).expect("JSON serialises");
     let mut response = json_response(StatusCode::OK, json, "application/json");
     if let (true, Some(n), Some(last)) = (page.more, n, page.names.last()) {
-        let link = format!("<{path}?n={n}&last={last}>; rel=\"next\"");
+        // `path` may carry a query of its own (a filter the next page keeps).
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let link = format!("<{path}{sep}n={n}&last={last}>; rel=\"next\"");
         response.headers_mut().insert(header::LINK, header_value(&link));
     }
     response

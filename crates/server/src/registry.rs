@@ -9,6 +9,8 @@
 //! repositories/<repo>/_manifests/revisions/<alg>/<hex>            manifest in the repository (JSON: media type, size, subject, pushed)
 //! repositories/<repo>/_manifests/tags/<tag>                       `<digest> <size> <media type>` of the manifest tagged, then a line `<unix secs pushed>`
 //! repositories/<repo>/_manifests/pulled/<tag>                     `<unix secs>`: when the tag was last pulled (at most once a minute per process)
+//! repositories/<repo>/_manifests/tagged/<alg>/<hex>/<tag>          (empty) the tag was set to the manifest: a hint, checked against the tag record
+//! repositories/<repo>/_manifests/tag-index                        (empty) every tag of the repository has its `tagged/` hint
 //! repositories/<repo>/_referrers/<subj alg>/<subj hex>/<alg>/<hex>   referrer descriptor (JSON)
 //! repositories/<repo>/_wharf/artifacts/<alg>/<hex>               the Wasm classification of a manifest (JSON)
 //! jobs/pending/<id>, jobs/leases/<id>                             background work (see `jobs`)
@@ -179,6 +181,15 @@ pub(crate) fn now_secs() -> u64 {
 
 pub(crate) fn digest_key(d: &Digest) -> String {
     format!("{}/{}", d.algorithm(), d.encoded())
+}
+
+/// The hint that `tag` was set to `digest` (see the records above): written with the tag,
+/// never removed when the tag moves, so a reader checks it against the tag record.
+pub(crate) fn tagged_write(repo: &Repository, digest: &Digest, tag: &str) -> Write {
+    Write::Set {
+        key: repo_key(repo, &format!("_manifests/tagged/{}/{tag}", digest_key(digest))),
+        value: Bytes::new(),
+    }
 }
 
 pub(crate) fn repo_key(repo: &Repository, rest: &str) -> String {
@@ -701,9 +712,14 @@ impl Registry {
         let target = TagRecord::encode(&digest, manifest.size(), &revision.media_type);
         let tag_step = tags
             .iter()
-            .map(|tag| Write::Set {
-                key: repo_key(repo, &format!("_manifests/tags/{tag}")),
-                value: target.clone(),
+            .flat_map(|tag| {
+                [
+                    Write::Set {
+                        key: repo_key(repo, &format!("_manifests/tags/{tag}")),
+                        value: target.clone(),
+                    },
+                    tagged_write(repo, &digest, tag.as_str()),
+                ]
             })
             .collect();
         self.storage.write_steps(vec![bytes_step, records, tag_step]).await?;
@@ -898,6 +914,12 @@ impl Registry {
                     }
                 }
                 self.remove_revision(repo, d, &revision).await?;
+                // The tag hints of the manifest (hints of tags that moved away elsewhere stay
+                // until their manifest goes: a reader checks each against its tag record).
+                let hints = repo_key(repo, &format!("_manifests/tagged/{}/", digest_key(d)));
+                let removes =
+                    self.storage.list_meta(&hints).await?.into_iter().map(|key| Write::Remove { key });
+                self.storage.write_steps(vec![removes.collect()]).await?;
                 let stamp = self.search.stamp_write();
                 self.storage.write_steps(vec![vec![stamp]]).await?;
             }

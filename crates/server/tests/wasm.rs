@@ -165,6 +165,129 @@ async fn the_harbor_article_flows_and_the_cncf_artifact() {
     reg.stop().await;
 }
 
+/// Walks a listing page by page through its `Link`s: every item of `key` on the way.
+async fn walk(reg: &Reg, first: &str, key: &str) -> Vec<serde_json::Value> {
+    let (mut out, mut path) = (Vec::new(), first.to_owned());
+    loop {
+        let r = reg.req(Method::GET, &path).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let next =
+            header(&r, "link").map(|l| l.trim_start_matches('<').split('>').next().expect("<…>").to_owned());
+        let body: serde_json::Value = r.json().await.expect("json");
+        out.extend(body[key].as_array().expect("a list").iter().cloned());
+        match next {
+            Some(next) => path = next,
+            None => return out,
+        }
+    }
+}
+
+/// `_wharf/artifacts?n=` reads a page and the tags of its artifacts from the tag hints: the
+/// same artifacts with the same tags as the whole listing, after tags moved and were deleted,
+/// and for a repository whose tags predate the hints (written once, on the first page).
+#[tokio::test]
+async fn artifact_pages_carry_their_tags() {
+    let storage = Arc::new(wharf_store::MemoryStore::new());
+    let reg = Reg::start(storage.clone()).await;
+    let repo = "org/many";
+    let mut digests = Vec::new();
+    for i in 0..25 {
+        if i % 5 == 0 {
+            let artifact = ArtifactBuilder::new(MODULE.to_vec())
+                .with_created(format!("2025-01-{:02}T00:00:00Z", i + 1))
+                .cncf()
+                .expect("build");
+            push_artifact(&reg, repo, &format!("t{i}"), &artifact).await;
+            digests.push(artifact.manifest.digest().clone());
+            continue;
+        }
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","created":"{i}","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        );
+        let c = reg.push_blob(repo, config.as_bytes()).await;
+        let body = image_manifest(&c, config.len(), &[], "");
+        assert!(reg.push_manifest(repo, &format!("t{i}"), OCI_MANIFEST, &body).await.status().is_success());
+        if i % 4 == 0 {
+            assert!(
+                reg.push_manifest(repo, &format!("also-{i}"), OCI_MANIFEST, &body)
+                    .await
+                    .status()
+                    .is_success()
+            );
+        }
+        digests.push(Digest::sha256(body.as_bytes()));
+    }
+    // t1 moves to the manifest of t3; t2 is deleted: their old hints must not show.
+    let moved = reg
+        .req(Method::GET, &format!("/v2/{repo}/manifests/t3"))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(reg.push_manifest(repo, "t1", OCI_MANIFEST, &moved).await.status().is_success());
+    assert_eq!(
+        reg.req(Method::DELETE, &format!("/v2/{repo}/manifests/t2")).send().await.expect("delete").status(),
+        StatusCode::ACCEPTED
+    );
+
+    let whole = get_json(&reg, &format!("/v2/{repo}/_wharf/artifacts")).await["artifacts"]
+        .as_array()
+        .expect("list")
+        .clone();
+    assert_eq!(whole.len(), 25);
+    let tags_of = |list: &[serde_json::Value]| -> Vec<(String, Vec<String>)> {
+        list.iter()
+            .map(|a| {
+                let tags = a["tags"]
+                    .as_array()
+                    .expect("tags")
+                    .iter()
+                    .map(|t| t.as_str().expect("tag").to_owned())
+                    .collect();
+                (a["digest"].as_str().expect("digest").to_owned(), tags)
+            })
+            .collect()
+    };
+    let expected = tags_of(&whole);
+    let t3 = expected.iter().find(|(_, t)| t.contains(&"t3".to_owned())).expect("t3");
+    assert_eq!(t3.1, vec!["t1".to_owned(), "t3".to_owned()]);
+    assert!(expected.iter().all(|(_, t)| !t.contains(&"t2".to_owned())));
+    assert_eq!(
+        tags_of(&walk(&reg, &format!("/v2/{repo}/_wharf/artifacts?n=7"), "artifacts").await),
+        expected
+    );
+    let wasm = get_json(&reg, &format!("/v2/{repo}/_wharf/artifacts?type=wasm")).await["artifacts"]
+        .as_array()
+        .expect("list")
+        .clone();
+    assert_eq!(wasm.len(), 5);
+    assert_eq!(
+        tags_of(&walk(&reg, &format!("/v2/{repo}/_wharf/artifacts?type=wasm&n=2"), "artifacts").await),
+        tags_of(&wasm)
+    );
+
+    // Tags written before the hints existed: the first page writes them, once.
+    let hints =
+        wharf_store::MetaStore::list_meta(&*storage, &format!("repositories/{repo}/_manifests/tagged/"))
+            .await
+            .expect("list");
+    assert!(hints.len() >= 24, "{hints:?}");
+    for key in hints.iter().chain([&format!("repositories/{repo}/_manifests/tag-index")]) {
+        wharf_store::MetaStore::remove_meta(&*storage, key).await.expect("remove");
+    }
+    assert_eq!(
+        tags_of(&walk(&reg, &format!("/v2/{repo}/_wharf/artifacts?n=10"), "artifacts").await),
+        expected
+    );
+    let marker = format!("repositories/{repo}/_manifests/tag-index");
+    assert!(wharf_store::MetaStore::get_meta(&*storage, &marker).await.expect("get").is_some());
+    assert!(digests.iter().all(|d| expected.iter().any(|(e, _)| e == d.as_str())));
+    reg.stop().await;
+}
+
 /// `_wharf/repositories` goes page by page (100 unless `n` says otherwise), each page with
 /// the counts of its repositories, and the pages together are the whole registry; the web
 /// page's list goes by the last name shown, with or without the Wasm filter.
