@@ -7,6 +7,7 @@
 //! its `inspection.status` is `pending` (a job is queued), `done`, `failed` (with `error`) or
 //! `none` (nothing to read).
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::{Value, json};
 use wharf_store::Write;
 use wharf_types::{Digest, Manifest, ManifestBody, MediaType, Repository, TagOrDigest};
@@ -17,6 +18,9 @@ use crate::jobs::Job;
 use crate::records::{ArtifactRecord, ArtifactSummary, RepositorySummary};
 use crate::registry::{Registry, TagRecord};
 use wharf_wasm::record;
+
+/// Records a listing page reads at once (each is a file or an object of its own).
+const PAGE_READS: usize = 16;
 
 /// The largest config blob read for classification.
 const MAX_CONFIG: u64 = 4 * 1024 * 1024;
@@ -222,11 +226,9 @@ impl Registry {
         Ok(out)
     }
 
-    /// The tags of the repository that point at `digest`, sorted: the `tagged/` hints under
-    /// the digest, each checked against its tag record, so the cost is the digest's tags, not
-    /// the repository's. The hints of a repository whose tags predate them are written first,
-    /// once (`tag-index` marks it done).
-    pub(crate) async fn tags_of(&self, repo: &Repository, digest: &Digest) -> Result<Vec<String>> {
+    /// Writes the `tagged/` hints of a repository whose tags predate them, once (`tag-index`
+    /// marks it done). With them, a digest's tags cost the digest's tags, not the repository's.
+    async fn ensure_tag_hints(&self, repo: &Repository) -> Result<()> {
         let storage = self.storage();
         let marker = crate::registry::repo_key(repo, "_manifests/tag-index");
         if storage.get_meta(&marker).await?.is_none() {
@@ -241,6 +243,13 @@ impl Registry {
             }
             storage.set_meta(&marker, bytes::Bytes::new()).await?;
         }
+        Ok(())
+    }
+
+    /// The tags of the repository that point at `digest`, sorted: the `tagged/` hints under
+    /// the digest, each checked against its tag record.
+    async fn hinted_tags(&self, repo: &Repository, digest: &Digest) -> Result<Vec<String>> {
+        let storage = self.storage();
         let prefix = crate::registry::repo_key(
             repo,
             &format!("_manifests/tagged/{}/", crate::registry::digest_key(digest)),
@@ -278,8 +287,11 @@ impl Registry {
             let keys = self.storage().list_meta_page(&prefix, after.as_deref(), batch).await?;
             let exhausted = keys.len() < batch;
             after = keys.last().cloned();
-            for key in keys {
-                let Some(record) = self.read_record(&key).await? else { continue };
+            // The records of a page are read PAGE_READS at a time, in order.
+            let reads: Vec<_> = keys.iter().map(|key| self.read_record(key)).collect();
+            let mut records = futures_util::stream::iter(reads).buffered(PAGE_READS);
+            while let Some(record) = records.try_next().await? {
+                let Some(record) = record else { continue };
                 if wasm_only && record["wasm"] != true {
                     continue;
                 }
@@ -295,8 +307,11 @@ impl Registry {
         }
         let more = out.len() > n;
         out.truncate(n);
-        for summary in &mut out {
-            summary.tags = self.tags_of(repo, &summary.digest).await?;
+        self.ensure_tag_hints(repo).await?;
+        let reads: Vec<_> = out.iter().map(|s| self.hinted_tags(repo, &s.digest)).collect();
+        let tags: Vec<Vec<String>> = futures_util::stream::iter(reads).buffered(PAGE_READS).try_collect().await?;
+        for (summary, tags) in out.iter_mut().zip(tags) {
+            summary.tags = tags;
         }
         Ok((out, more))
     }

@@ -1,6 +1,7 @@
 //! Manifest bytes by digest, in memory. Content addressing makes an entry correct forever:
 //! whether a repository still holds the manifest is decided by its records, read on every
-//! request, never by this cache. Bounded by total size, oldest entries evicted first.
+//! request, never by this cache. Bounded by the memory its entries take (bytes, keys and
+//! bookkeeping), oldest entries evicted first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -8,8 +9,11 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use wharf_types::Digest;
 
-/// The bytes kept at most (manifests are typically 0.5–4 KiB).
+/// The memory the entries may take (manifests are typically 0.5–4 KiB).
 const CAPACITY: usize = 8 * 1024 * 1024;
+/// What an entry costs besides its bytes and its digest's text (kept twice: map and queue):
+/// the `Digest`s, the `Bytes` handle, the allocation headers and the map's slot.
+const ENTRY_OVERHEAD: usize = 160;
 
 #[derive(Debug, Default)]
 pub(crate) struct ManifestCache(Mutex<Inner>);
@@ -34,16 +38,23 @@ impl ManifestCache {
         if inner.map.contains_key(digest) {
             return;
         }
-        inner.bytes += bytes.len();
-        inner.map.insert(digest.clone(), bytes.clone());
+        inner.bytes += cost(digest, bytes);
+        // A copy of exactly these bytes: a slice of a larger buffer (a request body) would
+        // keep all of it alive.
+        inner.map.insert(digest.clone(), Bytes::copy_from_slice(bytes));
         inner.order.push_back(digest.clone());
         while inner.bytes > CAPACITY {
             let Some(oldest) = inner.order.pop_front() else { break };
             if let Some(evicted) = inner.map.remove(&oldest) {
-                inner.bytes -= evicted.len();
+                inner.bytes -= cost(&oldest, &evicted);
             }
         }
     }
+}
+
+/// The memory an entry takes.
+fn cost(digest: &Digest, bytes: &Bytes) -> usize {
+    bytes.len() + 2 * digest.as_str().len() + ENTRY_OVERHEAD
 }
 
 #[cfg(test)]
@@ -61,8 +72,21 @@ mod tests {
         assert!(cache.get(&digests[0]).is_none(), "the oldest went first");
         assert!(cache.get(&digests[19]).is_some());
         let kept = digests.iter().filter(|d| cache.get(d).is_some()).count();
-        assert_eq!(kept, 16);
+        assert_eq!(kept, 15, "16 entries' bytes fill it, with their keys and bookkeeping 15");
         cache.insert(&Digest::sha256(b"big"), &Bytes::from(vec![0u8; CAPACITY / 16 + 1]));
         assert!(cache.get(&Digest::sha256(b"big")).is_none(), "too large to keep");
+    }
+
+    #[test]
+    fn small_entries_count_their_bookkeeping() {
+        let cache = ManifestCache::default();
+        let entry = Bytes::from_static(b"{}");
+        let cost = cost(&Digest::sha256(b"0"), &entry);
+        for i in 0..(CAPACITY / cost + 100) {
+            cache.insert(&Digest::sha256(i.to_string().as_bytes()), &entry);
+        }
+        let inner = cache.0.lock().expect("lock");
+        assert!(inner.bytes <= CAPACITY);
+        assert_eq!(inner.map.len(), CAPACITY / cost, "{cost} bytes an entry");
     }
 }
