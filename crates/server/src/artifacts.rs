@@ -309,7 +309,8 @@ impl Registry {
         out.truncate(n);
         self.ensure_tag_hints(repo).await?;
         let reads: Vec<_> = out.iter().map(|s| self.hinted_tags(repo, &s.digest)).collect();
-        let tags: Vec<Vec<String>> = futures_util::stream::iter(reads).buffered(PAGE_READS).try_collect().await?;
+        let tags: Vec<Vec<String>> =
+            futures_util::stream::iter(reads).buffered(PAGE_READS).try_collect().await?;
         for (summary, tags) in out.iter_mut().zip(tags) {
             summary.tags = tags;
         }
