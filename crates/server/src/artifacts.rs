@@ -418,13 +418,9 @@ impl Registry {
         last: Option<&str>,
         visible: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<(Vec<RepositorySummary>, bool)> {
-        let page = self.catalog_where(Some(n), last, visible).await?;
-        let mut out = Vec::with_capacity(page.names.len());
-        for name in page.names {
-            let Ok(repo) = name.parse::<Repository>() else { continue };
-            out.push(RepositorySummary::new(name, &self.untagged_artifacts(&repo, false).await?));
-        }
-        Ok((out, page.more))
+        let (found, more) = self.repositories_with_artifacts(n, last, visible, |_| true).await?;
+        let summaries = found.into_iter().map(|(name, artifacts)| RepositorySummary::new(name, &artifacts));
+        Ok((summaries.collect(), more))
     }
 
     /// A page of repositories for a listing that shows only some (`keep`): up to `n` after

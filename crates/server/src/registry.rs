@@ -917,11 +917,15 @@ impl Registry {
                 // The tag hints of the manifest (hints of tags that moved away elsewhere stay
                 // until their manifest goes: a reader checks each against its tag record).
                 let hints = repo_key(repo, &format!("_manifests/tagged/{}/", digest_key(d)));
-                let removes =
-                    self.storage.list_meta(&hints).await?.into_iter().map(|key| Write::Remove { key });
-                self.storage.write_steps(vec![removes.collect()]).await?;
-                let stamp = self.search.stamp_write();
-                self.storage.write_steps(vec![vec![stamp]]).await?;
+                let mut writes: Vec<Write> = self
+                    .storage
+                    .list_meta(&hints)
+                    .await?
+                    .into_iter()
+                    .map(|key| Write::Remove { key })
+                    .collect();
+                writes.push(self.search.stamp_write());
+                self.storage.write_steps(vec![writes]).await?;
             }
         }
         Ok(())

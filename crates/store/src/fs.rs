@@ -454,10 +454,14 @@ fn read_ahead(file: Arc<std::fs::File>, range: Range<u64>) -> ByteStream {
             while offset < end {
                 let want = (end - offset).min(READ_CHUNK as u64);
                 let file = Arc::clone(&file);
+                let first = offset == range.start;
                 let read = tokio::task::spawn_blocking(move || {
                     let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(READ_CHUNK));
                     let mut file = &*file;
-                    file.seek(SeekFrom::Start(offset))?;
+                    // Only this task moves the file's position (`sendfile` gives its own).
+                    if first {
+                        file.seek(SeekFrom::Start(offset))?;
+                    }
                     file.take(want).read_to_end(&mut buf).map(|_| buf)
                 })
                 .await;

@@ -18,8 +18,8 @@
 //! All session state lives in the bucket, so consecutive appends may go through different
 //! processes. After each append the session's hash state is saved next to its chunk, so the
 //! next process resumes the hash instead of reading the chunks back: a chunked upload reads
-//! its bytes back once, at commit (none when it is one chunk: a server-side copy). Nothing depends on conditional writes (Garage ignores them): blob keys are
-//! content addressed, so a repeated write stores the same bytes. A blob key is written only
+//! its bytes back once, at commit (none when it is one chunk: a server-side copy). Nothing
+//! depends on conditional writes (Garage ignores them): blob keys are content addressed, so a repeated write stores the same bytes. A blob key is written only
 //! after the digest of its bytes was verified: a multipart upload is completed only when the
 //! streamed hash matches, and aborted otherwise.
 
@@ -510,32 +510,24 @@ impl BlobStore for S3Store {
         let session = self.chunks(id).await.inspect_err(|_| self.sessions.forget(id))?;
         let size = session.size();
         let target = self.blob_key(expected);
-        let chunks = session.chunks.clone();
-        let result = if expected.algorithm() == Algorithm::Sha256 {
-            // Check the hash (resumed, not read back), then copy server-side (one chunk) or
-            // stream the chunks into the blob once.
-            match self.session_hash(running.take(), &session).await.and_then(|d| verify(d, expected)) {
-                Ok(_) if chunks.len() == 1 => {
-                    self.store.copy(&chunks[0].0, &target).await.map_err(Error::from)
+        let result = match session.chunks.as_slice() {
+            // One chunk: check the hash (resumed, nothing read back), then copy it server-side.
+            [only] if expected.algorithm() == Algorithm::Sha256 => {
+                match self.session_hash(running.take(), &session).await.and_then(|d| verify(d, expected)) {
+                    Ok(_) => self.store.copy(&only.0, &target).await.map_err(Error::from),
+                    Err(e) => Err(e),
                 }
-                Ok(_) if chunks.is_empty() => {
-                    self.store.put(&target, PutPayload::default()).await.map(drop).map_err(Error::from)
-                }
-                Ok(_) => {
-                    let mut d = expected.digester();
-                    self.write_object(&target, self.chunk_stream(chunks), &mut d, |_| Ok(())).await.map(drop)
-                }
-                Err(e) => Err(e),
             }
-        } else {
-            // Another algorithm than the sessions' hash: hash while copying, completing the
-            // blob only on a match.
-            let mut d = expected.digester();
-            self.write_object(&target, self.chunk_stream(chunks), &mut d, |d| {
-                verify(d.clone(), expected).map(drop)
-            })
-            .await
-            .map(drop)
+            // Otherwise (or another algorithm than the sessions' hash) stream the chunks into
+            // the blob once, hashing them on the way: it is completed only on a match.
+            chunks => {
+                let mut d = expected.digester();
+                self.write_object(&target, self.chunk_stream(chunks.to_vec()), &mut d, |d| {
+                    verify(d.clone(), expected).map(drop)
+                })
+                .await
+                .map(drop)
+            }
         };
         let cleaned = self.delete_session(id).await;
         drop(running);
