@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wharf_client::{Client, Reference};
 use wharf_types::{Manifest, ManifestBody};
 use wharf_wasm::record::{self, ArtifactRecord};
-use wharf_wasm::{classify, extract, inspect};
+use wharf_wasm::{classify, inspect};
 
 use crate::failure::{Failure, Result};
 
@@ -54,31 +54,52 @@ async fn read(client: &Client, reference: &Reference, manifest: &Manifest) -> Re
     if classification.wasm_layers.is_empty() {
         return Ok(ArtifactRecord::new(manifest, &classification, config.as_deref()));
     }
-    let mut reads = record::ModuleReads::new(&classification);
-    for layer in classification.wasm_layers.clone() {
-        if !reads.wants(&layer) {
+    // Every layer the classification names, fetched (each at most MAX_LAYER), then read as
+    // the server reads them.
+    let mut fetched = Fetched::default();
+    for layer in &classification.wasm_layers {
+        let digest = &layer.descriptor.digest;
+        if fetched.blobs.contains_key(digest) || fetched.missing.contains_key(digest) {
             continue;
         }
         if layer.descriptor.size > MAX_LAYER {
-            reads.failed(
-                &layer,
-                format!("the layer's {} bytes are more than this command reads", layer.descriptor.size),
-            );
+            let why = format!("the layer's {} bytes are more than this command reads", layer.descriptor.size);
+            fetched.missing.insert(digest.clone(), why);
             continue;
         }
-        let blob = match pull(client, reference, &layer.descriptor.digest).await {
-            Ok(blob) => blob,
-            Err(e) => {
-                reads.failed(&layer, e.to_string());
-                continue;
-            }
+        match pull(client, reference, digest).await {
+            Ok(blob) => fetched.blobs.insert(digest.clone(), bytes::Bytes::from(blob)).map(drop),
+            Err(e) => fetched.missing.insert(digest.clone(), e.to_string()).map(drop),
         };
-        let read = extract::read_wasm(&blob[..], &layer.location, MAX_LAYER)
-            .map(|found| (found.path, inspect(&found.bytes).map_err(|e| e.to_string())));
-        reads.read(&mut classification, &layer, read);
     }
-    let entries = reads.finish();
+    let mut meter = wharf_wasm::budget::Meter::new(&wharf_wasm::budget::Budget::default());
+    let entries = record::read_modules(&mut classification, &mut fetched, &mut meter, &mut |bytes| {
+        inspect(bytes).map_err(|e| e.to_string())
+    })
+    .map_err(|e| Failure::Failed(format!("reading the layers of {reference}: {e}")))?;
     Ok(ArtifactRecord::new(manifest, &classification, config.as_deref()).with_modules(entries, None))
+}
+
+/// The layers pulled into memory, and why the others were not.
+#[derive(Default)]
+struct Fetched {
+    blobs: std::collections::HashMap<wharf_types::Digest, bytes::Bytes>,
+    missing: std::collections::HashMap<wharf_types::Digest, String>,
+}
+
+impl wharf_wasm::image::Layers for Fetched {
+    fn open(
+        &mut self,
+        layer: &wharf_wasm::WasmLayer,
+    ) -> std::io::Result<std::result::Result<Box<dyn std::io::Read + '_>, String>> {
+        let digest = &layer.descriptor.digest;
+        Ok(match self.blobs.get(digest) {
+            Some(blob) => Ok(Box::new(&blob[..])),
+            None => {
+                Err(self.missing.get(digest).cloned().unwrap_or_else(|| format!("{digest} was not pulled")))
+            }
+        })
+    }
 }
 
 async fn pull(

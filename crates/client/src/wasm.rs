@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use wharf_types::{Manifest, ManifestBody, Reference};
-use wharf_wasm::{Artifact, ArtifactBuilder, Classification, Location, WasmLayout, classify, extract};
+use wharf_wasm::{Artifact, ArtifactBuilder, Classification, WasmLayout, classify};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -91,38 +91,45 @@ impl Client {
             manifest = self.pull_manifest(&child_ref).await?;
             classification = self.classify_remote(reference, &manifest).await?;
         }
-        // Layouts only the layer content reveals (F7, F8).
-        if !classification.is_wasm() {
-            for probe in classification.layer_probes().to_vec() {
-                let blob =
-                    self.pull_blob_bytes(reference, &probe.descriptor.digest, probe.descriptor.size).await?;
-                if let Ok(found) = extract::read_wasm(&blob[..], &probe.location, MAX_IN_MEMORY) {
-                    classification.confirm_tar_entry(probe.index, &found.path);
-                    return Ok(PulledWasm { module: found.bytes.into(), classification, manifest });
-                }
-            }
-            return Err(Error::not_wasm(reference, classification));
-        }
-        let mut last_error = None;
+        // The layers the module may be in (for a tar layout, every layer of the image: the
+        // module is the file the entrypoint names once they are all applied), read as
+        // `wharf-wasm` reads an image, within its default budget.
+        let mut blobs = std::collections::HashMap::new();
         for layer in &classification.wasm_layers {
-            let blob =
-                self.pull_blob_bytes(reference, &layer.descriptor.digest, layer.descriptor.size).await?;
-            let module = match &layer.location {
-                Location::Raw => Ok(blob),
-                location => {
-                    extract::read_wasm(&blob[..], location, MAX_IN_MEMORY).map(|f| Bytes::from(f.bytes))
+            let digest = &layer.descriptor.digest;
+            if !blobs.contains_key(digest) {
+                blobs.insert(
+                    digest.clone(),
+                    self.pull_blob_bytes(reference, digest, layer.descriptor.size).await?,
+                );
+            }
+        }
+        let mut meter = wharf_wasm::budget::Meter::new(&wharf_wasm::budget::Budget::default());
+        let found =
+            wharf_wasm::image::find_modules(&classification.wasm_layers.clone(), &mut blobs, &mut meter)
+                .map_err(|e| Error::Wasm {
+                    context: format!("reading the layers of {reference}"),
+                    source: wharf_wasm::Error::Unavailable(e.to_string()),
+                })?;
+        let probing = !classification.is_wasm();
+        let mut last_error = None;
+        for found in found {
+            match found.bytes {
+                Ok(module) => {
+                    if probing {
+                        // Layouts only the layer content reveals (F7, F8).
+                        classification.confirm_tar_entry(found.layer.index, &found.path);
+                    }
+                    return Ok(PulledWasm { module: module.into(), classification, manifest });
                 }
-            };
-            match module {
-                Ok(module) => return Ok(PulledWasm { module, classification, manifest }),
                 Err(e) => last_error = Some(e),
             }
         }
         Err(match last_error {
-            Some(source) => {
+            Some(source) if !probing => {
                 Error::Wasm { context: format!("no module could be read out of {reference}"), source }
             }
-            None => Error::not_wasm(reference, classification),
+            _ => Error::not_wasm(reference, classification),
         })
     }
 

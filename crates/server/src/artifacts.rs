@@ -11,7 +11,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::{Value, json};
 use wharf_store::Write;
 use wharf_types::{Digest, Manifest, ManifestBody, MediaType, Repository, TagOrDigest};
-use wharf_wasm::{Classification, classify, extract, inspect};
+use wharf_wasm::{Classification, classify, inspect};
 
 use crate::error::{Error, Result};
 use crate::jobs::Job;
@@ -24,10 +24,6 @@ const PAGE_READS: usize = 16;
 
 /// The largest config blob read for classification.
 const MAX_CONFIG: u64 = 4 * 1024 * 1024;
-/// The largest module read out of a layer for inspection and validation.
-const MAX_MODULE: u64 = 256 * 1024 * 1024;
-/// The most (decompressed) bytes of a tar layer read to find a module.
-const MAX_TAR_READ: u64 = 16 * 1024 * 1024 * 1024;
 
 pub(crate) fn record_key(repo: &Repository, digest: &Digest) -> String {
     format!("repositories/{repo}/_wharf/artifacts/{}/{}", digest.algorithm(), digest.encoded())
@@ -50,9 +46,15 @@ impl Inspected {
 }
 
 impl Registry {
-    async fn read_config(&self, manifest: &Manifest) -> Result<Option<bytes::Bytes>> {
+    /// The config blob of an image manifest, when it is linked to `repo` and small enough:
+    /// what a push may make the registry read is what the repository holds, never a digest
+    /// of another repository's.
+    async fn read_config(&self, repo: &Repository, manifest: &Manifest) -> Result<Option<bytes::Bytes>> {
         match manifest.body() {
             ManifestBody::Image(m) if m.config.size <= MAX_CONFIG => {
+                if !self.blob_linked(repo, &m.config.digest).await? {
+                    return Ok(None);
+                }
                 match self.storage().read_all(&m.config.digest).await {
                     Ok(bytes) => Ok(Some(bytes)),
                     Err(wharf_store::Error::BlobNotFound { .. }) => Ok(None),
@@ -64,14 +66,16 @@ impl Registry {
     }
 
     /// Classifies a manifest being pushed; returns its artifact record and, when modules are
-    /// to be read from its layers, the job that will. With the validate policy on, the
-    /// modules are read and validated now instead, and an invalid one refuses the push.
+    /// to be read from its layers, the job that will. With the validate policy on (or a
+    /// policy that judges modules), the modules are read now instead — in an inspection slot,
+    /// within the budget — and an invalid one, or one that cannot be determined, refuses the
+    /// push.
     pub(crate) async fn classify_push(
         &self,
         repo: &Repository,
         manifest: &Manifest,
     ) -> Result<(Value, Option<Job>)> {
-        let config = self.read_config(manifest).await?;
+        let config = self.read_config(repo, manifest).await?;
         let mut classification = classify(manifest, config.as_deref());
         let policies = self.wasm_policies().matching(repo);
         let has_subject = manifest.subject().is_some();
@@ -88,20 +92,29 @@ impl Registry {
                 Job::Inspect { repository: repo.clone(), digest: manifest.digest().clone(), attempts: 0 };
             return Ok((record, Some(job)));
         }
-        let inspected = self.inspect_layers(&mut classification).await?;
+        let inspected = {
+            let _slot = self.inspection_slots().acquire(&crate::jobs::repository_key(repo)).await;
+            self.inspect_layers(repo, &mut classification).await?
+        };
         if self.wasm_validate() {
             for layer in &inspected.layers {
-                let invalid = layer["module"]["validation"]["valid"] == false;
-                let unreadable = layer.get("error").is_some() && layer["raw"] == true;
-                if invalid || unreadable {
-                    let why = layer["module"]["validation"]["error"]
-                        .as_str()
-                        .or(layer["error"].as_str())
-                        .unwrap_or("");
+                let why =
+                    |e: &str| format!("layer {} ({})", layer["layer"], layer["digest"].as_str().unwrap_or(e));
+                if layer["module"]["validation"]["valid"] == false {
+                    let error = layer["module"]["validation"]["error"].as_str().unwrap_or_default();
                     return Err(Error::ManifestInvalid(format!(
-                        "layer {} ({}) is declared as Wasm but is not valid WebAssembly: {why}",
-                        layer["layer"],
-                        layer["digest"].as_str().unwrap_or_default()
+                        "{} is declared as Wasm but is not valid WebAssembly: {error}",
+                        why("")
+                    )));
+                }
+                // A module that cannot be read is refused too (fail-closed): a raw layer that
+                // is not Wasm, or a Wasm image whose module cannot be had or is over budget.
+                if let Some(error) = layer["error"].as_str()
+                    && (layer["raw"] == true || classification.is_wasm())
+                {
+                    let at = if layer["layer"].is_null() { "the image".to_owned() } else { why("") };
+                    return Err(Error::ManifestInvalid(format!(
+                        "{at} is declared as Wasm but its module cannot be validated: {error}"
                     )));
                 }
             }
@@ -114,49 +127,43 @@ impl Registry {
         Ok((record, None))
     }
 
-    /// Reads and inspects the modules of the layers `classification` names: a raw layer
-    /// whole, a tar layer streamed up to the module (the topmost layer holding it wins; a
-    /// candidate of F7/F8 found upgrades the classification). Bounded: at most [`MAX_MODULE`]
-    /// bytes of module and [`MAX_TAR_READ`] bytes of tar per layer. Only a storage failure is
-    /// an error; what a layer holds (no module, not Wasm) is recorded for that layer.
-    async fn inspect_layers(&self, classification: &mut Classification) -> Result<Inspected> {
-        let mut reads = record::ModuleReads::new(classification);
-        for layer in classification.wasm_layers.clone() {
-            if !reads.wants(&layer) {
-                continue;
+    /// Reads and inspects the modules of the layers `classification` names
+    /// ([`record::read_modules`]: raw layers whole, tar layers as the image's filesystem after
+    /// every layer), on the blocking pool, within the registry's [`Budget`](wharf_wasm::budget::Budget),
+    /// from blobs linked to `repo` only (a descriptor with `urls` is never read). Only a
+    /// storage failure is an error; what a layer holds (no module, not Wasm, over budget) is
+    /// recorded for that layer.
+    async fn inspect_layers(
+        &self,
+        repo: &Repository,
+        classification: &mut Classification,
+    ) -> Result<Inspected> {
+        let mut layers = StoredLayers {
+            registry: self.clone(),
+            repo: repo.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let budget = *self.inspection_budget();
+        let mut working = classification.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let mut meter = wharf_wasm::budget::Meter::new(&budget);
+            let entries = record::read_modules(&mut working, &mut layers, &mut meter, &mut |bytes| {
+                inspect(bytes).map_err(|e| e.to_string())
+            });
+            (entries, working)
+        })
+        .await;
+        let (entries, working) = read
+            .map_err(|e| Error::Store(wharf_store::Error::Corrupt(format!("the inspection stopped: {e}"))))?;
+        *classification = working;
+        let layers = entries.map_err(|e| {
+            match e.into_inner().map(|inner| inner.downcast::<wharf_store::Error>()) {
+                Some(Ok(store)) => Error::Store(*store),
+                Some(Err(other)) => Error::Store(wharf_store::Error::Corrupt(other.to_string())),
+                None => Error::Store(wharf_store::Error::Corrupt("reading a layer failed".into())),
             }
-            let blob = match self.storage().get(&layer.descriptor.digest, None).await {
-                Ok(blob) => blob,
-                Err(wharf_store::Error::BlobNotFound { .. }) => {
-                    reads.failed(&layer, "the layer is not stored here (a foreign layer)".into());
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let reader = tokio_util::io::StreamReader::new(blob.stream);
-            let read = match extract::read_wasm_async(
-                reader,
-                layer.location.clone(),
-                MAX_MODULE,
-                MAX_TAR_READ,
-            )
-            .await
-            {
-                Ok(found) => {
-                    let bytes = found.bytes;
-                    let info =
-                        tokio::task::spawn_blocking(move || inspect(&bytes)).await.unwrap_or_else(|e| {
-                            Err(wharf_wasm::Error::Malformed {
-                                reason: format!("the inspection stopped: {e}"),
-                            })
-                        });
-                    Ok((found.path, info.map_err(|e| e.to_string())))
-                }
-                Err(e) => Err(e),
-            };
-            reads.read(classification, &layer, read);
-        }
-        Ok(Inspected { layers: reads.finish() })
+        })?;
+        Ok(Inspected { layers })
     }
 
     /// The job's work: reads the modules of a stored manifest and completes its artifact
@@ -182,9 +189,9 @@ impl Registry {
             let manifest = Manifest::from_bytes(bytes, media_type.as_ref()).map_err(|e| {
                 wharf_store::Error::Corrupt(format!("stored manifest {digest} does not parse: {e}"))
             })?;
-            let config = self.read_config(&manifest).await?;
+            let config = self.read_config(repo, &manifest).await?;
             let mut classification = classify(&manifest, config.as_deref());
-            let inspected = self.inspect_layers(&mut classification).await?;
+            let inspected = self.inspect_layers(repo, &mut classification).await?;
             let mut fresh =
                 inspected.apply(ArtifactRecord::new(&manifest, &classification, config.as_deref()));
             fresh.summary.pushed_at = record["pushedAt"].as_str().map(str::to_owned);
@@ -475,6 +482,44 @@ impl RepositorySummary {
 /// A new artifact record (pushed now, no modules read yet), as the JSON stored.
 fn artifact_record(manifest: &Manifest, classification: &Classification, config: Option<&[u8]>) -> Value {
     record_json(ArtifactRecord::new(manifest, classification, config))
+}
+
+/// The layers of a manifest as the inspection reads them: blobs linked to the repository,
+/// opened from the blocking thread the inspection runs on.
+struct StoredLayers {
+    registry: Registry,
+    repo: Repository,
+    runtime: tokio::runtime::Handle,
+}
+
+impl wharf_wasm::image::Layers for StoredLayers {
+    fn open(
+        &mut self,
+        layer: &wharf_wasm::WasmLayer,
+    ) -> std::io::Result<std::result::Result<Box<dyn std::io::Read + '_>, String>> {
+        let digest = &layer.descriptor.digest;
+        if layer.descriptor.is_non_distributable() {
+            return Ok(Err(format!("{digest} is a foreign layer (its descriptor has urls): not read")));
+        }
+        let storage_error = |e: Error| match e {
+            Error::Store(e) => std::io::Error::other(e),
+            other => std::io::Error::other(other.to_string()),
+        };
+        let linked =
+            self.runtime.block_on(self.registry.blob_linked(&self.repo, digest)).map_err(storage_error)?;
+        if !linked {
+            return Ok(Err(format!("{digest} is not stored in this repository")));
+        }
+        match self.runtime.block_on(self.registry.storage().get(digest, None)) {
+            Ok(blob) => {
+                let reader = tokio_util::io::StreamReader::new(blob.stream);
+                let bridge = tokio_util::io::SyncIoBridge::new_with_handle(reader, self.runtime.clone());
+                Ok(Ok(Box::new(bridge)))
+            }
+            Err(wharf_store::Error::BlobNotFound { .. }) => Ok(Err(format!("{digest} is not stored here"))),
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
 }
 
 fn record_json(mut record: ArtifactRecord) -> Value {

@@ -84,8 +84,12 @@ async fn access_log(State(app): State<App>, mut request: Request, next: axum::mi
         .headers()
         .get(header::USER_AGENT)
         .map_or_else(|| "-".to_owned(), |v| printable(&String::from_utf8_lossy(v.as_bytes()), 200));
-    let bytes_in =
-        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    let bytes_in = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or_else(|| "-".to_owned(), |n| n.to_string());
     let parsed = route(&decode_path(&path));
     let route_name = parsed.as_ref().map_or("other", Route::name);
     let repository = parsed.as_ref().and_then(Route::repository).unwrap_or("-").to_owned();
@@ -100,20 +104,24 @@ async fn access_log(State(app): State<App>, mut request: Request, next: axum::mi
         .unwrap_or("-")
         .to_owned();
     let user = response.extensions().get::<Caller>().map_or_else(|| "-".to_owned(), |c| printable(&c.0, 256));
-    // Every string from the client is escaped: a `%0a` in a path never forges a log line.
+    // Every string from the client is escaped (a `%0a` in a path never forges a log line) and
+    // recorded as a string, which the text format quotes: a space in a user agent or a
+    // repository name cannot forge a `status=200 user=admin` field either.
+    let (method_text, path_text, repository_text) =
+        (printable(method.as_str(), 32), printable(&path, 1024), printable(&repository, 256));
     tracing::info!(
         request_id = %id,
         client = %client,
-        user = %user,
-        method = %printable(method.as_str(), 32),
-        path = %printable(&path, 1024),
-        repository = %printable(&repository, 256),
+        user = user.as_str(),
+        method = method_text.as_str(),
+        path = path_text.as_str(),
+        repository = repository_text.as_str(),
         status = response.status().as_u16(),
         bytes_in = %bytes_in,
         bytes_out = %bytes_out,
         // Rounded to the microsecond; a number in JSON logs.
         duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
-        user_agent = %user_agent,
+        user_agent = user_agent.as_str(),
         "request"
     );
     let number = |s: &str| s.parse::<u64>().unwrap_or(0);

@@ -11,8 +11,20 @@ use prometheus_client::registry::Registry as PromRegistry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: &'static str,
-    method: String,
+    method: &'static str,
     status: u16,
+}
+
+/// Every label value comes from a fixed set, never from what a client sent or pushed: the
+/// size of `/metrics` (and of the process) is the code's, not the traffic's.
+const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"];
+/// The types Harbor's processors record, besides which a pushed config type says `OTHER`.
+const HARBOR_TYPES: [&str; 5] =
+    [wharf_wasm::HARBOR_WASM, wharf_wasm::HARBOR_IMAGE, "CHART", "CNAB", wharf_wasm::HARBOR_UNKNOWN];
+
+/// `value` when it is one of `known`, `other` otherwise.
+fn bounded(value: &str, known: &[&'static str], other: &'static str) -> &'static str {
+    known.iter().find(|k| **k == value).copied().unwrap_or(other)
 }
 
 /// Labels of a route.
@@ -24,8 +36,8 @@ struct RouteLabels {
 /// Labels of a pushed artifact.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ArtifactLabels {
-    kind: String,
-    harbor_type: String,
+    kind: &'static str,
+    harbor_type: &'static str,
 }
 
 /// Labels of a finished job.
@@ -61,6 +73,7 @@ pub(crate) struct Metrics {
     quarantined: Gauge,
     jobs: Family<JobLabels, Counter>,
     jobs_pending: Gauge,
+    jobs_parked: Gauge,
     gc_runs: Family<OutcomeLabels, Counter>,
     gc_freed_bytes: Counter,
     gc_freed: Family<KindLabels, Counter>,
@@ -114,7 +127,7 @@ impl Default for Metrics {
         let jobs = Family::<JobLabels, Counter>::default();
         registry.register(
             "jobs",
-            "Background jobs this process finished, by kind and outcome (done, retried, given-up)",
+            "Background jobs this process finished, by kind and outcome (done, retried, parked)",
             jobs.clone(),
         );
         let jobs_pending = Gauge::default();
@@ -122,6 +135,12 @@ impl Default for Metrics {
             "jobs_pending",
             "Background jobs queued (all processes sharing the storage)",
             jobs_pending.clone(),
+        );
+        let jobs_parked = Gauge::default();
+        registry.register(
+            "jobs_parked",
+            "Background jobs given up after their attempts (all processes sharing the storage; see jobs/parked/)",
+            jobs_parked.clone(),
         );
         let gc_runs = Family::<OutcomeLabels, Counter>::default();
         registry.register("gc_runs", "Garbage collections by outcome (ok, failed, dry-run)", gc_runs.clone());
@@ -177,6 +196,7 @@ impl Default for Metrics {
             quarantined,
             jobs,
             jobs_pending,
+            jobs_parked,
             gc_runs,
             gc_freed_bytes,
             gc_freed,
@@ -199,7 +219,10 @@ impl Metrics {
         seconds: f64,
         bytes: (u64, u64),
     ) {
-        self.requests.get_or_create(&RequestLabels { route, method: method.to_owned(), status }).inc();
+        let method = bounded(method, &METHODS, "other");
+        // Statuses this server answers are a fixed set too; anything else is folded.
+        let status = if (100..600).contains(&status) { status } else { 0 };
+        self.requests.get_or_create(&RequestLabels { route, method, status }).inc();
         let labels = RouteLabels { route };
         self.latency.get_or_create(&labels).observe(seconds);
         self.bytes_in.get_or_create(&labels).inc_by(bytes.0);
@@ -207,9 +230,11 @@ impl Metrics {
     }
 
     pub(crate) fn artifact_pushed(&self, kind: &str, harbor_type: &str) {
-        self.artifacts
-            .get_or_create(&ArtifactLabels { kind: kind.to_owned(), harbor_type: harbor_type.to_owned() })
-            .inc();
+        let labels = ArtifactLabels {
+            kind: bounded(kind, &wharf_wasm::Kind::NAMES, "other"),
+            harbor_type: bounded(harbor_type, &HARBOR_TYPES, "OTHER"),
+        };
+        self.artifacts.get_or_create(&labels).inc();
     }
 
     pub(crate) fn job_finished(&self, kind: &'static str, outcome: &'static str) {
@@ -263,9 +288,10 @@ impl Metrics {
         upload_sessions: usize,
         repositories: usize,
         quarantined: u64,
-        jobs_pending: usize,
+        (jobs_pending, jobs_parked): (usize, usize),
     ) -> String {
         self.jobs_pending.set(i64::try_from(jobs_pending).unwrap_or(i64::MAX));
+        self.jobs_parked.set(i64::try_from(jobs_parked).unwrap_or(i64::MAX));
         self.upload_sessions.set(i64::try_from(upload_sessions).unwrap_or(i64::MAX));
         self.quarantined.set(i64::try_from(quarantined).unwrap_or(i64::MAX));
         self.repositories.set(i64::try_from(repositories).unwrap_or(i64::MAX));

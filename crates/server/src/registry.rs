@@ -116,6 +116,15 @@ pub struct Registry {
     gc_fence: bool,
     /// When this process last recorded a pull of each tag (unix seconds).
     pulls: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), u64>>>,
+    /// What reading one artifact's layers may cost.
+    budget: wharf_wasm::budget::Budget,
+    /// The inspections this process runs at once (jobs, and PUTs that read modules).
+    slots: Arc<crate::jobs::Slots>,
+}
+
+/// Inspections run at once by default: the cores, at least 2 and at most 8.
+fn default_inspections() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get).clamp(2, 8)
 }
 
 /// A tag record: `<digest> <size> <media type>`, then a line with when it was pushed (older
@@ -220,7 +229,28 @@ impl Registry {
             lifecycle: Arc::default(),
             gc_fence: true,
             pulls: Arc::default(),
+            budget: wharf_wasm::budget::Budget::default(),
+            slots: Arc::new(crate::jobs::Slots::new(default_inspections())),
         }
+    }
+
+    /// What reading one artifact's layers may cost (bytes decompressed, extended header
+    /// sizes, entries, module size, time; [`wharf_wasm::budget::Budget`]), and how many
+    /// artifacts a process reads at once (the cores, 2 to 8, by default). An artifact over
+    /// budget is recorded as not inspected, with the limit it reached.
+    #[must_use]
+    pub fn with_inspection(mut self, budget: wharf_wasm::budget::Budget, concurrency: Option<usize>) -> Self {
+        self.budget = budget;
+        self.slots = Arc::new(crate::jobs::Slots::new(concurrency.unwrap_or_else(default_inspections)));
+        self
+    }
+
+    pub(crate) fn inspection_budget(&self) -> &wharf_wasm::budget::Budget {
+        &self.budget
+    }
+
+    pub(crate) fn inspection_slots(&self) -> &Arc<crate::jobs::Slots> {
+        &self.slots
     }
 
     /// With lifecycle rules (`[gc]`, `[[retention]]`) for [`collect_garbage`](Self::collect_garbage).
@@ -284,8 +314,9 @@ impl Registry {
         let sessions = self.storage.list_meta("uploads/").await?.len();
         let repositories = self.storage.list_meta("catalog/").await?.len();
         let jobs = self.storage.list_meta("jobs/pending/").await?.len();
+        let parked = self.storage.list_meta("jobs/parked/").await?.len();
         self.quota_metrics().await?;
-        Ok(self.metrics.render(sessions, repositories, self.storage.quarantined(), jobs))
+        Ok(self.metrics.render(sessions, repositories, self.storage.quarantined(), (jobs, parked)))
     }
 
     /// Whether the Wasm validation policy is on.
@@ -302,7 +333,7 @@ impl Registry {
     /// left (a server runs them on its own; tools and tests embedding a [`Registry`] call
     /// this).
     pub async fn run_pending_jobs(&self) -> Result<()> {
-        crate::jobs::Worker::new().drain(self).await
+        Arc::new(crate::jobs::Worker::new()).drain(self).await
     }
 
     /// The storage backend.
@@ -503,11 +534,8 @@ impl Registry {
         allowed: &(dyn Fn(&Repository) -> bool + Sync),
     ) -> Result<bool> {
         let epoch = crate::gc::Epoch::read(self).await?;
-        if !self.lifecycle.quotas.is_empty()
-            && let Some(info) = self.storage.stat(digest).await?
-        {
-            self.check_quota(repo, Some(digest), info.size).await?;
-        }
+        // Permission first: nothing about a blob the caller may not pull is looked up (its
+        // size in a quota refusal would tell that it exists).
         let source_has_it = if let Some(from) = from {
             allowed(from) && self.blob_linked(from, digest).await?
         } else {
@@ -523,6 +551,9 @@ impl Registry {
         let Some(info) = stored else {
             return Ok(false);
         };
+        if !self.lifecycle.quotas.is_empty() {
+            self.check_quota(repo, Some(digest), info.size).await?;
+        }
         match self.link_fenced(&epoch, repo, digest, info.size).await {
             // Collected meanwhile: the client uploads it instead.
             Err(Error::Collected(_)) => Ok(false),
@@ -747,12 +778,20 @@ impl Registry {
         Ok(PutManifest { digest, subject, tags })
     }
 
-    /// Every blob and child manifest must be in the repository (layers with `urls` excepted).
+    /// Every blob and child manifest must be in the repository (image layers with `urls`
+    /// excepted).
     async fn check_references(&self, repo: &Repository, manifest: &Manifest) -> Result<()> {
         let is_index = manifest.as_index().is_some();
         // Checked a few at a time: each check is a storage round trip.
-        let references: Vec<&Descriptor> =
-            manifest.references().filter(|d| !d.is_non_distributable()).collect();
+        // Only an image's layers may be foreign (`urls`): a config or an index's child with
+        // `urls` is checked like any other (and a foreign layer is never read: see
+        // `artifacts`).
+        let references: Vec<&Descriptor> = match manifest.as_image() {
+            Some(image) => std::iter::once(&image.config)
+                .chain(image.layers.iter().filter(|d| !d.is_non_distributable()))
+                .collect(),
+            None => manifest.references().collect(),
+        };
         for batch in references.chunks(16) {
             futures_util::future::try_join_all(batch.iter().map(|d| self.check_reference(repo, d, is_index)))
                 .await?;

@@ -85,7 +85,27 @@ impl Kind {
         }
     }
 
-    /// A short name for listings (`wasm-to-oci`, `cncf-artifact`, …).
+    /// Every [`name`](Self::name).
+    pub const NAMES: [&'static str; 15] = [
+        "wasm-to-oci",
+        "compat-annotated",
+        "platform-image",
+        "runwasi-image",
+        "cncf-artifact",
+        "solo-oci",
+        "solo-compat",
+        "istio-extension",
+        "spin-v1",
+        "spin-v2",
+        "wasmcloud-actor",
+        "artifact-type",
+        "raw-wasm-layers",
+        "wasm-index",
+        "not-wasm",
+    ];
+
+    /// A short name for listings (`wasm-to-oci`, `cncf-artifact`, …; one of
+    /// [`NAMES`](Self::NAMES)).
     pub fn name(&self) -> &'static str {
         match self {
             Self::WasmToOci => "wasm-to-oci",
@@ -172,6 +192,13 @@ pub struct WasmLayer {
     pub descriptor: Descriptor,
     /// Where the bytes are.
     pub location: Location,
+}
+
+impl WasmLayer {
+    /// The layer at `index` of a manifest's `layers`, holding Wasm at `location`.
+    pub fn new(index: usize, descriptor: Descriptor, location: Location) -> Self {
+        Self { index, descriptor, location }
+    }
 }
 
 /// A child of an index that targets a Wasm platform.

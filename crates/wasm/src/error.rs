@@ -68,6 +68,20 @@ pub enum Error {
         /// The entry.
         path: String,
     },
+    /// Reading the layers went over the [`Budget`](crate::budget::Budget): nothing more is
+    /// read.
+    #[error("{0}")]
+    OverBudget(crate::budget::OverBudget),
+    /// A layer the module depends on cannot be had (not stored where it was looked for).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The image's filesystem does not lead to the module (a path through a file, a link that
+    /// goes nowhere a stream can reach).
+    #[error("the image's files: {reason}")]
+    Image {
+        /// Why.
+        reason: String,
+    },
     /// A layout name [`WasmLayout`](crate::WasmLayout) does not know.
     #[error("unknown Wasm layout `{name}` (wasm-to-oci, cncf-artifact)")]
     UnknownLayout {
@@ -79,9 +93,26 @@ pub enum Error {
     Build(#[from] wharf_types::Error),
 }
 
+impl From<crate::budget::OverBudget> for Error {
+    /// A module over [`Budget::module_bytes`](crate::budget::Budget::module_bytes) is
+    /// [`Error::TooLarge`], as a module over a caller's cap always was; every other limit is
+    /// [`Error::OverBudget`].
+    fn from(over: crate::budget::OverBudget) -> Self {
+        match over.what {
+            crate::budget::Limit::ModuleBytes => Self::TooLarge { size: over.size, limit: over.limit },
+            _ => Self::OverBudget(over),
+        }
+    }
+}
+
 impl Error {
+    /// A layer read failed: over budget (the meter said so, through the reader), or the bytes
+    /// are not what they claim.
     #[cold]
     pub(crate) fn layer(e: std::io::Error) -> Self {
-        Self::Layer(e)
+        match crate::budget::OverBudget::from_io(&e) {
+            Some(over) => over.into(),
+            None => Self::Layer(e),
+        }
     }
 }

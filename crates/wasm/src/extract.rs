@@ -1,19 +1,24 @@
-//! Reading the Wasm bytes out of a layer: raw layers, and files inside tar, tar+gzip or
-//! tar+zstd layers (F2, F3, F4, F7, F8), streamed, with bounds on the bytes read and on the
-//! module's size.
+//! Reading the Wasm bytes out of one layer: raw layers, and files inside tar, tar+gzip or
+//! tar+zstd layers (F2, F3, F4, F7, F8), streamed, within a [`Budget`]: bytes decompressed,
+//! the size of tar extended headers, entries, the module's size, time.
+//!
+//! A tar layer is read as it would be unpacked: a later entry at a path replaces an earlier
+//! one, whiteouts are not files, and the module is the file the path names at the end. An
+//! image of several layers is read with [`image::find_modules`](crate::image::find_modules),
+//! which applies them in order.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 
+use crate::budget::{Budget, Meter};
 use crate::classify::{EntryMatch, Location};
 use crate::error::{Error, Result};
-use crate::inspect::WASM_MAGIC;
 
-/// The default cap on a module read out of a layer: 256 MiB.
+/// The default cap on a module read out of a layer: 256 MiB ([`Budget::module_bytes`]).
 pub const DEFAULT_MAX_MODULE_SIZE: u64 = 256 * 1024 * 1024;
 
-/// The default cap on the (decompressed) bytes read to find a module in a tar layer: 16 GiB,
-/// so a decompression bomb ends.
-pub const DEFAULT_MAX_READ: u64 = 16 * 1024 * 1024 * 1024;
+/// The default cap on the (decompressed) bytes read out of one layer: 4 GiB
+/// ([`Budget::layer_bytes`]).
+pub const DEFAULT_MAX_READ: u64 = 4 * 1024 * 1024 * 1024;
 
 /// A module read out of a layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,8 +47,9 @@ pub fn normalize_path(path: &str) -> String {
 }
 
 /// Reads the module at `location` from a layer blob: the whole blob for [`Location::Raw`],
-/// the matching entry for [`Location::TarEntry`] (gzip is detected from the bytes, not the
-/// media type). At most `max_size` bytes are read into memory.
+/// the matching entry for [`Location::TarEntry`] (gzip and zstd are detected from the bytes,
+/// not the media type). At most `max_size` bytes are read into memory, within the default
+/// [`Budget`] otherwise.
 ///
 /// # Example
 /// ```
@@ -76,179 +82,55 @@ pub fn read_wasm_bounded(
     max_size: u64,
     max_read: u64,
 ) -> Result<Extracted> {
+    let budget = Budget {
+        module_bytes: max_size,
+        layer_bytes: max_read,
+        artifact_bytes: max_read,
+        ..Budget::default()
+    };
+    read_wasm_metered(reader, location, &mut Meter::new(&budget))
+}
+
+/// Reads the module at `location` from one layer blob, charging `meter`.
+pub fn read_wasm_metered(reader: impl Read, location: &Location, meter: &mut Meter) -> Result<Extracted> {
     match location {
-        Location::Raw => Ok(Extracted { path: String::new(), bytes: read_capped(reader, max_size)? }),
-        Location::TarEntry(entry) => wasm_from_tar_bounded(reader, entry, max_size, max_read),
+        Location::Raw => {
+            let limit = meter.budget().module_bytes;
+            let mut bytes = Vec::new();
+            crate::budget::Metered::new(reader, meter)
+                .take(limit.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .map_err(Error::layer)?;
+            if bytes.len() as u64 > limit {
+                return Err(Error::TooLarge { size: bytes.len() as u64, limit });
+            }
+            Ok(Extracted { path: String::new(), bytes })
+        }
+        Location::TarEntry(entry) => {
+            let (path, bytes) = crate::image::one_layer(reader, entry, meter)?;
+            Ok(Extracted { path, bytes })
+        }
     }
 }
 
 /// Finds `entry` in a tar, tar+gzip or tar+zstd layer and reads it (at most `max_size` bytes).
 ///
-/// Whiteout entries (`.wh.*`) are skipped; the first match wins, as layers are written with
-/// one entry per path. A match that is a link is refused with its target named.
+/// Whiteout entries (`.wh.*`) are not files; a later entry at a path replaces an earlier
+/// one, as unpacking does; a match that is a link to an entry the stream has passed is refused
+/// (read the layers with [`image::find_modules`](crate::image::find_modules) to follow links).
 pub fn wasm_from_tar(reader: impl Read, entry: &EntryMatch, max_size: u64) -> Result<Extracted> {
     wasm_from_tar_bounded(reader, entry, max_size, DEFAULT_MAX_READ)
 }
 
 /// [`wasm_from_tar`] reading at most `max_read` bytes of tar (after decompression): beyond
-/// that, [`Error::TooLarge`].
+/// that, [`Error::OverBudget`].
 pub fn wasm_from_tar_bounded(
     reader: impl Read,
     entry: &EntryMatch,
     max_size: u64,
     max_read: u64,
 ) -> Result<Extracted> {
-    let mut reader = BufReader::new(reader);
-    let head = reader.fill_buf().map_err(Error::layer)?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        let tar = Bounded::new(flate2::read::MultiGzDecoder::new(reader), max_read);
-        find_in_tar(tar, entry, max_size)
-    } else if head.starts_with(&ZSTD_MAGIC) || is_skippable_frame(head) {
-        find_in_tar(Bounded::new(ZstdFrames::new(reader), max_read), entry, max_size)
-    } else {
-        find_in_tar(Bounded::new(reader, max_read), entry, max_size)
-    }
-}
-
-/// The magic number of a zstd frame.
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-
-/// A skippable zstd frame (`0x184D2A50`–`0x184D2A5F`, as zstd:chunked writes).
-fn is_skippable_frame(head: &[u8]) -> bool {
-    head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18]
-}
-
-/// Errors with [`Error::TooLarge`] (as an I/O error) once more than `limit` bytes were read.
-struct Bounded<R> {
-    inner: R,
-    read: u64,
-    limit: u64,
-}
-
-impl<R> Bounded<R> {
-    fn new(inner: R, limit: u64) -> Self {
-        Self { inner, read: 0, limit }
-    }
-}
-
-impl<R: Read> Read for Bounded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if self.read > self.limit {
-            return Err(std::io::Error::other(format!(
-                "more than {} bytes of tar read without finding the module",
-                self.limit
-            )));
-        }
-        Ok(n)
-    }
-}
-
-/// A zstd stream of one or more frames (skippable frames skipped), decoded as one.
-struct ZstdFrames<R: BufRead> {
-    source: Option<R>,
-    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
-}
-
-impl<R: BufRead> ZstdFrames<R> {
-    fn new(source: R) -> Self {
-        Self { source: Some(source), frame: None }
-    }
-}
-
-impl<R: BufRead> Read for ZstdFrames<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            if let Some(frame) = &mut self.frame {
-                let n = frame.read(buf)?;
-                if n > 0 || buf.is_empty() {
-                    return Ok(n);
-                }
-                self.source = self.frame.take().map(ruzstd::decoding::StreamingDecoder::into_inner);
-            }
-            let Some(mut source) = self.source.take() else { return Ok(0) };
-            let head = source.fill_buf()?;
-            if head.is_empty() {
-                return Ok(0);
-            }
-            if is_skippable_frame(head) {
-                let mut header = [0u8; 8];
-                source.read_exact(&mut header)?;
-                let length = u64::from(u32::from_le_bytes([header[4], header[5], header[6], header[7]]));
-                std::io::copy(&mut (&mut source).take(length), &mut std::io::sink())?;
-                self.source = Some(source);
-                continue;
-            }
-            let frame = ruzstd::decoding::StreamingDecoder::new(source)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-            self.frame = Some(frame);
-        }
-    }
-}
-
-fn find_in_tar(reader: impl Read, wanted: &EntryMatch, max_size: u64) -> Result<Extracted> {
-    let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(Error::layer)? {
-        let mut entry = entry.map_err(Error::layer)?;
-        let raw_path = entry.path().map_err(Error::layer)?.to_string_lossy().into_owned();
-        let path = normalize_path(&raw_path);
-        let file_name = path.rsplit('/').next().unwrap_or_default();
-        if file_name.starts_with(".wh.") {
-            continue;
-        }
-        let matches = match wanted {
-            EntryMatch::Path(p) => path == normalize_path(p),
-            EntryMatch::FileName(name) => file_name == name,
-            EntryMatch::AnyWasm => {
-                std::path::Path::new(file_name).extension().is_some_and(|e| e.eq_ignore_ascii_case("wasm"))
-            }
-        };
-        if !matches {
-            continue;
-        }
-        let kind = entry.header().entry_type();
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name()
-                .map_err(Error::layer)?
-                .map(|t| t.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Err(Error::LinkEntry { path, target });
-        }
-        if !kind.is_file() {
-            if matches!(wanted, EntryMatch::AnyWasm) {
-                continue;
-            }
-            return Err(Error::NotAFile { path });
-        }
-        if entry.size() > max_size {
-            return Err(Error::TooLarge { size: entry.size(), limit: max_size });
-        }
-        let bytes = read_capped(&mut entry, max_size)?;
-        if matches!(wanted, EntryMatch::AnyWasm) && !bytes.starts_with(&WASM_MAGIC) {
-            continue;
-        }
-        return Ok(Extracted { path, bytes });
-    }
-    Err(Error::EntryNotFound { wanted: describe(wanted) })
-}
-
-fn describe(wanted: &EntryMatch) -> String {
-    match wanted {
-        EntryMatch::Path(p) => format!("/{}", normalize_path(p)),
-        EntryMatch::FileName(name) => format!("a file named {name}"),
-        _ => "a .wasm file".to_owned(),
-    }
-}
-
-fn read_capped(reader: impl Read, max_size: u64) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    reader.take(max_size.saturating_add(1)).read_to_end(&mut bytes).map_err(Error::layer)?;
-    if bytes.len() as u64 > max_size {
-        return Err(Error::TooLarge { size: bytes.len() as u64, limit: max_size });
-    }
-    Ok(bytes)
+    read_wasm_bounded(reader, &Location::TarEntry(entry.clone()), max_size, max_read)
 }
 
 /// [`read_wasm_bounded`] for an async reader: the tar walk runs on tokio's blocking pool.

@@ -55,26 +55,75 @@ pub fn inspect_bytes(data: &[u8]) {
     let _ = crate::validate(data);
 }
 
-/// A layer's bytes read as tar, tar+gzip or tar+zstd: never panics, never returns more than
-/// its caps allow, and a module found "as any `.wasm`" starts with the Wasm magic.
+/// The budget the extraction invariants run under: small enough that the fuzzer's memory
+/// limit catches any reader that holds what it should only count.
+pub const FUZZ_BUDGET: crate::budget::Budget = crate::budget::Budget {
+    layer_bytes: 64 << 20,
+    artifact_bytes: 128 << 20,
+    header_bytes: 64 << 10,
+    entries: 100_000,
+    path_bytes: 16 << 20,
+    link_hops: 40,
+    module_bytes: 1 << 20,
+    window_bytes: 8 << 20,
+    time: std::time::Duration::from_secs(10),
+};
+
+/// A layer's bytes read as tar, tar+gzip or tar+zstd, alone and as the two layers of an
+/// image (itself twice): never panics, never returns more than its budget allows, a module
+/// found "as any `.wasm`" starts with the Wasm magic, paths come out normalized, and reading
+/// the layer as one stream or as an image finds the same file.
 pub fn extract_bytes(data: &[u8]) {
-    use crate::{EntryMatch, extract};
-    const MAX_MODULE: u64 = 1 << 20;
-    const MAX_READ: u64 = 4 << 20;
+    use crate::budget::Meter;
+    use crate::{EntryMatch, WasmLayer, extract};
+    let budget = FUZZ_BUDGET;
     for wanted in [
         EntryMatch::AnyWasm,
         EntryMatch::Path("/app/main.wasm".into()),
         EntryMatch::FileName("plugin.wasm".into()),
     ] {
         let any = matches!(wanted, EntryMatch::AnyWasm);
-        if let Ok(found) = extract::read_wasm_bounded(data, &Location::TarEntry(wanted), MAX_MODULE, MAX_READ)
-        {
-            assert!(found.bytes.len() as u64 <= MAX_MODULE);
+        // A probe (a file name) reads each layer on its own; a path, the layers together.
+        let probe = matches!(wanted, EntryMatch::FileName(_));
+        let location = Location::TarEntry(wanted);
+        let mut meter = Meter::new(&budget);
+        let one = extract::read_wasm_metered(data, &location, &mut meter);
+        assert!(meter.bytes_read() <= budget.artifact_bytes + (2 << 20));
+        if let Ok(found) = &one {
+            assert!(found.bytes.len() as u64 <= budget.module_bytes);
             assert!(!any || found.bytes.starts_with(&crate::WASM_MAGIC));
             assert_eq!(found.path, extract::normalize_path(&found.path), "the path is normalized");
         }
+        // The same bytes as an image of one layer, then of two (the layer on itself).
+        let descriptor = wharf_types::Descriptor::new(
+            wharf_types::MediaType::OCI_LAYER_TAR.clone(),
+            wharf_types::Digest::sha256(data),
+            data.len() as u64,
+        );
+        let mut blobs = std::collections::HashMap::new();
+        blobs.insert(descriptor.digest.clone(), bytes::Bytes::copy_from_slice(data));
+        let stack = [
+            WasmLayer::new(0, descriptor.clone(), location.clone()),
+            WasmLayer::new(1, descriptor, location),
+        ];
+        for layers in [&stack[..1], &stack[..]] {
+            let mut meter = Meter::new(&budget);
+            let found =
+                crate::image::find_modules(layers, &mut blobs, &mut meter).expect("blobs in memory open");
+            assert_eq!(found.len(), if probe { layers.len() } else { 1 });
+            assert!(meter.bytes_read() <= budget.artifact_bytes + (2 << 20));
+            if let Ok(bytes) = &found[0].bytes {
+                assert!(bytes.len() as u64 <= budget.module_bytes);
+                assert!(!any || bytes.starts_with(&crate::WASM_MAGIC));
+                if layers.len() == 1
+                    && let Ok(one) = &one
+                {
+                    assert_eq!((&one.path, &one.bytes), (&found[0].path, bytes), "stream and image differ");
+                }
+            }
+        }
     }
-    if let Ok(raw) = extract::read_wasm_bounded(data, &Location::Raw, MAX_MODULE, MAX_READ) {
+    if let Ok(raw) = extract::read_wasm_metered(data, &Location::Raw, &mut Meter::new(&budget)) {
         assert_eq!(raw.bytes, data.get(..raw.bytes.len()).unwrap_or_default());
     }
 }
@@ -113,4 +162,107 @@ fn quietly<T>(f: impl FnOnce() -> T) -> T {
     }
     #[cfg(not(fuzzing))]
     f()
+}
+
+/// A tar+gzip layer whose first entry is a GNU long-name (`L`) header of `mib` MiB (the body
+/// all `a`), then `app.wasm`: finding 1 of issue 29, the nastiest input for a tar reader that
+/// holds what it should only count. About 1 KB of gzip per MiB; made in milliseconds (one
+/// deflate block of 1 MiB of `a`, repeated: each decodes the same after the one before).
+pub fn long_name_gzip(mib: u64) -> Vec<u8> {
+    use std::io::Write as _;
+    const MIB: usize = 1 << 20;
+    let run = vec![b'a'; MIB];
+    let header = long_name_header(mib << 20);
+    let mut crc = flate2::Crc::new();
+    crc.update(&header);
+    let mut run_crc = flate2::Crc::new();
+    run_crc.update(&run);
+    let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    deflate.write_all(&header).expect("in memory");
+    deflate.write_all(&run).expect("in memory");
+    deflate.flush().expect("in memory");
+    let first = deflate.get_ref().len();
+    deflate.write_all(&run).expect("in memory");
+    deflate.flush().expect("in memory");
+    let stream = deflate.get_ref().clone();
+    let (head, block) = stream.split_at(first);
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    out.extend_from_slice(head);
+    crc.combine(&run_crc);
+    for _ in 1..mib {
+        out.extend_from_slice(block);
+        crc.combine(&run_crc);
+    }
+    // The rest of the tar, in blocks of their own (the last one final).
+    let tail = tail_after_long_name();
+    crc.update(&tail);
+    let mut last = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    last.write_all(&tail).expect("in memory");
+    out.extend(last.finish().expect("in memory"));
+    let total = header.len() as u64 + (mib << 20) + tail.len() as u64;
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    out
+}
+
+/// [`long_name_gzip`] as one zstd frame of raw-literal (RLE) blocks: about 4 bytes per
+/// 128 KiB, so a 1 GiB long name fits a fuzzer's 64 KiB inputs.
+pub fn long_name_zstd(mib: u64) -> Vec<u8> {
+    const BLOCK: u64 = 128 << 10;
+    let header = long_name_header(mib << 20);
+    // Magic; frame header descriptor 0 (no checksum, not single segment, no content size);
+    // window descriptor: exponent 7 (128 KiB).
+    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 7 << 3];
+    let block_header = |last: bool, kind: u32, size: u64| {
+        let value = u32::from(last) | (kind << 1) | ((size as u32) << 3);
+        value.to_le_bytes()[..3].to_vec()
+    };
+    out.extend(block_header(false, 0, header.len() as u64));
+    out.extend_from_slice(&header);
+    let mut left = mib << 20;
+    while left > 0 {
+        let size = left.min(BLOCK);
+        out.extend(block_header(false, 1, size));
+        out.push(b'a');
+        left -= size;
+    }
+    let tail = tail_after_long_name();
+    out.extend(block_header(true, 0, tail.len() as u64));
+    out.extend_from_slice(&tail);
+    out
+}
+
+/// A GNU long-name header block announcing `size` bytes.
+fn long_name_header(size: u64) -> Vec<u8> {
+    let mut block = vec![0u8; 512];
+    block[..13].copy_from_slice(b"././@LongLink");
+    block[100..108].copy_from_slice(b"0000644\0");
+    block[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    block[136..148].copy_from_slice(b"00000000000\0");
+    block[156] = b'L';
+    block[257..265].copy_from_slice(b"ustar  \0");
+    let sum: u32 = block.iter().map(|&b| u32::from(b)).sum::<u32>() + 8 * u32::from(b' ');
+    block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    block
+}
+
+/// What follows the long name's body: the entry it names (`app.wasm`, an empty module) and
+/// the end of the archive.
+fn tail_after_long_name() -> Vec<u8> {
+    let module = b"\0asm\x01\0\0\0";
+    let mut block = vec![0u8; 512];
+    block[..8].copy_from_slice(b"app.wasm");
+    block[100..108].copy_from_slice(b"0000644\0");
+    block[124..136].copy_from_slice(format!("{:011o}\0", module.len()).as_bytes());
+    block[136..148].copy_from_slice(b"00000000000\0");
+    block[156] = b'0';
+    block[257..265].copy_from_slice(b"ustar  \0");
+    let sum: u32 = block.iter().map(|&b| u32::from(b)).sum::<u32>() + 8 * u32::from(b' ');
+    block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut tail = block;
+    let mut data = module.to_vec();
+    data.resize(512, 0);
+    tail.extend(data);
+    tail.extend([0u8; 1024]);
+    tail
 }

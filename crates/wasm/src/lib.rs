@@ -13,8 +13,12 @@
 //!   holding Wasm and where in them, platform, [`Evidence`], warnings, [`HarborView`].
 //! - [`inspect`]: `.wasm` bytes → [`ModuleInfo`]: module or component, imports, exports, WASI
 //!   flavor, custom sections; [`validate`] for a full validation.
-//! - [`extract`]: the module bytes out of a raw, tar or tar+gzip layer (sync, or async with
-//!   the `tokio` feature).
+//! - [`extract`]: the module bytes out of one raw, tar, tar+gzip or tar+zstd layer (sync, or
+//!   async with the `tokio` feature); [`image`]: the module a runtime would run, out of an
+//!   image's layers applied in order (whiteouts, links, later entries winning).
+//! - [`budget`]: what reading one artifact's layers may cost (bytes decompressed, extended
+//!   header sizes, entries, links followed, module size, time); every reader above charges
+//!   one [`budget::Meter`].
 //! - [`ArtifactBuilder`]: the wasm-to-oci and CNCF v0 layouts, ready to push.
 //! - [`record`]: an artifact's record (classification and modules) in the JSON shape
 //!   `wharf-server`'s `_wharf` API serves and `wharf inspect --json` prints.
@@ -53,7 +57,11 @@
 //! - `classify` is pure and linear in its input: the server can run it on every push.
 //!   Layouts that only a layer's *content* reveals (F7 `plugin.wasm`, F8 `extension.wasm`)
 //!   come back as [`Classification::layer_probes`]; read them with [`extract`] and call
-//!   [`Classification::confirm_tar_entry`].
+//!   [`Classification::confirm_tar_entry`] (or let [`record::read_modules`] do both).
+//! - Layers are untrusted bytes: tar is read by this crate's own streaming reader, which
+//!   checks an extended header's size before reading its body (a 1 MB gzip whose first entry
+//!   is a 1 GiB long name costs one header, not 1 GiB), and every byte is charged to a
+//!   [`budget::Meter`].
 //! - The classification compares media types case-insensitively and without parameters and
 //!   `os`/`architecture` case-insensitively; the Harbor view compares exactly, as Harbor does.
 //!
@@ -62,12 +70,15 @@
 //! - `fuzzing`: the invariant checks the fuzz targets run.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod archive;
+pub mod budget;
 mod build;
 mod classify;
 mod config;
 mod error;
 pub mod extract;
 mod harbor;
+pub mod image;
 mod inspect;
 pub mod record;
 #[cfg(feature = "wit")]

@@ -246,73 +246,49 @@ impl ArtifactRecord {
     }
 }
 
-/// The bookkeeping of reading an artifact's modules, shared by every reader (the server from
-/// its storage, `wharf inspect` from a registry): the layers come in the order the
-/// classification lists them; a tar layer after one that held the module is not read (the
-/// topmost wins); a probe (F7/F8) that finds its file upgrades the classification; an
-/// annotated image whose module is in no layer says so, where a probe that found nothing only
-/// means the image is not F7/F8.
-#[derive(Debug)]
-pub struct ModuleReads {
-    probing: bool,
-    entries: Vec<Value>,
-    not_found: Vec<String>,
-    found_in_tar: bool,
-}
-
-impl ModuleReads {
-    /// Reads of the layers `classification` names.
-    pub fn new(classification: &Classification) -> Self {
-        Self {
-            probing: !classification.is_wasm(),
-            entries: Vec::new(),
-            not_found: Vec::new(),
-            found_in_tar: false,
-        }
-    }
-
-    /// Whether `layer` is still to be read.
-    pub fn wants(&self, layer: &WasmLayer) -> bool {
-        layer.location == crate::Location::Raw || !self.found_in_tar
-    }
-
-    /// What reading `layer` out of its blob gave: the module's path in it and its inspection,
-    /// or why no module came out (an `EntryNotFound` is kept for [`finish`](Self::finish)).
-    pub fn read(
-        &mut self,
-        classification: &mut Classification,
-        layer: &WasmLayer,
-        read: crate::Result<(String, Result<ModuleInfo, String>)>,
-    ) {
-        match read {
-            Ok((path, module)) => {
-                if self.probing {
-                    classification.confirm_tar_entry(layer.index, &path);
+/// Reads the modules of an artifact's Wasm layers and inspects each: the one function the
+/// server (from its storage) and `wharf inspect` (from a registry) both call, so that both
+/// say the same of one artifact.
+///
+/// Raw layers are read whole; tar layers as the image's filesystem after every layer
+/// ([`image::find_modules`](crate::image::find_modules)); a probe (F7/F8) that finds its file
+/// upgrades the classification; an image whose module is in no layer says so, where a probe
+/// that found nothing only means the image is not F7/F8. What a layer holds — no module, not
+/// Wasm, over the `meter`'s budget (`not inspected: …`) — is recorded in its entry; only a
+/// failure of [`Layers::open`](crate::image::Layers::open) is an error.
+pub fn read_modules(
+    classification: &mut Classification,
+    layers: &mut dyn crate::image::Layers,
+    meter: &mut crate::budget::Meter,
+    inspect: &mut dyn FnMut(&[u8]) -> Result<ModuleInfo, String>,
+) -> std::io::Result<Vec<Value>> {
+    let probing = !classification.is_wasm();
+    let wasm_layers = classification.wasm_layers.clone();
+    let mut entries = Vec::new();
+    let mut not_found = Vec::new();
+    for found in crate::image::find_modules(&wasm_layers, layers, meter)? {
+        match found.bytes {
+            Ok(bytes) => {
+                if probing {
+                    classification.confirm_tar_entry(found.layer.index, &found.path);
                 }
-                self.found_in_tar |= layer.location != crate::Location::Raw;
-                let path = (!path.is_empty()).then_some(path.as_str());
-                self.entries.push(module_entry(layer, path, module));
+                let path = (!found.path.is_empty()).then_some(found.path.as_str());
+                entries.push(module_entry(&found.layer, path, inspect(&bytes)));
             }
-            Err(crate::Error::EntryNotFound { wanted }) => self.not_found.push(wanted),
-            Err(e) => self.failed(layer, e.to_string()),
+            Err(crate::Error::EntryNotFound { wanted }) => not_found.push(wanted),
+            Err(e @ (crate::Error::OverBudget(_) | crate::Error::TooLarge { .. })) => {
+                entries.push(module_entry(&found.layer, None, Err(format!("not inspected: {e}"))));
+            }
+            Err(e) => entries.push(module_entry(&found.layer, None, Err(e.to_string()))),
         }
     }
-
-    /// `layer`'s bytes could not be had (not stored, too large, refused).
-    pub fn failed(&mut self, layer: &WasmLayer, why: String) {
-        self.entries.push(module_entry(layer, None, Err(why)));
+    if entries.is_empty()
+        && !probing
+        && let Some(wanted) = not_found.first()
+    {
+        entries.push(missing_entry(wanted));
     }
-
-    /// The entries of [`ArtifactRecord::modules`].
-    pub fn finish(mut self) -> Vec<Value> {
-        if self.entries.is_empty()
-            && !self.probing
-            && let Some(wanted) = self.not_found.first()
-        {
-            self.entries.push(missing_entry(wanted));
-        }
-        self.entries
-    }
+    Ok(entries)
 }
 
 /// One entry of [`ArtifactRecord::modules`]: the layer read, the path of the module in it

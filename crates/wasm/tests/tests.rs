@@ -4,6 +4,7 @@
 
 mod common;
 mod examples;
+mod image;
 mod layouts;
 mod modules;
 mod properties;

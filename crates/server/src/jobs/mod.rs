@@ -8,7 +8,11 @@
 //! jobs/pending/<id>    a job (JSON: what, attempts); written in the same batch as the manifest
 //!                      that asks for it, so an acknowledged push always has its job
 //! jobs/leases/<id>     `<owner> <expires, unix ms>`: a process is working on it
+//! jobs/parked/<id>     a job given up after MAX_ATTEMPTS (JSON: the job, why); kept for operators
 //! ```
+//!
+//! Ids are `inspect-<repository key>-<alg>-<hex>` (the key: 16 hex digits of the SHA-256 of
+//! the repository's name), so a listing tells which repository each job is for.
 //!
 //! # Claiming without compare-and-swap
 //!
@@ -17,16 +21,28 @@
 //! the last writer sees its own lease and goes on. A worker that dies leaves its lease to
 //! expire ([`LEASE`]), and the job is taken again. Jobs are idempotent (the same manifest gives
 //! the same result), so the rare double run a very slow claimer could cause costs time, never
-//! correctness. A job that fails [`MAX_ATTEMPTS`] times for a storage error is given up, its
-//! record saying why.
+//! correctness.
+//!
+//! # Fair, bounded, never forever
+//!
+//! A process runs at most as many jobs as it has inspection [`Slots`] (shared with the manifest
+//! PUTs that policies make read modules), claims no more than it can start, and takes pending
+//! jobs round-robin by repository, the one served longest ago first; one repository never
+//! holds every slot. Each run first counts an attempt in the job's record: a job whose runs
+//! keep failing, or keep ending the process (a crash, an out-of-memory kill), is parked after
+//! [`MAX_ATTEMPTS`], its artifact record saying why, and never run again.
 
-use std::collections::BTreeSet;
+mod slots;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wharf_store::Write;
 use wharf_types::{Digest, Repository};
+
+pub(crate) use slots::Slots;
 
 use crate::error::Result;
 use crate::registry::Registry;
@@ -39,10 +55,8 @@ pub(crate) const SETTLE: Duration = Duration::from_millis(200);
 /// How often the queue is looked at when nothing wakes the worker (jobs other processes
 /// enqueued, expired leases).
 const POLL: Duration = Duration::from_secs(5);
-/// How many jobs a worker claims at once (one settle wait for them all).
-const BATCH: usize = 32;
-/// Storage failures after which a job is given up.
-pub(crate) const MAX_ATTEMPTS: u32 = 5;
+/// Runs of a job (each counted before it starts) after which it is parked.
+pub(crate) const MAX_ATTEMPTS: u32 = 3;
 
 /// What a job does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,10 +69,26 @@ pub(crate) enum Job {
         repository: Repository,
         /// The manifest.
         digest: Digest,
-        /// Storage failures so far.
+        /// Runs started so far.
         #[serde(default)]
         attempts: u32,
     },
+}
+
+/// The key jobs and inspections of `repo` share their slots under: 16 hex digits of the
+/// SHA-256 of its name.
+pub(crate) fn repository_key(repo: &Repository) -> String {
+    Digest::sha256(repo.as_str().as_bytes()).encoded()[..16].to_owned()
+}
+
+/// The repository key of a job id (both the current `inspect-<key>-<alg>-<hex>` and the
+/// earlier `inspect-<alg>-<hex>-<key>`).
+fn key_of(id: &str) -> &str {
+    let rest = id.strip_prefix("inspect-").unwrap_or(id);
+    match rest.split_once('-') {
+        Some((first, _)) if first.len() == 16 && first.bytes().all(|b| b.is_ascii_hexdigit()) => first,
+        _ => rest.rsplit('-').next().unwrap_or(rest),
+    }
 }
 
 impl Job {
@@ -66,83 +96,162 @@ impl Job {
     pub(crate) fn id(&self) -> String {
         match self {
             Self::Inspect { repository, digest, .. } => {
-                let repo = Digest::sha256(repository.as_str().as_bytes());
-                format!("inspect-{}-{}-{}", digest.algorithm(), digest.encoded(), &repo.encoded()[..16])
+                format!("inspect-{}-{}-{}", repository_key(repository), digest.algorithm(), digest.encoded())
             }
         }
     }
 
-    /// The write that queues it.
+    /// The write that queues it (or records its attempts).
     pub(crate) fn write(&self) -> Write {
+        self.write_as(&self.id())
+    }
+
+    fn write_as(&self, id: &str) -> Write {
         Write::Set {
-            key: format!("jobs/pending/{}", self.id()),
+            key: format!("jobs/pending/{id}"),
             value: serde_json::to_vec(self).expect("a job serialises").into(),
         }
     }
-}
-
-/// The queue's worker in this process.
-#[derive(Debug)]
-pub(crate) struct Worker {
-    owner: String,
 }
 
 pub(crate) fn now_ms() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
+/// `<owner> <expires, unix ms>`.
+pub(crate) fn parse_lease(value: &[u8]) -> Option<(&str, u128)> {
+    let (owner, expires) = std::str::from_utf8(value).ok()?.split_once(' ')?;
+    Some((owner, expires.parse().ok()?))
+}
+
+/// The queue's worker in this process.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    owner: String,
+    /// Jobs this process holds (their leases are renewed); the lock is held while a finished
+    /// job gives its lease up, so a renewal never writes it back.
+    held: Arc<tokio::sync::Mutex<BTreeSet<String>>>,
+    /// When each repository key last had a job started here (a counter), for round-robin.
+    served: std::sync::Mutex<HashMap<String, u64>>,
+    turns: std::sync::atomic::AtomicU64,
+    finished: tokio::sync::Notify,
+}
+
 impl Worker {
     pub(crate) fn new() -> Self {
-        Self { owner: uuid::Uuid::new_v4().simple().to_string() }
+        Self {
+            owner: uuid::Uuid::new_v4().simple().to_string(),
+            held: Arc::default(),
+            served: std::sync::Mutex::default(),
+            turns: std::sync::atomic::AtomicU64::new(0),
+            finished: tokio::sync::Notify::new(),
+        }
     }
 
-    /// Works the queue forever: whenever a push wakes it, and every few seconds.
+    /// Works the queue forever: whenever a push wakes it, a job ends, and every few seconds.
     pub(crate) async fn run(self: Arc<Self>, registry: Registry) {
+        let _renewal = self.renewal(&registry);
         loop {
-            match self.drain(&registry).await {
-                Ok(()) => {}
-                Err(e) => tracing::warn!(error = %e, "reading the job queue failed"),
+            if let Err(e) = self.start_jobs(&registry).await {
+                tracing::warn!(error = %e, "reading the job queue failed");
             }
             tokio::select! {
                 () = registry.job_wake().notified() => {}
+                () = self.finished.notified() => {}
                 () = tokio::time::sleep(POLL) => {}
             }
         }
     }
 
-    /// Runs every pending job this process can claim, a batch of at most [`BATCH`] claimed
-    /// at once and run one after the other; returns when none is left to claim.
-    pub(crate) async fn drain(&self, registry: &Registry) -> Result<()> {
+    /// Renews the leases this worker holds until the returned guard drops.
+    fn renewal(&self, registry: &Registry) -> AbortOnDrop {
+        AbortOnDrop(tokio::spawn(renew(
+            self.owner.clone(),
+            Arc::clone(registry.storage()),
+            Arc::clone(&self.held),
+        )))
+    }
+
+    /// Runs every pending job this process can claim, and waits for them; returns when none
+    /// is left to claim (what [`Registry::run_pending_jobs`] does for tools and tests).
+    pub(crate) async fn drain(self: &Arc<Self>, registry: &Registry) -> Result<()> {
+        let _renewal = self.renewal(registry);
         loop {
-            let pending = registry.storage().list_meta("jobs/pending/").await?;
-            let ids: Vec<String> = pending.iter().map(|k| k["jobs/pending/".len()..].to_owned()).collect();
-            let mut ran = false;
-            for chunk in ids.chunks(BATCH) {
-                let held = Arc::new(tokio::sync::Mutex::new(self.claim(registry, chunk).await?));
-                let ids: Vec<String> = held.lock().await.iter().cloned().collect();
-                if ids.is_empty() {
-                    continue;
-                }
-                ran = true;
-                let renewal = tokio::spawn(self.renew(Arc::clone(registry.storage()), Arc::clone(&held)));
-                for id in &ids {
-                    let outcome = self.run_one(registry, id, &held).await;
-                    if let Err(e) = outcome {
-                        renewal.abort();
-                        return Err(e);
-                    }
-                }
-                renewal.abort();
-            }
-            if !ran {
+            let started = self.start_jobs(registry).await?;
+            if started.is_empty() {
                 return Ok(());
+            }
+            for task in started {
+                let _ = task.await;
+            }
+        }
+    }
+
+    /// Claims pending jobs — as many as slots are free (at least one), round-robin by
+    /// repository — and starts each on a task that waits for its slot. Returns the tasks.
+    async fn start_jobs(self: &Arc<Self>, registry: &Registry) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+        let room = registry.inspection_slots().free().max(1);
+        let held: BTreeSet<String> = self.held.lock().await.clone();
+        let pending = registry.storage().list_meta("jobs/pending/").await?;
+        let ids: Vec<String> = pending
+            .iter()
+            .map(|k| k["jobs/pending/".len()..].to_owned())
+            .filter(|id| !held.contains(id))
+            .collect();
+        let mut order = self.fair_order(ids).into_iter();
+        let mut started = Vec::new();
+        while started.len() < room {
+            let batch: Vec<String> = order.by_ref().take(room - started.len()).collect();
+            if batch.is_empty() {
+                break;
+            }
+            for id in self.claim(registry, &batch).await? {
+                self.served.lock().expect("lock").insert(
+                    key_of(&id).to_owned(),
+                    self.turns.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                );
+                let (worker, registry) = (Arc::clone(self), registry.clone());
+                started.push(tokio::spawn(async move {
+                    let _slot = registry.inspection_slots().acquire(key_of(&id)).await;
+                    if let Err(e) = worker.run_one(&registry, &id).await {
+                        tracing::warn!(job = id, error = %e, "a job could not be finished");
+                    }
+                    worker.finished.notify_one();
+                }));
+            }
+        }
+        Ok(started)
+    }
+
+    /// `ids` round-robin by repository: the first job of each repository (those served longest
+    /// ago first), then the second of each, and so on.
+    fn fair_order(&self, ids: Vec<String>) -> Vec<String> {
+        let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for id in ids {
+            by_key.entry(key_of(&id).to_owned()).or_default().push(id);
+        }
+        let served = self.served.lock().expect("lock");
+        let mut keys: Vec<(u64, String)> =
+            by_key.keys().map(|k| (served.get(k).map_or(0, |t| t + 1), k.clone())).collect();
+        drop(served);
+        keys.sort();
+        let mut queues: Vec<std::vec::IntoIter<String>> =
+            keys.into_iter().filter_map(|(_, k)| by_key.remove(&k)).map(Vec::into_iter).collect();
+        let mut out = Vec::new();
+        loop {
+            let before = out.len();
+            for queue in &mut queues {
+                out.extend(queue.next());
+            }
+            if out.len() == before {
+                return out;
             }
         }
     }
 
     /// Takes the leases of the jobs in `ids` nobody holds a live lease on: writes them all,
-    /// waits [`SETTLE`] once, and keeps those that read back as its own.
-    async fn claim(&self, registry: &Registry, ids: &[String]) -> Result<BTreeSet<String>> {
+    /// waits [`SETTLE`] once, and keeps those that read back as its own (now in `held`).
+    async fn claim(&self, registry: &Registry, ids: &[String]) -> Result<Vec<String>> {
         let storage = registry.storage();
         let mut wanted = Vec::new();
         for id in ids {
@@ -156,7 +265,7 @@ impl Worker {
             wanted.push(id.clone());
         }
         if wanted.is_empty() {
-            return Ok(BTreeSet::new());
+            return Ok(Vec::new());
         }
         let mine = format!("{} {}", self.owner, now_ms() + LEASE.as_millis());
         let leases = wanted
@@ -165,93 +274,149 @@ impl Worker {
             .collect();
         storage.write_steps(vec![leases]).await?;
         tokio::time::sleep(SETTLE).await;
-        let mut held = BTreeSet::new();
+        let mut claimed = Vec::new();
+        let mut held = self.held.lock().await;
         for id in wanted {
             if storage.get_meta(&format!("jobs/leases/{id}")).await?.is_some_and(|l| l == mine.as_bytes()) {
-                held.insert(id);
+                held.insert(id.clone());
+                claimed.push(id);
             }
         }
-        Ok(held)
+        Ok(claimed)
     }
 
-    /// Renews the leases still `held` every third of [`LEASE`] (under the lock that a finished
-    /// job takes to give its lease up, so a lease is never written back after its removal).
-    fn renew(
-        &self,
-        storage: Arc<dyn wharf_store::Storage>,
-        held: Arc<tokio::sync::Mutex<BTreeSet<String>>>,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let owner = self.owner.clone();
-        async move {
-            loop {
-                tokio::time::sleep(LEASE / 3).await;
-                let held = held.lock().await;
-                let value = format!("{owner} {}", now_ms() + LEASE.as_millis());
-                let leases = held
-                    .iter()
-                    .map(|id| Write::Set { key: format!("jobs/leases/{id}"), value: value.clone().into() })
-                    .collect();
-                if let Err(e) = storage.write_steps(vec![leases]).await {
-                    tracing::warn!(error = %e, "renewing job leases failed");
-                }
-            }
-        }
-    }
-
-    /// Runs job `id` (held) and gives its lease up: removed with the job when done, or turned
-    /// into a back-off when it is to be retried. The `held` lock is kept while the lease is
-    /// given up, so the renewal never writes it back.
-    async fn run_one(
-        &self,
-        registry: &Registry,
-        id: &str,
-        held: &tokio::sync::Mutex<BTreeSet<String>>,
-    ) -> Result<()> {
+    /// Runs job `id` (held): counts the attempt first, parks a job out of attempts, then gives
+    /// the lease up — removed with the job when done, turned into a back-off when it is to be
+    /// retried.
+    async fn run_one(&self, registry: &Registry, id: &str) -> Result<()> {
+        let storage = registry.storage();
         let pending = format!("jobs/pending/{id}");
         let lease = format!("jobs/leases/{id}");
-        let done = vec![Write::Remove { key: pending.clone() }, Write::Remove { key: lease.clone() }];
-        let job = match registry.storage().get_meta(&pending).await? {
+        let done = || vec![Write::Remove { key: pending.clone() }, Write::Remove { key: lease.clone() }];
+        let job = match storage.get_meta(&pending).await? {
             Some(bytes) => serde_json::from_slice::<Job>(&bytes).map_err(|_| {
                 tracing::error!(job = id, "dropping a job record that does not parse");
             }),
             None => Err(()),
         };
         let Ok(Job::Inspect { repository, digest, attempts }) = job else {
-            let mut held = held.lock().await;
-            held.remove(id);
-            registry.storage().write_steps(vec![done]).await?;
+            self.release(registry, id, done()).await?;
             return Ok(());
         };
+        if attempts >= MAX_ATTEMPTS {
+            let why = format!(
+                "not inspected: gave up after {attempts} attempts (each failed, or ended the process \
+                 that ran it)"
+            );
+            tracing::error!(job = id, attempts, "parking a job");
+            registry.inspect_stored(&repository, &digest, Some(&why)).await.ok();
+            let parked = Write::Set {
+                key: format!("jobs/parked/{id}"),
+                value: serde_json::to_vec(&serde_json::json!({
+                    "job": Job::Inspect { repository, digest, attempts },
+                    "reason": why,
+                }))
+                .expect("JSON serialises")
+                .into(),
+            };
+            let mut writes = done();
+            writes.push(parked);
+            self.release(registry, id, writes).await?;
+            registry.metrics().job_finished("inspect", "parked");
+            return Ok(());
+        }
+        // Counted before the run: a run that never returns (the process died) still counts.
+        let attempt =
+            Job::Inspect { repository: repository.clone(), digest: digest.clone(), attempts: attempts + 1 };
+        storage.write_steps(vec![vec![attempt.write_as(id)]]).await?;
         let outcome = registry.inspect_stored(&repository, &digest, None).await;
-        let mut held = held.lock().await;
-        held.remove(id);
         match outcome {
             Ok(()) => {
-                registry.storage().write_steps(vec![done]).await?;
+                self.release(registry, id, done()).await?;
                 registry.metrics().job_finished("inspect", "done");
             }
-            Err(e) if attempts + 1 >= MAX_ATTEMPTS => {
-                tracing::error!(job = id, error = %e, "giving up a job");
-                registry.inspect_stored(&repository, &digest, Some(&e.to_string())).await.ok();
-                registry.storage().write_steps(vec![done]).await?;
-                registry.metrics().job_finished("inspect", "given-up");
-            }
             Err(e) => {
-                // Retried later: the lease becomes a back-off nobody owns (30 s, 60 s, …).
+                // Retried later (or parked on its next turn): the lease becomes a back-off
+                // nobody owns (30 s, 60 s, …).
                 tracing::warn!(job = id, error = %e, attempts = attempts + 1, "a job failed; it will be retried");
-                let retry = Job::Inspect { repository, digest, attempts: attempts + 1 };
                 let until = now_ms() + 30_000 * u128::from(attempts + 1);
-                let backoff = Write::Set { key: lease, value: format!("backoff {until}").into() };
-                registry.storage().write_steps(vec![vec![retry.write(), backoff]]).await?;
+                let backoff = Write::Set { key: lease.clone(), value: format!("backoff {until}").into() };
+                self.release(registry, id, vec![backoff]).await?;
                 registry.metrics().job_finished("inspect", "retried");
             }
         }
         Ok(())
     }
+
+    /// Stops holding `id` and writes `writes` (under the `held` lock, so the renewal never
+    /// writes its lease back).
+    async fn release(&self, registry: &Registry, id: &str, writes: Vec<Write>) -> Result<()> {
+        let mut held = self.held.lock().await;
+        held.remove(id);
+        registry.storage().write_steps(vec![writes]).await?;
+        Ok(())
+    }
 }
 
-/// `<owner> <expires, unix ms>`.
-pub(crate) fn parse_lease(value: &[u8]) -> Option<(&str, u128)> {
-    let (owner, expires) = std::str::from_utf8(value).ok()?.split_once(' ')?;
-    Some((owner, expires.parse().ok()?))
+/// A task aborted when this drops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Renews the leases `held` every third of [`LEASE`].
+async fn renew(
+    owner: String,
+    storage: Arc<dyn wharf_store::Storage>,
+    held: Arc<tokio::sync::Mutex<BTreeSet<String>>>,
+) {
+    loop {
+        tokio::time::sleep(LEASE / 3).await;
+        let held = held.lock().await;
+        if held.is_empty() {
+            continue;
+        }
+        let value = format!("{owner} {}", now_ms() + LEASE.as_millis());
+        let leases = held
+            .iter()
+            .map(|id| Write::Set { key: format!("jobs/leases/{id}"), value: value.clone().into() })
+            .collect();
+        if let Err(e) = storage.write_steps(vec![leases]).await {
+            tracing::warn!(error = %e, "renewing job leases failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_name_their_repository_and_the_order_is_round_robin() {
+        let repo: Repository = "team/app".parse().expect("repo");
+        let job = Job::Inspect { repository: repo.clone(), digest: Digest::sha256(b"m"), attempts: 0 };
+        let id = job.id();
+        assert_eq!(key_of(&id), repository_key(&repo));
+        // An id of an earlier version: `inspect-<alg>-<hex>-<key>`.
+        let old = format!("inspect-sha256-{}-{}", Digest::sha256(b"m").encoded(), repository_key(&repo));
+        assert_eq!(key_of(&old), repository_key(&repo));
+        let worker = Worker::new();
+        let ids = [
+            "inspect-aaaaaaaaaaaaaaaa-sha256-1",
+            "inspect-aaaaaaaaaaaaaaaa-sha256-2",
+            "inspect-aaaaaaaaaaaaaaaa-sha256-3",
+            "inspect-bbbbbbbbbbbbbbbb-sha256-1",
+        ];
+        let order = worker.fair_order(ids.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(
+            order[..2].iter().map(|id| key_of(id)).collect::<Vec<_>>(),
+            ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
+        );
+        worker.served.lock().expect("lock").insert("aaaaaaaaaaaaaaaa".into(), 7);
+        let order = worker.fair_order(ids.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(key_of(&order[0]), "bbbbbbbbbbbbbbbb", "the repository served longest ago first");
+    }
 }

@@ -1,6 +1,11 @@
 //! Wasm policies per repository pattern (`[[wasm_policy]]`): what a push must be to be kept —
 //! Wasm only, a module that validates, allowed WASI versions, no denied imports, a maximum
 //! module size. Checked before the PUT is acknowledged; a refused push stores nothing.
+//!
+//! A policy judges what a runtime would run: for a tar layout, the file the entrypoint names in
+//! the image's filesystem after every layer (`wharf_wasm::image`), and a module that cannot be
+//! determined (a layer over budget, a link that leads nowhere, a layer not in the repository)
+//! refuses the push: fail-closed, with a message that says why.
 
 use serde_json::Value;
 use wharf_auth::Pattern;
@@ -127,10 +132,30 @@ impl WasmPolicy {
         let modules = record["modules"].as_array().map(Vec::as_slice).unwrap_or_default();
         for layer in modules {
             let module = &layer["module"];
-            let at = format!("layer {}", layer["layer"]);
-            if self.validate && (layer.get("error").is_some() || module["validation"]["valid"] == false) {
-                let why =
-                    module["validation"]["error"].as_str().or(layer["error"].as_str()).unwrap_or_default();
+            let at = if layer["layer"].is_null() {
+                "the image".to_owned()
+            } else {
+                format!("layer {}", layer["layer"])
+            };
+            if let Some(error) = layer["error"].as_str() {
+                if self.validate {
+                    return Err(Error::ManifestInvalid(format!(
+                        "policy {name} (validate): {at} is not valid WebAssembly: {error}"
+                    )));
+                }
+                // Fail-closed: what cannot be read cannot be judged, so it is not kept.
+                if self.needs_modules() {
+                    return Err(Error::Denied {
+                        message: format!(
+                            "policy {name}: the module of {at} cannot be determined, so the push is refused: {error}"
+                        ),
+                        challenge: None,
+                    });
+                }
+                continue;
+            }
+            if self.validate && module["validation"]["valid"] == false {
+                let why = module["validation"]["error"].as_str().unwrap_or_default();
                 return Err(Error::ManifestInvalid(format!(
                     "policy {name} (validate): {at} is not valid WebAssembly: {why}"
                 )));
@@ -181,13 +206,6 @@ impl WasmPolicy {
                     });
                 }
             }
-        }
-        if self.wasm_only
-            && record["wasm"] == true
-            && record["wasmChildren"].as_array().is_none_or(Vec::is_empty)
-            && let Some(error) = modules.iter().find_map(|m| m["error"].as_str())
-        {
-            return Err(Error::ManifestInvalid(format!("policy {name}: the module cannot be read: {error}")));
         }
         Ok(())
     }
