@@ -109,13 +109,19 @@ impl Registry {
                 }
                 // A module that cannot be read is refused too (fail-closed): a raw layer that
                 // is not Wasm, or a Wasm image whose module cannot be had or is over budget.
-                if let Some(error) = layer["error"].as_str()
-                    && (layer["raw"] == true || classification.is_wasm())
-                {
-                    let at = if layer["layer"].is_null() { "the image".to_owned() } else { why("") };
-                    return Err(Error::ManifestInvalid(format!(
-                        "{at} is declared as Wasm but its module cannot be validated: {error}"
-                    )));
+                if let Some(error) = layer["error"].as_str() {
+                    if layer["raw"] == true {
+                        return Err(Error::ManifestInvalid(format!(
+                            "{} is declared as Wasm but is not valid WebAssembly: {error}",
+                            why("")
+                        )));
+                    }
+                    if classification.is_wasm() {
+                        let at = if layer["layer"].is_null() { "the image".to_owned() } else { why("") };
+                        return Err(Error::ManifestInvalid(format!(
+                            "{at} is declared as Wasm but its module cannot be read to validate it: {error}"
+                        )));
+                    }
                 }
             }
         }

@@ -83,7 +83,7 @@ async fn access_log(State(app): State<App>, mut request: Request, next: axum::mi
     let user_agent = request
         .headers()
         .get(header::USER_AGENT)
-        .map_or_else(|| "-".to_owned(), |v| printable(&String::from_utf8_lossy(v.as_bytes()), 200));
+        .map_or_else(|| "-".to_owned(), |v| cut(&String::from_utf8_lossy(v.as_bytes()), 200));
     let bytes_in = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -103,12 +103,12 @@ async fn access_log(State(app): State<App>, mut request: Request, next: axum::mi
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_owned();
-    let user = response.extensions().get::<Caller>().map_or_else(|| "-".to_owned(), |c| printable(&c.0, 256));
-    // Every string from the client is escaped (a `%0a` in a path never forges a log line) and
-    // recorded as a string, which the text format quotes: a space in a user agent or a
-    // repository name cannot forge a `status=200 user=admin` field either.
+    let user = response.extensions().get::<Caller>().map_or_else(|| "-".to_owned(), |c| cut(&c.0, 256));
+    // Every string from the client is recorded as a string, which the text format quotes and
+    // escapes (a `%0a` in a path never forges a log line, a space in a user agent or a
+    // repository name never forges a `status=200 user=admin` field) and JSON escapes.
     let (method_text, path_text, repository_text) =
-        (printable(method.as_str(), 32), printable(&path, 1024), printable(&repository, 256));
+        (cut(method.as_str(), 32), cut(&path, 1024), cut(&repository, 256));
     tracing::info!(
         request_id = %id,
         client = %client,
@@ -136,8 +136,17 @@ async fn access_log(State(app): State<App>, mut request: Request, next: axum::mi
     response
 }
 
+/// `s` cut to `max` characters (an ellipsis says so): what a log field holds of a client's
+/// string (the log's formatter escapes it).
+pub(crate) fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_owned(),
+    }
+}
+
 /// `s` with control characters (and backslashes) escaped as in Rust strings, cut to `max`
-/// characters: safe to put in a log line.
+/// characters: safe to put in a message.
 pub(crate) fn printable(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max));
     for (n, c) in s.chars().enumerate() {

@@ -96,6 +96,13 @@ async fn text_logs_are_escaped_and_plain() {
         .await
         .expect("send");
     assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+    let r = http
+        .get(format!("http://127.0.0.1:{port}/v2/forging%20status=200%20user=admin/tags/list"))
+        .header("User-Agent", "x status=200 user=admin")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
     let pid = i32::try_from(child.id()).expect("pid");
     assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill").success());
     assert!(child.wait().expect("wait").success());
@@ -105,10 +112,49 @@ async fn text_logs_are_escaped_and_plain() {
     assert!(logs.contains("without authentication"), "no warning about an open listener:\n{logs}");
     assert!(!logs.lines().any(|l| l.starts_with("INFO forged")), "a forged log line:\n{logs}");
     let line = logs.lines().find(|l| l.contains("forged")).expect("the request's log line");
-    assert!(line.contains(r"a\nINFO forged line\u{1b}[31m"), "{line}");
+    assert!(line.contains(r#"repository="a\nINFO forged line\u{1b}[31m""#), "{line}");
     assert!(line.contains("client=127.0.0.1:"), "{line}");
-    assert!(line.contains("user_agent=tester/1.0 (escaped)"), "{line}");
+    assert!(line.contains(r#"user_agent="tester/1.0 (escaped)""#), "{line}");
+    // Finding 15 of issue 29: fields of the client's cannot forge fields of the server's.
+    let forging = logs.lines().find(|l| l.contains("forging")).expect("the forging request's line");
+    let fields = logfmt(forging);
+    let values =
+        |key: &str| fields.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    assert_eq!((values("status"), values("user")), (vec!["400"], vec!["-"]), "{forging}");
+    assert_eq!(values("user_agent"), ["x status=200 user=admin"], "{forging}");
+    assert_eq!(values("repository"), ["forging status=200 user=admin"], "{forging}");
     let ms = line.split("duration_ms=").nth(1).expect("duration").split(' ').next().expect("value");
     assert!(ms.split('.').nth(1).is_none_or(|d| d.len() <= 3), "duration {ms} not rounded to µs");
     ms.parse::<f64>().expect("a number of milliseconds");
+}
+
+/// The `key=value` fields of a text log line, as a reader that respects quotes parses them
+/// (a quoted value is one value, with `\"` and `\\` inside it).
+fn logfmt(line: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    while chars.peek().is_some() {
+        let token: String = chars.by_ref().take_while(|c| *c != '=' && *c != ' ').collect();
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+            chars.next(); // the space after it
+        } else {
+            value = chars.by_ref().take_while(|c| *c != ' ').collect();
+        }
+        if !token.is_empty() {
+            out.push((token, value));
+        }
+    }
+    out
 }

@@ -55,20 +55,15 @@ impl Slots {
 
     /// A slot for work of `key`, when the rules above give it one.
     pub(crate) async fn acquire(self: &Arc<Self>, key: &str) -> Slot {
-        let rx = {
+        let (tx, rx) = oneshot::channel();
+        let refused = {
             let mut state = self.state.lock().expect("lock");
-            let held = state.running.get(key).copied().unwrap_or(0);
-            if state.free > 0 && state.waiting.is_empty() && held < self.per_key() {
-                state.free -= 1;
-                *state.running.entry(key.to_owned()).or_insert(0) += 1;
-                return Slot { slots: Arc::clone(self), key: key.to_owned() };
-            }
-            let (tx, rx) = oneshot::channel();
             let seq = state.next;
             state.next += 1;
             state.waiting.insert(seq, (key.to_owned(), tx));
-            rx
+            self.dispatch(&mut state)
         };
+        drop(refused);
         // Granted slots travel in the channel: a waiter that goes away drops its slot, which
         // frees it again.
         match rx.await {
@@ -78,8 +73,7 @@ impl Slots {
     }
 
     fn release(self: &Arc<Self>, key: &str) {
-        let mut refused = Vec::new();
-        {
+        let refused = {
             let mut state = self.state.lock().expect("lock");
             state.free += 1;
             if let Some(n) = state.running.get_mut(key) {
@@ -88,27 +82,34 @@ impl Slots {
                     state.running.remove(key);
                 }
             }
-            while state.free > 0 {
-                // The oldest waiter among those whose key holds the fewest slots (and may
-                // hold one more).
-                let per_key = self.per_key();
-                let pick = state
-                    .waiting
-                    .iter()
-                    .map(|(seq, (k, _))| (state.running.get(k).copied().unwrap_or(0), *seq))
-                    .filter(|(held, _)| *held < per_key)
-                    .min();
-                let Some((_, seq)) = pick else { break };
-                let (key, tx) = state.waiting.remove(&seq).expect("picked from the map");
-                state.free -= 1;
-                *state.running.entry(key.clone()).or_insert(0) += 1;
-                if let Err(slot) = tx.send(Slot { slots: Arc::clone(self), key }) {
-                    // The waiter went away: its slot is freed once the lock is released.
-                    refused.push(slot);
-                }
+            self.dispatch(&mut state)
+        };
+        // Slots whose waiters went away are freed once the lock is released.
+        drop(refused);
+    }
+
+    /// Hands the free slots to waiters: each time, the oldest waiter among those whose key
+    /// holds the fewest slots (and may hold one more). Returns the slots of waiters that went
+    /// away, to be dropped after the lock.
+    fn dispatch(self: &Arc<Self>, state: &mut State) -> Vec<Slot> {
+        let mut refused = Vec::new();
+        let per_key = self.per_key();
+        while state.free > 0 {
+            let pick = state
+                .waiting
+                .iter()
+                .map(|(seq, (k, _))| (state.running.get(k).copied().unwrap_or(0), *seq))
+                .filter(|(held, _)| *held < per_key)
+                .min();
+            let Some((_, seq)) = pick else { break };
+            let (key, tx) = state.waiting.remove(&seq).expect("picked from the map");
+            state.free -= 1;
+            *state.running.entry(key.clone()).or_insert(0) += 1;
+            if let Err(slot) = tx.send(Slot { slots: Arc::clone(self), key }) {
+                refused.push(slot);
             }
         }
-        drop(refused);
+        refused
     }
 }
 
