@@ -189,3 +189,110 @@ async fn a_gib_through_the_server_keeps_its_memory_bounded() {
     assert!(after_blob < 64, "server peak RSS {after_blob} MiB for a 1 GiB blob");
     assert!(peak < 64, "server peak RSS {peak} MiB after reading a module out of a 1 GiB tar layer");
 }
+
+/// Issue 29, finding 1, as its acceptance says: a 1 MB layer with a 1 GiB long-name header,
+/// pushed in an ordinary image to a `wharf-server` process, with and without
+/// `--wasm-validate`: peak RSS under 256 MiB, the push answered, the artifact saying why it was
+/// not inspected, and a restart that runs nothing again. (Before, the process went from 16 MB
+/// to 3.1 GiB, and the job stayed pending.)
+#[tokio::test]
+async fn a_gib_long_name_header_in_a_mib_of_gzip_costs_the_sender() {
+    let bomb = wharf_wasm::fuzzing::long_name_gzip(1024);
+    for validate in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let start = || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_wharf-server"));
+            command.args(["--listen", "127.0.0.1:0", "--storage", &format!("fs:{}", dir.path().display())]);
+            if validate {
+                command.arg("--wasm-validate");
+            }
+            spawn_on_free_port(command.stdout(Stdio::null()))
+        };
+        let (mut child, addr) = start();
+        let base = format!("http://{addr}");
+        let http = reqwest::Client::new();
+        wait_up(&http, &base).await;
+        let config = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let mut layers = Vec::new();
+        for blob in [&config[..], &bomb[..]] {
+            let digest = Digest::sha256(blob);
+            let r = http
+                .post(format!("{base}/v2/plain/blobs/uploads/?digest={digest}"))
+                .body(blob.to_vec())
+                .send()
+                .await
+                .expect("blob");
+            assert_eq!(r.status(), StatusCode::CREATED);
+            layers.push((digest, blob.len()));
+        }
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
+            layers[0].0, layers[0].1, layers[1].0, layers[1].1
+        );
+        let r = http
+            .put(format!("{base}/v2/plain/manifests/v1"))
+            .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest)
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(r.status(), StatusCode::CREATED, "validate {validate}");
+        let artifact = loop {
+            let a: serde_json::Value = http
+                .get(format!("{base}/v2/plain/_wharf/artifacts/v1"))
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            if a["inspection"]["status"] != "pending" {
+                break a;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let error = artifact["inspection"]["error"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            error.starts_with("not inspected: over budget: 1073741824 bytes of a tar extended header"),
+            "{artifact}"
+        );
+        let peak = vm_hwm_mib(child.id());
+        eprintln!("--wasm-validate={validate}: wharf-server peak RSS {peak} MiB; the artifact: {error}");
+        assert!(peak < 256, "peak RSS {peak} MiB");
+        // A restart: nothing pending, nothing run again.
+        let _ = child.kill();
+        let _ = child.wait();
+        let (mut child, addr) = start();
+        let base = format!("http://{addr}");
+        wait_up(&http, &base).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let metrics =
+            http.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text");
+        assert!(metrics.contains("wharf_jobs_pending 0"), "{metrics}");
+        assert!(
+            !metrics.contains(r#"wharf_jobs_total{kind="inspect""#),
+            "a job ran again after the restart:\n{metrics}"
+        );
+        let again: serde_json::Value = http
+            .get(format!("{base}/v2/plain/_wharf/artifacts/v1"))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(again["inspection"], artifact["inspection"]);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+async fn wait_up(http: &reqwest::Client, base: &str) {
+    for _ in 0..200 {
+        if http.get(format!("{base}/v2/")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the server did not start");
+}

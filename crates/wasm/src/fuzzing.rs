@@ -169,10 +169,17 @@ fn quietly<T>(f: impl FnOnce() -> T) -> T {
 /// holds what it should only count. About 1 KB of gzip per MiB; made in milliseconds (one
 /// deflate block of 1 MiB of `a`, repeated: each decodes the same after the one before).
 pub fn long_name_gzip(mib: u64) -> Vec<u8> {
+    big_entry_gzip(b'L', mib)
+}
+
+/// A tar+gzip layer whose first entry is `mib` MiB of `a` — a GNU long name (`typeflag` `L`),
+/// a PAX header (`x`, whose body is then no valid PAX record), or a regular file named
+/// `filler` (`0`) — then `app.wasm` (an empty module); about 1 KB of gzip per MiB.
+pub fn big_entry_gzip(typeflag: u8, mib: u64) -> Vec<u8> {
     use std::io::Write as _;
     const MIB: usize = 1 << 20;
     let run = vec![b'a'; MIB];
-    let header = long_name_header(mib << 20);
+    let header = big_entry_header(typeflag, mib << 20);
     let mut crc = flate2::Crc::new();
     crc.update(&header);
     let mut run_crc = flate2::Crc::new();
@@ -209,7 +216,7 @@ pub fn long_name_gzip(mib: u64) -> Vec<u8> {
 /// 128 KiB, so a 1 GiB long name fits a fuzzer's 64 KiB inputs.
 pub fn long_name_zstd(mib: u64) -> Vec<u8> {
     const BLOCK: u64 = 128 << 10;
-    let header = long_name_header(mib << 20);
+    let header = big_entry_header(b'L', mib << 20);
     // Magic; frame header descriptor 0 (no checksum, not single segment, no content size);
     // window descriptor: exponent 7 (128 KiB).
     let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 7 << 3];
@@ -232,14 +239,15 @@ pub fn long_name_zstd(mib: u64) -> Vec<u8> {
     out
 }
 
-/// A GNU long-name header block announcing `size` bytes.
-fn long_name_header(size: u64) -> Vec<u8> {
+/// A header block announcing `size` bytes of an entry of type `typeflag`.
+fn big_entry_header(typeflag: u8, size: u64) -> Vec<u8> {
     let mut block = vec![0u8; 512];
-    block[..13].copy_from_slice(b"././@LongLink");
+    let name: &[u8] = if typeflag == b'0' { b"filler" } else { b"././@LongLink" };
+    block[..name.len()].copy_from_slice(name);
     block[100..108].copy_from_slice(b"0000644\0");
     block[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
     block[136..148].copy_from_slice(b"00000000000\0");
-    block[156] = b'L';
+    block[156] = typeflag;
     block[257..265].copy_from_slice(b"ustar  \0");
     let sum: u32 = block.iter().map(|&b| u32::from(b)).sum::<u32>() + 8 * u32::from(b' ');
     block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
