@@ -163,7 +163,7 @@ impl Registry {
             .map_err(|e| Error::Store(wharf_store::Error::Corrupt(format!("the inspection stopped: {e}"))))?;
         *classification = working;
         let layers = entries.map_err(|e| {
-            match e.into_inner().map(|inner| inner.downcast::<wharf_store::Error>()) {
+            match e.into_inner().map(<dyn std::error::Error + Send + Sync>::downcast::<wharf_store::Error>) {
                 Some(Ok(store)) => Error::Store(*store),
                 Some(Err(other)) => Error::Store(wharf_store::Error::Corrupt(other.to_string())),
                 None => Error::Store(wharf_store::Error::Corrupt("reading a layer failed".into())),

@@ -33,6 +33,10 @@ pub struct FileConfig {
     pub keepalive_timeout: Option<String>,
     /// `max_connections`.
     pub max_connections: Option<usize>,
+    /// `max_connections_per_address`.
+    pub max_connections_per_address: Option<usize>,
+    /// `min_transfer_rate` (bytes per second, or a size such as `"1KiB"`).
+    pub min_transfer_rate: Option<ByteSize>,
     /// `drain_timeout`.
     pub drain_timeout: Option<String>,
     /// `[tls]`.

@@ -49,8 +49,8 @@ struct Args {
     /// Time a client has to send a request's headers (`30s`, `500ms`, `2m`) [default: 30s].
     #[arg(long, env = "WHARF_HEADER_TIMEOUT", value_parser = parse_duration)]
     header_timeout: Option<Duration>,
-    /// Time a request body may go without a byte, or a response without the client reading
-    /// [default: 60s].
+    /// The interval in which a request body must bring, and a response must take,
+    /// --min-transfer-rate × its length in bytes; a stall this long always fails [default: 60s].
     #[arg(long, env = "WHARF_BODY_IDLE_TIMEOUT", value_parser = parse_duration)]
     body_idle_timeout: Option<Duration>,
     /// Time a connection may stay open between requests [default: 60s].
@@ -60,6 +60,14 @@ struct Args {
     /// wait when all are busy [default: 10000, lowered to fit the open-files limit].
     #[arg(long, env = "WHARF_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Open connections of one client address (an IPv6 address by its /64) at most, never more
+    /// than half of --max-connections; 0: only that half [default: 256].
+    #[arg(long, env = "WHARF_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
+    /// Bytes per second a request body must bring and a response must take, on average over
+    /// each --body-idle-timeout of waiting (`1KiB`, `0` turns it off) [default: 1KiB].
+    #[arg(long, env = "WHARF_MIN_TRANSFER_RATE", value_parser = wharf_server::config::parse_size)]
+    min_transfer_rate: Option<u64>,
     /// After SIGTERM, time in-flight requests get before their connections are closed
     /// [default: 30s].
     #[arg(long, env = "WHARF_DRAIN_TIMEOUT", value_parser = parse_duration)]
@@ -234,6 +242,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         duration(args.drain_timeout, ("drain_timeout", file.drain_timeout.take()), defaults.drain_timeout)?;
     limits.max_connections =
         args.max_connections.or(file.max_connections).unwrap_or(defaults.max_connections);
+    limits.max_connections_per_address = args
+        .max_connections_per_address
+        .or(file.max_connections_per_address)
+        .unwrap_or(defaults.max_connections_per_address);
+    limits.min_transfer_rate =
+        args.min_transfer_rate.or(file.min_transfer_rate.map(|s| s.0)).unwrap_or(defaults.min_transfer_rate);
     let open_files = wharf_server::raise_open_files_limit();
     let tls = file.tls(&base)?;
     let data_dir = match &storage {

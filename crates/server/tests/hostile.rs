@@ -85,6 +85,7 @@ fn policies(toml: &str) -> wharf_server::policy::WasmPolicies {
 /// 1 GiB into memory, and the job stayed pending.)
 #[tokio::test]
 async fn a_gib_long_name_costs_a_header_and_is_recorded() {
+    use wharf_store::MetaStore as _;
     let bomb = wharf_wasm::fuzzing::long_name_gzip(1024);
     assert!(bomb.len() < (2 << 20), "{} bytes", bomb.len());
     for validate in [false, true] {
@@ -107,7 +108,6 @@ async fn a_gib_long_name_costs_a_header_and_is_recorded() {
             "{error}"
         );
         // Nothing left to run after a restart.
-        use wharf_store::MetaStore as _;
         for _ in 0..100 {
             if storage.list_meta("jobs/").await.expect("list").is_empty() {
                 break;

@@ -189,3 +189,158 @@ async fn sigterm_with_a_stalled_client_exits_within_the_drain_deadline() {
     };
     assert!(status.success(), "exit after the drain: {status}");
 }
+
+/// Opens a connection from `source` (a loopback address) to `addr`.
+async fn connect_from(source: &str, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{source}:0").parse().expect("address"))?;
+    socket.connect(addr).await
+}
+
+/// Whether the server closed `stream` within `within` (reading and dropping what it sends).
+async fn closed_within_async(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 4096];
+    let end = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(end, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Issue 29, finding 3: a body that brings a byte now and then is cut off at the minimum rate,
+/// though no gap between its bytes reaches the interval (before, each byte restarted the
+/// idle clock: a byte every 20 s held a connection for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_is_cut_off_at_the_minimum_rate() {
+    use tokio::io::AsyncWriteExt as _;
+    let (handle, addr) = start(short_limits()).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let digest = wharf_types::Digest::sha256(b"never");
+    stream
+        .write_all(format!("POST /v2/a/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n").as_bytes())
+        .await
+        .expect("headers");
+    let started = Instant::now();
+    let mut sent = 0;
+    let cut = loop {
+        if stream.write_all(b"x").await.is_err() {
+            break true;
+        }
+        sent += 1;
+        if closed_within_async(&mut stream, Duration::from_millis(250)).await {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(8) {
+            break false;
+        }
+    };
+    assert!(cut, "a body bringing 4 bytes a second kept its connection for 8 s ({sent} bytes)");
+    assert!(started.elapsed() < Duration::from_secs(4), "cut after {:?}", started.elapsed());
+    handle.shutdown().await.expect("shutdown");
+}
+
+/// Finding 3: a response the client reads slowly (20 KiB/s where 256 KiB/s are required) is
+/// cut off, though every small write the socket accepts is progress of a kind (before, each
+/// restarted the idle clock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_read_slowly_is_cut_off_at_the_minimum_rate() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut limits = short_limits();
+    limits.min_transfer_rate = 256 << 10;
+    let (handle, addr) = start(limits).await;
+    let blob = wharf_store::testing::content(7, 32 << 20);
+    let digest = wharf_types::Digest::sha256(&blob);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("http://{addr}/v2/a/blobs/uploads/?digest={digest}"))
+        .body(blob.clone())
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    stream
+        .write_all(format!("GET /v2/a/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("get");
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let mut read = 0usize;
+    let cut = loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break true,
+            Ok(Ok(n)) => read += n,
+            Err(_) => break false,
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(cut, "a response read at 20 KiB/s went on for {:?} ({read} bytes read)", started.elapsed());
+    assert!(read < blob.len());
+    handle.shutdown().await.expect("shutdown");
+}
+
+/// Finding 3: one address holding slow bodies on every connection it can open leaves room for
+/// everyone else. With `--max-connections 40` (the reviewer's setting; 40 slow `POST`s took
+/// `/healthz` down before), the address holds at most 20, the rest are closed at once, and
+/// `/healthz` from another address answers with p99 under 50 ms. With the defaults, one
+/// address holds at most 256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_with_slow_bodies_leaves_room_for_everyone_else() {
+    use tokio::io::AsyncWriteExt as _;
+    for (max, attempts, cap) in [(40usize, 60usize, 20usize), (10_000, 400, 256)] {
+        let mut limits = Limits::default();
+        limits.max_connections = max;
+        let (handle, addr) = start(limits).await;
+        let mut held = Vec::new();
+        for i in 0..attempts {
+            let Ok(mut stream) = connect_from("127.0.0.1", addr).await else { continue };
+            let digest = wharf_types::Digest::sha256(format!("slow {i}").as_bytes());
+            let request = format!(
+                "POST /v2/slow/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nx"
+            );
+            if stream.write_all(request.as_bytes()).await.is_ok() {
+                held.push(stream);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut open = 0;
+        for stream in &mut held {
+            if !closed_within_async(stream, Duration::from_millis(5)).await {
+                open += 1;
+            }
+        }
+        assert!(open <= cap, "one address holds {open} connections (cap {cap})");
+        assert!(open >= cap * 9 / 10, "only {open} of the address's {cap} were kept");
+        let other = reqwest::Client::builder()
+            .local_address(Some("127.0.0.2".parse().expect("address")))
+            .build()
+            .expect("client");
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let started = Instant::now();
+            let r = tokio::time::timeout(PATIENCE, other.get(format!("http://{addr}/healthz")).send())
+                .await
+                .expect("/healthz answers")
+                .expect("send");
+            assert_eq!(r.status(), reqwest::StatusCode::OK);
+            times.push(started.elapsed());
+        }
+        times.sort();
+        let p99 = times[times.len() * 99 / 100];
+        eprintln!(
+            "max_connections {max}: the slow address holds {open}; /healthz p99 {p99:?} from another address"
+        );
+        assert!(p99 < Duration::from_millis(50), "/healthz p99 {p99:?}");
+        drop(held);
+        handle.shutdown().await.expect("shutdown");
+    }
+}

@@ -15,7 +15,7 @@
 //! let mut meter = Meter::new(&budget);
 //! meter.start_layer();
 //! assert!(meter.read(1 << 19).is_ok());
-//! let over = meter.read(1 << 20).unwrap_err();
+//! let over = meter.read(1 << 20).expect_err("over budget");
 //! assert!(over.to_string().contains("decompressed bytes of one layer"), "{over}");
 //! ```
 
@@ -289,15 +289,15 @@ mod tests {
         let mut meter = Meter::new(&budget);
         meter.start_layer();
         assert!(meter.read(10).is_ok());
-        assert_eq!(meter.read(1).unwrap_err().what, Limit::LayerBytes);
+        assert_eq!(meter.read(1).expect_err("over").what, Limit::LayerBytes);
         meter.start_layer();
-        assert_eq!(meter.read(5).unwrap_err().what, Limit::ArtifactBytes);
-        assert_eq!(meter.header(5).unwrap_err().what, Limit::HeaderBytes);
+        assert_eq!(meter.read(5).expect_err("over").what, Limit::ArtifactBytes);
+        assert_eq!(meter.header(5).expect_err("over").what, Limit::HeaderBytes);
         assert!(meter.entry().is_ok() && meter.entry().is_ok());
-        assert_eq!(meter.entry().unwrap_err().what, Limit::Entries);
-        assert_eq!(meter.path(9).unwrap_err().what, Limit::PathBytes);
-        assert_eq!(meter.hops(2).unwrap_err().what, Limit::LinkHops);
-        assert_eq!(meter.module(4).unwrap_err().what, Limit::ModuleBytes);
+        assert_eq!(meter.entry().expect_err("over").what, Limit::Entries);
+        assert_eq!(meter.path(9).expect_err("over").what, Limit::PathBytes);
+        assert_eq!(meter.hops(2).expect_err("over").what, Limit::LinkHops);
+        assert_eq!(meter.module(4).expect_err("over").what, Limit::ModuleBytes);
         let e = OverBudget::new(Limit::HeaderBytes, 1 << 30, 65536).into_io();
         assert_eq!(OverBudget::from_io(&e).map(|o| o.size), Some(1 << 30));
         assert_eq!(
@@ -307,6 +307,6 @@ mod tests {
         );
         let late = Meter::new(&Budget { time: Duration::ZERO, ..Budget::default() });
         std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(late.check_time().unwrap_err().what, Limit::Time);
+        assert_eq!(late.check_time().expect_err("over").what, Limit::Time);
     }
 }

@@ -208,7 +208,8 @@ pub fn big_entry_gzip(typeflag: u8, mib: u64) -> Vec<u8> {
     out.extend(last.finish().expect("in memory"));
     let total = header.len() as u64 + (mib << 20) + tail.len() as u64;
     out.extend_from_slice(&crc.sum().to_le_bytes());
-    out.extend_from_slice(&(total as u32).to_le_bytes());
+    // ISIZE: the length modulo 2^32.
+    out.extend_from_slice(&((total & 0xffff_ffff) as u32).to_le_bytes());
     out
 }
 
@@ -221,7 +222,8 @@ pub fn long_name_zstd(mib: u64) -> Vec<u8> {
     // window descriptor: exponent 7 (128 KiB).
     let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 7 << 3];
     let block_header = |last: bool, kind: u32, size: u64| {
-        let value = u32::from(last) | (kind << 1) | ((size as u32) << 3);
+        let size = u32::try_from(size).expect("a block is at most 128 KiB");
+        let value = u32::from(last) | (kind << 1) | (size << 3);
         value.to_le_bytes()[..3].to_vec()
     };
     out.extend(block_header(false, 0, header.len() as u64));

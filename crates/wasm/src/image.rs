@@ -83,7 +83,7 @@ pub trait Layers {
 }
 
 /// Blobs held in memory, by digest.
-impl Layers for HashMap<wharf_types::Digest, bytes::Bytes> {
+impl<S: std::hash::BuildHasher> Layers for HashMap<wharf_types::Digest, bytes::Bytes, S> {
     fn open(&mut self, layer: &WasmLayer) -> std::io::Result<Result<Box<dyn Read + '_>, String>> {
         Ok(match self.get(&layer.descriptor.digest) {
             Some(bytes) => Ok(Box::new(&bytes[..])),

@@ -64,7 +64,7 @@ fn module(tag: &str) -> Vec<u8> {
 }
 
 /// Reads `wanted` out of an image of `layers` (bottom first) within `budget`.
-fn run(layers: &[Vec<u8>], wanted: EntryMatch, budget: &Budget) -> Found {
+fn run(layers: &[Vec<u8>], wanted: &EntryMatch, budget: &Budget) -> Found {
     let mut blobs = HashMap::new();
     let stack: Vec<WasmLayer> = layers
         .iter()
@@ -83,7 +83,7 @@ fn run(layers: &[Vec<u8>], wanted: EntryMatch, budget: &Budget) -> Found {
 }
 
 fn app(layers: &[Vec<u8>]) -> Found {
-    run(layers, EntryMatch::Path("/app.wasm".into()), &Budget::default())
+    run(layers, &EntryMatch::Path("/app.wasm".into()), &Budget::default())
 }
 
 /// Finding 4: whatever order or spelling, the module judged is the one unpacking leaves.
@@ -156,7 +156,7 @@ fn layers_apply_in_order_with_whiteouts_and_links() {
     // A whited-out directory takes its files along; an opaque one hides the lower ones.
     let found = run(
         &[layer(&[E::File("srv/app.wasm", &one)]), layer(&[E::File(".wh.srv", b"")])],
-        EntryMatch::Path("srv/app.wasm".into()),
+        &EntryMatch::Path("srv/app.wasm".into()),
         &Budget::default(),
     );
     assert!(found.bytes.is_err());
@@ -165,20 +165,20 @@ fn layers_apply_in_order_with_whiteouts_and_links() {
             layer(&[E::File("srv/app.wasm", &one)]),
             layer(&[E::File("srv/.wh..wh..opq", b""), E::File("srv/x", b"")]),
         ],
-        EntryMatch::Path("srv/app.wasm".into()),
+        &EntryMatch::Path("srv/app.wasm".into()),
         &Budget::default(),
     );
     assert!(found.bytes.is_err());
     // An entry under a directory link made below lands at the link's target.
     let found = run(
         &[layer(&[E::Dir("data"), E::Link("opt", "/data")]), layer(&[E::File("opt/app.wasm", &two)])],
-        EntryMatch::Path("/data/app.wasm".into()),
+        &EntryMatch::Path("/data/app.wasm".into()),
         &Budget::default(),
     );
     assert_eq!((found.path.as_str(), found.bytes.expect("found")), ("data/app.wasm", two.clone()));
     // A file where a directory should be stops the lookup.
     let found =
-        run(&[layer(&[E::File("opt", b"x")])], EntryMatch::Path("opt/app.wasm".into()), &Budget::default());
+        run(&[layer(&[E::File("opt", b"x")])], &EntryMatch::Path("opt/app.wasm".into()), &Budget::default());
     assert!(matches!(found.bytes, Err(Error::Image { .. })), "{found:?}");
     // Any `.wasm` file: the topmost layer's first that is a module.
     let found = run(
@@ -186,14 +186,14 @@ fn layers_apply_in_order_with_whiteouts_and_links() {
             layer(&[E::File("a.wasm", &one)]),
             layer(&[E::File("notes.wasm", b"text"), E::File("b.wasm", &two)]),
         ],
-        EntryMatch::AnyWasm,
+        &EntryMatch::AnyWasm,
         &Budget::default(),
     );
     assert_eq!(found.bytes.expect("found"), two);
     // A probe (F7) reads its own layer, the last entry of a name winning.
     let found = run(
         &[layer(&[E::File("plugin.wasm", &one), E::File("plugin.wasm", &two)])],
-        EntryMatch::FileName("plugin.wasm".into()),
+        &EntryMatch::FileName("plugin.wasm".into()),
         &Budget::default(),
     );
     assert_eq!(found.bytes.expect("found"), two);
@@ -211,7 +211,7 @@ fn a_gib_long_name_in_a_mib_of_gzip_costs_one_header() {
     for wanted in
         [EntryMatch::Path("app.wasm".into()), EntryMatch::FileName("plugin.wasm".into()), EntryMatch::AnyWasm]
     {
-        let found = run(&[bomb.clone()], wanted.clone(), &Budget::default());
+        let found = run(std::slice::from_ref(&bomb), &wanted, &Budget::default());
         match found.bytes {
             Err(Error::OverBudget(o)) => {
                 assert_eq!((o.what, o.size, o.limit), (Limit::HeaderBytes, 1 << 30, 64 << 10));
@@ -225,14 +225,14 @@ fn a_gib_long_name_in_a_mib_of_gzip_costs_one_header() {
     // The zstd form: 1 GiB in ~32 KB.
     let small = fuzzing::long_name_zstd(1024);
     assert!(small.len() < 64 << 10, "{}", small.len());
-    let found = run(&[small], EntryMatch::Path("app.wasm".into()), &Budget::default());
+    let found = run(&[small], &EntryMatch::Path("app.wasm".into()), &Budget::default());
     assert!(matches!(found.bytes, Err(Error::OverBudget(o)) if o.what == Limit::HeaderBytes), "{found:?}");
     // Under a budget that allows the header, both forms decode to the tar they stand for.
     let mut budget = Budget::default();
     budget.header_bytes = 2 << 20;
     for form in [fuzzing::long_name_gzip(2), fuzzing::long_name_zstd(2)] {
         // The long name is the name of the entry after it.
-        let found = run(&[form], EntryMatch::Path("a".repeat(2 << 20)), &budget);
+        let found = run(&[form], &EntryMatch::Path("a".repeat(2 << 20)), &budget);
         let path = found.path.clone();
         assert_eq!(
             (path.len(), found.bytes.expect("the module after the long name")),
@@ -257,7 +257,7 @@ fn an_artifact_of_many_heavy_layers_stops_at_its_budget() {
     let layers: Vec<Vec<u8>> = (0..20).map(heavy).collect();
     let mut budget = Budget::default();
     budget.artifact_bytes = 20 << 20;
-    let found = run(&layers, EntryMatch::Path("app.wasm".into()), &budget);
+    let found = run(&layers, &EntryMatch::Path("app.wasm".into()), &budget);
     match found.bytes {
         Err(Error::OverBudget(o)) => assert_eq!(o.what, Limit::ArtifactBytes),
         other => panic!("{other:?}"),
@@ -265,16 +265,16 @@ fn an_artifact_of_many_heavy_layers_stops_at_its_budget() {
     assert!(found.layer.index < 6, "stopped at layer {}", found.layer.index);
     let mut budget = Budget::default();
     budget.layer_bytes = 1 << 20;
-    let found = run(&layers[..1], EntryMatch::Path("app.wasm".into()), &budget);
+    let found = run(&layers[..1], &EntryMatch::Path("app.wasm".into()), &budget);
     assert!(matches!(found.bytes, Err(Error::OverBudget(o)) if o.what == Limit::LayerBytes));
     let mut budget = Budget::default();
     budget.time = std::time::Duration::ZERO;
-    let found = run(&layers[..1], EntryMatch::Path("app.wasm".into()), &budget);
+    let found = run(&layers[..1], &EntryMatch::Path("app.wasm".into()), &budget);
     assert!(matches!(found.bytes, Err(Error::OverBudget(o)) if o.what == Limit::Time));
     let mut budget = Budget::default();
     budget.entries = 3;
     let many = layer(&[E::File("a", b""), E::File("b", b""), E::File("c", b""), E::File("d", b"")]);
-    let found = run(&[many], EntryMatch::Path("app.wasm".into()), &budget);
+    let found = run(&[many], &EntryMatch::Path("app.wasm".into()), &budget);
     assert!(matches!(found.bytes, Err(Error::OverBudget(o)) if o.what == Limit::Entries));
     // A module larger than the budget is never read into memory.
     let mut budget = Budget::default();
@@ -283,7 +283,7 @@ fn an_artifact_of_many_heavy_layers_stops_at_its_budget() {
     assert!(found.bytes.is_ok());
     let found = run(
         &[layer(&[E::File("app.wasm", &module("large enough"))])],
-        EntryMatch::Path("app.wasm".into()),
+        &EntryMatch::Path("app.wasm".into()),
         &budget,
     );
     assert!(matches!(found.bytes, Err(Error::TooLarge { .. })), "{found:?}");
@@ -295,6 +295,6 @@ fn an_artifact_of_many_heavy_layers_stops_at_its_budget() {
 fn a_zstd_window_over_budget_is_refused() {
     // Magic, descriptor 0, window descriptor: exponent 30 (1 TiB), then a last empty raw block.
     let frame = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 30 << 3, 0x01, 0x00, 0x00];
-    let found = run(&[frame.to_vec()], EntryMatch::Path("app.wasm".into()), &Budget::default());
+    let found = run(&[frame.to_vec()], &EntryMatch::Path("app.wasm".into()), &Budget::default());
     assert!(matches!(found.bytes, Err(Error::OverBudget(o)) if o.what == Limit::WindowBytes), "{found:?}");
 }

@@ -12,8 +12,9 @@ use super::AccessControl;
 use crate::error::{Error, Result};
 use crate::http::first;
 
-/// The largest form body accepted.
-const MAX_FORM: usize = 64 * 1024;
+/// The largest form body accepted: it comes before any credential is checked, so it is small
+/// (a user name, a password, a refresh token and a few scopes fit many times over).
+const MAX_FORM: usize = 16 * 1024;
 
 /// Answers `GET`/`POST /token`.
 pub(crate) async fn endpoint(

@@ -1,6 +1,7 @@
 //! Serving HTTP connections within limits: time to send request headers, keep-alive idle
-//! time, idle time inside a request body, a cap on open connections (idle ones give way to
-//! new ones), and a bounded drain at shutdown.
+//! time, a minimum rate for request bodies and responses, a cap on open connections (idle
+//! ones give way to new ones) and on the connections of one client address, and a bounded
+//! drain at shutdown.
 //!
 //! Each connection is served by hyper's HTTP/1.1 server on a task of its own. The socket is
 //! wrapped so that the server knows, for every connection, whether a request is being served
@@ -12,12 +13,20 @@
 //! | new, nothing sent yet | `header_timeout` after accept |
 //! | request headers arriving | `header_timeout` after their first byte |
 //! | between requests (keep-alive) | `keepalive_timeout` after the last response |
-//! | serving, request body stalled | `body_idle_timeout` without a byte of the body (the handler sees an error) |
-//! | serving, response stalled (the client does not read) | `body_idle_timeout` with a write pending |
+//! | serving, request body slow | each `body_idle_timeout` spent waiting for the body must bring `min_transfer_rate` × that many bytes (the handler sees an error) |
+//! | serving, response slow (the client reads little or nothing) | each `body_idle_timeout` spent with a write pending must take `min_transfer_rate` × that many bytes |
+//!
+//! Progress is measured in bytes per interval, not as time since the last byte: a client that
+//! sends (or reads) a byte every few seconds is cut off all the same. Only time spent waiting
+//! for the client counts, never time the server spends elsewhere.
 //!
 //! At `max_connections` open connections, the idle one that moved bytes longest ago is
 //! closed to make room; when every connection is serving a request, new ones wait in the
-//! listen queue. A connection in the middle of a request is never closed for room.
+//! listen queue. A connection in the middle of a request is never closed for room. One client
+//! address (an IPv6 address by its /64) holds at most `max_connections_per_address` of them,
+//! and never more than half of `max_connections`: a connection beyond that is closed as soon
+//! as it is accepted, so one address holding slow requests on every connection it can open
+//! leaves room for everyone else.
 
 mod body;
 mod sendfile;
@@ -59,13 +68,22 @@ pub struct Limits {
     /// Time a client has to send a request's headers, from their first byte (or, on a new
     /// connection, from the accept). Default 30 s.
     pub header_timeout: Duration,
-    /// Time a request body may go without a byte, and a response without the client reading.
-    /// Default 60 s.
+    /// The interval over which request bodies and responses must make progress: each such
+    /// interval spent waiting for the client must move `min_transfer_rate` × its length in
+    /// bytes (a stall this long always fails). Default 60 s.
     pub body_idle_timeout: Duration,
+    /// Bytes per second a request body must bring, and a response must take, on average over
+    /// each `body_idle_timeout` of waiting; 0 turns the rate off (only stalls fail). Default
+    /// 1 KiB/s.
+    pub min_transfer_rate: u64,
     /// Time a connection may stay open between requests. Default 60 s.
     pub keepalive_timeout: Duration,
     /// Open connections at most; lowered to what the open-files limit allows. Default 10,000.
     pub max_connections: usize,
+    /// Open connections of one client address (IPv6: of one /64) at most, and never more than
+    /// half of `max_connections`; 0: only that half. Default 256. Behind a reverse proxy,
+    /// every client has the proxy's address: raise it (the proxy limits clients itself).
+    pub max_connections_per_address: usize,
     /// After a shutdown signal, time in-flight requests get to finish before their
     /// connections are closed. Default 30 s.
     pub drain_timeout: Duration,
@@ -76,8 +94,10 @@ impl Default for Limits {
         Self {
             header_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_secs(60),
+            min_transfer_rate: 1024,
             keepalive_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            max_connections_per_address: 256,
             drain_timeout: Duration::from_secs(30),
         }
     }
@@ -102,12 +122,47 @@ pub fn raise_open_files_limit() -> Option<u64> {
 /// The open connections, for eviction and the drain.
 #[derive(Debug, Default)]
 struct Table {
-    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    conns: Mutex<HashMap<u64, (std::net::IpAddr, Arc<Conn>)>>,
+    /// Open connections by client address (an IPv6 address by its /64).
+    by_address: Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+/// The address a client's connections are counted under: an IPv4 address as it is (an
+/// IPv4-mapped IPv6 one as IPv4), an IPv6 address by its /64 (what one host is given).
+pub(crate) fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return std::net::IpAddr::V4(v4);
+            }
+            let s = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 @ std::net::IpAddr::V4(_) => v4,
+    }
+}
+
+/// A connection counted against its address; dropping it uncounts it.
+struct AddressSlot {
+    table: Arc<Table>,
+    key: std::net::IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut by_address = self.table.by_address.lock().expect("lock");
+        if let Some(n) = by_address.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                by_address.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Table {
-    fn insert(&self, id: u64, conn: Arc<Conn>) {
-        self.conns.lock().expect("lock").insert(id, conn);
+    fn insert(&self, id: u64, peer: std::net::IpAddr, conn: Arc<Conn>) {
+        self.conns.lock().expect("lock").insert(id, (address_key(peer), conn));
     }
 
     fn remove(&self, id: u64) {
@@ -117,7 +172,8 @@ impl Table {
     /// Closes the `n` idle connections that moved bytes longest ago (fewer if fewer are idle).
     fn evict_idle(&self, n: usize) {
         let conns = self.conns.lock().expect("lock");
-        let mut idle: Vec<_> = conns.values().filter_map(|c| c.idle_since_io().map(|t| (t, c))).collect();
+        let mut idle: Vec<_> =
+            conns.values().filter_map(|(_, c)| c.idle_since_io().map(|t| (t, c))).collect();
         if idle.len() > n {
             idle.select_nth_unstable_by_key(n, |(t, _)| *t);
             idle.truncate(n);
@@ -127,9 +183,34 @@ impl Table {
         }
     }
 
+    /// Counts a connection from `peer`. At its address's `cap`, the address's idle connection
+    /// that moved bytes longest ago is closed to make room (it is uncounted when its task
+    /// ends); when all of them are serving requests, `None`: the new one is refused.
+    fn admit(self: &Arc<Self>, peer: std::net::IpAddr, cap: usize) -> Option<AddressSlot> {
+        let key = address_key(peer);
+        let held = self.by_address.lock().expect("lock").get(&key).copied().unwrap_or(0);
+        if held >= cap && !self.evict_idle_of(key) {
+            return None;
+        }
+        *self.by_address.lock().expect("lock").entry(key).or_insert(0) += 1;
+        Some(AddressSlot { table: Arc::clone(self), key })
+    }
+
+    /// Closes the idle connection of address `key` that moved bytes longest ago; whether there
+    /// was one.
+    fn evict_idle_of(&self, key: std::net::IpAddr) -> bool {
+        let conns = self.conns.lock().expect("lock");
+        let oldest = conns
+            .values()
+            .filter(|(k, _)| *k == key)
+            .filter_map(|(_, c)| c.idle_since_io().map(|t| (t, c)))
+            .min_by_key(|(t, _)| *t);
+        oldest.map(|(_, c)| c.close()).is_some()
+    }
+
     fn close_all(&self) -> usize {
         let conns = self.conns.lock().expect("lock");
-        conns.values().for_each(|c| c.close());
+        conns.values().for_each(|(_, c)| c.close());
         conns.len()
     }
 }
@@ -143,6 +224,7 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let max = effective_max_connections(limits.max_connections);
+    let per_address = per_address_cap(limits.max_connections_per_address, max);
     // At the cap, room is made for a burst at a time (each eviction scans every connection).
     let burst = (max / 64).max(1);
     let slots = Arc::new(Semaphore::new(max));
@@ -175,15 +257,22 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break 'accept,
         };
+        let Some(address) = table.admit(peer.ip(), per_address) else {
+            // One address holds its share: this one is closed at once (its slot goes back).
+            tracing::debug!(peer = %peer, cap = per_address, "a client address is at its connection cap");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let id = ids.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn::new());
-        table.insert(id, Arc::clone(&conn));
+        table.insert(id, peer.ip(), Arc::clone(&conn));
         let task = Connection {
             id,
             peer,
             conn,
             permit,
+            _address: address,
             router: router.clone(),
             limits,
             stop: stop_rx.clone(),
@@ -202,6 +291,13 @@ pub(crate) async fn serve(
         let _ = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(all)).await;
     }
     Ok(())
+}
+
+/// The connections one address may hold: `wanted` (0: no cap of its own), never more than
+/// half of `max` (at least one).
+fn per_address_cap(wanted: usize, max: usize) -> usize {
+    let half = (max / 2).max(1);
+    if wanted == 0 { half } else { wanted.min(half) }
 }
 
 /// `wanted`, lowered so that the connections fit in the open-files limit.
@@ -234,6 +330,7 @@ struct Connection {
     peer: SocketAddr,
     conn: Arc<Conn>,
     permit: OwnedSemaphorePermit,
+    _address: AddressSlot,
     router: Router,
     limits: Limits,
     stop: watch::Receiver<bool>,
@@ -275,11 +372,13 @@ impl Connection {
     {
         let io = TokioIo::new(io);
         let tls = transport.tls;
-        let (conn, router, peer, body_idle) =
-            (Arc::clone(&self.conn), self.router.clone(), self.peer, self.limits.body_idle_timeout);
+        let (conn, router, peer, limits) =
+            (Arc::clone(&self.conn), self.router.clone(), self.peer, self.limits);
         let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
             let busy = conn.begin();
-            let mut request = request.map(|b| Body::new(body::IdleTimeout::new(b, body_idle)));
+            let mut request = request.map(|b| {
+                Body::new(body::MinRate::new(b, limits.body_idle_timeout, limits.min_transfer_rate))
+            });
             request.extensions_mut().insert(ConnectInfo(peer));
             request.extensions_mut().insert(transport.clone());
             // HTTP/2 names the host in the URI (`:authority`) only; handlers read `Host`.
@@ -345,6 +444,7 @@ impl Connection {
             let deadline = self.conn.deadline(&self.limits);
             if deadline.is_some_and(|d| d <= now) {
                 tracing::debug!(peer = %self.peer, "closing a connection past its deadline");
+                self.conn.cut.store(true, std::sync::atomic::Ordering::Relaxed);
                 break;
             }
             let wake = deadline.unwrap_or(now + Duration::from_secs(1)).min(now + Duration::from_secs(5));

@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -18,6 +18,10 @@ use super::Limits;
 pub(super) struct Conn {
     state: Mutex<State>,
     close: Notify,
+    /// Asked to close: no longer counted as idle room to make.
+    closing: std::sync::atomic::AtomicBool,
+    /// Cut off past a deadline: its socket is reset when it goes.
+    pub(super) cut: std::sync::atomic::AtomicBool,
     /// Blob file regions whose placeholder bodies are yet to be written (plain TCP only).
     files: Mutex<Queue>,
 }
@@ -37,6 +41,9 @@ struct State {
     last_io: Instant,
     /// Since when a write has been waiting for the client to read.
     write_blocked_since: Option<Instant>,
+    /// Of the response's current interval: time spent with a write waiting, bytes written.
+    write_waited: Duration,
+    write_bytes: u64,
 }
 
 /// A request being served; dropping it ends it.
@@ -50,6 +57,9 @@ impl Drop for Serving {
         if s.serving == 0 {
             s.idle_since = Instant::now();
             s.head_since = None;
+            s.write_blocked_since = None;
+            s.write_waited = Duration::ZERO;
+            s.write_bytes = 0;
         }
     }
 }
@@ -64,8 +74,16 @@ impl Conn {
             head_since: None,
             last_io: now,
             write_blocked_since: None,
+            write_waited: Duration::ZERO,
+            write_bytes: 0,
         };
-        Self { state: Mutex::new(state), close: Notify::new(), files: Mutex::default() }
+        Self {
+            state: Mutex::new(state),
+            close: Notify::new(),
+            closing: std::sync::atomic::AtomicBool::new(false),
+            cut: std::sync::atomic::AtomicBool::new(false),
+            files: Mutex::default(),
+        }
     }
 
     /// A request's headers were parsed: the connection serves it until the guard drops.
@@ -78,11 +96,28 @@ impl Conn {
     }
 
     /// When the connection must be closed, if nothing happens before: `None` while it serves
-    /// a request that is not stalled on the client.
+    /// a request that is not waiting on the client to read. While a response waits, each
+    /// `body_idle_timeout` of waiting must take `min_transfer_rate` × that many bytes: an
+    /// interval that did starts a new one, one that did not is due now.
     pub(super) fn deadline(&self, limits: &Limits) -> Option<Instant> {
-        let s = self.state.lock().expect("lock");
+        let mut s = self.state.lock().expect("lock");
         if s.serving > 0 {
-            return s.write_blocked_since.map(|t| t + limits.body_idle_timeout);
+            let since = s.write_blocked_since?;
+            let now = Instant::now();
+            let interval = limits.body_idle_timeout;
+            // When this interval of waiting ends (or ended).
+            let due = since + interval.saturating_sub(s.write_waited);
+            if now < due {
+                return Some(due);
+            }
+            let needed = (u128::from(limits.min_transfer_rate) * interval.as_millis() / 1000).max(1);
+            if u128::from(s.write_bytes) < needed {
+                return Some(due);
+            }
+            s.write_waited = Duration::ZERO;
+            s.write_bytes = 0;
+            s.write_blocked_since = Some(now);
+            return Some(now + interval);
         }
         Some(match s.head_since {
             Some(t) => t + limits.header_timeout,
@@ -93,6 +128,9 @@ impl Conn {
 
     /// When an idle connection last moved bytes; `None` while it serves a request.
     pub(super) fn idle_since_io(&self) -> Option<Instant> {
+        if self.closing.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         let s = self.state.lock().expect("lock");
         (s.serving == 0).then_some(s.last_io)
     }
@@ -105,6 +143,7 @@ impl Conn {
 
     /// Asks the connection's task to close it.
     pub(super) fn close(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::Relaxed);
         self.close.notify_one();
     }
 
@@ -124,19 +163,22 @@ impl Conn {
         }
     }
 
-    fn wrote(&self, blocked: bool) {
+    fn wrote(&self, written: usize, blocked: bool) {
         let mut s = self.state.lock().expect("lock");
         let now = Instant::now();
         if blocked {
             s.write_blocked_since.get_or_insert(now);
         } else {
-            s.write_blocked_since = None;
+            if let Some(since) = s.write_blocked_since.take() {
+                s.write_waited += now.saturating_duration_since(since);
+            }
+            s.write_bytes += written as u64;
             s.last_io = now;
         }
     }
 }
 
-impl Tracked<TcpStream> {
+impl Tracked {
     /// Sends up to `len` bytes of the connection's oldest queued file region.
     fn poll_send_file(&self, cx: &mut Context<'_>, len: usize) -> Poll<std::io::Result<usize>> {
         loop {
@@ -154,18 +196,28 @@ impl Tracked<TcpStream> {
 
 /// A socket that reports its reads and writes to its [`Conn`].
 #[derive(Debug)]
-pub(super) struct Tracked<T> {
-    inner: T,
+pub(super) struct Tracked {
+    inner: TcpStream,
     conn: Arc<Conn>,
 }
 
-impl<T> Tracked<T> {
-    pub(super) fn new(inner: T, conn: Arc<Conn>) -> Self {
+impl Tracked {
+    pub(super) fn new(inner: TcpStream, conn: Arc<Conn>) -> Self {
         Self { inner, conn }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+/// A connection cut off by the watchdog is reset, not closed: what the kernel still holds for
+/// a client that reads too slowly is dropped, not sent on at its pace.
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.conn.cut.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = rustix::net::sockopt::set_socket_linger(&self.inner, Some(std::time::Duration::ZERO));
+        }
+    }
+}
+
+impl AsyncRead for Tracked {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -181,7 +233,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
 }
 
 /// Writes the socket, sending blob file regions where a write starts with placeholder bytes.
-impl AsyncWrite for Tracked<TcpStream> {
+impl AsyncWrite for Tracked {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
     }
@@ -195,7 +247,11 @@ impl AsyncWrite for Tracked<TcpStream> {
             Split::Plain(k) => Pin::new(&mut self.inner).poll_write_vectored(cx, &bufs[..k]),
             Split::File(len) => self.poll_send_file(cx, len),
         };
-        self.conn.wrote(result.is_pending());
+        match &result {
+            Poll::Ready(Ok(n)) => self.conn.wrote(*n, false),
+            Poll::Ready(Err(_)) => self.conn.wrote(0, false),
+            Poll::Pending => self.conn.wrote(0, true),
+        }
         result
     }
 
