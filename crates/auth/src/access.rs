@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq as _;
 
 use crate::htpasswd::Htpasswd;
-use crate::limiter::FailureLimiter;
+use crate::limiter::{FailureLimiter, address_key};
 use crate::policy::{Action, Identity, Policy};
 use crate::scope::Scope;
 use crate::token::{Claims, TokenService};
@@ -22,6 +22,12 @@ const MAX_CACHED: usize = 10_000;
 /// Verified tokens remembered (by the SHA-256 of the token) until they expire, so a signature
 /// is checked once per token, not once per request.
 const MAX_TOKENS: usize = 10_000;
+
+/// How long each failure of a user beyond its limit delays the next check of its password
+/// (from any address), doubling per failure up to [`MAX_SLOW_DOWN`].
+pub const SLOW_DOWN_STEP: Duration = Duration::from_millis(250);
+/// The longest a password check is delayed.
+pub const MAX_SLOW_DOWN: Duration = Duration::from_secs(8);
 
 /// Who a request is, as established from its credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,8 +85,56 @@ pub struct Authenticator {
     cache: Mutex<HashMap<String, Cached>>,
     tokens_seen: Mutex<HashMap<[u8; 32], Arc<Claims>>>,
     salt: [u8; 16],
-    by_user: FailureLimiter,
+    /// Failures of a user from one address: at the limit, that address is refused for the user.
+    by_login: FailureLimiter,
+    /// Failures from one address (an IPv6 /64) whatever the user: at the limit, refused.
     by_address: FailureLimiter,
+    /// Failures of a user from anywhere: beyond `slow_after`, checks are delayed, never refused
+    /// (so no one can lock a user out by failing in their name).
+    by_user: FailureLimiter,
+    slow_after: u32,
+}
+
+/// A login that got past the limits: the password is still to be checked, with bcrypt,
+/// after [`delay`](Self::delay). [`verify`](Self::verify) blocks (tens of milliseconds):
+/// run it where blocking is allowed, then hand the result to
+/// [`Authenticator::end_login`]. An attempt dropped unfinished counts as a failure.
+pub struct Check {
+    user: String,
+    password: String,
+    users: Arc<Htpasswd>,
+    generation: u64,
+    digest: [u8; 32],
+    address: Option<IpAddr>,
+    delay: Duration,
+}
+
+impl fmt::Debug for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Check").field("user", &self.user).field("delay", &self.delay).finish_non_exhaustive()
+    }
+}
+
+impl Check {
+    /// How long to wait before checking (the user's slow-down).
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// Checks the password with bcrypt (blocking; an unknown user costs what a real entry
+    /// of the file costs).
+    pub fn verify(&self) -> bool {
+        self.users.verify(&self.user, &self.password)
+    }
+}
+
+/// The first step of a login.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The password was verified within [`CREDENTIAL_CACHE_TTL`]: no check needed.
+    Known(Identity),
+    /// The password must be checked.
+    Check(Check),
 }
 
 impl fmt::Debug for Authenticator {
@@ -104,17 +158,28 @@ impl Authenticator {
             cache: Mutex::new(HashMap::new()),
             tokens_seen: Mutex::new(HashMap::new()),
             salt: *uuid::Uuid::new_v4().as_bytes(),
-            by_user: FailureLimiter::new(5, Duration::from_secs(60)),
+            by_login: FailureLimiter::new(5, Duration::from_secs(60)),
             by_address: FailureLimiter::new(30, Duration::from_secs(60)),
+            by_user: FailureLimiter::new(u32::MAX, Duration::from_secs(60)),
+            slow_after: 5,
         }
     }
 
-    /// Other failed-login limits (per user, per address, and the window).
+    /// Other failed-login limits: `per_user` failures of a user from one address (then that
+    /// address is refused for the user, and the user's checks from anywhere slow down),
+    /// `per_address` failures from one address (then it is refused), in `window`.
     #[must_use]
     pub fn with_limits(mut self, per_user: u32, per_address: u32, window: Duration) -> Self {
-        self.by_user = FailureLimiter::new(per_user, window);
+        self.by_login = FailureLimiter::new(per_user, window);
         self.by_address = FailureLimiter::new(per_address, window);
+        self.by_user = FailureLimiter::new(u32::MAX, window);
+        self.slow_after = per_user.max(1);
         self
+    }
+
+    /// What the failed-login limits cost in memory: fixed, whatever is sent.
+    pub fn limiter_bytes(&self) -> usize {
+        self.by_login.bytes() + self.by_address.bytes() + self.by_user.bytes()
     }
 
     /// Replaces the users (a reloaded htpasswd file); cached passwords are forgotten.
@@ -156,7 +221,8 @@ impl Authenticator {
         h.finalize().into()
     }
 
-    /// Checks a user's password, within the failed-login limits.
+    /// Checks a user's password, within the failed-login limits (blocking: bcrypt, and the
+    /// user's slow-down, on this thread).
     pub fn login(&self, user: &str, password: &str, client: Option<IpAddr>) -> Result<Identity, Denied> {
         self.login_checked(user, password, client).map(|(identity, _)| identity)
     }
@@ -169,10 +235,35 @@ impl Authenticator {
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<(Identity, bool), Denied> {
-        let address = client.map(|a| a.to_string());
-        self.by_user.check(user).map_err(Denied::TooMany)?;
-        if let Some(a) = &address {
-            self.by_address.check(a).map_err(Denied::TooMany)?;
+        match self.begin_login(user, password, client)? {
+            Attempt::Known(identity) => Ok((identity, false)),
+            Attempt::Check(check) => {
+                std::thread::sleep(check.delay());
+                let ok = check.verify();
+                self.end_login(check, ok)
+            }
+        }
+    }
+
+    fn login_key(user: &str, address: Option<IpAddr>) -> Vec<u8> {
+        let mut key = user.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(address.map(|a| a.to_string()).unwrap_or_default().as_bytes());
+        key
+    }
+
+    /// The first step of a login: the limits (a user's failures from this address, the
+    /// address's failures; counted before the check, so concurrent attempts cannot pass a
+    /// limit together), then the cache of verified passwords.
+    pub fn begin_login(&self, user: &str, password: &str, client: Option<IpAddr>) -> Result<Attempt, Denied> {
+        let address = client.map(address_key);
+        let login_key = Self::login_key(user, address);
+        self.by_login.reserve(&login_key).map_err(Denied::TooMany)?;
+        if let Some(a) = address
+            && let Err(after) = self.by_address.reserve(a.to_string().as_bytes())
+        {
+            self.by_login.refund(&login_key);
+            return Err(Denied::TooMany(after));
         }
         let (users, generation) = {
             let guard = self.users.read().expect("lock");
@@ -182,28 +273,61 @@ impl Authenticator {
         let cached = self.cache.lock().expect("lock").get(user).is_some_and(|c| {
             c.generation == generation && c.until > Instant::now() && bool::from(c.digest.ct_eq(&digest))
         });
-        if cached || users.verify(user, password) {
-            if !cached {
-                let mut cache = self.cache.lock().expect("lock");
-                if cache.len() >= MAX_CACHED {
-                    let now = Instant::now();
-                    cache.retain(|_, c| c.until > now);
-                }
-                if cache.len() < MAX_CACHED {
-                    cache.insert(
-                        user.to_owned(),
-                        Cached { digest, until: Instant::now() + CREDENTIAL_CACHE_TTL, generation },
-                    );
-                }
-                self.by_user.clear(user);
-            }
-            return Ok((Identity::User(user.to_owned()), !cached));
+        if cached {
+            self.refund(&login_key, address);
+            return Ok(Attempt::Known(Identity::User(user.to_owned())));
         }
-        self.by_user.fail(user);
-        if let Some(a) = &address {
-            self.by_address.fail(a);
+        let excess = self.by_user.failures(user.as_bytes()).saturating_sub(self.slow_after);
+        let delay = if excess == 0 {
+            Duration::ZERO
+        } else {
+            SLOW_DOWN_STEP.saturating_mul(1 << (excess - 1).min(16)).min(MAX_SLOW_DOWN)
+        };
+        Ok(Attempt::Check(Check {
+            user: user.to_owned(),
+            password: password.to_owned(),
+            users,
+            generation,
+            digest,
+            address,
+            delay,
+        }))
+    }
+
+    fn refund(&self, login_key: &[u8], address: Option<IpAddr>) {
+        self.by_login.refund(login_key);
+        if let Some(a) = address {
+            self.by_address.refund(a.to_string().as_bytes());
         }
-        Err(Denied::BadCredentials)
+    }
+
+    /// The last step of a login: whether [`Check::verify`] said yes. A success takes back
+    /// the attempt's counts and is remembered for [`CREDENTIAL_CACHE_TTL`]; a failure stays
+    /// counted, and slows the user's next checks down.
+    pub fn end_login(&self, check: Check, ok: bool) -> Result<(Identity, bool), Denied> {
+        let login_key = Self::login_key(&check.user, check.address);
+        if !ok {
+            self.by_user.fail(check.user.as_bytes());
+            return Err(Denied::BadCredentials);
+        }
+        self.refund(&login_key, check.address);
+        self.by_login.clear(&login_key);
+        let mut cache = self.cache.lock().expect("lock");
+        if cache.len() >= MAX_CACHED {
+            let now = Instant::now();
+            cache.retain(|_, c| c.until > now);
+        }
+        if cache.len() < MAX_CACHED {
+            cache.insert(
+                check.user.clone(),
+                Cached {
+                    digest: check.digest,
+                    until: Instant::now() + CREDENTIAL_CACHE_TTL,
+                    generation: check.generation,
+                },
+            );
+        }
+        Ok((Identity::User(check.user), true))
     }
 
     /// Checks a bearer token (its signature once; then until it expires, from memory).
@@ -227,8 +351,13 @@ impl Authenticator {
             }
             claims
         };
-        let identity =
-            if claims.sub.is_empty() { Identity::Anonymous } else { Identity::User(claims.sub.clone()) };
+        let identity = if claims.sub.is_empty() {
+            Identity::Anonymous
+        } else if claims.iss == self.tokens.issuer || self.tokens.maps_external_users() {
+            Identity::User(claims.sub.clone())
+        } else {
+            Identity::External(claims.sub.clone())
+        };
         Ok(Principal { identity, token: Some(claims) })
     }
 
@@ -251,14 +380,18 @@ impl Authenticator {
             || principal.token.as_ref().is_some_and(|c| c.allows("repository", repository, "pull"))
     }
 
-    /// Whether `principal` administers the registry.
+    /// Whether `principal` administers the registry: by the policy, and, when it presented a
+    /// token, only if the token grants `registry:admin:*` (a token asked for pulling one
+    /// repository never runs the garbage collector).
     pub fn is_admin(&self, principal: &Principal) -> bool {
         self.policy().is_admin(&principal.identity)
+            && principal.token.as_ref().is_none_or(|c| c.allows("registry", "admin", "*"))
     }
 
     /// What a token for `identity` grants of `requested`: for each repository scope, the
     /// actions asked for that the policy gives; the catalog to everyone (listings are
-    /// filtered); nothing else.
+    /// filtered); `registry:admin:*` (garbage collection, quotas, metrics) to
+    /// administrators who ask for it; nothing else.
     pub fn grant(&self, identity: &Identity, requested: &[Scope]) -> Vec<Scope> {
         let mut granted: Vec<Scope> = Vec::new();
         for scope in requested {
@@ -269,7 +402,10 @@ impl Authenticator {
                 let held = self.policy().actions(identity, &scope.name);
                 let wanted = |a: Action| scope.allows(a.as_str()) && held.contains(a);
                 Action::ALL.into_iter().filter(|a| wanted(*a)).map(|a| a.as_str().to_owned()).collect()
-            } else if scope.kind == "registry" && scope.name == "catalog" && scope.allows("*") {
+            } else if scope.kind == "registry"
+                && scope.allows("*")
+                && (scope.name == "catalog" || (scope.name == "admin" && self.policy().is_admin(identity)))
+            {
                 vec!["*".to_owned()]
             } else {
                 Vec::new()
@@ -343,13 +479,52 @@ mod tests {
         }
         assert!(
             matches!(auth.login("alice", "wonderland", Some(ip)), Err(Denied::TooMany(_))),
-            "the user is blocked, even with the right password"
+            "the user is blocked from this address, even with the right password"
+        );
+        let other: IpAddr = "198.51.100.1".parse().expect("ip");
+        let started = Instant::now();
+        assert_eq!(
+            auth.login("alice", "wonderland", Some(other)),
+            Ok(Identity::User("alice".into())),
+            "another address is not refused (the user is slowed down, not locked out)"
+        );
+        assert!(started.elapsed() < MAX_SLOW_DOWN + Duration::from_secs(1));
+        let v6: IpAddr = "2001:db8::1".parse().expect("ip");
+        for n in 0..3u16 {
+            let neighbour = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, n, 0, 0, 1));
+            assert_eq!(auth.login("bob", "x", Some(neighbour)), Err(Denied::BadCredentials));
+        }
+        assert!(
+            matches!(auth.login("bob", "x", Some(v6)), Err(Denied::TooMany(_))),
+            "an IPv6 /64 is one address"
         );
         // A password change forgets the cache.
         let mut users = Htpasswd::default();
         users.set("alice", "new", 4).expect("hash");
         auth.set_users(users);
         assert!(auth.login("carol", "x", None).is_err());
+    }
+
+    #[test]
+    fn concurrent_attempts_cannot_pass_the_limit_together() {
+        let auth = Arc::new(authenticator());
+        let ip: IpAddr = "192.0.2.9".parse().expect("ip");
+        let threads: Vec<_> = (0..24)
+            .map(|_| {
+                let auth = Arc::clone(&auth);
+                std::thread::spawn(move || match auth.begin_login("alice", "guess", Some(ip)) {
+                    Ok(Attempt::Check(check)) => {
+                        let ok = check.verify();
+                        let _ = auth.end_login(check, ok);
+                        1
+                    }
+                    Ok(Attempt::Known(_)) => panic!("a wrong password is never known"),
+                    Err(_) => 0,
+                })
+            })
+            .collect();
+        let checked: u32 = threads.into_iter().map(|t| t.join().expect("joins")).sum();
+        assert_eq!(checked, 3, "the limit is 3");
     }
 
     #[test]
@@ -360,6 +535,10 @@ mod tests {
         let granted = auth.grant(&alice, &asked);
         assert_eq!(granted, vec![Scope::repository("a", &["pull", "push", "delete"]), Scope::catalog()]);
         assert_eq!(auth.grant(&Identity::Anonymous, &asked), vec![Scope::catalog()]);
+        let admin = Scope::parse_list("registry:admin:*").expect("parses");
+        assert_eq!(auth.grant(&alice, &admin), admin, "without rules every user administers");
+        assert!(auth.grant(&Identity::Anonymous, &admin).is_empty());
+        assert!(auth.grant(&Identity::External("alice".into()), &admin).is_empty());
         let issued = auth.tokens().issue(Some("alice"), granted).expect("issues");
         let principal = auth.bearer(&issued.token).expect("valid");
         assert!(auth.can(&principal, "a", Action::Push));

@@ -18,23 +18,29 @@ pub fn valid_user(name: &str) -> bool {
 }
 
 /// The users of an htpasswd file, by name. Entries keep their order on rewrite.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Htpasswd {
     entries: BTreeMap<String, String>,
+    /// The hash unknown users are checked against, made on first use at the file's most
+    /// common cost.
+    dummy: std::sync::OnceLock<String>,
 }
+
+impl PartialEq for Htpasswd {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Htpasswd {}
 
 impl fmt::Debug for Htpasswd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The hashes are secrets too (offline guessing).
-        f.debug_struct("Htpasswd").field("users", &self.entries.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Htpasswd")
+            .field("users", &self.entries.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
-}
-
-/// A hash at the default cost that no one's password is checked against for real: unknown
-/// users cost as much time as known ones, so response times do not tell which names exist.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| bcrypt::hash(uuid::Uuid::new_v4().to_string(), DEFAULT_COST).unwrap_or_default())
 }
 
 impl Htpasswd {
@@ -63,7 +69,27 @@ impl Htpasswd {
                 return Err(bad(format!("`{user}` appears twice")));
             }
         }
-        Ok(Self { entries })
+        Ok(Self { entries, dummy: std::sync::OnceLock::new() })
+    }
+
+    /// The cost most entries of the file have ([`DEFAULT_COST`] when it has none).
+    pub fn common_cost(&self) -> u32 {
+        let mut counts = BTreeMap::new();
+        for hash in self.entries.values() {
+            if let Some(cost) = hash.get(4..6).and_then(|c| c.parse::<u32>().ok()) {
+                *counts.entry(cost).or_insert(0usize) += 1;
+            }
+        }
+        counts.into_iter().max_by_key(|(cost, n)| (*n, *cost)).map_or(DEFAULT_COST, |(cost, _)| cost)
+    }
+
+    /// A hash that no one's password is checked against for real, at the file's most common
+    /// cost: unknown users cost as much time as known ones, so response times do not tell
+    /// which names exist.
+    fn dummy_hash(&self) -> &str {
+        self.dummy.get_or_init(|| {
+            bcrypt::hash(uuid::Uuid::new_v4().to_string(), self.common_cost()).unwrap_or_default()
+        })
     }
 
     /// The file's text, one `user:hash` line per user.
@@ -107,11 +133,13 @@ impl Htpasswd {
             )));
         }
         let hash = bcrypt::hash(password, cost).map_err(|e| Error::Password(e.to_string()))?;
+        self.dummy = std::sync::OnceLock::new();
         Ok(self.entries.insert(user.to_owned(), hash).is_none())
     }
 
     /// Removes `user`; returns whether it was there.
     pub fn remove(&mut self, user: &str) -> bool {
+        self.dummy = std::sync::OnceLock::new();
         self.entries.remove(user).is_some()
     }
 
@@ -121,7 +149,7 @@ impl Htpasswd {
         if let Some(hash) = self.entries.get(user) {
             bcrypt::verify(password, hash).unwrap_or(false)
         } else {
-            let _ = bcrypt::verify(password, dummy_hash());
+            let _ = bcrypt::verify(password, self.dummy_hash());
             false
         }
     }
@@ -196,5 +224,17 @@ mod tests {
         assert!(file.set("a:b", "x", 4).is_err());
         assert!(file.remove("bob"));
         assert!(!file.verify("bob", "builder"));
+    }
+
+    #[test]
+    fn unknown_users_cost_what_the_files_entries_cost() {
+        let mut file = Htpasswd::default();
+        assert_eq!(file.common_cost(), DEFAULT_COST);
+        file.set("a", "x", 4).expect("hash");
+        file.set("b", "x", 4).expect("hash");
+        file.set("c", "x", 6).expect("hash");
+        assert_eq!(file.common_cost(), 4);
+        assert!(file.dummy_hash().starts_with("$2"));
+        assert_eq!(file.dummy_hash().get(4..6), Some("04"));
     }
 }

@@ -54,11 +54,13 @@ mod policy;
 mod scope;
 mod token;
 
-pub use access::{Authenticator, CREDENTIAL_CACHE_TTL, Denied, Principal};
+pub use access::{
+    Attempt, Authenticator, CREDENTIAL_CACHE_TTL, Check, Denied, MAX_SLOW_DOWN, Principal, SLOW_DOWN_STEP,
+};
 pub use error::{Error, Result};
 pub use htpasswd::{DEFAULT_COST, Htpasswd, valid_user};
 pub use jwt::{Algorithm, SigningKey, VerifyingKey};
-pub use limiter::FailureLimiter;
+pub use limiter::{FailureLimiter, address_key};
 pub use policy::{ALL_USERS, Action, Actions, Identity, Pattern, Policy, Rule, glob};
 pub use scope::{MAX_SCOPE_LEN, Scope, join as join_scopes};
 pub use token::{Audience, Claims, External, Issued, LEEWAY, TokenService, now};

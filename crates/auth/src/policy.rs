@@ -216,6 +216,10 @@ pub enum Identity {
     Anonymous,
     /// A user of the htpasswd file, a client certificate's subject, or a token's subject.
     User(String),
+    /// The subject of an external issuer's token that is not mapped onto local users: its
+    /// token's grants decide; the policy treats it as anonymous (no user's or group's
+    /// rights, no administration).
+    External(String),
 }
 
 impl Identity {
@@ -223,7 +227,7 @@ impl Identity {
     pub fn name(&self) -> &str {
         match self {
             Self::Anonymous => "-",
-            Self::User(u) => u,
+            Self::User(u) | Self::External(u) => u,
         }
     }
 }

@@ -101,6 +101,10 @@ pub struct External {
     pub audience: String,
     /// Its keys.
     pub keys: Vec<VerifyingKey>,
+    /// Whether its tokens' subjects are the local users of the same names (their rights,
+    /// groups and administration); otherwise they are [`Identity::External`](crate::Identity)
+    /// and only their tokens' grants count.
+    pub map_users: bool,
 }
 
 impl TokenService {
@@ -124,6 +128,11 @@ impl TokenService {
     pub fn with_external(mut self, external: External) -> Self {
         self.external = Some(external);
         self
+    }
+
+    /// Whether the external issuer's subjects are local users (see [`External::map_users`]).
+    pub fn maps_external_users(&self) -> bool {
+        self.external.as_ref().is_some_and(|e| e.map_users)
     }
 
     /// The public keys of this service's tokens (a JWKS document's `keys`).
@@ -282,6 +291,7 @@ mod tests {
                     issuer: "wharf".into(),
                     audience: "elsewhere".into(),
                     keys: other.public_keys().to_vec(),
+                    map_users: false,
                 });
         assert!(trusting.verify_access(&foreign.token).is_ok());
     }

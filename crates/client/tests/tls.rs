@@ -14,6 +14,7 @@ const CONFIG: &str = r#"
 cert = "server.crt"
 key = "server.key"
 client_ca = "ca.crt"
+client_users = { alice = "alice" }
 
 [auth]
 htpasswd = "users.htpasswd"

@@ -39,6 +39,11 @@ pub struct FileConfig {
     pub min_transfer_rate: Option<ByteSize>,
     /// `drain_timeout`.
     pub drain_timeout: Option<String>,
+    /// `public_url`: the URL clients reach the registry at (the token realm, `Secure`
+    /// cookies, the name a loopback registry answers to).
+    pub public_url: Option<String>,
+    /// `[inspection]`: what reading an artifact's layers may cost.
+    pub inspection: Option<InspectionConfig>,
     /// `[tls]`.
     pub tls: Option<TlsConfig>,
     /// `[auth]`.
@@ -60,6 +65,50 @@ pub struct FileConfig {
     pub quota: Vec<crate::gc::quota::QuotaConfig>,
 }
 
+/// `[inspection]`: the budget of every read of an artifact's layers (inspection,
+/// classification, policies, search) and how many run at once. Unset keys keep
+/// [`wharf_wasm::budget::Budget`]'s defaults.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct InspectionConfig {
+    /// Artifacts read at once [default: the cores, 2 to 8].
+    pub concurrency: Option<usize>,
+    /// Bytes read from one layer, after decompression [default: 4GiB].
+    pub layer_bytes: Option<ByteSize>,
+    /// Bytes read from all of an artifact's layers [default: 8GiB].
+    pub artifact_bytes: Option<ByteSize>,
+    /// The largest extended header (long name, long link, PAX) [default: 64KiB].
+    pub header_bytes: Option<ByteSize>,
+    /// Archive entries of an artifact [default: 1000000].
+    pub entries: Option<u64>,
+    /// The largest module read [default: 256MiB].
+    pub module_bytes: Option<ByteSize>,
+    /// Time to read one artifact (`2m`) [default: 120s].
+    pub time: Option<String>,
+}
+
+impl InspectionConfig {
+    /// The budget these keys describe.
+    pub fn budget(&self) -> Result<wharf_wasm::budget::Budget> {
+        let mut budget = wharf_wasm::budget::Budget::default();
+        let size = |v: &Option<ByteSize>, default: u64| v.as_ref().map_or(default, |s| s.0);
+        budget.layer_bytes = size(&self.layer_bytes, budget.layer_bytes);
+        budget.artifact_bytes = size(&self.artifact_bytes, budget.artifact_bytes);
+        budget.header_bytes = size(&self.header_bytes, budget.header_bytes);
+        budget.module_bytes = size(&self.module_bytes, budget.module_bytes);
+        budget.entries = self.entries.unwrap_or(budget.entries);
+        if let Some(time) = &self.time {
+            budget.time =
+                parse_duration(time).map_err(|e| Error::BadRequest(format!("[inspection] time: {e}")))?;
+        }
+        if self.concurrency == Some(0) {
+            return Err(Error::BadRequest("[inspection] concurrency: at least 1".into()));
+        }
+        Ok(budget)
+    }
+}
+
 /// `[tls]`.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +123,11 @@ pub struct TlsConfig {
     /// `optional` (default: clients without a certificate authenticate otherwise) or
     /// `required` (the handshake fails without a valid client certificate).
     pub client_auth: Option<String>,
+    /// The user each client certificate stands for, by its subject's common name
+    /// (`client_users = { "ci-runner-1" = "ci" }`); a certificate not named here stands for
+    /// no one.
+    #[serde(default)]
+    pub client_users: std::collections::BTreeMap<String, String>,
 }
 
 /// `[auth]`.
@@ -126,6 +180,10 @@ pub struct ExternalConfig {
     pub audience: Option<String>,
     /// Its public keys: a PEM file or a JWKS document.
     pub keys: PathBuf,
+    /// Whether its tokens' subjects are the local users of the same names (their groups,
+    /// rules and administration) [default: false: only the tokens' grants count].
+    #[serde(default)]
+    pub map_users: bool,
 }
 
 /// One `[[access]]` rule.
@@ -166,7 +224,16 @@ impl FileConfig {
     /// The TLS of `[tls]`, paths relative to `base`.
     pub fn tls(&self, base: &Path) -> Result<Option<Arc<Tls>>> {
         let Some(tls) = &self.tls else { return Ok(None) };
-        let mut files = TlsFiles::new(base.join(&tls.cert), base.join(&tls.key));
+        for user in tls.client_users.values() {
+            if !wharf_auth::valid_user(user) {
+                return Err(Error::BadRequest(format!(
+                    "[tls] client_users: {} is not a user name",
+                    wharf_types::error::Input::new(user)
+                )));
+            }
+        }
+        let mut files = TlsFiles::new(base.join(&tls.cert), base.join(&tls.key))
+            .with_client_users(tls.client_users.clone());
         if let Some(ca) = &tls.client_ca {
             files = files.with_client_ca(base.join(ca));
         }
@@ -193,7 +260,18 @@ impl FileConfig {
             return Ok(None);
         }
         let auth = self.auth.clone().unwrap_or_default();
-        AccessControl::from_config(&auth, &self.access, base, data_dir).map(|a| Some(Arc::new(a)))
+        let mut access = AccessControl::from_config(&auth, &self.access, base, data_dir)?;
+        if auth.realm.is_none()
+            && let Some(url) = self.public_url()?
+        {
+            access = access.with_realm(url.realm());
+        }
+        Ok(Some(Arc::new(access)))
+    }
+
+    /// `public_url`, checked.
+    pub fn public_url(&self) -> Result<Option<crate::PublicUrl>> {
+        self.public_url.as_deref().map(str::parse).transpose().map_err(Error::BadRequest)
     }
 }
 

@@ -117,6 +117,9 @@ pub enum Error {
     /// the client pushes again).
     #[error("{0}")]
     Collected(String),
+    /// The request names a host this server does not answer to (421).
+    #[error("{0}")]
+    Misdirected(String),
     /// Another garbage collection or scrub is running (409).
     #[error("{0}")]
     Busy(String),
@@ -159,6 +162,7 @@ impl Error {
             }
             Self::Collected(_) => (ErrorCode::Other("UNAVAILABLE".into()), S::SERVICE_UNAVAILABLE),
             Self::Busy(_) => (ErrorCode::Other("BUSY".into()), S::CONFLICT),
+            Self::Misdirected(_) => (ErrorCode::Denied, S::MISDIRECTED_REQUEST),
             Self::Store(e) => match e {
                 wharf_store::Error::BlobNotFound { .. } => (ErrorCode::BlobUnknown, S::NOT_FOUND),
                 wharf_store::Error::UploadNotFound { .. } => (ErrorCode::BlobUploadUnknown, S::NOT_FOUND),

@@ -41,12 +41,47 @@ pub fn router(registry: Registry) -> Router {
 /// The router with access control: every request is authorised by `access` (its token
 /// endpoint is `/token`); `None` is an open registry, as [`router`].
 pub fn router_with_access(registry: Registry, access: Option<Arc<AccessControl>>) -> Router {
-    let app = App { registry, access, sessions: Arc::new(crate::web::Sessions::default()) };
+    app_router(registry, access, None)
+}
+
+/// The router of a [`Server`](crate::Server): with the URL clients reach it at, if known.
+pub(crate) fn app_router(
+    registry: Registry,
+    access: Option<Arc<AccessControl>>,
+    public_url: Option<Arc<crate::PublicUrl>>,
+) -> Router {
+    let app = App { registry, access, sessions: Arc::new(crate::web::Sessions::default()), public_url };
     Router::new()
         .merge(crate::web::routes())
         .fallback(dispatch)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), host_check))
         .layer(axum::middleware::from_fn_with_state(app.clone(), access_log))
         .with_state(app)
+}
+
+/// An open registry that listens on loopback answers only requests that name it by a
+/// loopback name (or its public URL): a web page that rebinds its own name to 127.0.0.1
+/// cannot read or write it from a browser (DNS rebinding). 421 otherwise.
+async fn host_check(State(app): State<App>, request: Request, next: axum::middleware::Next) -> Response {
+    let on_loopback = request
+        .extensions()
+        .get::<Transport>()
+        .and_then(|t| t.local)
+        .is_some_and(|local| local.ip().is_loopback());
+    if app.access.is_none() && on_loopback {
+        let host = request.headers().get(header::HOST).map(|h| h.to_str().unwrap_or("-"));
+        let named = host.is_none_or(|h| {
+            crate::listener::is_loopback_host(h) || app.public_url.as_ref().is_some_and(|u| u.names(h))
+        });
+        if !named {
+            return Error::Misdirected(format!(
+                "this registry listens on loopback and answers only to loopback names (localhost, 127.0.0.1, [::1]), not `{}`; set --public-url to serve another name",
+                printable(host.unwrap_or_default(), 100)
+            ))
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// What every handler shares.
@@ -56,6 +91,8 @@ pub(crate) struct App {
     pub(crate) access: Option<Arc<AccessControl>>,
     /// The web page's sessions.
     pub(crate) sessions: Arc<crate::web::Sessions>,
+    /// The URL clients reach the registry at, if configured.
+    pub(crate) public_url: Option<Arc<crate::PublicUrl>>,
 }
 
 /// Who the request came from, for the access log.
@@ -450,7 +487,7 @@ async fn guarded(
     }
     let query = query_pairs(parts.uri.query());
     let need = need(route.as_ref(), &parts.method, &query);
-    let principal = match access.authorize(&need, &parts.headers, client, &transport) {
+    let principal = match access.authorize(&need, &parts.headers, client, &transport).await {
         Ok(p) => p,
         Err((e, who)) => {
             let status = e.code_and_status().1;

@@ -58,7 +58,7 @@ pub mod web;
 pub use auth::AccessControl;
 pub use error::{Error, Result};
 pub use http::{router, router_with_access};
-pub use listener::{Limits, raise_open_files_limit};
+pub use listener::{Limits, PublicUrl, raise_open_files_limit};
 pub use records::{ArtifactRecord, ArtifactSummary, RepositorySummary, SearchHit};
 pub use registry::{BLOB_URL_EXPIRY, Page, PutManifest, Registry, StoredManifest};
 pub use server::{Server, ServerHandle, StorageSpec};

@@ -83,10 +83,18 @@ struct Args {
     /// TLS private key (PEM). Config: `[tls] key`.
     #[arg(long, env = "WHARF_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
-    /// CA certificates for client certificates (mutual TLS; the subject's common name is the
-    /// user). Config: `[tls] client_ca`.
+    /// CA certificates for client certificates (mutual TLS). Config: `[tls] client_ca`.
     #[arg(long, env = "WHARF_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<std::path::PathBuf>,
+    /// `CN=USER`: a client certificate whose subject's common name is CN stands for USER
+    /// (repeatable; certificates not named stand for no one). Config: `[tls] client_users`.
+    #[arg(long, env = "WHARF_TLS_CLIENT_USER", value_delimiter = ',', requires = "tls_client_ca")]
+    tls_client_user: Vec<String>,
+    /// The URL clients reach the registry at (`https://registry.example.com`; behind a TLS
+    /// proxy, the proxy's): the token realm, `Secure` cookies, and the name a registry on
+    /// loopback answers to besides localhost. Config: `public_url`.
+    #[arg(long, env = "WHARF_PUBLIC_URL")]
+    public_url: Option<String>,
     /// htpasswd file of bcrypt entries: turns access control on. Config: `[auth] htpasswd`.
     #[arg(long, env = "WHARF_HTPASSWD", global = true)]
     htpasswd: Option<std::path::PathBuf>,
@@ -161,7 +169,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+    let mut args = Args::parse();
     let mut file = match &args.config {
         Some(path) => FileConfig::read(path)?,
         None => FileConfig::default(),
@@ -182,6 +190,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         tls.key = cwd.join(key);
         tls.client_ca = args.tls_client_ca.as_ref().map(|p| cwd.join(p));
         file.tls = Some(tls);
+    }
+    if !args.tls_client_user.is_empty() {
+        let tls = file.tls.as_mut().ok_or("--tls-client-user needs TLS")?;
+        for pair in &args.tls_client_user {
+            let (cn, user) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--tls-client-user `{pair}`: expected CN=USER"))?;
+            tls.client_users.insert(cn.to_owned(), user.to_owned());
+        }
+    }
+    if let Some(url) = args.public_url.take() {
+        file.public_url = Some(url);
     }
     if let Some(Command::User(command)) = &args.command {
         return user_command(command, &file, &base);
@@ -269,7 +289,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         Some(s) => parse_interval(s).map_err(|e| format!("config [gc] scrub_interval: {e}"))?,
         None => None,
     };
+    let public_url = file.public_url().map_err(|e| format!("config: {e}"))?;
+    let inspection = file.inspection.take().unwrap_or_default();
+    let budget = inspection.budget().map_err(|e| format!("config: {e}"))?;
     let registry = Registry::new(backend)
+        .with_inspection(budget, inspection.concurrency)
         .with_wasm_validate(wasm_validate)
         .with_wasm_policies(policies)
         .with_lifecycle(lifecycle);
@@ -291,6 +315,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(tls) = &tls {
         server = server.with_tls(std::sync::Arc::clone(tls));
     }
+    if let Some(url) = public_url.clone() {
+        server = server.with_public_url(url);
+    }
     if let Some(access) = &access {
         if let Some(path) = &args.config {
             access.watch_config(path);
@@ -310,6 +337,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!(
             address = %listen,
             "OPEN REGISTRY: listening beyond loopback without authentication; anyone who can reach this address can push, overwrite and delete (configure [auth], see the README)"
+        );
+    }
+    let realm_set = file.auth.as_ref().is_some_and(|a| a.realm.is_some()) || public_url.is_some();
+    if access.is_some() && !realm_set && !listen.ip().is_loopback() {
+        tracing::warn!(
+            address = %listen,
+            "no public_url (or [auth] realm): token challenges name the address each connection reached, or a loopback name; set --public-url to the name clients use"
         );
     }
     if access.is_some() && tls.is_none() && !listen.ip().is_loopback() {

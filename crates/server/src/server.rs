@@ -86,6 +86,7 @@ pub struct Server {
     access: Option<Arc<crate::AccessControl>>,
     gc_every: Option<std::time::Duration>,
     scrub_every: Option<std::time::Duration>,
+    public_url: Option<Arc<crate::PublicUrl>>,
 }
 
 impl Server {
@@ -105,6 +106,7 @@ impl Server {
             access: None,
             gc_every: None,
             scrub_every: None,
+            public_url: None,
         })
     }
 
@@ -145,6 +147,16 @@ impl Server {
         self
     }
 
+    /// The URL clients reach the registry at (behind a TLS proxy, the proxy's): cookies are
+    /// `Secure` when it is `https`, the web page shows it in pull commands, and a registry on
+    /// loopback answers to its host too. (The token realm is
+    /// [`AccessControl::with_realm`](crate::AccessControl::with_realm).)
+    #[must_use]
+    pub fn with_public_url(mut self, url: crate::PublicUrl) -> Self {
+        self.public_url = Some(Arc::new(url));
+        self
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
@@ -159,7 +171,7 @@ impl Server {
         let worker = tokio::spawn(std::sync::Arc::new(crate::jobs::Worker::new()).run(self.registry.clone()));
         let collector = self.gc_every.map(|every| tokio::spawn(collect_every(self.registry.clone(), every)));
         let scrubber = self.scrub_every.map(|every| tokio::spawn(scrub_every(self.registry.clone(), every)));
-        let router = crate::router_with_access(self.registry, self.access);
+        let router = crate::http::app_router(self.registry, self.access, self.public_url);
         let result = crate::listener::serve(self.listener, router, self.limits, self.tls, shutdown).await;
         janitor.abort();
         reloader.abort();

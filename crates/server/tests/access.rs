@@ -49,14 +49,14 @@ impl Setup {
     }
 }
 
-struct Secure {
-    setup: Setup,
-    base: String,
-    http: reqwest::Client,
+pub(crate) struct Secure {
+    pub(crate) setup: Setup,
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
     handle: Option<ServerHandle>,
 }
 
-fn client(ca_pem: &str, identity: Option<(String, String)>, h2: bool) -> reqwest::Client {
+pub(crate) fn client(ca_pem: &str, identity: Option<(String, String)>, h2: bool) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("CA")])
         .resolve("localhost", "127.0.0.1:0".parse().expect("addr"));
@@ -71,11 +71,16 @@ fn client(ca_pem: &str, identity: Option<(String, String)>, h2: bool) -> reqwest
 }
 
 impl Secure {
-    async fn start(auth_extra: &str) -> Self {
+    pub(crate) async fn start(auth_extra: &str) -> Self {
         Self::serve(Setup::new(auth_extra)).await
     }
 
-    async fn serve(setup: Setup) -> Self {
+    pub(crate) async fn serve(setup: Setup) -> Self {
+        Self::serve_with(setup, wharf_server::gc::Lifecycle::default()).await
+    }
+
+    /// Serves `setup` with lifecycle rules (quotas, retention).
+    pub(crate) async fn serve_with(setup: Setup, lifecycle: wharf_server::gc::Lifecycle) -> Self {
         let file = FileConfig::read(&setup.path().join("wharf.toml")).expect("the issue's config parses");
         let data = setup.path().join("wharf-data");
         let store = wharf_store::FsStore::open(&data).await.expect("store");
@@ -88,34 +93,37 @@ impl Secure {
             !debug.contains("$2b$") && !debug.contains("PRIVATE") && debug.contains("Authenticator"),
             "{debug}"
         );
-        let server = Server::bind("127.0.0.1:0".parse().expect("addr"), Registry::new(Arc::new(store)))
-            .await
-            .expect("bind")
-            .with_tls(tls)
-            .with_access(access);
+        let server = Server::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            Registry::new(Arc::new(store)).with_lifecycle(lifecycle),
+        )
+        .await
+        .expect("bind")
+        .with_tls(tls)
+        .with_access(access);
         let base = format!("https://localhost:{}", server.local_addr().port());
         let http = client(&setup.pki.ca_pem, None, false);
         Self { setup, base, http, handle: Some(server.spawn()) }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(h) = self.handle.take() {
             h.shutdown().await.expect("clean shutdown");
         }
     }
 
     /// The server's token signing key (created in the data directory).
-    fn token_key(&self) -> SigningKey {
+    pub(crate) fn token_key(&self) -> SigningKey {
         let pem =
             std::fs::read_to_string(self.setup.path().join("wharf-data/auth/token.key")).expect("key file");
         SigningKey::from_pem(&pem).expect("key")
     }
 
-    async fn token(&self, who: Option<(&str, &str)>, scopes: &[String]) -> reqwest::Response {
+    pub(crate) async fn token(&self, who: Option<(&str, &str)>, scopes: &[String]) -> reqwest::Response {
         let mut query: Vec<(&str, &str)> = vec![("service", "wharf")];
         for s in scopes {
             query.push(("scope", s));
@@ -128,7 +136,7 @@ impl Secure {
     }
 
     /// Pushes an image `repo:tag` as admin; returns the manifest's digest and its config blob.
-    async fn seed(&self, repo: &str, tag: &str, note: &str) -> (Digest, Digest) {
+    pub(crate) async fn seed(&self, repo: &str, tag: &str, note: &str) -> (Digest, Digest) {
         let config = format!("{{\"note\":\"{note}\"}}");
         let config_digest = self.push_blob_as(Some(("admin", "admin-pw")), repo, config.as_bytes()).await;
         assert_eq!(config_digest.status(), StatusCode::CREATED);
@@ -147,7 +155,12 @@ impl Secure {
         (Digest::sha256(manifest.as_bytes()), config_digest)
     }
 
-    async fn push_blob_as(&self, who: Option<(&str, &str)>, repo: &str, data: &[u8]) -> reqwest::Response {
+    pub(crate) async fn push_blob_as(
+        &self,
+        who: Option<(&str, &str)>,
+        repo: &str,
+        data: &[u8],
+    ) -> reqwest::Response {
         let digest = Digest::sha256(data);
         let mut request = self
             .http
@@ -160,7 +173,7 @@ impl Secure {
     }
 
     /// As admin: the status of a path (to see what a refused request left).
-    async fn admin_status(&self, method: Method, path: &str) -> StatusCode {
+    pub(crate) async fn admin_status(&self, method: Method, path: &str) -> StatusCode {
         self.http
             .request(method, self.url(path))
             .basic_auth("admin", Some("admin-pw"))
@@ -675,8 +688,10 @@ async fn failed_logins_are_limited_per_user_with_retry_after() {
 #[tokio::test]
 async fn client_certificates_identify_users_and_http2_is_negotiated() {
     let setup = Setup::new("");
-    let text = ISSUE_CONFIG
-        .replace("key = \"tls/server.key\"\n", "key = \"tls/server.key\"\nclient_ca = \"tls/ca.crt\"\n");
+    let text = ISSUE_CONFIG.replace(
+        "key = \"tls/server.key\"\n",
+        "key = \"tls/server.key\"\nclient_ca = \"tls/ca.crt\"\nclient_users = { alice = \"alice\" }\n",
+    );
     std::fs::write(setup.path().join("wharf.toml"), text).expect("write");
     let file = FileConfig::read(&setup.path().join("wharf.toml")).expect("parses");
     let store = wharf_store::MemoryStore::new();
@@ -695,6 +710,10 @@ async fn client_certificates_identify_users_and_http2_is_negotiated() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "alice by her certificate may not push to private/x");
     let r = without.get(format!("{base}/v2/team/app/tags/list")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A certificate of the right CA whose name the allow-list does not hold stands for no one.
+    let unnamed = client(&setup.pki.ca_pem, Some(setup.pki.client("admin")), false);
+    let r = unnamed.get(format!("{base}/v2/team/app/tags/list")).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "CN=admin is not in [tls] client_users");
     // A certificate from another CA fails the handshake.
     let other = Pki::new(tempfile::tempdir().expect("tempdir").path());
     let stranger = client(&setup.pki.ca_pem, Some(other.client("admin")), false);
@@ -1092,14 +1111,20 @@ async fn tokens_of_an_external_issuer_are_trusted_by_key_issuer_and_audience() {
     reg.stop().await;
 }
 
-/// The `wharf_session` cookie a response sets, with its attributes.
-fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
+/// The value and whole header of the cookie `name` that a response sets.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    let prefix = format!("{name}=");
     let header = response.headers().get_all("set-cookie").iter().find_map(|v| {
         let v = v.to_str().ok()?;
-        v.starts_with("wharf_session=").then(|| v.to_owned())
+        v.starts_with(&prefix).then(|| v.to_owned())
     })?;
-    let id = header["wharf_session=".len()..].split(';').next().unwrap_or_default().to_owned();
-    Some((id, header))
+    let value = header[prefix.len()..].split(';').next().unwrap_or_default().to_owned();
+    Some((value, header))
+}
+
+/// The `wharf_session` cookie a response sets, with its attributes.
+fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
+    set_cookie(response, "wharf_session")
 }
 
 /// The CSRF token of the first form of a page.
@@ -1120,23 +1145,27 @@ async fn the_web_page_logs_in_with_secure_cookies_refuses_forged_forms_and_shows
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
+    // `cookie` is a whole Cookie header (`wharf_session=…` or `wharf_csrf=…`).
     let get = |path: &str, cookie: Option<&str>| {
         let mut request = web.get(reg.url(path));
-        if let Some(id) = cookie {
-            request = request.header("cookie", format!("wharf_session={id}"));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie.to_owned());
         }
         request.send()
     };
-    // An anonymous visitor: a session cookie (HttpOnly, SameSite=Strict, Secure under TLS),
-    // a strict CSP, and only what anonymous may pull.
+    // An anonymous visitor: no server-side session, only a signed CSRF nonce cookie
+    // (HttpOnly, SameSite=Strict, Secure under TLS), a strict CSP, and only what anonymous
+    // may pull.
     let home = get("/", None).await.expect("GET /");
     assert_eq!(home.status(), StatusCode::OK);
     let csp = home.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
-    let (anonymous, header) = session_cookie(&home).expect("a session cookie");
+    assert!(session_cookie(&home).is_none(), "an anonymous visit starts no session");
+    let (nonce, header) = set_cookie(&home, "wharf_csrf").expect("a CSRF cookie");
     for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
         assert!(header.contains(attribute), "{header}");
     }
+    let anonymous = format!("wharf_csrf={nonce}");
     let html = home.text().await.expect("body");
     assert!(html.contains("public/pub") && !html.contains("team/app"), "{html}");
     assert_eq!(
@@ -1144,7 +1173,9 @@ async fn the_web_page_logs_in_with_secure_cookies_refuses_forged_forms_and_shows
         StatusCode::NOT_FOUND
     );
     // The login form: a wrong token is refused, a wrong password too, then alice logs in.
-    let csrf = csrf_of(&get("/login", Some(&anonymous)).await.expect("GET").text().await.expect("body"));
+    let login = get("/login", Some(&anonymous)).await.expect("GET");
+    assert!(set_cookie(&login, "wharf_csrf").is_none(), "a visitor with a nonce keeps it");
+    let csrf = csrf_of(&login.text().await.expect("body"));
     let post = |path: &str, cookie: &str, form: &[(&str, &str)]| {
         let body: String = form
             .iter()
@@ -1157,7 +1188,7 @@ async fn the_web_page_logs_in_with_secure_cookies_refuses_forged_forms_and_shows
             .collect::<Vec<_>>()
             .join("&");
         web.post(reg.url(path))
-            .header("cookie", format!("wharf_session={cookie}"))
+            .header("cookie", cookie.to_owned())
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
@@ -1170,6 +1201,15 @@ async fn the_web_page_logs_in_with_secure_cookies_refuses_forged_forms_and_shows
     let forged = forged.await.expect("POST");
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert!(session_cookie(&forged).is_none(), "a refused login starts no session");
+    // The right token with another nonce (a cookie an attacker planted or chose) is refused too.
+    let other = post(
+        "/login",
+        &format!("wharf_csrf={}", "1".repeat(nonce.len())),
+        &[("csrf", &csrf), ("username", "alice"), ("password", "alice-pw")],
+    )
+    .await
+    .expect("POST");
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
     let wrong = post("/login", &anonymous, &[("csrf", &csrf), ("username", "alice"), ("password", "nope")])
         .await
         .expect("POST");
@@ -1184,10 +1224,8 @@ async fn the_web_page_logs_in_with_secure_cookies_refuses_forged_forms_and_shows
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
     assert_eq!(ok.headers()["location"], "/", "a login never sends the visitor to another site");
     let (alice, header) = session_cookie(&ok).expect("a new session");
-    assert_ne!(alice, anonymous, "a login starts a new session");
     assert!(header.contains("Secure") && header.contains("HttpOnly"), "{header}");
-    // The anonymous session ended: its cookie starts a fresh one.
-    assert!(session_cookie(&get("/", Some(&anonymous)).await.expect("GET")).is_some());
+    let alice = format!("wharf_session={alice}");
     let html = get("/", Some(&alice)).await.expect("GET").text().await.expect("body");
     assert!(html.contains("Signed in as <strong>alice</strong>") && html.contains("team/app"), "{html}");
     let page = get("/repositories/team/app/-/artifacts/v1", Some(&alice))

@@ -57,7 +57,7 @@ fn half_sent_upload(addr: SocketAddr, data: &[u8], sent: usize) -> TcpStream {
     let len = data.len();
     write!(
         stream,
-        "POST /v2/a/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n"
+        "POST /v2/a/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len}\r\n\r\n"
     )
     .expect("write the headers");
     stream.write_all(&data[..sent]).expect("write part of the body");
@@ -68,7 +68,7 @@ fn half_sent_upload(addr: SocketAddr, data: &[u8], sent: usize) -> TcpStream {
 fn get_status(addr: SocketAddr, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("write");
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response.lines().next().unwrap_or_default().to_owned()
@@ -107,7 +107,7 @@ async fn silent_and_idle_connections_are_closed() {
         assert!(closed_within(&mut silent, PATIENCE), "a silent connection stayed open");
         // One request, then nothing: closed after the keep-alive time.
         let mut idle = TcpStream::connect(addr).expect("connect");
-        idle.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+        idle.write_all(b"GET /v2/ HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("write");
         let mut buf = [0u8; 1024];
         idle.set_read_timeout(Some(PATIENCE)).expect("timeout");
         let n = idle.read(&mut buf).expect("response");
@@ -221,7 +221,7 @@ async fn a_body_that_trickles_is_cut_off_at_the_minimum_rate() {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let digest = wharf_types::Digest::sha256(b"never");
     stream
-        .write_all(format!("POST /v2/a/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n").as_bytes())
+        .write_all(format!("POST /v2/a/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n").as_bytes())
         .await
         .expect("headers");
     let started = Instant::now();
@@ -266,7 +266,7 @@ async fn a_response_read_slowly_is_cut_off_at_the_minimum_rate() {
     socket.set_recv_buffer_size(4096).expect("small buffer");
     let mut stream = socket.connect(addr).await.expect("connect");
     stream
-        .write_all(format!("GET /v2/a/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .write_all(format!("GET /v2/a/blobs/{digest} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
         .await
         .expect("get");
     let started = Instant::now();
@@ -305,7 +305,7 @@ async fn one_address_with_slow_bodies_leaves_room_for_everyone_else() {
             let Ok(mut stream) = connect_from("127.0.0.1", addr).await else { continue };
             let digest = wharf_types::Digest::sha256(format!("slow {i}").as_bytes());
             let request = format!(
-                "POST /v2/slow/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nx"
+                "POST /v2/slow/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000\r\n\r\nx"
             );
             if stream.write_all(request.as_bytes()).await.is_ok() {
                 held.push(stream);

@@ -8,6 +8,7 @@ mod access;
 mod binary;
 mod common;
 mod conformance;
+mod edges;
 mod hostile;
 mod lifecycle;
 mod limits;

@@ -34,6 +34,14 @@ pub struct AccessControl {
     realm: Option<String>,
     public_metrics: bool,
     pub(crate) audit: Audit,
+    /// Password checks (bcrypt) in flight at once, on the blocking pool: the async workers
+    /// never hash, and a flood of logins waits here instead of taking every core.
+    hashing: tokio::sync::Semaphore,
+}
+
+/// Password checks at once: half the cores, 1 to 4.
+fn hashing_permits() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get() / 2).clamp(1, 4)
 }
 
 /// What a request needs.
@@ -64,7 +72,35 @@ impl AccessControl {
             realm: None,
             public_metrics: false,
             audit: Audit::default(),
+            hashing: tokio::sync::Semaphore::new(hashing_permits()),
         }
+    }
+
+    /// Checks a password within the failed-login limits: the user's slow-down waited out
+    /// asynchronously, bcrypt on the blocking pool with at most [`hashing_permits`] at once.
+    /// Also says whether the password was checked for real (not from the cache).
+    pub(crate) async fn check_login(
+        &self,
+        user: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> std::result::Result<(Identity, bool), Denied> {
+        let check = match self.auth.begin_login(user, password, client)? {
+            wharf_auth::Attempt::Known(identity) => return Ok((identity, false)),
+            wharf_auth::Attempt::Check(check) => check,
+        };
+        if !check.delay().is_zero() {
+            tokio::time::sleep(check.delay()).await;
+        }
+        let permit = self.hashing.acquire().await.map_err(|_| Denied::BadCredentials)?;
+        let (check, ok) = tokio::task::spawn_blocking(move || {
+            let ok = check.verify();
+            (check, ok)
+        })
+        .await
+        .map_err(|_| Denied::BadCredentials)?;
+        drop(permit);
+        self.auth.end_login(check, ok)
     }
 
     /// From `[auth]` and `[[access]]`: paths relative to `base`, a token key kept in
@@ -128,6 +164,7 @@ impl AccessControl {
                 issuer: ext.issuer.clone(),
                 audience: ext.audience.clone().unwrap_or_else(|| service.clone()),
                 keys,
+                map_users: ext.map_users,
             });
         }
         let auth = Authenticator::new(users, policy, tokens).with_limits(
@@ -201,21 +238,31 @@ impl AccessControl {
         Ok(true)
     }
 
-    /// The token endpoint URL for a request.
+    /// Sets the token endpoint's URL (`[auth] realm`, or `<public URL>/token`).
+    #[must_use]
+    pub fn with_realm(mut self, realm: String) -> Self {
+        self.realm = Some(realm);
+        self
+    }
+
+    /// The token endpoint URL for a request: the configured realm; else the request's
+    /// `Host` only when it names loopback or the very address the connection reached, else
+    /// that address (a client's `Host` never sends other clients' credentials elsewhere).
     fn realm(&self, headers: &HeaderMap, transport: &Transport) -> String {
         if let Some(realm) = &self.realm {
             return realm.clone();
         }
         // HTTP/2 carries the host in `:authority`, which the listener copies to `Host`.
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.len() <= 255
-                    && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-            .unwrap_or("localhost");
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| {
+            crate::listener::valid_host(h)
+                && (crate::listener::is_loopback_host(h)
+                    || transport.local.is_some_and(|local| crate::listener::is_address(h, local)))
+        });
+        let host = match (host, transport.local) {
+            (Some(host), _) => host.to_owned(),
+            (None, Some(local)) => crate::listener::authority_of(local),
+            (None, None) => "localhost".to_owned(),
+        };
         format!("{}://{host}/token", if transport.tls { "https" } else { "http" })
     }
 
@@ -246,7 +293,7 @@ impl AccessControl {
 
     /// Who the request comes from: its `Authorization` (Basic or Bearer), else its client
     /// certificate, else anonymous.
-    pub(crate) fn identify(
+    pub(crate) async fn identify(
         &self,
         headers: &HeaderMap,
         client: Option<IpAddr>,
@@ -254,7 +301,7 @@ impl AccessControl {
     ) -> std::result::Result<(Principal, bool), Denied> {
         match credentials(headers) {
             Some(Credentials::Basic(user, password)) => {
-                let login = self.auth.login_checked(&user, &password, client);
+                let login = self.check_login(&user, &password, client).await;
                 let record = |result: &str, reason: Option<String>| {
                     self.audit.record(
                         "login",
@@ -295,7 +342,7 @@ impl AccessControl {
 
     /// Decides a request: the caller when it may go on, the 401, 403 or 429 otherwise (with
     /// who was refused, when known).
-    pub(crate) fn authorize(
+    pub(crate) async fn authorize(
         &self,
         need: &Need,
         headers: &HeaderMap,
@@ -306,7 +353,7 @@ impl AccessControl {
         if *need == Need::Public {
             return Ok(Principal::anonymous());
         }
-        let (principal, presented) = match self.identify(headers, client, transport) {
+        let (principal, presented) = match self.identify(headers, client, transport).await {
             Ok(p) => p,
             Err(Denied::TooMany(after)) => {
                 return Err(unknown(Error::TooManyRequests {
@@ -331,6 +378,7 @@ impl AccessControl {
         match need {
             Need::Repository(items) => Some(scope_of(items)),
             Need::Listing => Some("registry:catalog:*".to_owned()),
+            Need::Admin | Need::Metrics => Some("registry:admin:*".to_owned()),
             _ => None,
         }
     }
@@ -362,6 +410,17 @@ impl AccessControl {
             Need::Metrics if self.public_metrics => Ok(principal),
             Need::Admin | Need::Metrics if self.auth.is_admin(&principal) => Ok(principal),
             Need::Admin | Need::Metrics if anonymous => Err(unauthorized("authentication required".into())),
+            Need::Admin | Need::Metrics
+                if principal.token.is_some() && self.auth.policy().is_admin(&principal.identity) =>
+            {
+                let challenge =
+                    self.challenge(headers, transport, scope.as_deref(), Some("insufficient_scope"));
+                Err(Error::Denied {
+                    message: "the token does not grant registry:admin:*: ask for a token with this scope"
+                        .into(),
+                    challenge: Some(challenge),
+                })
+            }
             Need::Admin | Need::Metrics => Err(Error::Denied {
                 message: format!("`{}` is not an administrator", principal.identity.name()),
                 challenge: None,
@@ -409,13 +468,13 @@ impl AccessControl {
 
     /// Checks a user name and password (the web page's login form), with the failed-login
     /// limit and the audit log of a Basic login.
-    pub(crate) fn login(
+    pub(crate) async fn login(
         &self,
         user: &str,
         password: &str,
         client: Option<IpAddr>,
     ) -> std::result::Result<Principal, Denied> {
-        let result = self.auth.login_checked(user, password, client);
+        let result = self.check_login(user, password, client).await;
         let (outcome, reason) = match &result {
             Ok(_) => ("ok", None),
             Err(Denied::TooMany(_)) => {

@@ -26,12 +26,12 @@ pub(crate) async fn endpoint(
     client: Option<IpAddr>,
 ) -> Result<Response> {
     match *method {
-        Method::GET => get(access, &pairs(query.unwrap_or_default()), headers, client),
+        Method::GET => get(access, &pairs(query.unwrap_or_default()), headers, client).await,
         Method::POST => {
             let bytes = axum::body::to_bytes(body, MAX_FORM)
                 .await
                 .map_err(|_| Error::TooLarge(format!("the token form exceeds {MAX_FORM} bytes")))?;
-            post(access, &pairs(&String::from_utf8_lossy(&bytes)), client)
+            post(access, &pairs(&String::from_utf8_lossy(&bytes)), client).await
         }
         _ => Err(Error::MethodNotAllowed {
             method: crate::http::printable(method.as_str(), 32),
@@ -91,7 +91,7 @@ fn refused(access: &AccessControl, denied: Denied, user: &str, client: Option<Ip
     }
 }
 
-fn get(
+async fn get(
     access: &AccessControl,
     pairs: &[(String, String)],
     headers: &HeaderMap,
@@ -112,8 +112,9 @@ fn get(
                 });
             };
             access
-                .auth
-                .login(&user, &password, client)
+                .check_login(&user, &password, client)
+                .await
+                .map(|(identity, _)| identity)
                 .map_err(|d| refused(access, d, &user, client, "basic"))?
         }
     };
@@ -121,7 +122,11 @@ fn get(
     issue(access, &identity, &requested, offline, client, "basic", true)
 }
 
-fn post(access: &AccessControl, pairs: &[(String, String)], client: Option<IpAddr>) -> Result<Response> {
+async fn post(
+    access: &AccessControl,
+    pairs: &[(String, String)],
+    client: Option<IpAddr>,
+) -> Result<Response> {
     check_service(access, pairs)?;
     let requested = scopes(values(pairs, "scope"))?;
     let grant = first(pairs, "grant_type").unwrap_or_default();
@@ -130,8 +135,9 @@ fn post(access: &AccessControl, pairs: &[(String, String)], client: Option<IpAdd
             let user = first(pairs, "username").unwrap_or_default();
             let password = first(pairs, "password").unwrap_or_default();
             access
-                .auth
-                .login(user, password, client)
+                .check_login(user, password, client)
+                .await
+                .map(|(identity, _)| identity)
                 .map_err(|d| refused(access, d, user, client, "password"))?
         }
         "refresh_token" => {
@@ -160,7 +166,7 @@ fn issue(
 ) -> Result<Response> {
     let granted = access.auth.grant(identity, requested);
     let subject = match identity {
-        Identity::Anonymous => None,
+        Identity::Anonymous | Identity::External(_) => None,
         Identity::User(u) => Some(u.as_str()),
     };
     let issued = access

@@ -29,9 +29,12 @@
 //! leaves room for everyone else.
 
 mod body;
+mod public;
 mod sendfile;
 mod tracked;
 
+pub use public::PublicUrl;
+pub(crate) use public::{authority_of, is_address, is_loopback_host, valid_host};
 pub(crate) use sendfile::FileRegion;
 
 use std::collections::HashMap;
@@ -127,21 +130,6 @@ struct Table {
     by_address: Mutex<HashMap<std::net::IpAddr, usize>>,
 }
 
-/// The address a client's connections are counted under: an IPv4 address as it is (an
-/// IPv4-mapped IPv6 one as IPv4), an IPv6 address by its /64 (what one host is given).
-pub(crate) fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return std::net::IpAddr::V4(v4);
-            }
-            let s = v6.segments();
-            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 @ std::net::IpAddr::V4(_) => v4,
-    }
-}
-
 /// A connection counted against its address; dropping it uncounts it.
 struct AddressSlot {
     table: Arc<Table>,
@@ -162,7 +150,7 @@ impl Drop for AddressSlot {
 
 impl Table {
     fn insert(&self, id: u64, peer: std::net::IpAddr, conn: Arc<Conn>) {
-        self.conns.lock().expect("lock").insert(id, (address_key(peer), conn));
+        self.conns.lock().expect("lock").insert(id, (wharf_auth::address_key(peer), conn));
     }
 
     fn remove(&self, id: u64) {
@@ -187,7 +175,7 @@ impl Table {
     /// that moved bytes longest ago is closed to make room (it is uncounted when its task
     /// ends); when all of them are serving requests, `None`: the new one is refused.
     fn admit(self: &Arc<Self>, peer: std::net::IpAddr, cap: usize) -> Option<AddressSlot> {
-        let key = address_key(peer);
+        let key = wharf_auth::address_key(peer);
         let held = self.by_address.lock().expect("lock").get(&key).copied().unwrap_or(0);
         if held >= cap && !self.evict_idle_of(key) {
             return None;
@@ -322,6 +310,8 @@ fn effective_max_connections(wanted: usize) -> usize {
 pub(crate) struct Transport {
     pub(crate) tls: bool,
     pub(crate) client_cert_user: Option<Arc<str>>,
+    /// The server's address the connection reached.
+    pub(crate) local: Option<SocketAddr>,
 }
 
 /// One accepted connection and what serving it needs.
@@ -340,9 +330,10 @@ struct Connection {
 
 impl Connection {
     async fn run(mut self, stream: tokio::net::TcpStream) {
+        let local = stream.local_addr().ok();
         let io = Tracked::new(stream, Arc::clone(&self.conn));
         match self.tls.as_ref().map(|t| t.config()) {
-            None => self.serve(io, Transport::default(), false).await,
+            None => self.serve(io, Transport { local, ..Transport::default() }, false).await,
             Some(config) => {
                 // The handshake is part of sending the request head: same deadline.
                 let handshake = tokio_rustls::TlsAcceptor::from(config).accept(io);
@@ -354,8 +345,8 @@ impl Connection {
                             .peer_certificates()
                             .and_then(|c| c.first())
                             .and_then(|c| crate::tls::subject_common_name(c))
-                            .map(Arc::from);
-                        self.serve(stream, Transport { tls: true, client_cert_user }, h2).await;
+                            .and_then(|cn| self.tls.as_ref().and_then(|t| t.user_of(&cn)));
+                        self.serve(stream, Transport { tls: true, client_cert_user, local }, h2).await;
                     }
                     Ok(Err(e)) => tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),

@@ -30,12 +30,29 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
     /// With `client_ca`: refuse the handshake of a client without a valid certificate.
     pub require_client_cert: bool,
+    /// The users client certificates stand for, by their subject's common name: a
+    /// certificate whose name is not here is checked but stands for no one.
+    pub client_users: std::collections::BTreeMap<String, String>,
 }
 
 impl TlsFiles {
     /// A certificate chain and its key.
     pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        Self { cert: cert.into(), key: key.into(), client_ca: None, require_client_cert: false }
+        Self {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca: None,
+            require_client_cert: false,
+            client_users: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Maps client certificates' common names to users (an allow-list: other names stand
+    /// for no one).
+    #[must_use]
+    pub fn with_client_users(mut self, users: std::collections::BTreeMap<String, String>) -> Self {
+        self.client_users = users;
+        self
     }
 
     /// Checks client certificates against `ca`.
@@ -77,6 +94,12 @@ impl Tls {
         let stamp = files.stamp();
         let config = build(&files)?;
         Ok(Arc::new(Self { files, current: RwLock::new(Arc::new(config)), stamp: Mutex::new(stamp) }))
+    }
+
+    /// The user a verified client certificate with common name `cn` stands for, if the
+    /// allow-list names it.
+    pub(crate) fn user_of(&self, cn: &str) -> Option<Arc<str>> {
+        self.files.client_users.get(cn).map(|u| Arc::from(u.as_str()))
     }
 
     /// The configuration for a new connection.

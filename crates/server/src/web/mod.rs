@@ -63,15 +63,18 @@ struct PageInfo {
     version: &'static str,
 }
 
-/// Who is looking: their session (started on this request when they had none) and what
-/// they may do.
+/// Who is looking: their session when they logged in, else an anonymous visitor's CSRF
+/// nonce (set on this response when they had none), and what they may do.
 struct Visitor {
-    session_id: String,
-    fresh: bool,
+    /// The session of a user who logged in.
+    session_id: Option<String>,
+    /// A nonce to set in the CSRF cookie (an anonymous visitor who had none).
+    new_nonce: Option<String>,
     user: Option<String>,
     csrf: String,
     principal: Principal,
-    tls: bool,
+    /// Cookies are `Secure` (TLS here, or an `https` public URL).
+    secure: bool,
     client: Option<IpAddr>,
 }
 
@@ -81,26 +84,22 @@ impl Visitor {
         let client =
             parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
         let found = session::cookie(&parts.headers).and_then(|id| app.sessions.get(&id).map(|s| (id, s)));
-        let (session_id, session, fresh) = if let Some((id, s)) = found {
-            (id, s, false)
+        let (session_id, user, csrf, new_nonce) = if let Some((id, s)) = found {
+            (Some(id), s.user, s.csrf, None)
         } else {
-            let (id, s) = app.sessions.start(None);
-            (id, s, true)
+            // An anonymous visitor: a signed nonce cookie (no session stored).
+            let known = session::cookie_named(&parts.headers, session::CSRF_COOKIE);
+            let nonce = known.clone().unwrap_or_else(Sessions::nonce);
+            let fresh = known.is_none().then(|| nonce.clone());
+            (None, None, app.sessions.csrf_for(&nonce), fresh)
         };
-        let principal = match (&session.user, &transport.client_cert_user) {
+        let principal = match (&user, &transport.client_cert_user) {
             (Some(user), _) => Principal::user(user.clone()),
             (None, Some(user)) => Principal::user(user.to_string()),
             (None, None) => Principal::anonymous(),
         };
-        Self {
-            session_id,
-            fresh,
-            user: session.user,
-            csrf: session.csrf,
-            principal,
-            tls: transport.tls,
-            client,
-        }
+        let secure = transport.tls || app.public_url.as_ref().is_some_and(|u| u.is_https());
+        Self { session_id, new_nonce, user, csrf, principal, secure, client }
     }
 
     fn page(&self, app: &App, title: impl Into<String>) -> PageInfo {
@@ -128,8 +127,12 @@ impl Visitor {
             Err(_) => Vec::new(),
         };
         let presented = first(&form, "csrf").unwrap_or_default();
-        let valid = !self.fresh
-            && app.sessions.get(&self.session_id).is_some_and(|s| session::csrf_matches(&s, presented));
+        let valid = match &self.session_id {
+            // The session must still be live (not logged out elsewhere).
+            Some(id) => app.sessions.get(id).is_some_and(|s| session::csrf_matches(&s.csrf, presented)),
+            // A nonce set only now was never in a form.
+            None => self.new_nonce.is_none() && session::csrf_matches(&self.csrf, presented),
+        };
         if valid {
             return Ok(form);
         }
@@ -143,15 +146,15 @@ impl Visitor {
         )))
     }
 
-    /// A page: the security headers, and the session cookie when it is new.
+    /// A page: the security headers, and the CSRF cookie when it is new.
     fn respond(&self, status: StatusCode, html: String) -> Response {
         let mut response = (status, html).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         secure_headers(headers);
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.fresh {
-            headers.append(header::SET_COOKIE, cookie_value(Some(&self.session_id), self.tls));
+        if let Some(nonce) = &self.new_nonce {
+            headers.append(header::SET_COOKIE, cookie_value(session::CSRF_COOKIE, Some(nonce), self.secure));
         }
         response
     }
@@ -161,8 +164,8 @@ impl Visitor {
         let headers = response.headers_mut();
         headers.insert(header::LOCATION, crate::http::header_value(to));
         secure_headers(headers);
-        if self.fresh {
-            headers.append(header::SET_COOKIE, cookie_value(Some(&self.session_id), self.tls));
+        if let Some(nonce) = &self.new_nonce {
+            headers.append(header::SET_COOKIE, cookie_value(session::CSRF_COOKIE, Some(nonce), self.secure));
         }
         response
     }
@@ -183,8 +186,8 @@ impl Visitor {
     }
 }
 
-fn cookie_value(id: Option<&str>, tls: bool) -> HeaderValue {
-    crate::http::header_value(&session::set_cookie(id, tls))
+fn cookie_value(name: &str, value: Option<&str>, secure: bool) -> HeaderValue {
+    crate::http::header_value(&session::set_cookie(name, value, secure))
 }
 
 fn secure_headers(headers: &mut HeaderMap) {
@@ -549,11 +552,14 @@ async fn artifact_page(
                 .collect()
         })
         .unwrap_or_default();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
-        .unwrap_or("localhost:5000");
+    let host = match &app.public_url {
+        Some(url) => url.authority(),
+        None => headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| crate::listener::valid_host(h))
+            .unwrap_or("localhost:5000"),
+    };
     let shown = match record.summary.tags.first() {
         Some(tag) => format!("{host}/{repo}:{tag}"),
         None => format!("{host}/{repo}@{digest}"),
@@ -572,7 +578,7 @@ async fn artifact_page(
         repository: repo.to_string(),
         repository_href: view::repository_href(repo.as_str()),
         tags: record.summary.tags.clone(),
-        pulls: view::pull_commands(&shown, host, record.summary.wasm, !visitor.tls),
+        pulls: view::pull_commands(&shown, host, record.summary.wasm, !visitor.secure),
         referrers,
         deletes,
         short_digest: parts.short_digest,
@@ -627,9 +633,18 @@ async fn repository_post(State(app): State<App>, request: Request) -> Response {
     }
 }
 
-/// Only a path of this site: a login never sends a visitor elsewhere.
+/// Only a path of this site: a login never sends a visitor elsewhere. Checked as browsers
+/// parse a `Location`: they drop tabs and newlines anywhere and read `\` as `/`, so
+/// `/\t/evil.example` is `//evil.example`; any control character, space or backslash, and
+/// any `//` start, is refused.
 fn local(next: Option<&str>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or("/").to_owned()
+    next.filter(|n| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+    })
+    .unwrap_or("/")
+    .to_owned()
 }
 
 async fn login_form(State(app): State<App>, request: Request) -> Response {
@@ -665,15 +680,17 @@ async fn login(State(app): State<App>, request: Request) -> Response {
     let username = first(&form, "username").unwrap_or_default().to_owned();
     let password = first(&form, "password").unwrap_or_default();
     let next = local(first(&form, "next"));
-    match access.login(&username, password, visitor.client) {
+    match access.login(&username, password, visitor.client).await {
         Ok(principal) => {
-            // A new session for the user (the anonymous one's id may have been seen).
-            app.sessions.end(&visitor.session_id);
-            let (id, _) = app.sessions.start(Some(principal.identity.name().to_owned()));
+            // A new session for the user (an earlier one's id may have been seen).
+            if let Some(id) = &visitor.session_id {
+                app.sessions.end(id);
+            }
+            let (id, _) = app.sessions.start(principal.identity.name());
             let mut response = StatusCode::SEE_OTHER.into_response();
             let headers = response.headers_mut();
             headers.insert(header::LOCATION, crate::http::header_value(&next));
-            headers.insert(header::SET_COOKIE, cookie_value(Some(&id), visitor.tls));
+            headers.insert(header::SET_COOKIE, cookie_value(session::COOKIE, Some(&id), visitor.secure));
             secure_headers(headers);
             response
         }
@@ -699,11 +716,13 @@ async fn logout(State(app): State<App>, request: Request) -> Response {
     if let Err(refused) = visitor.form(&app, body).await {
         return *refused;
     }
-    app.sessions.end(&visitor.session_id);
+    if let Some(id) = &visitor.session_id {
+        app.sessions.end(id);
+    }
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
     headers.insert(header::LOCATION, HeaderValue::from_static("/"));
-    headers.insert(header::SET_COOKIE, cookie_value(None, visitor.tls));
+    headers.insert(header::SET_COOKIE, cookie_value(session::COOKIE, None, visitor.secure));
     secure_headers(headers);
     response
 }
@@ -772,7 +791,18 @@ mod tests {
         assert!(matches!(repo_path("a/-/delete"), Some(RepoPath::Delete(n)) if n == "a"));
         assert!(repo_path("a/-/other").is_none());
         assert_eq!(local(Some("/repositories/x")), "/repositories/x");
-        for hostile in ["//evil.example", "https://evil.example", "/\\evil.example", "javascript:alert(1)"] {
+        for hostile in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            " //evil.example",
+            "/\u{0}/evil.example",
+            "/\u{a0}/evil.example",
+        ] {
             assert_eq!(local(Some(hostile)), "/", "{hostile}");
         }
         assert_eq!(urlencode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
