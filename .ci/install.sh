@@ -1,0 +1,64 @@
+# Installs what the checks need, skipping what is already there: rustfmt and clippy,
+# cargo-fuzz, Garage, wasm-tools, wkg (crates.io), the Debian packages of the interop suite and
+# the browser test, oras-py and wasmtime (PyPI, in .venv), playwright-core and axe-core (npm).
+# Sourced by .ci/run and .ci/long from the repository's root, after `step` is defined.
+
+step "toolchain"
+cargo --version
+rustc --version
+for component in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+    rustup component add "$component"
+  fi
+done
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  step "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+# Garage, the S3-compatible engine the S3 backend is tested against (a 10-18 minute build on
+# a fresh machine; reused when already installed).
+if ! command -v garage >/dev/null 2>&1; then
+  step "installing garage (S3 engine for the S3Store tests)"
+  cargo install garage --version 2.5.0 --locked --no-default-features --features bundled-libs,lmdb
+fi
+# The Bytecode Alliance's Wasm tools for interop flow 8: wasm-tools builds the component from
+# WAT and prints its WIT (only the subcommands used, to keep the build short); wkg pushes and
+# pulls it. Built once per machine, then reused.
+if ! command -v wasm-tools >/dev/null 2>&1; then
+  step "installing wasm-tools (components from WAT, their WIT)"
+  cargo install wasm-tools --version 1.263.0 --locked --no-default-features --features parse,validate,print,component
+fi
+if ! command -v wkg >/dev/null 2>&1; then
+  step "installing wkg (wkg oci push/pull)"
+  cargo install wkg --version 0.16.1 --locked
+fi
+# Debian packages: curl/openssl for the Garage script; docker-registry (CNCF distribution
+# 2.8.2) for the client's interop tests; the real clients of the interop suite
+# (tests/interop): skopeo, buildah, podman, umoci, wat2wasm (wabt); chromium, node and npm for
+# the web page's browser test (interop flow 10).
+missing=()
+for tool in curl:curl openssl:openssl docker-registry:docker-registry skopeo:skopeo buildah:buildah \
+  podman:podman umoci:umoci wat2wasm:wabt pkg-config:pkg-config chromium:chromium node:nodejs npm:npm; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+# OpenSSL's headers, for wharf-client's `native-tls` feature.
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+# PyPI clients of the interop suite, in .venv (where tests/interop looks for them).
+if ! .venv/bin/python -c 'import oras.client, wasmtime' >/dev/null 2>&1; then
+  step "installing oras-py and wasmtime in .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q oras==0.2.43 wasmtime==50.0.1
+fi
+
+# npm packages of the browser test (tests/web: playwright-core drives Debian's chromium;
+# axe-core checks accessibility), pinned by its package-lock.json.
+if [ ! -d tests/web/node_modules/playwright-core ] || [ tests/web/package-lock.json -nt tests/web/node_modules ]; then
+  step "installing playwright-core and axe-core in tests/web (npm ci)"
+  (cd tests/web && npm ci --no-audit --no-fund)
+fi
+
