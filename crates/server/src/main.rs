@@ -336,7 +336,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if access.is_none() && !listen.ip().is_loopback() {
         tracing::warn!(
             address = %listen,
-            "OPEN REGISTRY: listening beyond loopback without authentication; anyone who can reach this address can push, overwrite and delete (configure [auth], see the README)"
+            "OPEN REGISTRY: listening beyond loopback without authentication; anyone who can reach this address can push, overwrite and delete (configure [auth], see docs/OPERATING.md)"
         );
     }
     let realm_set = file.auth.as_ref().is_some_and(|a| a.realm.is_some()) || public_url.is_some();
