@@ -38,14 +38,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
 use wharf_types::{Algorithm, Digest, Digester};
 
 use crate::error::{Error, Result};
 use crate::journal::Journal;
-use crate::listing::{Listings, RECORD_MARK, join};
-use crate::meta::Write;
+use crate::layout::{blob_path, record_path, sync_dir};
+use crate::listing::{Listings, join};
+use crate::meta::{MetaStore, Write, check_key};
 use crate::store::{
     BlobInfo, BlobStore, ByteStream, GetResult, Hashed, Running, Sessions, UploadId, check_range,
     session_digester, verify,
@@ -530,28 +532,6 @@ impl Drop for TempFile {
     }
 }
 
-/// Where the blob `digest` lives under a store's `root`.
-pub(crate) fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
-    let hex = digest.encoded();
-    root.join("blobs").join(digest.algorithm().as_str()).join(&hex[..2]).join(hex)
-}
-
-/// Where the record `key` (valid by [`check_key`](crate::check_key)) lives under `root`.
-pub(crate) fn record_path(root: &Path, key: &str) -> PathBuf {
-    let mut path = root.join("records");
-    let (dirs, last) = key.rsplit_once('/').unwrap_or(("", key));
-    if !dirs.is_empty() {
-        path.push(dirs);
-    }
-    if last.len() < 255 {
-        path.push(format!("{last}{RECORD_MARK}"));
-    } else {
-        path.push(last);
-        path.push(RECORD_MARK.to_string());
-    }
-    path
-}
-
 /// Moves the records of an older data directory (plain files under `<root>/meta/`, where a
 /// record could not be a prefix of another) to `<root>/records/`. Crash-safe: each file is
 /// renamed once, and a migration cut short is taken up again on the next open.
@@ -575,7 +555,7 @@ fn migrate_meta(root: &Path) -> Result<()> {
             Ok(())
         },
     )?;
-    crate::journal::sync_fs(root)?;
+    crate::layout::sync_fs(root)?;
     // Deepest first; a directory still holding a stray file stays (and so does `meta/`).
     for dir in dirs.iter().rev() {
         let _ = std::fs::remove_dir(dir);
@@ -627,10 +607,6 @@ fn walk(
 
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Corrupt(format!("blocking task failed: {e}")))?
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
 }
 
 fn remove_stale_temp(tmp: &Path) {
@@ -691,4 +667,53 @@ fn list_blobs(blobs: &Path) -> Result<Vec<Digest>> {
         }
     }
     Ok(out)
+}
+
+#[async_trait]
+impl MetaStore for FsStore {
+    async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
+        check_key(key)?;
+        let path = record_path(self.root(), key);
+        match tokio::fs::read(&path).await {
+            Ok(v) => Ok(Some(v.into())),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.kind() == std::io::ErrorKind::NotADirectory =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
+    async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
+        self.commit_writes(vec![Write::Set { key: key.to_owned(), value }]).await
+    }
+
+    async fn remove_meta(&self, key: &str) -> Result<bool> {
+        check_key(key)?;
+        let path = record_path(self.root(), key);
+        let exists = tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file());
+        if exists {
+            self.commit_writes(vec![Write::Remove { key: key.to_owned() }]).await?;
+        }
+        Ok(exists)
+    }
+
+    async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
+        // One journal record: the batch is atomic, so the order of the steps holds too.
+        self.commit_writes(steps.into_iter().flatten().collect()).await
+    }
+
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
+        self.records_page(prefix, None, usize::MAX).await
+    }
+
+    async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        self.records_page(prefix, after, limit).await
+    }
+
+    fn quarantined(&self) -> u64 {
+        self.quarantined_count()
+    }
 }

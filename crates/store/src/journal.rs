@@ -58,7 +58,7 @@ use sha2::{Digest as _, Sha256};
 use wharf_types::Digest;
 
 use crate::error::{Error, Result};
-use crate::fs::sync_dir;
+use crate::layout::{blob_path, record_path, sync_dir, sync_fs};
 use crate::meta::Write;
 
 const MAGIC: &[u8; 4] = b"WJR1";
@@ -199,15 +199,15 @@ impl Staged {
         for write in writes {
             let (to, content) = match write {
                 Write::Blob { digest, bytes } => {
-                    let path = crate::fs::blob_path(root, digest);
+                    let path = blob_path(root, digest);
                     if path.exists() {
                         continue;
                     }
                     (path, bytes)
                 }
-                Write::Set { key, value } => (crate::fs::record_path(root, key), value),
+                Write::Set { key, value } => (record_path(root, key), value),
                 Write::Remove { key } => {
-                    staged.steps.push(Step::Remove(crate::fs::record_path(root, key)));
+                    staged.steps.push(Step::Remove(record_path(root, key)));
                     continue;
                 }
             };
@@ -368,19 +368,6 @@ fn quarantine(root: &Path, journal: &Path, offset: usize, bytes: &[u8]) -> Resul
         .and_then(|()| File::open(&path)?.sync_all())
         .map_err(|e| Error::io("write", &path, e))?;
     sync_dir(&dir)
-}
-
-/// Makes everything written to the file system holding `root` durable.
-pub(crate) fn sync_fs(root: &Path) -> Result<()> {
-    let dir = File::open(root).map_err(|e| Error::io("open", root, e))?;
-    #[cfg(target_os = "linux")]
-    let synced = rustix::fs::syncfs(&dir);
-    #[cfg(not(target_os = "linux"))]
-    let synced = {
-        rustix::fs::sync();
-        Ok(())
-    };
-    synced.map_err(|e| Error::io("syncfs", root, e.into()))
 }
 
 /// One journal record holding `writes`.

@@ -61,6 +61,7 @@ mod fs;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod journal;
+mod layout;
 mod listing;
 mod memory;
 mod meta;

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
+use crate::layout::RECORD_MARK;
 use crate::meta::valid_component;
 
 /// How long a directory must have been unchanged before its listing is kept: longer than a
@@ -25,9 +26,6 @@ const SETTLED: Duration = Duration::from_millis(100);
 const SMALL: usize = 256;
 /// At most this many names are kept, over all directories.
 const BUDGET: usize = 1 << 20;
-
-/// The mark appended to the last component of a record key (never a key character).
-pub(crate) const RECORD_MARK: char = '=';
 
 /// What an entry of a records directory (rel key `rel`) holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

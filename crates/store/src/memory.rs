@@ -11,6 +11,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use wharf_types::{Digest, Digester};
 
 use crate::error::{Error, Result};
+use crate::meta::{MetaStore, Write, check_key, write_in_steps};
 use crate::store::{
     BlobInfo, BlobStore, ByteStream, GetResult, Hashed, UploadId, check_range, session_digester, verify,
 };
@@ -39,7 +40,7 @@ pub struct MemoryStore {
     blobs: RwLock<BTreeMap<Digest, (Bytes, SystemTime)>>,
     quarantined: Mutex<BTreeMap<Digest, Bytes>>,
     uploads: Mutex<HashMap<UploadId, Upload>>,
-    pub(crate) meta: crate::meta::MemoryMeta,
+    meta: MemoryMeta,
 }
 
 #[derive(Debug)]
@@ -175,5 +176,46 @@ impl BlobStore for MemoryStore {
 
     async fn abort(&self, id: &UploadId) -> Result<()> {
         self.take_upload(id).map(drop)
+    }
+}
+
+/// The in-memory records of a [`MemoryStore`].
+#[derive(Debug, Default)]
+struct MemoryMeta(RwLock<BTreeMap<String, Bytes>>);
+
+#[async_trait]
+impl MetaStore for MemoryStore {
+    async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
+        check_key(key)?;
+        Ok(self.meta.0.read().expect("lock").get(key).cloned())
+    }
+    async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
+        check_key(key)?;
+        self.meta.0.write().expect("lock").insert(key.to_owned(), value);
+        Ok(())
+    }
+    async fn remove_meta(&self, key: &str) -> Result<bool> {
+        check_key(key)?;
+        Ok(self.meta.0.write().expect("lock").remove(key).is_some())
+    }
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
+        self.list_meta_page(prefix, None, usize::MAX).await
+    }
+    async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        use std::ops::Bound;
+        let map = self.meta.0.read().expect("lock");
+        let from = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        Ok(map
+            .range::<str, _>((from, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+    async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
+        write_in_steps(self, steps).await
     }
 }

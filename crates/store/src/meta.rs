@@ -2,22 +2,14 @@
 //! kept by the same backend so that a restart, or another process on the same storage, sees
 //! them.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::RwLock;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-#[cfg(feature = "s3")]
-use futures_util::TryStreamExt;
-#[cfg(feature = "s3")]
-use object_store::ObjectStoreExt as _;
 
 use wharf_types::Digest;
 
 use crate::error::{Error, Result};
-use crate::fs::FsStore;
-use crate::memory::MemoryStore;
 use crate::store::BlobStore;
 
 /// A key: `/`-separated components of `[A-Za-z0-9._-]`, none empty, `.` or `..`, none longer
@@ -168,184 +160,5 @@ impl<T: MetaStore + ?Sized> MetaStore for std::sync::Arc<T> {
     }
     fn quarantined(&self) -> u64 {
         (**self).quarantined()
-    }
-}
-
-/// The in-memory records of a [`MemoryStore`].
-#[derive(Debug, Default)]
-pub(crate) struct MemoryMeta(RwLock<BTreeMap<String, Bytes>>);
-
-#[async_trait]
-impl MetaStore for MemoryStore {
-    async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
-        check_key(key)?;
-        Ok(self.meta.0.read().expect("lock").get(key).cloned())
-    }
-    async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
-        check_key(key)?;
-        self.meta.0.write().expect("lock").insert(key.to_owned(), value);
-        Ok(())
-    }
-    async fn remove_meta(&self, key: &str) -> Result<bool> {
-        check_key(key)?;
-        Ok(self.meta.0.write().expect("lock").remove(key).is_some())
-    }
-    async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
-        self.list_meta_page(prefix, None, usize::MAX).await
-    }
-    async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
-        use std::ops::Bound;
-        let map = self.meta.0.read().expect("lock");
-        let from = match after {
-            Some(after) if after >= prefix => Bound::Excluded(after),
-            _ => Bound::Included(prefix),
-        };
-        Ok(map
-            .range::<str, _>((from, Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .take(limit)
-            .map(|(k, _)| k.clone())
-            .collect())
-    }
-    async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
-        write_in_steps(self, steps).await
-    }
-}
-
-#[async_trait]
-impl MetaStore for FsStore {
-    async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
-        check_key(key)?;
-        let path = crate::fs::record_path(self.root(), key);
-        match tokio::fs::read(&path).await {
-            Ok(v) => Ok(Some(v.into())),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    || e.kind() == std::io::ErrorKind::NotADirectory =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(Error::io("read", path, e)),
-        }
-    }
-
-    async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
-        self.commit_writes(vec![Write::Set { key: key.to_owned(), value }]).await
-    }
-
-    async fn remove_meta(&self, key: &str) -> Result<bool> {
-        check_key(key)?;
-        let path = crate::fs::record_path(self.root(), key);
-        let exists = tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file());
-        if exists {
-            self.commit_writes(vec![Write::Remove { key: key.to_owned() }]).await?;
-        }
-        Ok(exists)
-    }
-
-    async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
-        // One journal record: the batch is atomic, so the order of the steps holds too.
-        self.commit_writes(steps.into_iter().flatten().collect()).await
-    }
-
-    async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
-        self.records_page(prefix, None, usize::MAX).await
-    }
-
-    async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
-        self.records_page(prefix, after, limit).await
-    }
-
-    fn quarantined(&self) -> u64 {
-        self.quarantined_count()
-    }
-}
-
-#[cfg(feature = "s3")]
-#[async_trait]
-impl MetaStore for crate::S3Store {
-    async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
-        check_key(key)?;
-        match self.object_store().get(&self.meta_key(key)).await {
-            Ok(r) => Ok(Some(r.bytes().await?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
-        check_key(key)?;
-        self.object_store().put(&self.meta_key(key), value.into()).await?;
-        Ok(())
-    }
-
-    async fn remove_meta(&self, key: &str) -> Result<bool> {
-        check_key(key)?;
-        let path = self.meta_key(key);
-        match self.object_store().head(&path).await {
-            Ok(_) => {}
-            Err(object_store::Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(e.into()),
-        }
-        match self.object_store().delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
-        self.list_meta_page(prefix, None, usize::MAX).await
-    }
-
-    async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let base = self.meta_key("");
-        let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
-        let list_from = if dir_part.is_empty() { base.clone() } else { self.meta_key(dir_part) };
-        let base_len = base.as_ref().len();
-        // S3 `start-after`: from the longest start of `after` that is a plain object key (keys
-        // sort as their objects do); what lies between it and `after` is skipped below.
-        let offset = after.filter(|a| *a >= prefix).and_then(|a| {
-            let plain = a
-                .find(|c: char| !(c.is_ascii_alphanumeric() || "._-/".contains(c)))
-                .map_or(a, |end| &a[..end]);
-            let offset = object_store::path::Path::parse(format!("{}/{plain}", base.as_ref())).ok()?;
-            // Inside the listed folder only (Garage lists nothing for an offset before it).
-            offset.as_ref().starts_with(&format!("{}/", list_from.as_ref())).then_some(offset)
-        });
-        // The key of a listed object, when it belongs on the page.
-        let key_of = |location: &str| {
-            let key = location.get(base_len..)?.trim_start_matches('/');
-            (key.starts_with(prefix) && after.is_none_or(|a| key > a)).then(|| key.to_owned())
-        };
-        if limit != usize::MAX
-            && let Some(page) = self.list_page(&list_from, offset.as_ref(), limit, key_of).await?
-        {
-            return Ok(page);
-        }
-        let mut listing = match &offset {
-            Some(offset) => self.object_store().list_with_offset(Some(&list_from), offset),
-            None => self.object_store().list(Some(&list_from)),
-        };
-        let mut out = Vec::new();
-        while let Some(meta) = listing.try_next().await? {
-            if let Some(key) = key_of(meta.location.as_ref()) {
-                out.push(key);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        // S3 lists in key order; a whole listing is sorted anyway, for engines that do not.
-        if limit == usize::MAX {
-            out.sort();
-        }
-        Ok(out)
-    }
-
-    async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
-        write_in_steps(self, steps).await
     }
 }

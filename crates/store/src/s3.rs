@@ -27,7 +27,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
@@ -36,6 +36,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload
 use wharf_types::{Algorithm, Digest, Digester};
 
 use crate::error::{Error, Result};
+use crate::meta::{MetaStore, Write, check_key, write_in_steps};
 use crate::store::{
     BlobInfo, BlobStore, ByteStream, GetResult, Hashed, Running, Sessions, UploadId, check_range,
     session_digester, verify,
@@ -544,5 +545,93 @@ impl BlobStore for S3Store {
         let result = self.delete_session(id).await;
         self.sessions.forget(id);
         result
+    }
+}
+
+#[async_trait]
+impl MetaStore for S3Store {
+    async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
+        check_key(key)?;
+        match self.object_store().get(&self.meta_key(key)).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
+        check_key(key)?;
+        self.object_store().put(&self.meta_key(key), value.into()).await?;
+        Ok(())
+    }
+
+    async fn remove_meta(&self, key: &str) -> Result<bool> {
+        check_key(key)?;
+        let path = self.meta_key(key);
+        match self.object_store().head(&path).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        match self.object_store().delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
+        self.list_meta_page(prefix, None, usize::MAX).await
+    }
+
+    async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let base = self.meta_key("");
+        let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+        let list_from = if dir_part.is_empty() { base.clone() } else { self.meta_key(dir_part) };
+        let base_len = base.as_ref().len();
+        // S3 `start-after`: from the longest start of `after` that is a plain object key (keys
+        // sort as their objects do); what lies between it and `after` is skipped below.
+        let offset = after.filter(|a| *a >= prefix).and_then(|a| {
+            let plain = a
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "._-/".contains(c)))
+                .map_or(a, |end| &a[..end]);
+            let offset = object_store::path::Path::parse(format!("{}/{plain}", base.as_ref())).ok()?;
+            // Inside the listed folder only (Garage lists nothing for an offset before it).
+            offset.as_ref().starts_with(&format!("{}/", list_from.as_ref())).then_some(offset)
+        });
+        // The key of a listed object, when it belongs on the page.
+        let key_of = |location: &str| {
+            let key = location.get(base_len..)?.trim_start_matches('/');
+            (key.starts_with(prefix) && after.is_none_or(|a| key > a)).then(|| key.to_owned())
+        };
+        if limit != usize::MAX
+            && let Some(page) = self.list_page(&list_from, offset.as_ref(), limit, key_of).await?
+        {
+            return Ok(page);
+        }
+        let mut listing = match &offset {
+            Some(offset) => self.object_store().list_with_offset(Some(&list_from), offset),
+            None => self.object_store().list(Some(&list_from)),
+        };
+        let mut out = Vec::new();
+        while let Some(meta) = listing.try_next().await? {
+            if let Some(key) = key_of(meta.location.as_ref()) {
+                out.push(key);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        // S3 lists in key order; a whole listing is sorted anyway, for engines that do not.
+        if limit == usize::MAX {
+            out.sort();
+        }
+        Ok(out)
+    }
+
+    async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
+        write_in_steps(self, steps).await
     }
 }
