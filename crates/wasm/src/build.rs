@@ -3,9 +3,10 @@
 use bytes::Bytes;
 use wharf_types::{Annotations, Descriptor, Digest, ImageManifest, Manifest, MediaType};
 
+use crate::binary::{BinaryKind, Header};
 use crate::config::{Component, WasmConfig};
 use crate::error::Result;
-use crate::inspect::{BinaryKind, Header, inspect};
+use crate::inspect::inspect;
 
 /// The layouts [`ArtifactBuilder`] writes, named as [`Kind`](crate::Kind) names them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

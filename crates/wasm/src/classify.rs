@@ -5,10 +5,11 @@ use serde::Serialize;
 use serde_json::Value;
 use wharf_types::{Descriptor, ImageIndex, ImageManifest, Manifest, ManifestBody, MediaType, Platform};
 
+use crate::binary::BinaryKind;
 use crate::config::WasmConfig;
 use crate::harbor::{self, HarborView};
-use crate::inspect::BinaryKind;
-use crate::{annotations, labels};
+use crate::location::{EntryMatch, Location, WasmLayer, normalize_path};
+use crate::names::{ISTIO_EXTENSION_FILE, SOLO_PLUGIN_FILE, annotations, labels};
 
 /// A Wasm layout, named by the catalogue's format id (`F1` … `F12`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -158,49 +159,6 @@ impl Evidence {
     }
 }
 
-/// How to find the Wasm bytes in a layer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "type", content = "value")]
-#[non_exhaustive]
-pub enum Location {
-    /// The layer blob is the `.wasm` file.
-    Raw,
-    /// A file inside a tar (or tar+gzip) layer.
-    TarEntry(EntryMatch),
-}
-
-/// Which entry of a tar layer holds the module.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "match", content = "value")]
-#[non_exhaustive]
-pub enum EntryMatch {
-    /// The entry at this path (from `Entrypoint`/`Cmd`; no leading `/` or `./`).
-    Path(String),
-    /// The first entry with this file name in any directory (`plugin.wasm`, `extension.wasm`).
-    FileName(String),
-    /// The first regular file whose name ends in `.wasm` (when the config is not at hand).
-    AnyWasm,
-}
-
-/// A layer that holds (or may hold) Wasm bytes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct WasmLayer {
-    /// The position in `layers` (always in range).
-    pub index: usize,
-    /// The layer's descriptor.
-    pub descriptor: Descriptor,
-    /// Where the bytes are.
-    pub location: Location,
-}
-
-impl WasmLayer {
-    /// The layer at `index` of a manifest's `layers`, holding Wasm at `location`.
-    pub fn new(index: usize, descriptor: Descriptor, location: Location) -> Self {
-        Self { index, descriptor, location }
-    }
-}
-
 /// A child of an index that targets a Wasm platform.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -267,7 +225,7 @@ impl Classification {
         let file_name = path.rsplit('/').next().unwrap_or(path);
         let kind = match &probe.location {
             Location::TarEntry(EntryMatch::FileName(name)) if name == file_name => {
-                if name == crate::SOLO_PLUGIN_FILE { Kind::SoloCompat } else { Kind::IstioExtension }
+                if name == SOLO_PLUGIN_FILE { Kind::SoloCompat } else { Kind::IstioExtension }
             }
             _ => return false,
         };
@@ -432,7 +390,7 @@ impl<'a> ConfigView<'a> {
             let dir = inner.get("WorkingDir").and_then(Value::as_str).unwrap_or("/");
             format!("{}/{path}", dir.trim_end_matches('/'))
         };
-        let normalized = crate::extract::normalize_path(&joined);
+        let normalized = normalize_path(&joined);
         (!normalized.is_empty()).then_some((field, normalized))
     }
 
@@ -677,12 +635,12 @@ fn classify_image_config(c: &mut Classification, m: &ImageManifest, cfg: &Config
             || last.media_type == MediaType::OCI_LAYER_TAR_ZSTD
             || last.media_type == MediaType::DOCKER_LAYER_TAR_GZIP)
     {
-        probe(c, i, last, crate::SOLO_PLUGIN_FILE, "may hold plugin.wasm (F7)");
+        probe(c, i, last, SOLO_PLUGIN_FILE, "may hold plugin.wasm (F7)");
     }
     if let [only] = m.layers.as_slice()
         && only.media_type == MediaType::OCI_LAYER_TAR
     {
-        probe(c, 0, only, crate::ISTIO_EXTENSION_FILE, "may hold extension.wasm (F8)");
+        probe(c, 0, only, ISTIO_EXTENSION_FILE, "may hold extension.wasm (F8)");
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::inspect::BinaryKind;
+use crate::binary::BinaryKind;
 
 /// The config of a CNCF Wasm OCI artifact (F5), as `oci-wasm` and `wkg` write it.
 ///

@@ -10,8 +10,9 @@
 use std::io::Read;
 
 use crate::budget::{Budget, Meter};
-use crate::classify::{EntryMatch, Location};
 use crate::error::{Error, Result};
+pub use crate::location::normalize_path;
+use crate::location::{EntryMatch, Location};
 
 /// The default cap on a module read out of a layer: 256 MiB ([`Budget::module_bytes`]).
 pub const DEFAULT_MAX_MODULE_SIZE: u64 = 256 * 1024 * 1024;
@@ -28,22 +29,6 @@ pub struct Extracted {
     pub path: String,
     /// The module bytes.
     pub bytes: Vec<u8>,
-}
-
-/// Normalizes a path inside an image: no leading `/` or `./`, no empty or `.` components,
-/// `..` resolved (never above the root).
-pub fn normalize_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
 }
 
 /// Reads the module at `location` from a layer blob: the whole blob for [`Location::Raw`],

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use wharf_types::{Manifest, ManifestBody, MediaType};
 
-use crate::annotations;
+use crate::names::annotations;
 
 /// Harbor's artifact type for WebAssembly.
 pub const HARBOR_WASM: &str = "WASM";

@@ -68,11 +68,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
 use crate::archive::{self, EntryKind};
+use crate::binary::WASM_MAGIC;
 use crate::budget::Meter;
-use crate::classify::{EntryMatch, Location, WasmLayer};
 use crate::error::{Error, Result};
-use crate::extract::normalize_path;
-use crate::inspect::WASM_MAGIC;
+use crate::location::{EntryMatch, Location, WasmLayer, normalize_path};
 
 /// Where the bytes of an artifact's layers come from.
 pub trait Layers {

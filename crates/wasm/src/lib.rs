@@ -71,6 +71,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod archive;
+mod binary;
 pub mod budget;
 mod build;
 mod classify;
@@ -80,6 +81,8 @@ pub mod extract;
 mod harbor;
 pub mod image;
 mod inspect;
+mod location;
+mod names;
 pub mod record;
 #[cfg(feature = "wit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "wit")))]
@@ -88,43 +91,18 @@ pub mod wit;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 
+pub use binary::{BinaryKind, Header, MAX_INSPECT_SIZE, MAX_LISTED, WASM_MAGIC, validate};
 pub use build::{Artifact, ArtifactBuilder, Blob, WasmLayout};
-pub use classify::{Classification, EntryMatch, Evidence, Kind, Location, WasmChild, WasmLayer, classify};
+pub use classify::{Classification, Evidence, Kind, WasmChild, classify};
 pub use config::{Component, WasmConfig};
 pub use error::{Error, Result};
 pub use harbor::{HARBOR_IMAGE, HARBOR_UNKNOWN, HARBOR_WASM, HarborView};
 pub use inspect::{
-    BinaryKind, Export, Header, Import, ItemKind, MAX_INSPECT_SIZE, MAX_LISTED, Memory, ModuleInfo,
-    PROPOSALS, Producers, Section, Table, Tool, Validation, WASM_MAGIC, WasiFlavor, inspect, validate,
+    Export, Import, ItemKind, Memory, ModuleInfo, PROPOSALS, Producers, Section, Table, Tool, Validation,
+    WasiFlavor, inspect,
 };
-
-/// The file the solo.io compat variant and Istio look for in a tar layer (F7).
-pub const SOLO_PLUGIN_FILE: &str = "plugin.wasm";
-/// The file Istio's legacy fetcher looks for in a single uncompressed tar layer (F8).
-pub const ISTIO_EXTENSION_FILE: &str = "extension.wasm";
-
-/// Manifest annotation keys with a Wasm meaning.
-pub mod annotations {
-    /// crun's (and Harbor's) variant annotation: `compat`, `compat-smart`.
-    pub const VARIANT: &str = "module.wasm.image/variant";
-    /// crun's handler annotation: `wasm`, `wasm-smart`, or a handler name.
-    pub const HANDLER: &str = "run.oci.handler";
-    /// The `run.oci.handler` values that select a Wasm handler in crun (its alias `wasm`, the
-    /// suffix rule `wasm-smart`, and the Wasm handlers' names).
-    pub const HANDLER_VALUES: &[&str] = &["wasm", "wasm-smart", "wasmedge", "wasmtime", "wasmer", "wamr"];
-    /// solo.io's ABI-version annotation (F6).
-    pub const SOLO_ABI_VERSION: &str = "module.wasm.runtime/abi_version";
-    /// solo.io's runtime-type annotation (F6).
-    pub const SOLO_RUNTIME_TYPE: &str = "module.wasm.runtime/type";
-}
-
-/// Image-config label keys with a Wasm meaning.
-pub mod labels {
-    /// Spin ≥ 2.0's locked-app digest label (F9).
-    pub const SPIN_LOCKED_APP: &str = "com.fermyon.spin.lockedAppDigest";
-    /// runwasi's label making configs of layer-less images unique (F4).
-    pub const RUNWASI_LAYERS: &str = "containerd.runwasi.layers";
-}
+pub use location::{EntryMatch, Location, WasmLayer};
+pub use names::{ISTIO_EXTENSION_FILE, SOLO_PLUGIN_FILE, annotations, labels};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -6,8 +6,8 @@ use serde::Serialize;
 use wit_component::{DecodedWasm, WitPrinter};
 use wit_parser::{Resolve, Type, WorldItem, WorldKey};
 
+use crate::binary::{BinaryKind, Header, MAX_INSPECT_SIZE, MAX_LISTED};
 use crate::error::{Error, Result};
-use crate::inspect::{BinaryKind, Header, MAX_INSPECT_SIZE, MAX_LISTED};
 
 /// The largest WIT text kept (1 MiB); a longer rendering is cut at a line end and marked.
 pub const MAX_WIT_TEXT: usize = 1024 * 1024;
@@ -112,7 +112,7 @@ pub fn world(bytes: &[u8]) -> Result<World> {
     // Validated first: `wit-parser` sizes its read buffer from section headers, so a section
     // claiming more bytes than the input holds would make it allocate that much (a fuzzing
     // finding: 1.3 GB from 291 bytes). A valid component's sections lie within its bytes.
-    crate::validate(bytes)?;
+    crate::binary::validate(bytes)?;
     world_of_valid(bytes)
 }
 
