@@ -61,10 +61,10 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     /// Applies `steps` in order, the writes within a step in any order; durable when it
     /// returns. Every key and blob digest is checked first: a bad one fails the call and
     /// writes nothing. After a crash, no write of a step is present without all the writes of
-    /// the steps before it ([`FsStore`] journals the whole batch, so it is atomic there).
+    /// the steps before it ([`FsStore`](crate::FsStore) journals the whole batch, so it is atomic there).
     async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()>;
     /// How many journal records or fragments the backend could not replay and moved aside
-    /// since it was opened (see [`FsStore`]'s quarantine); 0 for backends without a journal.
+    /// since it was opened (see [`FsStore`](crate::FsStore)'s quarantine); 0 for backends without a journal.
     fn quarantined(&self) -> u64 {
         0
     }

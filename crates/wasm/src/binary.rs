@@ -8,11 +8,11 @@ use crate::error::{Error, Result};
 /// The four bytes every binary Wasm file starts with.
 pub const WASM_MAGIC: [u8; 4] = *b"\0asm";
 
-/// The largest input [`inspect`] and [`validate`] read (256 MiB); larger input is refused
+/// The largest input [`inspect`](crate::inspect()) and [`validate`] read (256 MiB); larger input is refused
 /// before any parsing.
 pub const MAX_INSPECT_SIZE: usize = 256 * 1024 * 1024;
 
-/// How many imports, exports and custom section names [`inspect`] records; beyond that it
+/// How many imports, exports and custom section names [`inspect`](crate::inspect()) records; beyond that it
 /// counts but does not keep them, so hostile input cannot make it allocate without bound.
 pub const MAX_LISTED: usize = 10_000;
 
