@@ -2,7 +2,7 @@
 
 use wharf_types::Digest;
 
-use crate::UploadId;
+use crate::upload_id::UploadId;
 
 /// A `Result` whose error defaults to this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

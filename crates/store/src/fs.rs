@@ -49,9 +49,10 @@ use crate::layout::{blob_path, record_path, sync_dir};
 use crate::listing::{Listings, join};
 use crate::meta::{MetaStore, Write, check_key};
 use crate::store::{
-    BlobInfo, BlobStore, ByteStream, GetResult, Hashed, Running, Sessions, UploadId, check_range,
-    session_digester, verify,
+    BlobInfo, BlobStore, ByteStream, GetResult, Hashed, Running, Sessions, check_range, session_digester,
+    verify,
 };
+use crate::upload_id::UploadId;
 
 /// How long a file may sit in `tmp/` before `open` deems it left by a crash.
 const STALE_TEMP: Duration = Duration::from_secs(3600);

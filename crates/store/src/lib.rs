@@ -70,6 +70,7 @@ mod s3;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod upload_id;
 
 pub use error::{Error, Result};
 pub use fs::FsStore;
@@ -88,7 +89,8 @@ pub trait Storage: BlobStore + MetaStore {}
 
 impl<T: BlobStore + MetaStore + ?Sized> Storage for T {}
 
-pub use store::{BlobInfo, BlobStore, ByteStream, GetResult, UploadId, from_chunks, single};
+pub use store::{BlobInfo, BlobStore, ByteStream, GetResult, from_chunks, single};
+pub use upload_id::UploadId;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

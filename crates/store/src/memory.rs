@@ -13,8 +13,9 @@ use wharf_types::{Digest, Digester};
 use crate::error::{Error, Result};
 use crate::meta::{MetaStore, Write, check_key, write_in_steps};
 use crate::store::{
-    BlobInfo, BlobStore, ByteStream, GetResult, Hashed, UploadId, check_range, session_digester, verify,
+    BlobInfo, BlobStore, ByteStream, GetResult, Hashed, check_range, session_digester, verify,
 };
+use crate::upload_id::UploadId;
 
 /// A blob store in memory. Nothing survives the process; everything else holds as for the
 /// durable backends.

@@ -38,9 +38,10 @@ use wharf_types::{Algorithm, Digest, Digester};
 use crate::error::{Error, Result};
 use crate::meta::{MetaStore, Write, check_key, write_in_steps};
 use crate::store::{
-    BlobInfo, BlobStore, ByteStream, GetResult, Hashed, Running, Sessions, UploadId, check_range,
-    session_digester, verify,
+    BlobInfo, BlobStore, ByteStream, GetResult, Hashed, Running, Sessions, check_range, session_digester,
+    verify,
 };
+use crate::upload_id::UploadId;
 
 /// Parts of multipart uploads; S3 needs at least 5 MiB for every part but the last.
 const PART_SIZE: usize = 8 * 1024 * 1024;

@@ -24,12 +24,13 @@ pub enum Error {
     /// A component in a pre-standard encoding current tools cannot read.
     #[error(
         "component binary version {version:#x} is an encoding current tools cannot read \
-         (they read {current:#x})",
-        current = crate::Header::COMPONENT_VERSION
+         (they read {current:#x})"
     )]
     UnsupportedComponentEncoding {
         /// The version field.
         version: u16,
+        /// The version current tools read ([`Header::COMPONENT_VERSION`](crate::Header::COMPONENT_VERSION)).
+        current: u16,
     },
     /// The binary's sections do not parse (or, for [`crate::validate`], do not validate).
     #[error("malformed WebAssembly: {reason}")]

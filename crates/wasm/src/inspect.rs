@@ -317,7 +317,10 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
     }
     let header = Header::parse(bytes)?;
     if header.kind == BinaryKind::Component && header.version != Header::COMPONENT_VERSION {
-        return Err(Error::UnsupportedComponentEncoding { version: header.version });
+        return Err(Error::UnsupportedComponentEncoding {
+            version: header.version,
+            current: Header::COMPONENT_VERSION,
+        });
     }
     let mut info = ModuleInfo {
         header,
@@ -668,6 +671,6 @@ mod tests {
     fn obsolete_components_are_refused_clearly() {
         let b = [0, 0x61, 0x73, 0x6d, 0x0c, 0, 1, 0];
         let err = inspect(&b).expect_err("0x0c");
-        assert!(matches!(err, Error::UnsupportedComponentEncoding { version: 0x0c }), "{err}");
+        assert!(matches!(err, Error::UnsupportedComponentEncoding { version: 0x0c, .. }), "{err}");
     }
 }
