@@ -130,9 +130,9 @@ impl Kind {
 
 impl std::fmt::Display for Kind {
     /// The short [`name`](Self::name); `{:#}` adds the catalogue's format id
-    /// (`wasm-to-oci (F1)`).
+    /// (`wasm-to-oci (F1)`) to a Wasm kind.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if f.alternate() {
+        if f.alternate() && self.is_wasm() {
             write!(f, "{} ({})", self.name(), self.format_id())
         } else {
             f.write_str(self.name())
@@ -234,6 +234,8 @@ impl Classification {
         } else {
             "Istio legacy: extension.wasm in the single uncompressed tar layer (F8)"
         };
+        // What said "not Wasm" no longer holds.
+        self.evidence.clear();
         self.evidence.push(Evidence::new(format!("layers[{layer_index}] entry"), path, rule));
         self.wasm_layers.retain(|l| l.index == layer_index);
         self.hints.retain(|h| !h.field.starts_with("layers["));
@@ -277,8 +279,32 @@ pub fn classify(manifest: &Manifest, config: Option<&[u8]>) -> Classification {
     if config.is_some() && config_object.is_none() && matches!(manifest.body(), ManifestBody::Image(_)) {
         c.hints.push(Evidence::new("config blob", "not a JSON object", "config ignored"));
     }
+    if !c.kind.is_wasm() && c.evidence.is_empty() {
+        c.evidence.push(not_wasm_because(manifest));
+    }
     c.harbor = harbor::view(manifest, config_object);
     c
+}
+
+/// Why a manifest is not Wasm: what was looked at, for a verdict that shows its reasons.
+fn not_wasm_because(manifest: &Manifest) -> Evidence {
+    match manifest.body() {
+        ManifestBody::Image(image) => Evidence::new(
+            "config.mediaType",
+            image.config.media_type.to_string(),
+            "no Wasm config type, artifact type, annotation, platform or layer type",
+        ),
+        ManifestBody::Index(index) => Evidence::new(
+            "manifests",
+            format!("{} children", index.manifests.len()),
+            "no child with a Wasm platform",
+        ),
+        _ => Evidence::new(
+            "mediaType",
+            manifest.media_type().to_string(),
+            "neither an image manifest nor an index",
+        ),
+    }
 }
 
 fn empty(kind: Kind) -> Classification {

@@ -289,7 +289,9 @@ fn indexes() {
         child(r#"{"os":"linux","architecture":"amd64"}"#, "a"),
         child(r#"{"os":"unknown","architecture":"unknown"}"#, "att"),
     ]);
-    assert_eq!(run(&json, None).kind, Kind::NotWasm);
+    let c = run(&json, None);
+    assert_eq!(c.kind, Kind::NotWasm);
+    assert_eq!((c.evidence[0].field.as_str(), c.evidence[0].value.as_str()), ("manifests", "2 children"));
 }
 
 #[test]
@@ -299,6 +301,13 @@ fn negatives() {
     let plain = image(&desc(OCI_CONFIG, "c", ""), &[desc(TAR_GZ, "a", ""), desc(TAR_GZ, "b", "")], "");
     let c = run(&plain, Some(config));
     assert_eq!((c.kind.clone(), c.harbor.artifact_type.as_str()), (Kind::NotWasm, "IMAGE"));
+    // A verdict of not Wasm says what was looked at, and prints without a format id.
+    assert_eq!(c.evidence.len(), 1, "{:#?}", c.evidence);
+    assert_eq!(
+        (c.evidence[0].field.as_str(), c.evidence[0].value.as_str()),
+        ("config.mediaType", OCI_CONFIG)
+    );
+    assert_eq!(format!("{:#}", c.kind), "not-wasm");
 
     // A Helm chart.
     let chart = image(
