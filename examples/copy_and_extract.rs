@@ -6,16 +6,14 @@
 //! ```
 
 use std::io::Write;
-use std::sync::Arc;
 
 use wharf::client::{Client, ClientBuilder};
 use wharf::server::{Registry, Server, ServerHandle};
-use wharf::store::MemoryStore;
 use wharf::types::{Descriptor, Digest, ImageManifest, Manifest, MediaType, Reference};
 
 /// A registry in memory on a free loopback port, serving until its handle shuts it down.
 async fn registry() -> Result<(String, ServerHandle), Box<dyn std::error::Error>> {
-    let server = Server::bind("127.0.0.1:0".parse()?, Registry::new(Arc::new(MemoryStore::new()))).await?;
+    let server = Server::bind("127.0.0.1:0".parse()?, Registry::in_memory()).await?;
     Ok((server.local_addr().to_string(), server.spawn()))
 }
 

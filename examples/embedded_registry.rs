@@ -5,15 +5,12 @@
 //! cargo run --release --example embedded_registry
 //! ```
 
-use std::sync::Arc;
-
 use wharf::client::{ClientBuilder, WasmLayout};
 use wharf::server::{Registry, Server};
-use wharf::store::MemoryStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let registry = Registry::new(Arc::new(MemoryStore::new()));
+    let registry = Registry::in_memory();
     let server = Server::bind("127.0.0.1:0".parse()?, registry).await?;
     let host = server.local_addr();
     let handle = server.spawn();

@@ -19,12 +19,11 @@
 //!
 //! # Example: an in-memory registry on a free port
 //! ```
-//! use std::sync::Arc;
 //! use wharf_server::{Registry, Server};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let registry = Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+//! let registry = Registry::in_memory();
 //! let server = Server::bind("127.0.0.1:0".parse()?, registry).await?;
 //! let addr = server.local_addr();
 //! let handle = server.spawn();

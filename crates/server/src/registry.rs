@@ -216,7 +216,18 @@ fn catalog_key(repo: &Repository) -> String {
 }
 
 impl Registry {
-    /// A registry over `storage`.
+    /// A registry in memory: for tests, examples and programs that embed one (nothing
+    /// survives the process). The same as `Registry::new(Arc::new(MemoryStore::new()))`.
+    ///
+    /// ```
+    /// let registry = wharf_server::Registry::in_memory();
+    /// # let _ = registry;
+    /// ```
+    pub fn in_memory() -> Self {
+        Self::new(Arc::new(wharf_store::MemoryStore::new()))
+    }
+
+    /// A registry over `storage` (a [`wharf_store::FsStore`], `MemoryStore` or `S3Store`).
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         Self {
             storage,
