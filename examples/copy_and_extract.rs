@@ -7,9 +7,9 @@
 
 use std::io::Write;
 
-use wharf::client::{Client, ClientBuilder};
+use wharf::client::ClientBuilder;
 use wharf::server::{Registry, Server, ServerHandle};
-use wharf::types::{Descriptor, Digest, ImageManifest, Manifest, MediaType, Reference};
+use wharf::types::{MediaType, Reference};
 
 /// A registry in memory on a free loopback port, serving until its handle shuts it down.
 async fn registry() -> Result<(String, ServerHandle), Box<dyn std::error::Error>> {
@@ -30,23 +30,6 @@ fn tar_gz(module: &[u8]) -> std::io::Result<Vec<u8>> {
     gz.finish()
 }
 
-/// Pushes an image of `config` and `layer` to `reference`.
-async fn push_image(
-    client: &Client,
-    reference: &Reference,
-    config: &[u8],
-    layer: Vec<u8>,
-) -> wharf::client::Result<Digest> {
-    let config_digest = client.push_blob(reference, config.to_vec()).await?;
-    let layer_size = layer.len() as u64;
-    let layer_digest = client.push_blob(reference, layer).await?;
-    let image = ImageManifest::new(
-        Descriptor::new(MediaType::OCI_CONFIG, config_digest, config.len() as u64),
-        vec![Descriptor::new(MediaType::OCI_LAYER_TAR_GZIP, layer_digest, layer_size)],
-    );
-    client.push_manifest(reference, &Manifest::from_image(&image)?).await
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ((source, first), (target, second)) = (registry().await?, registry().await?);
@@ -57,7 +40,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
 
     let from: Reference = format!("{source}/istio/filter:1.0").parse()?;
-    let pushed = push_image(&client, &from, config, tar_gz(&module)?).await?;
+    let pushed = client
+        .push_image(
+            &from,
+            (MediaType::OCI_CONFIG, &config[..]),
+            [(MediaType::OCI_LAYER_TAR_GZIP, tar_gz(&module)?)],
+        )
+        .await?;
     let to: Reference = format!("{target}/mirror/filter:1.0").parse()?;
     let copied = client.copy(&from, &to).await?;
     assert_eq!(copied, pushed, "a copy keeps the digest");

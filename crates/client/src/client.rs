@@ -849,6 +849,45 @@ impl Client {
         self.push_manifest_with_headers(reference, manifest).await.map(|(d, _)| d)
     }
 
+    /// Pushes an image in one call: its config blob and each layer (a blob the registry
+    /// already has is not sent again), then an OCI image manifest naming them with their
+    /// digests and sizes. Returns the manifest's digest.
+    ///
+    /// ```no_run
+    /// use wharf_types::{MediaType, Reference};
+    ///
+    /// # async fn f(client: &wharf_client::Client, layer: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let reference: Reference = "localhost:5000/app:v1".parse()?;
+    /// let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    /// let digest = client
+    ///     .push_image(&reference, (MediaType::OCI_CONFIG, &config[..]), [(MediaType::OCI_LAYER_TAR_GZIP, layer)])
+    ///     .await?;
+    /// # let _ = digest; Ok(()) }
+    /// ```
+    pub async fn push_image<B: Into<Bytes>>(
+        &self,
+        reference: &Reference,
+        config: (MediaType, impl Into<Bytes>),
+        layers: impl IntoIterator<Item = (MediaType, B)>,
+    ) -> Result<Digest> {
+        let (config_type, config) = (config.0, config.1.into());
+        let config_size = config.len() as u64;
+        let config =
+            wharf_types::Descriptor::new(config_type, self.push_blob(reference, config).await?, config_size);
+        let mut descriptors = Vec::new();
+        for (media_type, layer) in layers {
+            let layer: Bytes = layer.into();
+            let size = layer.len() as u64;
+            descriptors.push(wharf_types::Descriptor::new(
+                media_type,
+                self.push_blob(reference, layer).await?,
+                size,
+            ));
+        }
+        let image = wharf_types::ImageManifest::new(config, descriptors);
+        self.push_manifest(reference, &Manifest::from_image(&image)?).await
+    }
+
     /// Pushes a manifest once under several tags: by digest with `?tag=` for each (one
     /// request) when the registry confirms them with `OCI-Tag`, else one push per tag.
     pub async fn push_manifest_tags(

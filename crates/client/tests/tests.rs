@@ -92,6 +92,33 @@ async fn push_pull_round_trip_against_wharf_server() {
 }
 
 #[tokio::test]
+async fn push_image_pushes_the_blobs_and_a_manifest_naming_them() {
+    let (host, client) = wharf().await;
+    let reference: Reference = format!("{host}/team/app:v1").parse().expect("reference");
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let layers = [b"first layer".to_vec(), b"second".to_vec()];
+    let pushed = client
+        .push_image(
+            &reference,
+            (MediaType::OCI_CONFIG, &config[..]),
+            layers.iter().map(|l| (MediaType::OCI_LAYER_TAR_GZIP, l.clone())),
+        )
+        .await
+        .expect("push image");
+    let manifest = client.pull_manifest(&reference).await.expect("pull");
+    assert_eq!(manifest.digest(), &pushed);
+    let image = manifest.as_image().expect("an image manifest");
+    assert_eq!((image.config.digest.clone(), image.config.size), (Digest::sha256(config), config.len() as u64));
+    for (descriptor, layer) in image.layers.iter().zip(&layers) {
+        assert_eq!((descriptor.digest.clone(), descriptor.size), (Digest::sha256(layer), layer.len() as u64));
+        let mut out = Vec::new();
+        client.pull_blob(&reference, &descriptor.digest, &mut out).await.expect("pull layer");
+        assert_eq!(&out, layer);
+    }
+    assert_eq!(image.layers.len(), 2);
+}
+
+#[tokio::test]
 async fn bearer_token_challenge() {
     let token_requests = Arc::new(AtomicUsize::new(0));
     let counter = token_requests.clone();
