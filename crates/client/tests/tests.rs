@@ -108,7 +108,10 @@ async fn push_image_pushes_the_blobs_and_a_manifest_naming_them() {
     let manifest = client.pull_manifest(&reference).await.expect("pull");
     assert_eq!(manifest.digest(), &pushed);
     let image = manifest.as_image().expect("an image manifest");
-    assert_eq!((image.config.digest.clone(), image.config.size), (Digest::sha256(config), config.len() as u64));
+    assert_eq!(
+        (image.config.digest.clone(), image.config.size),
+        (Digest::sha256(config), config.len() as u64)
+    );
     for (descriptor, layer) in image.layers.iter().zip(&layers) {
         assert_eq!((descriptor.digest.clone(), descriptor.size), (Digest::sha256(layer), layer.len() as u64));
         let mut out = Vec::new();
