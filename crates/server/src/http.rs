@@ -19,6 +19,7 @@ use crate::auth::{AccessControl, Need};
 use crate::error::{Error, Result};
 use crate::listener::Transport;
 use crate::registry::{Page, Registry};
+use crate::text::percent_decode;
 
 const API_VERSION: &str = "Docker-Distribution-API-Version";
 const CONTENT_DIGEST: &str = "Docker-Content-Digest";
@@ -372,28 +373,6 @@ pub(crate) fn form_pairs(body: &str) -> Vec<(String, String)> {
 /// (it stays `%2F`, which no name, tag or digest accepts).
 fn decode_path(path: &str) -> String {
     percent_decode(&path.replace("%2F", "%252F").replace("%2f", "%252f"))
-}
-
-/// Decodes `%XX` escapes (a `+` stays a `+`: media types hold them).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        if let Some(b) = escaped {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub(crate) fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -1204,12 +1183,5 @@ mod tests {
             assert!(!repo.contains('/'), "{repo}");
             assert!(repo.parse::<Repository>().is_err(), "{repo} accepted as a name");
         }
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("application%2Fvnd.x%2Bjson"), "application/vnd.x+json");
-        assert_eq!(percent_decode("a%zz"), "a%zz");
-        assert_eq!(percent_decode("%4"), "%4");
     }
 }

@@ -51,6 +51,7 @@ pub mod records;
 mod registry;
 pub mod search;
 mod server;
+mod text;
 pub mod tls;
 pub mod web;
 

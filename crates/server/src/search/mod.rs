@@ -9,7 +9,6 @@
 //! stamp it does not know reloads the index from the records.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use serde::Deserialize as _;
@@ -19,6 +18,7 @@ use wharf_store::Write;
 use crate::error::{Error, Result};
 use crate::records::{InspectionStatus, SearchHit};
 use crate::registry::Registry;
+use crate::text::{LINK_QUERY, percent_encode};
 
 /// One artifact as the index holds it.
 #[derive(Clone, Debug)]
@@ -203,7 +203,7 @@ impl Query {
         ];
         pairs
             .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", percent_encode(v))))
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", percent_encode(v, LINK_QUERY))))
             .collect::<Vec<_>>()
             .join("&")
     }
@@ -234,18 +234,6 @@ impl Query {
                 })
             })
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~:/*@".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 /// The index: every Wasm artifact by (repository, digest).
@@ -432,5 +420,8 @@ pub(crate) fn next_link(query: &Query, n: usize, last: &SearchHit) -> String {
     let last = format!("{}@{}", last.repository, last.digest);
     let filters = query.to_query_string();
     let sep = if filters.is_empty() { "" } else { "&" };
-    format!("</v2/_wharf/search?{filters}{sep}n={n}&last={}>; rel=\"next\"", percent_encode(&last))
+    format!(
+        "</v2/_wharf/search?{filters}{sep}n={n}&last={}>; rel=\"next\"",
+        percent_encode(&last, LINK_QUERY)
+    )
 }
