@@ -1054,15 +1054,24 @@ async fn the_binary_serves_the_issue_config_keeps_secrets_out_of_logs_and_audits
     }
 }
 
-#[tokio::test]
-async fn tokens_of_an_external_issuer_are_trusted_by_key_issuer_and_audience() {
-    let setup = Setup::new("");
+/// Trusts an external issuer `https://auth.corp.example` (with `extra` keys in its section):
+/// returns its signing key.
+pub(crate) fn external_issuer(setup: &Setup, extra: &str) -> SigningKey {
     let corp = SigningKey::generate(wharf_auth::Algorithm::EdDSA).expect("key");
     let jwks = serde_json::json!({ "keys": [corp.verifying_key().to_jwk()] });
     std::fs::write(setup.path().join("corp-jwks.json"), jwks.to_string()).expect("write");
-    let mut text = std::fs::read_to_string(setup.path().join("wharf.toml")).expect("read");
-    text.push_str("\n[auth.external]\nissuer = \"https://auth.corp.example\"\naudience = \"registry.corp.example\"\nkeys = \"corp-jwks.json\"\n");
+    let text = std::fs::read_to_string(setup.path().join("wharf.toml")).expect("read");
+    let text = format!(
+        "{text}\n[auth.external]\nissuer = \"https://auth.corp.example\"\n{extra}keys = \"corp-jwks.json\"\n"
+    );
     std::fs::write(setup.path().join("wharf.toml"), text).expect("write");
+    corp
+}
+
+#[tokio::test]
+async fn tokens_of_an_external_issuer_are_trusted_by_key_issuer_and_audience() {
+    let setup = Setup::new("");
+    let corp = external_issuer(&setup, "audience = \"registry.corp.example\"\n");
     let reg = Secure::serve(setup).await;
     let now = wharf_auth::now();
     let claims = |iss: &str, aud: &str| Claims {

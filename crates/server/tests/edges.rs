@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use wharf_auth::{Audience, Claims, Scope, SigningKey};
+use wharf_auth::{Audience, Claims, Scope};
 use wharf_server::{Registry, Server};
 
 use crate::access::{PASSWORDS, Secure, Setup, client};
@@ -244,12 +244,7 @@ async fn admin_token(reg: &Secure, scopes: &[&str]) -> String {
 #[tokio::test]
 async fn administration_needs_the_admin_scope_in_a_token_and_external_subjects_are_not_local_users() {
     let setup = Setup::new("");
-    let corp = SigningKey::generate(wharf_auth::Algorithm::EdDSA).expect("key");
-    let jwks = serde_json::json!({ "keys": [corp.verifying_key().to_jwk()] });
-    std::fs::write(setup.path().join("corp-jwks.json"), jwks.to_string()).expect("write");
-    let mut text = std::fs::read_to_string(setup.path().join("wharf.toml")).expect("read");
-    text.push_str("\n[auth.external]\nissuer = \"https://auth.corp.example\"\nkeys = \"corp-jwks.json\"\n");
-    std::fs::write(setup.path().join("wharf.toml"), text).expect("write");
+    let corp = crate::access::external_issuer(&setup, "");
     let reg = Secure::serve(setup).await;
     let call = |method: reqwest::Method, path: &str, token: String| {
         let r = reg.http.request(method, reg.url(path)).bearer_auth(token);
