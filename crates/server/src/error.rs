@@ -215,7 +215,7 @@ impl IntoResponse for Error {
         }
         match &self {
             Self::Unauthorized { challenge: Some(c), .. } | Self::Denied { challenge: Some(c), .. } => {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, crate::http::header_value(c));
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, crate::text::header_value(c));
             }
             Self::TooManyRequests { retry_after, .. } => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));

@@ -19,7 +19,7 @@ use crate::auth::{AccessControl, Need};
 use crate::error::{Error, Result};
 use crate::listener::Transport;
 use crate::registry::{Page, Registry};
-use crate::text::percent_decode;
+use crate::text::{cut, first, header_value, percent_decode, printable, query_pairs};
 
 const API_VERSION: &str = "Docker-Distribution-API-Version";
 const CONTENT_DIGEST: &str = "Docker-Content-Digest";
@@ -174,33 +174,6 @@ async fn access_log(State(app): State<App>, mut request: Request, next: axum::mi
     response
 }
 
-/// `s` cut to `max` characters (an ellipsis says so): what a log field holds of a client's
-/// string (the log's formatter escapes it).
-pub(crate) fn cut(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &s[..at]),
-        None => s.to_owned(),
-    }
-}
-
-/// `s` with control characters (and backslashes) escaped as in Rust strings, cut to `max`
-/// characters: safe to put in a message.
-pub(crate) fn printable(s: &str, max: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max));
-    for (n, c) in s.chars().enumerate() {
-        if n == max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() || c == '\\' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The route the access log parsed, handed on to the handler in the request's extensions.
 #[derive(Clone, Debug)]
 struct Parsed(Option<Route>);
@@ -346,37 +319,10 @@ fn route(path: &str) -> Option<Route> {
     None
 }
 
-pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-/// The pairs of an `application/x-www-form-urlencoded` body (`+` is a space there).
-pub(crate) fn form_pairs(body: &str) -> Vec<(String, String)> {
-    body.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
-        })
-        .collect()
-}
-
 /// Decodes a URL path, except `%2F`: an escaped `/` inside a component is not a separator
 /// (it stays `%2F`, which no name, tag or digest accepts).
 fn decode_path(path: &str) -> String {
     percent_decode(&path.replace("%2F", "%252F").replace("%2f", "%252f"))
-}
-
-pub(crate) fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 fn repository(name: &str) -> Result<Repository> {
@@ -385,10 +331,6 @@ fn repository(name: &str) -> Result<Repository> {
 
 fn digest(s: &str) -> Result<Digest> {
     Ok(s.parse::<Digest>()?)
-}
-
-pub(crate) fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 fn body_stream(body: Body) -> ByteStream {
@@ -678,7 +620,7 @@ async fn handle(
                 }
             }
             if let Some(grace) = first(&query, "grace") {
-                let grace = crate::config::parse_grace(grace)
+                let grace = crate::units::parse_grace(grace)
                     .map_err(|e| Error::ParameterInvalid(format!("grace: {e}")))?;
                 options = options.with_grace(grace);
             }
@@ -1113,7 +1055,7 @@ pub(crate) fn check_parsers(data: &[u8]) {
     let _ = paging(&pairs);
     let _ = printable(&text, 64);
     // The web page's: form bodies, its paths, the session cookie.
-    for (k, v) in form_pairs(&text) {
+    for (k, v) in crate::text::form_pairs(&text) {
         assert!(k.len() + v.len() <= text.len(), "a form pair grew: {k:?}={v:?}");
     }
     crate::web::check_parsers(&text);

@@ -37,8 +37,10 @@
 mod artifacts;
 pub mod auth;
 mod cache;
+mod clock;
 pub mod config;
 mod error;
+mod files;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod gc;
@@ -53,6 +55,7 @@ pub mod search;
 mod server;
 mod text;
 pub mod tls;
+mod units;
 pub mod web;
 
 pub use auth::AccessControl;

@@ -320,7 +320,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(access) = &access {
         if let Some(path) = &args.config {
-            access.watch_config(path);
+            access.watch_rules(path, wharf_server::config::read_access_rules);
         }
         server = server.with_access(std::sync::Arc::clone(access));
     }

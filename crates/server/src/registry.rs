@@ -183,10 +183,7 @@ impl LinkRecord {
     }
 }
 
-/// Now, in unix seconds.
-pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
+pub(crate) use crate::clock::now_secs;
 
 pub(crate) fn digest_key(d: &Digest) -> String {
     format!("{}/{}", d.algorithm(), d.encoded())
@@ -581,8 +578,7 @@ impl Registry {
         let id = self.storage.begin().await?;
         self.touch_repository(repo).await?;
         self.mark(&repo_key(repo, &format!("_uploads/{id}"))).await?;
-        let started =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let started = now_secs();
         self.storage.set_meta(&format!("uploads/{id}"), format!("{started} {repo}").into()).await?;
         Ok(id)
     }

@@ -1,7 +1,10 @@
-//! Percent-encoding, the one implementation the server uses (a ground module: it imports
-//! nothing of the crate).
+//! Text from clients, the one implementation the server uses of each: percent-coding, query
+//! and form pairs, and what a message or log field may hold of a client's string (a ground
+//! module: it imports nothing of the crate).
 
 use std::fmt::Write as _;
+
+use axum::http::HeaderValue;
 
 /// What a query value keeps unescaped: RFC 3986's unreserved characters.
 pub(crate) const UNRESERVED: &[u8] = b"-._~";
@@ -45,6 +48,64 @@ pub(crate) fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `s` cut to `max` characters (an ellipsis says so): what a log field holds of a client's
+/// string (the log's formatter escapes it).
+pub(crate) fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_owned(),
+    }
+}
+
+/// `s` with control characters (and backslashes) escaped as in Rust strings, cut to `max`
+/// characters: safe to put in a message.
+pub(crate) fn printable(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    for (n, c) in s.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// The pairs of an `application/x-www-form-urlencoded` body (`+` is a space there).
+pub(crate) fn form_pairs(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
+        })
+        .collect()
+}
+
+pub(crate) fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+pub(crate) fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ impl Secure {
         let store = wharf_store::FsStore::open(&data).await.expect("store");
         let tls = file.tls(setup.path()).expect("tls").expect("[tls]");
         let access = file.access(setup.path(), Some(&data)).expect("access").expect("[auth]");
-        access.watch_config(&setup.path().join("wharf.toml"));
+        access.watch_rules(&setup.path().join("wharf.toml"), wharf_server::config::read_access_rules);
         // No password hash or key material in `Debug`.
         let debug = format!("{access:?}");
         assert!(

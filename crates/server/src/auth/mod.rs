@@ -4,12 +4,14 @@
 //! [`wharf_auth`]'s.
 
 mod audit;
+mod settings;
 pub(crate) mod token;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine as _;
 use http::{HeaderMap, header};
@@ -17,20 +19,20 @@ use wharf_auth::{Action, Authenticator, Denied, Htpasswd, Identity, Policy, Prin
 
 pub(crate) use audit::Audit;
 
-use crate::config::{AccessRule, AuthConfig, parse_duration};
 use crate::error::{Error, Result};
+use crate::files::Watched;
 use crate::listener::Transport;
+use crate::units::parse_duration;
+pub use settings::{AccessRule, AuthConfig, ExternalConfig};
 
 /// Who may do what, and the token service: the registry's access control.
 #[derive(Debug)]
 pub struct AccessControl {
     auth: Authenticator,
-    htpasswd: Option<PathBuf>,
-    stamp: Mutex<Option<Stamp>>,
-    /// The config file whose `[auth] groups` and `[[access]]` rules are read again when it
-    /// changes.
-    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
-    config: Mutex<Option<(PathBuf, Option<Stamp>)>>,
+    htpasswd: Option<Watched>,
+    /// The file whose `[auth] groups` and `[[access]]` rules are read again when it changes,
+    /// and how the edge that knows its format reads them.
+    rules: Mutex<Option<Arc<WatchedRules>>>,
     realm: Option<String>,
     public_metrics: bool,
     pub(crate) audit: Audit,
@@ -42,6 +44,18 @@ pub struct AccessControl {
 /// Password checks at once: half the cores, 1 to 4.
 fn hashing_permits() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get() / 2).clamp(1, 4)
+}
+
+/// A file of rules, and how it is read (the edge knows its format).
+struct WatchedRules {
+    file: Watched,
+    read: Box<dyn Fn(&Path) -> Result<(AuthConfig, Vec<AccessRule>)> + Send + Sync>,
+}
+
+impl std::fmt::Debug for WatchedRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchedRules").field("file", &self.file).finish_non_exhaustive()
+    }
 }
 
 /// What a request needs.
@@ -67,8 +81,7 @@ impl AccessControl {
         Self {
             auth,
             htpasswd: None,
-            stamp: Mutex::new(None),
-            config: Mutex::new(None),
+            rules: Mutex::new(None),
             realm: None,
             public_metrics: false,
             audit: Audit::default(),
@@ -173,10 +186,7 @@ impl AccessControl {
             Duration::from_secs(60),
         );
         let mut access = Self::new(auth);
-        if let Some(path) = htpasswd {
-            *access.stamp.get_mut().expect("lock") = stamp(&path);
-            access.htpasswd = Some(path);
-        }
+        access.htpasswd = htpasswd.map(|path| Watched::new(vec![path]));
         access.realm.clone_from(&config.realm);
         access.public_metrics = config.public_metrics;
         if let Some(path) = &config.audit_log {
@@ -190,51 +200,39 @@ impl AccessControl {
         &self.auth
     }
 
-    /// Reads `[auth] groups` and the `[[access]]` rules again from `path` when it changes
-    /// (and on a forced reload). Other settings need a restart.
-    #[cfg(feature = "cli")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
-    pub fn watch_config(&self, path: &Path) {
-        *self.config.lock().expect("lock") = Some((path.to_path_buf(), stamp(path)));
+    /// Reads `[auth] groups` and the `[[access]]` rules again from `path` with `read` when
+    /// the file changes (and on a forced reload). Other settings need a restart.
+    pub fn watch_rules(
+        &self,
+        path: &Path,
+        read: impl Fn(&Path) -> Result<(AuthConfig, Vec<AccessRule>)> + Send + Sync + 'static,
+    ) {
+        let file = Watched::new(vec![path.to_path_buf()]);
+        *self.rules.lock().expect("lock") = Some(Arc::new(WatchedRules { file, read: Box::new(read) }));
     }
 
-    /// Reads the htpasswd file, and the watched config file's rules, again if they changed
-    /// (or always, with `force`); a file that does not read keeps what is in force and
-    /// returns the error.
+    /// Reads the htpasswd file, and the watched rules, again if they changed (or always, with
+    /// `force`); a file that does not read keeps what is in force and returns the error.
     pub fn reload(&self, force: bool) -> Result<bool> {
         let rules = self.reload_rules(force)?;
-        let Some(path) = &self.htpasswd else { return Ok(rules) };
-        let now = stamp(path);
-        if !force && *self.stamp.lock().expect("lock") == now {
-            return Ok(rules);
+        let Some(htpasswd) = &self.htpasswd else { return Ok(rules) };
+        match htpasswd.reread(force, false, |paths| read_htpasswd(&paths[0]))? {
+            Some(users) => {
+                self.auth.set_users(users);
+                Ok(true)
+            }
+            None => Ok(rules),
         }
-        let users = read_htpasswd(path)?;
-        self.auth.set_users(users);
-        *self.stamp.lock().expect("lock") = now;
-        Ok(true)
     }
 
-    /// Without TOML config files (no `cli` feature) nothing is watched.
-    #[cfg(not(feature = "cli"))]
-    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
-    fn reload_rules(&self, _force: bool) -> Result<bool> {
-        Ok(false)
-    }
-
-    #[cfg(feature = "cli")]
     fn reload_rules(&self, force: bool) -> Result<bool> {
-        let mut watched = self.config.lock().expect("lock");
-        let Some((path, seen)) = watched.as_mut() else { return Ok(false) };
-        let now = stamp(path);
-        if !force && *seen == now {
+        let Some(watched) = self.rules.lock().expect("lock").clone() else { return Ok(false) };
+        // Marked read first: a broken file is reported once, not every two seconds.
+        let Some((auth, rules)) = watched.file.reread(force, true, |paths| (watched.read)(&paths[0]))? else {
             return Ok(false);
-        }
-        // Marked seen first: a broken file is reported once, not every two seconds.
-        *seen = now;
-        let file = crate::config::FileConfig::read(path)?;
-        let policy = policy(&file.auth.unwrap_or_default(), &file.access)?;
-        self.auth.set_policy(policy);
-        tracing::info!(path = %path.display(), rules = file.access.len(), "access rules reloaded");
+        };
+        self.auth.set_policy(policy(&auth, &rules)?);
+        tracing::info!(path = %watched.file.paths()[0].display(), rules = rules.len(), "access rules reloaded");
         Ok(true)
     }
 
@@ -306,7 +304,7 @@ impl AccessControl {
                     self.audit.record(
                         "login",
                         serde_json::json!({
-                            "identity": crate::http::printable(&user, 256),
+                            "identity": crate::text::printable(&user, 256),
                             "client": client.map(|c| c.to_string()),
                             "grant": "basic",
                             "result": result,
@@ -485,7 +483,7 @@ impl AccessControl {
         self.audit.record(
             "login",
             serde_json::json!({
-                "identity": crate::http::printable(user, 256),
+                "identity": crate::text::printable(user, 256),
                 "client": client.map(|c| c.to_string()),
                 "grant": "web",
                 "result": outcome,
@@ -565,14 +563,6 @@ pub(crate) fn basic(encoded: &str) -> Option<(String, String)> {
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
     Some((user.to_owned(), password.to_owned()))
-}
-
-/// A file's modification time and size: when either changes, it is read again.
-type Stamp = (SystemTime, u64);
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
 }
 
 fn read_htpasswd(path: &Path) -> Result<Htpasswd> {

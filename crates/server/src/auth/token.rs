@@ -10,7 +10,7 @@ use wharf_auth::{Denied, Identity, Scope};
 
 use super::AccessControl;
 use crate::error::{Error, Result};
-use crate::http::first;
+use crate::text::first;
 
 /// The largest form body accepted: it comes before any credential is checked, so it is small
 /// (a user name, a password, a refresh token and a few scopes fit many times over).
@@ -34,7 +34,7 @@ pub(crate) async fn endpoint(
             post(access, &pairs(&String::from_utf8_lossy(&bytes)), client).await
         }
         _ => Err(Error::MethodNotAllowed {
-            method: crate::http::printable(method.as_str(), 32),
+            method: crate::text::printable(method.as_str(), 32),
             allow: "GET, POST",
         }),
     }
@@ -42,7 +42,7 @@ pub(crate) async fn endpoint(
 
 /// `application/x-www-form-urlencoded` pairs (`+` is a space).
 fn pairs(text: &str) -> Vec<(String, String)> {
-    crate::http::query_pairs(Some(&text.replace('+', "%20")))
+    crate::text::query_pairs(Some(&text.replace('+', "%20")))
 }
 
 fn values<'a>(pairs: &'a [(String, String)], key: &'a str) -> impl Iterator<Item = &'a str> {
@@ -53,7 +53,7 @@ fn check_service(access: &AccessControl, pairs: &[(String, String)]) -> Result<(
     match first(pairs, "service") {
         Some(s) if s != access.auth.tokens().service => Err(Error::ParameterInvalid(format!(
             "service `{}`: this token service issues tokens for `{}`",
-            crate::http::printable(s, 100),
+            crate::text::printable(s, 100),
             access.auth.tokens().service
         ))),
         _ => Ok(()),
@@ -74,7 +74,7 @@ fn refused(access: &AccessControl, denied: Denied, user: &str, client: Option<Ip
         access.audit.record(
             "login",
             serde_json::json!({
-            "identity": crate::http::printable(user, 256),
+            "identity": crate::text::printable(user, 256),
             "client": client.map(|c| c.to_string()),
             "grant": grant,
             "result": "refused",
@@ -147,7 +147,7 @@ async fn post(
         other => {
             return Err(Error::ParameterInvalid(format!(
                 "grant_type `{}`: expected password or refresh_token",
-                crate::http::printable(other, 64)
+                crate::text::printable(other, 64)
             )));
         }
     };

@@ -133,11 +133,11 @@ impl Lifecycle {
             .collect::<std::result::Result<_, _>>()?;
         let mut options = GcOptions::default();
         if let Some(grace) = &gc.grace {
-            options.grace = crate::config::parse_grace(grace).map_err(|e| format!("[gc] grace: {e}"))?;
+            options.grace = crate::units::parse_grace(grace).map_err(|e| format!("[gc] grace: {e}"))?;
         }
         if let Some(age) = &gc.upload_max_age {
             options.upload_max_age =
-                crate::config::parse_duration(age).map_err(|e| format!("[gc] upload_max_age: {e}"))?;
+                crate::units::parse_duration(age).map_err(|e| format!("[gc] upload_max_age: {e}"))?;
         }
         Ok(Self {
             options,
@@ -772,10 +772,10 @@ pub(crate) fn check_parsers(data: &[u8]) {
     let _ = TagRecord::decode(data);
     let _ = LinkRecord::decode(data);
     let text = String::from_utf8_lossy(data);
-    let _ = crate::config::parse_size(&text);
-    let _ = crate::config::parse_duration(&text);
-    let _ = crate::config::parse_grace(&text);
-    let _ = crate::config::parse_interval(&text);
+    let _ = crate::units::parse_size(&text);
+    let _ = crate::units::parse_duration(&text);
+    let _ = crate::units::parse_grace(&text);
+    let _ = crate::units::parse_interval(&text);
     let _ = parse_digest_key(&text);
     // A glob against a text: the first line is the pattern, the rest the text.
     let (pattern, subject) = text.split_once('\n').unwrap_or((&text, ""));

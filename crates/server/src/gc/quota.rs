@@ -35,7 +35,7 @@ pub struct QuotaConfig {
     /// Repository patterns.
     pub repositories: Vec<String>,
     /// The limit: bytes, or a string with a unit (`10GiB`, `500MB`).
-    pub max_bytes: crate::config::ByteSize,
+    pub max_bytes: crate::units::ByteSize,
 }
 
 /// A parsed quota.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use wharf_auth::Pattern;
 
-use crate::config::parse_duration;
+use crate::units::parse_duration;
 
 /// A `[[retention]]` table of the config file.
 ///

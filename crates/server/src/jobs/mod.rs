@@ -114,9 +114,7 @@ impl Job {
     }
 }
 
-pub(crate) fn now_ms() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
-}
+pub(crate) use crate::clock::now_ms;
 
 /// `<owner> <expires, unix ms>`.
 pub(crate) fn parse_lease(value: &[u8]) -> Option<(&str, u128)> {

@@ -18,7 +18,7 @@ impl FromStr for PublicUrl {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("public URL `{}`: {why}", crate::http::printable(s, 200));
+        let bad = |why: &str| format!("public URL `{}`: {why}", crate::text::printable(s, 200));
         let (https, rest) = if let Some(rest) = s.strip_prefix("https://") {
             (true, rest)
         } else if let Some(rest) = s.strip_prefix("http://") {

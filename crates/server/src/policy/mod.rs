@@ -37,7 +37,7 @@ pub struct WasmPolicyConfig {
     #[serde(default)]
     pub deny_imports: Vec<String>,
     /// The largest module, in bytes or with a unit (`10MiB`, `512KiB`, `1GB`).
-    pub max_module_size: Option<crate::config::ByteSize>,
+    pub max_module_size: Option<crate::units::ByteSize>,
 }
 
 /// A checked policy.
@@ -230,12 +230,12 @@ mod tests {
 
     #[test]
     fn sizes_and_versions() {
-        assert_eq!(crate::config::parse_size("10MiB"), Ok(10 * 1024 * 1024));
-        assert_eq!(crate::config::parse_size("300 kB"), Ok(300_000));
-        assert_eq!(crate::config::parse_size("42"), Ok(42));
-        assert!(crate::config::parse_size("ten").is_err());
-        assert!(crate::config::parse_size("1 parsec").is_err());
-        let size = |json: &str| serde_json::from_str::<crate::config::ByteSize>(json).map(|s| s.0);
+        assert_eq!(crate::units::parse_size("10MiB"), Ok(10 * 1024 * 1024));
+        assert_eq!(crate::units::parse_size("300 kB"), Ok(300_000));
+        assert_eq!(crate::units::parse_size("42"), Ok(42));
+        assert!(crate::units::parse_size("ten").is_err());
+        assert!(crate::units::parse_size("1 parsec").is_err());
+        let size = |json: &str| serde_json::from_str::<crate::units::ByteSize>(json).map(|s| s.0);
         assert_eq!(size("42").ok(), Some(42));
         assert_eq!(size("\"1KiB\"").ok(), Some(1024));
         assert!(size("-1").is_err() && size("true").is_err() && size("\"1 parsec\"").is_err());

@@ -15,6 +15,7 @@ use serde::Deserialize as _;
 use serde_json::Value;
 use wharf_store::Write;
 
+use crate::clock::now_secs;
 use crate::error::{Error, Result};
 use crate::records::{InspectionStatus, SearchHit};
 use crate::registry::Registry;
@@ -172,7 +173,7 @@ impl Query {
                 other => {
                     return Err(Error::ParameterInvalid(format!(
                         "unknown search parameter `{}` (import, export, wasi, kind, layout, language, q, n, last)",
-                        crate::http::printable(other, 64)
+                        crate::text::printable(other, 64)
                     )));
                 }
             };
@@ -268,7 +269,7 @@ impl SearchIndex {
     pub(crate) fn stamp_write(&self) -> Write {
         let mut state = self.lock();
         state.counter += 1;
-        Write::Set { key: self.me.clone(), value: format!("{} {}", state.counter, unix_seconds()).into() }
+        Write::Set { key: self.me.clone(), value: format!("{} {}", state.counter, now_secs()).into() }
     }
 
     /// A manifest's record was written (pushed, or inspected), with `tags` now its own in `repo`.
@@ -374,7 +375,7 @@ impl Registry {
             // that writes again writes it anew.
             let written =
                 std::str::from_utf8(&value).ok().and_then(|v| v.split_once(' ')?.1.parse::<u64>().ok());
-            if written.is_none_or(|t| t + STAMP_MAX_AGE < unix_seconds()) {
+            if written.is_none_or(|t| t + STAMP_MAX_AGE < now_secs()) {
                 self.storage().remove_meta(&key).await?;
                 continue;
             }
@@ -410,10 +411,6 @@ impl Registry {
 
 /// How long another process's stamp counts (a day).
 const STAMP_MAX_AGE: u64 = 24 * 3600;
-
-fn unix_seconds() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
 
 /// The `Link` of the next page.
 pub(crate) fn next_link(query: &Query, n: usize, last: &SearchHit) -> String {

@@ -5,8 +5,7 @@
 mod x509;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject as _;
@@ -15,6 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 pub(crate) use x509::subject_common_name;
 
 use crate::error::{Error, Result};
+use crate::files::Watched;
 
 /// The files TLS is served from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,12 +69,10 @@ impl TlsFiles {
         self
     }
 
-    fn stamp(&self) -> Vec<Option<(SystemTime, u64)>> {
-        let stat = |p: &Path| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
-        let mut out = vec![stat(&self.cert), stat(&self.key)];
-        if let Some(ca) = &self.client_ca {
-            out.push(stat(ca));
-        }
+    /// The files read.
+    fn paths(&self) -> Vec<PathBuf> {
+        let mut out = vec![self.cert.clone(), self.key.clone()];
+        out.extend(self.client_ca.clone());
         out
     }
 }
@@ -85,15 +83,15 @@ impl TlsFiles {
 pub struct Tls {
     files: TlsFiles,
     current: RwLock<Arc<ServerConfig>>,
-    stamp: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    watched: Watched,
 }
 
 impl Tls {
     /// Reads the files; an error names the file and what is wrong.
     pub fn load(files: TlsFiles) -> Result<Arc<Self>> {
-        let stamp = files.stamp();
+        let watched = Watched::new(files.paths());
         let config = build(&files)?;
-        Ok(Arc::new(Self { files, current: RwLock::new(Arc::new(config)), stamp: Mutex::new(stamp) }))
+        Ok(Arc::new(Self { files, current: RwLock::new(Arc::new(config)), watched }))
     }
 
     /// The user a verified client certificate with common name `cn` stands for, if the
@@ -110,13 +108,10 @@ impl Tls {
     /// Reads the files again if they changed since the last read (or always, with `force`);
     /// a failed read keeps the configuration in force and returns the error.
     pub fn reload(&self, force: bool) -> Result<bool> {
-        let stamp = self.files.stamp();
-        if !force && *self.stamp.lock().expect("lock") == stamp {
+        let Some(config) = self.watched.reread(force, false, |_| build(&self.files))? else {
             return Ok(false);
-        }
-        let config = build(&self.files)?;
+        };
         *self.current.write().expect("lock") = Arc::new(config);
-        *self.stamp.lock().expect("lock") = stamp;
         Ok(true)
     }
 }

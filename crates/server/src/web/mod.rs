@@ -29,11 +29,12 @@ use wharf_types::{Manifest, MediaType, Repository, TagOrDigest};
 pub(crate) use session::Sessions;
 use view::{ArtifactParts, ArtifactRow, HitRow, ModuleView, RepositoryRow};
 
-use crate::http::{App, first, form_pairs, query_pairs};
+use crate::http::App;
 use crate::listener::Transport;
 use crate::records::ArtifactSummary;
 use crate::search::Query;
 use crate::text::{UNRESERVED, percent_encode};
+use crate::text::{first, form_pairs, query_pairs};
 
 /// Repositories per page.
 const REPOSITORIES_PER_PAGE: usize = 50;
@@ -163,7 +164,7 @@ impl Visitor {
     fn redirect(&self, to: &str) -> Response {
         let mut response = StatusCode::SEE_OTHER.into_response();
         let headers = response.headers_mut();
-        headers.insert(header::LOCATION, crate::http::header_value(to));
+        headers.insert(header::LOCATION, crate::text::header_value(to));
         secure_headers(headers);
         if let Some(nonce) = &self.new_nonce {
             headers.append(header::SET_COOKIE, cookie_value(session::CSRF_COOKIE, Some(nonce), self.secure));
@@ -188,7 +189,7 @@ impl Visitor {
 }
 
 fn cookie_value(name: &str, value: Option<&str>, secure: bool) -> HeaderValue {
-    crate::http::header_value(&session::set_cookie(name, value, secure))
+    crate::text::header_value(&session::set_cookie(name, value, secure))
 }
 
 fn secure_headers(headers: &mut HeaderMap) {
@@ -693,7 +694,7 @@ async fn login(State(app): State<App>, request: Request) -> Response {
             let (id, _) = app.sessions.start(principal.identity.name());
             let mut response = StatusCode::SEE_OTHER.into_response();
             let headers = response.headers_mut();
-            headers.insert(header::LOCATION, crate::http::header_value(&next));
+            headers.insert(header::LOCATION, crate::text::header_value(&next));
             headers.insert(header::SET_COOKIE, cookie_value(session::COOKIE, Some(&id), visitor.secure));
             secure_headers(headers);
             response
