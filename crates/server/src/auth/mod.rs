@@ -49,8 +49,11 @@ fn hashing_permits() -> usize {
 /// A file of rules, and how it is read (the edge knows its format).
 struct WatchedRules {
     file: Watched,
-    read: Box<dyn Fn(&Path) -> Result<(AuthConfig, Vec<AccessRule>)> + Send + Sync>,
+    read: Box<dyn Fn(&Path) -> Result<Rules> + Send + Sync>,
 }
+
+/// `[auth]` (its groups count) and the `[[access]]` rules, as a file of rules holds them.
+pub type Rules = (AuthConfig, Vec<AccessRule>);
 
 impl std::fmt::Debug for WatchedRules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -205,7 +208,7 @@ impl AccessControl {
     pub fn watch_rules(
         &self,
         path: &Path,
-        read: impl Fn(&Path) -> Result<(AuthConfig, Vec<AccessRule>)> + Send + Sync + 'static,
+        read: impl Fn(&Path) -> Result<Rules> + Send + Sync + 'static,
     ) {
         let file = Watched::new(vec![path.to_path_buf()]);
         *self.rules.lock().expect("lock") = Some(Arc::new(WatchedRules { file, read: Box::new(read) }));
