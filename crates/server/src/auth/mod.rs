@@ -49,8 +49,11 @@ fn hashing_permits() -> usize {
 /// A file of rules, and how it is read (the edge knows its format).
 struct WatchedRules {
     file: Watched,
-    read: Box<dyn Fn(&Path) -> Result<Rules> + Send + Sync>,
+    read: Box<ReadRules>,
 }
+
+/// How a file of rules is read.
+type ReadRules = dyn Fn(&Path) -> Result<Rules> + Send + Sync;
 
 /// `[auth]` (its groups count) and the `[[access]]` rules, as a file of rules holds them.
 pub type Rules = (AuthConfig, Vec<AccessRule>);
