@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wharf::server::Registry;
-use wharf::server::gc::GcOptions;
+use wharf::server::Wharf;
+use wharf::server::lifecycle::GcOptions;
 use wharf::store::{FsStore, MetaStore as _, Write};
 use wharf::types::{Digest, Repository, TagOrDigest};
 
@@ -46,7 +46,7 @@ async fn fence_cost(dir: &std::path::Path) {
     let repo: Repository = "bench/fence".parse().expect("repo");
     let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
     let config_digest = Digest::sha256(&config);
-    Registry::new(store.clone())
+    Wharf::new(store.clone())
         .put_blob(&repo, &config_digest, wharf::store::single(config.clone()))
         .await
         .expect("config");
@@ -54,7 +54,7 @@ async fn fence_cost(dir: &std::path::Path) {
     let mut n = 0u64;
     for round in 0..40 {
         let fence = round % 2 == 0;
-        let registry = Registry::new(store.clone()).with_gc_fence(fence);
+        let registry = Wharf::new(store.clone()).with_gc_fence(fence);
         for _ in 0..50 {
             n += 1;
             let manifest = format!(
@@ -87,7 +87,7 @@ fn main() {
     runtime.block_on(fence_cost(dir.path()));
     runtime.block_on(async {
         let store = Arc::new(FsStore::open(dir.path().join("gc")).await.expect("fs"));
-        let registry = Registry::new(store.clone());
+        let registry = Wharf::new(store.clone());
         let setup = Instant::now();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
         let mut pushed = Vec::new();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wharf::server::{Registry, Server};
+use wharf::server::{Server, Wharf};
 use wharf::types::{MediaType, Repository, TagOrDigest};
 use wharf::wasm::ArtifactBuilder;
 
@@ -64,7 +64,7 @@ fn search(c: &mut Criterion) {
     let (base, http) = rt.block_on(async {
         let storage = Arc::new(wharf::store::FsStore::open(dir.path()).await.expect("store"));
         // Modules read before the PUT is acknowledged (validation on), so no job queue to wait for.
-        let registry = Registry::new(storage).with_wasm_validate(true);
+        let registry = Wharf::new(storage).with_wasm_validate(true);
         let started = Instant::now();
         let media_type: MediaType = "application/vnd.oci.image.manifest.v1+json".parse().expect("media type");
         let modules = modules();

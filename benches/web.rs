@@ -5,7 +5,7 @@
 //! Run with `cargo bench --bench web`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wharf::server::records::ArtifactSummary;
+use wharf::server::api::ArtifactSummary;
 
 const ARTIFACTS: usize = 1_000;
 

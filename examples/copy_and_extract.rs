@@ -8,12 +8,12 @@
 use std::io::Write;
 
 use wharf::client::ClientBuilder;
-use wharf::server::{Registry, Server, ServerHandle};
+use wharf::server::{Server, ServerHandle, Wharf};
 use wharf::types::{MediaType, Reference};
 
 /// A registry in memory on a free loopback port, serving until its handle shuts it down.
 async fn registry() -> Result<(String, ServerHandle), Box<dyn std::error::Error>> {
-    let server = Server::bind("127.0.0.1:0".parse()?, Registry::in_memory()).await?;
+    let server = Server::bind("127.0.0.1:0".parse()?, Wharf::in_memory()).await?;
     Ok((server.local_addr().to_string(), server.spawn()))
 }
 

@@ -6,11 +6,11 @@
 //! ```
 
 use wharf::client::{ClientBuilder, WasmLayout};
-use wharf::server::{Registry, Server};
+use wharf::server::{Server, Wharf};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let registry = Registry::in_memory();
+    let registry = Wharf::in_memory();
     let server = Server::bind("127.0.0.1:0".parse()?, registry).await?;
     let host = server.local_addr();
     let handle = server.spawn();

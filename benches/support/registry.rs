@@ -9,12 +9,10 @@ use wharf::client::{Client, ClientBuilder};
 /// Starts the server (it runs until the process ends) and returns its `host:port` and a client.
 pub(crate) async fn start(dir: &Path) -> (String, Client) {
     let storage = Arc::new(wharf::store::FsStore::open(dir).await.expect("store"));
-    let server = wharf::server::Server::bind(
-        "127.0.0.1:0".parse().expect("addr"),
-        wharf::server::Registry::new(storage),
-    )
-    .await
-    .expect("bind");
+    let server =
+        wharf::server::Server::bind("127.0.0.1:0".parse().expect("addr"), wharf::server::Wharf::new(storage))
+            .await
+            .expect("bind");
     let host = server.local_addr().to_string();
     std::mem::forget(server.spawn());
     let client = ClientBuilder::new().with_insecure_host(&host).build().expect("client");

@@ -38,7 +38,7 @@ impl World {
         let rt =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
         let server = rt.block_on(async {
-            let registry = wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+            let registry = wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new()));
             let mut server = wharf_server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry)
                 .await
                 .expect("bind");

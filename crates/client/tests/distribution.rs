@@ -85,7 +85,7 @@ async fn against_distribution_with_basic_auth() {
 #[tokio::test]
 async fn copy_between_wharf_and_distribution() {
     let Some(distribution) = start(None).await else { return };
-    let registry = wharf_server::Registry::new(std::sync::Arc::new(wharf_store::MemoryStore::new()));
+    let registry = wharf_server::Wharf::new(std::sync::Arc::new(wharf_store::MemoryStore::new()));
     let server =
         wharf_server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
     let wharf = server.local_addr().to_string();

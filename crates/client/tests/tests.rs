@@ -22,7 +22,7 @@ async fn serve(app: Router) -> String {
 }
 
 async fn wharf() -> (String, Client) {
-    let registry = wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+    let registry = wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new()));
     let host = serve(wharf_server::router(registry)).await;
     let client = ClientBuilder::new().with_insecure_host(&host).build().expect("client");
     (host, client)
@@ -605,7 +605,7 @@ async fn chunked_push_resumes_after_a_refused_chunk() {
     // wharf-server behind a layer that answers the second PATCH with 503 (without passing it on).
     let patches = Arc::new(AtomicUsize::new(0));
     let counter = patches.clone();
-    let registry = wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+    let registry = wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new()));
     let app = wharf_server::router(registry).layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
             let counter = counter.clone();

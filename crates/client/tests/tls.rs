@@ -34,7 +34,7 @@ async fn cert_dir_trust_client_certificates_and_credentials_over_tls() {
     let file = wharf_server::config::FileConfig::parse(CONFIG).expect("config");
     let server = wharf_server::Server::bind(
         "127.0.0.1:0".parse().expect("addr"),
-        wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new())),
+        wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new())),
     )
     .await
     .expect("bind")

@@ -56,13 +56,13 @@ pub struct FileConfig {
     pub wasm_policy: Vec<crate::policy::WasmPolicyConfig>,
     /// `[gc]`: garbage collection.
     #[serde(default)]
-    pub gc: Option<crate::gc::GcConfig>,
+    pub gc: Option<crate::lifecycle::GcConfig>,
     /// `[[retention]]` tables.
     #[serde(default)]
-    pub retention: Vec<crate::gc::retention::RetentionConfig>,
+    pub retention: Vec<crate::lifecycle::retention::RetentionConfig>,
     /// `[[quota]]` tables.
     #[serde(default)]
-    pub quota: Vec<crate::gc::quota::QuotaConfig>,
+    pub quota: Vec<crate::lifecycle::quota::QuotaConfig>,
 }
 
 /// `[inspection]`: the budget of every read of an artifact's layers (inspection,

@@ -14,5 +14,5 @@ pub fn request(data: &[u8]) {
 /// panics; a tag record written by the registry reads back the same; a glob matches itself
 /// with its wildcards taken literally only when it has none.
 pub fn lifecycle(data: &[u8]) {
-    crate::gc::check_parsers(data);
+    crate::lifecycle::check_parsers(data);
 }

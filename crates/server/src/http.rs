@@ -1,4 +1,4 @@
-//! The HTTP layer: OCI distribution-spec v1.1 routes onto the [`Registry`].
+//! The HTTP layer: OCI distribution-spec v1.1 routes onto the [`Wharf`].
 //!
 //! Repository names hold `/`, so routes are matched by hand on the path after `/v2/`: the
 //! last `/manifests/`, `/blobs/uploads/`, `/blobs/`, `/referrers/` or `/tags/list` splits the
@@ -15,10 +15,11 @@ use wharf_types::{Digest, MAX_MANIFEST_SIZE, MediaType, Repository, Tag, TagOrDi
 
 use std::sync::Arc;
 
+use crate::Wharf;
 use crate::auth::{AccessControl, Need};
 use crate::error::{Error, Result};
 use crate::listener::Transport;
-use crate::registry::{Page, Registry};
+use crate::registry::Page;
 use crate::text::{cut, first, header_value, percent_decode, printable, query_pairs};
 
 const API_VERSION: &str = "Docker-Distribution-API-Version";
@@ -30,24 +31,24 @@ const UPLOAD_UUID: &str = "Docker-Upload-UUID";
 /// # Example
 /// ```
 /// use std::sync::Arc;
-/// use wharf_server::{Registry, router};
+/// use wharf_server::{Wharf, router};
 ///
-/// let app = router(Registry::new(Arc::new(wharf_store::MemoryStore::new())));
+/// let app = router(Wharf::new(Arc::new(wharf_store::MemoryStore::new())));
 /// # let _ = app;
 /// ```
-pub fn router(registry: Registry) -> Router {
+pub fn router(registry: Wharf) -> Router {
     router_with_access(registry, None)
 }
 
 /// The router with access control: every request is authorised by `access` (its token
 /// endpoint is `/token`); `None` is an open registry, as [`router`].
-pub fn router_with_access(registry: Registry, access: Option<Arc<AccessControl>>) -> Router {
+pub fn router_with_access(registry: Wharf, access: Option<Arc<AccessControl>>) -> Router {
     app_router(registry, access, None)
 }
 
 /// The router of a [`Server`](crate::Server): with the URL clients reach it at, if known.
 pub(crate) fn app_router(
-    registry: Registry,
+    registry: Wharf,
     access: Option<Arc<AccessControl>>,
     public_url: Option<Arc<crate::PublicUrl>>,
 ) -> Router {
@@ -88,7 +89,7 @@ async fn host_check(State(app): State<App>, request: Request, next: axum::middle
 /// What every handler shares.
 #[derive(Clone, Debug)]
 pub(crate) struct App {
-    pub(crate) registry: Registry,
+    pub(crate) registry: Wharf,
     pub(crate) access: Option<Arc<AccessControl>>,
     /// The web page's sessions.
     pub(crate) sessions: Arc<crate::web::Sessions>,
@@ -386,7 +387,7 @@ impl Gate<'_> {
 /// A request under access control: the token endpoint, or authorisation then the handler,
 /// with writes (allowed or refused) in the audit log.
 async fn guarded(
-    registry: &Registry,
+    registry: &Wharf,
     access: &AccessControl,
     route: Option<Route>,
     parts: &http::request::Parts,
@@ -529,7 +530,7 @@ fn audit(
 }
 
 async fn handle(
-    registry: &Registry,
+    registry: &Wharf,
     route: Option<Route>,
     gate: Gate<'_>,
     method: &Method,
@@ -753,7 +754,7 @@ fn json_response(status: StatusCode, body: Vec<u8>, content_type: &str) -> Respo
 
 #[allow(clippy::too_many_arguments)]
 async fn manifest(
-    registry: &Registry,
+    registry: &Wharf,
     method: &Method,
     repo: &Repository,
     reference: &str,
@@ -846,7 +847,7 @@ fn blob_created(repo: &Repository, digest: &Digest) -> Response {
 }
 
 async fn start_upload(
-    registry: &Registry,
+    registry: &Wharf,
     gate: Gate<'_>,
     repo: &Repository,
     query: &[(String, String)],
@@ -903,7 +904,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 #[allow(clippy::too_many_arguments)]
 async fn upload(
-    registry: &Registry,
+    registry: &Wharf,
     method: &Method,
     repo: &Repository,
     id: &str,
@@ -984,7 +985,7 @@ fn blob_range(headers: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u
 }
 
 async fn blob(
-    registry: &Registry,
+    registry: &Wharf,
     method: &Method,
     repo: &Repository,
     d: &str,

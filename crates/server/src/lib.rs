@@ -1,13 +1,13 @@
 //! The Wharf reference registry: the OCI distribution spec v1.1 over HTTP on axum, embeddable
 //! as a library and run as the `wharf-server` binary.
 //!
-//! - [`Registry`]: the core (repositories, blobs, uploads, manifests, tags, referrers) over any
+//! - [`Wharf`]: the registry (repositories, blobs, uploads, manifests, tags, referrers) over any
 //!   [`wharf_store::Storage`], with no HTTP in it. All state — blobs, manifests, tags,
 //!   repository links, referrers, upload sessions — lives in the storage backend, so a restart
 //!   loses nothing and several processes over one S3 bucket serve the same registry.
 //! - Wasm awareness: every push is classified by `wharf-wasm` and served by the `_wharf`
 //!   extension API (`/v2/<name>/_wharf/artifacts[/<ref>]`, `/v2/_wharf/repositories`) with
-//!   Harbor 2.6's view beside it; [`Registry::with_wasm_validate`] refuses fake Wasm layers.
+//!   Harbor 2.6's view beside it; [`Wharf::with_wasm_validate`] refuses fake Wasm layers.
 //! - Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus text), one access-log line per
 //!   request with a request id.
 //! - [`router`]: the `/v2/` API as an axum `Router`.
@@ -19,11 +19,11 @@
 //!
 //! # Example: an in-memory registry on a free port
 //! ```
-//! use wharf_server::{Registry, Server};
+//! use wharf_server::{Server, Wharf};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let registry = Registry::in_memory();
+//! let registry = Wharf::in_memory();
 //! let server = Server::bind("127.0.0.1:0".parse()?, registry).await?;
 //! let addr = server.local_addr();
 //! let handle = server.spawn();
@@ -34,37 +34,46 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod artifacts;
-pub mod auth;
-mod cache;
+// Ground: import nothing of the crate.
+pub mod api;
 mod clock;
-pub mod config;
 mod error;
 mod files;
-#[cfg(any(test, feature = "fuzzing"))]
-pub mod fuzzing;
-pub mod gc;
-mod http;
-mod jobs;
+mod lease;
+mod text;
+mod units;
+// Transport.
 mod listener;
+pub mod tls;
+// Core.
+mod registry;
+// Services.
+pub mod auth;
+mod classify;
+mod jobs;
+pub mod lifecycle;
 mod metrics;
 pub mod policy;
-pub mod records;
-mod registry;
 pub mod search;
-mod server;
-mod text;
-pub mod tls;
-mod units;
+// Façade.
+mod wharf;
+// Edges.
+pub mod config;
+mod http;
 pub mod web;
+// Assembly.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
+mod server;
 
+pub use api::{ArtifactRecord, ArtifactSummary, RepositorySummary, SearchHit};
 pub use auth::AccessControl;
 pub use error::{Error, Result};
 pub use http::{router, router_with_access};
 pub use listener::{Limits, PublicUrl, raise_open_files_limit};
-pub use records::{ArtifactRecord, ArtifactSummary, RepositorySummary, SearchHit};
-pub use registry::{BLOB_URL_EXPIRY, Page, PutManifest, Registry, StoredManifest};
+pub use registry::{BLOB_URL_EXPIRY, Page, PutManifest, StoredManifest};
 pub use server::{Server, ServerHandle, StorageSpec};
+pub use wharf::Wharf;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use wharf_server::config::{FileConfig, parse_duration, parse_grace, parse_interval};
-use wharf_server::{Limits, Registry, Server, StorageSpec};
+use wharf_server::{Limits, Server, StorageSpec, Wharf};
 
 /// The Wharf reference OCI registry (distribution-spec v1.1, Wasm-aware).
 ///
@@ -217,7 +217,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         (None, None) => "fs:./wharf-data".parse()?,
     };
     let gc_config = file.gc.take().unwrap_or_default();
-    let lifecycle = wharf_server::gc::Lifecycle::from_config(&gc_config, &file.retention, &file.quota)
+    let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(&gc_config, &file.retention, &file.quota)
         .map_err(|e| format!("config: {e}"))?;
     if let Some(command @ (Command::Gc { .. } | Command::Scrub { .. })) = &args.command {
         return maintenance(command, &storage, lifecycle).await;
@@ -292,7 +292,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let public_url = file.public_url().map_err(|e| format!("config: {e}"))?;
     let inspection = file.inspection.take().unwrap_or_default();
     let budget = inspection.budget().map_err(|e| format!("config: {e}"))?;
-    let registry = Registry::new(backend)
+    let registry = Wharf::new(backend)
         .with_inspection(budget, inspection.concurrency)
         .with_wasm_validate(wasm_validate)
         .with_wasm_policies(policies)
@@ -453,14 +453,14 @@ async fn shutdown_signal() {
 async fn maintenance(
     command: &Command,
     storage: &StorageSpec,
-    lifecycle: wharf_server::gc::Lifecycle,
+    lifecycle: wharf_server::lifecycle::Lifecycle,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
     let backend = storage.open().await.map_err(|e| format!("opening the storage {storage}: {e}"))?;
     let mut options = lifecycle.options().clone();
-    let registry = Registry::new(backend).with_lifecycle(lifecycle);
+    let registry = Wharf::new(backend).with_lifecycle(lifecycle);
     match command {
         Command::Gc { dry_run, grace } => {
             options = options.with_dry_run(*dry_run);

@@ -241,26 +241,28 @@ impl Metrics {
         self.jobs.get_or_create(&JobLabels { kind, outcome }).inc();
     }
 
-    pub(crate) fn gc_finished(&self, report: &crate::gc::GcReport, ok: bool, seconds: f64) {
-        let outcome = match (ok, report.dry_run) {
+    /// A collection ended: `ok` or not, dry or not, how long it took, what it freed.
+    pub(crate) fn gc_finished(
+        &self,
+        ok: bool,
+        dry_run: bool,
+        seconds: f64,
+        bytes_freed: u64,
+        freed: &[(&'static str, usize)],
+    ) {
+        let outcome = match (ok, dry_run) {
             (false, _) => "failed",
             (true, true) => "dry-run",
             (true, false) => "ok",
         };
         self.gc_runs.get_or_create(&OutcomeLabels { outcome }).inc();
         self.gc_duration.set(seconds);
-        if ok && !report.dry_run {
-            self.gc_freed_bytes.inc_by(report.bytes_freed);
-            for (kind, n) in [
-                ("blob", report.blobs.len()),
-                ("link", report.links),
-                ("manifest", report.manifests.len()),
-                ("tag", report.tags.len()),
-                ("upload", report.uploads),
-            ] {
+        if ok && !dry_run {
+            self.gc_freed_bytes.inc_by(bytes_freed);
+            for &(kind, n) in freed {
                 self.gc_freed.get_or_create(&KindLabels { kind }).inc_by(n as u64);
             }
-            self.gc_last_success.set(i64::try_from(crate::registry::now_secs()).unwrap_or(i64::MAX));
+            self.gc_last_success.set(i64::try_from(crate::clock::now_secs()).unwrap_or(i64::MAX));
         }
     }
 

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::Registry;
+use crate::Wharf;
 use crate::error::{Error, Result};
 
 /// Where the registry keeps its data, as `--storage` spells it: a spec for a
@@ -80,7 +80,7 @@ impl StorageSpec {
 #[derive(Debug)]
 pub struct Server {
     listener: tokio::net::TcpListener,
-    registry: Registry,
+    registry: Wharf,
     limits: crate::Limits,
     tls: Option<Arc<crate::tls::Tls>>,
     access: Option<Arc<crate::AccessControl>>,
@@ -92,7 +92,7 @@ pub struct Server {
 impl Server {
     /// Binds `addr` (port 0 picks a free port), with a listen queue of 4096 connections.
     #[allow(clippy::unused_async)] // async in the API since the start; binding may resolve names one day
-    pub async fn bind(addr: SocketAddr, registry: Registry) -> std::io::Result<Self> {
+    pub async fn bind(addr: SocketAddr, registry: Wharf) -> std::io::Result<Self> {
         let socket =
             if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
         socket.set_reuseaddr(true)?;
@@ -168,7 +168,7 @@ impl Server {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let janitor = tokio::spawn(purge_uploads(self.registry.clone()));
         let reloader = tokio::spawn(reload_files(self.tls.clone(), self.access.clone()));
-        let worker = tokio::spawn(std::sync::Arc::new(crate::jobs::Worker::new()).run(self.registry.clone()));
+        let worker = tokio::spawn(self.registry.work_jobs());
         let collector = self.gc_every.map(|every| tokio::spawn(collect_every(self.registry.clone(), every)));
         let scrubber = self.scrub_every.map(|every| tokio::spawn(scrub_every(self.registry.clone(), every)));
         let router = crate::http::app_router(self.registry, self.access, self.public_url);
@@ -219,7 +219,7 @@ impl ServerHandle {
 /// How long an upload session may live.
 const UPLOAD_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-async fn collect_every(registry: Registry, every: std::time::Duration) {
+async fn collect_every(registry: Wharf, every: std::time::Duration) {
     loop {
         tokio::time::sleep(every).await;
         let options = registry.lifecycle().options().clone();
@@ -231,7 +231,7 @@ async fn collect_every(registry: Registry, every: std::time::Duration) {
     }
 }
 
-async fn scrub_every(registry: Registry, every: std::time::Duration) {
+async fn scrub_every(registry: Wharf, every: std::time::Duration) {
     loop {
         tokio::time::sleep(every).await;
         match registry.scrub(true).await {
@@ -244,7 +244,7 @@ async fn scrub_every(registry: Registry, every: std::time::Duration) {
     }
 }
 
-async fn purge_uploads(registry: Registry) {
+async fn purge_uploads(registry: Wharf) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         every.tick().await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use wharf_auth::{Audience, Claims, Scope, SigningKey};
 use wharf_server::config::FileConfig;
-use wharf_server::{Registry, Server, ServerHandle};
+use wharf_server::{Server, ServerHandle, Wharf};
 use wharf_types::Digest;
 
 use crate::common::OCI_MANIFEST;
@@ -76,11 +76,11 @@ impl Secure {
     }
 
     pub(crate) async fn serve(setup: Setup) -> Self {
-        Self::serve_with(setup, wharf_server::gc::Lifecycle::default()).await
+        Self::serve_with(setup, wharf_server::lifecycle::Lifecycle::default()).await
     }
 
     /// Serves `setup` with lifecycle rules (quotas, retention).
-    pub(crate) async fn serve_with(setup: Setup, lifecycle: wharf_server::gc::Lifecycle) -> Self {
+    pub(crate) async fn serve_with(setup: Setup, lifecycle: wharf_server::lifecycle::Lifecycle) -> Self {
         let file = FileConfig::read(&setup.path().join("wharf.toml")).expect("the issue's config parses");
         let data = setup.path().join("wharf-data");
         let store = wharf_store::FsStore::open(&data).await.expect("store");
@@ -95,7 +95,7 @@ impl Secure {
         );
         let server = Server::bind(
             "127.0.0.1:0".parse().expect("addr"),
-            Registry::new(Arc::new(store)).with_lifecycle(lifecycle),
+            Wharf::new(Arc::new(store)).with_lifecycle(lifecycle),
         )
         .await
         .expect("bind")
@@ -695,7 +695,7 @@ async fn client_certificates_identify_users_and_http2_is_negotiated() {
     std::fs::write(setup.path().join("wharf.toml"), text).expect("write");
     let file = FileConfig::read(&setup.path().join("wharf.toml")).expect("parses");
     let store = wharf_store::MemoryStore::new();
-    let server = Server::bind("127.0.0.1:0".parse().expect("addr"), Registry::new(Arc::new(store)))
+    let server = Server::bind("127.0.0.1:0".parse().expect("addr"), Wharf::new(Arc::new(store)))
         .await
         .expect("bind")
         .with_tls(file.tls(setup.path()).expect("tls").expect("[tls]"))
@@ -725,7 +725,7 @@ async fn client_certificates_identify_users_and_http2_is_negotiated() {
             .expect("parses");
     let strict = Server::bind(
         "127.0.0.1:0".parse().expect("addr"),
-        Registry::new(Arc::new(wharf_store::MemoryStore::new())),
+        Wharf::new(Arc::new(wharf_store::MemoryStore::new())),
     )
     .await
     .expect("bind")

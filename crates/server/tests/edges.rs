@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use wharf_auth::{Audience, Claims, Scope};
-use wharf_server::{Registry, Server};
+use wharf_server::{Server, Wharf};
 
 use crate::access::{PASSWORDS, Secure, Setup, client};
 
@@ -338,7 +338,7 @@ async fn the_realm_never_comes_from_a_foreign_host_header() {
 async fn an_open_registry_on_loopback_answers_only_loopback_names_and_cookies_follow_the_public_url() {
     let server = Server::bind(
         "127.0.0.1:0".parse().expect("addr"),
-        Registry::new(Arc::new(wharf_store::MemoryStore::new())),
+        Wharf::new(Arc::new(wharf_store::MemoryStore::new())),
     )
     .await
     .expect("bind")
@@ -372,11 +372,14 @@ async fn an_open_registry_on_loopback_answers_only_loopback_names_and_cookies_fo
 /// its existence and size; from a repository the caller may pull, the quota still refuses.
 #[tokio::test]
 async fn a_mount_checks_permission_before_the_quota_looks_at_the_blob() {
-    let quota: wharf_server::gc::quota::QuotaConfig =
+    let quota: wharf_server::lifecycle::quota::QuotaConfig =
         toml::from_str("repositories = [\"team/app\"]\nmax_bytes = \"10KB\"").expect("quota");
-    let lifecycle =
-        wharf_server::gc::Lifecycle::from_config(&wharf_server::gc::GcConfig::default(), &[], &[quota])
-            .expect("lifecycle");
+    let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(
+        &wharf_server::lifecycle::GcConfig::default(),
+        &[],
+        &[quota],
+    )
+    .expect("lifecycle");
     let reg = Secure::serve_with(Setup::new(""), lifecycle).await;
     let big =
         |seed: u8| (0..20_000u32).map(|i| seed ^ u8::try_from(i % 251).expect("byte")).collect::<Vec<u8>>();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use wharf_server::Registry;
+use wharf_server::Wharf;
 use wharf_types::Digest;
 use wharf_wasm::ArtifactBuilder;
 
@@ -90,7 +90,7 @@ async fn a_gib_long_name_costs_a_header_and_is_recorded() {
     assert!(bomb.len() < (2 << 20), "{} bytes", bomb.len());
     for validate in [false, true] {
         let storage = Arc::new(wharf_store::MemoryStore::new());
-        let reg = Reg::serve(Registry::new(storage.clone()).with_wasm_validate(validate)).await;
+        let reg = Reg::serve(Wharf::new(storage.clone()).with_wasm_validate(validate)).await;
         let started = Instant::now();
         let r = push_image(&reg, "plain/app", "v1", PLAIN_CONFIG, &[(TAR_GZIP, &bomb)], 1, "{}").await;
         assert_eq!(
@@ -136,11 +136,10 @@ async fn a_gib_long_name_costs_a_header_and_is_recorded() {
         reg.stop().await;
     }
     // A policy that judges modules cannot judge this one: refused, with the reason.
-    let reg =
-        Reg::serve(Registry::new(Arc::new(wharf_store::MemoryStore::new())).with_wasm_policies(policies(
-            "[[wasm_policy]]\nname = \"p\"\nrepositories = [\"**\"]\ndeny_imports = [\"wasi:sockets/*\"]\n",
-        )))
-        .await;
+    let reg = Reg::serve(Wharf::new(Arc::new(wharf_store::MemoryStore::new())).with_wasm_policies(policies(
+        "[[wasm_policy]]\nname = \"p\"\nrepositories = [\"**\"]\ndeny_imports = [\"wasi:sockets/*\"]\n",
+    )))
+    .await;
     let r = push_image(
         &reg,
         "wasm/app",
@@ -268,7 +267,7 @@ fn layer(entries: &[E<'_>]) -> Vec<u8> {
 async fn policies_judge_the_file_unpacking_leaves_and_fail_closed() {
     let mut budget = wharf_wasm::budget::Budget::default();
     budget.module_bytes = 4096;
-    let registry = Registry::new(Arc::new(wharf_store::MemoryStore::new()))
+    let registry = Wharf::new(Arc::new(wharf_store::MemoryStore::new()))
         .with_inspection(budget, None)
         .with_wasm_policies(policies("[[wasm_policy]]\nname = \"no-fd\"\nrepositories = [\"strict/**\"]\ndeny_imports = [\"wasi_snapshot_preview1\"]\n"));
     let reg = Reg::serve(registry).await;
@@ -367,7 +366,7 @@ async fn one_push_never_holds_up_another_repositorys_inspection() {
     budget.artifact_bytes = 3 << 30;
     budget.time = Duration::from_secs(20);
     let storage = Arc::new(wharf_store::MemoryStore::new());
-    let reg = Reg::serve(Registry::new(storage.clone()).with_inspection(budget, Some(2))).await;
+    let reg = Reg::serve(Wharf::new(storage.clone()).with_inspection(budget, Some(2))).await;
     let filler = wharf_wasm::fuzzing::big_entry_gzip(b'0', 1024);
     assert!(filler.len() < (2 << 20));
     let r = push_image(
@@ -442,7 +441,7 @@ async fn a_job_out_of_attempts_is_parked_not_retried_forever() {
     use wharf_store::MetaStore as _;
     use wharf_types::{MediaType, Repository, TagOrDigest};
     let storage: Arc<dyn wharf_store::Storage> = Arc::new(wharf_store::MemoryStore::new());
-    let registry = Registry::new(Arc::clone(&storage));
+    let registry = Wharf::new(Arc::clone(&storage));
     let repo: Repository = "crashy/app".parse().expect("name");
     let artifact = ArtifactBuilder::new(harmless()).wasm_to_oci().expect("build");
     for blob in artifact.blobs() {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt as _;
-use wharf_server::Registry;
-use wharf_server::gc::GcOptions;
+use wharf_server::Wharf;
+use wharf_server::lifecycle::GcOptions;
 use wharf_store::{BlobStore as _, Storage};
 use wharf_types::{Digest, Repository, TagOrDigest};
 
@@ -43,7 +43,7 @@ pub(crate) struct Image {
 }
 
 pub(crate) async fn push_image(
-    registry: &Registry,
+    registry: &Wharf,
     repo: &str,
     tag: &str,
     config_seed: u64,
@@ -72,7 +72,7 @@ pub(crate) async fn push_image(
 }
 
 /// Pulls the image by tag and verifies every digest.
-pub(crate) async fn pull_verified(registry: &Registry, image: &Image) {
+pub(crate) async fn pull_verified(registry: &Wharf, image: &Image) {
     let got =
         registry.get_manifest(&image.repo, &image.tag.parse().expect("tag")).await.expect("manifest by tag");
     assert_eq!(got.digest, image.digest);
@@ -96,7 +96,7 @@ async fn stored(storage: &Arc<dyn Storage>) -> BTreeSet<Digest> {
 /// 20 images sharing layers in different patterns over three repositories; half deleted;
 /// the collection frees exactly the blobs only the deleted ones referenced; then everything.
 async fn exactness(storage: Arc<dyn Storage>) {
-    let registry = Registry::new(Arc::clone(&storage));
+    let registry = Wharf::new(Arc::clone(&storage));
     let repos = ["team/app", "team/app/cache", "other"];
     let mut images = Vec::new();
     for i in 0..20u64 {
@@ -204,7 +204,7 @@ impl Rng {
 /// Pushes an image the way clients do: a blob already in the repository is not uploaded
 /// again (HEAD, then skip). `None` when the registry refused (not acknowledged).
 async fn push_like_a_client(
-    registry: &Registry,
+    registry: &Wharf,
     repo: &Repository,
     tag: &str,
     config_seed: u64,
@@ -244,9 +244,9 @@ async fn push_like_a_client(
 /// grace window. Returns the images acknowledged and not deleted that no longer pull whole,
 /// the number of writer operations and of collections.
 async fn race(
-    writers: Vec<Registry>,
-    collectors: Vec<Registry>,
-    reader: Registry,
+    writers: Vec<Wharf>,
+    collectors: Vec<Wharf>,
+    reader: Wharf,
     ops: usize,
 ) -> (Vec<String>, usize, usize) {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -403,11 +403,11 @@ fn fence() -> bool {
     std::env::var("WHARF_GC_NO_FENCE").map_or(true, |v| v != "1")
 }
 
-async fn fs_registries(dir: &std::path::Path, n: usize, fence: bool) -> Vec<Registry> {
+async fn fs_registries(dir: &std::path::Path, n: usize, fence: bool) -> Vec<Wharf> {
     let mut out = Vec::new();
     for _ in 0..n {
         let store = wharf_store::FsStore::open(dir).await.expect("fs");
-        out.push(Registry::new(Arc::new(store)).with_gc_fence(fence));
+        out.push(Wharf::new(Arc::new(store)).with_gc_fence(fence));
     }
     out
 }
@@ -526,8 +526,8 @@ async fn push_during_a_collection(fence: bool) -> (Result<(), wharf_server::Erro
     let inner: Arc<dyn Storage> = Arc::new(wharf_store::MemoryStore::new());
     let (arm, armed) = tokio::sync::oneshot::channel();
     let paused = Arc::new(Paused { inner: Arc::clone(&inner), hook: std::sync::Mutex::new(None) });
-    let writer = Registry::new(Arc::clone(&paused) as Arc<dyn Storage>).with_gc_fence(fence);
-    let collector = Registry::new(Arc::clone(&inner));
+    let writer = Wharf::new(Arc::clone(&paused) as Arc<dyn Storage>).with_gc_fence(fence);
+    let collector = Wharf::new(Arc::clone(&inner));
     let first = push_image(&writer, "app", "old", 1, &[(7, 4096)]).await;
     writer.delete_manifest(&first.repo, &TagOrDigest::Digest(first.digest.clone())).await.expect("delete");
     *paused.hook.lock().expect("lock") = Some(arm);
@@ -580,9 +580,9 @@ async fn concurrent_pushes_survive_collections_on_garage() {
     };
     let url = url.trim_start_matches("s3:").to_owned();
     let url = if url.starts_with("s3://") { url } else { format!("s3:{url}") };
-    let mut registries: Vec<Registry> = (0..5)
+    let mut registries: Vec<Wharf> = (0..5)
         .map(|_| {
-            Registry::new(Arc::new(wharf_store::S3Store::from_url(&url).expect("S3 store")))
+            Wharf::new(Arc::new(wharf_store::S3Store::from_url(&url).expect("S3 store")))
                 .with_gc_fence(fence())
         })
         .collect();
@@ -610,7 +610,7 @@ async fn age_tag(storage: &Arc<dyn Storage>, repo: &str, tag: &str, pushed: u64)
 
 #[tokio::test]
 async fn retention_dry_run_and_real_run_agree() {
-    use wharf_server::gc::retention::RetentionConfig;
+    use wharf_server::lifecycle::retention::RetentionConfig;
     let storage: Arc<dyn Storage> = Arc::new(wharf_store::MemoryStore::new());
     let config: RetentionConfig = toml::from_str(
         r#"
@@ -621,10 +621,13 @@ async fn retention_dry_run_and_real_run_agree() {
         "#,
     )
     .expect("rule");
-    let lifecycle =
-        wharf_server::gc::Lifecycle::from_config(&wharf_server::gc::GcConfig::default(), &[config], &[])
-            .expect("lifecycle");
-    let registry = Registry::new(Arc::clone(&storage)).with_lifecycle(lifecycle);
+    let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(
+        &wharf_server::lifecycle::GcConfig::default(),
+        &[config],
+        &[],
+    )
+    .expect("lifecycle");
+    let registry = Wharf::new(Arc::clone(&storage)).with_lifecycle(lifecycle);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
     let mut images = BTreeMap::new();
     // Six builds, one a day: b1 oldest … b6 newest; v1 a release; b2 pulled lately.
@@ -692,14 +695,15 @@ async fn retention_dry_run_and_real_run_agree() {
 
     let dry = registry.collect_garbage(&now_options().with_dry_run(true)).await.expect("dry run");
     let real = registry.collect_garbage(&now_options()).await.expect("run");
-    let tags = |r: &wharf_server::gc::GcReport| r.tags.iter().map(|t| t.tag.clone()).collect::<Vec<_>>();
+    let tags =
+        |r: &wharf_server::lifecycle::GcReport| r.tags.iter().map(|t| t.tag.clone()).collect::<Vec<_>>();
     assert_eq!(
         tags(&real),
         ["b1", "b3", "b4", "b5"],
         "kept: the last two pushed (v1, b6), v1 by name, b2 (pulled)"
     );
     assert_eq!(tags(&dry), tags(&real));
-    let manifests = |r: &wharf_server::gc::GcReport| {
+    let manifests = |r: &wharf_server::lifecycle::GcReport| {
         r.manifests.iter().map(|m| m.digest.clone()).collect::<BTreeSet<_>>()
     };
     let expected: BTreeSet<String> = ["b1", "b5"].iter().map(|t| images[t].digest.to_string()).collect();
@@ -730,15 +734,18 @@ async fn retention_dry_run_and_real_run_agree() {
 
 #[tokio::test]
 async fn a_quota_refusal_stores_nothing() {
-    use wharf_server::gc::quota::QuotaConfig;
+    use wharf_server::lifecycle::quota::QuotaConfig;
     let dir = tempfile::tempdir().expect("dir");
     let storage: Arc<dyn Storage> = Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("fs"));
     let quota: QuotaConfig =
         toml::from_str("repositories = [\"team/**\"]\nmax_bytes = \"10KB\"").expect("quota");
-    let lifecycle =
-        wharf_server::gc::Lifecycle::from_config(&wharf_server::gc::GcConfig::default(), &[], &[quota])
-            .expect("lifecycle");
-    let reg = crate::common::Reg::serve(Registry::new(Arc::clone(&storage)).with_lifecycle(lifecycle)).await;
+    let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(
+        &wharf_server::lifecycle::GcConfig::default(),
+        &[],
+        &[quota],
+    )
+    .expect("lifecycle");
+    let reg = crate::common::Reg::serve(Wharf::new(Arc::clone(&storage)).with_lifecycle(lifecycle)).await;
     let first = blob(1, 6000);
     reg.push_blob("team/app", &first).await;
     // The same blob again, and in another repository of the team: counted once.
@@ -847,7 +854,7 @@ async fn a_quota_refusal_stores_nothing() {
 async fn scrub_finds_a_flipped_byte_and_a_removed_blob() {
     let dir = tempfile::tempdir().expect("dir");
     let storage: Arc<dyn Storage> = Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("fs"));
-    let registry = Registry::new(Arc::clone(&storage));
+    let registry = Wharf::new(Arc::clone(&storage));
     let a = push_image(&registry, "app", "a", 1, &[(11, 5000)]).await;
     let b = push_image(&registry, "app", "b", 2, &[(12, 5000)]).await;
     let clean = registry.scrub(true).await.expect("scrub");
@@ -1121,7 +1128,7 @@ async fn two_processes_collect_beside_pushes_on_garage() {
 #[tokio::test]
 async fn the_lease_admits_one_collector_and_expires_with_its_holder() {
     let storage: Arc<dyn Storage> = Arc::new(wharf_store::MemoryStore::new());
-    let registry = Registry::new(Arc::clone(&storage));
+    let registry = Wharf::new(Arc::clone(&storage));
     let now_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_millis();
     storage.set_meta("gc/lease", format!("elsewhere {}", now_ms + 60_000).into()).await.expect("lease");
@@ -1152,7 +1159,7 @@ async fn the_lease_admits_one_collector_and_expires_with_its_holder() {
 async fn a_collection_killed_midway_loses_nothing_and_is_finished_later() {
     let dir = tempfile::tempdir().expect("dir");
     let storage: Arc<dyn Storage> = Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("fs"));
-    let registry = Registry::new(Arc::clone(&storage));
+    let registry = Wharf::new(Arc::clone(&storage));
     let mut images = Vec::new();
     for i in 0..240u64 {
         let repo = ["app", "app/cache", "other"][(i % 3) as usize];
@@ -1189,7 +1196,7 @@ async fn a_collection_killed_midway_loses_nothing_and_is_finished_later() {
         "killed midway: {before} objects before, {mid} after the killed run; lease {lease:?}, epoch {epoch:?}"
     );
 
-    let registry = Registry::new(Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("reopen")));
+    let registry = Wharf::new(Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("reopen")));
     for image in &live {
         pull_verified(&registry, image).await;
     }

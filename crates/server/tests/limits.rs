@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wharf_server::{Limits, Registry, Server, ServerHandle};
+use wharf_server::{Limits, Server, ServerHandle, Wharf};
 
 use crate::common::Process;
 
@@ -19,7 +19,7 @@ use crate::common::Process;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 async fn start(limits: Limits) -> (ServerHandle, SocketAddr) {
-    let registry = Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+    let registry = Wharf::new(Arc::new(wharf_store::MemoryStore::new()));
     let server =
         Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind").with_limits(limits);
     let addr = server.local_addr();

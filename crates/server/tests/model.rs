@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use reqwest::{Method, StatusCode};
-use wharf_server::{Registry, Server, ServerHandle};
+use wharf_server::{Server, ServerHandle, Wharf};
 use wharf_types::Digest;
 
 use crate::common::Process;
@@ -222,7 +222,7 @@ impl Harness {
             }
         };
         let server =
-            Server::bind("127.0.0.1:0".parse().expect("addr"), Registry::new(storage)).await.expect("bind");
+            Server::bind("127.0.0.1:0".parse().expect("addr"), Wharf::new(storage)).await.expect("bind");
         self.base = format!("http://{}", server.local_addr());
         self.running = Some(Running::InProcess(server.spawn()));
     }

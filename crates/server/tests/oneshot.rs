@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use tower::ServiceExt as _;
-use wharf_server::{Registry, router};
+use wharf_server::{Wharf, router};
 
 async fn call(
     method: &str,
@@ -23,7 +23,7 @@ async fn call_with_headers(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (StatusCode, http::HeaderMap, serde_json::Value) {
-    let app = router(Registry::new(Arc::new(wharf_store::MemoryStore::new())));
+    let app = router(Wharf::new(Arc::new(wharf_store::MemoryStore::new())));
     let mut request = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         request = request.header(*k, *v);
@@ -146,7 +146,7 @@ async fn error_paths() {
 /// A malformed `Content-Range` says that it is malformed, not that the upload is short.
 #[tokio::test]
 async fn malformed_content_range() {
-    let app = router(Registry::new(Arc::new(wharf_store::MemoryStore::new())));
+    let app = router(Wharf::new(Arc::new(wharf_store::MemoryStore::new())));
     let post =
         Request::builder().method("POST").uri("/v2/a/blobs/uploads/").body(Body::empty()).expect("request");
     let response = app.clone().oneshot(post).await.expect("infallible");
@@ -171,7 +171,7 @@ async fn malformed_content_range() {
 /// child manifest) is refused, and nothing is stored.
 #[tokio::test]
 async fn descriptor_sizes_must_match() {
-    let app = router(Registry::new(Arc::new(wharf_store::MemoryStore::new())));
+    let app = router(Wharf::new(Arc::new(wharf_store::MemoryStore::new())));
     let send = |method: &str, uri: &str, content_type: Option<&str>, body: Vec<u8>| {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(ct) = content_type {

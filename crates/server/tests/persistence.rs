@@ -105,7 +105,7 @@ async fn two_processes_over_one_s3_bucket() {
 
 #[tokio::test]
 async fn stale_uploads_are_purged() {
-    let registry = wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new()));
+    let registry = wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new()));
     let repo: wharf_types::Repository = "r".parse().expect("name");
     let id = registry.begin_upload(&repo).await.expect("begin");
     assert_eq!(registry.purge_stale_uploads(Duration::from_secs(3600)).await.expect("purge"), 0);

@@ -400,7 +400,7 @@ async fn indexes_and_plain_images() {
 #[tokio::test]
 async fn the_validate_policy() {
     let storage = Arc::new(wharf_store::MemoryStore::new());
-    let reg = Reg::serve(wharf_server::Registry::new(storage).with_wasm_validate(true)).await;
+    let reg = Reg::serve(wharf_server::Wharf::new(storage).with_wasm_validate(true)).await;
     // A real module passes.
     let real = ArtifactBuilder::new(MODULE.to_vec()).wasm_to_oci().expect("build");
     push_artifact(&reg, "policy", "real", &real).await;
@@ -576,9 +576,9 @@ async fn modules_in_tar_layers_indexes_and_components() {
 /// restart) and shared: two registries over one storage run each job once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_job_queue_survives_a_restart_and_runs_each_job_once() {
-    use wharf_server::Registry;
+    use wharf_server::Wharf;
     use wharf_types::{MediaType, Repository, TagOrDigest};
-    let push = |registry: Registry, tag: String, nonce: u8| async move {
+    let push = |registry: Wharf, tag: String, nonce: u8| async move {
         let repo: Repository = "jobs/app".parse().expect("name");
         let mut module = MODULE.to_vec();
         module.extend_from_slice(&[0, 2, 1, nonce]); // a custom section `\x01` holding the nonce
@@ -595,18 +595,18 @@ async fn the_job_queue_survives_a_restart_and_runs_each_job_once() {
             .await
             .expect("manifest");
     };
-    let status = |registry: Registry, tag: &'static str| async move {
+    let status = |registry: Wharf, tag: &'static str| async move {
         let repo: Repository = "jobs/app".parse().expect("name");
         let a = registry.artifact(&repo, &tag.parse().expect("tag")).await.expect("artifact");
         (a.inspection.status.to_string(), a.module.clone().unwrap_or_default())
     };
     // A registry without a server has no worker: the job waits in the records.
     let dir = tempfile::tempdir().expect("tempdir");
-    let fs = Registry::new(Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("open")));
+    let fs = Wharf::new(Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("open")));
     push(fs.clone(), "v1".into(), 1).await;
     assert_eq!(status(fs.clone(), "v1").await.0, "pending");
     drop(fs);
-    let fs = Registry::new(Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("reopen")));
+    let fs = Wharf::new(Arc::new(wharf_store::FsStore::open(dir.path()).await.expect("reopen")));
     assert_eq!(status(fs.clone(), "v1").await.0, "pending");
     fs.run_pending_jobs().await.expect("jobs");
     let (state, module) = status(fs.clone(), "v1").await;
@@ -619,7 +619,7 @@ async fn the_job_queue_survives_a_restart_and_runs_each_job_once() {
 
     // Two registries (two processes) over one storage, eight jobs, both draining at once.
     let shared: Arc<dyn wharf_store::Storage> = Arc::new(wharf_store::MemoryStore::new());
-    let (a, b) = (Registry::new(Arc::clone(&shared)), Registry::new(shared));
+    let (a, b) = (Wharf::new(Arc::clone(&shared)), Wharf::new(shared));
     for i in 0..8u8 {
         push(a.clone(), format!("t{i}"), i).await;
     }
@@ -664,7 +664,7 @@ async fn wasm_policies_refuse_with_a_clear_message_and_store_nothing() {
     .expect("config");
     let policies = wharf_server::policy::WasmPolicies::from_config(&config.wasm_policy).expect("policies");
     let reg = Reg::serve(
-        wharf_server::Registry::new(Arc::new(wharf_store::MemoryStore::new())).with_wasm_policies(policies),
+        wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new())).with_wasm_policies(policies),
     )
     .await;
     let component =

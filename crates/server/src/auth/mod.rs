@@ -208,11 +208,7 @@ impl AccessControl {
 
     /// Reads `[auth] groups` and the `[[access]]` rules again from `path` with `read` when
     /// the file changes (and on a forced reload). Other settings need a restart.
-    pub fn watch_rules(
-        &self,
-        path: &Path,
-        read: impl Fn(&Path) -> Result<Rules> + Send + Sync + 'static,
-    ) {
+    pub fn watch_rules(&self, path: &Path, read: impl Fn(&Path) -> Result<Rules> + Send + Sync + 'static) {
         let file = Watched::new(vec![path.to_path_buf()]);
         *self.rules.lock().expect("lock") = Some(Arc::new(WatchedRules { file, read: Box::new(read) }));
     }

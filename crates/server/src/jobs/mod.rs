@@ -16,10 +16,9 @@
 //!
 //! # Claiming without compare-and-swap
 //!
-//! S3 engines such as Garage ignore conditional writes, so a worker claims a job by writing a
-//! lease, waiting [`SETTLE`], and reading the lease back: of several workers that raced, only
-//! the last writer sees its own lease and goes on. A worker that dies leaves its lease to
-//! expire ([`LEASE`]), and the job is taken again. Jobs are idempotent (the same manifest gives
+//! A worker claims a job with the server's one lease protocol ([`crate::lease`]: write,
+//! settle [`SETTLE`], read back); a worker that dies leaves its lease to expire ([`LEASE`]),
+//! and the job is taken again. Jobs are idempotent (the same manifest gives
 //! the same result), so the rare double run a very slow claimer could cause costs time, never
 //! correctness.
 //!
@@ -34,7 +33,7 @@
 
 mod slots;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +44,9 @@ use wharf_types::{Digest, Repository};
 pub(crate) use slots::Slots;
 
 use crate::error::Result;
-use crate::registry::Registry;
+use crate::lease::Leases;
+use crate::metrics::Metrics;
+use crate::registry::keys;
 
 /// How long a claim holds before another worker may take the job; a worker renews its lease
 /// every third of this while the job runs, so a dead worker's job is taken within a minute.
@@ -108,27 +109,39 @@ impl Job {
 
     fn write_as(&self, id: &str) -> Write {
         Write::Set {
-            key: format!("jobs/pending/{id}"),
+            key: keys::job_pending(id),
             value: serde_json::to_vec(self).expect("a job serialises").into(),
         }
     }
 }
 
-pub(crate) use crate::clock::now_ms;
+/// What runs the jobs: given by the layer above (the classification reads the modules).
+pub(crate) trait Handler: Clone + Send + Sync + 'static {
+    /// Reads the modules of manifest `digest` in `repo` and completes its artifact record;
+    /// with `give_up`, records that reason instead.
+    fn inspect(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        give_up: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
 
-/// `<owner> <expires, unix ms>`.
-pub(crate) fn parse_lease(value: &[u8]) -> Option<(&str, u128)> {
-    let (owner, expires) = std::str::from_utf8(value).ok()?.split_once(' ')?;
-    Some((owner, expires.parse().ok()?))
+/// The queue over one storage: where jobs are, the slots they run in, what wakes the worker,
+/// what counts them.
+#[derive(Clone, Debug)]
+pub(crate) struct Queue {
+    pub(crate) storage: Arc<dyn wharf_store::Storage>,
+    pub(crate) slots: Arc<Slots>,
+    /// Wakes this process's worker when a push queues a job.
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// The queue's worker in this process.
 #[derive(Debug)]
 pub(crate) struct Worker {
-    owner: String,
-    /// Jobs this process holds (their leases are renewed); the lock is held while a finished
-    /// job gives its lease up, so a renewal never writes it back.
-    held: Arc<tokio::sync::Mutex<BTreeSet<String>>>,
+    leases: Leases,
     /// When each repository key last had a job started here (a counter), for round-robin.
     served: std::sync::Mutex<HashMap<String, u64>>,
     turns: std::sync::atomic::AtomicU64,
@@ -136,10 +149,10 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(storage: Arc<dyn wharf_store::Storage>) -> Self {
+        let owner = uuid::Uuid::new_v4().simple().to_string();
         Self {
-            owner: uuid::Uuid::new_v4().simple().to_string(),
-            held: Arc::default(),
+            leases: Leases::new(storage, &owner, LEASE, SETTLE),
             served: std::sync::Mutex::default(),
             turns: std::sync::atomic::AtomicU64::new(0),
             finished: tokio::sync::Notify::new(),
@@ -147,35 +160,27 @@ impl Worker {
     }
 
     /// Works the queue forever: whenever a push wakes it, a job ends, and every few seconds.
-    pub(crate) async fn run(self: Arc<Self>, registry: Registry) {
-        let _renewal = self.renewal(&registry);
+    pub(crate) async fn run(self: Arc<Self>, queue: Queue, handler: impl Handler) {
+        let _renewal = self.leases.renewing();
         loop {
-            if let Err(e) = self.start_jobs(&registry).await {
+            if let Err(e) = self.start_jobs(&queue, &handler).await {
                 tracing::warn!(error = %e, "reading the job queue failed");
             }
             tokio::select! {
-                () = registry.job_wake().notified() => {}
+                () = queue.wake.notified() => {}
                 () = self.finished.notified() => {}
                 () = tokio::time::sleep(POLL) => {}
             }
         }
     }
 
-    /// Renews the leases this worker holds until the returned guard drops.
-    fn renewal(&self, registry: &Registry) -> AbortOnDrop {
-        AbortOnDrop(tokio::spawn(renew(
-            self.owner.clone(),
-            Arc::clone(registry.storage()),
-            Arc::clone(&self.held),
-        )))
-    }
-
     /// Runs every pending job this process can claim, and waits for them; returns when none
-    /// is left to claim (what [`Registry::run_pending_jobs`] does for tools and tests).
-    pub(crate) async fn drain(self: &Arc<Self>, registry: &Registry) -> Result<()> {
-        let _renewal = self.renewal(registry);
+    /// is left to claim (what [`Wharf::run_pending_jobs`](crate::Wharf::run_pending_jobs)
+    /// does for tools and tests).
+    pub(crate) async fn drain(self: &Arc<Self>, queue: &Queue, handler: &impl Handler) -> Result<()> {
+        let _renewal = self.leases.renewing();
         loop {
-            let started = self.start_jobs(registry).await?;
+            let started = self.start_jobs(queue, handler).await?;
             if started.is_empty() {
                 return Ok(());
             }
@@ -187,14 +192,18 @@ impl Worker {
 
     /// Claims pending jobs — as many as slots are free (at least one), round-robin by
     /// repository — and starts each on a task that waits for its slot. Returns the tasks.
-    async fn start_jobs(self: &Arc<Self>, registry: &Registry) -> Result<Vec<tokio::task::JoinHandle<()>>> {
-        let room = registry.inspection_slots().free().max(1);
-        let held: BTreeSet<String> = self.held.lock().await.clone();
-        let pending = registry.storage().list_meta("jobs/pending/").await?;
+    async fn start_jobs(
+        self: &Arc<Self>,
+        queue: &Queue,
+        handler: &impl Handler,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+        let room = queue.slots.free().max(1);
+        let held = self.leases.held().await;
+        let pending = queue.storage.list_meta(keys::JOBS_PENDING).await?;
         let ids: Vec<String> = pending
             .iter()
-            .map(|k| k["jobs/pending/".len()..].to_owned())
-            .filter(|id| !held.contains(id))
+            .map(|k| k[keys::JOBS_PENDING.len()..].to_owned())
+            .filter(|id| !held.contains(&keys::job_lease(id)))
             .collect();
         let mut order = self.fair_order(ids).into_iter();
         let mut started = Vec::new();
@@ -203,15 +212,17 @@ impl Worker {
             if batch.is_empty() {
                 break;
             }
-            for id in self.claim(registry, &batch).await? {
+            let leases: Vec<String> = batch.iter().map(|id| keys::job_lease(id)).collect();
+            let claimed = self.leases.claim(&leases).await?;
+            for id in batch.into_iter().filter(|id| claimed.contains(&keys::job_lease(id))) {
                 self.served.lock().expect("lock").insert(
                     key_of(&id).to_owned(),
                     self.turns.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 );
-                let (worker, registry) = (Arc::clone(self), registry.clone());
+                let (worker, queue, handler) = (Arc::clone(self), queue.clone(), handler.clone());
                 started.push(tokio::spawn(async move {
-                    let _slot = registry.inspection_slots().acquire(key_of(&id)).await;
-                    if let Err(e) = worker.run_one(&registry, &id).await {
+                    let _slot = queue.slots.acquire(key_of(&id)).await;
+                    if let Err(e) = worker.run_one(&queue, &handler, &id).await {
                         tracing::warn!(job = id, error = %e, "a job could not be finished");
                     }
                     worker.finished.notify_one();
@@ -247,49 +258,13 @@ impl Worker {
         }
     }
 
-    /// Takes the leases of the jobs in `ids` nobody holds a live lease on: writes them all,
-    /// waits [`SETTLE`] once, and keeps those that read back as its own (now in `held`).
-    async fn claim(&self, registry: &Registry, ids: &[String]) -> Result<Vec<String>> {
-        let storage = registry.storage();
-        let mut wanted = Vec::new();
-        for id in ids {
-            let key = format!("jobs/leases/{id}");
-            if let Some(lease) = storage.get_meta(&key).await?
-                && let Some((owner, expires)) = parse_lease(&lease)
-                && (owner != self.owner && expires > now_ms())
-            {
-                continue;
-            }
-            wanted.push(id.clone());
-        }
-        if wanted.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mine = format!("{} {}", self.owner, now_ms() + LEASE.as_millis());
-        let leases = wanted
-            .iter()
-            .map(|id| Write::Set { key: format!("jobs/leases/{id}"), value: mine.clone().into() })
-            .collect();
-        storage.write_steps(vec![leases]).await?;
-        tokio::time::sleep(SETTLE).await;
-        let mut claimed = Vec::new();
-        let mut held = self.held.lock().await;
-        for id in wanted {
-            if storage.get_meta(&format!("jobs/leases/{id}")).await?.is_some_and(|l| l == mine.as_bytes()) {
-                held.insert(id.clone());
-                claimed.push(id);
-            }
-        }
-        Ok(claimed)
-    }
-
     /// Runs job `id` (held): counts the attempt first, parks a job out of attempts, then gives
     /// the lease up — removed with the job when done, turned into a back-off when it is to be
     /// retried.
-    async fn run_one(&self, registry: &Registry, id: &str) -> Result<()> {
-        let storage = registry.storage();
-        let pending = format!("jobs/pending/{id}");
-        let lease = format!("jobs/leases/{id}");
+    async fn run_one(&self, queue: &Queue, handler: &impl Handler, id: &str) -> Result<()> {
+        let storage = &queue.storage;
+        let pending = keys::job_pending(id);
+        let lease = keys::job_lease(id);
         let done = || vec![Write::Remove { key: pending.clone() }, Write::Remove { key: lease.clone() }];
         let job = match storage.get_meta(&pending).await? {
             Some(bytes) => serde_json::from_slice::<Job>(&bytes).map_err(|_| {
@@ -298,7 +273,7 @@ impl Worker {
             None => Err(()),
         };
         let Ok(Job::Inspect { repository, digest, attempts }) = job else {
-            self.release(registry, id, done()).await?;
+            self.leases.release(&lease, done()).await?;
             return Ok(());
         };
         if attempts >= MAX_ATTEMPTS {
@@ -307,9 +282,9 @@ impl Worker {
                  that ran it)"
             );
             tracing::error!(job = id, attempts, "parking a job");
-            registry.inspect_stored(&repository, &digest, Some(&why)).await.ok();
+            handler.inspect(&repository, &digest, Some(&why)).await.ok();
             let parked = Write::Set {
-                key: format!("jobs/parked/{id}"),
+                key: keys::job_parked(id),
                 value: serde_json::to_vec(&serde_json::json!({
                     "job": Job::Inspect { repository, digest, attempts },
                     "reason": why,
@@ -319,72 +294,30 @@ impl Worker {
             };
             let mut writes = done();
             writes.push(parked);
-            self.release(registry, id, writes).await?;
-            registry.metrics().job_finished("inspect", "parked");
+            self.leases.release(&lease, writes).await?;
+            queue.metrics.job_finished("inspect", "parked");
             return Ok(());
         }
         // Counted before the run: a run that never returns (the process died) still counts.
         let attempt =
             Job::Inspect { repository: repository.clone(), digest: digest.clone(), attempts: attempts + 1 };
         storage.write_steps(vec![vec![attempt.write_as(id)]]).await?;
-        let outcome = registry.inspect_stored(&repository, &digest, None).await;
-        match outcome {
+        match handler.inspect(&repository, &digest, None).await {
             Ok(()) => {
-                self.release(registry, id, done()).await?;
-                registry.metrics().job_finished("inspect", "done");
+                self.leases.release(&lease, done()).await?;
+                queue.metrics.job_finished("inspect", "done");
             }
             Err(e) => {
                 // Retried later (or parked on its next turn): the lease becomes a back-off
                 // nobody owns (30 s, 60 s, …).
                 tracing::warn!(job = id, error = %e, attempts = attempts + 1, "a job failed; it will be retried");
-                let until = now_ms() + 30_000 * u128::from(attempts + 1);
+                let until = crate::clock::now_ms() + 30_000 * u128::from(attempts + 1);
                 let backoff = Write::Set { key: lease.clone(), value: format!("backoff {until}").into() };
-                self.release(registry, id, vec![backoff]).await?;
-                registry.metrics().job_finished("inspect", "retried");
+                self.leases.release(&lease, vec![backoff]).await?;
+                queue.metrics.job_finished("inspect", "retried");
             }
         }
         Ok(())
-    }
-
-    /// Stops holding `id` and writes `writes` (under the `held` lock, so the renewal never
-    /// writes its lease back).
-    async fn release(&self, registry: &Registry, id: &str, writes: Vec<Write>) -> Result<()> {
-        let mut held = self.held.lock().await;
-        held.remove(id);
-        registry.storage().write_steps(vec![writes]).await?;
-        Ok(())
-    }
-}
-
-/// A task aborted when this drops.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Renews the leases `held` every third of [`LEASE`].
-async fn renew(
-    owner: String,
-    storage: Arc<dyn wharf_store::Storage>,
-    held: Arc<tokio::sync::Mutex<BTreeSet<String>>>,
-) {
-    loop {
-        tokio::time::sleep(LEASE / 3).await;
-        let held = held.lock().await;
-        if held.is_empty() {
-            continue;
-        }
-        let value = format!("{owner} {}", now_ms() + LEASE.as_millis());
-        let leases = held
-            .iter()
-            .map(|id| Write::Set { key: format!("jobs/leases/{id}"), value: value.clone().into() })
-            .collect();
-        if let Err(e) = storage.write_steps(vec![leases]).await {
-            tracing::warn!(error = %e, "renewing job leases failed");
-        }
     }
 }
 
@@ -401,7 +334,7 @@ mod tests {
         // An id of an earlier version: `inspect-<alg>-<hex>-<key>`.
         let old = format!("inspect-sha256-{}-{}", Digest::sha256(b"m").encoded(), repository_key(&repo));
         assert_eq!(key_of(&old), repository_key(&repo));
-        let worker = Worker::new();
+        let worker = Worker::new(std::sync::Arc::new(wharf_store::MemoryStore::new()));
         let ids = [
             "inspect-aaaaaaaaaaaaaaaa-sha256-1",
             "inspect-aaaaaaaaaaaaaaaa-sha256-2",

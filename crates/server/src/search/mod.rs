@@ -15,10 +15,10 @@ use serde::Deserialize as _;
 use serde_json::Value;
 use wharf_store::Write;
 
+use crate::api::{InspectionStatus, SearchHit};
 use crate::clock::now_secs;
 use crate::error::{Error, Result};
-use crate::records::{InspectionStatus, SearchHit};
-use crate::registry::Registry;
+use crate::registry::{Core, keys};
 use crate::text::{LINK_QUERY, percent_encode};
 
 /// One artifact as the index holds it.
@@ -257,7 +257,7 @@ struct State {
 
 impl SearchIndex {
     pub(crate) fn new() -> Self {
-        Self { state: Mutex::default(), me: format!("search/stamps/{}", uuid::Uuid::new_v4().simple()) }
+        Self { state: Mutex::default(), me: keys::search_stamp(&uuid::Uuid::new_v4().simple().to_string()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -314,18 +314,19 @@ impl SearchIndex {
     }
 }
 
-impl Registry {
+impl SearchIndex {
     /// Wasm artifacts matching `query` in the repositories `visible` accepts, sorted by
     /// repository then digest, after `last` (`<repository>@<digest>`), at most `n`; and
     /// whether more follow.
-    pub async fn search(
+    pub(crate) async fn search(
         &self,
+        core: &Core,
         query: &Query,
         n: Option<usize>,
         last: Option<&str>,
         visible: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<(Vec<SearchHit>, bool)> {
-        self.fresh_search_index().await?;
+        self.fresh(core).await?;
         let after = match last {
             Some(l) => {
                 let (repo, digest) = l
@@ -336,7 +337,7 @@ impl Registry {
             None => None,
         };
         let limit = n.unwrap_or(usize::MAX);
-        let state = self.search_index().lock();
+        let state = self.lock();
         let range = match &after {
             Some(key) => {
                 state.docs.range((std::ops::Bound::Excluded(key.clone()), std::ops::Bound::Unbounded))
@@ -362,21 +363,21 @@ impl Registry {
     }
 
     /// Loads the index on first use, and again when another process changed it.
-    async fn fresh_search_index(&self) -> Result<()> {
-        let index = self.search_index();
+    async fn fresh(&self, core: &Core) -> Result<()> {
+        let index = self;
         let mut stamps = HashMap::new();
-        for key in self.storage().list_meta("search/stamps/").await? {
+        for key in core.storage().list_meta(keys::SEARCH_STAMPS).await? {
             if key == index.me {
                 continue;
             }
-            let Some(value) = self.storage().get_meta(&key).await? else { continue };
+            let Some(value) = core.storage().get_meta(&key).await? else { continue };
             // A stamp unchanged for a day is a process long gone (or idle): it is removed, so
             // the stamps read per query do not pile up with every restart. An idle process
             // that writes again writes it anew.
             let written =
                 std::str::from_utf8(&value).ok().and_then(|v| v.split_once(' ')?.1.parse::<u64>().ok());
             if written.is_none_or(|t| t + STAMP_MAX_AGE < now_secs()) {
-                self.storage().remove_meta(&key).await?;
+                core.storage().remove_meta(&key).await?;
                 continue;
             }
             stamps.insert(key, value.to_vec());
@@ -389,10 +390,10 @@ impl Registry {
             state.counter
         };
         let mut docs = BTreeMap::new();
-        for name in self.catalog(None, None).await?.names {
+        for name in core.catalog(None, None).await?.names {
             let Ok(repo) = name.parse::<wharf_types::Repository>() else { continue };
-            let tags = self.tags_by_digest(&repo).await?;
-            for record in self.artifact_records(&repo).await? {
+            let tags = core.tags_by_digest(&repo).await?;
+            for record in core.artifact_records(&repo).await? {
                 let Some(mut doc) = Doc::from_record(&record) else { continue };
                 let digest = record["digest"].as_str().unwrap_or_default().to_owned();
                 doc.tags = tags.iter().filter(|(d, _)| *d == digest).map(|(_, t)| t.clone()).collect();

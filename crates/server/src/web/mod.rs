@@ -29,9 +29,9 @@ use wharf_types::{Manifest, MediaType, Repository, TagOrDigest};
 pub(crate) use session::Sessions;
 use view::{ArtifactParts, ArtifactRow, HitRow, ModuleView, RepositoryRow};
 
+use crate::api::ArtifactSummary;
 use crate::http::App;
 use crate::listener::Transport;
-use crate::records::ArtifactSummary;
 use crate::search::Query;
 use crate::text::{UNRESERVED, percent_encode};
 use crate::text::{first, form_pairs, query_pairs};

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use wharf_types::{Manifest, ManifestBody};
 
-use crate::records::{ArtifactRecord, ArtifactSummary, SearchHit};
+use crate::api::{ArtifactRecord, ArtifactSummary, SearchHit};
 
 /// Bytes for a person (`1.2 MiB`).
 pub(crate) fn size(bytes: u64) -> String {
@@ -262,14 +262,14 @@ impl ArtifactParts {
         let module =
             record.module.as_ref().filter(|m| m.is_object()).map(|m| ModuleView::new(m, module_path));
         let inspection_note = match record.inspection.status {
-            crate::records::InspectionStatus::Pending => {
+            crate::api::InspectionStatus::Pending => {
                 Some("The module is being read; reload in a moment.".into())
             }
-            crate::records::InspectionStatus::Failed => Some(format!(
+            crate::api::InspectionStatus::Failed => Some(format!(
                 "No module could be read: {}",
                 record.inspection.error.as_ref().map(text).unwrap_or_default()
             )),
-            crate::records::InspectionStatus::Done if module.is_none() && s.wasm => {
+            crate::api::InspectionStatus::Done if module.is_none() && s.wasm => {
                 Some("No module was found in its layers.".into())
             }
             _ => None,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, Response, StatusCode};
-use wharf_server::{Registry, Server, ServerHandle};
+use wharf_server::{Server, ServerHandle, Wharf};
 use wharf_types::Digest;
 
 pub(crate) struct Reg {
@@ -22,11 +22,11 @@ pub(crate) struct Reg {
 
 impl Reg {
     pub(crate) async fn start(storage: Arc<dyn wharf_store::Storage>) -> Self {
-        Self::serve(Registry::new(storage)).await
+        Self::serve(Wharf::new(storage)).await
     }
 
     /// Serves `registry` (with its policies) on a loopback port.
-    pub(crate) async fn serve(registry: Registry) -> Self {
+    pub(crate) async fn serve(registry: Wharf) -> Self {
         let server = Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
         let base = format!("http://{}", server.local_addr());
         Self { base, http: reqwest::Client::new(), handle: Some(server.spawn()) }

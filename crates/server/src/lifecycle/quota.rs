@@ -11,7 +11,9 @@ use wharf_auth::Pattern;
 use wharf_types::{Digest, Repository};
 
 use crate::error::{Error, Result};
-use crate::registry::Registry;
+use crate::metrics::Metrics;
+use crate::registry::Core;
+use crate::registry::keys::{self, LinkRecord, Revision};
 
 /// How long a usage computed from storage is trusted (this process's own pushes are added as
 /// they happen; other processes' are seen after this long).
@@ -119,54 +121,52 @@ impl Quotas {
     }
 }
 
-impl Registry {
+impl Quotas {
     /// The usage of `quota`: from this process's cache while fresh, else from storage.
-    async fn quota_usage(&self, quota: &Quota) -> Result<Usage> {
-        let quotas = &self.lifecycle().quotas;
-        if let Some((at, usage)) = quotas.usage.lock().expect("lock").get(&quota.name)
+    async fn usage_of(&self, core: &Core, quota: &Quota) -> Result<Usage> {
+        if let Some((at, usage)) = self.usage.lock().expect("lock").get(&quota.name)
             && at.elapsed() < FRESH
         {
             return Ok(usage.clone());
         }
         let mut usage = Usage::default();
-        let storage = self.storage();
-        for key in storage.list_meta("catalog/").await? {
-            let Ok(repo) = key["catalog/".len()..].parse::<Repository>() else { continue };
+        let storage = core.storage();
+        for key in storage.list_meta(keys::CATALOG).await? {
+            let Ok(repo) = key[keys::CATALOG.len()..].parse::<Repository>() else { continue };
             if !quota.patterns.iter().any(|p| p.matches(repo.as_str())) {
                 continue;
             }
-            for (kind, prefix) in [(true, "_layers/"), (false, "_manifests/revisions/")] {
-                let prefix = format!("repositories/{repo}/{prefix}");
+            for (kind, prefix) in [(true, keys::layers(&repo)), (false, keys::revisions(&repo))] {
                 for key in storage.list_meta(&prefix).await? {
-                    let Some((alg, hex)) = key[prefix.len()..].split_once('/') else { continue };
-                    let Ok(digest) = format!("{alg}:{hex}").parse::<Digest>() else { continue };
+                    let Some(digest) = keys::parse_digest_key(&key[prefix.len()..]) else { continue };
                     if usage.sizes.contains_key(&digest) {
                         continue;
                     }
                     let Some(record) = storage.get_meta(&key).await? else { continue };
                     let size = if kind {
-                        crate::registry::LinkRecord::decode(&record).size
+                        LinkRecord::decode(&record).size
                     } else {
-                        serde_json::from_slice::<crate::registry::Revision>(&record).ok().map(|r| r.size)
+                        serde_json::from_slice::<Revision>(&record).ok().map(|r| r.size)
                     };
                     usage.add(&digest, size.unwrap_or(0));
                 }
             }
         }
-        quotas.usage.lock().expect("lock").insert(quota.name.clone(), (Instant::now(), usage.clone()));
+        self.usage.lock().expect("lock").insert(quota.name.clone(), (Instant::now(), usage.clone()));
         Ok(usage)
     }
 
     /// Refuses (`DENIED`, with usage and limit) when adding `digest` of `size` bytes to the
     /// repository would take a quota over its limit; a digest already counted adds nothing.
-    pub(crate) async fn check_quota(
+    pub(crate) async fn check(
         &self,
+        core: &Core,
         repo: &Repository,
         digest: Option<&Digest>,
         size: u64,
     ) -> Result<()> {
-        for quota in self.lifecycle().quotas.applying(repo) {
-            let usage = self.quota_usage(quota).await?;
+        for quota in self.applying(repo) {
+            let usage = self.usage_of(core, quota).await?;
             if digest.is_some_and(|d| usage.sizes.contains_key(d)) {
                 continue;
             }
@@ -185,10 +185,10 @@ impl Registry {
 
     /// The bytes the repository may still take under every quota that applies (`None`: no
     /// quota applies).
-    pub(crate) async fn quota_room(&self, repo: &Repository) -> Result<Option<u64>> {
+    pub(crate) async fn room(&self, core: &Core, repo: &Repository) -> Result<Option<u64>> {
         let mut room: Option<u64> = None;
-        for quota in self.lifecycle().quotas.applying(repo) {
-            let usage = self.quota_usage(quota).await?;
+        for quota in self.applying(repo) {
+            let usage = self.usage_of(core, quota).await?;
             let left = quota.limit.saturating_sub(usage.total);
             room = Some(room.map_or(left, |r| r.min(left)));
         }
@@ -196,13 +196,12 @@ impl Registry {
     }
 
     /// Counts a digest this process linked, in the cached usages.
-    pub(crate) fn quota_added(&self, repo: &Repository, digest: &Digest, size: u64) {
-        let quotas = &self.lifecycle().quotas;
-        if quotas.is_empty() {
+    pub(crate) fn added(&self, repo: &Repository, digest: &Digest, size: u64) {
+        if self.is_empty() {
             return;
         }
-        let mut usage = quotas.usage.lock().expect("lock");
-        for quota in quotas.applying(repo) {
+        let mut usage = self.usage.lock().expect("lock");
+        for quota in self.applying(repo) {
             if let Some((_, u)) = usage.get_mut(&quota.name) {
                 u.add(digest, size);
             }
@@ -210,21 +209,21 @@ impl Registry {
     }
 
     /// Sets every quota's usage (as cached) in the metrics.
-    pub(crate) async fn quota_metrics(&self) -> Result<()> {
-        for quota in &self.lifecycle().quotas.quotas {
-            let usage = self.quota_usage(quota).await?;
-            self.metrics().quota(&quota.name, usage.total, quota.limit);
+    pub(crate) async fn set_metrics(&self, core: &Core, metrics: &Metrics) -> Result<()> {
+        for quota in &self.quotas {
+            let usage = self.usage_of(core, quota).await?;
+            metrics.quota(&quota.name, usage.total, quota.limit);
         }
         Ok(())
     }
 
     /// Every quota with its usage (read fresh), also set in the metrics.
-    pub async fn quota_usages(&self) -> Result<Vec<QuotaUsage>> {
+    pub(crate) async fn usages(&self, core: &Core, metrics: &Metrics) -> Result<Vec<QuotaUsage>> {
         let mut out = Vec::new();
-        for quota in &self.lifecycle().quotas.quotas {
-            self.lifecycle().quotas.usage.lock().expect("lock").remove(&quota.name);
-            let usage = self.quota_usage(quota).await?;
-            self.metrics().quota(&quota.name, usage.total, quota.limit);
+        for quota in &self.quotas {
+            self.usage.lock().expect("lock").remove(&quota.name);
+            let usage = self.usage_of(core, quota).await?;
+            metrics.quota(&quota.name, usage.total, quota.limit);
             out.push(QuotaUsage {
                 name: quota.name.clone(),
                 repositories: quota.sources.clone(),

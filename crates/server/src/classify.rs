@@ -3,7 +3,7 @@
 //! (by a job off the request path, or before the PUT is acknowledged where a policy needs
 //! them), and the `_wharf` extension API serves it.
 //!
-//! Record: `repositories/<repo>/_wharf/artifacts/<alg>/<hex>` → JSON (see [`Registry::artifact`]);
+//! Record: `repositories/<repo>/_wharf/artifacts/<alg>/<hex>` → JSON (see [`Classifier::artifact`]);
 //! its `inspection.status` is `pending` (a job is queued), `done`, `failed` (with `error`) or
 //! `none` (nothing to read).
 
@@ -13,10 +13,15 @@ use wharf_store::Write;
 use wharf_types::{Digest, Manifest, ManifestBody, MediaType, Repository, TagOrDigest};
 use wharf_wasm::{Classification, classify, inspect};
 
+use std::sync::Arc;
+
+use crate::api::{ArtifactRecord, ArtifactSummary, RepositorySummary};
 use crate::error::{Error, Result};
-use crate::jobs::Job;
-use crate::records::{ArtifactRecord, ArtifactSummary, RepositorySummary};
-use crate::registry::{Registry, TagRecord};
+use crate::jobs::{Job, Slots};
+use crate::policy::WasmPolicies;
+use crate::registry::keys::{self, TagRecord};
+use crate::registry::{Core, LISTING_BATCH};
+use crate::search::SearchIndex;
 use wharf_wasm::record;
 
 /// Records a listing page reads at once (each is a file or an object of its own).
@@ -24,10 +29,6 @@ const PAGE_READS: usize = 16;
 
 /// The largest config blob read for classification.
 const MAX_CONFIG: u64 = 4 * 1024 * 1024;
-
-pub(crate) fn record_key(repo: &Repository, digest: &Digest) -> String {
-    format!("repositories/{repo}/_wharf/artifacts/{}/{}", digest.algorithm(), digest.encoded())
-}
 
 fn now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
@@ -45,17 +46,45 @@ impl Inspected {
     }
 }
 
-impl Registry {
+/// Wasm classification of pushes, the inspection of their modules (on the push within a
+/// slot, or by a job), the artifact records and their listings.
+#[derive(Clone, Debug)]
+pub(crate) struct Classifier {
+    core: Core,
+    search: Arc<SearchIndex>,
+    /// The Wasm policies pushes are checked against.
+    pub(crate) policies: Arc<WasmPolicies>,
+    /// Refuse a declared Wasm layer that is not valid WebAssembly.
+    pub(crate) validate: bool,
+    /// What reading one artifact's layers may cost.
+    pub(crate) budget: wharf_wasm::budget::Budget,
+    /// The inspections this process runs at once (jobs, and PUTs that read modules).
+    pub(crate) slots: Arc<Slots>,
+}
+
+impl Classifier {
+    /// Classification over `core`, keeping `search` up to date with what inspections find.
+    pub(crate) fn new(core: Core, search: Arc<SearchIndex>, slots: Arc<Slots>) -> Self {
+        Self {
+            core,
+            search,
+            policies: Arc::default(),
+            validate: false,
+            budget: wharf_wasm::budget::Budget::default(),
+            slots,
+        }
+    }
+
     /// The config blob of an image manifest, when it is linked to `repo` and small enough:
     /// what a push may make the registry read is what the repository holds, never a digest
     /// of another repository's.
     async fn read_config(&self, repo: &Repository, manifest: &Manifest) -> Result<Option<bytes::Bytes>> {
         match manifest.body() {
             ManifestBody::Image(m) if m.config.size <= MAX_CONFIG => {
-                if !self.blob_linked(repo, &m.config.digest).await? {
+                if !self.core.blob_linked(repo, &m.config.digest).await? {
                     return Ok(None);
                 }
-                match self.storage().read_all(&m.config.digest).await {
+                match self.core.storage().read_all(&m.config.digest).await {
                     Ok(bytes) => Ok(Some(bytes)),
                     Err(wharf_store::Error::BlobNotFound { .. }) => Ok(None),
                     Err(e) => Err(e.into()),
@@ -77,7 +106,7 @@ impl Registry {
     ) -> Result<(Value, Option<Job>)> {
         let config = self.read_config(repo, manifest).await?;
         let mut classification = classify(manifest, config.as_deref());
-        let policies = self.wasm_policies().matching(repo);
+        let policies = self.policies.matching(repo);
         let has_subject = manifest.subject().is_some();
         if classification.wasm_layers.is_empty() {
             let record = artifact_record(manifest, &classification, config.as_deref());
@@ -86,17 +115,17 @@ impl Registry {
             }
             return Ok((record, None));
         }
-        if !self.wasm_validate() && !policies.iter().any(|p| p.needs_modules()) {
+        if !self.validate && !policies.iter().any(|p| p.needs_modules()) {
             let record = artifact_record(manifest, &classification, config.as_deref());
             let job =
                 Job::Inspect { repository: repo.clone(), digest: manifest.digest().clone(), attempts: 0 };
             return Ok((record, Some(job)));
         }
         let inspected = {
-            let _slot = self.inspection_slots().acquire(&crate::jobs::repository_key(repo)).await;
+            let _slot = self.slots.acquire(&crate::jobs::repository_key(repo)).await;
             self.inspect_layers(repo, &mut classification).await?
         };
-        if self.wasm_validate() {
+        if self.validate {
             for layer in &inspected.layers {
                 let why =
                     |e: &str| format!("layer {} ({})", layer["layer"], layer["digest"].as_str().unwrap_or(e));
@@ -145,11 +174,11 @@ impl Registry {
         classification: &mut Classification,
     ) -> Result<Inspected> {
         let mut layers = StoredLayers {
-            registry: self.clone(),
+            core: self.core.clone(),
             repo: repo.clone(),
             runtime: tokio::runtime::Handle::current(),
         };
-        let budget = *self.inspection_budget();
+        let budget = self.budget;
         let mut working = classification.clone();
         let read = tokio::task::spawn_blocking(move || {
             let mut meter = wharf_wasm::budget::Meter::new(&budget);
@@ -181,12 +210,12 @@ impl Registry {
         digest: &Digest,
         give_up: Option<&str>,
     ) -> Result<()> {
-        let key = record_key(repo, digest);
-        let Some(mut record) = self.read_record(&key).await? else { return Ok(()) };
+        let key = keys::artifact(repo, digest);
+        let Some(mut record) = self.core.artifact_record(repo, digest).await? else { return Ok(()) };
         if let Some(reason) = give_up {
             record["inspection"] = json!({ "status": "failed", "error": reason, "finishedAt": now() });
         } else {
-            let bytes = match self.storage().read_all(digest).await {
+            let bytes = match self.core.storage().read_all(digest).await {
                 Ok(bytes) => bytes,
                 Err(wharf_store::Error::BlobNotFound { .. }) => return Ok(()),
                 Err(e) => return Err(e.into()),
@@ -207,12 +236,12 @@ impl Registry {
             key: key.clone(),
             value: serde_json::to_vec(&record).expect("JSON serialises").into(),
         };
-        self.storage().write_steps(vec![vec![write, self.search_index().stamp_write()]]).await?;
-        self.search_index().upsert(repo.as_str(), &record, &[]);
+        self.core.storage().write_steps(vec![vec![write, self.search.stamp_write()]]).await?;
+        self.search.upsert(repo.as_str(), &record, &[]);
         // Deleted while it was read: the record must not outlive the manifest.
-        if !self.holds_manifest(repo, digest).await? {
-            self.storage().remove_meta(&key).await?;
-            self.search_index().remove(repo.as_str(), digest.as_str());
+        if !self.core.holds_manifest(repo, digest).await? {
+            self.core.storage().remove_meta(&key).await?;
+            self.search.remove(repo.as_str(), digest.as_str());
         }
         Ok(())
     }
@@ -220,36 +249,21 @@ impl Registry {
     /// The write that stores the artifact record of a manifest.
     pub(crate) fn artifact_write(repo: &Repository, digest: &Digest, record: &Value) -> Write {
         let bytes = serde_json::to_vec(record).expect("JSON serialises");
-        Write::Set { key: record_key(repo, digest), value: bytes.into() }
-    }
-
-    async fn read_record(&self, key: &str) -> Result<Option<Value>> {
-        Ok(self.storage().get_meta(key).await?.and_then(|b| serde_json::from_slice(&b).ok()))
-    }
-
-    /// Every artifact record of a repository.
-    pub(crate) async fn artifact_records(&self, repo: &Repository) -> Result<Vec<Value>> {
-        let prefix = format!("repositories/{repo}/_wharf/artifacts/");
-        let mut out = Vec::new();
-        for key in self.storage().list_meta(&prefix).await? {
-            if let Some(record) = self.read_record(&key).await? {
-                out.push(record);
-            }
-        }
-        Ok(out)
+        Write::Set { key: keys::artifact(repo, digest), value: bytes.into() }
     }
 
     /// Writes the `tagged/` hints of a repository whose tags predate them, once (`tag-index`
     /// marks it done). With them, a digest's tags cost the digest's tags, not the repository's.
     async fn ensure_tag_hints(&self, repo: &Repository) -> Result<()> {
-        let storage = self.storage();
-        let marker = crate::registry::repo_key(repo, "_manifests/tag-index");
+        let storage = self.core.storage();
+        let marker = keys::tag_index(repo);
         if storage.get_meta(&marker).await?.is_none() {
             let hints: Vec<Write> = self
+                .core
                 .tags_by_digest(repo)
                 .await?
                 .into_iter()
-                .filter_map(|(d, tag)| Some(crate::registry::tagged_write(repo, &d.parse().ok()?, &tag)))
+                .filter_map(|(d, tag)| Some(keys::tagged_write(repo, &d.parse().ok()?, &tag)))
                 .collect();
             for batch in hints.chunks(1000) {
                 storage.write_steps(vec![batch.to_vec()]).await?;
@@ -262,16 +276,12 @@ impl Registry {
     /// The tags of the repository that point at `digest`, sorted: the `tagged/` hints under
     /// the digest, each checked against its tag record.
     async fn hinted_tags(&self, repo: &Repository, digest: &Digest) -> Result<Vec<String>> {
-        let storage = self.storage();
-        let prefix = crate::registry::repo_key(
-            repo,
-            &format!("_manifests/tagged/{}/", crate::registry::digest_key(digest)),
-        );
+        let storage = self.core.storage();
+        let prefix = keys::tagged(repo, digest);
         let mut tags = Vec::new();
         for key in storage.list_meta(&prefix).await? {
             let tag = &key[prefix.len()..];
-            let record =
-                storage.get_meta(&crate::registry::repo_key(repo, &format!("_manifests/tags/{tag}"))).await?;
+            let record = storage.get_meta(&keys::tag(repo, tag)).await?;
             if record.as_deref().and_then(TagRecord::decode).is_some_and(|r| r.digest == *digest) {
                 tags.push(tag.to_owned());
             }
@@ -282,26 +292,26 @@ impl Registry {
     /// A page of [`artifacts`](Self::artifacts), by digest: up to `n` after `last`, and
     /// whether more follow. It reads the artifact records of the page (more only while the
     /// Wasm filter skips some) and the tags of each, never the whole repository.
-    pub async fn artifacts_page(
+    pub(crate) async fn artifacts_page(
         &self,
         repo: &Repository,
         wasm_only: bool,
         n: usize,
         last: Option<&Digest>,
     ) -> Result<(Vec<ArtifactSummary>, bool)> {
-        if !self.repository_exists(repo).await? {
+        if !self.core.repository_exists(repo).await? {
             return Err(Error::NameUnknown(repo.to_string()));
         }
-        let prefix = format!("repositories/{repo}/_wharf/artifacts/");
-        let batch = n.saturating_add(1).clamp(10, crate::registry::LISTING_BATCH);
-        let mut after = last.map(|d| format!("{prefix}{}", crate::registry::digest_key(d)));
+        let prefix = keys::artifacts(repo);
+        let batch = n.saturating_add(1).clamp(10, LISTING_BATCH);
+        let mut after = last.map(|d| keys::artifact(repo, d));
         let mut out = Vec::new();
         'pages: loop {
-            let keys = self.storage().list_meta_page(&prefix, after.as_deref(), batch).await?;
+            let keys = self.core.storage().list_meta_page(&prefix, after.as_deref(), batch).await?;
             let exhausted = keys.len() < batch;
             after = keys.last().cloned();
             // The records of a page are read PAGE_READS at a time, in order.
-            let reads: Vec<_> = keys.iter().map(|key| self.read_record(key)).collect();
+            let reads: Vec<_> = keys.iter().map(|key| self.core.read_json(key)).collect();
             let mut records = futures_util::stream::iter(reads).buffered(PAGE_READS);
             while let Some(record) = records.try_next().await? {
                 let Some(record) = record else { continue };
@@ -330,26 +340,13 @@ impl Registry {
         Ok((out, more))
     }
 
-    /// Tags by digest, for the listings.
-    pub(crate) async fn tags_by_digest(&self, repo: &Repository) -> Result<Vec<(String, String)>> {
-        let prefix = format!("repositories/{repo}/_manifests/tags/");
-        let mut out = Vec::new();
-        for key in self.storage().list_meta(&prefix).await? {
-            if let Some(record) = self.storage().get_meta(&key).await?.as_deref().and_then(TagRecord::decode)
-            {
-                out.push((record.digest.to_string(), key[prefix.len()..].to_owned()));
-            }
-        }
-        Ok(out)
-    }
-
     /// The repository's artifacts (all, or only Wasm ones): digest, tags, media type, artifact
     /// type, Wasm kind, Harbor type, total size, push time.
-    pub async fn artifacts(&self, repo: &Repository, wasm_only: bool) -> Result<Vec<ArtifactSummary>> {
-        if !self.repository_exists(repo).await? {
+    pub(crate) async fn artifacts(&self, repo: &Repository, wasm_only: bool) -> Result<Vec<ArtifactSummary>> {
+        if !self.core.repository_exists(repo).await? {
             return Err(Error::NameUnknown(repo.to_string()));
         }
-        let tags = self.tags_by_digest(repo).await?;
+        let tags = self.core.tags_by_digest(repo).await?;
         let mut out = self.untagged_artifacts(repo, wasm_only).await?;
         for summary in &mut out {
             summary.tags =
@@ -363,7 +360,7 @@ impl Registry {
     /// repository's counts need.
     async fn untagged_artifacts(&self, repo: &Repository, wasm_only: bool) -> Result<Vec<ArtifactSummary>> {
         let mut out = Vec::new();
-        for record in self.artifact_records(repo).await? {
+        for record in self.core.artifact_records(repo).await? {
             if wasm_only && record["wasm"] != true {
                 continue;
             }
@@ -376,13 +373,19 @@ impl Registry {
 
     /// One artifact's full record (evidence, platform, annotations, config summary, history,
     /// module inspection), with its tags.
-    pub async fn artifact(&self, repo: &Repository, reference: &TagOrDigest) -> Result<ArtifactRecord> {
-        let (digest, _, _) = self.head_manifest(repo, reference).await?;
+    pub(crate) async fn artifact(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+    ) -> Result<ArtifactRecord> {
+        let (digest, _, _) = self.core.head_manifest(repo, reference).await?;
         let mut record = self
-            .read_record(&record_key(repo, &digest))
+            .core
+            .artifact_record(repo, &digest)
             .await?
             .ok_or_else(|| Error::ManifestUnknown(reference.to_string()))?;
         let mut tags: Vec<String> = self
+            .core
             .tags_by_digest(repo)
             .await?
             .into_iter()
@@ -398,7 +401,7 @@ impl Registry {
                 else {
                     continue;
                 };
-                if let Some(found) = self.read_record(&record_key(repo, &d)).await? {
+                if let Some(found) = self.core.artifact_record(repo, &d).await? {
                     child["inspection"] = found["inspection"].clone();
                     child["module"] = found["module"].clone();
                 }
@@ -408,12 +411,11 @@ impl Registry {
     }
 
     /// Every repository with its artifact counts by kind and by Harbor type.
-    pub async fn repository_summaries(&self) -> Result<Vec<RepositorySummary>> {
+    pub(crate) async fn repository_summaries(&self) -> Result<Vec<RepositorySummary>> {
         let (mut out, mut last) = (Vec::new(), None);
         loop {
-            let (page, more) = self
-                .repository_summaries_page(crate::registry::LISTING_BATCH, last.as_deref(), &|_| true)
-                .await?;
+            let (page, more) =
+                self.repository_summaries_page(LISTING_BATCH, last.as_deref(), &|_| true).await?;
             last = page.last().map(|s| s.name.clone());
             out.extend(page);
             if !more {
@@ -425,7 +427,7 @@ impl Registry {
     /// A page of [`repository_summaries`](Self::repository_summaries): up to `n` repositories
     /// after `last` that `visible` accepts, and whether more follow. It reads one page of the
     /// catalog and the artifact records of the repositories on it, nothing else.
-    pub async fn repository_summaries_page(
+    pub(crate) async fn repository_summaries_page(
         &self,
         n: usize,
         last: Option<&str>,
@@ -450,7 +452,7 @@ impl Registry {
         let mut out = Vec::new();
         let mut after = last.map(str::to_owned);
         loop {
-            let page = self.catalog_where(Some(n), after.as_deref(), visible).await?;
+            let page = self.core.catalog_where(Some(n), after.as_deref(), visible).await?;
             let mut names = page.names.into_iter();
             for name in names.by_ref() {
                 after = Some(name.clone());
@@ -493,7 +495,7 @@ fn artifact_record(manifest: &Manifest, classification: &Classification, config:
 /// The layers of a manifest as the inspection reads them: blobs linked to the repository,
 /// opened from the blocking thread the inspection runs on.
 struct StoredLayers {
-    registry: Registry,
+    core: Core,
     repo: Repository,
     runtime: tokio::runtime::Handle,
 }
@@ -512,11 +514,11 @@ impl wharf_wasm::image::Layers for StoredLayers {
             other => std::io::Error::other(other.to_string()),
         };
         let linked =
-            self.runtime.block_on(self.registry.blob_linked(&self.repo, digest)).map_err(storage_error)?;
+            self.runtime.block_on(self.core.blob_linked(&self.repo, digest)).map_err(storage_error)?;
         if !linked {
             return Ok(Err(format!("{digest} is not stored in this repository")));
         }
-        match self.runtime.block_on(self.registry.storage().get(digest, None)) {
+        match self.runtime.block_on(self.core.storage().get(digest, None)) {
             Ok(blob) => {
                 let reader = tokio_util::io::StreamReader::new(blob.stream);
                 let bridge = tokio_util::io::SyncIoBridge::new_with_handle(reader, self.runtime.clone());
@@ -531,4 +533,15 @@ impl wharf_wasm::image::Layers for StoredLayers {
 fn record_json(mut record: ArtifactRecord) -> Value {
     record.summary.pushed_at.get_or_insert_with(now);
     serde_json::to_value(record).expect("JSON serialises")
+}
+
+impl crate::jobs::Handler for Classifier {
+    fn inspect(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        give_up: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.inspect_stored(repo, digest, give_up)
+    }
 }

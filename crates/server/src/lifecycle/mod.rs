@@ -1,4 +1,5 @@
-//! Storage lifecycle: online garbage collection, retention, quotas and scrub.
+//! Storage lifecycle: online garbage collection, retention, quotas (checked on every push by
+//! the façade) and scrub.
 //!
 //! # Collection, and why no push loses an acknowledged blob
 //!
@@ -27,9 +28,8 @@
 //! So for every removal, either the writer's records were durable before the collector's
 //! re-check (and the re-check keeps the object), or the writer read the epoch or mark after
 //! the collector wrote it (and verifies before acknowledging). One collector runs at a time
-//! (the `lease` in `gc/lease`); a collector checks its lease before each removal.
+//! (the collector's lease, `lifecycle::lease`); a collector checks its lease before each removal.
 
-mod fence;
 mod lease;
 pub mod quota;
 pub mod retention;
@@ -44,10 +44,12 @@ use serde::{Deserialize, Serialize};
 use wharf_store::Write;
 use wharf_types::{Digest, Manifest, MediaType, Repository};
 
-pub(crate) use fence::{Check, Epoch, confirm};
-
+use crate::clock::now_secs;
 use crate::error::{Error, Result};
-use crate::registry::{LinkRecord, Registry, Revision, TagRecord, digest_key, layer_key, now_secs, repo_key};
+use crate::metrics::Metrics;
+use crate::registry::Core;
+use crate::registry::keys::{self, LinkRecord, Revision, TagRecord, parse_digest_key};
+use crate::search::SearchIndex;
 
 /// How many reads a collection has in flight at once.
 const READS: usize = 32;
@@ -232,6 +234,19 @@ pub struct GcReport {
     pub unreadable: Vec<String>,
 }
 
+impl GcReport {
+    /// What it removed (or would), by kind: blobs, links, manifests, tags, uploads.
+    pub(crate) fn freed(&self) -> [(&'static str, usize); 5] {
+        [
+            ("blob", self.blobs.len()),
+            ("link", self.links),
+            ("manifest", self.manifests.len()),
+            ("tag", self.tags.len()),
+            ("upload", self.uploads),
+        ]
+    }
+}
+
 /// What a manifest references.
 #[derive(Debug, Default)]
 struct Refs {
@@ -267,7 +282,9 @@ fn seen_twice<K: Ord, V, W>(again: BTreeMap<K, V>, first: &BTreeMap<K, W>) -> BT
 
 /// One collection.
 struct Collector<'a> {
-    registry: &'a Registry,
+    core: &'a Core,
+    search: &'a SearchIndex,
+    lifecycle: &'a Lifecycle,
     options: &'a GcOptions,
     /// Manifests parsed so far, by digest (`None`: unreadable).
     refs: HashMap<Digest, Option<Arc<Refs>>>,
@@ -275,10 +292,17 @@ struct Collector<'a> {
     would_go: std::collections::HashSet<(Repository, Digest)>,
 }
 
-impl Registry {
-    /// Collects garbage once (see the [module docs](crate::gc)): beside live servers on the
-    /// same storage, or alone. [`Error::Busy`] when another collection holds the lease.
-    pub async fn collect_garbage(&self, options: &GcOptions) -> Result<GcReport> {
+impl Lifecycle {
+    /// Collects garbage once (see the [module docs](crate::lifecycle)): beside live servers on
+    /// the same storage, or alone. [`Error::Busy`] when another collection holds the lease.
+    /// The search index forgets what goes; the run is counted in `metrics`.
+    pub(crate) async fn collect(
+        &self,
+        core: &Core,
+        search: &SearchIndex,
+        metrics: &Metrics,
+        options: &GcOptions,
+    ) -> Result<GcReport> {
         let started = std::time::Instant::now();
         let run = uuid::Uuid::new_v4().simple().to_string();
         let mut report = GcReport {
@@ -291,36 +315,44 @@ impl Registry {
         let lease = if options.dry_run {
             None
         } else {
-            let lease = lease::Lease::acquire(Arc::clone(self.storage()), &run).await?;
-            self.storage().set_meta(fence::EPOCH, format!("sweep {run}").into()).await?;
+            let lease = lease::Lease::acquire(Arc::clone(core.storage()), &run).await?;
+            core.storage().set_meta(keys::GC_EPOCH, format!("sweep {run}").into()).await?;
             // Marks a dead collector left: nobody will decide them.
-            let stale = self.storage().list_meta(fence::DOOMED).await?;
+            let stale = core.storage().list_meta(keys::GC_DOOMED).await?;
             let removes = stale.into_iter().map(|key| Write::Remove { key }).collect::<Vec<_>>();
             if !removes.is_empty() {
-                self.storage().write_steps(vec![removes]).await?;
+                core.storage().write_steps(vec![removes]).await?;
             }
             Some(lease)
         };
         let mut collector = Collector {
-            registry: self,
+            core,
+            search,
+            lifecycle: self,
             options,
             refs: HashMap::new(),
             would_go: std::collections::HashSet::new(),
         };
         let outcome = collector.run(lease.as_ref(), &mut report).await;
         if let Some(lease) = lease {
-            self.storage().set_meta(fence::EPOCH, format!("idle {run}").into()).await?;
+            core.storage().set_meta(keys::GC_EPOCH, format!("idle {run}").into()).await?;
             lease.release().await?;
         }
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.metrics().gc_finished(&report, outcome.is_ok(), started.elapsed().as_secs_f64());
+        metrics.gc_finished(
+            outcome.is_ok(),
+            report.dry_run,
+            started.elapsed().as_secs_f64(),
+            report.bytes_freed,
+            &report.freed(),
+        );
         outcome?;
         report.tags.sort();
         report.manifests.sort();
         report.blobs.sort();
         if !options.dry_run {
             let json = serde_json::to_vec(&report).expect("a report serialises");
-            self.storage().set_meta("gc/last-report", json.into()).await?;
+            core.storage().set_meta(keys::GC_LAST_REPORT, json.into()).await?;
         }
         tracing::info!(
             run = %report.run,
@@ -338,8 +370,8 @@ impl Registry {
     }
 
     /// The report of the last collection that removed anything or could have (not dry runs).
-    pub async fn last_gc_report(&self) -> Result<Option<serde_json::Value>> {
-        let record = self.storage().get_meta("gc/last-report").await?;
+    pub(crate) async fn last_report(core: &Core) -> Result<Option<serde_json::Value>> {
+        let record = core.storage().get_meta(keys::GC_LAST_REPORT).await?;
         Ok(record.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 }
@@ -350,12 +382,12 @@ fn cutoff(options: &GcOptions) -> u64 {
 
 impl Collector<'_> {
     async fn run(&mut self, lease: Option<&lease::Lease>, report: &mut GcReport) -> Result<()> {
-        let storage = Arc::clone(self.registry.storage());
+        let storage = Arc::clone(self.core.storage());
         let repos: Vec<Repository> = storage
-            .list_meta("catalog/")
+            .list_meta(keys::CATALOG)
             .await?
             .iter()
-            .filter_map(|k| k["catalog/".len()..].parse().ok())
+            .filter_map(|k| k[keys::CATALOG.len()..].parse().ok())
             .collect();
         report.repositories = repos.len();
         let mut kept: BTreeSet<Digest> = BTreeSet::new();
@@ -378,18 +410,18 @@ impl Collector<'_> {
         }
         self.sweep_blobs(&kept, lease, report).await?;
         report.uploads = if lease.is_some() {
-            self.registry.purge_stale_uploads(self.options.upload_max_age).await?
+            self.core.purge_stale_uploads(self.options.upload_max_age).await?
         } else {
-            self.registry.stale_uploads(self.options.upload_max_age).await?.len()
+            self.core.stale_uploads(self.options.upload_max_age).await?.len()
         };
         Ok(())
     }
 
     /// Reads a repository's tags, revisions and links.
     async fn read(&self, repo: &Repository, with_pulls: bool) -> Result<RepoState> {
-        let storage = self.registry.storage();
+        let storage = self.core.storage();
         let mut state = RepoState::default();
-        let prefix = repo_key(repo, "_manifests/tags/");
+        let prefix = keys::tags(repo);
         let keys = storage.list_meta(&prefix).await?;
         let records: Vec<(String, Option<bytes::Bytes>)> = futures_util::stream::iter(keys)
             .map(|k| async move { Ok::<_, Error>((k.clone(), storage.get_meta(&k).await?)) })
@@ -402,7 +434,7 @@ impl Collector<'_> {
             }
         }
         if with_pulls {
-            let prefix = repo_key(repo, "_manifests/pulled/");
+            let prefix = keys::pulls(repo);
             for key in storage.list_meta(&prefix).await? {
                 let at = storage.get_meta(&key).await?;
                 if let Some(at) = at.as_deref().and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
@@ -411,7 +443,7 @@ impl Collector<'_> {
                 }
             }
         }
-        let prefix = repo_key(repo, "_manifests/revisions/");
+        let prefix = keys::revisions(repo);
         let digests: Vec<Digest> = storage
             .list_meta(&prefix)
             .await?
@@ -419,12 +451,12 @@ impl Collector<'_> {
             .filter_map(|k| parse_digest_key(&k[prefix.len()..]))
             .collect();
         let revisions: Vec<(Digest, Option<Revision>)> = futures_util::stream::iter(digests)
-            .map(|d| async move { Ok::<_, Error>((d.clone(), self.registry.revision(repo, &d).await?)) })
+            .map(|d| async move { Ok::<_, Error>((d.clone(), self.core.revision(repo, &d).await?)) })
             .buffer_unordered(READS)
             .try_collect()
             .await?;
         state.revisions = revisions.into_iter().filter_map(|(d, r)| Some((d, r?))).collect();
-        let prefix = repo_key(repo, "_layers/");
+        let prefix = keys::layers(repo);
         state.links = storage
             .list_meta(&prefix)
             .await?
@@ -436,7 +468,7 @@ impl Collector<'_> {
 
     /// Parses every revision's manifest not parsed yet.
     async fn load_refs(&mut self, state: &RepoState) -> Result<()> {
-        let storage = self.registry.storage();
+        let storage = self.core.storage();
         let missing: Vec<(Digest, String)> = state
             .revisions
             .iter()
@@ -474,7 +506,7 @@ impl Collector<'_> {
 
     /// Decides what goes from one repository.
     async fn plan(&mut self, repo: &Repository) -> Result<Plan> {
-        let lifecycle = self.registry.lifecycle();
+        let lifecycle = self.lifecycle;
         let rule = lifecycle.rule(repo);
         let state = self.read(repo, rule.is_some()).await?;
         self.load_refs(&state).await?;
@@ -556,12 +588,12 @@ impl Collector<'_> {
             // every revision (its children are unknown too).
             plan.revisions.clear();
         } else {
-            let storage = self.registry.storage();
+            let storage = self.core.storage();
             let candidates: Vec<Digest> =
                 state.links.iter().filter(|d| !live_blobs.contains(*d)).cloned().collect();
             let times: Vec<(Digest, u64)> = futures_util::stream::iter(candidates)
                 .map(|d| async move {
-                    let record = storage.get_meta(&layer_key(repo, &d)).await?;
+                    let record = storage.get_meta(&keys::layer(repo, &d)).await?;
                     Ok::<_, Error>((d, record.as_deref().map_or(u64::MAX, |r| LinkRecord::decode(r).linked)))
                 })
                 .buffer_unordered(READS)
@@ -587,12 +619,12 @@ impl Collector<'_> {
         lease: &lease::Lease,
         report: &mut GcReport,
     ) -> Result<Plan> {
-        let storage = Arc::clone(self.registry.storage());
+        let storage = Arc::clone(self.core.storage());
         let marks: Vec<String> = first
             .tags
             .keys()
-            .map(|t| fence::doomed_tag(repo, t))
-            .chain(first.revisions.keys().chain(&first.links).map(fence::doomed_digest))
+            .map(|t| keys::doomed_tag(repo, t))
+            .chain(first.revisions.keys().chain(&first.links).map(keys::doomed_digest))
             .collect();
         let writes =
             marks.iter().map(|key| Write::Set { key: key.clone(), value: bytes::Bytes::new() }).collect();
@@ -610,17 +642,22 @@ impl Collector<'_> {
             lease.check().await?;
             // One batch: the tags first (a tag never outlives its revision), then the
             // revisions and links.
-            let first_step: Vec<Write> =
-                tags.keys().flat_map(|t| self.registry.tag_removals(repo, t)).collect();
+            let first_step: Vec<Write> = tags.keys().flat_map(|t| Core::tag_removals(repo, t)).collect();
             let mut second_step: Vec<Write> = Vec::new();
             for (d, revision) in &revisions {
-                second_step.extend(self.registry.revision_removals(repo, d, revision));
+                second_step.extend(Core::revision_removals(repo, d, revision));
             }
             for d in &links {
-                second_step.extend(Registry::link_removals(repo, d));
+                second_step.extend(Core::link_removals(repo, d));
+            }
+            for t in tags.keys() {
+                self.search.untag(repo.as_str(), t);
+            }
+            for d in revisions.keys() {
+                self.search.remove(repo.as_str(), d.as_str());
             }
             if !tags.is_empty() || !revisions.is_empty() {
-                second_step.push(self.registry.search_index().stamp_write());
+                second_step.push(self.search.stamp_write());
             }
             let steps: Vec<Vec<Write>> =
                 [first_step, second_step].into_iter().filter(|s| !s.is_empty()).collect();
@@ -646,13 +683,13 @@ impl Collector<'_> {
         lease: Option<&lease::Lease>,
         report: &mut GcReport,
     ) -> Result<()> {
-        let storage = Arc::clone(self.registry.storage());
+        let storage = Arc::clone(self.core.storage());
         let all: Vec<Digest> = storage.list().try_collect().await?;
         let candidates: Vec<Digest> = all.iter().filter(|d| !kept.contains(*d)).cloned().collect();
         report.blobs_kept = all.len() - candidates.len();
         let threshold = SystemTime::now() - self.options.grace;
         for batch in candidates.chunks(BATCH) {
-            let marks: Vec<String> = batch.iter().map(fence::doomed_digest).collect();
+            let marks: Vec<String> = batch.iter().map(keys::doomed_digest).collect();
             if lease.is_some() {
                 let writes = marks
                     .iter()
@@ -714,15 +751,15 @@ impl Collector<'_> {
     /// `Some(size)` when blob `d` is garbage: no live link or revision names it (stale reverse
     /// records are removed on the way) and it is older than `threshold`.
     async fn blob_garbage(&self, d: &Digest, threshold: SystemTime) -> Result<Option<u64>> {
-        let storage = self.registry.storage();
-        for (prefix, is_link) in [("blob-repositories", true), ("manifest-repositories", false)] {
-            let prefix = format!("{prefix}/{}/", digest_key(d));
+        let storage = self.core.storage();
+        for (prefix, is_link) in [(keys::blob_repositories(d), true), (keys::manifest_repositories(d), false)]
+        {
             for key in storage.list_meta(&prefix).await? {
                 let Ok(repo) = key[prefix.len()..].parse::<Repository>() else { continue };
                 let live = if is_link {
-                    self.registry.blob_linked(&repo, d).await?
+                    self.core.blob_linked(&repo, d).await?
                 } else {
-                    self.registry.holds_manifest(&repo, d).await?
+                    self.core.holds_manifest(&repo, d).await?
                 };
                 if live && !self.would_go.contains(&(repo.clone(), d.clone())) {
                     return Ok(None);
@@ -758,12 +795,6 @@ impl Plan {
     fn is_empty(&self) -> bool {
         self.tags.is_empty() && self.revisions.is_empty() && self.links.is_empty()
     }
-}
-
-/// `<alg>/<hex>` back to a digest.
-fn parse_digest_key(key: &str) -> Option<Digest> {
-    let (alg, hex) = key.split_once('/')?;
-    format!("{alg}:{hex}").parse().ok()
 }
 
 /// The invariants of the lifecycle's parsers (for `fuzzing::lifecycle`).

@@ -1,12 +1,12 @@
-//! The `_wharf` API's answers as public serde types: what [`Registry::artifacts`],
-//! [`Registry::artifact`], [`Registry::repository_summaries`] and [`Registry::search`] return
+//! The `_wharf` API's answers as public serde types: what [`Wharf::artifacts`],
+//! [`Wharf::artifact`], [`Wharf::repository_summaries`] and [`Wharf::search`] return
 //! and what `/v2/…/_wharf/…` serves as JSON (camelCase). The artifact records are
 //! `wharf_wasm::record`'s (re-exported here), the shape `wharf inspect --json` prints too.
 //!
-//! [`Registry::artifacts`]: crate::Registry::artifacts
-//! [`Registry::artifact`]: crate::Registry::artifact
-//! [`Registry::repository_summaries`]: crate::Registry::repository_summaries
-//! [`Registry::search`]: crate::Registry::search
+//! [`Wharf::artifacts`]: crate::Wharf::artifacts
+//! [`Wharf::artifact`]: crate::Wharf::artifact
+//! [`Wharf::repository_summaries`]: crate::Wharf::repository_summaries
+//! [`Wharf::search`]: crate::Wharf::search
 
 use std::collections::BTreeMap;
 

@@ -8,8 +8,11 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use wharf_types::{Digest, Manifest, MediaType, Repository};
 
+use crate::clock::now_secs;
 use crate::error::{Error, Result};
-use crate::registry::{Registry, TagRecord, now_secs, repo_key};
+use crate::metrics::Metrics;
+use crate::registry::Core;
+use crate::registry::keys::{self, TagRecord};
 
 /// How many blobs are hashed at once.
 const HASHING: usize = 4;
@@ -59,21 +62,32 @@ pub struct ScrubReport {
     pub quarantined: Vec<String>,
 }
 
-impl Registry {
+/// A scrub over the core, its outcome counted in the metrics.
+pub(crate) struct Scrubber<'a> {
+    core: &'a Core,
+    metrics: &'a Metrics,
+}
+
+impl<'a> Scrubber<'a> {
+    /// A scrub of `core`.
+    pub(crate) fn new(core: &'a Core, metrics: &'a Metrics) -> Self {
+        Self { core, metrics }
+    }
+
     /// Scrubs the registry (beside live servers, or alone): re-hashes every blob — a corrupt
     /// one is reported and, with `quarantine`, moved out of sight — and checks every tag,
     /// revision and reference. Findings are looked at twice, so a push or delete that was
     /// in flight is not reported.
-    pub async fn scrub(&self, quarantine: bool) -> Result<ScrubReport> {
+    pub(crate) async fn scrub(&self, quarantine: bool) -> Result<ScrubReport> {
         let started = std::time::Instant::now();
         let mut report = ScrubReport { started: now_secs(), ..ScrubReport::default() };
         let outcome = self.scrub_into(quarantine, &mut report).await;
-        self.metrics().scrub_finished(outcome.as_ref().ok().map(|()| report.damage.len()));
+        self.metrics.scrub_finished(outcome.as_ref().ok().map(|()| report.damage.len()));
         outcome?;
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         report.damage.sort();
         let json = serde_json::to_vec(&report).expect("a report serialises");
-        self.storage().set_meta("gc/last-scrub", json.into()).await?;
+        self.core.storage().set_meta(keys::GC_LAST_SCRUB, json.into()).await?;
         tracing::info!(
             blobs = report.blobs,
             damage = report.damage.len(),
@@ -84,7 +98,7 @@ impl Registry {
     }
 
     async fn scrub_into(&self, quarantine: bool, report: &mut ScrubReport) -> Result<()> {
-        let storage = Arc::clone(self.storage());
+        let storage = Arc::clone(self.core.storage());
         let all: Vec<Digest> = storage.list().try_collect().await?;
         let hashed: Vec<(Digest, Option<u64>)> = futures_util::stream::iter(all)
             .map(|d| {
@@ -135,10 +149,10 @@ impl Registry {
             }
         }
         let repos: Vec<Repository> = storage
-            .list_meta("catalog/")
+            .list_meta(keys::CATALOG)
             .await?
             .iter()
-            .filter_map(|k| k["catalog/".len()..].parse().ok())
+            .filter_map(|k| k[keys::CATALOG.len()..].parse().ok())
             .collect();
         report.repositories = repos.len();
         for repo in &repos {
@@ -160,7 +174,7 @@ impl Registry {
         corrupt: &BTreeSet<Digest>,
         report: &mut ScrubReport,
     ) -> Result<Vec<Damage>> {
-        let storage = self.storage();
+        let storage = self.core.storage();
         let mut found = Vec::new();
         let damage = |kind: &str, reference: String, digest: &Digest| Damage {
             kind: kind.into(),
@@ -168,22 +182,21 @@ impl Registry {
             reference: Some(reference),
             digest: digest.to_string(),
         };
-        let prefix = repo_key(repo, "_manifests/tags/");
+        let prefix = keys::tags(repo);
         for key in storage.list_meta(&prefix).await? {
             let tag = &key[prefix.len()..];
             report.tags += 1;
             let Some(record) = storage.get_meta(&key).await?.as_deref().and_then(TagRecord::decode) else {
                 continue;
             };
-            if !self.holds_manifest(repo, &record.digest).await? {
+            if !self.core.holds_manifest(repo, &record.digest).await? {
                 found.push(damage("dangling-tag", tag.to_owned(), &record.digest));
             }
         }
-        let prefix = repo_key(repo, "_manifests/revisions/");
+        let prefix = keys::revisions(repo);
         for key in storage.list_meta(&prefix).await? {
-            let Some((alg, hex)) = key[prefix.len()..].split_once('/') else { continue };
-            let Ok(digest) = format!("{alg}:{hex}").parse::<Digest>() else { continue };
-            let Some(revision) = self.revision(repo, &digest).await? else { continue };
+            let Some(digest) = keys::parse_digest_key(&key[prefix.len()..]) else { continue };
+            let Some(revision) = self.core.revision(repo, &digest).await? else { continue };
             report.manifests += 1;
             if corrupt.contains(&digest) {
                 found.push(damage("corrupt-blob", digest.to_string(), &digest));
@@ -205,12 +218,12 @@ impl Registry {
             let is_index = manifest.as_index().is_some();
             for r in manifest.references().filter(|r| !r.is_non_distributable()) {
                 if is_index {
-                    if !self.holds_manifest(repo, &r.digest).await? {
+                    if !self.core.holds_manifest(repo, &r.digest).await? {
                         found.push(damage("missing-child", digest.to_string(), &r.digest));
                     }
                 } else if corrupt.contains(&r.digest) {
                     found.push(damage("corrupt-blob", digest.to_string(), &r.digest));
-                } else if !self.blob_linked(repo, &r.digest).await?
+                } else if !self.core.blob_linked(repo, &r.digest).await?
                     || storage.stat(&r.digest).await?.is_none()
                 {
                     found.push(damage("missing-blob", digest.to_string(), &r.digest));

@@ -1,0 +1,581 @@
+//! The façade: [`Wharf`], the registry as its users and the HTTP edge see it. It owns the
+//! orchestration around the core — quotas, classification, Wasm policies, jobs, search, the
+//! manifest cache, metrics, pull records — so that no service calls another through the core,
+//! and each operation reads top to bottom here. A manifest PUT:
+//!
+//! ```text
+//! Wharf::put_manifest
+//!   Manifest::from_bytes[_verified]          parse (and verify the digest asked for)
+//!   Core::epoch                              read the collector's fence
+//!   Quotas::check                            refuse over quota (nothing written)
+//!   Core::check_references                   every blob or child present, with its size
+//!   Classifier::classify_push                Wasm classification, policies, maybe modules read
+//!   Core::write_manifest                     bytes → records (+ artifact, job, stamp) → tags, fenced
+//!   Queue wake, SearchIndex::upsert, Quotas::added, Metrics::artifact_pushed
+//! ```
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use wharf_store::{BlobInfo, ByteStream, GetResult, Storage, UploadId};
+use wharf_types::{Digest, ImageIndex, Manifest, MediaType, Repository, Tag, TagOrDigest};
+
+use crate::api::{ArtifactRecord, ArtifactSummary, RepositorySummary, SearchHit};
+use crate::classify::Classifier;
+use crate::error::{Error, Result};
+use crate::jobs::{Queue, Slots, Worker};
+use crate::lifecycle::quota::QuotaUsage;
+use crate::lifecycle::scrub::{ScrubReport, Scrubber};
+use crate::lifecycle::{GcOptions, GcReport, Lifecycle};
+use crate::metrics::Metrics;
+use crate::policy::WasmPolicies;
+use crate::registry::fence::Epoch;
+use crate::registry::{Core, Page, PutManifest, StoredManifest};
+use crate::search::{Query, SearchIndex};
+
+/// Inspections run at once by default: the cores, at least 2 and at most 8.
+fn default_inspections() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get).clamp(2, 8)
+}
+
+/// The registry: the OCI core over one storage backend, with Wasm classification, policies,
+/// background jobs, search, lifecycle (collection, retention, quotas, scrub) and metrics
+/// around it. No HTTP here ([`router`](crate::router) serves it).
+#[derive(Clone, Debug)]
+pub struct Wharf {
+    core: Core,
+    classifier: Classifier,
+    queue: Queue,
+    search: Arc<SearchIndex>,
+    lifecycle: Arc<Lifecycle>,
+    metrics: Arc<Metrics>,
+}
+
+impl Wharf {
+    /// A registry in memory: for tests, examples and programs that embed one (nothing
+    /// survives the process). The same as `Wharf::new(Arc::new(MemoryStore::new()))`.
+    ///
+    /// ```
+    /// let registry = wharf_server::Wharf::in_memory();
+    /// # let _ = registry;
+    /// ```
+    pub fn in_memory() -> Self {
+        Self::new(Arc::new(wharf_store::MemoryStore::new()))
+    }
+
+    /// A registry over `storage` (a [`wharf_store::FsStore`], `MemoryStore` or `S3Store`).
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        let core = Core::new(Arc::clone(&storage));
+        let search = Arc::new(SearchIndex::new());
+        let slots = Arc::new(Slots::new(default_inspections()));
+        let metrics = Arc::new(Metrics::default());
+        let queue =
+            Queue { storage, slots: Arc::clone(&slots), wake: Arc::default(), metrics: Arc::clone(&metrics) };
+        Self {
+            classifier: Classifier::new(core.clone(), Arc::clone(&search), slots),
+            core,
+            queue,
+            search,
+            lifecycle: Arc::default(),
+            metrics,
+        }
+    }
+
+    /// What reading one artifact's layers may cost (bytes decompressed, extended header
+    /// sizes, entries, module size, time; [`wharf_wasm::budget::Budget`]), and how many
+    /// artifacts a process reads at once (the cores, 2 to 8, by default). An artifact over
+    /// budget is recorded as not inspected, with the limit it reached.
+    #[must_use]
+    pub fn with_inspection(mut self, budget: wharf_wasm::budget::Budget, concurrency: Option<usize>) -> Self {
+        let slots = Arc::new(Slots::new(concurrency.unwrap_or_else(default_inspections)));
+        self.classifier.budget = budget;
+        self.classifier.slots = Arc::clone(&slots);
+        self.queue.slots = slots;
+        self
+    }
+
+    /// With lifecycle rules (`[gc]`, `[[retention]]`, `[[quota]]`) for
+    /// [`collect_garbage`](Self::collect_garbage) and every push.
+    #[must_use]
+    pub fn with_lifecycle(mut self, lifecycle: Lifecycle) -> Self {
+        self.lifecycle = Arc::new(lifecycle);
+        self
+    }
+
+    /// **Unsafe for real use**: with `false`, pushes no longer confirm their writes against a
+    /// concurrent garbage collection. Exists so that a test can show the collection losing
+    /// acknowledged data without it.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_gc_fence(mut self, on: bool) -> Self {
+        self.core = self.core.with_gc_fence(on);
+        self
+    }
+
+    /// The lifecycle rules.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// With `on`, a manifest whose declared raw Wasm layer is not valid WebAssembly is refused
+    /// (400 `MANIFEST_INVALID`).
+    #[must_use]
+    pub fn with_wasm_validate(mut self, on: bool) -> Self {
+        self.classifier.validate = on;
+        self
+    }
+
+    /// Whether the Wasm validation policy is on.
+    pub fn wasm_validate(&self) -> bool {
+        self.classifier.validate
+    }
+
+    /// With Wasm policies (`[[wasm_policy]]`): a push into a repository they match is checked
+    /// against them before it is acknowledged.
+    #[must_use]
+    pub fn with_wasm_policies(mut self, policies: WasmPolicies) -> Self {
+        self.classifier.policies = Arc::new(policies);
+        self
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The storage backend.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        self.core.storage()
+    }
+
+    /// The Prometheus text exposition of this registry's metrics.
+    pub async fn render_metrics(&self) -> Result<String> {
+        let storage = self.core.storage();
+        let count =
+            |prefix: &'static str| async move { Ok::<_, Error>(storage.list_meta(prefix).await?.len()) };
+        let sessions = count(crate::registry::keys::UPLOADS).await?;
+        let repositories = count(crate::registry::keys::CATALOG).await?;
+        let jobs = count(crate::registry::keys::JOBS_PENDING).await?;
+        let parked = count(crate::registry::keys::JOBS_PARKED).await?;
+        self.lifecycle.quotas.set_metrics(&self.core, &self.metrics).await?;
+        Ok(self.metrics.render(sessions, repositories, storage.quarantined(), (jobs, parked)))
+    }
+
+    /// Runs the background jobs queued in the backend until none this process can take is
+    /// left (a server runs them on its own; tools and tests embedding a [`Wharf`] call
+    /// this).
+    pub async fn run_pending_jobs(&self) -> Result<()> {
+        Arc::new(Worker::new(Arc::clone(self.core.storage()))).drain(&self.queue, &self.classifier).await
+    }
+
+    /// Works the job queue for as long as the returned future runs (what a server does).
+    pub(crate) fn work_jobs(&self) -> impl Future<Output = ()> + Send + 'static {
+        let worker = Arc::new(Worker::new(Arc::clone(self.core.storage())));
+        worker.run(self.queue.clone(), self.classifier.clone())
+    }
+
+    // Blobs.
+
+    /// Whether the repository exists (has ever held a blob, upload or manifest).
+    pub async fn repository_exists(&self, repo: &Repository) -> Result<bool> {
+        self.core.repository_exists(repo).await
+    }
+
+    /// Whether `digest` is linked to the repository.
+    pub async fn blob_linked(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
+        self.core.blob_linked(repo, digest).await
+    }
+
+    /// The blob's size, if it is in the repository.
+    pub async fn stat_blob(&self, repo: &Repository, digest: &Digest) -> Result<Option<BlobInfo>> {
+        self.core.stat_blob(repo, digest).await
+    }
+
+    /// Where a client may fetch the blob from the storage engine itself (a presigned URL,
+    /// valid for [`BLOB_URL_EXPIRY`](crate::BLOB_URL_EXPIRY)), when the storage hands such
+    /// URLs out (S3 with `redirect=true`); `None` otherwise. [`Error::BlobUnknown`] when the
+    /// repository does not hold the blob.
+    pub async fn blob_url(&self, repo: &Repository, digest: &Digest, head: bool) -> Result<Option<String>> {
+        self.core.blob_url(repo, digest, head).await
+    }
+
+    /// Streams the blob (or a range of it) from the repository.
+    pub async fn get_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        range: Option<Range<u64>>,
+    ) -> Result<GetResult> {
+        self.core.get_blob(repo, digest, range).await
+    }
+
+    /// Unlinks the blob from the repository (the bytes stay for other repositories).
+    pub async fn delete_blob(&self, repo: &Repository, digest: &Digest) -> Result<()> {
+        self.core.delete_blob(repo, digest).await
+    }
+
+    /// Stores a whole blob (monolithic upload) and links it, within the repository's quotas.
+    pub async fn put_blob(&self, repo: &Repository, digest: &Digest, data: ByteStream) -> Result<BlobInfo> {
+        let epoch = self.core.epoch().await?;
+        let (data, exceeded) = self.within_quota(repo, Some(digest), 0, data).await?;
+        let info = match self.core.store_blob(&epoch, repo, digest, data).await {
+            Err(_) if exceeded.is_some_and(|e| e.load(std::sync::atomic::Ordering::Relaxed)) => {
+                return Err(self.over_quota(repo).await);
+            }
+            other => other?,
+        };
+        self.lifecycle.quotas.added(repo, digest, info.size);
+        Ok(info)
+    }
+
+    /// `data`, cut off with an error past the room the repository's quotas leave (after
+    /// `already` bytes of the same blob); the flag says whether that happened. A blob the
+    /// quotas already count passes as it is.
+    async fn within_quota(
+        &self,
+        repo: &Repository,
+        digest: Option<&Digest>,
+        already: u64,
+        data: ByteStream,
+    ) -> Result<(ByteStream, Option<Arc<std::sync::atomic::AtomicBool>>)> {
+        let quotas = &self.lifecycle.quotas;
+        let Some(room) = quotas.room(&self.core, repo).await? else { return Ok((data, None)) };
+        if let Some(d) = digest
+            && quotas.check(&self.core, repo, Some(d), u64::MAX).await.is_ok()
+        {
+            // Counted under every quota: adds nothing.
+            return Ok((data, None));
+        }
+        let exceeded = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&exceeded);
+        let mut seen = already;
+        let limited = data
+            .map(move |chunk| {
+                let chunk = chunk?;
+                seen += chunk.len() as u64;
+                if seen > room {
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(std::io::Error::other("over quota"));
+                }
+                Ok(chunk)
+            })
+            .boxed();
+        Ok((limited, Some(exceeded)))
+    }
+
+    /// The refusal of a push that went over a quota (with usage and limit).
+    async fn over_quota(&self, repo: &Repository) -> Error {
+        match self.lifecycle.quotas.check(&self.core, repo, None, u64::MAX).await {
+            Err(e) => e,
+            Ok(()) => Error::Denied { message: "over quota".into(), challenge: None },
+        }
+    }
+
+    /// Mounts `digest` from `from` (or, without `from`, from any repository holding it).
+    /// `false` when there is nothing to mount (the caller starts an upload instead).
+    pub async fn mount(&self, repo: &Repository, digest: &Digest, from: Option<&Repository>) -> Result<bool> {
+        self.mount_where(repo, digest, from, &|_| true).await
+    }
+
+    /// [`mount`](Self::mount), taking the blob only from a repository `allowed` accepts
+    /// (the ones the caller may pull).
+    pub async fn mount_where(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        from: Option<&Repository>,
+        allowed: &(dyn Fn(&Repository) -> bool + Sync),
+    ) -> Result<bool> {
+        let epoch = self.core.epoch().await?;
+        let Some(info) = self.core.mount_source(digest, from, allowed).await? else {
+            return Ok(false);
+        };
+        if !self.lifecycle.quotas.is_empty() {
+            self.lifecycle.quotas.check(&self.core, repo, Some(digest), info.size).await?;
+        }
+        match self.core.link_fenced(&epoch, repo, digest, info.size).await {
+            // Collected meanwhile: the client uploads it instead.
+            Err(Error::Collected(_)) => Ok(false),
+            Err(e) => Err(e),
+            Ok(()) => {
+                self.lifecycle.quotas.added(repo, digest, info.size);
+                Ok(true)
+            }
+        }
+    }
+
+    // Uploads.
+
+    /// Starts an upload session in the repository.
+    pub async fn begin_upload(&self, repo: &Repository) -> Result<UploadId> {
+        self.core.begin_upload(repo).await
+    }
+
+    /// Cancels every upload session older than `max_age` (clients that went away); returns
+    /// how many were removed.
+    pub async fn purge_stale_uploads(&self, max_age: std::time::Duration) -> Result<usize> {
+        self.core.purge_stale_uploads(max_age).await
+    }
+
+    /// How many bytes the session holds.
+    pub async fn upload_status(&self, repo: &Repository, id: &UploadId) -> Result<u64> {
+        self.core.upload_status(repo, id).await
+    }
+
+    /// Appends a chunk at `offset` (the session's size when the client sent no range),
+    /// within the repository's quotas (a session that goes over is cancelled).
+    pub async fn append_upload(
+        &self,
+        repo: &Repository,
+        id: &UploadId,
+        offset: Option<u64>,
+        data: ByteStream,
+    ) -> Result<u64> {
+        if self.lifecycle.quotas.is_empty() {
+            return self.core.append_upload(repo, id, offset, data).await;
+        }
+        let offset = match offset {
+            Some(o) => o,
+            None => self.core.upload_status(repo, id).await?,
+        };
+        let (data, exceeded) = self.within_quota(repo, None, offset, data).await?;
+        match self.core.append_upload(repo, id, Some(offset), data).await {
+            Err(e @ Error::RangeNotSatisfiable { .. }) => Err(e),
+            Err(_) if exceeded.is_some_and(|e| e.load(std::sync::atomic::Ordering::Relaxed)) => {
+                // Refused: the session and its bytes go.
+                self.core.cancel_upload(repo, id).await.ok();
+                Err(self.over_quota(repo).await)
+            }
+            other => other,
+        }
+    }
+
+    /// Completes the session as blob `digest`, within the repository's quotas.
+    pub async fn finish_upload(&self, repo: &Repository, id: &UploadId, digest: &Digest) -> Result<BlobInfo> {
+        let epoch = self.core.epoch().await?;
+        if !self.lifecycle.quotas.is_empty() {
+            let size = self.core.upload_status(repo, id).await?;
+            if let Err(e) = self.lifecycle.quotas.check(&self.core, repo, Some(digest), size).await {
+                self.core.cancel_upload(repo, id).await.ok();
+                return Err(e);
+            }
+        }
+        let info = self.core.finish_upload(&epoch, repo, id, digest).await?;
+        self.lifecycle.quotas.added(repo, digest, info.size);
+        Ok(info)
+    }
+
+    /// Cancels the session.
+    pub async fn cancel_upload(&self, repo: &Repository, id: &UploadId) -> Result<()> {
+        self.core.cancel_upload(repo, id).await
+    }
+
+    // Manifests.
+
+    /// Stores a manifest pushed to `reference` (a tag, or the digest it must have), with
+    /// more tags from `?tag=` (see the [module docs](self) for the order of the steps).
+    pub async fn put_manifest(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+        content_type: Option<&MediaType>,
+        bytes: Bytes,
+        extra_tags: &[Tag],
+    ) -> Result<PutManifest> {
+        let manifest = match reference {
+            TagOrDigest::Digest(d) => Manifest::from_bytes_verified(bytes, content_type, d)?,
+            TagOrDigest::Tag(_) => Manifest::from_bytes(bytes, content_type)?,
+        };
+        let epoch: Epoch = self.core.epoch().await?;
+        self.lifecycle.quotas.check(&self.core, repo, Some(manifest.digest()), manifest.size()).await?;
+        self.core.check_references(repo, &manifest).await?;
+        let (artifact, job) = self.classifier.classify_push(repo, &manifest).await?;
+        let mut tags: Vec<Tag> = extra_tags.to_vec();
+        if let TagOrDigest::Tag(t) = reference {
+            tags.insert(0, t.clone());
+        }
+        let mut records = vec![Classifier::artifact_write(repo, manifest.digest(), &artifact)];
+        records.extend(job.as_ref().map(crate::jobs::Job::write));
+        let put = self
+            .core
+            .write_manifest(&epoch, repo, &manifest, tags, records, self.search.stamp_write())
+            .await?;
+        if job.is_some() {
+            self.queue.wake.notify_one();
+        }
+        let tag_names: Vec<String> = put.tags.iter().map(ToString::to_string).collect();
+        self.search.upsert(repo.as_str(), &artifact, &tag_names);
+        self.lifecycle.quotas.added(repo, &put.digest, manifest.size());
+        self.metrics.artifact_pushed(
+            artifact["kind"].as_str().unwrap_or_default(),
+            artifact["harborType"].as_str().unwrap_or_default(),
+        );
+        Ok(put)
+    }
+
+    /// The manifest at a tag or digest (a pull of a tag is recorded where retention counts
+    /// pulls).
+    pub async fn get_manifest(&self, repo: &Repository, reference: &TagOrDigest) -> Result<StoredManifest> {
+        let got = self.core.get_manifest(repo, reference).await?;
+        self.pulled(repo, reference);
+        Ok(got)
+    }
+
+    /// The manifest's digest, media type and size, without its bytes. Clients resolve a tag
+    /// with HEAD, then fetch by digest: that is a pull of the tag.
+    pub async fn head_manifest(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+    ) -> Result<(Digest, String, u64)> {
+        let located = self.core.head_manifest(repo, reference).await?;
+        self.pulled(repo, reference);
+        Ok(located)
+    }
+
+    /// Records a pull of a tag in repositories a retention rule with `keep_pulled_within`
+    /// covers.
+    fn pulled(&self, repo: &Repository, reference: &TagOrDigest) {
+        if let TagOrDigest::Tag(tag) = reference
+            && self.lifecycle.counts_pulls(repo)
+        {
+            self.core.record_pull(repo, tag);
+        }
+    }
+
+    /// Deletes a tag, or a manifest with every tag pointing at it and its referrer record.
+    pub async fn delete_manifest(&self, repo: &Repository, reference: &TagOrDigest) -> Result<()> {
+        self.core.delete_manifest(repo, reference, self.search.stamp_write()).await?;
+        match reference {
+            TagOrDigest::Tag(t) => self.search.untag(repo.as_str(), t.as_str()),
+            TagOrDigest::Digest(d) => self.search.remove(repo.as_str(), d.as_str()),
+        }
+        Ok(())
+    }
+
+    /// The repository's tags, sorted by bytes, after `last`, at most `n`. A page costs its
+    /// own size, not the repository's ([`wharf_store::MetaStore::list_meta_page`]).
+    pub async fn tags(&self, repo: &Repository, n: Option<usize>, last: Option<&str>) -> Result<Page> {
+        self.core.tags(repo, n, last).await
+    }
+
+    /// The registry's repositories, sorted, after `last`, at most `n`.
+    pub async fn catalog(&self, n: Option<usize>, last: Option<&str>) -> Result<Page> {
+        self.core.catalog(n, last).await
+    }
+
+    /// [`catalog`](Self::catalog) of the repositories `visible` accepts.
+    pub async fn catalog_where(
+        &self,
+        n: Option<usize>,
+        last: Option<&str>,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Page> {
+        self.core.catalog_where(n, last, visible).await
+    }
+
+    /// The referrers of `subject` in the repository, optionally of one artifact type.
+    pub async fn referrers(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<ImageIndex> {
+        self.core.referrers(repo, subject, artifact_type).await
+    }
+
+    // Artifacts and search.
+
+    /// The repository's artifacts (all, or only Wasm ones): digest, tags, media type, artifact
+    /// type, Wasm kind, Harbor type, total size, push time.
+    pub async fn artifacts(&self, repo: &Repository, wasm_only: bool) -> Result<Vec<ArtifactSummary>> {
+        self.classifier.artifacts(repo, wasm_only).await
+    }
+
+    /// A page of [`artifacts`](Self::artifacts), by digest: up to `n` after `last`, and
+    /// whether more follow. It reads the artifact records of the page (more only while the
+    /// Wasm filter skips some) and the tags of each, never the whole repository.
+    pub async fn artifacts_page(
+        &self,
+        repo: &Repository,
+        wasm_only: bool,
+        n: usize,
+        last: Option<&Digest>,
+    ) -> Result<(Vec<ArtifactSummary>, bool)> {
+        self.classifier.artifacts_page(repo, wasm_only, n, last).await
+    }
+
+    /// One artifact's full record (evidence, platform, annotations, config summary, history,
+    /// module inspection), with its tags.
+    pub async fn artifact(&self, repo: &Repository, reference: &TagOrDigest) -> Result<ArtifactRecord> {
+        self.classifier.artifact(repo, reference).await
+    }
+
+    /// Every repository with its artifact counts by kind and by Harbor type.
+    pub async fn repository_summaries(&self) -> Result<Vec<RepositorySummary>> {
+        self.classifier.repository_summaries().await
+    }
+
+    /// A page of [`repository_summaries`](Self::repository_summaries): up to `n` repositories
+    /// after `last` that `visible` accepts, and whether more follow.
+    pub async fn repository_summaries_page(
+        &self,
+        n: usize,
+        last: Option<&str>,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(Vec<RepositorySummary>, bool)> {
+        self.classifier.repository_summaries_page(n, last, visible).await
+    }
+
+    /// A page of repositories for a listing that shows only some (`keep`), each with its
+    /// artifacts (without tags).
+    pub(crate) async fn repositories_with_artifacts(
+        &self,
+        n: usize,
+        last: Option<&str>,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+        keep: impl Fn(&[ArtifactSummary]) -> bool,
+    ) -> Result<(Vec<(String, Vec<ArtifactSummary>)>, bool)> {
+        self.classifier.repositories_with_artifacts(n, last, visible, keep).await
+    }
+
+    /// Wasm artifacts matching `query` in the repositories `visible` accepts, sorted by
+    /// repository then digest, after `last` (`<repository>@<digest>`), at most `n`; and
+    /// whether more follow.
+    pub async fn search(
+        &self,
+        query: &Query,
+        n: Option<usize>,
+        last: Option<&str>,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(Vec<SearchHit>, bool)> {
+        self.search.search(&self.core, query, n, last, visible).await
+    }
+
+    // Lifecycle.
+
+    /// Collects garbage once (see [`lifecycle`](crate::lifecycle)): beside live servers on
+    /// the same storage, or alone. [`Error::Busy`] when another collection holds the lease.
+    pub async fn collect_garbage(&self, options: &GcOptions) -> Result<GcReport> {
+        self.lifecycle.collect(&self.core, &self.search, &self.metrics, options).await
+    }
+
+    /// The report of the last collection that removed anything or could have (not dry runs).
+    pub async fn last_gc_report(&self) -> Result<Option<serde_json::Value>> {
+        Lifecycle::last_report(&self.core).await
+    }
+
+    /// Scrubs the registry (beside live servers, or alone): re-hashes every blob — a corrupt
+    /// one is reported and, with `quarantine`, moved out of sight — and checks every tag,
+    /// revision and reference. Findings are looked at twice, so a push or delete that was
+    /// in flight is not reported.
+    pub async fn scrub(&self, quarantine: bool) -> Result<ScrubReport> {
+        Scrubber::new(&self.core, &self.metrics).scrub(quarantine).await
+    }
+
+    /// Every quota with its usage (read fresh), also set in the metrics.
+    pub async fn quota_usages(&self) -> Result<Vec<QuotaUsage>> {
+        self.lifecycle.quotas.usages(&self.core, &self.metrics).await
+    }
+}
