@@ -7,6 +7,8 @@
 /// either is a valid name or is refused before storage is touched.
 pub fn request(data: &[u8]) {
     crate::http::check_parsers(data);
+    // The web page's paths and cookies.
+    crate::web::check_parsers(&String::from_utf8_lossy(data));
 }
 
 /// The lifecycle's parsers, from any bytes: tag records (what a tag names, when it was

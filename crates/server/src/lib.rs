@@ -69,10 +69,9 @@ mod server;
 pub use api::{ArtifactRecord, ArtifactSummary, RepositorySummary, SearchHit};
 pub use auth::AccessControl;
 pub use error::{Error, Result};
-pub use http::{router, router_with_access};
 pub use listener::{Limits, PublicUrl, raise_open_files_limit};
 pub use registry::{BLOB_URL_EXPIRY, Page, PutManifest, StoredManifest};
-pub use server::{Server, ServerHandle, StorageSpec};
+pub use server::{Server, ServerHandle, StorageSpec, router, router_with_access};
 pub use wharf::Wharf;
 
 /// The README's examples, compiled and run as doctests.

@@ -4,7 +4,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
+
 use crate::Wharf;
+use crate::auth::AccessControl;
 use crate::error::{Error, Result};
 
 /// Where the registry keeps its data, as `--storage` spells it: a spec for a
@@ -74,6 +77,44 @@ impl StorageSpec {
             }
         })
     }
+}
+
+/// The registry's axum router: `/v2/…` per the distribution spec.
+///
+/// # Example
+/// ```
+/// use std::sync::Arc;
+/// use wharf_server::{Wharf, router};
+///
+/// let app = router(Wharf::new(Arc::new(wharf_store::MemoryStore::new())));
+/// # let _ = app;
+/// ```
+pub fn router(registry: Wharf) -> Router {
+    router_with_access(registry, None)
+}
+
+/// The router with access control: every request is authorised by `access` (its token
+/// endpoint is `/token`); `None` is an open registry, as [`router`].
+pub fn router_with_access(registry: Wharf, access: Option<Arc<AccessControl>>) -> Router {
+    app_router(registry, access, None)
+}
+
+/// The router of a [`Server`](crate::Server): with the URL clients reach it at, if known.
+pub(crate) fn app_router(
+    registry: Wharf,
+    access: Option<Arc<AccessControl>>,
+    public_url: Option<Arc<crate::PublicUrl>>,
+) -> Router {
+    let sessions = Arc::new(crate::web::Sessions::default());
+    let site = crate::web::Site {
+        registry: registry.clone(),
+        access: access.clone(),
+        sessions,
+        public_url: public_url.clone(),
+    };
+    let app = crate::http::App { registry, access, public_url };
+    let both = crate::web::router(site).merge(crate::http::api(app.clone()));
+    crate::http::layered(both, app)
 }
 
 /// A registry bound to a socket, ready to serve.
@@ -171,7 +212,7 @@ impl Server {
         let worker = tokio::spawn(self.registry.work_jobs());
         let collector = self.gc_every.map(|every| tokio::spawn(collect_every(self.registry.clone(), every)));
         let scrubber = self.scrub_every.map(|every| tokio::spawn(scrub_every(self.registry.clone(), every)));
-        let router = crate::http::app_router(self.registry, self.access, self.public_url);
+        let router = app_router(self.registry, self.access, self.public_url);
         let result = crate::listener::serve(self.listener, router, self.limits, self.tls, shutdown).await;
         janitor.abort();
         reloader.abort();

@@ -26,6 +26,34 @@ impl Audit {
         Ok(Self { file: Some(Mutex::new(file)) })
     }
 
+    /// Records a login — of `user`, from `client`, by `grant` (`basic`, `web`, `password`,
+    /// `refresh_token`, …) — that went through or was refused (`Err` with why), with `more`
+    /// fields (a token's scopes): the one shape every login record has.
+    pub(crate) fn login(
+        &self,
+        user: &str,
+        client: Option<std::net::IpAddr>,
+        grant: &str,
+        outcome: std::result::Result<(), String>,
+        more: serde_json::Value,
+    ) {
+        let (result, reason) = match outcome {
+            Ok(()) => ("ok", None),
+            Err(why) => ("refused", Some(why)),
+        };
+        let mut fields = serde_json::json!({
+            "identity": crate::text::printable(user, 256),
+            "client": client.map(|c| c.to_string()),
+            "grant": grant,
+            "result": result,
+            "reason": reason,
+        });
+        if let (Some(map), serde_json::Value::Object(more)) = (fields.as_object_mut(), more) {
+            map.extend(more);
+        }
+        self.record("login", fields);
+    }
+
     /// Records an event: `fields` are added to the time and the event name.
     pub(crate) fn record(&self, event: &str, fields: serde_json::Value) {
         let mut record = serde_json::json!({

@@ -64,6 +64,41 @@ impl std::fmt::Debug for WatchedRules {
     }
 }
 
+/// Who is calling, once decided: the one type the API's guard and the web page hand to
+/// their handlers.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub(crate) principal: Principal,
+    /// The client's address.
+    pub(crate) client: Option<IpAddr>,
+}
+
+impl Caller {
+    /// The name the logs record.
+    pub(crate) fn name(&self) -> &str {
+        self.principal.identity.name()
+    }
+
+    /// A caller whose request carries no credentials: the user its web session names, else
+    /// the user its verified client certificate stands for, else anonymous.
+    pub(crate) fn without_credentials(
+        session_user: Option<&str>,
+        transport: &Transport,
+        client: Option<IpAddr>,
+    ) -> Self {
+        let principal = match session_user {
+            Some(user) => Principal::user(user.to_owned()),
+            None => certificate_principal(transport).unwrap_or_else(Principal::anonymous),
+        };
+        Self { principal, client }
+    }
+}
+
+/// The user a verified client certificate stands for ([`crate::tls`]'s `client_users`).
+fn certificate_principal(transport: &Transport) -> Option<Principal> {
+    transport.client_cert_user.as_ref().map(|user| Principal::user(user.to_string()))
+}
+
 /// What a request needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Need {
@@ -302,22 +337,12 @@ impl AccessControl {
         match credentials(headers) {
             Some(Credentials::Basic(user, password)) => {
                 let login = self.check_login(&user, &password, client).await;
-                let record = |result: &str, reason: Option<String>| {
-                    self.audit.record(
-                        "login",
-                        serde_json::json!({
-                            "identity": crate::text::printable(&user, 256),
-                            "client": client.map(|c| c.to_string()),
-                            "grant": "basic",
-                            "result": result,
-                            "reason": reason,
-                        }),
-                    );
-                };
+                let record =
+                    |outcome| self.audit.login(&user, client, "basic", outcome, serde_json::Value::Null);
                 match login {
                     Ok((identity, fresh)) => {
                         if fresh {
-                            record("ok", None);
+                            record(Ok(()));
                         }
                         Ok((Principal { identity, token: None }, true))
                     }
@@ -325,7 +350,7 @@ impl AccessControl {
                         // Attempts refused by the failed-login limit are not checked, and not
                         // recorded one by one (a flood would fill the audit log).
                         if !matches!(denied, Denied::TooMany(_)) {
-                            record("refused", Some(denied.to_string()));
+                            record(Err(denied.to_string()));
                         }
                         Err(denied)
                     }
@@ -333,8 +358,8 @@ impl AccessControl {
             }
             Some(Credentials::Bearer(token)) => Ok((self.auth.bearer(&token)?, true)),
             Some(Credentials::Malformed) => Err(Denied::BadCredentials),
-            None => Ok(match &transport.client_cert_user {
-                Some(user) => (Principal::user(user.to_string()), true),
+            None => Ok(match certificate_principal(transport) {
+                Some(principal) => (principal, true),
                 None => (Principal::anonymous(), false),
             }),
         }
@@ -475,23 +500,14 @@ impl AccessControl {
         client: Option<IpAddr>,
     ) -> std::result::Result<Principal, Denied> {
         let result = self.check_login(user, password, client).await;
-        let (outcome, reason) = match &result {
-            Ok(_) => ("ok", None),
+        let outcome = match &result {
+            Ok(_) => Ok(()),
             Err(Denied::TooMany(_)) => {
                 return result.map(|(identity, _)| Principal { identity, token: None });
             }
-            Err(denied) => ("refused", Some(denied.to_string())),
+            Err(denied) => Err(denied.to_string()),
         };
-        self.audit.record(
-            "login",
-            serde_json::json!({
-                "identity": crate::text::printable(user, 256),
-                "client": client.map(|c| c.to_string()),
-                "grant": "web",
-                "result": outcome,
-                "reason": reason,
-            }),
-        );
+        self.audit.login(user, client, "web", outcome, serde_json::Value::Null);
         result.map(|(identity, _)| Principal { identity, token: None })
     }
 

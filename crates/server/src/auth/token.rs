@@ -71,16 +71,7 @@ fn scopes<'a>(list: impl Iterator<Item = &'a str>) -> Result<Vec<Scope>> {
 fn refused(access: &AccessControl, denied: Denied, user: &str, client: Option<IpAddr>, grant: &str) -> Error {
     // Attempts the failed-login limit refused unchecked are not recorded one by one.
     if !matches!(denied, Denied::TooMany(_)) {
-        access.audit.record(
-            "login",
-            serde_json::json!({
-            "identity": crate::text::printable(user, 256),
-            "client": client.map(|c| c.to_string()),
-            "grant": grant,
-            "result": "refused",
-            "reason": denied.to_string(),
-            }),
-        );
+        access.audit.login(user, client, grant, Err(denied.to_string()), serde_json::Value::Null);
     }
     match denied {
         Denied::TooMany(after) => Error::TooManyRequests {
@@ -191,17 +182,11 @@ fn issue(
         body["refresh_token"] = serde_json::json!(refresh);
     }
     if subject.is_some() {
-        access.audit.record(
-            "login",
-            serde_json::json!({
-                "identity": identity.name(),
-                "client": client.map(|c| c.to_string()),
-                "grant": grant,
-                "result": "ok",
-                "requested": wharf_auth::join_scopes(requested),
-                "granted": wharf_auth::join_scopes(&granted),
-            }),
-        );
+        let scopes = serde_json::json!({
+            "requested": wharf_auth::join_scopes(requested),
+            "granted": wharf_auth::join_scopes(&granted),
+        });
+        access.audit.login(identity.name(), client, grant, Ok(()), scopes);
     }
     let mut response = (StatusCode::OK, body.to_string()).into_response();
     let h = response.headers_mut();

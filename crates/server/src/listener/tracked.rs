@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use super::sendfile::{FileRegion, Placeholder, Queue, Split, split};
 
-use super::Limits;
+use super::limits::Limits;
 
 /// The state of one connection, shared by its socket, its requests and the table.
 #[derive(Debug)]

@@ -14,7 +14,7 @@
 mod session;
 mod view;
 
-use std::net::IpAddr;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
@@ -23,14 +23,15 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use wharf_auth::{Action, Principal};
+use wharf_auth::Action;
 use wharf_types::{Manifest, MediaType, Repository, TagOrDigest};
 
 pub(crate) use session::Sessions;
 use view::{ArtifactParts, ArtifactRow, HitRow, ModuleView, RepositoryRow};
 
+use crate::Wharf;
 use crate::api::ArtifactSummary;
-use crate::http::App;
+use crate::auth::{AccessControl, Caller};
 use crate::listener::Transport;
 use crate::search::Query;
 use crate::text::{UNRESERVED, percent_encode};
@@ -46,14 +47,26 @@ const MAX_FORM: usize = 16 * 1024;
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The page's routes.
-pub(crate) fn routes() -> Router<App> {
+/// What the page's handlers share.
+#[derive(Clone, Debug)]
+pub(crate) struct Site {
+    pub(crate) registry: Wharf,
+    pub(crate) access: Option<Arc<AccessControl>>,
+    /// The page's sessions.
+    pub(crate) sessions: Arc<Sessions>,
+    /// The URL clients reach the registry at, if configured.
+    pub(crate) public_url: Option<Arc<crate::PublicUrl>>,
+}
+
+/// The page's router, with its own state (the server merges it with the API's).
+pub(crate) fn router(site: Site) -> Router {
     Router::new()
         .route("/", get(repositories))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/static/{file}", get(static_file))
         .route("/repositories/{*path}", get(repository_get).post(repository_post))
+        .with_state(site)
 }
 
 /// What every page shows around its content.
@@ -74,14 +87,13 @@ struct Visitor {
     new_nonce: Option<String>,
     user: Option<String>,
     csrf: String,
-    principal: Principal,
+    caller: Caller,
     /// Cookies are `Secure` (TLS here, or an `https` public URL).
     secure: bool,
-    client: Option<IpAddr>,
 }
 
 impl Visitor {
-    fn of(app: &App, parts: &http::request::Parts) -> Self {
+    fn of(app: &Site, parts: &http::request::Parts) -> Self {
         let transport = parts.extensions.get::<Transport>().cloned().unwrap_or_default();
         let client =
             parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
@@ -95,16 +107,12 @@ impl Visitor {
             let fresh = known.is_none().then(|| nonce.clone());
             (None, None, app.sessions.csrf_for(&nonce), fresh)
         };
-        let principal = match (&user, &transport.client_cert_user) {
-            (Some(user), _) => Principal::user(user.clone()),
-            (None, Some(user)) => Principal::user(user.to_string()),
-            (None, None) => Principal::anonymous(),
-        };
+        let caller = Caller::without_credentials(user.as_deref(), &transport, client);
         let secure = transport.tls || app.public_url.as_ref().is_some_and(|u| u.is_https());
-        Self { session_id, new_nonce, user, csrf, principal, secure, client }
+        Self { session_id, new_nonce, user, csrf, caller, secure }
     }
 
-    fn page(&self, app: &App, title: impl Into<String>) -> PageInfo {
+    fn page(&self, app: &Site, title: impl Into<String>) -> PageInfo {
         PageInfo {
             title: title.into(),
             auth: app.access.is_some(),
@@ -114,16 +122,16 @@ impl Visitor {
         }
     }
 
-    fn sees(&self, app: &App, repository: &str) -> bool {
-        app.access.as_ref().is_none_or(|a| a.visible(&self.principal, repository))
+    fn sees(&self, app: &Site, repository: &str) -> bool {
+        app.access.as_ref().is_none_or(|a| a.visible(&self.caller.principal, repository))
     }
 
-    fn may(&self, app: &App, repository: &str, action: Action) -> bool {
-        app.access.as_ref().is_none_or(|a| a.can(&self.principal, repository, action))
+    fn may(&self, app: &Site, repository: &str, action: Action) -> bool {
+        app.access.as_ref().is_none_or(|a| a.can(&self.caller.principal, repository, action))
     }
 
     /// A POSTed form, when it carries this session's CSRF token; the refusal page otherwise.
-    async fn form(&self, app: &App, body: Body) -> Result<Vec<(String, String)>, Box<Response>> {
+    async fn form(&self, app: &Site, body: Body) -> Result<Vec<(String, String)>, Box<Response>> {
         let form = match axum::body::to_bytes(body, MAX_FORM).await {
             Ok(bytes) => form_pairs(&String::from_utf8_lossy(&bytes)),
             Err(_) => Vec::new(),
@@ -172,12 +180,12 @@ impl Visitor {
         response
     }
 
-    fn message(&self, app: &App, status: StatusCode, title: &str, message: String, back: &str) -> Response {
+    fn message(&self, app: &Site, status: StatusCode, title: &str, message: String, back: &str) -> Response {
         let page = MessagePage { page: self.page(app, title), message, back: back.to_owned() };
         self.respond(status, render(&page))
     }
 
-    fn not_found(&self, app: &App) -> Response {
+    fn not_found(&self, app: &Site) -> Response {
         self.message(
             app,
             StatusCode::NOT_FOUND,
@@ -300,7 +308,7 @@ const FIELDS: [(&str, &str); 4] = [
     ("wasi", "WASI version"),
 ];
 
-async fn repositories(State(app): State<App>, request: Request) -> Response {
+async fn repositories(State(app): State<Site>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let visitor = Visitor::of(&app, &parts);
     let query = query_pairs(parts.uri.query());
@@ -401,7 +409,7 @@ fn repo_path(path: &str) -> Option<RepoPath> {
     }
 }
 
-async fn repository_get(State(app): State<App>, request: Request) -> Response {
+async fn repository_get(State(app): State<Site>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let visitor = Visitor::of(&app, &parts);
     let path = parts.uri.path().strip_prefix("/repositories/").unwrap_or_default().to_owned();
@@ -449,7 +457,7 @@ async fn repository_get(State(app): State<App>, request: Request) -> Response {
     }
 }
 
-fn forbidden(app: &App, visitor: &Visitor, repo: &Repository) -> Response {
+fn forbidden(app: &Site, visitor: &Visitor, repo: &Repository) -> Response {
     let who = visitor.user.as_deref().map_or_else(|| "Anonymous visitors".to_owned(), |u| format!("`{u}`"));
     visitor.message(
         app,
@@ -461,7 +469,7 @@ fn forbidden(app: &App, visitor: &Visitor, repo: &Repository) -> Response {
 }
 
 async fn repository_page(
-    app: &App,
+    app: &Site,
     visitor: &Visitor,
     repo: &Repository,
     query: &[(String, String)],
@@ -518,7 +526,7 @@ pub fn render_repository(name: &str, artifacts: &mut [ArtifactSummary]) -> Strin
 }
 
 async fn artifact_page(
-    app: &App,
+    app: &Site,
     visitor: &Visitor,
     headers: &HeaderMap,
     repo: &Repository,
@@ -607,7 +615,7 @@ async fn artifact_page(
     visitor.respond(StatusCode::OK, render(&page))
 }
 
-async fn repository_post(State(app): State<App>, request: Request) -> Response {
+async fn repository_post(State(app): State<Site>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let visitor = Visitor::of(&app, &parts);
     let path = parts.uri.path().strip_prefix("/repositories/").unwrap_or_default().to_owned();
@@ -652,7 +660,7 @@ fn local(next: Option<&str>) -> String {
     .to_owned()
 }
 
-async fn login_form(State(app): State<App>, request: Request) -> Response {
+async fn login_form(State(app): State<Site>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let visitor = Visitor::of(&app, &parts);
     if app.access.is_none() {
@@ -674,7 +682,7 @@ async fn login_form(State(app): State<App>, request: Request) -> Response {
     visitor.respond(StatusCode::OK, render(&page))
 }
 
-async fn login(State(app): State<App>, request: Request) -> Response {
+async fn login(State(app): State<Site>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let visitor = Visitor::of(&app, &parts);
     let Some(access) = app.access.clone() else { return visitor.redirect("/") };
@@ -685,7 +693,7 @@ async fn login(State(app): State<App>, request: Request) -> Response {
     let username = first(&form, "username").unwrap_or_default().to_owned();
     let password = first(&form, "password").unwrap_or_default();
     let next = local(first(&form, "next"));
-    match access.login(&username, password, visitor.client).await {
+    match access.login(&username, password, visitor.caller.client).await {
         Ok(principal) => {
             // A new session for the user (an earlier one's id may have been seen).
             if let Some(id) = &visitor.session_id {
@@ -715,7 +723,7 @@ async fn login(State(app): State<App>, request: Request) -> Response {
     }
 }
 
-async fn logout(State(app): State<App>, request: Request) -> Response {
+async fn logout(State(app): State<Site>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let visitor = Visitor::of(&app, &parts);
     if let Err(refused) = visitor.form(&app, body).await {

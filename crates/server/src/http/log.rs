@@ -1,0 +1,123 @@
+//! The edge of every request: the loopback host check and the access log (one line per
+//! request, and its metrics).
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::header;
+
+use super::context::{App, Parsed};
+use super::route::{Route, decode_path, route};
+use crate::error::Error;
+use crate::listener::Transport;
+use crate::text::{cut, header_value, printable};
+
+/// An open registry that listens on loopback answers only requests that name it by a
+/// loopback name (or its public URL): a web page that rebinds its own name to 127.0.0.1
+/// cannot read or write it from a browser (DNS rebinding). 421 otherwise.
+pub(crate) async fn host_check(
+    State(app): State<App>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let on_loopback = request
+        .extensions()
+        .get::<Transport>()
+        .and_then(|t| t.local)
+        .is_some_and(|local| local.ip().is_loopback());
+    if app.access.is_none() && on_loopback {
+        let host = request.headers().get(header::HOST).map(|h| h.to_str().unwrap_or("-"));
+        let named = host.is_none_or(|h| {
+            crate::listener::is_loopback_host(h) || app.public_url.as_ref().is_some_and(|u| u.names(h))
+        });
+        if !named {
+            return Error::Misdirected(format!(
+                "this registry listens on loopback and answers only to loopback names (localhost, 127.0.0.1, [::1]), not `{}`; set --public-url to serve another name",
+                printable(host.unwrap_or_default(), 100)
+            ))
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Who the request came from (or who was refused), as the access log records it.
+#[derive(Clone, Debug)]
+pub(crate) struct Who(pub(crate) String);
+
+/// One log line per request: a request id (the client's `X-Request-Id` when it is short and
+/// plain, a fresh one otherwise, echoed back), method, path, status, bytes in and out, and
+/// duration. Headers are never logged, so no credential or token reaches the log.
+pub(crate) async fn access_log(
+    State(app): State<App>,
+    mut request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |c| c.0.to_string());
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .map_or_else(|| "-".to_owned(), |v| cut(&String::from_utf8_lossy(v.as_bytes()), 200));
+    let bytes_in = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let parsed = route(&decode_path(&path));
+    let route_name = parsed.as_ref().map_or("other", Route::name);
+    let repository = parsed.as_ref().and_then(Route::repository).unwrap_or("-").to_owned();
+    // The handler takes the route from here rather than parsing the path again.
+    request.extensions_mut().insert(Parsed(parsed));
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let bytes_out = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let user = response.extensions().get::<Who>().map_or_else(|| "-".to_owned(), |c| cut(&c.0, 256));
+    // Every string from the client is recorded as a string, which the text format quotes and
+    // escapes (a `%0a` in a path never forges a log line, a space in a user agent or a
+    // repository name never forges a `status=200 user=admin` field) and JSON escapes.
+    let (method_text, path_text, repository_text) =
+        (cut(method.as_str(), 32), cut(&path, 1024), cut(&repository, 256));
+    tracing::info!(
+        request_id = %id,
+        client = %client,
+        user = user.as_str(),
+        method = method_text.as_str(),
+        path = path_text.as_str(),
+        repository = repository_text.as_str(),
+        status = response.status().as_u16(),
+        bytes_in = %bytes_in,
+        bytes_out = %bytes_out,
+        // Rounded to the microsecond; a number in JSON logs.
+        duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        user_agent = user_agent.as_str(),
+        "request"
+    );
+    let number = |s: &str| s.parse::<u64>().unwrap_or(0);
+    app.registry.metrics().request(
+        route_name,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+        (number(&bytes_in), number(&bytes_out)),
+    );
+    response.headers_mut().insert("x-request-id", header_value(&id));
+    response
+}
