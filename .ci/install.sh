@@ -1,5 +1,5 @@
 # Installs what the checks need, skipping what is already there: rustfmt and clippy,
-# cargo-fuzz, Garage, wasm-tools, wkg (crates.io), the Debian packages of the interop suite and
+# Garage, wasm-tools, wkg (crates.io), the Debian packages of the interop suite and
 # the browser test, oras-py and wasmtime (PyPI, in .venv), playwright-core and axe-core (npm).
 # Sourced by .ci/run and .ci/long from the repository's root, after `step` is defined.
 
@@ -11,10 +11,6 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
-if ! command -v cargo-fuzz >/dev/null 2>&1; then
-  step "installing cargo-fuzz"
-  cargo install cargo-fuzz --locked
-fi
 # Garage, the S3-compatible engine the S3 backend is tested against (a 10-18 minute build on
 # a fresh machine; reused when already installed).
 if ! command -v garage >/dev/null 2>&1; then

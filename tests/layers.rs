@@ -305,7 +305,7 @@ const SERVER: &[&[&str]] = &[
     &["registry::fence"],
     &["registry"],
     // Services beside the core: never http, web, config or the façade.
-    &["policy", "metrics", "jobs::slots", "auth::settings", "auth::audit", "lifecycle::retention"],
+    &["wasm_policy", "metrics", "jobs::slots", "auth::settings", "auth::audit", "lifecycle::retention"],
     &["search", "jobs", "lifecycle::lease", "lifecycle::quota", "lifecycle::scrub", "auth"],
     &["classify", "lifecycle", "auth::token"],
     // The façade.

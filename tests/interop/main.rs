@@ -167,7 +167,7 @@ impl World {
             let policy: wharf::server::config::FileConfig =
                 wharf::server::config::FileConfig::parse(POLICY).expect("policy config");
             let policies =
-                wharf::server::policy::WasmPolicies::from_config(&policy.wasm_policy).expect("policies");
+                wharf::server::wasm_policy::WasmPolicies::from_config(&policy.wasm_policy).expect("policies");
             let registry = wharf::server::Wharf::new(storage).with_wasm_policies(policies);
             let mut server = wharf::server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry)
                 .await

@@ -16,12 +16,13 @@ use wharf_wasm::{Classification, classify, inspect};
 use std::sync::Arc;
 
 use crate::api::{ArtifactRecord, ArtifactSummary, RepositorySummary};
+use crate::clock::now_rfc3339;
 use crate::error::{Error, Result};
 use crate::jobs::{Job, Slots};
-use crate::policy::WasmPolicies;
 use crate::registry::keys::{self, TagRecord};
 use crate::registry::{Core, LISTING_BATCH};
 use crate::search::SearchIndex;
+use crate::wasm_policy::WasmPolicies;
 use wharf_wasm::record;
 
 /// Records a listing page reads at once (each is a file or an object of its own).
@@ -29,10 +30,6 @@ const PAGE_READS: usize = 16;
 
 /// The largest config blob read for classification.
 const MAX_CONFIG: u64 = 4 * 1024 * 1024;
-
-fn now() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
 
 /// The modules read out of a manifest's layers: one `wharf_wasm::record` entry per layer.
 struct Inspected {
@@ -42,7 +39,7 @@ struct Inspected {
 impl Inspected {
     /// Writes the result into an artifact record (`modules`, `module`, `inspection`).
     fn apply(self, record: ArtifactRecord) -> ArtifactRecord {
-        record.with_modules(self.layers, Some(now()))
+        record.with_modules(self.layers, Some(now_rfc3339()))
     }
 }
 
@@ -213,7 +210,8 @@ impl Classifier {
         let key = keys::artifact(repo, digest);
         let Some(mut record) = self.core.artifact_record(repo, digest).await? else { return Ok(()) };
         if let Some(reason) = give_up {
-            record["inspection"] = json!({ "status": "failed", "error": reason, "finishedAt": now() });
+            record["inspection"] =
+                json!({ "status": "failed", "error": reason, "finishedAt": now_rfc3339() });
         } else {
             let bytes = match self.core.storage().read_all(digest).await {
                 Ok(bytes) => bytes,
@@ -531,7 +529,7 @@ impl wharf_wasm::image::Layers for StoredLayers {
 }
 
 fn record_json(mut record: ArtifactRecord) -> Value {
-    record.summary.pushed_at.get_or_insert_with(now);
+    record.summary.pushed_at.get_or_insert_with(now_rfc3339);
     serde_json::to_value(record).expect("JSON serialises")
 }
 

@@ -53,7 +53,7 @@ pub struct FileConfig {
     pub access: Vec<AccessRule>,
     /// `[[wasm_policy]]` tables.
     #[serde(default)]
-    pub wasm_policy: Vec<crate::policy::WasmPolicyConfig>,
+    pub wasm_policy: Vec<crate::wasm_policy::WasmPolicyConfig>,
     /// `[gc]`: garbage collection.
     #[serde(default)]
     pub gc: Option<crate::lifecycle::GcConfig>,

@@ -53,8 +53,8 @@ mod classify;
 mod jobs;
 pub mod lifecycle;
 mod metrics;
-pub mod policy;
 pub mod search;
+pub mod wasm_policy;
 // Façade.
 mod wharf;
 // Edges.

@@ -277,7 +277,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let access = file.access(&base, data_dir.as_deref())?;
     let backend = storage.open().await.map_err(|e| format!("opening the storage {storage}: {e}"))?;
     let wasm_validate = args.wasm_validate.or(file.wasm_validate).unwrap_or(false);
-    let policies = wharf_server::policy::WasmPolicies::from_config(&file.wasm_policy)
+    let policies = wharf_server::wasm_policy::WasmPolicies::from_config(&file.wasm_policy)
         .map_err(|e| format!("config [[wasm_policy]]: {e}"))?;
     let gc_every = match (&args.gc_interval, &gc_config.interval) {
         (Some(s), _) => parse_interval(s).map_err(|e| format!("--gc-interval: {e}"))?,

@@ -30,10 +30,10 @@ use crate::lifecycle::quota::QuotaUsage;
 use crate::lifecycle::scrub::{ScrubReport, Scrubber};
 use crate::lifecycle::{GcOptions, GcReport, Lifecycle};
 use crate::metrics::Metrics;
-use crate::policy::WasmPolicies;
 use crate::registry::fence::Epoch;
 use crate::registry::{Core, Page, PutManifest, StoredManifest};
 use crate::search::{Query, SearchIndex};
+use crate::wasm_policy::WasmPolicies;
 
 /// Inspections run at once by default: the cores, at least 2 and at most 8.
 fn default_inspections() -> usize {

@@ -73,9 +73,9 @@ async fn refusal(r: reqwest::Response) -> (StatusCode, String, String) {
     )
 }
 
-fn policies(toml: &str) -> wharf_server::policy::WasmPolicies {
+fn policies(toml: &str) -> wharf_server::wasm_policy::WasmPolicies {
     let config: wharf_server::config::FileConfig = toml::from_str(toml).expect("config");
-    wharf_server::policy::WasmPolicies::from_config(&config.wasm_policy).expect("policies")
+    wharf_server::wasm_policy::WasmPolicies::from_config(&config.wasm_policy).expect("policies")
 }
 
 /// Finding 1: one 1 MB layer whose first entry is a 1 GiB GNU long name. The push is

@@ -662,7 +662,8 @@ async fn wasm_policies_refuse_with_a_clear_message_and_store_nothing() {
         "#,
     )
     .expect("config");
-    let policies = wharf_server::policy::WasmPolicies::from_config(&config.wasm_policy).expect("policies");
+    let policies =
+        wharf_server::wasm_policy::WasmPolicies::from_config(&config.wasm_policy).expect("policies");
     let reg = Reg::serve(
         wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new())).with_wasm_policies(policies),
     )
@@ -763,7 +764,7 @@ async fn wasm_policies_refuse_with_a_clear_message_and_store_nothing() {
     let bad: wharf_server::config::FileConfig =
         toml::from_str("[[wasm_policy]]\nname = \"x\"\nrepositories = [\"a\"]\nwasi = [\"p2\"]\n")
             .expect("parses");
-    let err = wharf_server::policy::WasmPolicies::from_config(&bad.wasm_policy).expect_err("refused");
+    let err = wharf_server::wasm_policy::WasmPolicies::from_config(&bad.wasm_policy).expect_err("refused");
     assert!(err.to_string().contains("x: `wasi` entry `p2`"), "{err}");
     reg.stop().await;
 }

@@ -57,9 +57,7 @@ impl Audit {
     /// Records an event: `fields` are added to the time and the event name.
     pub(crate) fn record(&self, event: &str, fields: serde_json::Value) {
         let mut record = serde_json::json!({
-            "time": time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            "time": crate::clock::now_rfc3339(),
             "event": event,
         });
         if let (Some(map), serde_json::Value::Object(more)) = (record.as_object_mut(), fields) {

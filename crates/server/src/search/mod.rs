@@ -215,7 +215,7 @@ impl Query {
         self.import.as_deref().is_none_or(|p| any(&doc.imports, p))
             && self.export.as_deref().is_none_or(|p| any(&doc.exports, p))
             && self.wasi.as_deref().is_none_or(|w| {
-                doc.summary.wasi_version.as_deref().is_some_and(|v| crate::policy::wasi_allows(w, v))
+                doc.summary.wasi_version.as_deref().is_some_and(|v| crate::wasm_policy::wasi_allows(w, v))
             })
             && self.kind.as_deref().is_none_or(|k| doc.kind.as_deref() == Some(k))
             && self
