@@ -304,26 +304,26 @@ const SERVER: &[&[&str]] = &[
     &["registry::keys", "registry::cache"],
     &["registry::fence"],
     &["registry"],
-    // Services beside the core: never http, web, config or the façade.
+    // Services beside the core: never rest, web, config or the façade.
     &["wasm_policy", "metrics", "jobs::slots", "auth::settings", "auth::audit", "lifecycle::retention"],
     &["search", "jobs", "lifecycle::lease", "lifecycle::quota", "lifecycle::scrub", "auth"],
     &["classify", "lifecycle", "auth::token"],
     // The façade.
     &["wharf"],
     // Edges.
-    &["config", "web::session", "web::view", "http::route", "http::params", "http::respond"],
-    &["http::context", "web"],
+    &["config", "web::session", "web::view", "rest::route", "rest::params", "rest::respond"],
+    &["rest::context", "web"],
     &[
-        "http::log",
-        "http::guard",
-        "http::ops",
-        "http::listings",
-        "http::extension",
-        "http::manifests",
-        "http::blobs",
+        "rest::log",
+        "rest::guard",
+        "rest::ops",
+        "rest::listings",
+        "rest::extension",
+        "rest::manifests",
+        "rest::blobs",
     ],
-    &["http::handlers"],
-    &["http"],
+    &["rest::handlers"],
+    &["rest"],
     // Assembly.
     &["server", "fuzzing"],
 ];
@@ -341,8 +341,8 @@ fn the_server_imports_only_downwards() {
 #[test]
 fn a_bad_import_is_caught() {
     let mut server = graph("server");
-    server.arrows.get_mut("registry").expect("registry/mod.rs").insert("http".to_owned());
-    assert!(server.against(SERVER).contains(&"registry → http".to_owned()));
+    server.arrows.get_mut("registry").expect("registry/mod.rs").insert("rest".to_owned());
+    assert!(server.against(SERVER).contains(&"registry → rest".to_owned()));
     let mut g = graph("store");
     g.arrows.get_mut("error").expect("error.rs").insert("fs".to_owned());
     assert!(g.against(STORE).contains(&"error → fs".to_owned()));

@@ -6,7 +6,7 @@
 /// `Content-Range` is ordered; a blob range lies inside the blob; a repository a route names
 /// either is a valid name or is refused before storage is touched.
 pub fn request(data: &[u8]) {
-    crate::http::check_parsers(data);
+    crate::rest::check_parsers(data);
     // The web page's paths and cookies.
     crate::web::check_parsers(&String::from_utf8_lossy(data));
 }

@@ -59,7 +59,7 @@ pub mod wasm_policy;
 mod wharf;
 // Edges.
 pub mod config;
-mod http;
+mod rest;
 pub mod web;
 // Assembly.
 #[cfg(any(test, feature = "fuzzing"))]

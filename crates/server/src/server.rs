@@ -112,9 +112,9 @@ pub(crate) fn app_router(
         sessions,
         public_url: public_url.clone(),
     };
-    let app = crate::http::App { registry, access, public_url };
-    let both = crate::web::router(site).merge(crate::http::api(app.clone()));
-    crate::http::layered(both, app)
+    let app = crate::rest::App { registry, access, public_url };
+    let both = crate::web::router(site).merge(crate::rest::api(app.clone()));
+    crate::rest::layered(both, app)
 }
 
 /// A registry bound to a socket, ready to serve.

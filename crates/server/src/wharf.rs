@@ -374,7 +374,12 @@ impl Wharf {
     // Manifests.
 
     /// Stores a manifest pushed to `reference` (a tag, or the digest it must have), with
-    /// more tags from `?tag=` (see the [module docs](self) for the order of the steps).
+    /// more tags from `?tag=`. In order: parse (and verify the digest asked for); read the
+    /// collector's fence; refuse over quota; check every blob or child is present, with its
+    /// size; classify (Wasm policies, modules read when a policy needs them); write the bytes,
+    /// then the revision with the artifact record, the job and the search stamp, then the
+    /// tags, confirmed against a concurrent collection; then wake the job worker, update the
+    /// search index, the quota usage and the metrics.
     pub async fn put_manifest(
         &self,
         repo: &Repository,

@@ -19,7 +19,7 @@ pub(crate) async fn handle(registry: &Wharf, ctx: &Ctx, gate: Gate<'_>, body: Bo
         return Err(Error::RouteUnknown(printable(ctx.uri.path(), 200)));
     };
     match (route, &ctx.method) {
-        // The token endpoint exists only under access control (`guard`).
+        // The token endpoint exists only under access control (`dispatch` answers it).
         (Route::Token, _) => Err(Error::RouteUnknown(printable(ctx.uri.path(), 200))),
         (Route::Metrics, &Method::GET) => ops::metrics(registry).await,
         (Route::Health, &(Method::GET | Method::HEAD)) => Ok(ops::health()),

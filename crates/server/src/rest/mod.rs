@@ -1,5 +1,6 @@
-//! The HTTP edge of the registry API: OCI distribution-spec v1.1 routes (and `_wharf`, the
-//! operator's routes, `/token`) onto the [`Wharf`](crate::Wharf). A request walks down once:
+//! The HTTP edge of the registry API (named `rest` so as not to shadow the `http` crate): OCI
+//! distribution-spec v1.1 routes (and `_wharf`, the operator's routes, `/token`) onto the
+//! [`Wharf`](crate::Wharf). A request walks down once:
 //!
 //! ```text
 //! log::host_check → log::access_log (route parsed: route::route)
