@@ -15,7 +15,13 @@
 //!   certificates, a Docker-token-spec token service at `/token`, permissions by repository
 //!   pattern, failed-login limits, an audit log. TLS ([`tls`]) on rustls, HTTP/2 by ALPN,
 //!   certificates reloaded when they change. Both come from the [`config`] file.
+//! - Storage lifecycle ([`lifecycle`]: online garbage collection, retention, quotas, scrub),
+//!   Wasm policies ([`wasm_policy`]), search ([`search`]), the web page at `/` ([`web`]).
 //! - [`Server`]: bind (port 0 works), serve, shut down gracefully.
+//!
+//! Inside, the crate is layered — ground, transport, the OCI core, services beside it, the
+//! [`Wharf`] façade, the edges (HTTP, web, config), the server — each importing only what is
+//! below it (`docs/ARCHITECTURE.md` draws it; `tests/layers.rs` checks it).
 //!
 //! # Example: an in-memory registry on a free port
 //! ```
