@@ -11,6 +11,29 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+# Debian packages: curl/openssl for the Garage script; docker-registry (CNCF distribution
+# 2.8.2) for the client's interop tests; the real clients of the interop suite
+# (tests/interop): skopeo, buildah, podman, umoci, wat2wasm (wabt); chromium, node and npm for
+# the web page's browser test (interop flow 10). Installed in the background while the tools
+# below build (downloading and unpacking them takes minutes the builds do not need).
+missing=()
+for tool in curl:curl openssl:openssl docker-registry:docker-registry skopeo:skopeo buildah:buildah \
+  podman:podman umoci:umoci wat2wasm:wabt pkg-config:pkg-config chromium:chromium node:nodejs npm:npm; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+# OpenSSL's headers, for wharf-client's `native-tls` feature.
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+apt_pid=
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]} (in the background)"
+  apt_log=$(mktemp /tmp/wharf-ci-apt.XXXXXX)
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") > "$apt_log" 2>&1 &
+  apt_pid=$!
+fi
+# wasm-tools and wkg are built with opt-level 1: two command lines interop flow 8 runs a few
+# times, whose builds are a fifth of a fresh machine's set-up. (Garage keeps the default: the
+# S3 tests and the model test run against it.)
+tool_profile=(env CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0)
 # Garage, the S3-compatible engine the S3 backend is tested against (a 10-18 minute build on
 # a fresh machine; reused when already installed).
 if ! command -v garage >/dev/null 2>&1; then
@@ -22,27 +45,19 @@ fi
 # pulls it. Built once per machine, then reused.
 if ! command -v wasm-tools >/dev/null 2>&1; then
   step "installing wasm-tools (components from WAT, their WIT)"
-  cargo install wasm-tools --version 1.263.0 --locked --no-default-features --features parse,validate,print,component
+  "${tool_profile[@]}" cargo install wasm-tools --version 1.263.0 --locked --no-default-features --features parse,validate,print,component
 fi
 if ! command -v wkg >/dev/null 2>&1; then
   step "installing wkg (wkg oci push/pull)"
-  cargo install wkg --version 0.16.1 --locked
+  "${tool_profile[@]}" cargo install wkg --version 0.16.1 --locked
 fi
-# Debian packages: curl/openssl for the Garage script; docker-registry (CNCF distribution
-# 2.8.2) for the client's interop tests; the real clients of the interop suite
-# (tests/interop): skopeo, buildah, podman, umoci, wat2wasm (wabt); chromium, node and npm for
-# the web page's browser test (interop flow 10).
-missing=()
-for tool in curl:curl openssl:openssl docker-registry:docker-registry skopeo:skopeo buildah:buildah \
-  podman:podman umoci:umoci wat2wasm:wabt pkg-config:pkg-config chromium:chromium node:nodejs npm:npm; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
-done
-# OpenSSL's headers, for wharf-client's `native-tls` feature.
-[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
-if [ ${#missing[@]} -gt 0 ]; then
-  step "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+if [ -n "$apt_pid" ]; then
+  step "waiting for the Debian packages"
+  if ! wait "$apt_pid"; then
+    cat "$apt_log" >&2
+    echo "installing the Debian packages failed" >&2
+    exit 1
+  fi
 fi
 # PyPI clients of the interop suite, in .venv (where tests/interop looks for them).
 if ! .venv/bin/python -c 'import oras.client, wasmtime' >/dev/null 2>&1; then
