@@ -51,37 +51,27 @@ pub(crate) fn layered(router: Router, app: App) -> Router {
 
 async fn dispatch(State(app): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let ctx = Ctx::new(parts);
     let (result, who) = match &app.access {
-        None => {
-            let ctx = Ctx::new(parts);
-            (handlers::handle(&app.registry, &ctx, Gate(None), body).await, None)
-        }
-        Some(access) if matches!(route_of(&parts), Some(Route::Token)) => {
-            let client =
-                parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-            let result = crate::auth::token::endpoint(
-                access,
-                &parts.method,
-                parts.uri.query(),
-                &parts.headers,
-                body,
-                client,
+        None => (handlers::handle(&app.registry, &ctx, Gate(None), body).await, None),
+        // The token endpoint reads its own query and form (with `+` as a space).
+        Some(access) if matches!(ctx.route, Some(Route::Token)) => {
+            let query = ctx.uri.query();
+            (
+                crate::auth::token::endpoint(access, &ctx.method, query, &ctx.headers, body, ctx.client)
+                    .await,
+                None,
             )
-            .await;
-            (result, None)
         }
-        Some(access) => {
-            let ctx = Ctx::new(parts);
-            match guard::admit(&app.registry, access, &ctx).await {
-                Err((e, who)) => (Err(e), Some(who)),
-                Ok(admitted) => {
-                    let gate = Gate(Some((access, &admitted.caller.principal)));
-                    let result = handlers::handle(&app.registry, &ctx, gate, body).await;
-                    guard::record(access, &ctx, &admitted, &result);
-                    (result, Some(admitted.caller.name().to_owned()))
-                }
+        Some(access) => match guard::admit(&app.registry, access, &ctx).await {
+            Err((e, who)) => (Err(e), Some(who)),
+            Ok(admitted) => {
+                let gate = Gate(Some((access, &admitted.caller.principal)));
+                let result = handlers::handle(&app.registry, &ctx, gate, body).await;
+                guard::record(access, &ctx, &admitted, &result);
+                (result, Some(admitted.caller.name().to_owned()))
             }
-        }
+        },
     };
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     response.headers_mut().insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
@@ -89,14 +79,6 @@ async fn dispatch(State(app): State<App>, request: Request) -> Response {
         response.extensions_mut().insert(Who(who));
     }
     response
-}
-
-/// The route of a request (as the access log parsed it, when it did).
-fn route_of(parts: &http::request::Parts) -> Option<Route> {
-    match parts.extensions.get::<context::Parsed>() {
-        Some(context::Parsed(route)) => route.clone(),
-        None => route::route(&route::decode_path(parts.uri.path())),
-    }
 }
 
 /// The invariants of [`crate::fuzzing::request`].
