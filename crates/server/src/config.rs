@@ -39,6 +39,9 @@ pub struct FileConfig {
     pub min_transfer_rate: Option<ByteSize>,
     /// `drain_timeout`.
     pub drain_timeout: Option<String>,
+    /// `serve_stale_for`: how long a manifest read by tag or digest is still served from memory
+    /// while the storage is unavailable [default: 5m; `0s`: never].
+    pub serve_stale_for: Option<String>,
     /// `public_url`: the URL clients reach the registry at (the token realm, `Secure`
     /// cookies, the name a loopback registry answers to).
     pub public_url: Option<String>,

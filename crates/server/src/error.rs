@@ -174,7 +174,13 @@ impl Error {
                     (ErrorCode::RangeInvalid, S::RANGE_NOT_SATISFIABLE)
                 }
                 wharf_store::Error::Input(_) => (ErrorCode::BlobUploadInvalid, S::BAD_REQUEST),
-                _ => (ErrorCode::Unknown, S::INTERNAL_SERVER_ERROR),
+                other => match other.fault() {
+                    Some(wharf_store::Fault::Full) => {
+                        (ErrorCode::Other("UNAVAILABLE".into()), S::INSUFFICIENT_STORAGE)
+                    }
+                    Some(_) => (ErrorCode::Other("UNAVAILABLE".into()), S::SERVICE_UNAVAILABLE),
+                    None => (ErrorCode::Unknown, S::INTERNAL_SERVER_ERROR),
+                },
             },
         }
     }
@@ -195,16 +201,39 @@ impl From<wharf_types::Error> for Error {
     }
 }
 
+/// What a client is told when the storage is full, and how long it should wait (seconds).
+const FULL: (&str, u64) =
+    ("the registry is out of storage space: pushes fail until an operator frees space; pulls work", 60);
+/// What a client is told when the storage does not answer, and how long it should wait.
+const UNAVAILABLE: (&str, u64) = (
+    "the registry's storage is not answering; try again shortly (pulls of recently read tags still work)",
+    5,
+);
+
+impl Error {
+    /// The storage fault behind this error, if it is one (507 or 503 with `Retry-After`).
+    pub fn fault(&self) -> Option<wharf_store::Fault> {
+        match self {
+            Self::Store(e) => e.fault(),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (code, status) = self.code_and_status();
-        if status.is_server_error() {
+        let fault = self.fault();
+        // A storage fault is logged once per incident, where the core notices it.
+        if status.is_server_error() && fault.is_none() {
             tracing::error!(error = %self, "request failed");
         }
-        let message = match &self {
+        let message = match (&self, fault) {
+            (_, Some(wharf_store::Fault::Full)) => FULL.0.to_owned(),
+            (_, Some(_)) => UNAVAILABLE.0.to_owned(),
             // Storage details stay in the log.
-            Self::Store(_) if status.is_server_error() => code.message().to_owned(),
-            other => other.to_string(),
+            (Self::Store(_), None) if status.is_server_error() => code.message().to_owned(),
+            (other, None) => other.to_string(),
         };
         let body = ErrorResponse::from(ErrorInfo::new(code).with_message(message));
         let json = serde_json::to_vec(&body).unwrap_or_default();
@@ -221,6 +250,10 @@ impl IntoResponse for Error {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             _ => {}
+        }
+        if let Some(fault) = fault {
+            let wait = if fault == wharf_store::Fault::Full { FULL.1 } else { UNAVAILABLE.1 };
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         }
         if let Self::BlobRange { size } = self
             && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))

@@ -76,7 +76,7 @@ pub use api::{ArtifactRecord, ArtifactSummary, RepositorySummary, SearchHit};
 pub use auth::AccessControl;
 pub use error::{Error, Result};
 pub use listener::{Limits, PublicUrl, raise_open_files_limit};
-pub use registry::{BLOB_URL_EXPIRY, Page, PutManifest, StoredManifest};
+pub use registry::{BLOB_URL_EXPIRY, Page, PutManifest, STALE_FOR, StoredManifest};
 pub use server::{Server, ServerHandle, StorageSpec, router, router_with_access};
 pub use wharf::Wharf;
 

@@ -292,7 +292,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let public_url = file.public_url().map_err(|e| format!("config: {e}"))?;
     let inspection = file.inspection.take().unwrap_or_default();
     let budget = inspection.budget().map_err(|e| format!("config: {e}"))?;
+    let stale_for = match &file.serve_stale_for {
+        Some(s) => parse_duration(s).map_err(|e| format!("config serve_stale_for: {e}"))?,
+        None => wharf_server::STALE_FOR,
+    };
     let registry = Wharf::new(backend)
+        .with_stale_for(stale_for)
         .with_inspection(budget, inspection.concurrency)
         .with_wasm_validate(wasm_validate)
         .with_wasm_policies(policies)

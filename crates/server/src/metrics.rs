@@ -83,6 +83,14 @@ pub(crate) struct Metrics {
     scrub_damage: Gauge,
     quota_usage: Family<QuotaLabels, Gauge>,
     quota_limit: Family<QuotaLabels, Gauge>,
+    storage_degraded: Family<FaultLabels, Gauge>,
+    storage_faults: Family<FaultLabels, Counter>,
+}
+
+/// Labels of a storage fault (`full`, `unavailable`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct FaultLabels {
+    pub(crate) fault: &'static str,
 }
 
 /// Labels of a quota.
@@ -123,6 +131,18 @@ impl Default for Metrics {
             "store_quarantined",
             "Journal records the storage could not replay at start and moved to its quarantine folder",
             quarantined.clone(),
+        );
+        let storage_degraded = Family::<FaultLabels, Gauge>::default();
+        registry.register(
+            "storage_degraded",
+            "1 while the storage is full (writes fail) or unavailable (requests that need it fail), by fault",
+            storage_degraded.clone(),
+        );
+        let storage_faults = Family::<FaultLabels, Counter>::default();
+        registry.register(
+            "storage_faults",
+            "Storage operations that failed because the storage was full or unavailable, by fault",
+            storage_faults.clone(),
         );
         let jobs = Family::<JobLabels, Counter>::default();
         registry.register(
@@ -206,6 +226,8 @@ impl Default for Metrics {
             scrub_damage,
             quota_usage,
             quota_limit,
+            storage_degraded,
+            storage_faults,
         }
     }
 }
@@ -284,19 +306,31 @@ impl Metrics {
         self.quota_limit.get_or_create(&labels).set(i64::try_from(limit).unwrap_or(i64::MAX));
     }
 
-    /// The text exposition, with the gauges read from storage at scrape time.
-    pub(crate) fn render(
+    /// The storage's health: the fault under way, and how many operations each fault failed
+    /// so far.
+    pub(crate) fn storage_health(
         &self,
-        upload_sessions: usize,
-        repositories: usize,
-        quarantined: u64,
-        (jobs_pending, jobs_parked): (usize, usize),
-    ) -> String {
-        self.jobs_pending.set(i64::try_from(jobs_pending).unwrap_or(i64::MAX));
-        self.jobs_parked.set(i64::try_from(jobs_parked).unwrap_or(i64::MAX));
-        self.upload_sessions.set(i64::try_from(upload_sessions).unwrap_or(i64::MAX));
+        under_way: Option<wharf_store::Fault>,
+        failed: [(wharf_store::Fault, u64); 2],
+    ) {
+        for (fault, count) in failed {
+            let labels = FaultLabels { fault: fault.as_str() };
+            self.storage_degraded.get_or_create(&labels).set(i64::from(under_way == Some(fault)));
+            let counter = self.storage_faults.get_or_create(&labels);
+            counter.inc_by(count.saturating_sub(counter.get()));
+        }
+    }
+
+    /// The text exposition, with the gauges read from storage at scrape time (`None`: the
+    /// storage did not answer; they keep their last values).
+    pub(crate) fn render(&self, counts: Option<(usize, usize, (usize, usize))>, quarantined: u64) -> String {
+        if let Some((upload_sessions, repositories, (jobs_pending, jobs_parked))) = counts {
+            self.jobs_pending.set(i64::try_from(jobs_pending).unwrap_or(i64::MAX));
+            self.jobs_parked.set(i64::try_from(jobs_parked).unwrap_or(i64::MAX));
+            self.upload_sessions.set(i64::try_from(upload_sessions).unwrap_or(i64::MAX));
+            self.repositories.set(i64::try_from(repositories).unwrap_or(i64::MAX));
+        }
         self.quarantined.set(i64::try_from(quarantined).unwrap_or(i64::MAX));
-        self.repositories.set(i64::try_from(repositories).unwrap_or(i64::MAX));
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out

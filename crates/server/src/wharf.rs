@@ -114,6 +114,17 @@ impl Wharf {
         self
     }
 
+    /// While the storage is unavailable (an S3 engine down or too slow), manifests are served
+    /// by the tags and digests this process read within `stale_for` (where they pointed then),
+    /// instead of 503 [default: [`STALE_FOR`](crate::STALE_FOR), 5 minutes; zero: never]. While
+    /// the storage answers, every request reads it (a tag moved by another process is served
+    /// at once).
+    #[must_use]
+    pub fn with_stale_for(mut self, stale_for: std::time::Duration) -> Self {
+        self.core = self.core.with_stale_for(stale_for);
+        self
+    }
+
     /// The lifecycle rules.
     pub fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
@@ -152,14 +163,34 @@ impl Wharf {
     /// The Prometheus text exposition of this registry's metrics.
     pub async fn render_metrics(&self) -> Result<String> {
         let storage = self.core.storage();
-        let count =
-            |prefix: &'static str| async move { Ok::<_, Error>(storage.list_meta(prefix).await?.len()) };
-        let sessions = count(crate::registry::keys::UPLOADS).await?;
-        let repositories = count(crate::registry::keys::CATALOG).await?;
-        let jobs = count(crate::registry::keys::JOBS_PENDING).await?;
-        let parked = count(crate::registry::keys::JOBS_PARKED).await?;
-        self.lifecycle.quotas.set_metrics(&self.core, &self.metrics).await?;
-        Ok(self.metrics.render(sessions, repositories, storage.quarantined(), (jobs, parked)))
+        let health = self.core.health();
+        self.metrics.storage_health(
+            health.incident().map(|i| i.fault),
+            [wharf_store::Fault::Full, wharf_store::Fault::Unavailable].map(|f| (f, health.failed(f))),
+        );
+        // With the storage down, the gauges read from it keep their last values: the fault
+        // gauges are what a scrape needs then.
+        let read = async {
+            let count =
+                |prefix: &'static str| async move { Ok::<_, Error>(storage.list_meta(prefix).await?.len()) };
+            let sessions = count(crate::registry::keys::UPLOADS).await?;
+            let repositories = count(crate::registry::keys::CATALOG).await?;
+            let jobs = count(crate::registry::keys::JOBS_PENDING).await?;
+            let parked = count(crate::registry::keys::JOBS_PARKED).await?;
+            self.lifecycle.quotas.set_metrics(&self.core, &self.metrics).await?;
+            Ok::<_, Error>((sessions, repositories, (jobs, parked)))
+        };
+        let counts = match read.await {
+            Ok(counts) => Some(counts),
+            Err(e) if e.fault().is_some() => None,
+            Err(e) => return Err(e),
+        };
+        Ok(self.metrics.render(counts, storage.quarantined()))
+    }
+
+    /// The storage fault under way, if any (see `registry::health`).
+    pub(crate) fn storage_incident(&self) -> Option<crate::registry::health::Incident> {
+        self.core.health().incident()
     }
 
     /// Runs the background jobs queued in the backend until none this process can take is

@@ -9,6 +9,7 @@ mod binary;
 mod common;
 mod conformance;
 mod edges;
+mod faults;
 mod hostile;
 mod lifecycle;
 mod limits;

@@ -22,11 +22,18 @@
 //! writes renamed before the failure stay, as after any failed write). A journal append that
 //! fails is overwritten with zeros, so nothing of it replays.
 //!
-//! At replay, a record that still cannot be applied (a disk that changed under us), or bytes
-//! after the last intact record that are not a write torn by a crash (a damaged journal), are
-//! copied to `<root>/quarantine/<journal>-at-<offset>.bin` with an error in the log and
-//! counted ([`FsStore::quarantined_count`](crate::FsStore::quarantined_count), the server's
-//! `wharf_store_quarantined` metric); the replay goes on and the store opens.
+//! At replay, every key is brought to the last value the journals give it, writing only what
+//! differs from the disk (journals whose batches were applied before the crash, nearly all,
+//! replay without writing a byte). A write that meets a *transient* error (no space, an I/O
+//! error of the device, a time-out) stops the replay and sets nothing aside: the journals stay,
+//! locked, the store opens read-only, and the replay runs again before its first write (which
+//! fails with the disk's error until it succeeds). A write that fails otherwise (a path blocked
+//! by a stray file), or bytes after the last intact record that are not a write torn by a
+//! crash (a damaged journal), are copied to `<root>/quarantine/<journal>-at-<offset>.bin` with
+//! an error in the log and counted ([`FsStore::quarantined_count`](crate::FsStore::quarantined_count),
+//! the server's `wharf_store_quarantined` metric) before anything is removed; the replay goes
+//! on. A store whose disk has no room for a journal of its own opens too, and makes it at its
+//! first write.
 //!
 //! # File format
 //! `<root>/journal/<instance>-<seq>.log`, zero-filled ahead, a sequence of records:
@@ -74,12 +81,33 @@ const FILE_SIZE: u64 = 8 * 1024 * 1024;
 pub(crate) struct Journal {
     root: PathBuf,
     instance: String,
-    active: Mutex<Active>,
+    state: Mutex<State>,
     /// Full journals, for the background thread to sync and remove, in order (each still
     /// holding its lock, so that no other store replays it meanwhile).
     retire: mpsc::Sender<Active>,
-    /// What `open` moved to the quarantine folder.
-    quarantined: u64,
+    /// What replays moved to the quarantine folder.
+    quarantined: std::sync::atomic::AtomicU64,
+}
+
+/// What the journal writes to, and what it must finish first.
+#[derive(Debug)]
+struct State {
+    /// The file batches are appended to; `None` until one could be made (a full disk at open).
+    active: Option<Active>,
+    /// The sequence number of the next journal file.
+    next_seq: u64,
+    /// Journals left by stores that are gone whose replay met a transient error (a full disk,
+    /// an I/O error), still locked: replayed again before this store journals anything.
+    left: Vec<Left>,
+}
+
+/// A journal left by a store that is gone, locked by this one until it is replayed.
+#[derive(Debug)]
+struct Left {
+    modified: std::time::SystemTime,
+    path: PathBuf,
+    /// Holds the `flock`.
+    _file: File,
 }
 
 #[derive(Debug)]
@@ -87,19 +115,21 @@ struct Active {
     /// Holds the `flock` that tells other stores this journal is live.
     file: File,
     path: PathBuf,
-    seq: u64,
     offset: u64,
 }
 
 impl Journal {
     /// Replays what stores that are gone left in `<root>/journal`, then starts a journal of
     /// this store's own.
+    ///
+    /// Opening never needs fresh space: when the replay meets a full disk (or another
+    /// transient I/O error) the journals stay, locked, to be replayed before this store's
+    /// first write; when there is no room for a journal of its own, it is made at the first
+    /// write. Until then the store reads, and its writes fail with the disk's error.
     pub(crate) fn open(root: &Path) -> Result<Self> {
         let dir = root.join("journal");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
-        let quarantined = recover(root)?;
         let instance = crate::UploadId::random().as_str()[..16].to_owned();
-        let active = Active::create(&dir, &instance, 1)?;
         let (tx, rx) = mpsc::channel::<Active>();
         let sync_root = root.to_owned();
         std::thread::Builder::new()
@@ -117,12 +147,50 @@ impl Journal {
                 }
             })
             .map_err(|e| Error::io("spawn the journal thread", &dir, e))?;
-        Ok(Self { root: root.to_owned(), instance, active: Mutex::new(active), retire: tx, quarantined })
+        let journal = Self {
+            root: root.to_owned(),
+            instance,
+            state: Mutex::new(State { active: None, next_seq: 1, left: find_left(root)? }),
+            retire: tx,
+            quarantined: std::sync::atomic::AtomicU64::new(0),
+        };
+        let mut state = journal.lock();
+        if let Err(e) = journal.ready(&mut state) {
+            if !transient(&e) {
+                return Err(e);
+            }
+            tracing::error!(
+                error = %e,
+                "the store opened read-only: its journal cannot be replayed or started yet; \
+                 writes fail until the storage has room again, then the journal is replayed first"
+            );
+        }
+        drop(state);
+        Ok(journal)
     }
 
-    /// How many records or damaged tails `open` moved to the quarantine folder.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replays the journals left behind, if any, and makes this store's own journal, if it has
+    /// none: what must hold before a batch is journaled.
+    fn ready(&self, state: &mut State) -> Result<()> {
+        if !state.left.is_empty() {
+            let quarantined = replay(&self.root, &state.left)?;
+            self.quarantined.fetch_add(quarantined, std::sync::atomic::Ordering::Relaxed);
+            state.left.clear();
+        }
+        if state.active.is_none() {
+            state.active = Some(Active::create(&self.root.join("journal"), &self.instance, state.next_seq)?);
+            state.next_seq += 1;
+        }
+        Ok(())
+    }
+
+    /// How many records or damaged tails replays moved to the quarantine folder.
     pub(crate) fn quarantined(&self) -> u64 {
-        self.quarantined
+        self.quarantined.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stages `writes`, appends them as one record, makes it durable, then applies them
@@ -132,14 +200,21 @@ impl Journal {
     pub(crate) fn commit(&self, writes: &[Write]) -> Result<()> {
         let record = encode(writes);
         // Appends and applies in one order: a later batch's writes land after an earlier one's.
-        let mut active = self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self.lock();
+        self.ready(&mut state)?;
         let staged = Staged::new(&self.root, writes)?;
-        if active.offset > 0 && active.offset + record.len() as u64 > FILE_SIZE {
-            let next = Active::create(&self.root.join("journal"), &self.instance, active.seq + 1)?;
-            let full = std::mem::replace(&mut *active, next);
+        let state = &mut *state;
+        if let Some(full) = &state.active
+            && full.offset > 0
+            && full.offset + record.len() as u64 > FILE_SIZE
+        {
+            let next = Active::create(&self.root.join("journal"), &self.instance, state.next_seq)?;
+            state.next_seq += 1;
+            let full = state.active.replace(next).expect("made ready");
             // If the thread is gone the file stays, to be replayed (harmlessly) on next open.
             let _ = self.retire.send(full);
         }
+        let active = state.active.as_mut().expect("made ready");
         let at = active.offset;
         if let Err(e) = active.file.write_all_at(&record, at).and_then(|()| active.file.sync_data()) {
             // Not acknowledged, and perhaps written only in part: zeros in its place, so that
@@ -148,13 +223,32 @@ impl Journal {
             return Err(Error::io("append to the journal", &active.path, e));
         }
         active.offset += record.len() as u64;
+        crash_point(writes);
         // Durable but not applied (the writes renamed before the failure stay, as after any
         // failed write): cancelled, so that replay does not complete it behind the caller.
         staged.apply().inspect_err(|_| active.overwrite(at, CANCELLED))
     }
 }
 
+/// A debug build started with `WHARF_TEST_KILL_AFTER_JOURNAL=<text>` kills itself (SIGKILL)
+/// right after a batch that writes a key containing `<text>` is durable in the journal, before
+/// it is applied: the crash the replay exists for, made on purpose by the tests.
+fn crash_point(writes: &[Write]) {
+    #[cfg(debug_assertions)]
+    {
+        static KILL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        if let Some(text) = KILL.get_or_init(|| std::env::var("WHARF_TEST_KILL_AFTER_JOURNAL").ok())
+            && writes.iter().any(|w| matches!(w, Write::Set { key, .. } | Write::Remove { key } if key.contains(text.as_str())))
+        {
+            let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = writes;
+}
+
 impl Active {
+    /// A new journal file, zero-filled; nothing is left of it when that fails (a full disk).
     fn create(dir: &Path, instance: &str, seq: u64) -> Result<Self> {
         let path = dir.join(format!("{instance}-{seq:08}.log"));
         let file = std::fs::OpenOptions::new()
@@ -163,16 +257,22 @@ impl Active {
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::io("create", &path, e))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            .map_err(|e| Error::io("lock", &path, e.into()))?;
-        let zeros = vec![0u8; 1024 * 1024];
-        for chunk in 0..FILE_SIZE / zeros.len() as u64 {
-            file.write_all_at(&zeros, chunk * zeros.len() as u64)
-                .map_err(|e| Error::io("write", &path, e))?;
+        let filled = (|| {
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .map_err(|e| Error::io("lock", &path, e.into()))?;
+            let zeros = vec![0u8; 1024 * 1024];
+            for chunk in 0..FILE_SIZE / zeros.len() as u64 {
+                file.write_all_at(&zeros, chunk * zeros.len() as u64)
+                    .map_err(|e| Error::io("write", &path, e))?;
+            }
+            file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
+            sync_dir(dir)
+        })();
+        if let Err(e) = filled {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
         }
-        file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
-        sync_dir(dir)?;
-        Ok(Self { file, path, seq, offset: 0 })
+        Ok(Self { file, path, offset: 0 })
     }
 
     /// Writes `bytes` at `at`, durably (best effort: the disk is already failing).
@@ -274,9 +374,8 @@ fn prune(records: &Path, removed: &Path) {
     }
 }
 
-/// Replays, syncs and removes every journal in `<root>/journal` that no live store holds;
-/// returns how many records or damaged tails it moved to `<root>/quarantine/` instead.
-fn recover(root: &Path) -> Result<u64> {
+/// The journals in `<root>/journal` that no live store holds, oldest first, locked.
+fn find_left(root: &Path) -> Result<Vec<Left>> {
     let dir = root.join("journal");
     let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
     let mut found = Vec::new();
@@ -296,36 +395,75 @@ fn recover(root: &Path) -> Result<u64> {
             continue;
         }
         let modified = meta.modified().map_err(|e| Error::io("stat", &path, e))?;
-        found.push((modified, path, file));
+        found.push(Left { modified, path, _file: file });
     }
-    if found.is_empty() {
+    found.sort_by(|a, b| (a.modified, &a.path).cmp(&(b.modified, &b.path)));
+    Ok(found)
+}
+
+/// Whether an error may go away by itself (no room, an I/O error of the device, a time-out):
+/// a journaled batch that meets one is replayed later, never set aside.
+fn transient(e: &Error) -> bool {
+    match e {
+        Error::Io { source, .. } => {
+            e.fault().is_some()
+                || source.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error())
+                || matches!(
+                    source.kind(),
+                    std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::OutOfMemory
+                        | std::io::ErrorKind::ResourceBusy
+                        | std::io::ErrorKind::WouldBlock
+                )
+        }
+        _ => e.fault().is_some(),
+    }
+}
+
+/// Replays the journals `left` (oldest first) over what is on disk, syncs, and removes them;
+/// returns how many records or damaged tails went to `<root>/quarantine/`.
+///
+/// The replay brings every key to the last value the journals give it, writing only what
+/// differs from the disk, in the order of those last writes (a batch's blobs and records
+/// before its tags, as they were written): journals whose batches were all applied before the
+/// crash, as nearly all are, replay without writing a byte, so a full disk does not stop it.
+/// A write that meets a transient error stops the replay with that error, and nothing is
+/// removed or set aside: the journals stay, to be replayed again. A write that fails
+/// otherwise (a path blocked by a stray file) goes to quarantine, and the replay goes on.
+fn replay(root: &Path, left: &[Left]) -> Result<u64> {
+    if left.is_empty() {
         return Ok(0);
     }
-    found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut quarantined = 0;
-    for (_, path, file) in &found {
-        let mut data = Vec::new();
-        if let Err(e) = std::io::Read::read_to_end(&mut &*file, &mut data) {
-            // The whole file goes aside as it is, for a person to look at.
-            let to = root.join("quarantine").join(path.file_name().expect("a journal file name"));
-            std::fs::create_dir_all(root.join("quarantine"))
-                .and_then(|()| std::fs::rename(path, &to))
-                .map_err(|e| Error::io("move to quarantine", path, e))?;
-            tracing::error!(journal = %path.display(), error = %e, "a journal could not be read; it was moved to quarantine");
-            quarantined += 1;
-            continue;
-        }
+    // Key → the last write to it, with where it came from; blobs by digest.
+    let mut last: std::collections::HashMap<String, (usize, Write, PathBuf, usize)> =
+        std::collections::HashMap::new();
+    let mut order = 0;
+    let mut unreadable = Vec::new();
+    for journal in left {
+        let path = &journal.path;
+        let data = match std::fs::read(path).map_err(|e| Error::io("read", path, e)) {
+            Ok(data) => data,
+            Err(e) if transient(&e) => return Err(e),
+            Err(e) => {
+                tracing::error!(journal = %path.display(), error = %e, "a journal could not be read; it is moved to quarantine");
+                unreadable.push(path.clone());
+                continue;
+            }
+        };
         let scan = scan(&data);
-        for record in &scan.records {
-            // A blob is applied only if it still verifies (it always should).
-            let writes: Vec<Write> = record.writes.iter().filter(|w| w.check().is_ok()).cloned().collect();
-            if let Err(e) = Staged::new(root, &writes).and_then(Staged::apply) {
-                tracing::error!(
-                    journal = %path.display(), offset = record.offset, error = %e,
-                    "a journaled batch could not be replayed; its record was moved to quarantine"
-                );
-                quarantine(root, path, record.offset, &data[record.offset..record.offset + record.len])?;
-                quarantined += 1;
+        for record in scan.records {
+            for write in record.writes {
+                // A blob is applied only if it still verifies (it always should).
+                if write.check().is_err() {
+                    continue;
+                }
+                let key = match &write {
+                    Write::Blob { digest, .. } => format!("blob {digest}"),
+                    Write::Set { key, .. } | Write::Remove { key } => format!("key {key}"),
+                };
+                order += 1;
+                last.insert(key, (order, write, path.clone(), record.offset));
             }
         }
         match scan.tail {
@@ -335,27 +473,71 @@ fn recover(root: &Path) -> Result<u64> {
                 "dropped a journal record torn by a crash (it was never acknowledged)"
             ),
             Tail::Damaged { len } => {
+                quarantine(root, path, scan.end, &data[scan.end..scan.end + len])?;
                 tracing::error!(
                     journal = %path.display(), offset = scan.end, bytes = len,
                     "a journal is damaged after its last intact record; the rest was moved to quarantine"
                 );
-                quarantine(root, path, scan.end, &data[scan.end..scan.end + len])?;
                 quarantined += 1;
             }
         }
     }
+    let mut writes: Vec<_> = last.into_values().collect();
+    writes.sort_by_key(|w| w.0);
+    for (_, write, path, offset) in &writes {
+        if applied(root, write) {
+            continue;
+        }
+        match Staged::new(root, std::slice::from_ref(write)).and_then(Staged::apply) {
+            Ok(()) => {}
+            Err(e) if transient(&e) => return Err(e),
+            Err(e) => {
+                quarantine(root, path, *offset, &encode(std::slice::from_ref(write)))?;
+                tracing::error!(
+                    journal = %path.display(), offset, error = %e,
+                    "a journaled write could not be replayed; it was moved to quarantine"
+                );
+                quarantined += 1;
+            }
+        }
+    }
+    for path in &unreadable {
+        let to = root.join("quarantine").join(path.file_name().expect("a journal file name"));
+        // Moved whole, as it is: set aside in one step, nothing of it removed.
+        std::fs::create_dir_all(root.join("quarantine"))
+            .and_then(|()| std::fs::rename(path, &to))
+            .map_err(|e| Error::io("move to quarantine", path, e))?;
+        quarantined += 1;
+    }
     sync_fs(root)?;
     // Oldest first, each removal durable before the next: what a crash here leaves is always
     // the newest journals, which replay correctly over what is on disk.
-    for (_, path, _) in &found {
-        match std::fs::remove_file(path) {
+    let dir = root.join("journal");
+    for journal in left {
+        match std::fs::remove_file(&journal.path) {
             // Not found: an unreadable journal, moved to quarantine instead.
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove", path, e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("remove", &journal.path, e));
+            }
             _ => {}
         }
         sync_dir(&dir)?;
     }
     Ok(quarantined)
+}
+
+/// Whether the disk already holds what `write` makes (read, never written).
+fn applied(root: &Path, write: &Write) -> bool {
+    match write {
+        Write::Blob { digest, .. } => blob_path(root, digest).exists(),
+        Write::Set { key, value } => std::fs::read(record_path(root, key)).is_ok_and(|v| v == *value),
+        Write::Remove { key } => {
+            matches!(
+                std::fs::symlink_metadata(record_path(root, key)),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
+            )
+        }
+    }
 }
 
 /// Writes `bytes`, found at `offset` of `journal`, to `<root>/quarantine/`, durably.
@@ -422,10 +604,9 @@ struct Scan {
     tail: Tail,
 }
 
-/// One intact record: where it starts, its length in the file, its writes.
+/// One intact record: where it starts, its writes.
 struct Record {
     offset: usize,
-    len: usize,
     writes: Vec<Write>,
 }
 
@@ -459,7 +640,7 @@ fn scan(data: &[u8]) -> Scan {
             break;
         };
         if magic == MAGIC {
-            records.push(Record { offset: at, len: HEADER + len, writes });
+            records.push(Record { offset: at, writes });
         }
         at += HEADER + len;
     }

@@ -52,14 +52,18 @@
 //!
 //! # Crate features
 //! - `s3`: [`S3Store`] on `object_store` (S3, Garage, MinIO, radosgw, …).
-//! - `testing`: the `testing` module, the conformance suite every backend runs.
+//! - `testing`: the `testing` module, the conformance suite every backend runs, and [`Faults`],
+//!   hooks that make any store fail as full disks and stopped engines do.
 //! - `fuzzing`: the `fuzzing` module of invariant checks used by the fuzz targets.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+#[cfg(feature = "testing")]
+mod faults;
 mod fs;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod hooks;
 mod journal;
 mod layout;
 mod listing;
@@ -72,8 +76,11 @@ mod store;
 pub mod testing;
 mod upload_id;
 
-pub use error::{Error, Result};
+pub use error::{Error, Fault, Result};
+#[cfg(feature = "testing")]
+pub use faults::Faults;
 pub use fs::FsStore;
+pub use hooks::{Hooked, Hooks, Op};
 /// Decodes a journal file of an [`FsStore`] into its batches (for the fuzzer).
 #[doc(hidden)]
 pub use journal::decode as decode_journal;

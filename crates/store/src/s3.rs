@@ -48,6 +48,57 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts in flight per upload.
 const PARTS_IN_FLIGHT: usize = 4;
 
+/// How long the engine may stay silent (connecting, or between two reads of an answer)
+/// before a request fails, unless the URL says `timeout=`.
+const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How many times a failed request is tried again (within one `timeout` from its start),
+/// unless the URL says `retries=`.
+const DEFAULT_RETRIES: usize = 3;
+/// The longest any one request may take, however steadily the engine answers (a blob of
+/// gigabytes streams within it; a download that outlives it resumes where it broke off,
+/// if the retries allow).
+const REQUEST_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `timeout=` of an s3:// URL: `500ms`, `5s`, or a number of seconds.
+fn parse_timeout(value: &str) -> Result<std::time::Duration> {
+    let bad = || Error::Config(format!("timeout=`{value}`: a duration such as 500ms or 5s (at most 600s)"));
+    let (number, scale) = match value.strip_suffix("ms") {
+        Some(ms) => (ms, 1),
+        None => (value.strip_suffix('s').unwrap_or(value), 1000),
+    };
+    let millis: u64 = number.parse().map_err(|_| bad())?;
+    let timeout = std::time::Duration::from_millis(millis.checked_mul(scale).ok_or_else(bad)?);
+    if timeout.is_zero() || timeout > REQUEST_LIMIT {
+        return Err(bad());
+    }
+    Ok(timeout)
+}
+
+/// The engine's time-outs: `timeout` to connect and between two reads of an answer (a
+/// stopped engine is noticed within it, however large the answer), [`REQUEST_LIMIT`] for a
+/// whole request.
+fn client_options(timeout: std::time::Duration) -> object_store::ClientOptions {
+    object_store::ClientOptions::new()
+        .with_connect_timeout(timeout)
+        .with_read_timeout(timeout)
+        .with_timeout(REQUEST_LIMIT)
+}
+
+/// Retries of a failed request: at most `retries`, none begun later than `timeout` after the
+/// first attempt, so that a request to an engine that is down fails within about two
+/// `timeout`s (a server answers 503 then, instead of holding its client).
+fn retry_config(timeout: std::time::Duration, retries: usize) -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(50),
+            max_backoff: timeout / 4,
+            base: 2.0,
+        },
+        max_retries: retries,
+        retry_timeout: timeout,
+    }
+}
+
 /// A blob store on `object_store`: S3 and S3-compatible engines (Garage, MinIO, radosgw,
 /// Ceph), or any other `ObjectStore` (its in-memory store serves the tests).
 ///
@@ -145,10 +196,18 @@ impl S3Store {
         self.signer.is_some()
     }
 
-    /// A store from `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>[&redirect=true]`;
-    /// credentials from the standard AWS environment variables. A plain-`http` endpoint is
-    /// allowed (for engines on loopback), and requests use path style. With `redirect=true`
-    /// the store presigns blob URLs for clients ([`BlobStore::direct_url`]).
+    /// A store from `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>[&redirect=true]
+    /// [&timeout=5s][&retries=3]`; credentials from the standard AWS environment variables. A
+    /// plain-`http` endpoint is allowed (for engines on loopback), and requests use path
+    /// style. With `redirect=true` the store presigns blob URLs for clients
+    /// ([`BlobStore::direct_url`]).
+    ///
+    /// `timeout` (default 5 s) bounds how long the engine may keep a request waiting: to
+    /// connect, and between two reads of its answer; a failed request is tried again up to
+    /// `retries` times (default 3, at most 10) while less than `timeout` has passed since its
+    /// first attempt. A request to an engine that is stopped therefore fails within about two
+    /// `timeout`s, as [`Fault::Unavailable`](crate::Fault::Unavailable); one that is refused at
+    /// once, within a fraction of a second. No request lasts longer than 10 minutes.
     pub fn from_url(url: &str) -> Result<Self> {
         let rest =
             url.strip_prefix("s3://").ok_or_else(|| Error::Config(format!("`{url}` is not an s3:// URL")))?;
@@ -161,10 +220,14 @@ impl S3Store {
             .with_bucket_name(bucket)
             .with_virtual_hosted_style_request(false);
         let mut redirect = false;
+        let (mut timeout, mut retries, mut allow_http) = (DEFAULT_TIMEOUT, DEFAULT_RETRIES, false);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             builder = match key {
-                "endpoint" => builder.with_allow_http(value.starts_with("http://")).with_endpoint(value),
+                "endpoint" => {
+                    allow_http = value.starts_with("http://");
+                    builder.with_endpoint(value)
+                }
                 "region" => builder.with_region(value),
                 "redirect" => {
                     redirect = match value {
@@ -176,12 +239,28 @@ impl S3Store {
                     };
                     builder
                 }
+                "timeout" => {
+                    timeout = parse_timeout(value)?;
+                    builder
+                }
+                "retries" => {
+                    retries =
+                        value.parse().ok().filter(|r| *r <= 10).ok_or_else(|| {
+                            Error::Config(format!("retries=`{value}`: a count from 0 to 10"))
+                        })?;
+                    builder
+                }
                 other => {
                     return Err(Error::Config(format!("unknown s3:// URL parameter `{other}`")));
                 }
             };
         }
-        let s3 = Arc::new(builder.build()?);
+        let s3 = Arc::new(
+            builder
+                .with_client_options(client_options(timeout).with_allow_http(allow_http))
+                .with_retry(retry_config(timeout, retries))
+                .build()?,
+        );
         let store = Self::new(Arc::clone(&s3) as Arc<dyn ObjectStore>, prefix.trim_matches('/'))
             .with_paged_lists(Arc::clone(&s3) as Arc<dyn PaginatedListStore>);
         Ok(if redirect { store.with_signer(s3) } else { store })

@@ -56,6 +56,8 @@ pub(crate) const SETTLE: Duration = Duration::from_millis(200);
 /// How often the queue is looked at when nothing wakes the worker (jobs other processes
 /// enqueued, expired leases).
 const POLL: Duration = Duration::from_secs(5);
+/// The longest pause between two looks at the queue while the storage is full or unavailable.
+const FAULT_PAUSE: Duration = Duration::from_secs(60);
 /// Runs of a job (each counted before it starts) after which it is parked.
 pub(crate) const MAX_ATTEMPTS: u32 = 3;
 
@@ -159,12 +161,21 @@ impl Worker {
         }
     }
 
-    /// Works the queue forever: whenever a push wakes it, a job ends, and every few seconds.
+    /// Works the queue forever: whenever a push wakes it, a job ends, and every few seconds;
+    /// while the storage is full or unavailable, at intervals doubling up to a minute (the
+    /// fault is logged once, by the core).
     pub(crate) async fn run(self: Arc<Self>, queue: Queue, handler: impl Handler) {
         let _renewal = self.leases.renewing();
+        let mut pause = POLL;
         loop {
-            if let Err(e) = self.start_jobs(&queue, &handler).await {
-                tracing::warn!(error = %e, "reading the job queue failed");
+            match self.start_jobs(&queue, &handler).await {
+                Ok(_) => pause = POLL,
+                Err(e) if e.fault().is_some() => {
+                    pause = (pause * 2).min(FAULT_PAUSE);
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the job queue failed"),
             }
             tokio::select! {
                 () = queue.wake.notified() => {}
@@ -222,8 +233,11 @@ impl Worker {
                 let (worker, queue, handler) = (Arc::clone(self), queue.clone(), handler.clone());
                 started.push(tokio::spawn(async move {
                     let _slot = queue.slots.acquire(key_of(&id)).await;
-                    if let Err(e) = worker.run_one(&queue, &handler, &id).await {
-                        tracing::warn!(job = id, error = %e, "a job could not be finished");
+                    match worker.run_one(&queue, &handler, &id).await {
+                        Err(e) if e.fault().is_none() => {
+                            tracing::warn!(job = id, error = %e, "a job could not be finished");
+                        }
+                        _ => {}
                     }
                     worker.finished.notify_one();
                 }));
@@ -306,6 +320,15 @@ impl Worker {
             Ok(()) => {
                 self.leases.release(&lease, done()).await?;
                 queue.metrics.job_finished("inspect", "done");
+            }
+            Err(e) if e.fault().is_some() => {
+                // The storage failed, not the job: the attempt is given back (when the storage
+                // takes the write) and the job waits 30 s.
+                let until = crate::clock::now_ms() + 30_000;
+                let backoff = Write::Set { key: lease.clone(), value: format!("backoff {until}").into() };
+                let uncounted = Job::Inspect { repository, digest, attempts };
+                self.leases.release(&lease, vec![uncounted.write_as(id), backoff]).await?;
+                queue.metrics.job_finished("inspect", "retried");
             }
             Err(e) => {
                 // Retried later (or parked on its next turn): the lease becomes a back-off

@@ -1,7 +1,14 @@
-//! Manifest bytes by digest, in memory. Content addressing makes an entry correct forever:
-//! whether a repository still holds the manifest is decided by its records, read on every
-//! request, never by this cache. Bounded by the memory its entries take (bytes, keys and
-//! bookkeeping), oldest entries evicted first.
+//! What the core read recently, in memory.
+//!
+//! [`ManifestCache`]: manifest bytes by digest. Content addressing makes an entry correct
+//! forever: whether a repository still holds the manifest is decided by its records, read on
+//! every request, never by this cache. Bounded by the memory its entries take (bytes, keys
+//! and bookkeeping), oldest entries evicted first.
+//!
+//! [`Recent`]: where each tag or digest reference pointed when it was last read. Never used
+//! while the storage answers (a tag moved by another process is served at once); only when it
+//! is unavailable, for at most its time-to-live, so that pulls of what was just pulled go on
+//! through a storage outage.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -49,6 +56,74 @@ impl ManifestCache {
                 inner.bytes -= cost(&oldest, &evicted);
             }
         }
+    }
+}
+
+/// References remembered at most (about 200 bytes each).
+const RECENT_ENTRIES: usize = 20_000;
+
+/// Where references pointed when last read: repository → reference → digest, media type,
+/// size, and when.
+#[derive(Debug, Default)]
+pub(crate) struct Recent(Mutex<RecentInner>);
+
+#[derive(Debug, Default)]
+struct RecentInner {
+    repos: HashMap<String, HashMap<String, Located>>,
+    entries: usize,
+}
+
+/// A reference's manifest as last read, and when.
+#[derive(Clone, Debug)]
+pub(crate) struct Located {
+    pub(crate) digest: Digest,
+    pub(crate) media_type: String,
+    pub(crate) size: u64,
+    at: std::time::Instant,
+}
+
+impl Recent {
+    /// Remembers where `reference` of `repo` points (written again only after a tenth of
+    /// `ttl`: the hot path mostly only looks).
+    pub(crate) fn remember(
+        &self,
+        repo: &str,
+        reference: &str,
+        (digest, media_type, size): (&Digest, &str, u64),
+        ttl: std::time::Duration,
+    ) {
+        let mut inner = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = inner.repos.get(repo).and_then(|refs| refs.get(reference))
+            && known.digest == *digest
+            && known.at.elapsed() < ttl / 10
+        {
+            return;
+        }
+        if inner.entries >= RECENT_ENTRIES {
+            for refs in inner.repos.values_mut() {
+                refs.retain(|_, l| l.at.elapsed() < ttl);
+            }
+            inner.repos.retain(|_, refs| !refs.is_empty());
+            inner.entries = inner.repos.values().map(HashMap::len).sum();
+            if inner.entries >= RECENT_ENTRIES {
+                return;
+            }
+        }
+        let located = Located {
+            digest: digest.clone(),
+            media_type: media_type.to_owned(),
+            size,
+            at: std::time::Instant::now(),
+        };
+        let refs = inner.repos.entry(repo.to_owned()).or_default();
+        let added = refs.insert(reference.to_owned(), located).is_none();
+        inner.entries += usize::from(added);
+    }
+
+    /// Where `reference` of `repo` pointed, if read within `ttl`.
+    pub(crate) fn recall(&self, repo: &str, reference: &str, ttl: std::time::Duration) -> Option<Located> {
+        let inner = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.repos.get(repo)?.get(reference).filter(|l| l.at.elapsed() < ttl).cloned()
     }
 }
 

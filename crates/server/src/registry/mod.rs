@@ -23,9 +23,10 @@ use wharf_types::{Descriptor, Digest, ImageIndex, Manifest, Repository, Tag, Tag
 
 pub(crate) mod cache;
 pub(crate) mod fence;
+pub(crate) mod health;
 pub(crate) mod keys;
 
-use cache::ManifestCache;
+use cache::{ManifestCache, Recent};
 use fence::{Check, Epoch};
 use keys::{LinkRecord, Revision, TagRecord};
 
@@ -35,6 +36,10 @@ use crate::error::{Error, Result};
 /// How long a blob URL handed to a client stays valid (a client starts its download well
 /// within it; the download itself may last longer).
 pub const BLOB_URL_EXPIRY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How long, by default, a manifest read by tag or digest is served from memory while the
+/// storage is unavailable.
+pub const STALE_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Records read at a time by a paged listing that filters what it reads (the catalog of what
 /// a caller may see).
@@ -84,8 +89,14 @@ impl Page {
 /// The registry core, over one storage backend.
 #[derive(Clone, Debug)]
 pub(crate) struct Core {
+    /// The backend, through [`health::Watch`].
     storage: Arc<dyn Storage>,
+    health: Arc<health::Health>,
     manifests: Arc<ManifestCache>,
+    /// Where references pointed when last read, served while the storage is unavailable.
+    recent: Arc<Recent>,
+    /// How long [`recent`](Self::recent) may answer for a storage that is unavailable.
+    stale_for: std::time::Duration,
     /// Writes confirm against collections (off only to show, in a test, what it prevents).
     gc_fence: bool,
     /// When this process last recorded a pull of each tag (unix seconds).
@@ -93,9 +104,32 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// The core over `storage`.
+    /// The core over `storage` (every operation of which it watches: [`health`]).
     pub(crate) fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage, manifests: Arc::default(), gc_fence: true, pulls: Arc::default() }
+        let health = Arc::new(health::Health::default());
+        let storage = Arc::new(wharf_store::Hooked::new(storage, health::Watch(Arc::clone(&health))));
+        Self {
+            storage,
+            health,
+            manifests: Arc::default(),
+            recent: Arc::default(),
+            stale_for: STALE_FOR,
+            gc_fence: true,
+            pulls: Arc::default(),
+        }
+    }
+
+    /// While the storage is unavailable, manifests are served by tags and digests read within
+    /// `stale_for` (zero: never).
+    #[must_use]
+    pub(crate) fn with_stale_for(mut self, stale_for: std::time::Duration) -> Self {
+        self.stale_for = stale_for;
+        self
+    }
+
+    /// The storage's health: the fault under way, if any, and counts.
+    pub(crate) fn health(&self) -> &health::Health {
+        &self.health
     }
 
     /// With `false`, writes no longer confirm against collections (see
@@ -529,9 +563,38 @@ impl Core {
         }
     }
 
-    /// The digest, media type and size of the manifest at a tag or digest: from the tag
-    /// record alone when it holds them, from the revision record otherwise.
+    /// The digest, media type and size of the manifest at a tag or digest (see
+    /// [`locate_stored`](Self::locate_stored)); while the storage is unavailable, where the
+    /// reference pointed when this process last read it, within `stale_for`.
     async fn locate(&self, repo: &Repository, reference: &TagOrDigest) -> Result<(Digest, String, u64)> {
+        let name = match reference {
+            TagOrDigest::Tag(t) => t.as_str(),
+            TagOrDigest::Digest(d) => d.as_str(),
+        };
+        match self.locate_stored(repo, reference).await {
+            Ok(found) => {
+                if !self.stale_for.is_zero() {
+                    self.recent.remember(repo.as_str(), name, (&found.0, &found.1, found.2), self.stale_for);
+                }
+                Ok(found)
+            }
+            Err(e) if e.fault() == Some(wharf_store::Fault::Unavailable) => {
+                match self.recent.recall(repo.as_str(), name, self.stale_for) {
+                    Some(l) => Ok((l.digest, l.media_type, l.size)),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The digest, media type and size of the manifest at a tag or digest, as stored: from the
+    /// tag record alone when it holds them, from the revision record otherwise.
+    async fn locate_stored(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+    ) -> Result<(Digest, String, u64)> {
         let unknown = || Error::ManifestUnknown(reference.to_string());
         let digest = match reference {
             TagOrDigest::Digest(d) => d.clone(),
@@ -588,8 +651,10 @@ impl Core {
         let storage = Arc::clone(&self.storage);
         let key = keys::pulled(repo, tag.as_str());
         tokio::spawn(async move {
-            if let Err(e) = storage.set_meta(&key, now.to_string().into()).await {
-                tracing::warn!(error = %e, "recording a pull failed");
+            match storage.set_meta(&key, now.to_string().into()).await {
+                // A full or unavailable storage is logged once, by `health`.
+                Err(e) if e.fault().is_none() => tracing::warn!(error = %e, "recording a pull failed"),
+                _ => {}
             }
         });
     }

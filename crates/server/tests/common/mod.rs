@@ -141,8 +141,18 @@ impl Process {
 
     /// With these flags besides `--listen`.
     pub(crate) fn start_with(args: &[&str]) -> Self {
+        Self::start_env(args, &[])
+    }
+
+    /// With these flags besides `--listen`, and these environment variables.
+    pub(crate) fn start_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wharf-server"));
-        command.args(["--listen", "127.0.0.1:0"]).args(args).env("WHARF_LOG", "warn").stdout(Stdio::null());
+        command
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("WHARF_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null());
         let (child, addr) = spawn_on_free_port(&mut command);
         Self { child, base: format!("http://{addr}") }
     }
