@@ -335,3 +335,311 @@ fn a_batch_journaled_before_a_crash_survives_a_restart_on_a_full_disk() {
         disk.assert_nothing_quarantined();
     });
 }
+
+/// A throw-away Garage of this test's own (`.ci/garage.sh`), to stop, freeze and restart.
+struct Garage {
+    home: PathBuf,
+    /// `WHARF_S3_URL` and the `AWS_*` variables.
+    env: Vec<(String, String)>,
+}
+
+impl Garage {
+    /// `None` (skipped, with a note) without the `garage` binary; with `WHARF_REQUIRE_ALL=1`
+    /// that fails instead.
+    fn start(test: &str) -> Option<Self> {
+        let home = std::env::temp_dir().join(format!("wharf-outage-{}", wharf_store::UploadId::random()));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/garage.sh");
+        let output = std::process::Command::new("bash")
+            .arg(script)
+            .arg("start")
+            .arg(&home)
+            .env("GARAGE_BASE_PORT", "3960")
+            .output();
+        match output {
+            Ok(o) if o.status.success() => {
+                let env = String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+                    .collect();
+                Some(Self { home, env })
+            }
+            other => {
+                let why =
+                    other.map_or_else(|e| e.to_string(), |o| String::from_utf8_lossy(&o.stderr).into_owned());
+                assert!(
+                    std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
+                    "{test}: Garage did not start and WHARF_REQUIRE_ALL=1: {why}"
+                );
+                eprintln!("SKIPPED {test}: Garage did not start ({why})");
+                None
+            }
+        }
+    }
+
+    fn var(&self, name: &str) -> &str {
+        self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).expect(name)
+    }
+
+    fn pid(&self) -> String {
+        std::fs::read_to_string(self.home.join("garage.pid")).expect("garage.pid").trim().to_owned()
+    }
+
+    fn signal(&self, signal: &str) {
+        assert!(
+            std::process::Command::new("kill").args([signal, &self.pid()]).status().expect("kill").success()
+        );
+    }
+
+    /// Killed (SIGKILL), then started again on its data.
+    fn restart(&self) {
+        self.signal("-KILL");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let log = std::fs::File::create(self.home.join("garage-restarted.log")).expect("log");
+        let child =
+            std::process::Command::new(std::env::var("GARAGE_BIN").unwrap_or_else(|_| "garage".into()))
+                .arg("-c")
+                .arg(self.home.join("garage.toml"))
+                .args(["server", "--single-node", "--default-bucket"])
+                .env("GARAGE_DEFAULT_BUCKET", "registry")
+                .env("GARAGE_DEFAULT_ACCESS_KEY", self.var("AWS_ACCESS_KEY_ID"))
+                .env("GARAGE_DEFAULT_SECRET_KEY", self.var("AWS_SECRET_ACCESS_KEY"))
+                .env("RUST_LOG", "garage=warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("garage");
+        std::fs::write(self.home.join("garage.pid"), child.id().to_string()).expect("garage.pid");
+    }
+
+    /// A `wharf-server` process on this Garage, with `timeout` toward it.
+    fn server(&self, timeout: &str) -> Process {
+        let url = format!("{}&timeout={timeout}", self.var("WHARF_S3_URL"));
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Process::start_env(&["--storage", &url], &env)
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-CONT", &self.pid()]).status();
+        let _ = std::process::Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/garage.sh"))
+            .arg("stop")
+            .arg(&self.home)
+            .status();
+    }
+}
+
+/// What a request during an outage may answer: what it would have, or 503 with
+/// `Retry-After`; never 500, never a hang past `within`.
+async fn during_outage(
+    request: reqwest::RequestBuilder,
+    ok: StatusCode,
+    within: std::time::Duration,
+) -> bool {
+    let started = std::time::Instant::now();
+    let response = request.send().await.expect("the server answers");
+    let took = started.elapsed();
+    assert!(took < within, "answered after {took:?}");
+    let status = response.status();
+    if status == ok {
+        return true;
+    }
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{}", response.text().await.unwrap_or_default());
+    assert!(response.headers().contains_key("retry-after"), "503 with Retry-After");
+    false
+}
+
+/// Issue 31: two servers over one Garage; Garage frozen (SIGSTOP), then killed, mid-run, with
+/// pushes, pulls and a collection in flight; then restarted on its data. During the outage
+/// every answer is what it would be or 503 with `Retry-After`, within the time-outs, tags read
+/// before are still served, `/healthz` answers and `/readyz` says degraded; afterwards every
+/// acknowledged push pulls whole from both processes, with no restart of either.
+#[test]
+fn an_s3_engine_that_stops_and_returns_costs_no_acknowledged_push() {
+    let Some(garage) = Garage::start("an_s3_engine_that_stops_and_returns") else { return };
+    runtime().block_on(async {
+        let http =
+            reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build().expect("client");
+        let (one, two) = (garage.server("1s"), garage.server("1s"));
+        one.ready(&http).await;
+        two.ready(&http).await;
+        let mut acked = Vec::new();
+        for i in 0..3u64 {
+            acked
+                .push(push(&http, &one.base, "team/app", &format!("v{i}"), i, 64 << 10).await.expect("push"));
+        }
+        for image in &acked {
+            assert_pulls(&http, &two.base, image).await;
+        }
+        // Pushes, pulls and a collection, going on while the engine stops and returns.
+        let (base_one, base_two) = (one.base.clone(), two.base.clone());
+        let busy = {
+            let http = http.clone();
+            tokio::spawn(async move {
+                let mut pushed = Vec::new();
+                for i in 10..40u64 {
+                    let base = if i % 2 == 0 { &base_one } else { &base_two };
+                    match push(&http, base, "team/busy", &format!("b{i}"), i, 32 << 10).await {
+                        Ok(image) => pushed.push(image),
+                        Err(r) => {
+                            assert!(
+                                r.status == Some(StatusCode::SERVICE_UNAVAILABLE) && r.retry_after.is_some(),
+                                "a push during the outage: {r:?}"
+                            );
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                }
+                pushed
+            })
+        };
+        let collection = http.post(format!("{}/v2/_wharf/gc", one.base)).send();
+        let within = std::time::Duration::from_secs(8);
+        for (stop, name) in [("-STOP", "frozen"), ("-KILL", "killed")] {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            garage.signal(stop);
+            let started = std::time::Instant::now();
+            let push_url = format!("{}/v2/team/app/blobs/uploads/", one.base);
+            assert!(
+                !during_outage(http.post(&push_url), StatusCode::ACCEPTED, within).await,
+                "{name}: a push"
+            );
+            let tag = format!("{}/v2/team/app/manifests/v1", two.base);
+            let accept = "application/vnd.oci.image.manifest.v1+json";
+            assert!(
+                during_outage(http.get(&tag).header("accept", accept), StatusCode::OK, within).await,
+                "{name}: a tag read before is served"
+            );
+            let health = http.get(format!("{}/healthz", two.base)).send().await.expect("healthz");
+            assert_eq!(health.status(), StatusCode::OK, "{name}: /healthz");
+            let ready = http.get(format!("{}/readyz", one.base)).send().await.expect("readyz");
+            assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "{name}: /readyz");
+            let body: serde_json::Value = ready.json().await.expect("JSON");
+            assert_eq!(
+                (body["status"].as_str(), body["storage"].as_str()),
+                (Some("degraded"), Some("unavailable"))
+            );
+            eprintln!("{name}: checked in {:?}", started.elapsed());
+            if stop == "-STOP" {
+                garage.signal("-CONT");
+            }
+        }
+        garage.restart();
+        // Both processes come back by themselves.
+        for server in [&one, &two] {
+            let mut ready = false;
+            for _ in 0..120 {
+                let r = http.get(format!("{}/readyz", server.base)).send().await.expect("readyz");
+                if r.status() == StatusCode::OK {
+                    ready = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            assert!(ready, "{} ready again without a restart", server.base);
+        }
+        let collected = collection.await.expect("the collection answers");
+        assert!(
+            matches!(collected.status(), StatusCode::OK | StatusCode::SERVICE_UNAVAILABLE),
+            "the collection during the outage: {}",
+            collected.status()
+        );
+        acked.extend(busy.await.expect("the busy task"));
+        for i in 0..2u64 {
+            let base = if i == 0 { &one.base } else { &two.base };
+            acked.push(
+                push(&http, base, "team/app", &format!("after{i}"), 100 + i, 64 << 10)
+                    .await
+                    .expect("push after"),
+            );
+        }
+        let gc = http.post(format!("{}/v2/_wharf/gc", two.base)).send().await.expect("gc");
+        assert_eq!(gc.status(), StatusCode::OK, "a collection after the outage");
+        for image in &acked {
+            assert_pulls(&http, &one.base, image).await;
+            assert_pulls(&http, &two.base, image).await;
+        }
+        eprintln!("{} acknowledged pushes pull whole from both processes", acked.len());
+    });
+}
+
+/// A TCP proxy on loopback that holds each chunk from the client `delay` before passing it
+/// on: an engine that takes seconds per request. Its address.
+async fn slow_proxy(upstream: std::net::SocketAddr, delay: std::time::Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let up = async {
+                    let mut buf = vec![0; 64 << 10];
+                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                        tokio::time::sleep(delay).await;
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let down = tokio::io::copy(&mut server_read, &mut client_write);
+                tokio::select! {
+                    () = up => {}
+                    _ = down => {}
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Issue 31: Garage behind a proxy that makes every request take 2 s. With `timeout=1s` every
+/// request that needs the engine fails within the time-outs with 503 and `Retry-After`; with
+/// `timeout=5s` a request goes through, slowly; `/healthz` answers at once throughout.
+#[test]
+fn a_slow_s3_engine_never_holds_a_request_past_the_time_outs() {
+    let Some(url) = crate::common::s3_storage("a_slow_s3_engine", "slow") else { return };
+    runtime().block_on(async {
+        let endpoint = url.split("endpoint=").nth(1).and_then(|r| r.split('&').next()).expect("endpoint");
+        let upstream: std::net::SocketAddr =
+            endpoint.trim_start_matches("http://").parse().expect("a loopback endpoint");
+        let proxy = slow_proxy(upstream, std::time::Duration::from_secs(2)).await;
+        let slow = url.replace(endpoint, &format!("http://{proxy}"));
+        let http =
+            reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build().expect("client");
+
+        let impatient = Process::start(&format!("{slow}&timeout=1s"));
+        let started = std::time::Instant::now();
+        let health = http.get(format!("{}/healthz", impatient.base)).send().await.expect("healthz");
+        assert_eq!(health.status(), StatusCode::OK);
+        assert!(started.elapsed() < std::time::Duration::from_millis(500), "/healthz at once");
+        for path in ["/v2/team/app/blobs/uploads/", "/v2/team/app/manifests/v1"] {
+            let request = if path.ends_with('/') {
+                http.post(format!("{}{path}", impatient.base))
+            } else {
+                http.get(format!("{}{path}", impatient.base))
+            };
+            // One try (1 s) plus the retries begun within the first second: about 2 s, then 503.
+            let ok = during_outage(request, StatusCode::ACCEPTED, std::time::Duration::from_secs(6)).await;
+            assert!(!ok, "{path}: the engine is slower than the time-out");
+        }
+        let health = http.get(format!("{}/healthz", impatient.base)).send().await.expect("healthz");
+        assert_eq!(health.status(), StatusCode::OK);
+
+        // Patient enough for the engine: the request takes its seconds, and answers.
+        let patient = Process::start(&format!("{slow}&timeout=5s"));
+        let started = std::time::Instant::now();
+        let missing =
+            http.get(format!("{}/v2/team/app/manifests/none", patient.base)).send().await.expect("GET");
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND, "answered, slowly");
+        let took = started.elapsed();
+        assert!(
+            took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(10),
+            "{took:?}"
+        );
+    });
+}
