@@ -262,7 +262,8 @@ const STORE: &[&[&str]] = &[
     &["error"],
     &["store", "layout"],
     &["meta"],
-    &["listing", "journal"],
+    &["hooks", "listing", "journal"],
+    &["faults"],
     &["memory", "fs", "s3"],
     &["testing", "fuzzing"],
 ];
@@ -301,7 +302,7 @@ const SERVER: &[&[&str]] = &[
     &["tls", "listener::tracked"],
     &["listener"],
     // The core: the OCI registry over wharf-store.
-    &["registry::keys", "registry::cache"],
+    &["registry::keys", "registry::cache", "registry::health"],
     &["registry::fence"],
     &["registry"],
     // Services beside the core: never rest, web, config or the façade.

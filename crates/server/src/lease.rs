@@ -79,7 +79,16 @@ impl Leases {
         let mine = Self::value(&self.owner, self.time);
         let writes =
             wanted.iter().map(|key| Write::Set { key: key.clone(), value: mine.clone().into() }).collect();
-        self.storage.write_steps(vec![writes]).await?;
+        if let Err(e) = self.storage.write_steps(vec![writes]).await {
+            // The write may have happened with its answer lost: a lease left so would hold
+            // off every claimer, this one included, until it expired. Taken back if it is there.
+            for key in &wanted {
+                if self.storage.get_meta(key).await.ok().flatten().is_some_and(|l| l == mine.as_bytes()) {
+                    let _ = self.storage.remove_meta(key).await;
+                }
+            }
+            return Err(e);
+        }
         tokio::time::sleep(self.settle).await;
         let mut claimed = Vec::new();
         let mut held = self.held.lock().await;

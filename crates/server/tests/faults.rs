@@ -341,6 +341,8 @@ struct Garage {
     home: PathBuf,
     /// `WHARF_S3_URL` and the `AWS_*` variables.
     env: Vec<(String, String)>,
+    /// The process started again by [`restart`](Self::restart), waited for when dropped.
+    restarted: std::sync::Mutex<Option<std::process::Child>>,
 }
 
 impl Garage {
@@ -362,7 +364,7 @@ impl Garage {
                     .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
                     .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
                     .collect();
-                Some(Self { home, env })
+                Some(Self { home, env, restarted: std::sync::Mutex::default() })
             }
             other => {
                 let why =
@@ -410,6 +412,7 @@ impl Garage {
                 .spawn()
                 .expect("garage");
         std::fs::write(self.home.join("garage.pid"), child.id().to_string()).expect("garage.pid");
+        *self.restarted.lock().expect("lock") = Some(child);
     }
 
     /// A `wharf-server` process on this Garage, with `timeout` toward it.
@@ -428,6 +431,10 @@ impl Drop for Garage {
             .arg("stop")
             .arg(&self.home)
             .status();
+        if let Some(mut child) = self.restarted.lock().expect("lock").take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -473,6 +480,19 @@ fn an_s3_engine_that_stops_and_returns_costs_no_acknowledged_push() {
         for image in &acked {
             assert_pulls(&http, &two.base, image).await;
         }
+        // An upload session begun before the outage, its first half sent.
+        let session = layer(77, 64 << 10);
+        let begun = http.post(format!("{}/v2/team/app/blobs/uploads/", one.base)).send().await.expect("POST");
+        assert_eq!(begun.status(), StatusCode::ACCEPTED);
+        let location = begun.headers()["location"].to_str().expect("Location").to_owned();
+        let location = if location.starts_with('/') { location } else { format!("/{location}") };
+        let half = session.len() / 2;
+        let patch = http
+            .patch(format!("{}{location}", one.base))
+            .header("content-range", format!("0-{}", half - 1))
+            .header("content-type", "application/octet-stream")
+            .body(session[..half].to_vec());
+        assert_eq!(patch.send().await.expect("PATCH").status(), StatusCode::ACCEPTED);
         // Pushes, pulls and a collection, going on while the engine stops and returns.
         let (base_one, base_two) = (one.base.clone(), two.base.clone());
         let busy = {
@@ -547,6 +567,23 @@ fn an_s3_engine_that_stops_and_returns_costs_no_acknowledged_push() {
             collected.status()
         );
         acked.extend(busy.await.expect("the busy task"));
+        // The session begun before the outage goes on, through the other process.
+        let digest = Digest::sha256(&session);
+        let patch = http
+            .patch(format!("{}{location}", two.base))
+            .header("content-range", format!("{half}-{}", session.len() - 1))
+            .header("content-type", "application/octet-stream")
+            .body(session[half..].to_vec());
+        assert_eq!(
+            patch.send().await.expect("PATCH").status(),
+            StatusCode::ACCEPTED,
+            "the session continues"
+        );
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let put = http.put(format!("{}{location}{sep}digest={digest}", two.base)).send().await.expect("PUT");
+        assert_eq!(put.status(), StatusCode::CREATED, "the session completes");
+        let whole = http.get(format!("{}/v2/team/app/blobs/{digest}", one.base)).send().await.expect("GET");
+        assert_eq!(Digest::sha256(&whole.bytes().await.expect("bytes")), digest);
         for i in 0..2u64 {
             let base = if i == 0 { &one.base } else { &two.base };
             acked.push(

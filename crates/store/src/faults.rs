@@ -14,7 +14,8 @@ use crate::store::ByteStream;
 /// [`Hooks`] that fail or delay chosen operations of the store they wrap
 /// ([`Hooked`](crate::Hooked)): a disk that fills up after so many bytes, an engine that
 /// stops answering, the n-th write that fails before it happens or after (its answer lost),
-/// latency. Nothing is random: the same calls fail the same way every time.
+/// latency. Nothing is random: the same calls fail the same way every time. Clones share one
+/// plan, so a test keeps a clone to steer the hooks a store owns.
 ///
 /// # Example: a disk with room for 10 more bytes
 /// ```
@@ -37,7 +38,7 @@ use crate::store::ByteStream;
 /// # })
 /// # }
 /// ```
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Faults(Arc<Mutex<Plan>>);
 
 #[derive(Debug, Default)]

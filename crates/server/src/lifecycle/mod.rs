@@ -316,12 +316,21 @@ impl Lifecycle {
             None
         } else {
             let lease = lease::Lease::acquire(Arc::clone(core.storage()), &run).await?;
-            core.storage().set_meta(keys::GC_EPOCH, format!("sweep {run}").into()).await?;
-            // Marks a dead collector left: nobody will decide them.
-            let stale = core.storage().list_meta(keys::GC_DOOMED).await?;
-            let removes = stale.into_iter().map(|key| Write::Remove { key }).collect::<Vec<_>>();
-            if !removes.is_empty() {
-                core.storage().write_steps(vec![removes]).await?;
+            let begun = async {
+                core.storage().set_meta(keys::GC_EPOCH, format!("sweep {run}").into()).await?;
+                // Marks a dead collector left: nobody will decide them.
+                let stale = core.storage().list_meta(keys::GC_DOOMED).await?;
+                let removes = stale.into_iter().map(|key| Write::Remove { key }).collect::<Vec<_>>();
+                if !removes.is_empty() {
+                    core.storage().write_steps(vec![removes]).await?;
+                }
+                Ok::<_, Error>(())
+            };
+            if let Err(e) = begun.await {
+                // Given up at once where the storage allows, not held until it expires.
+                let _ = core.storage().set_meta(keys::GC_EPOCH, format!("idle {run}").into()).await;
+                let _ = lease.release().await;
+                return Err(e);
             }
             Some(lease)
         };
@@ -335,8 +344,10 @@ impl Lifecycle {
         };
         let outcome = collector.run(lease.as_ref(), &mut report).await;
         if let Some(lease) = lease {
-            core.storage().set_meta(keys::GC_EPOCH, format!("idle {run}").into()).await?;
-            lease.release().await?;
+            let idle = core.storage().set_meta(keys::GC_EPOCH, format!("idle {run}").into()).await;
+            let released = lease.release().await;
+            idle?;
+            released?;
         }
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         metrics.gc_finished(

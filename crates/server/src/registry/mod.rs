@@ -182,10 +182,18 @@ impl Core {
 
     /// Links a stored blob of `size` bytes to the repository (the link records the size, so
     /// that a manifest's descriptors are checked with one record read each).
+    /// The link, its reverse record and (for a new repository) the catalog entry are one
+    /// batch: a failure leaves all or none of them.
     async fn link_blob(&self, repo: &Repository, digest: &Digest, size: u64) -> Result<()> {
-        self.touch_repository(repo).await?;
-        self.storage.set_meta(&keys::layer(repo, digest), LinkRecord::encode(size)).await?;
-        self.mark(&keys::blob_repository(digest, repo)).await
+        let mut writes = vec![
+            Write::Set { key: keys::layer(repo, digest), value: LinkRecord::encode(size) },
+            Write::Set { key: keys::blob_repository(digest, repo), value: Bytes::new() },
+        ];
+        let catalog = keys::catalog(repo);
+        if !self.exists(&catalog).await? {
+            writes.push(Write::Set { key: catalog, value: Bytes::new() });
+        }
+        Ok(self.storage.write_steps(vec![writes]).await?)
     }
 
     /// [`link_blob`](Self::link_blob) as a write that makes a blob live: the collector's
@@ -209,9 +217,9 @@ impl Core {
 
     /// Removes the link of `digest` to the repository and its reverse record.
     pub(crate) async fn unlink(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
-        let removed = self.storage.remove_meta(&keys::layer(repo, digest)).await?;
-        self.storage.remove_meta(&keys::blob_repository(digest, repo)).await?;
-        Ok(removed)
+        let linked = self.storage.get_meta(&keys::layer(repo, digest)).await?.is_some();
+        self.storage.write_steps(vec![Self::link_removals(repo, digest).into()]).await?;
+        Ok(linked)
     }
 
     /// Whether `digest` is linked to the repository.
