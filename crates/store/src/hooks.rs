@@ -1,6 +1,6 @@
 //! [`Hooked`]: a store wrapped by [`Hooks`] that see every operation go by, and may delay or
 //! fail it: how a server watches its storage's health, and how tests make a disk fill up or
-//! an engine stall ([`Faults`](crate::Faults)) under any backend.
+//! an engine stall (`Faults`) under any backend.
 
 use std::fmt;
 use std::ops::Range;

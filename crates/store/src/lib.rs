@@ -52,7 +52,7 @@
 //!
 //! # Crate features
 //! - `s3`: [`S3Store`] on `object_store` (S3, Garage, MinIO, radosgw, …).
-//! - `testing`: the `testing` module, the conformance suite every backend runs, and [`Faults`],
+//! - `testing`: the `testing` module, the conformance suite every backend runs, and `Faults`,
 //!   hooks that make any store fail as full disks and stopped engines do.
 //! - `fuzzing`: the `fuzzing` module of invariant checks used by the fuzz targets.
 #![cfg_attr(docsrs, feature(doc_cfg))]
