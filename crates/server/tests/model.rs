@@ -893,17 +893,12 @@ fn model_s3() {
 /// `Retry-After` (never 500), and what a refused operation leaves is explainable.
 #[test]
 fn model_memory_with_faults() {
-    run_strategy(
-        "memory with faults",
-        || {
-            Backend::Faulty(
-                Box::new(Backend::Memory(Arc::new(wharf_store::MemoryStore::new()))),
-                wharf_store::Faults::new(),
-            )
-        },
-        op_or_fault(),
-        fault_cases(),
-    );
+    run_with_faults("memory with faults", || {
+        Backend::Faulty(
+            Box::new(Backend::Memory(Arc::new(wharf_store::MemoryStore::new()))),
+            wharf_store::Faults::new(),
+        )
+    });
 }
 
 #[test]
