@@ -38,6 +38,12 @@ pub enum Error {
         /// `wasmparser`'s message, with the offset.
         reason: String,
     },
+    /// A version's WIT breaks the earlier version of its semver series ([`crate::wit::compatible`]).
+    #[error("{reason}")]
+    Incompatible {
+        /// What broke (`function `greet` of `acme:greeter/hello` was removed`).
+        reason: String,
+    },
     /// Input larger than allowed.
     #[error("{size} bytes exceed the limit of {limit} bytes")]
     TooLarge {

@@ -137,6 +137,17 @@ pub fn wit_bytes(data: &[u8]) {
         assert!(world.imports.iter().chain(&world.exports).all(|e| !e.name.is_empty()));
         assert_eq!(quietly(|| crate::wit::world(data)).ok(), Some(world), "decoding is not deterministic");
     }
+    // A WIT package (or a component): decoded alike twice, and compatible with itself.
+    if let Ok(decoded) = quietly(|| crate::wit::decode(data)) {
+        if let crate::wit::Wit::Package(p) = &decoded {
+            assert!(p.wit.len() <= crate::wit::MAX_WIT_TEXT + 128);
+            assert!(!p.name.is_empty() && p.name.contains(':'));
+        }
+        assert_eq!(quietly(|| crate::wit::decode(data)).ok(), Some(decoded), "decoding is not deterministic");
+        if let Err(crate::Error::Incompatible { reason }) = quietly(|| crate::wit::compatible(data, data)) {
+            panic!("a binary is incompatible with itself: {reason}");
+        }
+    }
 }
 
 /// Runs `f`; under `cargo fuzz` (`cfg(fuzzing)`) with a silent panic hook, because

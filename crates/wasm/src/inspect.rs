@@ -198,6 +198,10 @@ pub struct Section {
 pub struct ModuleInfo {
     /// The preamble.
     pub header: Header,
+    /// What the binary holds: `core-module`, `component`, or `wit-package` (a binary-encoded
+    /// WIT package: a component header, types and no code; told only by decoding, feature
+    /// `wit`).
+    pub content: &'static str,
     /// The size in bytes.
     pub size: u64,
     /// The top-level imports (at most [`MAX_LISTED`]).
@@ -238,6 +242,10 @@ pub struct ModuleInfo {
     /// Why the component's world could not be decoded.
     #[cfg(feature = "wit")]
     pub world_error: Option<String>,
+    /// For a binary-encoded WIT package (what `wkg wit build` writes; a component header and
+    /// no code): the package (feature `wit`). `world` is `None` then.
+    #[cfg(feature = "wit")]
+    pub package: Option<crate::wit::Package>,
 }
 
 /// The result of validating a binary.
@@ -343,6 +351,12 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
         world: None,
         #[cfg(feature = "wit")]
         world_error: None,
+        #[cfg(feature = "wit")]
+        package: None,
+        content: match header.kind {
+            BinaryKind::CoreModule => "core-module",
+            BinaryKind::Component => "component",
+        },
     };
     let malformed = |e: wasmparser::BinaryReaderError| Error::Malformed { reason: e.to_string() };
     let mut sizes: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
@@ -456,8 +470,12 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
     #[cfg(feature = "wit")]
     if header.kind == BinaryKind::Component && info.validation.valid {
         // Validated above (`validation.valid`): decoded without validating again.
-        match crate::wit::world_of_valid(bytes) {
-            Ok(world) => info.world = Some(world),
+        match crate::wit::decode_valid(bytes) {
+            Ok(crate::wit::Wit::World(world)) => info.world = Some(world),
+            Ok(crate::wit::Wit::Package(package)) => {
+                info.package = Some(package);
+                info.content = "wit-package";
+            }
             Err(e) => info.world_error = Some(e.to_string()),
         }
     }

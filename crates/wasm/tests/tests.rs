@@ -7,4 +7,5 @@ mod examples;
 mod image;
 mod layouts;
 mod modules;
+mod packages;
 mod properties;
