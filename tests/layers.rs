@@ -306,9 +306,18 @@ const SERVER: &[&[&str]] = &[
     &["registry::fence"],
     &["registry"],
     // Services beside the core: never rest, web, config or the façade.
-    &["wasm_policy", "metrics", "jobs::slots", "auth::settings", "auth::audit", "lifecycle::retention"],
+    &[
+        "wasm_policy",
+        "metrics",
+        "jobs::slots",
+        "auth::settings",
+        "auth::audit",
+        "lifecycle::retention",
+        "packages",
+    ],
     &["search", "jobs", "lifecycle::lease", "lifecycle::quota", "lifecycle::scrub", "auth"],
     &["classify", "lifecycle", "auth::token"],
+    &["packages::versioning", "packages::view"],
     // The façade.
     &["wharf"],
     // Edges.

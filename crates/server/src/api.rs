@@ -63,7 +63,7 @@ pub struct SearchHit {
     /// Where reading its modules stands.
     #[serde(default)]
     pub inspection: InspectionStatus,
-    /// `core-module` or `component`, once inspected.
+    /// `core-module`, `component` or `wit-package`, once inspected.
     #[serde(default)]
     pub binary_kind: Option<String>,
     /// The WASI version imported (`0.2.0`, `preview1`), once inspected.
@@ -78,4 +78,86 @@ pub struct SearchHit {
     /// Source languages from the `producers` section, as recorded.
     #[serde(default)]
     pub languages: Value,
+    /// The packages it uses (`acme:greeter@0.1.0`), for a component or a WIT package.
+    #[serde(default)]
+    pub dependencies: Vec<String>,
+}
+
+/// A package's versions (`GET /v2/_wharf/packages/<ns>:<name>`, `GET /v2/<name>/_wharf/versions`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct PackageVersions {
+    /// `namespace:name`, when the repository is where `[packages]` puts a package.
+    pub package: Option<String>,
+    /// The repository.
+    pub repository: String,
+    /// Its versions (tags that are semantic versions), in semver order.
+    pub versions: Vec<PackageVersionInfo>,
+    /// Its tags that are not semantic versions (`wkg` ignores them).
+    pub other_tags: Vec<String>,
+    /// Artifacts in the registry that depend on this package (any version), as far as the
+    /// caller may see them.
+    pub dependents: Vec<Dependent>,
+}
+
+/// One version of a package.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct PackageVersionInfo {
+    /// The version (`1.0.0+build.5`).
+    pub version: String,
+    /// The tag it is stored under (`1.0.0_build.5`: OCI tags have no `+`).
+    pub tag: String,
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// `component`, `wit-package` or `core-module`, once inspected.
+    pub content: Option<String>,
+    /// The WASI version it imports.
+    pub wasi_version: Option<String>,
+    /// The interfaces it exports (a WIT package: the interfaces it defines).
+    pub exports: Vec<String>,
+    /// The interfaces it imports.
+    pub imports: Vec<String>,
+    /// Bytes of the manifest and everything it references.
+    pub size: u64,
+    /// When it was pushed.
+    pub pushed_at: Option<String>,
+    /// Whether the version is yanked (OCI has no yanking: always false, as `wkg` reports).
+    pub yanked: bool,
+    /// The packages it uses, resolved to this registry where they are here.
+    pub dependencies: Vec<DependencyInfo>,
+}
+
+/// A package a version uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct DependencyInfo {
+    /// `namespace:name`.
+    pub package: String,
+    /// The version its WIT names.
+    pub version: Option<String>,
+    /// Where `[packages]` puts that package in this registry.
+    pub repository: Option<String>,
+    /// The tag holding that version here, if the registry has it ("provided by … here").
+    pub provided_by: Option<String>,
+}
+
+/// An artifact that depends on a package.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Dependent {
+    /// Its repository.
+    pub repository: String,
+    /// The package there, if the repository holds one.
+    pub package: Option<String>,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// The version of the package it uses.
+    pub uses: Option<String>,
 }

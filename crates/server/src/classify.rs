@@ -72,6 +72,48 @@ impl Classifier {
         }
     }
 
+    /// The core it classifies over.
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// The Wasm of an artifact whose one Wasm layer is the `.wasm` file itself (the CNCF and
+    /// wasm-to-oci layouts, what `wkg` and `oras` push), read whole when it is linked to `repo`
+    /// and within the inspection budget's module size; `None` for anything else.
+    pub(crate) async fn raw_wasm(
+        &self,
+        repo: &Repository,
+        manifest: &Manifest,
+    ) -> Result<Option<bytes::Bytes>> {
+        let config = self.read_config(repo, manifest).await?;
+        let classification = classify(manifest, config.as_deref());
+        let [layer] = classification.wasm_layers.as_slice() else { return Ok(None) };
+        let digest = &layer.descriptor.digest;
+        if layer.location != wharf_wasm::Location::Raw
+            || layer.descriptor.size > self.budget.module_bytes
+            || !self.core.blob_linked(repo, digest).await?
+        {
+            return Ok(None);
+        }
+        match self.core.storage().read_all(digest).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(wharf_store::Error::BlobNotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs CPU-bound work on `repo`'s behalf in an inspection slot, on the blocking pool.
+    pub(crate) async fn in_slot<T: Send + 'static>(
+        &self,
+        repo: &Repository,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let _slot = self.slots.acquire(&crate::jobs::repository_key(repo)).await;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::Store(wharf_store::Error::Corrupt(format!("a WIT check stopped: {e}"))))
+    }
+
     /// The config blob of an image manifest, when it is linked to `repo` and small enough:
     /// what a push may make the registry read is what the repository holds, never a digest
     /// of another repository's.
@@ -100,6 +142,7 @@ impl Classifier {
         &self,
         repo: &Repository,
         manifest: &Manifest,
+        needs_modules: bool,
     ) -> Result<(Value, Option<Job>)> {
         let config = self.read_config(repo, manifest).await?;
         let mut classification = classify(manifest, config.as_deref());
@@ -112,7 +155,7 @@ impl Classifier {
             }
             return Ok((record, None));
         }
-        if !self.validate && !policies.iter().any(|p| p.needs_modules()) {
+        if !self.validate && !needs_modules && !policies.iter().any(|p| p.needs_modules()) {
             let record = artifact_record(manifest, &classification, config.as_deref());
             let job =
                 Job::Inspect { repository: repo.clone(), digest: manifest.digest().clone(), attempts: 0 };

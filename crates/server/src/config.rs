@@ -66,6 +66,12 @@ pub struct FileConfig {
     /// `[[quota]]` tables.
     #[serde(default)]
     pub quota: Vec<crate::lifecycle::quota::QuotaConfig>,
+    /// `[packages]`: where Wasm packages live (`/.well-known/wasm-pkg/registry.json`).
+    #[serde(default)]
+    pub packages: Option<crate::packages::PackagesConfig>,
+    /// `[[versioning]]` tables: immutable tags, semver-only tags, WIT compatibility.
+    #[serde(default)]
+    pub versioning: Vec<crate::packages::versioning::VersioningConfig>,
 }
 
 /// `[inspection]`: the budget of every read of an artifact's layers (inspection,
@@ -205,6 +211,13 @@ impl FileConfig {
             access = access.with_realm(url.realm());
         }
         Ok(Some(Arc::new(access)))
+    }
+
+    /// `[packages]` and `[[versioning]]`, checked.
+    pub fn versioning(&self) -> Result<crate::packages::versioning::Versioning> {
+        let packages = crate::packages::Packages::from_config(&self.packages.clone().unwrap_or_default())?;
+        crate::packages::versioning::Versioning::from_config(&self.versioning, packages)
+            .map_err(|e| Error::BadRequest(format!("[[versioning]] {e}")))
     }
 
     /// `public_url`, checked.

@@ -279,6 +279,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let wasm_validate = args.wasm_validate.or(file.wasm_validate).unwrap_or(false);
     let policies = wharf_server::wasm_policy::WasmPolicies::from_config(&file.wasm_policy)
         .map_err(|e| format!("config [[wasm_policy]]: {e}"))?;
+    let versioning = file.versioning().map_err(|e| format!("config: {e}"))?;
     let gc_every = match (&args.gc_interval, &gc_config.interval) {
         (Some(s), _) => parse_interval(s).map_err(|e| format!("--gc-interval: {e}"))?,
         (None, Some(s)) => parse_interval(s).map_err(|e| format!("config [gc] interval: {e}"))?,
@@ -301,6 +302,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_inspection(budget, inspection.concurrency)
         .with_wasm_validate(wasm_validate)
         .with_wasm_policies(policies)
+        .with_versioning(versioning)
         .with_lifecycle(lifecycle);
     let mut server = Server::bind(listen, registry)
         .await

@@ -9,7 +9,9 @@
 //!   Core::epoch                              read the collector's fence
 //!   Quotas::check                            refuse over quota (nothing written)
 //!   Core::check_references                   every blob or child present, with its size
+//!   Versioning::check_tags                   semver-only and immutable tags
 //!   Classifier::classify_push                Wasm classification, policies, maybe modules read
+//!   Versioning::check_package                a WIT package's name and version, WIT compatibility
 //!   Core::write_manifest                     bytes → records (+ artifact, job, stamp) → tags, fenced
 //!   Queue wake, SearchIndex::upsert, Quotas::added, Metrics::artifact_pushed
 //! ```
@@ -22,7 +24,7 @@ use futures_util::StreamExt as _;
 use wharf_store::{BlobInfo, ByteStream, GetResult, Storage, UploadId};
 use wharf_types::{Digest, ImageIndex, Manifest, MediaType, Repository, Tag, TagOrDigest};
 
-use crate::api::{ArtifactRecord, ArtifactSummary, RepositorySummary, SearchHit};
+use crate::api::{ArtifactRecord, ArtifactSummary, PackageVersions, RepositorySummary, SearchHit};
 use crate::classify::Classifier;
 use crate::error::{Error, Result};
 use crate::jobs::{Queue, Slots, Worker};
@@ -30,6 +32,8 @@ use crate::lifecycle::quota::QuotaUsage;
 use crate::lifecycle::scrub::{ScrubReport, Scrubber};
 use crate::lifecycle::{GcOptions, GcReport, Lifecycle};
 use crate::metrics::Metrics;
+use crate::packages::versioning::Versioning;
+use crate::packages::{PackageName, Packages};
 use crate::registry::fence::Epoch;
 use crate::registry::{Core, Page, PutManifest, StoredManifest};
 use crate::search::{Query, SearchIndex};
@@ -51,6 +55,7 @@ pub struct Wharf {
     search: Arc<SearchIndex>,
     lifecycle: Arc<Lifecycle>,
     metrics: Arc<Metrics>,
+    versioning: Arc<Versioning>,
 }
 
 impl Wharf {
@@ -80,6 +85,7 @@ impl Wharf {
             search,
             lifecycle: Arc::default(),
             metrics,
+            versioning: Arc::default(),
         }
     }
 
@@ -149,6 +155,48 @@ impl Wharf {
     pub fn with_wasm_policies(mut self, policies: WasmPolicies) -> Self {
         self.classifier.policies = Arc::new(policies);
         self
+    }
+
+    /// With `[[versioning]]` rules and the `[packages]` mapping they read names by: immutable
+    /// tags, semver-only tags, WIT compatibility within a `^` range, checked before a push or a
+    /// delete is acknowledged.
+    #[must_use]
+    pub fn with_versioning(mut self, versioning: Versioning) -> Self {
+        self.versioning = Arc::new(versioning);
+        self
+    }
+
+    /// The mapping between Wasm packages and repositories (`[packages]`).
+    pub fn packages(&self) -> &Packages {
+        self.versioning.packages()
+    }
+
+    /// The versions of the package in `repo` (its semver tags, in semver order), what each
+    /// holds and uses, and the artifacts that depend on it that `visible` lets the caller see.
+    pub async fn package_versions(
+        &self,
+        repo: &Repository,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<PackageVersions> {
+        crate::packages::view::versions(&self.core, &self.search, self.packages(), repo, visible).await
+    }
+
+    /// Where a package lives.
+    pub fn package_repository(&self, package: &PackageName) -> Repository {
+        self.packages().repository(package)
+    }
+
+    /// Marks a version (its tag) yanked, or not: shown in the versions listing; the version
+    /// stays pullable.
+    pub async fn set_yanked(&self, repo: &Repository, tag: &Tag, yanked: bool) -> Result<()> {
+        self.core.head_manifest(repo, &TagOrDigest::Tag(tag.clone())).await?;
+        let key = crate::registry::keys::yanked(repo, tag.as_str());
+        if yanked {
+            self.core.storage().set_meta(&key, crate::clock::now_rfc3339().into()).await?;
+        } else {
+            self.core.storage().remove_meta(&key).await?;
+        }
+        Ok(())
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {
@@ -426,11 +474,14 @@ impl Wharf {
         let epoch: Epoch = self.core.epoch().await?;
         self.lifecycle.quotas.check(&self.core, repo, Some(manifest.digest()), manifest.size()).await?;
         self.core.check_references(repo, &manifest).await?;
-        let (artifact, job) = self.classifier.classify_push(repo, &manifest).await?;
         let mut tags: Vec<Tag> = extra_tags.to_vec();
         if let TagOrDigest::Tag(t) = reference {
             tags.insert(0, t.clone());
         }
+        self.versioning.check_tags(&self.core, repo, &tags, manifest.digest()).await?;
+        let (artifact, job) =
+            self.classifier.classify_push(repo, &manifest, self.versioning.needs_modules(repo)).await?;
+        self.versioning.check_package(&self.classifier, repo, &manifest, &tags, &artifact).await?;
         let mut records = vec![Classifier::artifact_write(repo, manifest.digest(), &artifact)];
         records.extend(job.as_ref().map(crate::jobs::Job::write));
         let put = self
@@ -482,6 +533,7 @@ impl Wharf {
 
     /// Deletes a tag, or a manifest with every tag pointing at it and its referrer record.
     pub async fn delete_manifest(&self, repo: &Repository, reference: &TagOrDigest) -> Result<()> {
+        self.versioning.check_delete(&self.core, repo, reference).await?;
         self.core.delete_manifest(repo, reference, self.search.stamp_write()).await?;
         match reference {
             TagOrDigest::Tag(t) => self.search.untag(repo.as_str(), t.as_str()),

@@ -15,6 +15,7 @@ mod lifecycle;
 mod limits;
 mod model;
 mod openapi;
+mod packages;
 mod persistence;
 mod wasm;
 mod zerocopy;

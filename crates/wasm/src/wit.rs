@@ -5,6 +5,8 @@
 //! and are told apart by decoding. [`compatible`] is the semver check `wkg publish` runs
 //! (`wit_component::semver_check`), applied to components and WIT packages.
 
+use std::fmt::Write as _;
+
 use serde::Serialize;
 use wit_component::{DecodedWasm, WitPrinter};
 use wit_parser::{Resolve, Type, WorldId, WorldItem, WorldKey};
@@ -422,15 +424,12 @@ pub fn compatible(older: &[u8], newer: &[u8]) -> Result<()> {
             // A WIT package's interfaces are its API even where no world uses them: each
             // side gets a world exporting the earlier version's interfaces.
             let exports = |package: &str| {
-                old_pkg
-                    .interfaces
-                    .iter()
-                    .filter_map(|i| i.interface.as_ref())
-                    .map(|i| {
-                        let (name, version) = package.split_once('@').unwrap_or((package, ""));
-                        format!("  export {name}/{i}@{version};\n")
-                    })
-                    .collect::<String>()
+                let (name, version) = package.split_once('@').unwrap_or((package, ""));
+                let mut text = String::new();
+                for i in old_pkg.interfaces.iter().filter_map(|i| i.interface.as_ref()) {
+                    let _ = writeln!(text, "  export {name}/{i}@{version};");
+                }
+                text
             };
             let synthetic = |resolve: &mut Resolve, version: &str, exports: String| -> Result<WorldId> {
                 let text = format!("package wharf:compat@{version};\nworld interfaces {{\n{exports}}}\n");
@@ -481,7 +480,7 @@ fn worlds(decoded: DecodedWasm) -> (Resolve, Vec<(String, WorldId)>, wit_parser:
 
 /// The last package of a resolve (a decoded component's own).
 fn decoded_package(resolve: &Resolve) -> wit_parser::PackageId {
-    resolve.packages.iter().map(|(id, _)| id).last().expect("a decoded component has a package")
+    resolve.packages.iter().map(|(id, _)| id).next_back().expect("a decoded component has a package")
 }
 
 /// Gives package `id` the version `version`; returns its new `namespace:name@version`.

@@ -9,13 +9,13 @@ interface hello { greet: func(name: string) -> string; }
 world greeter { export hello; }";
 
 fn greeter(version: &str, body: &str) -> Vec<u8> {
-    encode_package(&[&format!("package acme:greeter@{version};\n{body}")]).unwrap()
+    encode_package(&[&format!("package acme:greeter@{version};\n{body}")]).expect("valid")
 }
 
 #[test]
 fn a_wit_package_is_not_a_component() {
-    let bytes = encode_package(&[GREETER]).unwrap();
-    let info = inspect(&bytes).unwrap();
+    let bytes = encode_package(&[GREETER]).expect("valid");
+    let info = inspect(&bytes).expect("valid");
     assert_eq!(info.content, "wit-package");
     assert!(info.world.is_none());
     let package = info.package.expect("decoded as a package");
@@ -27,7 +27,7 @@ fn a_wit_package_is_not_a_component() {
     assert!(package.wit.contains("package acme:greeter@0.1.0;"), "{}", package.wit);
     assert!(package.dependencies.is_empty());
     // The JSON the records hold.
-    let json = serde_json::to_value(inspect(&bytes).unwrap()).unwrap();
+    let json = serde_json::to_value(inspect(&bytes).expect("valid")).expect("valid");
     assert_eq!(json["content"], "wit-package");
     assert_eq!(json["package"]["name"], "acme:greeter");
 }
@@ -37,8 +37,8 @@ fn a_component_knows_the_packages_it_uses() {
     let app = "package acme:app@1.0.0;
 world app { import wasi:clocks/monotonic-clock@0.2.0; export acme:greeter/hello@0.1.0; }";
     let clocks = "package wasi:clocks@0.2.0; interface monotonic-clock { now: func() -> u64; }";
-    let bytes = dummy_component(&[GREETER, clocks, app], "app").unwrap();
-    let info = inspect(&bytes).unwrap();
+    let bytes = dummy_component(&[GREETER, clocks, app], "app").expect("valid");
+    let info = inspect(&bytes).expect("valid");
     assert_eq!(info.content, "component");
     let world = info.world.expect("a world");
     let deps: Vec<String> = world.dependencies.iter().map(ToString::to_string).collect();
@@ -46,7 +46,9 @@ world app { import wasi:clocks/monotonic-clock@0.2.0; export acme:greeter/hello@
     assert!(world.has(false, "acme:greeter/hello"));
     // A WIT package that uses another one depends on it.
     let uses = "package acme:loud@0.1.0; world shouty { import acme:greeter/hello@0.1.0; }";
-    let Wit::Package(loud) = decode(&encode_package(&[GREETER, uses]).unwrap()).unwrap() else { panic!() };
+    let Wit::Package(loud) = decode(&encode_package(&[GREETER, uses]).expect("valid")).expect("valid") else {
+        panic!()
+    };
     assert_eq!(loud.dependencies.iter().map(ToString::to_string).collect::<Vec<_>>(), ["acme:greeter@0.1.0"]);
 }
 
@@ -60,7 +62,7 @@ fn compatible_follows_wkg() {
     );
     assert!(compatible(&v010, &more).is_ok());
     assert!(compatible(&v010, &other).is_ok());
-    let why = |old: &[u8], new: &[u8]| compatible(old, new).unwrap_err().to_string();
+    let why = |old: &[u8], new: &[u8]| compatible(old, new).expect_err("refused").to_string();
     let removed = greeter("0.1.2", "interface hello { wave: func(); }");
     assert_eq!(why(&more, &removed), "function `greet` of `acme:greeter/hello` was removed");
     let changed = greeter("0.1.2", "interface hello { greet: func(name: u32) -> string; wave: func(); }");
@@ -82,7 +84,7 @@ fn compatible_follows_wkg() {
     assert!(compatible(&typed("0.1.0", "name: string"), &typed("0.1.1", "name: string")).is_ok());
     // Components: an export removed, an import added.
     let world = |v: &str, body: &str| {
-        dummy_component(&[GREETER, &format!("package acme:app@{v}; {body}")], "app").unwrap()
+        dummy_component(&[GREETER, &format!("package acme:app@{v}; {body}")], "app").expect("valid")
     };
     let clocks = "package wasi:clocks@0.2.0; interface monotonic-clock { now: func() -> u64; }";
     let app1 = world("1.0.0", "world app { export acme:greeter/hello@0.1.0; export run: func(); }");
@@ -92,7 +94,7 @@ fn compatible_follows_wkg() {
         &[GREETER, clocks, "package acme:app@1.2.0; world app { import wasi:clocks/monotonic-clock@0.2.0; export acme:greeter/hello@0.1.0; export run: func(); }"],
         "app",
     )
-    .unwrap();
+    .expect("valid");
     assert_eq!(why(&app1, &app3), "import `wasi:clocks/monotonic-clock` was added");
     let dropped = compatible(&app3, &app1);
     assert!(dropped.is_ok(), "an import dropped, nothing else: {dropped:?}");

@@ -170,6 +170,16 @@ pub(crate) fn artifacts(repo: &Repository) -> String {
     repo_key(repo, "_wharf/artifacts/")
 }
 
+/// The record that a package version (its tag) is yanked.
+pub(crate) fn yanked(repo: &Repository, tag: &str) -> String {
+    format!("{}{tag}", yanks(repo))
+}
+
+/// The yanked records of the repository.
+pub(crate) fn yanks(repo: &Repository) -> String {
+    repo_key(repo, "_wharf/yanked/")
+}
+
 /// A queued job.
 pub(crate) fn job_pending(id: &str) -> String {
     format!("{JOBS_PENDING}{id}")

@@ -116,3 +116,39 @@ pub(crate) async fn artifact(registry: &Wharf, name: &str, reference: &str) -> R
         reference.parse::<TagOrDigest>().map_err(|_| Error::ManifestUnknown(reference.to_owned()))?;
     Ok(json_value(&registry.artifact(&repo, &reference).await?))
 }
+
+/// `GET /v2/_wharf/packages/<ns>:<name>`: the package where `[packages]` puts it, if the
+/// caller may see that repository (else 404, as for a repository that does not exist).
+pub(crate) async fn package(registry: &Wharf, package: &str, gate: Gate<'_>) -> Result<Response> {
+    let name: crate::packages::PackageName = package.parse()?;
+    let repo = registry.package_repository(&name);
+    if !gate.visible(repo.as_str()) {
+        return Err(Error::NameUnknown(format!("{name} (repository {repo})")));
+    }
+    versions(registry, &repo, gate).await.map_err(|e| match e {
+        Error::NameUnknown(_) => Error::NameUnknown(format!("{name} (repository {repo})")),
+        other => other,
+    })
+}
+
+/// `GET /v2/<name>/_wharf/versions`: the repository's versions as a package's.
+pub(crate) async fn versions(
+    registry: &Wharf,
+    repo: &wharf_types::Repository,
+    gate: Gate<'_>,
+) -> Result<Response> {
+    let body = registry.package_versions(repo, &|r| gate.visible(r)).await?;
+    Ok(json_value(&serde_json::to_value(&body).expect("versions serialise")))
+}
+
+/// `PUT|DELETE /v2/<name>/_wharf/yanked/<tag>`: yank a version, or take the yank back.
+pub(crate) async fn yank(
+    registry: &Wharf,
+    repo: &wharf_types::Repository,
+    tag: &str,
+    yanked: bool,
+) -> Result<Response> {
+    let tag: wharf_types::Tag = tag.parse().map_err(|e| Error::TagInvalid(format!("{e}")))?;
+    registry.set_yanked(repo, &tag, yanked).await?;
+    Ok(json_value(&serde_json::json!({ "tag": tag.as_str(), "yanked": yanked })))
+}

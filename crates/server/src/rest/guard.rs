@@ -69,17 +69,23 @@ pub(crate) fn need(route: Option<&Route>, method: &Method, query: &[(String, Str
     let Some(route) = route else { return Need::Public };
     let one = |name: &String, action, scope| Need::Repository(vec![(name.clone(), action, scope)]);
     match route {
-        Route::Health | Route::Ready | Route::Token => Need::Public,
+        Route::Health | Route::Ready | Route::Token | Route::WasmPkg => Need::Public,
         Route::Metrics => Need::Metrics,
         Route::WharfGc | Route::WharfQuotas => Need::Admin,
         Route::Base => Need::Authenticated,
-        Route::Catalog | Route::WharfRepositories | Route::WharfSearch => Need::Listing,
-        Route::Tags(n) | Route::Referrers(n, _) | Route::WharfArtifacts(n) | Route::WharfArtifact(n, _) => {
-            one(n, Pull, "pull")
+        Route::Catalog | Route::WharfRepositories | Route::WharfSearch | Route::WharfPackage(_) => {
+            Need::Listing
         }
+        Route::WharfYanked(n, _) => one(n, Push, "push"),
         Route::Blob(n, _) | Route::Manifest(n, _) if *method == Method::DELETE => one(n, Delete, "delete"),
         Route::Manifest(n, _) if *method == Method::PUT => one(n, Push, "pull,push"),
-        Route::Blob(n, _) | Route::Manifest(n, _) => one(n, Pull, "pull"),
+        Route::Blob(n, _)
+        | Route::Manifest(n, _)
+        | Route::Tags(n)
+        | Route::Referrers(n, _)
+        | Route::WharfArtifacts(n)
+        | Route::WharfArtifact(n, _)
+        | Route::WharfVersions(n) => one(n, Pull, "pull"),
         Route::Upload(n, _) => one(n, Push, "pull,push"),
         Route::Uploads(n) => {
             let mut items = vec![(n.clone(), Push, "pull,push")];

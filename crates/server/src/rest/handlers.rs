@@ -4,17 +4,17 @@ use axum::body::Body;
 use axum::response::Response;
 use http::Method;
 
-use super::context::{Ctx, Gate};
+use super::context::{App, Ctx, Gate};
 use super::params::repository;
 use super::route::Route;
 use super::{blobs, extension, listings, manifests, ops};
-use crate::Wharf;
 use crate::error::{Error, Result};
 use crate::text::printable;
 
 /// Runs the handler of the request's route and method; 404 for no route, 405 (with `Allow`)
 /// for a method the route does not answer.
-pub(crate) async fn handle(registry: &Wharf, ctx: &Ctx, gate: Gate<'_>, body: Body) -> Result<Response> {
+pub(crate) async fn handle(app: &App, ctx: &Ctx, gate: Gate<'_>, body: Body) -> Result<Response> {
+    let registry = &app.registry;
     let Some(route) = &ctx.route else {
         return Err(Error::RouteUnknown(printable(ctx.uri.path(), 200)));
     };
@@ -25,6 +25,16 @@ pub(crate) async fn handle(registry: &Wharf, ctx: &Ctx, gate: Gate<'_>, body: Bo
         (Route::Health, &(Method::GET | Method::HEAD)) => Ok(ops::health()),
         (Route::Ready, &(Method::GET | Method::HEAD)) => Ok(ops::ready(registry).await),
         (Route::Base, &(Method::GET | Method::HEAD)) => Ok(ops::base()),
+        (Route::WasmPkg, &(Method::GET | Method::HEAD)) => {
+            Ok(ops::wasm_pkg(registry, ctx, app.public_url.as_deref()))
+        }
+        (Route::WharfPackage(package), &Method::GET) => extension::package(registry, package, gate).await,
+        (Route::WharfVersions(name), &Method::GET) => {
+            extension::versions(registry, &repository(name)?, gate).await
+        }
+        (Route::WharfYanked(name, tag), &(Method::PUT | Method::DELETE)) => {
+            extension::yank(registry, &repository(name)?, tag, ctx.method == Method::PUT).await
+        }
         (Route::WharfRepositories, &Method::GET) => extension::repositories(registry, ctx, gate).await,
         (Route::WharfSearch, &Method::GET) => extension::search(registry, ctx, gate).await,
         (Route::WharfQuotas, &Method::GET) => extension::quotas(registry).await,

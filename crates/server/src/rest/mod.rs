@@ -53,7 +53,7 @@ async fn dispatch(State(app): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let ctx = Ctx::new(parts);
     let (result, who) = match &app.access {
-        None => (handlers::handle(&app.registry, &ctx, Gate(None), body).await, None),
+        None => (handlers::handle(&app, &ctx, Gate(None), body).await, None),
         // The token endpoint reads its own query and form (with `+` as a space).
         Some(access) if matches!(ctx.route, Some(Route::Token)) => {
             let query = ctx.uri.query();
@@ -67,7 +67,7 @@ async fn dispatch(State(app): State<App>, request: Request) -> Response {
             Err((e, who)) => (Err(e), Some(who)),
             Ok(admitted) => {
                 let gate = Gate(Some((access, &admitted.caller.principal)));
-                let result = handlers::handle(&app.registry, &ctx, gate, body).await;
+                let result = handlers::handle(&app, &ctx, gate, body).await;
                 guard::record(access, &ctx, &admitted, &result);
                 (result, Some(admitted.caller.name().to_owned()))
             }

@@ -1,4 +1,5 @@
-//! The operator's routes: `/metrics`, `/healthz`, `/readyz`, and the API's base `/v2/`.
+//! The operator's routes: `/metrics`, `/healthz`, `/readyz`, the API's base `/v2/`, and
+//! `/.well-known/wasm-pkg/registry.json`.
 
 use axum::response::Response;
 use http::StatusCode;
@@ -50,4 +51,35 @@ pub(crate) async fn ready(registry: &Wharf) -> Response {
 /// `/v2/`: the API is here.
 pub(crate) fn base() -> Response {
     json_response(StatusCode::OK, b"{}".to_vec(), "application/json")
+}
+
+/// `/.well-known/wasm-pkg/registry.json`: where `wkg` finds this registry's packages. The
+/// registry named is `[packages] registry`, else the public URL's host, else the host the
+/// client reached (a valid `host[:port]`; the listener's host check has vetted it).
+pub(crate) fn wasm_pkg(
+    registry: &Wharf,
+    ctx: &super::context::Ctx,
+    public: Option<&crate::PublicUrl>,
+) -> Response {
+    let reached = match public {
+        Some(url) => url.authority().to_owned(),
+        None => ctx
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| crate::listener::valid_host(h))
+            .unwrap_or("localhost")
+            .to_ascii_lowercase(),
+    };
+    let body = registry.packages().registry_json(&reached);
+    let mut response = json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).expect("JSON serialises"),
+        "application/json",
+    );
+    // Discovery is cached by clients for a while; a minute keeps a changed config visible.
+    response
+        .headers_mut()
+        .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("public, max-age=60"));
+    response
 }

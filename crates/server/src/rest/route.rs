@@ -18,6 +18,14 @@ pub(crate) enum Route {
     WharfQuotas,
     WharfArtifacts(String),
     WharfArtifact(String, String),
+    /// `/v2/_wharf/packages/<ns>:<name>`.
+    WharfPackage(String),
+    /// `/v2/<name>/_wharf/versions`.
+    WharfVersions(String),
+    /// `/v2/<name>/_wharf/yanked/<tag>`.
+    WharfYanked(String, String),
+    /// `/.well-known/wasm-pkg/registry.json`.
+    WasmPkg,
     Base,
     Catalog,
     Tags(String),
@@ -34,6 +42,8 @@ impl Route {
         match self {
             Self::WharfArtifacts(n)
             | Self::WharfArtifact(n, _)
+            | Self::WharfVersions(n)
+            | Self::WharfYanked(n, _)
             | Self::Tags(n)
             | Self::Manifest(n, _)
             | Self::Referrers(n, _)
@@ -52,11 +62,14 @@ impl Route {
             | Self::WharfSearch
             | Self::WharfArtifacts(_)
             | Self::WharfArtifact(..)
+            | Self::WharfPackage(_)
+            | Self::WharfVersions(_)
             | Self::Catalog
             | Self::Tags(_)
             | Self::WharfQuotas
             | Self::Referrers(..) => "GET",
-            Self::Health | Self::Ready | Self::Base => "GET, HEAD",
+            Self::Health | Self::Ready | Self::Base | Self::WasmPkg => "GET, HEAD",
+            Self::WharfYanked(..) => "PUT, DELETE",
             Self::Token | Self::WharfGc => "GET, POST",
             Self::Manifest(..) => "GET, HEAD, PUT, DELETE",
             Self::Uploads(_) => "POST",
@@ -74,6 +87,8 @@ impl Route {
             Self::Ready => "readyz",
             Self::WharfRepositories | Self::WharfArtifacts(_) | Self::WharfArtifact(..) => "wharf",
             Self::WharfSearch => "search",
+            Self::WharfPackage(_) | Self::WharfVersions(_) | Self::WharfYanked(..) => "packages",
+            Self::WasmPkg => "wasm-pkg",
             Self::WharfGc => "gc",
             Self::WharfQuotas => "quotas",
             Self::Base => "base",
@@ -93,6 +108,7 @@ pub(crate) fn route(path: &str) -> Option<Route> {
         "/readyz" => return Some(Route::Ready),
         "/metrics" => return Some(Route::Metrics),
         "/token" => return Some(Route::Token),
+        "/.well-known/wasm-pkg/registry.json" => return Some(Route::WasmPkg),
         _ => {}
     }
     let rest = path.strip_prefix("/v2")?;
@@ -117,7 +133,16 @@ pub(crate) fn route(path: &str) -> Option<Route> {
     if rest == "_wharf/quotas" {
         return Some(Route::WharfQuotas);
     }
+    if let Some(package) = rest.strip_prefix("_wharf/packages/") {
+        return Some(Route::WharfPackage(package.to_owned()));
+    }
     if let Some((name, what)) = rest.split_once("/_wharf/") {
+        if what == "versions" {
+            return Some(Route::WharfVersions(name.to_owned()));
+        }
+        if let Some(tag) = what.strip_prefix("yanked/") {
+            return Some(Route::WharfYanked(name.to_owned(), tag.to_owned()));
+        }
         return match what.strip_prefix("artifacts") {
             Some("") => Some(Route::WharfArtifacts(name.to_owned())),
             Some(r) => Some(Route::WharfArtifact(name.to_owned(), r.strip_prefix('/')?.to_owned())),

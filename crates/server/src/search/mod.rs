@@ -25,8 +25,10 @@ use crate::text::{LINK_QUERY, percent_encode};
 #[derive(Clone, Debug)]
 struct Doc {
     tags: BTreeSet<String>,
-    /// `module` or `component`, once inspected.
+    /// `module`, `component` or `wit-package`, once inspected.
     kind: Option<String>,
+    /// The packages it uses (`acme:greeter@0.1.0`).
+    dependencies: Vec<String>,
     /// Lower-case source languages.
     languages: Vec<String>,
     imports: Vec<String>,
@@ -45,6 +47,7 @@ impl Doc {
         }
         let module = &record["module"];
         let world = &module["world"];
+        let package = &module["package"];
         let names = |v: &Value| -> Vec<String> {
             v.as_array()
                 .map(|a| a.iter().filter_map(|e| e["name"].as_str().map(str::to_owned)).collect())
@@ -52,7 +55,10 @@ impl Doc {
         };
         // A component's world when decoded, else the top-level import/export names (for a
         // core module, imports as `module::name` and the module name alone).
-        let (imports, exports) = if world.is_object() {
+        // A WIT package exports (provides) the interfaces it defines.
+        let (imports, exports) = if package.is_object() {
+            (Vec::new(), names(&package["interfaces"]))
+        } else if world.is_object() {
             (names(&world["imports"]), names(&world["exports"]))
         } else {
             let mut imports = Vec::new();
@@ -84,11 +90,21 @@ impl Doc {
             text.push_str(&record[field].as_str().unwrap_or_default().to_lowercase());
             text.push('\n');
         }
+        let dependencies: Vec<String> = [&world["dependencies"], &package["dependencies"]]
+            .iter()
+            .flat_map(|d| d.as_array().map(Vec::as_slice).unwrap_or_default())
+            .filter_map(|d| {
+                let name = d["package"].as_str()?;
+                Some(d["version"].as_str().map_or_else(|| name.to_owned(), |v| format!("{name}@{v}")))
+            })
+            .collect();
+        let content = module["content"].as_str().or_else(|| module["header"]["kind"].as_str());
         Some(Self {
             tags: BTreeSet::new(),
-            kind: module["header"]["kind"]
-                .as_str()
-                .map(|k| if k == "component" { "component" } else { "module" }.to_owned()),
+            kind: content.map(|k| match k {
+                "component" | "wit-package" => k.to_owned(),
+                _ => "module".to_owned(),
+            }),
             summary: SearchHit {
                 repository: String::new(),
                 digest: record["digest"].as_str()?.parse().ok()?,
@@ -101,12 +117,14 @@ impl Doc {
                 pushed_at: record["pushedAt"].as_str().map(str::to_owned),
                 inspection: InspectionStatus::deserialize(&record["inspection"]["status"])
                     .unwrap_or_default(),
-                binary_kind: module["header"]["kind"].as_str().map(str::to_owned),
+                binary_kind: content.map(str::to_owned),
                 wasi_version: module["wasiVersion"].as_str().map(str::to_owned),
-                imports: imports_of(module, world),
-                exports: if world.is_object() { names(&world["exports"]) } else { names(&module["exports"]) },
+                imports: if package.is_object() { Vec::new() } else { imports_of(module, world) },
+                exports: exports.clone(),
                 languages: module["producers"]["language"].clone(),
+                dependencies: dependencies.clone(),
             },
+            dependencies,
             languages,
             imports,
             exports,
@@ -145,8 +163,11 @@ pub struct Query {
     pub export: Option<String>,
     /// A WASI version: `preview1`, `unstable`, or a version prefix (`0.2`).
     pub wasi: Option<String>,
-    /// `module` or `component`.
+    /// `module`, `component` or `wit-package`.
     pub kind: Option<String>,
+    /// A package used (`acme:greeter`, any version; `acme:greeter@0.1.0`; `acme:*`): which
+    /// components and WIT packages depend on it.
+    pub depends: Option<String>,
     /// A layout: its format id (`F2`) or name (`compat-annotated`, `cncf-artifact`).
     pub layout: Option<String>,
     /// A source language from the producers section (`Rust`, case-insensitive).
@@ -166,13 +187,14 @@ impl Query {
                 "export" => &mut q.export,
                 "wasi" => &mut q.wasi,
                 "kind" => &mut q.kind,
+                "depends" => &mut q.depends,
                 "layout" => &mut q.layout,
                 "language" => &mut q.language,
                 "q" => &mut q.text,
                 "n" | "last" => continue,
                 other => {
                     return Err(Error::ParameterInvalid(format!(
-                        "unknown search parameter `{}` (import, export, wasi, kind, layout, language, q, n, last)",
+                        "unknown search parameter `{}` (import, export, wasi, kind, depends, layout, language, q, n, last)",
                         crate::text::printable(other, 64)
                     )));
                 }
@@ -185,8 +207,9 @@ impl Query {
         if let Some(kind) = &q.kind
             && kind != "module"
             && kind != "component"
+            && kind != "wit-package"
         {
-            return Err(Error::ParameterInvalid("`kind` is `module` or `component`".into()));
+            return Err(Error::ParameterInvalid("`kind` is `module`, `component` or `wit-package`".into()));
         }
         Ok(q)
     }
@@ -198,6 +221,7 @@ impl Query {
             ("export", &self.export),
             ("wasi", &self.wasi),
             ("kind", &self.kind),
+            ("depends", &self.depends),
             ("layout", &self.layout),
             ("language", &self.language),
             ("q", &self.text),
@@ -218,6 +242,7 @@ impl Query {
                 doc.summary.wasi_version.as_deref().is_some_and(|v| crate::wasm_policy::wasi_allows(w, v))
             })
             && self.kind.as_deref().is_none_or(|k| doc.kind.as_deref() == Some(k))
+            && self.depends.as_deref().is_none_or(|p| any(&doc.dependencies, p))
             && self
                 .layout
                 .as_deref()
