@@ -10,7 +10,7 @@
 //! wasm.directory maps it the same way).
 //!
 //! Below: [`versioning`], the `[[versioning]]` rules checked at push (immutable tags, semver
-//! only, compatible within a `^` range), and [`view`], a package's versions, dependencies and
+//! only, compatible within a `^` range), and `view`, a package's versions, dependencies and
 //! dependents.
 
 pub mod versioning;
