@@ -38,6 +38,12 @@
 //!     credentials, byte-exact and digest-verified, and (seen by a relay in front of the
 //!     engine) never send those credentials to the engine.
 //!
+//! 12. Wasm packages with `wkg` 0.16.1 and a config naming Wharf only as `default_registry`:
+//!     discovery (`/.well-known/wasm-pkg/registry.json`, prefix `pkgs/`), `wkg wit build` +
+//!     `wkg publish` of a WIT package's versions, the server's `[[versioning]]` refusing a
+//!     breaking 0.1.2 and an overwrite of 0.1.0 (wkg's own check skipped), a second project's
+//!     `wkg wit fetch`/`build`, `wkg get` byte-exact, the versions API and dependents.
+//!
 //! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt), docker-registry and a Python with `oras` and
 //! `wasmtime` (`WHARF_PYTHON`, else `.venv/bin/python` in the workspace): `.ci/run` installs
 //! them all. A missing tool skips the suite, or fails it when `WHARF_REQUIRE_ALL=1`.
@@ -67,7 +73,7 @@ mod registry;
 const ACCESS: &str = include_str!("../data/auth/wharf.toml");
 
 /// Flow 8's Wasm policy.
-const POLICY: &str = "[[wasm_policy]]\nname = \"no-environment\"\nrepositories = [\"policy-denied/**\"]\ndeny_imports = [\"wasi:cli/environment\"]\n";
+const POLICY: &str = "[[wasm_policy]]\nname = \"no-environment\"\nrepositories = [\"policy-denied/**\"]\ndeny_imports = [\"wasi:cli/environment\"]\n\n[packages]\nnamespace_prefix = \"pkgs/\"\n\n[[versioning]]\nname = \"packages\"\nrepositories = [\"pkgs/**\"]\nimmutable_tags = [\"semver\"]\nsemver_only = true\ncompatible = true\n";
 
 /// The component of flow 8: imports `wasi:cli/environment@0.2.0`, exports `wasi:cli/run@0.2.0`
 /// and an HTTP handler.
@@ -168,7 +174,9 @@ impl World {
                 wharf::server::config::FileConfig::parse(POLICY).expect("policy config");
             let policies =
                 wharf::server::wasm_policy::WasmPolicies::from_config(&policy.wasm_policy).expect("policies");
-            let registry = wharf::server::Wharf::new(storage).with_wasm_policies(policies);
+            let versioning = policy.versioning().expect("versioning");
+            let registry =
+                wharf::server::Wharf::new(storage).with_wasm_policies(policies).with_versioning(versioning);
             let mut server = wharf::server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry)
                 .await
                 .expect("bind");
@@ -888,6 +896,163 @@ fn flow8_components_with_wasm_tools_and_wkg() {
             .status()
     });
     assert_eq!(tags, reqwest::StatusCode::NOT_FOUND);
+}
+
+/// `wkg` 0.16.1 as a component author uses it, with a config naming Wharf only as
+/// `default_registry` (plus wkg's one setting for plain HTTP): discovery through
+/// `/.well-known/wasm-pkg/registry.json` with the prefix `pkgs/`, `wkg wit build` + `wkg
+/// publish` of a WIT package and of a component that exports it, a second project's `wkg wit
+/// fetch`/`build` resolving it, `wkg get` byte-exact; the server's versioning rules refuse a
+/// breaking 0.1.2 (naming the function) and an overwrite of 0.1.0, storing nothing.
+#[test]
+fn flow12_wkg_publishes_and_resolves_packages_through_discovery() {
+    let tools: Vec<&str> = ["wasm-tools", "wkg"]
+        .into_iter()
+        .filter(|t| Command::new(t).arg("--version").output().is_err())
+        .collect();
+    if !tools.is_empty() {
+        assert!(
+            std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
+            "flow 12: missing {tools:?} and WHARF_REQUIRE_ALL=1 (.ci/run installs them)"
+        );
+        eprintln!("SKIPPED flow 12: missing {}", tools.join(", "));
+        return;
+    }
+    let Some(w) = World::start("flow 12") else { return };
+    let config = w.path("wkg-config.toml");
+    std::fs::write(
+        &config,
+        format!("default_registry = \"{0}\"\n\n[registry.\"{0}\".oci]\nprotocol = \"http\"\n", w.host),
+    )
+    .expect("wkg config");
+    let wkg = |dir: &str, args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--config", config.as_str()]);
+        let out = Command::new("wkg")
+            .args(&all)
+            .current_dir(dir)
+            .env("HOME", w.path(""))
+            .env("WKG_CACHE_DIR", w.path("wkg-cache"))
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("wkg runs");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let greeter = w.path("greeter");
+    std::fs::create_dir_all(format!("{greeter}/wit")).expect("dir");
+    let greet = "greet: func(name: string) -> string;";
+    let publish = |version: &str, functions: &str, extra: &[&str]| {
+        std::fs::write(
+            format!("{greeter}/wit/world.wit"),
+            format!("package acme:greeter@{version};\ninterface hello {{ {functions} }}\nworld greeter {{ export hello; }}\n"),
+        )
+        .expect("wit");
+        let (ok, out) = wkg(&greeter, &["wit", "build"]);
+        assert!(ok, "wkg wit build {version}: {out}");
+        let file = format!("acme:greeter@{version}.wasm");
+        let mut args = vec!["publish", file.as_str()];
+        args.extend_from_slice(extra);
+        wkg(&greeter, &args)
+    };
+    for (version, functions) in [
+        ("0.1.0", greet.to_owned()),
+        ("0.1.1", format!("{greet} wave: func();")),
+        ("0.2.0", "wave: func();".to_owned()),
+    ] {
+        let (ok, out) = publish(version, &functions, &[]);
+        assert!(ok, "wkg publish {version}: {out}");
+    }
+    let first = std::fs::read(format!("{greeter}/acme:greeter@0.1.0.wasm")).expect("0.1.0");
+    // The server's rules, for every client: wkg's own check skipped, the registry refuses.
+    let (ok, out) = publish("0.1.2", "wave: func();", &["--skip-semver-check"]);
+    assert!(
+        !ok && out.contains("function `greet` of `acme:greeter/hello` was removed"),
+        "a breaking 0.1.2: {out}"
+    );
+    let (ok, out) = publish("0.1.0", &format!("{greet} shout: func();"), &["--skip-semver-check"]);
+    assert!(!ok && out.contains("immutable"), "0.1.0 overwritten: {out}");
+    let status = |path: &str| {
+        w.rt.block_on(async {
+            w.http.head(format!("http://{}{path}", w.host)).send().await.expect("HEAD").status()
+        })
+    };
+    assert_eq!(status("/v2/pkgs/acme/greeter/manifests/0.1.2"), reqwest::StatusCode::NOT_FOUND);
+    let (ok, out) = publish("0.1.2", &format!("{greet} wave: func(); shout: func();"), &[]);
+    assert!(ok, "a compatible 0.1.2: {out}");
+
+    // A component exporting acme:greeter/hello@0.1.0: its WIT fetched through discovery.
+    let app = w.path("app");
+    std::fs::create_dir_all(format!("{app}/wit")).expect("dir");
+    std::fs::write(
+        format!("{app}/wit/world.wit"),
+        "package acme:impl@0.1.0;\nworld app { export acme:greeter/hello@0.1.0; }\n",
+    )
+    .expect("wit");
+    let (ok, out) = wkg(&app, &["wit", "fetch"]);
+    assert!(ok, "wkg wit fetch: {out}");
+    let (ok, out) = wkg(&app, &["wit", "build"]);
+    assert!(ok, "wkg wit build of the app's WIT: {out}");
+    w.run(
+        "wasm-tools",
+        &[
+            "component",
+            "embed",
+            "--dummy",
+            &format!("{app}/wit"),
+            "--world",
+            "app",
+            "-o",
+            &format!("{app}/core.wasm"),
+        ],
+    );
+    w.run(
+        "wasm-tools",
+        &["component", "new", &format!("{app}/core.wasm"), "-o", &format!("{app}/impl.wasm")],
+    );
+    // `wkg publish` 0.16.1 cannot publish a component (it reads the package version from the
+    // binary even with `--package`; fixed upstream after the release, wasm-pkg-tools #250):
+    // `wkg oci push` puts it where discovery maps `acme:impl`, in the same layout.
+    let target = format!("{}/pkgs/acme/impl:0.1.0", w.host);
+    let impl_wasm = format!("{app}/impl.wasm");
+    let out = w.output(
+        "wkg",
+        &["oci", "push", &target, &impl_wasm, "--insecure", w.host.as_str()],
+        &[("HOME", &w.path(""))],
+    );
+    assert!(out.status.success(), "wkg oci push of the component: {}", String::from_utf8_lossy(&out.stderr));
+    let got = w.path("got.wasm");
+    let (ok, out) = wkg(&app, &["get", "acme:impl@0.1.0", "-o", &got]);
+    assert!(ok, "wkg get: {out}");
+    assert_eq!(
+        std::fs::read(&got).expect("got"),
+        std::fs::read(format!("{app}/impl.wasm")).expect("impl"),
+        "byte-exact"
+    );
+    let (ok, out) = wkg(&app, &["get", "acme:greeter@0.1.0", "-o", &w.path("greeter.wasm")]);
+    assert!(ok, "wkg get of the WIT package: {out}");
+    assert_eq!(std::fs::read(w.path("greeter.wasm")).expect("got"), first);
+
+    // What the registry says of them.
+    let versions = w.get_json("/v2/_wharf/packages/acme:greeter");
+    let listed: Vec<&str> = versions["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["version"].as_str())
+        .collect();
+    assert_eq!(listed, ["0.1.0", "0.1.1", "0.1.2", "0.2.0"], "{versions:#}");
+    assert_eq!(versions["versions"][0]["content"], "wit-package");
+    assert_eq!(versions["dependents"][0]["package"], "acme:impl", "{versions:#}");
+    let component = w.get_json("/v2/pkgs/acme/impl/_wharf/versions");
+    let dep = &component["versions"][0]["dependencies"][0];
+    assert_eq!(dep["package"], "acme:greeter", "{component:#}");
+    assert_eq!(dep["providedBy"], "0.1.0", "{component:#}");
+    assert_eq!(component["versions"][0]["content"], "component");
+    let search = w.get_json("/v2/_wharf/search?export=acme:greeter/hello&kind=component");
+    assert_eq!(search["results"][0]["repository"], "pkgs/acme/impl", "{search:#}");
 }
 
 #[test]
