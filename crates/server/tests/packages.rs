@@ -194,6 +194,34 @@ async fn discovery_versions_rules_and_dependencies() {
     assert!(hits("depends=acme:greeter@0.9.0").await.is_empty());
     assert_eq!(hits("export=acme:greeter/hello&kind=component").await, ["wasm/acme/app"]);
     assert_eq!(hits("kind=wit-package").await.len(), 4);
+    // The web page: the WIT package as such with its WIT text, the component's dependency as
+    // a link to the package, the package's versions.
+    let html = |path: String| {
+        let reg = &reg;
+        async move {
+            let r = reg.req(Method::GET, &path).send().await.expect("page");
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            r.text().await.expect("html")
+        }
+    };
+    let home = html("/".to_owned()).await;
+    assert!(home.contains("Use this registry with wkg") && home.contains("wasm/namespace/name"), "{home}");
+    let page = html(format!("/repositories/{repo}/-/artifacts/0.1.0")).await;
+    assert!(page.contains("The WIT package") && page.contains("package acme:greeter@0.1.0;"), "{page}");
+    let page = html("/repositories/wasm/acme/app/-/artifacts/1.0.0".to_owned()).await;
+    assert!(
+        page.contains(r#"<a href="/packages/acme:greeter"><code>acme:greeter@0.1.0</code></a>"#),
+        "{page}"
+    );
+    let page = html("/packages/acme:greeter".to_owned()).await;
+    let order: Vec<usize> =
+        ["<code>0.1.0</code>", "<code>0.1.1</code>", "<code>0.1.2</code>", "<code>0.2.0</code>"]
+            .iter()
+            .map(|v| page.find(v).unwrap_or_else(|| panic!("{v} missing: {page}")))
+            .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "semver order: {page}");
+    assert!(page.contains("(yanked)") && page.contains("acme:app (uses 0.1.0)"), "{page}");
+
     // Bad names and unknown packages.
     assert_eq!(json(&reg, "/v2/_wharf/packages/Acme:x").await.0, StatusCode::BAD_REQUEST);
     assert_eq!(json(&reg, "/v2/_wharf/packages/acme:nothing").await.0, StatusCode::NOT_FOUND);

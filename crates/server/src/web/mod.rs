@@ -66,6 +66,7 @@ pub(crate) fn router(site: Site) -> Router {
         .route("/logout", post(logout))
         .route("/static/{file}", get(static_file))
         .route("/repositories/{*path}", get(repository_get).post(repository_post))
+        .route("/packages/{package}", get(package_get))
         .with_state(site)
 }
 
@@ -230,6 +231,9 @@ struct RepositoriesPage {
     hits: Vec<HitRow>,
     repositories: Vec<RepositoryRow>,
     pager: Pager,
+    /// The `wkg` config line that points at this registry, and where packages live.
+    wkg_registry: String,
+    wkg_prefix: String,
 }
 
 #[derive(Template)]
@@ -241,6 +245,33 @@ struct RepositoryPage {
     wasm: usize,
     artifacts: Vec<ArtifactRow>,
     pager: Pager,
+}
+
+#[derive(Template)]
+#[template(path = "package.html")]
+struct PackagePage {
+    page: PageInfo,
+    package: String,
+    repository: String,
+    repository_href: String,
+    latest: String,
+    versions: Vec<VersionRow>,
+    other_tags: Vec<String>,
+    dependents: Vec<(String, String)>,
+}
+
+/// One version on a package's page.
+struct VersionRow {
+    version: String,
+    href: String,
+    yanked: bool,
+    kind: String,
+    exports: Vec<String>,
+    imports: Vec<String>,
+    uses: Vec<(String, String)>,
+    wasi: String,
+    size: String,
+    pushed: String,
 }
 
 #[derive(Template)]
@@ -340,6 +371,20 @@ async fn repositories(State(app): State<Site>, request: Request) -> Response {
         hits: Vec::new(),
         repositories: Vec::new(),
         pager: Pager { number, previous: None, next: None },
+        wkg_registry: {
+            let reached = match &app.public_url {
+                Some(url) => url.authority().to_owned(),
+                None => parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .filter(|h| crate::listener::valid_host(h))
+                    .unwrap_or("localhost:5000")
+                    .to_owned(),
+            };
+            app.registry.packages().registry(&reached).to_owned()
+        },
+        wkg_prefix: app.registry.packages().namespace_prefix().to_owned(),
     };
     if page.searching {
         let mut search = Query::default();
@@ -611,6 +656,88 @@ async fn artifact_page(
         config: parts.config,
         history: parts.history,
         annotations: parts.annotations,
+    };
+    visitor.respond(StatusCode::OK, render(&page))
+}
+
+/// `/packages/<ns>:<name>`: a package's versions (semver order), what each is and uses, and
+/// what uses it.
+async fn package_get(State(app): State<Site>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let visitor = Visitor::of(&app, &parts);
+    let raw = parts.uri.path().strip_prefix("/packages/").unwrap_or_default();
+    let Ok(package) = crate::text::percent_decode(raw).parse::<crate::packages::PackageName>() else {
+        return visitor.not_found(&app);
+    };
+    let repo = app.registry.package_repository(&package);
+    if !visitor.sees(&app, repo.as_str()) {
+        return visitor.not_found(&app);
+    }
+    let visible = |name: &str| visitor.sees(&app, name);
+    let listing = match app.registry.package_versions(&repo, &visible).await {
+        Ok(l) => l,
+        Err(crate::error::Error::NameUnknown(_)) => return visitor.not_found(&app),
+        Err(e) => {
+            return visitor.message(&app, StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string(), "/");
+        }
+    };
+    let package_href = |name: &str| format!("/packages/{}", percent_encode(name, b"-._~:"));
+    let versions: Vec<VersionRow> = listing
+        .versions
+        .iter()
+        .map(|v| VersionRow {
+            version: v.version.clone(),
+            href: view::artifact_href(repo.as_str(), &v.tag),
+            yanked: v.yanked,
+            kind: match v.content.as_deref() {
+                Some("wit-package") => "WIT package".to_owned(),
+                Some(other) => other.to_owned(),
+                None => "not inspected yet".to_owned(),
+            },
+            exports: v.exports.clone(),
+            imports: v.imports.clone(),
+            uses: v
+                .dependencies
+                .iter()
+                .map(|d| {
+                    let shown = match (&d.version, &d.provided_by) {
+                        (Some(ver), Some(_)) => format!("{}@{ver} (here)", d.package),
+                        (Some(ver), None) => format!("{}@{ver}", d.package),
+                        _ => d.package.clone(),
+                    };
+                    (shown, package_href(&d.package))
+                })
+                .collect(),
+            wasi: v.wasi_version.clone().unwrap_or_else(|| "none".into()),
+            size: view::size(v.size),
+            pushed: v.pushed_at.clone().unwrap_or_default(),
+        })
+        .collect();
+    let dependents = listing
+        .dependents
+        .iter()
+        .map(|d| {
+            let name = match (&d.package, &d.uses) {
+                (Some(p), Some(u)) => format!("{p} (uses {u})"),
+                (Some(p), None) => p.clone(),
+                (None, _) => d.repository.clone(),
+            };
+            let href = match &d.package {
+                Some(p) => package_href(p),
+                None => view::artifact_href(&d.repository, d.digest.as_str()),
+            };
+            (name, href)
+        })
+        .collect();
+    let page = PackagePage {
+        page: visitor.page(&app, package.to_string()),
+        package: package.to_string(),
+        repository: repo.to_string(),
+        repository_href: view::repository_href(repo.as_str()),
+        latest: listing.versions.last().map_or_else(|| "<version>".to_owned(), |v| v.version.clone()),
+        versions,
+        other_tags: listing.other_tags,
+        dependents,
     };
     visitor.respond(StatusCode::OK, render(&page))
 }

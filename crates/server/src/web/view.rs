@@ -162,13 +162,28 @@ pub(crate) struct ModuleView {
     pub(crate) imports: Vec<String>,
     pub(crate) exports: Vec<String>,
     pub(crate) wit: Option<String>,
+    /// `WIT world` or `WIT package`.
+    pub(crate) wit_title: &'static str,
+    /// The packages it uses: the text shown and the package page it links to.
+    pub(crate) dependencies: Vec<(String, String)>,
 }
 
 impl ModuleView {
     /// From a `ModuleInfo`'s JSON.
     pub(crate) fn new(info: &Value, path: Option<&str>) -> Self {
         let component = info["header"]["kind"] == "component";
-        let mut facts = vec![("Kind".to_owned(), text(&info["header"]["kind"]))];
+        let package = &info["package"];
+        let wit_package = info["content"] == "wit-package";
+        let kind = if wit_package { "WIT package".to_owned() } else { text(&info["header"]["kind"]) };
+        let mut facts = vec![("Kind".to_owned(), kind)];
+        if wit_package {
+            let version = text(&package["version"]);
+            let name = text(&package["name"]);
+            facts.push((
+                "Package".into(),
+                if version.is_empty() { name } else { format!("{name}@{version}") },
+            ));
+        }
         facts.push(("Size".into(), size(info["size"].as_u64().unwrap_or_default())));
         if let Some(path) = path {
             facts.push(("Path in its layer".into(), path.to_owned()));
@@ -198,12 +213,32 @@ impl ModuleView {
             };
             format!("{name} ({})", text(&i["kind"]))
         };
+        let dependencies = [&info["world"]["dependencies"], &package["dependencies"]]
+            .into_iter()
+            .flat_map(|d| d.as_array().map(Vec::as_slice).unwrap_or_default())
+            .filter_map(|d| {
+                let name = d["package"].as_str()?;
+                let shown = match d["version"].as_str() {
+                    Some(v) => format!("{name}@{v}"),
+                    None => name.to_owned(),
+                };
+                Some((shown, format!("/packages/{}", crate::text::percent_encode(name, b"-._~:"))))
+            })
+            .collect();
         Self {
-            noun: if component { "component" } else { "module" },
+            noun: if wit_package {
+                "WIT package"
+            } else if component {
+                "component"
+            } else {
+                "module"
+            },
             facts,
             imports: info["imports"].as_array().into_iter().flatten().map(item).collect(),
             exports: info["exports"].as_array().into_iter().flatten().map(item).collect(),
-            wit: info["world"]["wit"].as_str().map(str::to_owned),
+            wit: info["world"]["wit"].as_str().or_else(|| package["wit"].as_str()).map(str::to_owned),
+            wit_title: if wit_package { "WIT package" } else { "WIT world" },
+            dependencies,
         }
     }
 }
