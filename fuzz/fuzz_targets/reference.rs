@@ -1,4 +1,4 @@
-//! Reference, repository, tag, tag-or-digest and platform parsing: what parses prints back to itself, and the familiar form names the same reference.
+//! Reference, repository, tag, tag-or-digest, platform and Wasm package parsing: what parses prints back to itself, and the familiar form names the same reference.
 //!
 //! The checks live in `wharf_types::fuzzing::reference`, which the tests also run on stable.
 #![no_main]

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// References are `HOST[:PORT]/REPOSITORY:TAG` or `…@sha256:DIGEST`. Registries on loopback
 /// (`localhost`, `127.0.0.1`) speak plain HTTP, every other one HTTPS unless `--insecure`.
+/// With `--registry HOST`, `NS:NAME[@VERSION]` names a Wasm package, found as `wkg` finds it.
 /// Credentials come from `wharf login`, `--authfile`, or where podman and docker keep them.
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +42,11 @@ pub(crate) struct Global {
     /// `~/.docker/config.json`)
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) authfile: Option<PathBuf>,
+    /// The registry of Wasm packages: with it, a TARGET without `/` is a package
+    /// `NS:NAME[@VERSION]`, found where the registry's `/.well-known/wasm-pkg/registry.json`
+    /// puts it (as `wkg` finds it)
+    #[arg(long, global = true, value_name = "HOST[:PORT]")]
+    pub(crate) registry: Option<String>,
     /// Print machine-readable JSON on stdout
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -57,7 +63,7 @@ pub(crate) struct Global {
 pub(crate) enum Command {
     /// Push a .wasm file: a module in the wasm-to-oci layout, a component in the CNCF layout
     #[command(
-        after_help = "Examples:\n  wharf push hello.wasm localhost:5000/webassembly/helloworld:v1\n  wharf push component.wasm registry.example.com/wasm/app:1.0 --annotation org.opencontainers.image.source=https://example.com/app"
+        after_help = "A version of a Wasm package (NS:NAME@VERSION with --registry, or a semver tag where the registry's discovery file puts a package) is pushed as `wkg publish` pushes it: the layer titled NAME.wasm, the version and the binary's metadata (description, licenses, source, homepage, authors) as annotations; a WIT package must declare that name and version.\n\nExamples:\n  wharf push hello.wasm localhost:5000/webassembly/helloworld:v1\n  wharf push component.wasm registry.example.com/wasm/app:1.0 --annotation org.opencontainers.image.source=https://example.com/app\n  wharf push greeter.wasm acme:greeter@0.1.0 --registry localhost:5000"
     )]
     Push(Push),
     /// Pull the Wasm module a reference names, from any layout, digest-verified
@@ -81,6 +87,16 @@ pub(crate) enum Command {
     Copy(Copy),
     /// List the tags of a repository
     Tags(Target),
+    /// List a Wasm package's versions in semver order, with what each holds
+    #[command(
+        after_help = "On Wharf: each version's content, size, push time, exports, yanked state and dependencies, and what uses the package; on other registries: its semver tags.\n\nExamples:\n  wharf versions localhost:5000/pkgs/acme/greeter\n  wharf versions acme:greeter --registry localhost:5000"
+    )]
+    Versions(Versions),
+    /// Print the WIT of a component (its world) or of a WIT package
+    #[command(
+        after_help = "Examples:\n  wharf wit acme:greeter@0.1.0 --registry localhost:5000\n  wharf wit localhost:5000/wasm/app:1.0\n  wharf wit component.wasm"
+    )]
+    Wit(Wit),
     /// List the repositories of a registry
     Catalog(Host),
     /// List the artifacts that refer to a manifest (signatures, SBOMs, attestations)
@@ -111,7 +127,7 @@ pub(crate) enum Command {
 pub(crate) struct Push {
     /// The .wasm file (a core module or a component)
     pub(crate) file: PathBuf,
-    /// Where to push it: HOST/REPOSITORY:TAG
+    /// Where to push it: HOST/REPOSITORY:TAG, or NS:NAME@VERSION with --registry
     pub(crate) reference: String,
     /// The layout (default: wasm-to-oci for a module, cncf-artifact for a component)
     #[arg(long, value_enum)]
@@ -136,7 +152,7 @@ pub(crate) enum Layout {
 /// `wharf pull`.
 #[derive(Debug, Args)]
 pub(crate) struct Pull {
-    /// What to pull: HOST/REPOSITORY:TAG or …@sha256:…
+    /// What to pull: HOST/REPOSITORY:TAG or …@sha256:…, or NS:NAME[@VERSION] with --registry
     pub(crate) reference: String,
     /// The file to write the module to
     #[arg(short, long, value_name = "FILE")]
@@ -149,7 +165,7 @@ pub(crate) struct Pull {
 /// `wharf inspect`.
 #[derive(Debug, Args)]
 pub(crate) struct Inspect {
-    /// A reference, a .wasm file, or a manifest file
+    /// A reference, NS:NAME[@VERSION] with --registry, a .wasm file, or a manifest file
     pub(crate) target: String,
     /// The config blob of a manifest file
     pub(crate) config: Option<PathBuf>,
@@ -192,6 +208,21 @@ pub(crate) struct Copy {
 pub(crate) struct Target {
     /// HOST/REPOSITORY[:TAG|@DIGEST]
     pub(crate) reference: String,
+}
+
+/// `wharf versions`.
+#[derive(Debug, Args)]
+pub(crate) struct Versions {
+    /// HOST/REPOSITORY, or NS:NAME with --registry
+    pub(crate) target: String,
+}
+
+/// `wharf wit`.
+#[derive(Debug, Args)]
+pub(crate) struct Wit {
+    /// HOST/REPOSITORY:TAG or …@sha256:…, NS:NAME[@VERSION] with --registry (no version: the
+    /// newest), or a .wasm file
+    pub(crate) target: String,
 }
 
 /// A command on a registry.

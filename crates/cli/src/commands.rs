@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use wharf_client::{Client, Reference, Registry, WasmLayout};
-use wharf_types::{Descriptor, ImageManifest, Manifest, MediaType, Platform};
+use wharf_types::{Descriptor, ImageManifest, Manifest, MediaType, PackageVersion, Platform};
 use wharf_wasm::ArtifactBuilder;
 
 use crate::cli::{self, Cli, Command};
 use crate::failure::{Failure, Result};
-use crate::session::{self, Session};
+use crate::session::{self, Resolved, Session};
 use crate::{inspect, login};
 
 /// Runs the command line.
@@ -23,6 +23,8 @@ pub(crate) async fn run(cli: Cli) -> Result {
         Command::Logout(args) => login::logout(&session, args),
         Command::Copy(args) => copy(&session, args).await,
         Command::Tags(args) => tags(&session, &args.reference).await,
+        Command::Versions(args) => versions(&session, &args.target).await,
+        Command::Wit(args) => wit(&session, &args.target).await,
         Command::Catalog(args) => catalog(&session, &args.host).await,
         Command::Referrers(args) => referrers(&session, args).await,
         Command::Attach(args) => attach(&session, args).await,
@@ -69,10 +71,22 @@ pub(crate) fn print_json(value: &serde_json::Value) {
 }
 
 async fn push(session: &Session<'_>, args: &cli::Push) -> Result {
-    let reference = session::manifest_reference(&args.reference)?;
+    if session.is_package(&args.reference) && !args.reference.contains('@') {
+        let name = &args.reference;
+        return Err(Failure::Usage(format!("`{name}`: push a version, e.g. `{name}@0.1.0`")));
+    }
+    let Resolved { reference, package, client } = session.resolve(&args.reference, true).await?;
     if reference.digest().is_some() {
         return Err(Failure::Usage(format!("`{}`: push to a tag, not a digest", args.reference)));
     }
+    let package = match package {
+        Some((name, version)) => version.map(|v| (name, v)),
+        // A semver tag where the registry's discovery file puts a package: a package version.
+        None => match reference.tag().and_then(|t| PackageVersion::of_tag(t.as_str())) {
+            Some(version) => session::package_at(&client, &reference).await?.map(|name| (name, version)),
+            None => None,
+        },
+    };
     let module = std::fs::read(&args.file).map_err(|e| Failure::file(&args.file, &e))?;
     let header = wharf_wasm::Header::parse(&module).map_err(|e| match e {
         wharf_wasm::Error::NotWasm { reason } => {
@@ -87,6 +101,12 @@ async fn push(session: &Session<'_>, args: &cli::Push) -> Result {
     };
     let title = args.file.file_name().and_then(|n| n.to_str()).unwrap_or("module.wasm");
     let mut builder = ArtifactBuilder::new(module.clone()).with_title(title);
+    if let Some((name, version)) = &package {
+        // As `wkg publish`: the layer titled `<name>.wasm`, the version and the binary's
+        // metadata as annotations.
+        session.step(format!("publishing as {name}@{version}"));
+        builder = builder.with_package(name.clone(), version.clone());
+    }
     for text in &args.annotations {
         let (key, value) = annotation(text)?;
         builder = builder.with_annotation(key, value);
@@ -96,7 +116,6 @@ async fn push(session: &Session<'_>, args: &cli::Push) -> Result {
     }
     let artifact =
         builder.build(layout).map_err(|e| Failure::Failed(format!("{}: {e}", args.file.display())))?;
-    let client = session.client(&[reference.api_host()])?;
     session.step(format!(
         "pushing {} ({} bytes) as {layout} to {reference}",
         args.file.display(),
@@ -104,32 +123,33 @@ async fn push(session: &Session<'_>, args: &cli::Push) -> Result {
     ));
     let digest =
         client.push_artifact(&reference, &artifact).await.map_err(|e| Failure::at(&e, &reference))?;
+    let shown = match &package {
+        Some((name, version)) => format!("{name}@{version} ({reference})"),
+        None => reference.to_string(),
+    };
     if session.json() {
         print_json(&json!({
             "reference": reference.to_string(),
+            "package": package.as_ref().map(|(name, _)| name.to_string()),
+            "version": package.as_ref().map(|(_, version)| version.to_string()),
             "digest": digest,
             "mediaType": artifact.manifest.media_type().as_str(),
             "layout": layout.to_string(),
             "size": module.len(),
         }));
     } else {
-        session.info(format!(
-            "pushed {} ({} bytes, {layout}) to {reference}",
-            args.file.display(),
-            module.len()
-        ));
+        session.info(format!("pushed {} ({} bytes, {layout}) to {shown}", args.file.display(), module.len()));
         println!("{digest}");
     }
     Ok(())
 }
 
 async fn pull(session: &Session<'_>, args: &cli::Pull) -> Result {
-    let reference = session::manifest_reference(&args.reference)?;
     let platform = match &args.platform {
         Some(p) => Some(p.parse::<Platform>().map_err(|e| Failure::Usage(format!("--platform: {e}")))?),
         None => None,
     };
-    let client = session.client(&[reference.api_host()])?;
+    let Resolved { reference, client, .. } = session.resolve(&args.reference, true).await?;
     let pulled = match &platform {
         Some(p) => client.pull_wasm_for_platform(&reference, p).await,
         None => client.pull_wasm(&reference).await,
@@ -167,8 +187,7 @@ async fn inspect_target(session: &Session<'_>, args: &cli::Inspect) -> Result {
                 args.target
             )));
         }
-        let reference = session::manifest_reference(&args.target)?;
-        let client = session.client(&[reference.api_host()])?;
+        let Resolved { reference, client, .. } = session.resolve(&args.target, true).await?;
         (reference.to_string(), inspect::remote(&client, &reference).await?)
     };
     if session.json() {
@@ -281,6 +300,89 @@ async fn tags(session: &Session<'_>, text: &str) -> Result {
     } else {
         for tag in &tags {
             println!("{tag}");
+        }
+    }
+    Ok(())
+}
+
+async fn versions(session: &Session<'_>, text: &str) -> Result {
+    let Resolved { reference, package, client } = session.resolve(text, false).await?;
+    let shown = format!("{}/{}", reference.registry(), reference.repository());
+    let found = client.package_versions(&reference).await.map_err(|e| Failure::at(&e, &reference))?;
+    let value = if let Some(value) = found {
+        value
+    } else {
+        // Another registry (or no such repository): its semver tags, in order.
+        let tags = client.tags(&reference).await.map_err(|e| Failure::at(&e, &reference))?;
+        let (mut versions, mut other) = (Vec::new(), Vec::new());
+        for tag in tags {
+            match PackageVersion::of_tag(&tag) {
+                Some(v) => versions.push((v, tag)),
+                None => other.push(tag),
+            }
+        }
+        versions.sort_by(|a, b| a.0.cmp_version(&b.0));
+        other.sort();
+        let versions: Vec<_> =
+            versions.iter().map(|(v, tag)| json!({ "version": v.to_string(), "tag": tag })).collect();
+        json!({
+            "package": package.as_ref().map(|(name, _)| name.to_string()),
+            "repository": reference.repository().as_str(),
+            "versions": versions,
+            "otherTags": other,
+        })
+    };
+    if session.json() {
+        print_json(&value);
+    } else {
+        let name =
+            value["package"].as_str().map_or_else(String::new, |p| format!("{} ", inspect::clean(&json!(p))));
+        session.info(format!("{name}at {shown}"));
+        print!("{}", inspect::render_versions(&value, session.verbose()));
+    }
+    Ok(())
+}
+
+async fn wit(session: &Session<'_>, text: &str) -> Result {
+    let path = Path::new(text);
+    let record = if path.is_file() {
+        inspect::local(path, None)?
+    } else {
+        let Resolved { reference, client, .. } = session.resolve(text, true).await?;
+        inspect::remote(&client, &reference).await?
+    };
+    // The module of the artifact, or of an index's first Wasm child.
+    let module = match &record["module"] {
+        serde_json::Value::Null => record["wasmChildren"]
+            .as_array()
+            .and_then(|c| c.first())
+            .map_or(&serde_json::Value::Null, |c| &c["module"]),
+        module => module,
+    };
+    let (what, name, wit) = if module["package"].is_object() {
+        let package = &module["package"];
+        let version = package["version"].as_str().map_or_else(String::new, |v| format!("@{v}"));
+        ("package", format!("{}{version}", package["name"].as_str().unwrap_or_default()), &package["wit"])
+    } else if module["world"].is_object() {
+        ("world", module["world"]["name"].as_str().unwrap_or_default().to_owned(), &module["world"]["wit"])
+    } else {
+        let why = match module["content"].as_str() {
+            Some("core-module") => "a core module has no WIT".to_owned(),
+            Some(_) => module["worldError"].as_str().map_or_else(
+                || "its WIT could not be read".to_owned(),
+                |e| format!("its WIT could not be read: {}", inspect::clean(&json!(e))),
+            ),
+            None => "it holds no WebAssembly".to_owned(),
+        };
+        return Err(Failure::Failed(format!("`{}` has no WIT: {why}", inspect::clean(&json!(text)))));
+    };
+    let wit = wit.as_str().unwrap_or_default();
+    if session.json() {
+        print_json(&json!({ "content": module["content"], what: name, "wit": wit }));
+    } else {
+        session.info(format!("WIT {what} {}", inspect::clean(&json!(name))));
+        for line in wit.lines() {
+            println!("{}", inspect::clean(&json!(line)));
         }
     }
     Ok(())

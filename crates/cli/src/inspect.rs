@@ -146,7 +146,7 @@ fn to_json(record: ArtifactRecord) -> Value {
 
 /// A text from an artifact, safe on a terminal: control characters (escape sequences) shown
 /// escaped.
-fn clean(value: &Value) -> String {
+pub(crate) fn clean(value: &Value) -> String {
     let text = match value {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -266,7 +266,12 @@ fn module(out: &mut String, info: &Value, verbose: bool) {
     if info.is_null() {
         return;
     }
-    let _ = writeln!(out, "  {}", if info["header"]["kind"] == "component" { "component" } else { "module" });
+    let label = match info["content"].as_str() {
+        Some("wit-package") => "WIT package",
+        Some("component") => "component",
+        _ => "module",
+    };
+    let _ = writeln!(out, "  {label}");
     let valid = if info["validation"]["valid"] == true {
         "valid".to_owned()
     } else {
@@ -313,12 +318,132 @@ fn module(out: &mut String, info: &Value, verbose: bool) {
     if !tools.is_empty() {
         row(out, "    ", "producers", tools.join(", "));
     }
-    if let Some(wit) = info["world"]["wit"].as_str() {
-        let _ = writeln!(out, "    WIT world {}:", clean(&info["world"]["name"]));
+    let package = &info["package"];
+    let (heading, wit) = match package["wit"].as_str() {
+        Some(wit) => {
+            let version =
+                package["version"].as_str().map_or_else(String::new, |v| format!("@{}", clean(&json!(v))));
+            (format!("WIT package {}{version}", clean(&package["name"])), Some(wit))
+        }
+        None => (format!("WIT world {}", clean(&info["world"]["name"])), info["world"]["wit"].as_str()),
+    };
+    let deps: Vec<String> = package["dependencies"]
+        .as_array()
+        .or_else(|| info["world"]["dependencies"].as_array())
+        .into_iter()
+        .flatten()
+        .map(dependency)
+        .collect();
+    if !deps.is_empty() {
+        row(out, "    ", "uses", deps.join(", "));
+    }
+    if let Some(wit) = wit {
+        let _ = writeln!(out, "    {heading}:");
         for line in wit.lines() {
             let line =
                 if line.trim().is_empty() { String::new() } else { format!("      {}", clean(&json!(line))) };
             let _ = writeln!(out, "{line}");
         }
     }
+}
+
+/// A package a WIT uses: `acme:greeter@0.1.0`.
+fn dependency(d: &Value) -> String {
+    match d["version"].as_str() {
+        Some(v) => format!("{}@{}", clean(&d["package"]), clean(&json!(v))),
+        None => clean(&d["package"]),
+    }
+}
+
+/// A package's versions (Wharf's versions API, or the semver tags another registry has): one
+/// row per version — version, content, size, push time, what it exports, yanked — then the
+/// other tags and what uses the package; `verbose` adds each version's dependencies.
+pub(crate) fn render_versions(value: &Value, verbose: bool) -> String {
+    let mut rows = vec![["VERSION", "CONTENT", "SIZE", "PUSHED", "EXPORTS"].map(str::to_owned).to_vec()];
+    let versions = value["versions"].as_array().cloned().unwrap_or_default();
+    for v in &versions {
+        let mut version = clean(&v["version"]);
+        if v["yanked"] == true {
+            version.push_str(" (yanked)");
+        }
+        let size = v["size"].as_u64().map_or_else(|| "-".to_owned(), human_size);
+        // RFC 3339 to the second: `2026-12-05 06:55:45`.
+        let pushed = v["pushedAt"].as_str().map_or_else(
+            || "-".to_owned(),
+            |t| match (t.get(..10), t.get(11..19)) {
+                (Some(day), Some(time)) if t.as_bytes()[10] == b'T' => format!("{day} {time}"),
+                _ => clean(&json!(t)),
+            },
+        );
+        let exports: Vec<String> = v["exports"].as_array().into_iter().flatten().map(clean).collect();
+        rows.push(vec![
+            version,
+            v["content"].as_str().map_or_else(|| "-".to_owned(), |c| clean(&json!(c))),
+            size,
+            pushed,
+            if exports.is_empty() { "-".to_owned() } else { exports.join(", ") },
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(widths).take(4) {
+            let _ = write!(line, "{cell:<w$}  ");
+        }
+        line.push_str(&row[4]);
+        let _ = writeln!(out, "{}", line.trim_end());
+        if verbose && i > 0 {
+            let uses: Vec<String> = versions[i - 1]["dependencies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| match d["providedBy"].as_str() {
+                    Some(tag) => format!(
+                        "{} (here: {}:{})",
+                        dependency(d),
+                        clean(&d["repository"]),
+                        clean(&json!(tag))
+                    ),
+                    None => dependency(d),
+                })
+                .collect();
+            if !uses.is_empty() {
+                let _ = writeln!(out, "  uses {}", uses.join(", "));
+            }
+        }
+    }
+    let other: Vec<String> = value["otherTags"].as_array().into_iter().flatten().map(clean).collect();
+    if !other.is_empty() {
+        let _ = writeln!(out, "other tags: {}", other.join(", "));
+    }
+    for d in value["dependents"].as_array().into_iter().flatten() {
+        let what = d["package"].as_str().map_or_else(|| clean(&d["repository"]), |p| clean(&json!(p)));
+        let tags: Vec<String> = d["tags"].as_array().into_iter().flatten().map(clean).collect();
+        let uses = d["uses"].as_str().map_or_else(String::new, |u| format!(", uses {}", clean(&json!(u))));
+        let _ = writeln!(
+            out,
+            "used by {what} {}{uses}",
+            if tags.is_empty() { clean(&d["digest"]) } else { tags.join(", ") }
+        );
+    }
+    out
+}
+
+/// Bytes for a person: `812 B`, `1.4 KiB`, `3.0 MiB`.
+fn human_size(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = bytes as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if value < 1024.0 || unit == "GiB" {
+            return if unit == "B" { format!("{bytes} B") } else { format!("{value:.1} {unit}") };
+        }
+        value /= 1024.0;
+    }
+    unreachable!("GiB ends the loop")
 }

@@ -4,7 +4,8 @@
 
 use std::io::IsTerminal as _;
 
-use wharf_client::{Client, ClientBuilder, DockerConfig, Progress, Reference};
+use wharf_client::{Client, ClientBuilder, DockerConfig, Progress, Reference, Registry};
+use wharf_types::{PackageName, PackageVersion};
 
 use crate::cli::Global;
 use crate::failure::{Failure, Result};
@@ -84,6 +85,105 @@ impl<'a> Session<'a> {
         }
         Ok(builder)
     }
+}
+
+/// What a command's TARGET names: a registry reference, or (with `--registry`) a Wasm package
+/// `NS:NAME[@VERSION]` resolved as `wkg` resolves it.
+pub(crate) struct Resolved {
+    /// The reference (a package without a version: its repository, tagged `latest`).
+    pub(crate) reference: Reference,
+    /// The package and version, when TARGET named a package.
+    pub(crate) package: Option<(PackageName, Option<PackageVersion>)>,
+    /// The client for the registry the reference is on.
+    pub(crate) client: Client,
+}
+
+impl Session<'_> {
+    /// Whether TARGET names a package (`--registry` given, no `/` in it).
+    pub(crate) fn is_package(&self, text: &str) -> bool {
+        self.global.registry.is_some() && !text.contains('/')
+    }
+
+    /// Resolves TARGET: with `--registry`, a TARGET without `/` is a package (the registry's
+    /// `/.well-known/wasm-pkg/registry.json` says where it lives; without one, `<ns>/<name>`);
+    /// anything else is a reference. `manifest`: TARGET must name a manifest (a tag or
+    /// digest; a package without a version names its newest version, as `wkg get` picks).
+    pub(crate) async fn resolve(&self, text: &str, manifest: bool) -> Result<Resolved> {
+        if let Some(registry) = self.global.registry.as_deref().filter(|_| self.is_package(text)) {
+            return self.resolve_package(registry, text, manifest).await;
+        }
+        let reference = if manifest { manifest_reference(text)? } else { repository_reference(text)? };
+        let client = self.client(&[reference.api_host()])?;
+        Ok(Resolved { reference, package: None, client })
+    }
+}
+
+/// The package the registry's discovery file puts at `reference`'s repository
+/// (`<prefix><ns>/<name>`), if it serves one and does.
+pub(crate) async fn package_at(client: &Client, reference: &Reference) -> Result<Option<PackageName>> {
+    let path = reference.repository().as_str();
+    let Some((head, name)) = path.rsplit_once('/') else { return Ok(None) };
+    let namespace = head.rsplit('/').next().unwrap_or(head);
+    let Ok(package) = format!("{namespace}:{name}").parse::<PackageName>() else { return Ok(None) };
+    let registry = Registry::from(reference);
+    let found =
+        client.package_registry(&registry).await.map_err(|e| Failure::registry(&e, registry.api_host()))?;
+    let maps_here = found.discovered()
+        && found.registry() == &registry
+        && found.reference(&package, None).is_ok_and(|r| r.repository() == reference.repository());
+    Ok(maps_here.then_some(package))
+}
+
+impl Session<'_> {
+    async fn resolve_package(&self, registry: &str, text: &str, manifest: bool) -> Result<Resolved> {
+        let registry: Registry = registry.parse().map_err(|e| {
+            Failure::Usage(format!("--registry `{registry}`: {e} (a registry is HOST[:PORT])"))
+        })?;
+        let (name, version) = match text.split_once('@') {
+            Some((name, version)) => (name, Some(version)),
+            None => (text, None),
+        };
+        let usage = |e: wharf_types::Error| {
+            Failure::Usage(format!("{e} (with --registry, TARGET is a package NS:NAME[@VERSION])"))
+        };
+        let package: PackageName = name.parse().map_err(usage)?;
+        let version: Option<PackageVersion> = version.map(str::parse).transpose().map_err(usage)?;
+        let client = self.client(&[registry.api_host()])?;
+        let found = client
+            .package_registry(&registry)
+            .await
+            .map_err(|e| Failure::registry(&e, registry.api_host()))?;
+        let at = found.reference(&package, None).map_err(|e| Failure::Failed(e.to_string()))?;
+        self.step(format!("{package} is at {}/{}", at.registry(), at.repository()));
+        // The registry the discovery file names may be another host.
+        let client = if at.api_host() == registry.api_host() {
+            client
+        } else {
+            self.client(&[registry.api_host(), at.api_host()])?
+        };
+        let version = match version {
+            Some(v) => Some(v),
+            None if manifest => Some(newest(&client, &at, &package).await?),
+            None => None,
+        };
+        let reference = match &version {
+            Some(v) => at.with_tag(v.tag()),
+            None => at,
+        };
+        Ok(Resolved { reference, package: Some((package, version)), client })
+    }
+}
+
+/// The newest version of a package (not a pre-release, unless it has only those), as `wkg
+/// get` picks one.
+async fn newest(client: &Client, at: &Reference, package: &PackageName) -> Result<PackageVersion> {
+    let tags = client.tags(at).await.map_err(|e| Failure::at(&e, at))?;
+    let mut versions: Vec<PackageVersion> = tags.iter().filter_map(|t| PackageVersion::of_tag(t)).collect();
+    versions.sort_by(PackageVersion::cmp_version);
+    let release = versions.iter().rev().find(|v| v.version().pre.is_empty());
+    release.or_else(|| versions.last()).cloned().ok_or_else(|| {
+        Failure::Failed(format!("{package} has no versions at {}/{}", at.registry(), at.repository()))
+    })
 }
 
 /// Parses a reference that must name a manifest: a tag or a digest written out (no

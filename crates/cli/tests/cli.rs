@@ -34,11 +34,20 @@ struct World {
 
 impl World {
     fn start(access: bool) -> Self {
+        Self::start_with(access, None)
+    }
+
+    /// A registry with `[packages]` and `[[versioning]]` from `packages` (a config file's text).
+    fn start_with(access: bool, packages: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let rt =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
         let server = rt.block_on(async {
-            let registry = wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new()));
+            let mut registry = wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new()));
+            if let Some(text) = packages {
+                let config = wharf_server::config::FileConfig::parse(text).expect("config");
+                registry = registry.with_versioning(config.versioning().expect("versioning"));
+            }
             let mut server = wharf_server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry)
                 .await
                 .expect("bind");
@@ -172,6 +181,8 @@ fn help_of_every_command() {
         "logout",
         "copy",
         "tags",
+        "versions",
+        "wit",
         "catalog",
         "referrers",
         "attach",
@@ -436,6 +447,127 @@ fn login_through_a_credential_helper() {
     let out = run(&["logout", &w.host], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!store.exists(), "logout erased the helper's entry");
+}
+
+/// Packages under `pkgs/`, versioned as `wkg` expects.
+const PACKAGES: &str = r#"
+[packages]
+namespace_prefix = "pkgs/"
+
+[[versioning]]
+name = "packages"
+repositories = ["pkgs/**"]
+immutable_tags = ["semver"]
+semver_only = true
+compatible = true
+"#;
+
+/// A WIT package `acme:greeter@version` with `functions` in its `hello` interface, and a
+/// `description` custom section as `wasm-tools metadata add` writes one.
+fn greeter(version: &str, functions: &str) -> Vec<u8> {
+    let mut bytes = wharf_wasm::wit::encode_package(&[&format!(
+        "package acme:greeter@{version};\ninterface hello {{ {functions} }}\nworld greeter {{ export hello; }}\n"
+    )])
+    .expect("WIT");
+    let section = [&[11u8][..], b"description", b"Greets people"].concat();
+    bytes.push(0);
+    bytes.push(u8::try_from(section.len()).expect("short"));
+    bytes.extend_from_slice(&section);
+    bytes
+}
+
+#[test]
+fn packages_published_listed_and_shown_as_wkg_sees_them() {
+    let w = World::start_with(false, Some(PACKAGES));
+    let host = w.host.clone();
+    let pkg = |args: &[&str]| -> Vec<String> {
+        ["--registry", host.as_str()].iter().chain(args).map(|s| (*s).to_owned()).collect()
+    };
+    let run = |args: Vec<String>| w.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let greet = "greet: func(name: string) -> string;";
+    for (file, version, functions) in [
+        ("g010.wasm", "0.1.0", greet.to_owned()),
+        ("g011.wasm", "0.1.1", format!("{greet} wave: func();")),
+        ("g020.wasm", "0.2.0", "hi: func();".to_owned()),
+        ("g012.wasm", "0.1.2", "wave: func();".to_owned()),
+    ] {
+        std::fs::write(w.path(file), greeter(version, &functions)).expect("write");
+    }
+    // A package reference, resolved through the discovery file (prefix pkgs/).
+    run(pkg(&["push", "g010.wasm", "acme:greeter@0.1.0"]));
+    let manifest: Value =
+        serde_json::from_str(&w.ok(&["manifest", &format!("{host}/pkgs/acme/greeter:0.1.0")])).expect("JSON");
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.version"], "0.1.0");
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.description"], "Greets people");
+    assert_eq!(manifest["layers"][0]["annotations"]["org.opencontainers.image.title"], "greeter.wasm");
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.wasm.config.v0+json");
+    // A plain reference into the package namespace is a package version too.
+    let pushed: Value = serde_json::from_str(&w.ok(&[
+        "push",
+        "g011.wasm",
+        &format!("{host}/pkgs/acme/greeter:0.1.1"),
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(
+        (pushed["package"].as_str(), pushed["version"].as_str()),
+        (Some("acme:greeter"), Some("0.1.1"))
+    );
+    run(pkg(&["push", "g020.wasm", "acme:greeter@0.2.0"]));
+    // Refusals: a breaking 0.1.2 (the server's rule names the function), a WIT package pushed
+    // as a version it does not declare (refused before anything is sent), no version.
+    let breaking = w.wharf(&["--registry", &host, "push", "g012.wasm", "acme:greeter@0.1.2"]);
+    let said = String::from_utf8_lossy(&breaking.stderr);
+    assert_eq!(breaking.status.code(), Some(1), "{said}");
+    assert!(said.contains("function `greet`") && said.contains("0.1.1"), "{said}");
+    let mismatch = w.wharf(&["--registry", &host, "push", "g010.wasm", "acme:greeter@0.3.0"]);
+    let said = String::from_utf8_lossy(&mismatch.stderr);
+    assert_eq!(mismatch.status.code(), Some(1), "{said}");
+    assert!(said.contains("declares `package acme:greeter@0.1.0`, not acme:greeter@0.3.0"), "{said}");
+    let no_version = w.wharf(&["--registry", &host, "push", "g010.wasm", "acme:greeter"]);
+    assert_eq!(no_version.status.code(), Some(2));
+    // A component that exports the package's interface.
+    let app = "package acme:app@1.0.0;\nworld app { export acme:greeter/hello@0.1.0; }";
+    let greeter_wit = format!("package acme:greeter@0.1.0;\ninterface hello {{ {greet} }}");
+    let component = wharf_wasm::wit::dummy_component(&[&greeter_wit, app], "app").expect("component");
+    std::fs::write(w.path("app.wasm"), &component).expect("write");
+    run(pkg(&["push", "app.wasm", "acme:app@1.0.0"]));
+
+    // versions: semver order, content, what uses the package.
+    let listed = run(pkg(&["versions", "acme:greeter"]));
+    let rows: Vec<&str> = listed.lines().collect();
+    assert!(rows[0].starts_with("VERSION") && rows[0].contains("EXPORTS"), "{listed}");
+    let versions: Vec<&str> = rows[1..4].iter().map(|r| r.split_whitespace().next().unwrap_or("")).collect();
+    assert_eq!(versions, ["0.1.0", "0.1.1", "0.2.0"], "{listed}");
+    assert!(rows[1].contains("wit-package") && rows[1].contains("acme:greeter/hello@0.1.0"), "{listed}");
+    assert!(listed.contains("used by acme:app 1.0.0, uses 0.1.0"), "{listed}");
+    let by_repository = w.ok(&["versions", &format!("{host}/pkgs/acme/greeter"), "--json"]);
+    let json: Value = serde_json::from_str(&by_repository).expect("JSON");
+    assert_eq!(json["package"], "acme:greeter");
+    assert_eq!(json["versions"].as_array().map(Vec::len), Some(3));
+    let missing = w.wharf(&["--registry", &host, "versions", "acme:nothing"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+
+    // wit: a WIT package (no version: the newest), a component's world, a local file.
+    let wit = run(pkg(&["wit", "acme:greeter"]));
+    assert!(wit.contains("package acme:greeter@0.2.0;") && wit.contains("hi: func();"), "{wit}");
+    let world = run(pkg(&["wit", "acme:app@1.0.0"]));
+    assert!(world.contains("export acme:greeter/hello@0.1.0;"), "{world}");
+    assert_eq!(w.ok(&["wit", "g010.wasm"]), run(pkg(&["wit", "acme:greeter@0.1.0"])));
+    let core = w.wharf(&["wit", MODULE]);
+    assert_eq!(core.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&core.stderr).contains("a core module has no WIT"));
+    // inspect says WIT package and shows its WIT; pull is byte-exact.
+    let shown = run(pkg(&["inspect", "acme:greeter@0.1.0"]));
+    assert!(
+        shown.contains("  WIT package\n") && shown.contains("WIT package acme:greeter@0.1.0:"),
+        "{shown}"
+    );
+    let app_shown = run(pkg(&["inspect", "acme:app@1.0.0"]));
+    assert!(app_shown.contains("uses           acme:greeter@0.1.0"), "{app_shown}");
+    run(pkg(&["pull", "acme:greeter@0.1.0", "-o", "pulled.wasm"]));
+    assert_eq!(std::fs::read(w.path("pulled.wasm")).expect("pulled"), greeter("0.1.0", greet));
 }
 
 /// `sha256:<hex>` of a file.

@@ -671,7 +671,7 @@ impl Client {
             .get("Docker-Content-Digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<Digest>().ok());
-        let bytes = read_limited(response, wharf_types::MAX_MANIFEST_SIZE).await?;
+        let bytes = read_limited(response, wharf_types::MAX_MANIFEST_SIZE, "manifest").await?;
         let manifest = match (reference.target(), announced) {
             (TagOrDigest::Digest(d), _) | (TagOrDigest::Tag(_), Some(d)) => {
                 Manifest::from_bytes_verified(bytes, content_type.as_ref(), &d)
@@ -1084,13 +1084,13 @@ pub(crate) fn with_digest(location: &Url, digest: &Digest) -> Url {
     url
 }
 
-async fn read_limited(response: Response, limit: usize) -> Result<Bytes> {
+pub(crate) async fn read_limited(response: Response, limit: usize, what: &str) -> Result<Bytes> {
     let mut out = bytes::BytesMut::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         if out.len() + chunk.len() > limit {
-            return Err(Error::InvalidResponse(format!("a manifest larger than {limit} bytes")));
+            return Err(Error::InvalidResponse(format!("a {what} larger than {limit} bytes")));
         }
         out.extend_from_slice(&chunk);
     }

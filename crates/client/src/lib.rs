@@ -22,6 +22,9 @@
 //!   [`Client::push_referrer`] (the referrers API, or the `sha256-<hex>` fallback tag).
 //! - [`Client::copy`] (indexes recursively, blobs streamed in parallel or mounted, digests
 //!   preserved), [`Client::export_layout`] / [`Client::push_layout`] (OCI image layouts).
+//! - Wasm packages: [`Client::package_registry`] finds where a registry keeps `ns:name`
+//!   packages (`/.well-known/wasm-pkg/registry.json`, as `wkg` does; [`PackageRegistry`]),
+//!   [`Client::package_versions`] reads Wharf's versions API.
 //! - With `wasm`: [`Client::push_wasm`] and [`Client::pull_wasm`].
 //!
 //! # Example
@@ -59,12 +62,14 @@ mod copy;
 mod discovery;
 mod error;
 mod layout;
+mod packages;
 #[cfg(feature = "wasm")]
 mod wasm;
 
 pub use auth::{Credentials, DockerConfig, Secret};
 pub use client::{Client, ClientBuilder, Progress};
 pub use error::{Error, Result};
+pub use packages::{PackageRegistry, REGISTRY_METADATA_PATH};
 /// The HTTP client underneath, for its types in this crate's API ([`Error::Http`]).
 pub use reqwest;
 #[cfg(feature = "wasm")]

@@ -124,7 +124,8 @@ pub struct PackageVersionInfo {
     pub size: u64,
     /// When it was pushed.
     pub pushed_at: Option<String>,
-    /// Whether the version is yanked (OCI has no yanking: always false, as `wkg` reports).
+    /// Whether an owner marked the version yanked (`PUT /v2/<name>/_wharf/yanked/<tag>`): it
+    /// stays pullable, listed as yanked.
     pub yanked: bool,
     /// The packages it uses, resolved to this registry where they are here.
     pub dependencies: Vec<DependencyInfo>,

@@ -190,7 +190,7 @@ impl From<wharf_types::Error> for Error {
     fn from(e: wharf_types::Error) -> Self {
         use wharf_types::Error as T;
         match e {
-            T::InvalidRepository { .. } => Self::NameInvalid(e.to_string()),
+            T::InvalidRepository { .. } | T::InvalidPackage { .. } => Self::NameInvalid(e.to_string()),
             T::InvalidTag { .. } => Self::TagInvalid(e.to_string()),
             T::InvalidDigest { .. } | T::UnsupportedDigestAlgorithm { .. } | T::DigestMismatch { .. } => {
                 Self::DigestInvalid(e.to_string())

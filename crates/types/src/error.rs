@@ -62,6 +62,15 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// A Wasm package name (`namespace:name`) or version (a semantic version) that cannot be
+    /// parsed.
+    #[error("invalid package {input}: {reason}")]
+    InvalidPackage {
+        /// What was parsed.
+        input: Input,
+        /// Why it was refused.
+        reason: String,
+    },
     /// A platform that is not `os/architecture[/variant]`.
     #[error("invalid platform {input}: {reason}")]
     InvalidPlatform {

@@ -7,7 +7,7 @@
 
 use crate::{Digest, Manifest, MediaType, Reference, Repository, Tag, TagOrDigest};
 
-/// Reference, repository, tag and tag-or-digest parsing: what parses prints back to itself
+/// Reference, repository, tag, tag-or-digest, platform and package parsing: what parses prints back to itself
 /// (tags and names exactly, references in their normalized form), and the familiar form
 /// names the same reference.
 pub fn reference(data: &[u8]) {
@@ -40,6 +40,18 @@ pub fn reference(data: &[u8]) {
     // `--platform os/architecture[/variant]`: what parses prints back to itself.
     if let Ok(platform) = s.parse::<crate::Platform>() {
         assert_eq!(platform.to_string(), s);
+    }
+    // Wasm packages: a name prints back to itself and maps to a repository path; a version
+    // (from text or from a tag) always makes a tag that reads back as the same version.
+    if let Ok(package) = s.parse::<crate::PackageName>() {
+        assert_eq!(package.to_string(), s);
+        let path = format!("{}/{}", package.namespace(), package.name());
+        path.parse::<Repository>().unwrap_or_else(|e| panic!("{s:?} maps to no repository: {e}"));
+    }
+    let versions = [s.parse::<crate::PackageVersion>().ok(), crate::PackageVersion::of_tag(s)];
+    for version in versions.into_iter().flatten() {
+        let tag = version.tag();
+        assert_eq!(crate::PackageVersion::of_tag(tag.as_str()).as_ref(), Some(&version), "{s:?}");
     }
 }
 

@@ -1,5 +1,6 @@
 //! The OCI vocabulary every Wharf crate speaks: digests, names, references, media types,
-//! descriptors, manifests with their exact bytes, and distribution error codes.
+//! descriptors, manifests with their exact bytes, distribution error codes, and the names and
+//! versions of Wasm packages (`wkg`'s `namespace:name@version`).
 //!
 //! Use this crate when you handle OCI content and want validated values instead of strings:
 //! a [`Digest`] is always `sha256:`/`sha512:` with lowercase hex of the right length, a
@@ -74,6 +75,7 @@ mod name;
 #[cfg(feature = "oci-spec")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oci-spec")))]
 pub mod oci;
+mod package;
 mod reference;
 
 #[cfg(any(test, feature = "fuzzing"))]
@@ -86,6 +88,7 @@ pub use error::{Error, Result};
 pub use manifest::{ImageIndex, ImageManifest, MAX_MANIFEST_SIZE, Manifest, ManifestBody};
 pub use media_type::MediaType;
 pub use name::{Repository, Tag};
+pub use package::{PackageName, PackageVersion};
 pub use reference::{
     DEFAULT_TAG, DOCKER_HUB, DOCKER_HUB_API_HOST, MAX_NAME_LEN, Reference, Registry, TagOrDigest,
 };

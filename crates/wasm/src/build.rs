@@ -1,7 +1,9 @@
 //! Building Wasm artifacts in the wasm-to-oci (F1) and CNCF v0 (F5) layouts.
 
 use bytes::Bytes;
-use wharf_types::{Annotations, Descriptor, Digest, ImageManifest, Manifest, MediaType};
+use wharf_types::{
+    Annotations, Descriptor, Digest, ImageManifest, Manifest, MediaType, PackageName, PackageVersion,
+};
 
 use crate::binary::{BinaryKind, Header};
 use crate::config::{Component, WasmConfig};
@@ -126,6 +128,7 @@ pub struct ArtifactBuilder {
     author: Option<String>,
     annotations: Annotations,
     artifact_type: Option<MediaType>,
+    package: Option<(PackageName, PackageVersion)>,
 }
 
 impl ArtifactBuilder {
@@ -138,6 +141,7 @@ impl ArtifactBuilder {
             author: None,
             annotations: Annotations::new(),
             artifact_type: None,
+            package: None,
         }
     }
 
@@ -178,6 +182,19 @@ impl ArtifactBuilder {
         self
     }
 
+    /// Publishes the binary as `wkg publish` publishes version `version` of `package`: the layer
+    /// titled `<name>.wasm`, the manifest annotated `org.opencontainers.image.version` and with
+    /// the binary's [`Metadata`](crate::Metadata) (description, licenses, source, url,
+    /// authors); annotations given with [`with_annotation`](Self::with_annotation) win. A WIT
+    /// package that declares another name or version is refused
+    /// ([`Error::PackageMismatch`](crate::Error::PackageMismatch)).
+    #[must_use]
+    pub fn with_package(mut self, package: PackageName, version: PackageVersion) -> Self {
+        self.title = Some(format!("{}.wasm", package.name()));
+        self.package = Some((package, version));
+        self
+    }
+
     /// The artifact in `layout`.
     pub fn build(&self, layout: WasmLayout) -> Result<Artifact> {
         match layout {
@@ -193,7 +210,11 @@ impl ArtifactBuilder {
         let config = Blob::new(MediaType::WASM_CONFIG_V1, Bytes::from_static(b"{}"));
         let mut layer = Blob::new(MediaType::WASM_CONTENT_LAYER_V1, self.module.clone());
         layer.descriptor = layer.descriptor.with_annotation(Descriptor::TITLE, self.title());
-        self.finish(config, layer)
+        let info = match self.package {
+            Some(_) => Some(inspect(&self.module)?),
+            None => None,
+        };
+        self.finish(config, layer, info.as_ref())
     }
 
     /// The CNCF TAG-Runtime v0 layout (F5): config `application/vnd.wasm.config.v0+json` with
@@ -231,22 +252,55 @@ impl ArtifactBuilder {
         };
         let config_bytes = serde_json::to_vec(&config).expect("a WasmConfig always serialises");
         let config = Blob::new(MediaType::WASM_CONFIG_V0, config_bytes.into());
-        self.finish(config, layer)
+        self.finish(config, layer, Some(&info))
     }
 
     fn title(&self) -> String {
         self.title.clone().unwrap_or_else(|| "module.wasm".to_owned())
     }
 
-    fn finish(&self, config: Blob, layer: Blob) -> Result<Artifact> {
+    /// The manifest; `info` is the binary's inspection when it was made (always with a package).
+    fn finish(&self, config: Blob, layer: Blob, info: Option<&crate::ModuleInfo>) -> Result<Artifact> {
         let mut image = ImageManifest::new(config.descriptor.clone(), vec![layer.descriptor.clone()]);
-        if !self.annotations.is_empty() {
-            image.annotations = Some(self.annotations.clone());
+        let mut annotations = self.annotations.clone();
+        if let (Some((package, version)), Some(info)) = (&self.package, info) {
+            #[cfg(feature = "wit")]
+            check_declared(package, version, info)?;
+            #[cfg(not(feature = "wit"))]
+            let _ = package; // Without `wit`, a WIT package is not told from a component.
+            let version = ("org.opencontainers.image.version", version.to_string());
+            let metadata = info.metadata.annotations().into_iter().map(|(k, v)| (k, v.to_owned()));
+            for (key, value) in std::iter::once(version).chain(metadata) {
+                annotations.entry(key.to_owned()).or_insert(value);
+            }
+        }
+        if !annotations.is_empty() {
+            image.annotations = Some(annotations);
         }
         image.artifact_type.clone_from(&self.artifact_type);
         let manifest = Manifest::from_image(&image)?;
         Ok(Artifact { manifest, config, layers: vec![layer] })
     }
+}
+
+/// Refuses a WIT package published as another package or version than it declares (what
+/// `wkg publish` reads its identity from).
+#[cfg(feature = "wit")]
+fn check_declared(package: &PackageName, version: &PackageVersion, info: &crate::ModuleInfo) -> Result<()> {
+    if let Some(declared) = &info.package {
+        let named = declared.name == package.to_string();
+        let versioned = declared.version.as_deref() == Some(version.to_string().as_str());
+        if !named || !versioned {
+            let declared_version = declared.version.as_deref().map_or_else(String::new, |v| format!("@{v}"));
+            return Err(crate::Error::PackageMismatch {
+                reason: format!(
+                    "the WIT package declares `package {}{declared_version}`, not {package}@{version}",
+                    declared.name
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -44,6 +44,12 @@ pub enum Error {
         /// What broke (`function `greet` of `acme:greeter/hello` was removed`).
         reason: String,
     },
+    /// A WIT package published under a name or version other than the one it declares.
+    #[error("{reason}")]
+    PackageMismatch {
+        /// What disagrees (`the WIT package declares acme:greeter@0.1.0, not 0.2.0`).
+        reason: String,
+    },
     /// Input larger than allowed.
     #[error("{size} bytes exceed the limit of {limit} bytes")]
     TooLarge {

@@ -123,6 +123,70 @@ pub struct Tool {
     pub version: String,
 }
 
+/// What the binary says about itself in the top level's custom sections as `wasm-metadata`
+/// (`wasm-tools metadata add`, `cargo component`, `wkg`) writes them — `version`,
+/// `description`, `licenses`, `source`, `homepage`, `authors`, `revision`, each UTF-8 text —
+/// which `wkg publish` turns into `org.opencontainers.image.*` annotations. A section that is
+/// not UTF-8 or longer than [`MAX_METADATA`] bytes is left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Metadata {
+    /// The version of the packaged software.
+    pub version: Option<String>,
+    /// A description.
+    pub description: Option<String>,
+    /// An SPDX license expression.
+    pub licenses: Option<String>,
+    /// Where the source code is (a URL).
+    pub source: Option<String>,
+    /// Where to learn more (a URL).
+    pub homepage: Option<String>,
+    /// Who made it.
+    pub authors: Option<String>,
+    /// The source revision it was built from.
+    pub revision: Option<String>,
+}
+
+/// The longest metadata text kept (bytes).
+pub const MAX_METADATA: usize = 4096;
+
+impl Metadata {
+    /// The OCI annotations `wkg publish` sets from it (`org.opencontainers.image.description`,
+    /// `.licenses`, `.source`, `.url` for the homepage, `.authors`), in that order.
+    pub fn annotations(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("org.opencontainers.image.description", &self.description),
+            ("org.opencontainers.image.licenses", &self.licenses),
+            ("org.opencontainers.image.source", &self.source),
+            ("org.opencontainers.image.url", &self.homepage),
+            ("org.opencontainers.image.authors", &self.authors),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_deref().map(|v| (key, v)))
+        .collect()
+    }
+
+    /// Records a top-level custom section if it is one of the metadata's.
+    fn read(&mut self, name: &str, data: &[u8]) {
+        let field = match name {
+            "version" => &mut self.version,
+            "description" => &mut self.description,
+            "licenses" => &mut self.licenses,
+            "source" => &mut self.source,
+            "homepage" => &mut self.homepage,
+            "authors" => &mut self.authors,
+            "revision" => &mut self.revision,
+            _ => return,
+        };
+        if data.len() <= MAX_METADATA
+            && let Ok(text) = std::str::from_utf8(data)
+        {
+            *field = Some(text.to_owned());
+        }
+    }
+}
+
 /// The `producers` custom section (tool-conventions `ProducersSection.md`), merged over every
 /// module and component inside the binary, each tool listed once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -225,6 +289,8 @@ pub struct ModuleInfo {
     pub nested_components: u32,
     /// The `producers` sections, merged.
     pub producers: Producers,
+    /// The top level's `wasm-metadata` sections (description, licenses, …).
+    pub metadata: Metadata,
     /// Memories of the core modules at any depth (at most [`MAX_LISTED`]).
     pub memories: Vec<Memory>,
     /// Tables of the core modules at any depth (at most [`MAX_LISTED`]).
@@ -342,6 +408,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
         nested_modules: 0,
         nested_components: 0,
         producers: Producers::default(),
+        metadata: Metadata::default(),
         memories: Vec::new(),
         tables: Vec::new(),
         start: None,
@@ -449,6 +516,9 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
             Payload::CustomSection(reader) => {
                 if let wasmparser::KnownCustom::Producers(fields) = reader.as_known() {
                     add_producers(&mut info.producers, fields).map_err(malformed)?;
+                }
+                if depth == 1 {
+                    info.metadata.read(reader.name(), reader.data());
                 }
                 push_capped(&mut info.custom_sections, reader.name().to_owned());
             }

@@ -98,8 +98,8 @@ pub use config::{Component, WasmConfig};
 pub use error::{Error, Result};
 pub use harbor::{HARBOR_IMAGE, HARBOR_UNKNOWN, HARBOR_WASM, HarborView};
 pub use inspect::{
-    Export, Import, ItemKind, Memory, ModuleInfo, PROPOSALS, Producers, Section, Table, Tool, Validation,
-    WasiFlavor, inspect,
+    Export, Import, ItemKind, MAX_METADATA, Memory, Metadata, ModuleInfo, PROPOSALS, Producers, Section,
+    Table, Tool, Validation, WasiFlavor, inspect,
 };
 pub use location::{EntryMatch, Location, WasmLayer};
 pub use names::{ISTIO_EXTENSION_FILE, SOLO_PLUGIN_FILE, annotations, labels};

@@ -103,3 +103,64 @@ fn compatible_follows_wkg() {
     // Not Wasm: an error, but not an incompatibility.
     assert!(!matches!(compatible(b"nope", &v010), Err(wharf_wasm::Error::Incompatible { .. }) | Ok(())));
 }
+
+/// `bytes` with a top-level custom section `name` holding `data` appended.
+fn with_custom(mut bytes: Vec<u8>, name: &str, data: &[u8]) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = u8::try_from(n & 0x7f).expect("seven bits");
+            n >>= 7;
+            out.push(if n == 0 { byte } else { byte | 0x80 });
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    let mut body = Vec::new();
+    leb(name.len(), &mut body);
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(data);
+    bytes.push(0);
+    leb(body.len(), &mut bytes);
+    bytes.extend_from_slice(&body);
+    bytes
+}
+
+#[test]
+fn published_like_wkg_publish() {
+    use wharf_types::{PackageName, PackageVersion};
+    use wharf_wasm::{ArtifactBuilder, Error, WasmLayout};
+    let mut bytes = encode_package(&[GREETER]).expect("valid");
+    bytes = with_custom(bytes, "description", b"Greets people");
+    bytes = with_custom(bytes, "licenses", b"Apache-2.0");
+    bytes = with_custom(bytes, "homepage", b"https://example.com/greeter");
+    bytes = with_custom(bytes, "authors", &[0xff, 0xfe]);
+    bytes = with_custom(bytes, "source", "x".repeat(wharf_wasm::MAX_METADATA + 1).as_bytes());
+    let info = inspect(&bytes).expect("valid");
+    assert_eq!(info.metadata.description.as_deref(), Some("Greets people"));
+    assert_eq!((info.metadata.authors.as_deref(), info.metadata.source.as_deref()), (None, None));
+    let name: PackageName = "acme:greeter".parse().expect("valid");
+    let version: PackageVersion = "0.1.0".parse().expect("valid");
+    let artifact = ArtifactBuilder::new(bytes.clone())
+        .with_title("greeter-0.1.0.wasm")
+        .with_annotation("org.opencontainers.image.licenses", "MIT")
+        .with_package(name.clone(), version.clone())
+        .build(WasmLayout::CncfArtifact)
+        .expect("built");
+    let image = artifact.manifest.as_image().expect("an image");
+    let annotations = image.annotations.clone().unwrap_or_default();
+    assert_eq!(annotations["org.opencontainers.image.version"], "0.1.0");
+    assert_eq!(annotations["org.opencontainers.image.description"], "Greets people");
+    assert_eq!(annotations["org.opencontainers.image.url"], "https://example.com/greeter");
+    assert_eq!(annotations["org.opencontainers.image.licenses"], "MIT", "the caller's annotation wins");
+    assert!(!annotations.contains_key("org.opencontainers.image.authors"));
+    assert_eq!(image.layers[0].title(), Some("greeter.wasm"));
+    // A WIT package published as another version (or package) than it declares: refused.
+    for (n, v) in [("acme:greeter", "0.2.0"), ("acme:other", "0.1.0")] {
+        let built = ArtifactBuilder::new(bytes.clone())
+            .with_package(n.parse().expect("valid"), v.parse().expect("valid"))
+            .build(WasmLayout::CncfArtifact);
+        let Err(Error::PackageMismatch { reason }) = built else { panic!("{n}@{v}: {built:?}") };
+        assert!(reason.contains("declares `package acme:greeter@0.1.0`"), "{reason}");
+    }
+}

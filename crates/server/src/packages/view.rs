@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use wharf_types::{Repository, Tag, TagOrDigest};
 
-use super::{PackageName, PackageVersion, Packages, tag_of};
+use super::{PackageName, PackageVersion, Packages};
 use crate::api::{DependencyInfo, Dependent, PackageVersionInfo, PackageVersions};
 use crate::error::{Error, Result};
 use crate::registry::{Core, keys};
@@ -133,7 +133,7 @@ pub(crate) async fn versions(
 
 /// The tag of `repo` holding `version` (`0.2.3`), if the registry has it.
 async fn provider(core: &Core, repo: &Repository, version: &str) -> Result<Option<String>> {
-    let Some(tag) = semver::Version::parse(version).ok().as_ref().and_then(tag_of) else { return Ok(None) };
+    let Ok(tag) = version.parse::<PackageVersion>().map(|v| v.tag()) else { return Ok(None) };
     match core.head_manifest(repo, &TagOrDigest::Tag(Tag::clone(&tag))).await {
         Ok(_) => Ok(Some(tag.to_string())),
         Err(Error::ManifestUnknown(_) | Error::NameUnknown(_)) => Ok(None),
