@@ -2,7 +2,13 @@
 //! varied imports and exports, and core modules), served in-process on fs storage over
 //! loopback. Target (issue 15): median under 20 ms per query.
 //!
-//! Run with `cargo bench --bench search`.
+//! And over 1,000 Wasm packages (issue 32): WIT packages and components in `pkgs/acme/*`, three
+//! in four using `acme:greeter` — which packages depend on `acme:greeter`, which components
+//! export `acme:greeter/hello` — each answer counted against what was pushed before it is
+//! timed. Same target.
+//!
+//! Run with `cargo bench --bench search` (`cargo bench --bench search -- packages` for the
+//! packages alone).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -129,5 +135,90 @@ fn search(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, search);
+const PACKAGES: usize = 1_000;
+const GREETER: &str = "package acme:greeter@0.1.0;\ninterface hello { greet: func(name: string) -> string; }";
+
+/// Package `i` of the 1,000: a component exporting `acme:greeter/hello` (i % 4 == 0), a
+/// component importing it (1), a WIT package whose world imports it (2), or a component that
+/// uses only WASI (3); each in its own package `acme:pkg-<i>@1.0.0`, so every binary differs.
+fn package(i: usize) -> Vec<u8> {
+    let own = format!("acme:pkg-{i}@1.0.0");
+    let clocks = "package wasi:clocks@0.2.0;\ninterface wall-clock { now: func() -> u64; }";
+    let world = match i % 4 {
+        0 => "import wasi:clocks/wall-clock@0.2.0; export acme:greeter/hello@0.1.0;",
+        1 => "import acme:greeter/hello@0.1.0; import wasi:clocks/wall-clock@0.2.0;",
+        2 => "import acme:greeter/hello@0.1.0;",
+        _ => "import wasi:clocks/wall-clock@0.2.0;",
+    };
+    let text = format!("package {own};\nworld app {{ {world} }}");
+    if i % 4 == 2 {
+        wharf::wasm::wit::encode_package(&[GREETER, clocks, &text]).expect("WIT package")
+    } else {
+        wharf::wasm::wit::dummy_component(&[GREETER, clocks, &text], "app").expect("component")
+    }
+}
+
+/// Every result of a search, following the pages.
+async fn count(http: &reqwest::Client, base: &str, query: &str) -> usize {
+    let url = format!("{base}/v2/_wharf/search?{query}&n=5000");
+    let json: serde_json::Value = http.get(&url).send().await.expect("send").json().await.expect("json");
+    json["results"].as_array().map_or(0, Vec::len)
+}
+
+fn packages(c: &mut Criterion) {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (base, http) = rt.block_on(async {
+        let storage = Arc::new(wharf::store::FsStore::open(dir.path()).await.expect("store"));
+        let registry = Wharf::new(storage).with_wasm_validate(true);
+        let started = Instant::now();
+        let media_type: MediaType = "application/vnd.oci.image.manifest.v1+json".parse().expect("media type");
+        let greeter = wharf::wasm::wit::encode_package(&[GREETER]).expect("WIT package");
+        let binaries = std::iter::once(("acme/greeter".to_owned(), greeter))
+            .chain((0..PACKAGES).map(|i| (format!("acme/pkg-{i}"), package(i))));
+        for (path, binary) in binaries {
+            let repo: Repository = format!("pkgs/{path}").parse().expect("name");
+            let artifact = ArtifactBuilder::new(binary).cncf().expect("artifact");
+            for blob in artifact.blobs() {
+                let data = blob.data.clone();
+                let stream = Box::pin(futures_util::stream::once(async move { Ok(data) }));
+                registry.put_blob(&repo, &blob.descriptor.digest, stream).await.expect("blob");
+            }
+            let tag: TagOrDigest =
+                if path == "acme/greeter" { "0.1.0" } else { "1.0.0" }.parse().expect("tag");
+            registry
+                .put_manifest(&repo, &tag, Some(&media_type), artifact.manifest.bytes().clone(), &[])
+                .await
+                .expect("manifest");
+        }
+        println!("search: {} packages pushed in {:.1} s", PACKAGES + 1, started.elapsed().as_secs_f64());
+        let server = Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
+        let base = format!("http://{}", server.local_addr());
+        std::mem::forget(server.spawn());
+        (base, reqwest::Client::new())
+    });
+
+    let mut group = c.benchmark_group("search-packages-1k");
+    group.sample_size(50).measurement_time(Duration::from_secs(10));
+    for (name, query, expected) in [
+        ("depends-acme-greeter", "depends=acme:greeter", PACKAGES * 3 / 4),
+        ("depends-acme-greeter-0.1.0", "depends=acme:greeter@0.1.0", PACKAGES * 3 / 4),
+        ("export-hello-component", "export=acme:greeter/hello&kind=component", PACKAGES / 4),
+        ("kind-wit-package", "kind=wit-package", PACKAGES / 4 + 1),
+    ] {
+        let found = rt.block_on(count(&http, &base, query));
+        println!("search: {query}: {found} results");
+        assert_eq!(found, expected, "{query}");
+        let url = format!("{base}/v2/_wharf/search?{query}");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(async { http.get(&url).send().await.expect("send").bytes().await.expect("body") })
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, search, packages);
 criterion_main!(benches);
