@@ -1053,6 +1053,27 @@ fn flow12_wkg_publishes_and_resolves_packages_through_discovery() {
     assert_eq!(component["versions"][0]["content"], "component");
     let search = w.get_json("/v2/_wharf/search?export=acme:greeter/hello&kind=component");
     assert_eq!(search["results"][0]["repository"], "pkgs/acme/impl", "{search:#}");
+
+    // The wharf command line sees what wkg published through the same discovery file, and
+    // what it publishes, wkg gets.
+    let wharf = World::cli_path();
+    let listed = w.run(&wharf, &["--registry", &w.host, "versions", "acme:greeter"]);
+    let rows: Vec<&str> = listed
+        .lines()
+        .filter_map(|r| r.split_whitespace().next())
+        .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(rows, ["0.1.0", "0.1.1", "0.1.2", "0.2.0"], "{listed}");
+    assert!(listed.contains("used by acme:impl 0.1.0"), "{listed}");
+    let wit = w.run(&wharf, &["--registry", &w.host, "wit", "acme:greeter@0.1.0"]);
+    assert!(wit.contains("package acme:greeter@0.1.0;"), "{wit}");
+    w.run(&wharf, &["--registry", &w.host, "push", &impl_wasm, "acme:impl@0.1.1"]);
+    let (ok, out) = wkg(&app, &["get", "acme:impl@0.1.1", "-o", &w.path("got-wharf.wasm")]);
+    assert!(ok, "wkg get of what wharf pushed: {out}");
+    assert_eq!(
+        std::fs::read(w.path("got-wharf.wasm")).expect("got"),
+        std::fs::read(&impl_wasm).expect("impl")
+    );
 }
 
 #[test]
@@ -1084,6 +1105,38 @@ fn flow9_the_wharf_command_line_against_wharf_server_and_distribution() {
             );
         }
     }
+    // A Wasm package on a registry with no discovery file (and no versions API): `ns/name`,
+    // versions from its tags, the newest pulled when none is named — as wkg falls back.
+    let host = distribution.host.as_str();
+    for version in ["1.0.0", "1.2.0", "1.10.0", "2.0.0-rc.1"] {
+        w.run(&wharf, &["--registry", host, "push", component, &format!("acme:app@{version}")]);
+    }
+    w.run(&wharf, &["push", component, &format!("{host}/acme/app:latest")]);
+    let listed = w.run(&wharf, &["--registry", host, "versions", "acme:app", "--json"]);
+    let listed: Value = serde_json::from_str(&listed).expect("JSON");
+    let versions: Vec<&str> = listed["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["version"].as_str())
+        .collect();
+    assert_eq!(versions, ["1.0.0", "1.2.0", "1.10.0", "2.0.0-rc.1"], "{listed:#}");
+    assert_eq!(listed["otherTags"], serde_json::json!(["latest"]));
+    let manifest: Value =
+        serde_json::from_str(&w.run(&wharf, &["manifest", &format!("{host}/acme/app:1.10.0")]))
+            .expect("JSON");
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.version"], "1.10.0");
+    assert_eq!(manifest["layers"][0]["annotations"]["org.opencontainers.image.title"], "app.wasm");
+    let newest: Value = serde_json::from_str(
+        &w.run(&wharf, &["--registry", host, "pull", "acme:app", "-o", &w.path("newest.wasm"), "--json"]),
+    )
+    .expect("JSON");
+    assert_eq!(newest["reference"], format!("{host}/acme/app:1.10.0"), "the newest release, not the rc");
+    assert_eq!(
+        std::fs::read(w.path("newest.wasm")).expect("pulled"),
+        std::fs::read(component).expect("file")
+    );
+
     // The buildah image, wharf-server → distribution → wharf-server: the digest stays.
     w.build_image("run.oci.handler=wasm", "localhost/hello:v1");
     let on_wharf = format!("{}/wasm/hello:v1", w.host);

@@ -220,7 +220,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(&gc_config, &file.retention, &file.quota)
         .map_err(|e| format!("config: {e}"))?;
     if let Some(command @ (Command::Gc { .. } | Command::Scrub { .. })) = &args.command {
-        return maintenance(command, &storage, lifecycle).await;
+        // Retention spares what `[[versioning]]` makes immutable, in a one-off run too.
+        let versioning = file.versioning().map_err(|e| format!("config: {e}"))?;
+        return maintenance(command, &storage, lifecycle, versioning).await;
     }
     let log_format = args.log_format.or(file.log_format.take()).unwrap_or_else(|| "text".to_owned());
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
@@ -461,13 +463,14 @@ async fn maintenance(
     command: &Command,
     storage: &StorageSpec,
     lifecycle: wharf_server::lifecycle::Lifecycle,
+    versioning: wharf_server::packages::versioning::Versioning,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
     let backend = storage.open().await.map_err(|e| format!("opening the storage {storage}: {e}"))?;
     let mut options = lifecycle.options().clone();
-    let registry = Wharf::new(backend).with_lifecycle(lifecycle);
+    let registry = Wharf::new(backend).with_lifecycle(lifecycle).with_versioning(versioning);
     match command {
         Command::Gc { dry_run, grace } => {
             options = options.with_dry_run(*dry_run);

@@ -645,8 +645,10 @@ impl Wharf {
 
     /// Collects garbage once (see [`lifecycle`](crate::lifecycle)): beside live servers on
     /// the same storage, or alone. [`Error::Busy`] when another collection holds the lease.
+    /// Retention never removes an immutable tag of `[[versioning]]`.
     pub async fn collect_garbage(&self, options: &GcOptions) -> Result<GcReport> {
-        self.lifecycle.collect(&self.core, &self.search, &self.metrics, options).await
+        let immutable = |repo: &Repository, tag: &str| self.versioning.immutable(repo, tag);
+        self.lifecycle.collect(&self.core, &self.search, &self.metrics, options, &immutable).await
     }
 
     /// The report of the last collection that removed anything or could have (not dry runs).

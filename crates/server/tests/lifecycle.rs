@@ -733,6 +733,41 @@ async fn retention_dry_run_and_real_run_agree() {
 }
 
 #[tokio::test]
+async fn retention_leaves_immutable_tags() {
+    use wharf_server::lifecycle::retention::RetentionConfig;
+    let storage: Arc<dyn Storage> = Arc::new(wharf_store::MemoryStore::new());
+    let rule: RetentionConfig = toml::from_str("repositories = [\"rel/**\"]\nkeep_last = 1").expect("rule");
+    let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(
+        &wharf_server::lifecycle::GcConfig::default(),
+        &[rule],
+        &[],
+    )
+    .expect("lifecycle");
+    let file = wharf_server::config::FileConfig::parse(
+        "[[versioning]]\nname = \"releases\"\nrepositories = [\"rel/**\"]\nimmutable_tags = [\"semver\", \"stable-*\"]\n",
+    )
+    .expect("config");
+    let registry = Wharf::new(Arc::clone(&storage))
+        .with_lifecycle(lifecycle)
+        .with_versioning(file.versioning().expect("versioning"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+    let mut images = BTreeMap::new();
+    for (i, tag) in ["1.0.0", "nightly-1", "stable-1", "1.1.0", "nightly-2", "nightly-3"].iter().enumerate() {
+        images.insert(
+            *tag,
+            push_image(&registry, "rel/app", tag, 300 + i as u64, &[(700 + i as u64, 500)]).await,
+        );
+        age_tag(&storage, "rel/app", tag, now - 86_400 * (10 - i as u64)).await;
+    }
+    let report = registry.collect_garbage(&now_options()).await.expect("run");
+    let removed: Vec<String> = report.tags.iter().map(|t| t.tag.clone()).collect();
+    assert_eq!(removed, ["nightly-1", "nightly-2"], "keep_last keeps nightly-3; the immutable tags stay");
+    for tag in ["1.0.0", "stable-1", "1.1.0", "nightly-3"] {
+        pull_verified(&registry, &images[tag]).await;
+    }
+}
+
+#[tokio::test]
 async fn a_quota_refusal_stores_nothing() {
     use wharf_server::lifecycle::quota::QuotaConfig;
     let dir = tempfile::tempdir().expect("dir");

@@ -286,22 +286,29 @@ struct Collector<'a> {
     search: &'a SearchIndex,
     lifecycle: &'a Lifecycle,
     options: &'a GcOptions,
+    /// Tags retention never removes (the immutable tags of `[[versioning]]`).
+    spared: Spared<'a>,
     /// Manifests parsed so far, by digest (`None`: unreadable).
     refs: HashMap<Digest, Option<Arc<Refs>>>,
     /// In a dry run, the links and revisions that would be removed (they still exist).
     would_go: std::collections::HashSet<(Repository, Digest)>,
 }
 
+/// Whether retention must leave a repository's tag alone.
+pub(crate) type Spared<'a> = &'a (dyn Fn(&Repository, &str) -> bool + Sync);
+
 impl Lifecycle {
     /// Collects garbage once (see the [module docs](crate::lifecycle)): beside live servers on
     /// the same storage, or alone. [`Error::Busy`] when another collection holds the lease.
-    /// The search index forgets what goes; the run is counted in `metrics`.
+    /// The search index forgets what goes; the run is counted in `metrics`. Retention leaves
+    /// the tags `spared` names.
     pub(crate) async fn collect(
         &self,
         core: &Core,
         search: &SearchIndex,
         metrics: &Metrics,
         options: &GcOptions,
+        spared: Spared<'_>,
     ) -> Result<GcReport> {
         let started = std::time::Instant::now();
         let run = uuid::Uuid::new_v4().simple().to_string();
@@ -339,6 +346,7 @@ impl Lifecycle {
             search,
             lifecycle: self,
             options,
+            spared,
             refs: HashMap::new(),
             would_go: std::collections::HashSet::new(),
         };
@@ -534,11 +542,11 @@ impl Collector<'_> {
                     pulled: state.pulled.get(name).copied(),
                 })
                 .collect();
-            // A tag pushed within the grace window always stays.
+            // A tag pushed within the grace window always stays, and an immutable one.
             plan.tags = rule
                 .removed(&ages, now)
                 .into_iter()
-                .filter(|t| state.tags[t].pushed.unwrap_or(0) <= cutoff)
+                .filter(|t| state.tags[t].pushed.unwrap_or(0) <= cutoff && !(self.spared)(repo, t))
                 .map(|t| {
                     let digest = state.tags[&t].digest.clone();
                     (t, digest)

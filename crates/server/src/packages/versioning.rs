@@ -114,6 +114,11 @@ impl Versioning {
         self.rules.iter().filter(move |r| r.patterns.iter().any(|p| p.matches(repo.as_str())))
     }
 
+    /// Whether a rule makes `tag` of `repo` immutable (retention leaves it, too).
+    pub(crate) fn immutable(&self, repo: &Repository, tag: &str) -> bool {
+        self.matching(repo).any(|r| r.immutable(tag))
+    }
+
     /// Whether a push into `repo` must have its modules read before it is acknowledged.
     pub(crate) fn needs_modules(&self, repo: &Repository) -> bool {
         self.matching(repo).any(|r| r.compatible || r.semver_only)
