@@ -1276,11 +1276,32 @@ fn flow10_the_web_page_in_chromium() {
         ],
     );
     assert!(out.status.success(), "wkg oci push: {}", String::from_utf8_lossy(&out.stderr));
+    // A WIT package and a component exporting its interface, in the package namespace (pkgs/,
+    // admin only): the package page, the WIT text, the dependency as a link.
+    let greeter = "package acme:greeter@0.1.0;\n/// Says hello.\ninterface hello { greet: func(name: string) -> string; }";
+    let app = "package acme:app@1.0.0;\nworld app { export acme:greeter/hello@0.1.0; }";
+    for (reference, binary) in [
+        ("pkgs/acme/greeter:0.1.0", wharf::wasm::wit::encode_package(&[greeter]).expect("WIT package")),
+        (
+            "pkgs/acme/app:1.0.0",
+            wharf::wasm::wit::dummy_component(&[greeter, app], "app").expect("component"),
+        ),
+    ] {
+        w.rt.block_on(w.client.push_wasm(
+            &w.reference(reference),
+            binary,
+            WasmLayout::CncfArtifact,
+            "app.wasm",
+        ))
+        .expect("push");
+    }
     for (repository, reference) in [
         ("public/helloworld", "v1"),
         ("public/hostile", "v1"),
         ("team/hello", "v1"),
         ("team/component", "1.0.0"),
+        ("pkgs/acme/greeter", "0.1.0"),
+        ("pkgs/acme/app", "1.0.0"),
     ] {
         w.artifact(repository, reference);
     }

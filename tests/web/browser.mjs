@@ -140,6 +140,26 @@ expect(page.url().endsWith("/repositories/team/hello"), `after the delete: ${pag
 expect(!(await page.locator("#artifacts").innerText()).includes("v1"), "the tag v1 is gone from the listing");
 await logout();
 
+// 7. Wasm packages (admin may read pkgs/): the WIT package with its WIT text, the component's
+// dependency as a link to the package page, which lists the version and what uses it.
+await login("admin", "admin-pw");
+await visit("/repositories/pkgs/acme/greeter/-/artifacts/0.1.0", "wit-package");
+main = await text();
+expect(main.includes("The WIT package"), "a WIT package is shown as one");
+expect(main.includes("package acme:greeter@0.1.0;") && main.includes("greet: func(name: string) -> string;"), "its WIT text");
+await visit("/repositories/pkgs/acme/app/-/artifacts/1.0.0", "package-component");
+main = await text();
+expect(main.includes("Packages it uses"), "the component lists the packages it uses");
+await page.getByRole("link", { name: "acme:greeter@0.1.0" }).click();
+await page.waitForLoadState();
+expect(page.url().endsWith("/packages/acme:greeter"), `the dependency links to the package page: ${page.url()}`);
+await axe("package page");
+await page.screenshot({ path: path.join(shots, "package.png"), fullPage: true });
+main = await text();
+expect(main.includes("Package acme:greeter") && main.includes("0.1.0") && main.includes("WIT package"), "the package's versions");
+expect(main.includes("acme:app"), "the package page says what uses it");
+await logout();
+
 expect(dialogs === 0, `${dialogs} dialog(s) opened`);
 expect(consoleErrors.length === 0, `page errors: ${consoleErrors.join("; ")}`);
 await browser.close();

@@ -710,7 +710,7 @@ async fn package_get(State(app): State<Site>, request: Request) -> Response {
                 .collect(),
             wasi: v.wasi_version.clone().unwrap_or_else(|| "none".into()),
             size: view::size(v.size),
-            pushed: v.pushed_at.clone().unwrap_or_default(),
+            pushed: view::time(v.pushed_at.as_deref()),
         })
         .collect();
     let dependents = listing
