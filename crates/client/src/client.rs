@@ -37,6 +37,7 @@ pub struct ClientBuilder {
     progress: Option<Progress>,
     concurrency: usize,
     tls: TlsSettings,
+    public_only: bool,
 }
 
 /// Extra trust and client certificates.
@@ -78,6 +79,7 @@ impl Default for ClientBuilder {
             progress: None,
             concurrency: 4,
             tls: TlsSettings::default(),
+            public_only: false,
         }
     }
 }
@@ -88,6 +90,18 @@ impl ClientBuilder {
     /// anonymous, 5-minute timeout.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Connects only to public addresses ([`is_public`](crate::is_public)): names are
+    /// resolved at each connection and their non-public addresses dropped (a name with no
+    /// other is refused, so it cannot be rebound inside the network after a check); address
+    /// literals — in a reference, a token realm, a redirect — are refused before anything is
+    /// sent ([`Error::NotPublic`]). For a server that fetches from URLs it is given (a
+    /// mirror's upstream, a webhook target), so it cannot be made a proxy into its network.
+    #[must_use]
+    pub fn with_public_addresses_only(mut self, on: bool) -> Self {
+        self.public_only = on;
+        self
     }
 
     /// Talks plain HTTP to `host[:port]` (the analogue of `--insecure`).
@@ -239,6 +253,11 @@ impl ClientBuilder {
         }
         let make = |identity: Option<&[u8]>| -> Result<reqwest::Client> {
             let mut builder = reqwest::Client::builder().user_agent(&self.user_agent).timeout(self.timeout);
+            if self.public_only {
+                builder = builder
+                    .dns_resolver(std::sync::Arc::new(crate::reach::PublicResolver))
+                    .redirect(crate::reach::redirects());
+            }
             if !roots.is_empty() {
                 builder = builder.tls_certs_merge(roots.clone());
             }
@@ -292,6 +311,7 @@ impl ClientBuilder {
                 looked_up: Mutex::new(HashMap::new()),
                 progress: self.progress,
                 concurrency: self.concurrency,
+                public_only: self.public_only,
             }),
         })
     }
@@ -324,6 +344,8 @@ struct Inner {
     looked_up: Mutex<HashMap<String, Credentials>>,
     progress: Option<Progress>,
     concurrency: usize,
+    /// Only public addresses ([`ClientBuilder::with_public_addresses_only`]).
+    public_only: bool,
 }
 
 /// A progress hook: called with a blob's digest, the bytes done, and the total when known.
@@ -411,6 +433,11 @@ impl Client {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// For a public-only client, refuses a URL whose host is a non-public address literal.
+    pub(crate) fn check_reach(&self, url: &reqwest::Url) -> Result<()> {
+        if self.inner.public_only { crate::reach::check_url(url) } else { Ok(()) }
     }
 
     /// The client that sends to `url`'s host (its own when it has a client certificate).
@@ -517,6 +544,7 @@ impl Client {
             builder = builder.header(AUTHORIZATION, auth);
         }
         let mut request = builder.build()?;
+        self.check_reach(request.url())?;
         let idempotent =
             matches!(*request.method(), Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
         let mut attempt = 0u32;
@@ -605,6 +633,7 @@ impl Client {
             _ => self.inner.http.get(url),
         };
         let request = request.build()?;
+        self.check_reach(request.url())?;
         let response = self.http_for(request.url()).execute(request).await?;
         if !response.status().is_success() {
             return Err(Error::Unauthorized {

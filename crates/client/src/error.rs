@@ -70,6 +70,13 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// A public-only client was asked to reach an address that is not public
+    /// ([`ClientBuilder::with_public_addresses_only`](crate::ClientBuilder::with_public_addresses_only)).
+    #[error("`{host}` is not a public address: this client connects only to public addresses")]
+    NotPublic {
+        /// The address.
+        host: String,
+    },
     /// The registry answered something the spec does not allow.
     #[error("invalid registry response: {0}")]
     InvalidResponse(String),

@@ -22,6 +22,9 @@
 //!   [`Client::push_referrer`] (the referrers API, or the `sha256-<hex>` fallback tag).
 //! - [`Client::copy`] (indexes recursively, blobs streamed in parallel or mounted, digests
 //!   preserved), [`Client::export_layout`] / [`Client::push_layout`] (OCI image layouts).
+//! - Reach: [`ClientBuilder::with_public_addresses_only`] for a server fetching from URLs it
+//!   is given — no loopback, private, link-local or metadata address, however named
+//!   ([`is_public`]).
 //! - Wasm packages: [`Client::package_registry`] finds where a registry keeps `ns:name`
 //!   packages (`/.well-known/wasm-pkg/registry.json`, as `wkg` does; [`PackageRegistry`]),
 //!   [`Client::package_versions`] reads Wharf's versions API.
@@ -63,6 +66,7 @@ mod discovery;
 mod error;
 mod layout;
 mod packages;
+mod reach;
 #[cfg(feature = "wasm")]
 mod wasm;
 
@@ -70,6 +74,7 @@ pub use auth::{Credentials, DockerConfig, Secret};
 pub use client::{Client, ClientBuilder, Progress};
 pub use error::{Error, Result};
 pub use packages::{PackageRegistry, REGISTRY_METADATA_PATH};
+pub use reach::is_public;
 /// The HTTP client underneath, for its types in this crate's API ([`Error::Http`]).
 pub use reqwest;
 #[cfg(feature = "wasm")]

@@ -114,7 +114,9 @@ impl Client {
     /// does. A connection failure is an error.
     pub async fn package_registry(&self, registry: &Registry) -> Result<PackageRegistry> {
         let url = format!("{}{REGISTRY_METADATA_PATH}", self.base_url(registry));
-        let response = self.http().get(&url).send().await?;
+        let request = self.http().get(&url).build()?;
+        self.check_reach(request.url())?;
+        let response = self.http().execute(request).await?;
         if !response.status().is_success() {
             return Ok(PackageRegistry::plain(registry.clone()));
         }

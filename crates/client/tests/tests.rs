@@ -884,3 +884,33 @@ async fn errors_name_their_cause() {
     assert!(error.is_transport() && error.status().is_none(), "{error:?}");
     assert!(error.to_string().to_lowercase().contains("connection refused"), "{error}");
 }
+
+/// A public-only client reaches nothing on this machine: not by address, not by a name that
+/// resolves here, not through a token realm or a redirect an answer names — and sends nothing.
+#[tokio::test]
+async fn a_public_only_client_refuses_loopback_however_named() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&hits);
+    let app = Router::new().fallback(move || {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async { StatusCode::OK }
+    });
+    let host = serve(app).await;
+    let port = host.rsplit(':').next().expect("port").to_owned();
+    let client =
+        ClientBuilder::new().with_public_addresses_only(true).with_retries(0, std::time::Duration::ZERO);
+    let client = client.build().expect("client");
+    for target in [host.clone(), format!("localhost:{port}"), format!("[::1]:{port}")] {
+        let registry: Registry = target.parse().expect("registry");
+        let e = client.ping(&registry).await.expect_err(&target);
+        let text = e.to_string();
+        assert!(text.contains("not public") || text.contains("not a public address"), "{target}: {text}");
+    }
+    let r: Reference = format!("localhost:{port}/x/y:v1").parse().expect("reference");
+    assert!(client.pull_manifest(&r).await.is_err());
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the loopback server");
+    // The same server through an ordinary client: it was there all along.
+    let open = ClientBuilder::new().build().expect("client");
+    open.ping(&host.parse().expect("registry")).await.expect("reachable");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
