@@ -38,6 +38,7 @@ pub struct ClientBuilder {
     concurrency: usize,
     tls: TlsSettings,
     public_only: bool,
+    stall: Option<Duration>,
 }
 
 /// Extra trust and client certificates.
@@ -80,6 +81,7 @@ impl Default for ClientBuilder {
             concurrency: 4,
             tls: TlsSettings::default(),
             public_only: false,
+            stall: None,
         }
     }
 }
@@ -131,6 +133,16 @@ impl ClientBuilder {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long a response may send nothing — before its head, or in the middle of its body —
+    /// before the request fails as timed out (default: only [`with_timeout`](Self::with_timeout)
+    /// bounds it). A peer that stalls is given up on in `stall`, not in the whole timeout;
+    /// a body that keeps trickling is still bounded by the timeout.
+    #[must_use]
+    pub fn with_stall_timeout(mut self, stall: Duration) -> Self {
+        self.stall = Some(stall);
         self
     }
 
@@ -253,6 +265,9 @@ impl ClientBuilder {
         }
         let make = |identity: Option<&[u8]>| -> Result<reqwest::Client> {
             let mut builder = reqwest::Client::builder().user_agent(&self.user_agent).timeout(self.timeout);
+            if let Some(stall) = self.stall {
+                builder = builder.read_timeout(stall);
+            }
             if self.public_only {
                 builder = builder
                     .dns_resolver(std::sync::Arc::new(crate::reach::PublicResolver))
@@ -279,8 +294,8 @@ impl ClientBuilder {
     /// The client; an error for settings that cannot work (an empty host, a zero timeout,
     /// certificates that do not read).
     pub fn build(self) -> Result<Client> {
-        if self.timeout.is_zero() {
-            return Err(Error::Config("the timeout must not be zero".into()));
+        if self.timeout.is_zero() || self.stall.is_some_and(|s| s.is_zero()) {
+            return Err(Error::Config("a timeout must not be zero".into()));
         }
         if self.concurrency == 0 {
             return Err(Error::Config("the concurrency must be at least 1".into()));

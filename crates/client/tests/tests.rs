@@ -914,3 +914,34 @@ async fn a_public_only_client_refuses_loopback_however_named() {
     open.ping(&host.parse().expect("registry")).await.expect("reachable");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
+
+/// A registry that sends the head of a blob and a few bytes, then nothing: a client with a
+/// stall timeout gives up in that time, not in its whole timeout.
+#[tokio::test]
+async fn a_stalled_body_fails_within_the_stall_timeout() {
+    let app = Router::new().fallback(|| async {
+        let start =
+            futures_util::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b"0123456789")) });
+        let stall = futures_util::stream::once(async {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            Ok::<_, std::io::Error>(Bytes::from_static(b"late"))
+        });
+        let mut headers = HeaderMap::new();
+        headers.insert("content-length", "1000".parse().expect("value"));
+        (headers, axum::body::Body::from_stream(futures_util::StreamExt::chain(start, stall)))
+    });
+    let host = serve(app).await;
+    let client = ClientBuilder::new()
+        .with_stall_timeout(std::time::Duration::from_millis(300))
+        .with_retries(0, std::time::Duration::ZERO)
+        .build()
+        .expect("client");
+    let reference: Reference = format!("{host}/x/y:v1").parse().expect("reference");
+    let digest = Digest::sha256(b"anything");
+    let started = std::time::Instant::now();
+    let mut sink = Vec::new();
+    let e = client.pull_blob(&reference, &digest, &mut sink).await.expect_err("stalled");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "gave up after {:?}", started.elapsed());
+    assert!(e.to_string().contains("timed out") || e.to_string().contains("timeout"), "{e}");
+    assert!(ClientBuilder::new().with_stall_timeout(std::time::Duration::ZERO).build().is_err());
+}
