@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use wharf::server::{Server, Wharf};
 use wharf::types::{MediaType, Repository, TagOrDigest};
-use wharf::wasm::ArtifactBuilder;
+use wharf::wasm::{Artifact, ArtifactBuilder};
 
 const ARTIFACTS: usize = 10_000;
 const REPOSITORIES: usize = 100;
@@ -63,16 +63,42 @@ fn modules() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A registry on fs storage in `dir` that reads modules before a PUT is acknowledged
+/// (validation on), so no job queue is waited for.
+async fn registry(dir: &std::path::Path) -> Wharf {
+    let storage = Arc::new(wharf::store::FsStore::open(dir).await.expect("store"));
+    Wharf::new(storage).with_wasm_validate(true)
+}
+
+/// Pushes `artifact` under `tag` as a client would: its blobs, then the manifest.
+async fn push(registry: &Wharf, repo: &Repository, tag: &str, artifact: &Artifact) {
+    for blob in artifact.blobs() {
+        let data = blob.data.clone();
+        let stream = Box::pin(futures_util::stream::once(async move { Ok(data) }));
+        registry.put_blob(repo, &blob.descriptor.digest, stream).await.expect("blob");
+    }
+    let tag: TagOrDigest = tag.parse().expect("tag");
+    registry
+        .put_manifest(repo, &tag, Some(&MediaType::OCI_MANIFEST), artifact.manifest.bytes().clone(), &[])
+        .await
+        .expect("manifest");
+}
+
+/// Serves `registry` on loopback for the rest of the run; its base URL.
+async fn serve(registry: Wharf) -> String {
+    let server = Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
+    let base = format!("http://{}", server.local_addr());
+    std::mem::forget(server.spawn());
+    base
+}
+
 fn search(c: &mut Criterion) {
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let (base, http) = rt.block_on(async {
-        let storage = Arc::new(wharf::store::FsStore::open(dir.path()).await.expect("store"));
-        // Modules read before the PUT is acknowledged (validation on), so no job queue to wait for.
-        let registry = Wharf::new(storage).with_wasm_validate(true);
+        let registry = registry(dir.path()).await;
         let started = Instant::now();
-        let media_type: MediaType = "application/vnd.oci.image.manifest.v1+json".parse().expect("media type");
         let modules = modules();
         for r in 0..REPOSITORIES {
             let repo: Repository = format!("team-{}/service-{r}", r % 7).parse().expect("name");
@@ -82,22 +108,11 @@ fn search(c: &mut Criterion) {
                     .with_annotation("org.opencontainers.image.version", format!("1.{k}.0"))
                     .cncf()
                     .expect("artifact");
-                for blob in artifact.blobs() {
-                    let data = blob.data.clone();
-                    let stream = Box::pin(futures_util::stream::once(async move { Ok(data) }));
-                    registry.put_blob(&repo, &blob.descriptor.digest, stream).await.expect("blob");
-                }
-                let tag: TagOrDigest = format!("v{k}").parse().expect("tag");
-                registry
-                    .put_manifest(&repo, &tag, Some(&media_type), artifact.manifest.bytes().clone(), &[])
-                    .await
-                    .expect("manifest");
+                push(&registry, &repo, &format!("v{k}"), &artifact).await;
             }
         }
         println!("search: {ARTIFACTS} artifacts pushed in {:.1} s", started.elapsed().as_secs_f64());
-        let server = Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
-        let base = format!("http://{}", server.local_addr());
-        std::mem::forget(server.spawn());
+        let base = serve(registry).await;
         let http = reqwest::Client::new();
         let started = Instant::now();
         let first = http.get(format!("{base}/v2/_wharf/search?kind=module")).send().await.expect("search");
@@ -158,7 +173,7 @@ fn package(i: usize) -> Vec<u8> {
     }
 }
 
-/// Every result of a search, following the pages.
+/// How many results a search has (one page of up to 5,000).
 async fn count(http: &reqwest::Client, base: &str, query: &str) -> usize {
     let url = format!("{base}/v2/_wharf/search?{query}&n=5000");
     let json: serde_json::Value = http.get(&url).send().await.expect("send").json().await.expect("json");
@@ -170,33 +185,19 @@ fn packages(c: &mut Criterion) {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let (base, http) = rt.block_on(async {
-        let storage = Arc::new(wharf::store::FsStore::open(dir.path()).await.expect("store"));
-        let registry = Wharf::new(storage).with_wasm_validate(true);
+        let registry = registry(dir.path()).await;
         let started = Instant::now();
-        let media_type: MediaType = "application/vnd.oci.image.manifest.v1+json".parse().expect("media type");
         let greeter = wharf::wasm::wit::encode_package(&[GREETER]).expect("WIT package");
         let binaries = std::iter::once(("acme/greeter".to_owned(), greeter))
             .chain((0..PACKAGES).map(|i| (format!("acme/pkg-{i}"), package(i))));
         for (path, binary) in binaries {
             let repo: Repository = format!("pkgs/{path}").parse().expect("name");
             let artifact = ArtifactBuilder::new(binary).cncf().expect("artifact");
-            for blob in artifact.blobs() {
-                let data = blob.data.clone();
-                let stream = Box::pin(futures_util::stream::once(async move { Ok(data) }));
-                registry.put_blob(&repo, &blob.descriptor.digest, stream).await.expect("blob");
-            }
-            let tag: TagOrDigest =
-                if path == "acme/greeter" { "0.1.0" } else { "1.0.0" }.parse().expect("tag");
-            registry
-                .put_manifest(&repo, &tag, Some(&media_type), artifact.manifest.bytes().clone(), &[])
-                .await
-                .expect("manifest");
+            let tag = if path == "acme/greeter" { "0.1.0" } else { "1.0.0" };
+            push(&registry, &repo, tag, &artifact).await;
         }
         println!("search: {} packages pushed in {:.1} s", PACKAGES + 1, started.elapsed().as_secs_f64());
-        let server = Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
-        let base = format!("http://{}", server.local_addr());
-        std::mem::forget(server.spawn());
-        (base, reqwest::Client::new())
+        (serve(registry).await, reqwest::Client::new())
     });
 
     let mut group = c.benchmark_group("search-packages-1k");

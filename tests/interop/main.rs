@@ -124,11 +124,7 @@ impl World {
     fn start_on(flow: &str, tls: bool, secure: bool, storage: Option<&str>) -> Option<Self> {
         let python = std::env::var_os("WHARF_PYTHON")
             .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"), PathBuf::from);
-        let mut missing: Vec<String> = ["skopeo", "buildah", "podman", "umoci", "wat2wasm"]
-            .into_iter()
-            .filter(|tool| Command::new(tool).arg("--version").output().is_err())
-            .map(String::from)
-            .collect();
+        let mut missing = absent(&["skopeo", "buildah", "podman", "umoci", "wat2wasm"]);
         let python_ok = Command::new(&python)
             .args(["-c", "import oras.client, wasmtime"])
             .output()
@@ -136,12 +132,7 @@ impl World {
         if !python_ok {
             missing.push(format!("{} with oras and wasmtime", python.display()));
         }
-        if !missing.is_empty() {
-            assert!(
-                std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
-                "{flow}: missing {missing:?} and WHARF_REQUIRE_ALL=1 (.ci/run installs them)"
-            );
-            eprintln!("SKIPPED {flow}: missing {}", missing.join(", "));
+        if !runs(flow, &missing) {
             return None;
         }
         let serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -423,6 +414,29 @@ impl World {
 }
 
 /// The digest and bytes of the manifest an OCI layout's `index.json` names first.
+/// The programs of `tools` this machine lacks (each asked for `--version`).
+fn absent(tools: &[&str]) -> Vec<String> {
+    tools
+        .iter()
+        .filter(|t| Command::new(t).arg("--version").output().is_err())
+        .map(|t| (*t).to_owned())
+        .collect()
+}
+
+/// Whether a flow runs: one with something `missing` is skipped (said on stderr), and fails
+/// instead under `WHARF_REQUIRE_ALL=1` (`.ci/run` installs everything).
+fn runs(flow: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
+        "{flow}: missing {missing:?} and WHARF_REQUIRE_ALL=1 (.ci/run installs them)"
+    );
+    eprintln!("SKIPPED {flow}: missing {}", missing.join(", "));
+    false
+}
+
 fn layout_manifest(layout: &str) -> (Digest, Vec<u8>) {
     let index: Value =
         serde_json::from_slice(&std::fs::read(Path::new(layout).join("index.json")).expect("index.json"))
@@ -828,16 +842,7 @@ fn flow7_credentials_over_tls_with_skopeo_buildah_podman_oras_py_and_the_example
 /// `wasi:cli/environment` refuses it with a message naming the import and stores nothing.
 #[test]
 fn flow8_components_with_wasm_tools_and_wkg() {
-    let tools: Vec<&str> = ["wasm-tools", "wkg"]
-        .into_iter()
-        .filter(|t| Command::new(t).arg("--version").output().is_err())
-        .collect();
-    if !tools.is_empty() {
-        assert!(
-            std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
-            "flow 8: missing {tools:?} and WHARF_REQUIRE_ALL=1 (.ci/run installs them)"
-        );
-        eprintln!("SKIPPED flow 8: missing {}", tools.join(", "));
+    if !runs("flow 8", &absent(&["wasm-tools", "wkg"])) {
         return;
     }
     let Some(w) = World::start("flow 8") else { return };
@@ -906,16 +911,7 @@ fn flow8_components_with_wasm_tools_and_wkg() {
 /// breaking 0.1.2 (naming the function) and an overwrite of 0.1.0, storing nothing.
 #[test]
 fn flow12_wkg_publishes_and_resolves_packages_through_discovery() {
-    let tools: Vec<&str> = ["wasm-tools", "wkg"]
-        .into_iter()
-        .filter(|t| Command::new(t).arg("--version").output().is_err())
-        .collect();
-    if !tools.is_empty() {
-        assert!(
-            std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
-            "flow 12: missing {tools:?} and WHARF_REQUIRE_ALL=1 (.ci/run installs them)"
-        );
-        eprintln!("SKIPPED flow 12: missing {}", tools.join(", "));
+    if !runs("flow 12", &absent(&["wasm-tools", "wkg"])) {
         return;
     }
     let Some(w) = World::start("flow 12") else { return };
@@ -1188,23 +1184,14 @@ fn flow9_the_wharf_command_line_against_wharf_server_and_distribution() {
 fn flow10_the_web_page_in_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let chromium = std::env::var("WHARF_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let mut missing: Vec<String> = ["node", "wkg"]
-        .into_iter()
-        .filter(|t| Command::new(t).arg("--version").output().is_err())
-        .map(String::from)
-        .collect();
+    let mut missing = absent(&["node", "wkg"]);
     if !Path::new(&chromium).exists() {
         missing.push(chromium.clone());
     }
     if !root.join("tests/web/node_modules/playwright-core").exists() {
         missing.push("tests/web/node_modules (npm ci in tests/web)".into());
     }
-    if !missing.is_empty() {
-        assert!(
-            std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
-            "flow 10: missing {missing:?} and WHARF_REQUIRE_ALL=1 (.ci/run installs them)"
-        );
-        eprintln!("SKIPPED flow 10: missing {}", missing.join(", "));
+    if !runs("flow 10", &missing) {
         return;
     }
     let Some(w) = World::start_mode("flow 10", false, true) else { return };
@@ -1336,11 +1323,7 @@ fn flow11_blob_redirects_on_s3_with_skopeo_oras_py_and_wharf_client() {
     let url = match std::env::var("WHARF_S3_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => {
-            assert!(
-                std::env::var("WHARF_REQUIRE_ALL").map_or(true, |v| v != "1"),
-                "flow 11: WHARF_S3_URL is not set and WHARF_REQUIRE_ALL=1 (.ci/run starts Garage)"
-            );
-            eprintln!("SKIPPED flow 11: no S3 engine (set WHARF_S3_URL)");
+            runs("flow 11", &["an S3 engine: set WHARF_S3_URL (.ci/run starts Garage)".to_owned()]);
             return;
         }
     };

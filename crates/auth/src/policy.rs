@@ -161,6 +161,15 @@ impl fmt::Display for Pattern {
 }
 
 impl Pattern {
+    /// A config table's `repositories`: at least one pattern, each valid; the error names
+    /// the one that is not.
+    pub fn parse_list(list: &[String]) -> Result<Vec<Self>, String> {
+        if list.is_empty() {
+            return Err("`repositories` must name at least one pattern".into());
+        }
+        list.iter().map(|p| p.parse().map_err(|e| format!("repository pattern `{p}`: {e}"))).collect()
+    }
+
     /// Whether `repository` matches.
     pub fn matches(&self, repository: &str) -> bool {
         let components: Vec<&str> = repository.split('/').collect();
@@ -345,6 +354,11 @@ mod tests {
         for bad in ["", "a//b", "/a", "a/", "a/**b", "A", "a/**/**", "a b"] {
             assert!(bad.parse::<Pattern>().is_err(), "{bad:?}");
         }
+
+        let list = |l: &[&str]| Pattern::parse_list(&l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(list(&["a/*", "**"]).expect("valid").len(), 2);
+        assert!(list(&[]).expect_err("empty").contains("at least one pattern"));
+        assert!(list(&["a/*", "a//b"]).expect_err("bad").contains("repository pattern `a//b`"));
     }
 
     #[test]

@@ -87,7 +87,8 @@ async fn push(session: &Session<'_>, args: &cli::Push) -> Result {
             None => None,
         },
     };
-    let module = std::fs::read(&args.file).map_err(|e| Failure::file(&args.file, &e))?;
+    // Shared, not copied, with the artifact built from it.
+    let module = bytes::Bytes::from(std::fs::read(&args.file).map_err(|e| Failure::file(&args.file, &e))?);
     let header = wharf_wasm::Header::parse(&module).map_err(|e| match e {
         wharf_wasm::Error::NotWasm { reason } => {
             Failure::Failed(format!("{} is not a WebAssembly binary ({reason})", args.file.display()))

@@ -116,25 +116,7 @@ impl Session<'_> {
         let client = self.client(&[reference.api_host()])?;
         Ok(Resolved { reference, package: None, client })
     }
-}
 
-/// The package the registry's discovery file puts at `reference`'s repository
-/// (`<prefix><ns>/<name>`), if it serves one and does.
-pub(crate) async fn package_at(client: &Client, reference: &Reference) -> Result<Option<PackageName>> {
-    let path = reference.repository().as_str();
-    let Some((head, name)) = path.rsplit_once('/') else { return Ok(None) };
-    let namespace = head.rsplit('/').next().unwrap_or(head);
-    let Ok(package) = format!("{namespace}:{name}").parse::<PackageName>() else { return Ok(None) };
-    let registry = Registry::from(reference);
-    let found =
-        client.package_registry(&registry).await.map_err(|e| Failure::registry(&e, registry.api_host()))?;
-    let maps_here = found.discovered()
-        && found.registry() == &registry
-        && found.reference(&package, None).is_ok_and(|r| r.repository() == reference.repository());
-    Ok(maps_here.then_some(package))
-}
-
-impl Session<'_> {
     async fn resolve_package(&self, registry: &str, text: &str, manifest: bool) -> Result<Resolved> {
         let registry: Registry = registry.parse().map_err(|e| {
             Failure::Usage(format!("--registry `{registry}`: {e} (a registry is HOST[:PORT])"))
@@ -172,6 +154,15 @@ impl Session<'_> {
         };
         Ok(Resolved { reference, package: Some((package, version)), client })
     }
+}
+
+/// The package the registry's discovery file puts at `reference`'s repository
+/// (`<prefix><ns>/<name>`), if it serves one and does.
+pub(crate) async fn package_at(client: &Client, reference: &Reference) -> Result<Option<PackageName>> {
+    let registry = Registry::from(reference);
+    let found =
+        client.package_registry(&registry).await.map_err(|e| Failure::registry(&e, registry.api_host()))?;
+    Ok(found.discovered().then(|| found.package(reference)).flatten())
 }
 
 /// The newest version of a package (not a pre-release, unless it has only those), as `wkg

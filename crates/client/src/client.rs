@@ -451,7 +451,7 @@ impl Client {
     }
 
     /// For a public-only client, refuses a URL whose host is a non-public address literal.
-    pub(crate) fn check_reach(&self, url: &reqwest::Url) -> Result<()> {
+    fn check_reach(&self, url: &reqwest::Url) -> Result<()> {
         if self.inner.public_only { crate::reach::check_url(url) } else { Ok(()) }
     }
 

@@ -97,6 +97,18 @@ impl PackageRegistry {
             None => reference,
         })
     }
+
+    /// The package this mapping puts at `reference`'s repository (`<prefix><ns>/<name>` on
+    /// its registry), if any: the inverse of [`reference`](Self::reference).
+    pub fn package(&self, reference: &Reference) -> Option<PackageName> {
+        let path = reference.repository().as_str();
+        let (head, name) = path.rsplit_once('/')?;
+        let namespace = head.rsplit('/').next().unwrap_or(head);
+        let package: PackageName = format!("{namespace}:{name}").parse().ok()?;
+        let here = self.reference(&package, None).ok()?;
+        (here.registry() == reference.registry() && here.repository() == reference.repository())
+            .then_some(package)
+    }
 }
 
 /// A prefix is empty or a repository path followed by `/`.
@@ -114,9 +126,7 @@ impl Client {
     /// does. A connection failure is an error.
     pub async fn package_registry(&self, registry: &Registry) -> Result<PackageRegistry> {
         let url = format!("{}{REGISTRY_METADATA_PATH}", self.base_url(registry));
-        let request = self.http().get(&url).build()?;
-        self.check_reach(request.url())?;
-        let response = self.http().execute(request).await?;
+        let response = self.send(registry, "", || self.http().get(&url)).await?;
         if !response.status().is_success() {
             return Ok(PackageRegistry::plain(registry.clone()));
         }
@@ -185,5 +195,20 @@ mod tests {
         let plain = PackageRegistry::plain(host.clone());
         let bare = plain.reference(&greeter, None).expect("maps");
         assert_eq!((bare.registry(), bare.repository().as_str()), ("127.0.0.1:5000", "acme/greeter"));
+        // The inverse: only where the mapping puts a package.
+        let prefixed =
+            PackageRegistry::from_json(&host, br#"{"oci":{"namespacePrefix":"p/"}}"#).expect("valid");
+        let at = |r: &str| prefixed.package(&r.parse().expect("reference"));
+        assert_eq!(at("127.0.0.1:5000/p/acme/greeter:1.0.0"), Some(greeter.clone()));
+        for elsewhere in [
+            "127.0.0.1:5000/acme/greeter:1.0.0",
+            "127.0.0.1:5000/q/acme/greeter:1.0.0",
+            "ghcr.io/p/acme/greeter:1.0.0",
+            "127.0.0.1:5000/p/acme/1x:1.0.0",
+            "127.0.0.1:5000/p/greeter:1.0.0",
+        ] {
+            assert_eq!(at(elsewhere), None, "{elsewhere}");
+        }
+        assert_eq!(plain.package(&bare), Some(greeter));
     }
 }

@@ -527,13 +527,8 @@ fn policy(config: &AuthConfig, rules: &[AccessRule]) -> Result<Policy> {
     }
     let mut out = Vec::new();
     for (n, rule) in rules.iter().enumerate() {
-        if rule.repositories.is_empty() {
-            return Err(bad(format!("[[access]] rule {}: `repositories` is empty", n + 1)));
-        }
-        let mut repositories = Vec::new();
-        for p in &rule.repositories {
-            repositories.push(p.parse().map_err(|e| bad(format!("[[access]] rule {}: {e}", n + 1)))?);
-        }
+        let repositories = wharf_auth::Pattern::parse_list(&rule.repositories)
+            .map_err(|e| bad(format!("[[access]] rule {}: {e}", n + 1)))?;
         let set = |a: &[Action]| wharf_auth::Actions::of(a);
         out.push(Rule {
             repositories,

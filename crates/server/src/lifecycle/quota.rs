@@ -97,14 +97,7 @@ impl Quotas {
         let mut quotas = Vec::new();
         for (i, c) in configs.iter().enumerate() {
             let bad = |e: String| format!("[[quota]] #{}: {e}", i + 1);
-            if c.repositories.is_empty() {
-                return Err(bad("`repositories` must name at least one pattern".into()));
-            }
-            let patterns = c
-                .repositories
-                .iter()
-                .map(|p| p.parse::<Pattern>().map_err(|e| bad(format!("repository pattern `{p}`: {e}"))))
-                .collect::<std::result::Result<_, _>>()?;
+            let patterns = Pattern::parse_list(&c.repositories).map_err(bad)?;
             let limit = c.max_bytes.0;
             let name = c.name.clone().unwrap_or_else(|| c.repositories[0].clone());
             quotas.push(Quota { name, patterns, sources: c.repositories.clone(), limit });

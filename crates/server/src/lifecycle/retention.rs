@@ -67,14 +67,7 @@ pub(crate) struct TagAge {
 
 impl Rule {
     pub(crate) fn from_config(config: &RetentionConfig) -> Result<Self, String> {
-        if config.repositories.is_empty() {
-            return Err("`repositories` must name at least one pattern".into());
-        }
-        let patterns = config
-            .repositories
-            .iter()
-            .map(|p| p.parse::<Pattern>().map_err(|e| format!("repository pattern `{p}`: {e}")))
-            .collect::<Result<_, _>>()?;
+        let patterns = Pattern::parse_list(&config.repositories)?;
         let within = |key: &str, v: &Option<String>| {
             v.as_deref().map(|s| parse_duration(s).map_err(|e| format!("{key}: {e}"))).transpose()
         };

@@ -83,14 +83,7 @@ impl Versioning {
         for (i, t) in tables.iter().enumerate() {
             let name = t.name.clone().unwrap_or_else(|| format!("versioning[{i}]"));
             let bad = |what: String| Error::BadRequest(format!("{name}: {what}"));
-            if t.repositories.is_empty() {
-                return Err(bad("`repositories` is empty".into()));
-            }
-            let patterns = t
-                .repositories
-                .iter()
-                .map(|p| p.parse::<Pattern>().map_err(|e| bad(format!("repository pattern `{p}`: {e}"))))
-                .collect::<Result<Vec<_>>>()?;
+            let patterns = Pattern::parse_list(&t.repositories).map_err(bad)?;
             if let Some(g) = t.immutable_tags.iter().find(|g| g.is_empty()) {
                 return Err(bad(format!("`immutable_tags` entry `{g}` is empty")));
             }

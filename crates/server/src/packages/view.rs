@@ -28,7 +28,7 @@ pub(crate) async fn versions(
     if tags.is_empty() && !core.repository_exists(repo).await? {
         return Err(Error::NameUnknown(repo.to_string()));
     }
-    let yanked: Vec<String> = {
+    let yanked: std::collections::HashSet<String> = {
         let prefix = keys::yanks(repo);
         core.storage().list_meta(&prefix).await?.into_iter().map(|k| k[prefix.len()..].to_owned()).collect()
     };

@@ -63,14 +63,7 @@ impl WasmPolicies {
         for (i, t) in tables.iter().enumerate() {
             let name = t.name.clone().unwrap_or_else(|| format!("wasm_policy[{i}]"));
             let bad = |what: String| Error::BadRequest(format!("{name}: {what}"));
-            if t.repositories.is_empty() {
-                return Err(bad("`repositories` is empty".into()));
-            }
-            let patterns = t
-                .repositories
-                .iter()
-                .map(|p| p.parse::<Pattern>().map_err(|e| bad(format!("repository pattern `{p}`: {e}"))))
-                .collect::<Result<Vec<_>>>()?;
+            let patterns = Pattern::parse_list(&t.repositories).map_err(bad)?;
             let max_module_size = t.max_module_size.map(|s| s.0);
             if let Some(versions) = &t.wasi
                 && let Some(v) = versions.iter().find(|v| !valid_wasi(v))
