@@ -315,7 +315,7 @@ const SERVER: &[&[&str]] = &[
         "lifecycle::retention",
         "packages",
     ],
-    &["search", "jobs", "lifecycle::lease", "lifecycle::quota", "lifecycle::scrub", "auth"],
+    &["search", "jobs", "lifecycle::lease", "lifecycle::quota", "lifecycle::scrub", "auth", "mirror"],
     &["classify", "lifecycle", "auth::token"],
     &["packages::versioning", "packages::view"],
     // The façade.

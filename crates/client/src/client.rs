@@ -796,6 +796,22 @@ impl Client {
         Ok(len)
     }
 
+    /// Opens a blob for reading: its size when the registry says it (`Content-Length`), and
+    /// its bytes as they arrive — **not verified**: the caller hashes them ([`pull_blob`]
+    /// does; a mirror writes them through a digest-verifying store). A stall or a dropped
+    /// connection ends the stream with an error; nothing is retried midway.
+    ///
+    /// [`pull_blob`]: Self::pull_blob
+    pub async fn open_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<(Option<u64>, BoxStream<'static, Result<Bytes>>)> {
+        let response = self.get_blob_response(reference, digest, 0).await?;
+        let size = response.content_length();
+        Ok((size, response.bytes_stream().map_err(Error::from).boxed()))
+    }
+
     pub(crate) fn report(&self, digest: &Digest, done: u64, total: Option<u64>) {
         if let Some(progress) = &self.inner.progress {
             (progress.0)(digest, done, total);

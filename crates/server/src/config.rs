@@ -72,6 +72,115 @@ pub struct FileConfig {
     /// `[[versioning]]` tables: immutable tags, semver-only tags, WIT compatibility.
     #[serde(default)]
     pub versioning: Vec<crate::packages::versioning::VersioningConfig>,
+    /// `[[upstream]]` tables: registries mirrored here (pull-through).
+    #[serde(default)]
+    pub upstream: Vec<UpstreamConfig>,
+}
+
+/// `[[upstream]]`: a registry mirrored here. Its repositories appear as `<prefix>/<name>`
+/// (Docker Hub's one-component names as `library/<name>` there), and by their own names to
+/// containerd's mirror requests (`?ns=<host>`).
+///
+/// ```toml
+/// [[upstream]]
+/// name = "dockerhub"
+/// url = "https://registry-1.docker.io"
+/// prefix = "dockerhub"            # default: the name
+/// username = "ci"                 # Basic credentials, or to its token service
+/// password_env = "DOCKERHUB_TOKEN"  # or password_file
+/// tag_ttl = "10m"                 # default 5m
+/// ```
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct UpstreamConfig {
+    /// Its name (metrics, logs, errors).
+    pub name: String,
+    /// `https://host[:port]` (or `http://` for one without TLS).
+    pub url: String,
+    /// Where its repositories appear here [default: the name].
+    pub prefix: Option<String>,
+    /// More host names it answers to in containerd's `?ns=`.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// The user name of its credentials.
+    pub username: Option<String>,
+    /// The environment variable holding the password (or token).
+    pub password_env: Option<String>,
+    /// The file holding the password (or token), relative to the config file.
+    pub password_file: Option<PathBuf>,
+    /// CA certificates (PEM) for its TLS certificate, relative to the config file.
+    pub ca: Option<PathBuf>,
+    /// How long a tag is served from the cache before it is checked again [default: 5m].
+    pub tag_ttl: Option<String>,
+    /// How long it may send nothing before a fetch fails [default: 30s].
+    pub stall_timeout: Option<String>,
+    /// The largest blob fetched from it [default: 16GiB].
+    pub max_blob: Option<ByteSize>,
+    /// Allow an upstream in a loopback, private or link-local range [default: false].
+    #[serde(default)]
+    pub allow_private: bool,
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Where the password comes from is shown; never a password.
+        f.debug_struct("UpstreamConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .field("username", &self.username)
+            .field("password_env", &self.password_env)
+            .field("password_file", &self.password_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamConfig {
+    /// The typed settings, secrets read (from the environment or a file relative to `base`).
+    pub fn settings(&self, base: &Path) -> Result<crate::mirror::UpstreamSettings> {
+        let name = &self.name;
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            Error::BadRequest(format!("[[upstream]] `{name}` {what}: {e}"))
+        };
+        let prefix = self.prefix.as_deref().unwrap_or(name);
+        let prefix = prefix.parse().map_err(|e| bad("prefix", &e))?;
+        let mut settings = crate::mirror::UpstreamSettings::new(name, &self.url, prefix)?;
+        settings.hosts.clone_from(&self.hosts);
+        let password = match (&self.password_env, &self.password_file) {
+            (Some(_), Some(_)) => return Err(bad("password", &"password_env or password_file, not both")),
+            (Some(var), None) => {
+                Some(std::env::var(var).map_err(|e| bad("password_env", &format!("{var}: {e}")))?)
+            }
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(base.join(file))
+                    .map_err(|e| bad("password_file", &format!("{}: {e}", file.display())))?
+                    .trim_end()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        settings.credentials = match (&self.username, password) {
+            (Some(user), Some(password)) => wharf_client::Credentials::basic(user, password),
+            (None, None) => wharf_client::Credentials::Anonymous,
+            _ => return Err(bad("credentials", &"username and a password_env or password_file go together")),
+        };
+        if let Some(ca) = &self.ca {
+            settings.ca =
+                Some(std::fs::read(base.join(ca)).map_err(|e| bad("ca", &format!("{}: {e}", ca.display())))?);
+        }
+        if let Some(ttl) = &self.tag_ttl {
+            settings.tag_ttl = parse_duration(ttl).map_err(|e| bad("tag_ttl", &e))?;
+        }
+        if let Some(stall) = &self.stall_timeout {
+            settings.stall = parse_duration(stall).map_err(|e| bad("stall_timeout", &e))?;
+        }
+        if let Some(max) = &self.max_blob {
+            settings.max_blob = max.0;
+        }
+        settings.allow_private = self.allow_private;
+        Ok(settings)
+    }
 }
 
 /// `[inspection]`: the budget of every read of an artifact's layers (inspection,
@@ -218,6 +327,12 @@ impl FileConfig {
         let packages = crate::packages::Packages::from_config(&self.packages.clone().unwrap_or_default())?;
         crate::packages::versioning::Versioning::from_config(&self.versioning, packages)
             .map_err(|e| Error::BadRequest(format!("[[versioning]] {e}")))
+    }
+
+    /// The mirror of `[[upstream]]`, paths relative to `base`, secrets read.
+    pub fn mirror(&self, base: &Path) -> Result<crate::mirror::Mirror> {
+        let settings = self.upstream.iter().map(|u| u.settings(base)).collect::<Result<_>>()?;
+        crate::mirror::Mirror::new(settings)
     }
 
     /// `public_url`, checked.

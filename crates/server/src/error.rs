@@ -123,6 +123,10 @@ pub enum Error {
     /// Another garbage collection or scrub is running (409).
     #[error("{0}")]
     Busy(String),
+    /// A mirror's upstream failed (unreachable, stalled, refused, sent what does not verify)
+    /// and nothing cached can answer instead (502).
+    #[error("{0}")]
+    Upstream(String),
     /// Storage failed.
     #[error("storage: {0}")]
     Store(#[from] wharf_store::Error),
@@ -162,6 +166,7 @@ impl Error {
             }
             Self::Collected(_) => (ErrorCode::Other("UNAVAILABLE".into()), S::SERVICE_UNAVAILABLE),
             Self::Busy(_) => (ErrorCode::Other("BUSY".into()), S::CONFLICT),
+            Self::Upstream(_) => (ErrorCode::Other("UNAVAILABLE".into()), S::BAD_GATEWAY),
             Self::Misdirected(_) => (ErrorCode::Denied, S::MISDIRECTED_REQUEST),
             Self::Store(e) => match e {
                 wharf_store::Error::BlobNotFound { .. } => (ErrorCode::BlobUnknown, S::NOT_FOUND),

@@ -59,6 +59,7 @@ mod classify;
 mod jobs;
 pub mod lifecycle;
 mod metrics;
+pub mod mirror;
 pub mod packages;
 pub mod search;
 pub mod wasm_policy;

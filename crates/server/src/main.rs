@@ -282,6 +282,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let policies = wharf_server::wasm_policy::WasmPolicies::from_config(&file.wasm_policy)
         .map_err(|e| format!("config [[wasm_policy]]: {e}"))?;
     let versioning = file.versioning().map_err(|e| format!("config: {e}"))?;
+    let mirror = file.mirror(&base).map_err(|e| format!("config: {e}"))?;
     let gc_every = match (&args.gc_interval, &gc_config.interval) {
         (Some(s), _) => parse_interval(s).map_err(|e| format!("--gc-interval: {e}"))?,
         (None, Some(s)) => parse_interval(s).map_err(|e| format!("config [gc] interval: {e}"))?,
@@ -305,6 +306,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_wasm_validate(wasm_validate)
         .with_wasm_policies(policies)
         .with_versioning(versioning)
+        .with_mirror(mirror)
         .with_lifecycle(lifecycle);
     let mut server = Server::bind(listen, registry)
         .await

@@ -85,6 +85,22 @@ pub(crate) struct Metrics {
     quota_limit: Family<QuotaLabels, Gauge>,
     storage_degraded: Family<FaultLabels, Gauge>,
     storage_faults: Family<FaultLabels, Counter>,
+    mirror_requests: Family<MirrorLabels, Counter>,
+    mirror_bytes: Family<UpstreamLabels, Counter>,
+}
+
+/// Labels of a mirror's answer: the upstream (a configured name) and how it was answered
+/// (`hit`, `miss`, `stale`, `error`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct MirrorLabels {
+    pub(crate) upstream: String,
+    pub(crate) result: &'static str,
+}
+
+/// Labels of an upstream (a configured name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct UpstreamLabels {
+    pub(crate) upstream: String,
 }
 
 /// Labels of a storage fault (`full`, `unavailable`).
@@ -196,6 +212,16 @@ impl Default for Metrics {
             "Problems the last scrub of this process found",
             scrub_damage.clone(),
         );
+        let mirror_requests = Family::<MirrorLabels, Counter>::default();
+        registry.register(
+            "mirror_requests",
+            "Manifest and blob reads of mirrored repositories, by upstream and result (hit: served \
+             from the cache; miss: fetched; stale: the upstream failed and the cache answered; \
+             error: the upstream failed and nothing cached could answer)",
+            mirror_requests.clone(),
+        );
+        let mirror_bytes = Family::<UpstreamLabels, Counter>::default();
+        registry.register("mirror_fetched_bytes", "Bytes fetched from each upstream", mirror_bytes.clone());
         let quota_usage = Family::<QuotaLabels, Gauge>::default();
         registry.register(
             "quota_usage_bytes",
@@ -228,6 +254,8 @@ impl Default for Metrics {
             quota_limit,
             storage_degraded,
             storage_faults,
+            mirror_requests,
+            mirror_bytes,
         }
     }
 }
@@ -298,6 +326,16 @@ impl Metrics {
         if let Some(n) = damage {
             self.scrub_damage.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+
+    /// A read of a mirrored repository answered as `result` (`hit`, `miss`, `stale`, `error`).
+    pub(crate) fn mirror(&self, upstream: &str, result: &'static str) {
+        self.mirror_requests.get_or_create(&MirrorLabels { upstream: upstream.to_owned(), result }).inc();
+    }
+
+    /// Bytes fetched from an upstream.
+    pub(crate) fn mirror_fetched(&self, upstream: &str, bytes: u64) {
+        self.mirror_bytes.get_or_create(&UpstreamLabels { upstream: upstream.to_owned() }).inc_by(bytes);
     }
 
     pub(crate) fn quota(&self, name: &str, usage: u64, limit: u64) {

@@ -20,6 +20,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use futures_util::StreamExt as _;
 use wharf_store::{BlobInfo, ByteStream, GetResult, Storage, UploadId};
 use wharf_types::{Digest, ImageIndex, Manifest, MediaType, Repository, Tag, TagOrDigest};
@@ -32,6 +33,7 @@ use crate::lifecycle::quota::QuotaUsage;
 use crate::lifecycle::scrub::{ScrubReport, Scrubber};
 use crate::lifecycle::{GcOptions, GcReport, Lifecycle};
 use crate::metrics::Metrics;
+use crate::mirror::{Mirror, Route};
 use crate::packages::versioning::Versioning;
 use crate::packages::{PackageName, Packages};
 use crate::registry::fence::Epoch;
@@ -56,6 +58,7 @@ pub struct Wharf {
     lifecycle: Arc<Lifecycle>,
     metrics: Arc<Metrics>,
     versioning: Arc<Versioning>,
+    mirror: Arc<Mirror>,
 }
 
 impl Wharf {
@@ -86,6 +89,7 @@ impl Wharf {
             lifecycle: Arc::default(),
             metrics,
             versioning: Arc::default(),
+            mirror: Arc::default(),
         }
     }
 
@@ -164,6 +168,19 @@ impl Wharf {
     pub fn with_versioning(mut self, versioning: Versioning) -> Self {
         self.versioning = Arc::new(versioning);
         self
+    }
+
+    /// With pull-through mirrors of other registries (`[[upstream]]`): see
+    /// [`pull_through`](Self::pull_through).
+    #[must_use]
+    pub fn with_mirror(mut self, mirror: Mirror) -> Self {
+        self.mirror = Arc::new(mirror);
+        self
+    }
+
+    /// The upstreams.
+    pub fn mirror(&self) -> &Mirror {
+        &self.mirror
     }
 
     /// The mapping between Wasm packages and repositories (`[packages]`).
@@ -486,7 +503,7 @@ impl Wharf {
         records.extend(job.as_ref().map(crate::jobs::Job::write));
         let put = self
             .core
-            .write_manifest(&epoch, repo, &manifest, tags, records, self.search.stamp_write())
+            .write_manifest(&epoch, repo, &manifest, tags, records, self.search.stamp_write(), true)
             .await?;
         if job.is_some() {
             self.queue.wake.notify_one();
@@ -639,6 +656,224 @@ impl Wharf {
         visible: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<(Vec<SearchHit>, bool)> {
         self.search.search(&self.core, query, n, last, visible).await
+    }
+
+    // Mirrors.
+
+    /// The local name of repository `name` asked for as a mirror of host `ns` (containerd's
+    /// `?ns=`), when an upstream answers to that host.
+    pub fn transparent_name(&self, ns: &str, name: &str) -> Option<String> {
+        self.mirror.transparent(ns, name)
+    }
+
+    /// Whether an upstream mirrors the repository.
+    pub fn is_mirrored(&self, repo: &Repository) -> bool {
+        self.mirror.route(repo).is_some()
+    }
+
+    /// Brings a mirrored repository's manifest at `reference` up to date with its upstream,
+    /// before it is read ([`get_manifest`](Self::get_manifest) and
+    /// [`head_manifest`](Self::head_manifest) read only what is stored). By digest: fetched
+    /// once, when not stored. By tag: served as stored while its last check is younger than
+    /// the upstream's `tag_ttl`; then checked with a `HEAD` (Docker Hub does not count it as a
+    /// pull) and fetched when it moved. When the upstream does not answer, stalls, refuses or
+    /// limits (429) and the tag is cached, the cache answers: the reason is returned (the
+    /// edge says so in a `Warning` header) and logged. What the upstream sends that does not
+    /// verify is refused and changes nothing. However many ask at once, one fetch.
+    /// `Ok(None)` for a repository no upstream mirrors.
+    pub async fn pull_through(&self, repo: &Repository, reference: &TagOrDigest) -> Result<Option<String>> {
+        let Some(route) = self.mirror.route(repo) else { return Ok(None) };
+        let upstream = route.upstream.name().to_owned();
+        let cached = match self.core.head_manifest(repo, reference).await {
+            Ok((digest, ..)) => Some(digest),
+            Err(Error::ManifestUnknown(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let fresh = match (reference, &cached) {
+            (TagOrDigest::Digest(_), Some(_)) => true,
+            (TagOrDigest::Tag(tag), Some(_)) => {
+                self.checked_within(repo, tag, route.upstream.settings.tag_ttl).await?
+            }
+            (_, None) => false,
+        };
+        if fresh {
+            self.metrics.mirror(&upstream, "hit");
+            return Ok(None);
+        }
+        let key = format!("manifest {repo}:{reference}");
+        let (flight, _) = self.mirror.flights.join(&key, || {
+            let (this, repo, reference) = (self.clone(), repo.clone(), reference.clone());
+            async move { this.fetch_manifest(&route, &repo, &reference).await }.boxed()
+        });
+        match flight.await {
+            Ok(()) => {
+                self.metrics.mirror(&upstream, if cached.is_some() { "hit" } else { "miss" });
+                Ok(None)
+            }
+            Err(e) if cached.is_some() && matches!(*e, Error::Upstream(_)) => {
+                tracing::warn!(%repo, %reference, error = %e, "upstream failed: serving the cached manifest");
+                self.metrics.mirror(&upstream, "stale");
+                Ok(Some(format!("served from the cache: {e}")))
+            }
+            Err(e) => {
+                self.metrics.mirror(&upstream, "error");
+                Err(crate::mirror::again(&e))
+            }
+        }
+    }
+
+    /// Whether the mirrored tag was checked at its upstream within `ttl`.
+    async fn checked_within(&self, repo: &Repository, tag: &Tag, ttl: std::time::Duration) -> Result<bool> {
+        let key = crate::registry::keys::checked(repo, tag.as_str());
+        let at = self.core.storage().get_meta(&key).await?;
+        let at = at.and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<u64>().ok()));
+        Ok(at.is_some_and(|at| crate::clock::now_secs().saturating_sub(at) < ttl.as_secs()))
+    }
+
+    /// The write recording that the mirrored tag was checked now.
+    fn checked_write(repo: &Repository, tag: &Tag) -> wharf_store::Write {
+        wharf_store::Write::Set {
+            key: crate::registry::keys::checked(repo, tag.as_str()),
+            value: crate::clock::now_secs().to_string().into(),
+        }
+    }
+
+    /// Fetches what `reference` names at the upstream (a tag is resolved with a `HEAD`
+    /// first: unchanged, only its check is recorded) and stores it.
+    async fn fetch_manifest(&self, route: &Route, repo: &Repository, reference: &TagOrDigest) -> Result<()> {
+        let (digest, tags) = match reference {
+            TagOrDigest::Digest(d) => (d.clone(), Vec::new()),
+            TagOrDigest::Tag(tag) => {
+                let digest = route.resolve(tag).await?;
+                if matches!(self.core.head_manifest(repo, reference).await, Ok((d, ..)) if d == digest) {
+                    self.core.storage().write_steps(vec![vec![Self::checked_write(repo, tag)]]).await?;
+                    return Ok(());
+                }
+                (digest, vec![tag.clone()])
+            }
+        };
+        let manifest = if self.core.holds_manifest(repo, &digest).await? {
+            let stored = self.core.get_manifest(repo, &TagOrDigest::Digest(digest.clone())).await?;
+            Manifest::from_bytes_verified(stored.bytes, stored.media_type.parse().ok().as_ref(), &digest)?
+        } else {
+            let manifest = route.manifest(&digest).await?;
+            self.metrics.mirror_fetched(route.upstream.name(), manifest.size());
+            manifest
+        };
+        self.store_mirrored(route, repo, &manifest, tags).await
+    }
+
+    /// Stores a manifest fetched from an upstream, as a push would be but with its blobs
+    /// and children left at the upstream until asked for: its config (and, for a Wasm
+    /// artifact, its layers: classification and inspection read them) fetched first, then
+    /// classified (Wasm policies apply), written with `tags` and their checks, indexed.
+    async fn store_mirrored(
+        &self,
+        route: &Route,
+        repo: &Repository,
+        manifest: &Manifest,
+        tags: Vec<Tag>,
+    ) -> Result<()> {
+        let epoch: Epoch = self.core.epoch().await?;
+        if let Some(image) = manifest.as_image() {
+            self.hold_blob(route, repo, &image.config.digest).await?;
+        }
+        let (artifact, job) = self.classifier.classify_push(repo, manifest, false).await?;
+        if job.is_some()
+            && let Some(image) = manifest.as_image()
+        {
+            for layer in image.layers.iter().filter(|d| !d.is_non_distributable()) {
+                self.hold_blob(route, repo, &layer.digest).await?;
+            }
+        }
+        let mut records = vec![Classifier::artifact_write(repo, manifest.digest(), &artifact)];
+        records.extend(job.as_ref().map(crate::jobs::Job::write));
+        records.extend(tags.iter().map(|t| Self::checked_write(repo, t)));
+        let put = self
+            .core
+            .write_manifest(&epoch, repo, manifest, tags, records, self.search.stamp_write(), false)
+            .await?;
+        if job.is_some() {
+            self.queue.wake.notify_one();
+        }
+        let tag_names: Vec<String> = put.tags.iter().map(ToString::to_string).collect();
+        self.search.upsert(repo.as_str(), &artifact, &tag_names);
+        Ok(())
+    }
+
+    /// Fetches the blob into the repository unless it holds it (one fetch however many ask).
+    async fn hold_blob(&self, route: &Route, repo: &Repository, digest: &Digest) -> Result<()> {
+        if self.core.blob_linked(repo, digest).await? {
+            return Ok(());
+        }
+        self.fetch_blob(route, repo, digest, false).await.map(drop)
+    }
+
+    /// For a repository an upstream mirrors, a blob it does not hold: fetched from the
+    /// upstream (once, however many ask), written through the store's digest check, linked.
+    /// With `stream`, the first requester is handed the bytes as they arrive (the last chunk
+    /// only once the blob verified): `Some((size, bytes))`; everyone else (and without
+    /// `stream`) waits until the blob is stored and reads it as any other: `None`.
+    /// [`Error::BlobUnknown`] for a repository no upstream mirrors, or a blob the upstream
+    /// does not have.
+    pub async fn pull_through_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        stream: bool,
+    ) -> Result<Option<(Option<u64>, ByteStream)>> {
+        let Some(route) = self.mirror.route(repo) else { return Err(Error::BlobUnknown(digest.clone())) };
+        self.fetch_blob(&route, repo, digest, stream).await
+    }
+
+    async fn fetch_blob(
+        &self,
+        route: &Route,
+        repo: &Repository,
+        digest: &Digest,
+        stream: bool,
+    ) -> Result<Option<(Option<u64>, ByteStream)>> {
+        let upstream = route.upstream.name().to_owned();
+        let mut handed = None;
+        let (flight, _) = self.mirror.flights.join(&format!("blob {repo}@{digest}"), || {
+            let (size_tx, size_rx) = tokio::sync::oneshot::channel();
+            let (client, received) = if stream {
+                let (tx, rx) = tokio::sync::mpsc::channel(16);
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
+            handed = received.map(|rx| (size_rx, rx));
+            let (this, route, repo, digest) = (self.clone(), route.clone(), repo.clone(), digest.clone());
+            async move {
+                let epoch = this.core.epoch().await?;
+                let (size, source) = route.blob(&digest).await?;
+                let _ = size_tx.send(size);
+                let stall = route.upstream.settings.stall;
+                let written =
+                    crate::mirror::tee(&this.core, &epoch, &repo, &digest, source, client, stall).await?;
+                this.metrics.mirror_fetched(route.upstream.name(), written);
+                this.lifecycle.quotas.added(&repo, &digest, written);
+                Ok(())
+            }
+            .boxed()
+        });
+        if let Some((size, received)) = handed
+            && let Ok(size) = size.await
+        {
+            self.metrics.mirror(&upstream, "miss");
+            return Ok(Some((size, crate::mirror::received(received))));
+        }
+        match flight.await {
+            Ok(()) => {
+                self.metrics.mirror(&upstream, "miss");
+                Ok(None)
+            }
+            Err(e) => {
+                self.metrics.mirror(&upstream, "error");
+                Err(crate::mirror::again(&e))
+            }
+        }
     }
 
     // Lifecycle.

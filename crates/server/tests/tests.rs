@@ -13,6 +13,7 @@ mod faults;
 mod hostile;
 mod lifecycle;
 mod limits;
+mod mirror;
 mod model;
 mod openapi;
 mod packages;

@@ -46,11 +46,16 @@ pub(crate) enum Check {
 
 impl Check {
     /// What a manifest PUT made live: its blobs or children, itself and its tags.
-    pub(crate) fn of_manifest(repo: &Repository, manifest: &Manifest, tags: &[Tag]) -> Vec<Self> {
+    pub(crate) fn of_manifest(
+        repo: &Repository,
+        manifest: &Manifest,
+        tags: &[Tag],
+        references_held: bool,
+    ) -> Vec<Self> {
         let is_index = manifest.as_index().is_some();
         let mut checks: Vec<Self> = manifest
             .references()
-            .filter(|d| !d.is_non_distributable())
+            .filter(|d| references_held && !d.is_non_distributable())
             .map(|d| {
                 if is_index {
                     Self::Manifest(repo.clone(), d.digest.clone())

@@ -445,7 +445,10 @@ impl Core {
     /// Writes a manifest (parsed, its references checked) to the repository with `tags`,
     /// `records` of the layers above beside its own (its artifact record, its job), and
     /// `changed` (the write that tells other processes sharing the backend that manifests
-    /// changed); confirmed against collections that started after `epoch` was read.
+    /// changed); confirmed against collections that started after `epoch` was read. With
+    /// `references_held` false (a mirrored manifest, whose blobs and children are fetched
+    /// when a client asks for them), only the manifest and its tags are confirmed.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn write_manifest(
         &self,
         epoch: &Epoch,
@@ -454,6 +457,7 @@ impl Core {
         tags: Vec<Tag>,
         mut records: Vec<Write>,
         changed: Write,
+        references_held: bool,
     ) -> Result<PutManifest> {
         let digest = manifest.digest().clone();
         let subject = manifest.subject().map(|s| s.digest.clone());
@@ -493,7 +497,7 @@ impl Core {
             .collect();
         self.storage.write_steps(vec![bytes_step, records, tag_step]).await?;
         // Everything the manifest makes live, confirmed against a concurrent collection.
-        let checks = Check::of_manifest(repo, manifest, &tags);
+        let checks = Check::of_manifest(repo, manifest, &tags, references_held);
         if let Err(e) = self.confirm(epoch, &checks).await {
             // A blob, child or its own bytes gone: the manifest is broken (a collection had
             // found it dead, so nothing else names it) and goes. A tag gone is only answered.
@@ -923,7 +927,7 @@ mod tests {
         let changed = Write::Remove { key: "nothing".into() };
         let tags = vec!["v1".parse().expect("tag")];
         let put = core
-            .write_manifest(&epoch, &repo, &parsed, tags, Vec::new(), changed.clone())
+            .write_manifest(&epoch, &repo, &parsed, tags, Vec::new(), changed.clone(), true)
             .await
             .expect("put");
         storage

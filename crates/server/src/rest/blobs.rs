@@ -121,6 +121,20 @@ pub(crate) async fn upload(
 pub(crate) async fn blob(registry: &Wharf, repo: &Repository, d: &str, ctx: &Ctx) -> Result<Response> {
     let (method, headers) = (&ctx.method, &ctx.headers);
     let d = digest(d)?;
+    if registry.is_mirrored(repo) && registry.stat_blob(repo, &d).await?.is_none() {
+        // Fetched from the upstream; the first GET of the whole blob has it as it arrives.
+        let whole = *method == Method::GET && !headers.contains_key(header::RANGE);
+        if let Some((size, stream)) = registry.pull_through_blob(repo, &d, whole).await? {
+            let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
+            let h = response.headers_mut();
+            if let Some(size) = size {
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            }
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            h.insert(CONTENT_DIGEST, header_value(d.as_str()));
+            return Ok(response);
+        }
+    }
     // Storage that serves blobs itself (S3 with `redirect=true`): the client goes there.
     if let Some(url) = registry.blob_url(repo, &d, *method == Method::HEAD).await? {
         let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();

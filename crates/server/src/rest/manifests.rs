@@ -27,6 +27,7 @@ pub(crate) async fn manifest(
         Method::GET | Method::HEAD => {
             // An unparsable reference names no manifest.
             let reference = parsed.map_err(|_| Error::ManifestUnknown(reference.to_owned()))?;
+            let stale = registry.pull_through(repo, &reference).await?;
             let (digest, media_type, size, bytes) = if *method == Method::HEAD {
                 let (d, mt, size) = registry.head_manifest(repo, &reference).await?;
                 (d, mt, size, None)
@@ -43,6 +44,10 @@ pub(crate) async fn manifest(
             h.insert(header::CONTENT_TYPE, header_value(&media_type));
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
             h.insert(CONTENT_DIGEST, header_value(digest.as_str()));
+            if let Some(why) = stale {
+                // RFC 7234's "Response is Stale", with why.
+                h.insert(header::WARNING, header_value(&format!("110 wharf \"{}\"", why.replace('"', "'"))));
+            }
             Ok(response)
         }
         Method::PUT => {

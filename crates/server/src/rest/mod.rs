@@ -49,9 +49,22 @@ pub(crate) fn layered(router: Router, app: App) -> Router {
         .layer(axum::middleware::from_fn_with_state(app, log::access_log))
 }
 
+/// A request to a mirror of another registry (containerd's `?ns=<host>`) names the
+/// repository as that registry does: it is renamed to its mirror here, before anything
+/// (access included) looks at it.
+fn transparent(registry: &crate::Wharf, ctx: &mut Ctx) {
+    let Some(ns) = crate::text::first(&ctx.query, "ns") else { return };
+    if let Some(name) = ctx.route.as_mut().and_then(Route::repository_mut)
+        && let Some(local) = registry.transparent_name(ns, name)
+    {
+        *name = local;
+    }
+}
+
 async fn dispatch(State(app): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let ctx = Ctx::new(parts);
+    let mut ctx = Ctx::new(parts);
+    transparent(&app.registry, &mut ctx);
     let (result, who) = match &app.access {
         None => (handlers::handle(&app, &ctx, Gate(None), body).await, None),
         // The token endpoint reads its own query and form (with `+` as a space).

@@ -54,6 +54,23 @@ impl Route {
         }
     }
 
+    /// The repository the request is about, to rename it.
+    pub(crate) fn repository_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Self::WharfArtifacts(n)
+            | Self::WharfArtifact(n, _)
+            | Self::WharfVersions(n)
+            | Self::WharfYanked(n, _)
+            | Self::Tags(n)
+            | Self::Manifest(n, _)
+            | Self::Referrers(n, _)
+            | Self::Uploads(n)
+            | Self::Upload(n, _)
+            | Self::Blob(n, _) => Some(n),
+            _ => None,
+        }
+    }
+
     /// The methods the route answers, for a 405's `Allow`.
     pub(crate) fn allowed(&self) -> &'static str {
         match self {

@@ -1,0 +1,244 @@
+//! Pull-through mirrors (`[[upstream]]`, issue 33): a Wharf on loopback mirrors another
+//! server on loopback (real HTTP both ways), whose storage counts every blob read — so "one
+//! upstream fetch however many ask" is counted, not assumed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use futures_util::future::join_all;
+use reqwest::{Method, StatusCode};
+use wharf_server::Wharf;
+use wharf_server::mirror::{Mirror, UpstreamSettings};
+use wharf_types::Digest;
+
+use crate::common::{OCI_INDEX, OCI_MANIFEST, Reg, header, image_manifest};
+
+/// Counts the blob reads of a store (`get`, `read_all`): an upstream's fetches.
+#[derive(Debug, Default)]
+struct Reads(AtomicUsize);
+
+#[async_trait]
+impl wharf_store::Hooks for Reads {
+    async fn before(&self, op: wharf_store::Op, _bytes: u64) -> wharf_store::Result<()> {
+        if op == wharf_store::Op::Get {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+struct Upstream {
+    reg: Reg,
+    reads: Arc<wharf_store::Hooked<Reads>>,
+}
+
+impl Upstream {
+    async fn start() -> Self {
+        let reads =
+            Arc::new(wharf_store::Hooked::new(Arc::new(wharf_store::MemoryStore::new()), Reads::default()));
+        let reg = Reg::serve(Wharf::new(Arc::clone(&reads) as Arc<dyn wharf_store::Storage>)).await;
+        Self { reg, reads }
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.hooks().0.load(Ordering::SeqCst)
+    }
+
+    fn host(&self) -> &str {
+        self.reg.base.strip_prefix("http://").expect("http")
+    }
+
+    /// Pushes an image of a config and `layers` layers of `size` bytes each; returns the
+    /// manifest's bytes and the blobs (config first).
+    async fn push_image(
+        &self,
+        repo: &str,
+        tag: &str,
+        layers: usize,
+        size: usize,
+        seed: u8,
+    ) -> (String, Vec<(Digest, Vec<u8>)>) {
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#).into_bytes();
+        let mut blobs = vec![(self.reg.push_blob(repo, &config).await, config)];
+        for i in 0..layers {
+            let data: Vec<u8> = (0..size).map(|j| (j * 31 + i * 7 + usize::from(seed)) as u8).collect();
+            blobs.push((self.reg.push_blob(repo, &data).await, data));
+        }
+        let layers: Vec<(Digest, usize)> = blobs[1..].iter().map(|(d, b)| (d.clone(), b.len())).collect();
+        let manifest = image_manifest(&blobs[0].0, blobs[0].1.len(), &layers, "");
+        let r = self.reg.push_manifest(repo, tag, OCI_MANIFEST, &manifest).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "push to the upstream");
+        (manifest, blobs)
+    }
+}
+
+/// A Wharf mirroring `upstream` under `up/`, the tag trusted for `ttl_secs`.
+async fn mirror_of(upstream: &Upstream, ttl_secs: u64) -> Reg {
+    let mut settings =
+        UpstreamSettings::new("up", &upstream.reg.base, "up".parse().expect("prefix")).expect("settings");
+    settings.allow_private = true;
+    settings.tag_ttl = std::time::Duration::from_secs(ttl_secs);
+    settings.stall = std::time::Duration::from_secs(2);
+    Reg::serve(Wharf::in_memory().with_mirror(Mirror::new(vec![settings]).expect("mirror"))).await
+}
+
+async fn get(reg: &Reg, path: &str) -> reqwest::Response {
+    reg.req(Method::GET, path)
+        .header("Accept", format!("{OCI_MANIFEST}, {OCI_INDEX}"))
+        .send()
+        .await
+        .expect("send")
+}
+
+#[tokio::test]
+async fn pulls_through_byte_exact_with_one_upstream_fetch_per_blob_however_many_ask() {
+    let upstream = Upstream::start().await;
+    let (manifest, blobs) = upstream.push_image("team/app", "v1", 3, 1 << 20, 1).await;
+    let mirror = mirror_of(&upstream, 300).await;
+    let before = upstream.reads();
+
+    // 20 clients at once: the manifest by tag, then every blob.
+    let pulls = (0..20).map(|_| async {
+        let r = get(&mirror, "/v2/up/team/app/manifests/v1").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.expect("body"), manifest, "the upstream's bytes");
+        for (digest, bytes) in &blobs {
+            let r = get(&mirror, &format!("/v2/up/team/app/blobs/{digest}")).await;
+            assert_eq!(r.status(), StatusCode::OK, "blob {digest}");
+            assert_eq!(&r.bytes().await.expect("body")[..], &bytes[..], "blob {digest} byte-exact");
+        }
+    });
+    join_all(pulls).await;
+    let fetched = upstream.reads() - before;
+    assert_eq!(
+        fetched,
+        blobs.len(),
+        "one upstream read per blob for 20 pulls (the manifest is held in memory)"
+    );
+
+    // Cached: nothing more is read upstream, by tag (within its time-to-live) or by digest.
+    let digest = Digest::sha256(manifest.as_bytes());
+    for path in ["/v2/up/team/app/manifests/v1".to_owned(), format!("/v2/up/team/app/manifests/{digest}")] {
+        assert_eq!(get(&mirror, &path).await.status(), StatusCode::OK, "{path}");
+    }
+    for (d, _) in &blobs {
+        assert_eq!(get(&mirror, &format!("/v2/up/team/app/blobs/{d}")).await.status(), StatusCode::OK);
+    }
+    assert_eq!(upstream.reads() - before, blobs.len(), "served from the cache");
+
+    // Cached content is ordinary content: in the catalog and the tag list.
+    let tags: serde_json::Value = get(&mirror, "/v2/up/team/app/tags/list").await.json().await.expect("json");
+    assert_eq!(tags["tags"], serde_json::json!(["v1"]));
+    let metrics = get(&mirror, "/metrics").await.text().await.expect("metrics");
+    assert!(metrics.contains(r#"wharf_mirror_requests_total{upstream="up",result="miss"}"#), "{metrics}");
+    assert!(metrics.contains(r#"wharf_mirror_fetched_bytes_total{upstream="up"}"#), "{metrics}");
+}
+
+#[tokio::test]
+async fn containerd_mirror_requests_map_by_their_ns_host() {
+    let upstream = Upstream::start().await;
+    let (manifest, blobs) = upstream.push_image("library/alpine", "3", 1, 1000, 2).await;
+    let mirror = mirror_of(&upstream, 300).await;
+    let ns = upstream.host().to_owned();
+    let r = get(&mirror, &format!("/v2/library/alpine/manifests/3?ns={ns}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.expect("body"), manifest);
+    let r = get(&mirror, &format!("/v2/library/alpine/blobs/{}?ns={ns}", blobs[1].0)).await;
+    assert_eq!(&r.bytes().await.expect("body")[..], &blobs[1].1[..]);
+    // Stored under the upstream's prefix; another host is not mirrored.
+    assert_eq!(get(&mirror, "/v2/up/library/alpine/manifests/3").await.status(), StatusCode::OK);
+    let r = get(&mirror, "/v2/library/alpine/manifests/3?ns=quay.io").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_stopped_upstream_leaves_what_was_pulled_pullable() {
+    let upstream = Upstream::start().await;
+    let (manifest, blobs) = upstream.push_image("team/app", "v1", 1, 4096, 3).await;
+    upstream.push_image("team/app", "never", 1, 4096, 4).await;
+    // Every tag is checked again at each pull.
+    let mirror = mirror_of(&upstream, 0).await;
+    let r = get(&mirror, "/v2/up/team/app/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(header(&r, "warning").is_none(), "fresh");
+    for (d, _) in &blobs {
+        assert_eq!(get(&mirror, &format!("/v2/up/team/app/blobs/{d}")).await.status(), StatusCode::OK);
+    }
+    upstream.reg.stop().await;
+
+    let r = get(&mirror, "/v2/up/team/app/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::OK, "by tag, from the cache");
+    let warning = header(&r, "warning").expect("a Warning header says the cache answered").to_owned();
+    assert!(warning.starts_with("110 "), "{warning}");
+    assert_eq!(r.text().await.expect("body"), manifest);
+    let digest = Digest::sha256(manifest.as_bytes());
+    let r = get(&mirror, &format!("/v2/up/team/app/manifests/{digest}")).await;
+    assert_eq!(r.status(), StatusCode::OK, "by digest");
+    for (d, bytes) in &blobs {
+        let r = get(&mirror, &format!("/v2/up/team/app/blobs/{d}")).await;
+        assert_eq!(&r.bytes().await.expect("body")[..], &bytes[..]);
+    }
+    // Never pulled: a clear error naming the upstream.
+    let r = get(&mirror, "/v2/up/team/app/manifests/never").await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let body = r.text().await.expect("body");
+    assert!(body.contains("upstream `up`"), "{body}");
+}
+
+#[tokio::test]
+async fn one_platform_of_an_index_fetches_that_platforms_blobs_only() {
+    let upstream = Upstream::start().await;
+    let (amd, amd_blobs) = upstream.push_image("multi/app", "amd64", 2, 1 << 16, 5).await;
+    let (arm, arm_blobs) = upstream.push_image("multi/app", "arm64", 2, 1 << 16, 6).await;
+    let child = |m: &str, arch: &str| {
+        format!(
+            r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#,
+            Digest::sha256(m.as_bytes()),
+            m.len()
+        )
+    };
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{},{}]}}"#,
+        child(&amd, "amd64"),
+        child(&arm, "arm64")
+    );
+    assert_eq!(
+        upstream.reg.push_manifest("multi/app", "latest", OCI_INDEX, &index).await.status(),
+        StatusCode::CREATED
+    );
+    let mirror = mirror_of(&upstream, 300).await;
+    let before = upstream.reads();
+    let r = get(&mirror, "/v2/up/multi/app/manifests/latest").await;
+    assert_eq!(r.text().await.expect("index"), index);
+    let r = get(&mirror, &format!("/v2/up/multi/app/manifests/{}", Digest::sha256(arm.as_bytes()))).await;
+    assert_eq!(r.text().await.expect("arm64 manifest"), arm);
+    for (d, bytes) in &arm_blobs[1..] {
+        let r = get(&mirror, &format!("/v2/up/multi/app/blobs/{d}")).await;
+        assert_eq!(&r.bytes().await.expect("layer")[..], &bytes[..]);
+    }
+    // The arm64 config (fetched with its manifest, to classify it) and two layers; nothing
+    // of amd64.
+    assert_eq!(upstream.reads() - before, arm_blobs.len(), "only arm64's blobs were read upstream");
+    for (d, _) in &amd_blobs {
+        let r =
+            mirror.req(Method::HEAD, &format!("/v2/up/multi/app/manifests/{d}")).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_in_a_private_range_needs_an_allowance() {
+    let upstream = Upstream::start().await;
+    upstream.push_image("team/app", "v1", 1, 100, 7).await;
+    let settings =
+        UpstreamSettings::new("up", &upstream.reg.base, "up".parse().expect("prefix")).expect("settings");
+    let mirror =
+        Reg::serve(Wharf::in_memory().with_mirror(Mirror::new(vec![settings]).expect("mirror"))).await;
+    let before = upstream.reads();
+    let r = get(&mirror, "/v2/up/team/app/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let body = r.text().await.expect("body");
+    assert!(body.contains("public"), "the refusal says why: {body}");
+    assert_eq!(upstream.reads(), before, "nothing was asked of it");
+}
