@@ -13,12 +13,14 @@ for component in rustfmt clippy; do
 done
 # Debian packages: curl/openssl for the Garage script; docker-registry (CNCF distribution
 # 2.8.2) for the client's interop tests; the real clients of the interop suite
-# (tests/interop): skopeo, buildah, podman, umoci, wat2wasm (wabt); chromium, node and npm for
-# the web page's browser test (interop flow 10). Installed in the background while the tools
+# (tests/interop): skopeo, buildah, podman, umoci, wat2wasm (wabt), containerd (its `ctr`
+# pulls through the mirror, flow 13); chromium, node and npm for the web page's browser test
+# (interop flow 10). Installed in the background while the tools
 # below build (downloading and unpacking them takes minutes the builds do not need).
 missing=()
 for tool in curl:curl openssl:openssl docker-registry:docker-registry skopeo:skopeo buildah:buildah \
-  podman:podman umoci:umoci wat2wasm:wabt pkg-config:pkg-config chromium:chromium node:nodejs npm:npm; do
+  podman:podman umoci:umoci wat2wasm:wabt containerd:containerd pkg-config:pkg-config chromium:chromium \
+  node:nodejs npm:npm; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 # OpenSSL's headers, for wharf-client's `native-tls` feature.

@@ -44,7 +44,17 @@
 //!     breaking 0.1.2 and an overwrite of 0.1.0 (wkg's own check skipped), a second project's
 //!     `wkg wit fetch`/`build`, `wkg get` byte-exact, the versions API and dependents.
 //!
-//! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt), docker-registry and a Python with `oras` and
+//! 13. A pull-through mirror: the `wharf-server` binary with two `[[upstream]]`s — docker-registry
+//!     2.8.2 (plain HTTP) and a second Wharf (TLS with its own CA, Basic credentials from the
+//!     environment). skopeo through each prefix, podman with a registries.conf mirror, `ctr`
+//!     (Debian's containerd, started here) with a `hosts.toml` mirror — images named as
+//!     upstream, the upstreams' digests; 20 concurrent pulls of an uncached 64 MiB layer are one
+//!     GET in distribution's access log; one platform of a two-platform index fetches only that
+//!     platform's layer; `wkg get` of a WASI package through the mirror's discovery prefix. Then
+//!     distribution stops: everything pulled before still pulls (by tag, by digest, podman,
+//!     ctr, wkg), a never-pulled tag fails with 502.
+//!
+//! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt), docker-registry, containerd and a Python with `oras` and
 //! `wasmtime` (`WHARF_PYTHON`, else `.venv/bin/python` in the workspace): `.ci/run` installs
 //! them all. A missing tool skips the suite, or fails it when `WHARF_REQUIRE_ALL=1`.
 
@@ -350,15 +360,20 @@ impl World {
 
     /// The `wharf` binary (built by `cargo test --workspace`; built here otherwise).
     fn cli_path() -> PathBuf {
+        Self::bin_path("wharf-cli", "wharf")
+    }
+
+    /// A binary of the workspace (built by `cargo test --workspace`; built here otherwise).
+    fn bin_path(package: &str, name: &str) -> PathBuf {
         let exe = std::env::current_exe().expect("test binary");
-        let path = exe.parent().and_then(Path::parent).expect("target dir").join("wharf");
+        let path = exe.parent().and_then(Path::parent).expect("target dir").join(name);
         if !path.exists() {
             let status = Command::new(env!("CARGO"))
-                .args(["build", "-p", "wharf-cli", "--bin", "wharf"])
+                .args(["build", "-p", package, "--bin", name])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
                 .expect("cargo");
-            assert!(status.success(), "cargo build -p wharf-cli");
+            assert!(status.success(), "cargo build -p {package}");
         }
         path
     }
@@ -1473,4 +1488,340 @@ impl Relay {
     fn heads(&self) -> Vec<String> {
         self.heads.lock().expect("lock").clone()
     }
+}
+
+/// A `wharf-server` process started from its binary with a config file; killed when dropped.
+struct ServerProcess {
+    child: std::process::Child,
+    /// `127.0.0.1:<port>`.
+    host: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    /// Starts `wharf-server --config <config>` (which listens on port 0) with `env`.
+    fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new(World::bin_path("wharf-server", "wharf-server"))
+            .args(["--config", config])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("wharf-server");
+        let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut said = String::new();
+        let host = loop {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("wharf-server exited before listening:\n{said}")
+            };
+            if let Some(addr) = line.strip_prefix("wharf-server: listening on ") {
+                break addr.trim().to_owned();
+            }
+            said.push_str(&line);
+            said.push('\n');
+        };
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("mirror: {l}")));
+        Self { child, host }
+    }
+}
+
+/// containerd on a socket of its own (root and state in `dir`, no CRI); killed when dropped.
+struct Containerd {
+    child: std::process::Child,
+    socket: String,
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Containerd {
+    fn start(dir: &str) -> Self {
+        std::fs::create_dir_all(dir).expect("dir");
+        let socket = format!("{dir}/containerd.sock");
+        let config = format!(
+            "version = 2\nroot = \"{dir}/root\"\nstate = \"{dir}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\n[grpc]\n  address = \"{socket}\"\n\n[ttrpc]\n  address = \"{socket}.ttrpc\"\n"
+        );
+        std::fs::write(format!("{dir}/config.toml"), config).expect("config");
+        let log = std::fs::File::create(format!("{dir}/containerd.log")).expect("log");
+        let child = Command::new("containerd")
+            .args(["--config", &format!("{dir}/config.toml")])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("containerd");
+        let containerd = Self { child, socket };
+        for _ in 0..200 {
+            if containerd.ctr(&["version"]).status.success() {
+                return containerd;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "containerd did not start: {}",
+            std::fs::read_to_string(format!("{dir}/containerd.log")).unwrap_or_default()
+        );
+    }
+
+    fn ctr(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ctr").args(["--address", &self.socket]).args(args).output().expect("ctr")
+    }
+}
+
+/// `n` bytes that do not repeat (a layer that compresses to nothing would prove little).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// Flow 13: a pull-through mirror (the `wharf-server` binary with `[[upstream]]`) of
+/// docker-registry 2.8.2 and of a second Wharf with TLS and credentials.
+#[test]
+fn flow13_a_mirror_of_distribution_and_of_another_wharf_for_skopeo_podman_ctr_and_wkg() {
+    use wharf::types::{ImageIndex, Manifest, MediaType, Platform};
+    if !runs("flow 13", &absent(&["containerd", "ctr", "wasm-tools", "wkg"])) {
+        return;
+    }
+    let Some(w) = World::start_with("flow 13", true) else { return };
+    let Some(dist) = w.rt.block_on(registry::start(None)) else { return };
+    let certs = w.certs.clone().expect("a cert dir");
+    let d = dist.host.clone();
+
+    // Upstream content. The buildah image, in distribution and in the second Wharf (as admin).
+    w.build_image("run.oci.handler=wasm", "localhost/hello:v1");
+    let hello = w.buildah_push("localhost/hello:v1", &format!("{d}/team/hello:v1"));
+    let target = format!("docker://{}/team/hello:v1", w.host);
+    w.run(
+        "buildah",
+        &["push", "--cert-dir", &certs, "--creds", "admin:admin-pw", "localhost/hello:v1", &target],
+    );
+    let hello2 = w.digest(&w.reference("team/hello:v1"));
+    // In distribution: an image with a 64 MiB layer, a two-platform index, a WASI package.
+    let plain = ClientBuilder::new().build().expect("client");
+    let at = |name: &str| -> Reference { format!("{d}/{name}").parse().expect("reference") };
+    let config = |arch: &str| {
+        format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#)
+    };
+    let big = noise(64 << 20, 1);
+    let big_layer = Digest::sha256(&big);
+    let mut layers = Vec::new();
+    w.rt.block_on(async {
+        plain
+            .push_image(
+                &at("big/app:v1"),
+                (MediaType::OCI_CONFIG, config("amd64")),
+                [(MediaType::OCI_LAYER_TAR_GZIP, big.clone())],
+            )
+            .await
+            .expect("push the big image");
+        let mut children = Vec::new();
+        for (arch, seed) in [("amd64", 2), ("arm64", 3)] {
+            let layer = noise(1 << 20, seed);
+            layers.push(Digest::sha256(&layer));
+            let reference = at(&format!("multi/app:{arch}"));
+            plain
+                .push_image(
+                    &reference,
+                    (MediaType::OCI_CONFIG, config(arch)),
+                    [(MediaType::OCI_LAYER_TAR_GZIP, layer)],
+                )
+                .await
+                .expect("push a platform");
+            let manifest = plain.pull_manifest(&reference).await.expect("manifest");
+            children.push(manifest.descriptor().with_platform(Platform::new("linux", arch)));
+        }
+        let index = Manifest::from_index(&ImageIndex::new(children)).expect("index");
+        plain.push_manifest(&at("multi/app:v1"), &index).await.expect("push the index");
+    });
+    let wit = w.path("wasi-io");
+    std::fs::create_dir_all(&wit).expect("dir");
+    std::fs::write(
+        format!("{wit}/io.wit"),
+        "package wasi:io@0.2.0;\n\ninterface error {\n  resource error {\n    to-debug-string: func() -> string;\n  }\n}\n\nworld imports {\n  import error;\n}\n",
+    )
+    .expect("wit");
+    let package = w.path("wasi-io.wasm");
+    w.run("wasm-tools", &["component", "wit", &wit, "--wasm", "-o", &package]);
+    w.run(World::cli_path(), &["--registry", &d, "push", &package, "wasi:io@0.2.0"]);
+
+    // The mirror: the wharf-server binary, its upstreams in its config (the second Wharf's
+    // password from the environment), its packages under the prefix of distribution.
+    let config_file = w.path("mirror.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstorage = \"fs:{}\"\n\n[packages]\nnamespace_prefix = \"dist/\"\n\n\
+             [[upstream]]\nname = \"dist\"\nurl = \"http://{d}\"\nallow_private = true\ntag_ttl = \"0s\"\n\n\
+             [[upstream]]\nname = \"wharf2\"\nurl = \"https://{}\"\nca = \"tls/ca.crt\"\nusername = \"admin\"\n\
+             password_env = \"FLOW13_UPSTREAM_PASSWORD\"\nallow_private = true\n",
+            w.path("mirror-data"),
+            w.host
+        ),
+    )
+    .expect("mirror config");
+    let mirror = ServerProcess::start(&config_file, &[("FLOW13_UPSTREAM_PASSWORD", "admin-pw")]);
+    let m = mirror.host.clone();
+
+    // skopeo, through each prefix: the upstreams' digests.
+    let via = |source: &str, layout: &str| {
+        let layout = w.path(layout);
+        w.skopeo_copy(
+            &["--src-tls-verify=false"],
+            &format!("docker://{m}/{source}"),
+            &format!("oci:{layout}:v1"),
+        );
+        layout_manifest(&layout).0
+    };
+    assert_eq!(via("dist/team/hello:v1", "via-dist"), hello, "skopeo through the mirror of distribution");
+    assert_eq!(
+        via("wharf2/team/hello:v1", "via-wharf2"),
+        hello2,
+        "skopeo through the mirror of the second Wharf"
+    );
+
+    // podman with a registries.conf mirror: the image named as upstream.
+    let conf = w.path("registries.conf");
+    std::fs::write(
+        &conf,
+        format!("[[registry]]\nlocation = \"{d}\"\ninsecure = true\n\n[[registry.mirror]]\nlocation = \"{m}/dist\"\ninsecure = true\n"),
+    )
+    .expect("registries.conf");
+    let podman_env = [("CONTAINERS_REGISTRIES_CONF", conf.as_str())];
+    let image = format!("{d}/team/hello:v1");
+    let podman_pull = || {
+        w.run_env("podman", &["pull", "-q", &image], &podman_env);
+        let got =
+            w.run_env("podman", &["image", "inspect", "--format", "{{.RepoDigests}}", &image], &podman_env);
+        assert!(
+            got.contains(&format!("{d}/team/hello@{hello}")),
+            "podman through the registries.conf mirror: {got}"
+        );
+    };
+    podman_pull();
+
+    // ctr with a hosts.toml mirror (containerd sends `?ns=<upstream host>`).
+    let containerd = Containerd::start(&w.path("containerd"));
+    let hosts = w.path("hosts");
+    std::fs::create_dir_all(format!("{hosts}/{d}")).expect("hosts dir");
+    std::fs::write(
+        format!("{hosts}/{d}/hosts.toml"),
+        format!(
+            "server = \"http://{d}\"\n\n[host.\"http://{m}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+        ),
+    )
+    .expect("hosts.toml");
+    let ctr_fetch = |namespace: &str| {
+        let out =
+            containerd.ctr(&["--namespace", namespace, "content", "fetch", "--hosts-dir", &hosts, &image]);
+        assert!(out.status.success(), "ctr content fetch: {}", String::from_utf8_lossy(&out.stderr));
+        let out = containerd.ctr(&["--namespace", namespace, "content", "get", hello.as_str()]);
+        assert!(out.status.success(), "ctr content get: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(Digest::sha256(&out.stdout), hello, "ctr through the hosts.toml mirror");
+    };
+    ctr_fetch("flow13");
+
+    // 20 concurrent pulls of the uncached 64 MiB image: one upstream fetch of its layer.
+    let big_ref: Reference = format!("{m}/dist/big/app:v1").parse().expect("reference");
+    let client = ClientBuilder::new().build().expect("client");
+    w.rt.block_on(async {
+        let pulls = (0..20).map(|_| async {
+            let manifest = client.pull_manifest(&big_ref).await.expect("manifest");
+            let layer = manifest.as_image().expect("an image").layers[0].digest.clone();
+            client.pull_blob(&big_ref, &layer, &mut tokio::io::sink()).await.expect("layer, verified")
+        });
+        for size in futures_util::future::join_all(pulls).await {
+            assert_eq!(size, 64 << 20);
+        }
+    });
+    assert_eq!(
+        dist.requests("GET", &format!("/v2/big/app/blobs/{big_layer}")),
+        1,
+        "one upstream fetch for 20 pulls"
+    );
+
+    // One platform of the two: only its blobs are fetched.
+    w.skopeo_copy(
+        &["--src-tls-verify=false", "--override-arch", "arm64"],
+        &format!("docker://{m}/dist/multi/app:v1"),
+        &format!("oci:{}:v1", w.path("arm64")),
+    );
+    assert_eq!(dist.requests("GET", &format!("/v2/multi/app/blobs/{}", layers[1])), 1, "arm64's layer");
+    assert_eq!(
+        dist.requests("GET", &format!("/v2/multi/app/blobs/{}", layers[0])),
+        0,
+        "amd64's layer is not fetched"
+    );
+
+    // wkg finds the WASI package through the mirror's discovery (prefix `dist/`).
+    let wkg_config = w.path("wkg-config.toml");
+    std::fs::write(
+        &wkg_config,
+        format!("default_registry = \"{m}\"\n\n[registry.\"{m}\".oci]\nprotocol = \"http\"\n"),
+    )
+    .expect("wkg config");
+    let wkg_get = |cache: &str| {
+        let out = Command::new("wkg")
+            .args([
+                "get",
+                "wasi:io@0.2.0",
+                "--overwrite",
+                "-o",
+                &w.path("got-io.wasm"),
+                "--config",
+                &wkg_config,
+            ])
+            .current_dir(w.path(""))
+            .env("HOME", w.path(""))
+            .env("WKG_CACHE_DIR", w.path(cache))
+            .output()
+            .expect("wkg");
+        assert!(out.status.success(), "wkg get: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            std::fs::read(w.path("got-io.wasm")).expect("got"),
+            std::fs::read(&package).expect("package")
+        );
+    };
+    wkg_get("wkg-cache");
+
+    // The upstream stops: everything pulled before still pulls, by tag and by digest; what
+    // was never pulled fails with the mirror's word.
+    drop(dist);
+    assert_eq!(via("dist/team/hello:v1", "again-by-tag"), hello, "by tag, upstream stopped");
+    assert_eq!(
+        via(&format!("dist/team/hello@{hello}"), "again-by-digest"),
+        hello,
+        "by digest, upstream stopped"
+    );
+    w.run_env("podman", &["rmi", &image], &podman_env);
+    podman_pull();
+    ctr_fetch("again");
+    wkg_get("wkg-cache-2");
+    let out = w.output(
+        "skopeo",
+        &["inspect", "--tls-verify=false", &format!("docker://{m}/dist/team/never:v1")],
+        &[],
+    );
+    assert!(!out.status.success(), "never pulled, upstream stopped");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // containers/image shows the status of a 502, not its body (the body names the upstream).
+    assert!(stderr.contains("502 Bad Gateway"), "a clear error: {stderr}");
+    drop(mirror);
 }

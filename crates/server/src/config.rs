@@ -170,7 +170,7 @@ impl UpstreamConfig {
                 Some(std::fs::read(base.join(ca)).map_err(|e| bad("ca", &format!("{}: {e}", ca.display())))?);
         }
         if let Some(ttl) = &self.tag_ttl {
-            settings.tag_ttl = parse_duration(ttl).map_err(|e| bad("tag_ttl", &e))?;
+            settings.tag_ttl = parse_grace(ttl).map_err(|e| bad("tag_ttl", &e))?;
         }
         if let Some(stall) = &self.stall_timeout {
             settings.stall = parse_duration(stall).map_err(|e| bad("stall_timeout", &e))?;

@@ -242,3 +242,212 @@ async fn an_upstream_in_a_private_range_needs_an_allowance() {
     assert!(body.contains("public"), "the refusal says why: {body}");
     assert_eq!(upstream.reads(), before, "nothing was asked of it");
 }
+
+/// An upstream that misbehaves, one way per repository (`h/<way>`), on loopback.
+mod hostile {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::response::{IntoResponse, Response};
+    use http::{HeaderValue, StatusCode, header};
+    use wharf_types::Digest;
+
+    use super::OCI_MANIFEST;
+
+    pub(super) const CONFIG: &[u8] = br#"{"architecture":"amd64","os":"linux"}"#;
+
+    pub(super) fn manifest() -> String {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,
+            Digest::sha256(CONFIG),
+            CONFIG.len()
+        )
+    }
+
+    /// Bytes whose digest is announced but which are not a manifest.
+    pub(super) const GARBAGE: &[u8] = b"\x00\x01 not a manifest at all";
+
+    #[derive(Clone, Default)]
+    pub(super) struct Hostile {
+        /// `h/moved:v1` points at garbage from now on.
+        pub(super) moved: Arc<AtomicBool>,
+    }
+
+    fn answer(status: StatusCode, digest: Option<&Digest>, media_type: &str, body: Vec<u8>) -> Response {
+        let mut r = (status, body).into_response();
+        if let Some(d) = digest {
+            r.headers_mut()
+                .insert("Docker-Content-Digest", HeaderValue::from_str(d.as_str()).expect("header"));
+        }
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(media_type).expect("header"));
+        r
+    }
+
+    async fn handle(State(h): State<Hostile>, request: Request) -> Response {
+        let path = request.uri().path().to_owned();
+        let good = manifest().into_bytes();
+        let good_digest = Digest::sha256(&good);
+        if path == "/v2/" {
+            return StatusCode::OK.into_response();
+        }
+        let Some(rest) = path.strip_prefix("/v2/h/") else { return StatusCode::NOT_FOUND.into_response() };
+        let (way, what) = rest.split_once('/').expect("h/<way>/…");
+        if way == "auth" {
+            // A 401 however often credentials are sent.
+            let mut r = StatusCode::UNAUTHORIZED.into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"loop\""));
+            return r;
+        }
+        if let Some(blob) = what.strip_prefix("blobs/") {
+            return match way {
+                // Not the bytes of the digest asked for.
+                "wrong" => answer(StatusCode::OK, None, "application/octet-stream", b"other bytes".to_vec()),
+                // Some bytes, then nothing.
+                "stall" => {
+                    let body = async_stream(b"0123456789".to_vec());
+                    let mut r = (StatusCode::OK, body).into_response();
+                    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(1000u64));
+                    r
+                }
+                _ if blob == Digest::sha256(CONFIG).as_str() => {
+                    answer(StatusCode::OK, None, "application/octet-stream", CONFIG.to_vec())
+                }
+                _ => StatusCode::NOT_FOUND.into_response(),
+            };
+        }
+        let reference = what.strip_prefix("manifests/").expect("manifests/<ref>");
+        match way {
+            "moved" if h.moved.load(Ordering::SeqCst) => {
+                answer(StatusCode::OK, Some(&Digest::sha256(GARBAGE)), OCI_MANIFEST, GARBAGE.to_vec())
+            }
+            // Announces one digest, sends other bytes.
+            "lie" => {
+                let other = manifest().replace("\"layers\":[]", "\"layers\":[] ").into_bytes();
+                answer(StatusCode::OK, Some(&good_digest), OCI_MANIFEST, other)
+            }
+            // 5 MiB of manifest.
+            "big" => {
+                let big = format!("{},\"x\":\"{}\"}}", manifest().trim_end_matches('}'), "a".repeat(5 << 20));
+                let d = Digest::sha256(big.as_bytes());
+                answer(StatusCode::OK, Some(&d), OCI_MANIFEST, big.into_bytes())
+            }
+            _ if reference == "v1" || reference == good_digest.as_str() => {
+                answer(StatusCode::OK, Some(&good_digest), OCI_MANIFEST, good)
+            }
+            _ => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+
+    /// A body that sends `first` and then never another byte.
+    fn async_stream(first: Vec<u8>) -> Body {
+        let stream =
+            futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(first)) })
+                .chain(futures_util::stream::once(async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok(bytes::Bytes::new())
+                }));
+        Body::from_stream(stream)
+    }
+
+    use futures_util::StreamExt as _;
+
+    /// Serves it on a loopback port: its base URL.
+    pub(super) async fn serve(h: Hostile) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = axum::Router::new().fallback(handle).with_state(h);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+}
+
+#[tokio::test]
+async fn a_hostile_upstream_changes_nothing_here() {
+    let h = hostile::Hostile::default();
+    let base = hostile::serve(h.clone()).await;
+    let mut settings = UpstreamSettings::new("bad", &base, "up".parse().expect("prefix")).expect("settings");
+    settings.allow_private = true;
+    settings.tag_ttl = std::time::Duration::ZERO;
+    settings.stall = std::time::Duration::from_secs(1);
+    settings.credentials = wharf_client::Credentials::basic("mirror", "s3cret-never-shown");
+    let registry = Wharf::in_memory().with_mirror(Mirror::new(vec![settings]).expect("mirror"));
+    let mirror = Reg::serve(registry.clone()).await;
+    let repo = |r: &str| r.parse::<wharf_types::Repository>().expect("repo");
+
+    // A tag cached, then moved upstream to garbage: refused with a clear error, the cached
+    // copy kept.
+    let good = hostile::manifest();
+    assert_eq!(get(&mirror, "/v2/up/h/moved/manifests/v1").await.text().await.expect("body"), good);
+    h.moved.store(true, Ordering::SeqCst);
+    let r = get(&mirror, "/v2/up/h/moved/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body = r.text().await.expect("body");
+    assert!(body.contains("MANIFEST_INVALID") && body.contains("upstream `bad`"), "{body}");
+    let kept = registry.get_manifest(&repo("up/h/moved"), &"v1".parse().expect("tag")).await.expect("kept");
+    assert_eq!(kept.bytes, good.as_bytes(), "the previous copy is kept");
+    let garbage = Digest::sha256(hostile::GARBAGE);
+    assert!(registry.storage().stat(&garbage).await.expect("stat").is_none(), "garbage not stored");
+
+    // Bytes that do not match the digest announced; a manifest over the size limit.
+    for (way, why) in [("lie", "digest mismatch"), ("big", "larger than 4194304 bytes")] {
+        let r = get(&mirror, &format!("/v2/up/h/{way}/manifests/v1")).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{way}");
+        let body = r.text().await.expect("body");
+        assert!(body.contains("MANIFEST_INVALID") && body.contains(why), "{way}: {body}");
+        let page = registry.tags(&repo(&format!("up/h/{way}")), None, None).await;
+        assert!(page.map_or(true, |p| p.names.is_empty()), "{way}: nothing cached");
+    }
+
+    // A blob whose bytes are not its digest's; a blob that stalls: the client's body fails,
+    // nothing is stored.
+    let d = Digest::sha256(b"the right bytes");
+    for way in ["wrong", "stall"] {
+        let started = std::time::Instant::now();
+        let r = get(&mirror, &format!("/v2/up/h/{way}/blobs/{d}")).await;
+        let body =
+            if r.status() == StatusCode::OK { r.bytes().await.map(|b| b.to_vec()) } else { Ok(Vec::new()) };
+        assert!(!matches!(&body, Ok(b) if b == b"the right bytes"), "{way}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{way}: a stall is given up on");
+        assert!(
+            registry.stat_blob(&repo(&format!("up/h/{way}")), &d).await.expect("stat").is_none(),
+            "{way}"
+        );
+        assert!(registry.storage().stat(&d).await.expect("stat").is_none(), "{way}: no bytes kept");
+    }
+
+    // A 401 however often credentials are sent: a clear error, soon; the password never in
+    // what the client is told.
+    let r = get(&mirror, "/v2/up/h/auth/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let body = r.text().await.expect("body");
+    assert!(body.contains("upstream `bad`") && !body.contains("s3cret"), "{body}");
+}
+
+#[tokio::test]
+async fn the_collector_and_the_scrub_take_a_mirrored_manifest_as_whole() {
+    let upstream = Upstream::start().await;
+    let (_, blobs) = upstream.push_image("team/app", "v1", 2, 1000, 8).await;
+    let mut settings =
+        UpstreamSettings::new("up", &upstream.reg.base, "up".parse().expect("prefix")).expect("settings");
+    settings.allow_private = true;
+    let registry = Wharf::in_memory().with_mirror(Mirror::new(vec![settings]).expect("mirror"));
+    let mirror = Reg::serve(registry.clone()).await;
+    // The manifest (and its config), one layer of two.
+    assert_eq!(get(&mirror, "/v2/up/team/app/manifests/v1").await.status(), StatusCode::OK);
+    assert_eq!(get(&mirror, &format!("/v2/up/team/app/blobs/{}", blobs[1].0)).await.status(), StatusCode::OK);
+
+    let scrub = registry.scrub(false).await.expect("scrub");
+    assert!(scrub.damage.is_empty(), "a layer not fetched yet is not damage: {:?}", scrub.damage);
+    let options = wharf_server::lifecycle::GcOptions::default().with_grace(std::time::Duration::ZERO);
+    registry.collect_garbage(&options).await.expect("collect");
+    // Everything the tag holds stays; the layer never fetched still comes when asked for.
+    for (d, bytes) in &blobs {
+        let r = get(&mirror, &format!("/v2/up/team/app/blobs/{d}")).await;
+        assert_eq!(&r.bytes().await.expect("blob")[..], &bytes[..], "{d}");
+    }
+    assert_eq!(get(&mirror, "/v2/up/team/app/manifests/v1").await.status(), StatusCode::OK);
+}

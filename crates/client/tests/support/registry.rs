@@ -11,7 +11,22 @@ pub(crate) struct Distribution {
     child: Child,
     /// `127.0.0.1:<port>`.
     pub(crate) host: String,
+    /// Its log lines so far (an access-log line per request).
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
+}
+
+impl Distribution {
+    /// How many requests its access log shows with `method` on a path ending in `path_end`.
+    #[allow(dead_code)] // Counted by the interop suite's mirror flow only.
+    pub(crate) fn requests(&self, method: &str, path_end: &str) -> usize {
+        let method = format!("http.request.method={method} ");
+        let uri = format!("{path_end}\"");
+        let log = self.log.lock().expect("lock");
+        log.iter()
+            .filter(|l| l.contains("response completed") && l.contains(&method) && l.contains(&uri))
+            .count()
+    }
 }
 
 impl Drop for Distribution {
@@ -74,9 +89,11 @@ pub(crate) async fn start(htpasswd: Option<(&str, &str)>) -> Option<Distribution
             break rest.split('"').next().expect("an address").to_owned();
         }
     };
-    // The rest of its log is drained (a full pipe would block it).
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    let registry = Distribution { child, host, _dir: dir };
+    // The rest of its log is kept (and drained: a full pipe would block it).
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| kept.lock().expect("lock").push(l)));
+    let registry = Distribution { child, host, log, _dir: dir };
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(&registry.host).await.is_ok() {
             return Some(registry);

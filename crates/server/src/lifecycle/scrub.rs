@@ -217,6 +217,10 @@ impl<'a> Scrubber<'a> {
             };
             let is_index = manifest.as_index().is_some();
             for r in manifest.references().filter(|r| !r.is_non_distributable()) {
+                // A mirrored manifest's blobs and children are fetched when asked for.
+                if revision.mirrored && !corrupt.contains(&r.digest) {
+                    continue;
+                }
                 if is_index {
                     if !self.core.holds_manifest(repo, &r.digest).await? {
                         found.push(damage("missing-child", digest.to_string(), &r.digest));

@@ -220,9 +220,9 @@ impl Route {
             ));
         }
         match e {
-            wharf_client::Error::DigestMismatch { .. } | wharf_client::Error::Types(_) => {
-                self.invalid(&format!("{what}: {e}"))
-            }
+            wharf_client::Error::DigestMismatch { .. }
+            | wharf_client::Error::Types(_)
+            | wharf_client::Error::InvalidResponse(_) => self.invalid(&format!("{what}: {e}")),
             _ => Error::Upstream(format!(
                 "upstream `{name}` ({}) failed: {what}: {e}",
                 self.upstream.settings.url

@@ -233,6 +233,10 @@ pub(crate) struct Revision {
     /// When it was pushed (unix seconds; absent in records of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) pushed: Option<u64>,
+    /// Fetched from a mirror's upstream: its blobs and children are fetched when a client
+    /// asks for them, so their absence is not damage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) mirrored: bool,
 }
 
 /// A tag record: `<digest> <size> <media type>`, then a line with when it was pushed (older

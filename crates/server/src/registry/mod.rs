@@ -466,6 +466,7 @@ impl Core {
             size: manifest.size(),
             subject: subject.clone(),
             pushed: Some(now_secs()),
+            mirrored: !references_held,
         };
         let set = |key: String, value: Vec<u8>| Write::Set { key, value: value.into() };
         // Three steps, in order: the bytes (and the repository), the records naming them, the
