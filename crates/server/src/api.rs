@@ -162,3 +162,44 @@ pub struct Dependent {
     /// The version of the package it uses.
     pub uses: Option<String>,
 }
+
+/// An upstream in `GET /v2/_wharf/upstreams` (never its credentials: only whether it has
+/// some).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct UpstreamState {
+    /// Its name.
+    pub name: String,
+    /// Where it is.
+    pub url: String,
+    /// Where its repositories appear here.
+    pub prefix: String,
+    /// The hosts it answers to in containerd's `?ns=`.
+    pub hosts: Vec<String>,
+    /// Whether credentials are sent to it.
+    pub authenticated: bool,
+    /// How long a tag is served before it is checked again.
+    pub tag_ttl_seconds: u64,
+    /// Whether it may be in a private range.
+    pub allow_private: bool,
+    /// Its sync rules.
+    pub sync: Vec<SyncState>,
+    /// Sync jobs of its repositories waiting in the queue.
+    pub sync_pending: usize,
+}
+
+/// A sync rule in [`UpstreamState`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct SyncState {
+    /// The repository at the upstream.
+    pub repository: String,
+    /// The tags it copies.
+    pub tags: Vec<String>,
+    /// How often.
+    pub every_seconds: u64,
+    /// When it last queued its tags (unix seconds).
+    pub last_queued: Option<u64>,
+}

@@ -575,14 +575,3 @@ fn record_json(mut record: ArtifactRecord) -> Value {
     record.summary.pushed_at.get_or_insert_with(now_rfc3339);
     serde_json::to_value(record).expect("JSON serialises")
 }
-
-impl crate::jobs::Handler for Classifier {
-    fn inspect(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        give_up: Option<&str>,
-    ) -> impl Future<Output = Result<()>> + Send {
-        self.inspect_stored(repo, digest, give_up)
-    }
-}

@@ -120,6 +120,30 @@ pub struct UpstreamConfig {
     /// Allow an upstream in a loopback, private or link-local range [default: false].
     #[serde(default)]
     pub allow_private: bool,
+    /// `[[upstream.sync]]`: repositories (or some of their tags) kept copied here.
+    #[serde(default)]
+    pub sync: Vec<SyncConfig>,
+}
+
+/// `[[upstream.sync]]`: a repository of the upstream (its name there) kept copied here,
+/// whole, on a schedule, through the job queue (one job per tag: resumable, retried).
+///
+/// ```toml
+/// [[upstream.sync]]
+/// repository = "webassembly/wasi/io"
+/// tags = ["0.2.*"]     # default: every tag
+/// every = "6h"
+/// ```
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SyncConfig {
+    /// The repository's name at the upstream.
+    pub repository: String,
+    /// The tags copied (`*` matches any run of characters) [default: every tag].
+    pub tags: Option<Vec<String>>,
+    /// How often [default: 1h].
+    pub every: Option<String>,
 }
 
 impl std::fmt::Debug for UpstreamConfig {
@@ -179,6 +203,21 @@ impl UpstreamConfig {
             settings.max_blob = max.0;
         }
         settings.allow_private = self.allow_private;
+        for rule in &self.sync {
+            let repository = rule.repository.parse().map_err(|e| bad("sync repository", &e))?;
+            let every = match &rule.every {
+                Some(every) => parse_duration(every).map_err(|e| bad("sync every", &e))?,
+                None => std::time::Duration::from_secs(3600),
+            };
+            let mut sync = crate::mirror::SyncRule::new(repository, every);
+            if let Some(tags) = &rule.tags {
+                if tags.is_empty() {
+                    return Err(bad("sync tags", &"at least one pattern"));
+                }
+                sync.tags.clone_from(tags);
+            }
+            settings.sync.push(sync);
+        }
         Ok(settings)
     }
 }
@@ -344,6 +383,35 @@ impl FileConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstreams_are_read_with_their_secrets_kept_out_of_sight() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("hub.password"), "hunter2-secret\n").expect("write");
+        let file = FileConfig::parse(
+            "[[upstream]]\nname = \"hub\"\nurl = \"https://registry-1.docker.io\"\nprefix = \"dockerhub\"\n\
+             username = \"ci\"\npassword_file = \"hub.password\"\ntag_ttl = \"0s\"\n\n\
+             [[upstream.sync]]\nrepository = \"library/alpine\"\ntags = [\"3.*\"]\nevery = \"6h\"\n",
+        )
+        .expect("parses");
+        let settings = file.upstream[0].settings(dir.path()).expect("settings");
+        assert_eq!(settings.prefix.as_str(), "dockerhub");
+        assert_eq!(settings.tag_ttl, std::time::Duration::ZERO);
+        assert_eq!(settings.sync[0].every, std::time::Duration::from_secs(6 * 3600));
+        assert!(settings.sync[0].copies("3.20") && !settings.sync[0].copies("edge"));
+        for shown in [format!("{:?}", file.upstream[0]), format!("{settings:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        assert!(file.mirror(dir.path()).is_ok());
+        let bad =
+            |text: &str| FileConfig::parse(text).expect("parses").mirror(dir.path()).expect_err("refused");
+        let e = bad("[[upstream]]\nname = \"a\"\nurl = \"https://x\"\nusername = \"u\"\n");
+        assert!(e.to_string().contains("go together"), "{e}");
+        let e = bad(
+            "[[upstream]]\nname = \"a\"\nurl = \"https://x\"\npassword_env = \"WHARF_NO_SUCH_VARIABLE\"\nusername = \"u\"\n",
+        );
+        assert!(e.to_string().contains("WHARF_NO_SUCH_VARIABLE"), "{e}");
+    }
 
     #[test]
     fn unknown_keys_are_named() {

@@ -212,12 +212,14 @@ impl Server {
         let worker = tokio::spawn(self.registry.work_jobs());
         let collector = self.gc_every.map(|every| tokio::spawn(collect_every(self.registry.clone(), every)));
         let scrubber = self.scrub_every.map(|every| tokio::spawn(scrub_every(self.registry.clone(), every)));
+        let syncer =
+            self.registry.mirror().has_sync().then(|| tokio::spawn(plan_sync(self.registry.clone())));
         let router = app_router(self.registry, self.access, self.public_url);
         let result = crate::listener::serve(self.listener, router, self.limits, self.tls, shutdown).await;
         janitor.abort();
         reloader.abort();
         worker.abort();
-        for task in collector.into_iter().chain(scrubber) {
+        for task in collector.into_iter().chain(scrubber).chain(syncer) {
             task.abort();
         }
         result
@@ -281,6 +283,19 @@ async fn scrub_every(registry: Wharf, every: std::time::Duration) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "scrub failed"),
+        }
+    }
+}
+
+/// Queues the tags of the mirror's sync rules as they fall due (looked at every minute).
+async fn plan_sync(registry: Wharf) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        match registry.plan_sync(false).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tags = n, "sync: tags queued"),
+            Err(e) => tracing::warn!(error = %e, "sync: queueing tags failed"),
         }
     }
 }

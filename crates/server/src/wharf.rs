@@ -262,13 +262,13 @@ impl Wharf {
     /// left (a server runs them on its own; tools and tests embedding a [`Wharf`] call
     /// this).
     pub async fn run_pending_jobs(&self) -> Result<()> {
-        Arc::new(Worker::new(Arc::clone(self.core.storage()))).drain(&self.queue, &self.classifier).await
+        Arc::new(Worker::new(Arc::clone(self.core.storage()))).drain(&self.queue, self).await
     }
 
     /// Works the job queue for as long as the returned future runs (what a server does).
     pub(crate) fn work_jobs(&self) -> impl Future<Output = ()> + Send + 'static {
         let worker = Arc::new(Worker::new(Arc::clone(self.core.storage())));
-        worker.run(self.queue.clone(), self.classifier.clone())
+        worker.run(self.queue.clone(), self.clone())
     }
 
     // Blobs.
@@ -876,6 +876,131 @@ impl Wharf {
         }
     }
 
+    /// Every upstream's settings (credentials only as whether there are some), its sync rules
+    /// with when each last queued, and the sync jobs waiting.
+    pub async fn upstreams(&self) -> Result<Vec<crate::api::UpstreamState>> {
+        let storage = self.core.storage();
+        let pending = storage.list_meta(crate::registry::keys::JOBS_PENDING).await?;
+        let mut out = Vec::new();
+        for upstream in self.mirror.upstreams() {
+            let settings = &upstream.settings;
+            let mut sync = Vec::new();
+            for (n, rule) in settings.sync.iter().enumerate() {
+                let last = storage.get_meta(&crate::registry::keys::sync_planned(&settings.name, n)).await?;
+                sync.push(crate::api::SyncState {
+                    repository: rule.repository.to_string(),
+                    tags: rule.tags.clone(),
+                    every_seconds: rule.every.as_secs(),
+                    last_queued: last
+                        .and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok())),
+                });
+            }
+            let mut sync_pending = 0;
+            for key in pending.iter().filter(|k| k.contains("/sync-")) {
+                if let Some(bytes) = storage.get_meta(key).await?
+                    && let Ok(crate::jobs::Job::Sync { repository, .. }) = serde_json::from_slice(&bytes)
+                    && self.mirror.route(&repository).is_some_and(|r| r.upstream.name() == settings.name)
+                {
+                    sync_pending += 1;
+                }
+            }
+            out.push(crate::api::UpstreamState {
+                name: settings.name.clone(),
+                url: settings.url.clone(),
+                prefix: settings.prefix.to_string(),
+                hosts: settings.hosts.clone(),
+                authenticated: !matches!(settings.credentials, wharf_client::Credentials::Anonymous),
+                tag_ttl_seconds: settings.tag_ttl.as_secs(),
+                allow_private: settings.allow_private,
+                sync,
+                sync_pending,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Queues the tags of every sync rule that is due (`all`: every rule) as jobs — one per
+    /// tag, so a sync stopped midway resumes where it was — and returns how many. A rule is
+    /// due `every` after it last queued (in any process over the storage).
+    pub async fn plan_sync(&self, all: bool) -> Result<usize> {
+        let now = crate::clock::now_secs();
+        let mut queued = 0;
+        for upstream in self.mirror.upstreams() {
+            let settings = &upstream.settings;
+            for (n, rule) in settings.sync.iter().enumerate() {
+                let planned = crate::registry::keys::sync_planned(&settings.name, n);
+                let last = self.core.storage().get_meta(&planned).await?;
+                let last = last
+                    .and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<u64>().ok()));
+                if !all && last.is_some_and(|at| now.saturating_sub(at) < rule.every.as_secs()) {
+                    continue;
+                }
+                let local: Repository = format!("{}/{}", settings.prefix, rule.repository).parse()?;
+                let Some(route) = self.mirror.route(&local) else { continue };
+                let tags = match route.tags().await {
+                    Ok(tags) => tags,
+                    Err(e) => {
+                        tracing::warn!(upstream = settings.name, repository = %rule.repository, error = %e, "sync: the tag list could not be read");
+                        continue;
+                    }
+                };
+                let mut writes: Vec<wharf_store::Write> = tags
+                    .iter()
+                    .filter(|t| rule.copies(t))
+                    .filter_map(|t| t.parse::<Tag>().ok())
+                    .map(|tag| crate::jobs::Job::Sync { repository: local.clone(), tag, attempts: 0 }.write())
+                    .collect();
+                queued += writes.len();
+                writes.push(wharf_store::Write::Set { key: planned, value: now.to_string().into() });
+                self.core.storage().write_steps(vec![writes]).await?;
+            }
+        }
+        if queued > 0 {
+            self.queue.wake.notify_one();
+        }
+        Ok(queued)
+    }
+
+    /// Copies a mirrored tag here whole: checked at the upstream now, whatever its
+    /// time-to-live, then every child and blob it names fetched unless held. A second run
+    /// over an unchanged tag asks the upstream one `HEAD`.
+    async fn sync_tag(&self, repo: &Repository, tag: &Tag) -> Result<()> {
+        let Some(route) = self.mirror.route(repo) else { return Ok(()) };
+        let reference = TagOrDigest::Tag(tag.clone());
+        let (flight, _) = self.mirror.flights.join(&format!("manifest {repo}:{reference}"), || {
+            let (this, route, repo, reference) =
+                (self.clone(), route.clone(), repo.clone(), reference.clone());
+            async move { this.fetch_manifest(&route, &repo, &reference).await }.boxed()
+        });
+        flight.await.map_err(|e| crate::mirror::again(&e))?;
+        let mut manifests = vec![reference];
+        while let Some(reference) = manifests.pop() {
+            let stored = self.core.get_manifest(repo, &reference).await?;
+            let manifest = Manifest::from_bytes(stored.bytes, stored.media_type.parse().ok().as_ref())?;
+            if let Some(index) = manifest.as_index() {
+                for child in &index.manifests {
+                    let held = self.core.holds_manifest(repo, &child.digest).await?;
+                    let child = TagOrDigest::Digest(child.digest.clone());
+                    if !held {
+                        let (flight, _) =
+                            self.mirror.flights.join(&format!("manifest {repo}:{child}"), || {
+                                let (this, route, repo, child) =
+                                    (self.clone(), route.clone(), repo.clone(), child.clone());
+                                async move { this.fetch_manifest(&route, &repo, &child).await }.boxed()
+                            });
+                        flight.await.map_err(|e| crate::mirror::again(&e))?;
+                    }
+                    manifests.push(child);
+                }
+            } else {
+                for blob in manifest.references().filter(|d| !d.is_non_distributable()) {
+                    self.hold_blob(&route, repo, &blob.digest).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     // Lifecycle.
 
     /// Collects garbage once (see [`lifecycle`](crate::lifecycle)): beside live servers on
@@ -902,5 +1027,28 @@ impl Wharf {
     /// Every quota with its usage (read fresh), also set in the metrics.
     pub async fn quota_usages(&self) -> Result<Vec<QuotaUsage>> {
         self.lifecycle.quotas.usages(&self.core, &self.metrics).await
+    }
+}
+
+impl crate::jobs::Handler for Wharf {
+    async fn run(&self, job: &crate::jobs::Job) -> Result<()> {
+        match job {
+            crate::jobs::Job::Inspect { repository, digest, .. } => {
+                self.classifier.inspect_stored(repository, digest, None).await
+            }
+            crate::jobs::Job::Sync { repository, tag, .. } => self.sync_tag(repository, tag).await,
+        }
+    }
+
+    async fn give_up(&self, job: &crate::jobs::Job, why: &str) -> Result<()> {
+        match job {
+            crate::jobs::Job::Inspect { repository, digest, .. } => {
+                self.classifier.inspect_stored(repository, digest, Some(why)).await
+            }
+            crate::jobs::Job::Sync { repository, tag, .. } => {
+                tracing::error!(%repository, %tag, why, "sync of a tag given up");
+                Ok(())
+            }
+        }
     }
 }

@@ -451,3 +451,91 @@ async fn the_collector_and_the_scrub_take_a_mirrored_manifest_as_whole() {
     }
     assert_eq!(get(&mirror, "/v2/up/team/app/manifests/v1").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_sync_copies_every_tag_resumes_in_another_process_and_then_fetches_nothing_new() {
+    let upstream = Upstream::start().await;
+    let mut images = Vec::new();
+    for i in 0..50u8 {
+        images.push(upstream.push_image("team/app", &format!("v{i}"), 1, 50_000, i).await);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let make = |dir: std::path::PathBuf| {
+        let base = upstream.reg.base.clone();
+        async move {
+            let mut settings =
+                UpstreamSettings::new("up", &base, "up".parse().expect("prefix")).expect("settings");
+            settings.allow_private = true;
+            settings.sync.push(wharf_server::mirror::SyncRule::new(
+                "team/app".parse().expect("repo"),
+                std::time::Duration::from_secs(3600),
+            ));
+            let store = wharf_store::FsStore::open(dir).await.expect("store");
+            Wharf::new(Arc::new(store)).with_mirror(Mirror::new(vec![settings]).expect("mirror"))
+        }
+    };
+    let repo: wharf_types::Repository = "up/team/app".parse().expect("repo");
+    let count = |registry: Wharf| {
+        let repo = repo.clone();
+        async move { registry.tags(&repo, None, None).await.map_or(0, |p| p.names.len()) }
+    };
+
+    // The first process queues the 50 tags; its worker is stopped once some are copied (the
+    // jobs it had started finish; the rest stay queued in the storage).
+    let first = make(dir.path().to_owned()).await;
+    assert_eq!(first.plan_sync(true).await.expect("plan"), 50);
+    let work = tokio::spawn({
+        let first = first.clone();
+        async move { first.run_pending_jobs().await }
+    });
+    while count(first.clone()).await < 10 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    work.abort();
+    let copied_before = count(first.clone()).await;
+    assert!(copied_before < 50, "stopped midway ({copied_before} copied)");
+    drop(first);
+
+    // A new process over the same storage takes the rest (a job a dead process held comes
+    // back when its lease expires).
+    let second = make(dir.path().to_owned()).await;
+    second.run_pending_jobs().await.expect("jobs");
+    if count(second.clone()).await < 50 {
+        tokio::time::sleep(std::time::Duration::from_secs(61)).await;
+        second.run_pending_jobs().await.expect("jobs");
+    }
+    assert_eq!(count(second.clone()).await, 50, "every tag copied");
+    for (i, (manifest, blobs)) in images.iter().enumerate() {
+        let got = second.get_manifest(&repo, &format!("v{i}").parse().expect("tag")).await.expect("manifest");
+        assert_eq!(got.bytes, manifest.as_bytes(), "v{i}");
+        for (d, _) in blobs {
+            assert!(second.stat_blob(&repo, d).await.expect("stat").is_some(), "v{i}: {d} copied");
+        }
+    }
+
+    // Again: the tags are checked (HEAD), nothing is fetched.
+    let before = upstream.reads();
+    assert_eq!(second.plan_sync(true).await.expect("plan"), 50);
+    second.run_pending_jobs().await.expect("jobs");
+    assert_eq!(upstream.reads(), before, "a second run fetches nothing new");
+    assert_eq!(second.plan_sync(false).await.expect("plan"), 0, "not due again before its hour");
+
+    // What an operator sees (as the API document says it).
+    let reg = Reg::serve(second.clone()).await;
+    let json: serde_json::Value = get(&reg, "/v2/_wharf/upstreams").await.json().await.expect("json");
+    let doc = crate::openapi::document();
+    let mut errors = Vec::new();
+    let schema = crate::openapi::response_schema(&doc, "/v2/_wharf/upstreams");
+    crate::openapi::check(&doc, schema, &json, "upstreams", &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    let up = &json["upstreams"][0];
+    assert_eq!(
+        (up["name"].as_str(), up["prefix"].as_str(), up["syncPending"].as_u64()),
+        (Some("up"), Some("up"), Some(0))
+    );
+    assert_eq!(up["sync"][0]["repository"], "team/app");
+    assert!(up["sync"][0]["lastQueued"].is_u64(), "{up}");
+    let queued: serde_json::Value =
+        reg.req(Method::POST, "/v2/_wharf/upstreams").send().await.expect("send").json().await.expect("json");
+    assert_eq!(queued["queued"], 50);
+}

@@ -10,7 +10,7 @@ use wharf_wasm::ArtifactBuilder;
 use crate::common::{OCI_INDEX, OCI_MANIFEST, Reg};
 use crate::wasm::{inspected, tar_layer};
 
-fn document() -> Value {
+pub(crate) fn document() -> Value {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/wharf-api.openapi.yaml"))
         .expect("the OpenAPI document");
     serde_yaml::from_str(&text).expect("valid YAML")
@@ -18,7 +18,7 @@ fn document() -> Value {
 
 /// Validates `value` against `schema` (the JSON Schema subset the document uses; any other
 /// keyword fails the test, so nothing is skipped silently). Errors carry the JSON path.
-fn check(doc: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
+pub(crate) fn check(doc: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
     let Some(schema) = schema.as_object() else { return };
     for key in schema.keys() {
         assert!(
@@ -116,7 +116,7 @@ fn check(doc: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Ve
     }
 }
 
-fn response_schema<'a>(doc: &'a Value, path: &str) -> &'a Value {
+pub(crate) fn response_schema<'a>(doc: &'a Value, path: &str) -> &'a Value {
     &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
 }
 

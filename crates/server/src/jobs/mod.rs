@@ -1,6 +1,6 @@
 //! Durable background jobs in the backend's records: work a request started but need not wait
-//! for (today, reading the modules out of a manifest's layers), done once, surviving restarts,
-//! shared by every process over one backend.
+//! for (reading the modules out of a manifest's layers; copying a mirrored tag on a schedule),
+//! done once, surviving restarts, shared by every process over one backend.
 //!
 //! # Records
 //!
@@ -11,8 +11,9 @@
 //! jobs/parked/<id>     a job given up after MAX_ATTEMPTS (JSON: the job, why); kept for operators
 //! ```
 //!
-//! Ids are `inspect-<repository key>-<alg>-<hex>` (the key: 16 hex digits of the SHA-256 of
-//! the repository's name), so a listing tells which repository each job is for.
+//! Ids are `inspect-<repository key>-<alg>-<hex>` and `sync-<repository key>-<tag>` (the key:
+//! 16 hex digits of the SHA-256 of the repository's name), so a listing tells which repository
+//! each job is for.
 //!
 //! # Claiming without compare-and-swap
 //!
@@ -39,7 +40,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wharf_store::Write;
-use wharf_types::{Digest, Repository};
+use wharf_types::{Digest, Repository, Tag};
 
 pub(crate) use slots::Slots;
 
@@ -76,6 +77,18 @@ pub(crate) enum Job {
         #[serde(default)]
         attempts: u32,
     },
+    /// Copy a tag of a mirror's upstream here, whole (its manifest, children and blobs): one
+    /// job per tag, so a sync interrupted midway resumes where it stopped.
+    #[serde(rename_all = "camelCase")]
+    Sync {
+        /// The local repository (under an upstream's prefix).
+        repository: Repository,
+        /// The tag.
+        tag: Tag,
+        /// Runs started so far.
+        #[serde(default)]
+        attempts: u32,
+    },
 }
 
 /// The key jobs and inspections of `repo` share their slots under: 16 hex digits of the
@@ -84,10 +97,10 @@ pub(crate) fn repository_key(repo: &Repository) -> String {
     Digest::sha256(repo.as_str().as_bytes()).encoded()[..16].to_owned()
 }
 
-/// The repository key of a job id (both the current `inspect-<key>-<alg>-<hex>` and the
-/// earlier `inspect-<alg>-<hex>-<key>`).
+/// The repository key of a job id (`<kind>-<key>-…`, and the earlier
+/// `inspect-<alg>-<hex>-<key>`).
 fn key_of(id: &str) -> &str {
-    let rest = id.strip_prefix("inspect-").unwrap_or(id);
+    let rest = id.strip_prefix("inspect-").or_else(|| id.strip_prefix("sync-")).unwrap_or(id);
     match rest.split_once('-') {
         Some((first, _)) if first.len() == 16 && first.bytes().all(|b| b.is_ascii_hexdigit()) => first,
         _ => rest.rsplit('-').next().unwrap_or(rest),
@@ -95,13 +108,37 @@ fn key_of(id: &str) -> &str {
 }
 
 impl Job {
-    /// The job's id: one per manifest in a repository, so pushing it again does not queue twice.
+    /// The job's id: one per manifest in a repository (per tag, for a sync), so asking again
+    /// does not queue twice.
     pub(crate) fn id(&self) -> String {
         match self {
             Self::Inspect { repository, digest, .. } => {
                 format!("inspect-{}-{}-{}", repository_key(repository), digest.algorithm(), digest.encoded())
             }
+            Self::Sync { repository, tag, .. } => format!("sync-{}-{tag}", repository_key(repository)),
         }
+    }
+
+    /// The kind, for metrics and logs.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Inspect { .. } => "inspect",
+            Self::Sync { .. } => "sync",
+        }
+    }
+
+    fn attempts(&self) -> u32 {
+        match self {
+            Self::Inspect { attempts, .. } | Self::Sync { attempts, .. } => *attempts,
+        }
+    }
+
+    fn with_attempts(&self, n: u32) -> Self {
+        let mut job = self.clone();
+        match &mut job {
+            Self::Inspect { attempts, .. } | Self::Sync { attempts, .. } => *attempts = n,
+        }
+        job
     }
 
     /// The write that queues it (or records its attempts).
@@ -117,16 +154,14 @@ impl Job {
     }
 }
 
-/// What runs the jobs: given by the layer above (the classification reads the modules).
+/// What runs the jobs: given by the layer above (the façade: classification reads the
+/// modules, the mirror copies tags).
 pub(crate) trait Handler: Clone + Send + Sync + 'static {
-    /// Reads the modules of manifest `digest` in `repo` and completes its artifact record;
-    /// with `give_up`, records that reason instead.
-    fn inspect(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        give_up: Option<&str>,
-    ) -> impl Future<Output = Result<()>> + Send;
+    /// Does the job.
+    fn run(&self, job: &Job) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records that the job was given up, and why (an inspection's artifact record says so).
+    fn give_up(&self, job: &Job, why: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// The queue over one storage: where jobs are, the slots they run in, what wakes the worker,
@@ -286,49 +321,47 @@ impl Worker {
             }),
             None => Err(()),
         };
-        let Ok(Job::Inspect { repository, digest, attempts }) = job else {
+        let Ok(job) = job else {
             self.leases.release(&lease, done()).await?;
             return Ok(());
         };
+        let (kind, attempts) = (job.kind(), job.attempts());
         if attempts >= MAX_ATTEMPTS {
-            let why = format!(
-                "not inspected: gave up after {attempts} attempts (each failed, or ended the process \
-                 that ran it)"
-            );
+            let why = match kind {
+                "inspect" => format!(
+                    "not inspected: gave up after {attempts} attempts (each failed, or ended the process \
+                     that ran it)"
+                ),
+                _ => format!("gave up after {attempts} attempts"),
+            };
             tracing::error!(job = id, attempts, "parking a job");
-            handler.inspect(&repository, &digest, Some(&why)).await.ok();
+            handler.give_up(&job, &why).await.ok();
             let parked = Write::Set {
                 key: keys::job_parked(id),
-                value: serde_json::to_vec(&serde_json::json!({
-                    "job": Job::Inspect { repository, digest, attempts },
-                    "reason": why,
-                }))
-                .expect("JSON serialises")
-                .into(),
+                value: serde_json::to_vec(&serde_json::json!({ "job": job, "reason": why }))
+                    .expect("JSON serialises")
+                    .into(),
             };
             let mut writes = done();
             writes.push(parked);
             self.leases.release(&lease, writes).await?;
-            queue.metrics.job_finished("inspect", "parked");
+            queue.metrics.job_finished(kind, "parked");
             return Ok(());
         }
         // Counted before the run: a run that never returns (the process died) still counts.
-        let attempt =
-            Job::Inspect { repository: repository.clone(), digest: digest.clone(), attempts: attempts + 1 };
-        storage.write_steps(vec![vec![attempt.write_as(id)]]).await?;
-        match handler.inspect(&repository, &digest, None).await {
+        storage.write_steps(vec![vec![job.with_attempts(attempts + 1).write_as(id)]]).await?;
+        match handler.run(&job).await {
             Ok(()) => {
                 self.leases.release(&lease, done()).await?;
-                queue.metrics.job_finished("inspect", "done");
+                queue.metrics.job_finished(kind, "done");
             }
             Err(e) if e.fault().is_some() => {
                 // The storage failed, not the job: the attempt is given back (when the storage
                 // takes the write) and the job waits 30 s.
                 let until = crate::clock::now_ms() + 30_000;
                 let backoff = Write::Set { key: lease.clone(), value: format!("backoff {until}").into() };
-                let uncounted = Job::Inspect { repository, digest, attempts };
-                self.leases.release(&lease, vec![uncounted.write_as(id), backoff]).await?;
-                queue.metrics.job_finished("inspect", "retried");
+                self.leases.release(&lease, vec![job.write_as(id), backoff]).await?;
+                queue.metrics.job_finished(kind, "retried");
             }
             Err(e) => {
                 // Retried later (or parked on its next turn): the lease becomes a back-off
@@ -337,7 +370,7 @@ impl Worker {
                 let until = crate::clock::now_ms() + 30_000 * u128::from(attempts + 1);
                 let backoff = Write::Set { key: lease.clone(), value: format!("backoff {until}").into() };
                 self.leases.release(&lease, vec![backoff]).await?;
-                queue.metrics.job_finished("inspect", "retried");
+                queue.metrics.job_finished(kind, "retried");
             }
         }
         Ok(())

@@ -64,6 +64,33 @@ pub struct UpstreamSettings {
     pub stall: Duration,
     /// The largest blob fetched from it [default: 16GiB].
     pub max_blob: u64,
+    /// What is kept copied here on a schedule.
+    pub sync: Vec<SyncRule>,
+}
+
+/// A repository of an upstream (or some of its tags) kept copied here, whole, on a schedule:
+/// a registry prepared for offline use.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SyncRule {
+    /// The repository's name at the upstream.
+    pub repository: Repository,
+    /// The tags copied (`*` matches any run of characters) [default: every tag].
+    pub tags: Vec<String>,
+    /// How often the upstream's tag list is read again and its tags copied.
+    pub every: Duration,
+}
+
+impl SyncRule {
+    /// Every tag of `repository`, every `every`.
+    pub fn new(repository: Repository, every: Duration) -> Self {
+        Self { repository, tags: vec!["*".into()], every }
+    }
+
+    /// Whether the rule copies `tag`.
+    pub(crate) fn copies(&self, tag: &str) -> bool {
+        self.tags.iter().any(|p| wharf_auth::glob(p.as_bytes(), tag.as_bytes()))
+    }
 }
 
 impl UpstreamSettings {
@@ -91,6 +118,7 @@ impl UpstreamSettings {
             allow_private: false,
             stall: STALL,
             max_blob: MAX_BLOB,
+            sync: Vec::new(),
         })
     }
 
@@ -208,6 +236,12 @@ impl Route {
         Ok((size, bounded))
     }
 
+    /// The upstream repository's tags (every page).
+    pub(crate) async fn tags(&self) -> Result<Vec<String>> {
+        let reference = self.reference()?;
+        self.upstream.client.tags(&reference).await.map_err(|e| self.failed("the tag list", &e))
+    }
+
     /// The error a failed upstream request answers: not found as not found; an upstream that
     /// does not answer, stalls, refuses or limits as [`Error::Upstream`] (the cache may
     /// answer instead); what does not verify as invalid.
@@ -280,6 +314,16 @@ impl Mirror {
             };
             Some(Route { upstream: upstream.clone(), remote: remote.parse().ok()? })
         })
+    }
+
+    /// Whether any upstream has sync rules.
+    pub fn has_sync(&self) -> bool {
+        self.upstreams.iter().any(|u| !u.settings.sync.is_empty())
+    }
+
+    /// Every upstream.
+    pub(crate) fn upstreams(&self) -> &[Upstream] {
+        &self.upstreams
     }
 
     /// The local name of `name` requested as a mirror of host `ns` (containerd sends

@@ -19,6 +19,7 @@
 //! jobs/pending/<id>, jobs/leases/<id>, jobs/parked/<id>           background work (`jobs`)
 //! gc/epoch, gc/lease, gc/doomed/…, gc/last-report, gc/last-scrub  the collector's fence, lease, marks and reports (`fence`, `lifecycle`)
 //! search/stamps/<process>                                         a process's search index changed (`search`)
+//! mirror/planned/<upstream>/<n>                                   `<unix secs>`: when sync rule n of an upstream last queued its tags (`mirror`)
 //! ```
 
 use bytes::Bytes;
@@ -124,6 +125,11 @@ pub(crate) fn tags(repo: &Repository) -> String {
 /// When a tag was last pulled.
 pub(crate) fn pulled(repo: &Repository, tag: &str) -> String {
     format!("{}{tag}", pulls(repo))
+}
+
+/// When sync rule `n` of `upstream` last queued its tags: `<unix secs>`.
+pub(crate) fn sync_planned(upstream: &str, n: usize) -> String {
+    format!("mirror/planned/{upstream}/{n}")
 }
 
 /// When a mirrored tag was last checked at its upstream: `<unix secs>`.

@@ -53,6 +53,16 @@ pub(crate) async fn quotas(registry: &Wharf) -> Result<Response> {
     Ok(json_value(&serde_json::json!({ "quotas": registry.quota_usages().await? })))
 }
 
+/// `GET /v2/_wharf/upstreams`: the mirror's upstreams and their sync rules.
+pub(crate) async fn upstreams(registry: &Wharf) -> Result<Response> {
+    Ok(json_value(&serde_json::json!({ "upstreams": registry.upstreams().await? })))
+}
+
+/// `POST /v2/_wharf/upstreams`: every sync rule's tags queued now.
+pub(crate) async fn sync_now(registry: &Wharf) -> Result<Response> {
+    Ok(json_value(&serde_json::json!({ "queued": registry.plan_sync(true).await? })))
+}
+
 /// `GET /v2/_wharf/gc`: the last collection's report.
 pub(crate) async fn last_collection(registry: &Wharf) -> Result<Response> {
     Ok(json_value(&serde_json::json!({ "last": registry.last_gc_report().await? })))

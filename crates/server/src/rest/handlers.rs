@@ -38,6 +38,8 @@ pub(crate) async fn handle(app: &App, ctx: &Ctx, gate: Gate<'_>, body: Body) -> 
         (Route::WharfRepositories, &Method::GET) => extension::repositories(registry, ctx, gate).await,
         (Route::WharfSearch, &Method::GET) => extension::search(registry, ctx, gate).await,
         (Route::WharfQuotas, &Method::GET) => extension::quotas(registry).await,
+        (Route::WharfUpstreams, &Method::GET) => extension::upstreams(registry).await,
+        (Route::WharfUpstreams, &Method::POST) => extension::sync_now(registry).await,
         (Route::WharfGc, &Method::GET) => extension::last_collection(registry).await,
         (Route::WharfGc, &Method::POST) => extension::collect(registry, ctx).await,
         (Route::WharfArtifacts(name), &Method::GET) => extension::artifacts(registry, name, ctx).await,

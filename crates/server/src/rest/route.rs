@@ -16,6 +16,8 @@ pub(crate) enum Route {
     WharfSearch,
     WharfGc,
     WharfQuotas,
+    /// `/v2/_wharf/upstreams`.
+    WharfUpstreams,
     WharfArtifacts(String),
     WharfArtifact(String, String),
     /// `/v2/_wharf/packages/<ns>:<name>`.
@@ -87,7 +89,7 @@ impl Route {
             | Self::Referrers(..) => "GET",
             Self::Health | Self::Ready | Self::Base | Self::WasmPkg => "GET, HEAD",
             Self::WharfYanked(..) => "PUT, DELETE",
-            Self::Token | Self::WharfGc => "GET, POST",
+            Self::Token | Self::WharfGc | Self::WharfUpstreams => "GET, POST",
             Self::Manifest(..) => "GET, HEAD, PUT, DELETE",
             Self::Uploads(_) => "POST",
             Self::Upload(..) => "GET, PATCH, PUT, DELETE",
@@ -108,6 +110,7 @@ impl Route {
             Self::WasmPkg => "wasm-pkg",
             Self::WharfGc => "gc",
             Self::WharfQuotas => "quotas",
+            Self::WharfUpstreams => "upstreams",
             Self::Base => "base",
             Self::Catalog => "catalog",
             Self::Tags(_) => "tags",
@@ -149,6 +152,9 @@ pub(crate) fn route(path: &str) -> Option<Route> {
     }
     if rest == "_wharf/quotas" {
         return Some(Route::WharfQuotas);
+    }
+    if rest == "_wharf/upstreams" {
+        return Some(Route::WharfUpstreams);
     }
     if let Some(package) = rest.strip_prefix("_wharf/packages/") {
         return Some(Route::WharfPackage(package.to_owned()));
