@@ -99,6 +99,8 @@ pub(crate) enum Command {
     Wit(Wit),
     /// List the repositories of a registry
     Catalog(Host),
+    /// Show the registries a Wharf mirrors: prefix, time-to-live, sync rules and their state
+    Upstreams(Host),
     /// List the artifacts that refer to a manifest (signatures, SBOMs, attestations)
     Referrers(Referrers),
     /// Attach a file to a manifest as a referrer (an artifact whose `subject` is it)

@@ -26,6 +26,7 @@ pub(crate) async fn run(cli: Cli) -> Result {
         Command::Versions(args) => versions(&session, &args.target).await,
         Command::Wit(args) => wit(&session, &args.target).await,
         Command::Catalog(args) => catalog(&session, &args.host).await,
+        Command::Upstreams(args) => upstreams(&session, &args.host).await,
         Command::Referrers(args) => referrers(&session, args).await,
         Command::Attach(args) => attach(&session, args).await,
         Command::Delete(args) => delete(&session, &args.reference).await,
@@ -400,6 +401,53 @@ async fn catalog(session: &Session<'_>, host: &str) -> Result {
         for name in &names {
             println!("{name}");
         }
+    }
+    Ok(())
+}
+
+async fn upstreams(session: &Session<'_>, host: &str) -> Result {
+    let registry: Registry =
+        host.parse().map_err(|e| Failure::Usage(format!("{e} (a registry is HOST[:PORT])")))?;
+    let client = session.client(&[registry.api_host()])?;
+    let found = client.upstreams(&registry).await.map_err(|e| Failure::registry(&e, registry.api_host()))?;
+    let Some(value) = found else {
+        return Err(Failure::Usage(format!("{host} has no upstreams API (it is not a Wharf)")));
+    };
+    if session.json() {
+        print_json(&value);
+        return Ok(());
+    }
+    let upstreams = value["upstreams"].as_array().map_or(&[][..], Vec::as_slice);
+    if upstreams.is_empty() {
+        println!("{host} mirrors no registry");
+    }
+    let text = crate::inspect::clean;
+    for u in upstreams {
+        println!(
+            "{}  {}  as {}/…  tags checked after {}s{}{}",
+            text(&u["name"]),
+            text(&u["url"]),
+            text(&u["prefix"]),
+            u["tagTtlSeconds"].as_u64().unwrap_or_default(),
+            if u["authenticated"] == true { ", with credentials" } else { "" },
+            if u["allowPrivate"] == true { ", private addresses allowed" } else { "" },
+        );
+        for rule in u["sync"].as_array().map_or(&[][..], Vec::as_slice) {
+            let tags: Vec<String> =
+                rule["tags"].as_array().map_or(&[][..], Vec::as_slice).iter().map(text).collect();
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let last = rule["lastQueued"]
+                .as_u64()
+                .map_or_else(|| "never".into(), |at| format!("{}s ago", now.saturating_sub(at)));
+            println!(
+                "  sync {} tags {} every {}s, last queued {last}",
+                text(&rule["repository"]),
+                tags.join(","),
+                rule["everySeconds"].as_u64().unwrap_or_default()
+            );
+        }
+        println!("  sync jobs waiting: {}", u["syncPending"].as_u64().unwrap_or_default());
     }
     Ok(())
 }

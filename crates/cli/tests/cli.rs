@@ -184,6 +184,7 @@ fn help_of_every_command() {
         "versions",
         "wit",
         "catalog",
+        "upstreams",
         "referrers",
         "attach",
         "delete",
@@ -573,4 +574,35 @@ fn packages_published_listed_and_shown_as_wkg_sees_them() {
 /// `sha256:<hex>` of a file.
 fn file_digest(path: &str) -> String {
     wharf_types::Digest::sha256(&std::fs::read(path).expect("read")).to_string()
+}
+
+#[test]
+fn upstreams_shows_what_a_wharf_mirrors() {
+    let world = World::start(false);
+    // A second registry that mirrors the first, with a sync rule.
+    let (mirror, _handle) = world.rt.block_on(async {
+        let mut settings = wharf_server::mirror::UpstreamSettings::new(
+            "first",
+            &format!("http://{}", world.host),
+            "mirrored".parse().expect("prefix"),
+        )
+        .expect("settings");
+        settings.allow_private = true;
+        settings.sync.push(wharf_server::mirror::SyncRule::new(
+            "team/app".parse().expect("repo"),
+            std::time::Duration::from_secs(3600),
+        ));
+        let registry = wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new()))
+            .with_mirror(wharf_server::mirror::Mirror::new(vec![settings]).expect("mirror"));
+        let server =
+            wharf_server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
+        (format!("127.0.0.1:{}", server.local_addr().port()), server.spawn())
+    });
+    let out = world.ok(&["upstreams", &mirror]);
+    assert!(out.contains(&format!("first  http://{}  as mirrored/…", world.host)), "{out}");
+    assert!(out.contains("sync team/app tags * every 3600s, last queued never"), "{out}");
+    let json: Value = serde_json::from_str(&world.ok(&["upstreams", &mirror, "--json"])).expect("JSON");
+    assert_eq!(json["upstreams"][0]["name"], "first");
+    // A registry that mirrors nothing says so.
+    assert!(world.ok(&["upstreams", &world.host]).contains("mirrors no registry"));
 }

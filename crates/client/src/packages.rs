@@ -134,6 +134,22 @@ impl Client {
         PackageRegistry::from_json(registry, &body)
     }
 
+    /// A Wharf's upstreams, when it mirrors other registries (`GET /v2/_wharf/upstreams`:
+    /// name, URL, prefix, time-to-live, sync rules and their last run, sync jobs waiting; for
+    /// administrators); `None` where the registry has no such API.
+    pub async fn upstreams(&self, registry: &Registry) -> Result<Option<serde_json::Value>> {
+        let url = format!("{}/v2/_wharf/upstreams", self.base_url(registry));
+        let response = self.send(registry, "", || self.http().get(&url)).await?;
+        if matches!(response.status(), StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED) {
+            return Ok(None);
+        }
+        let response = expect(response, &[StatusCode::OK]).await?;
+        let body = read_limited(response, MAX_ANSWER, "upstreams answer").await?;
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Error::InvalidResponse(format!("the upstreams of {}: {e}", registry.as_str())))?;
+        Ok(value["upstreams"].is_array().then_some(value))
+    }
+
     /// Wharf's record of the package versions in `reference`'s repository
     /// (`GET /v2/<name>/_wharf/versions`: versions in semver order with kind, WIT, size, push
     /// time, yanked state, dependencies; other tags apart); `None` where the registry has no
