@@ -15,6 +15,11 @@
 #                                           # its s3 driver (own bucket, redirects on, as it ships)
 #                                           # and wharf with `redirect=true`; Garage's own GET
 #                                           # throughput is measured in the same run
+#   MIRROR_ONLY=1 bash benches/compare.sh   # only the curl pull rows and the mirror row: a
+#                                           # 512 MiB blob pulled from distribution directly,
+#                                           # through a wharf-server mirror of it (uncached:
+#                                           # a fresh mirror each run; then cached), and from
+#                                           # wharf-server plainly
 #   SCALE_ONLY=1 bash benches/compare.sh    # only the scale table: tags and catalog pages of a
 #                                           # repository of 100,000 tags and a registry of
 #                                           # 10,000 repositories (TAGS=…, REPOSITORIES=… to change;
@@ -131,7 +136,7 @@ if [ "${SCALE_ONLY:-0}" = 1 ]; then
   exit 0
 fi
 
-if [ "${AUTH_ONLY:-0}" != 1 ]; then
+if [ "${AUTH_ONLY:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ]; then
   ./target/release/examples/bench_registry \
     --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server \
     --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2" \
@@ -182,6 +187,46 @@ if [ "$storage" = fs ] && [ "${AUTH_ONLY:-0}" != 1 ]; then
   row="| pull $((size / 1024 / 1024)) MiB, curl to /dev/null | $wm MiB/s ($(range "$work/curl-wharf")) | $(cpu_per_gib "$(median "$work/curl-wharf" 2)") CPU-s/GiB | $dm MiB/s ($(range "$work/curl-distribution")) | $(cpu_per_gib "$(median "$work/curl-distribution" 2)") CPU-s/GiB | $(awk -v a="$wm" -v b="$dm" 'BEGIN { printf "%.2f×", a / b }') |"
   echo "$row"
   [ -f "$out/${suffix}table.md" ] && echo "$row" >> "$out/${suffix}table.md"
+
+  # The mirror (issue 33): the same blob through a wharf-server whose [[upstream]] is the
+  # distribution above. Uncached: a fresh mirror (its own storage) each run, so every pull
+  # fetches from distribution while it streams to curl; cached: the same pull again. Next to
+  # a direct pull from distribution and a plain pull from wharf-server, interleaved.
+  cat > "$work/mirror.toml" <<TOML
+[[upstream]]
+name = "dist"
+url = "http://127.0.0.1:$dist_port"
+allow_private = true
+TOML
+  speed_of() { curl -fsS -o /dev/null -w '%{speed_download}' "$1" | awk '{ printf "%.1f\n", $1 / 1048576 }'; }
+  : > "$work/mirror-rows"
+  echo
+  echo "mirror, pull of $((size / 1024 / 1024)) MiB, $runs runs (MiB/s): direct from distribution, through the mirror uncached, cached, plain from wharf-server"
+  for run in $(seq 0 "$runs"); do
+    mirror_port=$(free_port)
+    rm -rf "$work/mirror"
+    WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$mirror_port" --storage "fs:$work/mirror" \
+      --config "$work/mirror.toml" > "$work/mirror.log" 2>&1 &
+    mirror_pid=$!
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$mirror_port/v2/" > /dev/null && break; sleep 0.1; done
+    direct=$(speed_of "http://127.0.0.1:$dist_port/v2/bench/curl/blobs/$digest")
+    m0=$(ticks "$mirror_pid"); d0=$(ticks "$dist_pid")
+    uncached=$(speed_of "http://127.0.0.1:$mirror_port/v2/dist/bench/curl/blobs/$digest")
+    m1=$(ticks "$mirror_pid"); d1=$(ticks "$dist_pid")
+    cached=$(speed_of "http://127.0.0.1:$mirror_port/v2/dist/bench/curl/blobs/$digest")
+    plain=$(speed_of "http://127.0.0.1:$wharf_port/v2/bench/curl/blobs/$digest")
+    kill "$mirror_pid"; wait "$mirror_pid" 2>/dev/null || true
+    # Run 0 warms the page cache and is not counted.
+    [ "$run" = 0 ] && continue
+    echo "$direct $uncached $cached $plain $((m1 - m0)) $((d1 - d0))" >> "$work/mirror-rows"
+    echo "  direct $direct   uncached $uncached (CPU ticks: mirror $((m1 - m0)), distribution $((d1 - d0)))   cached $cached   plain $plain"
+  done
+  rm -rf "$work/mirror"
+  md=$(median "$work/mirror-rows" 1); mu=$(median "$work/mirror-rows" 2)
+  mc=$(median "$work/mirror-rows" 3); mp=$(median "$work/mirror-rows" 4)
+  row="| mirror: pull $((size / 1024 / 1024)) MiB uncached (through wharf-server from distribution) / cached / plain from wharf-server | uncached $mu MiB/s = $(awk -v a="$mu" -v b="$md" 'BEGIN { printf "%.2f×", a / b }') of direct ($md MiB/s) | mirror $(cpu_per_gib "$(median "$work/mirror-rows" 5)") CPU-s/GiB while uncached | cached $mc MiB/s = $(awk -v a="$mc" -v b="$mp" 'BEGIN { printf "%.2f×", a / b }') of plain ($mp MiB/s) | | |"
+  echo "$row"
+  [ -f "$out/${suffix}table.md" ] && echo "$row" >> "$out/${suffix}table.md"
 fi
 
 # On S3 both registries answer blob GETs with a redirect to the engine: Garage's own GET of
@@ -204,7 +249,7 @@ fi
 # Access control: wharf-server with an htpasswd file and rules (anonymous may pull bench/**,
 # `bench` may push) against distribution with the same htpasswd file (it pays bcrypt on every
 # request); manifest GET at concurrency 64 anonymously, with Basic and with a Bearer token.
-if [ "${SKIP_AUTH:-0}" != 1 ] && [ "$storage" = fs ]; then
+if [ "${SKIP_AUTH:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "$storage" = fs ]; then
   echo
   echo "access control:"
   auth_dist_port=$(free_port)

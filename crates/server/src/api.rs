@@ -203,3 +203,19 @@ pub struct SyncState {
     /// When it last queued its tags (unix seconds).
     pub last_queued: Option<u64>,
 }
+
+/// Where a mirrored repository's content comes from, and when each tag was last checked
+/// there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CachedFrom {
+    /// The upstream's name.
+    pub upstream: String,
+    /// Its URL.
+    pub url: String,
+    /// The repository's name there.
+    pub repository: String,
+    /// Each tag's last check at the upstream (RFC 3339).
+    pub checked: BTreeMap<String, String>,
+}

@@ -876,6 +876,29 @@ impl Wharf {
         }
     }
 
+    /// Where a mirrored repository's content comes from (`None` for a repository no
+    /// upstream mirrors), with when each of its tags was last checked there (at most the
+    /// first 1,000 tags).
+    pub async fn cached_from(&self, repo: &Repository) -> Result<Option<crate::api::CachedFrom>> {
+        let Some(route) = self.mirror.route(repo) else { return Ok(None) };
+        let storage = self.core.storage();
+        let prefix = crate::registry::keys::checks(repo);
+        let mut checked = std::collections::BTreeMap::new();
+        for key in storage.list_meta_page(&prefix, None, 1000).await? {
+            let Some(value) = storage.get_meta(&key).await? else { continue };
+            let Some(secs) = std::str::from_utf8(&value).ok().and_then(|s| s.trim().parse().ok()) else {
+                continue;
+            };
+            checked.insert(key[prefix.len()..].to_owned(), crate::clock::rfc3339_of(secs));
+        }
+        Ok(Some(crate::api::CachedFrom {
+            upstream: route.upstream.name().to_owned(),
+            url: route.upstream.settings.url.clone(),
+            repository: route.remote.to_string(),
+            checked,
+        }))
+    }
+
     /// Every upstream's settings (credentials only as whether there are some), its sync rules
     /// with when each last queued, and the sync jobs waiting.
     pub async fn upstreams(&self) -> Result<Vec<crate::api::UpstreamState>> {

@@ -130,6 +130,9 @@ async fn pulls_through_byte_exact_with_one_upstream_fetch_per_blob_however_many_
     // Cached content is ordinary content: in the catalog and the tag list.
     let tags: serde_json::Value = get(&mirror, "/v2/up/team/app/tags/list").await.json().await.expect("json");
     assert_eq!(tags["tags"], serde_json::json!(["v1"]));
+    let page = get(&mirror, "/repositories/up/team/app").await.text().await.expect("page");
+    assert!(page.contains("Cached from up") && page.contains("<code>team/app</code>"), "{page}");
+    assert!(page.contains("<tr><td>v1</td><td>20"), "the tag's last check: {page}");
     let metrics = get(&mirror, "/metrics").await.text().await.expect("metrics");
     assert!(metrics.contains(r#"wharf_mirror_requests_total{upstream="up",result="miss"}"#), "{metrics}");
     assert!(metrics.contains(r#"wharf_mirror_fetched_bytes_total{upstream="up"}"#), "{metrics}");
@@ -538,4 +541,75 @@ async fn a_sync_copies_every_tag_resumes_in_another_process_and_then_fetches_not
     let queued: serde_json::Value =
         reg.req(Method::POST, "/v2/_wharf/upstreams").send().await.expect("send").json().await.expect("json");
     assert_eq!(queued["queued"], 50);
+}
+
+#[tokio::test]
+async fn a_mirrored_wasm_component_is_classified_inspected_and_searchable() {
+    let upstream = Upstream::start().await;
+    let component =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/cli-http-component.wasm"))
+            .expect("fixture");
+    let artifact = wharf_wasm::ArtifactBuilder::new(component).cncf().expect("build");
+    for blob in artifact.blobs() {
+        upstream.reg.push_blob("wasm/app", &blob.data).await;
+    }
+    let body = String::from_utf8(artifact.manifest.bytes().to_vec()).expect("utf-8");
+    assert_eq!(
+        upstream.reg.push_manifest("wasm/app", "v1", OCI_MANIFEST, &body).await.status(),
+        StatusCode::CREATED
+    );
+    let mirror = mirror_of(&upstream, 300).await;
+    assert_eq!(get(&mirror, "/v2/up/wasm/app/manifests/v1").await.status(), StatusCode::OK);
+    // Its module is read by the job, from the layer fetched with the manifest.
+    let record = crate::wasm::inspected(&mirror, "/v2/up/wasm/app/_wharf/artifacts/v1").await;
+    assert_eq!(record["inspection"]["status"], "done", "{record:#}");
+    assert_eq!(record["kind"], "cncf-artifact", "{record:#}");
+    let found: serde_json::Value =
+        get(&mirror, "/v2/_wharf/search?import=wasi:cli/environment").await.json().await.expect("json");
+    assert!(found.to_string().contains("up/wasm/app"), "{found}");
+}
+
+#[tokio::test]
+async fn retention_expires_cached_tags_nobody_pulls_and_a_pull_fetches_them_again() {
+    let upstream = Upstream::start().await;
+    let (manifest, _) = upstream.push_image("team/app", "v1", 1, 1000, 9).await;
+    upstream.push_image("team/app", "v2", 1, 1000, 10).await;
+    let mut settings =
+        UpstreamSettings::new("up", &upstream.reg.base, "up".parse().expect("prefix")).expect("settings");
+    settings.allow_private = true;
+    let config = wharf_server::config::FileConfig::parse(
+        "[[retention]]\nrepositories = [\"up/**\"]\nkeep_pulled_within = \"1h\"\n",
+    )
+    .expect("config");
+    let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(
+        &config.gc.clone().unwrap_or_default(),
+        &config.retention,
+        &config.quota,
+    )
+    .expect("lifecycle");
+    let registry = Wharf::in_memory()
+        .with_mirror(Mirror::new(vec![settings]).expect("mirror"))
+        .with_lifecycle(lifecycle);
+    let mirror = Reg::serve(registry.clone()).await;
+    for tag in ["v1", "v2"] {
+        assert_eq!(get(&mirror, &format!("/v2/up/team/app/manifests/{tag}")).await.status(), StatusCode::OK);
+    }
+    // v2's pull record is taken away: as if nobody had pulled it within the hour.
+    let pulled = "repositories/up/team/app/_manifests/pulled/v2";
+    for _ in 0..100 {
+        if registry.storage().get_meta(pulled).await.expect("meta").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    registry.storage().set_meta(pulled, "0".into()).await.expect("an old pull");
+    let options = wharf_server::lifecycle::GcOptions::default().with_grace(std::time::Duration::ZERO);
+    registry.collect_garbage(&options).await.expect("collect");
+    let repo: wharf_types::Repository = "up/team/app".parse().expect("repo");
+    let tags = registry.tags(&repo, None, None).await.expect("tags").names;
+    assert_eq!(tags, ["v1"], "v2 expired, v1 (pulled) kept");
+    let before = upstream.reads();
+    assert_eq!(get(&mirror, "/v2/up/team/app/manifests/v2").await.status(), StatusCode::OK, "fetched again");
+    assert!(upstream.reads() > before, "from the upstream");
+    assert_eq!(get(&mirror, "/v2/up/team/app/manifests/v1").await.text().await.expect("v1"), manifest);
 }

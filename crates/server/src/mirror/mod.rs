@@ -1,14 +1,14 @@
 //! Pull-through mirrors of other registries (`[[upstream]]`): which local repositories stand
-//! for which upstream repositories ([`Mirror::route`], and containerd's `?ns=` through
-//! [`Mirror::transparent`]), the client that reaches each upstream — public addresses only
+//! for which upstream repositories (`Mirror::route`, and containerd's `?ns=` through
+//! `Mirror::transparent`), the client that reaches each upstream — public addresses only
 //! unless the settings allow private ones, a stall bound, the upstream's credentials sent to
 //! its host only, no retries (a failing upstream is answered from the cache at once) — and
-//! [`Flights`]: one upstream fetch however many requests ask for the same thing at once.
+//! `Flights`: one upstream fetch however many requests ask for the same thing at once.
 //!
 //! Bytes from an upstream are trusted for nothing: a manifest is read within
 //! [`MAX_MANIFEST_SIZE`](wharf_types::MAX_MANIFEST_SIZE) and verified against its digest; a
 //! blob is bounded by [`UpstreamSettings::max_blob`] and written through the store's
-//! digest check ([`tee`]), so it becomes visible only once verified. What to fetch and when
+//! digest check (`tee`), so it becomes visible only once verified. What to fetch and when
 //! is the façade's ([`Wharf::pull_through`](crate::Wharf::pull_through)).
 
 use std::collections::HashMap;
@@ -412,25 +412,48 @@ pub(crate) async fn tee(
     let sink =
         futures_util::stream::unfold(from_source, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
             .boxed();
-    let store = core.store_blob(epoch, repo, digest, sink);
+    // The store (hashing, writing) on a task of its own: on another core than the reading of
+    // the upstream and the sending to the client.
+    let store = {
+        let (core, epoch, repo, digest) = (core.clone(), epoch.clone(), repo.clone(), digest.clone());
+        tokio::spawn(async move { core.store_blob(&epoch, &repo, &digest, sink).await })
+    };
+    let store = async move {
+        store.await.unwrap_or_else(|e| Err(Error::Upstream(format!("storing a fetched blob failed: {e}"))))
+    };
     let pump = async move {
         let mut client = client;
         let mut held: Option<Bytes> = None;
-        while let Some(chunk) = source.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
+        // The small reads of a socket gathered into chunks of about 1 MiB: one channel hand-over,
+        // one write and one send per MiB rather than per few KiB.
+        let mut gathered = bytes::BytesMut::new();
+        loop {
+            let next = source.next().await;
+            let ended = match next {
+                Some(Ok(chunk)) => {
+                    gathered.extend_from_slice(&chunk);
+                    if gathered.len() < GATHER {
+                        continue;
+                    }
+                    false
+                }
+                Some(Err(e)) => {
                     let _ = to_store.send(Err(e)).await;
                     break;
                 }
+                None => true,
             };
+            if gathered.is_empty() {
+                break;
+            }
+            let chunk = gathered.split().freeze();
             if let Some(previous) = held.replace(chunk.clone())
                 && let Some(tx) = &client
                 && !matches!(tokio::time::timeout(stall, tx.send(Ok(previous))).await, Ok(Ok(())))
             {
                 client = None;
             }
-            if to_store.send(Ok(chunk)).await.is_err() {
+            if to_store.send(Ok(chunk)).await.is_err() || ended {
                 break;
             }
         }
@@ -449,6 +472,9 @@ pub(crate) async fn tee(
     }
     stored.map(|info| info.size)
 }
+
+/// How many bytes [`tee`] gathers before handing them on.
+const GATHER: usize = 1 << 20;
 
 /// A stream of what a [`tee`] hands over.
 pub(crate) fn received(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> ByteStream {

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 pub(crate) const GC_LEASE_TIME: Duration = Duration::from_secs(30);
 
 /// The collection epoch as a writer read it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Epoch(Option<Bytes>);
 
 impl Epoch {

@@ -134,7 +134,12 @@ pub(crate) fn sync_planned(upstream: &str, n: usize) -> String {
 
 /// When a mirrored tag was last checked at its upstream: `<unix secs>`.
 pub(crate) fn checked(repo: &Repository, tag: &str) -> String {
-    repo_key(repo, &format!("_manifests/checked/{tag}"))
+    format!("{}{tag}", checks(repo))
+}
+
+/// The check records of the repository's mirrored tags.
+pub(crate) fn checks(repo: &Repository) -> String {
+    repo_key(repo, "_manifests/checked/")
 }
 
 /// The pull records of the repository.

@@ -241,6 +241,8 @@ struct RepositoriesPage {
 struct RepositoryPage {
     page: PageInfo,
     name: String,
+    /// A mirrored repository's upstream and each tag's last check there.
+    cached_from: Option<crate::api::CachedFrom>,
     total: usize,
     wasm: usize,
     artifacts: Vec<ArtifactRow>,
@@ -527,19 +529,34 @@ async fn repository_page(
         }
     };
     let number = first(query, "page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
-    let html = repository_html(visitor.page(app, repo.as_str()), repo.as_str(), &mut artifacts, number);
+    let cached_from = app.registry.cached_from(repo).await.ok().flatten();
+    let html =
+        repository_html(visitor.page(app, repo.as_str()), repo.as_str(), cached_from, &mut artifacts, number);
     visitor.respond(StatusCode::OK, html)
 }
 
 /// A repository's page (page `number`, newest first), as served.
-fn repository_html(page: PageInfo, name: &str, artifacts: &mut [ArtifactSummary], number: usize) -> String {
+fn repository_html(
+    page: PageInfo,
+    name: &str,
+    cached_from: Option<crate::api::CachedFrom>,
+    artifacts: &mut [ArtifactSummary],
+    number: usize,
+) -> String {
     artifacts
         .sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then_with(|| a.digest.as_str().cmp(b.digest.as_str())));
     let skip = (number - 1) * ARTIFACTS_PER_PAGE;
     let link = |n: usize| format!("/repositories/{name}?page={n}");
+    let cached_from = cached_from.map(|mut c| {
+        for when in c.checked.values_mut() {
+            *when = view::time(Some(when));
+        }
+        c
+    });
     let view = RepositoryPage {
         page,
         name: name.to_owned(),
+        cached_from,
         total: artifacts.len(),
         wasm: artifacts.iter().filter(|a| a.wasm).count(),
         artifacts: artifacts
@@ -567,7 +584,7 @@ pub fn render_repository(name: &str, artifacts: &mut [ArtifactSummary]) -> Strin
         csrf: String::new(),
         version: env!("CARGO_PKG_VERSION"),
     };
-    repository_html(page, name, artifacts, 1)
+    repository_html(page, name, None, artifacts, 1)
 }
 
 async fn artifact_page(
