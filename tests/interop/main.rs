@@ -1578,20 +1578,6 @@ impl Containerd {
     }
 }
 
-/// `n` bytes that do not repeat (a layer that compresses to nothing would prove little).
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
-
 /// Flow 13: a pull-through mirror (the `wharf-server` binary with `[[upstream]]`) of
 /// docker-registry 2.8.2 and of a second Wharf with TLS and credentials.
 #[test]
@@ -1620,7 +1606,7 @@ fn flow13_a_mirror_of_distribution_and_of_another_wharf_for_skopeo_podman_ctr_an
     let config = |arch: &str| {
         format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#)
     };
-    let big = noise(64 << 20, 1);
+    let big = wharf::store::testing::content(1, 64 << 20).to_vec();
     let big_layer = Digest::sha256(&big);
     let mut layers = Vec::new();
     w.rt.block_on(async {
@@ -1634,7 +1620,7 @@ fn flow13_a_mirror_of_distribution_and_of_another_wharf_for_skopeo_podman_ctr_an
             .expect("push the big image");
         let mut children = Vec::new();
         for (arch, seed) in [("amd64", 2), ("arm64", 3)] {
-            let layer = noise(1 << 20, seed);
+            let layer = wharf::store::testing::content(seed, 1 << 20).to_vec();
             layers.push(Digest::sha256(&layer));
             let reference = at(&format!("multi/app:{arch}"));
             plain
