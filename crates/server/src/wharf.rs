@@ -313,6 +313,7 @@ impl Wharf {
 
     /// Stores a whole blob (monolithic upload) and links it, within the repository's quotas.
     pub async fn put_blob(&self, repo: &Repository, digest: &Digest, data: ByteStream) -> Result<BlobInfo> {
+        self.refuse_mirrored(repo)?;
         let epoch = self.core.epoch().await?;
         let (data, exceeded) = self.within_quota(repo, Some(digest), 0, data).await?;
         let info = match self.core.store_blob(&epoch, repo, digest, data).await {
@@ -383,6 +384,7 @@ impl Wharf {
         from: Option<&Repository>,
         allowed: &(dyn Fn(&Repository) -> bool + Sync),
     ) -> Result<bool> {
+        self.refuse_mirrored(repo)?;
         let epoch = self.core.epoch().await?;
         let Some(info) = self.core.mount_source(digest, from, allowed).await? else {
             return Ok(false);
@@ -405,6 +407,7 @@ impl Wharf {
 
     /// Starts an upload session in the repository.
     pub async fn begin_upload(&self, repo: &Repository) -> Result<UploadId> {
+        self.refuse_mirrored(repo)?;
         self.core.begin_upload(repo).await
     }
 
@@ -484,6 +487,7 @@ impl Wharf {
         bytes: Bytes,
         extra_tags: &[Tag],
     ) -> Result<PutManifest> {
+        self.refuse_mirrored(repo)?;
         let manifest = match reference {
             TagOrDigest::Digest(d) => Manifest::from_bytes_verified(bytes, content_type, d)?,
             TagOrDigest::Tag(_) => Manifest::from_bytes(bytes, content_type)?,
@@ -664,6 +668,22 @@ impl Wharf {
     /// `?ns=`), when an upstream answers to that host.
     pub fn transparent_name(&self, ns: &str, name: &str) -> Option<String> {
         self.mirror.transparent(ns, name)
+    }
+
+    /// A repository under an upstream's prefix is a cache of it: pushes there are refused
+    /// (`403 DENIED`, nothing written), as Harbor refuses them in a proxy-cache project.
+    fn refuse_mirrored(&self, repo: &Repository) -> Result<()> {
+        match self.mirror.route(repo) {
+            None => Ok(()),
+            Some(route) => Err(Error::Denied {
+                message: format!(
+                    "{repo} is a mirror of `{}` at upstream `{}`: it is filled by pulls, not pushes",
+                    route.remote,
+                    route.upstream.name()
+                ),
+                challenge: None,
+            }),
+        }
     }
 
     /// Whether an upstream mirrors the repository.

@@ -127,6 +127,14 @@ async fn pulls_through_byte_exact_with_one_upstream_fetch_per_blob_however_many_
     }
     assert_eq!(upstream.reads() - before, blobs.len(), "served from the cache");
 
+    // A mirror is filled by pulls: a push into it is refused, and changes nothing.
+    let r = mirror.push_manifest("up/team/app", "v1", OCI_MANIFEST, "{}").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.expect("body").contains("filled by pulls"));
+    let r = mirror.req(Method::POST, "/v2/up/team/app/blobs/uploads/").send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(get(&mirror, "/v2/up/team/app/manifests/v1").await.text().await.expect("body"), manifest);
+
     // Cached content is ordinary content: in the catalog and the tag list.
     let tags: serde_json::Value = get(&mirror, "/v2/up/team/app/tags/list").await.json().await.expect("json");
     assert_eq!(tags["tags"], serde_json::json!(["v1"]));
