@@ -744,10 +744,15 @@ impl Wharf {
 
     /// Whether the mirrored tag was checked at its upstream within `ttl`.
     async fn checked_within(&self, repo: &Repository, tag: &Tag, ttl: std::time::Duration) -> Result<bool> {
-        let key = crate::registry::keys::checked(repo, tag.as_str());
-        let at = self.core.storage().get_meta(&key).await?;
-        let at = at.and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<u64>().ok()));
+        let at = self.read_secs(&crate::registry::keys::checked(repo, tag.as_str())).await?;
         Ok(at.is_some_and(|at| crate::clock::now_secs().saturating_sub(at) < ttl.as_secs()))
+    }
+
+    /// A `<unix secs>` record (a tag's last check, a sync rule's last run); `None` when absent
+    /// or unreadable.
+    async fn read_secs(&self, key: &str) -> Result<Option<u64>> {
+        let value = self.core.storage().get_meta(key).await?;
+        Ok(value.and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok())))
     }
 
     /// The write recording that the mirrored tag was checked now.
@@ -905,10 +910,7 @@ impl Wharf {
         let prefix = crate::registry::keys::checks(repo);
         let mut checked = std::collections::BTreeMap::new();
         for key in storage.list_meta_page(&prefix, None, 1000).await? {
-            let Some(value) = storage.get_meta(&key).await? else { continue };
-            let Some(secs) = std::str::from_utf8(&value).ok().and_then(|s| s.trim().parse().ok()) else {
-                continue;
-            };
+            let Some(secs) = self.read_secs(&key).await? else { continue };
             checked.insert(key[prefix.len()..].to_owned(), crate::clock::rfc3339_of(secs));
         }
         Ok(Some(crate::api::CachedFrom {
@@ -923,30 +925,34 @@ impl Wharf {
     /// with when each last queued, and the sync jobs waiting.
     pub async fn upstreams(&self) -> Result<Vec<crate::api::UpstreamState>> {
         let storage = self.core.storage();
-        let pending = storage.list_meta(crate::registry::keys::JOBS_PENDING).await?;
+        // The queued sync jobs' repositories, each job read once.
+        let mut queued = Vec::new();
+        for key in storage.list_meta(crate::registry::keys::JOBS_PENDING).await? {
+            if key.contains("/sync-")
+                && let Some(bytes) = storage.get_meta(&key).await?
+                && let Ok(crate::jobs::Job::Sync { repository, .. }) = serde_json::from_slice(&bytes)
+            {
+                queued.push(repository);
+            }
+        }
         let mut out = Vec::new();
         for upstream in self.mirror.upstreams() {
             let settings = &upstream.settings;
             let mut sync = Vec::new();
             for (n, rule) in settings.sync.iter().enumerate() {
-                let last = storage.get_meta(&crate::registry::keys::sync_planned(&settings.name, n)).await?;
                 sync.push(crate::api::SyncState {
                     repository: rule.repository.to_string(),
                     tags: rule.tags.clone(),
                     every_seconds: rule.every.as_secs(),
-                    last_queued: last
-                        .and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok())),
+                    last_queued: self
+                        .read_secs(&crate::registry::keys::sync_planned(&settings.name, n))
+                        .await?,
                 });
             }
-            let mut sync_pending = 0;
-            for key in pending.iter().filter(|k| k.contains("/sync-")) {
-                if let Some(bytes) = storage.get_meta(key).await?
-                    && let Ok(crate::jobs::Job::Sync { repository, .. }) = serde_json::from_slice(&bytes)
-                    && self.mirror.route(&repository).is_some_and(|r| r.upstream.name() == settings.name)
-                {
-                    sync_pending += 1;
-                }
-            }
+            let sync_pending = queued
+                .iter()
+                .filter(|r| self.mirror.route(r).is_some_and(|r| r.upstream.name() == settings.name))
+                .count();
             out.push(crate::api::UpstreamState {
                 name: settings.name.clone(),
                 url: settings.url.clone(),
@@ -972,9 +978,7 @@ impl Wharf {
             let settings = &upstream.settings;
             for (n, rule) in settings.sync.iter().enumerate() {
                 let planned = crate::registry::keys::sync_planned(&settings.name, n);
-                let last = self.core.storage().get_meta(&planned).await?;
-                let last = last
-                    .and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<u64>().ok()));
+                let last = self.read_secs(&planned).await?;
                 if !all && last.is_some_and(|at| now.saturating_sub(at) < rule.every.as_secs()) {
                     continue;
                 }
