@@ -117,6 +117,9 @@ pub struct UpstreamConfig {
     pub stall_timeout: Option<String>,
     /// The largest blob fetched from it [default: 16GiB].
     pub max_blob: Option<ByteSize>,
+    /// The bytes its repositories here may hold: a collection evicts the least recently
+    /// pulled tags (and manifests fetched by digest) beyond it [default: no limit].
+    pub max_bytes: Option<ByteSize>,
     /// Allow an upstream in a loopback, private or link-local range [default: false].
     #[serde(default)]
     pub allow_private: bool,
@@ -161,14 +164,19 @@ impl std::fmt::Debug for UpstreamConfig {
 }
 
 impl UpstreamConfig {
+    /// Where its repositories appear here.
+    fn prefix(&self) -> Result<wharf_types::Repository> {
+        let prefix = self.prefix.as_deref().unwrap_or(&self.name);
+        prefix.parse().map_err(|e| Error::BadRequest(format!("[[upstream]] `{}` prefix: {e}", self.name)))
+    }
+
     /// The typed settings, secrets read (from the environment or a file relative to `base`).
     pub fn settings(&self, base: &Path) -> Result<crate::mirror::UpstreamSettings> {
         let name = &self.name;
         let bad = |what: &str, e: &dyn std::fmt::Display| {
             Error::BadRequest(format!("[[upstream]] `{name}` {what}: {e}"))
         };
-        let prefix = self.prefix.as_deref().unwrap_or(name);
-        let prefix = prefix.parse().map_err(|e| bad("prefix", &e))?;
+        let prefix = self.prefix()?;
         let mut settings = crate::mirror::UpstreamSettings::new(name, &self.url, prefix)?;
         settings.hosts.clone_from(&self.hosts);
         let password = match (&self.password_env, &self.password_file) {
@@ -374,6 +382,20 @@ impl FileConfig {
         crate::mirror::Mirror::new(settings)
     }
 
+    /// The size budgets of the mirrors' repositories (`max_bytes` of each `[[upstream]]`),
+    /// for the collector (which reads no secret).
+    pub fn cache_budgets(&self) -> Result<Vec<crate::lifecycle::budget::CacheBudget>> {
+        self.upstream
+            .iter()
+            .filter_map(|u| {
+                let max = u.max_bytes.as_ref()?.0;
+                Some(
+                    u.prefix().map(|prefix| crate::lifecycle::budget::CacheBudget::new(&u.name, prefix, max)),
+                )
+            })
+            .collect()
+    }
+
     /// `public_url`, checked.
     pub fn public_url(&self) -> Result<Option<crate::PublicUrl>> {
         self.public_url.as_deref().map(str::parse).transpose().map_err(Error::BadRequest)
@@ -390,7 +412,7 @@ mod tests {
         std::fs::write(dir.path().join("hub.password"), "hunter2-secret\n").expect("write");
         let file = FileConfig::parse(
             "[[upstream]]\nname = \"hub\"\nurl = \"https://registry-1.docker.io\"\nprefix = \"dockerhub\"\n\
-             username = \"ci\"\npassword_file = \"hub.password\"\ntag_ttl = \"0s\"\n\n\
+             username = \"ci\"\npassword_file = \"hub.password\"\ntag_ttl = \"0s\"\nmax_bytes = \"2GiB\"\n\n\
              [[upstream.sync]]\nrepository = \"library/alpine\"\ntags = [\"3.*\"]\nevery = \"6h\"\n",
         )
         .expect("parses");
@@ -403,6 +425,8 @@ mod tests {
             assert!(!shown.contains("hunter2"), "{shown}");
         }
         assert!(file.mirror(dir.path()).is_ok());
+        let budgets = file.cache_budgets().expect("budgets");
+        assert_eq!((budgets[0].prefix.as_str(), budgets[0].max_bytes), ("dockerhub", 2 << 30));
         let bad =
             |text: &str| FileConfig::parse(text).expect("parses").mirror(dir.path()).expect_err("refused");
         let e = bad("[[upstream]]\nname = \"a\"\nurl = \"https://x\"\nusername = \"u\"\n");

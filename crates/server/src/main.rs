@@ -218,7 +218,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let gc_config = file.gc.take().unwrap_or_default();
     let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(&gc_config, &file.retention, &file.quota)
-        .map_err(|e| format!("config: {e}"))?;
+        .map_err(|e| format!("config: {e}"))?
+        .with_cache_budgets(file.cache_budgets().map_err(|e| format!("config: {e}"))?);
     if let Some(command @ (Command::Gc { .. } | Command::Scrub { .. })) = &args.command {
         // Retention spares what `[[versioning]]` makes immutable, in a one-off run too.
         let versioning = file.versioning().map_err(|e| format!("config: {e}"))?;

@@ -542,13 +542,16 @@ impl Wharf {
         Ok(located)
     }
 
-    /// Records a pull of a tag in repositories a retention rule with `keep_pulled_within`
-    /// covers.
+    /// Records a pull of a tag in repositories a retention rule with `keep_pulled_within` or
+    /// a cache budget covers; of a manifest by digest too under a cache budget (what was
+    /// fetched by digest is evicted by its last pull).
     fn pulled(&self, repo: &Repository, reference: &TagOrDigest) {
-        if let TagOrDigest::Tag(tag) = reference
-            && self.lifecycle.counts_pulls(repo)
-        {
-            self.core.record_pull(repo, tag);
+        let counted = match reference {
+            TagOrDigest::Tag(_) => self.lifecycle.counts_pulls(repo),
+            TagOrDigest::Digest(_) => self.lifecycle.budgeted(repo),
+        };
+        if counted {
+            self.core.record_pull(repo, reference);
         }
     }
 

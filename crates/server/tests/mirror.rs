@@ -621,3 +621,105 @@ async fn retention_expires_cached_tags_nobody_pulls_and_a_pull_fetches_them_agai
     assert!(upstream.reads() > before, "from the upstream");
     assert_eq!(get(&mirror, "/v2/up/team/app/manifests/v1").await.text().await.expect("v1"), manifest);
 }
+
+#[tokio::test]
+async fn a_cache_budget_evicts_the_least_recently_pulled_and_what_goes_is_fetched_again() {
+    const LAYER: usize = 100_000;
+    let upstream = Upstream::start().await;
+    let mut images = std::collections::BTreeMap::new();
+    for (i, (repo, tag)) in
+        [("team/a", "v1"), ("team/a", "v2"), ("team/a", "v3"), ("team/a", "v4"), ("team/b", "v1")]
+            .into_iter()
+            .enumerate()
+    {
+        let seed = 20 + u8::try_from(i).expect("small");
+        images.insert((repo, tag), upstream.push_image(repo, tag, 1, LAYER, seed).await);
+    }
+    let mut settings =
+        UpstreamSettings::new("up", &upstream.reg.base, "up".parse().expect("prefix")).expect("settings");
+    settings.allow_private = true;
+    let config = wharf_server::config::FileConfig::parse(&format!(
+        "[[upstream]]\nname = \"up\"\nurl = \"{}\"\nallow_private = true\nmax_bytes = \"250kB\"\n",
+        upstream.reg.base
+    ))
+    .expect("config");
+    let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(
+        &wharf_server::lifecycle::GcConfig::default(),
+        &[],
+        &[],
+    )
+    .expect("lifecycle")
+    .with_cache_budgets(config.cache_budgets().expect("budgets"));
+    let registry = Wharf::in_memory()
+        .with_mirror(Mirror::new(vec![settings]).expect("mirror"))
+        .with_lifecycle(lifecycle);
+    let mirror = Reg::serve(registry.clone()).await;
+    let digest_of = |manifest: &str| Digest::sha256(manifest.as_bytes());
+    // Pulled whole, a second apart: a:v1, a:v4 by digest (no tag here), a:v2, b:v1, a:v3.
+    let by_digest = format!("{}", digest_of(&images[&("team/a", "v4")].0));
+    for (repo, reference, key) in [
+        ("team/a", "v1".to_owned(), ("team/a", "v1")),
+        ("team/a", by_digest.clone(), ("team/a", "v4")),
+        ("team/a", "v2".to_owned(), ("team/a", "v2")),
+        ("team/b", "v1".to_owned(), ("team/b", "v1")),
+        ("team/a", "v3".to_owned(), ("team/a", "v3")),
+    ] {
+        let r = get(&mirror, &format!("/v2/up/{repo}/manifests/{reference}")).await;
+        assert_eq!(r.status(), StatusCode::OK, "{repo}:{reference}");
+        for (d, bytes) in &images[&key].1 {
+            let r = get(&mirror, &format!("/v2/up/{repo}/blobs/{d}")).await;
+            assert_eq!(&r.bytes().await.expect("blob")[..], &bytes[..]);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    }
+    // a:v1 is pulled again later (the pull record, as a later minute's pull writes it).
+    let pulled = "repositories/up/team/a/_manifests/pulled/v1";
+    registry.storage().set_meta(pulled, format!("{}", now() + 5).into()).await.expect("a later pull");
+
+    // Five entries of ~100 kB each, 250 kB allowed: the three least recently pulled go.
+    let options = wharf_server::lifecycle::GcOptions::default().with_grace(std::time::Duration::ZERO);
+    let report = registry.collect_garbage(&options).await.expect("collect");
+    let cache = serde_json::to_value(&report.caches).expect("json");
+    assert_eq!(cache[0]["name"], "up");
+    assert_eq!(cache[0]["evicted"], 3, "{cache}");
+    let (held, kept) =
+        (cache[0]["heldBytes"].as_u64().expect("held"), cache[0]["keptBytes"].as_u64().expect("kept"));
+    assert!(held > 5 * LAYER as u64 && kept <= 250_000 && kept > 2 * LAYER as u64, "{cache}");
+    let tags = |repo: &str| {
+        let (registry, repo) = (registry.clone(), repo.parse::<wharf_types::Repository>().expect("repo"));
+        async move { registry.tags(&repo, None, None).await.map(|p| p.names).unwrap_or_default() }
+    };
+    assert_eq!(
+        tags("up/team/a").await,
+        ["v1", "v3"],
+        "v2 (pulled before b:v1) went; v1, pulled last, stayed"
+    );
+    assert!(tags("up/team/b").await.is_empty(), "b:v1 went");
+    for (key, gone) in [
+        (("team/a", "v1"), false),
+        (("team/a", "v4"), true),
+        (("team/a", "v2"), true),
+        (("team/b", "v1"), true),
+        (("team/a", "v3"), false),
+    ] {
+        let layer = &images[&key].1[1].0;
+        let stored = registry.storage().stat(layer).await.expect("stat").is_some();
+        assert_eq!(stored, !gone, "{key:?}'s layer");
+    }
+    assert!(report.bytes_freed >= 3 * LAYER as u64, "{}", report.bytes_freed);
+
+    // What went is a cache miss: fetched again, byte-exact.
+    let before = upstream.reads();
+    let r = get(&mirror, "/v2/up/team/a/manifests/v2").await;
+    assert_eq!(r.text().await.expect("manifest"), images[&("team/a", "v2")].0);
+    let (layer, bytes) = &images[&("team/a", "v2")].1[1];
+    let r = get(&mirror, &format!("/v2/up/team/a/blobs/{layer}")).await;
+    assert_eq!(&r.bytes().await.expect("blob")[..], &bytes[..]);
+    assert!(upstream.reads() > before, "from the upstream");
+    let r = get(&mirror, &format!("/v2/up/team/a/manifests/{by_digest}")).await;
+    assert_eq!(r.status(), StatusCode::OK, "the manifest fetched by digest, again");
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}

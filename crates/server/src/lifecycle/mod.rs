@@ -30,6 +30,7 @@
 //! the collector wrote it (and verifies before acknowledging). One collector runs at a time
 //! (the collector's lease, `lifecycle::lease`); a collector checks its lease before each removal.
 
+pub mod budget;
 mod lease;
 pub mod quota;
 pub mod retention;
@@ -117,6 +118,7 @@ pub struct Lifecycle {
     retention: Vec<retention::Rule>,
     delete_untagged: bool,
     pub(crate) quotas: quota::Quotas,
+    budgets: Vec<budget::CacheBudget>,
 }
 
 impl Lifecycle {
@@ -146,7 +148,15 @@ impl Lifecycle {
             retention,
             delete_untagged: gc.delete_untagged.unwrap_or(false),
             quotas: quota::Quotas::from_config(quotas)?,
+            budgets: Vec::new(),
         })
+    }
+
+    /// With the size budgets of mirrors' repositories (`max_bytes` of an `[[upstream]]`).
+    #[must_use]
+    pub fn with_cache_budgets(mut self, budgets: Vec<budget::CacheBudget>) -> Self {
+        self.budgets = budgets;
+        self
     }
 
     /// The collection settings (`[gc]`), for runs that do not say otherwise.
@@ -154,9 +164,15 @@ impl Lifecycle {
         &self.options
     }
 
-    /// Whether pulls of the repository's tags are to be recorded (a rule keeps recent pulls).
+    /// Whether pulls of the repository's tags are to be recorded (a rule keeps recent pulls,
+    /// or a cache budget evicts the least recently pulled).
     pub(crate) fn counts_pulls(&self, repo: &Repository) -> bool {
-        self.rule(repo).is_some_and(retention::Rule::counts_pulls)
+        self.rule(repo).is_some_and(retention::Rule::counts_pulls) || self.budgeted(repo)
+    }
+
+    /// Whether a cache budget covers the repository (pulls by digest are recorded too).
+    pub(crate) fn budgeted(&self, repo: &Repository) -> bool {
+        self.budgets.iter().any(|b| b.covers(repo))
     }
 
     fn rule(&self, repo: &Repository) -> Option<&retention::Rule> {
@@ -232,6 +248,26 @@ pub struct GcReport {
     /// Repositories whose links were all kept because a manifest could not be read (run
     /// `wharf-server scrub`).
     pub unreadable: Vec<String>,
+    /// The cache budgets: what each mirror's repositories hold after the run.
+    pub caches: Vec<CacheUsage>,
+}
+
+/// What a mirror's repositories hold, against their budget.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CacheUsage {
+    /// The upstream.
+    pub name: String,
+    /// Its budget.
+    pub max_bytes: u64,
+    /// The unique bytes its repositories held before the run.
+    pub held_bytes: u64,
+    /// What they hold once the evicted entries go (their bytes go at once, or after the grace
+    /// window when another repository still links them).
+    pub kept_bytes: u64,
+    /// Tags and manifests fetched by digest evicted, least recently pulled first.
+    pub evicted: usize,
 }
 
 impl GcReport {
@@ -292,6 +328,15 @@ struct Collector<'a> {
     refs: HashMap<Digest, Option<Arc<Refs>>>,
     /// In a dry run, the links and revisions that would be removed (they still exist).
     would_go: std::collections::HashSet<(Repository, Digest)>,
+    /// What cache budgets evict, by repository.
+    evicted: HashMap<Repository, Evicted>,
+}
+
+/// What cache budgets evict from a repository.
+#[derive(Debug, Default)]
+struct Evicted {
+    tags: BTreeSet<String>,
+    manifests: BTreeSet<Digest>,
 }
 
 /// Whether retention must leave a repository's tag alone.
@@ -349,6 +394,7 @@ impl Lifecycle {
             spared,
             refs: HashMap::new(),
             would_go: std::collections::HashSet::new(),
+            evicted: HashMap::new(),
         };
         let outcome = collector.run(lease.as_ref(), &mut report).await;
         if let Some(lease) = lease {
@@ -409,6 +455,10 @@ impl Collector<'_> {
             .filter_map(|k| k[keys::CATALOG.len()..].parse().ok())
             .collect();
         report.repositories = repos.len();
+        for budget in &self.lifecycle.budgets {
+            let usage = self.plan_budget(budget, &repos).await?;
+            report.caches.push(usage);
+        }
         let mut kept: BTreeSet<Digest> = BTreeSet::new();
         for repo in &repos {
             let plan = self.plan(repo).await?;
@@ -434,6 +484,119 @@ impl Collector<'_> {
             self.core.stale_uploads(self.options.upload_max_age).await?.len()
         };
         Ok(())
+    }
+
+    /// Decides what a cache budget evicts (see [`budget`]): the entries of the repositories
+    /// under its prefix, least recently pulled first, until the rest fits. Entries younger
+    /// than the grace window and tags retention spares stay (and count).
+    async fn plan_budget(
+        &mut self,
+        budget: &budget::CacheBudget,
+        repos: &[Repository],
+    ) -> Result<CacheUsage> {
+        let cutoff = cutoff(self.options);
+        let mut entries = Vec::new();
+        for repo in repos.iter().filter(|r| budget.covers(r)) {
+            let state = self.read(repo, true).await?;
+            self.load_refs(&state).await?;
+            let storage = self.core.storage();
+            let links: Vec<(Digest, u64)> = futures_util::stream::iter(state.links.iter().cloned())
+                .map(|d| async move {
+                    let record = storage.get_meta(&keys::layer(repo, &d)).await?;
+                    let size = record.as_deref().and_then(|r| LinkRecord::decode(r).size).unwrap_or(0);
+                    Ok::<_, Error>((d, size))
+                })
+                .buffer_unordered(READS)
+                .try_collect()
+                .await?;
+            let links: HashMap<Digest, u64> = links.into_iter().collect();
+            let children: BTreeSet<Digest> = state
+                .revisions
+                .keys()
+                .filter_map(|d| self.refs.get(d).and_then(Option::as_ref))
+                .flat_map(|refs| refs.children.iter().cloned())
+                .collect();
+            let tagged: BTreeSet<&Digest> = state.tags.values().map(|t| &t.digest).collect();
+            let holds = |root: &Digest| {
+                let mut seen = BTreeSet::new();
+                let mut holds = Vec::new();
+                let mut stack = vec![root.clone()];
+                while let Some(d) = stack.pop() {
+                    let Some(revision) = state.revisions.get(&d) else { continue };
+                    if !seen.insert(d.clone()) {
+                        continue;
+                    }
+                    holds.push((d.clone(), revision.size));
+                    if let Some(Some(refs)) = self.refs.get(&d) {
+                        stack.extend(refs.children.iter().cloned());
+                        for blob in &refs.blobs {
+                            if let Some(size) = links.get(blob)
+                                && seen.insert(blob.clone())
+                            {
+                                holds.push((blob.clone(), *size));
+                            }
+                        }
+                    }
+                }
+                holds
+            };
+            for (name, record) in &state.tags {
+                let pushed = record.pushed.unwrap_or(0);
+                entries.push(budget::Entry {
+                    repo: repo.clone(),
+                    root: budget::Root::Tag(name.clone()),
+                    used: state.pulled.get(name).copied().unwrap_or(pushed).max(pushed),
+                    holds: holds(&record.digest),
+                    stays: pushed > cutoff || (self.spared)(repo, name),
+                });
+            }
+            for (d, revision) in &state.revisions {
+                if tagged.contains(d) || children.contains(d) {
+                    continue;
+                }
+                let pushed = revision.pushed.unwrap_or(0);
+                entries.push(budget::Entry {
+                    repo: repo.clone(),
+                    root: budget::Root::Manifest(d.clone()),
+                    used: state.pulled.get(&keys::digest_key(d)).copied().unwrap_or(pushed).max(pushed),
+                    holds: holds(d),
+                    stays: pushed > cutoff,
+                });
+            }
+        }
+        let held = {
+            let mut all: HashMap<&Digest, u64> = HashMap::new();
+            for entry in &entries {
+                all.extend(entry.holds.iter().map(|(d, s)| (d, *s)));
+            }
+            all.values().sum()
+        };
+        let (evicted, kept_bytes) = budget::evict(&entries, budget.max_bytes);
+        for &i in &evicted {
+            let entry = &entries[i];
+            let slot = self.evicted.entry(entry.repo.clone()).or_default();
+            match &entry.root {
+                budget::Root::Tag(t) => slot.tags.insert(t.clone()),
+                budget::Root::Manifest(d) => slot.manifests.insert(d.clone()),
+            };
+        }
+        if !evicted.is_empty() {
+            tracing::info!(
+                upstream = budget.name,
+                max_bytes = budget.max_bytes,
+                held_bytes = held,
+                kept_bytes,
+                evicted = evicted.len(),
+                "cache budget: evicting the least recently pulled"
+            );
+        }
+        Ok(CacheUsage {
+            name: budget.name.clone(),
+            max_bytes: budget.max_bytes,
+            held_bytes: held,
+            kept_bytes,
+            evicted: evicted.len(),
+        })
     }
 
     /// Reads a repository's tags, revisions and links.
@@ -553,8 +716,48 @@ impl Collector<'_> {
                 })
                 .collect();
         }
+        // What a cache budget evicts: its tags go, as retention's do.
+        let evicted = self.evicted.get(repo);
+        for t in evicted.iter().flat_map(|e| &e.tags) {
+            if let Some(record) = state.tags.get(t)
+                && record.pushed.unwrap_or(0) <= cutoff
+                && !(self.spared)(repo, t)
+            {
+                plan.tags.insert(t.clone(), record.digest.clone());
+            }
+        }
         let delete_untagged = rule.map_or(lifecycle.delete_untagged, |r| r.delete_untagged);
-        let mut live: BTreeSet<Digest> = if delete_untagged {
+        let mut live: BTreeSet<Digest> = if let Some(evicted) = evicted.filter(|_| !delete_untagged) {
+            // A cache keeps what was fetched by digest (untagged) unless evicted, and what an
+            // evicted tag named unless another tag names it; children live through their index.
+            let children: BTreeSet<&Digest> = state
+                .revisions
+                .keys()
+                .filter_map(|d| self.refs.get(d).and_then(Option::as_ref))
+                .flat_map(|refs| refs.children.iter())
+                .collect();
+            let tagged: BTreeSet<&Digest> = state
+                .tags
+                .iter()
+                .filter(|(t, _)| !plan.tags.contains_key(*t))
+                .map(|(_, r)| &r.digest)
+                .collect();
+            let dropped: BTreeSet<&Digest> = evicted
+                .manifests
+                .iter()
+                .chain(evicted.tags.iter().filter_map(|t| plan.tags.get(t)))
+                .collect();
+            state
+                .revisions
+                .iter()
+                .filter(|(d, r)| {
+                    tagged.contains(d)
+                        || r.pushed.unwrap_or(0) > cutoff
+                        || !(children.contains(d) || dropped.contains(d))
+                })
+                .map(|(d, _)| d.clone())
+                .collect()
+        } else if delete_untagged {
             let tagged =
                 state.tags.iter().filter(|(t, _)| !plan.tags.contains_key(*t)).map(|(_, r)| r.digest.clone());
             let young = state

@@ -8,6 +8,7 @@
 //! repositories/<repo>/_manifests/revisions/<alg>/<hex>            manifest in the repository (JSON: media type, size, subject, pushed)
 //! repositories/<repo>/_manifests/tags/<tag>                       `<digest> <size> <media type>` of the manifest tagged, then a line `<unix secs pushed>`
 //! repositories/<repo>/_manifests/pulled/<tag>                     `<unix secs>`: when the tag was last pulled (at most once a minute per process)
+//! repositories/<repo>/_manifests/pulled/<alg>/<hex>               `<unix secs>`: when the manifest was last pulled by digest (under a cache budget)
 //! repositories/<repo>/_manifests/checked/<tag>                    `<unix secs>`: when a mirrored tag was last checked at its upstream (`mirror`)
 //! repositories/<repo>/_manifests/tagged/<alg>/<hex>/<tag>          (empty) the tag was set to the manifest: a hint, checked against the tag record
 //! repositories/<repo>/_manifests/tag-index                        (empty) every tag of the repository has its `tagged/` hint
@@ -125,6 +126,11 @@ pub(crate) fn tags(repo: &Repository) -> String {
 /// When a tag was last pulled.
 pub(crate) fn pulled(repo: &Repository, tag: &str) -> String {
     format!("{}{tag}", pulls(repo))
+}
+
+/// When a manifest was last pulled by digest (a tag has no `/`: the keys never meet).
+pub(crate) fn pulled_manifest(repo: &Repository, d: &Digest) -> String {
+    format!("{}{}", pulls(repo), digest_key(d))
 }
 
 /// When sync rule `n` of `upstream` last queued its tags: `<unix secs>`.

@@ -99,8 +99,8 @@ pub(crate) struct Core {
     stale_for: std::time::Duration,
     /// Writes confirm against collections (off only to show, in a test, what it prevents).
     gc_fence: bool,
-    /// When this process last recorded a pull of each tag (unix seconds).
-    pulls: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), u64>>>,
+    /// When this process last recorded a pull of each tag or manifest, by its key (unix seconds).
+    pulls: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
 }
 
 impl Core {
@@ -646,13 +646,18 @@ impl Core {
         Ok(StoredManifest { digest, media_type, bytes })
     }
 
-    /// Records that `tag` was pulled, for retention's `keep_pulled_within`: at most once a
-    /// minute per tag and process, in the background (a pull never waits for a write).
-    pub(crate) fn record_pull(&self, repo: &Repository, tag: &Tag) {
+    /// Records that a tag (or a manifest, by digest) was pulled, for retention's
+    /// `keep_pulled_within` and cache budgets: at most once a minute per reference and
+    /// process, in the background (a pull never waits for a write).
+    pub(crate) fn record_pull(&self, repo: &Repository, reference: &TagOrDigest) {
         let now = now_secs();
+        let key = match reference {
+            TagOrDigest::Tag(tag) => keys::pulled(repo, tag.as_str()),
+            TagOrDigest::Digest(d) => keys::pulled_manifest(repo, d),
+        };
         {
             let mut pulls = self.pulls.lock().expect("lock");
-            let last = pulls.entry((repo.to_string(), tag.to_string())).or_insert(0);
+            let last = pulls.entry(key.clone()).or_insert(0);
             if now.saturating_sub(*last) < 60 {
                 return;
             }
@@ -662,7 +667,6 @@ impl Core {
             }
         }
         let storage = Arc::clone(&self.storage);
-        let key = keys::pulled(repo, tag.as_str());
         tokio::spawn(async move {
             match storage.set_meta(&key, now.to_string().into()).await {
                 // A full or unavailable storage is logged once, by `health`.
@@ -737,17 +741,25 @@ impl Core {
 
     /// The removals of [`remove_revision`](Self::remove_revision), for a batch.
     pub(crate) fn revision_removals(repo: &Repository, d: &Digest, revision: &Revision) -> Vec<Write> {
-        let mut keys =
-            vec![keys::revision(repo, d), keys::manifest_repository(d, repo), keys::artifact(repo, d)];
+        let mut keys = vec![
+            keys::revision(repo, d),
+            keys::manifest_repository(d, repo),
+            keys::artifact(repo, d),
+            keys::pulled_manifest(repo, d),
+        ];
         if let Some(subject) = &revision.subject {
             keys.push(keys::referrer(repo, subject, d));
         }
         keys.into_iter().map(|key| Write::Remove { key }).collect()
     }
 
-    /// The removals of a tag (and of when it was last pulled), for a batch.
+    /// The removals of a tag (and of when it was last pulled, or checked at a mirror's
+    /// upstream), for a batch.
     pub(crate) fn tag_removals(repo: &Repository, tag: &str) -> Vec<Write> {
-        [keys::tag(repo, tag), keys::pulled(repo, tag)].into_iter().map(|key| Write::Remove { key }).collect()
+        [keys::tag(repo, tag), keys::pulled(repo, tag), keys::checked(repo, tag)]
+            .into_iter()
+            .map(|key| Write::Remove { key })
+            .collect()
     }
 
     /// The removals of a blob link and its reverse record, for a batch.
