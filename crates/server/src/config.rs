@@ -117,6 +117,9 @@ pub struct UpstreamConfig {
     pub stall_timeout: Option<String>,
     /// The largest blob fetched from it [default: 16GiB].
     pub max_blob: Option<ByteSize>,
+    /// How many blobs are fetched from it at once; more wait their turn [default: 16]. Each
+    /// fetch holds at most 10 MiB in memory.
+    pub max_fetches: Option<usize>,
     /// The bytes its repositories here may hold: a collection evicts the least recently
     /// pulled tags (and manifests fetched by digest) beyond it [default: no limit].
     pub max_bytes: Option<ByteSize>,
@@ -209,6 +212,12 @@ impl UpstreamConfig {
         }
         if let Some(max) = &self.max_blob {
             settings.max_blob = max.0;
+        }
+        if let Some(n) = self.max_fetches {
+            if n == 0 {
+                return Err(bad("max_fetches", &"at least 1"));
+            }
+            settings.max_fetches = n;
         }
         settings.allow_private = self.allow_private;
         for rule in &self.sync {
@@ -435,6 +444,8 @@ mod tests {
             "[[upstream]]\nname = \"a\"\nurl = \"https://x\"\npassword_env = \"WHARF_NO_SUCH_VARIABLE\"\nusername = \"u\"\n",
         );
         assert!(e.to_string().contains("WHARF_NO_SUCH_VARIABLE"), "{e}");
+        let e = bad("[[upstream]]\nname = \"a\"\nurl = \"https://x\"\nmax_fetches = 0\n");
+        assert!(e.to_string().contains("max_fetches"), "{e}");
     }
 
     #[test]

@@ -729,8 +729,9 @@ impl Wharf {
             async move { this.fetch_manifest(&route, &repo, &reference).await }.boxed()
         });
         match flight.await {
-            Ok(()) => {
-                self.metrics.mirror(&upstream, if cached.is_some() { "hit" } else { "miss" });
+            Ok(fetched) => {
+                // A cached tag found unchanged is a hit; one that moved, fetched again, a miss.
+                self.metrics.mirror(&upstream, if fetched { "miss" } else { "hit" });
                 Ok(None)
             }
             Err(e) if cached.is_some() && matches!(*e, Error::Upstream(_)) => {
@@ -767,15 +768,21 @@ impl Wharf {
     }
 
     /// Fetches what `reference` names at the upstream (a tag is resolved with a `HEAD`
-    /// first: unchanged, only its check is recorded) and stores it.
-    async fn fetch_manifest(&self, route: &Route, repo: &Repository, reference: &TagOrDigest) -> Result<()> {
+    /// first: unchanged, only its check is recorded) and stores it; whether it stored
+    /// anything new.
+    async fn fetch_manifest(
+        &self,
+        route: &Route,
+        repo: &Repository,
+        reference: &TagOrDigest,
+    ) -> Result<bool> {
         let (digest, tags) = match reference {
             TagOrDigest::Digest(d) => (d.clone(), Vec::new()),
             TagOrDigest::Tag(tag) => {
                 let digest = route.resolve(tag).await?;
                 if matches!(self.core.head_manifest(repo, reference).await, Ok((d, ..)) if d == digest) {
                     self.core.storage().write_steps(vec![vec![Self::checked_write(repo, tag)]]).await?;
-                    return Ok(());
+                    return Ok(false);
                 }
                 (digest, vec![tag.clone()])
             }
@@ -788,7 +795,7 @@ impl Wharf {
             self.metrics.mirror_fetched(route.upstream.name(), manifest.size());
             manifest
         };
-        self.store_mirrored(route, repo, &manifest, tags).await
+        self.store_mirrored(route, repo, &manifest, tags).await.map(|()| true)
     }
 
     /// Stores a manifest fetched from an upstream, as a push would be but with its blobs
@@ -866,7 +873,7 @@ impl Wharf {
         let (flight, _) = self.mirror.flights.join(&format!("blob {repo}@{digest}"), || {
             let (size_tx, size_rx) = tokio::sync::oneshot::channel();
             let (client, received) = if stream {
-                let (tx, rx) = tokio::sync::mpsc::channel(16);
+                let (tx, rx) = tokio::sync::mpsc::channel(crate::mirror::CHUNKS);
                 (Some(tx), Some(rx))
             } else {
                 (None, None)
@@ -874,6 +881,12 @@ impl Wharf {
             handed = received.map(|rx| (size_rx, rx));
             let (this, route, repo, digest) = (self.clone(), route.clone(), repo.clone(), digest.clone());
             async move {
+                // Its turn among the upstream's fetches (`max_fetches`): what fetches hold in
+                // memory is bounded however many clients ask for different blobs.
+                let _turn = Arc::clone(&route.upstream.fetches)
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| Error::Upstream(format!("upstream `{}`: {e}", route.upstream.name())))?;
                 let epoch = this.core.epoch().await?;
                 let (size, source) = route.blob(&digest).await?;
                 let _ = size_tx.send(size);
@@ -882,7 +895,7 @@ impl Wharf {
                     crate::mirror::tee(&this.core, &epoch, &repo, &digest, source, client, stall).await?;
                 this.metrics.mirror_fetched(route.upstream.name(), written);
                 this.lifecycle.quotas.added(&repo, &digest, written);
-                Ok(())
+                Ok(true)
             }
             .boxed()
         });
@@ -893,7 +906,7 @@ impl Wharf {
             return Ok(Some((size, crate::mirror::received(received))));
         }
         match flight.await {
-            Ok(()) => {
+            Ok(_) => {
                 self.metrics.mirror(&upstream, "miss");
                 Ok(None)
             }

@@ -257,7 +257,7 @@ async fn an_upstream_in_a_private_range_needs_an_allowance() {
 /// An upstream that misbehaves, one way per repository (`h/<way>`), on loopback.
 mod hostile {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::Duration;
 
     use axum::body::Body;
@@ -285,6 +285,37 @@ mod hostile {
     pub(super) struct Hostile {
         /// `h/moved:v1` points at garbage from now on.
         pub(super) moved: Arc<AtomicBool>,
+        /// The blobs `h/slow` serves, each over about 200 ms.
+        pub(super) slow: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+        /// `h/slow`'s blob bodies being sent now, and the most at once.
+        pub(super) open: Arc<AtomicUsize>,
+        pub(super) peak: Arc<AtomicUsize>,
+    }
+
+    /// Counts a body as open while it lives.
+    struct Open(Arc<AtomicUsize>);
+
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// `bytes` in four parts, 50 ms apart, counted in `open` (and `peak`) while sent.
+    fn slowly(h: &Hostile, bytes: &[u8]) -> Body {
+        let now = h.open.fetch_add(1, Ordering::SeqCst) + 1;
+        h.peak.fetch_max(now, Ordering::SeqCst);
+        let open = Open(Arc::clone(&h.open));
+        let parts: Vec<bytes::Bytes> =
+            bytes.chunks(bytes.len().div_ceil(4).max(1)).map(bytes::Bytes::copy_from_slice).collect();
+        let stream = futures_util::stream::iter(parts).then(move |part| {
+            let _alive = &open;
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<_, std::io::Error>(part)
+            }
+        });
+        Body::from_stream(stream)
     }
 
     fn answer(status: StatusCode, digest: Option<&Digest>, media_type: &str, body: Vec<u8>) -> Response {
@@ -324,6 +355,15 @@ mod hostile {
                     r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(1000u64));
                     r
                 }
+                "slow" => match h.slow.lock().expect("lock").get(blob).cloned() {
+                    Some(bytes) => {
+                        let len = bytes.len() as u64;
+                        let mut r = (StatusCode::OK, slowly(&h, &bytes)).into_response();
+                        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                        r
+                    }
+                    None => StatusCode::NOT_FOUND.into_response(),
+                },
                 _ if blob == Digest::sha256(CONFIG).as_str() => {
                     answer(StatusCode::OK, None, "application/octet-stream", CONFIG.to_vec())
                 }
@@ -722,4 +762,60 @@ async fn a_cache_budget_evicts_the_least_recently_pulled_and_what_goes_is_fetche
 
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+#[tokio::test]
+async fn an_upstreams_fetches_take_turns_and_a_full_disk_is_507_not_the_upstreams_fault() {
+    let h = hostile::Hostile::default();
+    let blobs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 300_000]).collect();
+    for b in &blobs {
+        h.slow.lock().expect("lock").insert(Digest::sha256(b).to_string(), b.clone());
+    }
+    let base = hostile::serve(h.clone()).await;
+    let mut settings = UpstreamSettings::new("slow", &base, "up".parse().expect("prefix")).expect("settings");
+    settings.allow_private = true;
+    settings.max_fetches = 2;
+    let full = Arc::new(wharf_store::Hooked::new(
+        Arc::new(wharf_store::MemoryStore::new()),
+        FullWhenArmed::default(),
+    ));
+    let registry = Wharf::new(Arc::clone(&full) as Arc<dyn wharf_store::Storage>)
+        .with_mirror(Mirror::new(vec![settings]).expect("mirror"));
+    let mirror = Reg::serve(registry).await;
+
+    // Six different blobs asked for at once: all arrive whole, never more than two fetched
+    // from the upstream at a time.
+    let pulls = blobs.iter().map(|b| {
+        let path = format!("/v2/up/h/slow/blobs/{}", Digest::sha256(b));
+        let mirror = &mirror;
+        async move { get(mirror, &path).await.bytes().await.expect("body") }
+    });
+    let got = join_all(pulls).await;
+    for (got, want) in got.iter().zip(&blobs) {
+        assert_eq!(&got[..], &want[..]);
+    }
+    assert_eq!(h.peak.load(Ordering::SeqCst), 2, "at most max_fetches at once, and that many");
+
+    // A full disk while a blob is fetched: 507 (the registry's state), not 502 (the upstream's).
+    full.hooks().0.store(true, Ordering::SeqCst);
+    let more = vec![9u8; 1000];
+    let d = Digest::sha256(&more);
+    h.slow.lock().expect("lock").insert(d.to_string(), more);
+    let r = mirror.req(Method::HEAD, &format!("/v2/up/h/slow/blobs/{d}")).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::INSUFFICIENT_STORAGE);
+}
+
+/// A storage whose blob writes fail as a full disk's do, once armed.
+#[derive(Debug, Default)]
+struct FullWhenArmed(std::sync::atomic::AtomicBool);
+
+#[async_trait]
+impl wharf_store::Hooks for FullWhenArmed {
+    async fn before(&self, op: wharf_store::Op, _bytes: u64) -> wharf_store::Result<()> {
+        let writes = matches!(op, wharf_store::Op::Put | wharf_store::Op::Append | wharf_store::Op::Commit);
+        if writes && self.0.load(Ordering::SeqCst) {
+            return Err(wharf_store::Error::injected(wharf_store::Fault::Full, "put"));
+        }
+        Ok(())
+    }
 }

@@ -131,8 +131,9 @@ impl Error {
         Self::Io { op, path: path.into(), source }
     }
 
-    /// A storage fault made by a test (see [`Fault`]): what a failing disk or engine would
-    /// return.
+    /// A storage fault without its cause (see [`Fault`]): what a failing disk or engine
+    /// would return, as a test injects it or as a server answers those who waited on an
+    /// operation that met the fault.
     #[cold]
     pub fn injected(fault: Fault, op: &'static str) -> Self {
         let source = match fault {

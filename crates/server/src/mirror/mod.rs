@@ -36,6 +36,8 @@ pub const TAG_TTL: Duration = Duration::from_secs(300);
 pub const STALL: Duration = Duration::from_secs(30);
 /// The largest blob fetched from an upstream, by default (16 GiB).
 pub const MAX_BLOB: u64 = 16 << 30;
+/// The default of [`UpstreamSettings::max_fetches`].
+pub const MAX_FETCHES: usize = 16;
 
 /// One upstream registry, as typed settings (the config's `[[upstream]]`, parsed at the edge).
 #[derive(Clone, Debug)]
@@ -64,6 +66,9 @@ pub struct UpstreamSettings {
     pub stall: Duration,
     /// The largest blob fetched from it [default: 16GiB].
     pub max_blob: u64,
+    /// How many blobs are fetched from it at once (more wait their turn): with
+    /// [`CHUNKS`], what a mirror's fetches may hold in memory.
+    pub max_fetches: usize,
     /// What is kept copied here on a schedule.
     pub sync: Vec<SyncRule>,
 }
@@ -118,6 +123,7 @@ impl UpstreamSettings {
             allow_private: false,
             stall: STALL,
             max_blob: MAX_BLOB,
+            max_fetches: MAX_FETCHES,
             sync: Vec::new(),
         })
     }
@@ -137,6 +143,8 @@ impl UpstreamSettings {
 pub(crate) struct Upstream {
     pub(crate) settings: UpstreamSettings,
     client: Client,
+    /// The blob fetches under way may hold a permit each (`max_fetches`).
+    pub(crate) fetches: Arc<tokio::sync::Semaphore>,
 }
 
 impl Upstream {
@@ -162,7 +170,8 @@ impl Upstream {
         }
         let client =
             builder.build().map_err(|e| Error::BadRequest(format!("upstream `{}`: {e}", settings.name)))?;
-        Ok(Self { settings, client })
+        let fetches = Arc::new(tokio::sync::Semaphore::new(settings.max_fetches.max(1)));
+        Ok(Self { settings, client, fetches })
     }
 
     /// The name, for metrics and logs.
@@ -340,8 +349,9 @@ impl Mirror {
     }
 }
 
-/// What a fetch came to, shared by everyone who waited for it.
-pub(crate) type Outcome = std::result::Result<(), Arc<Error>>;
+/// What a fetch came to, shared by everyone who waited for it: whether it brought anything
+/// new from the upstream (a tag checked and found unchanged did not), or why it failed.
+pub(crate) type Outcome = std::result::Result<bool, Arc<Error>>;
 /// A fetch under way, awaited by every request that asked for the same thing.
 pub(crate) type Flight = Shared<BoxFuture<'static, Outcome>>;
 
@@ -356,7 +366,7 @@ impl Flights {
     pub(crate) fn join(
         &self,
         key: &str,
-        work: impl FnOnce() -> BoxFuture<'static, Result<()>>,
+        work: impl FnOnce() -> BoxFuture<'static, Result<bool>>,
     ) -> (Flight, bool) {
         let mut flights = self.0.lock().expect("lock");
         if let Some(flight) = flights.get(key) {
@@ -381,8 +391,12 @@ impl Flights {
     }
 }
 
-/// The error a request that waited on a failed fetch answers: the same kind as the fetch's.
+/// The error a request that waited on a failed fetch answers: the same kind as the fetch's
+/// (a full or unavailable storage stays what it is: 507 or 503, not the upstream's fault).
 pub(crate) fn again(e: &Error) -> Error {
+    if let Some(fault) = e.fault() {
+        return Error::Store(wharf_store::Error::injected(fault, "storing a fetched blob"));
+    }
     match e {
         Error::ManifestUnknown(s) => Error::ManifestUnknown(s.clone()),
         Error::BlobUnknown(d) => Error::BlobUnknown(d.clone()),
@@ -408,7 +422,7 @@ pub(crate) async fn tee(
     client: Option<mpsc::Sender<std::io::Result<Bytes>>>,
     stall: Duration,
 ) -> Result<u64> {
-    let (to_store, from_source) = mpsc::channel::<std::io::Result<Bytes>>(8);
+    let (to_store, from_source) = mpsc::channel::<std::io::Result<Bytes>>(CHUNKS);
     let sink =
         futures_util::stream::unfold(from_source, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
             .boxed();
@@ -475,6 +489,10 @@ pub(crate) async fn tee(
 
 /// How many bytes [`tee`] gathers before handing them on.
 const GATHER: usize = 1 << 20;
+/// How many gathered chunks wait for the store, and for the client: with the chunk being
+/// gathered and the one held back, a fetch holds at most `(2 * CHUNKS + 2) * GATHER` bytes
+/// (10 MiB), and an upstream at most `max_fetches` fetches at once.
+pub(crate) const CHUNKS: usize = 4;
 
 /// A stream of what a [`tee`] hands over.
 pub(crate) fn received(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> ByteStream {
