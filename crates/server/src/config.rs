@@ -118,7 +118,7 @@ pub struct UpstreamConfig {
     /// The largest blob fetched from it [default: 16GiB].
     pub max_blob: Option<ByteSize>,
     /// How many blobs are fetched from it at once; more wait their turn [default: 16]. Each
-    /// fetch holds at most 10 MiB in memory.
+    /// fetch holds at most 12 MiB in memory.
     pub max_fetches: Option<usize>,
     /// The bytes its repositories here may hold: a collection evicts the least recently
     /// pulled tags (and manifests fetched by digest) beyond it [default: no limit].

@@ -11,7 +11,7 @@
 //! digest check (`tee`), so it becomes visible only once verified. What to fetch and when
 //! is the façade's ([`Wharf::pull_through`](crate::Wharf::pull_through)).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -436,43 +436,50 @@ pub(crate) async fn tee(
         store.await.unwrap_or_else(|e| Err(Error::Upstream(format!("storing a fetched blob failed: {e}"))))
     };
     let pump = async move {
-        let mut client = client;
-        let mut held: Option<Bytes> = None;
-        // The small reads of a socket gathered into chunks of about 1 MiB: one channel hand-over,
-        // one write and one send per MiB rather than per few KiB.
-        let mut gathered = bytes::BytesMut::new();
+        let mut pump = Pump { client, held: None, to_store, stall, spent: VecDeque::new() };
+        // The small reads of a socket gathered into chunks of about 1 MiB (one channel
+        // hand-over, one write and one send per MiB rather than per few KiB), in buffers used
+        // again once the store and the client are done with them (a fresh 1 MiB allocation is
+        // a fresh 256 pages to fault in).
+        let mut gathered = pump.buffer();
         loop {
-            let next = source.next().await;
-            let ended = match next {
+            match source.next().await {
                 Some(Ok(chunk)) => {
-                    gathered.extend_from_slice(&chunk);
-                    if gathered.len() < GATHER {
+                    if gathered.len() + chunk.len() > gathered.capacity() && !gathered.is_empty() {
+                        let next = pump.buffer();
+                        if !pump.hand_on(std::mem::replace(&mut gathered, next).freeze()).await {
+                            break;
+                        }
+                    }
+                    if chunk.len() >= gathered.capacity() {
+                        // Already big: on as it is.
+                        if !pump.hand_on(chunk).await {
+                            break;
+                        }
                         continue;
                     }
-                    false
+                    gathered.extend_from_slice(&chunk);
+                    if gathered.len() >= GATHER {
+                        let next = pump.buffer();
+                        if !pump.hand_on(std::mem::replace(&mut gathered, next).freeze()).await {
+                            break;
+                        }
+                    }
                 }
                 Some(Err(e)) => {
-                    let _ = to_store.send(Err(e)).await;
+                    let _ = pump.to_store.send(Err(e)).await;
                     break;
                 }
-                None => true,
-            };
-            if gathered.is_empty() {
-                break;
-            }
-            let chunk = gathered.split().freeze();
-            if let Some(previous) = held.replace(chunk.clone())
-                && let Some(tx) = &client
-                && !matches!(tokio::time::timeout(stall, tx.send(Ok(previous))).await, Ok(Ok(())))
-            {
-                client = None;
-            }
-            if to_store.send(Ok(chunk)).await.is_err() || ended {
-                break;
+                None => {
+                    if !gathered.is_empty() {
+                        pump.hand_on(gathered.freeze()).await;
+                    }
+                    break;
+                }
             }
         }
-        drop(to_store);
-        (client, held)
+        drop(pump.to_store);
+        (pump.client, pump.held)
     };
     let (stored, (client, held)) = tokio::join!(store, pump);
     if let Some(tx) = client {
@@ -487,11 +494,56 @@ pub(crate) async fn tee(
     stored.map(|info| info.size)
 }
 
+/// What [`tee`] hands on: every chunk to the store as it comes, each to the client once the
+/// next one follows (the last once the blob verified).
+struct Pump {
+    client: Option<mpsc::Sender<std::io::Result<Bytes>>>,
+    held: Option<Bytes>,
+    to_store: mpsc::Sender<std::io::Result<Bytes>>,
+    stall: Duration,
+    /// The chunks handed on lately, to gather into again once nobody else holds them.
+    spent: VecDeque<Bytes>,
+}
+
+impl Pump {
+    /// Hands `chunk` on; `false` when the store has gone (it failed: its error is the answer).
+    async fn hand_on(&mut self, chunk: Bytes) -> bool {
+        if let Some(previous) = self.held.replace(chunk.clone())
+            && let Some(tx) = &self.client
+            && !matches!(tokio::time::timeout(self.stall, tx.send(Ok(previous))).await, Ok(Ok(())))
+        {
+            self.client = None;
+        }
+        self.spent.push_back(chunk.clone());
+        if self.spent.len() > 2 * CHUNKS + 2 {
+            self.spent.pop_front();
+        }
+        self.to_store.send(Ok(chunk)).await.is_ok()
+    }
+
+    /// An empty buffer of [`GATHER`] bytes: the oldest one handed on when the store and the
+    /// client are done with it, a new one otherwise.
+    fn buffer(&mut self) -> bytes::BytesMut {
+        if let Some(oldest) = self.spent.pop_front() {
+            match oldest.try_into_mut() {
+                Ok(mut buffer) if buffer.capacity() >= GATHER => {
+                    buffer.clear();
+                    return buffer;
+                }
+                Ok(_) => {}
+                Err(oldest) => self.spent.push_front(oldest),
+            }
+        }
+        bytes::BytesMut::with_capacity(GATHER)
+    }
+}
+
 /// How many bytes [`tee`] gathers before handing them on.
 const GATHER: usize = 1 << 20;
 /// How many gathered chunks wait for the store, and for the client: with the chunk being
-/// gathered and the one held back, a fetch holds at most `(2 * CHUNKS + 2) * GATHER` bytes
-/// (10 MiB), and an upstream at most `max_fetches` fetches at once.
+/// gathered, the one held back and those kept to gather into again, a fetch holds at most
+/// `(2 * CHUNKS + 4) * GATHER` bytes (12 MiB), and an upstream at most `max_fetches` fetches
+/// at once.
 pub(crate) const CHUNKS: usize = 4;
 
 /// A stream of what a [`tee`] hands over.
