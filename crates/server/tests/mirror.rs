@@ -14,15 +14,23 @@ use wharf_types::Digest;
 
 use crate::common::{OCI_INDEX, OCI_MANIFEST, Reg, header, image_manifest};
 
-/// Counts the blob reads of a store (`get`, `read_all`): an upstream's fetches.
+/// Counts the blob reads of a store (`get`, `read_all`): an upstream's fetches; each takes
+/// `delay` milliseconds when set (a slow upstream).
 #[derive(Debug, Default)]
-struct Reads(AtomicUsize);
+struct Reads {
+    count: AtomicUsize,
+    delay: std::sync::atomic::AtomicU64,
+}
 
 #[async_trait]
 impl wharf_store::Hooks for Reads {
     async fn before(&self, op: wharf_store::Op, _bytes: u64) -> wharf_store::Result<()> {
         if op == wharf_store::Op::Get {
-            self.0.fetch_add(1, Ordering::SeqCst);
+            self.count.fetch_add(1, Ordering::SeqCst);
+            let delay = self.delay.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            }
         }
         Ok(())
     }
@@ -42,7 +50,7 @@ impl Upstream {
     }
 
     fn reads(&self) -> usize {
-        self.reads.hooks().0.load(Ordering::SeqCst)
+        self.reads.hooks().count.load(Ordering::SeqCst)
     }
 
     fn host(&self) -> &str {
@@ -818,4 +826,89 @@ impl wharf_store::Hooks for FullWhenArmed {
         }
         Ok(())
     }
+}
+
+/// The sync through the `wharf-server` binary, SIGKILLed halfway: the restarted process copies
+/// the rest from the durable queue (the jobs the dead one held come back when their leases
+/// expire), every tag whole; a second run asks the upstream nothing but `HEAD`s.
+#[tokio::test]
+async fn a_sync_survives_a_sigkill_of_the_server_halfway() {
+    let upstream = Upstream::start().await;
+    let mut images = Vec::new();
+    for i in 0..50u8 {
+        images.push(upstream.push_image("team/app", &format!("v{i}"), 1, 20_000, i).await);
+    }
+    // 40 ms per blob read: the sync takes seconds, so the kill lands midway.
+    upstream.reads.hooks().delay.store(40, Ordering::SeqCst);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("wharf.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[upstream]]\nname = \"up\"\nurl = \"{}\"\nallow_private = true\n\
+             [[upstream.sync]]\nrepository = \"team/app\"\nevery = \"1h\"\n",
+            upstream.reg.base
+        ),
+    )
+    .expect("config");
+    let storage = format!("fs:{}", dir.path().join("data").display());
+    let args = ["--config", config.to_str().expect("utf-8"), "--storage", &storage];
+    // The tags copied, as the process at `base` lists them.
+    let copied = |base: String| async move {
+        let r = reqwest::get(format!("{base}/v2/up/team/app/tags/list")).await.expect("tags");
+        let tags: serde_json::Value = r.json().await.unwrap_or_default();
+        tags["tags"].as_array().map_or(0, Vec::len)
+    };
+    let mut first = crate::common::Process::start_with(&args);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while copied(first.base.clone()).await < 5 {
+        assert!(std::time::Instant::now() < deadline, "the sync began");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    first.signal("-KILL");
+
+    let second = crate::common::Process::start_with(&args);
+    let at_restart = copied(second.base.clone()).await;
+    assert!((5..50).contains(&at_restart), "killed midway ({at_restart} copied)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while copied(second.base.clone()).await < 50 {
+        assert!(std::time::Instant::now() < deadline, "the rest copied after the restart");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let reg = Reg { base: second.base.clone(), http: reqwest::Client::new(), handle: None };
+    // Whole: every manifest as upstream, every blob here (a HEAD of a blob not here would
+    // fetch it: the upstream's reads would grow).
+    let mut pending = 1;
+    for _ in 0..600 {
+        let state: serde_json::Value = get(&reg, "/v2/_wharf/upstreams").await.json().await.expect("json");
+        pending = state["upstreams"][0]["syncPending"].as_u64().expect("pending");
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending, 0, "the queue drained");
+    let before = upstream.reads();
+    for (i, (manifest, blobs)) in images.iter().enumerate() {
+        let r = get(&reg, &format!("/v2/up/team/app/manifests/v{i}")).await;
+        assert_eq!(r.text().await.expect("manifest"), *manifest, "v{i}");
+        for (d, _) in blobs {
+            let r = reg.req(Method::HEAD, &format!("/v2/up/team/app/blobs/{d}")).send().await.expect("head");
+            assert_eq!(r.status(), StatusCode::OK, "v{i}: {d}");
+        }
+    }
+    assert_eq!(upstream.reads(), before, "everything was copied: nothing fetched on reading it");
+
+    // A second run: 50 HEADs at the upstream, no fetch.
+    let queued: serde_json::Value =
+        reg.req(Method::POST, "/v2/_wharf/upstreams").send().await.expect("send").json().await.expect("json");
+    assert_eq!(queued["queued"], 50);
+    for _ in 0..600 {
+        let state: serde_json::Value = get(&reg, "/v2/_wharf/upstreams").await.json().await.expect("json");
+        if state["upstreams"][0]["syncPending"] == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(upstream.reads(), before, "a second run fetches nothing new");
 }
