@@ -313,6 +313,7 @@ const SERVER: &[&[&str]] = &[
         "auth::settings",
         "auth::audit",
         "lifecycle::retention",
+        "lifecycle::budget",
         "packages",
     ],
     &["search", "jobs", "lifecycle::lease", "lifecycle::quota", "lifecycle::scrub", "auth", "mirror"],

@@ -67,7 +67,7 @@ pub struct UpstreamSettings {
     /// The largest blob fetched from it [default: 16GiB].
     pub max_blob: u64,
     /// How many blobs are fetched from it at once (more wait their turn): with
-    /// [`CHUNKS`], what a mirror's fetches may hold in memory.
+    /// the bounded buffers of each (at most 12 MiB), what a mirror's fetches may hold in memory.
     pub max_fetches: usize,
     /// What is kept copied here on a schedule.
     pub sync: Vec<SyncRule>,
