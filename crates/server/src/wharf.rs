@@ -756,7 +756,7 @@ impl Wharf {
     /// or unreadable.
     async fn read_secs(&self, key: &str) -> Result<Option<u64>> {
         let value = self.core.storage().get_meta(key).await?;
-        Ok(value.and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok())))
+        Ok(value.as_deref().and_then(crate::registry::keys::decode_secs))
     }
 
     /// The write recording that the mirrored tag was checked now.

@@ -54,17 +54,28 @@ pub(crate) struct Entry {
     pub(crate) stays: bool,
 }
 
-/// The entries to evict (their indexes), least recently used first, until what the others
-/// hold (each digest counted once) is at most `max`; and what the others hold. Entries that
-/// [`stay`](Entry::stays) are never evicted.
-pub(crate) fn evict(entries: &[Entry], max: u64) -> (Vec<usize>, u64) {
+/// What [`evict`] decided.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Eviction {
+    /// The entries evicted (their indexes), least recently used first.
+    pub(crate) evicted: Vec<usize>,
+    /// The unique bytes all entries hold.
+    pub(crate) held: u64,
+    /// The unique bytes the others hold.
+    pub(crate) kept: u64,
+}
+
+/// Evicts entries, least recently used first, until what the others hold (each digest
+/// counted once) is at most `max`. Entries that [`stay`](Entry::stays) are never evicted.
+pub(crate) fn evict(entries: &[Entry], max: u64) -> Eviction {
     let mut users: HashMap<&Digest, (u64, usize)> = HashMap::new();
     for entry in entries {
         for (digest, size) in &entry.holds {
             users.entry(digest).or_insert((*size, 0)).1 += 1;
         }
     }
-    let mut held: u64 = users.values().map(|(size, _)| size).sum();
+    let all: u64 = users.values().map(|(size, _)| size).sum();
+    let mut held = all;
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by(|&a, &b| {
         let (a, b) = (&entries[a], &entries[b]);
@@ -88,7 +99,7 @@ pub(crate) fn evict(entries: &[Entry], max: u64) -> (Vec<usize>, u64) {
             }
         }
     }
-    (evicted, held)
+    Eviction { evicted, held: all, kept: held }
 }
 
 #[cfg(test)]
@@ -112,16 +123,17 @@ mod tests {
             entry("new", 30, &[(b"m2", 1), (b"base", 100), (b"b", 50)]),
             entry("mid", 20, &[(b"m3", 1), (b"c", 80)]),
         ];
+        let outcome = |evicted: &[usize], kept| Eviction { evicted: evicted.to_vec(), held: 283, kept };
         // 1+100+50 + 1+50 + 1+80 = 283.
-        assert_eq!(evict(&entries, 283), (vec![], 283));
+        assert_eq!(evict(&entries, 283), outcome(&[], 283));
         // Evicting `old` frees only what it alone holds (base stays for `new`).
-        assert_eq!(evict(&entries, 240), (vec![0], 232));
-        assert_eq!(evict(&entries, 200), (vec![0, 2], 151));
-        assert_eq!(evict(&entries, 0), (vec![0, 2, 1], 0));
+        assert_eq!(evict(&entries, 240), outcome(&[0], 232));
+        assert_eq!(evict(&entries, 200), outcome(&[0, 2], 151));
+        assert_eq!(evict(&entries, 0), outcome(&[0, 2, 1], 0));
         // What must stay stays, and counts.
         let mut entries = entries;
         entries[2].stays = true;
-        assert_eq!(evict(&entries, 0), (vec![0, 1], 81));
+        assert_eq!(evict(&entries, 0), outcome(&[0, 1], 81));
     }
 
     #[test]

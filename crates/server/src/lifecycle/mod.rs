@@ -510,12 +510,7 @@ impl Collector<'_> {
                 .try_collect()
                 .await?;
             let links: HashMap<Digest, u64> = links.into_iter().collect();
-            let children: BTreeSet<Digest> = state
-                .revisions
-                .keys()
-                .filter_map(|d| self.refs.get(d).and_then(Option::as_ref))
-                .flat_map(|refs| refs.children.iter().cloned())
-                .collect();
+            let children = self.children(&state);
             let tagged: BTreeSet<&Digest> = state.tags.values().map(|t| &t.digest).collect();
             let holds = |root: &Digest| {
                 let mut seen = BTreeSet::new();
@@ -564,14 +559,7 @@ impl Collector<'_> {
                 });
             }
         }
-        let held = {
-            let mut all: HashMap<&Digest, u64> = HashMap::new();
-            for entry in &entries {
-                all.extend(entry.holds.iter().map(|(d, s)| (d, *s)));
-            }
-            all.values().sum()
-        };
-        let (evicted, kept_bytes) = budget::evict(&entries, budget.max_bytes);
+        let budget::Eviction { evicted, held, kept: kept_bytes } = budget::evict(&entries, budget.max_bytes);
         for &i in &evicted {
             let entry = &entries[i];
             let slot = self.evicted.entry(entry.repo.clone()).or_default();
@@ -599,6 +587,16 @@ impl Collector<'_> {
         })
     }
 
+    /// The manifests the repository's indexes name (parsed by [`load_refs`](Self::load_refs)).
+    fn children<'s>(&'s self, state: &RepoState) -> BTreeSet<&'s Digest> {
+        state
+            .revisions
+            .keys()
+            .filter_map(|d| self.refs.get(d).and_then(Option::as_ref))
+            .flat_map(|refs| refs.children.iter())
+            .collect()
+    }
+
     /// Reads a repository's tags, revisions and links.
     async fn read(&self, repo: &Repository, with_pulls: bool) -> Result<RepoState> {
         let storage = self.core.storage();
@@ -619,8 +617,7 @@ impl Collector<'_> {
             let prefix = keys::pulls(repo);
             for key in storage.list_meta(&prefix).await? {
                 let at = storage.get_meta(&key).await?;
-                if let Some(at) = at.as_deref().and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
-                {
+                if let Some(at) = at.as_deref().and_then(keys::decode_secs) {
                     state.pulled.insert(key[prefix.len()..].to_owned(), at);
                 }
             }
@@ -730,12 +727,7 @@ impl Collector<'_> {
         let mut live: BTreeSet<Digest> = if let Some(evicted) = evicted.filter(|_| !delete_untagged) {
             // A cache keeps what was fetched by digest (untagged) unless evicted, and what an
             // evicted tag named unless another tag names it; children live through their index.
-            let children: BTreeSet<&Digest> = state
-                .revisions
-                .keys()
-                .filter_map(|d| self.refs.get(d).and_then(Option::as_ref))
-                .flat_map(|refs| refs.children.iter())
-                .collect();
+            let children = self.children(&state);
             let tagged: BTreeSet<&Digest> = state
                 .tags
                 .iter()

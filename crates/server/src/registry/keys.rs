@@ -128,6 +128,12 @@ pub(crate) fn pulled(repo: &Repository, tag: &str) -> String {
     format!("{}{tag}", pulls(repo))
 }
 
+/// A `<unix secs>` record (a pull, a mirror's check, a sync rule's run); `None` when it does
+/// not read as one.
+pub(crate) fn decode_secs(record: &[u8]) -> Option<u64> {
+    std::str::from_utf8(record).ok()?.trim().parse().ok()
+}
+
 /// When a manifest was last pulled by digest (a tag has no `/`: the keys never meet).
 pub(crate) fn pulled_manifest(repo: &Repository, d: &Digest) -> String {
     format!("{}{}", pulls(repo), digest_key(d))
