@@ -34,6 +34,9 @@ pub enum Error {
     /// A key that cannot be read or used.
     #[error("key: {0}")]
     Key(String),
+    /// A signature that does not verify, and why.
+    #[error("signature: {0}")]
+    Signature(String),
     /// A password that cannot be hashed (bcrypt refuses it).
     #[error("password: {0}")]
     Password(String),

@@ -10,6 +10,8 @@
 //! - [`jwt`] and [`TokenService`]: tokens signed with ES256 or EdDSA (aws-lc-rs), granting the
 //!   intersection of the scopes asked for and the permissions held; refresh tokens that die
 //!   with the password; an external issuer's tokens trusted by key, issuer and audience.
+//! - [`signature`]: Sigstore bundles and cosign signatures verified offline against trusted
+//!   Fulcio roots, Rekor keys and public keys.
 //! - [`Authenticator`]: all of it together, with failed-login limits per user and per client
 //!   address and a one-minute cache of verified passwords.
 //!
@@ -52,6 +54,7 @@ pub mod jwt;
 mod limiter;
 mod policy;
 mod scope;
+pub mod signature;
 mod token;
 
 pub use access::{
