@@ -75,3 +75,10 @@ if [ ! -d tests/web/node_modules/playwright-core ] || [ tests/web/package-lock.j
   (cd tests/web && npm ci --no-audit --no-fund)
 fi
 
+
+# npm packages of the independent Sigstore signer of the trust tests (tests/sigstore:
+# @sigstore/sign against @sigstore/mock's Fulcio and Rekor, attached by @sigstore/oci).
+if [ ! -d tests/sigstore/node_modules/@sigstore/mock ] || [ tests/sigstore/package-lock.json -nt tests/sigstore/node_modules ]; then
+  step "installing @sigstore/sign, @sigstore/mock and @sigstore/oci in tests/sigstore (npm ci)"
+  (cd tests/sigstore && npm ci --no-audit --no-fund)
+fi

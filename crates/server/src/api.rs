@@ -219,3 +219,81 @@ pub struct CachedFrom {
     /// Each tag's last check at the upstream (RFC 3339).
     pub checked: BTreeMap<String, String>,
 }
+
+/// What the registry knows of the signatures over one manifest (`trust`): recorded by the
+/// job that verifies them, read by every pull under a trust policy, shown by the artifact
+/// API and the web page.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct TrustSummary {
+    /// What was trusted when the signatures were verified (keys, roots, logs): a summary of
+    /// another fingerprint is stale and trusts nothing until verified again.
+    pub fingerprint: String,
+    /// When they were verified (RFC 3339).
+    pub checked_at: String,
+    /// `wasm` or `image` (everything else): what a policy's `kinds` select.
+    pub kind: String,
+    /// Each signature found (referrers that are Sigstore bundles, cosign's `.sig` tag), in
+    /// the order read: every verified one, and at most [`MAX_UNVERIFIED`] others.
+    pub signatures: Vec<SignatureRecord>,
+    /// Signatures not read or not kept (past the limits), if any.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted: usize,
+}
+
+/// The most unverified signatures a [`TrustSummary`] keeps.
+pub const MAX_UNVERIFIED: usize = 16;
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// One signature over a manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct SignatureRecord {
+    /// The manifest that carries it (a referrer, or the `.sig` tag's manifest).
+    pub digest: Digest,
+    /// `sigstore-bundle` or `cosign`.
+    pub format: String,
+    /// Whether it verified.
+    pub verified: bool,
+    /// Who signed (when it verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<wharf_auth::signature::Signer>,
+    /// The transparency-log entry that witnessed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<wharf_auth::signature::LogEntry>,
+    /// Why it did not verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl SignatureRecord {
+    /// A signature that verified.
+    pub fn verified(digest: Digest, v: wharf_auth::signature::Verified) -> Self {
+        Self {
+            digest,
+            format: v.format.as_str().to_owned(),
+            verified: true,
+            signer: Some(v.signer),
+            log: v.log,
+            reason: None,
+        }
+    }
+
+    /// A signature that did not, and why.
+    pub fn unverified(digest: Digest, format: &str, reason: String) -> Self {
+        Self {
+            digest,
+            format: format.to_owned(),
+            verified: false,
+            signer: None,
+            log: None,
+            reason: Some(reason),
+        }
+    }
+}

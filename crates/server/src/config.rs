@@ -1,5 +1,5 @@
-//! The `--config` file: every setting of the binary, `[tls]`, `[auth]`, `[[access]]` and
-//! `[[wasm_policy]]`.
+//! The `--config` file: every setting of the binary, `[tls]`, `[auth]`, `[[access]]`,
+//! `[[wasm_policy]]`, `[trust]` and `[[trust_policy]]`.
 //! Unknown keys are refused with their name; relative paths are relative to the file.
 
 use std::net::SocketAddr;
@@ -57,6 +57,12 @@ pub struct FileConfig {
     /// `[[wasm_policy]]` tables.
     #[serde(default)]
     pub wasm_policy: Vec<crate::wasm_policy::WasmPolicyConfig>,
+    /// `[trust]`: what keyless signatures are checked against.
+    #[serde(default)]
+    pub trust: Option<crate::trust::TrustConfig>,
+    /// `[[trust_policy]]` tables: whose signatures artifacts need.
+    #[serde(default)]
+    pub trust_policy: Vec<crate::trust::TrustPolicyConfig>,
     /// `[gc]`: garbage collection.
     #[serde(default)]
     pub gc: Option<crate::lifecycle::GcConfig>,
@@ -383,6 +389,43 @@ impl FileConfig {
         let packages = crate::packages::Packages::from_config(&self.packages.clone().unwrap_or_default())?;
         crate::packages::versioning::Versioning::from_config(&self.versioning, packages)
             .map_err(|e| Error::BadRequest(format!("[[versioning]] {e}")))
+    }
+
+    /// `[trust]` and `[[trust_policy]]`, their PEM files (relative to `base`) read.
+    pub fn trust(&self, base: &Path) -> Result<crate::trust::Trust> {
+        let read = |what: &str, file: &Path| {
+            std::fs::read_to_string(base.join(file))
+                .map_err(|e| Error::BadRequest(format!("{what} {}: {e}", file.display())))
+        };
+        let key_error = |what: &str, file: &Path, e: wharf_auth::Error| {
+            Error::BadRequest(format!("{what} {}: {e}", file.display()))
+        };
+        let mut root = wharf_auth::signature::TrustRoot::new();
+        if let Some(t) = &self.trust {
+            if let Some(f) = &t.fulcio_roots {
+                root = root
+                    .with_authorities_pem(&read("[trust] fulcio_roots", f)?)
+                    .map_err(|e| key_error("[trust] fulcio_roots", f, e))?;
+            }
+            if let Some(f) = &t.rekor_keys {
+                root = root
+                    .with_logs_pem(&read("[trust] rekor_keys", f)?)
+                    .map_err(|e| key_error("[trust] rekor_keys", f, e))?;
+            }
+        }
+        let mut policies = Vec::new();
+        for (i, table) in self.trust_policy.iter().enumerate() {
+            let mut keys = Vec::new();
+            for f in &table.keys {
+                let what = "[[trust_policy]] keys";
+                keys.extend(
+                    wharf_auth::signature::PublicKey::from_pem(&read(what, f)?)
+                        .map_err(|e| key_error(what, f, e))?,
+                );
+            }
+            policies.push(crate::trust::TrustPolicy::new(i, table, keys)?);
+        }
+        Ok(crate::trust::Trust::new(root, policies))
     }
 
     /// The mirror of `[[upstream]]`, paths relative to `base`, secrets read.

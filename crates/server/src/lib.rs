@@ -16,7 +16,8 @@
 //!   pattern, failed-login limits, an audit log. TLS ([`tls`]) on rustls, HTTP/2 by ALPN,
 //!   certificates reloaded when they change. Both come from the [`config`] file.
 //! - Storage lifecycle ([`lifecycle`]: online garbage collection, retention, quotas, scrub),
-//!   Wasm policies ([`wasm_policy`]), search ([`search`]), the web page at `/` ([`web`]).
+//!   Wasm policies ([`wasm_policy`]), trust policies over verified signatures ([`trust`]),
+//!   search ([`search`]), the web page at `/` ([`web`]).
 //! - [`Server`]: bind (port 0 works), serve, shut down gracefully.
 //!
 //! Inside, the crate is layered — ground, transport, the OCI core, services beside it, the
@@ -62,6 +63,7 @@ mod metrics;
 pub mod mirror;
 pub mod packages;
 pub mod search;
+pub mod trust;
 pub mod wasm_policy;
 // Façade.
 mod wharf;

@@ -284,6 +284,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("config [[wasm_policy]]: {e}"))?;
     let versioning = file.versioning().map_err(|e| format!("config: {e}"))?;
     let mirror = file.mirror(&base).map_err(|e| format!("config: {e}"))?;
+    let trust = file.trust(&base).map_err(|e| format!("config: {e}"))?;
     let gc_every = match (&args.gc_interval, &gc_config.interval) {
         (Some(s), _) => parse_interval(s).map_err(|e| format!("--gc-interval: {e}"))?,
         (None, Some(s)) => parse_interval(s).map_err(|e| format!("config [gc] interval: {e}"))?,
@@ -308,6 +309,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_wasm_policies(policies)
         .with_versioning(versioning)
         .with_mirror(mirror)
+        .with_trust(trust)
         .with_lifecycle(lifecycle);
     let mut server = Server::bind(listen, registry)
         .await

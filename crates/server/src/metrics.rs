@@ -87,6 +87,14 @@ pub(crate) struct Metrics {
     storage_faults: Family<FaultLabels, Counter>,
     mirror_requests: Family<MirrorLabels, Counter>,
     mirror_bytes: Family<UpstreamLabels, Counter>,
+    trust_pulls: Family<TrustLabels, Counter>,
+}
+
+/// A trust policy's name (from the config: a bounded set) and its verdict.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TrustLabels {
+    policy: String,
+    verdict: &'static str,
 }
 
 /// Labels of a mirror's answer: the upstream (a configured name) and how it was answered
@@ -222,6 +230,13 @@ impl Default for Metrics {
         );
         let mirror_bytes = Family::<UpstreamLabels, Counter>::default();
         registry.register("mirror_fetched_bytes", "Bytes fetched from each upstream", mirror_bytes.clone());
+        let trust_pulls = Family::<TrustLabels, Counter>::default();
+        registry.register(
+            "trust_pulls",
+            "Manifest pulls judged by a trust policy, by policy and verdict (verified; unverified: \
+             served under audit; denied: refused under enforce)",
+            trust_pulls.clone(),
+        );
         let quota_usage = Family::<QuotaLabels, Gauge>::default();
         registry.register(
             "quota_usage_bytes",
@@ -256,6 +271,7 @@ impl Default for Metrics {
             storage_faults,
             mirror_requests,
             mirror_bytes,
+            trust_pulls,
         }
     }
 }
@@ -329,6 +345,11 @@ impl Metrics {
     }
 
     /// A read of a mirrored repository answered as `result` (`hit`, `miss`, `stale`, `error`).
+    /// A pull a trust policy judged.
+    pub(crate) fn trust_pull(&self, policy: &str, verdict: &'static str) {
+        self.trust_pulls.get_or_create(&TrustLabels { policy: policy.to_owned(), verdict }).inc();
+    }
+
     pub(crate) fn mirror(&self, upstream: &str, result: &'static str) {
         self.mirror_requests.get_or_create(&MirrorLabels { upstream: upstream.to_owned(), result }).inc();
     }

@@ -210,6 +210,18 @@ impl Server {
         let janitor = tokio::spawn(purge_uploads(self.registry.clone()));
         let reloader = tokio::spawn(reload_files(self.tls.clone(), self.access.clone()));
         let worker = tokio::spawn(self.registry.work_jobs());
+        let trust_checks = (!self.registry.trust().is_empty()).then(|| {
+            let registry = self.registry.clone();
+            tokio::spawn(async move {
+                match registry.queue_trust_checks().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(manifests = n, "trust material changed: verifying signatures again");
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot queue signature verifications"),
+                }
+            })
+        });
         let collector = self.gc_every.map(|every| tokio::spawn(collect_every(self.registry.clone(), every)));
         let scrubber = self.scrub_every.map(|every| tokio::spawn(scrub_every(self.registry.clone(), every)));
         let syncer =
@@ -219,7 +231,7 @@ impl Server {
         janitor.abort();
         reloader.abort();
         worker.abort();
-        for task in collector.into_iter().chain(scrubber).chain(syncer) {
+        for task in collector.into_iter().chain(scrubber).chain(syncer).chain(trust_checks) {
             task.abort();
         }
         result

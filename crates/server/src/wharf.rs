@@ -39,6 +39,7 @@ use crate::packages::{PackageName, Packages};
 use crate::registry::fence::Epoch;
 use crate::registry::{Core, Page, PutManifest, StoredManifest};
 use crate::search::{Query, SearchIndex};
+use crate::trust::{Trust, Verdict};
 use crate::wasm_policy::WasmPolicies;
 
 /// Inspections run at once by default: the cores, at least 2 and at most 8.
@@ -59,6 +60,7 @@ pub struct Wharf {
     metrics: Arc<Metrics>,
     versioning: Arc<Versioning>,
     mirror: Arc<Mirror>,
+    trust: Arc<Trust>,
 }
 
 impl Wharf {
@@ -90,6 +92,7 @@ impl Wharf {
             metrics,
             versioning: Arc::default(),
             mirror: Arc::default(),
+            trust: Arc::default(),
         }
     }
 
@@ -176,6 +179,110 @@ impl Wharf {
     pub fn with_mirror(mut self, mirror: Mirror) -> Self {
         self.mirror = Arc::new(mirror);
         self
+    }
+
+    /// With trust policies (`[trust]`, `[[trust_policy]]`): signatures pushed into the
+    /// repositories they cover are verified by a job, and pulls there are judged by what
+    /// verified (see [`trust`](crate::trust)).
+    #[must_use]
+    pub fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = Arc::new(trust);
+        self
+    }
+
+    /// The trust policies.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// Judges a pull of manifest `digest` in `repo` by the trust policies (`signer`: the caller
+    /// may push there, and so may read what it signs): `Err(Denied)` naming the policy when an
+    /// `enforce` policy refuses it; logged and counted either way.
+    pub(crate) async fn judge_pull(&self, repo: &Repository, digest: &Digest, signer: bool) -> Result<()> {
+        if self.trust.is_empty() {
+            return Ok(());
+        }
+        match self.trust.decide(&self.core, repo, digest).await? {
+            Verdict::Allowed(policies) => {
+                for p in &policies {
+                    self.metrics.trust_pull(p, "verified");
+                }
+                Ok(())
+            }
+            Verdict::Unverified { policy, why } => {
+                tracing::warn!(%repo, %digest, policy, why, "unverified pull (audit)");
+                self.metrics.trust_pull(&policy, "unverified");
+                Ok(())
+            }
+            Verdict::Denied { policy, why } if signer => {
+                tracing::info!(%repo, %digest, policy, why, "unverified manifest read by a caller with push rights");
+                Ok(())
+            }
+            Verdict::Denied { policy, why } => {
+                tracing::warn!(%repo, %digest, policy, why, "pull denied");
+                self.metrics.trust_pull(&policy, "denied");
+                Err(Error::Denied {
+                    message: format!("trust policy {policy}: {digest} may not be pulled: {why}"),
+                    challenge: None,
+                })
+            }
+        }
+    }
+
+    /// Refuses a blob `GET` by a caller without push rights (`signer` false) where an
+    /// `enforce` trust policy covers the repository and the blob belongs to no manifest it lets
+    /// be pulled (nor to a referrer).
+    pub(crate) async fn judge_blob(&self, repo: &Repository, digest: &Digest, signer: bool) -> Result<()> {
+        if self.trust.is_empty() || signer {
+            return Ok(());
+        }
+        match self.trust.blob_refused(&self.core, repo, digest).await? {
+            None => Ok(()),
+            Some(policy) => {
+                self.metrics.trust_pull(&policy, "denied");
+                Err(Error::Denied {
+                    message: format!(
+                        "trust policy {policy}: blob {digest} belongs to no manifest that may be pulled here"
+                    ),
+                    challenge: None,
+                })
+            }
+        }
+    }
+
+    /// Queues a verification of every manifest under a trust policy not verified under the
+    /// trust material of now (new keys or roots, a policy over repositories that had none);
+    /// returns how many. A server does this at start.
+    pub async fn queue_trust_checks(&self) -> Result<usize> {
+        let stale = self.trust.stale(&self.core).await?;
+        let writes: Vec<wharf_store::Write> = stale
+            .iter()
+            .map(|(repository, digest)| {
+                crate::jobs::Job::Trust {
+                    repository: repository.clone(),
+                    digest: digest.clone(),
+                    attempts: 0,
+                }
+                .write()
+            })
+            .collect();
+        let n = writes.len();
+        for chunk in writes.chunks(256) {
+            self.core.storage().write_steps(vec![chunk.to_vec()]).await?;
+        }
+        if n > 0 {
+            self.queue.wake.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// The trust summary of a manifest (its signatures, verified), if any was recorded.
+    pub async fn trust_summary(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+    ) -> Result<Option<crate::api::TrustSummary>> {
+        crate::trust::read_summary(&self.core, repo, digest).await
     }
 
     /// The upstreams.
@@ -505,11 +612,17 @@ impl Wharf {
         self.versioning.check_package(&self.classifier, repo, &manifest, &tags, &artifact).await?;
         let mut records = vec![Classifier::artifact_write(repo, manifest.digest(), &artifact)];
         records.extend(job.as_ref().map(crate::jobs::Job::write));
+        let trust_job = self.trust.subject_of(repo, &manifest, &tags).map(|digest| crate::jobs::Job::Trust {
+            repository: repo.clone(),
+            digest,
+            attempts: 0,
+        });
+        records.extend(trust_job.as_ref().map(crate::jobs::Job::write));
         let put = self
             .core
             .write_manifest(&epoch, repo, &manifest, tags, records, self.search.stamp_write(), true)
             .await?;
-        if job.is_some() {
+        if job.is_some() || trust_job.is_some() {
             self.queue.wake.notify_one();
         }
         let tag_names: Vec<String> = put.tags.iter().map(ToString::to_string).collect();
@@ -823,12 +936,18 @@ impl Wharf {
         }
         let mut records = vec![Classifier::artifact_write(repo, manifest.digest(), &artifact)];
         records.extend(job.as_ref().map(crate::jobs::Job::write));
+        let trust_job = self.trust.subject_of(repo, manifest, &tags).map(|digest| crate::jobs::Job::Trust {
+            repository: repo.clone(),
+            digest,
+            attempts: 0,
+        });
+        records.extend(trust_job.as_ref().map(crate::jobs::Job::write));
         records.extend(tags.iter().map(|t| Self::checked_write(repo, t)));
         let put = self
             .core
             .write_manifest(&epoch, repo, manifest, tags, records, self.search.stamp_write(), false)
             .await?;
-        if job.is_some() {
+        if job.is_some() || trust_job.is_some() {
             self.queue.wake.notify_one();
         }
         let tag_names: Vec<String> = put.tags.iter().map(ToString::to_string).collect();
@@ -1100,6 +1219,9 @@ impl crate::jobs::Handler for Wharf {
                 self.classifier.inspect_stored(repository, digest, None).await
             }
             crate::jobs::Job::Sync { repository, tag, .. } => self.sync_tag(repository, tag).await,
+            crate::jobs::Job::Trust { repository, digest, .. } => {
+                self.trust.verify(&self.core, repository, digest).await
+            }
         }
     }
 
@@ -1110,6 +1232,10 @@ impl crate::jobs::Handler for Wharf {
             }
             crate::jobs::Job::Sync { repository, tag, .. } => {
                 tracing::error!(%repository, %tag, why, "sync of a tag given up");
+                Ok(())
+            }
+            crate::jobs::Job::Trust { repository, digest, .. } => {
+                tracing::error!(%repository, %digest, why, "verifying signatures given up");
                 Ok(())
             }
         }

@@ -18,5 +18,6 @@ mod model;
 mod openapi;
 mod packages;
 mod persistence;
+mod trust;
 mod wasm;
 mod zerocopy;

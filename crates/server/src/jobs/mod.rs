@@ -11,7 +11,8 @@
 //! jobs/parked/<id>     a job given up after MAX_ATTEMPTS (JSON: the job, why); kept for operators
 //! ```
 //!
-//! Ids are `inspect-<repository key>-<alg>-<hex>` and `sync-<repository key>-<tag>` (the key:
+//! Ids are `inspect-<repository key>-<alg>-<hex>`, `trust-<repository key>-<alg>-<hex>` and
+//! `sync-<repository key>-<tag>` (the key:
 //! 16 hex digits of the SHA-256 of the repository's name), so a listing tells which repository
 //! each job is for.
 //!
@@ -77,6 +78,17 @@ pub(crate) enum Job {
         #[serde(default)]
         attempts: u32,
     },
+    /// Verify every signature over a manifest and record what they say (`trust`).
+    #[serde(rename_all = "camelCase")]
+    Trust {
+        /// The repository.
+        repository: Repository,
+        /// The manifest signed.
+        digest: Digest,
+        /// Runs started so far.
+        #[serde(default)]
+        attempts: u32,
+    },
     /// Copy a tag of a mirror's upstream here, whole (its manifest, children and blobs): one
     /// job per tag, so a sync interrupted midway resumes where it stopped.
     #[serde(rename_all = "camelCase")]
@@ -100,7 +112,7 @@ pub(crate) fn repository_key(repo: &Repository) -> String {
 /// The repository key of a job id (`<kind>-<key>-…`, and the earlier
 /// `inspect-<alg>-<hex>-<key>`).
 fn key_of(id: &str) -> &str {
-    let rest = id.strip_prefix("inspect-").or_else(|| id.strip_prefix("sync-")).unwrap_or(id);
+    let rest = ["inspect-", "sync-", "trust-"].iter().find_map(|p| id.strip_prefix(p)).unwrap_or(id);
     match rest.split_once('-') {
         Some((first, _)) if first.len() == 16 && first.bytes().all(|b| b.is_ascii_hexdigit()) => first,
         _ => rest.rsplit('-').next().unwrap_or(rest),
@@ -116,6 +128,9 @@ impl Job {
                 format!("inspect-{}-{}-{}", repository_key(repository), digest.algorithm(), digest.encoded())
             }
             Self::Sync { repository, tag, .. } => format!("sync-{}-{tag}", repository_key(repository)),
+            Self::Trust { repository, digest, .. } => {
+                format!("trust-{}-{}-{}", repository_key(repository), digest.algorithm(), digest.encoded())
+            }
         }
     }
 
@@ -124,19 +139,24 @@ impl Job {
         match self {
             Self::Inspect { .. } => "inspect",
             Self::Sync { .. } => "sync",
+            Self::Trust { .. } => "trust",
         }
     }
 
     fn attempts(&self) -> u32 {
         match self {
-            Self::Inspect { attempts, .. } | Self::Sync { attempts, .. } => *attempts,
+            Self::Inspect { attempts, .. } | Self::Sync { attempts, .. } | Self::Trust { attempts, .. } => {
+                *attempts
+            }
         }
     }
 
     fn with_attempts(&self, n: u32) -> Self {
         let mut job = self.clone();
         match &mut job {
-            Self::Inspect { attempts, .. } | Self::Sync { attempts, .. } => *attempts = n,
+            Self::Inspect { attempts, .. } | Self::Sync { attempts, .. } | Self::Trust { attempts, .. } => {
+                *attempts = n;
+            }
         }
         job
     }

@@ -14,6 +14,8 @@
 //! repositories/<repo>/_manifests/tag-index                        (empty) every tag of the repository has its `tagged/` hint
 //! repositories/<repo>/_referrers/<subj alg>/<subj hex>/<alg>/<hex>   referrer descriptor (JSON)
 //! repositories/<repo>/_wharf/artifacts/<alg>/<hex>               the Wasm classification of a manifest (JSON, `classify`)
+//! repositories/<repo>/_wharf/trust/<alg>/<hex>                   the signatures over a manifest, verified (JSON, `trust`)
+//! repositories/<repo>/_wharf/servable/<alg>/<hex>                (empty) a blob of a trusted manifest or a referrer (`trust`)
 //! blob-repositories/<alg>/<hex>/<repo>                            reverse link, for mounts without `from` and garbage collection
 //! manifest-repositories/<alg>/<hex>/<repo>                        reverse revision, for garbage collection
 //! uploads/<upload id>                                             `<unix seconds> <repo>`: when a session began, for expiry
@@ -197,6 +199,16 @@ pub(crate) fn artifact(repo: &Repository, d: &Digest) -> String {
 /// The artifact records of the repository.
 pub(crate) fn artifacts(repo: &Repository) -> String {
     repo_key(repo, "_wharf/artifacts/")
+}
+
+/// The trust summary of manifest `d` (its signatures, verified).
+pub(crate) fn trust(repo: &Repository, d: &Digest) -> String {
+    repo_key(repo, &format!("_wharf/trust/{}", digest_key(d)))
+}
+
+/// The mark that blob `d` may be served under an `enforce` trust policy.
+pub(crate) fn servable(repo: &Repository, d: &Digest) -> String {
+    repo_key(repo, &format!("_wharf/servable/{}", digest_key(d)))
 }
 
 /// The record that a package version (its tag) is yanked.

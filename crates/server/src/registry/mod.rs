@@ -746,6 +746,7 @@ impl Core {
             keys::manifest_repository(d, repo),
             keys::artifact(repo, d),
             keys::pulled_manifest(repo, d),
+            keys::trust(repo, d),
         ];
         if let Some(subject) = &revision.subject {
             keys.push(keys::referrer(repo, subject, d));
@@ -762,9 +763,13 @@ impl Core {
             .collect()
     }
 
-    /// The removals of a blob link and its reverse record, for a batch.
-    pub(crate) fn link_removals(repo: &Repository, d: &Digest) -> [Write; 2] {
-        [Write::Remove { key: keys::layer(repo, d) }, Write::Remove { key: keys::blob_repository(d, repo) }]
+    /// The removals of a blob link, its reverse record and its trust mark, for a batch.
+    pub(crate) fn link_removals(repo: &Repository, d: &Digest) -> [Write; 3] {
+        [
+            Write::Remove { key: keys::layer(repo, d) },
+            Write::Remove { key: keys::blob_repository(d, repo) },
+            Write::Remove { key: keys::servable(repo, d) },
+        ]
     }
 
     /// The repository's tags, sorted by bytes, after `last`, at most `n`. A page costs its

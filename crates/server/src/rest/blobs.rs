@@ -118,9 +118,18 @@ pub(crate) async fn upload(
 }
 
 /// `GET` (whole or a range) and `HEAD` of a blob; a redirect where the storage serves it.
-pub(crate) async fn blob(registry: &Wharf, repo: &Repository, d: &str, ctx: &Ctx) -> Result<Response> {
+pub(crate) async fn blob(
+    registry: &Wharf,
+    repo: &Repository,
+    d: &str,
+    ctx: &Ctx,
+    gate: &Gate<'_>,
+) -> Result<Response> {
     let (method, headers) = (&ctx.method, &ctx.headers);
     let d = digest(d)?;
+    if *method == Method::GET {
+        registry.judge_blob(repo, &d, gate.signer(repo.as_str())).await?;
+    }
     if registry.is_mirrored(repo) && registry.stat_blob(repo, &d).await?.is_none() {
         // Fetched from the upstream; the first GET of the whole blob has it as it arrives.
         let whole = *method == Method::GET && !headers.contains_key(header::RANGE);

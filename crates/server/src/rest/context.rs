@@ -66,4 +66,14 @@ impl Gate<'_> {
     pub(crate) fn visible(&self, repository: &str) -> bool {
         self.0.is_none_or(|(access, principal)| access.visible(principal, repository))
     }
+
+    /// Whether the caller signed in and may push to the repository: a signer, who reads what it
+    /// signs before a signature exists (trust policies never block it). Without access control,
+    /// no one is.
+    pub(crate) fn signer(&self, repository: &str) -> bool {
+        self.0.is_some_and(|(access, principal)| {
+            !matches!(principal.identity, wharf_auth::Identity::Anonymous)
+                && access.can(principal, repository, wharf_auth::Action::Push)
+        })
+    }
 }

@@ -124,7 +124,12 @@ pub(crate) async fn artifact(registry: &Wharf, name: &str, reference: &str) -> R
     let repo = repository(name)?;
     let reference =
         reference.parse::<TagOrDigest>().map_err(|_| Error::ManifestUnknown(reference.to_owned()))?;
-    Ok(json_value(&registry.artifact(&repo, &reference).await?))
+    let record = registry.artifact(&repo, &reference).await?;
+    let mut value = serde_json::to_value(&record).expect("a record serialises");
+    if let Some(summary) = registry.trust_summary(&repo, &record.summary.digest).await? {
+        value["trust"] = serde_json::to_value(summary).expect("a summary serialises");
+    }
+    Ok(json_value(&value))
 }
 
 /// `GET /v2/_wharf/packages/<ns>:<name>`: the package where `[packages]` puts it, if the

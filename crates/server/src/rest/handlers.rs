@@ -52,7 +52,7 @@ pub(crate) async fn handle(app: &App, ctx: &Ctx, gate: Gate<'_>, body: Body) -> 
             listings::referrers(registry, name, subject, ctx).await
         }
         (Route::Manifest(name, reference), &(Method::GET | Method::HEAD | Method::PUT | Method::DELETE)) => {
-            manifests::manifest(registry, &repository(name)?, reference, ctx, body).await
+            manifests::manifest(registry, &repository(name)?, reference, ctx, &gate, body).await
         }
         (Route::Uploads(name), &Method::POST) => {
             blobs::start_upload(registry, gate, &repository(name)?, ctx, body).await
@@ -61,7 +61,7 @@ pub(crate) async fn handle(app: &App, ctx: &Ctx, gate: Gate<'_>, body: Body) -> 
             blobs::upload(registry, &repository(name)?, id, ctx, body).await
         }
         (Route::Blob(name, d), &(Method::GET | Method::HEAD)) => {
-            blobs::blob(registry, &repository(name)?, d, ctx).await
+            blobs::blob(registry, &repository(name)?, d, ctx, &gate).await
         }
         (Route::Blob(name, d), &Method::DELETE) => blobs::delete_blob(registry, &repository(name)?, d).await,
         _ => Err(Error::MethodNotAllowed {

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
 use wharf_types::{MAX_MANIFEST_SIZE, MediaType, Repository, Tag, TagOrDigest};
 
-use super::context::Ctx;
+use super::context::{Ctx, Gate};
 use super::params::read_limited;
 use super::respond::CONTENT_DIGEST;
 use crate::Wharf;
@@ -19,6 +19,7 @@ pub(crate) async fn manifest(
     repo: &Repository,
     reference: &str,
     ctx: &Ctx,
+    gate: &Gate<'_>,
     body: Body,
 ) -> Result<Response> {
     let (method, headers, query) = (&ctx.method, &ctx.headers, &ctx.query);
@@ -36,6 +37,7 @@ pub(crate) async fn manifest(
                 let size = m.bytes.len() as u64;
                 (m.digest, m.media_type, size, Some(m.bytes))
             };
+            registry.judge_pull(repo, &digest, gate.signer(repo.as_str())).await?;
             let mut response = match bytes {
                 Some(bytes) => (StatusCode::OK, bytes).into_response(),
                 None => StatusCode::OK.into_response(),

@@ -1,0 +1,348 @@
+//! Trust policies over signatures made by independent signers: npm's `@sigstore/sign` against
+//! the local Fulcio and Rekor of `@sigstore/mock`, attached by `@sigstore/oci`
+//! (`tests/sigstore/sign.mjs`), and cosign's classic layout signed by `openssl`. The signer
+//! (`ci`, push rights) signs over HTTP like any client; a reader (pull only) pulls.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use wharf_server::config::FileConfig;
+use wharf_server::{Server, ServerHandle, Wharf};
+use wharf_types::Digest;
+
+const USERS: [(&str, &str); 2] = [("ci", "ci-pw"), ("reader", "reader-pw")];
+
+/// The directory of the npm signer (`tests/sigstore` at the workspace root), or `None` (the
+/// test is skipped) when its packages are not installed; with `WHARF_REQUIRE_ALL=1` that fails.
+pub(crate) fn signer_dir(test: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/sigstore");
+    let ready = dir.join("node_modules/@sigstore/mock").is_dir()
+        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if ready {
+        return Some(dir);
+    }
+    assert!(
+        !std::env::var("WHARF_REQUIRE_ALL").is_ok_and(|v| v == "1"),
+        "{test}: node or tests/sigstore/node_modules is missing and WHARF_REQUIRE_ALL=1 (.ci/install.sh installs them)"
+    );
+    eprintln!("SKIPPED {test}: no npm signer (cd tests/sigstore && npm ci)");
+    None
+}
+
+struct Trusted {
+    dir: tempfile::TempDir,
+    signer: PathBuf,
+    base: String,
+    http: reqwest::Client,
+    handle: Option<ServerHandle>,
+}
+
+const CONFIG: &str = r#"
+[auth]
+htpasswd = "users.htpasswd"
+public_metrics = true
+
+[[access]]
+repositories = ["**"]
+users = { ci = ["pull", "push"], reader = ["pull"] }
+
+[trust]
+fulcio_roots = "keys/fulcio.pem"
+rekor_keys = "keys/rekor.pub"
+
+[[trust_policy]]
+name = "prod-signed"
+repositories = ["prod/**"]
+mode = "enforce"
+identities = [{ issuer = "https://issuer.test", subject = "ci@example.com" }]
+keys = ["keys/signer.pub"]
+
+[[trust_policy]]
+name = "staging-audit"
+repositories = ["staging/**"]
+mode = "audit"
+identities = [{ issuer = "https://issuer.test", subject = "*@example.com" }]
+"#;
+
+impl Trusted {
+    async fn start(signer: PathBuf) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        run(Command::new("node").arg(signer.join("sign.mjs")).arg("keys").arg(&keys));
+        let mut users = wharf_auth::Htpasswd::default();
+        for (user, password) in USERS {
+            users.set(user, password, 4).expect("hash");
+        }
+        std::fs::write(dir.path().join("users.htpasswd"), users.render()).expect("write");
+        std::fs::write(dir.path().join("wharf.toml"), CONFIG).expect("write");
+        let file = FileConfig::read(&dir.path().join("wharf.toml")).expect("the config parses");
+        let data = dir.path().join("data");
+        let store = wharf_store::FsStore::open(&data).await.expect("store");
+        let access = file.access(dir.path(), Some(&data)).expect("access").expect("[auth]");
+        let trust = file.trust(dir.path()).expect("[trust] and [[trust_policy]]");
+        let registry = Wharf::new(Arc::new(store)).with_trust(trust);
+        let server = Server::bind("127.0.0.1:0".parse().expect("addr"), registry)
+            .await
+            .expect("bind")
+            .with_access(access);
+        let base = format!("127.0.0.1:{}", server.local_addr().port());
+        Self { dir, signer, base, http: reqwest::Client::new(), handle: Some(server.spawn()) }
+    }
+
+    fn req(&self, who: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let (user, password) = USERS.iter().find(|(u, _)| *u == who).expect("a user");
+        self.http.request(method, format!("http://{}{path}", self.base)).basic_auth(user, Some(password))
+    }
+
+    /// Pushes an image (one layer of `content`) as `ci`; returns its digest and layer.
+    async fn push_image(&self, repo: &str, tag: &str, content: &[u8]) -> (Digest, Digest) {
+        let layer = self.blob(repo, content).await;
+        let config = self.blob(repo, br#"{"architecture":"amd64","os":"linux"}"#).await;
+        let manifest = crate::common::image_manifest(&config, 37, &[(layer.clone(), content.len())], "");
+        (self.manifest(repo, tag, "application/vnd.oci.image.manifest.v1+json", &manifest).await, layer)
+    }
+
+    async fn blob(&self, repo: &str, data: &[u8]) -> Digest {
+        let digest = Digest::sha256(data);
+        let r = self
+            .req("ci", Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}"))
+            .header("Content-Type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::CREATED, "blob push");
+        digest
+    }
+
+    async fn manifest(&self, repo: &str, reference: &str, media_type: &str, body: &str) -> Digest {
+        let r = self
+            .req("ci", Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
+            .header("Content-Type", media_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::CREATED, "manifest push: {}", r.text().await.unwrap_or_default());
+        Digest::sha256(body.as_bytes())
+    }
+
+    /// Signs `repo:tag` with the npm signer as `ci`, with `options`; returns the signature's
+    /// digest.
+    fn sign(&self, reference: &str, options: &[&str]) -> Digest {
+        let out = run(Command::new("node")
+            .arg(self.signer.join("sign.mjs"))
+            .arg("attach")
+            .arg(self.dir.path().join("keys"))
+            .arg(format!("{}/{reference}", self.base))
+            .args(["--user", "ci", "--password", "ci-pw"])
+            .args(options));
+        let v: Value = serde_json::from_str(out.trim()).expect("the signer's JSON");
+        v["signature"].as_str().expect("a digest").parse().expect("a digest")
+    }
+
+    /// A pull of a manifest by `who`: the status and the body.
+    async fn pull(&self, who: &str, method: Method, repo: &str, reference: &str) -> (StatusCode, String) {
+        let r = self
+            .req(who, method, &format!("/v2/{repo}/manifests/{reference}"))
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .expect("send");
+        (r.status(), r.text().await.expect("body"))
+    }
+
+    /// The artifact record's `trust` once its signatures were verified (`signatures` many).
+    async fn trust(&self, repo: &str, digest: &Digest, signatures: usize) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self
+                .req("reader", Method::GET, &format!("/v2/{repo}/_wharf/artifacts/{digest}"))
+                .send()
+                .await;
+            let v: Value = r.expect("send").json().await.expect("JSON");
+            let found = v["trust"]["signatures"].as_array().map_or(0, Vec::len)
+                + v["trust"]["omitted"].as_u64().unwrap_or(0) as usize;
+            if found >= signatures {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{repo}@{digest}: {signatures} signatures never verified: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+fn run(command: &mut Command) -> String {
+    let out = command.output().expect("runs");
+    assert!(out.status.success(), "{command:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// The issue's acceptance, over HTTP: under `enforce` on `prod/**` trusting `ci@example.com`,
+/// what is signed by it (keyless, message or DSSE), by the trusted key, or in cosign's layout
+/// pulls; what is unsigned, signed by someone else, tampered with, or signed for another
+/// digest answers 403 naming the policy (blobs too); the signer signs unsigned artifacts
+/// without being blocked; `audit` serves and counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_serves_only_what_a_trusted_signer_signed_and_audit_reports() {
+    let Some(signer) =
+        signer_dir("trust::enforce_serves_only_what_a_trusted_signer_signed_and_audit_reports")
+    else {
+        return;
+    };
+    let reg = Trusted::start(signer).await;
+    let mut images = Vec::new();
+    for tag in ["signed", "dsse", "keyed", "cosign", "unsigned", "mallory", "tampered", "elsewhere"] {
+        images.push((tag, reg.push_image("prod/app", tag, format!("layer of {tag}").as_bytes()).await));
+    }
+    let digest =
+        |tag: &str| images.iter().find(|(t, _)| *t == tag).map(|(_, (d, _))| d.clone()).expect("pushed");
+    let layer =
+        |tag: &str| images.iter().find(|(t, _)| *t == tag).map(|(_, (_, l))| l.clone()).expect("pushed");
+
+    // Before any signature, even the signer's GET is answered (it reads what it signs); the
+    // reader's is refused.
+    assert_eq!(reg.pull("ci", Method::GET, "prod/app", "signed").await.0, StatusCode::OK);
+    let (status, body) = reg.pull("reader", Method::GET, "prod/app", "signed").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let signatures = [
+        ("signed", reg.sign("prod/app:signed", &[])),
+        ("dsse", reg.sign("prod/app:dsse", &["--dsse"])),
+        ("keyed", reg.sign("prod/app:keyed", &["--key"])),
+        ("mallory", reg.sign("prod/app:mallory", &["--identity", "mallory@example.org"])),
+        ("tampered", reg.sign("prod/app:tampered", &["--tamper"])),
+        ("elsewhere", reg.sign("prod/app:elsewhere", &["--dsse", "--subject", digest("signed").as_str()])),
+    ];
+    // cosign's classic layout: a simple-signing payload signed by openssl with the trusted key.
+    let cosign = digest("cosign");
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"{}/prod/app"}},"image":{{"docker-manifest-digest":"{cosign}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+        reg.base
+    );
+    let payload_file = reg.dir.path().join("payload.json");
+    std::fs::write(&payload_file, &payload).expect("write");
+    let key = reg.dir.path().join("keys/signer.key");
+    let der = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(&key)
+        .arg(&payload_file)
+        .output()
+        .expect("openssl");
+    assert!(der.status.success());
+    let signature = base64_encode(&der.stdout);
+    let payload_digest = reg.blob("prod/app", payload.as_bytes()).await;
+    let empty = reg.blob("prod/app", b"{}").await;
+    let sig_manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{payload_digest}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"{signature}"}}}}]}}"#,
+        payload.len()
+    );
+    let sig_tag = format!("sha256-{}.sig", cosign.encoded());
+    reg.manifest("prod/app", &sig_tag, "application/vnd.oci.image.manifest.v1+json", &sig_manifest).await;
+
+    for (tag, _) in &signatures {
+        reg.trust("prod/app", &digest(tag), 1).await;
+    }
+    let record = reg.trust("prod/app", &cosign, 1).await;
+    assert_eq!(record["trust"]["signatures"][0]["format"], "cosign", "{record}");
+
+    // The artifact API says who signed, and the log entry.
+    let record = reg.trust("prod/app", &digest("signed"), 1).await;
+    let sig = &record["trust"]["signatures"][0];
+    assert_eq!(sig["verified"], true, "{record}");
+    assert_eq!(sig["signer"]["subject"], "ci@example.com");
+    assert_eq!(sig["signer"]["issuer"], "https://issuer.test");
+    assert!(sig["log"]["index"].is_u64() && sig["log"]["inclusionProof"] == true, "{record}");
+    let mut errors = Vec::new();
+    let doc = crate::openapi::document();
+    crate::openapi::check(&doc, &doc["components"]["schemas"]["Artifact"], &record, "artifact", &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+
+    for tag in ["signed", "dsse", "keyed", "cosign"] {
+        for method in [Method::HEAD, Method::GET] {
+            let (status, body) = reg.pull("reader", method.clone(), "prod/app", tag).await;
+            assert_eq!(status, StatusCode::OK, "{method} {tag}: {body}");
+        }
+        let r = reg.req("reader", Method::GET, &format!("/v2/prod/app/blobs/{}", layer(tag))).send().await;
+        assert_eq!(r.expect("send").status(), StatusCode::OK, "the layer of {tag}");
+    }
+    let refused = [
+        ("unsigned", "not signed"),
+        ("mallory", "mallory@example.org"),
+        ("tampered", "no signature verifies"),
+        ("elsewhere", "no signature verifies"),
+    ];
+    for (tag, why) in refused {
+        for reference in [tag.to_owned(), digest(tag).to_string()] {
+            let (status, body) = reg.pull("reader", Method::GET, "prod/app", &reference).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{tag}: {body}");
+            assert!(body.contains("DENIED") && body.contains("trust policy prod-signed"), "{tag}: {body}");
+            assert!(body.contains(why), "{tag}: {body}");
+            assert_eq!(
+                reg.pull("reader", Method::HEAD, "prod/app", &reference).await.0,
+                StatusCode::FORBIDDEN
+            );
+        }
+        let r = reg.req("reader", Method::GET, &format!("/v2/prod/app/blobs/{}", layer(tag))).send().await;
+        assert_eq!(r.expect("send").status(), StatusCode::FORBIDDEN, "the layer of {tag}");
+        let r = reg.req("ci", Method::GET, &format!("/v2/prod/app/blobs/{}", layer(tag))).send().await;
+        assert_eq!(r.expect("send").status(), StatusCode::OK, "the signer reads the layer of {tag}");
+    }
+    // What signing and verifying need is never blocked: the referrers, the signatures.
+    for (tag, signature) in &signatures {
+        let r =
+            reg.req("reader", Method::GET, &format!("/v2/prod/app/referrers/{}", digest(tag))).send().await;
+        let r = r.expect("send");
+        assert_eq!(r.status(), StatusCode::OK);
+        let index: Value = r.json().await.expect("JSON");
+        assert!(
+            index["manifests"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|d| d["digest"] == signature.as_str()))
+        );
+        let (status, body) = reg.pull("reader", Method::GET, "prod/app", signature.as_str()).await;
+        assert_eq!(status, StatusCode::OK, "the signature of {tag}: {body}");
+    }
+    assert_eq!(reg.pull("reader", Method::GET, "prod/app", &sig_tag).await.0, StatusCode::OK);
+
+    // audit: served, counted and logged as unverified.
+    reg.push_image("staging/app", "unsigned", b"staging layer").await;
+    for _ in 0..2 {
+        assert_eq!(reg.pull("reader", Method::GET, "staging/app", "unsigned").await.0, StatusCode::OK);
+    }
+    let r = reg.req("reader", Method::GET, "/metrics").send().await.expect("send");
+    let metrics = r.text().await.expect("text");
+    let count = |policy: &str, verdict: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| {
+                l.contains("trust_pulls")
+                    && l.contains(&format!("policy=\"{policy}\""))
+                    && l.contains(&format!("verdict=\"{verdict}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("staging-audit", "unverified") >= 2, "{metrics}");
+    assert!(count("prod-signed", "denied") >= 8, "{metrics}");
+    assert!(count("prod-signed", "verified") >= 8, "{metrics}");
+    reg.stop().await;
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
