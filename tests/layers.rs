@@ -316,7 +316,16 @@ const SERVER: &[&[&str]] = &[
         "lifecycle::budget",
         "packages",
     ],
-    &["search", "jobs", "lifecycle::lease", "lifecycle::quota", "lifecycle::scrub", "auth", "mirror"],
+    &[
+        "search",
+        "jobs",
+        "lifecycle::lease",
+        "lifecycle::quota",
+        "lifecycle::scrub",
+        "auth",
+        "mirror",
+        "trust",
+    ],
     &["classify", "lifecycle", "auth::token"],
     &["packages::versioning", "packages::view"],
     // The façade.

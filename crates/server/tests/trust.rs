@@ -346,3 +346,158 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// A P-256 key pair made by openssl: (private PEM path, public PEM path).
+fn openssl_key(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
+    let (private, public) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.pub")));
+    run(Command::new("openssl")
+        .args(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out"])
+        .arg(&private));
+    run(Command::new("openssl").args(["ec", "-pubout", "-in"]).arg(&private).arg("-out").arg(&public));
+    (private, public)
+}
+
+/// A registry over `data` whose one policy (`enforce` on `prod/**`) trusts the keys of `keys`.
+async fn keyed_registry(dir: &std::path::Path, keys: &[&str]) -> (ServerHandle, String) {
+    let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    let config = format!(
+        "[auth]\nhtpasswd = \"users.htpasswd\"\n\n[[access]]\nrepositories = [\"**\"]\nusers = {{ ci = [\"pull\", \"push\"], reader = [\"pull\"] }}\n\n\
+         [[trust_policy]]\nname = \"prod-keys\"\nrepositories = [\"prod/**\"]\nmode = \"enforce\"\nkeys = [{}]\n",
+        keys.join(", ")
+    );
+    std::fs::write(dir.join("wharf.toml"), config).expect("write");
+    let mut users = wharf_auth::Htpasswd::default();
+    for (user, password) in USERS {
+        users.set(user, password, 4).expect("hash");
+    }
+    std::fs::write(dir.join("users.htpasswd"), users.render()).expect("write");
+    let file = FileConfig::read(&dir.join("wharf.toml")).expect("the config parses");
+    let data = dir.join("data");
+    let store = wharf_store::FsStore::open(&data).await.expect("store");
+    let access = file.access(dir, Some(&data)).expect("access").expect("[auth]");
+    let registry = Wharf::new(Arc::new(store)).with_trust(file.trust(dir).expect("trust"));
+    let server =
+        Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind").with_access(access);
+    let base = format!("127.0.0.1:{}", server.local_addr().port());
+    (server.spawn(), base)
+}
+
+/// A flood of hostile signature referrers on one manifest — junk, oversized, deeply nested,
+/// naming another subject — is recorded as unverified with reasons (at most 16 kept, the rest
+/// counted), costs the pull nothing, and does not hide the real signature (cosign's `.sig`
+/// tag, made by openssl). When the trusted keys change, a restarted server verifies again
+/// and the verdict follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_signatures_are_recorded_unverified_and_key_changes_reevaluate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (private, _) = openssl_key(dir.path(), "release");
+    openssl_key(dir.path(), "other");
+    let (handle, base) = keyed_registry(dir.path(), &["release.pub"]).await;
+    let reg =
+        Trusted { dir, signer: PathBuf::new(), base, http: reqwest::Client::new(), handle: Some(handle) };
+    let (app, _) = reg.push_image("prod/app", "v1", b"the release").await;
+    reg.push_image("prod/app", "v2", b"another release").await;
+
+    // cosign's layout, signed by openssl.
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"prod/app"}},"image":{{"docker-manifest-digest":"{app}"}},"type":"cosign container image signature"}},"optional":null}}"#
+    );
+    let payload_file = reg.dir.path().join("payload.json");
+    std::fs::write(&payload_file, &payload).expect("write");
+    let der =
+        Command::new("openssl").args(["dgst", "-sha256", "-sign"]).arg(&private).arg(&payload_file).output();
+    let signature = base64_encode(&der.expect("openssl").stdout);
+    let payload_digest = reg.blob("prod/app", payload.as_bytes()).await;
+    let empty = reg.blob("prod/app", b"{}").await;
+    let layer = |media_type: &str, digest: &Digest, size: usize, annotations: &str| {
+        format!(r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{size}{annotations}}}"#)
+    };
+    let manifest = |layers: &str, extra: &str| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{layers}]{extra}}}"#
+        )
+    };
+    let sig_layer = layer(
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+        &payload_digest,
+        payload.len(),
+        &format!(r#","annotations":{{"dev.cosignproject.cosign/signature":"{signature}"}}"#),
+    );
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    reg.manifest("prod/app", &format!("sha256-{}.sig", app.encoded()), mt, &manifest(&sig_layer, "")).await;
+
+    // The flood: bundle referrers of every hostile kind.
+    let bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    let app_size = reg
+        .req("ci", Method::HEAD, &format!("/v2/prod/app/manifests/{app}"))
+        .send()
+        .await
+        .expect("send")
+        .content_length()
+        .expect("a length");
+    let referrer = |layers: &str| {
+        manifest(
+            layers,
+            &format!(
+                r#","artifactType":"{bundle_type}","subject":{{"mediaType":"{mt}","digest":"{app}","size":{app_size}}}"#
+            ),
+        )
+    };
+    for i in 0..40 {
+        let bytes = format!("junk {i} {}", "x".repeat(i));
+        let d = reg.blob("prod/app", bytes.as_bytes()).await;
+        let body = referrer(&layer(bundle_type, &d, bytes.len(), ""));
+        reg.manifest("prod/app", Digest::sha256(body.as_bytes()).as_str(), mt, &body).await;
+    }
+    let huge = vec![b'{'; wharf_auth::signature::MAX_BUNDLE_LEN + 1];
+    let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+    let wrong_subject = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../auth/tests/data/sigstore/message.json"),
+    )
+    .expect("a real bundle over another manifest");
+    for bytes in [huge.as_slice(), deep.as_bytes(), &wrong_subject] {
+        let d = reg.blob("prod/app", bytes).await;
+        let body = referrer(&layer(bundle_type, &d, bytes.len(), ""));
+        reg.manifest("prod/app", Digest::sha256(body.as_bytes()).as_str(), mt, &body).await;
+    }
+
+    // Every signature read; the real one verified, the hostile ones kept (16) or counted.
+    let record = reg.trust("prod/app", &app, 44).await;
+    let trust = &record["trust"];
+    let signatures = trust["signatures"].as_array().expect("signatures");
+    assert_eq!(signatures.iter().filter(|s| s["verified"] == true).count(), 1, "{trust}");
+    assert_eq!(signatures[0]["format"], "cosign");
+    assert_eq!(signatures.len(), 1 + wharf_server::api::MAX_UNVERIFIED, "{trust}");
+    assert_eq!(trust["omitted"], 44 - 1 - wharf_server::api::MAX_UNVERIFIED, "{trust}");
+    assert!(
+        signatures.iter().skip(1).all(|s| s["reason"].as_str().is_some_and(|r| !r.is_empty())),
+        "{trust}"
+    );
+    assert_eq!(reg.pull("reader", Method::GET, "prod/app", "v1").await.0, StatusCode::OK);
+    let (status, body) = reg.pull("reader", Method::GET, "prod/app", "v2").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // The keys change: a restart verifies again under the new ones, and back.
+    let mut reg = reg;
+    if let Some(h) = reg.handle.take() {
+        h.shutdown().await.expect("clean shutdown");
+    }
+    for (keys, expected) in [(["other.pub"], StatusCode::FORBIDDEN), (["release.pub"], StatusCode::OK)] {
+        let (handle, base) = keyed_registry(reg.dir.path(), &keys).await;
+        reg.base = base;
+        reg.handle = Some(handle);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = reg.pull("reader", Method::GET, "prod/app", "v1").await;
+            // Stale until the job ran ("verifying again"), then the new keys' verdict.
+            if status == expected && (status == StatusCode::OK || body.contains("signed by no trusted key")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "with {keys:?}: {status} {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if let Some(h) = reg.handle.take() {
+            h.shutdown().await.expect("clean shutdown");
+        }
+    }
+}

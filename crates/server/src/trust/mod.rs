@@ -42,8 +42,11 @@ use crate::api::{MAX_UNVERIFIED, SignatureRecord, TrustSummary};
 use crate::error::{Error, Result};
 use crate::registry::{Core, keys};
 
-/// The most signatures over one manifest read by one verification.
-pub const MAX_SIGNATURES: usize = 128;
+/// The most signatures over one manifest read by one verification (more are counted as
+/// omitted, not read).
+pub const MAX_SIGNATURES: usize = 1024;
+/// The most bundle and payload bytes one verification reads.
+pub const MAX_SIGNATURE_BYTES: u64 = 64 * 1024 * 1024;
 /// How long a pull trusts a summary it read before reading it again (another process may
 /// have verified a signature since).
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -400,6 +403,13 @@ impl Trust {
         };
         let artifact = signature::Artifact { digest: subject, bytes: &stored.bytes };
         let mut candidates: Vec<(Digest, bool)> = Vec::new();
+        // cosign's `.sig` tag first: one per manifest, it cannot be crowded out.
+        let sig_tag = format!("{}-{}.sig", subject.algorithm(), subject.encoded());
+        if let Ok(tag) = sig_tag.parse::<Tag>()
+            && let Ok((d, ..)) = core.head_manifest(repo, &TagOrDigest::Tag(tag)).await
+        {
+            candidates.push((d, false));
+        }
         let referrers = core.referrers(repo, subject, None).await?;
         let mut referrer_digests = Vec::new();
         for d in &referrers.manifests {
@@ -410,12 +420,6 @@ impl Trust {
                 candidates.push((d.digest.clone(), true));
             }
         }
-        let sig_tag = format!("{}-{}.sig", subject.algorithm(), subject.encoded());
-        if let Ok(tag) = sig_tag.parse::<Tag>()
-            && let Ok((d, ..)) = core.head_manifest(repo, &TagOrDigest::Tag(tag)).await
-        {
-            candidates.push((d, false));
-        }
         let mut summary = TrustSummary {
             fingerprint: self.fingerprint.clone(),
             checked_at: crate::clock::now_rfc3339(),
@@ -424,6 +428,7 @@ impl Trust {
         };
         let mut read = Vec::new();
         let mut unverified = 0;
+        let mut budget = MAX_SIGNATURE_BYTES;
         for (i, (d, bundle)) in candidates.iter().enumerate() {
             if i >= MAX_SIGNATURES {
                 summary.omitted += 1;
@@ -431,9 +436,9 @@ impl Trust {
             }
             read.push(d.clone());
             let records = if *bundle {
-                vec![self.verify_bundle(core, repo, d, &artifact).await?]
+                vec![self.verify_bundle(core, repo, d, &artifact, &mut budget).await?]
             } else {
-                self.verify_cosign(core, repo, d, subject).await?
+                self.verify_cosign(core, repo, d, subject, &mut budget).await?
             };
             for record in records {
                 if record.verified {
@@ -489,6 +494,7 @@ impl Trust {
         repo: &Repository,
         d: &Digest,
         artifact: &signature::Artifact<'_>,
+        budget: &mut u64,
     ) -> Result<SignatureRecord> {
         let format = signature::Format::SigstoreBundle.as_str();
         let unverified = |why: String| Ok(SignatureRecord::unverified(d.clone(), format, why));
@@ -512,6 +518,11 @@ impl Trust {
                 signature::MAX_BUNDLE_LEN
             ));
         }
+        if !spend(budget, layer.size) {
+            return unverified(format!(
+                "not read: past the {MAX_SIGNATURE_BYTES} bytes one verification reads"
+            ));
+        }
         let bytes = match core.storage().read_all(&layer.digest).await {
             Ok(b) => b,
             Err(wharf_store::Error::BlobNotFound { .. }) => {
@@ -532,6 +543,7 @@ impl Trust {
         repo: &Repository,
         d: &Digest,
         subject: &Digest,
+        budget: &mut u64,
     ) -> Result<Vec<SignatureRecord>> {
         let format = signature::Format::CosignSimpleSigning.as_str();
         let manifest = match self.signature_manifest(core, repo, d).await? {
@@ -555,6 +567,11 @@ impl Trust {
                 Some(_) if layer.size > 64 * 1024 => {
                     SignatureRecord::unverified(d.clone(), format, "payload over 64 KiB".into())
                 }
+                Some(_) if !spend(budget, layer.size) => SignatureRecord::unverified(
+                    d.clone(),
+                    format,
+                    format!("not read: past the {MAX_SIGNATURE_BYTES} bytes one verification reads"),
+                ),
                 Some(sig) => match core.storage().read_all(&layer.digest).await {
                     Ok(payload) => match signature::verify_simple_signing(&payload, sig, subject, &self.keys)
                     {
@@ -624,6 +641,17 @@ impl Trust {
             }
         }
         Ok(out)
+    }
+}
+
+/// Takes `n` bytes from `budget`, if it holds them.
+fn spend(budget: &mut u64, n: u64) -> bool {
+    match budget.checked_sub(n) {
+        Some(left) => {
+            *budget = left;
+            true
+        }
+        None => false,
     }
 }
 
