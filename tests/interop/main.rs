@@ -1811,3 +1811,235 @@ fn flow13_a_mirror_of_distribution_and_of_another_wharf_for_skopeo_podman_ctr_an
     assert!(stderr.contains("502 Bad Gateway"), "a clear error: {stderr}");
     drop(mirror);
 }
+
+/// The npm signer of the trust flows (`tests/sigstore`), when its packages are installed.
+fn sigstore_signer() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigstore/node_modules/@sigstore/mock");
+    if dir.is_dir() { Vec::new() } else { vec!["tests/sigstore/node_modules (npm ci)".to_owned()] }
+}
+
+/// Flow 14. Trust policies against real clients: the `wharf-server` binary with `[trust]` and an
+/// `enforce` policy on `prod/**` trusting `ci@example.com` of the test issuer, an `audit` one
+/// on `staging/**`. `ci` pushes with buildah, `wkg` and oras-py and signs with npm's
+/// `@sigstore/sign` against `@sigstore/mock`'s Fulcio and Rekor, attached by `@sigstore/oci`
+/// (the image and the `wkg`-pushed component); podman, skopeo, `wkg` and oras-py pull
+/// anonymously: what `ci@example.com` signed pulls, what is unsigned or signed by another
+/// identity is refused with the policy's name in the tool's own error; under `audit` the pull
+/// succeeds and the metrics count it unverified.
+#[test]
+fn flow14_trust_policies_with_sigstore_signatures_for_podman_skopeo_wkg_and_oras_py() {
+    let mut missing = absent(&["wasm-tools", "wkg", "node"]);
+    missing.extend(sigstore_signer());
+    if !runs("flow 14", &missing) {
+        return;
+    }
+    let Some(w) = World::start("flow 14") else { return };
+    let signer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigstore/sign.mjs");
+    let signer = signer.to_str().expect("utf-8");
+    w.run("node", &[signer, "keys", &w.path("keys")]);
+    let mut users = wharf_auth::Htpasswd::default();
+    users.set("ci", "ci-pw", 4).expect("hash");
+    std::fs::write(w.path("trust-users.htpasswd"), users.render()).expect("htpasswd");
+    let config_file = w.path("trust.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstorage = \"fs:{}\"\n\n[auth]\nhtpasswd = \"trust-users.htpasswd\"\npublic_metrics = true\n\n\
+             [[access]]\nrepositories = [\"**\"]\nanonymous = [\"pull\"]\nusers = {{ ci = [\"pull\", \"push\"] }}\n\n\
+             [trust]\nfulcio_roots = \"keys/fulcio.pem\"\nrekor_keys = \"keys/rekor.pub\"\n\n\
+             [[trust_policy]]\nname = \"prod-signed\"\nrepositories = [\"prod/**\"]\nmode = \"enforce\"\n\
+             identities = [{{ issuer = \"https://issuer.test\", subject = \"ci@example.com\" }}]\n\n\
+             [[trust_policy]]\nname = \"staging-audit\"\nrepositories = [\"staging/**\"]\nmode = \"audit\"\n\
+             identities = [{{ issuer = \"https://issuer.test\", subject = \"ci@example.com\" }}]\n",
+            w.path("trust-data")
+        ),
+    )
+    .expect("config");
+    let server = ServerProcess::start(&config_file, &[]);
+    let m = server.host.clone();
+
+    // Pushes by ci: three buildah images, two wkg components, two oras-py artifacts.
+    let images = [
+        ("signed", "run.oci.handler=wasm"),
+        ("unsigned", "module.wasm.image/variant=compat"),
+        ("mallory", "run.oci.handler=crun-wasm"),
+    ];
+    for (tag, annotation) in images {
+        w.build_image(annotation, &format!("localhost/trust:{tag}"));
+        w.run(
+            "buildah",
+            &[
+                "push",
+                "--tls-verify=false",
+                "--creds",
+                "ci:ci-pw",
+                &format!("localhost/trust:{tag}"),
+                &format!("docker://{m}/prod/hello:{tag}"),
+            ],
+        );
+    }
+    let wkg_env =
+        [("WKG_CONFIG_FILE", w.path("wkg.toml")), ("HOME", w.path("")), ("DOCKER_CONFIG", w.path("docker"))];
+    let wkg_env: Vec<(&str, &str)> = wkg_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    std::fs::create_dir_all(w.path("docker")).expect("mkdir");
+    let ci_auth = base64_of("ci:ci-pw");
+    std::fs::write(w.path("docker/config.json"), format!(r#"{{"auths":{{"{m}":{{"auth":"{ci_auth}"}}}}}}"#))
+        .expect("docker config");
+    let wkg = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["oci"];
+        all.extend_from_slice(args);
+        all.extend(["--insecure", m.as_str()]);
+        w.output("wkg", &all, env)
+    };
+    let signed_component = w.path("cli-http.wasm");
+    w.run("wasm-tools", &["parse", COMPONENT_WAT, "-o", &signed_component]);
+    let other_component = w.path("component.wasm");
+    w.run(
+        "wasm-tools",
+        &[
+            "parse",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/component.wat"),
+            "-o",
+            &other_component,
+        ],
+    );
+    for (tag, path) in [("signed", &signed_component), ("unsigned", &other_component)] {
+        let out = wkg(&["push", &format!("{m}/prod/comp:{tag}"), path], &wkg_env);
+        assert!(out.status.success(), "wkg oci push: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let ci_env = [("WHARF_ORAS_USER", "ci"), ("WHARF_ORAS_PASSWORD", "ci-pw")];
+    w.python_env(&["push-wasm", &format!("{m}/prod/oras:signed"), &w.path("helloworld.wasm")], &ci_env);
+    w.python_env(&["push-wasm", &format!("{m}/prod/oras:unsigned"), &signed_component], &ci_env);
+
+    // Signatures: ci@example.com over the image, the component and the oras artifact; another
+    // identity over `mallory`. The signer reads each unsigned manifest and is not blocked.
+    let keys = w.path("keys");
+    let sign = |reference: &str, extra: &[&str]| {
+        let mut args =
+            vec![signer, "attach", keys.as_str(), reference, "--user", "ci", "--password", "ci-pw"];
+        args.extend_from_slice(extra);
+        w.run("node", &args)
+    };
+    sign(&format!("{m}/prod/hello:signed"), &[]);
+    sign(&format!("{m}/prod/comp:signed"), &["--dsse"]);
+    sign(&format!("{m}/prod/oras:signed"), &[]);
+    sign(&format!("{m}/prod/hello:mallory"), &["--identity", "mallory@example.org"]);
+
+    // The verifications are jobs: wait until each signed artifact shows its signature.
+    for (repo, tag) in [
+        ("prod/hello", "signed"),
+        ("prod/comp", "signed"),
+        ("prod/oras", "signed"),
+        ("prod/hello", "mallory"),
+    ] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let url = format!("http://{m}/v2/{repo}/_wharf/artifacts/{tag}");
+            let v: Value = w
+                .rt
+                .block_on(async { w.http.get(&url).send().await.expect("GET").json().await.expect("JSON") });
+            if v["trust"]["signatures"].as_array().is_some_and(|s| !s.is_empty()) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{repo}:{tag} never verified: {v:#}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    // podman and skopeo, anonymous.
+    w.run("podman", &["pull", "-q", "--tls-verify=false", &format!("{m}/prod/hello:signed")]);
+    w.skopeo_copy(
+        &["--src-tls-verify=false"],
+        &format!("docker://{m}/prod/hello:signed"),
+        &format!("oci:{}:v1", w.path("signed-layout")),
+    );
+    for tag in ["unsigned", "mallory"] {
+        let image = format!("{m}/prod/hello:{tag}");
+        let out = w.output("podman", &["pull", "-q", "--tls-verify=false", &image], &[]);
+        assert_refused(&out, &format!("podman pull {tag}"), "trust policy prod-signed");
+        let out = w.output(
+            "skopeo",
+            &[
+                "copy",
+                "-q",
+                "--src-tls-verify=false",
+                &format!("docker://{image}"),
+                &format!("oci:{}:v1", w.path(&format!("{tag}-layout"))),
+            ],
+            &[],
+        );
+        assert_refused(&out, &format!("skopeo copy {tag}"), "trust policy prod-signed");
+    }
+    let out =
+        w.output("podman", &["pull", "-q", "--tls-verify=false", &format!("{m}/prod/hello:mallory")], &[]);
+    assert_refused(&out, "podman pull mallory", "mallory@example.org");
+
+    // wkg, anonymous (no credentials for the registry).
+    let anonymous_env =
+        [("WKG_CONFIG_FILE", w.path("wkg.toml")), ("HOME", w.path("")), ("DOCKER_CONFIG", w.path("nobody"))];
+    let anonymous_env: Vec<(&str, &str)> = anonymous_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let pulled = w.path("pulled.wasm");
+    let out = wkg(&["pull", &format!("{m}/prod/comp:signed"), "-o", &pulled], &anonymous_env);
+    assert!(
+        out.status.success(),
+        "wkg oci pull of the signed component: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&pulled).expect("pulled"), std::fs::read(&signed_component).expect("component"));
+    let out =
+        wkg(&["pull", &format!("{m}/prod/comp:unsigned"), "-o", &w.path("refused.wasm")], &anonymous_env);
+    assert_refused(&out, "wkg oci pull of the unsigned component", "trust policy prod-signed");
+
+    // oras-py: the signed artifact pulls. The unsigned one is refused, but oras-py 0.2.43 takes
+    // every 403 for a request to log in and raises "Cannot respond to request for
+    // authentication" without the registry's message: the same GET over HTTP shows what it was
+    // told.
+    let listed = w.python(&["pull", &format!("{m}/prod/oras:signed"), &w.path("oras-signed")]);
+    assert!(listed.contains("helloworld.wasm"), "{listed}");
+    let mut all = vec![CLIENTS_PY, "pull"];
+    let target = format!("{m}/prod/oras:unsigned");
+    let outdir = w.path("oras-unsigned");
+    all.extend([target.as_str(), outdir.as_str()]);
+    let out = w.output(&w.python, &all, &[]);
+    assert_refused(
+        &out,
+        "oras-py pull of the unsigned artifact",
+        "Cannot respond to request for authentication",
+    );
+    let (status, body) = w.rt.block_on(async {
+        let r = w.http.get(format!("http://{m}/v2/prod/oras/manifests/unsigned")).send().await.expect("GET");
+        (r.status(), r.text().await.expect("body"))
+    });
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("trust policy prod-signed") && body.contains("not signed"), "{body}");
+
+    // audit: served, counted unverified.
+    w.build_image("run.oci.handler=wasm", "localhost/trust:staging");
+    w.run(
+        "buildah",
+        &[
+            "push",
+            "--tls-verify=false",
+            "--creds",
+            "ci:ci-pw",
+            "localhost/trust:unsigned",
+            &format!("docker://{m}/staging/hello:unsigned"),
+        ],
+    );
+    w.run("podman", &["pull", "-q", "--tls-verify=false", &format!("{m}/staging/hello:unsigned")]);
+    let metrics = w.rt.block_on(async {
+        w.http.get(format!("http://{m}/metrics")).send().await.expect("GET").text().await.expect("text")
+    });
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("trust_pulls") && l.contains("staging-audit") && l.contains("unverified")),
+        "{metrics}"
+    );
+    drop(server);
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
