@@ -2013,8 +2013,7 @@ fn flow14_trust_policies_with_sigstore_signatures_for_podman_skopeo_wkg_and_oras
     assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("trust policy prod-signed") && body.contains("not signed"), "{body}");
 
-    // audit: served, counted unverified.
-    w.build_image("run.oci.handler=wasm", "localhost/trust:staging");
+    // audit: served, counted unverified (the unsigned image, pushed again under staging/).
     w.run(
         "buildah",
         &[

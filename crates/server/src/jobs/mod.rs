@@ -372,7 +372,17 @@ impl Worker {
         storage.write_steps(vec![vec![job.with_attempts(attempts + 1).write_as(id)]]).await?;
         match handler.run(&job).await {
             Ok(()) => {
-                self.leases.release(&lease, done()).await?;
+                // Asked for again while it ran (the record rewritten with no attempts: a
+                // signature pushed meanwhile, say): the record stays for another run.
+                let asked_again = match storage.get_meta(&pending).await? {
+                    Some(bytes) => serde_json::from_slice::<Job>(&bytes).is_ok_and(|j| j.attempts() == 0),
+                    None => false,
+                };
+                let writes = if asked_again { vec![Write::Remove { key: lease.clone() }] } else { done() };
+                self.leases.release(&lease, writes).await?;
+                if asked_again {
+                    queue.wake.notify_one();
+                }
                 queue.metrics.job_finished(kind, "done");
             }
             Err(e) if e.fault().is_some() => {
