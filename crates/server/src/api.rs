@@ -81,6 +81,11 @@ pub struct SearchHit {
     /// The packages it uses (`acme:greeter@0.1.0`), for a component or a WIT package.
     #[serde(default)]
     pub dependencies: Vec<String>,
+    /// Who signed it: the signer of each signature that verified under the trust material in
+    /// force (`ci@example.com (issuer https://…)`, `key sha256:…`); empty when it is unsigned,
+    /// no signature verified, or none was verified yet (only under a trust policy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signed_by: Vec<String>,
 }
 
 /// A package's versions (`GET /v2/_wharf/packages/<ns>:<name>`, `GET /v2/<name>/_wharf/versions`).

@@ -186,6 +186,9 @@ impl Wharf {
     /// verified (see [`trust`](crate::trust)).
     #[must_use]
     pub fn with_trust(mut self, trust: Trust) -> Self {
+        if !trust.is_empty() {
+            self.search.trust_in_force(trust.fingerprint());
+        }
         self.trust = Arc::new(trust);
         self
     }
@@ -1220,7 +1223,13 @@ impl crate::jobs::Handler for Wharf {
             }
             crate::jobs::Job::Sync { repository, tag, .. } => self.sync_tag(repository, tag).await,
             crate::jobs::Job::Trust { repository, digest, .. } => {
-                self.trust.verify(&self.core, repository, digest).await
+                self.trust.verify(&self.core, repository, digest).await?;
+                // Search finds it by who signed it, here and (by the stamp) in other processes.
+                if let Some(summary) = crate::trust::read_summary(&self.core, repository, digest).await? {
+                    self.search.set_trust(repository.as_str(), digest.as_str(), &summary);
+                    self.core.storage().write_steps(vec![vec![self.search.stamp_write()]]).await?;
+                }
+                Ok(())
             }
         }
     }

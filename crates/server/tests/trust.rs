@@ -106,6 +106,38 @@ impl Trusted {
         (self.manifest(repo, tag, "application/vnd.oci.image.manifest.v1+json", &manifest).await, layer)
     }
 
+    /// Pushes a Wasm module in the wasm-to-oci layout as `ci`; returns its digest.
+    async fn push_wasm(&self, repo: &str, tag: &str, name: &str) -> Digest {
+        let mut module = b"\0asm\x01\0\0\0\0\x05\x04name".to_vec();
+        module.extend_from_slice(name.as_bytes());
+        let layer = self.blob(repo, &module).await;
+        let config = self.blob(repo, b"{}").await;
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.wasm.content.layer.v1+wasm","digest":"{layer}","size":{}}}]}}"#,
+            module.len()
+        );
+        self.manifest(repo, tag, "application/vnd.oci.image.manifest.v1+json", &manifest).await
+    }
+
+    /// The reader's search (`query`): each hit's `repository@digest` and its signers.
+    async fn search(&self, query: &str) -> Vec<(String, Value)> {
+        let r = self.req("reader", Method::GET, &format!("/v2/_wharf/search?{query}")).send().await;
+        let v: Value = r.expect("send").json().await.expect("JSON");
+        let hits = v["results"].as_array().unwrap_or_else(|| panic!("{query}: {v}"));
+        hits.iter()
+            .map(|h| {
+                (
+                    format!(
+                        "{}@{}",
+                        h["repository"].as_str().unwrap_or_default(),
+                        h["digest"].as_str().unwrap_or_default()
+                    ),
+                    h["signedBy"].clone(),
+                )
+            })
+            .collect()
+    }
+
     async fn blob(&self, repo: &str, data: &[u8]) -> Digest {
         let digest = Digest::sha256(data);
         let r = self
@@ -167,7 +199,7 @@ impl Trusted {
             let v: Value = r.expect("send").json().await.expect("JSON");
             let found = v["trust"]["signatures"].as_array().map_or(0, Vec::len)
                 + v["trust"]["omitted"].as_u64().unwrap_or(0) as usize;
-            if found >= signatures {
+            if v["trust"].is_object() && found >= signatures {
                 return v;
             }
             assert!(
@@ -317,6 +349,32 @@ async fn enforce_serves_only_what_a_trusted_signer_signed_and_audit_reports() {
         assert_eq!(status, StatusCode::OK, "the signature of {tag}: {body}");
     }
     assert_eq!(reg.pull("reader", Method::GET, "prod/app", &sig_tag).await.0, StatusCode::OK);
+
+    // Search finds Wasm by who signed it (the index follows the verifying job).
+    let wasm_signed = reg.push_wasm("prod/app", "wasm-signed", "a").await;
+    let wasm_unsigned = reg.push_wasm("prod/app", "wasm-unsigned", "b").await;
+    reg.sign("prod/app:wasm-signed", &[]);
+    reg.trust("prod/app", &wasm_signed, 1).await;
+    reg.trust("prod/app", &wasm_unsigned, 0).await;
+    let signed = format!("prod/app@{wasm_signed}");
+    let unsigned = format!("prod/app@{wasm_unsigned}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let hits = loop {
+        let hits = reg.search("signedBy=ci@example.com").await;
+        if !hits.is_empty() || Instant::now() > deadline {
+            break hits;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].0, signed);
+    assert!(hits[0].1[0].as_str().is_some_and(|s| s.starts_with("ci@example.com (issuer")), "{hits:?}");
+    assert_eq!(reg.search("signedBy=*@example.com&verified=true").await.len(), 1);
+    assert!(reg.search("signedBy=*@example.org").await.is_empty());
+    let unverified: Vec<String> = reg.search("verified=false").await.into_iter().map(|h| h.0).collect();
+    assert!(unverified.contains(&unsigned) && !unverified.contains(&signed), "{unverified:?}");
+    let r = reg.req("reader", Method::GET, "/v2/_wharf/search?verified=maybe").send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // audit: served, counted and logged as unverified.
     reg.push_image("staging/app", "unsigned", b"staging layer").await;

@@ -1,6 +1,7 @@
 //! Search over the registry's Wasm artifacts (`GET /v2/_wharf/search`): by imported or
 //! exported interface, WASI version, module or component, layout, source language, and free
-//! text over repository names, tags and annotations.
+//! text over repository names, tags and annotations; under trust policies, by who signed it
+//! (`signedBy=`) and whether a signature verified (`verified=`).
 //!
 //! The index is built from the artifact and tag records (the records stay the truth) and kept
 //! in memory: a query reads no record but one stamp per process, so it stays fast as the
@@ -15,11 +16,13 @@ use serde::Deserialize as _;
 use serde_json::Value;
 use wharf_store::Write;
 
-use crate::api::{InspectionStatus, SearchHit};
+use crate::api::{InspectionStatus, SearchHit, TrustSummary};
 use crate::clock::now_secs;
 use crate::error::{Error, Result};
 use crate::registry::{Core, keys};
 use crate::text::{LINK_QUERY, percent_encode};
+use crate::trust::read_summary;
+use wharf_auth::signature::Signer;
 
 /// One artifact as the index holds it.
 #[derive(Clone, Debug)]
@@ -37,9 +40,26 @@ struct Doc {
     text: String,
     /// What a result shows (its layout, format and WASI version are matched too).
     summary: SearchHit,
+    /// Its recorded signatures: the trust fingerprint they were verified under, and the signers
+    /// that verified.
+    signers: Option<(String, Vec<Signer>)>,
 }
 
 impl Doc {
+    /// With its signatures' summary.
+    fn set_trust(&mut self, summary: &TrustSummary) {
+        let signers = summary.signatures.iter().filter(|r| r.verified).filter_map(|r| r.signer.clone());
+        self.signers = Some((summary.fingerprint.clone(), signers.collect()));
+    }
+
+    /// Its verified signers under the trust material of `fingerprint`.
+    fn signers(&self, fingerprint: &str) -> &[Signer] {
+        match &self.signers {
+            Some((f, signers)) if f == fingerprint => signers,
+            _ => &[],
+        }
+    }
+
     /// From an artifact record (`None` for what is not Wasm).
     fn from_record(record: &Value) -> Option<Self> {
         if record["wasm"] != true {
@@ -123,7 +143,9 @@ impl Doc {
                 exports: exports.clone(),
                 languages: module["producers"]["language"].clone(),
                 dependencies: dependencies.clone(),
+                signed_by: Vec::new(),
             },
+            signers: None,
             dependencies,
             languages,
             imports,
@@ -174,6 +196,11 @@ pub struct Query {
     pub language: Option<String>,
     /// Words that must all appear in the repository name, a tag, or an annotation.
     pub text: Option<String>,
+    /// A signer whose signature verified: an identity's subject (`ci@example.com`,
+    /// `*@example.com`) or a key's id (`sha256:…`).
+    pub signed_by: Option<String>,
+    /// Whether some signature verified (`true`) or none did (`false`).
+    pub verified: Option<bool>,
 }
 
 impl Query {
@@ -191,10 +218,19 @@ impl Query {
                 "layout" => &mut q.layout,
                 "language" => &mut q.language,
                 "q" => &mut q.text,
+                "signedBy" => &mut q.signed_by,
+                "verified" => {
+                    q.verified = Some(match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(Error::ParameterInvalid("`verified` is `true` or `false`".into())),
+                    });
+                    continue;
+                }
                 "n" | "last" => continue,
                 other => {
                     return Err(Error::ParameterInvalid(format!(
-                        "unknown search parameter `{}` (import, export, wasi, kind, depends, layout, language, q, n, last)",
+                        "unknown search parameter `{}` (import, export, wasi, kind, depends, layout, language, q, signedBy, verified, n, last)",
                         crate::text::printable(other, 64)
                     )));
                 }
@@ -225,18 +261,30 @@ impl Query {
             ("layout", &self.layout),
             ("language", &self.language),
             ("q", &self.text),
+            ("signedBy", &self.signed_by),
         ];
+        let verified = self.verified.map(|v| format!("verified={v}"));
         pairs
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", percent_encode(v, LINK_QUERY))))
+            .chain(verified)
             .collect::<Vec<_>>()
             .join("&")
     }
 
-    fn matches(&self, repo: &str, doc: &Doc) -> bool {
+    /// Whether `doc` in `repo` matches (`fingerprint`: the trust material in force).
+    fn matches(&self, repo: &str, doc: &Doc, fingerprint: &str) -> bool {
         use wharf_wasm::wit::interface_matches;
         let any = |list: &[String], pattern: &str| list.iter().any(|n| interface_matches(n, pattern));
-        self.import.as_deref().is_none_or(|p| any(&doc.imports, p))
+        let signers = doc.signers(fingerprint);
+        self.verified.is_none_or(|v| v == !signers.is_empty())
+            && self.signed_by.as_deref().is_none_or(|p| {
+                signers.iter().any(|s| match s {
+                    Signer::Identity { subject, .. } => wharf_auth::glob(p.as_bytes(), subject.as_bytes()),
+                    Signer::Key { key } => wharf_auth::glob(p.as_bytes(), key.as_bytes()),
+                })
+            })
+            && self.import.as_deref().is_none_or(|p| any(&doc.imports, p))
             && self.export.as_deref().is_none_or(|p| any(&doc.exports, p))
             && self.wasi.as_deref().is_none_or(|w| {
                 doc.summary.wasi_version.as_deref().is_some_and(|v| crate::wasm_policy::wasi_allows(w, v))
@@ -278,6 +326,9 @@ struct State {
     stamps: HashMap<String, Vec<u8>>,
     /// This process's change counter.
     counter: u64,
+    /// The trust material in force (under trust policies): signatures verified under other
+    /// material count for nothing.
+    fingerprint: Option<String>,
 }
 
 impl SearchIndex {
@@ -317,9 +368,26 @@ impl SearchIndex {
             state.docs.remove(&key);
             return;
         };
-        doc.tags = state.docs.get(&key).map(|d| d.tags.clone()).unwrap_or_default();
+        if let Some(old) = state.docs.get(&key) {
+            doc.tags.clone_from(&old.tags);
+            doc.signers.clone_from(&old.signers);
+        }
         doc.tags.extend(tags.iter().cloned());
         state.docs.insert(key, doc);
+    }
+
+    /// Trust policies are in force, with trust material `fingerprint`: signatures are read.
+    pub(crate) fn trust_in_force(&self, fingerprint: &str) {
+        let mut state = self.lock();
+        state.fingerprint = Some(fingerprint.to_owned());
+        state.loaded = false;
+    }
+
+    /// The signatures over a manifest were verified.
+    pub(crate) fn set_trust(&self, repo: &str, digest: &str, summary: &TrustSummary) {
+        if let Some(doc) = self.lock().docs.get_mut(&(repo.to_owned(), digest.to_owned())) {
+            doc.set_trust(summary);
+        }
     }
 
     /// A manifest was deleted.
@@ -371,8 +439,9 @@ impl SearchIndex {
         };
         let mut out = Vec::new();
         let mut more = false;
+        let fingerprint = state.fingerprint.as_deref().unwrap_or_default();
         for ((repo, _), doc) in range {
-            if !query.matches(repo, doc) || !visible(repo) {
+            if !query.matches(repo, doc, fingerprint) || !visible(repo) {
                 continue;
             }
             if out.len() == limit {
@@ -382,6 +451,7 @@ impl SearchIndex {
             let mut hit = doc.summary.clone();
             hit.repository.clone_from(repo);
             hit.tags = doc.tags.iter().cloned().collect();
+            hit.signed_by = doc.signers(fingerprint).iter().map(ToString::to_string).collect();
             out.push(hit);
         }
         Ok((out, more))
@@ -407,12 +477,12 @@ impl SearchIndex {
             }
             stamps.insert(key, value.to_vec());
         }
-        let before = {
+        let (before, trusted) = {
             let state = index.lock();
             if state.loaded && state.stamps == stamps {
                 return Ok(());
             }
-            state.counter
+            (state.counter, state.fingerprint.is_some())
         };
         let mut docs = BTreeMap::new();
         for name in core.catalog(None, None).await?.names {
@@ -422,6 +492,9 @@ impl SearchIndex {
                 let Some(mut doc) = Doc::from_record(&record) else { continue };
                 let digest = record["digest"].as_str().unwrap_or_default().to_owned();
                 doc.tags = tags.iter().filter(|(d, _)| *d == digest).map(|(_, t)| t.clone()).collect();
+                if trusted && let Some(summary) = read_summary(core, &repo, &doc.summary.digest).await? {
+                    doc.set_trust(&summary);
+                }
                 docs.insert((name.clone(), digest), doc);
             }
         }

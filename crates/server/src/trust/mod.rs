@@ -220,6 +220,12 @@ impl Trust {
         Self { root, policies, keys, fingerprint, cache: Mutex::default() }
     }
 
+    /// What is trusted (roots, logs, keys), as a short string: summaries verified under
+    /// another fingerprint are stale.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
     /// Whether there is no policy.
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
