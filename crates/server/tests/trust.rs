@@ -47,6 +47,10 @@ htpasswd = "users.htpasswd"
 public_metrics = true
 
 [[access]]
+repositories = ["staging/**"]
+anonymous = ["pull"]
+
+[[access]]
 repositories = ["**"]
 users = { ci = ["pull", "push"], reader = ["pull"] }
 
@@ -136,6 +140,12 @@ impl Trusted {
                 )
             })
             .collect()
+    }
+
+    /// A web page, as an anonymous visitor sees it.
+    async fn page(&self, path: &str) -> String {
+        let r = self.http.get(format!("http://{}{path}", self.base)).send().await.expect("send");
+        r.text().await.expect("text")
     }
 
     async fn blob(&self, repo: &str, data: &[u8]) -> Digest {
@@ -381,6 +391,18 @@ async fn enforce_serves_only_what_a_trusted_signer_signed_and_audit_reports() {
     for _ in 0..2 {
         assert_eq!(reg.pull("reader", Method::GET, "staging/app", "unsigned").await.0, StatusCode::OK);
     }
+    // The page says so, and shows each signature, escaped.
+    let html = reg.page("/repositories/staging/app/-/artifacts/unsigned").await;
+    assert!(html.contains("Unverified: trust policy staging-audit (audit) is not satisfied"), "{html}");
+    let (odd, _) = reg.push_image("staging/app", "odd", b"odd staging layer").await;
+    let odd_signature = reg.sign("staging/app:odd", &["--identity", "<b>x</b>@example.com"]);
+    reg.trust("staging/app", &odd, 1).await;
+    let html = reg.page(&format!("/repositories/staging/app/-/artifacts/{odd}")).await;
+    assert!(html.contains("Verified: trust policy staging-audit is satisfied"), "{html}");
+    assert!(html.contains("&#60;b&#62;x&#60;/b&#62;@example.com (issuer https://issuer.test)"), "{html}");
+    assert!(!html.contains("<b>x</b>"), "{html}");
+    assert!(html.contains(&odd_signature.encoded()[..12]) && html.contains("inclusion proof"), "{html}");
+
     let r = reg.req("reader", Method::GET, "/metrics").send().await.expect("send");
     let metrics = r.text().await.expect("text");
     let count = |policy: &str, verdict: &str| -> u64 {

@@ -301,6 +301,10 @@ struct ArtifactPage {
     history: Vec<String>,
     annotations: Vec<(String, String)>,
     referrers: Vec<(String, String, String, String)>,
+    /// Under a trust policy: whether a pull is served, and why.
+    verdict: Option<(bool, String)>,
+    signatures: Vec<view::SignatureRow>,
+    signatures_omitted: Option<String>,
     pulls: Vec<(String, String)>,
     deletes: Vec<(String, String)>,
 }
@@ -647,6 +651,12 @@ async fn artifact_page(
         }
         deletes.push(("Delete the manifest (and its tags)".to_owned(), confirm(digest.as_str())));
     }
+    let verdict =
+        app.registry.trust_verdict(repo, &digest).await.unwrap_or_else(|e| Some((false, e.to_string())));
+    let (signatures, signatures_omitted) = match app.registry.trust_summary(repo, &digest).await {
+        Ok(Some(summary)) => view::signature_rows(repo.as_str(), &summary),
+        _ => (Vec::new(), None),
+    };
     let parts = ArtifactParts::new(repo.as_str(), &record, manifest.as_ref());
     let page = ArtifactPage {
         page: visitor.page(app, format!("{repo}@{}", parts.short_digest)),
@@ -655,6 +665,9 @@ async fn artifact_page(
         tags: record.summary.tags.clone(),
         pulls: view::pull_commands(&shown, host, record.summary.wasm, !visitor.secure),
         referrers,
+        verdict,
+        signatures,
+        signatures_omitted,
         deletes,
         short_digest: parts.short_digest,
         overview: parts.overview,

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use wharf_types::{Manifest, ManifestBody};
 
-use crate::api::{ArtifactRecord, ArtifactSummary, SearchHit};
+use crate::api::{ArtifactRecord, ArtifactSummary, SearchHit, TrustSummary};
 
 /// Bytes for a person (`1.2 MiB`).
 pub(crate) fn size(bytes: u64) -> String {
@@ -385,6 +385,49 @@ impl ArtifactParts {
             annotations: s_annotations(record),
         }
     }
+}
+
+/// One signature as an artifact's page shows it.
+pub(crate) struct SignatureRow {
+    pub(crate) format: String,
+    pub(crate) verified: bool,
+    /// The signer, or why it did not verify.
+    pub(crate) detail: String,
+    /// The transparency-log entry, if one witnessed it.
+    pub(crate) log: String,
+    pub(crate) short_digest: String,
+    pub(crate) href: String,
+}
+
+/// The rows of a trust summary's signatures, and a note of those left out.
+pub(crate) fn signature_rows(
+    repository: &str,
+    summary: &TrustSummary,
+) -> (Vec<SignatureRow>, Option<String>) {
+    let rows = summary
+        .signatures
+        .iter()
+        .map(|r| SignatureRow {
+            format: r.format.clone(),
+            verified: r.verified,
+            detail: match (&r.signer, &r.reason) {
+                (Some(signer), _) => signer.to_string(),
+                (None, Some(reason)) => reason.clone(),
+                (None, None) => String::new(),
+            },
+            log: r.log.as_ref().map_or_else(String::new, |l| {
+                let at = u64::try_from(l.integrated_time)
+                    .map_or_else(|_| l.integrated_time.to_string(), crate::clock::rfc3339_of);
+                let proof = if l.inclusion_proof { ", inclusion proof" } else { "" };
+                format!("entry {} at {at}{proof}", l.index)
+            }),
+            short_digest: short(r.digest.as_str()),
+            href: artifact_href(repository, r.digest.as_str()),
+        })
+        .collect();
+    let omitted = (summary.omitted > 0)
+        .then(|| format!("{} more signatures were not read or not kept (past the limits).", summary.omitted));
+    (rows, omitted)
 }
 
 fn s_annotations(record: &ArtifactRecord) -> Vec<(String, String)> {
