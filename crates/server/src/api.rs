@@ -247,6 +247,60 @@ pub struct TrustSummary {
     pub omitted: usize,
 }
 
+/// What the trust policies covering a repository say of a pull of one manifest now
+/// (`trustVerdict` in the artifact API, `wharf verify`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct TrustVerdict {
+    /// `verified` (every policy judging it is satisfied), `unjudged` (none judges it: its
+    /// kind, or a signature or referrer), `unverified` (an `audit` policy is not satisfied:
+    /// served, reported) or `denied` (an `enforce` one is not: refused to callers without push
+    /// rights).
+    pub verdict: String,
+    /// The policies satisfied, or the one that is not.
+    pub policies: Vec<String>,
+    /// Why it is not satisfied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl TrustVerdict {
+    /// Whether a client without push rights is served it.
+    pub fn served(&self) -> bool {
+        self.verdict != "denied"
+    }
+
+    /// A sentence for a person.
+    pub fn sentence(&self) -> String {
+        let policies = self.policies.join(", ");
+        let why = self.reason.as_deref().unwrap_or_default();
+        match self.verdict.as_str() {
+            "verified" => format!("Verified: trust policy {policies} is satisfied."),
+            "unjudged" => {
+                "No trust policy judges it (a signature, a referrer, or a kind no policy names).".into()
+            }
+            "unverified" => format!(
+                "Unverified: trust policy {policies} (audit) is not satisfied: {why}. Pulls succeed and are reported."
+            ),
+            _ => format!("Denied: trust policy {policies} refuses pulls: {why}."),
+        }
+    }
+}
+
+impl From<crate::trust::Verdict> for TrustVerdict {
+    fn from(v: crate::trust::Verdict) -> Self {
+        use crate::trust::Verdict;
+        let (verdict, policies, reason) = match v {
+            Verdict::Allowed(p) if p.is_empty() => ("unjudged", p, None),
+            Verdict::Allowed(p) => ("verified", p, None),
+            Verdict::Unverified { policy, why } => ("unverified", vec![policy], Some(why)),
+            Verdict::Denied { policy, why } => ("denied", vec![policy], Some(why)),
+        };
+        Self { verdict: verdict.to_owned(), policies, reason }
+    }
+}
+
 /// The most unverified signatures a [`TrustSummary`] keeps.
 pub const MAX_UNVERIFIED: usize = 16;
 

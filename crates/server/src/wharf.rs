@@ -232,35 +232,18 @@ impl Wharf {
         }
     }
 
-    /// What the trust policies say of manifest `digest` in `repo`, for a person (the web
-    /// page), without counting a pull: `None` where no policy covers the repository; else
-    /// whether a client without push rights may pull it, and why.
-    pub(crate) async fn trust_verdict(
+    /// What the trust policies say of a pull of manifest `digest` in `repo` now, without
+    /// counting a pull (the artifact API, the web page): `None` where no policy covers the
+    /// repository.
+    pub async fn trust_verdict(
         &self,
         repo: &Repository,
         digest: &Digest,
-    ) -> Result<Option<(bool, String)>> {
+    ) -> Result<Option<crate::api::TrustVerdict>> {
         if !self.trust.covers(repo) {
             return Ok(None);
         }
-        Ok(Some(match self.trust.decide(&self.core, repo, digest).await? {
-            Verdict::Allowed(policies) if policies.is_empty() => (
-                true,
-                "No trust policy judges it (a signature, a referrer, or a kind no policy names).".to_owned(),
-            ),
-            Verdict::Allowed(policies) => {
-                (true, format!("Verified: trust policy {} is satisfied.", policies.join(", ")))
-            }
-            Verdict::Unverified { policy, why } => (
-                false,
-                format!(
-                    "Unverified: trust policy {policy} (audit) is not satisfied: {why}. Pulls succeed and are reported."
-                ),
-            ),
-            Verdict::Denied { policy, why } => {
-                (false, format!("Denied: trust policy {policy} refuses pulls: {why}."))
-            }
-        }))
+        Ok(Some(self.trust.decide(&self.core, repo, digest).await?.into()))
     }
 
     /// Refuses a blob `GET` by a caller without push rights (`signer` false) where an

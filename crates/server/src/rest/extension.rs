@@ -129,6 +129,9 @@ pub(crate) async fn artifact(registry: &Wharf, name: &str, reference: &str) -> R
     if let Some(summary) = registry.trust_summary(&repo, &record.summary.digest).await? {
         value["trust"] = serde_json::to_value(summary).expect("a summary serialises");
     }
+    if let Some(verdict) = registry.trust_verdict(&repo, &record.summary.digest).await? {
+        value["trustVerdict"] = serde_json::to_value(verdict).expect("a verdict serialises");
+    }
     Ok(json_value(&value))
 }
 

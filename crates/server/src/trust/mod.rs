@@ -31,7 +31,10 @@
 //! ```
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use wharf_auth::Pattern;
@@ -176,13 +179,23 @@ impl TrustPolicy {
 
 /// What a pull may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     /// No policy judges it, or every one that does is satisfied (their names).
     Allowed(Vec<String>),
     /// An `audit` policy is not satisfied: served, reported.
-    Unverified { policy: String, why: String },
+    Unverified {
+        /// The policy's name.
+        policy: String,
+        /// Why it is not satisfied.
+        why: String,
+    },
     /// An `enforce` policy is not satisfied: refused.
-    Denied { policy: String, why: String },
+    Denied {
+        /// The policy's name.
+        policy: String,
+        /// Why it is not satisfied.
+        why: String,
+    },
 }
 
 /// The trust policies, what they trust, and the summaries pulls read.
@@ -265,34 +278,35 @@ impl Trust {
 
     /// Decides a pull of manifest `digest` in `repo`.
     pub(crate) async fn decide(&self, core: &Core, repo: &Repository, digest: &Digest) -> Result<Verdict> {
-        let judging: Vec<&TrustPolicy> = self
-            .policies
-            .iter()
-            .filter(|p| p.patterns.iter().any(|pat| pat.matches(repo.as_str())))
-            .collect();
-        if judging.is_empty() {
+        if !self.covers(repo) {
             return Ok(Verdict::Allowed(Vec::new()));
         }
         let cached = self.cached(core, repo, digest).await?;
-        let summary = cached.summary.as_deref().filter(|s| s.fingerprint == self.fingerprint);
+        let verdict = self.judge(repo, cached.summary.as_deref());
+        if matches!(verdict, Verdict::Allowed(_)) || !self.exempt(core, repo, digest, &cached).await? {
+            return Ok(verdict);
+        }
+        Ok(Verdict::Allowed(Vec::new()))
+    }
+
+    /// What the policies covering `repo` say of an artifact with signatures `summary` (`None`:
+    /// none verified yet). A summary verified under other trust material counts as none.
+    pub fn judge(&self, repo: &Repository, recorded: Option<&TrustSummary>) -> Verdict {
+        let summary = recorded.filter(|s| s.fingerprint == self.fingerprint);
         let kind = summary.map(|s| s.kind.as_str());
+        let signers: Vec<&Signer> = summary
+            .map(|s| s.signatures.iter().filter(|r| r.verified).filter_map(|r| r.signer.as_ref()).collect())
+            .unwrap_or_default();
         let mut satisfied = Vec::new();
         let mut failed: Option<(&TrustPolicy, String)> = None;
-        for policy in judging.iter().filter(|p| p.judges(kind)) {
-            let signers = summary
-                .map(|s| {
-                    s.signatures
-                        .iter()
-                        .filter(|r| r.verified)
-                        .filter_map(|r| r.signer.as_ref())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
+        let judging =
+            self.policies.iter().filter(|p| p.patterns.iter().any(|pat| pat.matches(repo.as_str())));
+        for policy in judging.filter(|p| p.judges(kind)) {
             if signers.iter().any(|s| policy.trusts(s)) {
                 satisfied.push(policy.name.clone());
                 continue;
             }
-            let why = match (cached.summary.as_deref(), summary) {
+            let why = match (recorded, summary) {
                 (None, _) => "its signatures are not verified yet (or it has none)".to_owned(),
                 (Some(_), None) => {
                     "its signatures were verified under other trust material; verifying again".to_owned()
@@ -314,14 +328,13 @@ impl Trust {
                 failed = Some((policy, why));
             }
         }
-        let Some((policy, why)) = failed else { return Ok(Verdict::Allowed(satisfied)) };
-        if self.exempt(core, repo, digest, &cached).await? {
-            return Ok(Verdict::Allowed(satisfied));
+        match failed {
+            None => Verdict::Allowed(satisfied),
+            Some((policy, why)) if policy.mode == Mode::Enforce => {
+                Verdict::Denied { policy: policy.name.clone(), why }
+            }
+            Some((policy, why)) => Verdict::Unverified { policy: policy.name.clone(), why },
         }
-        Ok(match policy.mode {
-            Mode::Enforce => Verdict::Denied { policy: policy.name.clone(), why },
-            Mode::Audit => Verdict::Unverified { policy: policy.name.clone(), why },
-        })
     }
 
     /// The summary of `digest` (cached for [`CACHE_TTL`]).
@@ -407,66 +420,30 @@ impl Trust {
             Some(record) if record["wasm"] == true => "wasm",
             _ => "image",
         };
-        let artifact = signature::Artifact { digest: subject, bytes: &stored.bytes };
-        let mut candidates: Vec<(Digest, bool)> = Vec::new();
+        let mut candidates = Vec::new();
         // cosign's `.sig` tag first: one per manifest, it cannot be crowded out.
         let sig_tag = format!("{}-{}.sig", subject.algorithm(), subject.encoded());
         if let Ok(tag) = sig_tag.parse::<Tag>()
             && let Ok((d, ..)) = core.head_manifest(repo, &TagOrDigest::Tag(tag)).await
         {
-            candidates.push((d, false));
+            candidates.push(Candidate::CosignTag(d));
         }
         let referrers = core.referrers(repo, subject, None).await?;
         let mut referrer_digests = Vec::new();
         for d in &referrers.manifests {
             referrer_digests.push(d.digest.clone());
-            let bundle =
-                d.artifact_type.as_ref().is_some_and(|t| signature::BUNDLE_MEDIA_TYPES.contains(&t.as_str()));
-            if bundle {
-                candidates.push((d.digest.clone(), true));
+            if d.artifact_type.as_ref().is_some_and(|t| signature::BUNDLE_MEDIA_TYPES.contains(&t.as_str())) {
+                candidates.push(Candidate::Bundle(d.digest.clone()));
             }
         }
-        let mut summary = TrustSummary {
-            fingerprint: self.fingerprint.clone(),
-            checked_at: crate::clock::now_rfc3339(),
-            kind: kind.to_owned(),
-            ..TrustSummary::default()
-        };
-        let mut read = Vec::new();
-        let mut unverified = 0;
-        let mut budget = MAX_SIGNATURE_BYTES;
-        for (i, (d, bundle)) in candidates.iter().enumerate() {
-            if i >= MAX_SIGNATURES {
-                summary.omitted += 1;
-                continue;
-            }
-            read.push(d.clone());
-            let records = if *bundle {
-                vec![self.verify_bundle(core, repo, d, &artifact, &mut budget).await?]
-            } else {
-                self.verify_cosign(core, repo, d, subject, &mut budget).await?
-            };
-            for record in records {
-                if record.verified {
-                    summary.signatures.push(record);
-                } else if unverified < MAX_UNVERIFIED {
-                    unverified += 1;
-                    summary.signatures.push(record);
-                } else {
-                    summary.omitted += 1;
-                }
-            }
-        }
+        let source = Stored { core, repo };
+        let summary = self.summarize(&source, subject, &stored.bytes, kind, &candidates).await?;
+        let read: Vec<Digest> = candidates.iter().take(MAX_SIGNATURES).map(|c| c.digest().clone()).collect();
         // Blobs a client without push rights may fetch: a referrer's always (a client verifies
         // signatures itself), the manifest's own once a policy covering it is satisfied.
-        let trusted = summary.signatures.iter().filter_map(|r| r.signer.as_ref()).any(|s| {
-            self.policies
-                .iter()
-                .filter(|p| p.patterns.iter().any(|pat| pat.matches(repo.as_str())))
-                .all(|p| !p.judges(Some(kind)) || p.trusts(s))
-        });
+        let trusted = !matches!(self.judge(repo, Some(&summary)), Verdict::Denied { .. });
         let mut servable = Vec::new();
-        for d in candidates.iter().map(|(d, _)| d).chain(&referrer_digests).take(MAX_SIGNATURES * 2) {
+        for d in candidates.iter().map(Candidate::digest).chain(&referrer_digests).take(MAX_SIGNATURES * 2) {
             if let Ok(m) = core.get_manifest(repo, &TagOrDigest::Digest(d.clone())).await
                 && let Ok(m) = Manifest::from_bytes(m.bytes, None)
             {
@@ -484,27 +461,76 @@ impl Trust {
         writes.push(wharf_store::Write::Set { key: keys::trust(repo, subject), value: json.into() });
         storage.write_steps(vec![writes]).await?;
         let verified = summary.signatures.iter().filter(|r| r.verified).count();
+        let unverified = summary.signatures.len() - verified;
         tracing::info!(%repo, %subject, verified, unverified, omitted = summary.omitted, "signatures verified");
         self.remember(
             (repo.clone(), subject.clone()),
             Cached { at: Instant::now(), summary: Some(Arc::new(summary)), exempt: None },
         );
+        let mut read = read;
         read.sort();
         Ok(read)
     }
 
-    /// A Sigstore bundle referrer: its bundle layer, verified over the subject.
-    async fn verify_bundle(
+    /// Verifies the signatures `candidates` over manifest `subject` (its `bytes`, of `kind`
+    /// `wasm` or `image`), read from `source` within the budgets (at most [`MAX_SIGNATURES`]
+    /// of them, [`MAX_SIGNATURE_BYTES`] read): every one that verifies and at most
+    /// [`MAX_UNVERIFIED`] that do not, each with why.
+    ///
+    /// # Errors
+    ///
+    /// What `source` fails with (a signature that cannot be read is recorded, not an error).
+    pub async fn summarize<S: SignatureSource + Sync>(
         &self,
-        core: &Core,
-        repo: &Repository,
+        source: &S,
+        subject: &Digest,
+        bytes: &[u8],
+        kind: &str,
+        candidates: &[Candidate],
+    ) -> Result<TrustSummary> {
+        let artifact = signature::Artifact { digest: subject, bytes };
+        let mut summary = TrustSummary {
+            fingerprint: self.fingerprint.clone(),
+            checked_at: crate::clock::now_rfc3339(),
+            kind: kind.to_owned(),
+            ..TrustSummary::default()
+        };
+        let mut unverified = 0;
+        let mut budget = MAX_SIGNATURE_BYTES;
+        for (i, candidate) in candidates.iter().enumerate() {
+            if i >= MAX_SIGNATURES {
+                summary.omitted += 1;
+                continue;
+            }
+            let records = match candidate {
+                Candidate::Bundle(d) => vec![self.verify_bundle(source, d, &artifact, &mut budget).await?],
+                Candidate::CosignTag(d) => self.verify_cosign(source, d, subject, &mut budget).await?,
+            };
+            for record in records {
+                if record.verified {
+                    summary.signatures.push(record);
+                } else if unverified < MAX_UNVERIFIED {
+                    unverified += 1;
+                    summary.signatures.push(record);
+                } else {
+                    summary.omitted += 1;
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    /// A Sigstore bundle referrer: its bundle layer, verified over the subject.
+    async fn verify_bundle<S: SignatureSource + Sync>(
+        &self,
+        source: &S,
         d: &Digest,
         artifact: &signature::Artifact<'_>,
         budget: &mut u64,
     ) -> Result<SignatureRecord> {
         let format = signature::Format::SigstoreBundle.as_str();
         let unverified = |why: String| Ok(SignatureRecord::unverified(d.clone(), format, why));
-        let manifest = match self.signature_manifest(core, repo, d).await? {
+        let manifest = match signature_manifest(source, d).await? {
             Ok(m) => m,
             Err(why) => return unverified(why),
         };
@@ -529,12 +555,8 @@ impl Trust {
                 "not read: past the {MAX_SIGNATURE_BYTES} bytes one verification reads"
             ));
         }
-        let bytes = match core.storage().read_all(&layer.digest).await {
-            Ok(b) => b,
-            Err(wharf_store::Error::BlobNotFound { .. }) => {
-                return unverified("the bundle blob is missing".into());
-            }
-            Err(e) => return Err(e.into()),
+        let Some(bytes) = source.blob(&layer.digest).await? else {
+            return unverified("the bundle blob is missing".into());
         };
         Ok(match signature::verify_bundle(&bytes, artifact, &self.root, &self.keys) {
             Ok(v) => SignatureRecord::verified(d.clone(), v),
@@ -543,16 +565,15 @@ impl Trust {
     }
 
     /// cosign's `.sig` manifest: each simple-signing layer, verified over the subject digest.
-    async fn verify_cosign(
+    async fn verify_cosign<S: SignatureSource + Sync>(
         &self,
-        core: &Core,
-        repo: &Repository,
+        source: &S,
         d: &Digest,
         subject: &Digest,
         budget: &mut u64,
     ) -> Result<Vec<SignatureRecord>> {
         let format = signature::Format::CosignSimpleSigning.as_str();
-        let manifest = match self.signature_manifest(core, repo, d).await? {
+        let manifest = match signature_manifest(source, d).await? {
             Ok(m) => m,
             Err(why) => return Ok(vec![SignatureRecord::unverified(d.clone(), format, why)]),
         };
@@ -578,16 +599,16 @@ impl Trust {
                     format,
                     format!("not read: past the {MAX_SIGNATURE_BYTES} bytes one verification reads"),
                 ),
-                Some(sig) => match core.storage().read_all(&layer.digest).await {
-                    Ok(payload) => match signature::verify_simple_signing(&payload, sig, subject, &self.keys)
-                    {
-                        Ok(v) => SignatureRecord::verified(d.clone(), v),
-                        Err(e) => SignatureRecord::unverified(d.clone(), format, reason(&e)),
-                    },
-                    Err(wharf_store::Error::BlobNotFound { .. }) => {
+                Some(sig) => match source.blob(&layer.digest).await? {
+                    Some(payload) => {
+                        match signature::verify_simple_signing(&payload, sig, subject, &self.keys) {
+                            Ok(v) => SignatureRecord::verified(d.clone(), v),
+                            Err(e) => SignatureRecord::unverified(d.clone(), format, reason(&e)),
+                        }
+                    }
+                    None => {
                         SignatureRecord::unverified(d.clone(), format, "the payload blob is missing".into())
                     }
-                    Err(e) => return Err(e.into()),
                 },
             };
             out.push(record);
@@ -596,21 +617,6 @@ impl Trust {
             out.push(SignatureRecord::unverified(d.clone(), format, "no simple-signing layer".into()));
         }
         Ok(out)
-    }
-
-    /// A signature's manifest, parsed (or why not).
-    async fn signature_manifest(
-        &self,
-        core: &Core,
-        repo: &Repository,
-        d: &Digest,
-    ) -> Result<std::result::Result<Manifest, String>> {
-        let stored = match core.get_manifest(repo, &TagOrDigest::Digest(d.clone())).await {
-            Ok(m) => m,
-            Err(Error::ManifestUnknown(_)) => return Ok(Err("the signature manifest is gone".into())),
-            Err(e) => return Err(e),
-        };
-        Ok(Manifest::from_bytes(stored.bytes, None).map_err(|e| format!("the signature manifest: {e}")))
     }
 
     /// Queues a verification of every manifest under a policy whose summary is missing or
@@ -658,6 +664,68 @@ fn spend(budget: &mut u64, n: u64) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// A signature's manifest, parsed (or why not).
+async fn signature_manifest<S: SignatureSource + Sync>(
+    source: &S,
+    d: &Digest,
+) -> Result<std::result::Result<Manifest, String>> {
+    let Some(bytes) = source.manifest(d).await? else {
+        return Ok(Err("the signature manifest is gone".into()));
+    };
+    Ok(Manifest::from_bytes(bytes, None).map_err(|e| format!("the signature manifest: {e}")))
+}
+
+/// A signature over a manifest, to verify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Candidate {
+    /// A referrer whose artifact type is a Sigstore bundle's.
+    Bundle(Digest),
+    /// The manifest cosign's `sha256-<hex>.sig` tag names.
+    CosignTag(Digest),
+}
+
+impl Candidate {
+    /// The signature manifest's digest.
+    pub fn digest(&self) -> &Digest {
+        match self {
+            Self::Bundle(d) | Self::CosignTag(d) => d,
+        }
+    }
+}
+
+/// Where signatures are read from: the registry's storage (the `trust` job), or a registry
+/// over HTTP (`wharf verify`). Sizes are checked against the budgets before a read.
+pub trait SignatureSource {
+    /// A manifest's bytes; `None` when it is not there.
+    fn manifest(&self, digest: &Digest) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    /// A blob's bytes; `None` when it is not there.
+    fn blob(&self, digest: &Digest) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+}
+
+/// The registry's own storage.
+struct Stored<'a> {
+    core: &'a Core,
+    repo: &'a Repository,
+}
+
+impl SignatureSource for Stored<'_> {
+    async fn manifest(&self, digest: &Digest) -> Result<Option<Bytes>> {
+        match self.core.get_manifest(self.repo, &TagOrDigest::Digest(digest.clone())).await {
+            Ok(m) => Ok(Some(m.bytes)),
+            Err(Error::ManifestUnknown(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn blob(&self, digest: &Digest) -> Result<Option<Bytes>> {
+        match self.core.storage().read_all(digest).await {
+            Ok(b) => Ok(Some(b)),
+            Err(wharf_store::Error::BlobNotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -651,8 +651,10 @@ async fn artifact_page(
         }
         deletes.push(("Delete the manifest (and its tags)".to_owned(), confirm(digest.as_str())));
     }
-    let verdict =
-        app.registry.trust_verdict(repo, &digest).await.unwrap_or_else(|e| Some((false, e.to_string())));
+    let verdict = match app.registry.trust_verdict(repo, &digest).await {
+        Ok(v) => v.map(|v| (v.verdict == "verified" || v.verdict == "unjudged", v.sentence())),
+        Err(e) => Some((false, e.to_string())),
+    };
     let (signatures, signatures_omitted) = match app.registry.trust_summary(repo, &digest).await {
         Ok(Some(summary)) => view::signature_rows(repo.as_str(), &summary),
         _ => (Vec::new(), None),
