@@ -40,6 +40,9 @@ pub enum Error {
     /// A password that cannot be hashed (bcrypt refuses it).
     #[error("password: {0}")]
     Password(String),
+    /// A trust policy that does not check.
+    #[error("{0}")]
+    TrustPolicy(String),
 }
 
 /// A `Result` whose error defaults to this crate's [`Error`].

@@ -76,6 +76,12 @@ pub(crate) enum Command {
         after_help = "TARGET is a reference, a .wasm file, or a manifest file (with its config file).\n\nExamples:\n  wharf inspect localhost:5000/webassembly/helloworld:v1\n  wharf inspect hello.wasm --json\n  wharf inspect manifest.json config.json"
     )]
     Inspect(Inspect),
+    /// Say whether an artifact's signatures satisfy the trust policies: the registry's, and a
+    /// policy file's, verified here
+    #[command(
+        after_help = "The registry's verdict is a Wharf's: the signatures it verified (Sigstore bundles, cosign's .sig) and what its [[trust_policy]] tables say. With --policy, the signatures are read and verified here against the [trust] roots and logs and the [[trust_policy]] tables of FILE (the server's syntax, paths relative to FILE).\n\nExit status: 0 when every verdict lets it be pulled, 1 when one is `denied` or `unverified` or none is given.\n\nExamples:\n  wharf verify localhost:5000/prod/app:1.0\n  wharf verify registry.example.com/prod/app:1.0 --policy trust.toml --json"
+    )]
+    Verify(Verify),
     /// Store credentials for a registry (where docker, podman and skopeo read them)
     Login(Login),
     /// Remove the stored credentials of a registry
@@ -171,6 +177,16 @@ pub(crate) struct Inspect {
     pub(crate) target: String,
     /// The config blob of a manifest file
     pub(crate) config: Option<PathBuf>,
+}
+
+/// `wharf verify`.
+#[derive(Debug, Args)]
+pub(crate) struct Verify {
+    /// HOST/REPOSITORY:TAG or …@sha256:…, or NS:NAME[@VERSION] with --registry
+    pub(crate) reference: String,
+    /// A TOML file with `[trust]` and `[[trust_policy]]` tables: verify here too
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
 }
 
 /// `wharf login`.

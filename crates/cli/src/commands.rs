@@ -19,6 +19,7 @@ pub(crate) async fn run(cli: Cli) -> Result {
         Command::Push(args) => push(&session, args).await,
         Command::Pull(args) => pull(&session, args).await,
         Command::Inspect(args) => inspect_target(&session, args).await,
+        Command::Verify(args) => crate::verify::verify(&session, args).await,
         Command::Login(args) => login::login(&session, args).await,
         Command::Logout(args) => login::logout(&session, args),
         Command::Copy(args) => copy(&session, args).await,

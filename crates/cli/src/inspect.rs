@@ -37,7 +37,71 @@ pub(crate) async fn remote(client: &Client, reference: &Reference) -> Result<Val
             child["module"] = json!(found.module);
         }
     }
+    // Wharf's verdict over its signatures, where the registry is a Wharf with trust policies.
+    if let Ok(Some(record)) = client.wharf_artifact(&reference.clone().with_digest(digest_of(&value)?)).await
+    {
+        for field in ["trust", "trustVerdict"] {
+            if !record[field].is_null() {
+                value[field] = record[field].clone();
+            }
+        }
+    }
     Ok(value)
+}
+
+fn digest_of(record: &Value) -> Result<wharf_types::Digest> {
+    record["digest"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| Failure::Failed("a record without its digest".into()))
+}
+
+/// The signatures over an artifact (a `trust` summary) and the policies' verdict, for a
+/// person: `label` says whose verdict.
+pub(crate) fn render_trust(out: &mut String, label: &str, summary: &Value, verdict: &Value) {
+    if !verdict.is_null() {
+        let policies: Vec<String> = verdict["policies"].as_array().into_iter().flatten().map(clean).collect();
+        let line = match verdict["verdict"].as_str() {
+            Some("verified") => format!("verified (trust policy {})", policies.join(", ")),
+            Some("unjudged") => "no trust policy judges it".to_owned(),
+            Some(v) => format!("{v} by trust policy {}: {}", policies.join(", "), clean(&verdict["reason"])),
+            None => clean(verdict),
+        };
+        row(out, "  ", label, line);
+    }
+    let signatures = summary["signatures"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if summary.is_object() && signatures.is_empty() {
+        row(out, "  ", "signatures", "none");
+    }
+    for (i, s) in signatures.iter().enumerate() {
+        let who = if s["verified"] == true {
+            match s["signer"]["kind"].as_str() {
+                Some("identity") => {
+                    format!(
+                        "verified: {} (issuer {})",
+                        clean(&s["signer"]["subject"]),
+                        clean(&s["signer"]["issuer"])
+                    )
+                }
+                _ => format!("verified: key {}", clean(&s["signer"]["key"])),
+            }
+        } else {
+            format!("unverified: {}", clean(&s["reason"]))
+        };
+        let log = match s["log"]["index"].as_u64() {
+            Some(index) => format!(", log entry {index}"),
+            None => String::new(),
+        };
+        row(
+            out,
+            "  ",
+            if i == 0 { "signatures" } else { "" },
+            format!("{} {}, {who}{log}", clean(&s["digest"]), clean(&s["format"])),
+        );
+    }
+    if let Some(n) = summary["omitted"].as_u64().filter(|n| *n > 0) {
+        row(out, "  ", "", format!("and {n} more not read or not kept"));
+    }
 }
 
 /// Classifies a pulled manifest and reads the modules its layers hold, as the server does on
@@ -249,6 +313,7 @@ pub(crate) fn render(name: &str, record: &Value, verbose: bool) -> String {
         );
         module(&mut out, &child["module"], verbose);
     }
+    render_trust(&mut out, "trust", &record["trust"], &record["trustVerdict"]);
     match record["inspection"]["status"].as_str() {
         Some("failed") => {
             row(&mut out, "  ", "module", format!("none read: {}", clean(&record["inspection"]["error"])));

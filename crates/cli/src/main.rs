@@ -10,6 +10,7 @@ mod failure;
 mod inspect;
 mod login;
 mod session;
+mod verify;
 
 use std::process::ExitCode;
 

@@ -606,3 +606,137 @@ fn upstreams_shows_what_a_wharf_mirrors() {
     // A registry that mirrors nothing says so.
     assert!(world.ok(&["upstreams", &world.host]).contains("mirrors no registry"));
 }
+
+/// Runs a command to success; its stdout.
+fn run(command: &mut Command) -> Vec<u8> {
+    let out = command.output().expect("runs");
+    assert!(out.status.success(), "{command:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// `wharf verify`: the registry's verdict (a Wharf enforcing a key on `prod/**`) and the same
+/// verification done here with a policy file, over a cosign signature made by openssl; an
+/// unsigned artifact, and a policy trusting another key, fail with exit status 1.
+#[test]
+fn verify_reports_the_registrys_verdict_and_verifies_here_with_a_policy_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["release", "other"] {
+        let private = dir.path().join(format!("{name}.key"));
+        run(Command::new("openssl")
+            .args(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out"])
+            .arg(&private));
+        run(Command::new("openssl")
+            .args(["ec", "-pubout", "-in"])
+            .arg(&private)
+            .arg("-out")
+            .arg(dir.path().join(format!("{name}.pub"))));
+    }
+    let policy = |key: &str| {
+        format!(
+            "[[trust_policy]]\nname = \"prod\"\nrepositories = [\"prod/**\"]\nmode = \"enforce\"\nkeys = [\"{key}.pub\"]\n"
+        )
+    };
+    std::fs::write(dir.path().join("trust.toml"), policy("release")).expect("write");
+    std::fs::write(dir.path().join("other.toml"), policy("other")).expect("write");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let config = wharf_server::config::FileConfig::read(&dir.path().join("trust.toml")).expect("config");
+    let trust = config.trust(dir.path()).expect("trust");
+    let server = rt.block_on(async {
+        let registry = wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new())).with_trust(trust);
+        wharf_server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry)
+            .await
+            .expect("bind")
+            .spawn()
+    });
+    let host = format!("127.0.0.1:{}", server.local_addr().port());
+    let world = World { host: host.clone(), dir, rt, _server: server };
+    world.ok(&["push", COMPONENT, &format!("{host}/prod/app:signed")]);
+    world.ok(&["push", MODULE, &format!("{host}/prod/app:unsigned")]);
+    let signed = world.get_json("/v2/prod/app/_wharf/artifacts/signed");
+    let digest = signed["digest"].as_str().expect("digest").to_owned();
+
+    // cosign's layout, signed by openssl with the release key.
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"{host}/prod/app"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+    );
+    std::fs::write(world.path("payload.json"), &payload).expect("write");
+    let der = run(Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(world.path("release.key"))
+        .arg(world.path("payload.json")));
+    std::fs::write(world.path("sig.der"), der).expect("write");
+    let b64 = run(Command::new("openssl").args(["base64", "-A", "-in"]).arg(world.path("sig.der")));
+    let signature = String::from_utf8(b64).expect("base64").trim().to_owned();
+    world.rt.block_on(async {
+        let http = wharf_client::reqwest::Client::new();
+        let blob = |data: Vec<u8>| {
+            let d = wharf_types::Digest::sha256(&data);
+            let url = format!("http://{host}/v2/prod/app/blobs/uploads/?digest={d}");
+            let request = http.post(url).header("Content-Type", "application/octet-stream").body(data);
+            (d, request)
+        };
+        let (payload_digest, r) = blob(payload.clone().into_bytes());
+        assert!(r.send().await.expect("send").status().is_success());
+        let (empty, r) = blob(b"{}".to_vec());
+        assert!(r.send().await.expect("send").status().is_success());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{payload_digest}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"{signature}"}}}}]}}"#,
+            payload.len()
+        );
+        let tag = digest.replace(':', "-") + ".sig";
+        let r = http
+            .put(format!("http://{host}/v2/prod/app/manifests/{tag}"))
+            .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest)
+            .send()
+            .await
+            .expect("send");
+        assert!(r.status().is_success(), "{}", r.status());
+    });
+    // The registry verifies it in a job.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while world.get_json(&format!("/v2/prod/app/_wharf/artifacts/{digest}"))["trustVerdict"]["verdict"]
+        != "verified"
+    {
+        assert!(std::time::Instant::now() < deadline, "never verified");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let out = world.ok(&["verify", &format!("{host}/prod/app:signed")]);
+    assert!(out.contains("registry       verified (trust policy prod)"), "{out}");
+    assert!(out.contains("cosign, verified: key sha256:"), "{out}");
+    let out = world.ok(&["verify", &format!("{host}/prod/app:signed"), "--policy", "trust.toml"]);
+    assert!(
+        out.contains("here (trust.toml)verified (trust policy prod)")
+            || out.contains("here (trust.toml) verified (trust policy prod)"),
+        "{out}"
+    );
+    let json: Value = serde_json::from_str(&world.ok(&[
+        "verify",
+        &format!("{host}/prod/app:signed"),
+        "--policy",
+        "trust.toml",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(json["local"]["trustVerdict"]["verdict"], "verified", "{json}");
+    assert_eq!(json["local"]["trust"]["signatures"][0]["format"], "cosign", "{json}");
+    assert_eq!(json["registry"]["trustVerdict"]["verdict"], "verified", "{json}");
+    let out = world.ok(&["inspect", &format!("{host}/prod/app:signed")]);
+    assert!(
+        out.contains("trust          verified (trust policy prod)") && out.contains("cosign, verified: key"),
+        "{out}"
+    );
+
+    // Another key trusted here: the registry says verified, the policy file does not.
+    let out = world.wharf(&["verify", &format!("{host}/prod/app:signed"), "--policy", "other.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is denied by the policy file other.toml"), "{err}");
+    // Unsigned: the registry denies it (and refuses it to `--policy`, which cannot read it).
+    let out = world.wharf(&["verify", &format!("{host}/prod/app:unsigned")]);
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("registry       denied by trust policy prod: "), "{stdout}");
+    assert!(err.contains("is denied by the registry"), "{err}");
+}

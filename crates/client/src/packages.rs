@@ -150,6 +150,29 @@ impl Client {
         Ok(value["upstreams"].is_array().then_some(value))
     }
 
+    /// Wharf's record of an artifact (`GET /v2/<name>/_wharf/artifacts/<reference>`: its
+    /// layout, module, and under trust policies its verified signatures `trust` and the
+    /// policies' `trustVerdict`); `None` where the registry has no such API (any other
+    /// registry) or no such artifact.
+    pub async fn wharf_artifact(&self, reference: &Reference) -> Result<Option<serde_json::Value>> {
+        let url = format!(
+            "{}/v2/{}/_wharf/artifacts/{}",
+            self.base_url(reference),
+            reference.repository(),
+            reference.target()
+        );
+        let scope = format!("repository:{}:pull", reference.repository());
+        let response = self.send(reference, &scope, || self.http().get(&url)).await?;
+        if matches!(response.status(), StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED) {
+            return Ok(None);
+        }
+        let response = expect(response, &[StatusCode::OK]).await?;
+        let body = read_limited(response, MAX_ANSWER, "artifact record").await?;
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Error::InvalidResponse(format!("the artifact record of {reference}: {e}")))?;
+        Ok(value["digest"].is_string().then_some(value))
+    }
+
     /// Wharf's record of the package versions in `reference`'s repository
     /// (`GET /v2/<name>/_wharf/versions`: versions in semver order with kind, WIT, size, push
     /// time, yanked state, dependencies; other tags apart); `None` where the registry has no

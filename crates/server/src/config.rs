@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use wharf_auth::signature::TrustPolicies;
 
 use crate::auth::AccessControl;
 pub use crate::auth::{AccessRule, AuthConfig, ExternalConfig};
@@ -393,39 +394,9 @@ impl FileConfig {
 
     /// `[trust]` and `[[trust_policy]]`, their PEM files (relative to `base`) read.
     pub fn trust(&self, base: &Path) -> Result<crate::trust::Trust> {
-        let read = |what: &str, file: &Path| {
-            std::fs::read_to_string(base.join(file))
-                .map_err(|e| Error::BadRequest(format!("{what} {}: {e}", file.display())))
-        };
-        let key_error = |what: &str, file: &Path, e: wharf_auth::Error| {
-            Error::BadRequest(format!("{what} {}: {e}", file.display()))
-        };
-        let mut root = wharf_auth::signature::TrustRoot::new();
-        if let Some(t) = &self.trust {
-            if let Some(f) = &t.fulcio_roots {
-                root = root
-                    .with_authorities_pem(&read("[trust] fulcio_roots", f)?)
-                    .map_err(|e| key_error("[trust] fulcio_roots", f, e))?;
-            }
-            if let Some(f) = &t.rekor_keys {
-                root = root
-                    .with_logs_pem(&read("[trust] rekor_keys", f)?)
-                    .map_err(|e| key_error("[trust] rekor_keys", f, e))?;
-            }
-        }
-        let mut policies = Vec::new();
-        for (i, table) in self.trust_policy.iter().enumerate() {
-            let mut keys = Vec::new();
-            for f in &table.keys {
-                let what = "[[trust_policy]] keys";
-                keys.extend(
-                    wharf_auth::signature::PublicKey::from_pem(&read(what, f)?)
-                        .map_err(|e| key_error(what, f, e))?,
-                );
-            }
-            policies.push(crate::trust::TrustPolicy::new(i, table, keys)?);
-        }
-        Ok(crate::trust::Trust::new(root, policies))
+        let policies = TrustPolicies::load(base, &self.trust.clone().unwrap_or_default(), &self.trust_policy)
+            .map_err(|e| Error::BadRequest(e.to_string()))?;
+        Ok(crate::trust::Trust::new(policies))
     }
 
     /// The mirror of `[[upstream]]`, paths relative to `base`, secrets read.

@@ -371,7 +371,7 @@ async fn enforce_serves_only_what_a_trusted_signer_signed_and_audit_reports() {
     reg.sign("prod/app:wasm-signed", &[]);
     reg.trust("prod/app", &wasm_signed, 1).await;
     reg.trust("prod/app", &wasm_unsigned, 0).await;
-    let signed = format!("prod/app@{wasm_signed}");
+    let signed_hit = format!("prod/app@{wasm_signed}");
     let unsigned = format!("prod/app@{wasm_unsigned}");
     let deadline = Instant::now() + Duration::from_secs(10);
     let hits = loop {
@@ -382,12 +382,12 @@ async fn enforce_serves_only_what_a_trusted_signer_signed_and_audit_reports() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(hits.len(), 1, "{hits:?}");
-    assert_eq!(hits[0].0, signed);
+    assert_eq!(hits[0].0, signed_hit);
     assert!(hits[0].1[0].as_str().is_some_and(|s| s.starts_with("ci@example.com (issuer")), "{hits:?}");
     assert_eq!(reg.search("signedBy=*@example.com&verified=true").await.len(), 1);
     assert!(reg.search("signedBy=*@example.org").await.is_empty());
     let unverified: Vec<String> = reg.search("verified=false").await.into_iter().map(|h| h.0).collect();
-    assert!(unverified.contains(&unsigned) && !unverified.contains(&signed), "{unverified:?}");
+    assert!(unverified.contains(&unsigned) && !unverified.contains(&signed_hit), "{unverified:?}");
     let r = reg.req("reader", Method::GET, "/v2/_wharf/search?verified=maybe").send().await.expect("send");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 

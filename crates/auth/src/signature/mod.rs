@@ -56,6 +56,7 @@
 mod bundle;
 mod certificate;
 mod cosign;
+mod policy;
 mod rekor;
 
 use std::fmt;
@@ -70,6 +71,11 @@ use wharf_types::Digest;
 
 pub use bundle::{BUNDLE_MEDIA_TYPES, verify_bundle};
 pub use cosign::{SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, verify_simple_signing};
+pub use policy::{
+    Candidate, IdentityConfig, MAX_SIGNATURE_BYTES, MAX_SIGNATURES, MAX_UNVERIFIED, Mode, SignatureRecord,
+    SignatureSource, TrustConfig, TrustPolicies, TrustPolicy, TrustPolicyConfig, TrustSummary, TrustVerdict,
+    Verdict,
+};
 
 use crate::error::{Error, Result};
 

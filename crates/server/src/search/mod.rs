@@ -277,7 +277,7 @@ impl Query {
         use wharf_wasm::wit::interface_matches;
         let any = |list: &[String], pattern: &str| list.iter().any(|n| interface_matches(n, pattern));
         let signers = doc.signers(fingerprint);
-        self.verified.is_none_or(|v| v == !signers.is_empty())
+        self.verified.is_none_or(|v| v != signers.is_empty())
             && self.signed_by.as_deref().is_none_or(|p| {
                 signers.iter().any(|s| match s {
                     Signer::Identity { subject, .. } => wharf_auth::glob(p.as_bytes(), subject.as_bytes()),

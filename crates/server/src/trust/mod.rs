@@ -31,182 +31,38 @@
 //! ```
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-
-use bytes::Bytes;
 use std::time::{Duration, Instant};
 
-use wharf_auth::Pattern;
-use wharf_auth::signature::{self, PublicKey, Signer, TrustRoot};
+use bytes::Bytes;
+use wharf_auth::signature::{self, Candidate, MAX_SIGNATURES, SignatureSource, TrustPolicies, TrustSummary};
 use wharf_types::{Digest, Manifest, ManifestBody, Repository, Tag, TagOrDigest};
 
-use crate::api::{MAX_UNVERIFIED, SignatureRecord, TrustSummary};
 use crate::error::{Error, Result};
 use crate::registry::{Core, keys};
 
-/// The most signatures over one manifest read by one verification (more are counted as
-/// omitted, not read).
-pub const MAX_SIGNATURES: usize = 1024;
-/// The most bundle and payload bytes one verification reads.
-pub const MAX_SIGNATURE_BYTES: u64 = 64 * 1024 * 1024;
+pub use wharf_auth::signature::{IdentityConfig, Mode, TrustConfig, TrustPolicy, TrustPolicyConfig, Verdict};
+
 /// How long a pull trusts a summary it read before reading it again (another process may
 /// have verified a signature since).
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 /// The most summaries cached.
 const CACHE_ENTRIES: usize = 65_536;
 
-/// `enforce` or `audit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// An artifact no trusted signature covers is refused (403 `DENIED`).
-    Enforce,
-    /// It is served, and logged and counted as unverified.
-    Audit,
-}
-
-/// An identity a policy trusts: an OIDC issuer (exact) and a subject (exact, or a glob with
-/// `*`).
-#[derive(Clone, Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdentityConfig {
-    /// The OIDC issuer.
-    pub issuer: String,
-    /// The subject: an email, a URI; `*` matches any run of characters.
-    pub subject: String,
-}
-
-/// One `[[trust_policy]]` table.
-#[derive(Clone, Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct TrustPolicyConfig {
-    /// A name for messages [default: `trust_policy[<n>]`].
-    pub name: Option<String>,
-    /// Repository patterns (`*` within a component, `**` any depth).
-    pub repositories: Vec<String>,
-    /// `enforce` or `audit`.
-    pub mode: Mode,
-    /// `wasm`, `image` (every other artifact) [default: both].
-    #[serde(default)]
-    pub kinds: Vec<String>,
-    /// Keyless signers trusted.
-    #[serde(default)]
-    pub identities: Vec<IdentityConfig>,
-    /// PEM files of public keys trusted, relative to the config file.
-    #[serde(default)]
-    pub keys: Vec<std::path::PathBuf>,
-}
-
-/// `[trust]`: the trust material of keyless signatures.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct TrustConfig {
-    /// PEM certificates of the certificate authorities (Fulcio roots and intermediates).
-    pub fulcio_roots: Option<std::path::PathBuf>,
-    /// PEM public keys of the transparency logs (Rekor).
-    pub rekor_keys: Option<std::path::PathBuf>,
-}
-
-/// A checked policy.
-#[derive(Clone, Debug)]
-pub struct TrustPolicy {
-    name: String,
-    patterns: Vec<Pattern>,
-    mode: Mode,
-    wasm: bool,
-    image: bool,
-    identities: Vec<IdentityConfig>,
-    keys: Vec<PublicKey>,
-}
-
-impl TrustPolicy {
-    /// A policy from its table and the keys its files hold.
-    pub fn new(index: usize, table: &TrustPolicyConfig, keys: Vec<PublicKey>) -> Result<Self> {
-        let name = table.name.clone().unwrap_or_else(|| format!("trust_policy[{index}]"));
-        let bad = |what: String| Error::BadRequest(format!("[[trust_policy]] {name}: {what}"));
-        let patterns = Pattern::parse_list(&table.repositories).map_err(bad)?;
-        if patterns.is_empty() {
-            return Err(bad("no `repositories`".into()));
-        }
-        let (mut wasm, mut image) = (table.kinds.is_empty(), table.kinds.is_empty());
-        for kind in &table.kinds {
-            match kind.as_str() {
-                "wasm" => wasm = true,
-                "image" => image = true,
-                other => return Err(bad(format!("`kinds` entry `{other}` is not `wasm` or `image`"))),
-            }
-        }
-        if table.identities.is_empty() && keys.is_empty() {
-            return Err(bad("trusts no one: give `identities` or `keys`".into()));
-        }
-        if let Some(i) = table.identities.iter().find(|i| i.issuer.is_empty() || i.subject.is_empty()) {
-            return Err(bad(format!(
-                "identity `{}` / `{}`: issuer and subject are required",
-                i.issuer, i.subject
-            )));
-        }
-        Ok(Self { name, patterns, mode: table.mode, wasm, image, identities: table.identities.clone(), keys })
-    }
-
-    /// Its name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Whether it trusts `signer`.
-    fn trusts(&self, signer: &Signer) -> bool {
-        match signer {
-            Signer::Key { key } => self.keys.iter().any(|k| k.id() == key),
-            Signer::Identity { issuer, subject } => self
-                .identities
-                .iter()
-                .any(|i| i.issuer == *issuer && wharf_auth::glob(i.subject.as_bytes(), subject.as_bytes())),
-        }
-    }
-
-    /// Whether it judges an artifact of `kind` (unknown: yes).
-    fn judges(&self, kind: Option<&str>) -> bool {
-        match kind {
-            Some("wasm") => self.wasm,
-            Some(_) => self.image,
-            None => true,
-        }
-    }
-}
-
-/// What a pull may do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// No policy judges it, or every one that does is satisfied (their names).
-    Allowed(Vec<String>),
-    /// An `audit` policy is not satisfied: served, reported.
-    Unverified {
-        /// The policy's name.
-        policy: String,
-        /// Why it is not satisfied.
-        why: String,
-    },
-    /// An `enforce` policy is not satisfied: refused.
-    Denied {
-        /// The policy's name.
-        policy: String,
-        /// Why it is not satisfied.
-        why: String,
-    },
-}
-
-/// The trust policies, what they trust, and the summaries pulls read.
+/// The trust policies (`wharf_auth::signature::TrustPolicies`, reached through `Deref`) and
+/// the summaries pulls read.
 #[derive(Debug, Default)]
 pub struct Trust {
-    root: TrustRoot,
-    policies: Vec<TrustPolicy>,
-    /// Every key of every policy (a signature is verified once, against all of them).
-    keys: Vec<PublicKey>,
-    fingerprint: String,
+    policies: TrustPolicies,
     cache: Mutex<HashMap<(Repository, Digest), Cached>>,
+}
+
+impl std::ops::Deref for Trust {
+    type Target = TrustPolicies;
+
+    fn deref(&self) -> &TrustPolicies {
+        &self.policies
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -218,47 +74,9 @@ struct Cached {
 }
 
 impl Trust {
-    /// Policies over `root`.
-    pub fn new(root: TrustRoot, policies: Vec<TrustPolicy>) -> Self {
-        let mut keys: Vec<PublicKey> = Vec::new();
-        for k in policies.iter().flat_map(|p| &p.keys) {
-            if !keys.contains(k) {
-                keys.push(k.clone());
-            }
-        }
-        let mut ids: Vec<&str> = keys.iter().map(PublicKey::id).collect();
-        ids.sort_unstable();
-        let fingerprint =
-            format!("{}-{}", root.fingerprint(), &Digest::sha256(ids.join(",").as_bytes()).encoded()[..16]);
-        Self { root, policies, keys, fingerprint, cache: Mutex::default() }
-    }
-
-    /// What is trusted (roots, logs, keys), as a short string: summaries verified under
-    /// another fingerprint are stale.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
-    /// Whether there is no policy.
-    pub fn is_empty(&self) -> bool {
-        self.policies.is_empty()
-    }
-
-    /// The policies.
-    pub fn policies(&self) -> &[TrustPolicy] {
-        &self.policies
-    }
-
-    /// Whether a policy covers `repo`.
-    pub(crate) fn covers(&self, repo: &Repository) -> bool {
-        self.policies.iter().any(|p| p.patterns.iter().any(|pat| pat.matches(repo.as_str())))
-    }
-
-    /// The first `enforce` policy covering `repo`.
-    fn enforcing(&self, repo: &Repository) -> Option<&TrustPolicy> {
-        self.policies
-            .iter()
-            .find(|p| p.mode == Mode::Enforce && p.patterns.iter().any(|pat| pat.matches(repo.as_str())))
+    /// The registry's trust policies.
+    pub fn new(policies: TrustPolicies) -> Self {
+        Self { policies, cache: Mutex::default() }
     }
 
     /// The manifest whose signatures a push of `manifest` (with `tags`) asks to verify: the
@@ -287,54 +105,6 @@ impl Trust {
             return Ok(verdict);
         }
         Ok(Verdict::Allowed(Vec::new()))
-    }
-
-    /// What the policies covering `repo` say of an artifact with signatures `summary` (`None`:
-    /// none verified yet). A summary verified under other trust material counts as none.
-    pub fn judge(&self, repo: &Repository, recorded: Option<&TrustSummary>) -> Verdict {
-        let summary = recorded.filter(|s| s.fingerprint == self.fingerprint);
-        let kind = summary.map(|s| s.kind.as_str());
-        let signers: Vec<&Signer> = summary
-            .map(|s| s.signatures.iter().filter(|r| r.verified).filter_map(|r| r.signer.as_ref()).collect())
-            .unwrap_or_default();
-        let mut satisfied = Vec::new();
-        let mut failed: Option<(&TrustPolicy, String)> = None;
-        let judging =
-            self.policies.iter().filter(|p| p.patterns.iter().any(|pat| pat.matches(repo.as_str())));
-        for policy in judging.filter(|p| p.judges(kind)) {
-            if signers.iter().any(|s| policy.trusts(s)) {
-                satisfied.push(policy.name.clone());
-                continue;
-            }
-            let why = match (recorded, summary) {
-                (None, _) => "its signatures are not verified yet (or it has none)".to_owned(),
-                (Some(_), None) => {
-                    "its signatures were verified under other trust material; verifying again".to_owned()
-                }
-                (Some(_), Some(s)) if s.signatures.is_empty() => "it is not signed".to_owned(),
-                (Some(_), Some(s)) if signers.is_empty() => {
-                    let reasons: Vec<&str> =
-                        s.signatures.iter().filter_map(|r| r.reason.as_deref()).take(2).collect();
-                    format!("no signature verifies ({})", reasons.join("; "))
-                }
-                _ => format!(
-                    "signed only by signers the policy does not trust: {}",
-                    signers.iter().take(3).map(ToString::to_string).collect::<Vec<_>>().join(", ")
-                ),
-            };
-            let worse =
-                failed.as_ref().is_none_or(|(p, _)| p.mode == Mode::Audit && policy.mode == Mode::Enforce);
-            if worse {
-                failed = Some((policy, why));
-            }
-        }
-        match failed {
-            None => Verdict::Allowed(satisfied),
-            Some((policy, why)) if policy.mode == Mode::Enforce => {
-                Verdict::Denied { policy: policy.name.clone(), why }
-            }
-            Some((policy, why)) => Verdict::Unverified { policy: policy.name.clone(), why },
-        }
     }
 
     /// The summary of `digest` (cached for [`CACHE_TTL`]).
@@ -386,7 +156,7 @@ impl Trust {
     ) -> Result<Option<String>> {
         let Some(policy) = self.enforcing(repo) else { return Ok(None) };
         let servable = core.storage().get_meta(&keys::servable(repo, digest)).await?.is_some();
-        Ok((!servable).then(|| policy.name.clone()))
+        Ok((!servable).then(|| policy.name().to_owned()))
     }
 
     /// Verifies every signature over `subject` in `repo` and records the summary; marks the
@@ -472,153 +242,6 @@ impl Trust {
         Ok(read)
     }
 
-    /// Verifies the signatures `candidates` over manifest `subject` (its `bytes`, of `kind`
-    /// `wasm` or `image`), read from `source` within the budgets (at most [`MAX_SIGNATURES`]
-    /// of them, [`MAX_SIGNATURE_BYTES`] read): every one that verifies and at most
-    /// [`MAX_UNVERIFIED`] that do not, each with why.
-    ///
-    /// # Errors
-    ///
-    /// What `source` fails with (a signature that cannot be read is recorded, not an error).
-    pub async fn summarize<S: SignatureSource + Sync>(
-        &self,
-        source: &S,
-        subject: &Digest,
-        bytes: &[u8],
-        kind: &str,
-        candidates: &[Candidate],
-    ) -> Result<TrustSummary> {
-        let artifact = signature::Artifact { digest: subject, bytes };
-        let mut summary = TrustSummary {
-            fingerprint: self.fingerprint.clone(),
-            checked_at: crate::clock::now_rfc3339(),
-            kind: kind.to_owned(),
-            ..TrustSummary::default()
-        };
-        let mut unverified = 0;
-        let mut budget = MAX_SIGNATURE_BYTES;
-        for (i, candidate) in candidates.iter().enumerate() {
-            if i >= MAX_SIGNATURES {
-                summary.omitted += 1;
-                continue;
-            }
-            let records = match candidate {
-                Candidate::Bundle(d) => vec![self.verify_bundle(source, d, &artifact, &mut budget).await?],
-                Candidate::CosignTag(d) => self.verify_cosign(source, d, subject, &mut budget).await?,
-            };
-            for record in records {
-                if record.verified {
-                    summary.signatures.push(record);
-                } else if unverified < MAX_UNVERIFIED {
-                    unverified += 1;
-                    summary.signatures.push(record);
-                } else {
-                    summary.omitted += 1;
-                }
-            }
-        }
-        Ok(summary)
-    }
-
-    /// A Sigstore bundle referrer: its bundle layer, verified over the subject.
-    async fn verify_bundle<S: SignatureSource + Sync>(
-        &self,
-        source: &S,
-        d: &Digest,
-        artifact: &signature::Artifact<'_>,
-        budget: &mut u64,
-    ) -> Result<SignatureRecord> {
-        let format = signature::Format::SigstoreBundle.as_str();
-        let unverified = |why: String| Ok(SignatureRecord::unverified(d.clone(), format, why));
-        let manifest = match signature_manifest(source, d).await? {
-            Ok(m) => m,
-            Err(why) => return unverified(why),
-        };
-        let ManifestBody::Image(image) = manifest.body() else {
-            return unverified("a bundle referrer that is not an image manifest".into());
-        };
-        if manifest.subject().map(|s| &s.digest) != Some(artifact.digest) {
-            return unverified("the referrer names another subject".into());
-        }
-        let Some(layer) = image.layers.first() else {
-            return unverified("a bundle referrer with no layer".into());
-        };
-        if layer.size > signature::MAX_BUNDLE_LEN as u64 {
-            return unverified(format!(
-                "bundle of {} bytes (at most {})",
-                layer.size,
-                signature::MAX_BUNDLE_LEN
-            ));
-        }
-        if !spend(budget, layer.size) {
-            return unverified(format!(
-                "not read: past the {MAX_SIGNATURE_BYTES} bytes one verification reads"
-            ));
-        }
-        let Some(bytes) = source.blob(&layer.digest).await? else {
-            return unverified("the bundle blob is missing".into());
-        };
-        Ok(match signature::verify_bundle(&bytes, artifact, &self.root, &self.keys) {
-            Ok(v) => SignatureRecord::verified(d.clone(), v),
-            Err(e) => SignatureRecord::unverified(d.clone(), format, reason(&e)),
-        })
-    }
-
-    /// cosign's `.sig` manifest: each simple-signing layer, verified over the subject digest.
-    async fn verify_cosign<S: SignatureSource + Sync>(
-        &self,
-        source: &S,
-        d: &Digest,
-        subject: &Digest,
-        budget: &mut u64,
-    ) -> Result<Vec<SignatureRecord>> {
-        let format = signature::Format::CosignSimpleSigning.as_str();
-        let manifest = match signature_manifest(source, d).await? {
-            Ok(m) => m,
-            Err(why) => return Ok(vec![SignatureRecord::unverified(d.clone(), format, why)]),
-        };
-        let ManifestBody::Image(image) = manifest.body() else {
-            return Ok(vec![SignatureRecord::unverified(d.clone(), format, "not an image manifest".into())]);
-        };
-        let mut out = Vec::new();
-        for layer in image.layers.iter().take(16) {
-            let signature_b64 =
-                layer.annotations.as_ref().and_then(|a| a.get(signature::SIGNATURE_ANNOTATION));
-            let record = match signature_b64 {
-                _ if layer.media_type.essence() != signature::SIMPLE_SIGNING_MEDIA_TYPE => continue,
-                None => SignatureRecord::unverified(
-                    d.clone(),
-                    format,
-                    "a layer with no signature annotation".into(),
-                ),
-                Some(_) if layer.size > 64 * 1024 => {
-                    SignatureRecord::unverified(d.clone(), format, "payload over 64 KiB".into())
-                }
-                Some(_) if !spend(budget, layer.size) => SignatureRecord::unverified(
-                    d.clone(),
-                    format,
-                    format!("not read: past the {MAX_SIGNATURE_BYTES} bytes one verification reads"),
-                ),
-                Some(sig) => match source.blob(&layer.digest).await? {
-                    Some(payload) => {
-                        match signature::verify_simple_signing(&payload, sig, subject, &self.keys) {
-                            Ok(v) => SignatureRecord::verified(d.clone(), v),
-                            Err(e) => SignatureRecord::unverified(d.clone(), format, reason(&e)),
-                        }
-                    }
-                    None => {
-                        SignatureRecord::unverified(d.clone(), format, "the payload blob is missing".into())
-                    }
-                },
-            };
-            out.push(record);
-        }
-        if out.is_empty() {
-            out.push(SignatureRecord::unverified(d.clone(), format, "no simple-signing layer".into()));
-        }
-        Ok(out)
-    }
-
     /// Queues a verification of every manifest under a policy whose summary is missing or
     /// was made under other trust material (at start).
     pub(crate) async fn stale(&self, core: &Core) -> Result<Vec<(Repository, Digest)>> {
@@ -646,7 +269,7 @@ impl Trust {
                 }
                 let fresh = read_summary(core, &repo, &digest)
                     .await?
-                    .is_some_and(|s| s.fingerprint == self.fingerprint);
+                    .is_some_and(|s| s.fingerprint == self.fingerprint());
                 if !fresh {
                     out.push((repo.clone(), digest));
                 }
@@ -656,55 +279,6 @@ impl Trust {
     }
 }
 
-/// Takes `n` bytes from `budget`, if it holds them.
-fn spend(budget: &mut u64, n: u64) -> bool {
-    match budget.checked_sub(n) {
-        Some(left) => {
-            *budget = left;
-            true
-        }
-        None => false,
-    }
-}
-
-/// A signature's manifest, parsed (or why not).
-async fn signature_manifest<S: SignatureSource + Sync>(
-    source: &S,
-    d: &Digest,
-) -> Result<std::result::Result<Manifest, String>> {
-    let Some(bytes) = source.manifest(d).await? else {
-        return Ok(Err("the signature manifest is gone".into()));
-    };
-    Ok(Manifest::from_bytes(bytes, None).map_err(|e| format!("the signature manifest: {e}")))
-}
-
-/// A signature over a manifest, to verify.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Candidate {
-    /// A referrer whose artifact type is a Sigstore bundle's.
-    Bundle(Digest),
-    /// The manifest cosign's `sha256-<hex>.sig` tag names.
-    CosignTag(Digest),
-}
-
-impl Candidate {
-    /// The signature manifest's digest.
-    pub fn digest(&self) -> &Digest {
-        match self {
-            Self::Bundle(d) | Self::CosignTag(d) => d,
-        }
-    }
-}
-
-/// Where signatures are read from: the registry's storage (the `trust` job), or a registry
-/// over HTTP (`wharf verify`). Sizes are checked against the budgets before a read.
-pub trait SignatureSource {
-    /// A manifest's bytes; `None` when it is not there.
-    fn manifest(&self, digest: &Digest) -> impl Future<Output = Result<Option<Bytes>>> + Send;
-    /// A blob's bytes; `None` when it is not there.
-    fn blob(&self, digest: &Digest) -> impl Future<Output = Result<Option<Bytes>>> + Send;
-}
-
 /// The registry's own storage.
 struct Stored<'a> {
     core: &'a Core,
@@ -712,6 +286,8 @@ struct Stored<'a> {
 }
 
 impl SignatureSource for Stored<'_> {
+    type Error = Error;
+
     async fn manifest(&self, digest: &Digest) -> Result<Option<Bytes>> {
         match self.core.get_manifest(self.repo, &TagOrDigest::Digest(digest.clone())).await {
             Ok(m) => Ok(Some(m.bytes)),
@@ -773,13 +349,5 @@ fn blobs_of(m: &Manifest) -> Vec<Digest> {
             .chain(image.layers.iter().map(|l| l.digest.clone()))
             .collect(),
         _ => Vec::new(),
-    }
-}
-
-/// A refusal's reason, without the error's prefix.
-fn reason(e: &wharf_auth::Error) -> String {
-    match e {
-        wharf_auth::Error::Signature(why) => why.clone(),
-        other => other.to_string(),
     }
 }
