@@ -299,7 +299,7 @@ impl Wharf {
         repo: &Repository,
         digest: &Digest,
     ) -> Result<Option<crate::api::TrustSummary>> {
-        crate::trust::read_summary(&self.core, repo, digest).await
+        self.core.trust_summary(repo, digest).await
     }
 
     /// The upstreams.
@@ -1239,7 +1239,7 @@ impl crate::jobs::Handler for Wharf {
             crate::jobs::Job::Trust { repository, digest, .. } => {
                 self.trust.verify(&self.core, repository, digest).await?;
                 // Search finds it by who signed it, here and (by the stamp) in other processes.
-                if let Some(summary) = crate::trust::read_summary(&self.core, repository, digest).await? {
+                if let Some(summary) = self.core.trust_summary(repository, digest).await? {
                     self.search.set_trust(repository.as_str(), digest.as_str(), &summary);
                     self.core.storage().write_steps(vec![vec![self.search.stamp_write()]]).await?;
                 }

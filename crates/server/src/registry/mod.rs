@@ -872,6 +872,20 @@ impl Core {
         self.read_json(&keys::artifact(repo, digest)).await
     }
 
+    /// The trust summary of manifest `digest` (its signatures, verified by the `trust` job),
+    /// if one was recorded.
+    pub(crate) async fn trust_summary(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+    ) -> Result<Option<wharf_auth::signature::TrustSummary>> {
+        Ok(self
+            .storage
+            .get_meta(&keys::trust(repo, digest))
+            .await?
+            .and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
     /// Every artifact record of a repository.
     pub(crate) async fn artifact_records(&self, repo: &Repository) -> Result<Vec<serde_json::Value>> {
         let mut out = Vec::new();

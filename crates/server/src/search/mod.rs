@@ -21,7 +21,6 @@ use crate::clock::now_secs;
 use crate::error::{Error, Result};
 use crate::registry::{Core, keys};
 use crate::text::{LINK_QUERY, percent_encode};
-use crate::trust::read_summary;
 use wharf_auth::signature::Signer;
 
 /// One artifact as the index holds it.
@@ -492,7 +491,7 @@ impl SearchIndex {
                 let Some(mut doc) = Doc::from_record(&record) else { continue };
                 let digest = record["digest"].as_str().unwrap_or_default().to_owned();
                 doc.tags = tags.iter().filter(|(d, _)| *d == digest).map(|(_, t)| t.clone()).collect();
-                if trusted && let Some(summary) = read_summary(core, &repo, &doc.summary.digest).await? {
+                if trusted && let Some(summary) = core.trust_summary(&repo, &doc.summary.digest).await? {
                     doc.set_trust(&summary);
                 }
                 docs.insert((name.clone(), digest), doc);

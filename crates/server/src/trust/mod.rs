@@ -115,7 +115,7 @@ impl Trust {
         {
             return Ok(c.clone());
         }
-        let summary = read_summary(core, repo, digest).await?.map(Arc::new);
+        let summary = core.trust_summary(repo, digest).await?.map(Arc::new);
         let entry = Cached { at: Instant::now(), summary, exempt: None };
         self.remember(key, entry.clone());
         Ok(entry)
@@ -267,7 +267,8 @@ impl Trust {
                 if referrer {
                     continue;
                 }
-                let fresh = read_summary(core, &repo, &digest)
+                let fresh = core
+                    .trust_summary(&repo, &digest)
                     .await?
                     .is_some_and(|s| s.fingerprint == self.fingerprint());
                 if !fresh {
@@ -303,19 +304,6 @@ impl SignatureSource for Stored<'_> {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-/// The recorded summary of `digest`.
-pub(crate) async fn read_summary(
-    core: &Core,
-    repo: &Repository,
-    digest: &Digest,
-) -> Result<Option<TrustSummary>> {
-    Ok(core
-        .storage()
-        .get_meta(&keys::trust(repo, digest))
-        .await?
-        .and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
 /// The digest a cosign signature tag (`sha256-<hex>.sig`) names.
