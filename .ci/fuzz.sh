@@ -45,6 +45,10 @@ for target in $(cargo fuzz list); do
       printf '%s' 'eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImJlOWI0YTU0ZTIyOTc3YmMifQ.eyJpc3MiOiJ3aGFyZiIsInN1YiI6ImFsaWNlIiwiYXVkIjoid2hhcmYiLCJleHAiOjE3OTU3Njc3MjIsImFjY2VzcyI6W119.C48jWK1q37UteTjXbXsYc2LSSVnHyhj5VQg-8KhruMDygE1C8RrkWxp9cHyUjjHtVob59qA88AjERmvpbATFCg' > "$corpus/es256"
       printf '%s' 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.' > "$corpus/none"
       printf '%s' '{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}' > "$corpus/jwks" ;;
+    signature)
+      # Bundles made by @sigstore/sign against @sigstore/mock (keyless message and DSSE,
+      # key-based, tampered), a cosign simple-signing payload and its signature.
+      cp "$root"/crates/auth/tests/data/sigstore/*.json "$root"/crates/auth/tests/data/sigstore/*.sig "$corpus"/ ;;
     classify)
       # The first byte says how many trailing bytes are the config blob (0: none).
       for f in "$root"/tests/data/*/*.json; do

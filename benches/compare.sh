@@ -20,12 +20,16 @@
 #                                           # through a wharf-server mirror of it (uncached:
 #                                           # a fresh mirror each run; then cached), and from
 #                                           # wharf-server plainly
+#   TRUST_ONLY=1 bash benches/compare.sh    # only the trust-policy row: manifest GET at
+#                                           # concurrency 64 on a wharf-server enforcing a
+#                                           # trust policy (every manifest signed) against one
+#                                           # with none (SKIP_TRUST=1: without it)
 #   SCALE_ONLY=1 bash benches/compare.sh    # only the scale table: tags and catalog pages of a
 #                                           # repository of 100,000 tags and a registry of
 #                                           # 10,000 repositories (TAGS=…, REPOSITORIES=… to change;
 #                                           # BASELINE=0: wharf alone)
 #
-# Writes the tables to target/bench-compare/table.md, auth-table.md and scale-table.md (with
+# Writes the tables to target/bench-compare/table.md, auth-table.md, trust-table.md and scale-table.md (with
 # STORAGE=s3: s3-table.md, s3-scale-table.md) as well as stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -136,7 +140,7 @@ if [ "${SCALE_ONLY:-0}" = 1 ]; then
   exit 0
 fi
 
-if [ "${AUTH_ONLY:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ]; then
+if [ "${TRUST_ONLY:-0}" != 1 ] && [ "${AUTH_ONLY:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ]; then
   ./target/release/examples/bench_registry \
     --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server \
     --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2" \
@@ -145,7 +149,7 @@ fi
 
 # On fs: a plain `curl` pull of a 512 MiB blob from each registry, interleaved, next to the
 # loopback limit above (curl writes to /dev/null; server CPU from /proc/<pid>/stat).
-if [ "$storage" = fs ] && [ "${AUTH_ONLY:-0}" != 1 ]; then
+if [ "${TRUST_ONLY:-0}" != 1 ] && [ "$storage" = fs ] && [ "${AUTH_ONLY:-0}" != 1 ]; then
   size=$((512 * 1024 * 1024 / scale))
   head -c "$size" /dev/urandom > "$work/curl-object"
   digest="sha256:$(sha256sum "$work/curl-object" | cut -d' ' -f1)"
@@ -268,7 +272,7 @@ fi
 # Access control: wharf-server with an htpasswd file and rules (anonymous may pull bench/**,
 # `bench` may push) against distribution with the same htpasswd file (it pays bcrypt on every
 # request); manifest GET at concurrency 64 anonymously, with Basic and with a Bearer token.
-if [ "${SKIP_AUTH:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "$storage" = fs ]; then
+if [ "${TRUST_ONLY:-0}" != 1 ] && [ "${SKIP_AUTH:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "$storage" = fs ]; then
   echo
   echo "access control:"
   auth_dist_port=$(free_port)
@@ -306,4 +310,40 @@ YAML
     --baseline "http://127.0.0.1:$auth_dist_port" --baseline-pid "$auth_dist_pid" \
     --baseline-name "distribution 2.8.2 (htpasswd)" \
     --runs "$runs" --seconds "$seconds" --warmup "$warmup" --markdown "$out/auth-table.md"
+fi
+
+# Trust policies: wharf-server enforcing a policy over bench/** that trusts one P-256 key
+# (made by openssl; every manifest signed with it in cosign's layout, verified by the server's
+# job before the row starts) against wharf-server with no policy, same binary, both on the
+# filesystem: manifest GET at concurrency 64, the cost of judging every pull.
+if [ "${SKIP_TRUST:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "${AUTH_ONLY:-0}" != 1 ] && [ "$storage" = fs ]; then
+  echo
+  echo "trust policy:"
+  trust_port=$(free_port)
+  plain_port=$(free_port)
+  mkdir -p "$work/trust-wharf" "$work/plain-wharf"
+  openssl ecparam -name prime256v1 -genkey -noout -out "$work/signer.key"
+  openssl ec -pubout -in "$work/signer.key" -out "$work/signer.pub" 2>/dev/null
+  cat > "$work/trust.toml" <<TOML
+[[trust_policy]]
+name = "bench"
+repositories = ["bench/**"]
+mode = "enforce"
+keys = ["signer.pub"]
+TOML
+  WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$trust_port" \
+    --storage "fs:$work/trust-wharf" --config "$work/trust.toml" > "$work/trust-wharf.log" 2>&1 &
+  trust_pid=$!
+  WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$plain_port" \
+    --storage "fs:$work/plain-wharf" > "$work/plain-wharf.log" 2>&1 &
+  plain_pid=$!
+  trap 'kill ${dist_pid:-} ${wharf_pid:-} ${auth_dist_pid:-} ${auth_wharf_pid:-} $trust_pid $plain_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+  for port in "$trust_port" "$plain_port"; do
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
+  done
+  ./target/release/examples/bench_registry --only trust --signing-key "$work/signer.key" \
+    --target "http://127.0.0.1:$trust_port" --server-pid "$trust_pid" --target-name "wharf-server (enforce)" \
+    --baseline "http://127.0.0.1:$plain_port" --baseline-pid "$plain_pid" --baseline-name "wharf-server (no policy)" \
+    --runs "$runs" --seconds "$seconds" --warmup "$warmup" --markdown "$out/trust-table.md"
+  kill "$trust_pid" "$plain_pid" 2>/dev/null || true
 fi

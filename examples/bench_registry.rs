@@ -65,9 +65,16 @@ struct Args {
     /// Only the blob rows (`blobs`), the manifest rows (`manifests`), the access-control
     /// rows (`auth`: manifest GET at concurrency 64 anonymously, with Basic credentials and
     /// with a Bearer token from the target's `/token`; needs `--credentials`), or the scale
-    /// rows (`scale`: tags and catalog pages of a big repository and a big registry).
-    #[arg(long, value_parser = ["blobs", "manifests", "auth", "scale"])]
+    /// rows (`scale`: tags and catalog pages of a big repository and a big registry), or the
+    /// trust-policy row (`trust`: manifest GET at concurrency 64 on the target, which enforces
+    /// a trust policy over `bench/**` trusting `--signing-key`, against the baseline, the same
+    /// server without one).
+    #[arg(long, value_parser = ["blobs", "manifests", "auth", "scale", "trust"])]
     only: Option<String>,
+    /// `--only trust`: the PEM private key (P-256) that signs every manifest pushed to the
+    /// target, in cosign's layout (by `openssl dgst -sign`).
+    #[arg(long)]
+    signing_key: Option<std::path::PathBuf>,
     /// `--only scale`: the tags of the big repository.
     #[arg(long, default_value_t = 100_000)]
     tags: usize,
@@ -145,6 +152,9 @@ async fn main() -> Result<()> {
     let idle: Vec<Option<(u64, u64)>> = registries.iter().map(|r| r.pid.and_then(memory)).collect();
     if args.only.as_deref() == Some("auth") {
         return auth_rows(&args, &registries, &idle, u64::from(std::process::id()) ^ now_nanos()).await;
+    }
+    if args.only.as_deref() == Some("trust") {
+        return trust_rows(&args, &registries, &idle, u64::from(std::process::id()) ^ now_nanos()).await;
     }
     if args.only.as_deref() == Some("scale") {
         return scale_rows(&args, &registries, &idle, u64::from(std::process::id()) ^ now_nanos()).await;
@@ -554,6 +564,100 @@ async fn auth_rows(
             target.label,
             rate(2) / rate(0) * 100.0,
             rate(1) / rate(0) * 100.0
+        ),
+    );
+    publish(args, &table)
+}
+
+/// The trust-policy row: manifest GET by tag at concurrency 64 on the target, where an
+/// `enforce` policy judges every pull (its manifests signed in cosign's layout, the signatures
+/// verified by the server's job before the row starts), and on the baseline (the same server
+/// without a policy), interleaved run by run.
+async fn trust_rows(
+    args: &Args,
+    registries: &[Registry],
+    idle: &[Option<(u64, u64)>],
+    run_id: u64,
+) -> Result<()> {
+    use base64::Engine as _;
+    let key = args.signing_key.as_ref().ok_or("--only trust needs --signing-key")?;
+    if registries.len() != 2 {
+        return Err("--only trust needs --baseline (the same server without a trust policy)".into());
+    }
+    let repo = format!("bench/trust-{run_id:x}");
+    let count = 64;
+    let scratch = std::env::temp_dir().join(format!("wharf-bench-trust-{run_id:x}"));
+    std::fs::create_dir_all(&scratch)?;
+    for (n, r) in registries.iter().enumerate() {
+        let (config, layer) = r.small_blobs(&repo).await?;
+        let empty = Digest::sha256(b"{}");
+        r.push_monolithic(&repo, Bytes::from_static(b"{}"), &empty).await?;
+        for i in 0..count {
+            let digest =
+                r.put_manifest(&repo, &format!("t{i:04}"), manifest(&config, &layer, run_id, i)).await?;
+            if n > 0 {
+                continue;
+            }
+            // cosign's simple-signing payload over the digest, signed by openssl.
+            let payload = format!(
+                r#"{{"critical":{{"identity":{{"docker-reference":"{repo}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+            );
+            let file = scratch.join("payload.json");
+            std::fs::write(&file, &payload)?;
+            let out = std::process::Command::new("openssl")
+                .args(["dgst", "-sha256", "-sign"])
+                .arg(key)
+                .arg(&file)
+                .output()?;
+            if !out.status.success() {
+                return Err(format!("openssl: {}", String::from_utf8_lossy(&out.stderr)).into());
+            }
+            let signature = base64::engine::general_purpose::STANDARD.encode(&out.stdout);
+            let payload_digest = Digest::sha256(payload.as_bytes());
+            let payload_len = payload.len();
+            r.push_monolithic(&repo, Bytes::from(payload), &payload_digest).await?;
+            let sig = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{payload_digest}","size":{payload_len},"annotations":{{"dev.cosignproject.cosign/signature":"{signature}"}}}}]}}"#
+            );
+            let tag = format!("{}-{}.sig", digest.algorithm(), digest.encoded());
+            r.put_manifest(&repo, &tag, Bytes::from(sig)).await?;
+        }
+    }
+    std::fs::remove_dir_all(&scratch)?;
+    // Every tag pulls from the target once its signature is verified (the job runs after the
+    // push).
+    let target = &registries[0];
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    for i in 0..count {
+        while target.get_manifest(&repo, &format!("t{i:04}")).await.is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("{}: t{i:04} of {repo} never became pullable", target.label).into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let seconds = args.seconds;
+    let row = measure(
+        registries,
+        args,
+        "manifest GET by tag, concurrency 64, signed (enforce) / no trust policy",
+        "req/s",
+        Per::Rate,
+        |r: &Registry| {
+            let r = r.clone_handle();
+            let repo = repo.clone();
+            async move { r.hammer(reqwest::Method::GET, &repo, 64, seconds, count).await }
+        },
+    )
+    .await?;
+    let rate = |i: usize| row.results[i].as_ref().map_or(f64::NAN, |s| s.rate);
+    let ratio = rate(0) / rate(1) * 100.0;
+    let mut table = render(registries, std::slice::from_ref(&row), idle);
+    let _ = std::fmt::Write::write_fmt(
+        &mut table,
+        format_args!(
+            "\n{} under an enforce trust policy at {ratio:.0} % of {} (target: ≥ 90 %)\n",
+            registries[0].label, registries[1].label
         ),
     );
     publish(args, &table)

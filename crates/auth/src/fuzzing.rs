@@ -43,6 +43,50 @@ pub fn token(data: &[u8]) {
     let _ = crate::VerifyingKey::from_pem(&text);
 }
 
+/// The Sigstore bundle and cosign readers never panic, and whatever verifies against the
+/// test trust material (the `@sigstore/mock` Fulcio and Rekor of `tests/data/sigstore`, and its
+/// signer key) over the test manifest is signed by the test identity or key: no mutation of
+/// a real bundle verifies as someone else, or over another manifest. Returns whether `data`
+/// verified (as a bundle or a payload).
+pub fn signature(data: &[u8]) -> bool {
+    use crate::signature::{Artifact, PublicKey, Signer, TrustRoot, verify_bundle, verify_simple_signing};
+    static MATERIAL: std::sync::OnceLock<(TrustRoot, Vec<PublicKey>)> = std::sync::OnceLock::new();
+    let (root, keys) = MATERIAL.get_or_init(|| {
+        let root = TrustRoot::new()
+            .with_authorities_pem(include_str!("../tests/data/sigstore/fulcio.pem"))
+            .and_then(|t| t.with_logs_pem(include_str!("../tests/data/sigstore/rekor.pub")))
+            .expect("the test trust material");
+        let keys =
+            PublicKey::from_pem(include_str!("../tests/data/sigstore/signer.pub")).expect("the test key");
+        (root, keys)
+    });
+    let manifest: &[u8] = include_bytes!("../tests/data/sigstore/manifest.json");
+    let digest = wharf_types::Digest::sha256(manifest);
+    let trusted = |signer: &Signer| match signer {
+        Signer::Identity { issuer, subject } => {
+            issuer == "https://issuer.test" && subject == "ci@example.com"
+        }
+        Signer::Key { key } => keys.iter().any(|k| k.id() == key),
+    };
+    let mut verified = false;
+    if let Ok(v) = verify_bundle(data, &Artifact { digest: &digest, bytes: manifest }, root, keys) {
+        assert!(trusted(&v.signer), "a bundle verified as {:?}", v.signer);
+        verified = true;
+    }
+    // As a cosign payload under the real signature, and as a signature over the real payload.
+    let signature = include_str!("../tests/data/sigstore/simplesigning.sig").trim();
+    let payload: &[u8] = include_bytes!("../tests/data/sigstore/simplesigning.json");
+    if let Ok(v) = verify_simple_signing(data, signature, &digest, keys) {
+        assert!(data == payload && trusted(&v.signer), "a payload verified: {:?}", v.signer);
+        verified = true;
+    }
+    let text = String::from_utf8_lossy(data);
+    if verify_simple_signing(payload, text.trim(), &digest, keys).is_ok() {
+        assert_eq!(text.trim(), signature, "another signature verified over the payload");
+    }
+    verified
+}
+
 #[cfg(test)]
 mod tests {
     proptest::proptest! {
@@ -51,6 +95,18 @@ mod tests {
             super::htpasswd(&data);
             super::scope(&data);
             super::token(&data);
+            let _ = super::signature(&data);
+        }
+
+        #[test]
+        fn mutated_bundles_never_verify_as_someone_else(at in 0usize..4096, byte in proptest::prelude::any::<u8>()) {
+            for bundle in [&include_bytes!("../tests/data/sigstore/message.json")[..], include_bytes!("../tests/data/sigstore/dsse.json")] {
+                proptest::prop_assert!(super::signature(bundle), "the real bundle verifies");
+                let mut data = bundle.to_vec();
+                let i = at % data.len();
+                data[i] = byte;
+                let _ = super::signature(&data);
+            }
         }
 
         #[test]
