@@ -54,6 +54,10 @@ anonymous = ["pull"]
 repositories = ["**"]
 users = { ci = ["pull", "push"], reader = ["pull"] }
 
+[[access]]
+repositories = ["scratch/**"]
+users = { reader = ["pull", "push"] }
+
 [trust]
 fulcio_roots = "keys/fulcio.pem"
 rekor_keys = "keys/rekor.pub"
@@ -348,6 +352,52 @@ async fn enforce_serves_only_what_a_trusted_signer_signed_and_audit_reports() {
         let r = reg.req("ci", Method::GET, &format!("/v2/prod/app/blobs/{}", layer(tag))).send().await;
         assert_eq!(r.expect("send").status(), StatusCode::OK, "the signer reads the layer of {tag}");
     }
+    // A signed index covers its children: each child manifest and its layers pull (podman
+    // pulls a multi-platform image child by digest after the index).
+    let (amd, amd_layer) = reg.push_image("prod/multi", "amd64", b"amd64 layer").await;
+    let (arm, _) = reg.push_image("prod/multi", "arm64", b"arm64 layer").await;
+    let size = |body: String| body.len();
+    let amd_size = size(reg.pull("ci", Method::GET, "prod/multi", "amd64").await.1);
+    let arm_size = size(reg.pull("ci", Method::GET, "prod/multi", "arm64").await.1);
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{amd}","size":{amd_size},"platform":{{"architecture":"amd64","os":"linux"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{arm}","size":{arm_size},"platform":{{"architecture":"arm64","os":"linux"}}}}]}}"#,
+        crate::common::OCI_INDEX
+    );
+    let index_digest = reg.manifest("prod/multi", "v1", crate::common::OCI_INDEX, &index).await;
+    assert_eq!(reg.pull("reader", Method::GET, "prod/multi", amd.as_str()).await.0, StatusCode::FORBIDDEN);
+    reg.sign("prod/multi:v1", &[]);
+    reg.trust("prod/multi", &index_digest, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for child in [&amd, &arm] {
+        loop {
+            let (status, body) = reg.pull("reader", Method::GET, "prod/multi", child.as_str()).await;
+            if status == StatusCode::OK {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the child {child} of a signed index: {status} {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let r = reg.req("reader", Method::GET, &format!("/v2/prod/multi/blobs/{amd_layer}")).send().await;
+    assert_eq!(r.expect("send").status(), StatusCode::OK, "a child's layer");
+    // By its own tag too: the same manifest.
+    assert_eq!(reg.pull("reader", Method::GET, "prod/multi", "amd64").await.0, StatusCode::OK);
+
+    // A mount is no way around it: from under `enforce`, a reader's mount starts an upload
+    // instead, and the blob is not in the other repository.
+    for tag in ["unsigned", "signed"] {
+        let path = format!("/v2/scratch/copy/blobs/uploads/?mount={}&from=prod/app", layer(tag));
+        let r = reg.req("reader", Method::POST, &path).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "the mount of the layer of {tag}");
+        let r =
+            reg.req("reader", Method::GET, &format!("/v2/scratch/copy/blobs/{}", layer(tag))).send().await;
+        assert_eq!(r.expect("send").status(), StatusCode::NOT_FOUND, "the layer of {tag}");
+    }
+    // The signer's mount (push rights on both) is a mount.
+    let path = format!("/v2/scratch/copy/blobs/uploads/?mount={}&from=prod/app", layer("unsigned"));
+    let r = reg.req("ci", Method::POST, &path).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::CREATED, "the signer's mount");
+
     // What signing and verifying need is never blocked: the referrers, the signatures.
     for (tag, signature) in &signatures {
         let r =
@@ -480,7 +530,7 @@ async fn hostile_signatures_are_recorded_unverified_and_key_changes_reevaluate()
     let (handle, base) = keyed_registry(dir.path(), &["release.pub"]).await;
     let reg =
         Trusted { dir, signer: PathBuf::new(), base, http: reqwest::Client::new(), handle: Some(handle) };
-    let (app, _) = reg.push_image("prod/app", "v1", b"the release").await;
+    let (app, app_layer) = reg.push_image("prod/app", "v1", b"the release").await;
     reg.push_image("prod/app", "v2", b"another release").await;
 
     // cosign's layout, signed by openssl.
@@ -584,6 +634,9 @@ async fn hostile_signatures_are_recorded_unverified_and_key_changes_reevaluate()
             assert!(Instant::now() < deadline, "with {keys:?}: {status} {body}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Its layer follows the verdict: a blob marked servable under other keys is not.
+        let r = reg.req("reader", Method::GET, &format!("/v2/prod/app/blobs/{app_layer}")).send().await;
+        assert_eq!(r.expect("send").status(), expected, "the layer, with {keys:?}");
         if let Some(h) = reg.handle.take() {
             h.shutdown().await.expect("clean shutdown");
         }

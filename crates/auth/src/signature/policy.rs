@@ -219,7 +219,7 @@ impl TrustVerdict {
         match self.verdict.as_str() {
             "verified" => format!("Verified: trust policy {policies} is satisfied."),
             "unjudged" => {
-                "No trust policy judges it (a signature, a referrer, or a kind no policy names).".into()
+                "No trust policy judges it (a signature, a referrer, a child of a signed index, or a kind no policy names).".into()
             }
             "unverified" => format!(
                 "Unverified: trust policy {policies} (audit) is not satisfied: {why}. Pulls succeed and are reported."

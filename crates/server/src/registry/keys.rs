@@ -15,7 +15,7 @@
 //! repositories/<repo>/_referrers/<subj alg>/<subj hex>/<alg>/<hex>   referrer descriptor (JSON)
 //! repositories/<repo>/_wharf/artifacts/<alg>/<hex>               the Wasm classification of a manifest (JSON, `classify`)
 //! repositories/<repo>/_wharf/trust/<alg>/<hex>                   the signatures over a manifest, verified (JSON, `trust`)
-//! repositories/<repo>/_wharf/servable/<alg>/<hex>                (empty) a blob of a trusted manifest or a referrer (`trust`)
+//! repositories/<repo>/_wharf/servable/<alg>/<hex>                (the trust fingerprint) a blob of a trusted manifest or a referrer (`trust`)
 //! blob-repositories/<alg>/<hex>/<repo>                            reverse link, for mounts without `from` and garbage collection
 //! manifest-repositories/<alg>/<hex>/<repo>                        reverse revision, for garbage collection
 //! uploads/<upload id>                                             `<unix seconds> <repo>`: when a session began, for expiry

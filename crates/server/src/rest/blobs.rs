@@ -54,8 +54,13 @@ pub(crate) async fn start_upload(
             Some(from) => Some(repository(from)?),
             None => None,
         };
-        // Only from a repository the caller may pull.
-        if registry.mount_where(repo, &d, from.as_ref(), &|r| gate.visible(r.as_str())).await? {
+        // Only from a repository the caller may pull, and not from under an `enforce` trust
+        // policy unless the caller may push there (a mount would hand out the blob of a
+        // manifest the policy refuses; the client uploads it instead).
+        let source = |r: &Repository| {
+            gate.visible(r.as_str()) && (registry.trust().enforcing(r).is_none() || gate.signer(r.as_str()))
+        };
+        if registry.mount_where(repo, &d, from.as_ref(), &source).await? {
             return Ok(blob_created(repo, &d));
         }
         // Nothing to mount: an ordinary upload session, as the spec says.

@@ -14,7 +14,9 @@
 //!
 //! What a policy never blocks: referrers (signatures, SBOMs, attestations — nothing runs from
 //! them), cosign's `.sig` manifests, blob `HEAD`s, and anything to a caller with push rights
-//! on the repository (the signer must read what it signs: Harbor's #22650).
+//! on the repository (the signer must read what it signs: Harbor's #22650). A trusted index
+//! covers its children. A mount from a repository under `enforce` is one only for a caller
+//! with push rights there.
 //!
 //! ```toml
 //! [trust]
@@ -43,6 +45,8 @@ use crate::registry::{Core, keys};
 
 pub use wharf_auth::signature::{IdentityConfig, Mode, TrustConfig, TrustPolicy, TrustPolicyConfig, Verdict};
 
+/// The most children of a trusted index made servable.
+const MAX_CHILDREN: usize = 256;
 /// How long a pull trusts a summary it read before reading it again (another process may
 /// have verified a signature since).
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -129,14 +133,15 @@ impl Trust {
         cache.insert(key, entry);
     }
 
-    /// Whether the manifest is a referrer or a cosign signature (read once, then cached).
+    /// Whether the manifest is a referrer, a cosign signature, or a child of a trusted index
+    /// (read once, then cached).
     async fn exempt(&self, core: &Core, repo: &Repository, digest: &Digest, cached: &Cached) -> Result<bool> {
         if let Some(exempt) = cached.exempt {
             return Ok(exempt);
         }
         let stored = core.get_manifest(repo, &TagOrDigest::Digest(digest.clone())).await?;
         let exempt = match Manifest::from_bytes(stored.bytes, None) {
-            Ok(m) => is_signature_or_referrer(&m),
+            Ok(m) => is_signature_or_referrer(&m) || self.servable(core, repo, digest).await?,
             Err(_) => false,
         };
         let mut entry = cached.clone();
@@ -155,8 +160,16 @@ impl Trust {
         digest: &Digest,
     ) -> Result<Option<String>> {
         let Some(policy) = self.enforcing(repo) else { return Ok(None) };
-        let servable = core.storage().get_meta(&keys::servable(repo, digest)).await?.is_some();
+        let servable = self.servable(core, repo, digest).await?;
         Ok((!servable).then(|| policy.name().to_owned()))
+    }
+
+    /// Whether `digest` (a blob, or the child manifest of a trusted index) is marked servable
+    /// in `repo` under the trust material of now (a mark counts under the material it was
+    /// written under only).
+    async fn servable(&self, core: &Core, repo: &Repository, digest: &Digest) -> Result<bool> {
+        let mark = core.storage().get_meta(&keys::servable(repo, digest)).await?;
+        Ok(mark.is_some_and(|m| m == self.fingerprint().as_bytes()))
     }
 
     /// Verifies every signature over `subject` in `repo` and records the summary; marks the
@@ -222,10 +235,25 @@ impl Trust {
         }
         if trusted && let Ok(m) = Manifest::from_bytes(stored.bytes.clone(), None) {
             servable.extend(blobs_of(&m));
+            // A signed index covers its children (as `cosign verify` of a multi-platform image
+            // does): each child manifest, and its blobs, may be served.
+            if let ManifestBody::Index(index) = m.body() {
+                for child in index.manifests.iter().take(MAX_CHILDREN) {
+                    servable.push(child.digest.clone());
+                    if let Ok(c) = core.get_manifest(repo, &TagOrDigest::Digest(child.digest.clone())).await
+                        && let Ok(c) = Manifest::from_bytes(c.bytes, None)
+                    {
+                        servable.extend(blobs_of(&c));
+                    }
+                }
+            }
         }
         let mut writes: Vec<wharf_store::Write> = servable
             .into_iter()
-            .map(|d| wharf_store::Write::Set { key: keys::servable(repo, &d), value: bytes::Bytes::new() })
+            .map(|d| wharf_store::Write::Set {
+                key: keys::servable(repo, &d),
+                value: Bytes::copy_from_slice(self.fingerprint().as_bytes()),
+            })
             .collect();
         let json = serde_json::to_vec(&summary).expect("a summary serialises");
         writes.push(wharf_store::Write::Set { key: keys::trust(repo, subject), value: json.into() });
