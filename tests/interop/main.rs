@@ -1990,6 +1990,34 @@ fn flow14_trust_policies_with_sigstore_signatures_for_podman_skopeo_wkg_and_oras
         wkg(&["pull", &format!("{m}/prod/comp:unsigned"), "-o", &w.path("refused.wasm")], &anonymous_env);
     assert_refused(&out, "wkg oci pull of the unsigned component", "trust policy prod-signed");
 
+    // `wharf verify`: the registry's verdict, and the same verification on the client with the
+    // server's config file as the policy (keyless bundles attached by @sigstore/oci, read over
+    // HTTP). A refused artifact fails with the registry's verdict shown.
+    let cli = World::cli_path();
+    let no_auth = w.path("no-auth.json");
+    let verifier_env = [("REGISTRY_AUTH_FILE", no_auth.as_str())];
+    let out = w.output(
+        &cli,
+        &["verify", &format!("{m}/prod/comp:signed"), "--policy", &config_file],
+        &verifier_env,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "wharf verify: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("registry       verified (trust policy prod-signed)"), "{stdout}");
+    assert!(
+        stdout.contains("verified (trust policy prod-signed)\n") && stdout.contains("here ("),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verified: ci@example.com (issuer https://issuer.test), log entry"), "{stdout}");
+    let out = w.output(
+        &cli,
+        &["verify", &format!("{m}/prod/hello:mallory"), "--policy", &config_file],
+        &verifier_env,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("registry       denied by trust policy prod-signed"), "{stdout}");
+
     // oras-py: the signed artifact pulls. The unsigned one is refused, but oras-py 0.2.43 takes
     // every 403 for a request to log in and raises "Cannot respond to request for
     // authentication" without the registry's message: the same GET over HTTP shows what it was

@@ -30,9 +30,15 @@ pub(crate) async fn verify(session: &Session<'_>, args: &cli::Verify) -> Result 
     let Resolved { reference, client, .. } = session.resolve(&args.reference, true).await?;
     let registry = client.wharf_artifact(&reference).await.ok().flatten();
     let registry_verdict = registry.as_ref().map(|r| r["trustVerdict"].clone()).filter(|v| !v.is_null());
-    let local = match &args.policy {
-        Some(path) => Some(verify_here(&client, &reference, path).await?),
-        None => None,
+    // A verification here that cannot run (the registry refuses the manifest, say) fails the
+    // command after the registry's verdict is shown.
+    let (local, local_error) = match &args.policy {
+        Some(path) => match verify_here(&client, &reference, path).await {
+            Ok(l) => (Some(l), None),
+            Err(e @ Failure::Usage(_)) => return Err(e),
+            Err(e) => (None, Some(e)),
+        },
+        None => (None, None),
     };
     let digest = registry.as_ref().and_then(|r| r["digest"].as_str().map(str::to_owned));
     if session.json() {
@@ -40,7 +46,8 @@ pub(crate) async fn verify(session: &Session<'_>, args: &cli::Verify) -> Result 
             "reference": reference.to_string(),
             "digest": digest.or_else(|| local.as_ref().map(|l| l.digest.to_string())),
             "registry": registry.as_ref().map(|r| json!({ "trust": r["trust"], "trustVerdict": r["trustVerdict"] })),
-            "local": local.as_ref().map(|l| json!({ "policy": l.policy, "trust": l.summary, "trustVerdict": l.verdict })),
+            "local": local.as_ref().map(|l| json!({ "policy": l.policy, "trust": l.summary, "trustVerdict": l.verdict }))
+                .or_else(|| local_error.as_ref().map(|e| json!({ "error": e.to_string() }))),
         }));
     } else {
         let mut out = String::new();
@@ -60,6 +67,9 @@ pub(crate) async fn verify(session: &Session<'_>, args: &cli::Verify) -> Result 
             render_trust(&mut out, &format!("here ({})", l.policy), &summary, &verdict);
         }
         print!("{out}");
+    }
+    if let Some(e) = local_error {
+        return Err(e);
     }
     let mut verdicts: Vec<(String, String)> = Vec::new();
     if let Some(v) = &registry_verdict {
