@@ -1864,19 +1864,13 @@ fn flow14_trust_policies_with_sigstore_signatures_for_podman_skopeo_wkg_and_oras
         ("unsigned", "module.wasm.image/variant=compat"),
         ("mallory", "run.oci.handler=crun-wasm"),
     ];
+    let push_as_ci = |image: &str, destination: &str| {
+        let destination = format!("docker://{m}/{destination}");
+        w.run("buildah", &["push", "--tls-verify=false", "--creds", "ci:ci-pw", image, &destination]);
+    };
     for (tag, annotation) in images {
         w.build_image(annotation, &format!("localhost/trust:{tag}"));
-        w.run(
-            "buildah",
-            &[
-                "push",
-                "--tls-verify=false",
-                "--creds",
-                "ci:ci-pw",
-                &format!("localhost/trust:{tag}"),
-                &format!("docker://{m}/prod/hello:{tag}"),
-            ],
-        );
+        push_as_ci(&format!("localhost/trust:{tag}"), &format!("prod/hello:{tag}"));
     }
     let wkg_env =
         [("WKG_CONFIG_FILE", w.path("wkg.toml")), ("HOME", w.path("")), ("DOCKER_CONFIG", w.path("docker"))];
@@ -2042,17 +2036,7 @@ fn flow14_trust_policies_with_sigstore_signatures_for_podman_skopeo_wkg_and_oras
     assert!(body.contains("trust policy prod-signed") && body.contains("not signed"), "{body}");
 
     // audit: served, counted unverified (the unsigned image, pushed again under staging/).
-    w.run(
-        "buildah",
-        &[
-            "push",
-            "--tls-verify=false",
-            "--creds",
-            "ci:ci-pw",
-            "localhost/trust:unsigned",
-            &format!("docker://{m}/staging/hello:unsigned"),
-        ],
-    );
+    push_as_ci("localhost/trust:unsigned", "staging/hello:unsigned");
     w.run("podman", &["pull", "-q", "--tls-verify=false", &format!("{m}/staging/hello:unsigned")]);
     let metrics = w.rt.block_on(async {
         w.http.get(format!("http://{m}/metrics")).send().await.expect("GET").text().await.expect("text")

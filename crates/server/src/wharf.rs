@@ -1237,9 +1237,8 @@ impl crate::jobs::Handler for Wharf {
             }
             crate::jobs::Job::Sync { repository, tag, .. } => self.sync_tag(repository, tag).await,
             crate::jobs::Job::Trust { repository, digest, .. } => {
-                self.trust.verify(&self.core, repository, digest).await?;
                 // Search finds it by who signed it, here and (by the stamp) in other processes.
-                if let Some(summary) = self.core.trust_summary(repository, digest).await? {
+                if let Some(summary) = self.trust.verify(&self.core, repository, digest).await? {
                     self.search.set_trust(repository.as_str(), digest.as_str(), &summary);
                     self.core.storage().write_steps(vec![vec![self.search.stamp_write()]]).await?;
                 }

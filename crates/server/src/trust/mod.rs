@@ -174,28 +174,41 @@ impl Trust {
 
     /// Verifies every signature over `subject` in `repo` and records the summary; marks the
     /// blobs of a trusted manifest and of its referrers servable. Idempotent (a job).
-    pub(crate) async fn verify(&self, core: &Core, repo: &Repository, subject: &Digest) -> Result<()> {
+    pub(crate) async fn verify(
+        &self,
+        core: &Core,
+        repo: &Repository,
+        subject: &Digest,
+    ) -> Result<Option<Arc<TrustSummary>>> {
         // Signatures pushed while this runs are read by a second pass.
         let mut seen = None;
+        let mut recorded = None;
         for _ in 0..3 {
-            let found = self.verify_once(core, repo, subject).await?;
+            let (found, summary) = self.verify_once(core, repo, subject).await?;
+            recorded = summary;
             if seen.as_ref() == Some(&found) {
                 break;
             }
             seen = Some(found);
         }
-        Ok(())
+        Ok(recorded)
     }
 
-    /// One pass of [`verify`](Self::verify): returns the signature manifests it read.
-    async fn verify_once(&self, core: &Core, repo: &Repository, subject: &Digest) -> Result<Vec<Digest>> {
+    /// One pass of [`verify`](Self::verify): the signature manifests it read, and the summary
+    /// it recorded (none when the manifest is gone).
+    async fn verify_once(
+        &self,
+        core: &Core,
+        repo: &Repository,
+        subject: &Digest,
+    ) -> Result<(Vec<Digest>, Option<Arc<TrustSummary>>)> {
         let storage = core.storage();
         let stored = match core.get_manifest(repo, &TagOrDigest::Digest(subject.clone())).await {
             Ok(m) => m,
             Err(Error::ManifestUnknown(_)) => {
                 // Signed before it was pushed, or deleted since: nothing to record.
                 storage.remove_meta(&keys::trust(repo, subject)).await?;
-                return Ok(Vec::new());
+                return Ok((Vec::new(), None));
             }
             Err(e) => return Err(e),
         };
@@ -221,7 +234,8 @@ impl Trust {
         }
         let source = Stored { core, repo };
         let summary = self.summarize(&source, subject, &stored.bytes, kind, &candidates).await?;
-        let read: Vec<Digest> = candidates.iter().take(MAX_SIGNATURES).map(|c| c.digest().clone()).collect();
+        let mut read: Vec<Digest> =
+            candidates.iter().take(MAX_SIGNATURES).map(|c| c.digest().clone()).collect();
         // Blobs a client without push rights may fetch: a referrer's always (a client verifies
         // signatures itself), the manifest's own once a policy covering it is satisfied.
         let trusted = !matches!(self.judge(repo, Some(&summary)), Verdict::Denied { .. });
@@ -261,13 +275,13 @@ impl Trust {
         let verified = summary.signatures.iter().filter(|r| r.verified).count();
         let unverified = summary.signatures.len() - verified;
         tracing::info!(%repo, %subject, verified, unverified, omitted = summary.omitted, "signatures verified");
+        let summary = Arc::new(summary);
         self.remember(
             (repo.clone(), subject.clone()),
-            Cached { at: Instant::now(), summary: Some(Arc::new(summary)), exempt: None },
+            Cached { at: Instant::now(), summary: Some(Arc::clone(&summary)), exempt: None },
         );
-        let mut read = read;
         read.sort();
-        Ok(read)
+        Ok((read, Some(summary)))
     }
 
     /// Queues a verification of every manifest under a policy whose summary is missing or
