@@ -326,8 +326,10 @@ const SERVER: &[&[&str]] = &[
         "mirror",
         "trust",
     ],
-    &["classify", "lifecycle", "auth::token"],
-    &["packages::versioning", "packages::view"],
+    &["classify", "lifecycle", "auth::token", "webhooks::event"],
+    &["packages::versioning", "packages::view", "webhooks::format"],
+    &["webhooks::deliver"],
+    &["webhooks"],
     // The façade.
     &["wharf"],
     // Edges.

@@ -74,7 +74,7 @@ pub use auth::{Credentials, DockerConfig, Secret};
 pub use client::{Client, ClientBuilder, Progress};
 pub use error::{Error, Result};
 pub use packages::{PackageRegistry, REGISTRY_METADATA_PATH};
-pub use reach::is_public;
+pub use reach::{PublicResolver, check_url, is_public};
 /// The HTTP client underneath, for its types in this crate's API ([`Error::Http`]).
 pub use reqwest;
 #[cfg(feature = "wasm")]

@@ -78,7 +78,13 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 
 /// Refuses a URL whose host is an address literal that is not public (a name is judged when
 /// it is resolved, by [`PublicResolver`]).
-pub(crate) fn check_url(url: &reqwest::Url) -> Result<()> {
+///
+/// ```
+/// let url = wharf_client::reqwest::Url::parse("http://169.254.169.254/latest/meta-data/")?;
+/// assert!(wharf_client::check_url(&url).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_url(url: &reqwest::Url) -> Result<()> {
     let host = url.host_str().unwrap_or_default();
     let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     let Ok(ip) = literal.parse::<IpAddr>() else { return Ok(()) };
@@ -86,9 +92,11 @@ pub(crate) fn check_url(url: &reqwest::Url) -> Result<()> {
 }
 
 /// Resolves names as the system does and keeps the public addresses; a name with none is an
-/// error naming it.
+/// error naming it. For a plain `reqwest` client that sends to URLs it is given (a webhook):
+/// `reqwest::Client::builder().dns_resolver(Arc::new(PublicResolver))`, with
+/// [`check_url`] for address literals.
 #[derive(Debug)]
-pub(crate) struct PublicResolver;
+pub struct PublicResolver;
 
 impl reqwest::dns::Resolve for PublicResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {

@@ -242,13 +242,15 @@ impl Classifier {
     }
 
     /// The job's work: reads the modules of a stored manifest and completes its artifact
-    /// record (or, with `give_up`, records that failure). Nothing to do when the manifest was
+    /// record (or, with `give_up`, records that failure), with what `events` makes of the
+    /// record (the webhooks' writes) in the same batch. Nothing to do when the manifest was
     /// deleted meanwhile.
     pub(crate) async fn inspect_stored(
         &self,
         repo: &Repository,
         digest: &Digest,
         give_up: Option<&str>,
+        events: impl FnOnce(&Value) -> Vec<Write>,
     ) -> Result<()> {
         let key = keys::artifact(repo, digest);
         let Some(mut record) = self.core.artifact_record(repo, digest).await? else { return Ok(()) };
@@ -277,7 +279,9 @@ impl Classifier {
             key: key.clone(),
             value: serde_json::to_vec(&record).expect("JSON serialises").into(),
         };
-        self.core.storage().write_steps(vec![vec![write, self.search.stamp_write()]]).await?;
+        let mut writes = vec![write, self.search.stamp_write()];
+        writes.extend(events(&record));
+        self.core.storage().write_steps(vec![writes]).await?;
         self.search.upsert(repo.as_str(), &record, &[]);
         // Deleted while it was read: the record must not outlive the manifest.
         if !self.core.holds_manifest(repo, digest).await? {

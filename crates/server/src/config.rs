@@ -82,6 +82,143 @@ pub struct FileConfig {
     /// `[[upstream]]` tables: registries mirrored here (pull-through).
     #[serde(default)]
     pub upstream: Vec<UpstreamConfig>,
+    /// `[[webhook]]` tables: who is told of what happens here.
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
+}
+
+/// `[[webhook]]`: where events go (see [`crate::webhooks`]).
+///
+/// ```toml
+/// [[webhook]]
+/// name = "deployer"
+/// url = "https://hooks.example.com/wharf"
+/// events = ["manifest.pushed", "tag.created", "tag.moved"]
+/// repositories = ["prod/**"]
+/// secret_file = "deployer.whsec"     # or secret_env; `whsec_<base64>` (Standard Webhooks)
+/// format = "cloudevents"              # or "distribution"
+/// headers = { "X-Team" = "platform" }
+/// timeout = "10s"
+/// attempts = 10                       # then the event is parked
+/// backoff = "1s"                      # doubling after each failure …
+/// max_backoff = "10m"                 # … up to this
+/// max_pending = 10000                 # pulls and refusals dropped beyond this backlog
+/// allow_private = false               # true: loopback, private and link-local targets allowed
+/// ```
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WebhookConfig {
+    /// Its name (keys, metrics, the API): lowercase letters, digits, `-`, `_`.
+    pub name: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The events it is told of [default: every event but `manifest.pulled`].
+    pub events: Option<Vec<String>>,
+    /// Repository patterns [default: every repository].
+    #[serde(default)]
+    pub repositories: Vec<String>,
+    /// The environment variable holding the secret.
+    pub secret_env: Option<String>,
+    /// The file holding the secret, relative to the config file.
+    pub secret_file: Option<PathBuf>,
+    /// Headers sent with every delivery.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// `cloudevents` (default) or `distribution`.
+    pub format: Option<String>,
+    /// How long one delivery may take [default: 10s].
+    pub timeout: Option<String>,
+    /// Sends of an event before it is parked [default: 10].
+    pub attempts: Option<u32>,
+    /// The first wait after a failure [default: 1s].
+    pub backoff: Option<String>,
+    /// The longest wait between two sends [default: 10m].
+    pub max_backoff: Option<String>,
+    /// The backlog beyond which pull and refusal events are dropped [default: 10000].
+    pub max_pending: Option<usize>,
+    /// Allow a target in a loopback, private or link-local range [default: false].
+    #[serde(default)]
+    pub allow_private: bool,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Where the secret comes from is shown; never a secret, a header's value or the URL's
+        // query.
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &crate::webhooks::WebhookSettings::new(&self.name, &self.url).shown_url())
+            .field("events", &self.events)
+            .field("secret_env", &self.secret_env)
+            .field("secret_file", &self.secret_file)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookConfig {
+    /// The typed settings, the secret read (from the environment or a file relative to
+    /// `base`), checked ([`crate::webhooks::WebhookSettings::check`]).
+    pub fn settings(&self, base: &Path) -> Result<crate::webhooks::WebhookSettings> {
+        let name = &self.name;
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            Error::BadRequest(format!("[[webhook]] `{name}` {what}: {e}"))
+        };
+        let mut settings = crate::webhooks::WebhookSettings::new(name, &self.url);
+        if let Some(events) = &self.events {
+            settings.events = events
+                .iter()
+                .map(|e| e.parse())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| bad("events", &e))?;
+        }
+        if !self.repositories.is_empty() {
+            settings.repositories =
+                wharf_auth::Pattern::parse_list(&self.repositories).map_err(|e| bad("repositories", &e))?;
+        }
+        let secret = match (&self.secret_env, &self.secret_file) {
+            (Some(_), Some(_)) => return Err(bad("secret", &"secret_env or secret_file, not both")),
+            (Some(var), None) => {
+                Some(std::env::var(var).map_err(|e| bad("secret_env", &format!("{var}: {e}")))?)
+            }
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(base.join(file))
+                    .map_err(|e| bad("secret_file", &format!("{}: {e}", file.display())))?,
+            ),
+            (None, None) => None,
+        };
+        settings.secret = secret
+            .map(|s| crate::webhooks::WebhookSettings::parse_secret(&s))
+            .transpose()
+            .map_err(|e| bad("secret", &e))?;
+        settings.headers = self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        settings.format = match self.format.as_deref() {
+            None | Some("cloudevents") => crate::webhooks::Format::CloudEvents,
+            Some("distribution") => crate::webhooks::Format::Distribution,
+            Some(other) => {
+                return Err(bad("format", &format!("`{other}`: expected cloudevents or distribution")));
+            }
+        };
+        if let Some(t) = &self.timeout {
+            settings.timeout = parse_duration(t).map_err(|e| bad("timeout", &e))?;
+        }
+        if let Some(n) = self.attempts {
+            settings.attempts = n;
+        }
+        if let Some(b) = &self.backoff {
+            settings.backoff = parse_duration(b).map_err(|e| bad("backoff", &e))?;
+        }
+        if let Some(b) = &self.max_backoff {
+            settings.max_backoff = parse_duration(b).map_err(|e| bad("max_backoff", &e))?;
+        }
+        if let Some(n) = self.max_pending {
+            settings.max_pending = n;
+        }
+        settings.allow_private = self.allow_private;
+        settings.check()?;
+        Ok(settings)
+    }
 }
 
 /// `[[upstream]]`: a registry mirrored here. Its repositories appear as `<prefix>/<name>`
@@ -417,6 +554,14 @@ impl FileConfig {
                 )
             })
             .collect()
+    }
+
+    /// The webhooks of `[[webhook]]`, secrets read (paths relative to `base`), each target
+    /// checked (a private or metadata address refused unless allowed).
+    pub fn webhooks(&self, base: &Path) -> Result<crate::webhooks::Webhooks> {
+        let settings = self.webhook.iter().map(|w| w.settings(base)).collect::<Result<Vec<_>>>()?;
+        let public_url = self.public_url()?;
+        crate::webhooks::Webhooks::new(settings, public_url.as_ref().map(ToString::to_string).as_deref())
     }
 
     /// `public_url`, checked.

@@ -65,6 +65,7 @@ pub mod packages;
 pub mod search;
 pub mod trust;
 pub mod wasm_policy;
+pub mod webhooks;
 // Façade.
 mod wharf;
 // Edges.

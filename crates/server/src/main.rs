@@ -129,6 +129,28 @@ enum Command {
         #[arg(long)]
         no_quarantine: bool,
     },
+    /// The webhooks of the config file (`[[webhook]]`).
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum WebhookCommand {
+    /// Send a test event (`webhook.test`) to a webhook now, signed as every delivery; print
+    /// the receiver's answer as JSON; exit 1 when it did not answer 2xx.
+    Test {
+        /// The webhook's name.
+        name: String,
+    },
+    /// Put a webhook's parked events back in line for the running servers to send (all, or
+    /// one by its id).
+    Resend {
+        /// The webhook's name.
+        name: String,
+        /// Only this event.
+        #[arg(long)]
+        event: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -206,6 +228,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(Command::User(command)) = &args.command {
         return user_command(command, &file, &base);
     }
+    let webhooks = file.webhooks(&base).map_err(|e| format!("config: {e}"))?;
+    if let Some(Command::Webhook(WebhookCommand::Test { name })) = &args.command {
+        let sent = webhooks.test(name).await?;
+        println!("{}", serde_json::to_string_pretty(&sent)?);
+        return match &sent.error {
+            None => Ok(()),
+            Some(e) => Err(format!("webhook `{name}`: {e}").into()),
+        };
+    }
     let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:5000".parse().expect("valid"));
     let storage = match (args.storage, file.storage.take()) {
         (Some(s), _) => s,
@@ -220,10 +251,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(&gc_config, &file.retention, &file.quota)
         .map_err(|e| format!("config: {e}"))?
         .with_cache_budgets(file.cache_budgets().map_err(|e| format!("config: {e}"))?);
-    if let Some(command @ (Command::Gc { .. } | Command::Scrub { .. })) = &args.command {
+    if let Some(command @ (Command::Gc { .. } | Command::Scrub { .. } | Command::Webhook(_))) = &args.command
+    {
         // Retention spares what `[[versioning]]` makes immutable, in a one-off run too.
         let versioning = file.versioning().map_err(|e| format!("config: {e}"))?;
-        return maintenance(command, &storage, lifecycle, versioning).await;
+        let registry = |backend| {
+            Wharf::new(backend).with_lifecycle(lifecycle).with_versioning(versioning).with_webhooks(webhooks)
+        };
+        return maintenance(command, &storage, registry).await;
     }
     let log_format = args.log_format.or(file.log_format.take()).unwrap_or_else(|| "text".to_owned());
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
@@ -310,6 +345,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_versioning(versioning)
         .with_mirror(mirror)
         .with_trust(trust)
+        .with_webhooks(webhooks)
         .with_lifecycle(lifecycle);
     let mut server = Server::bind(listen, registry)
         .await
@@ -463,19 +499,19 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// `gc` and `scrub`: one run over the storage, the JSON report on stdout, logs on stderr.
+/// `gc`, `scrub` and `webhook resend`: one run over the storage, the JSON report on stdout,
+/// logs on stderr.
 async fn maintenance(
     command: &Command,
     storage: &StorageSpec,
-    lifecycle: wharf_server::lifecycle::Lifecycle,
-    versioning: wharf_server::packages::versioning::Versioning,
+    registry: impl FnOnce(std::sync::Arc<dyn wharf_store::Storage>) -> Wharf,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
     let backend = storage.open().await.map_err(|e| format!("opening the storage {storage}: {e}"))?;
-    let mut options = lifecycle.options().clone();
-    let registry = Wharf::new(backend).with_lifecycle(lifecycle).with_versioning(versioning);
+    let registry = registry(backend);
+    let mut options = registry.lifecycle().options().clone();
     match command {
         Command::Gc { dry_run, grace } => {
             options = options.with_dry_run(*dry_run);
@@ -495,6 +531,11 @@ async fn maintenance(
                 Err(format!("scrub found {} problems (listed above)", report.damage.len()).into())
             }
         }
-        Command::User(_) => unreachable!("handled before"),
+        Command::Webhook(WebhookCommand::Resend { name, event }) => {
+            let n = registry.resend_events(name, event.as_deref()).await?;
+            println!("{}", serde_json::json!({ "webhook": name, "queued": n }));
+            Ok(())
+        }
+        Command::User(_) | Command::Webhook(WebhookCommand::Test { .. }) => unreachable!("handled before"),
     }
 }

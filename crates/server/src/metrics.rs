@@ -88,6 +88,11 @@ pub(crate) struct Metrics {
     mirror_requests: Family<MirrorLabels, Counter>,
     mirror_bytes: Family<UpstreamLabels, Counter>,
     trust_pulls: Family<TrustLabels, Counter>,
+    webhook_deliveries: Family<DeliveryLabels, Counter>,
+    webhook_latency: Family<WebhookLabels, Histogram>,
+    webhook_dropped: Family<WebhookLabels, Counter>,
+    webhook_pending: Family<WebhookLabels, Gauge>,
+    webhook_parked: Family<WebhookLabels, Gauge>,
 }
 
 /// A trust policy's name (from the config: a bounded set) and its verdict.
@@ -115,6 +120,20 @@ pub(crate) struct UpstreamLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct FaultLabels {
     pub(crate) fault: &'static str,
+}
+
+/// Labels of a webhook (a configured name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct WebhookLabels {
+    pub(crate) webhook: String,
+}
+
+/// Labels of a webhook delivery: the webhook and how it ended (`delivered`, `failed`,
+/// `parked`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct DeliveryLabels {
+    pub(crate) webhook: String,
+    pub(crate) outcome: &'static str,
 }
 
 /// Labels of a quota.
@@ -237,6 +256,39 @@ impl Default for Metrics {
              served under audit; denied: refused under enforce)",
             trust_pulls.clone(),
         );
+        let webhook_deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries this process made, by webhook and outcome (delivered; failed: to be \
+             retried; parked: given up after the last attempt)",
+            webhook_deliveries.clone(),
+        );
+        let webhook_latency = Family::<WebhookLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 15))
+        });
+        registry.register(
+            "webhook_delivery_duration_seconds",
+            "How long a webhook's receiver took to answer",
+            webhook_latency.clone(),
+        );
+        let webhook_dropped = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_events_dropped",
+            "Pull and refusal events not recorded because the webhook's backlog was full (max_pending)",
+            webhook_dropped.clone(),
+        );
+        let webhook_pending = Family::<WebhookLabels, Gauge>::default();
+        registry.register(
+            "webhook_events_pending",
+            "Events waiting to be sent, by webhook (all processes sharing the storage)",
+            webhook_pending.clone(),
+        );
+        let webhook_parked = Family::<WebhookLabels, Gauge>::default();
+        registry.register(
+            "webhook_events_parked",
+            "Events given up after their last attempt, by webhook (re-send: POST /v2/_wharf/webhooks/<name>/resend)",
+            webhook_parked.clone(),
+        );
         let quota_usage = Family::<QuotaLabels, Gauge>::default();
         registry.register(
             "quota_usage_bytes",
@@ -272,6 +324,11 @@ impl Default for Metrics {
             mirror_requests,
             mirror_bytes,
             trust_pulls,
+            webhook_deliveries,
+            webhook_latency,
+            webhook_dropped,
+            webhook_pending,
+            webhook_parked,
         }
     }
 }
@@ -357,6 +414,24 @@ impl Metrics {
     /// Bytes fetched from an upstream.
     pub(crate) fn mirror_fetched(&self, upstream: &str, bytes: u64) {
         self.mirror_bytes.get_or_create(&UpstreamLabels { upstream: upstream.to_owned() }).inc_by(bytes);
+    }
+
+    /// A webhook delivery ended as `outcome` after `seconds`.
+    pub(crate) fn webhook_delivery(&self, webhook: &str, outcome: &'static str, seconds: f64) {
+        self.webhook_deliveries.get_or_create(&DeliveryLabels { webhook: webhook.to_owned(), outcome }).inc();
+        self.webhook_latency.get_or_create(&WebhookLabels { webhook: webhook.to_owned() }).observe(seconds);
+    }
+
+    /// An event not recorded for a webhook whose backlog is full.
+    pub(crate) fn webhook_dropped(&self, webhook: &str) {
+        self.webhook_dropped.get_or_create(&WebhookLabels { webhook: webhook.to_owned() }).inc();
+    }
+
+    /// Events waiting and parked for a webhook, read at scrape time.
+    pub(crate) fn webhook_backlog(&self, webhook: &str, pending: usize, parked: usize) {
+        let labels = WebhookLabels { webhook: webhook.to_owned() };
+        self.webhook_pending.get_or_create(&labels).set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.webhook_parked.get_or_create(&labels).set(i64::try_from(parked).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn quota(&self, name: &str, usage: u64, limit: u64) {

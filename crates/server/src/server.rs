@@ -226,12 +226,15 @@ impl Server {
         let scrubber = self.scrub_every.map(|every| tokio::spawn(scrub_every(self.registry.clone(), every)));
         let syncer =
             self.registry.mirror().has_sync().then(|| tokio::spawn(plan_sync(self.registry.clone())));
+        let deliveries = (!self.registry.webhooks().is_empty())
+            .then(|| tokio::spawn(queue_deliveries(self.registry.clone())));
         let router = app_router(self.registry, self.access, self.public_url);
         let result = crate::listener::serve(self.listener, router, self.limits, self.tls, shutdown).await;
         janitor.abort();
         reloader.abort();
         worker.abort();
-        for task in collector.into_iter().chain(scrubber).chain(syncer).chain(trust_checks) {
+        for task in collector.into_iter().chain(scrubber).chain(syncer).chain(trust_checks).chain(deliveries)
+        {
             task.abort();
         }
         result
@@ -308,6 +311,21 @@ async fn plan_sync(registry: Wharf) {
             Ok(0) => {}
             Ok(n) => tracing::info!(tags = n, "sync: tags queued"),
             Err(e) => tracing::warn!(error = %e, "sync: queueing tags failed"),
+        }
+    }
+}
+
+/// At start and every five minutes, queues the delivery of webhook events that have none
+/// queued (a delivery job removed in the instant another process wrote an event to its
+/// stream; a webhook brought back into the config).
+async fn queue_deliveries(registry: Wharf) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
+    loop {
+        every.tick().await;
+        match registry.queue_deliveries().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(streams = n, "webhook events queued for delivery"),
+            Err(e) => tracing::warn!(error = %e, "queueing webhook deliveries failed"),
         }
     }
 }

@@ -41,6 +41,10 @@ use crate::registry::{Core, Page, PutManifest, StoredManifest};
 use crate::search::{Query, SearchIndex};
 use crate::trust::{Trust, Verdict};
 use crate::wasm_policy::WasmPolicies;
+use crate::webhooks::{Event, EventKind, Origin, Webhooks};
+
+/// Webhook deliveries a process runs at once (each to one receiver, waiting on the network).
+const DELIVERIES: usize = 16;
 
 /// Inspections run at once by default: the cores, at least 2 and at most 8.
 fn default_inspections() -> usize {
@@ -61,6 +65,7 @@ pub struct Wharf {
     versioning: Arc<Versioning>,
     mirror: Arc<Mirror>,
     trust: Arc<Trust>,
+    webhooks: Arc<Webhooks>,
 }
 
 impl Wharf {
@@ -81,8 +86,13 @@ impl Wharf {
         let search = Arc::new(SearchIndex::new());
         let slots = Arc::new(Slots::new(default_inspections()));
         let metrics = Arc::new(Metrics::default());
-        let queue =
-            Queue { storage, slots: Arc::clone(&slots), wake: Arc::default(), metrics: Arc::clone(&metrics) };
+        let queue = Queue {
+            storage,
+            slots: Arc::clone(&slots),
+            deliveries: Arc::new(Slots::new(DELIVERIES)),
+            wake: Arc::default(),
+            metrics: Arc::clone(&metrics),
+        };
         Self {
             classifier: Classifier::new(core.clone(), Arc::clone(&search), slots),
             core,
@@ -93,6 +103,7 @@ impl Wharf {
             versioning: Arc::default(),
             mirror: Arc::default(),
             trust: Arc::default(),
+            webhooks: Arc::default(),
         }
     }
 
@@ -198,6 +209,94 @@ impl Wharf {
         &self.trust
     }
 
+    /// With webhooks (`[[webhook]]`): every change, refusal or finished inspection they ask
+    /// for is recorded with the change and delivered by the job queue (see
+    /// [`webhooks`](crate::webhooks)).
+    #[must_use]
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = Arc::new(webhooks);
+        self
+    }
+
+    /// The webhooks.
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.webhooks
+    }
+
+    /// Each webhook with what waits, what was parked and its last deliveries.
+    pub async fn webhook_status(&self) -> Result<Vec<crate::webhooks::WebhookStatus>> {
+        self.webhooks.status(&self.core).await
+    }
+
+    /// Puts a webhook's parked events (or the one with id `event`) back in line; returns how
+    /// many.
+    pub async fn resend_events(&self, webhook: &str, event: Option<&str>) -> Result<usize> {
+        let n = self.webhooks.resend(&self.core, webhook, event).await?;
+        if n > 0 {
+            self.queue.wake.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// Queues the delivery of every stream of events that has none queued; a server does this
+    /// at start and every few minutes. Returns how many.
+    pub async fn queue_deliveries(&self) -> Result<usize> {
+        let n = self.webhooks.requeue(&self.core).await?;
+        if n > 0 {
+            self.queue.wake.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// Records `events` alone (a refusal, a pull: nothing else is written) for the webhooks that
+    /// want them. A failure to record is logged: the answer to the client stands.
+    async fn record_events(&self, events: Vec<Event>) {
+        if self.webhooks.is_empty() {
+            return;
+        }
+        if let Err(e) = self.webhooks.refresh_backlog(&self.core).await {
+            tracing::warn!(error = %e, "counting the webhooks' backlog failed");
+        }
+        let writes = self.webhooks.writes(events, &self.metrics);
+        if writes.is_empty() {
+            return;
+        }
+        match self.core.storage().write_steps(vec![writes]).await {
+            Ok(()) => self.queue.wake.notify_one(),
+            Err(e) => tracing::warn!(error = %e, "recording an event failed"),
+        }
+    }
+
+    /// The event of a refusal of `action` in `repo` (of `manifest`, when there is one): a
+    /// quota's or a policy's, by the error's code.
+    async fn refused(&self, repo: &Repository, action: &str, manifest: Option<&Manifest>, e: &Error) {
+        let kind = match e {
+            Error::Denied { message, .. } if message.starts_with("quota ") || message == "over quota" => {
+                EventKind::QuotaExceeded
+            }
+            Error::Denied { .. } | Error::ManifestInvalid(_) | Error::TagInvalid(_) => {
+                EventKind::PolicyRefused
+            }
+            _ => return,
+        };
+        if self.webhooks.is_empty() || !self.webhooks.wants(kind, repo) {
+            return;
+        }
+        let mut event = Event::new(kind, &Origin::current()).about(repo, manifest.map(Manifest::digest));
+        event.action = Some(action.to_owned());
+        event.reason = Some(crate::text::cut(&e.to_string(), 1024));
+        if let Some(m) = manifest {
+            event.media_type = Some(m.media_type().essence().to_owned());
+            event.artifact_type = m.artifact_type().map(ToString::to_string);
+            event.size = Some(m.size());
+            let classification = wharf_wasm::classify(m, None);
+            if classification.is_wasm() {
+                event.wasm = Some(serde_json::json!({ "layout": classification.kind.name() }));
+            }
+        }
+        self.record_events(vec![event]).await;
+    }
+
     /// Judges a pull of manifest `digest` in `repo` by the trust policies (`signer`: the caller
     /// may push there, and so may read what it signs): `Err(Denied)` naming the policy when an
     /// `enforce` policy refuses it; logged and counted either way.
@@ -224,10 +323,18 @@ impl Wharf {
             Verdict::Denied { policy, why } => {
                 tracing::warn!(%repo, %digest, policy, why, "pull denied");
                 self.metrics.trust_pull(&policy, "denied");
-                Err(Error::Denied {
+                let e = Error::Denied {
                     message: format!("trust policy {policy}: {digest} may not be pulled: {why}"),
                     challenge: None,
-                })
+                };
+                if !self.webhooks.is_empty() && self.webhooks.wants(EventKind::PolicyRefused, repo) {
+                    let mut event =
+                        Event::new(EventKind::PolicyRefused, &Origin::current()).about(repo, Some(digest));
+                    event.action = Some("pull".into());
+                    event.reason = Some(crate::text::cut(&e.to_string(), 1024));
+                    self.record_events(vec![event]).await;
+                }
+                Err(e)
             }
         }
     }
@@ -374,6 +481,13 @@ impl Wharf {
             Err(e) if e.fault().is_some() => None,
             Err(e) => return Err(e),
         };
+        if counts.is_some()
+            && let Ok(backlogs) = self.webhooks.counts(&self.core).await
+        {
+            for (name, pending, parked) in backlogs {
+                self.metrics.webhook_backlog(&name, pending, parked);
+            }
+        }
         Ok(self.metrics.render(counts, storage.quarantined()))
     }
 
@@ -487,10 +601,12 @@ impl Wharf {
 
     /// The refusal of a push that went over a quota (with usage and limit).
     async fn over_quota(&self, repo: &Repository) -> Error {
-        match self.lifecycle.quotas.check(&self.core, repo, None, u64::MAX).await {
+        let e = match self.lifecycle.quotas.check(&self.core, repo, None, u64::MAX).await {
             Err(e) => e,
             Ok(()) => Error::Denied { message: "over quota".into(), challenge: None },
-        }
+        };
+        self.refused(repo, "push", None, &e).await;
+        e
     }
 
     /// Mounts `digest` from `from` (or, without `from`, from any repository holding it).
@@ -513,8 +629,11 @@ impl Wharf {
         let Some(info) = self.core.mount_source(digest, from, allowed).await? else {
             return Ok(false);
         };
-        if !self.lifecycle.quotas.is_empty() {
-            self.lifecycle.quotas.check(&self.core, repo, Some(digest), info.size).await?;
+        if !self.lifecycle.quotas.is_empty()
+            && let Err(e) = self.lifecycle.quotas.check(&self.core, repo, Some(digest), info.size).await
+        {
+            self.refused(repo, "push", None, &e).await;
+            return Err(e);
         }
         match self.core.link_fenced(&epoch, repo, digest, info.size).await {
             // Collected meanwhile: the client uploads it instead.
@@ -581,6 +700,7 @@ impl Wharf {
             let size = self.core.upload_status(repo, id).await?;
             if let Err(e) = self.lifecycle.quotas.check(&self.core, repo, Some(digest), size).await {
                 self.core.cancel_upload(repo, id).await.ok();
+                self.refused(repo, "push", None, &e).await;
                 return Err(e);
             }
         }
@@ -617,16 +737,31 @@ impl Wharf {
             TagOrDigest::Tag(_) => Manifest::from_bytes(bytes, content_type)?,
         };
         let epoch: Epoch = self.core.epoch().await?;
-        self.lifecycle.quotas.check(&self.core, repo, Some(manifest.digest()), manifest.size()).await?;
+        if let Err(e) =
+            self.lifecycle.quotas.check(&self.core, repo, Some(manifest.digest()), manifest.size()).await
+        {
+            self.refused(repo, "push", Some(&manifest), &e).await;
+            return Err(e);
+        }
         self.core.check_references(repo, &manifest).await?;
         let mut tags: Vec<Tag> = extra_tags.to_vec();
         if let TagOrDigest::Tag(t) = reference {
             tags.insert(0, t.clone());
         }
-        self.versioning.check_tags(&self.core, repo, &tags, manifest.digest()).await?;
-        let (artifact, job) =
-            self.classifier.classify_push(repo, &manifest, self.versioning.needs_modules(repo)).await?;
-        self.versioning.check_package(&self.classifier, repo, &manifest, &tags, &artifact).await?;
+        let checked = async {
+            self.versioning.check_tags(&self.core, repo, &tags, manifest.digest()).await?;
+            let (artifact, job) =
+                self.classifier.classify_push(repo, &manifest, self.versioning.needs_modules(repo)).await?;
+            self.versioning.check_package(&self.classifier, repo, &manifest, &tags, &artifact).await?;
+            Ok::<_, Error>((artifact, job))
+        };
+        let (artifact, job) = match checked.await {
+            Ok(checked) => checked,
+            Err(e) => {
+                self.refused(repo, "push", Some(&manifest), &e).await;
+                return Err(e);
+            }
+        };
         let mut records = vec![Classifier::artifact_write(repo, manifest.digest(), &artifact)];
         records.extend(job.as_ref().map(crate::jobs::Job::write));
         let trust_job = self.trust.subject_of(repo, &manifest, &tags).map(|digest| crate::jobs::Job::Trust {
@@ -635,11 +770,14 @@ impl Wharf {
             attempts: 0,
         });
         records.extend(trust_job.as_ref().map(crate::jobs::Job::write));
+        let events = self.push_events(repo, &manifest, &tags, &artifact).await?;
+        let told = !events.is_empty();
+        records.extend(self.webhooks.writes(events, &self.metrics));
         let put = self
             .core
             .write_manifest(&epoch, repo, &manifest, tags, records, self.search.stamp_write(), true)
             .await?;
-        if job.is_some() || trust_job.is_some() {
+        if job.is_some() || trust_job.is_some() || told {
             self.queue.wake.notify_one();
         }
         let tag_names: Vec<String> = put.tags.iter().map(ToString::to_string).collect();
@@ -650,6 +788,59 @@ impl Wharf {
             artifact["harborType"].as_str().unwrap_or_default(),
         );
         Ok(put)
+    }
+
+    /// The events of a push the webhooks want: the push, and each tag created or moved (a tag
+    /// set again to the manifest it names already is neither).
+    async fn push_events(
+        &self,
+        repo: &Repository,
+        manifest: &Manifest,
+        tags: &[Tag],
+        artifact: &serde_json::Value,
+    ) -> Result<Vec<Event>> {
+        let wants = |kind| !self.webhooks.is_empty() && self.webhooks.wants(kind, repo);
+        let (pushed, tagged) =
+            (wants(EventKind::ManifestPushed), wants(EventKind::TagCreated) || wants(EventKind::TagMoved));
+        if !pushed && !tagged {
+            return Ok(Vec::new());
+        }
+        let origin = Origin::current();
+        let event = |kind| {
+            let mut e = Event::new(kind, &origin).about(repo, Some(manifest.digest()));
+            e.media_type = Some(manifest.media_type().essence().to_owned());
+            e.artifact_type = manifest.artifact_type().map(ToString::to_string);
+            e.size = Some(artifact["size"].as_u64().unwrap_or(manifest.size()));
+            e
+        };
+        let mut events = Vec::new();
+        if pushed {
+            let mut e = event(EventKind::ManifestPushed);
+            e.tag = tags.first().map(ToString::to_string);
+            events.push(e);
+        }
+        if tagged {
+            for tag in tags {
+                let previous = match self.core.head_manifest(repo, &TagOrDigest::Tag(tag.clone())).await {
+                    Ok((d, ..)) => Some(d),
+                    Err(Error::ManifestUnknown(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                let mut e = match previous {
+                    Some(d) if &d == manifest.digest() => continue,
+                    Some(d) => {
+                        let mut e = event(EventKind::TagMoved);
+                        e.previous = Some(d);
+                        e
+                    }
+                    None => event(EventKind::TagCreated),
+                };
+                e.tag = Some(tag.to_string());
+                events.push(e);
+            }
+        }
+        events.retain(|e| self.webhooks.wants(e.kind(), repo));
+        Ok(events)
     }
 
     /// The manifest at a tag or digest (a pull of a tag is recorded where retention counts
@@ -687,13 +878,71 @@ impl Wharf {
 
     /// Deletes a tag, or a manifest with every tag pointing at it and its referrer record.
     pub async fn delete_manifest(&self, repo: &Repository, reference: &TagOrDigest) -> Result<()> {
-        self.versioning.check_delete(&self.core, repo, reference).await?;
-        self.core.delete_manifest(repo, reference, self.search.stamp_write()).await?;
+        if let Err(e) = self.versioning.check_delete(&self.core, repo, reference).await {
+            self.refused(repo, "delete", None, &e).await;
+            return Err(e);
+        }
+        let events = self.delete_events(repo, reference).await?;
+        let told = !events.is_empty();
+        let mut writes = vec![self.search.stamp_write()];
+        writes.extend(self.webhooks.writes(events, &self.metrics));
+        self.core.delete_manifest(repo, reference, writes).await?;
+        if told {
+            self.queue.wake.notify_one();
+        }
         match reference {
             TagOrDigest::Tag(t) => self.search.untag(repo.as_str(), t.as_str()),
             TagOrDigest::Digest(d) => self.search.remove(repo.as_str(), d.as_str()),
         }
         Ok(())
+    }
+
+    /// The event of a delete the webhooks want, with what is deleted (read before it goes).
+    async fn delete_events(&self, repo: &Repository, reference: &TagOrDigest) -> Result<Vec<Event>> {
+        let kind = match reference {
+            TagOrDigest::Tag(_) => EventKind::TagDeleted,
+            TagOrDigest::Digest(_) => EventKind::ManifestDeleted,
+        };
+        if self.webhooks.is_empty() || !self.webhooks.wants(kind, repo) {
+            return Ok(Vec::new());
+        }
+        let (digest, media_type, size) = match self.core.head_manifest(repo, reference).await {
+            Ok(found) => found,
+            // Nothing to delete: the delete answers that.
+            Err(Error::ManifestUnknown(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut event = Event::new(kind, &Origin::current()).about(repo, Some(&digest));
+        event.media_type = Some(media_type);
+        event.size = Some(size);
+        if let TagOrDigest::Tag(t) = reference {
+            event.tag = Some(t.to_string());
+        } else if let Some(record) = self.core.artifact_record(repo, &digest).await? {
+            event.artifact_type = record["artifactType"].as_str().map(str::to_owned);
+            event.wasm = crate::webhooks::wasm_fields(&record);
+        }
+        Ok(vec![event])
+    }
+
+    /// Tells the webhooks that want it of a manifest pull (`GET`, once it was allowed).
+    pub(crate) async fn pulled_manifest(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+        digest: &Digest,
+        media_type: &str,
+        size: u64,
+    ) {
+        if self.webhooks.is_empty() || !self.webhooks.wants(EventKind::ManifestPulled, repo) {
+            return;
+        }
+        let mut event = Event::new(EventKind::ManifestPulled, &Origin::current()).about(repo, Some(digest));
+        event.media_type = Some(media_type.to_owned());
+        event.size = Some(size);
+        if let TagOrDigest::Tag(t) = reference {
+            event.tag = Some(t.to_string());
+        }
+        self.record_events(vec![event]).await;
     }
 
     /// The repository's tags, sorted by bytes, after `last`, at most `n`. A page costs its
@@ -1207,7 +1456,22 @@ impl Wharf {
     /// Retention never removes an immutable tag of `[[versioning]]`.
     pub async fn collect_garbage(&self, options: &GcOptions) -> Result<GcReport> {
         let immutable = |repo: &Repository, tag: &str| self.versioning.immutable(repo, tag);
-        self.lifecycle.collect(&self.core, &self.search, &self.metrics, options, &immutable).await
+        let report =
+            self.lifecycle.collect(&self.core, &self.search, &self.metrics, options, &immutable).await?;
+        let removed = !report.manifests.is_empty() || !report.tags.is_empty() || !report.blobs.is_empty();
+        if !report.dry_run && removed && !self.webhooks.is_empty() {
+            let mut event = Event::new(EventKind::GarbageCollected, &Origin::current());
+            event.detail = Some(serde_json::json!({
+                "run": report.run,
+                "manifests": report.manifests.len(),
+                "tags": report.tags.len(),
+                "blobs": report.blobs.len(),
+                "bytesFreed": report.bytes_freed,
+                "durationMs": report.duration_ms,
+            }));
+            self.record_events(vec![event]).await;
+        }
+        Ok(report)
     }
 
     /// The report of the last collection that removed anything or could have (not dry runs).
@@ -1230,27 +1494,45 @@ impl Wharf {
 }
 
 impl crate::jobs::Handler for Wharf {
-    async fn run(&self, job: &crate::jobs::Job) -> Result<()> {
+    async fn run(&self, job: &crate::jobs::Job) -> Result<crate::jobs::Outcome> {
         match job {
             crate::jobs::Job::Inspect { repository, digest, .. } => {
-                self.classifier.inspect_stored(repository, digest, None).await
+                // Told of Wasm artifacts only (an image's layers are read too, to find a module).
+                let mut told = false;
+                let events = |record: &serde_json::Value| {
+                    if self.webhooks.is_empty() || record["wasm"].as_bool() != Some(true) {
+                        return Vec::new();
+                    }
+                    let event = Event::new(EventKind::InspectionFinished, &Origin::system());
+                    let writes =
+                        self.webhooks.writes(vec![event.about(repository, Some(digest))], &self.metrics);
+                    told = !writes.is_empty();
+                    writes
+                };
+                self.classifier.inspect_stored(repository, digest, None, events).await?;
+                if told {
+                    self.queue.wake.notify_one();
+                }
             }
-            crate::jobs::Job::Sync { repository, tag, .. } => self.sync_tag(repository, tag).await,
+            crate::jobs::Job::Sync { repository, tag, .. } => self.sync_tag(repository, tag).await?,
             crate::jobs::Job::Trust { repository, digest, .. } => {
                 // Search finds it by who signed it, here and (by the stamp) in other processes.
                 if let Some(summary) = self.trust.verify(&self.core, repository, digest).await? {
                     self.search.set_trust(repository.as_str(), digest.as_str(), &summary);
                     self.core.storage().write_steps(vec![vec![self.search.stamp_write()]]).await?;
                 }
-                Ok(())
+            }
+            crate::jobs::Job::Deliver { stream, webhook, .. } => {
+                return self.webhooks.deliver(&self.core, &self.metrics, stream, webhook).await;
             }
         }
+        Ok(crate::jobs::Outcome::Done)
     }
 
     async fn give_up(&self, job: &crate::jobs::Job, why: &str) -> Result<()> {
         match job {
             crate::jobs::Job::Inspect { repository, digest, .. } => {
-                self.classifier.inspect_stored(repository, digest, Some(why)).await
+                self.classifier.inspect_stored(repository, digest, Some(why), |_| Vec::new()).await
             }
             crate::jobs::Job::Sync { repository, tag, .. } => {
                 tracing::error!(%repository, %tag, why, "sync of a tag given up");
@@ -1258,6 +1540,11 @@ impl crate::jobs::Handler for Wharf {
             }
             crate::jobs::Job::Trust { repository, digest, .. } => {
                 tracing::error!(%repository, %digest, why, "verifying signatures given up");
+                Ok(())
+            }
+            crate::jobs::Job::Deliver { stream, webhook, .. } => {
+                // Its events stay: the next event of the stream, or the periodic requeue, runs it again.
+                tracing::error!(stream, webhook, why, "a webhook delivery run given up");
                 Ok(())
             }
         }

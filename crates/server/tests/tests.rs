@@ -20,4 +20,5 @@ mod packages;
 mod persistence;
 mod trust;
 mod wasm;
+mod webhooks;
 mod zerocopy;

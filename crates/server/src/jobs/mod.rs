@@ -11,8 +11,8 @@
 //! jobs/parked/<id>     a job given up after MAX_ATTEMPTS (JSON: the job, why); kept for operators
 //! ```
 //!
-//! Ids are `inspect-<repository key>-<alg>-<hex>`, `trust-<repository key>-<alg>-<hex>` and
-//! `sync-<repository key>-<tag>` (the key:
+//! Ids are `inspect-<repository key>-<alg>-<hex>`, `trust-<repository key>-<alg>-<hex>`,
+//! `sync-<repository key>-<tag>` and `deliver-<repository key>-<webhook>` (the key:
 //! 16 hex digits of the SHA-256 of the repository's name), so a listing tells which repository
 //! each job is for.
 //!
@@ -89,6 +89,18 @@ pub(crate) enum Job {
         #[serde(default)]
         attempts: u32,
     },
+    /// Send the events of one stream (a repository's, in order) to one webhook.
+    #[serde(rename_all = "camelCase")]
+    Deliver {
+        /// The stream: the repository's key ([`repository_key`]), or all zeros for events of
+        /// the whole registry.
+        stream: String,
+        /// The webhook's name.
+        webhook: String,
+        /// Runs started so far.
+        #[serde(default)]
+        attempts: u32,
+    },
     /// Copy a tag of a mirror's upstream here, whole (its manifest, children and blobs): one
     /// job per tag, so a sync interrupted midway resumes where it stopped.
     #[serde(rename_all = "camelCase")]
@@ -112,7 +124,8 @@ pub(crate) fn repository_key(repo: &Repository) -> String {
 /// The repository key of a job id (`<kind>-<key>-…`, and the earlier
 /// `inspect-<alg>-<hex>-<key>`).
 fn key_of(id: &str) -> &str {
-    let rest = ["inspect-", "sync-", "trust-"].iter().find_map(|p| id.strip_prefix(p)).unwrap_or(id);
+    let rest =
+        ["inspect-", "sync-", "trust-", "deliver-"].iter().find_map(|p| id.strip_prefix(p)).unwrap_or(id);
     match rest.split_once('-') {
         Some((first, _)) if first.len() == 16 && first.bytes().all(|b| b.is_ascii_hexdigit()) => first,
         _ => rest.rsplit('-').next().unwrap_or(rest),
@@ -131,6 +144,7 @@ impl Job {
             Self::Trust { repository, digest, .. } => {
                 format!("trust-{}-{}-{}", repository_key(repository), digest.algorithm(), digest.encoded())
             }
+            Self::Deliver { stream, webhook, .. } => format!("deliver-{stream}-{webhook}"),
         }
     }
 
@@ -140,23 +154,26 @@ impl Job {
             Self::Inspect { .. } => "inspect",
             Self::Sync { .. } => "sync",
             Self::Trust { .. } => "trust",
+            Self::Deliver { .. } => "deliver",
         }
     }
 
     fn attempts(&self) -> u32 {
         match self {
-            Self::Inspect { attempts, .. } | Self::Sync { attempts, .. } | Self::Trust { attempts, .. } => {
-                *attempts
-            }
+            Self::Inspect { attempts, .. }
+            | Self::Sync { attempts, .. }
+            | Self::Trust { attempts, .. }
+            | Self::Deliver { attempts, .. } => *attempts,
         }
     }
 
     fn with_attempts(&self, n: u32) -> Self {
         let mut job = self.clone();
         match &mut job {
-            Self::Inspect { attempts, .. } | Self::Sync { attempts, .. } | Self::Trust { attempts, .. } => {
-                *attempts = n;
-            }
+            Self::Inspect { attempts, .. }
+            | Self::Sync { attempts, .. }
+            | Self::Trust { attempts, .. }
+            | Self::Deliver { attempts, .. } => *attempts = n,
         }
         job
     }
@@ -174,11 +191,21 @@ impl Job {
     }
 }
 
+/// How a run ended that did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The job is done.
+    Done,
+    /// Run it again after this wait (a webhook's receiver failed: its stream backs off). Not
+    /// an attempt that counts towards parking the job.
+    Later(Duration),
+}
+
 /// What runs the jobs: given by the layer above (the façade: classification reads the
-/// modules, the mirror copies tags).
+/// modules, the mirror copies tags, webhooks send).
 pub(crate) trait Handler: Clone + Send + Sync + 'static {
     /// Does the job.
-    fn run(&self, job: &Job) -> impl Future<Output = Result<()>> + Send;
+    fn run(&self, job: &Job) -> impl Future<Output = Result<Outcome>> + Send;
 
     /// Records that the job was given up, and why (an inspection's artifact record says so).
     fn give_up(&self, job: &Job, why: &str) -> impl Future<Output = Result<()>> + Send;
@@ -190,6 +217,9 @@ pub(crate) trait Handler: Clone + Send + Sync + 'static {
 pub(crate) struct Queue {
     pub(crate) storage: Arc<dyn wharf_store::Storage>,
     pub(crate) slots: Arc<Slots>,
+    /// Webhook deliveries run in slots of their own: a receiver that stalls holds one of
+    /// these, never an inspection's.
+    pub(crate) deliveries: Arc<Slots>,
     /// Wakes this process's worker when a push queues a job.
     pub(crate) wake: Arc<tokio::sync::Notify>,
     pub(crate) metrics: Arc<Metrics>,
@@ -203,6 +233,9 @@ pub(crate) struct Worker {
     served: std::sync::Mutex<HashMap<String, u64>>,
     turns: std::sync::atomic::AtomicU64,
     finished: tokio::sync::Notify,
+    /// The earliest moment a job this process backed off for less than [`POLL`] may run
+    /// again: the worker looks then rather than at its next poll.
+    soonest: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Worker {
@@ -213,6 +246,7 @@ impl Worker {
             served: std::sync::Mutex::default(),
             turns: std::sync::atomic::AtomicU64::new(0),
             finished: tokio::sync::Notify::new(),
+            soonest: std::sync::Mutex::new(None),
         }
     }
 
@@ -232,10 +266,17 @@ impl Worker {
                 }
                 Err(e) => tracing::warn!(error = %e, "reading the job queue failed"),
             }
+            let now = tokio::time::Instant::now();
+            let wait = self
+                .soonest
+                .lock()
+                .expect("lock")
+                .take()
+                .map_or(POLL, |at| at.saturating_duration_since(now).min(POLL));
             tokio::select! {
                 () = queue.wake.notified() => {}
                 () = self.finished.notified() => {}
-                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -263,7 +304,7 @@ impl Worker {
         queue: &Queue,
         handler: &impl Handler,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
-        let room = queue.slots.free().max(1);
+        let room = queue.slots.free().max(1) + queue.deliveries.free();
         let held = self.leases.held().await;
         let pending = queue.storage.list_meta(keys::JOBS_PENDING).await?;
         let ids: Vec<String> = pending
@@ -287,7 +328,8 @@ impl Worker {
                 );
                 let (worker, queue, handler) = (Arc::clone(self), queue.clone(), handler.clone());
                 started.push(tokio::spawn(async move {
-                    let _slot = queue.slots.acquire(key_of(&id)).await;
+                    let slots = if id.starts_with("deliver-") { &queue.deliveries } else { &queue.slots };
+                    let _slot = slots.acquire(key_of(&id)).await;
                     match worker.run_one(&queue, &handler, &id).await {
                         Err(e) if e.fault().is_none() => {
                             tracing::warn!(job = id, error = %e, "a job could not be finished");
@@ -371,7 +413,19 @@ impl Worker {
         // Counted before the run: a run that never returns (the process died) still counts.
         storage.write_steps(vec![vec![job.with_attempts(attempts + 1).write_as(id)]]).await?;
         match handler.run(&job).await {
-            Ok(()) => {
+            Ok(Outcome::Later(wait)) => {
+                // Not a failure of the job: the attempt is given back, and the lease becomes a
+                // back-off nobody owns.
+                let until = crate::clock::now_ms() + wait.as_millis();
+                let backoff = Write::Set { key: lease.clone(), value: format!("backoff {until}").into() };
+                self.leases.release(&lease, vec![job.write_as(id), backoff]).await?;
+                let at = tokio::time::Instant::now() + wait + SETTLE;
+                let mut soonest = self.soonest.lock().expect("lock");
+                *soonest = Some(soonest.map_or(at, |s| s.min(at)));
+                drop(soonest);
+                queue.metrics.job_finished(kind, "later");
+            }
+            Ok(Outcome::Done) => {
                 // Asked for again while it ran (the record rewritten with no attempts: a
                 // signature pushed meanwhile, say): the record stays for another run.
                 let asked_again = match storage.get_meta(&pending).await? {

@@ -22,6 +22,9 @@
 //! jobs/pending/<id>, jobs/leases/<id>, jobs/parked/<id>           background work (`jobs`)
 //! gc/epoch, gc/lease, gc/doomed/…, gc/last-report, gc/last-scrub  the collector's fence, lease, marks and reports (`fence`, `lifecycle`)
 //! search/stamps/<process>                                         a process's search index changed (`search`)
+//! webhooks/<webhook>/pending/<stream>/<event id>                   an event to send (JSON, `webhooks`); stream: the repository's key
+//! webhooks/<webhook>/parked/<event id>                            an event given up after its last attempt (JSON)
+//! webhooks/<webhook>/recent/<process>                             a process's last deliveries (JSON)
 //! mirror/planned/<upstream>/<n>                                   `<unix secs>`: when sync rule n of an upstream last queued its tags (`mirror`)
 //! ```
 
@@ -219,6 +222,41 @@ pub(crate) fn yanked(repo: &Repository, tag: &str) -> String {
 /// The yanked records of the repository.
 pub(crate) fn yanks(repo: &Repository) -> String {
     repo_key(repo, "_wharf/yanked/")
+}
+
+/// The events waiting for webhook `name`, every stream.
+pub(crate) fn webhook_pending_all(name: &str) -> String {
+    format!("webhooks/{name}/pending/")
+}
+
+/// The events of one stream (a repository's key) waiting for webhook `name`.
+pub(crate) fn webhook_stream(name: &str, stream: &str) -> String {
+    format!("webhooks/{name}/pending/{stream}/")
+}
+
+/// An event waiting for webhook `name`.
+pub(crate) fn webhook_event(name: &str, stream: &str, id: &str) -> String {
+    format!("webhooks/{name}/pending/{stream}/{id}")
+}
+
+/// The events webhook `name` gave up.
+pub(crate) fn webhook_parked_all(name: &str) -> String {
+    format!("webhooks/{name}/parked/")
+}
+
+/// An event webhook `name` gave up.
+pub(crate) fn webhook_parked(name: &str, id: &str) -> String {
+    format!("webhooks/{name}/parked/{id}")
+}
+
+/// Every process's record of its last deliveries to webhook `name`.
+pub(crate) fn webhook_recent_all(name: &str) -> String {
+    format!("webhooks/{name}/recent/")
+}
+
+/// A process's record of its last deliveries to webhook `name`.
+pub(crate) fn webhook_recent(name: &str, process: &str) -> String {
+    format!("webhooks/{name}/recent/{process}")
 }
 
 /// A queued job.

@@ -503,7 +503,7 @@ impl Core {
             // A blob, child or its own bytes gone: the manifest is broken (a collection had
             // found it dead, so nothing else names it) and goes. A tag gone is only answered.
             if matches!(e, Error::ManifestBlobUnknown(_)) {
-                self.delete_manifest(repo, &TagOrDigest::Digest(digest.clone()), changed).await.ok();
+                self.delete_manifest(repo, &TagOrDigest::Digest(digest.clone()), vec![changed]).await.ok();
             }
             return Err(e);
         }
@@ -691,14 +691,17 @@ impl Core {
         &self,
         repo: &Repository,
         reference: &TagOrDigest,
-        changed: Write,
+        with: Vec<Write>,
     ) -> Result<()> {
         match reference {
             TagOrDigest::Tag(t) => {
-                if !self.storage.remove_meta(&keys::tag(repo, t.as_str())).await? {
+                let key = keys::tag(repo, t.as_str());
+                if !self.exists(&key).await? {
                     return Err(Error::ManifestUnknown(t.to_string()));
                 }
-                self.storage.write_steps(vec![vec![changed]]).await?;
+                let mut writes = vec![Write::Remove { key }];
+                writes.extend(with);
+                self.storage.write_steps(vec![writes]).await?;
             }
             TagOrDigest::Digest(d) => {
                 let revision =
@@ -710,36 +713,27 @@ impl Core {
                         self.storage.remove_meta(&key).await?;
                     }
                 }
-                self.remove_revision(repo, d, &revision).await?;
-                // The tag hints of the manifest (hints of tags that moved away elsewhere stay
-                // until their manifest goes: a reader checks each against its tag record).
-                let mut writes: Vec<Write> = self
-                    .storage
-                    .list_meta(&keys::tagged(repo, d))
-                    .await?
-                    .into_iter()
-                    .map(|key| Write::Remove { key })
-                    .collect();
-                writes.push(changed);
+                // Then, in one batch, the revision with what hangs on it, the manifest's tag
+                // hints (hints of tags that moved away elsewhere stay until their manifest
+                // goes: a reader checks each against its tag record) and `with`.
+                let mut writes = Self::revision_removals(repo, d, &revision);
+                writes.extend(
+                    self.storage
+                        .list_meta(&keys::tagged(repo, d))
+                        .await?
+                        .into_iter()
+                        .map(|key| Write::Remove { key }),
+                );
+                writes.extend(with);
                 self.storage.write_steps(vec![writes]).await?;
             }
         }
         Ok(())
     }
 
-    /// Removes a manifest revision and the records that hang on it (reverse record, artifact,
-    /// referrer); its tags are the caller's (they go first).
-    pub(crate) async fn remove_revision(
-        &self,
-        repo: &Repository,
-        d: &Digest,
-        revision: &Revision,
-    ) -> Result<()> {
-        let removes = Self::revision_removals(repo, d, revision);
-        Ok(self.storage.write_steps(vec![removes]).await?)
-    }
-
-    /// The removals of [`remove_revision`](Self::remove_revision), for a batch.
+    /// The removals of a manifest revision and the records that hang on it (reverse record,
+    /// artifact, referrer, pull and trust records), for a batch; its tags are the caller's
+    /// (they go first).
     pub(crate) fn revision_removals(repo: &Repository, d: &Digest, revision: &Revision) -> Vec<Write> {
         let mut keys = vec![
             keys::revision(repo, d),
@@ -977,7 +971,7 @@ mod tests {
                 manifest.len() as u64
             )
         );
-        core.delete_manifest(&repo, &TagOrDigest::Digest(put.digest), changed).await.expect("delete");
+        core.delete_manifest(&repo, &TagOrDigest::Digest(put.digest), vec![changed]).await.expect("delete");
         assert!(matches!(core.get_manifest(&repo, &tag).await, Err(Error::ManifestUnknown(_))));
     }
 }

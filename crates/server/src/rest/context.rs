@@ -26,6 +26,11 @@ pub(crate) struct App {
 #[derive(Clone, Debug)]
 pub(crate) struct Parsed(pub(crate) Option<Route>);
 
+/// The request's id the access log gave it, handed on to the handler in the request's
+/// extensions (events name it).
+#[derive(Clone, Debug)]
+pub(crate) struct RequestId(pub(crate) String);
+
 /// A request, parsed once.
 #[derive(Debug)]
 pub(crate) struct Ctx {
@@ -40,9 +45,17 @@ pub(crate) struct Ctx {
     pub(crate) client: Option<IpAddr>,
     /// The connection (TLS, a verified client certificate's user).
     pub(crate) transport: Transport,
+    /// The access log's request id.
+    pub(crate) request_id: Option<String>,
 }
 
 impl Ctx {
+    /// Where the request comes from, as events tell it: `identity` (the caller's), the client
+    /// address, the request id.
+    pub(crate) fn origin(&self, identity: &wharf_auth::Identity) -> crate::webhooks::Origin {
+        crate::webhooks::Origin::request(identity, self.client, self.request_id.clone())
+    }
+
     /// The context of a request (its route as the access log parsed it, when it did).
     pub(crate) fn new(mut parts: http::request::Parts) -> Self {
         let route = match parts.extensions.remove::<Parsed>() {
@@ -53,7 +66,17 @@ impl Ctx {
             parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
         let transport = parts.extensions.get::<Transport>().cloned().unwrap_or_default();
         let query = query_pairs(parts.uri.query());
-        Self { route, method: parts.method, uri: parts.uri, headers: parts.headers, query, client, transport }
+        let request_id = parts.extensions.remove::<RequestId>().map(|r| r.0);
+        Self {
+            route,
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            query,
+            client,
+            transport,
+            request_id,
+        }
     }
 }
 

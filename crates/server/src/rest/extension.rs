@@ -63,6 +63,18 @@ pub(crate) async fn sync_now(registry: &Wharf) -> Result<Response> {
     Ok(json_value(&serde_json::json!({ "queued": registry.plan_sync(true).await? })))
 }
 
+/// `GET /v2/_wharf/webhooks`: each webhook with its backlog, parked events and last
+/// deliveries.
+pub(crate) async fn webhooks(registry: &Wharf) -> Result<Response> {
+    Ok(json_value(&serde_json::json!({ "webhooks": registry.webhook_status().await? })))
+}
+
+/// `POST /v2/_wharf/webhooks/<name>/resend[?event=<id>]`: parked events back in line.
+pub(crate) async fn resend(registry: &Wharf, name: &str, ctx: &Ctx) -> Result<Response> {
+    let n = registry.resend_events(name, first(&ctx.query, "event")).await?;
+    Ok(json_value(&serde_json::json!({ "webhook": name, "queued": n })))
+}
+
 /// `GET /v2/_wharf/gc`: the last collection's report.
 pub(crate) async fn last_collection(registry: &Wharf) -> Result<Response> {
     Ok(json_value(&serde_json::json!({ "last": registry.last_gc_report().await? })))

@@ -71,7 +71,11 @@ pub(crate) fn need(route: Option<&Route>, method: &Method, query: &[(String, Str
     match route {
         Route::Health | Route::Ready | Route::Token | Route::WasmPkg => Need::Public,
         Route::Metrics => Need::Metrics,
-        Route::WharfGc | Route::WharfQuotas | Route::WharfUpstreams => Need::Admin,
+        Route::WharfGc
+        | Route::WharfQuotas
+        | Route::WharfUpstreams
+        | Route::WharfWebhooks
+        | Route::WharfResend(_) => Need::Admin,
         Route::Base => Need::Authenticated,
         Route::Catalog | Route::WharfRepositories | Route::WharfSearch | Route::WharfPackage(_) => {
             Need::Listing

@@ -40,6 +40,8 @@ pub(crate) async fn handle(app: &App, ctx: &Ctx, gate: Gate<'_>, body: Body) -> 
         (Route::WharfQuotas, &Method::GET) => extension::quotas(registry).await,
         (Route::WharfUpstreams, &Method::GET) => extension::upstreams(registry).await,
         (Route::WharfUpstreams, &Method::POST) => extension::sync_now(registry).await,
+        (Route::WharfWebhooks, &Method::GET) => extension::webhooks(registry).await,
+        (Route::WharfResend(name), &Method::POST) => extension::resend(registry, name, ctx).await,
         (Route::WharfGc, &Method::GET) => extension::last_collection(registry).await,
         (Route::WharfGc, &Method::POST) => extension::collect(registry, ctx).await,
         (Route::WharfArtifacts(name), &Method::GET) => extension::artifacts(registry, name, ctx).await,

@@ -5,7 +5,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::header;
 
-use super::context::{App, Parsed};
+use super::context::{App, Parsed, RequestId};
 use super::route::{Route, decode_path, route};
 use crate::error::Error;
 use crate::listener::Transport;
@@ -81,6 +81,7 @@ pub(crate) async fn access_log(
     let repository = parsed.as_ref().and_then(Route::repository).unwrap_or("-").to_owned();
     // The handler takes the route from here rather than parsing the path again.
     request.extensions_mut().insert(Parsed(parsed));
+    request.extensions_mut().insert(RequestId(id.clone()));
     let started = std::time::Instant::now();
     let mut response = next.run(request).await;
     let bytes_out = response

@@ -38,6 +38,9 @@ pub(crate) async fn manifest(
                 (m.digest, m.media_type, size, Some(m.bytes))
             };
             registry.judge_pull(repo, &digest, gate.signer(repo.as_str())).await?;
+            if bytes.is_some() {
+                registry.pulled_manifest(repo, &reference, &digest, &media_type, size).await;
+            }
             let mut response = match bytes {
                 Some(bytes) => (StatusCode::OK, bytes).into_response(),
                 None => StatusCode::OK.into_response(),

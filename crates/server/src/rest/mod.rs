@@ -66,7 +66,10 @@ async fn dispatch(State(app): State<App>, request: Request) -> Response {
     let mut ctx = Ctx::new(parts);
     transparent(&app.registry, &mut ctx);
     let (result, who) = match &app.access {
-        None => (handlers::handle(&app, &ctx, Gate(None), body).await, None),
+        None => {
+            let origin = ctx.origin(&wharf_auth::Identity::Anonymous);
+            (origin.scope(handlers::handle(&app, &ctx, Gate(None), body)).await, None)
+        }
         // The token endpoint reads its own query and form (with `+` as a space).
         Some(access) if matches!(ctx.route, Some(Route::Token)) => {
             let query = ctx.uri.query();
@@ -80,7 +83,8 @@ async fn dispatch(State(app): State<App>, request: Request) -> Response {
             Err((e, who)) => (Err(e), Some(who)),
             Ok(admitted) => {
                 let gate = Gate(Some((access, &admitted.caller.principal)));
-                let result = handlers::handle(&app, &ctx, gate, body).await;
+                let origin = ctx.origin(&admitted.caller.principal.identity);
+                let result = origin.scope(handlers::handle(&app, &ctx, gate, body)).await;
                 guard::record(access, &ctx, &admitted, &result);
                 (result, Some(admitted.caller.name().to_owned()))
             }

@@ -18,6 +18,10 @@ pub(crate) enum Route {
     WharfQuotas,
     /// `/v2/_wharf/upstreams`.
     WharfUpstreams,
+    /// `/v2/_wharf/webhooks`.
+    WharfWebhooks,
+    /// `/v2/_wharf/webhooks/<name>/resend`.
+    WharfResend(String),
     WharfArtifacts(String),
     WharfArtifact(String, String),
     /// `/v2/_wharf/packages/<ns>:<name>`.
@@ -86,12 +90,13 @@ impl Route {
             | Self::Catalog
             | Self::Tags(_)
             | Self::WharfQuotas
+            | Self::WharfWebhooks
             | Self::Referrers(..) => "GET",
             Self::Health | Self::Ready | Self::Base | Self::WasmPkg => "GET, HEAD",
             Self::WharfYanked(..) => "PUT, DELETE",
             Self::Token | Self::WharfGc | Self::WharfUpstreams => "GET, POST",
             Self::Manifest(..) => "GET, HEAD, PUT, DELETE",
-            Self::Uploads(_) => "POST",
+            Self::Uploads(_) | Self::WharfResend(_) => "POST",
             Self::Upload(..) => "GET, PATCH, PUT, DELETE",
             Self::Blob(..) => "GET, HEAD, DELETE",
         }
@@ -111,6 +116,7 @@ impl Route {
             Self::WharfGc => "gc",
             Self::WharfQuotas => "quotas",
             Self::WharfUpstreams => "upstreams",
+            Self::WharfWebhooks | Self::WharfResend(_) => "webhooks",
             Self::Base => "base",
             Self::Catalog => "catalog",
             Self::Tags(_) => "tags",
@@ -155,6 +161,12 @@ pub(crate) fn route(path: &str) -> Option<Route> {
     }
     if rest == "_wharf/upstreams" {
         return Some(Route::WharfUpstreams);
+    }
+    if rest == "_wharf/webhooks" {
+        return Some(Route::WharfWebhooks);
+    }
+    if let Some(name) = rest.strip_prefix("_wharf/webhooks/").and_then(|r| r.strip_suffix("/resend")) {
+        return Some(Route::WharfResend(name.to_owned()));
     }
     if let Some(package) = rest.strip_prefix("_wharf/packages/") {
         return Some(Route::WharfPackage(package.to_owned()));
