@@ -54,6 +54,9 @@
 //!     distribution stops: everything pulled before still pulls (by tag, by digest, podman,
 //!     ctr, wkg), a never-pulled tag fails with 502.
 //!
+//! 15. Webhooks: `wkg oci push` of a component arrives at a receiver that verifies with PyPI's
+//!     `standardwebhooks` and parses with the CloudEvents SDK, with the component's Wasm fields.
+//!
 //! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt), docker-registry, containerd and a Python with `oras` and
 //! `wasmtime` (`WHARF_PYTHON`, else `.venv/bin/python` in the workspace): `.ci/run` installs
 //! them all. A missing tool skips the suite, or fails it when `WHARF_REQUIRE_ALL=1`.
@@ -2053,4 +2056,124 @@ fn flow14_trust_policies_with_sigstore_signatures_for_podman_skopeo_wkg_and_oras
 fn base64_of(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// Webhooks to a receiver written with the receivers' libraries (`tests/webhooks/receiver.py`:
+/// PyPI's `standardwebhooks` verifies, the CloudEvents SDK parses): `wkg oci push` of a
+/// component made by `wasm-tools` arrives as `manifest.pushed`, `tag.created` and
+/// `inspection.finished`, each once, signed, with the component's Wasm fields (kind, layout,
+/// WASI version, the WIT world's exports and imports — what `wasm-tools component wit` says).
+#[test]
+fn flow15_webhooks_tell_what_wkg_pushed() {
+    let python = std::env::var_os("WHARF_PYTHON")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"), PathBuf::from);
+    let mut missing = absent(&["wasm-tools", "wkg"]);
+    let python_ok = Command::new(&python)
+        .args(["-c", "import standardwebhooks, cloudevents.v1.http"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !python_ok {
+        missing.push(format!("{} with standardwebhooks and cloudevents", python.display()));
+    }
+    if !runs("flow 15", &missing) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |p: &str| dir.path().join(p).to_str().expect("utf-8").to_owned();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let log = path("received.jsonl");
+    let mut receiver = Command::new(&python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhooks/receiver.py"))
+        .args([&log, "--secret", secret])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("receiver");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(receiver.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    let port: u16 = line.trim().trim_start_matches("listening on ").parse().expect("port");
+    std::fs::write(path("secret"), secret).expect("secret");
+    let config = wharf::server::config::FileConfig::parse(&format!(
+        "[[webhook]]\nname = \"deploy\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret_file = \"secret\"\n\
+         repositories = [\"components/**\"]\nallow_private = true\n"
+    ))
+    .expect("config");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let (server, host) = rt.block_on(async {
+        let storage =
+            Arc::new(wharf::store::FsStore::open(dir.path().join("registry")).await.expect("store"));
+        let registry =
+            wharf::server::Wharf::new(storage).with_webhooks(config.webhooks(dir.path()).expect("webhooks"));
+        let server =
+            wharf::server::Server::bind("127.0.0.1:0".parse().expect("addr"), registry).await.expect("bind");
+        let host = server.local_addr().to_string();
+        (server.spawn(), host)
+    });
+    let component = path("cli-http.wasm");
+    let out = Command::new("wasm-tools")
+        .args(["parse", COMPONENT_WAT, "-o", &component])
+        .output()
+        .expect("wasm-tools");
+    assert!(out.status.success(), "wasm-tools parse: {}", String::from_utf8_lossy(&out.stderr));
+    let target = format!("{host}/components/cli-http:1.0.0");
+    let out = Command::new("wkg")
+        .args(["oci", "push", &target, &component, "--insecure", &host])
+        .env("WKG_CONFIG_FILE", path("wkg.toml"))
+        .env("HOME", path(""))
+        .output()
+        .expect("wkg");
+    assert!(out.status.success(), "wkg oci push: {}", String::from_utf8_lossy(&out.stderr));
+    let deliveries = || -> Vec<Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    while deliveries().len() < 3 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "events: {:#?}", deliveries());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let events = deliveries();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().expect("type")).collect();
+    assert_eq!(
+        types,
+        ["dev.wharf.manifest.pushed", "dev.wharf.tag.created", "dev.wharf.inspection.finished"]
+    );
+    let wit = Command::new("wasm-tools").args(["component", "wit", &component]).output().expect("wit");
+    let wit = String::from_utf8_lossy(&wit.stdout);
+    for event in &events {
+        assert_eq!(event["answered"], 204);
+        assert_eq!(event["verified"], true, "{event}");
+        let subject = event["subject"].as_str().expect("subject");
+        let about_the_tag = event["type"] != "dev.wharf.inspection.finished";
+        let expected = if about_the_tag {
+            "components/cli-http:1.0.0".to_owned()
+        } else {
+            format!("components/cli-http@{}", event["data"]["digest"].as_str().expect("digest"))
+        };
+        assert_eq!(subject, expected);
+        let wasm = &event["data"]["wasm"];
+        assert_eq!(wasm["kind"], "component", "{event:#}");
+        assert_eq!(wasm["layout"], "cncf-artifact", "{event:#}");
+        assert_eq!(wasm["wasiVersion"], "0.2.0", "{event:#}");
+        assert_eq!(
+            wasm["exports"],
+            serde_json::json!(["wasi:cli/run@0.2.0", "wasi:http/incoming-handler@0.2.0"])
+        );
+        for import in wasm["imports"].as_array().expect("imports") {
+            let name = import.as_str().expect("name");
+            let interface = name.split('@').next().unwrap_or(name);
+            assert!(wit.contains(&format!("import {interface}")), "{name} is not in the WIT:\n{wit}");
+        }
+    }
+    drop(server);
+    let _ = receiver.kill();
+    let _ = receiver.wait();
 }

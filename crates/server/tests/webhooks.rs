@@ -433,11 +433,45 @@ async fn an_event_out_of_attempts_is_parked_shown_and_sent_again_with_its_id() {
         metrics.contains(r#"wharf_webhook_deliveries_total{webhook="ops",outcome="parked"} 1"#),
         "{metrics}"
     );
-    // Re-sent once a receiver listens: the same event, the same id.
+    // The web page shows it, escaped as every string; its form sends it again once a receiver
+    // listens: the same event, the same id.
+    let page = reg.req(Method::GET, "/webhooks").send().await.expect("send");
+    assert_eq!(page.status(), StatusCode::OK);
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("wharf_csrf="))
+        .and_then(|c| c.split(';').next())
+        .expect("a CSRF cookie")
+        .to_owned();
+    let html = page.text().await.expect("body");
+    assert!(html.contains(&event) && html.contains("Send the parked events again"), "{html}");
+    assert!(html.contains("manifest.pushed") && html.contains("could not connect"), "{html}");
+    let at = html.find(r#"name="csrf" value=""#).expect("a form") + r#"name="csrf" value=""#.len();
+    let csrf = html[at..].split('"').next().expect("a token").to_owned();
     let receiver = Receiver::start(&python, dir.path(), 0.0, port);
-    let r = reg.req(Method::POST, "/v2/_wharf/webhooks/ops/resend").send().await.expect("send");
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.json::<Value>().await.expect("json")["queued"], 1);
+    let web = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let forged = web
+        .post(reg.url("/webhooks"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=forged&webhook=ops")
+        .send()
+        .await
+        .expect("send");
+    assert_ne!(forged.status(), StatusCode::SEE_OTHER, "a forged form is refused");
+    assert_eq!(status().await["parkedCount"], 1, "and changes nothing");
+    let r = web
+        .post(reg.url("/webhooks"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&webhook=ops"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
     until("the re-sent event", Duration::from_secs(20), || receiver.accepted().len() == 1).await;
     let got = &receiver.accepted()[0];
     assert_eq!(
@@ -445,6 +479,8 @@ async fn an_event_out_of_attempts_is_parked_shown_and_sent_again_with_its_id() {
         (Some(event.as_str()), Some(digest.as_str()))
     );
     assert_eq!(status().await["parkedCount"], 0);
+    let r = reg.req(Method::POST, "/v2/_wharf/webhooks/ops/resend").send().await.expect("send");
+    assert_eq!(r.json::<Value>().await.expect("json")["queued"], 0, "nothing parked any more");
     let r = reg.req(Method::POST, "/v2/_wharf/webhooks/nope/resend").send().await.expect("send");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     reg.stop().await;
@@ -544,6 +580,33 @@ async fn two_processes_over_one_storage_deliver_each_event_once() {
     let accepted = receiver.accepted();
     let ids: BTreeSet<&str> = accepted.iter().map(|r| r["id"].as_str().expect("id")).collect();
     assert_eq!((ids.len(), accepted.len()), (60, 60), "each event delivered by exactly one process");
+
+    // `wharf-server webhook test`: one signed test event now, the answer printed.
+    let run = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+            .args(["--config", config.to_str().expect("utf-8"), "webhook", "test", "deploy"])
+            .output()
+            .expect("run")
+    };
+    let out = run(&config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(answer["status"], 204, "{answer}");
+    until("the test event", Duration::from_secs(10), || receiver.accepted().len() == 61).await;
+    let test = receiver.accepted().pop().expect("the test event");
+    assert_eq!(
+        (test["type"].as_str(), test["verified"].as_bool()),
+        (Some("dev.wharf.webhook.test"), Some(true))
+    );
+    assert_eq!(test["id"], answer["event"]);
+    let dead = tempfile::tempdir().expect("tempdir");
+    let out = run(&binary_config(dead.path(), free_port()));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not connect"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

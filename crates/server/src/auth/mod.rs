@@ -516,6 +516,11 @@ impl AccessControl {
     pub(crate) fn visible(&self, principal: &Principal, repository: &str) -> bool {
         self.auth.visible(principal, repository)
     }
+
+    /// Whether `principal` administers the registry.
+    pub(crate) fn is_admin(&self, principal: &Principal) -> bool {
+        self.auth.is_admin(principal)
+    }
 }
 
 /// The policy of `[auth] groups` and the `[[access]]` rules: every authenticated user may do

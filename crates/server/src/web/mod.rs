@@ -4,7 +4,9 @@
 //!
 //! Pages: `/` (repositories, search), `/repositories/<name>` (artifacts),
 //! `/repositories/<name>/-/artifacts/<digest|tag>` (one artifact),
-//! `/repositories/<name>/-/delete` (confirm, then `POST`), `/login`, `POST /logout`,
+//! `/repositories/<name>/-/delete` (confirm, then `POST`), `/webhooks` (administrators: each
+//! webhook's last deliveries and parked events, which a `POST` sends again), `/login`,
+//! `POST /logout`,
 //! `/static/…` (one stylesheet, one script of conveniences). A `-` can never be a repository
 //! name component, so these paths cannot collide with a repository's.
 //!
@@ -67,6 +69,7 @@ pub(crate) fn router(site: Site) -> Router {
         .route("/static/{file}", get(static_file))
         .route("/repositories/{*path}", get(repository_get).post(repository_post))
         .route("/packages/{package}", get(package_get))
+        .route("/webhooks", get(webhooks_get).post(webhooks_post))
         .with_state(site)
 }
 
@@ -327,6 +330,13 @@ struct ConfirmPage {
     action: String,
     target: String,
     back: String,
+}
+
+#[derive(Template)]
+#[template(path = "webhooks.html")]
+struct WebhooksPage {
+    page: PageInfo,
+    hooks: Vec<crate::webhooks::WebhookStatus>,
 }
 
 #[derive(Template)]
@@ -793,7 +803,9 @@ async fn repository_post(State(app): State<Site>, request: Request) -> Response 
     let Some(target) = first(&form, "target").and_then(|t| t.parse::<TagOrDigest>().ok()) else {
         return visitor.not_found(&app);
     };
-    match app.registry.delete_manifest(&repo, &target).await {
+    let origin =
+        crate::webhooks::Origin::request(&visitor.caller.principal.identity, visitor.caller.client, None);
+    match origin.scope(app.registry.delete_manifest(&repo, &target)).await {
         Ok(()) => visitor.redirect(&view::repository_href(repo.as_str())),
         Err(e) => visitor.message(
             &app,
@@ -802,6 +814,47 @@ async fn repository_post(State(app): State<Site>, request: Request) -> Response 
             e.to_string(),
             &view::repository_href(repo.as_str()),
         ),
+    }
+}
+
+impl Visitor {
+    /// Whether the visitor administers the registry (or the registry is open).
+    fn admin(&self, app: &Site) -> bool {
+        app.access.as_ref().is_none_or(|a| a.is_admin(&self.caller.principal))
+    }
+}
+
+/// `/webhooks`: each webhook's last deliveries and parked events (administrators only).
+async fn webhooks_get(State(app): State<Site>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let visitor = Visitor::of(&app, &parts);
+    if !visitor.admin(&app) {
+        return visitor.not_found(&app);
+    }
+    match app.registry.webhook_status().await {
+        Ok(hooks) => {
+            let page = WebhooksPage { page: visitor.page(&app, "Webhooks"), hooks };
+            visitor.respond(StatusCode::OK, render(&page))
+        }
+        Err(e) => visitor.message(&app, e.code_and_status().1, "Webhooks", e.to_string(), "/"),
+    }
+}
+
+/// `POST /webhooks` (`webhook`, CSRF token): a webhook's parked events sent again.
+async fn webhooks_post(State(app): State<Site>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let visitor = Visitor::of(&app, &parts);
+    if !visitor.admin(&app) {
+        return visitor.not_found(&app);
+    }
+    let form = match visitor.form(&app, body).await {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
+    let webhook = first(&form, "webhook").unwrap_or_default().to_owned();
+    match app.registry.resend_events(&webhook, None).await {
+        Ok(_) => visitor.redirect("/webhooks"),
+        Err(e) => visitor.message(&app, e.code_and_status().1, "Not sent", e.to_string(), "/webhooks"),
     }
 }
 

@@ -487,3 +487,54 @@ pub struct DeliveryRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling() {
+        let mut s = WebhookSettings::new("a", "https://h.example/");
+        s.backoff = Duration::from_secs(1);
+        s.max_backoff = Duration::from_secs(10);
+        let waits: Vec<u64> = (1..=6).map(|n| s.backoff_after(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 10, 10]);
+        assert_eq!(s.backoff_after(u32::MAX), Duration::from_secs(10), "no overflow");
+    }
+
+    #[test]
+    fn urls_are_shown_without_secrets() {
+        assert_eq!(redacted_url("https://user:pw@hooks.example/x?token=abc#f"), "https://hooks.example/x");
+        assert_eq!(redacted_url("not a url"), "<invalid URL>");
+        let mut s = WebhookSettings::new("a", "https://hooks.example/x?token=abc");
+        s.secret = Some(vec![7; 32]);
+        s.headers = vec![("Authorization".into(), "Bearer top-secret".into())];
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("abc") && !shown.contains("top-secret") && shown.contains("Authorization"));
+    }
+
+    #[test]
+    fn secrets_are_standard_webhooks_keys() {
+        assert_eq!(
+            WebhookSettings::parse_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").map(|k| k.len()),
+            Ok(24)
+        );
+        assert!(
+            WebhookSettings::parse_secret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok(),
+            "the prefix is optional"
+        );
+        assert!(WebhookSettings::parse_secret("whsec_not base64!").is_err());
+        assert!(WebhookSettings::parse_secret("whsec_c2hvcnQ=").is_err(), "too short");
+    }
+
+    #[test]
+    fn reserved_headers_and_private_targets_are_refused() {
+        let mut s = WebhookSettings::new("a", "https://hooks.example/");
+        s.headers = vec![("webhook-signature".into(), "v1,forged".into())];
+        assert!(s.check().is_err());
+        for url in ["http://127.0.0.1/", "http://[fd00::1]/", "http://100.64.0.1/", "http://app.localhost/"] {
+            let e = WebhookSettings::new("a", url).check().expect_err(url).to_string();
+            assert!(e.contains("allow_private"), "{e}");
+        }
+    }
+}

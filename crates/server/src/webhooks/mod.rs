@@ -589,3 +589,46 @@ pub struct WebhookStatus {
     /// The last deliveries, newest first.
     pub recent: Vec<DeliveryRecord>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_increase_and_only_wanted_events_are_written() {
+        let mut only = WebhookSettings::new("only", "http://127.0.0.1:9/");
+        only.allow_private = true;
+        only.events = vec![EventKind::TagMoved];
+        only.repositories = vec!["prod/**".parse().expect("pattern")];
+        let mut all = WebhookSettings::new("all", "http://127.0.0.1:9/");
+        all.allow_private = true;
+        all.events = EventKind::ALL.to_vec();
+        let hooks = Webhooks::new(vec![only, all], None).expect("webhooks");
+        let ids: Vec<String> = (0..1000).map(|_| hooks.next_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids sort as they were given");
+        let repo: Repository = "prod/app".parse().expect("repo");
+        let metrics = Metrics::default();
+        let moved = Event::new(EventKind::TagMoved, &Origin::system()).about(&repo, None);
+        let pushed = Event::new(EventKind::ManifestPushed, &Origin::system()).about(&repo, None);
+        let writes = hooks.writes(vec![moved, pushed], &metrics);
+        let keys: Vec<String> = writes
+            .iter()
+            .map(|w| match w {
+                Write::Set { key, .. } | Write::Remove { key } => key.clone(),
+                Write::Blob { .. } => String::new(),
+            })
+            .collect();
+        // Two events for `all`, one for `only`, and one job per (stream, webhook).
+        assert_eq!(keys.iter().filter(|k| k.starts_with("webhooks/all/pending/")).count(), 2, "{keys:?}");
+        assert_eq!(keys.iter().filter(|k| k.starts_with("webhooks/only/pending/")).count(), 1, "{keys:?}");
+        assert_eq!(keys.iter().filter(|k| k.starts_with("jobs/pending/deliver-")).count(), 2, "{keys:?}");
+        // Pulls beyond a full backlog are dropped; pushes never are.
+        let pull = Event::new(EventKind::ManifestPulled, &Origin::system()).about(&repo, None);
+        assert!(!hooks.writes(vec![pull], &metrics).is_empty());
+        hooks.set_backlog("all", 10_000);
+        let pull = Event::new(EventKind::ManifestPulled, &Origin::system()).about(&repo, None);
+        assert!(hooks.writes(vec![pull], &metrics).is_empty());
+        let pushed = Event::new(EventKind::ManifestPushed, &Origin::system()).about(&repo, None);
+        assert!(!hooks.writes(vec![pushed], &metrics).is_empty());
+    }
+}
