@@ -24,12 +24,16 @@
 #                                           # concurrency 64 on a wharf-server enforcing a
 #                                           # trust policy (every manifest signed) against one
 #                                           # with none (SKIP_TRUST=1: without it)
+#   WEBHOOKS_ONLY=1 bash benches/compare.sh # only the webhook row: image pushes one after the
+#                                           # other on a wharf-server with three webhooks (to a
+#                                           # loopback receiver answering 204) against one with
+#                                           # none (SKIP_WEBHOOKS=1: without it)
 #   SCALE_ONLY=1 bash benches/compare.sh    # only the scale table: tags and catalog pages of a
 #                                           # repository of 100,000 tags and a registry of
 #                                           # 10,000 repositories (TAGS=…, REPOSITORIES=… to change;
 #                                           # BASELINE=0: wharf alone)
 #
-# Writes the tables to target/bench-compare/table.md, auth-table.md, trust-table.md and scale-table.md (with
+# Writes the tables to target/bench-compare/table.md, auth-table.md, trust-table.md, webhooks-table.md and scale-table.md (with
 # STORAGE=s3: s3-table.md, s3-scale-table.md) as well as stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -140,7 +144,7 @@ if [ "${SCALE_ONLY:-0}" = 1 ]; then
   exit 0
 fi
 
-if [ "${TRUST_ONLY:-0}" != 1 ] && [ "${AUTH_ONLY:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ]; then
+if [ "${TRUST_ONLY:-0}" != 1 ] && [ "${AUTH_ONLY:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "${WEBHOOKS_ONLY:-0}" != 1 ]; then
   ./target/release/examples/bench_registry \
     --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server \
     --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2" \
@@ -149,7 +153,7 @@ fi
 
 # On fs: a plain `curl` pull of a 512 MiB blob from each registry, interleaved, next to the
 # loopback limit above (curl writes to /dev/null; server CPU from /proc/<pid>/stat).
-if [ "${TRUST_ONLY:-0}" != 1 ] && [ "$storage" = fs ] && [ "${AUTH_ONLY:-0}" != 1 ]; then
+if [ "${TRUST_ONLY:-0}" != 1 ] && [ "$storage" = fs ] && [ "${AUTH_ONLY:-0}" != 1 ] && [ "${WEBHOOKS_ONLY:-0}" != 1 ]; then
   size=$((512 * 1024 * 1024 / scale))
   head -c "$size" /dev/urandom > "$work/curl-object"
   digest="sha256:$(sha256sum "$work/curl-object" | cut -d' ' -f1)"
@@ -272,7 +276,7 @@ fi
 # Access control: wharf-server with an htpasswd file and rules (anonymous may pull bench/**,
 # `bench` may push) against distribution with the same htpasswd file (it pays bcrypt on every
 # request); manifest GET at concurrency 64 anonymously, with Basic and with a Bearer token.
-if [ "${TRUST_ONLY:-0}" != 1 ] && [ "${SKIP_AUTH:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "$storage" = fs ]; then
+if [ "${TRUST_ONLY:-0}" != 1 ] && [ "${SKIP_AUTH:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "${WEBHOOKS_ONLY:-0}" != 1 ] && [ "$storage" = fs ]; then
   echo
   echo "access control:"
   auth_dist_port=$(free_port)
@@ -316,7 +320,7 @@ fi
 # (made by openssl; every manifest signed with it in cosign's layout, verified by the server's
 # job before the row starts) against wharf-server with no policy, same binary, both on the
 # filesystem: manifest GET at concurrency 64, the cost of judging every pull.
-if [ "${SKIP_TRUST:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "${AUTH_ONLY:-0}" != 1 ] && [ "$storage" = fs ]; then
+if [ "${SKIP_TRUST:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "${AUTH_ONLY:-0}" != 1 ] && [ "${WEBHOOKS_ONLY:-0}" != 1 ] && [ "$storage" = fs ]; then
   echo
   echo "trust policy:"
   trust_port=$(free_port)
@@ -346,4 +350,55 @@ TOML
     --baseline "http://127.0.0.1:$plain_port" --baseline-pid "$plain_pid" --baseline-name "wharf-server (no policy)" \
     --runs "$runs" --seconds "$seconds" --warmup "$warmup" --markdown "$out/trust-table.md"
   kill "$trust_pid" "$plain_pid" 2>/dev/null || true
+fi
+
+# Webhooks: wharf-server with three webhooks (every event, every repository, signed, to a
+# loopback receiver that answers 204) against wharf-server with none, same binary, both on
+# the filesystem: image pushes one after the other; the events are delivered meanwhile.
+if [ "${SKIP_WEBHOOKS:-0}" != 1 ] && [ "${TRUST_ONLY:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "${AUTH_ONLY:-0}" != 1 ] && [ "$storage" = fs ]; then
+  echo
+  echo "webhooks:"
+  receiver_port=$(free_port)
+  hooks_port=$(free_port)
+  bare_port=$(free_port)
+  mkdir -p "$work/hooks-wharf" "$work/bare-wharf"
+  python3 - "$receiver_port" > "$work/receiver.log" 2>&1 <<'PY' &
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args): pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.send_response(204); self.send_header("content-length", "0"); self.end_headers()
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+PY
+  receiver_pid=$!
+  echo "whsec_$(head -c 32 /dev/urandom | base64)" > "$work/hook.secret"
+  : > "$work/hooks.toml"
+  for name in deploy scan audit; do
+    cat >> "$work/hooks.toml" <<TOML
+[[webhook]]
+name = "$name"
+url = "http://127.0.0.1:$receiver_port/$name"
+secret_file = "hook.secret"
+allow_private = true
+
+TOML
+  done
+  WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$hooks_port" \
+    --storage "fs:$work/hooks-wharf" --config "$work/hooks.toml" > "$work/hooks-wharf.log" 2>&1 &
+  hooks_pid=$!
+  WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$bare_port" \
+    --storage "fs:$work/bare-wharf" > "$work/bare-wharf.log" 2>&1 &
+  bare_pid=$!
+  trap 'kill ${dist_pid:-} ${wharf_pid:-} ${auth_dist_pid:-} ${auth_wharf_pid:-} ${trust_pid:-} ${plain_pid:-} $receiver_pid $hooks_pid $bare_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+  for port in "$hooks_port" "$bare_port"; do
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
+  done
+  ./target/release/examples/bench_registry --only webhooks \
+    --target "http://127.0.0.1:$hooks_port" --server-pid "$hooks_pid" --target-name "wharf-server (3 webhooks)" \
+    --baseline "http://127.0.0.1:$bare_port" --baseline-pid "$bare_pid" --baseline-name "wharf-server (none)" \
+    --runs "$runs" --scale "$scale" --warmup "$warmup" --markdown "$out/webhooks-table.md"
+  kill "$hooks_pid" "$bare_pid" "$receiver_pid" 2>/dev/null || true
 fi

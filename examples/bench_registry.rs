@@ -69,7 +69,9 @@ struct Args {
     /// trust-policy row (`trust`: manifest GET at concurrency 64 on the target, which enforces
     /// a trust policy over `bench/**` trusting `--signing-key`, against the baseline, the same
     /// server without one).
-    #[arg(long, value_parser = ["blobs", "manifests", "auth", "scale", "trust"])]
+    /// Or the webhook row (`webhooks`: image pushes one after the other on the target, which
+    /// has three webhooks, against the baseline, the same server without any).
+    #[arg(long, value_parser = ["blobs", "manifests", "auth", "scale", "trust", "webhooks"])]
     only: Option<String>,
     /// `--only trust`: the PEM private key (P-256) that signs every manifest pushed to the
     /// target, in cosign's layout (by `openssl dgst -sign`).
@@ -155,6 +157,9 @@ async fn main() -> Result<()> {
     }
     if args.only.as_deref() == Some("trust") {
         return trust_rows(&args, &registries, &idle, u64::from(std::process::id()) ^ now_nanos()).await;
+    }
+    if args.only.as_deref() == Some("webhooks") {
+        return webhook_rows(&args, &registries, &idle, u64::from(std::process::id()) ^ now_nanos()).await;
     }
     if args.only.as_deref() == Some("scale") {
         return scale_rows(&args, &registries, &idle, u64::from(std::process::id()) ^ now_nanos()).await;
@@ -658,6 +663,91 @@ async fn trust_rows(
         format_args!(
             "\n{} under an enforce trust policy at {ratio:.0} % of {} (target: ≥ 90 %)\n",
             registries[0].label, registries[1].label
+        ),
+    );
+    publish(args, &table)
+}
+
+/// The webhook row: image pushes (two fresh blobs, a manifest PUT by tag), one after the
+/// other, on the target (three webhooks: every push records six events, delivered by its job
+/// queue meanwhile) and on the baseline (the same server without webhooks), interleaved run by
+/// run; then every event is checked delivered.
+async fn webhook_rows(
+    args: &Args,
+    registries: &[Registry],
+    idle: &[Option<(u64, u64)>],
+    run_id: u64,
+) -> Result<()> {
+    if registries.len() != 2 {
+        return Err("--only webhooks needs --baseline (the same server without webhooks)".into());
+    }
+    let count = 200 / args.scale.max(1);
+    let mut round = 0u64;
+    let row = measure(
+        registries,
+        args,
+        &format!("{count} image pushes (2 blobs + manifest PUT), sequential, 3 webhooks / none"),
+        "pushes/s",
+        Per::Rate,
+        |r| {
+            round += 1;
+            let repo = format!("bench/hooks-{run_id:x}-{round}");
+            async move {
+                let start = Instant::now();
+                for i in 0..count {
+                    let config = Bytes::from(format!(r#"{{"architecture":"amd64","os":"linux","n":{i}}}"#));
+                    let layer = Bytes::from(format!("layer {i} of {repo}"));
+                    let mut described = Vec::new();
+                    for blob in [config, layer] {
+                        let digest = Digest::sha256(&blob);
+                        described.push((digest.clone(), blob.len()));
+                        r.push_monolithic(&repo, blob, &digest).await?;
+                    }
+                    r.put_manifest(&repo, &format!("t{i:04}"), manifest(&described[0], &described[1], run_id, i))
+                        .await?;
+                }
+                Ok(Sample::of(start.elapsed().as_secs_f64(), count as f64))
+            }
+        },
+    )
+    .await?;
+    // What the target's webhooks delivered: everything, once the queue drains.
+    let target = &registries[0];
+    let deadline = Instant::now() + std::time::Duration::from_secs(300);
+    let delivered = loop {
+        let status: serde_json::Value =
+            target.http.get(format!("{}/v2/_wharf/webhooks", target.base)).send().await?.json().await?;
+        let hooks = status["webhooks"].as_array().cloned().unwrap_or_default();
+        if hooks.len() != 3 {
+            return Err(format!("{}: expected three webhooks, found {}", target.label, hooks.len()).into());
+        }
+        let pending: u64 = hooks.iter().map(|h| h["pending"].as_u64().unwrap_or(0)).sum();
+        let parked: u64 = hooks.iter().map(|h| h["parkedCount"].as_u64().unwrap_or(0)).sum();
+        if parked > 0 {
+            return Err(format!("{}: {parked} events parked", target.label).into());
+        }
+        if pending == 0 {
+            let metrics = target.http.get(format!("{}/metrics", target.base)).send().await?.text().await?;
+            break metrics
+                .lines()
+                .filter(|l| l.starts_with("wharf_webhook_deliveries_total{") && l.contains("outcome=\"delivered\""))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>();
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{}: {pending} events still pending", target.label).into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let rate = |i: usize| row.results[i].as_ref().map_or(f64::NAN, |s| s.rate);
+    let (with, without) = (1000.0 / rate(0), 1000.0 / rate(1));
+    let mut table = render(registries, std::slice::from_ref(&row), idle);
+    let _ = std::fmt::Write::write_fmt(
+        &mut table,
+        format_args!(
+            "\nmean push latency {with:.2} ms with three webhooks, {without:.2} ms without: {:+.1} % \
+             (target: within 5 %); {delivered:.0} events delivered, none parked\n",
+            (with / without - 1.0) * 100.0
         ),
     );
     publish(args, &table)

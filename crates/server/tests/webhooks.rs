@@ -305,6 +305,10 @@ async fn every_event_arrives_signed_once_with_what_changed() {
     // What operators see: the last deliveries (the URL without its query), and metrics.
     let status: Value =
         reg.req(Method::GET, "/v2/_wharf/webhooks").send().await.expect("send").json().await.expect("json");
+    let (doc, mut errors) = (crate::openapi::document(), Vec::new());
+    let schema = crate::openapi::response_schema(&doc, "/v2/_wharf/webhooks");
+    crate::openapi::check(&doc, schema, &status, "/v2/_wharf/webhooks", &mut errors);
+    assert!(errors.is_empty(), "the OpenAPI document does not describe it: {errors:?}");
     let hooks = status["webhooks"].as_array().expect("webhooks");
     assert_eq!(hooks[0]["name"], "all");
     assert_eq!(hooks[0]["url"], format!("http://127.0.0.1:{port}/all"));
@@ -372,6 +376,10 @@ async fn a_receiver_down_for_thirty_seconds_gets_everything_in_order() {
     assert_eq!(arrived, pushed, "in order per repository");
     let status: Value =
         reg.req(Method::GET, "/v2/_wharf/webhooks").send().await.expect("send").json().await.expect("json");
+    let (doc, mut errors) = (crate::openapi::document(), Vec::new());
+    let schema = crate::openapi::response_schema(&doc, "/v2/_wharf/webhooks");
+    crate::openapi::check(&doc, schema, &status, "/v2/_wharf/webhooks", &mut errors);
+    assert!(errors.is_empty(), "the OpenAPI document does not describe it: {errors:?}");
     let recent = status["webhooks"][0]["recent"].as_array().expect("recent").clone();
     assert!(recent.iter().any(|d| d["status"] == 500 && d["outcome"] == "failed"), "{recent:#?}");
     reg.stop().await;
