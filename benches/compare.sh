@@ -362,7 +362,9 @@ if [ "${SKIP_WEBHOOKS:-0}" != 1 ] && [ "${TRUST_ONLY:-0}" != 1 ] && [ "${MIRROR_
   hooks_port=$(free_port)
   bare_port=$(free_port)
   mkdir -p "$work/hooks-wharf" "$work/bare-wharf"
-  python3 - "$receiver_port" > "$work/receiver.log" 2>&1 <<'PY' &
+  # The receiver stands in for a system elsewhere: it runs at the lowest priority, so that
+  # its own work on this machine's cores weighs on the pushes as little as it can.
+  nice -n 19 python3 - "$receiver_port" > "$work/receiver.log" 2>&1 <<'PY' &
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Handler(BaseHTTPRequestHandler):

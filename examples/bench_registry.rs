@@ -703,8 +703,12 @@ async fn webhook_rows(
                         described.push((digest.clone(), blob.len()));
                         r.push_monolithic(&repo, blob, &digest).await?;
                     }
-                    r.put_manifest(&repo, &format!("t{i:04}"), manifest(&described[0], &described[1], run_id, i))
-                        .await?;
+                    r.put_manifest(
+                        &repo,
+                        &format!("t{i:04}"),
+                        manifest(&described[0], &described[1], run_id, i),
+                    )
+                    .await?;
                 }
                 Ok(Sample::of(start.elapsed().as_secs_f64(), count as f64))
             }
@@ -730,7 +734,9 @@ async fn webhook_rows(
             let metrics = target.http.get(format!("{}/metrics", target.base)).send().await?.text().await?;
             break metrics
                 .lines()
-                .filter(|l| l.starts_with("wharf_webhook_deliveries_total{") && l.contains("outcome=\"delivered\""))
+                .filter(|l| {
+                    l.starts_with("wharf_webhook_deliveries_total{") && l.contains("outcome=\"delivered\"")
+                })
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum::<f64>();
         }

@@ -315,11 +315,11 @@ async fn plan_sync(registry: Wharf) {
     }
 }
 
-/// At start and every five minutes, queues the delivery of webhook events that have none
-/// queued (a delivery job removed in the instant another process wrote an event to its
-/// stream; a webhook brought back into the config).
+/// At start and every 30 seconds, queues the delivery of webhook events that have none
+/// queued (a delivery job that ended in the instant a push read it was there; a webhook
+/// brought back into the config).
 async fn queue_deliveries(registry: Wharf) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
     loop {
         every.tick().await;
         match registry.queue_deliveries().await {

@@ -257,10 +257,14 @@ impl Wharf {
         if let Err(e) = self.webhooks.refresh_backlog(&self.core).await {
             tracing::warn!(error = %e, "counting the webhooks' backlog failed");
         }
-        let writes = self.webhooks.writes(events, &self.metrics);
-        if writes.is_empty() {
-            return;
-        }
+        let writes = match self.webhooks.writes_checked(&self.core, events, &self.metrics).await {
+            Ok(writes) if writes.is_empty() => return,
+            Ok(writes) => writes,
+            Err(e) => {
+                tracing::warn!(error = %e, "recording an event failed");
+                return;
+            }
+        };
         match self.core.storage().write_steps(vec![writes]).await {
             Ok(()) => self.queue.wake.notify_one(),
             Err(e) => tracing::warn!(error = %e, "recording an event failed"),
@@ -772,7 +776,7 @@ impl Wharf {
         records.extend(trust_job.as_ref().map(crate::jobs::Job::write));
         let events = self.push_events(repo, &manifest, &tags, &artifact).await?;
         let told = !events.is_empty();
-        records.extend(self.webhooks.writes(events, &self.metrics));
+        records.extend(self.webhooks.writes_checked(&self.core, events, &self.metrics).await?);
         let put = self
             .core
             .write_manifest(&epoch, repo, &manifest, tags, records, self.search.stamp_write(), true)
@@ -811,6 +815,7 @@ impl Wharf {
             e.media_type = Some(manifest.media_type().essence().to_owned());
             e.artifact_type = manifest.artifact_type().map(ToString::to_string);
             e.size = Some(artifact["size"].as_u64().unwrap_or(manifest.size()));
+            e.read_wasm = artifact["wasm"].as_bool() == Some(true);
             e
         };
         let mut events = Vec::new();
@@ -885,7 +890,7 @@ impl Wharf {
         let events = self.delete_events(repo, reference).await?;
         let told = !events.is_empty();
         let mut writes = vec![self.search.stamp_write()];
-        writes.extend(self.webhooks.writes(events, &self.metrics));
+        writes.extend(self.webhooks.writes_checked(&self.core, events, &self.metrics).await?);
         self.core.delete_manifest(repo, reference, writes).await?;
         if told {
             self.queue.wake.notify_one();
@@ -937,6 +942,7 @@ impl Wharf {
             return;
         }
         let mut event = Event::new(EventKind::ManifestPulled, &Origin::current()).about(repo, Some(digest));
+        event.read_wasm = true;
         event.media_type = Some(media_type.to_owned());
         event.size = Some(size);
         if let TagOrDigest::Tag(t) = reference {
@@ -1503,7 +1509,8 @@ impl crate::jobs::Handler for Wharf {
                     if self.webhooks.is_empty() || record["wasm"].as_bool() != Some(true) {
                         return Vec::new();
                     }
-                    let event = Event::new(EventKind::InspectionFinished, &Origin::system());
+                    let mut event = Event::new(EventKind::InspectionFinished, &Origin::system());
+                    event.read_wasm = true;
                     let writes =
                         self.webhooks.writes(vec![event.about(repository, Some(digest))], &self.metrics);
                     told = !writes.is_empty();

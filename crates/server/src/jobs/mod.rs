@@ -411,7 +411,11 @@ impl Worker {
             return Ok(());
         }
         // Counted before the run: a run that never returns (the process died) still counts.
-        storage.write_steps(vec![vec![job.with_attempts(attempts + 1).write_as(id)]]).await?;
+        // Not for a delivery: its events count their own attempts (and park themselves), and
+        // a write per run would compete with the pushes that keep asking for one.
+        if !matches!(job, Job::Deliver { .. }) {
+            storage.write_steps(vec![vec![job.with_attempts(attempts + 1).write_as(id)]]).await?;
+        }
         match handler.run(&job).await {
             Ok(Outcome::Later(wait)) => {
                 // Not a failure of the job: the attempt is given back, and the lease becomes a
@@ -428,12 +432,23 @@ impl Worker {
             Ok(Outcome::Done) => {
                 // Asked for again while it ran (the record rewritten with no attempts: a
                 // signature pushed meanwhile, say): the record stays for another run.
-                let asked_again = match storage.get_meta(&pending).await? {
-                    Some(bytes) => serde_json::from_slice::<Job>(&bytes).is_ok_and(|j| j.attempts() == 0),
-                    None => false,
+                let asked_again = match (&job, storage.get_meta(&pending).await?) {
+                    // A delivery's record is not rewritten by its runs: it goes, and is written
+                    // again below when an event came after the run's last look.
+                    (Job::Deliver { .. }, _) | (_, None) => false,
+                    (_, Some(bytes)) => {
+                        serde_json::from_slice::<Job>(&bytes).is_ok_and(|j| j.attempts() == 0)
+                    }
                 };
                 let writes = if asked_again { vec![Write::Remove { key: lease.clone() }] } else { done() };
                 self.leases.release(&lease, writes).await?;
+                if let Job::Deliver { stream, webhook, .. } = &job
+                    && !storage.list_meta(&keys::webhook_stream(webhook, stream)).await?.is_empty()
+                {
+                    // An event written after the run's last look and before the record went.
+                    storage.write_steps(vec![vec![job.write_as(id)]]).await?;
+                    queue.wake.notify_one();
+                }
                 if asked_again {
                     queue.wake.notify_one();
                 }

@@ -226,6 +226,11 @@ pub(crate) struct Event {
     /// otherwise read from the artifact record when sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) wasm: Option<serde_json::Value>,
+    /// Whether the artifact record is read for the Wasm fields when the event is sent: a
+    /// push of what classified as Wasm, a finished inspection, a pull (the other events need
+    /// no read).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) read_wasm: bool,
     /// What else the kind carries (a collection's counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) detail: Option<serde_json::Value>,

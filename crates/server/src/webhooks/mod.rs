@@ -70,6 +70,9 @@ use crate::registry::{Core, keys};
 
 /// Deliveries kept per webhook and process for the API and the page.
 const RECENT: usize = 20;
+/// How often a process writes its last deliveries to its record (a storage write per
+/// delivery run would compete with pushes).
+const PERSIST_EVERY: Duration = Duration::from_secs(5);
 
 /// The configured webhooks of a server, and this process's part in delivering their events.
 #[derive(Debug, Default)]
@@ -81,6 +84,8 @@ pub struct Webhooks {
     last_seq: AtomicU64,
     /// Deliveries made here, per webhook, newest last.
     recent: Mutex<HashMap<String, VecDeque<DeliveryRecord>>>,
+    /// When each webhook's deliveries were last written to this process's record.
+    persisted: Mutex<HashMap<String, std::time::Instant>>,
     /// Each webhook's backlog as last counted (events waiting), and when.
     backlog: Mutex<HashMap<String, (usize, std::time::Instant)>>,
     /// The public URL events name as their source.
@@ -142,13 +147,41 @@ impl Webhooks {
         format!("{seq:016}-{}", self.process)
     }
 
-    /// The writes that record `events` for every webhook that wants them, with their streams'
-    /// delivery jobs: to go in the batch of the change they tell of. Empty when none wants
-    /// them (or, for events no write bounds, when a webhook's backlog is full: dropped and
-    /// counted).
+    /// The writes that record `events` (of one change, in order) for every webhook that
+    /// wants them — one record per webhook and stream, holding its events — and their
+    /// streams' `deliver` jobs: to go in the batch of the change they tell of. Empty when none
+    /// wants them (or, for events no write bounds, when a webhook's backlog is full: dropped
+    /// and counted). A job already queued is not written again
+    /// ([`Webhooks::writes_checked`] reads which are).
     pub(crate) fn writes(&self, events: Vec<Event>, metrics: &Metrics) -> Vec<Write> {
-        let mut writes = Vec::new();
-        let mut jobs = std::collections::BTreeSet::new();
+        let (mut writes, jobs) = self.records(events, metrics);
+        writes.extend(jobs.into_iter().map(|job| job.write()));
+        writes
+    }
+
+    /// [`writes`](Self::writes), without the jobs already queued: a push re-queues nothing
+    /// while its stream's job waits or runs (each record rewritten is a file on fs). A job
+    /// that ends in the instant between this read and the batch is caught by the run's last
+    /// look at its stream, or by [`requeue`](Self::requeue).
+    pub(crate) async fn writes_checked(
+        &self,
+        core: &Core,
+        events: Vec<Event>,
+        metrics: &Metrics,
+    ) -> Result<Vec<Write>> {
+        let (mut writes, jobs) = self.records(events, metrics);
+        for job in jobs {
+            if core.storage().get_meta(&keys::job_pending(&job.id())).await?.is_none() {
+                writes.push(job.write());
+            }
+        }
+        Ok(writes)
+    }
+
+    /// The records of `events` per webhook and stream, and the jobs of those streams.
+    fn records(&self, events: Vec<Event>, metrics: &Metrics) -> (Vec<Write>, Vec<crate::jobs::Job>) {
+        let mut records: std::collections::BTreeMap<(String, String), Vec<Event>> =
+            std::collections::BTreeMap::new();
         for mut event in events {
             event.id = self.next_id();
             let stream = event.stream();
@@ -158,17 +191,19 @@ impl Webhooks {
                     metrics.webhook_dropped(name);
                     continue;
                 }
-                writes.push(Write::Set {
-                    key: keys::webhook_event(name, &stream, &event.id),
-                    value: serde_json::to_vec(&event).expect("an event serialises").into(),
-                });
-                jobs.insert((stream.clone(), name.clone()));
+                records.entry((name.clone(), stream.clone())).or_default().push(event.clone());
             }
         }
-        for (stream, webhook) in jobs {
-            writes.push(crate::jobs::Job::Deliver { stream, webhook, attempts: 0 }.write());
+        let mut writes = Vec::new();
+        let mut jobs = Vec::new();
+        for ((webhook, stream), events) in records {
+            writes.push(Write::Set {
+                key: keys::webhook_event(&webhook, &stream, &events[0].id),
+                value: serde_json::to_vec(&events).expect("events serialise").into(),
+            });
+            jobs.push(crate::jobs::Job::Deliver { stream, webhook, attempts: 0 });
         }
-        writes
+        (writes, jobs)
     }
 
     /// Whether the backlog of webhook `name` (as last counted, at most 10 s ago by the
@@ -224,65 +259,116 @@ impl Webhooks {
             }
             return Ok(Outcome::Done);
         };
+        // Delivered events are removed in batches (one storage write for many; a crash in
+        // between sends them again, under the same ids), and this run's deliveries are
+        // recorded once, at its end.
+        let mut delivered = Vec::new();
+        let outcome = self.send_stream(core, metrics, hook, &prefix, &mut delivered).await;
+        let flushed = Self::flush(core, &mut delivered).await;
+        self.persist_recent(core, webhook).await;
+        flushed?;
+        outcome
+    }
+
+    /// Removes the records of the events delivered so far.
+    async fn flush(core: &Core, delivered: &mut Vec<Write>) -> Result<()> {
+        if !delivered.is_empty() {
+            core.storage().write_steps(vec![std::mem::take(delivered)]).await?;
+        }
+        Ok(())
+    }
+
+    /// [`deliver`](Self::deliver)'s loop: `delivered` collects the removals of what was sent.
+    async fn send_stream(
+        &self,
+        core: &Core,
+        metrics: &Metrics,
+        hook: &deliver::Hook,
+        prefix: &str,
+        delivered: &mut Vec<Write>,
+    ) -> Result<Outcome> {
+        let storage = core.storage();
+        let webhook = hook.settings.name.as_str();
         loop {
-            let mut pending = storage.list_meta(&prefix).await?;
+            Self::flush(core, delivered).await?;
+            let mut pending = storage.list_meta(prefix).await?;
             if pending.is_empty() {
                 return Ok(Outcome::Done);
             }
             pending.sort();
             for key in pending.into_iter().take(256) {
                 let Some(bytes) = storage.get_meta(&key).await? else { continue };
-                let Ok(mut event) = serde_json::from_slice::<Event>(&bytes) else {
+                let Ok(mut events) = serde_json::from_slice::<Vec<Event>>(&bytes) else {
                     tracing::error!(webhook, key, "dropping an event record that does not parse");
-                    storage.remove_meta(&key).await?;
+                    delivered.push(Write::Remove { key });
                     continue;
                 };
-                let wasm = match self.wasm_fields(core, &event).await? {
-                    WasmFields::Ready(wasm) => wasm,
-                    WasmFields::Wait => return Ok(Outcome::Later(Duration::from_secs(1))),
-                };
-                let body =
-                    format::body(hook.settings.format, &event, &self.source, wasm.as_ref(), &self.process);
-                let sent = hook.send(&event.id, body).await;
-                event.attempts += 1;
-                let outcome = match (&sent.error, event.attempts >= hook.settings.attempts) {
-                    (None, _) => "delivered",
-                    (Some(_), false) => "failed",
-                    (Some(_), true) => "parked",
-                };
-                metrics.webhook_delivery(webhook, outcome, sent.latency.as_secs_f64());
-                self.remember(core, webhook, &event, &sent, outcome).await;
-                match &sent.error {
-                    None => {
-                        storage.remove_meta(&key).await?;
-                    }
-                    Some(why) if outcome == "parked" => {
-                        tracing::warn!(
-                            webhook,
-                            event = event.id,
-                            attempts = event.attempts,
-                            error = why,
-                            "parking an event"
-                        );
-                        event.last_error = Some(why.clone());
-                        self.park_event(core, webhook, &key, &event).await?;
-                    }
-                    Some(why) => {
-                        tracing::info!(
-                            webhook,
-                            event = event.id,
-                            attempts = event.attempts,
-                            error = why,
-                            "a delivery failed; it will be retried"
-                        );
-                        event.last_error = Some(why.clone());
-                        storage
-                            .set_meta(&key, serde_json::to_vec(&event).expect("an event serialises").into())
-                            .await?;
-                        return Ok(Outcome::Later(hook.settings.backoff_after(event.attempts)));
+                while let Some(event) = events.first_mut() {
+                    let wasm = match self.wasm_fields(core, event).await? {
+                        WasmFields::Ready(wasm) => wasm,
+                        WasmFields::Wait => {
+                            Self::keep(delivered, key, &events, &bytes);
+                            return Ok(Outcome::Later(Duration::from_secs(1)));
+                        }
+                    };
+                    let body =
+                        format::body(hook.settings.format, event, &self.source, wasm.as_ref(), &self.process);
+                    let sent = hook.send(&event.id, body).await;
+                    event.attempts += 1;
+                    let outcome = match (&sent.error, event.attempts >= hook.settings.attempts) {
+                        (None, _) => "delivered",
+                        (Some(_), false) => "failed",
+                        (Some(_), true) => "parked",
+                    };
+                    metrics.webhook_delivery(webhook, outcome, sent.latency.as_secs_f64());
+                    self.note(webhook, event, &sent, outcome);
+                    match &sent.error {
+                        None => {
+                            events.remove(0);
+                        }
+                        Some(why) if outcome == "parked" => {
+                            tracing::warn!(
+                                webhook,
+                                event = event.id,
+                                attempts = event.attempts,
+                                error = why,
+                                "parking an event"
+                            );
+                            event.last_error = Some(why.clone());
+                            let parked = events.remove(0);
+                            delivered.push(Write::Set {
+                                key: keys::webhook_parked(webhook, &parked.id),
+                                value: serde_json::to_vec(&parked).expect("an event serialises").into(),
+                            });
+                        }
+                        Some(why) => {
+                            tracing::info!(
+                                webhook,
+                                event = event.id,
+                                attempts = event.attempts,
+                                error = why,
+                                "a delivery failed; it will be retried"
+                            );
+                            event.last_error = Some(why.clone());
+                            let wait = hook.settings.backoff_after(event.attempts);
+                            Self::keep(delivered, key, &events, &[]);
+                            return Ok(Outcome::Later(wait));
+                        }
                     }
                 }
+                delivered.push(Write::Remove { key });
+                if delivered.len() >= 64 {
+                    Self::flush(core, delivered).await?;
+                }
             }
+        }
+    }
+
+    /// The write that keeps what is left of a record (`events`), unless it is as read.
+    fn keep(delivered: &mut Vec<Write>, key: String, events: &[Event], read: &[u8]) {
+        let value = serde_json::to_vec(events).expect("events serialise");
+        if value != read {
+            delivered.push(Write::Set { key, value: value.into() });
         }
     }
 
@@ -296,7 +382,7 @@ impl Webhooks {
         let (Some(repo), Some(digest)) = (&event.repository, &event.digest) else {
             return Ok(WasmFields::Ready(None));
         };
-        if matches!(event.kind(), EventKind::ManifestDeleted | EventKind::TagDeleted) {
+        if !event.read_wasm || matches!(event.kind(), EventKind::ManifestDeleted | EventKind::TagDeleted) {
             return Ok(WasmFields::Ready(None));
         }
         let Some(record) = core.artifact_record(repo, digest).await? else {
@@ -310,30 +396,24 @@ impl Webhooks {
         Ok(WasmFields::Ready(format::wasm_fields(&record)))
     }
 
-    /// Moves the event at `key` to the parked ones (as it is, with `why`).
+    /// Moves the events of the record at `key` to the parked ones (as they are, with `why`).
     async fn park(&self, core: &Core, webhook: &str, key: &str, why: &str) -> Result<()> {
         let Some(bytes) = core.storage().get_meta(key).await? else { return Ok(()) };
-        let Ok(mut event) = serde_json::from_slice::<Event>(&bytes) else {
-            core.storage().remove_meta(key).await?;
-            return Ok(());
-        };
-        event.last_error = Some(why.to_owned());
-        self.park_event(core, webhook, key, &event).await
-    }
-
-    async fn park_event(&self, core: &Core, webhook: &str, key: &str, event: &Event) -> Result<()> {
-        let parked = Write::Set {
-            key: keys::webhook_parked(webhook, &event.id),
-            value: serde_json::to_vec(event).expect("an event serialises").into(),
-        };
-        core.storage().write_steps(vec![vec![parked, Write::Remove { key: key.to_owned() }]]).await?;
+        let mut writes = vec![Write::Remove { key: key.to_owned() }];
+        for mut event in serde_json::from_slice::<Vec<Event>>(&bytes).unwrap_or_default() {
+            event.last_error = Some(why.to_owned());
+            writes.push(Write::Set {
+                key: keys::webhook_parked(webhook, &event.id),
+                value: serde_json::to_vec(&event).expect("an event serialises").into(),
+            });
+        }
+        core.storage().write_steps(vec![writes]).await?;
         Ok(())
     }
 
-    /// Keeps the delivery among this process's last ones for the webhook, in memory and in
-    /// its record (what the API and the page merge). A record that cannot be written is
-    /// only logged: the delivery happened.
-    async fn remember(&self, core: &Core, webhook: &str, event: &Event, sent: &deliver::Sent, outcome: &str) {
+    /// Keeps the delivery among this process's last ones for the webhook (in memory; see
+    /// [`persist_recent`](Self::persist_recent)).
+    fn note(&self, webhook: &str, event: &Event, sent: &deliver::Sent, outcome: &str) {
         let record = DeliveryRecord {
             event: event.id.clone(),
             kind: event.kind().name().to_owned(),
@@ -345,20 +425,38 @@ impl Webhooks {
             outcome: outcome.to_owned(),
             error: sent.error.clone(),
         };
-        let list: Vec<DeliveryRecord> = {
-            let mut recent = self.recent.lock().expect("lock");
-            let list = recent.entry(webhook.to_owned()).or_default();
-            list.push_back(record);
-            while list.len() > RECENT {
-                list.pop_front();
+        let mut recent = self.recent.lock().expect("lock");
+        let list = recent.entry(webhook.to_owned()).or_default();
+        list.push_back(record);
+        while list.len() > RECENT {
+            list.pop_front();
+        }
+    }
+
+    /// Writes this process's last deliveries to `webhook` to its record (what the API and
+    /// the page merge across processes), at most every [`PERSIST_EVERY`] (this process's
+    /// own API answers read them from memory). A record that cannot be written is only
+    /// logged: the deliveries happened.
+    async fn persist_recent(&self, core: &Core, webhook: &str) {
+        {
+            let mut persisted = self.persisted.lock().expect("lock");
+            if persisted.get(webhook).is_some_and(|at| at.elapsed() < PERSIST_EVERY) {
+                return;
             }
-            list.iter().cloned().collect()
+            persisted.insert(webhook.to_owned(), std::time::Instant::now());
+        }
+        let list: Vec<DeliveryRecord> = {
+            let recent = self.recent.lock().expect("lock");
+            match recent.get(webhook) {
+                Some(list) => list.iter().cloned().collect(),
+                None => return,
+            }
         };
         let value = serde_json::to_vec(&list).expect("JSON serialises");
         if let Err(e) =
             core.storage().set_meta(&keys::webhook_recent(webhook, &self.process), value.into()).await
         {
-            tracing::warn!(webhook, error = %e, "recording a delivery failed");
+            tracing::warn!(webhook, error = %e, "recording deliveries failed");
         }
     }
 
@@ -382,7 +480,7 @@ impl Webhooks {
             let writes = vec![
                 Write::Set {
                     key: keys::webhook_event(webhook, &stream, &parked.id),
-                    value: serde_json::to_vec(&parked).expect("an event serialises").into(),
+                    value: serde_json::to_vec(&[&parked]).expect("an event serialises").into(),
                 },
                 crate::jobs::Job::Deliver { stream, webhook: webhook.to_owned(), attempts: 0 }.write(),
                 Write::Remove { key },
@@ -469,8 +567,18 @@ impl Webhooks {
                     });
                 }
             }
-            let mut recent: Vec<DeliveryRecord> = Vec::new();
+            let mut recent: Vec<DeliveryRecord> = self
+                .recent
+                .lock()
+                .expect("lock")
+                .get(&s.name)
+                .map(|l| l.iter().cloned().collect())
+                .unwrap_or_default();
+            let own = keys::webhook_recent(&s.name, &self.process);
             for key in storage.list_meta(&keys::webhook_recent_all(&s.name)).await? {
+                if key == own {
+                    continue;
+                }
                 if let Some(list) = storage
                     .get_meta(&key)
                     .await?
@@ -618,8 +726,21 @@ mod tests {
                 Write::Blob { .. } => String::new(),
             })
             .collect();
-        // Two events for `all`, one for `only`, and one job per (stream, webhook).
-        assert_eq!(keys.iter().filter(|k| k.starts_with("webhooks/all/pending/")).count(), 2, "{keys:?}");
+        // One record of two events for `all`, one of one for `only`, one job per (stream, webhook).
+        assert_eq!(keys.iter().filter(|k| k.starts_with("webhooks/all/pending/")).count(), 1, "{keys:?}");
+        let all: Vec<Event> = writes
+            .iter()
+            .find_map(|w| match w {
+                Write::Set { key, value } if key.starts_with("webhooks/all/") => {
+                    serde_json::from_slice(value).ok()
+                }
+                _ => None,
+            })
+            .expect("the record of `all`");
+        assert_eq!(
+            all.iter().map(Event::kind).collect::<Vec<_>>(),
+            [EventKind::TagMoved, EventKind::ManifestPushed]
+        );
         assert_eq!(keys.iter().filter(|k| k.starts_with("webhooks/only/pending/")).count(), 1, "{keys:?}");
         assert_eq!(keys.iter().filter(|k| k.starts_with("jobs/pending/deliver-")).count(), 2, "{keys:?}");
         // Pulls beyond a full backlog are dropped; pushes never are.
