@@ -151,6 +151,11 @@ async fn every_event_arrives_signed_once_with_what_changed() {
         repositories = ["strict/*"]
         wasm_only = true
 
+        [[quota]]
+        name = "tiny"
+        repositories = ["tiny/**"]
+        max_bytes = "100B"
+
         [[webhook]]
         name = "all"
         url = "http://127.0.0.1:{port}/all?token=s3cr3t-query"
@@ -173,9 +178,19 @@ async fn every_event_arrives_signed_once_with_what_changed() {
     let webhooks = file.webhooks(dir.path()).expect("webhooks");
     assert!(!format!("{webhooks:?}").contains("s3cr3t") && !format!("{:?}", file.webhook).contains("MfKQ"));
     let policies = wharf_server::wasm_policy::WasmPolicies::from_config(&file.wasm_policy).expect("policies");
-    let reg =
-        Reg::serve(wharf_server::Wharf::in_memory().with_wasm_policies(policies).with_webhooks(webhooks))
-            .await;
+    let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(
+        &wharf_server::lifecycle::GcConfig::default(),
+        &[],
+        &file.quota,
+    )
+    .expect("lifecycle");
+    let reg = Reg::serve(
+        wharf_server::Wharf::in_memory()
+            .with_wasm_policies(policies)
+            .with_lifecycle(lifecycle)
+            .with_webhooks(webhooks),
+    )
+    .await;
     let (http, base) = (&reg.http, reg.base.as_str());
 
     // A push with a tag, the tag moved, the tag deleted, the first manifest deleted.
@@ -198,6 +213,18 @@ async fn every_event_arrives_signed_once_with_what_changed() {
         reg.push_manifest("strict/x", "v1", OCI_MANIFEST, &manifest).await.status(),
         StatusCode::FORBIDDEN
     );
+    // A quota refusal: a blob over 100 bytes.
+    let r = reg
+        .req(Method::POST, &format!("/v2/tiny/x/blobs/uploads/?digest={}", Digest::sha256(&[7u8; 200])))
+        .body(vec![7u8; 200])
+        .send()
+        .await
+        .expect("send");
+    let q = reg.req(Method::GET, "/v2/_wharf/quotas").send().await.expect("send").text().await.expect("text");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "{q}");
+    // A collection that removes the deleted manifest's bytes.
+    let r = reg.req(Method::POST, "/v2/_wharf/gc?grace=0").send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
     // A component, pushed as wkg pushes it: its Wasm fields once its modules were read.
     let component =
         std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/cli-http-component.wasm"))
@@ -219,11 +246,12 @@ async fn every_event_arrives_signed_once_with_what_changed() {
             .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with(path)))
             .collect()
     };
-    // app/web: 2 + 2 + 1 + 1; strict/x: 1; wasm/cli: pushed, tag.created, inspection.finished.
-    until("every event", Duration::from_secs(30), || of("/all").len() >= 10 && of("/dist").len() >= 3).await;
+    // app/web: 2 + 2 + 1 + 1; strict/x: 1; tiny/x: 1; the collection: 1; wasm/cli: pushed,
+    // tag.created, inspection.finished.
+    until("every event", Duration::from_secs(30), || of("/all").len() >= 12 && of("/dist").len() >= 3).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = of("/all");
-    assert_eq!(all.len(), 10, "each event once: {all:#?}");
+    assert_eq!(all.len(), 12, "each event once: {all:#?}");
     for r in receiver.records() {
         assert_eq!(r["answered"], 204);
         assert_eq!(r["verified"], true, "{r}");
@@ -315,13 +343,13 @@ async fn every_event_arrives_signed_once_with_what_changed() {
     assert_eq!(hooks[0]["signed"], true);
     assert_eq!(hooks[0]["pending"], 0);
     let recent = hooks[0]["recent"].as_array().expect("recent");
-    assert_eq!(recent.len(), 10);
+    assert_eq!(recent.len(), 12);
     assert!(
         recent.iter().all(|d| d["status"] == 204 && d["outcome"] == "delivered" && d["latencyMs"].is_u64())
     );
     let metrics = reg.req(Method::GET, "/metrics").send().await.expect("send").text().await.expect("text");
     assert!(
-        metrics.contains(r#"wharf_webhook_deliveries_total{webhook="all",outcome="delivered"} 10"#),
+        metrics.contains(r#"wharf_webhook_deliveries_total{webhook="all",outcome="delivered"} 12"#),
         "{metrics}"
     );
     assert!(metrics.contains(r#"wharf_webhook_events_pending{webhook="all"} 0"#), "{metrics}");
