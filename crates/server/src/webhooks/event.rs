@@ -298,8 +298,8 @@ pub struct WebhookSettings {
     pub backoff: Duration,
     /// … up to this [default: 10 min].
     pub max_backoff: Duration,
-    /// Events that no write bounds (pulls, refusals) are dropped while this many wait
-    /// [default: 10,000].
+    /// Events that no write bounds (pulls, refusals) are dropped while this many records wait
+    /// or events are parked [default: 10,000].
     pub max_pending: usize,
 }
 

@@ -6,17 +6,17 @@
 //! A change writes its events **in the same batch** as the change itself (a manifest's
 //! records, a tag, a deletion): one record per webhook that wants it, under
 //! `webhooks/<webhook>/pending/<stream>/<seq>`, and the `deliver` job of that stream (the
-//! repository's key, see [`crate::jobs::repository_key`]). No event for a change that did not
+//! repository's key: 16 hex digits of the SHA-256 of its name). No event for a change that did not
 //! happen, no change without its events. Refusals (a policy, a quota) change nothing: their
 //! event is written alone.
 //!
-//! The job queue delivers ([`Webhooks::deliver`]): whichever process claims a stream's job
+//! The job queue delivers: whichever process claims a stream's job
 //! sends its events one at a time, oldest first, and removes each once the receiver answered
 //! 2xx. A failure (an error status, a timeout, a refused connection) holds the stream back —
 //! later events of the same repository wait, so a receiver sees each repository's events in
 //! order — and is retried after a back-off doubling from `backoff` to `max_backoff`; after
 //! `attempts` the event is parked (`webhooks/<webhook>/parked/<seq>`), shown in the API, the
-//! web page and `/metrics`, and can be sent again ([`Webhooks::resend`]). An event keeps its id
+//! web page and `/metrics`, and can be sent again. An event keeps its id
 //! (`webhook-id`, the CloudEvents `id`) however often it is sent: receivers deduplicate by it.
 //!
 //! # What it costs
@@ -206,8 +206,8 @@ impl Webhooks {
         (writes, jobs)
     }
 
-    /// Whether the backlog of webhook `name` (as last counted, at most 10 s ago by the
-    /// delivery or a scrape) is at `max`.
+    /// Whether the backlog of webhook `name` — records waiting (one per change) and events
+    /// parked, as last counted, at most 10 s ago or by a scrape — is at `max`.
     fn backlog_full(&self, name: &str, max: usize) -> bool {
         self.backlog.lock().expect("lock").get(name).is_some_and(|(n, _)| *n >= max)
     }
@@ -508,7 +508,6 @@ impl Webhooks {
             let name = &hook.settings.name;
             let prefix = keys::webhook_pending_all(name);
             let pending = storage.list_meta(&prefix).await?;
-            self.set_backlog(name, pending.len());
             let streams: std::collections::BTreeSet<&str> =
                 pending.iter().filter_map(|k| k[prefix.len()..].split_once('/').map(|(s, _)| s)).collect();
             for stream in streams {
@@ -535,8 +534,9 @@ impl Webhooks {
         for hook in &self.hooks {
             let name = &hook.settings.name;
             if !self.backlog_fresh(name) {
-                let n = core.storage().list_meta(&keys::webhook_pending_all(name)).await?.len();
-                self.set_backlog(name, n);
+                let pending = core.storage().list_meta(&keys::webhook_pending_all(name)).await?.len();
+                let parked = core.storage().list_meta(&keys::webhook_parked_all(name)).await?.len();
+                self.set_backlog(name, pending + parked);
             }
         }
         Ok(())
@@ -550,8 +550,8 @@ impl Webhooks {
         for hook in &self.hooks {
             let s = &hook.settings;
             let pending = storage.list_meta(&keys::webhook_pending_all(&s.name)).await?.len();
-            self.set_backlog(&s.name, pending);
             let parked_keys = storage.list_meta(&keys::webhook_parked_all(&s.name)).await?;
+            self.set_backlog(&s.name, pending + parked_keys.len());
             let mut parked = Vec::new();
             for key in parked_keys.iter().take(100) {
                 if let Some(event) =
@@ -635,7 +635,7 @@ impl Webhooks {
             let name = &hook.settings.name;
             let pending = core.storage().list_meta(&keys::webhook_pending_all(name)).await?.len();
             let parked = core.storage().list_meta(&keys::webhook_parked_all(name)).await?.len();
-            self.set_backlog(name, pending);
+            self.set_backlog(name, pending + parked);
             out.push((name.clone(), pending, parked));
         }
         Ok(out)
