@@ -131,6 +131,17 @@ async fn push_image(http: &reqwest::Client, base: &str, repo: &str, reference: &
     Digest::sha256(manifest.as_bytes())
 }
 
+/// `GET /v2/_wharf/webhooks`, checked against the OpenAPI document.
+async fn webhook_status(reg: &Reg) -> Value {
+    let status: Value =
+        reg.req(Method::GET, "/v2/_wharf/webhooks").send().await.expect("send").json().await.expect("json");
+    let (doc, mut errors) = (crate::openapi::document(), Vec::new());
+    let schema = crate::openapi::response_schema(&doc, "/v2/_wharf/webhooks");
+    crate::openapi::check(&doc, schema, &status, "/v2/_wharf/webhooks", &mut errors);
+    assert!(errors.is_empty(), "the OpenAPI document does not describe it: {errors:?}");
+    status
+}
+
 fn config_file(dir: &Path, text: &str) -> PathBuf {
     std::fs::write(dir.join("secret"), SECRET).expect("write");
     let path = dir.join("wharf.toml");
@@ -331,12 +342,7 @@ async fn every_event_arrives_signed_once_with_what_changed() {
     assert_eq!(dist[0]["envelope"]["events"][0]["request"]["id"], "req-one");
 
     // What operators see: the last deliveries (the URL without its query), and metrics.
-    let status: Value =
-        reg.req(Method::GET, "/v2/_wharf/webhooks").send().await.expect("send").json().await.expect("json");
-    let (doc, mut errors) = (crate::openapi::document(), Vec::new());
-    let schema = crate::openapi::response_schema(&doc, "/v2/_wharf/webhooks");
-    crate::openapi::check(&doc, schema, &status, "/v2/_wharf/webhooks", &mut errors);
-    assert!(errors.is_empty(), "the OpenAPI document does not describe it: {errors:?}");
+    let status = webhook_status(&reg).await;
     let hooks = status["webhooks"].as_array().expect("webhooks");
     assert_eq!(hooks[0]["name"], "all");
     assert_eq!(hooks[0]["url"], format!("http://127.0.0.1:{port}/all"));
@@ -402,12 +408,7 @@ async fn a_receiver_down_for_thirty_seconds_gets_everything_in_order() {
             .push(r["data"]["digest"].as_str().expect("digest").to_owned());
     }
     assert_eq!(arrived, pushed, "in order per repository");
-    let status: Value =
-        reg.req(Method::GET, "/v2/_wharf/webhooks").send().await.expect("send").json().await.expect("json");
-    let (doc, mut errors) = (crate::openapi::document(), Vec::new());
-    let schema = crate::openapi::response_schema(&doc, "/v2/_wharf/webhooks");
-    crate::openapi::check(&doc, schema, &status, "/v2/_wharf/webhooks", &mut errors);
-    assert!(errors.is_empty(), "the OpenAPI document does not describe it: {errors:?}");
+    let status = webhook_status(&reg).await;
     let recent = status["webhooks"][0]["recent"].as_array().expect("recent").clone();
     assert!(recent.iter().any(|d| d["status"] == 500 && d["outcome"] == "failed"), "{recent:#?}");
     reg.stop().await;
@@ -439,17 +440,8 @@ async fn an_event_out_of_attempts_is_parked_shown_and_sent_again_with_its_id() {
     )
     .await;
     let digest = push_image(&reg.http, &reg.base, "ops/app", "v1", "parked").await;
-    let status = || async {
-        let v: Value = reg
-            .req(Method::GET, "/v2/_wharf/webhooks")
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
-        v["webhooks"][0].clone()
-    };
+    // Checked against the OpenAPI document with parked events in it too.
+    let status = || async { webhook_status(&reg).await["webhooks"][0].clone() };
     let started = Instant::now();
     let parked = loop {
         let s = status().await;
