@@ -271,19 +271,19 @@ impl Wharf {
         }
     }
 
-    /// The event of a refusal of `action` in `repo` (of `manifest`, when there is one): a
-    /// quota's or a policy's, by the error's code.
-    async fn refused(&self, repo: &Repository, action: &str, manifest: Option<&Manifest>, e: &Error) {
-        let kind = match e {
-            Error::Denied { message, .. } if message.starts_with("quota ") || message == "over quota" => {
-                EventKind::QuotaExceeded
-            }
-            Error::Denied { .. } | Error::ManifestInvalid(_) | Error::TagInvalid(_) => {
-                EventKind::PolicyRefused
-            }
-            _ => return,
-        };
-        if self.webhooks.is_empty() || !self.webhooks.wants(kind, repo) {
+    /// The event (`kind`: a quota's or a policy's) of a refusal `e` of `action` in `repo` (of
+    /// `manifest`, when there is one). Only refusals are told: a check that failed on the
+    /// storage refused nothing.
+    async fn refused(
+        &self,
+        kind: EventKind,
+        repo: &Repository,
+        action: &str,
+        manifest: Option<&Manifest>,
+        e: &Error,
+    ) {
+        let refusal = matches!(e, Error::Denied { .. } | Error::ManifestInvalid(_) | Error::TagInvalid(_));
+        if !refusal || !self.webhooks.wants(kind, repo) {
             return;
         }
         let mut event = Event::new(kind, &Origin::current()).about(repo, manifest.map(Manifest::digest));
@@ -331,7 +331,7 @@ impl Wharf {
                     message: format!("trust policy {policy}: {digest} may not be pulled: {why}"),
                     challenge: None,
                 };
-                if !self.webhooks.is_empty() && self.webhooks.wants(EventKind::PolicyRefused, repo) {
+                if self.webhooks.wants(EventKind::PolicyRefused, repo) {
                     let mut event =
                         Event::new(EventKind::PolicyRefused, &Origin::current()).about(repo, Some(digest));
                     event.action = Some("pull".into());
@@ -609,7 +609,7 @@ impl Wharf {
             Err(e) => e,
             Ok(()) => Error::Denied { message: "over quota".into(), challenge: None },
         };
-        self.refused(repo, "push", None, &e).await;
+        self.refused(EventKind::QuotaExceeded, repo, "push", None, &e).await;
         e
     }
 
@@ -636,7 +636,7 @@ impl Wharf {
         if !self.lifecycle.quotas.is_empty()
             && let Err(e) = self.lifecycle.quotas.check(&self.core, repo, Some(digest), info.size).await
         {
-            self.refused(repo, "push", None, &e).await;
+            self.refused(EventKind::QuotaExceeded, repo, "push", None, &e).await;
             return Err(e);
         }
         match self.core.link_fenced(&epoch, repo, digest, info.size).await {
@@ -704,7 +704,7 @@ impl Wharf {
             let size = self.core.upload_status(repo, id).await?;
             if let Err(e) = self.lifecycle.quotas.check(&self.core, repo, Some(digest), size).await {
                 self.core.cancel_upload(repo, id).await.ok();
-                self.refused(repo, "push", None, &e).await;
+                self.refused(EventKind::QuotaExceeded, repo, "push", None, &e).await;
                 return Err(e);
             }
         }
@@ -744,7 +744,7 @@ impl Wharf {
         if let Err(e) =
             self.lifecycle.quotas.check(&self.core, repo, Some(manifest.digest()), manifest.size()).await
         {
-            self.refused(repo, "push", Some(&manifest), &e).await;
+            self.refused(EventKind::QuotaExceeded, repo, "push", Some(&manifest), &e).await;
             return Err(e);
         }
         self.core.check_references(repo, &manifest).await?;
@@ -762,7 +762,7 @@ impl Wharf {
         let (artifact, job) = match checked.await {
             Ok(checked) => checked,
             Err(e) => {
-                self.refused(repo, "push", Some(&manifest), &e).await;
+                self.refused(EventKind::PolicyRefused, repo, "push", Some(&manifest), &e).await;
                 return Err(e);
             }
         };
@@ -803,7 +803,7 @@ impl Wharf {
         tags: &[Tag],
         artifact: &serde_json::Value,
     ) -> Result<Vec<Event>> {
-        let wants = |kind| !self.webhooks.is_empty() && self.webhooks.wants(kind, repo);
+        let wants = |kind| self.webhooks.wants(kind, repo);
         let (pushed, tagged) =
             (wants(EventKind::ManifestPushed), wants(EventKind::TagCreated) || wants(EventKind::TagMoved));
         if !pushed && !tagged {
@@ -844,7 +844,7 @@ impl Wharf {
                 events.push(e);
             }
         }
-        events.retain(|e| self.webhooks.wants(e.kind(), repo));
+        events.retain(|e| self.webhooks.wants(e.kind, repo));
         Ok(events)
     }
 
@@ -884,7 +884,7 @@ impl Wharf {
     /// Deletes a tag, or a manifest with every tag pointing at it and its referrer record.
     pub async fn delete_manifest(&self, repo: &Repository, reference: &TagOrDigest) -> Result<()> {
         if let Err(e) = self.versioning.check_delete(&self.core, repo, reference).await {
-            self.refused(repo, "delete", None, &e).await;
+            self.refused(EventKind::PolicyRefused, repo, "delete", None, &e).await;
             return Err(e);
         }
         let events = self.delete_events(repo, reference).await?;
@@ -908,7 +908,7 @@ impl Wharf {
             TagOrDigest::Tag(_) => EventKind::TagDeleted,
             TagOrDigest::Digest(_) => EventKind::ManifestDeleted,
         };
-        if self.webhooks.is_empty() || !self.webhooks.wants(kind, repo) {
+        if !self.webhooks.wants(kind, repo) {
             return Ok(Vec::new());
         }
         let (digest, media_type, size) = match self.core.head_manifest(repo, reference).await {
@@ -938,7 +938,7 @@ impl Wharf {
         media_type: &str,
         size: u64,
     ) {
-        if self.webhooks.is_empty() || !self.webhooks.wants(EventKind::ManifestPulled, repo) {
+        if !self.webhooks.wants(EventKind::ManifestPulled, repo) {
             return;
         }
         let mut event = Event::new(EventKind::ManifestPulled, &Origin::current()).about(repo, Some(digest));
@@ -1554,6 +1554,15 @@ impl crate::jobs::Handler for Wharf {
                 tracing::error!(stream, webhook, why, "a webhook delivery run given up");
                 Ok(())
             }
+        }
+    }
+
+    async fn more(&self, job: &crate::jobs::Job) -> Result<bool> {
+        match job {
+            crate::jobs::Job::Deliver { stream, webhook, .. } => {
+                self.webhooks.waiting(&self.core, stream, webhook).await
+            }
+            _ => Ok(false),
         }
     }
 }

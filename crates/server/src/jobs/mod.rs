@@ -158,6 +158,15 @@ impl Job {
         }
     }
 
+    /// Whether each run counts as an attempt in the job's record (a job that keeps ending
+    /// the process is parked). Not a delivery's: its events count their own attempts and park
+    /// themselves, and a write per run would compete with the pushes that keep queueing it;
+    /// its record is not rewritten by its runs either, so [`Handler::more`] says whether it is
+    /// wanted again.
+    pub(crate) fn counts_attempts(&self) -> bool {
+        !matches!(self, Self::Deliver { .. })
+    }
+
     fn attempts(&self) -> u32 {
         match self {
             Self::Inspect { attempts, .. }
@@ -209,6 +218,11 @@ pub(crate) trait Handler: Clone + Send + Sync + 'static {
 
     /// Records that the job was given up, and why (an inspection's artifact record says so).
     fn give_up(&self, job: &Job, why: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// For a job whose runs do not count ([`Job::counts_attempts`]), after a run ended and its
+    /// record went: whether work for it arrived in between (its record is then written
+    /// again).
+    fn more(&self, job: &Job) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// The queue over one storage: where jobs are, the slots they run in, what wakes the worker,
@@ -411,9 +425,7 @@ impl Worker {
             return Ok(());
         }
         // Counted before the run: a run that never returns (the process died) still counts.
-        // Not for a delivery: its events count their own attempts (and park themselves), and
-        // a write per run would compete with the pushes that keep asking for one.
-        if !matches!(job, Job::Deliver { .. }) {
+        if job.counts_attempts() {
             storage.write_steps(vec![vec![job.with_attempts(attempts + 1).write_as(id)]]).await?;
         }
         match handler.run(&job).await {
@@ -432,20 +444,14 @@ impl Worker {
             Ok(Outcome::Done) => {
                 // Asked for again while it ran (the record rewritten with no attempts: a
                 // signature pushed meanwhile, say): the record stays for another run.
-                let asked_again = match (&job, storage.get_meta(&pending).await?) {
-                    // A delivery's record is not rewritten by its runs: it goes, and is written
-                    // again below when an event came after the run's last look.
-                    (Job::Deliver { .. }, _) | (_, None) => false,
-                    (_, Some(bytes)) => {
+                let asked_again = job.counts_attempts()
+                    && storage.get_meta(&pending).await?.is_some_and(|bytes| {
                         serde_json::from_slice::<Job>(&bytes).is_ok_and(|j| j.attempts() == 0)
-                    }
-                };
+                    });
                 let writes = if asked_again { vec![Write::Remove { key: lease.clone() }] } else { done() };
                 self.leases.release(&lease, writes).await?;
-                if let Job::Deliver { stream, webhook, .. } = &job
-                    && !storage.list_meta(&keys::webhook_stream(webhook, stream)).await?.is_empty()
-                {
-                    // An event written after the run's last look and before the record went.
+                if !job.counts_attempts() && handler.more(&job).await? {
+                    // Work that came after the run's last look and before its record went.
                     storage.write_steps(vec![vec![job.write_as(id)]]).await?;
                     queue.wake.notify_one();
                 }

@@ -16,7 +16,7 @@ pub(crate) const REGISTRY_STREAM: &str = "0000000000000000";
 pub(crate) const MAX_LISTED: usize = 256;
 
 /// What happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum EventKind {
     /// A manifest was pushed (by tag or by digest).
@@ -50,6 +50,7 @@ pub enum EventKind {
     #[serde(rename = "gc.finished")]
     GarbageCollected,
     /// `wharf-server webhook test`.
+    #[default]
     #[serde(rename = "webhook.test")]
     Test,
 }
@@ -199,7 +200,7 @@ impl Origin {
 pub(crate) struct Event {
     /// Stable across retries and re-sends: `<µs since the epoch, 16 digits>-<process>`.
     pub(crate) id: String,
-    pub(crate) kind: Option<EventKind>,
+    pub(crate) kind: EventKind,
     /// RFC 3339.
     pub(crate) time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,12 +247,7 @@ pub(crate) struct Event {
 impl Event {
     /// An event of `kind` now, from `origin` (its id given when it is recorded).
     pub(crate) fn new(kind: EventKind, origin: &Origin) -> Self {
-        Self {
-            kind: Some(kind),
-            time: crate::clock::now_rfc3339(),
-            origin: origin.clone(),
-            ..Self::default()
-        }
+        Self { kind, time: crate::clock::now_rfc3339(), origin: origin.clone(), ..Self::default() }
     }
 
     /// In `repository`, about manifest `digest`.
@@ -259,10 +255,6 @@ impl Event {
         self.repository = Some(repository.clone());
         self.digest = digest.cloned();
         self
-    }
-
-    pub(crate) fn kind(&self) -> EventKind {
-        self.kind.unwrap_or(EventKind::Test)
     }
 
     pub(crate) fn stream(&self) -> String {
@@ -448,13 +440,10 @@ impl WebhookSettings {
         Ok(())
     }
 
-    pub(crate) fn wants(&self, event: &Event) -> bool {
-        self.events.contains(&event.kind())
+    pub(crate) fn wants(&self, kind: EventKind, repository: Option<&Repository>) -> bool {
+        self.events.contains(&kind)
             && (self.repositories.is_empty()
-                || event
-                    .repository
-                    .as_ref()
-                    .is_none_or(|r| self.repositories.iter().any(|p| p.matches(r.as_str()))))
+                || repository.is_none_or(|r| self.repositories.iter().any(|p| p.matches(r.as_str()))))
     }
 
     /// The wait after the `failures`-th failure in a row.

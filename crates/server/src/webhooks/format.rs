@@ -77,7 +77,7 @@ fn cloudevent(event: &Event, source: &str, wasm: Option<&Value>) -> Value {
         "specversion": "1.0",
         "id": event.id,
         "source": source,
-        "type": cloudevents_type(event.kind()),
+        "type": cloudevents_type(event.kind),
         "time": event.time,
         "datacontenttype": "application/json",
         "data": data(event, wasm),
@@ -90,7 +90,7 @@ fn cloudevent(event: &Event, source: &str, wasm: Option<&Value>) -> Value {
 
 /// distribution's envelope (`notifications.Envelope`): one event.
 fn envelope(event: &Event, source: &str, process: &str) -> Value {
-    let action = event.kind().distribution_action().unwrap_or("push");
+    let action = event.kind.distribution_action().unwrap_or("push");
     let repo = event.repository.as_ref().map(ToString::to_string).unwrap_or_default();
     let url = event.digest.as_ref().map(|d| format!("{source}/v2/{repo}/manifests/{d}"));
     let method = match action {

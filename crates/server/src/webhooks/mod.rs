@@ -127,10 +127,10 @@ impl Webhooks {
         self.hooks.iter().find(|h| h.settings.name == name)
     }
 
-    /// Whether a webhook wants events of `kind` in `repo` (so their facts are worth reading).
+    /// Whether a webhook wants events of `kind` in `repo` (so their facts are worth reading);
+    /// never without webhooks.
     pub(crate) fn wants(&self, kind: EventKind, repo: &Repository) -> bool {
-        let probe = Event { kind: Some(kind), repository: Some(repo.clone()), ..Event::default() };
-        self.hooks.iter().any(|h| h.settings.wants(&probe))
+        self.hooks.iter().any(|h| h.settings.wants(kind, Some(repo)))
     }
 
     /// The next event id of this process: `<µs, 16 digits>-<process>`, increasing.
@@ -185,9 +185,10 @@ impl Webhooks {
         for mut event in events {
             event.id = self.next_id();
             let stream = event.stream();
-            for hook in self.hooks.iter().filter(|h| h.settings.wants(&event)) {
+            for hook in self.hooks.iter().filter(|h| h.settings.wants(event.kind, event.repository.as_ref()))
+            {
                 let name = &hook.settings.name;
-                if !event.kind().bounded_by_writes() && self.backlog_full(name, hook.settings.max_pending) {
+                if !event.kind.bounded_by_writes() && self.backlog_full(name, hook.settings.max_pending) {
                     metrics.webhook_dropped(name);
                     continue;
                 }
@@ -372,6 +373,11 @@ impl Webhooks {
         }
     }
 
+    /// Whether events of `stream` wait for `webhook`.
+    pub(crate) async fn waiting(&self, core: &Core, stream: &str, webhook: &str) -> Result<bool> {
+        Ok(!core.storage().list_meta(&keys::webhook_stream(webhook, stream)).await?.is_empty())
+    }
+
     /// The Wasm fields of the artifact an event is about, read from its artifact record when
     /// sent (so they hold what the inspection found); wait while the modules are being read,
     /// for at most [`INSPECTION_WAIT`] after the event.
@@ -382,7 +388,7 @@ impl Webhooks {
         let (Some(repo), Some(digest)) = (&event.repository, &event.digest) else {
             return Ok(WasmFields::Ready(None));
         };
-        if !event.read_wasm || matches!(event.kind(), EventKind::ManifestDeleted | EventKind::TagDeleted) {
+        if !event.read_wasm || matches!(event.kind, EventKind::ManifestDeleted | EventKind::TagDeleted) {
             return Ok(WasmFields::Ready(None));
         }
         let Some(record) = core.artifact_record(repo, digest).await? else {
@@ -416,7 +422,7 @@ impl Webhooks {
     fn note(&self, webhook: &str, event: &Event, sent: &deliver::Sent, outcome: &str) {
         let record = DeliveryRecord {
             event: event.id.clone(),
-            kind: event.kind().name().to_owned(),
+            kind: event.kind.name().to_owned(),
             repository: event.repository.as_ref().map(ToString::to_string),
             at: crate::clock::now_rfc3339(),
             status: sent.status,
@@ -534,12 +540,19 @@ impl Webhooks {
         for hook in &self.hooks {
             let name = &hook.settings.name;
             if !self.backlog_fresh(name) {
-                let pending = core.storage().list_meta(&keys::webhook_pending_all(name)).await?.len();
-                let parked = core.storage().list_meta(&keys::webhook_parked_all(name)).await?.len();
-                self.set_backlog(name, pending + parked);
+                self.backlog(core, name).await?;
             }
         }
         Ok(())
+    }
+
+    /// Webhook `name`'s records waiting and the keys of its parked events, counted (what
+    /// bounds the events no write bounds).
+    async fn backlog(&self, core: &Core, name: &str) -> Result<(usize, Vec<String>)> {
+        let pending = core.storage().list_meta(&keys::webhook_pending_all(name)).await?.len();
+        let parked = core.storage().list_meta(&keys::webhook_parked_all(name)).await?;
+        self.set_backlog(name, pending + parked.len());
+        Ok((pending, parked))
     }
 
     /// Each webhook as the API shows it: settings (the URL without query or credentials),
@@ -549,9 +562,7 @@ impl Webhooks {
         let mut out = Vec::new();
         for hook in &self.hooks {
             let s = &hook.settings;
-            let pending = storage.list_meta(&keys::webhook_pending_all(&s.name)).await?.len();
-            let parked_keys = storage.list_meta(&keys::webhook_parked_all(&s.name)).await?;
-            self.set_backlog(&s.name, pending + parked_keys.len());
+            let (pending, parked_keys) = self.backlog(core, &s.name).await?;
             let mut parked = Vec::new();
             for key in parked_keys.iter().take(100) {
                 if let Some(event) =
@@ -559,7 +570,7 @@ impl Webhooks {
                 {
                     parked.push(ParkedEvent {
                         event: event.id.clone(),
-                        kind: event.kind().name().to_owned(),
+                        kind: event.kind.name().to_owned(),
                         repository: event.repository.as_ref().map(ToString::to_string),
                         time: event.time.clone(),
                         attempts: event.attempts,
@@ -633,10 +644,8 @@ impl Webhooks {
         let mut out = Vec::new();
         for hook in &self.hooks {
             let name = &hook.settings.name;
-            let pending = core.storage().list_meta(&keys::webhook_pending_all(name)).await?.len();
-            let parked = core.storage().list_meta(&keys::webhook_parked_all(name)).await?.len();
-            self.set_backlog(name, pending + parked);
-            out.push((name.clone(), pending, parked));
+            let (pending, parked) = self.backlog(core, name).await?;
+            out.push((name.clone(), pending, parked.len()));
         }
         Ok(out)
     }
@@ -738,7 +747,7 @@ mod tests {
             })
             .expect("the record of `all`");
         assert_eq!(
-            all.iter().map(Event::kind).collect::<Vec<_>>(),
+            all.iter().map(|e| e.kind).collect::<Vec<_>>(),
             [EventKind::TagMoved, EventKind::ManifestPushed]
         );
         assert_eq!(keys.iter().filter(|k| k.starts_with("webhooks/only/pending/")).count(), 1, "{keys:?}");
