@@ -54,7 +54,7 @@ mkdir -p "$out"
 # A fresh folder per run, removed at the end (not at the start of the next run: ext4 skips
 # inodes freed in the last minutes when it allocates, which would slow the next run's file
 # creations).
-work=$(mktemp -d "$out/run.XXXXXX")
+work=$(mktemp -d "${BENCH_TMP:-$out}/run.XXXXXX")
 mkdir -p "$work/distribution" "$work/wharf"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 dist_port=$(free_port)
@@ -362,19 +362,11 @@ if [ "${SKIP_WEBHOOKS:-0}" != 1 ] && [ "${TRUST_ONLY:-0}" != 1 ] && [ "${MIRROR_
   hooks_port=$(free_port)
   bare_port=$(free_port)
   mkdir -p "$work/hooks-wharf" "$work/bare-wharf"
-  # The receiver stands in for a system elsewhere: it runs at the lowest priority, so that
-  # its own work on this machine's cores weighs on the pushes as little as it can.
-  nice -n 19 python3 - "$receiver_port" > "$work/receiver.log" 2>&1 <<'PY' &
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *args): pass
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", "0")))
-        self.send_response(204); self.send_header("content-length", "0"); self.end_headers()
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-PY
+  # The receiver stands in for a system elsewhere: bench_registry's own (HTTP/1.1 with
+  # keep-alive, answering 204) at the lowest priority, so that its work on this
+  # machine's cores weighs on the pushes as little as it can.
+  nice -n 19 ./target/release/examples/bench_registry --receive-webhooks "$receiver_port" \
+    > "$work/receiver.log" 2>&1 &
   receiver_pid=$!
   echo "whsec_$(head -c 32 /dev/urandom | base64)" > "$work/hook.secret"
   : > "$work/hooks.toml"

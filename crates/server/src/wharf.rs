@@ -257,16 +257,17 @@ impl Wharf {
         if let Err(e) = self.webhooks.refresh_backlog(&self.core).await {
             tracing::warn!(error = %e, "counting the webhooks' backlog failed");
         }
-        let writes = match self.webhooks.writes_checked(&self.core, events, &self.metrics).await {
-            Ok(writes) if writes.is_empty() => return,
-            Ok(writes) => writes,
+        let mut recorded = match self.webhooks.writes_checked(&self.core, events, &self.metrics).await {
+            Ok(recorded) if recorded.writes.is_empty() => return,
+            Ok(recorded) => recorded,
             Err(e) => {
                 tracing::warn!(error = %e, "recording an event failed");
                 return;
             }
         };
-        match self.core.storage().write_steps(vec![writes]).await {
-            Ok(()) => self.queue.wake.notify_one(),
+        match self.core.storage().write_steps(vec![std::mem::take(&mut recorded.writes)]).await {
+            Ok(()) if recorded.queued => self.queue.wake.notify_one(),
+            Ok(()) => {}
             Err(e) => tracing::warn!(error = %e, "recording an event failed"),
         }
     }
@@ -775,13 +776,13 @@ impl Wharf {
         });
         records.extend(trust_job.as_ref().map(crate::jobs::Job::write));
         let events = self.push_events(repo, &manifest, &tags, &artifact).await?;
-        let told = !events.is_empty();
-        records.extend(self.webhooks.writes_checked(&self.core, events, &self.metrics).await?);
+        let mut recorded = self.webhooks.writes_checked(&self.core, events, &self.metrics).await?;
+        records.append(&mut recorded.writes);
         let put = self
             .core
             .write_manifest(&epoch, repo, &manifest, tags, records, self.search.stamp_write(), true)
             .await?;
-        if job.is_some() || trust_job.is_some() || told {
+        if job.is_some() || trust_job.is_some() || recorded.queued {
             self.queue.wake.notify_one();
         }
         let tag_names: Vec<String> = put.tags.iter().map(ToString::to_string).collect();
@@ -888,11 +889,11 @@ impl Wharf {
             return Err(e);
         }
         let events = self.delete_events(repo, reference).await?;
-        let told = !events.is_empty();
+        let mut recorded = self.webhooks.writes_checked(&self.core, events, &self.metrics).await?;
         let mut writes = vec![self.search.stamp_write()];
-        writes.extend(self.webhooks.writes_checked(&self.core, events, &self.metrics).await?);
+        writes.append(&mut recorded.writes);
         self.core.delete_manifest(repo, reference, writes).await?;
-        if told {
+        if recorded.queued {
             self.queue.wake.notify_one();
         }
         match reference {
@@ -1530,7 +1531,7 @@ impl crate::jobs::Handler for Wharf {
                 }
             }
             crate::jobs::Job::Deliver { stream, webhook, .. } => {
-                return self.webhooks.deliver(&self.core, &self.metrics, stream, webhook).await;
+                return self.webhooks.deliver(&self.core, &self.metrics, stream, webhook.as_deref()).await;
             }
         }
         Ok(crate::jobs::Outcome::Done)
@@ -1551,7 +1552,7 @@ impl crate::jobs::Handler for Wharf {
             }
             crate::jobs::Job::Deliver { stream, webhook, .. } => {
                 // Its events stay: the next event of the stream, or the periodic requeue, runs it again.
-                tracing::error!(stream, webhook, why, "a webhook delivery run given up");
+                tracing::error!(stream, webhook = webhook.as_deref(), why, "a webhook delivery run given up");
                 Ok(())
             }
         }
@@ -1560,7 +1561,7 @@ impl crate::jobs::Handler for Wharf {
     async fn more(&self, job: &crate::jobs::Job) -> Result<bool> {
         match job {
             crate::jobs::Job::Deliver { stream, webhook, .. } => {
-                self.webhooks.waiting(&self.core, stream, webhook).await
+                self.webhooks.waiting(&self.core, stream, webhook.as_deref()).await
             }
             _ => Ok(false),
         }

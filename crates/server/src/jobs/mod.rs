@@ -89,14 +89,16 @@ pub(crate) enum Job {
         #[serde(default)]
         attempts: u32,
     },
-    /// Send the events of one stream (a repository's, in order) to one webhook.
+    /// Send the events of one stream (a repository's, in order) to the webhooks they name,
+    /// or those held for one webhook after a failed send.
     #[serde(rename_all = "camelCase")]
     Deliver {
         /// The stream: the repository's key ([`repository_key`]), or all zeros for events of
         /// the whole registry.
         stream: String,
-        /// The webhook's name.
-        webhook: String,
+        /// The webhook whose held events are sent; none: the stream's events for every webhook.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        webhook: Option<String>,
         /// Runs started so far.
         #[serde(default)]
         attempts: u32,
@@ -144,7 +146,8 @@ impl Job {
             Self::Trust { repository, digest, .. } => {
                 format!("trust-{}-{}-{}", repository_key(repository), digest.algorithm(), digest.encoded())
             }
-            Self::Deliver { stream, webhook, .. } => format!("deliver-{stream}-{webhook}"),
+            Self::Deliver { stream, webhook: None, .. } => format!("deliver-{stream}"),
+            Self::Deliver { stream, webhook: Some(webhook), .. } => format!("deliver-{stream}-{webhook}"),
         }
     }
 
@@ -192,6 +195,18 @@ impl Job {
         self.write_as(&self.id())
     }
 
+    /// The writes that queue it to run no sooner than `wait` from now: its record, and a
+    /// back-off lease nobody owns.
+    pub(crate) fn write_after(&self, wait: Duration) -> Vec<Write> {
+        self.write_after_as(&self.id(), wait)
+    }
+
+    fn write_after_as(&self, id: &str, wait: Duration) -> Vec<Write> {
+        let until = crate::clock::now_ms() + wait.as_millis();
+        let backoff = Write::Set { key: keys::job_lease(id), value: format!("backoff {until}").into() };
+        vec![self.write_as(id), backoff]
+    }
+
     fn write_as(&self, id: &str) -> Write {
         Write::Set {
             key: keys::job_pending(id),
@@ -205,6 +220,9 @@ impl Job {
 pub(crate) enum Outcome {
     /// The job is done.
     Done,
+    /// The job is done, and work it queued is due after this wait (a webhook's held events,
+    /// after a failed send): the worker looks at the queue then.
+    DoneThen(Duration),
     /// Run it again after this wait (a webhook's receiver failed: its stream backs off). Not
     /// an attempt that counts towards parking the job.
     Later(Duration),
@@ -383,6 +401,12 @@ impl Worker {
         }
     }
 
+    /// Makes the worker look at the queue at `at` at the latest.
+    fn look_at(&self, at: tokio::time::Instant) {
+        let mut soonest = self.soonest.lock().expect("lock");
+        *soonest = Some(soonest.map_or(at, |s| s.min(at)));
+    }
+
     /// Runs job `id` (held): counts the attempt first, parks a job out of attempts, then gives
     /// the lease up — removed with the job when done, turned into a back-off when it is to be
     /// retried.
@@ -432,16 +456,14 @@ impl Worker {
             Ok(Outcome::Later(wait)) => {
                 // Not a failure of the job: the attempt is given back, and the lease becomes a
                 // back-off nobody owns.
-                let until = crate::clock::now_ms() + wait.as_millis();
-                let backoff = Write::Set { key: lease.clone(), value: format!("backoff {until}").into() };
-                self.leases.release(&lease, vec![job.write_as(id), backoff]).await?;
-                let at = tokio::time::Instant::now() + wait + SETTLE;
-                let mut soonest = self.soonest.lock().expect("lock");
-                *soonest = Some(soonest.map_or(at, |s| s.min(at)));
-                drop(soonest);
+                self.leases.release(&lease, job.write_after_as(id, wait)).await?;
+                self.look_at(tokio::time::Instant::now() + wait + SETTLE);
                 queue.metrics.job_finished(kind, "later");
             }
-            Ok(Outcome::Done) => {
+            Ok(outcome @ (Outcome::Done | Outcome::DoneThen(_))) => {
+                if let Outcome::DoneThen(wait) = outcome {
+                    self.look_at(tokio::time::Instant::now() + wait + SETTLE);
+                }
                 // Asked for again while it ran (the record rewritten with no attempts: a
                 // signature pushed meanwhile, say): the record stays for another run.
                 let asked_again = job.counts_attempts()
@@ -463,9 +485,7 @@ impl Worker {
             Err(e) if e.fault().is_some() => {
                 // The storage failed, not the job: the attempt is given back (when the storage
                 // takes the write) and the job waits 30 s.
-                let until = crate::clock::now_ms() + 30_000;
-                let backoff = Write::Set { key: lease.clone(), value: format!("backoff {until}").into() };
-                self.leases.release(&lease, vec![job.write_as(id), backoff]).await?;
+                self.leases.release(&lease, job.write_after_as(id, Duration::from_secs(30))).await?;
                 queue.metrics.job_finished(kind, "retried");
             }
             Err(e) => {

@@ -22,7 +22,8 @@
 //! jobs/pending/<id>, jobs/leases/<id>, jobs/parked/<id>           background work (`jobs`)
 //! gc/epoch, gc/lease, gc/doomed/…, gc/last-report, gc/last-scrub  the collector's fence, lease, marks and reports (`fence`, `lifecycle`)
 //! search/stamps/<process>                                         a process's search index changed (`search`)
-//! webhooks/<webhook>/pending/<stream>/<event id>                   an event to send (JSON, `webhooks`); stream: the repository's key
+//! webhook-events/<stream>/<event id>                              a change's events, each naming the webhooks still to be told (JSON, `webhooks`); stream: the repository's key
+//! webhooks/<webhook>/pending/<stream>/<event id>                   events held for one webhook after a failed send, in order (JSON)
 //! webhooks/<webhook>/parked/<event id>                            an event given up after its last attempt (JSON)
 //! webhooks/<webhook>/recent/<process>                             a process's last deliveries (JSON)
 //! mirror/planned/<upstream>/<n>                                   `<unix secs>`: when sync rule n of an upstream last queued its tags (`mirror`)
@@ -224,17 +225,30 @@ pub(crate) fn yanks(repo: &Repository) -> String {
     repo_key(repo, "_wharf/yanked/")
 }
 
-/// The events waiting for webhook `name`, every stream.
+/// Every stream's events waiting for the webhooks they name.
+pub(crate) const WEBHOOK_EVENTS: &str = "webhook-events/";
+
+/// The events of one stream (a repository's key) waiting for the webhooks they name.
+pub(crate) fn webhook_events(stream: &str) -> String {
+    format!("{WEBHOOK_EVENTS}{stream}/")
+}
+
+/// A change's events waiting for the webhooks they name, under the id of the first.
+pub(crate) fn webhook_change(stream: &str, id: &str) -> String {
+    format!("{WEBHOOK_EVENTS}{stream}/{id}")
+}
+
+/// The events held for webhook `name`, every stream.
 pub(crate) fn webhook_pending_all(name: &str) -> String {
     format!("webhooks/{name}/pending/")
 }
 
-/// The events of one stream (a repository's key) waiting for webhook `name`.
+/// The events of one stream (a repository's key) held for webhook `name`.
 pub(crate) fn webhook_stream(name: &str, stream: &str) -> String {
     format!("webhooks/{name}/pending/{stream}/")
 }
 
-/// An event waiting for webhook `name`.
+/// Events held for webhook `name`, under the id of the first.
 pub(crate) fn webhook_event(name: &str, stream: &str, id: &str) -> String {
     format!("webhooks/{name}/pending/{stream}/{id}")
 }

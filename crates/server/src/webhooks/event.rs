@@ -242,6 +242,10 @@ pub(crate) struct Event {
     pub(crate) attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) last_error: Option<String>,
+    /// In a change's record: the webhooks still to be told (in a webhook's own queue, or
+    /// parked: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) to: Vec<String>,
 }
 
 impl Event {

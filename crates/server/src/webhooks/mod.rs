@@ -4,27 +4,31 @@
 //! # An event's life
 //!
 //! A change writes its events **in the same batch** as the change itself (a manifest's
-//! records, a tag, a deletion): one record per webhook that wants it, under
-//! `webhooks/<webhook>/pending/<stream>/<seq>`, and the `deliver` job of that stream (the
-//! repository's key: 16 hex digits of the SHA-256 of its name). No event for a change that did not
-//! happen, no change without its events. Refusals (a policy, a quota) change nothing: their
-//! event is written alone.
+//! records, a tag, a deletion): one record for the change under
+//! `webhook-events/<stream>/<first id>` (the stream: the repository's key, 16 hex digits of the
+//! SHA-256 of its name), each event naming the webhooks that want it, and the stream's
+//! `deliver` job. No event for a change that did not happen, no change without its events.
+//! Refusals (a policy, a quota) change nothing: their event is written alone.
 //!
-//! The job queue delivers: whichever process claims a stream's job
-//! sends its events one at a time, oldest first, and removes each once the receiver answered
-//! 2xx. A failure (an error status, a timeout, a refused connection) holds the stream back —
-//! later events of the same repository wait, so a receiver sees each repository's events in
-//! order — and is retried after a back-off doubling from `backoff` to `max_backoff`; after
-//! `attempts` the event is parked (`webhooks/<webhook>/parked/<seq>`), shown in the API, the
-//! web page and `/metrics`, and can be sent again. An event keeps its id
-//! (`webhook-id`, the CloudEvents `id`) however often it is sent: receivers deduplicate by it.
+//! The job queue delivers: whichever process claims a stream's job sends its changes oldest
+//! first, each event to its webhooks at once, and removes a record once every webhook answered
+//! 2xx (in batches: a crash sends the last second's again, under the same ids). It lingers a
+//! second for the next change, so a stream pushed to steadily keeps one run. A webhook that
+//! fails (an error status, a timeout, a refused connection) has the event — and every later one
+//! of the stream, so that it sees each repository's events in order — held for it
+//! (`webhooks/<webhook>/pending/<stream>/<id>`); the other webhooks go on. Its own job sends
+//! what it holds one at a time after a back-off doubling from `backoff` to `max_backoff`;
+//! after `attempts` an event is parked (`webhooks/<webhook>/parked/<id>`), shown in the API, the
+//! web page and `/metrics`, and can be sent again. An event keeps its id (`webhook-id`, the
+//! CloudEvents `id`) however often it is sent: receivers deduplicate by it.
 //!
 //! # What it costs
 //!
-//! Nothing without webhooks. With them, a push writes one small record per webhook (and one
-//! job record) in the batch it writes anyway; the wire work is the job's. Events that no write
-//! bounds — pulls, refusals of pulls — are dropped (and counted) while a webhook's backlog is
-//! over `max_pending`, so anonymous traffic cannot grow the records without bound.
+//! Nothing without webhooks. With them, a push writes one small record in the batch it writes
+//! anyway — and no job while its stream's run lingers in this process; the wire work is the
+//! job's. Events that no write bounds — pulls, refusals of pulls — are dropped (and counted)
+//! while a webhook's backlog is over `max_pending`, so anonymous traffic cannot grow the
+//! records without bound.
 //!
 //! # Safe by default
 //!
@@ -90,6 +94,68 @@ pub struct Webhooks {
     backlog: Mutex<HashMap<String, (usize, std::time::Instant)>>,
     /// The public URL events name as their source.
     source: String,
+    /// The runs over a stream's changes going on in this process.
+    runs: Runs,
+}
+
+/// The runs over a stream's changes going on in this process, each with the changes in flight
+/// that count on it (they queued no job of their own): a run ends only when none does.
+#[derive(Debug, Default)]
+struct Runs(Mutex<HashMap<String, usize>>);
+
+impl Runs {
+    /// Records a run of `stream` as going on.
+    fn begin(&self, stream: &str) {
+        self.0.lock().expect("lock").entry(stream.to_owned()).or_default();
+    }
+
+    /// Whether a run of `stream` goes on here; if so, one more change counts on it.
+    fn count_on(&self, stream: &str) -> bool {
+        self.0.lock().expect("lock").get_mut(stream).map(|n| *n += 1).is_some()
+    }
+
+    /// A change that counted on the run of `stream` is written (or failed).
+    fn written(&self, stream: &str) {
+        if let Some(n) = self.0.lock().expect("lock").get_mut(stream) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Ends the run of `stream` unless a change in flight counts on it; true when ended.
+    fn try_end(&self, stream: &str) -> bool {
+        let mut runs = self.0.lock().expect("lock");
+        match runs.get(stream) {
+            Some(n) if *n > 0 => false,
+            _ => {
+                runs.remove(stream);
+                true
+            }
+        }
+    }
+
+    /// The run of `stream` ended otherwise (waiting, failed: its job stays queued).
+    fn end(&self, stream: &str) {
+        self.0.lock().expect("lock").remove(stream);
+    }
+}
+
+/// The writes that record a change's events ([`Webhooks::writes_checked`]), to go in the
+/// change's batch; keep it until that batch is written.
+pub(crate) struct EventWrites<'a> {
+    pub(crate) writes: Vec<Write>,
+    /// Whether a job was queued (to wake the worker once the batch is written).
+    pub(crate) queued: bool,
+    runs: &'a Runs,
+    /// The streams whose runs here the events are left to.
+    counting_on: Vec<String>,
+}
+
+impl Drop for EventWrites<'_> {
+    fn drop(&mut self) {
+        for stream in &self.counting_on {
+            self.runs.written(stream);
+        }
+    }
 }
 
 impl Webhooks {
@@ -159,50 +225,63 @@ impl Webhooks {
         writes
     }
 
-    /// [`writes`](Self::writes), without the jobs already queued: a push re-queues nothing
-    /// while its stream's job waits or runs (each record rewritten is a file on fs). A job
-    /// that ends in the instant between this read and the batch is caught by the run's last
-    /// look at its stream, or by [`requeue`](Self::requeue).
+    /// [`writes`](Self::writes) for a change (a push, a deletion, a refusal), without the jobs
+    /// it need not queue: none while a run of its stream lingers in this process (the
+    /// answer keeps that run going until it is dropped — after the change's batch), nor while
+    /// the stream's job is queued (read). A job another process ends in the instant between
+    /// that read and the batch is caught by the run's last look at its stream, or by
+    /// [`requeue`](Self::requeue).
     pub(crate) async fn writes_checked(
         &self,
         core: &Core,
         events: Vec<Event>,
         metrics: &Metrics,
-    ) -> Result<Vec<Write>> {
-        let (mut writes, jobs) = self.records(events, metrics);
+    ) -> Result<EventWrites<'_>> {
+        let (writes, jobs) = self.records(events, metrics);
+        let mut out = EventWrites { writes, queued: false, runs: &self.runs, counting_on: Vec::new() };
         for job in jobs {
-            if core.storage().get_meta(&keys::job_pending(&job.id())).await?.is_none() {
-                writes.push(job.write());
+            if let crate::jobs::Job::Deliver { stream, webhook: None, .. } = &job
+                && self.runs.count_on(stream)
+            {
+                out.counting_on.push(stream.clone());
+            } else if core.storage().get_meta(&keys::job_pending(&job.id())).await?.is_none() {
+                out.writes.push(job.write());
+                out.queued = true;
             }
         }
-        Ok(writes)
+        Ok(out)
     }
 
-    /// The records of `events` per webhook and stream, and the jobs of those streams.
+    /// The records of `events` — one per stream, each event naming the webhooks that want
+    /// it — and the jobs of those streams. An event no webhook wants is left out.
     fn records(&self, events: Vec<Event>, metrics: &Metrics) -> (Vec<Write>, Vec<crate::jobs::Job>) {
-        let mut records: std::collections::BTreeMap<(String, String), Vec<Event>> =
-            std::collections::BTreeMap::new();
+        let mut records: std::collections::BTreeMap<String, Vec<Event>> = std::collections::BTreeMap::new();
         for mut event in events {
             event.id = self.next_id();
-            let stream = event.stream();
-            for hook in self.hooks.iter().filter(|h| h.settings.wants(event.kind, event.repository.as_ref()))
-            {
-                let name = &hook.settings.name;
-                if !event.kind.bounded_by_writes() && self.backlog_full(name, hook.settings.max_pending) {
-                    metrics.webhook_dropped(name);
-                    continue;
-                }
-                records.entry((name.clone(), stream.clone())).or_default().push(event.clone());
+            event.to = self
+                .settings()
+                .filter(|s| s.wants(event.kind, event.repository.as_ref()))
+                .filter(|s| {
+                    let full = !event.kind.bounded_by_writes() && self.backlog_full(&s.name, s.max_pending);
+                    if full {
+                        metrics.webhook_dropped(&s.name);
+                    }
+                    !full
+                })
+                .map(|s| s.name.clone())
+                .collect();
+            if !event.to.is_empty() {
+                records.entry(event.stream()).or_default().push(event);
             }
         }
         let mut writes = Vec::new();
         let mut jobs = Vec::new();
-        for ((webhook, stream), events) in records {
+        for (stream, events) in records {
             writes.push(Write::Set {
-                key: keys::webhook_event(&webhook, &stream, &events[0].id),
+                key: keys::webhook_change(&stream, &events[0].id),
                 value: serde_json::to_vec(&events).expect("events serialise").into(),
             });
-            jobs.push(crate::jobs::Job::Deliver { stream, webhook, attempts: 0 });
+            jobs.push(crate::jobs::Job::Deliver { stream, webhook: None, attempts: 0 });
         }
         (writes, jobs)
     }
@@ -236,19 +315,255 @@ enum WasmFields {
     Wait,
 }
 
+/// How long a run over a stream's changes waits for the next one before it ends.
+const LINGER: Duration = Duration::from_secs(1);
+/// How often it looks while it waits.
+const LINGER_POLL: Duration = Duration::from_millis(50);
+/// How long the removal of sent records may wait, to be written with others (a crash sends
+/// them again, under the same ids).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 /// How long a stream waits for an inspection before it sends what it knows.
 const INSPECTION_WAIT: Duration = Duration::from_secs(120);
 
+/// A run over a stream's changes: which webhooks hold events of the stream (those events go
+/// first, so later ones queue behind them), and the held jobs it queued.
+#[derive(Default)]
+struct Holds {
+    /// Whether each webhook holds events of the stream: read when first needed and after each
+    /// write of the run's own (only the run of the stream's changes, which one process at a
+    /// time makes, adds to them).
+    holding: HashMap<String, bool>,
+    /// The held jobs looked at (queued, or found queued).
+    queued: std::collections::HashSet<String>,
+    /// The soonest a held job this run queued is due.
+    due: Option<Duration>,
+}
+
+impl Holds {
+    /// Whether `webhook` holds events of `stream`.
+    async fn holding(&mut self, core: &Core, stream: &str, webhook: &str) -> Result<bool> {
+        if let Some(holding) = self.holding.get(webhook) {
+            return Ok(*holding);
+        }
+        let holding = !core.storage().list_meta(&keys::webhook_stream(webhook, stream)).await?.is_empty();
+        self.holding.insert(webhook.to_owned(), holding);
+        Ok(holding)
+    }
+
+    /// What this run held is written: whether a webhook still holds events (its job may have
+    /// sent them all since) and whether its job is queued are read again when next needed.
+    fn written(&mut self) {
+        self.holding.retain(|_, holding| !*holding);
+        self.queued.clear();
+    }
+
+    /// Holds `event` for `webhook` (behind what it holds already), and queues the webhook's
+    /// job of the stream unless it is queued: due after `wait` when a send just failed.
+    async fn hold(
+        &mut self,
+        core: &Core,
+        writes: &mut Vec<Write>,
+        stream: &str,
+        webhook: &str,
+        event: &Event,
+        wait: Option<Duration>,
+    ) -> Result<()> {
+        writes.push(Write::Set {
+            key: keys::webhook_event(webhook, stream, &event.id),
+            value: serde_json::to_vec(&[event]).expect("an event serialises").into(),
+        });
+        self.holding.insert(webhook.to_owned(), true);
+        let job = crate::jobs::Job::Deliver {
+            stream: stream.to_owned(),
+            webhook: Some(webhook.to_owned()),
+            attempts: 0,
+        };
+        if self.queued.insert(job.id())
+            && core.storage().get_meta(&keys::job_pending(&job.id())).await?.is_none()
+        {
+            match wait {
+                Some(wait) => {
+                    writes.extend(job.write_after(wait));
+                    self.due = Some(self.due.map_or(wait, |d| d.min(wait)));
+                }
+                None => writes.push(job.write()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ends a run's record however the run ends.
+struct Ended<'a>(&'a Runs, &'a str);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.0.end(self.1);
+    }
+}
+
+/// What one send came to.
+enum Settled {
+    Delivered,
+    /// Out of attempts: to be parked.
+    Parked,
+    /// To be tried again after this wait.
+    Retry(Duration),
+}
+
 impl Webhooks {
-    /// Sends the events of `stream` waiting for `webhook`, oldest first, until none is left
-    /// (done) or one fails (try again later: the back-off of its failures so far). The job of
-    /// `deliver-<stream>-<webhook>` calls this in whichever process claimed it.
+    /// Sends the events of `stream`, oldest first, until none is left (done) or one must wait
+    /// (try again later): with no `webhook`, the changes' records, each event to every webhook
+    /// it names at once; with one, the events held for it after a failed send. The job
+    /// `deliver-<stream>[-<webhook>]` calls this in whichever process claimed it.
     pub(crate) async fn deliver(
         &self,
         core: &Core,
         metrics: &Metrics,
         stream: &str,
+        webhook: Option<&str>,
+    ) -> Result<Outcome> {
+        // Sent events are removed in batches (one storage write for many; a crash in between
+        // sends them again, under the same ids), and the deliveries are recorded once, at the
+        // run's end.
+        let mut writes = Vec::new();
+        let outcome = match webhook {
+            None => self.send_changes(core, metrics, stream, &mut writes).await,
+            Some(webhook) => self.send_held(core, metrics, stream, webhook, &mut writes).await,
+        };
+        let flushed = Self::flush(core, &mut writes).await;
+        for hook in self.hooks.iter().filter(|h| webhook.is_none_or(|w| w == h.settings.name)) {
+            self.persist_recent(core, &hook.settings.name).await;
+        }
+        flushed?;
+        outcome
+    }
+
+    /// Applies the writes gathered so far.
+    async fn flush(core: &Core, writes: &mut Vec<Write>) -> Result<()> {
+        if !writes.is_empty() {
+            core.storage().write_steps(vec![std::mem::take(writes)]).await?;
+        }
+        Ok(())
+    }
+
+    /// [`deliver`](Self::deliver) of a stream's changes: each event goes to the webhooks it
+    /// names, at once. What a webhook fails — and whatever comes for it while it holds
+    /// events of the stream, so that it sees them in order — is held for it, and its own job
+    /// sends it after a back-off; the other webhooks go on.
+    async fn send_changes(
+        &self,
+        core: &Core,
+        metrics: &Metrics,
+        stream: &str,
+        writes: &mut Vec<Write>,
+    ) -> Result<Outcome> {
+        let storage = core.storage();
+        let prefix = keys::webhook_events(stream);
+        let mut holds = Holds::default();
+        self.runs.begin(stream);
+        let _ended = Ended(&self.runs, stream);
+        // The records sent whose removal waits in `writes`, and when `writes` was last applied.
+        let mut sent = std::collections::HashSet::new();
+        let mut flushed = std::time::Instant::now();
+        let mut idle: Option<std::time::Instant> = None;
+        loop {
+            if writes.len() >= 64 || flushed.elapsed() >= FLUSH_EVERY {
+                Self::flush(core, writes).await?;
+                sent.clear();
+                holds.written();
+                flushed = std::time::Instant::now();
+            }
+            let mut pending: Vec<String> =
+                storage.list_meta(&prefix).await?.into_iter().filter(|k| !sent.contains(k)).collect();
+            if pending.is_empty() {
+                // Lingers a moment for the next change: a stream pushed to steadily keeps its
+                // run (no job record, lease and removal per push).
+                let since = *idle.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= LINGER && self.runs.try_end(stream) {
+                    // Changes from now on queue the job themselves; one last look for those
+                    // written before.
+                    if storage.list_meta(&prefix).await?.iter().all(|k| sent.contains(k)) {
+                        return Ok(holds.due.map_or(Outcome::Done, Outcome::DoneThen));
+                    }
+                    self.runs.begin(stream);
+                }
+                tokio::time::sleep(LINGER_POLL).await;
+                continue;
+            }
+            idle = None;
+            pending.sort();
+            for key in pending.into_iter().take(256) {
+                let Some(bytes) = storage.get_meta(&key).await? else { continue };
+                let Ok(mut events) = serde_json::from_slice::<Vec<Event>>(&bytes) else {
+                    tracing::error!(key, "dropping an event record that does not parse");
+                    writes.push(Write::Remove { key });
+                    continue;
+                };
+                while let Some(event) = events.first_mut() {
+                    let wasm = match self.wasm_fields(core, event).await? {
+                        WasmFields::Ready(wasm) => wasm,
+                        WasmFields::Wait => {
+                            Self::keep(writes, key, &events, &bytes);
+                            return Ok(Outcome::Later(Duration::from_secs(1)));
+                        }
+                    };
+                    let mut event = events.remove(0);
+                    let mut hooks = Vec::new();
+                    for name in std::mem::take(&mut event.to) {
+                        let Some(hook) = self.hook(&name) else {
+                            // Its webhook is gone from the config: parked, for an operator who
+                            // brings it back to send again.
+                            let mut parked = event.clone();
+                            parked.last_error = Some("the webhook is no longer configured".into());
+                            writes.push(Self::parked(&name, &parked));
+                            continue;
+                        };
+                        if holds.holding(core, stream, &name).await? {
+                            holds.hold(core, writes, stream, &name, &event, None).await?;
+                        } else {
+                            hooks.push(hook);
+                        }
+                    }
+                    let mut bodies: [Option<Vec<u8>>; 2] = [None, None];
+                    let sends = hooks.iter().map(|hook| {
+                        let format = hook.settings.format;
+                        let body = bodies[usize::from(format == Format::Distribution)]
+                            .get_or_insert_with(|| {
+                                format::body(format, &event, &self.source, wasm.as_ref(), &self.process)
+                            })
+                            .clone();
+                        hook.send(&event.id, body)
+                    });
+                    let answers = futures_util::future::join_all(sends.collect::<Vec<_>>()).await;
+                    for (hook, answer) in hooks.into_iter().zip(answers) {
+                        let name = hook.settings.name.as_str();
+                        let mut event = event.clone();
+                        match self.settle(metrics, hook, &mut event, &answer) {
+                            Settled::Delivered => {}
+                            Settled::Parked => writes.push(Self::parked(name, &event)),
+                            Settled::Retry(wait) => {
+                                holds.hold(core, writes, stream, name, &event, Some(wait)).await?;
+                            }
+                        }
+                    }
+                }
+                writes.push(Write::Remove { key: key.clone() });
+                sent.insert(key);
+            }
+        }
+    }
+
+    /// [`deliver`](Self::deliver) of the events held for `webhook`: one at a time, each
+    /// until it is delivered, waits (its back-off) or is parked.
+    async fn send_held(
+        &self,
+        core: &Core,
+        metrics: &Metrics,
+        stream: &str,
         webhook: &str,
+        writes: &mut Vec<Write>,
     ) -> Result<Outcome> {
         let storage = core.storage();
         let prefix = keys::webhook_stream(webhook, stream);
@@ -260,39 +575,9 @@ impl Webhooks {
             }
             return Ok(Outcome::Done);
         };
-        // Delivered events are removed in batches (one storage write for many; a crash in
-        // between sends them again, under the same ids), and this run's deliveries are
-        // recorded once, at its end.
-        let mut delivered = Vec::new();
-        let outcome = self.send_stream(core, metrics, hook, &prefix, &mut delivered).await;
-        let flushed = Self::flush(core, &mut delivered).await;
-        self.persist_recent(core, webhook).await;
-        flushed?;
-        outcome
-    }
-
-    /// Removes the records of the events delivered so far.
-    async fn flush(core: &Core, delivered: &mut Vec<Write>) -> Result<()> {
-        if !delivered.is_empty() {
-            core.storage().write_steps(vec![std::mem::take(delivered)]).await?;
-        }
-        Ok(())
-    }
-
-    /// [`deliver`](Self::deliver)'s loop: `delivered` collects the removals of what was sent.
-    async fn send_stream(
-        &self,
-        core: &Core,
-        metrics: &Metrics,
-        hook: &deliver::Hook,
-        prefix: &str,
-        delivered: &mut Vec<Write>,
-    ) -> Result<Outcome> {
-        let storage = core.storage();
-        let webhook = hook.settings.name.as_str();
         loop {
-            Self::flush(core, delivered).await?;
-            let mut pending = storage.list_meta(prefix).await?;
+            Self::flush(core, writes).await?;
+            let mut pending = storage.list_meta(&prefix).await?;
             if pending.is_empty() {
                 return Ok(Outcome::Done);
             }
@@ -301,81 +586,103 @@ impl Webhooks {
                 let Some(bytes) = storage.get_meta(&key).await? else { continue };
                 let Ok(mut events) = serde_json::from_slice::<Vec<Event>>(&bytes) else {
                     tracing::error!(webhook, key, "dropping an event record that does not parse");
-                    delivered.push(Write::Remove { key });
+                    writes.push(Write::Remove { key });
                     continue;
                 };
                 while let Some(event) = events.first_mut() {
                     let wasm = match self.wasm_fields(core, event).await? {
                         WasmFields::Ready(wasm) => wasm,
                         WasmFields::Wait => {
-                            Self::keep(delivered, key, &events, &bytes);
+                            Self::keep(writes, key, &events, &bytes);
                             return Ok(Outcome::Later(Duration::from_secs(1)));
                         }
                     };
                     let body =
                         format::body(hook.settings.format, event, &self.source, wasm.as_ref(), &self.process);
                     let sent = hook.send(&event.id, body).await;
-                    event.attempts += 1;
-                    let outcome = match (&sent.error, event.attempts >= hook.settings.attempts) {
-                        (None, _) => "delivered",
-                        (Some(_), false) => "failed",
-                        (Some(_), true) => "parked",
-                    };
-                    metrics.webhook_delivery(webhook, outcome, sent.latency.as_secs_f64());
-                    self.note(webhook, event, &sent, outcome);
-                    match &sent.error {
-                        None => {
+                    match self.settle(metrics, hook, event, &sent) {
+                        Settled::Delivered => {
                             events.remove(0);
                         }
-                        Some(why) if outcome == "parked" => {
-                            tracing::warn!(
-                                webhook,
-                                event = event.id,
-                                attempts = event.attempts,
-                                error = why,
-                                "parking an event"
-                            );
-                            event.last_error = Some(why.clone());
-                            let parked = events.remove(0);
-                            delivered.push(Write::Set {
-                                key: keys::webhook_parked(webhook, &parked.id),
-                                value: serde_json::to_vec(&parked).expect("an event serialises").into(),
-                            });
-                        }
-                        Some(why) => {
-                            tracing::info!(
-                                webhook,
-                                event = event.id,
-                                attempts = event.attempts,
-                                error = why,
-                                "a delivery failed; it will be retried"
-                            );
-                            event.last_error = Some(why.clone());
-                            let wait = hook.settings.backoff_after(event.attempts);
-                            Self::keep(delivered, key, &events, &[]);
+                        Settled::Parked => writes.push(Self::parked(webhook, &events.remove(0))),
+                        Settled::Retry(wait) => {
+                            Self::keep(writes, key, &events, &[]);
                             return Ok(Outcome::Later(wait));
                         }
                     }
                 }
-                delivered.push(Write::Remove { key });
-                if delivered.len() >= 64 {
-                    Self::flush(core, delivered).await?;
+                writes.push(Write::Remove { key });
+                if writes.len() >= 64 {
+                    Self::flush(core, writes).await?;
                 }
             }
         }
     }
 
-    /// The write that keeps what is left of a record (`events`), unless it is as read.
-    fn keep(delivered: &mut Vec<Write>, key: String, events: &[Event], read: &[u8]) {
-        let value = serde_json::to_vec(events).expect("events serialise");
-        if value != read {
-            delivered.push(Write::Set { key, value: value.into() });
+    /// What a send of `event` to `hook` came to, its attempt counted: noted, measured, logged.
+    fn settle(
+        &self,
+        metrics: &Metrics,
+        hook: &deliver::Hook,
+        event: &mut Event,
+        sent: &deliver::Sent,
+    ) -> Settled {
+        let webhook = hook.settings.name.as_str();
+        event.attempts += 1;
+        let outcome = match (&sent.error, event.attempts >= hook.settings.attempts) {
+            (None, _) => "delivered",
+            (Some(_), false) => "failed",
+            (Some(_), true) => "parked",
+        };
+        metrics.webhook_delivery(webhook, outcome, sent.latency.as_secs_f64());
+        self.note(webhook, event, sent, outcome);
+        let Some(why) = &sent.error else { return Settled::Delivered };
+        event.last_error = Some(why.clone());
+        if outcome == "parked" {
+            tracing::warn!(
+                webhook,
+                event = event.id,
+                attempts = event.attempts,
+                error = why,
+                "parking an event"
+            );
+            Settled::Parked
+        } else {
+            tracing::info!(
+                webhook,
+                event = event.id,
+                attempts = event.attempts,
+                error = why,
+                "a delivery failed; it will be retried"
+            );
+            Settled::Retry(hook.settings.backoff_after(event.attempts))
         }
     }
 
-    /// Whether events of `stream` wait for `webhook`.
-    pub(crate) async fn waiting(&self, core: &Core, stream: &str, webhook: &str) -> Result<bool> {
-        Ok(!core.storage().list_meta(&keys::webhook_stream(webhook, stream)).await?.is_empty())
+    /// The write that parks `event` for `webhook`.
+    fn parked(webhook: &str, event: &Event) -> Write {
+        Write::Set {
+            key: keys::webhook_parked(webhook, &event.id),
+            value: serde_json::to_vec(event).expect("an event serialises").into(),
+        }
+    }
+
+    /// The write that keeps what is left of a record (`events`), unless it is as read.
+    fn keep(writes: &mut Vec<Write>, key: String, events: &[Event], read: &[u8]) {
+        let value = serde_json::to_vec(events).expect("events serialise");
+        if value != read {
+            writes.push(Write::Set { key, value: value.into() });
+        }
+    }
+
+    /// Whether events of `stream` wait: the changes' records (no `webhook`), or those held for
+    /// `webhook`.
+    pub(crate) async fn waiting(&self, core: &Core, stream: &str, webhook: Option<&str>) -> Result<bool> {
+        let prefix = match webhook {
+            None => keys::webhook_events(stream),
+            Some(webhook) => keys::webhook_stream(webhook, stream),
+        };
+        Ok(!core.storage().list_meta(&prefix).await?.is_empty())
     }
 
     /// The Wasm fields of the artifact an event is about, read from its artifact record when
@@ -408,10 +715,7 @@ impl Webhooks {
         let mut writes = vec![Write::Remove { key: key.to_owned() }];
         for mut event in serde_json::from_slice::<Vec<Event>>(&bytes).unwrap_or_default() {
             event.last_error = Some(why.to_owned());
-            writes.push(Write::Set {
-                key: keys::webhook_parked(webhook, &event.id),
-                value: serde_json::to_vec(&event).expect("an event serialises").into(),
-            });
+            writes.push(Self::parked(webhook, &event));
         }
         core.storage().write_steps(vec![writes]).await?;
         Ok(())
@@ -488,7 +792,7 @@ impl Webhooks {
                     key: keys::webhook_event(webhook, &stream, &parked.id),
                     value: serde_json::to_vec(&[&parked]).expect("an event serialises").into(),
                 },
-                crate::jobs::Job::Deliver { stream, webhook: webhook.to_owned(), attempts: 0 }.write(),
+                crate::jobs::Job::Deliver { stream, webhook: Some(webhook.to_owned()), attempts: 0 }.write(),
                 Write::Remove { key },
             ];
             storage.write_steps(vec![writes]).await?;
@@ -504,55 +808,72 @@ impl Webhooks {
     }
 
     /// Queues the delivery of every stream that has events waiting and no job (a job removed
-    /// in the instant another process wrote an event to its stream); counts each webhook's
-    /// backlog on the way. A server does this at start and every few minutes. Returns how
-    /// many streams were queued.
+    /// in the instant another process wrote an event to its stream, or held one for a
+    /// webhook). A server does this at start and every 30 s. Returns how many jobs it queued.
     pub(crate) async fn requeue(&self, core: &Core) -> Result<usize> {
         let storage = core.storage();
+        let streams = |prefix: &str, keys: Vec<String>| {
+            keys.iter()
+                .filter_map(|k| k[prefix.len()..].split_once('/').map(|(s, _)| s.to_owned()))
+                .collect::<std::collections::BTreeSet<String>>()
+        };
         let mut jobs = Vec::new();
+        for stream in streams(keys::WEBHOOK_EVENTS, storage.list_meta(keys::WEBHOOK_EVENTS).await?) {
+            jobs.push(crate::jobs::Job::Deliver { stream, webhook: None, attempts: 0 });
+        }
         for hook in &self.hooks {
             let name = &hook.settings.name;
             let prefix = keys::webhook_pending_all(name);
-            let pending = storage.list_meta(&prefix).await?;
-            let streams: std::collections::BTreeSet<&str> =
-                pending.iter().filter_map(|k| k[prefix.len()..].split_once('/').map(|(s, _)| s)).collect();
-            for stream in streams {
-                let job = crate::jobs::Job::Deliver {
-                    stream: stream.to_owned(),
-                    webhook: name.clone(),
-                    attempts: 0,
-                };
-                if storage.get_meta(&keys::job_pending(&job.id())).await?.is_none() {
-                    jobs.push(job.write());
-                }
+            for stream in streams(&prefix, storage.list_meta(&prefix).await?) {
+                jobs.push(crate::jobs::Job::Deliver { stream, webhook: Some(name.clone()), attempts: 0 });
             }
         }
-        let n = jobs.len();
-        if !jobs.is_empty() {
-            storage.write_steps(vec![jobs]).await?;
+        let mut writes = Vec::new();
+        for job in jobs {
+            if storage.get_meta(&keys::job_pending(&job.id())).await?.is_none() {
+                writes.push(job.write());
+            }
+        }
+        let n = writes.len();
+        if !writes.is_empty() {
+            storage.write_steps(vec![writes]).await?;
         }
         Ok(n)
     }
 
-    /// Counts the backlog of every webhook not counted within 10 s (what bounds events no
+    /// Counts the backlogs when one was not counted within 10 s (what bounds events no
     /// write bounds). Cheap when fresh.
     pub(crate) async fn refresh_backlog(&self, core: &Core) -> Result<()> {
-        for hook in &self.hooks {
-            let name = &hook.settings.name;
-            if !self.backlog_fresh(name) {
-                self.backlog(core, name).await?;
-            }
+        if self.settings().any(|s| !self.backlog_fresh(&s.name)) {
+            self.backlogs(core).await?;
         }
         Ok(())
     }
 
-    /// Webhook `name`'s records waiting and the keys of its parked events, counted (what
-    /// bounds the events no write bounds).
-    async fn backlog(&self, core: &Core, name: &str) -> Result<(usize, Vec<String>)> {
-        let pending = core.storage().list_meta(&keys::webhook_pending_all(name)).await?.len();
-        let parked = core.storage().list_meta(&keys::webhook_parked_all(name)).await?;
-        self.set_backlog(name, pending + parked.len());
-        Ok((pending, parked))
+    /// Each webhook's backlog, in the order of the config: the events waiting for it (in the
+    /// changes' records, and held for it) and the keys of its parked events; counted (what
+    /// bounds the events no write bounds). The changes' records are read: few wait unless
+    /// no process delivers (a failing webhook's events are held for it, not left there).
+    async fn backlogs(&self, core: &Core) -> Result<Vec<(usize, Vec<String>)>> {
+        let storage = core.storage();
+        let mut waiting: HashMap<String, usize> = HashMap::new();
+        for key in storage.list_meta(keys::WEBHOOK_EVENTS).await? {
+            let Some(bytes) = storage.get_meta(&key).await? else { continue };
+            for event in serde_json::from_slice::<Vec<Event>>(&bytes).unwrap_or_default() {
+                for name in event.to {
+                    *waiting.entry(name).or_default() += 1;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for s in self.settings() {
+            let held = storage.list_meta(&keys::webhook_pending_all(&s.name)).await?.len();
+            let pending = held + waiting.get(&s.name).copied().unwrap_or(0);
+            let parked = storage.list_meta(&keys::webhook_parked_all(&s.name)).await?;
+            self.set_backlog(&s.name, pending + parked.len());
+            out.push((pending, parked));
+        }
+        Ok(out)
     }
 
     /// Each webhook as the API shows it: settings (the URL without query or credentials),
@@ -560,9 +881,8 @@ impl Webhooks {
     pub(crate) async fn status(&self, core: &Core) -> Result<Vec<WebhookStatus>> {
         let storage = core.storage();
         let mut out = Vec::new();
-        for hook in &self.hooks {
+        for (hook, (pending, parked_keys)) in self.hooks.iter().zip(self.backlogs(core).await?) {
             let s = &hook.settings;
-            let (pending, parked_keys) = self.backlog(core, &s.name).await?;
             let mut parked = Vec::new();
             for key in parked_keys.iter().take(100) {
                 if let Some(event) =
@@ -641,13 +961,12 @@ impl Webhooks {
 
     /// The gauges of `/metrics`: events waiting and parked, per webhook.
     pub(crate) async fn counts(&self, core: &Core) -> Result<Vec<(String, usize, usize)>> {
-        let mut out = Vec::new();
-        for hook in &self.hooks {
-            let name = &hook.settings.name;
-            let (pending, parked) = self.backlog(core, name).await?;
-            out.push((name.clone(), pending, parked.len()));
-        }
-        Ok(out)
+        let backlogs = self.backlogs(core).await?;
+        Ok(self
+            .settings()
+            .zip(backlogs)
+            .map(|(s, (pending, parked))| (s.name.clone(), pending, parked.len()))
+            .collect())
     }
 }
 
@@ -735,23 +1054,52 @@ mod tests {
                 Write::Blob { .. } => String::new(),
             })
             .collect();
-        // One record of two events for `all`, one of one for `only`, one job per (stream, webhook).
-        assert_eq!(keys.iter().filter(|k| k.starts_with("webhooks/all/pending/")).count(), 1, "{keys:?}");
-        let all: Vec<Event> = writes
+        // One record of the change, each event naming the webhooks it is for, and one job for
+        // the stream.
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert_eq!(keys.iter().filter(|k| k.starts_with("webhook-events/")).count(), 1, "{keys:?}");
+        let record: Vec<Event> = writes
             .iter()
             .find_map(|w| match w {
-                Write::Set { key, value } if key.starts_with("webhooks/all/") => {
+                Write::Set { key, value } if key.starts_with("webhook-events/") => {
                     serde_json::from_slice(value).ok()
                 }
                 _ => None,
             })
-            .expect("the record of `all`");
+            .expect("the change's record");
         assert_eq!(
-            all.iter().map(|e| e.kind).collect::<Vec<_>>(),
-            [EventKind::TagMoved, EventKind::ManifestPushed]
+            record.iter().map(|e| (e.kind, e.to.clone())).collect::<Vec<_>>(),
+            [
+                (EventKind::TagMoved, vec!["only".to_owned(), "all".to_owned()]),
+                (EventKind::ManifestPushed, vec!["all".to_owned()])
+            ]
         );
-        assert_eq!(keys.iter().filter(|k| k.starts_with("webhooks/only/pending/")).count(), 1, "{keys:?}");
-        assert_eq!(keys.iter().filter(|k| k.starts_with("jobs/pending/deliver-")).count(), 2, "{keys:?}");
+        let stream = crate::jobs::repository_key(&repo);
+        assert!(keys.contains(&format!("jobs/pending/deliver-{stream}")), "{keys:?}");
+        // Nothing for an event no webhook wants.
+        let elsewhere =
+            Event::new(EventKind::TagMoved, &Origin::system()).about(&"dev/app".parse().expect("repo"), None);
+        let pushed = Event::new(EventKind::ManifestPushed, &Origin::system()).about(&repo, None);
+        let records = |writes: Vec<Write>| -> Vec<Vec<Event>> {
+            writes
+                .iter()
+                .filter_map(|w| match w {
+                    Write::Set { key, value } if key.starts_with("webhook-events/") => {
+                        serde_json::from_slice(value).ok()
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let two = records(hooks.writes(vec![elsewhere, pushed], &metrics));
+        assert_eq!(two.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1], "one record per stream");
+        assert!(two.iter().flatten().all(|e| e.to == ["all"]), "only `all` wants them: {two:?}");
+        let mut hooks_only = WebhookSettings::new("only", "http://127.0.0.1:9/");
+        hooks_only.allow_private = true;
+        hooks_only.events = vec![EventKind::TagMoved];
+        let only = Webhooks::new(vec![hooks_only], None).expect("webhooks");
+        let pushed = Event::new(EventKind::ManifestPushed, &Origin::system()).about(&repo, None);
+        assert!(only.writes(vec![pushed], &metrics).is_empty(), "nothing wanted, nothing written");
         // Pulls beyond a full backlog are dropped; pushes never are.
         let pull = Event::new(EventKind::ManifestPulled, &Origin::system()).about(&repo, None);
         assert!(!hooks.writes(vec![pull], &metrics).is_empty());
