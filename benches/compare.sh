@@ -28,6 +28,7 @@
 #                                           # other on a wharf-server with three webhooks (to a
 #                                           # loopback receiver answering 204) against one with
 #                                           # none (SKIP_WEBHOOKS=1: without it)
+#   BENCH_TMP=/dev/shm bash benches/compare.sh # the servers' folders on another file system
 #   SCALE_ONLY=1 bash benches/compare.sh    # only the scale table: tags and catalog pages of a
 #                                           # repository of 100,000 tags and a registry of
 #                                           # 10,000 repositories (TAGS=…, REPOSITORIES=… to change;
