@@ -495,10 +495,7 @@ impl Webhooks {
             idle = None;
             pending.sort();
             for key in pending.into_iter().take(256) {
-                let Some(bytes) = storage.get_meta(&key).await? else { continue };
-                let Ok(mut events) = serde_json::from_slice::<Vec<Event>>(&bytes) else {
-                    tracing::error!(key, "dropping an event record that does not parse");
-                    writes.push(Write::Remove { key });
+                let Some((bytes, mut events)) = Self::read_record(core, &key, writes).await? else {
                     continue;
                 };
                 while let Some(event) = events.first_mut() {
@@ -583,10 +580,7 @@ impl Webhooks {
             }
             pending.sort();
             for key in pending.into_iter().take(256) {
-                let Some(bytes) = storage.get_meta(&key).await? else { continue };
-                let Ok(mut events) = serde_json::from_slice::<Vec<Event>>(&bytes) else {
-                    tracing::error!(webhook, key, "dropping an event record that does not parse");
-                    writes.push(Write::Remove { key });
+                let Some((bytes, mut events)) = Self::read_record(core, &key, writes).await? else {
                     continue;
                 };
                 while let Some(event) = events.first_mut() {
@@ -617,6 +611,22 @@ impl Webhooks {
                 }
             }
         }
+    }
+
+    /// The events of the record at `key`, and its bytes; none when it is gone, or when it does
+    /// not parse (its removal is added to `writes`).
+    async fn read_record(
+        core: &Core,
+        key: &str,
+        writes: &mut Vec<Write>,
+    ) -> Result<Option<(bytes::Bytes, Vec<Event>)>> {
+        let Some(bytes) = core.storage().get_meta(key).await? else { return Ok(None) };
+        if let Ok(events) = serde_json::from_slice::<Vec<Event>>(&bytes) {
+            return Ok(Some((bytes, events)));
+        }
+        tracing::error!(key, "dropping an event record that does not parse");
+        writes.push(Write::Remove { key: key.to_owned() });
+        Ok(None)
     }
 
     /// What a send of `event` to `hook` came to, its attempt counted: noted, measured, logged.
