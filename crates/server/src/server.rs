@@ -209,7 +209,8 @@ impl Server {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let janitor = tokio::spawn(purge_uploads(self.registry.clone()));
         let reloader = tokio::spawn(reload_files(self.tls.clone(), self.access.clone()));
-        let worker = tokio::spawn(self.registry.work_jobs());
+        let background = Background::start();
+        let worker = background.spawn(self.registry.work_jobs());
         let trust_checks = (!self.registry.trust().is_empty()).then(|| {
             let registry = self.registry.clone();
             tokio::spawn(async move {
@@ -271,6 +272,54 @@ impl ServerHandle {
             let _ = stop.send(());
         }
         (&mut self.task).await.map_err(std::io::Error::other)?
+    }
+}
+
+/// The runtime background jobs run on: its threads at a lower CPU priority than the ones
+/// serving requests (nice 10 on Linux), so that deliveries, inspections and collections take
+/// what requests leave of the machine's cores and never the other way round. Falls back to
+/// the serving runtime where it cannot be built.
+struct Background(Option<tokio::runtime::Runtime>);
+
+/// How much less CPU priority background threads have (a nice value: 10 weighs a tenth of 0).
+const BACKGROUND_NICE: i32 = 10;
+
+impl Background {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("wharf-jobs")
+            .enable_all()
+            .on_thread_start(|| {
+                #[cfg(target_os = "linux")]
+                if let Err(e) =
+                    rustix::process::setpriority_process(Some(rustix::thread::gettid()), BACKGROUND_NICE)
+                {
+                    tracing::debug!(error = %e, "cannot lower a background thread's priority");
+                }
+            })
+            .build();
+        match runtime {
+            Ok(runtime) => Self(Some(runtime)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the background runtime: jobs run beside requests");
+                Self(None)
+            }
+        }
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
+        match &self.0 {
+            Some(runtime) => runtime.spawn(task),
+            None => tokio::spawn(task),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
