@@ -276,9 +276,10 @@ impl ServerHandle {
 }
 
 /// The runtime background jobs run on: its threads at a lower CPU priority than the ones
-/// serving requests (nice 10 on Linux), so that deliveries, inspections and collections take
-/// what requests leave of the machine's cores and never the other way round. Falls back to
-/// the serving runtime where it cannot be built.
+/// serving requests (nice 10 on Linux), so that the job worker's inspections, webhook
+/// deliveries and mirror syncs take what requests leave of the machine's cores and never the
+/// other way round (collections and scrubs still run beside requests). Falls back to the
+/// serving runtime where it cannot be built.
 struct Background(Option<tokio::runtime::Runtime>);
 
 /// How much less CPU priority background threads have (a nice value: 10 weighs a tenth of 0).
