@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq as _;
 
+use crate::credential::{Credential, ROBOT_PREFIX};
 use crate::htpasswd::Htpasswd;
 use crate::limiter::{FailureLimiter, address_key};
-use crate::policy::{Action, Identity, Policy};
+use crate::policy::{Action, Actions, Identity, Policy};
 use crate::scope::Scope;
 use crate::token::{Claims, TokenService};
 
@@ -36,17 +37,32 @@ pub struct Principal {
     pub identity: Identity,
     /// The token it presented, if any: then the token's grants decide.
     pub token: Option<Arc<Claims>>,
+    /// The robot account or personal access token it signed in with (or its token was issued
+    /// to), if any: its grants bound what the identity may do.
+    pub credential: Option<Arc<Credential>>,
 }
 
 impl Principal {
     /// A caller without credentials.
     pub fn anonymous() -> Self {
-        Self { identity: Identity::Anonymous, token: None }
+        Self::from(Identity::Anonymous)
     }
 
     /// A user established otherwise (a password, a client certificate).
     pub fn user(name: impl Into<String>) -> Self {
-        Self { identity: Identity::User(name.into()), token: None }
+        Self::from(Identity::User(name.into()))
+    }
+
+    /// The holder of `credential` (a robot, or a personal token's owner).
+    pub fn of_credential(credential: Arc<Credential>) -> Self {
+        Self { identity: credential.identity(), token: None, credential: Some(credential) }
+    }
+}
+
+impl From<Identity> for Principal {
+    /// An identity without a token or a credential (a password login, for one).
+    fn from(identity: Identity) -> Self {
+        Self { identity, token: None, credential: None }
     }
 }
 
@@ -351,60 +367,112 @@ impl Authenticator {
             }
             claims
         };
+        let own = claims.iss == self.tokens.issuer;
         let identity = if claims.sub.is_empty() {
             Identity::Anonymous
-        } else if claims.iss == self.tokens.issuer || self.tokens.maps_external_users() {
+        } else if own && claims.sub.starts_with(ROBOT_PREFIX) {
+            Identity::Robot(claims.sub.clone())
+        } else if own || self.tokens.maps_external_users() {
             Identity::User(claims.sub.clone())
         } else {
             Identity::External(claims.sub.clone())
         };
-        Ok(Principal { identity, token: Some(claims) })
+        Ok(Principal { identity, token: Some(claims), credential: None })
+    }
+
+    /// What `principal` may do to `repository` by who it is (its token aside): the policy's
+    /// actions for its identity; with a credential, those of the credential's owner (all,
+    /// for a robot the operator made) within the credential's grants — never more than the
+    /// owner may do now.
+    pub fn rights(&self, principal: &Principal, repository: &str) -> Actions {
+        let Some(credential) = &principal.credential else {
+            return self.policy().actions(&principal.identity, repository);
+        };
+        let owner = match &credential.owner {
+            Some(owner) => self.policy().actions(&Identity::User(owner.clone()), repository),
+            None => Actions::ALL,
+        };
+        owner.intersection(credential.actions(repository))
+    }
+
+    /// Whether `principal` (a user, never through a robot or a personal access token) may
+    /// hand `grant` on: it may do every action of it to every repository of its patterns,
+    /// now.
+    pub fn may_grant(&self, principal: &Principal, grant: &crate::credential::Grant) -> bool {
+        let policy = self.policy();
+        principal.token.as_ref().is_none_or(|c| c.wharf_cred.is_none())
+            && principal.credential.is_none()
+            && matches!(principal.identity, Identity::User(_))
+            && grant
+                .actions
+                .iter()
+                .all(|a| grant.repositories.iter().all(|p| policy.covers(&principal.identity, p, a)))
     }
 
     /// Whether `principal` may do `action` to `repository`: the token's grants when it
-    /// presented one, the policy otherwise.
+    /// presented one, its [`rights`](Self::rights) otherwise.
     pub fn can(&self, principal: &Principal, repository: &str, action: Action) -> bool {
         match &principal.token {
             Some(claims) => claims
                 .access
                 .iter()
                 .any(|s| s.is_repository() && s.name == repository && s.allows(action.as_str())),
-            None => self.policy().actions(&principal.identity, repository).contains(action),
+            None => self.rights(principal, repository).contains(action),
         }
     }
 
-    /// Whether `principal` sees `repository` in listings: it may pull it, by the policy or
+    /// Whether `principal` sees `repository` in listings: it may pull it, by its rights or
     /// by its token.
     pub fn visible(&self, principal: &Principal, repository: &str) -> bool {
-        self.policy().actions(&principal.identity, repository).contains(Action::Pull)
+        self.rights(principal, repository).contains(Action::Pull)
             || principal.token.as_ref().is_some_and(|c| c.allows("repository", repository, "pull"))
     }
 
     /// Whether `principal` administers the registry: by the policy, and, when it presented a
     /// token, only if the token grants `registry:admin:*` (a token asked for pulling one
-    /// repository never runs the garbage collector).
+    /// repository never runs the garbage collector). A robot or a personal access token
+    /// never administers.
     pub fn is_admin(&self, principal: &Principal) -> bool {
-        self.policy().is_admin(&principal.identity)
-            && principal.token.as_ref().is_none_or(|c| c.allows("registry", "admin", "*"))
+        principal.credential.is_none()
+            && self.policy().is_admin(&principal.identity)
+            && principal
+                .token
+                .as_ref()
+                .is_none_or(|c| c.wharf_cred.is_none() && c.allows("registry", "admin", "*"))
     }
 
-    /// What a token for `identity` grants of `requested`: for each repository scope, the
-    /// actions asked for that the policy gives; the catalog to everyone (listings are
-    /// filtered); `registry:admin:*` (garbage collection, quotas, metrics) to
-    /// administrators who ask for it; nothing else.
-    pub fn grant(&self, identity: &Identity, requested: &[Scope]) -> Vec<Scope> {
+    /// Whether `principal` may make, list and revoke personal access tokens of its own: a
+    /// user, not through a robot or a personal access token, and with a token only if it
+    /// grants `registry:tokens:*`.
+    pub fn mints_tokens(&self, principal: &Principal) -> bool {
+        matches!(principal.identity, Identity::User(_))
+            && principal.credential.is_none()
+            && principal
+                .token
+                .as_ref()
+                .is_none_or(|c| c.wharf_cred.is_none() && c.allows("registry", "tokens", "*"))
+    }
+
+    /// What a token for `principal` grants of `requested`: for each repository scope, the
+    /// actions asked for that its [`rights`](Self::rights) give; the catalog to everyone
+    /// (listings are filtered); `registry:admin:*` (garbage collection, quotas, metrics) to
+    /// administrators who ask for it; `registry:tokens:*` (their personal access tokens) to
+    /// users who ask for it; nothing else.
+    pub fn grant(&self, principal: &Principal, requested: &[Scope]) -> Vec<Scope> {
         let mut granted: Vec<Scope> = Vec::new();
         for scope in requested {
             let actions: Vec<String> = if scope.is_repository() {
                 if scope.name.parse::<wharf_types::Repository>().is_err() {
                     continue;
                 }
-                let held = self.policy().actions(identity, &scope.name);
+                let held = self.rights(principal, &scope.name);
                 let wanted = |a: Action| scope.allows(a.as_str()) && held.contains(a);
                 Action::ALL.into_iter().filter(|a| wanted(*a)).map(|a| a.as_str().to_owned()).collect()
             } else if scope.kind == "registry"
                 && scope.allows("*")
-                && (scope.name == "catalog" || (scope.name == "admin" && self.policy().is_admin(identity)))
+                && (scope.name == "catalog"
+                    || (scope.name == "admin" && self.is_admin(principal))
+                    || (scope.name == "tokens" && self.mints_tokens(principal)))
             {
                 vec!["*".to_owned()]
             } else {
@@ -532,18 +600,98 @@ mod tests {
         let auth = authenticator();
         let alice = Identity::User("alice".into());
         let asked = Scope::parse_list("repository:a:pull,push,frobnicate repository:a:delete registry:catalog:* repository:BAD:pull other:x:y").expect("parses");
-        let granted = auth.grant(&alice, &asked);
+        let granted = auth.grant(&alice.clone().into(), &asked);
         assert_eq!(granted, vec![Scope::repository("a", &["pull", "push", "delete"]), Scope::catalog()]);
-        assert_eq!(auth.grant(&Identity::Anonymous, &asked), vec![Scope::catalog()]);
+        assert_eq!(auth.grant(&Principal::anonymous(), &asked), vec![Scope::catalog()]);
         let admin = Scope::parse_list("registry:admin:*").expect("parses");
-        assert_eq!(auth.grant(&alice, &admin), admin, "without rules every user administers");
-        assert!(auth.grant(&Identity::Anonymous, &admin).is_empty());
-        assert!(auth.grant(&Identity::External("alice".into()), &admin).is_empty());
+        assert_eq!(auth.grant(&alice.clone().into(), &admin), admin, "without rules every user administers");
+        assert!(auth.grant(&Principal::anonymous(), &admin).is_empty());
+        assert!(auth.grant(&Identity::External("alice".into()).into(), &admin).is_empty());
         let issued = auth.tokens().issue(Some("alice"), granted).expect("issues");
         let principal = auth.bearer(&issued.token).expect("valid");
         assert!(auth.can(&principal, "a", Action::Push));
         assert!(!auth.can(&principal, "b", Action::Pull), "the token decides, not the policy");
         assert!(auth.visible(&principal, "b"), "listings follow the policy");
+    }
+
+    #[test]
+    fn credentials_never_exceed_their_grants_nor_their_owner() {
+        use crate::credential::{Credential, Grant, Kind};
+        use crate::policy::{Actions, Rule};
+        let pattern = |s: &str| s.parse::<crate::Pattern>().expect("a pattern");
+        let rule = Rule {
+            repositories: vec![pattern("ci/**")],
+            users: std::collections::BTreeMap::from([(
+                "alice".into(),
+                Actions::of(&[Action::Pull, Action::Push]),
+            )]),
+            ..Rule::default()
+        };
+        let admin = Rule {
+            repositories: vec![pattern("**")],
+            users: std::collections::BTreeMap::from([("root".into(), Actions::ALL)]),
+            ..Rule::default()
+        };
+        let auth = authenticator();
+        auth.set_policy(Policy::new(vec![rule, admin], &std::collections::BTreeMap::new()));
+        let grant = |p: &str, a: &[Action]| Grant { repositories: vec![pattern(p)], actions: Actions::of(a) };
+        let everything = [Action::Pull, Action::Push, Action::Delete];
+        // A personal token of alice's asking for more than she has gets what both allow.
+        let (pat, _) = Credential::new(
+            Kind::Personal,
+            "wide",
+            Some("alice".into()),
+            vec![grant("**", &everything)],
+            None,
+            1,
+        )
+        .expect("a token");
+        let holder = Principal::of_credential(Arc::new(pat));
+        assert_eq!(holder.identity, Identity::User("alice".into()));
+        assert_eq!(auth.rights(&holder, "ci/app"), Actions::of(&[Action::Pull, Action::Push]));
+        assert!(auth.rights(&holder, "other").is_empty());
+        // alice may hand on what she holds, no more.
+        let alice = Principal::user("alice");
+        assert!(auth.may_grant(&alice, &grant("ci/*", &[Action::Push])));
+        assert!(!auth.may_grant(&alice, &grant("ci/*", &[Action::Delete])));
+        assert!(!auth.may_grant(&alice, &grant("**", &[Action::Pull])));
+        assert!(!auth.may_grant(&holder, &grant("ci/app", &[Action::Pull])), "not through a token");
+        assert!(auth.mints_tokens(&alice) && !auth.mints_tokens(&holder));
+        let tokens = Scope::parse_list("registry:tokens:*").expect("parses");
+        assert_eq!(auth.grant(&alice, &tokens), tokens);
+        assert!(auth.grant(&holder, &tokens).is_empty());
+        // A robot the operator made: its grants only; never an administrator.
+        let (robot, _) = Credential::new(
+            Kind::Robot,
+            "ci",
+            None,
+            vec![grant("ci/app", &[Action::Pull, Action::Push])],
+            None,
+            1,
+        )
+        .expect("a robot");
+        let robot = Principal::of_credential(Arc::new(robot));
+        assert!(auth.can(&robot, "ci/app", Action::Push) && !auth.can(&robot, "ci/app", Action::Delete));
+        assert!(!auth.can(&robot, "ci/other", Action::Pull) && !auth.visible(&robot, "ci/other"));
+        assert!(!auth.is_admin(&robot));
+        let asked =
+            Scope::parse_list("repository:ci/app:pull,push,delete repository:ci/other:push registry:admin:*")
+                .expect("parses");
+        assert_eq!(auth.grant(&robot, &asked), vec![Scope::repository("ci/app", &["pull", "push"])]);
+        // root's robot, though root administers, does not; and root's rights shrink it.
+        let (rooted, _) =
+            Credential::new(Kind::Robot, "r", Some("root".into()), vec![grant("**", &everything)], None, 1)
+                .expect("a robot");
+        let rooted = Principal::of_credential(Arc::new(rooted));
+        assert!(auth.can(&rooted, "any/thing", Action::Delete) && !auth.is_admin(&rooted));
+        auth.set_policy(Policy::default());
+        assert!(!auth.can(&rooted, "any/thing", Action::Pull), "its owner lost every right");
+        // Its tokens name it, and say who it is.
+        let issued =
+            auth.tokens().issue_to(Some("robot$ci"), vec![Scope::catalog()], Some("0123")).expect("issues");
+        let principal = auth.bearer(&issued.token).expect("valid");
+        assert_eq!(principal.identity, Identity::Robot("robot$ci".into()));
+        assert_eq!(principal.token.as_ref().and_then(|c| c.wharf_cred.as_deref()), Some("0123"));
     }
 
     #[test]

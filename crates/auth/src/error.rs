@@ -40,6 +40,9 @@ pub enum Error {
     /// A password that cannot be hashed (bcrypt refuses it).
     #[error("password: {0}")]
     Password(String),
+    /// A robot account or personal access token that cannot be made as asked.
+    #[error("credential: {0}")]
+    Credential(String),
     /// A trust policy that does not check.
     #[error("{0}")]
     TrustPolicy(String),

@@ -12,6 +12,8 @@
 //!   with the password; an external issuer's tokens trusted by key, issuer and audience.
 //! - [`signature`]: Sigstore bundles and cosign signatures verified offline against trusted
 //!   Fulcio roots, Rekor keys and public keys.
+//! - [`credential`]: robot accounts and personal access tokens — secrets shown once, stored
+//!   as hashes, bounded by grants and by their owner's rights, with an expiry.
 //! - [`Authenticator`]: all of it together, with failed-login limits per user and per client
 //!   address and a one-minute cache of verified passwords.
 //!
@@ -34,7 +36,7 @@
 //! let auth = Authenticator::new(users, Policy::new(vec![rule], &BTreeMap::new()), tokens);
 //!
 //! let who = auth.login("alice", "wonderland", None).expect("the right password");
-//! let granted = auth.grant(&who, &Scope::parse_list("repository:team/app:pull,push,delete")?);
+//! let granted = auth.grant(&who.into(), &Scope::parse_list("repository:team/app:pull,push,delete")?);
 //! assert_eq!(granted, [Scope::repository("team/app", &["pull", "push"])]);
 //! let token = auth.tokens().issue(Some("alice"), granted)?.token;
 //! let principal = auth.bearer(&token).expect("a valid token");
@@ -46,6 +48,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access;
+pub mod credential;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
@@ -60,6 +63,7 @@ mod token;
 pub use access::{
     Attempt, Authenticator, CREDENTIAL_CACHE_TTL, Check, Denied, MAX_SLOW_DOWN, Principal, SLOW_DOWN_STEP,
 };
+pub use credential::{Credential, Grant, Secret};
 pub use error::{Error, Result};
 pub use htpasswd::{DEFAULT_COST, Htpasswd, valid_user};
 pub use jwt::{Algorithm, SigningKey, VerifyingKey};

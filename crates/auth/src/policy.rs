@@ -77,6 +77,17 @@ impl Actions {
         Self(self.0 | other.0)
     }
 
+    /// The actions in both sets.
+    #[must_use]
+    pub fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    /// Whether every action of `other` is in the set.
+    pub fn contains_all(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(self) -> bool {
         self.0 == 0
@@ -85,6 +96,19 @@ impl Actions {
     /// The actions, in [`Action::ALL`] order.
     pub fn iter(self) -> impl Iterator<Item = Action> {
         Action::ALL.into_iter().filter(move |a| self.contains(*a))
+    }
+}
+
+/// A set of actions is written as the list of their names (`["pull", "push"]`).
+impl Serialize for Actions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Actions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Self::of(&Vec::<Action>::deserialize(d)?))
     }
 }
 
@@ -160,6 +184,19 @@ impl fmt::Display for Pattern {
     }
 }
 
+/// A pattern is written as its text.
+impl Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl Pattern {
     /// A config table's `repositories`: at least one pattern, each valid; the error names
     /// the one that is not.
@@ -179,6 +216,39 @@ impl Pattern {
     /// Whether this is `**`: every repository.
     pub fn is_everything(&self) -> bool {
         self.parts == [Part::AnyDepth]
+    }
+
+    /// Whether every repository `other` matches, this matches too (so rights held over this
+    /// pattern hold over all of `other`'s). Sound, not complete: `true` is always right; a
+    /// `false` may be too cautious for patterns that only overlap in exotic ways.
+    ///
+    /// ```
+    /// use wharf_auth::Pattern;
+    /// let p = |s: &str| s.parse::<Pattern>().expect("a pattern");
+    /// assert!(p("team/**").covers(&p("team/app")) && p("team/**").covers(&p("team/*/x*")));
+    /// assert!(p("*/app-*").covers(&p("ci/app-web")) && p("**").covers(&p("a/**")));
+    /// assert!(!p("team/*").covers(&p("team/**")) && !p("team/app").covers(&p("team/*")));
+    /// ```
+    pub fn covers(&self, other: &Pattern) -> bool {
+        cover_parts(&self.parts, &other.parts)
+    }
+}
+
+/// Whether `outer` matches every name `inner` matches: `**` of `outer` takes one or more of
+/// `inner`'s parts (whatever they are); a glob takes one glob it matches as text (its `*`s
+/// only by `*`s: `glob` lets a pattern's `*` match a text's `*`, and a text's `*` matches
+/// nothing else); a glob never takes `**`.
+fn cover_parts(outer: &[Part], inner: &[Part]) -> bool {
+    match (outer.split_first(), inner.split_first()) {
+        (None, None) => true,
+        (Some((Part::AnyDepth, rest)), _) => {
+            (1..=inner.len()).any(|taken| cover_parts(rest, &inner[taken..]))
+        }
+        (Some((Part::Glob(g), rest)), Some((Part::Glob(h), more))) => {
+            glob(g.as_bytes(), h.as_bytes()) && cover_parts(rest, more)
+        }
+        // Nothing left for a part, or a part left over; a glob against `**`.
+        _ => false,
     }
 }
 
@@ -229,14 +299,18 @@ pub enum Identity {
     /// token's grants decide; the policy treats it as anonymous (no user's or group's
     /// rights, no administration).
     External(String),
+    /// A robot account, by the user name it signs in with (`robot$<name>`): its grants
+    /// decide, within the rights of the administrator who made it.
+    Robot(String),
 }
 
 impl Identity {
-    /// The user name, or `-` for anonymous (what logs show).
+    /// The user name it signs in with (a robot's `robot$<name>`), or `-` for anonymous
+    /// (what logs show).
     pub fn name(&self) -> &str {
         match self {
             Self::Anonymous => "-",
-            Self::User(u) | Self::External(u) => u,
+            Self::User(u) | Self::External(u) | Self::Robot(u) => u,
         }
     }
 }
@@ -312,6 +386,14 @@ impl Policy {
             .iter()
             .filter(|r| r.repositories.iter().any(|p| p.matches(repository)))
             .fold(Actions::NONE, |acc, r| acc.union(self.granted(r, who)))
+    }
+
+    /// Whether `who` may do `action` to every repository `pattern` matches, by one rule
+    /// (see [`Pattern::covers`]): what it may hand on to a robot or a token.
+    pub fn covers(&self, who: &Identity, pattern: &Pattern, action: Action) -> bool {
+        self.rules.iter().any(|r| {
+            self.granted(r, who).contains(action) && r.repositories.iter().any(|p| p.covers(pattern))
+        })
     }
 
     /// Whether `who` administers the registry: `admin` from a rule over `**`.
@@ -406,7 +488,58 @@ mod tests {
         assert_eq!(open.actions(&anon, "x"), Actions::NONE);
     }
 
+    /// Every name of one to three components of one to three letters `a`/`b`.
+    fn small_names() -> Vec<String> {
+        let mut components: Vec<String> = vec!["a".into(), "b".into()];
+        for _ in 0..2 {
+            let longer: Vec<String> =
+                components.iter().flat_map(|c| [format!("{c}a"), format!("{c}b")]).collect();
+            components.extend(longer.into_iter().filter(|c| c.len() <= 3));
+        }
+        components.sort();
+        components.dedup();
+        let mut names = components.clone();
+        let mut last = components.clone();
+        for _ in 0..2 {
+            last = last.iter().flat_map(|n| components.iter().map(move |c| format!("{n}/{c}"))).collect();
+            names.extend(last.iter().cloned());
+        }
+        names
+    }
+
+    #[test]
+    fn covering() {
+        let yes = [
+            ("**", "a/b"),
+            ("a/**", "a/*/b*"),
+            ("*", "a*"),
+            ("a*", "ab*b"),
+            ("**/b", "a/**/b"),
+            ("**", "**"),
+        ];
+        for (outer, inner) in yes {
+            assert!(p(outer).covers(&p(inner)), "{outer} covers {inner}");
+        }
+        let no =
+            [("a/*", "a/**"), ("a", "*"), ("a/**", "a"), ("a*b", "a*"), ("*/b", "**/b"), ("a/b", "a/b/c")];
+        for (outer, inner) in no {
+            assert!(!p(outer).covers(&p(inner)), "{outer} does not cover {inner}");
+        }
+    }
+
     proptest::proptest! {
+        /// `covers` is sound: whatever it says is covered is, for every small name.
+        #[test]
+        fn covering_is_sound(outer in "(\\*\\*|[ab*]{1,2})(/(\\*\\*|[ab*]{1,2})){0,2}", inner in "(\\*\\*|[ab*]{1,2})(/(\\*\\*|[ab*]{1,2})){0,2}") {
+            let (Ok(o), Ok(i)) = (outer.parse::<Pattern>(), inner.parse::<Pattern>()) else { return Ok(()) };
+            if o.covers(&i) {
+                for name in small_names() {
+                    proptest::prop_assert!(!i.matches(&name) || o.matches(&name), "{outer} covers {inner} but not {name}");
+                }
+            }
+            proptest::prop_assert!(o.covers(&o), "{outer} covers itself");
+        }
+
         #[test]
         fn globs_agree_with_a_regex_model(pattern in "[ab*]{0,6}", text in "[ab]{0,8}") {
             let regex_like = |p: &str, t: &str| -> bool {

@@ -42,6 +42,10 @@ pub struct Claims {
     /// A refresh token's fingerprint of the user's htpasswd entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wharf_fp: Option<String>,
+    /// The id of the robot account or personal access token it was issued to: the registry
+    /// checks on each request that the credential still stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wharf_cred: Option<String>,
 }
 
 /// A JWT `aud`: one string or several.
@@ -142,6 +146,17 @@ impl TokenService {
 
     /// Issues an access token for `subject` (`None`: anonymous) granting `access`.
     pub fn issue(&self, subject: Option<&str>, access: Vec<Scope>) -> Result<Issued> {
+        self.issue_to(subject, access, None)
+    }
+
+    /// Issues an access token for `subject` granting `access`, to the holder of the
+    /// credential `credential` (an id) when one signed in.
+    pub fn issue_to(
+        &self,
+        subject: Option<&str>,
+        access: Vec<Scope>,
+        credential: Option<&str>,
+    ) -> Result<Issued> {
         let now = now();
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -154,6 +169,7 @@ impl TokenService {
             access,
             wharf_use: None,
             wharf_fp: None,
+            wharf_cred: credential.map(str::to_owned),
         };
         Ok(Issued { token: self.key.sign(&claims)?, claims, expires_in: self.ttl.as_secs() })
     }
@@ -172,6 +188,7 @@ impl TokenService {
             access: Vec::new(),
             wharf_use: Some("refresh".into()),
             wharf_fp: Some(fingerprint.to_owned()),
+            wharf_cred: None,
         };
         self.key.sign(&claims)
     }

@@ -127,6 +127,10 @@ pub enum Error {
     /// and nothing cached can answer instead (502).
     #[error("{0}")]
     Upstream(String),
+    /// What the request makes exists already (a robot of that name) or would exceed a
+    /// holder's limit (409).
+    #[error("{0}")]
+    Conflict(String),
     /// Storage failed.
     #[error("storage: {0}")]
     Store(#[from] wharf_store::Error),
@@ -166,6 +170,7 @@ impl Error {
             }
             Self::Collected(_) => (ErrorCode::Other("UNAVAILABLE".into()), S::SERVICE_UNAVAILABLE),
             Self::Busy(_) => (ErrorCode::Other("BUSY".into()), S::CONFLICT),
+            Self::Conflict(_) => (ErrorCode::Other("CONFLICT".into()), S::CONFLICT),
             Self::Upstream(_) => (ErrorCode::Other("UNAVAILABLE".into()), S::BAD_GATEWAY),
             Self::Misdirected(_) => (ErrorCode::Denied, S::MISDIRECTED_REQUEST),
             Self::Store(e) => match e {

@@ -105,6 +105,9 @@ pub(crate) fn app_router(
     access: Option<Arc<AccessControl>>,
     public_url: Option<Arc<crate::PublicUrl>>,
 ) -> Router {
+    if let Some(access) = &access {
+        access.attach(Arc::clone(registry.storage()));
+    }
     let sessions = Arc::new(crate::web::Sessions::default());
     let site = crate::web::Site {
         registry: registry.clone(),

@@ -307,6 +307,7 @@ fn forged(reg: &Secure, caller: Caller) -> String {
             .collect(),
         wharf_use: None,
         wharf_fp: None,
+        wharf_cred: None,
     };
     let key = reg.token_key();
     match caller {
@@ -1085,6 +1086,7 @@ async fn tokens_of_an_external_issuer_are_trusted_by_key_issuer_and_audience() {
         access: vec![Scope::repository("team/app", &["pull"])],
         wharf_use: None,
         wharf_fp: None,
+        wharf_cred: None,
     };
     let get = |token: String| {
         let r = reg.http.get(reg.url("/v2/team/app/tags/list")).bearer_auth(token);

@@ -18,6 +18,7 @@ mod model;
 mod openapi;
 mod packages;
 mod persistence;
+mod robots;
 mod trust;
 mod wasm;
 mod webhooks;

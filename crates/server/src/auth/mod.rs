@@ -4,13 +4,14 @@
 //! [`wharf_auth`]'s.
 
 mod audit;
+pub mod credentials;
 mod settings;
 pub(crate) mod token;
 
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -18,6 +19,7 @@ use http::{HeaderMap, header};
 use wharf_auth::{Action, Authenticator, Denied, Htpasswd, Identity, Policy, Principal, Rule};
 
 pub(crate) use audit::Audit;
+pub use credentials::Credentials;
 
 use crate::error::{Error, Result};
 use crate::files::Watched;
@@ -39,6 +41,9 @@ pub struct AccessControl {
     /// Password checks (bcrypt) in flight at once, on the blocking pool: the async workers
     /// never hash, and a flood of logins waits here instead of taking every core.
     hashing: tokio::sync::Semaphore,
+    /// The robot accounts and personal access tokens, once the registry's storage is known
+    /// ([`attach`](Self::attach)).
+    credentials: OnceLock<Credentials>,
 }
 
 /// Password checks at once: half the cores, 1 to 4.
@@ -112,6 +117,8 @@ pub(crate) enum Need {
     Metrics,
     /// Registry administration (garbage collection, quotas).
     Admin,
+    /// A user's own personal access tokens (`registry:tokens:*` with a token).
+    Tokens,
     /// Actions on repositories: (repository, action, the actions a challenge asks for).
     Repository(Vec<(String, Action, &'static str)>),
 }
@@ -127,7 +134,61 @@ impl AccessControl {
             public_metrics: false,
             audit: Audit::default(),
             hashing: tokio::sync::Semaphore::new(hashing_permits()),
+            credentials: OnceLock::new(),
         }
+    }
+
+    /// Keeps robot accounts and personal access tokens in `storage` (the registry's: every
+    /// process over it sees the same ones). The first storage attached stays.
+    pub fn attach(&self, storage: Arc<dyn wharf_store::Storage>) {
+        let _ = self.credentials.set(Credentials::new(storage));
+    }
+
+    /// The robot accounts and personal access tokens, once attached.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.get()
+    }
+
+    /// Checks a user name and a password: a robot's or a personal access token's secret
+    /// (one record read, a SHA-256 compared in constant time), else the user's password
+    /// (bcrypt, within the failed-login limits). Also says whether this was a check worth an
+    /// audit record (not answered from the cache; a credential's first use in a minute).
+    pub(crate) async fn check_basic(
+        &self,
+        user: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> std::result::Result<(Principal, bool), Denied> {
+        if let (Some(id), Some(store)) = (wharf_auth::credential::secret_id(password), self.credentials())
+            && let Some(credential) = store.get(id).await.map_err(|e| Denied::BadToken(e.to_string()))?
+        {
+            if credential.identity().name() != user || !credential.check_secret(password) {
+                return Err(Denied::BadCredentials);
+            }
+            credential.usable(crate::clock::now_secs()).map_err(|why| Denied::BadToken(why.to_string()))?;
+            let fresh = store.used(&credential.id);
+            return Ok((Principal::of_credential(Arc::new(credential)), fresh));
+        }
+        let (identity, fresh) = self.check_login(user, password, client).await?;
+        Ok((Principal::from(identity), fresh))
+    }
+
+    /// A token's principal with the credential it was issued to, read now: refused when that
+    /// credential is gone, disabled or expired.
+    async fn check_credential(&self, mut principal: Principal) -> std::result::Result<Principal, Denied> {
+        let Some(id) = principal.token.as_ref().and_then(|c| c.wharf_cred.clone()) else {
+            return Ok(principal);
+        };
+        let store = self.credentials().ok_or_else(|| Denied::BadToken("no credentials here".into()))?;
+        let credential = store
+            .get(&id)
+            .await
+            .map_err(|e| Denied::BadToken(e.to_string()))?
+            .ok_or_else(|| Denied::BadToken("the credential was deleted".into()))?;
+        credential.usable(crate::clock::now_secs()).map_err(|why| Denied::BadToken(why.to_string()))?;
+        store.used(&credential.id);
+        principal.credential = Some(Arc::new(credential));
+        Ok(principal)
     }
 
     /// Checks a password within the failed-login limits: the user's slow-down waited out
@@ -334,17 +395,17 @@ impl AccessControl {
         client: Option<IpAddr>,
         transport: &Transport,
     ) -> std::result::Result<(Principal, bool), Denied> {
-        match credentials(headers) {
-            Some(Credentials::Basic(user, password)) => {
-                let login = self.check_login(&user, &password, client).await;
+        match presented(headers) {
+            Some(Presented::Basic(user, password)) => {
+                let login = self.check_basic(&user, &password, client).await;
                 let record =
                     |outcome| self.audit.login(&user, client, "basic", outcome, serde_json::Value::Null);
                 match login {
-                    Ok((identity, fresh)) => {
+                    Ok((principal, fresh)) => {
                         if fresh {
                             record(Ok(()));
                         }
-                        Ok((Principal { identity, token: None }, true))
+                        Ok((principal, true))
                     }
                     Err(denied) => {
                         // Attempts refused by the failed-login limit are not checked, and not
@@ -356,8 +417,10 @@ impl AccessControl {
                     }
                 }
             }
-            Some(Credentials::Bearer(token)) => Ok((self.auth.bearer(&token)?, true)),
-            Some(Credentials::Malformed) => Err(Denied::BadCredentials),
+            Some(Presented::Bearer(token)) => {
+                Ok((self.check_credential(self.auth.bearer(&token)?).await?, true))
+            }
+            Some(Presented::Malformed) => Err(Denied::BadCredentials),
             None => Ok(match certificate_principal(transport) {
                 Some(principal) => (principal, true),
                 None => (Principal::anonymous(), false),
@@ -404,6 +467,7 @@ impl AccessControl {
             Need::Repository(items) => Some(scope_of(items)),
             Need::Listing => Some("registry:catalog:*".to_owned()),
             Need::Admin | Need::Metrics => Some("registry:admin:*".to_owned()),
+            Need::Tokens => Some("registry:tokens:*".to_owned()),
             _ => None,
         }
     }
@@ -432,11 +496,21 @@ impl AccessControl {
                 }
                 _ => Ok(principal),
             },
+            Need::Tokens if self.auth.mints_tokens(&principal) => Ok(principal),
+            Need::Tokens if anonymous || principal.credential.is_none() && principal.token.is_some() => {
+                Err(unauthorized("a token for registry:tokens:* is required".into()))
+            }
+            Need::Tokens => Err(Error::Denied {
+                message: "personal access tokens are made by users, not through another token".into(),
+                challenge: None,
+            }),
             Need::Metrics if self.public_metrics => Ok(principal),
             Need::Admin | Need::Metrics if self.auth.is_admin(&principal) => Ok(principal),
             Need::Admin | Need::Metrics if anonymous => Err(unauthorized("authentication required".into())),
             Need::Admin | Need::Metrics
-                if principal.token.is_some() && self.auth.policy().is_admin(&principal.identity) =>
+                if principal.token.is_some()
+                    && principal.credential.is_none()
+                    && self.auth.policy().is_admin(&principal.identity) =>
             {
                 let challenge =
                     self.challenge(headers, transport, scope.as_deref(), Some("insufficient_scope"));
@@ -471,9 +545,8 @@ impl AccessControl {
                 if anonymous || claims.iss != self.auth.tokens().issuer {
                     return Err(unauthorized(format!("authentication required to {action} {repo}")));
                 }
-                let policy_allows = items
-                    .iter()
-                    .all(|(r, a, _)| self.auth.policy().actions(&principal.identity, r).contains(*a));
+                let policy_allows =
+                    items.iter().all(|(r, a, _)| self.auth.rights(&principal, r).contains(*a));
                 let message = if policy_allows {
                     format!("the token does not grant {action} on {repo}: ask for a token with this scope")
                 } else {
@@ -503,12 +576,12 @@ impl AccessControl {
         let outcome = match &result {
             Ok(_) => Ok(()),
             Err(Denied::TooMany(_)) => {
-                return result.map(|(identity, _)| Principal { identity, token: None });
+                return result.map(|(identity, _)| Principal::from(identity));
             }
             Err(denied) => Err(denied.to_string()),
         };
         self.audit.login(user, client, "web", outcome, serde_json::Value::Null);
-        result.map(|(identity, _)| Principal { identity, token: None })
+        result.map(|(identity, _)| Principal::from(identity))
     }
 
     /// Whether `principal` sees `repository` in listings and may mount from it: it may
@@ -556,23 +629,24 @@ fn scope_of(items: &[(String, Action, &'static str)]) -> String {
     scopes.join(" ")
 }
 
-enum Credentials {
+/// What a request's `Authorization` presents.
+enum Presented {
     Basic(String, String),
     Bearer(String),
     Malformed,
 }
 
-fn credentials(headers: &HeaderMap) -> Option<Credentials> {
+fn presented(headers: &HeaderMap) -> Option<Presented> {
     let value = headers.get(header::AUTHORIZATION)?;
-    let Ok(text) = value.to_str() else { return Some(Credentials::Malformed) };
+    let Ok(text) = value.to_str() else { return Some(Presented::Malformed) };
     let (scheme, rest) = text.trim().split_once(' ').unwrap_or((text, ""));
     if scheme.eq_ignore_ascii_case("basic") {
-        return Some(basic(rest.trim()).map_or(Credentials::Malformed, |(u, p)| Credentials::Basic(u, p)));
+        return Some(basic(rest.trim()).map_or(Presented::Malformed, |(u, p)| Presented::Basic(u, p)));
     }
     if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
-        return Some(Credentials::Bearer(rest.trim().to_owned()));
+        return Some(Presented::Bearer(rest.trim().to_owned()));
     }
-    Some(Credentials::Malformed)
+    Some(Presented::Malformed)
 }
 
 /// Decodes base64 `user:password`.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode, header};
-use wharf_auth::{Denied, Identity, Scope};
+use wharf_auth::{Denied, Identity, Principal, Scope};
 
 use super::AccessControl;
 use crate::error::{Error, Result};
@@ -90,8 +90,8 @@ async fn get(
 ) -> Result<Response> {
     check_service(access, pairs)?;
     let requested = scopes(values(pairs, "scope"))?;
-    let identity = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        None => Identity::Anonymous,
+    let principal = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        None => Principal::anonymous(),
         Some(value) => {
             let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
             let Some((user, password)) =
@@ -103,14 +103,14 @@ async fn get(
                 });
             };
             access
-                .check_login(&user, &password, client)
+                .check_basic(&user, &password, client)
                 .await
-                .map(|(identity, _)| identity)
+                .map(|(principal, _)| principal)
                 .map_err(|d| refused(access, d, &user, client, "basic"))?
         }
     };
     let offline = first(pairs, "offline_token") == Some("true");
-    issue(access, &identity, &requested, offline, client, "basic", true)
+    issue(access, &principal, &requested, offline, client, "basic", true)
 }
 
 async fn post(
@@ -121,19 +121,21 @@ async fn post(
     check_service(access, pairs)?;
     let requested = scopes(values(pairs, "scope"))?;
     let grant = first(pairs, "grant_type").unwrap_or_default();
-    let identity = match grant {
+    let principal = match grant {
         "password" => {
             let user = first(pairs, "username").unwrap_or_default();
             let password = first(pairs, "password").unwrap_or_default();
             access
-                .check_login(user, password, client)
+                .check_basic(user, password, client)
                 .await
-                .map(|(identity, _)| identity)
+                .map(|(principal, _)| principal)
                 .map_err(|d| refused(access, d, user, client, "password"))?
         }
         "refresh_token" => {
             let token = first(pairs, "refresh_token").unwrap_or_default();
-            access.auth.refresh(token).map_err(|d| refused(access, d, "-", client, "refresh_token"))?
+            Principal::from(
+                access.auth.refresh(token).map_err(|d| refused(access, d, "-", client, "refresh_token"))?,
+            )
         }
         other => {
             return Err(Error::ParameterInvalid(format!(
@@ -143,27 +145,31 @@ async fn post(
         }
     };
     let offline = grant == "password" && first(pairs, "access_type") == Some("offline");
-    issue(access, &identity, &requested, offline, client, grant, false)
+    issue(access, &principal, &requested, offline, client, grant, false)
 }
 
+/// A token for `principal` granting what it may of `requested` (to a robot or a personal
+/// token's holder: naming the credential, without a refresh token).
 fn issue(
     access: &AccessControl,
-    identity: &Identity,
+    principal: &Principal,
     requested: &[Scope],
     offline: bool,
     client: Option<IpAddr>,
     grant: &str,
     docker_form: bool,
 ) -> Result<Response> {
-    let granted = access.auth.grant(identity, requested);
+    let identity = &principal.identity;
+    let granted = access.auth.grant(principal, requested);
     let subject = match identity {
         Identity::Anonymous | Identity::External(_) => None,
-        Identity::User(u) => Some(u.as_str()),
+        Identity::User(u) | Identity::Robot(u) => Some(u.as_str()),
     };
+    let credential = principal.credential.as_ref().map(|c| c.id.as_str());
     let issued = access
         .auth
         .tokens()
-        .issue(subject, granted.clone())
+        .issue_to(subject, granted.clone(), credential)
         .map_err(|e| Error::BadRequest(format!("issuing a token: {e}")))?;
     let mut body = serde_json::json!({
         "access_token": issued.token,
@@ -176,16 +182,20 @@ fn issue(
         body["scope"] = serde_json::json!(wharf_auth::join_scopes(&granted));
     }
     if offline
+        && credential.is_none()
         && let Some(user) = subject
         && let Some(refresh) = access.auth.refresh_token_for(user)
     {
         body["refresh_token"] = serde_json::json!(refresh);
     }
     if subject.is_some() {
-        let scopes = serde_json::json!({
+        let mut scopes = serde_json::json!({
             "requested": wharf_auth::join_scopes(requested),
             "granted": wharf_auth::join_scopes(&granted),
         });
+        if let Some(c) = &principal.credential {
+            scopes["credential"] = serde_json::json!({ "id": c.id, "name": c.name, "kind": c.kind });
+        }
         access.audit.login(identity.name(), client, grant, Ok(()), scopes);
     }
     let mut response = (StatusCode::OK, body.to_string()).into_response();

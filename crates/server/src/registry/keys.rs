@@ -26,6 +26,9 @@
 //! webhooks/<webhook>/pending/<stream>/<event id>                   events held for one webhook after a failed send, in order (JSON)
 //! webhooks/<webhook>/parked/<event id>                            an event given up after its last attempt (JSON)
 //! webhooks/<webhook>/recent/<process>                             a process's last deliveries (JSON)
+//! auth/credentials/<id>                                          a robot account or personal access token: grants, owner, expiry, SHA-256 of its secret (JSON, `auth::credentials`)
+//! auth/robots/<name>                                              the id of robot `<name>`
+//! auth/credential-uses/<id>                                       `<unix secs>`: when a credential was last used (at most once a minute per process)
 //! mirror/planned/<upstream>/<n>                                   `<unix secs>`: when sync rule n of an upstream last queued its tags (`mirror`)
 //! ```
 
@@ -67,6 +70,24 @@ pub(crate) fn digest_key(d: &Digest) -> String {
 pub(crate) fn parse_digest_key(part: &str) -> Option<Digest> {
     let (alg, hex) = part.split_once('/')?;
     format!("{alg}:{hex}").parse().ok()
+}
+
+/// Every robot account and personal access token.
+pub(crate) const CREDENTIALS: &str = "auth/credentials/";
+
+/// A robot account or personal access token, by its id.
+pub(crate) fn credential(id: &str) -> String {
+    format!("{CREDENTIALS}{id}")
+}
+
+/// The id of a robot, by its name.
+pub(crate) fn robot(name: &str) -> String {
+    format!("auth/robots/{name}")
+}
+
+/// When a credential was last used.
+pub(crate) fn credential_use(id: &str) -> String {
+    format!("auth/credential-uses/{id}")
 }
 
 /// A record of the repository: `repositories/<repo>/<rest>`.

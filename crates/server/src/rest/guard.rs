@@ -75,7 +75,10 @@ pub(crate) fn need(route: Option<&Route>, method: &Method, query: &[(String, Str
         | Route::WharfQuotas
         | Route::WharfUpstreams
         | Route::WharfWebhooks
-        | Route::WharfResend(_) => Need::Admin,
+        | Route::WharfResend(_)
+        | Route::WharfRobots
+        | Route::WharfRobot(_) => Need::Admin,
+        Route::WharfTokens | Route::WharfToken(_) => Need::Tokens,
         Route::Base => Need::Authenticated,
         Route::Catalog | Route::WharfRepositories | Route::WharfSearch | Route::WharfPackage(_) => {
             Need::Listing

@@ -7,7 +7,7 @@ use http::Method;
 use super::context::{App, Ctx, Gate};
 use super::params::repository;
 use super::route::Route;
-use super::{blobs, extension, listings, manifests, ops};
+use super::{blobs, credentials, extension, listings, manifests, ops};
 use crate::error::{Error, Result};
 use crate::text::printable;
 
@@ -42,6 +42,9 @@ pub(crate) async fn handle(app: &App, ctx: &Ctx, gate: Gate<'_>, body: Body) -> 
         (Route::WharfUpstreams, &Method::POST) => extension::sync_now(registry).await,
         (Route::WharfWebhooks, &Method::GET) => extension::webhooks(registry).await,
         (Route::WharfResend(name), &Method::POST) => extension::resend(registry, name, ctx).await,
+        (Route::WharfRobots | Route::WharfRobot(_) | Route::WharfTokens | Route::WharfToken(_), _) => {
+            credentials::handle(route, ctx, gate, body).await
+        }
         (Route::WharfGc, &Method::GET) => extension::last_collection(registry).await,
         (Route::WharfGc, &Method::POST) => extension::collect(registry, ctx).await,
         (Route::WharfArtifacts(name), &Method::GET) => extension::artifacts(registry, name, ctx).await,

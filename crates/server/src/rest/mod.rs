@@ -15,6 +15,7 @@
 
 mod blobs;
 mod context;
+mod credentials;
 mod extension;
 mod guard;
 mod handlers;

@@ -22,6 +22,14 @@ pub(crate) enum Route {
     WharfWebhooks,
     /// `/v2/_wharf/webhooks/<name>/resend`.
     WharfResend(String),
+    /// `/v2/_wharf/robots`.
+    WharfRobots,
+    /// `/v2/_wharf/robots/<name>`.
+    WharfRobot(String),
+    /// `/v2/_wharf/tokens`.
+    WharfTokens,
+    /// `/v2/_wharf/tokens/<id>`.
+    WharfToken(String),
     WharfArtifacts(String),
     WharfArtifact(String, String),
     /// `/v2/_wharf/packages/<ns>:<name>`.
@@ -94,7 +102,11 @@ impl Route {
             | Self::Referrers(..) => "GET",
             Self::Health | Self::Ready | Self::Base | Self::WasmPkg => "GET, HEAD",
             Self::WharfYanked(..) => "PUT, DELETE",
-            Self::Token | Self::WharfGc | Self::WharfUpstreams => "GET, POST",
+            Self::Token | Self::WharfGc | Self::WharfUpstreams | Self::WharfRobots | Self::WharfTokens => {
+                "GET, POST"
+            }
+            Self::WharfRobot(_) => "GET, PATCH, DELETE",
+            Self::WharfToken(_) => "DELETE",
             Self::Manifest(..) => "GET, HEAD, PUT, DELETE",
             Self::Uploads(_) | Self::WharfResend(_) => "POST",
             Self::Upload(..) => "GET, PATCH, PUT, DELETE",
@@ -117,6 +129,8 @@ impl Route {
             Self::WharfQuotas => "quotas",
             Self::WharfUpstreams => "upstreams",
             Self::WharfWebhooks | Self::WharfResend(_) => "webhooks",
+            Self::WharfRobots | Self::WharfRobot(_) => "robots",
+            Self::WharfTokens | Self::WharfToken(_) => "tokens",
             Self::Base => "base",
             Self::Catalog => "catalog",
             Self::Tags(_) => "tags",
@@ -167,6 +181,17 @@ pub(crate) fn route(path: &str) -> Option<Route> {
     }
     if let Some(name) = rest.strip_prefix("_wharf/webhooks/").and_then(|r| r.strip_suffix("/resend")) {
         return Some(Route::WharfResend(name.to_owned()));
+    }
+    match rest {
+        "_wharf/robots" => return Some(Route::WharfRobots),
+        "_wharf/tokens" => return Some(Route::WharfTokens),
+        _ => {}
+    }
+    if let Some(name) = rest.strip_prefix("_wharf/robots/") {
+        return Some(Route::WharfRobot(name.to_owned()));
+    }
+    if let Some(id) = rest.strip_prefix("_wharf/tokens/") {
+        return Some(Route::WharfToken(id.to_owned()));
     }
     if let Some(package) = rest.strip_prefix("_wharf/packages/") {
         return Some(Route::WharfPackage(package.to_owned()));

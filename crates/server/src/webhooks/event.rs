@@ -188,6 +188,7 @@ impl Origin {
             wharf_auth::Identity::Anonymous => "anonymous",
             wharf_auth::Identity::User(_) => "user",
             wharf_auth::Identity::External(_) => "external",
+            wharf_auth::Identity::Robot(_) => "robot",
         };
         Self { actor: Actor { name: identity.name().to_owned(), kind: kind.into() }, client, request_id }
     }

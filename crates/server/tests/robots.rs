@@ -1,0 +1,283 @@
+//! Robot accounts and personal access tokens: made through the API, bounded by their grants
+//! and their maker's rights, used with Basic credentials and through the token endpoint, and
+//! refused on the very next request by another process over the same storage once disabled,
+//! deleted or expired.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use wharf_server::config::FileConfig;
+use wharf_server::{Server, ServerHandle, Wharf};
+use wharf_types::Digest;
+
+use crate::access::Secure;
+use crate::common::OCI_MANIFEST;
+
+/// A second server over the same configuration and data directory (another process, as far
+/// as the storage knows): its base URL and handle.
+async fn second(reg: &Secure) -> (String, ServerHandle) {
+    let path = reg.setup.path();
+    let file = FileConfig::read(&path.join("wharf.toml")).expect("config");
+    let data = path.join("wharf-data");
+    let store = wharf_store::FsStore::open(&data).await.expect("store");
+    let tls = file.tls(path).expect("tls").expect("[tls]");
+    let access = file.access(path, Some(&data)).expect("access").expect("[auth]");
+    let server = Server::bind("127.0.0.1:0".parse().expect("addr"), Wharf::new(Arc::new(store)))
+        .await
+        .expect("bind")
+        .with_tls(tls)
+        .with_access(access);
+    (format!("https://localhost:{}", server.local_addr().port()), server.spawn())
+}
+
+async fn create(
+    reg: &Secure,
+    path: &str,
+    who: (&str, &str),
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let r =
+        reg.http.post(reg.url(path)).basic_auth(who.0, Some(who.1)).json(&body).send().await.expect("send");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Pushes a one-blob image to `repo:tag` at `base` with `auth` applied to every request;
+/// the statuses of the blob and manifest pushes.
+async fn push(
+    http: &reqwest::Client,
+    base: &str,
+    auth: &dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    repo: &str,
+    tag: &str,
+) -> (u16, u16) {
+    let config = format!("{{\"robot\":\"{repo}:{tag}\"}}");
+    let digest = Digest::sha256(config.as_bytes());
+    let blob =
+        auth(http.post(format!("{base}/v2/{repo}/blobs/uploads/?digest={digest}")).body(config.clone()))
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest.to_string(), "size": config.len() },
+        "layers": []
+    })
+    .to_string();
+    let put = auth(
+        http.put(format!("{base}/v2/{repo}/manifests/{tag}"))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(manifest),
+    )
+    .send()
+    .await
+    .expect("send")
+    .status()
+    .as_u16();
+    (blob, put)
+}
+
+#[tokio::test]
+async fn a_robot_pushes_only_where_it_may_and_is_refused_everywhere_once_disabled() {
+    let reg = Secure::start("").await;
+    let (other, other_handle) = second(&reg).await;
+    let grants = json!([{ "repositories": ["ci/app"], "actions": ["pull", "push"] }]);
+
+    // Only administrators make robots, and never beyond what they hold.
+    let (status, _) = create(
+        &reg,
+        "/v2/_wharf/robots",
+        ("alice", "alice-pw"),
+        json!({ "name": "ci-app", "grants": grants }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = create(
+        &reg,
+        "/v2/_wharf/robots",
+        ("admin", "admin-pw"),
+        json!({ "name": "x", "grants": [{ "repositories": ["ci/app"], "actions": ["admin"] }] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "robots never administer");
+    let (status, robot) = create(
+        &reg,
+        "/v2/_wharf/robots",
+        ("admin", "admin-pw"),
+        json!({ "name": "ci-app", "grants": grants }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{robot}");
+    assert_eq!(robot["username"], "robot$ci-app");
+    let secret = robot["secret"].as_str().expect("the secret, shown once").to_owned();
+    assert!(robot["expires"].as_u64().is_some(), "robots expire by default");
+    let (status, _) = create(
+        &reg,
+        "/v2/_wharf/robots",
+        ("admin", "admin-pw"),
+        json!({ "name": "ci-app", "grants": grants }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "one robot per name");
+
+    // Basic credentials, on either process.
+    let basic = |r: reqwest::RequestBuilder| r.basic_auth("robot$ci-app", Some(secret.clone()));
+    assert_eq!(push(&reg.http, &reg.base, &basic, "ci/app", "v1").await, (201, 201));
+    assert_eq!(push(&reg.http, &other, &basic, "ci/app", "v2").await, (201, 201));
+    assert_eq!(push(&reg.http, &reg.base, &basic, "ci/other", "v1").await, (403, 403));
+    let delete = basic(reg.http.delete(reg.url("/v2/ci/app/manifests/v1"))).send().await.expect("send");
+    assert_eq!(delete.status(), StatusCode::FORBIDDEN);
+    let wrong = |r: reqwest::RequestBuilder| r.basic_auth("robot$other", Some(secret.clone()));
+    assert_eq!(push(&reg.http, &reg.base, &wrong, "ci/app", "v3").await, (401, 401), "its secret is its own");
+    let r = basic(reg.http.get(reg.url("/v2/_wharf/robots"))).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a robot administers nothing");
+
+    // Through the token endpoint: the token grants what the robot may, of what it asks.
+    let r = reg
+        .token(
+            Some(("robot$ci-app", &secret)),
+            &["repository:ci/app:pull,push,delete repository:ci/other:push".into()],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let token =
+        r.json::<serde_json::Value>().await.expect("json")["token"].as_str().expect("token").to_owned();
+    let bearer = |r: reqwest::RequestBuilder| r.bearer_auth(token.clone());
+    assert_eq!(push(&reg.http, &other, &bearer, "ci/app", "v4").await, (201, 201));
+    assert_eq!(push(&reg.http, &other, &bearer, "ci/other", "v4").await, (403, 403), "insufficient_scope");
+
+    // Listed with its last use.
+    let mut listed = serde_json::Value::Null;
+    for _ in 0..50 {
+        listed = reg
+            .http
+            .get(reg.url("/v2/_wharf/robots"))
+            .basic_auth("admin", Some("admin-pw"))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        if listed["robots"][0]["last_used"].is_u64() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed["robots"][0]["name"], "ci-app", "{listed}");
+    assert!(listed["robots"][0]["last_used"].is_u64(), "{listed}");
+    assert!(!listed.to_string().contains(&secret[20..]), "no secret in a listing");
+
+    // Disabled through one process: the other refuses its very next request, token or not.
+    let r = reg
+        .http
+        .patch(reg.url("/v2/_wharf/robots/ci-app"))
+        .basic_auth("admin", Some("admin-pw"))
+        .json(&json!({ "disabled": true }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    for auth in [&basic as &dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder, &bearer] {
+        let r = auth(reg.http.get(format!("{other}/v2/ci/app/tags/list"))).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(reg.token(Some(("robot$ci-app", &secret)), &[]).await.status(), StatusCode::UNAUTHORIZED);
+    // Enabled again, then deleted.
+    let r = reg
+        .http
+        .patch(reg.url("/v2/_wharf/robots/ci-app"))
+        .basic_auth("admin", Some("admin-pw"))
+        .json(&json!({ "disabled": false }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = basic(reg.http.get(format!("{other}/v2/ci/app/tags/list"))).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = reg
+        .http
+        .delete(reg.url("/v2/_wharf/robots/ci-app"))
+        .basic_auth("admin", Some("admin-pw"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = bearer(reg.http.get(format!("{other}/v2/ci/app/tags/list"))).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    other_handle.shutdown().await.expect("clean shutdown");
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn a_personal_token_limited_to_pull_cannot_push_and_stops_at_its_expiry() {
+    let reg = Secure::start("").await;
+    reg.seed("team/app", "v1", "seed").await;
+    // Never more than its owner holds.
+    let (status, _) = create(
+        &reg,
+        "/v2/_wharf/tokens",
+        ("alice", "alice-pw"),
+        json!({ "name": "wide", "grants": [{ "repositories": ["**"], "actions": ["pull"] }] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, made) = create(
+        &reg,
+        "/v2/_wharf/tokens",
+        ("alice", "alice-pw"),
+        json!({ "name": "pull-only", "grants": [{ "repositories": ["team/**"], "actions": ["pull"] }], "expires_in": "3s" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["username"], "alice");
+    let secret = made["secret"].as_str().expect("secret").to_owned();
+    let pat = |r: reqwest::RequestBuilder| r.basic_auth("alice", Some(secret.clone()));
+    let r = pat(reg.http.get(reg.url("/v2/team/app/manifests/v1")).header("Accept", OCI_MANIFEST))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(push(&reg.http, &reg.base, &pat, "team/app", "v2").await, (403, 403));
+    // A token cannot make tokens; its owner sees it listed.
+    let r = pat(reg.http.post(reg.url("/v2/_wharf/tokens")))
+        .json(&json!({ "name": "again", "grants": [{ "repositories": ["team/app"], "actions": ["pull"] }] }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let listed: serde_json::Value = reg
+        .http
+        .get(reg.url("/v2/_wharf/tokens"))
+        .basic_auth("alice", Some("alice-pw"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["tokens"].as_array().map(Vec::len), Some(1), "{listed}");
+    let mine: serde_json::Value = reg
+        .http
+        .get(reg.url("/v2/_wharf/tokens"))
+        .basic_auth("bob", Some("bob-pw"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(mine["tokens"].as_array().map(Vec::len), Some(0), "each user sees their own");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let r = pat(reg.http.get(reg.url("/v2/team/app/manifests/v1")).header("Accept", OCI_MANIFEST))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "expired");
+    reg.stop().await;
+}
