@@ -132,6 +132,46 @@ enum Command {
     /// The webhooks of the config file (`[[webhook]]`).
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Robot accounts, in the storage (every server over it sees a change on its next
+    /// request). Robots made here are bounded by their grants only.
+    #[command(subcommand)]
+    Robot(RobotCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum RobotCommand {
+    /// Make a robot; print it as JSON with its secret, shown this once (sign in as
+    /// `robot$<name>` with the secret as the password).
+    Add {
+        /// Its name: lowercase letters, digits, `.`, `_`, `-`.
+        name: String,
+        /// A repository pattern it may act on (`ci/app`, `team/**`); repeat for more.
+        #[arg(long = "repository", required = true)]
+        repositories: Vec<String>,
+        /// What it may do there: some of pull, push, delete.
+        #[arg(long, value_delimiter = ',', default_value = "pull", value_parser = parse_action)]
+        actions: Vec<wharf_auth::Action>,
+        /// How long it lives (`90d`, `12h`) or `never`.
+        #[arg(long, default_value = "90d")]
+        expires: String,
+    },
+    /// List the robots as JSON, with their last use.
+    List,
+    /// Disable a robot: refused from its next request on.
+    Disable {
+        /// The robot's name.
+        name: String,
+    },
+    /// Enable a disabled robot.
+    Enable {
+        /// The robot's name.
+        name: String,
+    },
+    /// Delete a robot.
+    Remove {
+        /// The robot's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -251,6 +291,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let lifecycle = wharf_server::lifecycle::Lifecycle::from_config(&gc_config, &file.retention, &file.quota)
         .map_err(|e| format!("config: {e}"))?
         .with_cache_budgets(file.cache_budgets().map_err(|e| format!("config: {e}"))?);
+    if let Some(Command::Robot(command)) = &args.command {
+        return robot_command(command, &storage).await;
+    }
     if let Some(command @ (Command::Gc { .. } | Command::Scrub { .. } | Command::Webhook(_))) = &args.command
     {
         // Retention spares what `[[versioning]]` makes immutable, in a one-off run too.
@@ -536,6 +579,62 @@ async fn maintenance(
             println!("{}", serde_json::json!({ "webhook": name, "queued": n }));
             Ok(())
         }
-        Command::User(_) | Command::Webhook(WebhookCommand::Test { .. }) => unreachable!("handled before"),
+        Command::User(_) | Command::Robot(_) | Command::Webhook(WebhookCommand::Test { .. }) => {
+            unreachable!("handled before")
+        }
     }
+}
+
+fn parse_action(s: &str) -> Result<wharf_auth::Action, String> {
+    wharf_auth::Action::parse(s).ok_or_else(|| format!("`{s}`: expected pull, push or delete"))
+}
+
+/// `robot …`: over the storage's credential records, JSON on stdout.
+async fn robot_command(
+    command: &RobotCommand,
+    storage: &StorageSpec,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use wharf_auth::credential::Kind;
+    let backend = storage.open().await.map_err(|e| format!("opening the storage {storage}: {e}"))?;
+    let robots = wharf_server::auth::Credentials::new(backend);
+    let view = |c: &wharf_auth::Credential| {
+        serde_json::to_string_pretty(&wharf_server::auth::credentials::View::from(c))
+    };
+    match command {
+        RobotCommand::Add { name, repositories, actions, expires } => {
+            let repositories = wharf_auth::Pattern::parse_list(repositories)?;
+            let grants = vec![wharf_auth::Grant { repositories, actions: wharf_auth::Actions::of(actions) }];
+            let expires = match expires.as_str() {
+                "never" => None,
+                text => Some(
+                    wharf_auth::now()
+                        + parse_duration(text).map_err(|e| format!("--expires: {e}"))?.as_secs().max(1),
+                ),
+            };
+            let (robot, secret) = robots.create(Kind::Robot, name, None, grants, expires).await?;
+            let mut shown = serde_json::to_value(wharf_server::auth::credentials::View::from(&robot))?;
+            shown["secret"] = serde_json::json!(secret.expose());
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+        RobotCommand::List => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "robots": robots.list(Kind::Robot, None).await? })
+                )?
+            );
+        }
+        RobotCommand::Disable { name } | RobotCommand::Enable { name } => {
+            let robot = robots.robot(name).await?.ok_or_else(|| format!("no robot named `{name}`"))?;
+            let changed =
+                robots.set_disabled(&robot, matches!(command, RobotCommand::Disable { .. })).await?;
+            println!("{}", view(&changed)?);
+        }
+        RobotCommand::Remove { name } => {
+            let robot = robots.robot(name).await?.ok_or_else(|| format!("no robot named `{name}`"))?;
+            robots.remove(&robot).await?;
+            println!("{}", serde_json::json!({ "removed": name }));
+        }
+    }
+    Ok(())
 }

@@ -281,3 +281,35 @@ async fn a_personal_token_limited_to_pull_cannot_push_and_stops_at_its_expiry() 
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "expired");
     reg.stop().await;
 }
+
+#[tokio::test]
+async fn robots_made_by_the_operator_command_work_at_once_on_a_running_server() {
+    let reg = Secure::start("").await;
+    let storage = format!("fs:{}", reg.setup.path().join("wharf-data").display());
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wharf-server"))
+            .args(["--storage", &storage, "robot"])
+            .args(args)
+            .output()
+            .expect("runs");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, out) =
+        run(&["add", "deployer", "--repository", "ops/**", "--actions", "pull,push", "--expires", "1h"]);
+    assert!(ok, "{out}");
+    let made: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let secret = made["secret"].as_str().expect("secret").to_owned();
+    let basic = |r: reqwest::RequestBuilder| r.basic_auth("robot$deployer", Some(secret.clone()));
+    assert_eq!(push(&reg.http, &reg.base, &basic, "ops/site", "v1").await, (201, 201));
+    assert_eq!(push(&reg.http, &reg.base, &basic, "team/app", "v1").await, (403, 403));
+    let (ok, out) = run(&["disable", "deployer"]);
+    assert!(ok && out.contains("\"disabled\": true"), "{out}");
+    let r = basic(reg.http.get(reg.url("/v2/ops/site/tags/list"))).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (ok, out) = run(&["list"]);
+    assert!(ok && out.contains("deployer") && !out.contains(&secret[20..]), "{out}");
+    assert!(run(&["remove", "deployer"]).0);
+    assert!(!run(&["remove", "deployer"]).0, "gone");
+    assert!(!run(&["add", "x", "--repository", "a", "--actions", "admin"]).0, "robots never administer");
+    reg.stop().await;
+}
