@@ -383,16 +383,20 @@ impl Authenticator {
     /// What `principal` may do to `repository` by who it is (its token aside): the policy's
     /// actions for its identity; with a credential, those of the credential's owner (all,
     /// for a robot the operator made) within the credential's grants — never more than the
-    /// owner may do now.
+    /// owner may do now — and what anonymous callers may.
     pub fn rights(&self, principal: &Principal, repository: &str) -> Actions {
         let Some(credential) = &principal.credential else {
             return self.policy().actions(&principal.identity, repository);
         };
+        let policy = self.policy();
         let owner = match &credential.owner {
-            Some(owner) => self.policy().actions(&Identity::User(owner.clone()), repository),
+            Some(owner) => policy.actions(&Identity::User(owner.clone()), repository),
             None => Actions::ALL,
         };
-        owner.intersection(credential.actions(repository))
+        // What anyone may do without credentials, a credential never takes away.
+        owner
+            .intersection(credential.actions(repository))
+            .union(policy.actions(&Identity::Anonymous, repository))
     }
 
     /// Whether `principal` (a user, never through a robot or a personal access token) may

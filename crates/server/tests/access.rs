@@ -196,6 +196,10 @@ enum Caller {
     Bob,
     Alice,
     Admin,
+    /// A robot the admin made: pull and push on `team/app` only.
+    Robot,
+    /// A personal access token of alice's: pull on `team/**` only.
+    PullToken,
     WrongPassword,
     ExpiredToken,
     ForeignKeyToken,
@@ -260,8 +264,11 @@ fn expected(caller: Caller, op: Op) -> u16 {
         ) => 401,
         (_, O::PullPublic | O::Catalog | O::WharfRepositories) => 200,
         (C::Anonymous, _) => 401,
-        (C::Bob, O::PullTeam | O::Referrers | O::WharfArtifacts) => 200,
-        (C::Bob, _) => 403,
+        (C::Bob | C::PullToken, O::PullTeam | O::Referrers | O::WharfArtifacts) => 200,
+        (C::Bob | C::PullToken, _) => 403,
+        (C::Robot, O::DeleteTag | O::MountFromPrivate) => 403,
+        (C::Robot, O::PushBlob | O::PushManifest) => 201,
+        (C::Robot, _) => 200,
         (C::Alice, O::MountFromPrivate) => 403,
         (C::Alice | C::Admin, O::PushBlob | O::PushManifest | O::MountFromPrivate) => 201,
         (C::Alice | C::Admin, O::DeleteTag) => 202,
@@ -273,7 +280,7 @@ fn expected(caller: Caller, op: Op) -> u16 {
 fn listed(caller: Caller) -> Vec<&'static str> {
     match caller {
         Caller::Anonymous => vec!["public/app"],
-        Caller::Bob | Caller::Alice => vec!["public/app", "team/app"],
+        Caller::Bob | Caller::Alice | Caller::Robot | Caller::PullToken => vec!["public/app", "team/app"],
         _ => vec!["private/x", "public/app", "team/app"],
     }
 }
@@ -337,8 +344,10 @@ fn forged(reg: &Secure, caller: Caller) -> String {
     }
 }
 
-fn password(caller: Caller) -> Option<(&'static str, &'static str)> {
+fn password(caller: Caller, fixture: &Fixture) -> Option<(&str, &str)> {
     match caller {
+        Caller::Robot => Some(("robot$team-ci", &fixture.robot)),
+        Caller::PullToken => Some(("alice", &fixture.pull_token)),
         Caller::Bob => Some(("bob", "bob-pw")),
         Caller::Alice => Some(("alice", "alice-pw")),
         Caller::Admin => Some(("admin", "admin-pw")),
@@ -387,12 +396,12 @@ async fn cell(
             Caller::ExpiredToken | Caller::ForeignKeyToken | Caller::OtherServiceToken | Caller::AlgNoneToken,
             _,
         ) => request.bearer_auth(forged(reg, caller)),
-        (_, Mode::Direct) => match password(caller) {
+        (_, Mode::Direct) => match password(caller, fixture) {
             Some((u, p)) => request.basic_auth(u, Some(p)),
             None => request,
         },
         (_, Mode::Token) => {
-            let r = reg.token(password(caller), &op.scopes()).await;
+            let r = reg.token(password(caller, fixture), &op.scopes()).await;
             if caller == Caller::WrongPassword {
                 assert_eq!(
                     r.status(),
@@ -436,6 +445,19 @@ struct Fixture {
     config_size: usize,
     team: Digest,
     secret: Digest,
+    /// The robot's secret.
+    robot: String,
+    /// Alice's personal access token.
+    pull_token: String,
+}
+
+/// Makes a robot (as admin) or a personal access token (as alice) through the API; its
+/// secret.
+async fn credential(reg: &Secure, path: &str, who: (&str, &str), body: serde_json::Value) -> String {
+    let r =
+        reg.http.post(reg.url(path)).basic_auth(who.0, Some(who.1)).json(&body).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::CREATED, "{path}");
+    r.json::<serde_json::Value>().await.expect("json")["secret"].as_str().expect("a secret").to_owned()
 }
 
 #[tokio::test]
@@ -445,12 +467,29 @@ async fn every_caller_and_operation_gets_exactly_its_status_and_refused_writes_c
     let (team, config) = reg.seed("team/app", "v1", "team").await;
     reg.seed("public/app", "v1", "public").await;
     let (_, secret) = reg.seed("private/x", "v1", "secret").await;
-    let fixture = Fixture { config, config_size: "{\"note\":\"team\"}".len(), team, secret };
+    let robot = credential(
+        &reg,
+        "/v2/_wharf/robots",
+        ("admin", "admin-pw"),
+        serde_json::json!({ "name": "team-ci", "grants": [{ "repositories": ["team/app"], "actions": ["pull", "push"] }] }),
+    )
+    .await;
+    let pull_token = credential(
+        &reg,
+        "/v2/_wharf/tokens",
+        ("alice", "alice-pw"),
+        serde_json::json!({ "name": "pull", "grants": [{ "repositories": ["team/**"], "actions": ["pull"] }] }),
+    )
+    .await;
+    let fixture =
+        Fixture { config, config_size: "{\"note\":\"team\"}".len(), team, secret, robot, pull_token };
     let callers = [
         Caller::Anonymous,
         Caller::Bob,
         Caller::Alice,
         Caller::Admin,
+        Caller::Robot,
+        Caller::PullToken,
         Caller::WrongPassword,
         Caller::ExpiredToken,
         Caller::ForeignKeyToken,
@@ -510,7 +549,7 @@ async fn every_caller_and_operation_gets_exactly_its_status_and_refused_writes_c
             }
         }
     }
-    assert_eq!(cells, 2 * 9 * 10);
+    assert_eq!(cells, 2 * 11 * 10);
     // No repository appeared from a refused push.
     let catalog: serde_json::Value = reg
         .http
