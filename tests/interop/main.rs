@@ -56,6 +56,8 @@
 //!
 //! 15. Webhooks: `wkg oci push` of a component arrives at a receiver that verifies with PyPI's
 //!     `standardwebhooks` and parses with the CloudEvents SDK, with the component's Wasm fields.
+//! 16. A robot account limited to pushing `ci/app`: podman, skopeo, oras-py and `wkg oci push`
+//!     push with its secret; its push to `ci/other` and its delete are refused.
 //!
 //! Needs skopeo, buildah, podman, umoci, wat2wasm (wabt), docker-registry, containerd and a Python with `oras` and
 //! `wasmtime` (`WHARF_PYTHON`, else `.venv/bin/python` in the workspace): `.ci/run` installs
@@ -2176,4 +2178,106 @@ fn flow15_webhooks_tell_what_wkg_pushed() {
     drop(server);
     let _ = receiver.kill();
     let _ = receiver.wait();
+}
+
+/// A robot account limited to pushing `ci/app`: podman, skopeo, oras-py and `wkg oci push`
+/// push with its credentials (Basic, through the token endpoint as each client does); its push
+/// to `ci/other` and its delete are refused with the registry's word.
+#[test]
+fn flow16_a_robot_pushes_with_podman_skopeo_oras_py_and_wkg() {
+    if !runs("flow 16", &absent(&["wkg"])) {
+        return;
+    }
+    let Some(w) = World::start_mode("flow 16", false, true) else { return };
+    let made: Value = w.rt.block_on(async {
+        let r = w
+            .http
+            .post(format!("http://{}/v2/_wharf/robots", w.host))
+            .basic_auth("admin", Some("admin-pw"))
+            .json(&serde_json::json!({
+                "name": "ci-app",
+                "grants": [{ "repositories": ["ci/app"], "actions": ["pull", "push"] }],
+                "expires_in": "1h",
+            }))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+        r.json().await.expect("json")
+    });
+    let (user, secret) = ("robot$ci-app", made["secret"].as_str().expect("secret").to_owned());
+    let creds = format!("{user}:{secret}");
+
+    // podman: a login with the robot's secret, then a push.
+    w.build_image("run.oci.handler=wasm", "localhost/hello:v1");
+    let auth = w.path("robot-auth.json");
+    w.run(
+        "podman",
+        &["login", "--tls-verify=false", "--authfile", &auth, "-u", user, "-p", &secret, &w.host],
+    );
+    let by_podman = format!("{}/ci/app:podman", w.host);
+    w.run(
+        "podman",
+        &[
+            "push",
+            "--tls-verify=false",
+            "--authfile",
+            &auth,
+            "localhost/hello:v1",
+            &format!("docker://{by_podman}"),
+        ],
+    );
+    let digest = w.digest(&by_podman.parse().expect("ref"));
+
+    // skopeo: a copy within ci/app with --creds; to ci/other and a delete, refused.
+    let tls = ["--src-tls-verify=false", "--dest-tls-verify=false"];
+    let mut flags = tls.to_vec();
+    flags.extend(["--src-creds", &creds, "--dest-creds", &creds]);
+    w.skopeo_copy(&flags, &format!("docker://{by_podman}"), &format!("docker://{}/ci/app:skopeo", w.host));
+    assert_eq!(w.digest(&format!("{}/ci/app:skopeo", w.host).parse().expect("ref")), digest);
+    let mut copy = vec!["copy", "-q"];
+    copy.extend_from_slice(&flags);
+    let other = format!("docker://{}/ci/other:v1", w.host);
+    let from = format!("docker://{by_podman}");
+    copy.extend([from.as_str(), other.as_str()]);
+    assert_refused(&w.output("skopeo", &copy, &[]), "a robot's push to ci/other", "403 (Forbidden)");
+    let victim = format!("docker://{}/ci/app:skopeo", w.host);
+    assert_refused(
+        &w.output("skopeo", &["delete", "--tls-verify=false", "--creds", &creds, &victim], &[]),
+        "a robot's delete",
+        "403",
+    );
+
+    // oras-py with the robot's user name and secret.
+    let wasm = w.path("helloworld.wasm");
+    let by_oras = format!("{}/ci/app:oras", w.host);
+    let env = [("WHARF_ORAS_USER", user), ("WHARF_ORAS_PASSWORD", secret.as_str())];
+    let oras_digest = digest_of(&w.python_env(&["push-wasm", &by_oras, &wasm], &env));
+    assert_eq!(w.digest(&by_oras.parse().expect("ref")), oras_digest);
+
+    // wkg, with the robot in its Docker config.
+    std::fs::create_dir_all(w.path(".docker")).expect("mkdir");
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &creds);
+    std::fs::write(
+        w.path(".docker/config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{encoded}"}}}}}}"#, w.host),
+    )
+    .expect("docker config");
+    let component = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wasm/component.wasm");
+    let wkg_env =
+        [("WKG_CONFIG_FILE", w.path("wkg.toml")), ("HOME", w.path("")), ("DOCKER_CONFIG", w.path(".docker"))];
+    let wkg_env: Vec<(&str, &str)> = wkg_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let push = |name: &str| {
+        w.output(
+            "wkg",
+            &["oci", "push", &format!("{}/{name}", w.host), component, "--insecure", &w.host],
+            &wkg_env,
+        )
+    };
+    let out = push("ci/app:wkg");
+    assert!(out.status.success(), "wkg oci push: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!push("ci/other:wkg").status.success(), "a robot's wkg push to ci/other");
+    // Nothing of the refused pushes is there.
+    let reference: Reference = format!("{}/ci/other:v1", w.host).parse().expect("ref");
+    assert!(w.rt.block_on(w.client.resolve(&reference)).is_err(), "ci/other exists");
 }
