@@ -2197,7 +2197,7 @@ fn flow16_a_robot_pushes_with_podman_skopeo_oras_py_and_wkg() {
             .json(&serde_json::json!({
                 "name": "ci-app",
                 "grants": [{ "repositories": ["ci/app"], "actions": ["pull", "push"] }],
-                "expires_in": "1h",
+                "expiresIn": "1h",
             }))
             .send()
             .await

@@ -164,13 +164,22 @@ async fn a_robot_pushes_only_where_it_may_and_is_refused_everywhere_once_disable
             .json()
             .await
             .expect("json");
-        if listed["robots"][0]["last_used"].is_u64() {
+        if listed["robots"][0]["lastUsed"].is_u64() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // As the API's document says.
+    let doc = crate::openapi::document();
+    let mut errors = Vec::new();
+    let schema = crate::openapi::response_schema(&doc, "/v2/_wharf/robots");
+    crate::openapi::check(&doc, schema, &listed, "robots", &mut errors);
+    let made = &doc["paths"]["/v2/_wharf/robots"]["post"]["responses"]["201"]["content"]["application/json"]
+        ["schema"];
+    crate::openapi::check(&doc, made, &robot, "robot", &mut errors);
+    assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(listed["robots"][0]["name"], "ci-app", "{listed}");
-    assert!(listed["robots"][0]["last_used"].is_u64(), "{listed}");
+    assert!(listed["robots"][0]["lastUsed"].is_u64(), "{listed}");
     assert!(!listed.to_string().contains(&secret[20..]), "no secret in a listing");
 
     // Disabled through one process: the other refuses its very next request, token or not.
@@ -231,7 +240,7 @@ async fn a_personal_token_limited_to_pull_cannot_push_and_stops_at_its_expiry() 
         &reg,
         "/v2/_wharf/tokens",
         ("alice", "alice-pw"),
-        json!({ "name": "pull-only", "grants": [{ "repositories": ["team/**"], "actions": ["pull"] }], "expires_in": "3s" }),
+        json!({ "name": "pull-only", "grants": [{ "repositories": ["team/**"], "actions": ["pull"] }], "expiresIn": "3s" }),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
@@ -262,6 +271,16 @@ async fn a_personal_token_limited_to_pull_cannot_push_and_stops_at_its_expiry() 
         .await
         .expect("json");
     assert_eq!(listed["tokens"].as_array().map(Vec::len), Some(1), "{listed}");
+    let doc = crate::openapi::document();
+    let mut errors = Vec::new();
+    crate::openapi::check(
+        &doc,
+        crate::openapi::response_schema(&doc, "/v2/_wharf/tokens"),
+        &listed,
+        "tokens",
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
     let mine: serde_json::Value = reg
         .http
         .get(reg.url("/v2/_wharf/tokens"))

@@ -42,6 +42,7 @@ impl std::fmt::Debug for Credentials {
 
 /// A credential as listed: what it is, and when it was last used.
 #[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Listed {
     /// The credential (its secret's hash is never shown).
     #[serde(flatten)]
@@ -52,6 +53,7 @@ pub struct Listed {
 
 /// What a credential shows of itself.
 #[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct View {
     /// Its id.
     pub id: String,

@@ -24,7 +24,7 @@ const TOKEN_LIFETIME: u64 = 30 * 24 * 3600;
 
 /// What `POST` sends.
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Create {
     name: String,
     grants: Vec<GrantBody>,
@@ -138,7 +138,7 @@ async fn create(
         Some("never") => None,
         Some(text) => Some(
             crate::units::parse_duration(text)
-                .map_err(|e| Error::BadRequest(format!("expires_in: {e}")))?
+                .map_err(|e| Error::BadRequest(format!("expiresIn: {e}")))?
                 .as_secs(),
         ),
         None => Some(if kind == Kind::Robot { ROBOT_LIFETIME } else { TOKEN_LIFETIME }),
