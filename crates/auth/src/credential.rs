@@ -270,6 +270,7 @@ mod tests {
         assert_eq!(back, robot);
         assert_eq!(robot.identity(), Identity::Robot("robot$ci-app".into()));
         assert_eq!(robot.identity().name(), "robot$ci-app");
+        assert!(!crate::valid_user("robot$ci-app"), "no person takes a robot's name");
         assert!(robot.actions("ci/app").contains(Action::Push));
         assert!(robot.actions("ci/other").is_empty());
         let (other, _) =

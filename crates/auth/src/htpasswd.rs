@@ -10,11 +10,14 @@ use crate::error::{Error, Result};
 /// docs use 10; 10 is ~60 ms here, paid once per login thanks to the credential cache).
 pub const DEFAULT_COST: u32 = 10;
 
-/// A checked user name: 1–256 characters, no `:`, no control character or space.
+/// A checked user name: 1–256 characters, no `:`, no control character or space, not starting
+/// with `robot$` (robots' names).
 pub fn valid_user(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 256
         && !name.chars().any(|c| c == ':' || c.is_control() || c.is_whitespace())
+        // Robots' user names: no person may take one.
+        && !name.starts_with(crate::credential::ROBOT_PREFIX)
 }
 
 /// The users of an htpasswd file, by name. Entries keep their order on rewrite.

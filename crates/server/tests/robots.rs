@@ -44,6 +44,12 @@ async fn create(
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// `GET path` as `who`, as JSON.
+async fn get_json(reg: &Secure, path: &str, who: (&str, &str)) -> serde_json::Value {
+    let r = reg.http.get(reg.url(path)).basic_auth(who.0, Some(who.1)).send().await.expect("send");
+    r.json().await.expect("json")
+}
+
 /// Pushes a one-blob image to `repo:tag` at `base` with `auth` applied to every request;
 /// the statuses of the blob and manifest pushes.
 async fn push(
@@ -154,16 +160,7 @@ async fn a_robot_pushes_only_where_it_may_and_is_refused_everywhere_once_disable
     // Listed with its last use.
     let mut listed = serde_json::Value::Null;
     for _ in 0..50 {
-        listed = reg
-            .http
-            .get(reg.url("/v2/_wharf/robots"))
-            .basic_auth("admin", Some("admin-pw"))
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
+        listed = get_json(&reg, "/v2/_wharf/robots", ("admin", "admin-pw")).await;
         if listed["robots"][0]["lastUsed"].is_u64() {
             break;
         }
@@ -260,16 +257,7 @@ async fn a_personal_token_limited_to_pull_cannot_push_and_stops_at_its_expiry() 
         .await
         .expect("send");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let listed: serde_json::Value = reg
-        .http
-        .get(reg.url("/v2/_wharf/tokens"))
-        .basic_auth("alice", Some("alice-pw"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let listed = get_json(&reg, "/v2/_wharf/tokens", ("alice", "alice-pw")).await;
     assert_eq!(listed["tokens"].as_array().map(Vec::len), Some(1), "{listed}");
     let doc = crate::openapi::document();
     let mut errors = Vec::new();
@@ -281,16 +269,7 @@ async fn a_personal_token_limited_to_pull_cannot_push_and_stops_at_its_expiry() 
         &mut errors,
     );
     assert!(errors.is_empty(), "{errors:#?}");
-    let mine: serde_json::Value = reg
-        .http
-        .get(reg.url("/v2/_wharf/tokens"))
-        .basic_auth("bob", Some("bob-pw"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let mine = get_json(&reg, "/v2/_wharf/tokens", ("bob", "bob-pw")).await;
     assert_eq!(mine["tokens"].as_array().map(Vec::len), Some(0), "each user sees their own");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let r = pat(reg.http.get(reg.url("/v2/team/app/manifests/v1")).header("Accept", OCI_MANIFEST))
