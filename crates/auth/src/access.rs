@@ -404,8 +404,7 @@ impl Authenticator {
     /// now.
     pub fn may_grant(&self, principal: &Principal, grant: &crate::credential::Grant) -> bool {
         let policy = self.policy();
-        principal.token.as_ref().is_none_or(|c| c.wharf_cred.is_none())
-            && principal.credential.is_none()
+        in_person(principal)
             && matches!(principal.identity, Identity::User(_))
             && grant
                 .actions
@@ -437,12 +436,9 @@ impl Authenticator {
     /// repository never runs the garbage collector). A robot or a personal access token
     /// never administers.
     pub fn is_admin(&self, principal: &Principal) -> bool {
-        principal.credential.is_none()
+        in_person(principal)
             && self.policy().is_admin(&principal.identity)
-            && principal
-                .token
-                .as_ref()
-                .is_none_or(|c| c.wharf_cred.is_none() && c.allows("registry", "admin", "*"))
+            && principal.token.as_ref().is_none_or(|c| c.allows("registry", "admin", "*"))
     }
 
     /// Whether `principal` may make, list and revoke personal access tokens of its own: a
@@ -450,11 +446,8 @@ impl Authenticator {
     /// grants `registry:tokens:*`.
     pub fn mints_tokens(&self, principal: &Principal) -> bool {
         matches!(principal.identity, Identity::User(_))
-            && principal.credential.is_none()
-            && principal
-                .token
-                .as_ref()
-                .is_none_or(|c| c.wharf_cred.is_none() && c.allows("registry", "tokens", "*"))
+            && in_person(principal)
+            && principal.token.as_ref().is_none_or(|c| c.allows("registry", "tokens", "*"))
     }
 
     /// What a token for `principal` grants of `requested`: for each repository scope, the
@@ -514,6 +507,12 @@ impl Authenticator {
         let fp = self.users().fingerprint(user)?;
         self.tokens.issue_refresh(user, &fp).ok()
     }
+}
+
+/// Whether `principal` acts as itself: not through a robot or a personal access token, nor
+/// through a token issued to one.
+fn in_person(principal: &Principal) -> bool {
+    principal.credential.is_none() && principal.token.as_ref().is_none_or(|c| c.wharf_cred.is_none())
 }
 
 fn token_reason(e: &crate::Error) -> String {

@@ -42,13 +42,6 @@ pub struct Grant {
     pub actions: Actions,
 }
 
-impl Grant {
-    /// Whether it allows `action` on `repository`.
-    pub fn allows(&self, repository: &str, action: Action) -> bool {
-        self.actions.contains(action) && self.repositories.iter().any(|p| p.matches(repository))
-    }
-}
-
 /// A robot account or a personal access token, as stored: no secret, only its SHA-256.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credential {
@@ -237,10 +230,10 @@ impl Credential {
 
     /// What its grants allow on `repository` (before its owner's rights are applied).
     pub fn actions(&self, repository: &str) -> Actions {
-        Action::ALL
-            .into_iter()
-            .filter(|a| self.grants.iter().any(|g| g.allows(repository, *a)))
-            .fold(Actions::NONE, |acc, a| acc.union(Actions::of(&[a])))
+        self.grants
+            .iter()
+            .filter(|g| g.repositories.iter().any(|p| p.matches(repository)))
+            .fold(Actions::NONE, |acc, g| acc.union(g.actions))
     }
 }
 

@@ -165,9 +165,8 @@ impl AccessControl {
             if credential.identity().name() != user || !credential.check_secret(password) {
                 return Err(Denied::BadCredentials);
             }
-            credential.usable(crate::clock::now_secs()).map_err(|why| Denied::BadToken(why.to_string()))?;
-            let fresh = store.used(&credential.id);
-            return Ok((Principal::of_credential(Arc::new(credential)), fresh));
+            let (credential, fresh) = standing(store, credential)?;
+            return Ok((Principal::of_credential(credential), fresh));
         }
         let (identity, fresh) = self.check_login(user, password, client).await?;
         Ok((Principal::from(identity), fresh))
@@ -185,9 +184,7 @@ impl AccessControl {
             .await
             .map_err(|e| Denied::BadToken(e.to_string()))?
             .ok_or_else(|| Denied::BadToken("the credential was deleted".into()))?;
-        credential.usable(crate::clock::now_secs()).map_err(|why| Denied::BadToken(why.to_string()))?;
-        store.used(&credential.id);
-        principal.credential = Some(Arc::new(credential));
+        principal.credential = Some(standing(store, credential)?.0);
         Ok(principal)
     }
 
@@ -497,7 +494,8 @@ impl AccessControl {
                 _ => Ok(principal),
             },
             Need::Tokens if self.auth.mints_tokens(&principal) => Ok(principal),
-            Need::Tokens if anonymous || principal.credential.is_none() && principal.token.is_some() => {
+            // No one, or a user's token without the scope: a 401 names the scope to ask for.
+            Need::Tokens if anonymous || (principal.credential.is_none() && principal.token.is_some()) => {
                 Err(unauthorized("a token for registry:tokens:* is required".into()))
             }
             Need::Tokens => Err(Error::Denied {
@@ -594,6 +592,17 @@ impl AccessControl {
     pub(crate) fn is_admin(&self, principal: &Principal) -> bool {
         self.auth.is_admin(principal)
     }
+}
+
+/// A credential that still lets its holder in (not disabled, not expired), its use noted;
+/// whether the use was written now (a use worth an audit record).
+fn standing(
+    store: &Credentials,
+    credential: wharf_auth::Credential,
+) -> std::result::Result<(Arc<wharf_auth::Credential>, bool), Denied> {
+    credential.usable(crate::clock::now_secs()).map_err(|why| Denied::BadToken(why.to_string()))?;
+    let fresh = store.used(&credential.id);
+    Ok((Arc::new(credential), fresh))
 }
 
 /// The policy of `[auth] groups` and the `[[access]]` rules: every authenticated user may do
