@@ -64,10 +64,10 @@ fi
 # PyPI clients of the interop suite, in .venv (where tests/interop looks for them), and the
 # webhook receiver's libraries (tests/webhooks/receiver.py: standardwebhooks verifies each
 # delivery, the CloudEvents SDK parses it).
-if ! .venv/bin/python -c 'import oras.client, wasmtime, standardwebhooks, cloudevents.v1.http' >/dev/null 2>&1; then
+if ! .venv/bin/python -c 'import oras.client, wasmtime, standardwebhooks, cloudevents.v1.http, jwt, cryptography' >/dev/null 2>&1; then
   step "installing oras-py, wasmtime, standardwebhooks and cloudevents in .venv"
   python3 -m venv .venv
-  .venv/bin/pip install -q oras==0.2.43 wasmtime==50.0.1 standardwebhooks==1.3.0 cloudevents==2.2.0
+  .venv/bin/pip install -q oras==0.2.43 wasmtime==50.0.1 standardwebhooks==1.3.0 cloudevents==2.2.0 pyjwt==2.15.1 cryptography==51.0.1
 fi
 
 # npm packages of the browser test (tests/web: playwright-core drives Debian's chromium;

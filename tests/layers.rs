@@ -317,6 +317,7 @@ const SERVER: &[&[&str]] = &[
         "lifecycle::budget",
         "packages",
     ],
+    &["auth::oidc"],
     &[
         "search",
         "jobs",

@@ -370,6 +370,8 @@ impl Authenticator {
         let own = claims.iss == self.tokens.issuer;
         let identity = if claims.sub.is_empty() {
             Identity::Anonymous
+        } else if own && claims.wharf_wl.is_some() {
+            Identity::External(claims.sub.clone())
         } else if own && claims.sub.starts_with(ROBOT_PREFIX) {
             Identity::Robot(claims.sub.clone())
         } else if own || self.tokens.maps_external_users() {
@@ -509,10 +511,11 @@ impl Authenticator {
     }
 }
 
-/// Whether `principal` acts as itself: not through a robot or a personal access token, nor
-/// through a token issued to one.
+/// Whether `principal` acts as itself: not through a robot, a personal access token or a
+/// workload's OIDC token, nor through a token issued to one.
 fn in_person(principal: &Principal) -> bool {
-    principal.credential.is_none() && principal.token.as_ref().is_none_or(|c| c.wharf_cred.is_none())
+    principal.credential.is_none()
+        && principal.token.as_ref().is_none_or(|c| c.wharf_cred.is_none() && c.wharf_wl.is_none())
 }
 
 fn token_reason(e: &crate::Error) -> String {
@@ -690,11 +693,60 @@ mod tests {
         auth.set_policy(Policy::default());
         assert!(!auth.can(&rooted, "any/thing", Action::Pull), "its owner lost every right");
         // Its tokens name it, and say who it is.
+        let ci = robot.credential.clone().expect("a credential");
         let issued =
-            auth.tokens().issue_to(Some("robot$ci"), vec![Scope::catalog()], Some("0123")).expect("issues");
+            auth.tokens().issue_to(Some("robot$ci"), vec![Scope::catalog()], Some(&ci)).expect("issues");
         let principal = auth.bearer(&issued.token).expect("valid");
         assert_eq!(principal.identity, Identity::Robot("robot$ci".into()));
-        assert_eq!(principal.token.as_ref().and_then(|c| c.wharf_cred.as_deref()), Some("0123"));
+        assert_eq!(principal.token.as_ref().and_then(|c| c.wharf_cred.as_deref()), Some(ci.id.as_str()));
+    }
+
+    #[test]
+    fn workloads_hold_their_rules_grants_until_their_token_expires() {
+        let auth = authenticator();
+        let public = crate::Rule {
+            repositories: vec!["public/**".parse().expect("pattern")],
+            anonymous: Actions::of(&[Action::Pull]),
+            ..crate::Rule::default()
+        };
+        auth.set_policy(Policy::new(vec![public], &std::collections::BTreeMap::new()));
+        let now = crate::token::now();
+        let workload = crate::oidc::Workload {
+            name: "github:repo:acme/app:ref:refs/heads/main".into(),
+            issuer: "https://token.actions.githubusercontent.com".into(),
+            claims: std::collections::BTreeMap::from([("ref".into(), "refs/heads/main".into())]),
+            grants: vec![crate::Grant {
+                repositories: vec!["acme/app/**".parse().expect("pattern")],
+                actions: Actions::of(&[Action::Pull, Action::Push]),
+            }],
+            expires: now + 60,
+            token_id: "run-42".into(),
+        };
+        let principal = Principal::of_credential(Arc::new(Credential::workload(workload, now)));
+        assert_eq!(principal.identity, Identity::External("github:repo:acme/app:ref:refs/heads/main".into()));
+        assert!(auth.can(&principal, "acme/app/web", Action::Push));
+        assert!(
+            !auth.can(&principal, "acme/app/web", Action::Delete)
+                && !auth.can(&principal, "team/x", Action::Pull)
+        );
+        assert!(auth.can(&principal, "public/x", Action::Pull), "what anonymous callers may");
+        assert!(!auth.is_admin(&principal) && !auth.mints_tokens(&principal));
+        let asked =
+            Scope::parse_list("repository:acme/app/web:pull,push,delete registry:tokens:*").expect("parses");
+        let granted = auth.grant(&principal, &asked);
+        assert_eq!(granted, vec![Scope::repository("acme/app/web", &["pull", "push"])]);
+        // Its registry token: as long as its OIDC token lives at most, never a user's.
+        let credential = principal.credential.as_deref();
+        let issued =
+            auth.tokens().issue_to(Some(principal.identity.name()), granted, credential).expect("issues");
+        assert!(issued.expires_in <= 60 && issued.claims.wharf_cred.is_none());
+        let back = auth.bearer(&issued.token).expect("valid");
+        assert_eq!(back.identity, principal.identity);
+        assert!(
+            auth.can(&back, "acme/app/web", Action::Push)
+                && !auth.is_admin(&back)
+                && !auth.mints_tokens(&back)
+        );
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub enum Kind {
     Robot,
     /// A personal access token: its owner's identity, with less than its owner's rights.
     Personal,
+    /// A CI workload signed in with an OIDC token of a trusted issuer
+    /// ([`oidc`](crate::oidc)): never stored, its grants from the issuer's claim rules, its
+    /// expiry its token's.
+    Workload,
 }
 
 /// Repositories and what may be done to them.
@@ -63,7 +67,10 @@ pub struct Credential {
     /// Disabled: refused until enabled again.
     #[serde(default)]
     pub disabled: bool,
-    /// The SHA-256 of the secret, hex.
+    /// What vouched for a workload: its OIDC token's claims (for the audit log).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub claims: std::collections::BTreeMap<String, String>,
+    /// The SHA-256 of the secret, hex (empty for a workload: it has none).
     secret_sha256: String,
 }
 
@@ -159,6 +166,11 @@ impl Credential {
                 name.chars().take(64).collect::<String>()
             )));
         }
+        if kind == Kind::Workload {
+            return Err(bad(
+                "a workload's credential comes from its OIDC token (`Credential::workload`)".into()
+            ));
+        }
         if kind == Kind::Personal && owner.is_none() {
             return Err(bad("a personal access token belongs to a user".into()));
         }
@@ -198,15 +210,35 @@ impl Credential {
             created: now,
             expires,
             disabled: false,
+            claims: std::collections::BTreeMap::new(),
             secret_sha256: sha256_hex(&secret),
         };
         Ok((credential, Secret(secret)))
     }
 
-    /// Who it is: a robot (`robot$<name>`), or a personal token's owner. Its
-    /// [`name`](Identity::name) is the user name it signs in with.
+    /// The credential of a workload an OIDC token signed in (`id`: its token's id): its
+    /// grants, no owner, no secret, expiring with the token.
+    pub fn workload(workload: crate::oidc::Workload, now: u64) -> Self {
+        Self {
+            id: workload.token_id,
+            kind: Kind::Workload,
+            name: workload.name,
+            owner: None,
+            grants: workload.grants,
+            created: now,
+            expires: Some(workload.expires),
+            disabled: false,
+            claims: workload.claims,
+            secret_sha256: String::new(),
+        }
+    }
+
+    /// Who it is: a robot (`robot$<name>`), a personal token's owner, or a workload (an
+    /// [`Identity::External`] named `<issuer>:<sub>`). Its [`name`](Identity::name) is the
+    /// user name it signs in with.
     pub fn identity(&self) -> Identity {
         match (self.kind, &self.owner) {
+            (Kind::Workload, _) => Identity::External(self.name.clone()),
             (Kind::Personal, Some(owner)) => Identity::User(owner.clone()),
             _ => Identity::Robot(format!("{ROBOT_PREFIX}{}", self.name)),
         }

@@ -27,9 +27,12 @@ pub fn scope(data: &[u8]) {
     }
 }
 
-/// The token parser never panics, and no input verifies under a key that did not sign it.
+/// The token parser never panics, and no input verifies under a key that did not sign it;
+/// the same for the OIDC readers (an issuer's check of a workload token, a discovery
+/// document, the unverified `iss`).
 pub fn token(data: &[u8]) {
     static KEYS: std::sync::OnceLock<Vec<crate::VerifyingKey>> = std::sync::OnceLock::new();
+    static ISSUER: std::sync::OnceLock<crate::oidc::Issuer> = std::sync::OnceLock::new();
     let keys = KEYS.get_or_init(|| {
         [crate::Algorithm::ES256, crate::Algorithm::EdDSA]
             .into_iter()
@@ -41,6 +44,25 @@ pub fn token(data: &[u8]) {
     assert!(crate::jwt::verify::<serde_json::Value>(&text, keys).is_err(), "a forged token verified");
     let _ = crate::VerifyingKey::from_jwks(&text);
     let _ = crate::VerifyingKey::from_pem(&text);
+    let issuer = ISSUER.get_or_init(|| {
+        let rule = crate::oidc::ClaimRule {
+            claims: [("sub".to_owned(), vec!["*".to_owned()])].into(),
+            grant: crate::Grant {
+                repositories: vec!["**".parse().expect("pattern")],
+                actions: crate::Actions::of(&[crate::Action::Pull]),
+            },
+        };
+        crate::oidc::Issuer::new("fuzz", "https://issuer.example", "wharf", vec![rule]).expect("valid")
+    });
+    let _ = crate::oidc::claimed_issuer(&text);
+    let _ = crate::oidc::Discovery::parse(data, "https://issuer.example");
+    assert!(
+        matches!(
+            issuer.verify(&text, keys, crate::token::now()),
+            Err(crate::oidc::Rejected::Invalid(_) | crate::oidc::Rejected::UnknownKey)
+        ),
+        "a forged workload token verified"
+    );
 }
 
 /// The Sigstore bundle and cosign readers never panic, and whatever verifies against the

@@ -1,6 +1,8 @@
-//! Compact JSON Web Tokens signed with ES256 (ECDSA P-256) or EdDSA (Ed25519), on aws-lc-rs.
-//! Only these two algorithms exist here: `alg: none`, HMAC and RSA tokens are refused before
-//! any key is looked at.
+//! Compact JSON Web Tokens signed with ES256 (ECDSA P-256) or EdDSA (Ed25519), on aws-lc-rs,
+//! and verified with those or RS256 (RSA PKCS#1 v1.5, 2048 to 8192 bits: what GitHub Actions,
+//! GitLab and Kubernetes sign their OIDC tokens with; Wharf never signs with it). `alg: none`,
+//! HMAC and every other algorithm are refused before any key is looked at, and a key is only
+//! ever used with its own algorithm.
 
 use std::fmt;
 
@@ -24,6 +26,8 @@ pub enum Algorithm {
     ES256,
     /// Ed25519.
     EdDSA,
+    /// RSA PKCS#1 v1.5 with SHA-256 (verification only).
+    RS256,
 }
 
 /// A key that signs tokens.
@@ -56,6 +60,7 @@ impl SigningKey {
                 EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             }
             Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng),
+            Algorithm::RS256 => return Err(Error::Key("RS256 keys only verify here".into())),
         }
         .map_err(|_| Error::Key("cannot generate a key".into()))?;
         Self::from_pkcs8_der(der.as_ref())
@@ -109,7 +114,7 @@ impl SigningKey {
             Pair::Ec(k) => k.public_key().as_ref().to_vec(),
             Pair::Ed(k) => k.public_key().as_ref().to_vec(),
         };
-        VerifyingKey { alg: self.algorithm(), kid: Some(self.kid.clone()), public }
+        VerifyingKey { alg: self.algorithm(), kid: Some(self.kid.clone()), public, exponent: Vec::new() }
     }
 
     /// Signs `claims` into a compact token.
@@ -155,8 +160,10 @@ fn pem(label: &str, der: &[u8]) -> String {
 pub struct VerifyingKey {
     alg: Algorithm,
     kid: Option<String>,
-    /// P-256: the uncompressed point (65 bytes); Ed25519: 32 bytes.
+    /// P-256: the uncompressed point (65 bytes); Ed25519: 32 bytes; RSA: the modulus.
     public: Vec<u8>,
+    /// RSA: the public exponent; empty otherwise.
+    exponent: Vec<u8>,
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -193,7 +200,7 @@ impl VerifyingKey {
             } else {
                 return Err(Error::Key("not a P-256 or Ed25519 public key".into()));
             };
-        Ok(Self { alg, kid: Some(key_id(public)), public: public.to_vec() })
+        Ok(Self { alg, kid: Some(key_id(public)), public: public.to_vec(), exponent: Vec::new() })
     }
 
     /// Every key of a PEM file: `PUBLIC KEY` blocks, or `PRIVATE KEY` blocks (their public half).
@@ -209,8 +216,9 @@ impl VerifyingKey {
         Ok(keys)
     }
 
-    /// Every usable key of a JWKS document (`{"keys":[…]}`): EC P-256 and OKP Ed25519 keys;
-    /// others (RSA, keys for encryption) are skipped.
+    /// Every usable key of a JWKS document (`{"keys":[…]}`): EC P-256, OKP Ed25519 and RSA
+    /// keys of 2048 to 8192 bits; others (other curves, keys for encryption, keys whose `alg`
+    /// names another algorithm) are skipped.
     pub fn from_jwks(json: &str) -> Result<Vec<Self>> {
         #[derive(Deserialize)]
         struct Jwks {
@@ -222,7 +230,10 @@ impl VerifyingKey {
             crv: Option<String>,
             x: Option<String>,
             y: Option<String>,
+            n: Option<String>,
+            e: Option<String>,
             kid: Option<String>,
+            alg: Option<String>,
             #[serde(rename = "use")]
             usage: Option<String>,
         }
@@ -233,21 +244,36 @@ impl VerifyingKey {
             if k.usage.as_deref().is_some_and(|u| u != "sig") {
                 continue;
             }
-            match (k.kty.as_str(), k.crv.as_deref(), decode(&k.x), decode(&k.y)) {
+            let key = match (k.kty.as_str(), k.crv.as_deref(), decode(&k.x), decode(&k.y)) {
                 ("EC", Some("P-256"), Some(x), Some(y)) if x.len() == 32 && y.len() == 32 => {
                     let mut public = vec![4];
                     public.extend_from_slice(&x);
                     public.extend_from_slice(&y);
-                    keys.push(Self { alg: Algorithm::ES256, kid: k.kid, public });
+                    Self { alg: Algorithm::ES256, kid: k.kid, public, exponent: Vec::new() }
                 }
                 ("OKP", Some("Ed25519"), Some(x), _) if x.len() == 32 => {
-                    keys.push(Self { alg: Algorithm::EdDSA, kid: k.kid, public: x });
+                    Self { alg: Algorithm::EdDSA, kid: k.kid, public: x, exponent: Vec::new() }
                 }
-                _ => {}
+                ("RSA", _, _, _) => match (decode(&k.n), decode(&k.e)) {
+                    (Some(n), Some(e)) if rsa_size_ok(&n) && !e.is_empty() && e.len() <= 8 => {
+                        Self { alg: Algorithm::RS256, kid: k.kid, public: n, exponent: e }
+                    }
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let named = |alg: &str| k.alg.as_deref().is_none_or(|a| a == alg);
+            let fits = match key.alg {
+                Algorithm::ES256 => named("ES256"),
+                Algorithm::EdDSA => named("EdDSA"),
+                Algorithm::RS256 => named("RS256"),
+            };
+            if fits {
+                keys.push(key);
             }
         }
         if keys.is_empty() {
-            return Err(Error::Key("the JWKS holds no P-256 or Ed25519 signing key".into()));
+            return Err(Error::Key("the JWKS holds no P-256, Ed25519 or RSA signing key".into()));
         }
         Ok(keys)
     }
@@ -263,6 +289,10 @@ impl VerifyingKey {
                 "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": self.kid,
                 "x": B64.encode(&self.public),
             }),
+            Algorithm::RS256 => serde_json::json!({
+                "kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid,
+                "n": B64.encode(&self.public), "e": B64.encode(&self.exponent),
+            }),
         }
     }
 
@@ -270,9 +300,19 @@ impl VerifyingKey {
         let alg: &dyn signature::VerificationAlgorithm = match self.alg {
             Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
             Algorithm::EdDSA => &signature::ED25519,
+            Algorithm::RS256 => {
+                let key = signature::RsaPublicKeyComponents { n: &self.public, e: &self.exponent };
+                return key.verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig).is_ok();
+            }
         };
         UnparsedPublicKey::new(alg, &self.public).verify(message, sig).is_ok()
     }
+}
+
+/// Whether an RSA modulus (big-endian, maybe with leading zeros) has 2048 to 8192 bits.
+fn rsa_size_ok(n: &[u8]) -> bool {
+    let n = &n[n.iter().take_while(|b| **b == 0).count()..];
+    (256..=1024).contains(&n.len())
 }
 
 /// A token's header.
@@ -291,7 +331,7 @@ pub struct Header {
 /// The parts of a compact token, before any signature is checked.
 #[derive(Debug)]
 pub struct Unverified<'a> {
-    /// The parsed header (`alg` is ES256 or EdDSA, or parsing failed).
+    /// The parsed header (`alg` is ES256, EdDSA or RS256, or parsing failed).
     pub header: Header,
     signing_input: &'a str,
     payload: Vec<u8>,
@@ -299,7 +339,7 @@ pub struct Unverified<'a> {
 }
 
 /// Splits and decodes a compact token; refuses anything but three base64url parts with an
-/// ES256 or EdDSA header.
+/// ES256, EdDSA or RS256 header.
 pub fn parse(token: &str) -> Result<Unverified<'_>> {
     let bad = |m: &str| Error::Token(m.to_owned());
     if token.len() > MAX_TOKEN_LEN {
@@ -311,7 +351,7 @@ pub fn parse(token: &str) -> Result<Unverified<'_>> {
     };
     let header_json = B64.decode(h).map_err(|_| bad("header is not base64url"))?;
     let header: Header = serde_json::from_slice(&header_json)
-        .map_err(|_| bad("unsupported header: only ES256 and EdDSA tokens are accepted"))?;
+        .map_err(|_| bad("unsupported header: only ES256, EdDSA and RS256 tokens are accepted"))?;
     let payload = B64.decode(p).map_err(|_| bad("payload is not base64url"))?;
     let signature = B64.decode(s).map_err(|_| bad("signature is not base64url"))?;
     Ok(Unverified { header, signing_input: &token[..h.len() + 1 + p.len()], payload, signature })
@@ -320,23 +360,43 @@ pub fn parse(token: &str) -> Result<Unverified<'_>> {
 /// Verifies a token with one of `keys` (the one its `kid` names, or any of its algorithm
 /// when it names none) and returns its claims. Time claims are the caller's to check.
 pub fn verify<T: DeserializeOwned>(token: &str, keys: &[VerifyingKey]) -> Result<T> {
-    let unverified = parse(token)?;
-    let candidates = keys.iter().filter(|k| {
-        k.alg == unverified.header.alg
-            && match (&unverified.header.kid, &k.kid) {
-                (Some(want), Some(have)) => want == have,
-                _ => true,
-            }
-    });
-    let mut any = false;
-    for key in candidates {
-        any = true;
-        if key.verify(unverified.signing_input.as_bytes(), &unverified.signature) {
-            return serde_json::from_slice(&unverified.payload)
-                .map_err(|e| Error::Token(format!("claims: {e}")));
-        }
+    parse(token)?.verify(keys)
+}
+
+impl Unverified<'_> {
+    /// The keys of `keys` that may have signed it: its algorithm's, the one its `kid` names
+    /// (or all of them when it names none).
+    fn candidates<'k>(&self, keys: &'k [VerifyingKey]) -> impl Iterator<Item = &'k VerifyingKey> {
+        keys.iter().filter(|k| {
+            k.alg == self.header.alg
+                && match (&self.header.kid, &k.kid) {
+                    (Some(want), Some(have)) => want == have,
+                    _ => true,
+                }
+        })
     }
-    Err(Error::Token(if any { "bad signature" } else { "signed by an unknown key" }.into()))
+
+    /// Whether one of `keys` may have signed it (else it names a key not among them).
+    pub fn signer_known(&self, keys: &[VerifyingKey]) -> bool {
+        self.candidates(keys).next().is_some()
+    }
+
+    /// Its claims, **not verified**: only to choose which keys to verify it with.
+    pub fn peek<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.payload).map_err(|e| Error::Token(format!("claims: {e}")))
+    }
+
+    /// Verifies it with one of `keys` and returns its claims (see [`verify`]).
+    pub fn verify<T: DeserializeOwned>(&self, keys: &[VerifyingKey]) -> Result<T> {
+        let mut any = false;
+        for key in self.candidates(keys) {
+            any = true;
+            if key.verify(self.signing_input.as_bytes(), &self.signature) {
+                return self.peek();
+            }
+        }
+        Err(Error::Token(if any { "bad signature" } else { "signed by an unknown key" }.into()))
+    }
 }
 
 #[cfg(test)]
@@ -374,6 +434,46 @@ mod tests {
             let hs = format!("{}.{forged}.{}", B64.encode(br#"{"alg":"HS256"}"#), B64.encode(b"x"));
             assert!(verify::<Claims>(&hs, &[key.verifying_key()]).is_err());
         }
+    }
+
+    #[test]
+    fn rs256_tokens_verify_with_rsa_keys_of_a_jwks_and_nothing_else() {
+        use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
+        let rsa = KeyPair::generate(KeySize::Rsa2048).expect("an RSA key");
+        let components: PublicKeyComponents<Vec<u8>> = rsa.public_key().into();
+        let jwk = |kid: &str, n: &[u8]| {
+            serde_json::json!({ "kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
+                "n": B64.encode(n), "e": B64.encode(&components.e) })
+        };
+        let header = B64.encode(br#"{"alg":"RS256","typ":"JWT","kid":"k1"}"#);
+        let input = format!("{header}.{}", B64.encode(br#"{"sub":"ci"}"#));
+        let mut sig = vec![0; rsa.public_modulus_len()];
+        rsa.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut sig)
+            .expect("signs");
+        let token = format!("{input}.{}", B64.encode(&sig));
+        let jwks = serde_json::json!({ "keys": [jwk("k1", &components.n)] }).to_string();
+        let keys = VerifyingKey::from_jwks(&jwks).expect("an RSA key");
+        assert_eq!(keys[0].algorithm(), Algorithm::RS256);
+        assert_eq!(
+            VerifyingKey::from_jwks(&keys[0].to_jwk().to_string().replace("\"kty\"", "\"x\"")).ok(),
+            None
+        );
+        let claims: Claims = verify(&token, &keys).expect("verifies");
+        assert_eq!(claims.sub, "ci");
+        // Another kid; a 1024-bit modulus (skipped); an `alg` the key is not for (skipped).
+        let other = serde_json::json!({ "keys": [jwk("k2", &components.n)] }).to_string();
+        assert!(verify::<Claims>(&token, &VerifyingKey::from_jwks(&other).expect("a key")).is_err());
+        let small = serde_json::json!({ "keys": [jwk("k1", &components.n[..128])] }).to_string();
+        assert!(VerifyingKey::from_jwks(&small).is_err());
+        let mut ps = jwk("k1", &components.n);
+        ps["alg"] = "PS256".into();
+        assert!(VerifyingKey::from_jwks(&serde_json::json!({ "keys": [ps] }).to_string()).is_err());
+        // An RS256 header never meets an EC key, nor an ES256 header an RSA key.
+        let ec = SigningKey::generate(Algorithm::ES256).expect("key");
+        assert!(verify::<Claims>(&token, &[ec.verifying_key()]).is_err());
+        let es = ec.sign(&Claims { sub: "ci".into() }).expect("signs");
+        assert!(verify::<Claims>(&es, &keys).is_err());
+        assert!(SigningKey::generate(Algorithm::RS256).is_err(), "Wharf never signs with RSA");
     }
 
     #[test]

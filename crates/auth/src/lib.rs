@@ -14,6 +14,8 @@
 //!   Fulcio roots, Rekor keys and public keys.
 //! - [`credential`]: robot accounts and personal access tokens — secrets shown once, stored
 //!   as hashes, bounded by grants and by their owner's rights, with an expiry.
+//! - [`oidc`]: workload identity — OIDC tokens of trusted issuers (GitHub Actions, GitLab CI,
+//!   Kubernetes) checked against the issuer's keys, and claim rules that turn one into grants.
 //! - [`Authenticator`]: all of it together, with failed-login limits per user and per client
 //!   address and a one-minute cache of verified passwords.
 //!
@@ -55,6 +57,7 @@ pub mod fuzzing;
 mod htpasswd;
 pub mod jwt;
 mod limiter;
+pub mod oidc;
 mod policy;
 mod scope;
 pub mod signature;

@@ -46,6 +46,10 @@ pub struct Claims {
     /// checks on each request that the credential still stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wharf_cred: Option<String>,
+    /// The id of the OIDC token of the workload it was issued to (whose subject is then an
+    /// [`Identity::External`](crate::Identity), not a user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wharf_wl: Option<String>,
 }
 
 /// A JWT `aud`: one string or several.
@@ -149,29 +153,36 @@ impl TokenService {
         self.issue_to(subject, access, None)
     }
 
-    /// Issues an access token for `subject` granting `access`, to the holder of the
-    /// credential `credential` (an id) when one signed in.
+    /// Issues an access token for `subject` granting `access`, to the holder of
+    /// `credential` when one signed in: naming it (a robot's or a personal token's id, which
+    /// the registry checks on each request; a workload's token id), and expiring no later
+    /// than it does.
     pub fn issue_to(
         &self,
         subject: Option<&str>,
         access: Vec<Scope>,
-        credential: Option<&str>,
+        credential: Option<&crate::Credential>,
     ) -> Result<Issued> {
+        use crate::credential::Kind;
         let now = now();
+        let exp = (now + self.ttl.as_secs()).min(credential.and_then(|c| c.expires).unwrap_or(u64::MAX));
+        let id = |kind: bool| credential.filter(|_| kind).map(|c| c.id.clone());
+        let workload = credential.is_some_and(|c| c.kind == Kind::Workload);
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: subject.unwrap_or_default().to_owned(),
             aud: Audience::One(self.service.clone()),
-            exp: now + self.ttl.as_secs(),
+            exp,
             nbf: now.saturating_sub(1),
             iat: now,
             jti: uuid::Uuid::new_v4().simple().to_string(),
             access,
             wharf_use: None,
             wharf_fp: None,
-            wharf_cred: credential.map(str::to_owned),
+            wharf_cred: id(!workload),
+            wharf_wl: id(workload),
         };
-        Ok(Issued { token: self.key.sign(&claims)?, claims, expires_in: self.ttl.as_secs() })
+        Ok(Issued { token: self.key.sign(&claims)?, claims, expires_in: exp.saturating_sub(now) })
     }
 
     /// Issues a refresh token for `user`, bound to `fingerprint` (of their htpasswd entry).
@@ -189,6 +200,7 @@ impl TokenService {
             wharf_use: Some("refresh".into()),
             wharf_fp: Some(fingerprint.to_owned()),
             wharf_cred: None,
+            wharf_wl: None,
         };
         self.key.sign(&claims)
     }

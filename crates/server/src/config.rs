@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wharf_auth::signature::TrustPolicies;
 
 use crate::auth::AccessControl;
-pub use crate::auth::{AccessRule, AuthConfig, ExternalConfig};
+pub use crate::auth::{AccessRule, AuthConfig, ClaimValues, ExternalConfig, OidcConfig, OidcRule};
 use crate::error::{Error, Result};
 use crate::tls::{Tls, TlsFiles};
 pub use crate::units::{ByteSize, parse_duration, parse_grace, parse_interval, parse_size};

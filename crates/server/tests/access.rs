@@ -315,6 +315,7 @@ fn forged(reg: &Secure, caller: Caller) -> String {
         wharf_use: None,
         wharf_fp: None,
         wharf_cred: None,
+        wharf_wl: None,
     };
     let key = reg.token_key();
     match caller {
@@ -1126,6 +1127,7 @@ async fn tokens_of_an_external_issuer_are_trusted_by_key_issuer_and_audience() {
         wharf_use: None,
         wharf_fp: None,
         wharf_cred: None,
+        wharf_wl: None,
     };
     let get = |token: String| {
         let r = reg.http.get(reg.url("/v2/team/app/tags/list")).bearer_auth(token);

@@ -15,6 +15,7 @@ mod lifecycle;
 mod limits;
 mod mirror;
 mod model;
+mod oidc;
 mod openapi;
 mod packages;
 mod persistence;

@@ -14,28 +14,14 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use wharf_types::Digest;
 
-use crate::common::{OCI_MANIFEST, Process, Reg, image_manifest};
+use crate::common::{OCI_MANIFEST, Process, Reg, image_manifest, venv_python};
 
 /// A Standard Webhooks key (the specification's example).
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-/// The workspace's `.venv` Python with the receiver's libraries, or `None` (the test is
-/// skipped) when they are not installed; with `WHARF_REQUIRE_ALL=1` that fails.
+/// The workspace's `.venv` Python with the receiver's libraries (see [`venv_python`]).
 fn python(test: &str) -> Option<PathBuf> {
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    let ready = Command::new(&python)
-        .args(["-c", "import standardwebhooks, cloudevents.v1.http"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ready {
-        return Some(python);
-    }
-    assert!(
-        !std::env::var("WHARF_REQUIRE_ALL").is_ok_and(|v| v == "1"),
-        "{test}: .venv lacks standardwebhooks or cloudevents and WHARF_REQUIRE_ALL=1 (.ci/install.sh installs them)"
-    );
-    eprintln!("SKIPPED {test}: no standardwebhooks/cloudevents in .venv");
-    None
+    venv_python(test, &["standardwebhooks", "cloudevents.v1.http"])
 }
 
 /// `tests/webhooks/receiver.py` on a loopback port; killed when dropped.

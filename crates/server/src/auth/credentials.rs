@@ -161,6 +161,8 @@ impl Credentials {
                 }
                 self.storage.write_steps(vec![vec![record]]).await?;
             }
+            // Refused by `Credential::new` already: a workload's credential lives in its token.
+            Kind::Workload => return Err(Error::BadRequest("a workload's credential is not stored".into())),
         }
         tracing::info!(
             target: "wharf::audit",

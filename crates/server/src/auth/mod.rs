@@ -5,6 +5,7 @@
 
 mod audit;
 pub mod credentials;
+mod oidc;
 mod settings;
 pub(crate) mod token;
 
@@ -25,7 +26,8 @@ use crate::error::{Error, Result};
 use crate::files::Watched;
 use crate::listener::Transport;
 use crate::units::parse_duration;
-pub use settings::{AccessRule, AuthConfig, ExternalConfig};
+pub use oidc::{KEYS_TTL, MAX_ABSENT, REFETCH_EVERY};
+pub use settings::{AccessRule, AuthConfig, ClaimValues, ExternalConfig, OidcConfig, OidcRule};
 
 /// Who may do what, and the token service: the registry's access control.
 #[derive(Debug)]
@@ -44,6 +46,8 @@ pub struct AccessControl {
     /// The robot accounts and personal access tokens, once the registry's storage is known
     /// ([`attach`](Self::attach)).
     credentials: OnceLock<Credentials>,
+    /// The OIDC issuers whose tokens sign workloads in.
+    oidc: oidc::Issuers,
 }
 
 /// Password checks at once: half the cores, 1 to 4.
@@ -135,6 +139,7 @@ impl AccessControl {
             audit: Audit::default(),
             hashing: tokio::sync::Semaphore::new(hashing_permits()),
             credentials: OnceLock::new(),
+            oidc: oidc::Issuers::default(),
         }
     }
 
@@ -149,16 +154,20 @@ impl AccessControl {
         self.credentials.get()
     }
 
-    /// Checks a user name and a password: a robot's or a personal access token's secret
-    /// (one record read, a SHA-256 compared in constant time), else the user's password
-    /// (bcrypt, within the failed-login limits). Also says whether this was a check worth an
-    /// audit record (not answered from the cache; a credential's first use in a minute).
+    /// Checks a user name and a password: a workload's OIDC token from a trusted issuer (the
+    /// user name does not matter), a robot's or a personal access token's secret (one record
+    /// read, a SHA-256 compared in constant time), else the user's password (bcrypt, within
+    /// the failed-login limits). Also says whether this was a check worth an audit record
+    /// (not answered from the cache; a credential's first use in a minute).
     pub(crate) async fn check_basic(
         &self,
         user: &str,
         password: &str,
         client: Option<IpAddr>,
     ) -> std::result::Result<(Principal, bool), Denied> {
+        if self.oidc.claims(password) {
+            return Ok((self.check_workload(password).await?, true));
+        }
         if let (Some(id), Some(store)) = (wharf_auth::credential::secret_id(password), self.credentials())
             && let Some(credential) = store.get(id).await.map_err(|e| Denied::BadToken(e.to_string()))?
         {
@@ -170,6 +179,19 @@ impl AccessControl {
         }
         let (identity, fresh) = self.check_login(user, password, client).await?;
         Ok((Principal::from(identity), fresh))
+    }
+
+    /// The workload a trusted issuer's OIDC token signs in: its grants are the issuer's
+    /// claim rules' that match it.
+    pub(crate) async fn check_workload(&self, token: &str) -> std::result::Result<Principal, Denied> {
+        let workload = self.oidc.verify(token).await.map_err(|r| Denied::BadToken(r.to_string()))?;
+        let credential = wharf_auth::Credential::workload(workload, crate::clock::now_secs());
+        Ok(Principal::of_credential(Arc::new(credential)))
+    }
+
+    /// How many times the keys of the OIDC issuer `url` were fetched (`None`: not trusted).
+    pub fn oidc_key_fetches(&self, url: &str) -> Option<u64> {
+        self.oidc.fetches(url)
     }
 
     /// A token's principal with the credential it was issued to, read now: refused when that
@@ -288,6 +310,7 @@ impl AccessControl {
         access.htpasswd = htpasswd.map(|path| Watched::new(vec![path]));
         access.realm.clone_from(&config.realm);
         access.public_metrics = config.public_metrics;
+        access.oidc = oidc::Issuers::from_config(&config.oidc, base)?;
         if let Some(path) = &config.audit_log {
             access.audit = Audit::to_file(&base.join(path))?;
         }
@@ -395,12 +418,16 @@ impl AccessControl {
         match presented(headers) {
             Some(Presented::Basic(user, password)) => {
                 let login = self.check_basic(&user, &password, client).await;
-                let record =
-                    |outcome| self.audit.login(&user, client, "basic", outcome, serde_json::Value::Null);
                 match login {
                     Ok((principal, fresh)) => {
                         if fresh {
-                            record(Ok(()));
+                            // A workload by its name and its token's claims.
+                            let claims =
+                                principal.credential.as_ref().filter(|c| !c.claims.is_empty()).map_or(
+                                    serde_json::Value::Null,
+                                    |c| serde_json::json!({ "claims": c.claims }),
+                                );
+                            self.audit.login(principal.identity.name(), client, "basic", Ok(()), claims);
                         }
                         Ok((principal, true))
                     }
@@ -408,7 +435,8 @@ impl AccessControl {
                         // Attempts refused by the failed-login limit are not checked, and not
                         // recorded one by one (a flood would fill the audit log).
                         if !matches!(denied, Denied::TooMany(_)) {
-                            record(Err(denied.to_string()));
+                            let outcome = Err(denied.to_string());
+                            self.audit.login(&user, client, "basic", outcome, serde_json::Value::Null);
                         }
                         Err(denied)
                     }

@@ -41,6 +41,55 @@ pub struct AuthConfig {
     pub max_failed_logins_per_address: Option<u32>,
     /// Trust the tokens of another issuer.
     pub external: Option<ExternalConfig>,
+    /// OIDC issuers whose tokens sign CI workloads in (`[[auth.oidc]]`).
+    #[serde(default)]
+    pub oidc: Vec<OidcConfig>,
+}
+
+/// `[[auth.oidc]]`: an OIDC issuer (GitHub Actions, GitLab CI, a Kubernetes cluster) whose
+/// tokens sign workloads in, and the claim rules that say what each may do.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct OidcConfig {
+    /// A short name for logs and identities [default: the issuer's host, its dots as `-`].
+    pub name: Option<String>,
+    /// Its `iss` (`https://token.actions.githubusercontent.com`); its keys are found through
+    /// `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// The `aud` its tokens must carry for this registry (required).
+    pub audience: String,
+    /// Its JWKS URL, instead of the discovery document's (a Kubernetes API server that does
+    /// not serve discovery to anonymous callers).
+    pub jwks_url: Option<String>,
+    /// CA certificates (PEM) to trust for its HTTPS besides the system's (a cluster's CA).
+    pub ca_file: Option<PathBuf>,
+    /// The claim rules (`[[auth.oidc.rules]]`).
+    #[serde(default)]
+    pub rules: Vec<OidcRule>,
+}
+
+/// `[[auth.oidc.rules]]`: tokens whose claims all match get the actions on the repositories.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct OidcRule {
+    /// Claim name → a value or a list of values (`*` matches any run of characters).
+    pub claims: BTreeMap<String, ClaimValues>,
+    /// Repository patterns.
+    pub repositories: Vec<String>,
+    /// Actions: `pull`, `push`, `delete`.
+    pub actions: Vec<wharf_auth::Action>,
+}
+
+/// One accepted value of a claim, or several.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ClaimValues {
+    /// One value.
+    One(String),
+    /// Any of these.
+    Any(Vec<String>),
 }
 
 /// `[auth.external]`: an issuer whose tokens are trusted.

@@ -1,6 +1,7 @@
 //! The token endpoint of the Docker registry token specification: `GET /token` with Basic
-//! credentials or none, and the OAuth2 form (`POST /token`, `grant_type=password` or
-//! `refresh_token`) that containerd-based clients use.
+//! credentials or none, the OAuth2 form (`POST /token`, `grant_type=password` or
+//! `refresh_token`) that containerd-based clients use, and OAuth 2.0 Token Exchange
+//! (RFC 8693) of a workload's OIDC token for a registry token.
 
 use std::net::IpAddr;
 
@@ -14,7 +15,12 @@ use crate::text::first;
 
 /// The largest form body accepted: it comes before any credential is checked, so it is small
 /// (a user name, a password, a refresh token and a few scopes fit many times over).
-const MAX_FORM: usize = 16 * 1024;
+const MAX_FORM: usize = 32 * 1024;
+
+/// RFC 8693's grant type, and the subject token types taken (an OIDC token is a JWT).
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const SUBJECT_TYPES: [&str; 2] =
+    ["urn:ietf:params:oauth:token-type:jwt", "urn:ietf:params:oauth:token-type:id_token"];
 
 /// Answers `GET`/`POST /token`.
 pub(crate) async fn endpoint(
@@ -137,19 +143,36 @@ async fn post(
                 access.auth.refresh(token).map_err(|d| refused(access, d, "-", client, "refresh_token"))?,
             )
         }
+        TOKEN_EXCHANGE => {
+            let kind = first(pairs, "subject_token_type").unwrap_or_default();
+            if !SUBJECT_TYPES.contains(&kind) {
+                return Err(Error::ParameterInvalid(format!(
+                    "subject_token_type `{}`: expected {}",
+                    crate::text::printable(kind, 100),
+                    SUBJECT_TYPES.join(" or ")
+                )));
+            }
+            let token = first(pairs, "subject_token").unwrap_or_default();
+            access
+                .check_workload(token)
+                .await
+                .map_err(|d| refused(access, d, "-", client, "token-exchange"))?
+        }
         other => {
             return Err(Error::ParameterInvalid(format!(
-                "grant_type `{}`: expected password or refresh_token",
+                "grant_type `{}`: expected password, refresh_token or {TOKEN_EXCHANGE}",
                 crate::text::printable(other, 64)
             )));
         }
     };
     let offline = grant == "password" && first(pairs, "access_type") == Some("offline");
+    let grant = if grant == TOKEN_EXCHANGE { "token-exchange" } else { grant };
     issue(access, &principal, &requested, offline, client, grant, false)
 }
 
-/// A token for `principal` granting what it may of `requested` (to a robot or a personal
-/// token's holder: naming the credential, without a refresh token).
+/// A token for `principal` granting what it may of `requested` (to a robot, a personal
+/// token's holder or a workload: naming the credential, without a refresh token, expiring
+/// with the credential at the latest).
 fn issue(
     access: &AccessControl,
     principal: &Principal,
@@ -162,10 +185,10 @@ fn issue(
     let identity = &principal.identity;
     let granted = access.auth.grant(principal, requested);
     let subject = match identity {
-        Identity::Anonymous | Identity::External(_) => None,
-        Identity::User(u) | Identity::Robot(u) => Some(u.as_str()),
+        Identity::Anonymous => None,
+        Identity::User(u) | Identity::Robot(u) | Identity::External(u) => Some(u.as_str()),
     };
-    let credential = principal.credential.as_ref().map(|c| c.id.as_str());
+    let credential = principal.credential.as_deref();
     let issued = access
         .auth
         .tokens()
@@ -180,6 +203,10 @@ fn issue(
         body["token"] = serde_json::json!(issued.token);
     } else {
         body["scope"] = serde_json::json!(wharf_auth::join_scopes(&granted));
+        body["token_type"] = serde_json::json!("Bearer");
+    }
+    if grant == "token-exchange" {
+        body["issued_token_type"] = serde_json::json!("urn:ietf:params:oauth:token-type:access_token");
     }
     if offline
         && credential.is_none()
@@ -195,6 +222,9 @@ fn issue(
         });
         if let Some(c) = &principal.credential {
             scopes["credential"] = serde_json::json!({ "id": c.id, "name": c.name, "kind": c.kind });
+            if !c.claims.is_empty() {
+                scopes["credential"]["claims"] = serde_json::json!(c.claims);
+            }
         }
         access.audit.login(identity.name(), client, grant, Ok(()), scopes);
     }

@@ -14,6 +14,26 @@ use reqwest::{Method, Response, StatusCode};
 use wharf_server::{Server, ServerHandle, Wharf};
 use wharf_types::Digest;
 
+/// The workspace's `.venv` Python when it imports `modules`, or `None` (the test is skipped);
+/// with `WHARF_REQUIRE_ALL=1` a missing module fails the test (`.ci/install.sh` installs them).
+pub(crate) fn venv_python(test: &str, modules: &[&str]) -> Option<std::path::PathBuf> {
+    let python = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let ready = Command::new(&python)
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ready {
+        return Some(python);
+    }
+    let modules = modules.join(", ");
+    assert!(
+        !std::env::var("WHARF_REQUIRE_ALL").is_ok_and(|v| v == "1"),
+        "{test}: .venv lacks {modules} and WHARF_REQUIRE_ALL=1 (.ci/install.sh installs them)"
+    );
+    eprintln!("SKIPPED {test}: no {modules} in .venv");
+    None
+}
+
 pub(crate) struct Reg {
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
