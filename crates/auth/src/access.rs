@@ -368,10 +368,25 @@ impl Authenticator {
             claims
         };
         let own = claims.iss == self.tokens.issuer;
+        if own && let Some(id) = &claims.wharf_wl {
+            // A workload's: its grants travel in the token (no record stands behind it).
+            let workload = crate::oidc::Workload {
+                name: claims.sub.clone(),
+                issuer: String::new(),
+                claims: std::collections::BTreeMap::new(),
+                grants: claims.wharf_grants.clone(),
+                expires: claims.exp,
+                token_id: id.clone(),
+            };
+            let credential = Arc::new(Credential::workload(workload, claims.iat));
+            return Ok(Principal {
+                identity: credential.identity(),
+                token: Some(claims),
+                credential: Some(credential),
+            });
+        }
         let identity = if claims.sub.is_empty() {
             Identity::Anonymous
-        } else if own && claims.wharf_wl.is_some() {
-            Identity::External(claims.sub.clone())
         } else if own && claims.sub.starts_with(ROBOT_PREFIX) {
             Identity::Robot(claims.sub.clone())
         } else if own || self.tokens.maps_external_users() {
@@ -742,6 +757,7 @@ mod tests {
         assert!(issued.expires_in <= 60 && issued.claims.wharf_cred.is_none());
         let back = auth.bearer(&issued.token).expect("valid");
         assert_eq!(back.identity, principal.identity);
+        assert!(auth.visible(&back, "acme/app/other"), "its rules' grants travel in its tokens");
         assert!(
             auth.can(&back, "acme/app/web", Action::Push)
                 && !auth.is_admin(&back)

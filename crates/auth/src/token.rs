@@ -50,6 +50,10 @@ pub struct Claims {
     /// [`Identity::External`](crate::Identity), not a user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wharf_wl: Option<String>,
+    /// A workload's grants (its issuer's claim rules that matched): what it may do besides
+    /// what the token grants, for listings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wharf_grants: Vec<crate::Grant>,
 }
 
 /// A JWT `aud`: one string or several.
@@ -181,6 +185,7 @@ impl TokenService {
             wharf_fp: None,
             wharf_cred: id(!workload),
             wharf_wl: id(workload),
+            wharf_grants: credential.filter(|_| workload).map(|c| c.grants.clone()).unwrap_or_default(),
         };
         Ok(Issued { token: self.key.sign(&claims)?, claims, expires_in: exp.saturating_sub(now) })
     }
@@ -201,6 +206,7 @@ impl TokenService {
             wharf_fp: Some(fingerprint.to_owned()),
             wharf_cred: None,
             wharf_wl: None,
+            wharf_grants: Vec::new(),
         };
         self.key.sign(&claims)
     }

@@ -200,6 +200,11 @@ enum Caller {
     Robot,
     /// A personal access token of alice's: pull on `team/**` only.
     PullToken,
+    /// A CI workload's OIDC token (GitHub-shaped, from the test issuer) whose claims a rule
+    /// maps to pull and push on `team/app`.
+    Workload,
+    /// A valid OIDC token of the same issuer from another branch, which no rule admits.
+    WorkloadOtherRef,
     WrongPassword,
     ExpiredToken,
     ForeignKeyToken,
@@ -259,16 +264,21 @@ fn expected(caller: Caller, op: Op) -> u16 {
     use Op as O;
     match (caller, op) {
         (
-            C::WrongPassword | C::ExpiredToken | C::ForeignKeyToken | C::OtherServiceToken | C::AlgNoneToken,
+            C::WrongPassword
+            | C::WorkloadOtherRef
+            | C::ExpiredToken
+            | C::ForeignKeyToken
+            | C::OtherServiceToken
+            | C::AlgNoneToken,
             _,
         ) => 401,
         (_, O::PullPublic | O::Catalog | O::WharfRepositories) => 200,
         (C::Anonymous, _) => 401,
         (C::Bob | C::PullToken, O::PullTeam | O::Referrers | O::WharfArtifacts) => 200,
         (C::Bob | C::PullToken, _) => 403,
-        (C::Robot, O::DeleteTag | O::MountFromPrivate) => 403,
-        (C::Robot, O::PushBlob | O::PushManifest) => 201,
-        (C::Robot, _) => 200,
+        (C::Robot | C::Workload, O::DeleteTag | O::MountFromPrivate) => 403,
+        (C::Robot | C::Workload, O::PushBlob | O::PushManifest) => 201,
+        (C::Robot | C::Workload, _) => 200,
         (C::Alice, O::MountFromPrivate) => 403,
         (C::Alice | C::Admin, O::PushBlob | O::PushManifest | O::MountFromPrivate) => 201,
         (C::Alice | C::Admin, O::DeleteTag) => 202,
@@ -280,7 +290,9 @@ fn expected(caller: Caller, op: Op) -> u16 {
 fn listed(caller: Caller) -> Vec<&'static str> {
     match caller {
         Caller::Anonymous => vec!["public/app"],
-        Caller::Bob | Caller::Alice | Caller::Robot | Caller::PullToken => vec!["public/app", "team/app"],
+        Caller::Bob | Caller::Alice | Caller::Robot | Caller::PullToken | Caller::Workload => {
+            vec!["public/app", "team/app"]
+        }
         _ => vec!["private/x", "public/app", "team/app"],
     }
 }
@@ -316,6 +328,7 @@ fn forged(reg: &Secure, caller: Caller) -> String {
         wharf_fp: None,
         wharf_cred: None,
         wharf_wl: None,
+        wharf_grants: Vec::new(),
     };
     let key = reg.token_key();
     match caller {
@@ -349,6 +362,8 @@ fn password(caller: Caller, fixture: &Fixture) -> Option<(&str, &str)> {
     match caller {
         Caller::Robot => Some(("robot$team-ci", &fixture.robot)),
         Caller::PullToken => Some(("alice", &fixture.pull_token)),
+        Caller::Workload => Some(("oidc", fixture.workload.as_ref()?.0.as_str())),
+        Caller::WorkloadOtherRef => Some(("oidc", fixture.workload.as_ref()?.1.as_str())),
         Caller::Bob => Some(("bob", "bob-pw")),
         Caller::Alice => Some(("alice", "alice-pw")),
         Caller::Admin => Some(("admin", "admin-pw")),
@@ -403,11 +418,11 @@ async fn cell(
         },
         (_, Mode::Token) => {
             let r = reg.token(password(caller, fixture), &op.scopes()).await;
-            if caller == Caller::WrongPassword {
+            if matches!(caller, Caller::WrongPassword | Caller::WorkloadOtherRef) {
                 assert_eq!(
                     r.status(),
                     StatusCode::UNAUTHORIZED,
-                    "the token endpoint refuses a wrong password"
+                    "the token endpoint refuses a wrong password, and a token no rule admits"
                 );
                 return (401, String::new());
             }
@@ -450,6 +465,9 @@ struct Fixture {
     robot: String,
     /// Alice's personal access token.
     pull_token: String,
+    /// OIDC tokens from the test issuer: one a rule admits, one no rule does (none when
+    /// the issuer's Python libraries are missing).
+    workload: Option<(String, String)>,
 }
 
 /// Makes a robot (as admin) or a personal access token (as alice) through the API; its
@@ -464,7 +482,25 @@ async fn credential(reg: &Secure, path: &str, who: (&str, &str), body: serde_jso
 #[tokio::test]
 async fn every_caller_and_operation_gets_exactly_its_status_and_refused_writes_change_nothing() {
     // The wrong password is tried 40 times: no failed-login limit here.
-    let reg = Secure::start("max_failed_logins = 1000\n").await;
+    let setup = Setup::new("max_failed_logins = 1000\n");
+    // CI workloads sign in with OIDC tokens of a test issuer: `acme/team-app`'s main branch
+    // pushes team/app.
+    let issuer = crate::oidc::TestIssuer::start("the access matrix's workload callers");
+    if let Some(issuer) = &issuer {
+        let rules = "[[auth.oidc.rules]]\nclaims = { repository = \"acme/team-app\", ref = \"refs/heads/main\" }\nrepositories = [\"team/app\"]\nactions = [\"pull\", \"push\"]\n";
+        issuer.trusted_by(&setup, rules);
+    }
+    let reg = Secure::serve(setup).await;
+    let workload = match &issuer {
+        Some(issuer) => {
+            let claims = |r: &str| serde_json::json!({ "repository": "acme/team-app", "ref": r, "exp": wharf_auth::now() + 3600 });
+            Some((
+                issuer.mint(claims("refs/heads/main"), "current").await,
+                issuer.mint(claims("refs/heads/dev"), "current").await,
+            ))
+        }
+        None => None,
+    };
     let (team, config) = reg.seed("team/app", "v1", "team").await;
     reg.seed("public/app", "v1", "public").await;
     let (_, secret) = reg.seed("private/x", "v1", "secret").await;
@@ -482,9 +518,16 @@ async fn every_caller_and_operation_gets_exactly_its_status_and_refused_writes_c
         serde_json::json!({ "name": "pull", "grants": [{ "repositories": ["team/**"], "actions": ["pull"] }] }),
     )
     .await;
-    let fixture =
-        Fixture { config, config_size: "{\"note\":\"team\"}".len(), team, secret, robot, pull_token };
-    let callers = [
+    let fixture = Fixture {
+        config,
+        config_size: "{\"note\":\"team\"}".len(),
+        team,
+        secret,
+        robot,
+        pull_token,
+        workload,
+    };
+    let mut callers = vec![
         Caller::Anonymous,
         Caller::Bob,
         Caller::Alice,
@@ -497,9 +540,12 @@ async fn every_caller_and_operation_gets_exactly_its_status_and_refused_writes_c
         Caller::OtherServiceToken,
         Caller::AlgNoneToken,
     ];
+    if fixture.workload.is_some() {
+        callers.extend([Caller::Workload, Caller::WorkloadOtherRef]);
+    }
     let mut cells = 0;
     for mode in [Mode::Direct, Mode::Token] {
-        for caller in callers {
+        for &caller in &callers {
             for op in Op::ALL {
                 // A tag to delete, fresh for each cell.
                 if op == Op::DeleteTag {
@@ -550,7 +596,8 @@ async fn every_caller_and_operation_gets_exactly_its_status_and_refused_writes_c
             }
         }
     }
-    assert_eq!(cells, 2 * 11 * 10);
+    assert_eq!(cells, 2 * callers.len() * 10);
+    assert!(callers.len() == 13 || issuer.is_none(), "the workloads are callers whenever the issuer runs");
     // No repository appeared from a refused push.
     let catalog: serde_json::Value = reg
         .http
@@ -1128,6 +1175,7 @@ async fn tokens_of_an_external_issuer_are_trusted_by_key_issuer_and_audience() {
         wharf_fp: None,
         wharf_cred: None,
         wharf_wl: None,
+        wharf_grants: Vec::new(),
     };
     let get = |token: String| {
         let r = reg.http.get(reg.url("/v2/team/app/tags/list")).bearer_auth(token);

@@ -289,6 +289,7 @@ async fn administration_needs_the_admin_scope_in_a_token_and_external_subjects_a
         wharf_fp: None,
         wharf_cred: None,
         wharf_wl: None,
+        wharf_grants: Vec::new(),
     };
     let foreign = corp.sign(&claims).expect("sign");
     let gc = call(reqwest::Method::POST, "/v2/_wharf/gc?dry_run=true", foreign.clone()).await;

@@ -74,37 +74,42 @@ impl TestIssuer {
         (stats["jwks_fetches"].as_u64().expect("n"), stats["discovery_fetches"].as_u64().expect("n"))
     }
 
-    /// `[[auth.oidc]]` trusting it: GitHub's `acme/app` on `main` pushes `acme/app/**`, any of
-    /// `acme`'s repositories pulls `acme/**`.
-    pub(crate) fn config(&self) -> String {
+    /// `[[auth.oidc]]` trusting it, named `github`, with `rules` (`[[auth.oidc.rules]]`
+    /// tables) after it.
+    pub(crate) fn config(&self, rules: &str) -> String {
         format!(
-            r#"
-[[auth.oidc]]
-name = "github"
-issuer = "{}"
-audience = "{AUDIENCE}"
+            "\n[[auth.oidc]]\nname = \"github\"\nissuer = \"{}\"\naudience = \"{AUDIENCE}\"\n{rules}",
+            self.url
+        )
+    }
 
+    /// Appends [`config`](Self::config) to the configuration of `setup`.
+    pub(crate) fn trusted_by(&self, setup: &Setup, rules: &str) {
+        let path = setup.path().join("wharf.toml");
+        let text = std::fs::read_to_string(&path).expect("config") + &self.config(rules);
+        std::fs::write(&path, text).expect("write");
+    }
+}
+
+/// GitHub's `acme/app` on `main` pushes `acme/app/**`; any of `acme`'s repositories pulls
+/// `acme/**`.
+const ACME_RULES: &str = r#"
 [[auth.oidc.rules]]
-claims = {{ repository = "acme/app", ref = "refs/heads/main" }}
+claims = { repository = "acme/app", ref = "refs/heads/main" }
 repositories = ["acme/app/**"]
 actions = ["pull", "push"]
 
 [[auth.oidc.rules]]
-claims = {{ repository_owner = "acme" }}
+claims = { repository_owner = "acme" }
 repositories = ["acme/**"]
 actions = ["pull"]
-"#,
-            self.url
-        )
-    }
-}
+"#;
 
-/// A registry with TLS, the access rules of the other tests and an audit log, trusting `issuer`.
-pub(crate) async fn registry(issuer: &TestIssuer) -> Secure {
+/// A registry with TLS, the access rules of the other tests and an audit log, trusting `issuer`
+/// with [`ACME_RULES`].
+async fn registry(issuer: &TestIssuer) -> Secure {
     let setup = Setup::new("audit_log = \"audit.jsonl\"\n");
-    let path = setup.path().join("wharf.toml");
-    let text = std::fs::read_to_string(&path).expect("config") + &issuer.config();
-    std::fs::write(&path, text).expect("write");
+    issuer.trusted_by(&setup, ACME_RULES);
     Secure::serve(setup).await
 }
 
