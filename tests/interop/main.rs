@@ -131,12 +131,12 @@ impl World {
 
     /// [`start`](Self::start) with TLS or not, and flow 7's users and rules or not.
     fn start_mode(flow: &str, tls: bool, secure: bool) -> Option<Self> {
-        Self::start_on(flow, tls, secure, None)
+        Self::start_on(flow, tls, secure, None, "")
     }
 
     /// [`start_mode`](Self::start_mode) on `storage` (a `--storage` value; fs in the scratch
-    /// folder without it).
-    fn start_on(flow: &str, tls: bool, secure: bool, storage: Option<&str>) -> Option<Self> {
+    /// folder without it), with `more` configuration after flow 7's users and rules.
+    fn start_on(flow: &str, tls: bool, secure: bool, storage: Option<&str>, more: &str) -> Option<Self> {
         let python = std::env::var_os("WHARF_PYTHON")
             .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"), PathBuf::from);
         let mut missing = absent(&["skopeo", "buildah", "podman", "umoci", "wat2wasm"]);
@@ -164,7 +164,7 @@ impl World {
                 users.set(user, password, 4).expect("hash");
             }
             std::fs::write(dir.path().join("users.htpasswd"), users.render()).expect("htpasswd");
-            wharf::server::config::FileConfig::parse(ACCESS).expect("config")
+            wharf::server::config::FileConfig::parse(&format!("{ACCESS}{more}")).expect("config")
         });
         let (server, host) = rt.block_on(async {
             let storage: Arc<dyn wharf::store::Storage> = match storage {
@@ -1355,7 +1355,7 @@ fn flow11_blob_redirects_on_s3_with_skopeo_oras_py_and_wharf_client() {
     let query = query.replace(&engine, &format!("http://{}", relay.addr));
     let random = wharf::store::UploadId::random();
     let storage = format!("{}/interop-{random}?{query}&redirect=true", location.trim_end_matches('/'));
-    let Some(w) = World::start_on("flow 11", false, true, Some(&storage)) else { return };
+    let Some(w) = World::start_on("flow 11", false, true, Some(&storage), "") else { return };
     // The tools address the registry as `localhost`, the engine is `127.0.0.1`: another host,
     // as with a real bucket, so credentials for the registry must stay with it.
     let port = w.host.rsplit(':').next().expect("a port");
@@ -2280,4 +2280,98 @@ fn flow16_a_robot_pushes_with_podman_skopeo_oras_py_and_wkg() {
     // Nothing of the refused pushes is there.
     let reference: Reference = format!("{}/ci/other:v1", w.host).parse().expect("ref");
     assert!(w.rt.block_on(w.client.resolve(&reference)).is_err(), "ci/other exists");
+}
+
+/// A CI workload pushes with its own OIDC token, no stored secret: a GitHub-Actions-shaped
+/// token of a test issuer written with PyJWT (`tests/oidc/issuer.py`, discovery and JWKS on
+/// loopback) is the password podman logs in with and skopeo copies with, exchanged at
+/// `/token` as each client does; a token of another branch is refused.
+#[test]
+fn flow17_a_ci_workload_pushes_with_its_oidc_token_through_podman_and_skopeo() {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let ready = Command::new(&python).args(["-c", "import jwt, cryptography"]).output();
+    let missing =
+        if ready.is_ok_and(|o| o.status.success()) { vec![] } else { vec![".venv with pyjwt".to_owned()] };
+    if !runs("flow 17", &missing) {
+        return;
+    }
+    let mut issuer = Command::new(&python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc/issuer.py"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the issuer");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(issuer.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    let url = format!("http://127.0.0.1:{}", line.trim().trim_start_matches("listening on "));
+    let oidc = format!(
+        "\n[[auth.oidc]]\nname = \"github\"\nissuer = \"{url}\"\naudience = \"wharf.test\"\n\n[[auth.oidc.rules]]\nclaims = {{ repository = \"acme/app\", ref = \"refs/heads/main\" }}\nrepositories = [\"acme/app/**\"]\nactions = [\"pull\", \"push\"]\n"
+    );
+    let Some(w) = World::start_on("flow 17", false, true, None, &oidc) else {
+        let _ = issuer.kill();
+        return;
+    };
+    let mint = |git_ref: &str| -> String {
+        w.rt.block_on(async {
+            let claims = serde_json::json!({ "claims": { "ref": git_ref, "aud": "wharf.test" } });
+            let r = w.http.post(format!("{url}/mint")).json(&claims).send().await.expect("mint");
+            let answer: Value = r.json().await.expect("json");
+            answer["token"].as_str().expect("a token").to_owned()
+        })
+    };
+    let main = mint("refs/heads/main");
+
+    // podman: a login with the OIDC token as the password, then a push.
+    w.build_image("run.oci.handler=wasm", "localhost/hello:v1");
+    let auth = w.path("oidc-auth.json");
+    w.run(
+        "podman",
+        &["login", "--tls-verify=false", "--authfile", &auth, "-u", "oidc", "-p", &main, &w.host],
+    );
+    let by_podman = format!("{}/acme/app/web:podman", w.host);
+    w.run(
+        "podman",
+        &[
+            "push",
+            "--tls-verify=false",
+            "--authfile",
+            &auth,
+            "localhost/hello:v1",
+            &format!("docker://{by_podman}"),
+        ],
+    );
+    let digest = w.digest(&by_podman.parse().expect("ref"));
+
+    // skopeo: a copy with --creds oidc:<token>.
+    let creds = format!("oidc:{main}");
+    let flags =
+        ["--src-tls-verify=false", "--dest-tls-verify=false", "--src-creds", &creds, "--dest-creds", &creds];
+    let to = format!("{}/acme/app/web:skopeo", w.host);
+    w.skopeo_copy(&flags, &format!("docker://{by_podman}"), &format!("docker://{to}"));
+    assert_eq!(w.digest(&to.parse().expect("ref")), digest);
+
+    // Another branch's token: refused at the token endpoint, nothing pushed.
+    let dev = format!("oidc:{}", mint("refs/heads/dev"));
+    let to_dev = format!("docker://{}/acme/app/web:dev", w.host);
+    let from = format!("docker://{by_podman}");
+    let copy = [
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--src-creds",
+        &creds,
+        "--dest-creds",
+        &dev,
+        &from,
+        &to_dev,
+    ];
+    assert_refused(&w.output("skopeo", &copy, &[]), "a push with another branch's token", "401");
+    let reference: Reference = format!("{}/acme/app/web:dev", w.host).parse().expect("ref");
+    assert!(w.rt.block_on(w.client.resolve(&reference)).is_err(), "the refused push left a tag");
+    let _ = issuer.kill();
+    let _ = issuer.wait();
 }
