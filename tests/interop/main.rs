@@ -2180,11 +2180,11 @@ fn flow15_webhooks_tell_what_wkg_pushed() {
     let _ = receiver.wait();
 }
 
-/// A robot account limited to pushing `ci/app`: podman, skopeo, oras-py and `wkg oci push`
-/// push with its credentials (Basic, through the token endpoint as each client does); its push
-/// to `ci/other` and its delete are refused with the registry's word.
+/// A robot account limited to pushing `ci/app`: podman, skopeo, oras-py, `wkg oci push` and
+/// `wkg publish` push with its credentials (Basic, through the token endpoint as each client
+/// does); its pushes to `ci/other` and its delete are refused with the registry's word.
 #[test]
-fn flow16_a_robot_pushes_with_podman_skopeo_oras_py_and_wkg() {
+fn flow16_a_robot_pushes_with_podman_skopeo_oras_py_wkg_push_and_wkg_publish() {
     if !runs("flow 16", &absent(&["wkg"])) {
         return;
     }
@@ -2277,9 +2277,63 @@ fn flow16_a_robot_pushes_with_podman_skopeo_oras_py_and_wkg() {
     let out = push("ci/app:wkg");
     assert!(out.status.success(), "wkg oci push: {}", String::from_utf8_lossy(&out.stderr));
     assert!(!push("ci/other:wkg").status.success(), "a robot's wkg push to ci/other");
+
+    // `wkg publish` of the package `ci:app` (its WIT built by `wkg wit build`), the robot in
+    // wkg's own config, the package mapped onto the repository `ci/app`; `ci:other`, refused.
+    let config = w.path("wkg-robot.toml");
+    let mapping = |package: &str| {
+        format!(
+            "\"{package}\" = {{ registry = \"{0}\", metadata = {{ preferredProtocol = \"oci\", \"oci\" = {{ registry = \"{0}\", namespacePrefix = \"\" }} }} }}\n",
+            w.host
+        )
+    };
+    let toml = format!(
+        "default_registry = \"{0}\"\n\n[package_registry_overrides]\n{1}{2}\n[registry.\"{0}\".oci]\nprotocol = \"http\"\nauth = {{ username = \"{user}\", password = \"{secret}\" }}\n",
+        w.host,
+        mapping("ci:app"),
+        mapping("ci:other"),
+    );
+    std::fs::write(&config, toml).expect("wkg config");
+    let publish = |package: &str| {
+        let dir = w.path(package);
+        std::fs::create_dir_all(format!("{dir}/wit")).expect("dir");
+        std::fs::write(
+            format!("{dir}/wit/world.wit"),
+            format!(
+                "package {package}@0.1.0;\ninterface api {{ ping: func(); }}\nworld app {{ export api; }}\n"
+            ),
+        )
+        .expect("wit");
+        let run = |args: &[&str]| {
+            let out = Command::new("wkg")
+                .args(args)
+                .args(["--config", config.as_str()])
+                .current_dir(&dir)
+                .env("HOME", w.path(""))
+                .env("WKG_CACHE_DIR", w.path("wkg-cache"))
+                .output()
+                .expect("wkg runs");
+            (
+                out.status.success(),
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            )
+        };
+        let (ok, out) = run(&["wit", "build"]);
+        assert!(ok, "wkg wit build {package}: {out}");
+        run(&["publish", &format!("{package}@0.1.0.wasm")])
+    };
+    let (ok, out) = publish("ci:app");
+    assert!(ok, "wkg publish ci:app with the robot: {out}");
+    let published: Reference = format!("{}/ci/app:0.1.0", w.host).parse().expect("ref");
+    assert!(w.rt.block_on(w.client.resolve(&published)).is_ok(), "ci/app:0.1.0 is there");
+    let (ok, out) = publish("ci:other");
+    assert!(!ok && out.contains("`robot$ci-app` may not"), "wkg publish ci:other with the robot: {out}");
+
     // Nothing of the refused pushes is there.
     let reference: Reference = format!("{}/ci/other:v1", w.host).parse().expect("ref");
     assert!(w.rt.block_on(w.client.resolve(&reference)).is_err(), "ci/other exists");
+    let reference: Reference = format!("{}/ci/other:0.1.0", w.host).parse().expect("ref");
+    assert!(w.rt.block_on(w.client.resolve(&reference)).is_err(), "ci/other:0.1.0 exists");
 }
 
 /// A CI workload pushes with its own OIDC token, no stored secret: a GitHub-Actions-shaped
