@@ -86,6 +86,12 @@ pub(crate) enum Command {
     Login(Login),
     /// Remove the stored credentials of a registry
     Logout(Logout),
+    /// Make, list and revoke your personal access tokens on a Wharf
+    #[command(
+        subcommand,
+        after_help = "A personal access token signs in with your user name and does no more than its grants (and never more than you): give it to a script or a CI job instead of your password. Sign in first (`wharf login`); a token cannot make another.\n\nExamples:\n  wharf token create localhost:5000 --name ci --repository 'team/**' --actions pull --expires 30d\n  wharf token list localhost:5000\n  wharf token revoke localhost:5000 0f3a9c1e5b7d2a46"
+    )]
+    Token(Token),
     /// Copy an image or artifact between registries and OCI layout directories, digests kept
     #[command(
         after_help = "SRC and DST are references or OCI layout directories, `oci:DIR[:NAME]`.\n\nExamples:\n  wharf copy localhost:5000/app:v1 registry.example.com/app:v1\n  wharf copy localhost:5000/app:v1 oci:./app-layout:v1\n  wharf copy --all localhost:5000/app registry.example.com/app"
@@ -207,6 +213,45 @@ pub(crate) struct Login {
 pub(crate) struct Logout {
     /// The registry: HOST[:PORT]
     pub(crate) host: String,
+}
+
+/// `wharf token`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Token {
+    /// Make a token; its secret is printed this once
+    Create(TokenCreate),
+    /// List your tokens (never their secrets)
+    List(Host),
+    /// Revoke a token by its id
+    Revoke(TokenRevoke),
+}
+
+/// `wharf token create`.
+#[derive(Debug, Args)]
+pub(crate) struct TokenCreate {
+    /// The registry: HOST[:PORT]
+    pub(crate) host: String,
+    /// A label: 1 to 64 lowercase letters, digits, `.`, `_` and `-`
+    #[arg(long)]
+    pub(crate) name: String,
+    /// A repository pattern it may act on (`*` within a component, `**` any depth; repeatable)
+    #[arg(long = "repository", short = 'r', value_name = "PATTERN", required = true)]
+    pub(crate) repositories: Vec<String>,
+    /// What it may do there: some of pull, push, delete
+    #[arg(long, value_delimiter = ',', default_value = "pull")]
+    pub(crate) actions: Vec<String>,
+    /// How long it lives (`30d`, `12h`, `never`) [default: the registry's, 30 days on Wharf]
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) expires: Option<String>,
+}
+
+/// `wharf token revoke`.
+#[derive(Debug, Args)]
+pub(crate) struct TokenRevoke {
+    /// The registry: HOST[:PORT]
+    pub(crate) host: String,
+    /// The token's id (from `wharf token list`)
+    pub(crate) id: String,
 }
 
 /// `wharf copy`.

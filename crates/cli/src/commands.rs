@@ -27,6 +27,7 @@ pub(crate) async fn run(cli: Cli) -> Result {
         Command::Versions(args) => versions(&session, &args.target).await,
         Command::Wit(args) => wit(&session, &args.target).await,
         Command::Catalog(args) => catalog(&session, &args.host).await,
+        Command::Token(args) => token(&session, args).await,
         Command::Upstreams(args) => upstreams(&session, &args.host).await,
         Command::Referrers(args) => referrers(&session, args).await,
         Command::Attach(args) => attach(&session, args).await,
@@ -401,6 +402,79 @@ async fn catalog(session: &Session<'_>, host: &str) -> Result {
     } else {
         for name in &names {
             println!("{name}");
+        }
+    }
+    Ok(())
+}
+
+/// The registry `host` names, for a Wharf extension.
+fn registry_of(host: &str) -> Result<Registry> {
+    host.parse().map_err(|e| Failure::Usage(format!("{e} (a registry is HOST[:PORT])")))
+}
+
+/// `wharf token create|list|revoke`.
+async fn token(session: &Session<'_>, command: &crate::cli::Token) -> Result {
+    use crate::cli::Token;
+    let host = match command {
+        Token::Create(c) => &c.host,
+        Token::List(h) => &h.host,
+        Token::Revoke(r) => &r.host,
+    };
+    let registry = registry_of(host)?;
+    let client = session.client(&[registry.api_host()])?;
+    let failed = |e: wharf_client::Error| Failure::registry(&e, registry.api_host());
+    let text = crate::inspect::clean;
+    match command {
+        Token::Create(c) => {
+            let mut request = json!({
+                "name": c.name,
+                "grants": [{ "repositories": c.repositories, "actions": c.actions }],
+            });
+            if let Some(expires) = &c.expires {
+                request["expiresIn"] = json!(expires);
+            }
+            let made = client.create_personal_token(&registry, &request).await.map_err(failed)?;
+            if session.json() {
+                print_json(&made);
+            } else {
+                println!("{}", text(&made["secret"]));
+                session.info(format!(
+                    "token {} ({}) made; its secret, above, is shown this once: sign in with your user name and it",
+                    text(&made["id"]),
+                    text(&made["name"])
+                ));
+            }
+        }
+        Token::List(_) => {
+            let listed = client.personal_tokens(&registry).await.map_err(failed)?;
+            if session.json() {
+                print_json(&listed);
+                return Ok(());
+            }
+            let tokens = listed["tokens"].as_array().map_or(&[][..], Vec::as_slice);
+            if tokens.is_empty() {
+                session.info("no tokens");
+            }
+            for t in tokens {
+                let grants: Vec<String> = t["grants"]
+                    .as_array()
+                    .map_or(&[][..], Vec::as_slice)
+                    .iter()
+                    .map(|g| format!("{} on {}", text(&g["actions"]), text(&g["repositories"])))
+                    .collect();
+                println!(
+                    "{}  {}  {}  expires {}{}",
+                    text(&t["id"]),
+                    text(&t["name"]),
+                    grants.join("; "),
+                    t["expires"].as_u64().map_or_else(|| "never".to_owned(), |e| e.to_string()),
+                    if t["disabled"] == true { "  (disabled)" } else { "" },
+                );
+            }
+        }
+        Token::Revoke(r) => {
+            client.revoke_personal_token(&registry, &r.id).await.map_err(failed)?;
+            session.info(format!("token {} revoked", text(&json!(r.id))));
         }
     }
     Ok(())

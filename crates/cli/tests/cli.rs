@@ -179,6 +179,7 @@ fn help_of_every_command() {
         "inspect",
         "login",
         "logout",
+        "token",
         "copy",
         "tags",
         "versions",
@@ -409,6 +410,59 @@ fn login_and_logout_round_trip_through_the_auth_file() {
     assert!(file["auths"].get(&w.host).is_none() && file["auths"]["other.example"].is_object());
     assert_eq!(w.wharf(&["pull", &team, "-o", "again.wasm"]).status.code(), Some(1), "logged out: refused");
     assert_eq!(w.wharf(&["logout", &w.host]).status.code(), Some(1), "not logged in any more");
+}
+
+/// `wharf token`: alice makes a pull-only personal access token, it pulls and cannot push,
+/// shows in her list without its secret, and stops working once revoked.
+#[test]
+fn personal_access_tokens_are_made_listed_used_and_revoked() {
+    let w = World::start(true);
+    let team = format!("{}/team/app:v1", w.host);
+    w.wharf_in(&["login", &w.host, "-u", "alice", "--password-stdin"], Some("alice-pw\n"));
+    w.ok(&["push", MODULE, &team]);
+    let secret = w.ok(&[
+        "token",
+        "create",
+        &w.host,
+        "--name",
+        "ci",
+        "-r",
+        "team/**",
+        "--actions",
+        "pull",
+        "--expires",
+        "1h",
+    ]);
+    let secret = secret.trim().to_owned();
+    assert!(secret.starts_with("wharf_") && secret.len() == 6 + 16 + 1 + 43, "{secret}");
+    let listed: Value = serde_json::from_str(&w.ok(&["token", "list", &w.host, "--json"])).expect("JSON");
+    let tokens = listed["tokens"].as_array().expect("a list");
+    assert_eq!(tokens.len(), 1);
+    assert_eq!((tokens[0]["name"].as_str(), tokens[0]["kind"].as_str()), (Some("ci"), Some("personal")));
+    assert!(!listed.to_string().contains(&secret), "never the secret again");
+    let id = tokens[0]["id"].as_str().expect("an id").to_owned();
+    assert!(w.ok(&["token", "list", &w.host]).contains(&format!("{id}  ci  [\"pull\"] on [\"team/**\"]")));
+
+    // The token, stored as alice's password in another auth file: pulls, cannot push.
+    let as_token = |args: &[&str]| w.wharf_env(args, None, &[("REGISTRY_AUTH_FILE", "token-auth.json")]);
+    let login = w.wharf_env(
+        &["login", &w.host, "-u", "alice", "--password-stdin"],
+        Some(&format!("{secret}\n")),
+        &[("REGISTRY_AUTH_FILE", "token-auth.json")],
+    );
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    assert!(as_token(&["pull", &team, "-o", "pulled.wasm"]).status.success());
+    let push = as_token(&["push", MODULE, &format!("{}/team/app:v2", w.host)]);
+    assert_eq!(push.status.code(), Some(1), "a pull-only token pushed");
+    // Tokens make no tokens.
+    let again = as_token(&["token", "create", &w.host, "--name", "more", "-r", "team/**"]);
+    assert_eq!(again.status.code(), Some(1), "a token made a token");
+
+    w.ok(&["token", "revoke", &w.host, &id]);
+    assert_eq!(as_token(&["pull", &team, "-o", "again.wasm"]).status.code(), Some(1), "revoked, still pulls");
+    let listed: Value = serde_json::from_str(&w.ok(&["token", "list", &w.host, "--json"])).expect("JSON");
+    assert_eq!(listed["tokens"], serde_json::json!([]));
+    assert_eq!(w.wharf(&["token", "revoke", &w.host, &id]).status.code(), Some(1), "revoked twice");
 }
 
 #[test]

@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 pub const REGISTRY_METADATA_PATH: &str = "/.well-known/wasm-pkg/registry.json";
 /// The largest discovery file or versions answer read.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
+/// The scope a Wharf asks for its personal-token endpoints.
+const TOKENS_SCOPE: &str = "registry:tokens:*";
 
 /// Where a registry keeps Wasm packages: the registry and prefix its discovery file names, or
 /// (no file) the registry itself with no prefix — what `wkg` falls back to.
@@ -148,6 +150,41 @@ impl Client {
         let value: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| Error::InvalidResponse(format!("the upstreams of {}: {e}", registry.as_str())))?;
         Ok(value["upstreams"].is_array().then_some(value))
+    }
+
+    /// The caller's personal access tokens on a Wharf (`GET /v2/_wharf/tokens`, signed in
+    /// as a user: a token for `registry:tokens:*`).
+    pub async fn personal_tokens(&self, registry: &Registry) -> Result<serde_json::Value> {
+        let url = format!("{}/v2/_wharf/tokens", self.base_url(registry));
+        let response = self.send(registry, TOKENS_SCOPE, || self.http().get(&url)).await?;
+        let response = expect(response, &[StatusCode::OK]).await?;
+        let body = read_limited(response, MAX_ANSWER, "tokens answer").await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::InvalidResponse(format!("the tokens of {}: {e}", registry.as_str())))
+    }
+
+    /// Makes a personal access token on a Wharf (`POST /v2/_wharf/tokens` with `{"name",
+    /// "grants": [{"repositories", "actions"}], "expiresIn"}`): the answer holds its secret,
+    /// shown this once.
+    pub async fn create_personal_token(
+        &self,
+        registry: &Registry,
+        request: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let url = format!("{}/v2/_wharf/tokens", self.base_url(registry));
+        let response = self.send(registry, TOKENS_SCOPE, || self.http().post(&url).json(request)).await?;
+        let response = expect(response, &[StatusCode::CREATED]).await?;
+        let body = read_limited(response, MAX_ANSWER, "token answer").await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::InvalidResponse(format!("the token made on {}: {e}", registry.as_str())))
+    }
+
+    /// Revokes the personal access token `id` on a Wharf (`DELETE /v2/_wharf/tokens/<id>`).
+    pub async fn revoke_personal_token(&self, registry: &Registry, id: &str) -> Result<()> {
+        let url = format!("{}/v2/_wharf/tokens/{id}", self.base_url(registry));
+        let response = self.send(registry, TOKENS_SCOPE, || self.http().delete(&url)).await?;
+        expect(response, &[StatusCode::NO_CONTENT, StatusCode::OK, StatusCode::ACCEPTED]).await?;
+        Ok(())
     }
 
     /// Wharf's record of an artifact (`GET /v2/<name>/_wharf/artifacts/<reference>`: its
