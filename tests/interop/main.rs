@@ -2366,6 +2366,7 @@ fn flow17_a_ci_workload_pushes_with_its_oidc_token_through_podman_and_skopeo() {
     );
     let Some(w) = World::start_on("flow 17", false, true, None, &oidc) else {
         let _ = issuer.kill();
+        let _ = issuer.wait();
         return;
     };
     let mint = |git_ref: &str| -> String {
