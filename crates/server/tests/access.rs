@@ -1212,7 +1212,7 @@ async fn tokens_of_an_external_issuer_are_trusted_by_key_issuer_and_audience() {
 }
 
 /// The value and whole header of the cookie `name` that a response sets.
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+pub(crate) fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
     let prefix = format!("{name}=");
     let header = response.headers().get_all("set-cookie").iter().find_map(|v| {
         let v = v.to_str().ok()?;
@@ -1223,12 +1223,12 @@ fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, Strin
 }
 
 /// The `wharf_session` cookie a response sets, with its attributes.
-fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
+pub(crate) fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
     set_cookie(response, "wharf_session")
 }
 
 /// The CSRF token of the first form of a page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a form with a CSRF token")
         + r#"name="csrf" value=""#.len();
     html[at..].split('"').next().expect("a token").to_owned()

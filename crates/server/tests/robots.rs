@@ -311,3 +311,194 @@ async fn robots_made_by_the_operator_command_work_at_once_on_a_running_server() 
     assert!(!run(&["add", "x", "--repository", "a", "--actions", "admin"]).0, "robots never administer");
     reg.stop().await;
 }
+
+/// The web page: a user makes, uses and revokes a personal access token; an administrator
+/// makes, disables, enables and deletes a robot; forged forms, grants beyond the maker and
+/// other users' pages are refused, and what a visitor typed comes back escaped.
+#[tokio::test]
+async fn the_web_page_makes_and_revokes_tokens_and_robots() {
+    use crate::access::{csrf_of, session_cookie, set_cookie};
+    let reg = Secure::start("").await;
+    reg.seed("team/app", "v1", "team").await;
+    let web = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(reg.setup.pki.ca_pem.as_bytes()).expect("CA")])
+        .resolve("localhost", "127.0.0.1:0".parse().expect("addr"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let get = |path: &str, cookie: &str| web.get(reg.url(path)).header("cookie", cookie.to_owned()).send();
+    let post = |path: &str, cookie: &str, form: &[(&str, &str)]| {
+        web.post(reg.url(path)).header("cookie", cookie.to_owned()).form(form).send()
+    };
+    // Signs `user` in: its session cookie.
+    let sign_in = async |user: &str, password: &str| {
+        let form = get("/login", "").await.expect("GET");
+        let (nonce, _) = set_cookie(&form, "wharf_csrf").expect("a nonce");
+        let csrf = csrf_of(&form.text().await.expect("body"));
+        let nonce = format!("wharf_csrf={nonce}");
+        let ok = post("/login", &nonce, &[("csrf", &csrf), ("username", user), ("password", password)])
+            .await
+            .expect("POST");
+        assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+        format!("wharf_session={}", session_cookie(&ok).expect("a session").0)
+    };
+    let secret_of = |html: &str| {
+        let at = html.find(r#"id="secret" readonly size="72" value=""#).expect("the secret, shown once")
+            + r#"id="secret" readonly size="72" value=""#.len();
+        html[at..].split('"').next().expect("a secret").to_owned()
+    };
+    let status = async |secret: &str, user: &str, method: reqwest::Method, path: &str| {
+        let r = reg
+            .http
+            .request(method, reg.url(path))
+            .basic_auth(user, Some(secret))
+            .send()
+            .await
+            .expect("send");
+        r.status()
+    };
+
+    let alice = sign_in("alice", "alice-pw").await;
+    let page = get("/tokens", &alice).await.expect("GET").text().await.expect("body");
+    assert!(page.contains("Your access tokens") && page.contains("None yet."), "{page}");
+    assert_eq!(
+        get("/robots", &alice).await.expect("GET").status(),
+        StatusCode::NOT_FOUND,
+        "alice administers nothing"
+    );
+    assert_eq!(get("/tokens", "").await.expect("GET").status(), StatusCode::NOT_FOUND, "no one's tokens");
+    let csrf = csrf_of(&page);
+    let forged = post(
+        "/tokens",
+        &alice,
+        &[("op", "create"), ("name", "x"), ("repositories", "team/**"), ("action", "pull")],
+    );
+    assert_eq!(
+        forged.await.expect("POST").status(),
+        StatusCode::FORBIDDEN,
+        "a form without the session's token"
+    );
+
+    // A pull-only token: shown once, pulls, cannot push; more than alice has is refused.
+    let made = post(
+        "/tokens",
+        &alice,
+        &[
+            ("csrf", &csrf),
+            ("op", "create"),
+            ("name", "ci"),
+            ("repositories", "team/**"),
+            ("action", "pull"),
+            ("expires", "1h"),
+        ],
+    )
+    .await
+    .expect("POST");
+    assert_eq!(made.status(), StatusCode::OK);
+    assert_eq!(made.headers()["cache-control"], "no-store");
+    let html = made.text().await.expect("body");
+    let secret = secret_of(&html);
+    assert!(secret.starts_with("wharf_"), "{secret}");
+    assert_eq!(
+        status(&secret, "alice", reqwest::Method::GET, "/v2/team/app/manifests/v1").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&secret, "alice", reqwest::Method::DELETE, "/v2/team/app/manifests/v1").await,
+        StatusCode::FORBIDDEN
+    );
+    let again = get("/tokens", &alice).await.expect("GET").text().await.expect("body");
+    assert!(again.contains("pull on team/**") && !again.contains(&secret), "listed, never its secret again");
+    let wide = post(
+        "/tokens",
+        &alice,
+        &[
+            ("csrf", &csrf),
+            ("op", "create"),
+            ("name", "wide"),
+            ("repositories", "secret/**"),
+            ("action", "pull"),
+        ],
+    )
+    .await
+    .expect("POST");
+    assert_eq!(wide.status(), StatusCode::FORBIDDEN);
+    assert!(wide.text().await.expect("body").contains("may not hand on"));
+    let odd = post(
+        "/tokens",
+        &alice,
+        &[
+            ("csrf", &csrf),
+            ("op", "create"),
+            ("name", "<script>alert(1)</script>"),
+            ("repositories", "team/**"),
+            ("action", "pull"),
+        ],
+    )
+    .await
+    .expect("POST");
+    assert_eq!(odd.status(), StatusCode::BAD_REQUEST);
+    let html = odd.text().await.expect("body");
+    assert!(!html.contains("<script>alert") && html.contains("&#60;script&#62;alert"), "escaped: {html}");
+    // Revoked: refused at once.
+    let id = {
+        let listed = get_json_of(&reg, "/v2/_wharf/tokens", ("alice", "alice-pw")).await;
+        listed["tokens"][0]["id"].as_str().expect("an id").to_owned()
+    };
+    let revoked =
+        post("/tokens", &alice, &[("csrf", &csrf), ("op", "delete"), ("id", &id)]).await.expect("POST");
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        status(&secret, "alice", reqwest::Method::GET, "/v2/team/app/manifests/v1").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The administrator's robots: made, disabled, enabled, deleted.
+    let admin = sign_in("admin", "admin-pw").await;
+    let page = get("/robots", &admin).await.expect("GET").text().await.expect("body");
+    assert!(page.contains("Robot accounts"), "{page}");
+    let csrf = csrf_of(&page);
+    let made = post(
+        "/robots",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("op", "create"),
+            ("name", "web-ci"),
+            ("repositories", "team/app"),
+            ("action", "pull"),
+            ("action", "push"),
+        ],
+    )
+    .await
+    .expect("POST");
+    let html = made.text().await.expect("body");
+    let robot = secret_of(&html);
+    assert!(html.contains("robot$web-ci"), "{html}");
+    let pull =
+        async || status(&robot, "robot$web-ci", reqwest::Method::GET, "/v2/team/app/manifests/v1").await;
+    assert_eq!(pull().await, StatusCode::OK);
+    let id = get_json_of(&reg, "/v2/_wharf/robots", ("admin", "admin-pw")).await["robots"][0]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    for (op, expected) in [
+        ("disable", StatusCode::UNAUTHORIZED),
+        ("enable", StatusCode::OK),
+        ("delete", StatusCode::UNAUTHORIZED),
+    ] {
+        let done = post("/robots", &admin, &[("csrf", &csrf), ("op", op), ("id", &id)]).await.expect("POST");
+        assert_eq!(done.status(), StatusCode::SEE_OTHER, "{op}");
+        assert_eq!(pull().await, expected, "after {op}");
+    }
+    // alice cannot act on the admin's page, even with a session of her own.
+    let refused =
+        post("/robots", &alice, &[("csrf", &csrf), ("op", "delete"), ("id", &id)]).await.expect("POST");
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    reg.stop().await;
+}
+
+/// `GET path` as `who`, as JSON.
+async fn get_json_of(reg: &Secure, path: &str, who: (&str, &str)) -> serde_json::Value {
+    get_json(reg, path, who).await
+}

@@ -26,6 +26,34 @@ pub const MAX_LISTED: usize = 1000;
 /// The most personal access tokens one user may hold.
 pub const MAX_TOKENS_PER_USER: usize = 100;
 
+/// How long a robot lives unless asked otherwise.
+pub const ROBOT_LIFETIME: u64 = 90 * 24 * 3600;
+/// How long a personal access token lives unless asked otherwise.
+pub const TOKEN_LIFETIME: u64 = 30 * 24 * 3600;
+
+/// What a caller asks for when making a credential (the API's `POST` body; the web page's
+/// form, read into the same).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Create {
+    /// A robot's name, or a token's label.
+    pub name: String,
+    /// Repositories and actions.
+    pub grants: Vec<GrantRequest>,
+    /// `30d`, `12h`, … or `never` [default: 90 days for a robot, 30 for a token].
+    pub expires_in: Option<String>,
+}
+
+/// One grant asked for.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// Repository patterns.
+    pub repositories: Vec<String>,
+    /// Actions.
+    pub actions: Vec<wharf_auth::Action>,
+}
+
 /// The robot accounts and personal access tokens of a storage.
 #[derive(Clone)]
 pub struct Credentials {
@@ -173,6 +201,46 @@ impl Credentials {
             "credential created"
         );
         Ok((credential, secret))
+    }
+
+    /// Makes what `principal` asks for: a robot (owned by the administrator making it) or a
+    /// personal token of its own, every grant one it may hand on (else `DENIED`), living as
+    /// long as asked (by default [`ROBOT_LIFETIME`] or [`TOKEN_LIFETIME`]).
+    pub async fn make(
+        &self,
+        auth: &wharf_auth::Authenticator,
+        principal: &wharf_auth::Principal,
+        kind: Kind,
+        asked: Create,
+    ) -> Result<(Credential, Secret)> {
+        let mut grants = Vec::new();
+        for g in asked.grants {
+            let repositories = wharf_auth::Pattern::parse_list(&g.repositories).map_err(Error::BadRequest)?;
+            let grant = wharf_auth::Grant { repositories, actions: wharf_auth::Actions::of(&g.actions) };
+            if !auth.may_grant(principal, &grant) {
+                return Err(Error::Denied {
+                    message: format!(
+                        "`{}` may not hand on {:?} over {}",
+                        principal.identity.name(),
+                        grant.actions,
+                        g.repositories.join(", ")
+                    ),
+                    challenge: None,
+                });
+            }
+            grants.push(grant);
+        }
+        let lifetime = match asked.expires_in.as_deref() {
+            Some("never") => None,
+            Some(text) => Some(
+                crate::units::parse_duration(text)
+                    .map_err(|e| Error::BadRequest(format!("expiresIn: {e}")))?
+                    .as_secs(),
+            ),
+            None => Some(if kind == Kind::Robot { ROBOT_LIFETIME } else { TOKEN_LIFETIME }),
+        };
+        let owner = Some(principal.identity.name().to_owned());
+        self.create(kind, &asked.name, owner, grants, lifetime.map(|l| now_secs() + l.max(1))).await
     }
 
     /// The credentials of `kind` (of `owner` only, when given), oldest first, with their last

@@ -4,40 +4,19 @@
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};
+use wharf_auth::Principal;
 use wharf_auth::credential::Kind;
-use wharf_auth::{Action, Actions, Grant, Principal};
 
 use super::context::{Ctx, Gate};
 use super::respond::json_value;
 use super::route::Route;
+use crate::auth::credentials::Create;
 use crate::auth::{AccessControl, Credentials};
-use crate::clock::now_secs;
 use crate::error::{Error, Result};
 use crate::text::printable;
 
 /// The largest request body: a name, a few grants and an expiry fit many times over.
 const MAX_BODY: usize = 16 * 1024;
-/// How long a robot lives unless asked otherwise.
-const ROBOT_LIFETIME: u64 = 90 * 24 * 3600;
-/// How long a personal access token lives unless asked otherwise.
-const TOKEN_LIFETIME: u64 = 30 * 24 * 3600;
-
-/// What `POST` sends.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Create {
-    name: String,
-    grants: Vec<GrantBody>,
-    /// `30d`, `12h`, … or `never` [default: 90 days for a robot, 30 for a token].
-    expires_in: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantBody {
-    repositories: Vec<String>,
-    actions: Vec<Action>,
-}
 
 /// What `PATCH` sends.
 #[derive(serde::Deserialize)]
@@ -107,8 +86,8 @@ async fn parse<T: serde::de::DeserializeOwned>(body: Body) -> Result<T> {
     serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest(format!("the request body: {e}")))
 }
 
-/// Makes a robot (owned by the administrator making it) or a personal token of the caller's:
-/// every grant one the caller may hand on. The answer holds the secret, shown this once.
+/// Makes a robot or a personal token of the caller's ([`Credentials::make`]). The answer
+/// holds the secret, shown this once.
 async fn create(
     access: &AccessControl,
     store: &Credentials,
@@ -117,35 +96,7 @@ async fn create(
     body: Body,
 ) -> Result<Response> {
     let asked: Create = parse(body).await?;
-    let mut grants = Vec::new();
-    for g in asked.grants {
-        let repositories = wharf_auth::Pattern::parse_list(&g.repositories).map_err(Error::BadRequest)?;
-        let grant = Grant { repositories, actions: Actions::of(&g.actions) };
-        if !access.authenticator().may_grant(principal, &grant) {
-            return Err(Error::Denied {
-                message: format!(
-                    "`{}` may not hand on {:?} over {}",
-                    principal.identity.name(),
-                    grant.actions,
-                    g.repositories.join(", ")
-                ),
-                challenge: None,
-            });
-        }
-        grants.push(grant);
-    }
-    let lifetime = match asked.expires_in.as_deref() {
-        Some("never") => None,
-        Some(text) => Some(
-            crate::units::parse_duration(text)
-                .map_err(|e| Error::BadRequest(format!("expiresIn: {e}")))?
-                .as_secs(),
-        ),
-        None => Some(if kind == Kind::Robot { ROBOT_LIFETIME } else { TOKEN_LIFETIME }),
-    };
-    let owner = Some(principal.identity.name().to_owned());
-    let (credential, secret) =
-        store.create(kind, &asked.name, owner, grants, lifetime.map(|l| now_secs() + l.max(1))).await?;
+    let (credential, secret) = store.make(access.authenticator(), principal, kind, asked).await?;
     let mut body =
         serde_json::to_value(crate::auth::credentials::View::from(&credential)).expect("a view serialises");
     body["secret"] = serde_json::json!(secret.expose());

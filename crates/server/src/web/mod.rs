@@ -70,6 +70,8 @@ pub(crate) fn router(site: Site) -> Router {
         .route("/repositories/{*path}", get(repository_get).post(repository_post))
         .route("/packages/{package}", get(package_get))
         .route("/webhooks", get(webhooks_get).post(webhooks_post))
+        .route("/tokens", get(credentials_get).post(credentials_post))
+        .route("/robots", get(credentials_get).post(credentials_post))
         .with_state(site)
 }
 
@@ -337,6 +339,40 @@ struct ConfirmPage {
 struct WebhooksPage {
     page: PageInfo,
     hooks: Vec<crate::webhooks::WebhookStatus>,
+}
+
+#[derive(Template)]
+#[template(path = "credentials.html")]
+struct CredentialsPage {
+    page: PageInfo,
+    intro: &'static str,
+    /// Robots (an administrator's page), else the visitor's own tokens.
+    robots: bool,
+    action: &'static str,
+    rows: Vec<CredentialRow>,
+    made: Option<Made>,
+    error: Option<String>,
+    default_expiry: &'static str,
+}
+
+/// A credential as the page lists it.
+struct CredentialRow {
+    id: String,
+    name: String,
+    username: String,
+    grants: String,
+    created: String,
+    expires: String,
+    last_used: String,
+    state: &'static str,
+    disabled: bool,
+}
+
+/// A credential just made, with its secret (shown this once).
+struct Made {
+    name: String,
+    username: String,
+    secret: String,
 }
 
 #[derive(Template)]
@@ -855,6 +891,200 @@ async fn webhooks_post(State(app): State<Site>, request: Request) -> Response {
     match app.registry.resend_events(&webhook, None).await {
         Ok(_) => visitor.redirect("/webhooks"),
         Err(e) => visitor.message(&app, e.code_and_status().1, "Not sent", e.to_string(), "/webhooks"),
+    }
+}
+
+/// Which credentials a page is about, and whether the visitor may see it: `/robots` for
+/// administrators, `/tokens` for a signed-in user's own personal access tokens.
+fn credentials_page(
+    app: &Site,
+    visitor: &Visitor,
+    path: &str,
+) -> Option<(Arc<AccessControl>, wharf_auth::credential::Kind)> {
+    use wharf_auth::credential::Kind;
+    let access = app.access.clone()?;
+    access.credentials()?;
+    match path {
+        "/robots" if visitor.user.is_some() && access.is_admin(&visitor.caller.principal) => {
+            Some((access, Kind::Robot))
+        }
+        "/tokens" if visitor.user.is_some() => Some((access, Kind::Personal)),
+        _ => None,
+    }
+}
+
+/// `/robots` and `/tokens`: the list and the form.
+async fn credentials_get(State(app): State<Site>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let visitor = Visitor::of(&app, &parts);
+    let Some((access, kind)) = credentials_page(&app, &visitor, parts.uri.path()) else {
+        return visitor.not_found(&app);
+    };
+    credentials_view(&app, &visitor, &access, kind, None, None).await
+}
+
+/// The page of `kind`, with a credential just made or an error to say.
+async fn credentials_view(
+    app: &Site,
+    visitor: &Visitor,
+    access: &AccessControl,
+    kind: wharf_auth::credential::Kind,
+    made: Option<Made>,
+    error: Option<(StatusCode, String)>,
+) -> Response {
+    use wharf_auth::credential::Kind;
+    let Some(store) = access.credentials() else { return visitor.not_found(app) };
+    let robots = kind == Kind::Robot;
+    let owner = if robots { None } else { visitor.user.as_deref() };
+    let listed = match store.list(kind, owner).await {
+        Ok(listed) => listed,
+        Err(e) => return visitor.message(app, e.code_and_status().1, "Credentials", e.to_string(), "/"),
+    };
+    let when =
+        |secs: Option<u64>| secs.map_or_else(String::new, |s| view::time(Some(&crate::clock::rfc3339_of(s))));
+    let rows = listed
+        .into_iter()
+        .map(|l| {
+            let c = l.credential;
+            let grants = c
+                .grants
+                .iter()
+                .map(|g| {
+                    let actions: Vec<&str> = g.actions.iter().map(Action::as_str).collect();
+                    let patterns: Vec<String> = g.repositories.iter().map(ToString::to_string).collect();
+                    format!("{} on {}", actions.join(", "), patterns.join(" "))
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            CredentialRow {
+                state: if c.disabled {
+                    "disabled"
+                } else if c.expired {
+                    "expired"
+                } else {
+                    "active"
+                },
+                expires: if c.expires.is_some() { when(c.expires) } else { "never".into() },
+                created: when(Some(c.created)),
+                last_used: if l.last_used.is_some() { when(l.last_used) } else { "never".into() },
+                disabled: c.disabled,
+                id: c.id,
+                name: c.name,
+                username: c.username,
+                grants,
+            }
+        })
+        .collect();
+    let (status, error) = match error {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
+    };
+    let page = CredentialsPage {
+        page: visitor.page(app, if robots { "Robot accounts" } else { "Your access tokens" }),
+        intro: if robots {
+            "Robots are identities of their own for pipelines: each may do its grants' actions within what its maker may, until it expires or is disabled."
+        } else {
+            "A personal access token signs in with your user name and does no more than its grants and you: give it to a script or a CI job instead of your password."
+        },
+        robots,
+        action: if robots { "/robots" } else { "/tokens" },
+        rows,
+        made,
+        error,
+        default_expiry: if robots { "90d" } else { "30d" },
+    };
+    visitor.respond(status, render(&page))
+}
+
+/// `POST /robots` and `/tokens` (`op` = `create`, `disable`, `enable`, `delete`; CSRF token).
+async fn credentials_post(State(app): State<Site>, request: Request) -> Response {
+    use wharf_auth::credential::Kind;
+    let (parts, body) = request.into_parts();
+    let visitor = Visitor::of(&app, &parts);
+    let Some((access, kind)) = credentials_page(&app, &visitor, parts.uri.path()) else {
+        return visitor.not_found(&app);
+    };
+    let form = match visitor.form(&app, body).await {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
+    let Some(store) = access.credentials() else { return visitor.not_found(&app) };
+    let action = if kind == Kind::Robot { "/robots" } else { "/tokens" };
+    let failed = |e: crate::error::Error| Some((e.code_and_status().1, e.to_string()));
+    let op = first(&form, "op").unwrap_or_default();
+    if op == "create" {
+        let mut actions = Vec::new();
+        for (key, value) in &form {
+            if key == "action" {
+                match Action::parse(value) {
+                    Some(a) => actions.push(a),
+                    None => {
+                        return credentials_view(
+                            &app,
+                            &visitor,
+                            &access,
+                            kind,
+                            None,
+                            failed(crate::error::Error::BadRequest(format!(
+                                "no action `{}`",
+                                crate::text::printable(value, 20)
+                            ))),
+                        )
+                        .await;
+                    }
+                }
+            }
+        }
+        let expires = first(&form, "expires").map(str::trim).filter(|e| !e.is_empty());
+        let asked = crate::auth::credentials::Create {
+            name: first(&form, "name").unwrap_or_default().trim().to_owned(),
+            grants: vec![crate::auth::credentials::GrantRequest {
+                repositories: first(&form, "repositories")
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                actions,
+            }],
+            expires_in: expires.map(str::to_owned),
+        };
+        return match store.make(access.authenticator(), &visitor.caller.principal, kind, asked).await {
+            Ok((credential, secret)) => {
+                let made = Made {
+                    username: credential.identity().name().to_owned(),
+                    name: credential.name.clone(),
+                    secret: secret.expose().to_owned(),
+                };
+                credentials_view(&app, &visitor, &access, kind, Some(made), None).await
+            }
+            Err(e) => credentials_view(&app, &visitor, &access, kind, None, failed(e)).await,
+        };
+    }
+    let id = first(&form, "id").unwrap_or_default();
+    let owner = visitor.user.as_deref();
+    let found = match store.get(id).await {
+        Ok(found) => found.filter(|c| c.kind == kind && (kind == Kind::Robot || c.owner.as_deref() == owner)),
+        Err(e) => return credentials_view(&app, &visitor, &access, kind, None, failed(e)).await,
+    };
+    let Some(credential) = found else {
+        let gone = crate::error::Error::RouteUnknown(format!(
+            "no credential `{}` here",
+            crate::text::printable(id, 64)
+        ));
+        return credentials_view(&app, &visitor, &access, kind, None, failed(gone)).await;
+    };
+    let done = match op {
+        "delete" => store.remove(&credential).await,
+        "disable" | "enable" if kind == Kind::Robot => {
+            store.set_disabled(&credential, op == "disable").await.map(|_| ())
+        }
+        _ => {
+            Err(crate::error::Error::BadRequest(format!("no operation `{}`", crate::text::printable(op, 20))))
+        }
+    };
+    match done {
+        Ok(()) => visitor.redirect(action),
+        Err(e) => credentials_view(&app, &visitor, &access, kind, None, failed(e)).await,
     }
 }
 
