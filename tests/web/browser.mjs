@@ -158,6 +158,28 @@ await page.screenshot({ path: path.join(shots, "package.png"), fullPage: true })
 main = await text();
 expect(main.includes("Package acme:greeter") && main.includes("0.1.0") && main.includes("WIT package"), "the package's versions");
 expect(main.includes("acme:app"), "the package page says what uses it");
+
+// 8. The admin makes a robot through the page (its secret shown once, in a form field),
+// then disables it; the tokens page is one click away.
+await visit("/robots", "robots");
+await page.getByLabel("Name").fill("web-ci");
+await page.getByLabel("Repositories").fill("team/hello");
+await page.getByLabel("push").check();
+await page.getByRole("button", { name: "Make the robot" }).click();
+await page.waitForLoadState();
+await axe("robot made");
+await page.screenshot({ path: path.join(shots, "robot-made.png"), fullPage: true });
+const secret = await page.getByLabel("Secret").inputValue();
+expect(/^wharf_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/.test(secret), `the robot's secret: ${secret}`);
+main = await text();
+expect(main.includes("robot$web-ci") && main.includes("pull, push on team/hello"), "the robot is listed with its grants");
+await page.getByRole("button", { name: "Disable" }).click();
+await page.waitForLoadState();
+expect((await page.locator("#credentials").innerText()).includes("disabled"), "the robot shows disabled");
+await page.getByRole("link", { name: "Access tokens" }).click();
+await page.waitForLoadState();
+await axe("tokens page");
+expect((await text()).includes("Your access tokens"), `the tokens page: ${page.url()}`);
 await logout();
 
 expect(dialogs === 0, `${dialogs} dialog(s) opened`);
