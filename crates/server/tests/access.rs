@@ -110,6 +110,16 @@ impl Secure {
         format!("{}{path}", self.base)
     }
 
+    /// A client for the web page: trusts the CA, follows no redirect.
+    pub(crate) fn web_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(self.setup.pki.ca_pem.as_bytes()).expect("CA")])
+            .resolve("localhost", "127.0.0.1:0".parse().expect("addr"))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
     pub(crate) async fn stop(mut self) {
         if let Some(h) = self.handle.take() {
             h.shutdown().await.expect("clean shutdown");
@@ -1239,12 +1249,7 @@ async fn the_web_page_logs_in_with_secure_cookies_refuses_forged_forms_and_shows
     let reg = Secure::start("").await;
     reg.seed("team/app", "v1", "team").await;
     reg.seed("public/pub", "v1", "public").await;
-    let web = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(reg.setup.pki.ca_pem.as_bytes()).expect("CA")])
-        .resolve("localhost", "127.0.0.1:0".parse().expect("addr"))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let web = reg.web_client();
     // `cookie` is a whole Cookie header (`wharf_session=…` or `wharf_csrf=…`).
     let get = |path: &str, cookie: Option<&str>| {
         let mut request = web.get(reg.url(path));

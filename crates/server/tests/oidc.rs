@@ -141,36 +141,14 @@ async fn exchange(reg: &Secure, token: &str, scope: &str) -> (StatusCode, Value)
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-/// Pushes a one-blob image to `repo:tag` with `auth` on every request: the blob's and the
-/// manifest's statuses.
+/// Pushes a one-blob image to `repo:v1` with `auth` on every request (as the robots' tests
+/// do): the blob's and the manifest's statuses.
 async fn push(
     reg: &Secure,
     auth: &dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     repo: &str,
 ) -> (u16, u16) {
-    let config = format!("{{\"workload\":\"{repo}\"}}");
-    let digest = wharf_types::Digest::sha256(config.as_bytes());
-    let blob = auth(
-        reg.http.post(reg.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}"))).body(config.clone()),
-    )
-    .send()
-    .await
-    .expect("send")
-    .status()
-    .as_u16();
-    let manifest = crate::common::image_manifest(&digest, config.len(), &[], "");
-    let put = auth(
-        reg.http
-            .put(reg.url(&format!("/v2/{repo}/manifests/v1")))
-            .header("Content-Type", crate::common::OCI_MANIFEST)
-            .body(manifest),
-    )
-    .send()
-    .await
-    .expect("send")
-    .status()
-    .as_u16();
-    (blob, put)
+    crate::robots::push(&reg.http, &reg.base, auth, repo, "v1").await
 }
 
 const PUSH_APP: &str = "repository:acme/app/web:pull,push";

@@ -52,7 +52,7 @@ async fn get_json(reg: &Secure, path: &str, who: (&str, &str)) -> serde_json::Va
 
 /// Pushes a one-blob image to `repo:tag` at `base` with `auth` applied to every request;
 /// the statuses of the blob and manifest pushes.
-async fn push(
+pub(crate) async fn push(
     http: &reqwest::Client,
     base: &str,
     auth: &dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
@@ -320,12 +320,7 @@ async fn the_web_page_makes_and_revokes_tokens_and_robots() {
     use crate::access::{csrf_of, session_cookie, set_cookie};
     let reg = Secure::start("").await;
     reg.seed("team/app", "v1", "team").await;
-    let web = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(reg.setup.pki.ca_pem.as_bytes()).expect("CA")])
-        .resolve("localhost", "127.0.0.1:0".parse().expect("addr"))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let web = reg.web_client();
     let get = |path: &str, cookie: &str| web.get(reg.url(path)).header("cookie", cookie.to_owned()).send();
     let post = |path: &str, cookie: &str, form: &[(&str, &str)]| {
         web.post(reg.url(path)).header("cookie", cookie.to_owned()).form(form).send()
