@@ -1,6 +1,6 @@
 # Installs what the checks need, skipping what is already there: rustfmt and clippy,
 # Garage, wasm-tools, wkg (crates.io), the Debian packages of the interop suite and
-# the browser test, oras-py, wasmtime, standardwebhooks and cloudevents (PyPI, in .venv), playwright-core and axe-core (npm).
+# the browser test, oras-py, wasmtime, standardwebhooks, cloudevents, pyjwt and cryptography (PyPI, in .venv), playwright-core and axe-core (npm).
 # Sourced by .ci/run and .ci/long from the repository's root, after `step` is defined.
 
 step "toolchain"
@@ -61,11 +61,12 @@ if [ -n "$apt_pid" ]; then
     exit 1
   fi
 fi
-# PyPI clients of the interop suite, in .venv (where tests/interop looks for them), and the
+# PyPI clients of the interop suite, in .venv (where tests/interop looks for them), the
 # webhook receiver's libraries (tests/webhooks/receiver.py: standardwebhooks verifies each
-# delivery, the CloudEvents SDK parses it).
+# delivery, the CloudEvents SDK parses it) and the test OIDC issuer's (tests/oidc/issuer.py:
+# PyJWT and cryptography sign its tokens).
 if ! .venv/bin/python -c 'import oras.client, wasmtime, standardwebhooks, cloudevents.v1.http, jwt, cryptography' >/dev/null 2>&1; then
-  step "installing oras-py, wasmtime, standardwebhooks and cloudevents in .venv"
+  step "installing oras-py, wasmtime, standardwebhooks, cloudevents, pyjwt and cryptography in .venv"
   python3 -m venv .venv
   .venv/bin/pip install -q oras==0.2.43 wasmtime==50.0.1 standardwebhooks==1.3.0 cloudevents==2.2.0 pyjwt==2.15.1 cryptography==51.0.1
 fi

@@ -166,7 +166,9 @@ impl AccessControl {
         client: Option<IpAddr>,
     ) -> std::result::Result<(Principal, bool), Denied> {
         if self.oidc.claims(password) {
-            return Ok((self.check_workload(password).await?, true));
+            let principal = self.check_workload(password).await?;
+            let fresh = principal.credential.as_ref().is_none_or(|c| self.oidc.first_use(&c.id));
+            return Ok((principal, fresh));
         }
         if let (Some(id), Some(store)) = (wharf_auth::credential::secret_id(password), self.credentials())
             && let Some(credential) = store.get(id).await.map_err(|e| Denied::BadToken(e.to_string()))?

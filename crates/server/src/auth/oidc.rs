@@ -35,7 +35,14 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub(crate) struct Issuers {
     list: Vec<Trusted>,
+    /// When each workload token was last audited here (at most [`MAX_SEEN`]).
+    seen: Mutex<std::collections::HashMap<String, Instant>>,
 }
+
+/// Workload tokens remembered for [`Issuers::first_use`].
+const MAX_SEEN: usize = 10_000;
+/// How often the use of one workload token is worth an audit record.
+const AUDIT_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct Trusted {
@@ -79,7 +86,24 @@ impl Issuers {
             }
             list.push(trusted);
         }
-        Ok(Self { list })
+        Ok(Self { list, seen: Mutex::default() })
+    }
+
+    /// Whether this is the first use of the workload token `id` in a minute (a use worth an
+    /// audit record: a job sending its token on every request is audited once a minute).
+    pub(crate) fn first_use(&self, id: &str) -> bool {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().expect("lock");
+        if seen.get(id).is_some_and(|at| now.duration_since(*at) < AUDIT_EVERY) {
+            return false;
+        }
+        if seen.len() >= MAX_SEEN {
+            seen.retain(|_, at| now.duration_since(*at) < AUDIT_EVERY);
+        }
+        if seen.len() < MAX_SEEN {
+            seen.insert(id.to_owned(), now);
+        }
+        true
     }
 
     /// Whether `token` claims to come from one of the issuers (unverified: whether to treat
