@@ -249,8 +249,9 @@ impl Issuer {
     }
 }
 
-/// Whether `url` is `https://…`, or `http://` to a loopback host.
-fn secure_url(url: &str) -> bool {
+/// Whether `url` is `https://…`, or `http://` to a loopback host: what an issuer's URL and its
+/// JWKS URL may be.
+pub fn secure_url(url: &str) -> bool {
     if let Some(rest) = url.strip_prefix("https://") {
         return !rest.is_empty();
     }

@@ -156,13 +156,8 @@ impl Trusted {
         let name = config.name.clone().unwrap_or_else(|| default_name(&config.issuer));
         let issuer = Issuer::new(&name, &config.issuer, &config.audience, rules)
             .map_err(|e| Error::BadRequest(format!("[[auth.oidc]]: {e}")))?;
-        if let Some(url) = &config.jwks_url {
-            Discovery::parse(
-                &serde_json::to_vec(&serde_json::json!({ "issuer": issuer.url, "jwks_uri": url }))
-                    .unwrap_or_default(),
-                &issuer.url,
-            )
-            .map_err(|e| bad(format!("jwks_url: {e}")))?;
+        if config.jwks_url.as_deref().is_some_and(|url| !wharf_auth::oidc::secure_url(url)) {
+            return Err(bad("jwks_url: an https:// URL (http:// only on loopback)".into()));
         }
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -237,9 +232,19 @@ impl Trusted {
             if k.generation != seen {
                 return Ok(Arc::clone(&k.keys));
             }
-            k.tried.filter(|_| kid.is_some()).map(|t| REFETCH_EVERY.saturating_sub(t.elapsed()))
+            let wait = k.tried.map(|t| REFETCH_EVERY.saturating_sub(t.elapsed())).filter(|w| !w.is_zero());
+            // Keys that are only old are not fetched again sooner either (an issuer that is
+            // down is tried once per REFETCH_EVERY, not by every request in turn).
+            if wait.is_some() && kid.is_none() {
+                return if k.keys.is_empty() {
+                    Err(Rejected::Invalid("the issuer's keys cannot be fetched (tried moments ago)".into()))
+                } else {
+                    Ok(Arc::clone(&k.keys))
+                };
+            }
+            wait
         };
-        if let Some(wait) = wait.filter(|w| !w.is_zero()) {
+        if let Some(wait) = wait {
             tokio::time::sleep(wait).await;
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
