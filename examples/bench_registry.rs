@@ -15,6 +15,7 @@
 // Rates and percentiles are floating point over byte and request counts far below 2^52.
 #![allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -37,6 +38,11 @@ struct Args {
     /// A registry to compare with, measured in the same interleaved runs.
     #[arg(long)]
     baseline: Option<String>,
+    /// The machine's ceiling for the GET/HEAD rows: a web server (Debian's nginx in
+    /// `benches/compare.sh`) answering every path with a static file of the manifest's size,
+    /// measured by the same client in the same interleaved runs; each such row gets its ratio.
+    #[arg(long)]
+    ceiling: Option<String>,
     /// The target's name in the table.
     #[arg(long, default_value = "target")]
     target_name: String,
@@ -139,6 +145,8 @@ struct Row {
     results: Vec<Option<Summary>>,
     /// Each registry's value in each run, in run order (empty when not measured by runs).
     runs: Vec<Vec<f64>>,
+    /// The same requests answered by the ceiling (`--ceiling`), where measured.
+    ceiling: Option<Summary>,
 }
 
 #[derive(Clone, Copy)]
@@ -246,6 +254,9 @@ async fn main() -> Result<()> {
         let count = 1000 / scale;
         let mut round = 0u64;
         let mut last_repo = vec![String::new(); registries.len()];
+        // What each registry's last repository holds: its manifests' digests, its two blobs.
+        let held: Vec<std::sync::Mutex<(Vec<Digest>, Vec<Digest>)>> =
+            registries.iter().map(|_| std::sync::Mutex::default()).collect();
         let puts = measure(
             &registries,
             &args,
@@ -255,7 +266,9 @@ async fn main() -> Result<()> {
             |r| {
                 round += 1;
                 let repo = format!("bench/manifests-{run_id:x}-{round}");
-                last_repo[index_of(&registries, r)].clone_from(&repo);
+                let i = index_of(&registries, r);
+                last_repo[i].clone_from(&repo);
+                let held = &held[i];
                 async move {
                     let (config, layer) = r.small_blobs(&repo).await?;
                     let manifests: Vec<Bytes> =
@@ -270,6 +283,7 @@ async fn main() -> Result<()> {
                     for (digest, body) in acknowledged.iter().zip(&manifests) {
                         assert_eq!(&r.get_manifest(&repo, digest.as_str()).await?, body, "manifest {digest}");
                     }
+                    *held.lock().expect("lock") = (acknowledged, vec![config.0, layer.0]);
                     Ok(Sample::of(secs, count as f64))
                 }
             },
@@ -277,22 +291,42 @@ async fn main() -> Result<()> {
         .await?;
         rows.push(puts);
 
-        for (method, label) in
-            [(reqwest::Method::GET, "manifest GET by tag"), (reqwest::Method::HEAD, "manifest HEAD by tag")]
-        {
-            for concurrency in [1usize, 16, 64] {
-                let name = format!("{label}, concurrency {concurrency}");
-                let method = method.clone();
-                rows.push(
-                    measure(&registries, &args, &name, "req/s", Per::Rate, |r| {
-                        let repo = last_repo[index_of(&registries, r)].clone();
-                        let method = method.clone();
-                        let seconds = args.seconds;
-                        async move { r.hammer(method, &repo, concurrency, seconds, count).await }
-                    })
-                    .await?,
-                );
+        // The GET/HEAD rows, with the ceiling (a static file at every path) beside them.
+        let ceiling = args.ceiling.as_deref().map(|base| Registry::new("ceiling", base, None)).transpose()?;
+        let mut hot: Vec<Registry> = registries.iter().map(Registry::clone_handle).collect();
+        hot.extend(ceiling);
+        let paths = |i: usize, what: Paths| -> Arc<Vec<String>> {
+            // The ceiling answers the target's paths.
+            let i = if i < registries.len() { i } else { 0 };
+            let repo = &last_repo[i];
+            Arc::new(match what {
+                Paths::Tags => (0..count).map(|t| format!("/v2/{repo}/manifests/t{t:04}")).collect(),
+                Paths::Digests => {
+                    held[i].lock().expect("lock").0.iter().map(|d| format!("/v2/{repo}/manifests/{d}")).collect()
+                }
+                Paths::Blobs => held[i].lock().expect("lock").1.iter().map(|d| format!("/v2/{repo}/blobs/{d}")).collect(),
+            })
+        };
+        let levels: &[(Paths, &str, &[usize])] = &[
+            (Paths::Tags, "by tag", &[1, 16, 64]),
+            (Paths::Digests, "by digest", &[16, 64]),
+        ];
+        for &(what, by, concurrencies) in levels {
+            for (method, label) in [(reqwest::Method::GET, "manifest GET"), (reqwest::Method::HEAD, "manifest HEAD")] {
+                for &concurrency in concurrencies {
+                    let name = format!("{label} {by}, concurrency {concurrency}");
+                    rows.push(hot_row(&hot, registries.len(), &args, &name, &method, concurrency, |i| paths(i, what)).await?);
+                }
             }
+        }
+        for concurrency in [16, 64] {
+            let name = format!("blob HEAD, concurrency {concurrency}");
+            rows.push(
+                hot_row(&hot, registries.len(), &args, &name, &reqwest::Method::HEAD, concurrency, |i| {
+                    paths(i, Paths::Blobs)
+                })
+                .await?,
+            );
         }
         rows.push(
             measure(&registries, &args, &format!("tags list of {count} tags"), "ms", Per::Latency, |r| {
@@ -310,6 +344,41 @@ async fn main() -> Result<()> {
     }
 
     publish(&args, &render(&registries, &rows, &idle))
+}
+
+/// What a GET/HEAD row requests, in turn.
+#[derive(Clone, Copy)]
+enum Paths {
+    /// The repository's manifests by tag.
+    Tags,
+    /// The same manifests by digest.
+    Digests,
+    /// The repository's blobs.
+    Blobs,
+}
+
+/// A GET/HEAD row at `concurrency` on the registries and, when `hot` holds one more than
+/// `registries` registries, on the ceiling (its summary goes to `Row::ceiling`).
+async fn hot_row(
+    hot: &[Registry],
+    registries: usize,
+    args: &Args,
+    name: &str,
+    method: &reqwest::Method,
+    concurrency: usize,
+    paths: impl Fn(usize) -> Arc<Vec<String>>,
+) -> Result<Row> {
+    let mut row = measure(hot, args, name, "req/s", Per::Rate, |r| {
+        let paths = paths(index_of(hot, r));
+        let (method, seconds) = (method.clone(), args.seconds);
+        async move { r.hammer_paths(method, paths, concurrency, seconds).await }
+    })
+    .await?;
+    if hot.len() > registries {
+        row.ceiling = row.results.pop().flatten();
+        row.runs.pop();
+    }
+    Ok(row)
 }
 
 /// Sends `count` operations, `SETUP_CONCURRENCY` at a time.
@@ -557,6 +626,7 @@ async fn auth_rows(
                 per: all.per,
                 results,
                 runs: Vec::new(),
+                ceiling: None,
             }
         })
         .collect();
@@ -921,7 +991,7 @@ where
     eprintln!();
     let results = samples.iter().map(|s| Some(summarise(s, per))).collect();
     let runs = samples.iter().map(|s| s.iter().map(|x| value(per, x.wall, x.work)).collect()).collect();
-    Ok(Row { name: name.to_owned(), unit, per, results, runs })
+    Ok(Row { name: name.to_owned(), unit, per, results, runs, ceiling: None })
 }
 
 fn summarise(samples: &[Sample], per: Per) -> Summary {
@@ -1201,18 +1271,31 @@ impl Registry {
         seconds: f64,
         tags: usize,
     ) -> Result<Sample> {
+        let paths = (0..tags.max(1)).map(|t| format!("/v2/{repo}/manifests/t{t:04}")).collect();
+        self.hammer_paths(method, Arc::new(paths), concurrency, seconds).await
+    }
+
+    /// `method` on `paths` in turn from `concurrency` clients for `seconds`; every answer must
+    /// be a success.
+    async fn hammer_paths(
+        &self,
+        method: reqwest::Method,
+        paths: Arc<Vec<String>>,
+        concurrency: usize,
+        seconds: f64,
+    ) -> Result<Sample> {
         let deadline = Instant::now() + Duration::from_secs_f64(seconds);
         let start = Instant::now();
         let workers = (0..concurrency).map(|w| {
             let method = method.clone();
             let http = self.http.clone();
             let base = self.base.clone();
-            let repo = repo.to_owned();
+            let paths = Arc::clone(&paths);
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut i = w;
                 while Instant::now() < deadline {
-                    let url = format!("{base}/v2/{repo}/manifests/t{:04}", i % tags.max(1));
+                    let url = format!("{base}{}", paths[i % paths.len()]);
                     i += concurrency;
                     let one = Instant::now();
                     let response = http
@@ -1224,7 +1307,7 @@ impl Registry {
                     let _ = response.bytes().await?;
                     if !status.is_success() {
                         return Err::<Vec<f64>, Box<dyn std::error::Error + Send + Sync>>(
-                            format!("{method} manifest: {status}").into(),
+                            format!("{method} {}: {status}", paths[(i - concurrency) % paths.len()]).into(),
                         );
                     }
                     latencies.push(one.elapsed().as_secs_f64());
@@ -1324,8 +1407,12 @@ fn render(registries: &[Registry], rows: &[Row], idle: &[Option<(u64, u64)>]) ->
     if registries.len() > 1 {
         let _ = write!(out, " {} (median, min–max) | server CPU per op | ratio |", labels[1]);
     }
+    let ceiling = rows.iter().any(|r| r.ceiling.is_some());
+    if ceiling {
+        let _ = write!(out, " ceiling: nginx, a static file (median, min–max) | {} / ceiling |", labels[0]);
+    }
     out.push('\n');
-    let columns = if registries.len() > 1 { 6 } else { 3 };
+    let columns = if registries.len() > 1 { 6 } else { 3 } + if ceiling { 2 } else { 0 };
     let _ = writeln!(out, "|{}", "---|".repeat(columns));
     for row in rows {
         let _ = write!(out, "| {} |", row.name);
@@ -1354,6 +1441,14 @@ fn render(registries: &[Registry], rows: &[Row], idle: &[Option<(u64, u64)>]) ->
             let _ = write!(out, " {ratio:.2}× |");
         } else if registries.len() > 1 {
             out.push_str(" – |");
+        }
+        match (&row.ceiling, row.results.first()) {
+            (Some(c), Some(Some(t))) => {
+                let latency = c.p99.map_or(String::new(), |p99| format!("; p99 {:.2} ms", p99 * 1000.0));
+                let _ = write!(out, " {:.1} {} ({:.1}–{:.1}){latency} | {:.0} % |", c.rate, row.unit, c.min, c.max, t.rate / c.rate * 100.0);
+            }
+            _ if ceiling => out.push_str(" – | – |"),
+            _ => {}
         }
         out.push('\n');
     }

@@ -115,7 +115,7 @@ pub(crate) fn app_router(
         sessions,
         public_url: public_url.clone(),
     };
-    let app = crate::rest::App { registry, access, public_url };
+    let app = crate::rest::App::new(crate::rest::Shared { registry, access, public_url });
     let both = crate::web::router(site).merge(crate::rest::api(app.clone()));
     crate::rest::layered(both, app)
 }

@@ -202,7 +202,8 @@ impl FsStore {
 impl BlobStore for FsStore {
     async fn stat(&self, digest: &Digest) -> Result<Option<BlobInfo>> {
         let path = self.blob_path(digest);
-        match tokio::fs::metadata(&path).await {
+        // One `statx` of a cached inode: cheaper here than the hand-off to the blocking pool.
+        match std::fs::metadata(&path) {
             Ok(m) => Ok(Some(BlobInfo::new(digest.clone(), m.len()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("stat", path, e)),
@@ -606,6 +607,31 @@ fn walk(
     Ok(walked)
 }
 
+/// Records up to this size are read on the calling thread.
+const INLINE_RECORD: u64 = 64 * 1024;
+
+/// A record's bytes. Records are small, hot and never changed in place (a write renames a
+/// new file over the old), so the usual one — a tag, a link, a revision, under a few hundred
+/// bytes — is read right here: `open`, `fstat`, one `read`, `close` of a page-cached file
+/// cost a few microseconds, less than handing the read to tokio's blocking pool and back
+/// (two thread wake-ups; see docs/PERFORMANCE.md, "The hot path"). A larger record is read
+/// on the blocking pool.
+async fn read_record(path: &Path) -> std::io::Result<Bytes> {
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > INLINE_RECORD {
+        return tokio::task::spawn_blocking(move || {
+            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            file.read_to_end(&mut bytes).map(|_| Bytes::from(bytes))
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+    }
+    let mut bytes = vec![0; usize::try_from(len).unwrap_or(0)];
+    file.read_exact(&mut bytes)?;
+    Ok(bytes.into())
+}
+
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Corrupt(format!("blocking task failed: {e}")))?
 }
@@ -675,8 +701,8 @@ impl MetaStore for FsStore {
     async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
         check_key(key)?;
         let path = record_path(self.root(), key);
-        match tokio::fs::read(&path).await {
-            Ok(v) => Ok(Some(v.into())),
+        match read_record(&path).await {
+            Ok(v) => Ok(Some(v)),
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
                     || e.kind() == std::io::ErrorKind::NotADirectory =>

@@ -13,13 +13,32 @@ use crate::auth::AccessControl;
 use crate::listener::Transport;
 use crate::text::query_pairs;
 
-/// What every handler shares.
+/// What every handler shares: one pointer, so that handing it to each layer of every request
+/// costs one reference count (a [`Wharf`] is a few dozen).
 #[derive(Clone, Debug)]
-pub(crate) struct App {
+pub(crate) struct App(Arc<Shared>);
+
+/// What [`App`] points at.
+#[derive(Debug)]
+pub(crate) struct Shared {
     pub(crate) registry: Wharf,
     pub(crate) access: Option<Arc<AccessControl>>,
     /// The URL clients reach the registry at, if configured.
     pub(crate) public_url: Option<Arc<crate::PublicUrl>>,
+}
+
+impl App {
+    pub(crate) fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// The route the access log parsed, handed on to the handler in the request's extensions.

@@ -32,7 +32,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
 
-pub(crate) use context::App;
+pub(crate) use context::{App, Shared};
 use context::{Ctx, Gate};
 use log::Who;
 use respond::API_VERSION;
