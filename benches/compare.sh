@@ -11,6 +11,8 @@
 #   bash benches/compare.sh --only blobs    # extra arguments go to bench_registry's main table
 #   AUTH_ONLY=1 bash benches/compare.sh     # only the access-control table (SKIP_AUTH=1: without it)
 #   WARMUP=0 bash benches/compare.sh        # no untimed warm-up runs
+#   CEILING=0 bash benches/compare.sh       # without the ceiling column (Debian's nginx serving
+#                                           # a static file of the manifest's size at every path)
 #   STORAGE=s3 bash benches/compare.sh      # both on S3: a Garage started here, distribution with
 #                                           # its s3 driver (own bucket, redirects on, as it ships)
 #                                           # and wharf with `redirect=true`; Garage's own GET
@@ -146,10 +148,55 @@ if [ "${SCALE_ONLY:-0}" = 1 ]; then
 fi
 
 if [ "${TRUST_ONLY:-0}" != 1 ] && [ "${AUTH_ONLY:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "${WEBHOOKS_ONLY:-0}" != 1 ]; then
+  # The machine's ceiling for the GET/HEAD rows: Debian's nginx (as it ships, one worker per
+  # core, no access log — wharf-server's is at warn here too) answering every path with a
+  # static file of a bench manifest's size (490 bytes) from the same disk, measured by the same
+  # client in the same interleaved runs. CEILING=0: without it.
+  ceiling=()
+  if [ "${CEILING:-1}" = 1 ]; then
+    command -v nginx >/dev/null || { echo "needs nginx (apt-get install nginx-light), or CEILING=0" >&2; exit 1; }
+    nginx_port=$(free_port)
+    mkdir -p "$work/nginx/temp"
+    head -c 490 /dev/zero | tr '\0' x > "$work/nginx/manifest.json"
+    cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log error;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nodelay on;
+  keepalive_requests 100000000;
+  client_body_temp_path $work/nginx/temp/body;
+  proxy_temp_path $work/nginx/temp/proxy;
+  fastcgi_temp_path $work/nginx/temp/fastcgi;
+  uwsgi_temp_path $work/nginx/temp/uwsgi;
+  scgi_temp_path $work/nginx/temp/scgi;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      default_type application/vnd.oci.image.manifest.v1+json;
+      root $work/nginx;
+      rewrite ^ /manifest.json break;
+    }
+  }
+}
+NGINX
+    nginx -c "$work/nginx/nginx.conf" > "$work/nginx/stdout.log" 2>&1 &
+    nginx_pid=$!
+    trap 'kill ${nginx_pid:-} $dist_pid $wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; [ "$storage" = s3 ] && bash .ci/garage.sh stop "$work/garage"; rm -rf "$work"' EXIT
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$nginx_port/v2/x/manifests/t" > /dev/null && break; sleep 0.1; done
+    echo "ceiling: $(nginx -v 2>&1), $(nproc) workers, a 490-byte static file"
+    ceiling=(--ceiling "http://127.0.0.1:$nginx_port")
+  fi
   ./target/release/examples/bench_registry \
     --target "http://127.0.0.1:$wharf_port" --server-pid "$wharf_pid" --target-name wharf-server \
     --baseline "http://127.0.0.1:$dist_port" --baseline-pid "$dist_pid" --baseline-name "distribution 2.8.2" \
+    "${ceiling[@]}" \
     --runs "$runs" --scale "$scale" --seconds "$seconds" --warmup "$warmup" --markdown "$out/${suffix}table.md" "$@"
+  [ -n "${nginx_pid:-}" ] && kill "$nginx_pid" 2>/dev/null || true
 fi
 
 # On fs: a plain `curl` pull of a 512 MiB blob from each registry, interleaved, next to the

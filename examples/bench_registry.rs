@@ -301,21 +301,32 @@ async fn main() -> Result<()> {
             let repo = &last_repo[i];
             Arc::new(match what {
                 Paths::Tags => (0..count).map(|t| format!("/v2/{repo}/manifests/t{t:04}")).collect(),
-                Paths::Digests => {
-                    held[i].lock().expect("lock").0.iter().map(|d| format!("/v2/{repo}/manifests/{d}")).collect()
+                Paths::Digests => held[i]
+                    .lock()
+                    .expect("lock")
+                    .0
+                    .iter()
+                    .map(|d| format!("/v2/{repo}/manifests/{d}"))
+                    .collect(),
+                Paths::Blobs => {
+                    held[i].lock().expect("lock").1.iter().map(|d| format!("/v2/{repo}/blobs/{d}")).collect()
                 }
-                Paths::Blobs => held[i].lock().expect("lock").1.iter().map(|d| format!("/v2/{repo}/blobs/{d}")).collect(),
             })
         };
-        let levels: &[(Paths, &str, &[usize])] = &[
-            (Paths::Tags, "by tag", &[1, 16, 64]),
-            (Paths::Digests, "by digest", &[16, 64]),
-        ];
+        let levels: &[(Paths, &str, &[usize])] =
+            &[(Paths::Tags, "by tag", &[1, 16, 64]), (Paths::Digests, "by digest", &[16, 64])];
         for &(what, by, concurrencies) in levels {
-            for (method, label) in [(reqwest::Method::GET, "manifest GET"), (reqwest::Method::HEAD, "manifest HEAD")] {
+            for (method, label) in
+                [(reqwest::Method::GET, "manifest GET"), (reqwest::Method::HEAD, "manifest HEAD")]
+            {
                 for &concurrency in concurrencies {
                     let name = format!("{label} {by}, concurrency {concurrency}");
-                    rows.push(hot_row(&hot, registries.len(), &args, &name, &method, concurrency, |i| paths(i, what)).await?);
+                    rows.push(
+                        hot_row(&hot, registries.len(), &args, &name, &method, concurrency, |i| {
+                            paths(i, what)
+                        })
+                        .await?,
+                    );
                 }
             }
         }
@@ -1445,7 +1456,15 @@ fn render(registries: &[Registry], rows: &[Row], idle: &[Option<(u64, u64)>]) ->
         match (&row.ceiling, row.results.first()) {
             (Some(c), Some(Some(t))) => {
                 let latency = c.p99.map_or(String::new(), |p99| format!("; p99 {:.2} ms", p99 * 1000.0));
-                let _ = write!(out, " {:.1} {} ({:.1}–{:.1}){latency} | {:.0} % |", c.rate, row.unit, c.min, c.max, t.rate / c.rate * 100.0);
+                let _ = write!(
+                    out,
+                    " {:.1} {} ({:.1}–{:.1}){latency} | {:.0} % |",
+                    c.rate,
+                    row.unit,
+                    c.min,
+                    c.max,
+                    t.rate / c.rate * 100.0
+                );
             }
             _ if ceiling => out.push_str(" – | – |"),
             _ => {}

@@ -103,6 +103,104 @@ async fn two_processes_over_one_s3_bucket() {
     assert_eq!(r.bytes().await.expect("body").as_ref(), data.as_slice());
 }
 
+/// Read-after-write across processes on the hot path: a tag moved (or deleted) through one
+/// process is what the other serves on its very next request — GET and HEAD by tag, 1,000
+/// times in a row, each direction in turn. The readers keep nothing that could go stale.
+async fn tags_move_under_two_processes(storage: &str) {
+    let (a, b) = (Process::start(storage), Process::start(storage));
+    let http = reqwest::Client::new();
+    a.ready(&http).await;
+    b.ready(&http).await;
+    let repo = "moving/app";
+    // Three manifests, each pushed once by digest.
+    let c = Digest::sha256(b"{}");
+    let r = http
+        .post(format!("{}/v2/{repo}/blobs/uploads/?digest={c}", a.base))
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let manifests: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            let m = image_manifest(&c, 2, &[], &format!(r#","annotations":{{"n":"{i}"}}"#));
+            (Digest::sha256(m.as_bytes()).to_string(), m)
+        })
+        .collect();
+    for (digest, m) in &manifests {
+        let r = http
+            .put(format!("{}/v2/{repo}/manifests/{digest}", a.base))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(m.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
+    }
+    for i in 0..1000usize {
+        let (writer, reader) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        if i % 10 == 9 {
+            // Deleted through one: gone from the other at once.
+            let r =
+                http.delete(format!("{}/v2/{repo}/manifests/live", writer.base)).send().await.expect("send");
+            assert_eq!(r.status(), StatusCode::ACCEPTED, "delete {i}");
+            for method in [Method::HEAD, Method::GET] {
+                let r = http.request(method.clone(), format!("{}/v2/{repo}/manifests/live", reader.base));
+                let r = r.header("Accept", OCI_MANIFEST).send().await.expect("send");
+                assert_eq!(
+                    r.status(),
+                    StatusCode::NOT_FOUND,
+                    "{method} {i}: the tag was deleted through the other"
+                );
+            }
+            continue;
+        }
+        let (digest, m) = &manifests[i % 3];
+        let r = http
+            .put(format!("{}/v2/{repo}/manifests/live", writer.base))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(m.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::CREATED, "move {i}");
+        for method in [Method::HEAD, Method::GET] {
+            let r = http
+                .request(method.clone(), format!("{}/v2/{repo}/manifests/live", reader.base))
+                .header("Accept", OCI_MANIFEST)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), StatusCode::OK, "{method} {i}");
+            assert_eq!(
+                header(&r, "Docker-Content-Digest"),
+                Some(digest.as_str()),
+                "{method} {i}: moved through the other"
+            );
+            if method == Method::GET {
+                assert_eq!(&r.text().await.expect("body"), m, "GET {i}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_tag_moved_through_one_process_is_served_moved_by_another_on_fs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    tags_move_under_two_processes(&format!("fs:{}", dir.path().display())).await;
+}
+
+#[tokio::test]
+async fn a_tag_moved_through_one_process_is_served_moved_by_another_on_garage() {
+    let Some(storage) = crate::common::s3_storage(
+        "a_tag_moved_through_one_process_is_served_moved_by_another_on_garage",
+        "moving",
+    ) else {
+        return;
+    };
+    tags_move_under_two_processes(&storage).await;
+}
+
 #[tokio::test]
 async fn stale_uploads_are_purged() {
     let registry = wharf_server::Wharf::new(Arc::new(wharf_store::MemoryStore::new()));

@@ -44,8 +44,9 @@ pub(crate) async fn host_check(
 /// prefix drawn once per process and a counter (no system call per request, unlike a random
 /// UUID each time).
 fn fresh_request_id() -> String {
-    static PREFIX: std::sync::LazyLock<u64> =
-        std::sync::LazyLock::new(|| u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default()));
+    static PREFIX: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default())
+    });
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{:016x}{n:016x}", *PREFIX)
@@ -72,63 +73,60 @@ pub(crate) async fn access_log(
         })
         .map_or_else(fresh_request_id, str::to_owned);
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let client = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or_else(|| "-".to_owned(), |c| c.0.to_string());
-    let user_agent = request
-        .headers()
-        .get(header::USER_AGENT)
-        .map_or_else(|| "-".to_owned(), |v| cut(&String::from_utf8_lossy(v.as_bytes()), 200));
-    let bytes_in = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or_else(|| "-".to_owned(), |n| n.to_string());
-    let parsed = route(&decode_path(&path));
+    let length = |headers: &http::HeaderMap| {
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    };
+    let bytes_in = length(request.headers());
+    let parsed = route(&decode_path(request.uri().path()));
     let route_name = parsed.as_ref().map_or("other", Route::name);
-    let repository = parsed.as_ref().and_then(Route::repository).unwrap_or("-").to_owned();
+    // What only the log line needs is gathered only when the line is written.
+    let logged = tracing::enabled!(tracing::Level::INFO).then(|| {
+        let client = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(|| "-".to_owned(), |c| c.0.to_string());
+        let user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .map_or_else(|| "-".to_owned(), |v| cut(&String::from_utf8_lossy(v.as_bytes()), 200));
+        let repository = parsed.as_ref().and_then(Route::repository).unwrap_or("-");
+        // Every string from the client is recorded as a string, which the text format quotes
+        // and escapes (a `%0a` in a path never forges a log line, a space in a user agent or a
+        // repository name never forges a `status=200 user=admin` field) and JSON escapes.
+        (client, user_agent, cut(request.uri().path(), 1024), cut(repository, 256))
+    });
     // The handler takes the route from here rather than parsing the path again.
     request.extensions_mut().insert(Parsed(parsed));
     request.extensions_mut().insert(RequestId(id.clone()));
     let started = std::time::Instant::now();
     let mut response = next.run(request).await;
-    let bytes_out = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
-    let user = response.extensions().get::<Who>().map_or_else(|| "-".to_owned(), |c| cut(&c.0, 256));
-    // Every string from the client is recorded as a string, which the text format quotes and
-    // escapes (a `%0a` in a path never forges a log line, a space in a user agent or a
-    // repository name never forges a `status=200 user=admin` field) and JSON escapes.
-    let (method_text, path_text, repository_text) =
-        (cut(method.as_str(), 32), cut(&path, 1024), cut(&repository, 256));
-    tracing::info!(
-        request_id = %id,
-        client = %client,
-        user = user.as_str(),
-        method = method_text.as_str(),
-        path = path_text.as_str(),
-        repository = repository_text.as_str(),
-        status = response.status().as_u16(),
-        bytes_in = %bytes_in,
-        bytes_out = %bytes_out,
-        // Rounded to the microsecond; a number in JSON logs.
-        duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
-        user_agent = user_agent.as_str(),
-        "request"
-    );
-    let number = |s: &str| s.parse::<u64>().unwrap_or(0);
+    let elapsed = started.elapsed().as_secs_f64();
+    let bytes_out = length(response.headers());
+    if let Some((client, user_agent, path_text, repository_text)) = logged {
+        let user = response.extensions().get::<Who>().map_or_else(|| "-".to_owned(), |c| cut(&c.0, 256));
+        let number = |n: Option<u64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        tracing::info!(
+            request_id = %id,
+            client = %client,
+            user = user.as_str(),
+            method = cut(method.as_str(), 32).as_str(),
+            path = path_text.as_str(),
+            repository = repository_text.as_str(),
+            status = response.status().as_u16(),
+            bytes_in = %number(bytes_in),
+            bytes_out = %number(bytes_out),
+            // Rounded to the microsecond; a number in JSON logs.
+            duration_ms = (elapsed * 1e6).round() / 1e3,
+            user_agent = user_agent.as_str(),
+            "request"
+        );
+    }
     app.registry.metrics().request(
         route_name,
         method.as_str(),
         response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-        (number(&bytes_in), number(&bytes_out)),
+        elapsed,
+        (bytes_in.unwrap_or(0), bytes_out.unwrap_or(0)),
     );
     response.headers_mut().insert("x-request-id", header_value(&id));
     response
