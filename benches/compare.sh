@@ -158,6 +158,9 @@ if [ "${TRUST_ONLY:-0}" != 1 ] && [ "${AUTH_ONLY:-0}" != 1 ] && [ "${MIRROR_ONLY
     nginx_port=$(free_port)
     mkdir -p "$work/nginx/temp"
     head -c 490 /dev/zero | tr '\0' x > "$work/nginx/manifest.json"
+    # nginx's workers run as an unprivileged user: they must reach the file.
+    chmod a+rx "$work" "$work/nginx"
+    chmod a+r "$work/nginx/manifest.json"
     cat > "$work/nginx/nginx.conf" <<NGINX
 worker_processes auto;
 pid $work/nginx/nginx.pid;

@@ -290,6 +290,11 @@ async fn main() -> Result<()> {
         )
         .await?;
         rows.push(puts);
+        // What the PUTs left to do in the background (Wharf reads each pushed layer for a
+        // Wasm module) is done before the GET/HEAD rows are measured.
+        for r in &registries {
+            settle(r).await;
+        }
 
         // The GET/HEAD rows, with the ceiling (a static file at every path) beside them.
         let ceiling = args.ceiling.as_deref().map(|base| Registry::new("ceiling", base, None)).transpose()?;
@@ -1376,6 +1381,21 @@ fn location_of(response: &reqwest::Response) -> Result<String> {
 }
 
 /// CPU seconds (user + system) the process has used, from `/proc/<pid>/stat`.
+/// Waits (at most two minutes) until the server of `r` is idle: under 5 % of a core over half
+/// a second.
+async fn settle(r: &Registry) {
+    let Some(pid) = r.pid else { return };
+    for _ in 0..240 {
+        let before = cpu_seconds(pid);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match before.zip(cpu_seconds(pid)) {
+            Some((a, b)) if b - a < 0.025 => return,
+            None => return,
+            _ => {}
+        }
+    }
+}
+
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
