@@ -29,7 +29,8 @@
 #   WEBHOOKS_ONLY=1 bash benches/compare.sh # only the webhook row: image pushes one after the
 #                                           # other on a wharf-server with three webhooks (to a
 #                                           # loopback receiver answering 204) against one with
-#                                           # none (SKIP_WEBHOOKS=1: without it)
+#                                           # none, in stretches of 50 that alternate, 20 pairs
+#                                           # per RUNS (SKIP_WEBHOOKS=1: without it)
 #   BENCH_TMP=/dev/shm bash benches/compare.sh # the servers' folders on another file system
 #   SCALE_ONLY=1 bash benches/compare.sh    # only the scale table: tags and catalog pages of a
 #                                           # repository of 100,000 tags and a registry of
@@ -405,7 +406,8 @@ fi
 
 # Webhooks: wharf-server with three webhooks (every event, every repository, signed, to a
 # loopback receiver that answers 204) against wharf-server with none, same binary, both on
-# the filesystem: image pushes one after the other; the events are delivered meanwhile.
+# the filesystem: image pushes one after the other, in stretches of 50 alternating between
+# the two; the events are delivered meanwhile, and a stretch ends once they are.
 if [ "${SKIP_WEBHOOKS:-0}" != 1 ] && [ "${TRUST_ONLY:-0}" != 1 ] && [ "${MIRROR_ONLY:-0}" != 1 ] && [ "${AUTH_ONLY:-0}" != 1 ] && [ "$storage" = fs ]; then
   echo
   echo "webhooks:"

@@ -26,7 +26,7 @@ use wharf::types::{Digest, Digester};
 
 const MIB: usize = 1024 * 1024;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(about = "Benchmark OCI registries over HTTP")]
 struct Args {
     /// The registry measured, e.g. http://127.0.0.1:5000.
@@ -769,29 +769,47 @@ async fn trust_rows(
 }
 
 /// The webhook row: image pushes (two fresh blobs, a manifest PUT by tag), one after the
-/// other, on the target (three webhooks: every push records six events, delivered by its job
-/// queue meanwhile) and on the baseline (the same server without webhooks), interleaved run by
-/// run; then every event is checked delivered.
+/// other, on the target (three webhooks: every push records two events for each, delivered by
+/// its job queue meanwhile) and on the baseline (the same server without webhooks), in short
+/// stretches that alternate between them (ABBA), many of them: a pair of stretches runs in the
+/// same second of the machine, so the drift of the disk and the VM weighs on both alike. Each
+/// stretch ends when its server is quiet — on the target, once every event of its pushes is
+/// delivered — so that no server's background work (deliveries, inspections) falls in the
+/// other's stretch. Then every event is checked delivered.
 async fn webhook_rows(
     args: &Args,
     registries: &[Registry],
     idle: &[Option<(u64, u64)>],
     run_id: u64,
 ) -> Result<()> {
+    /// Pushes per stretch, and stretches per server per `--runs`.
+    const STRETCH: usize = 50;
+    const STRETCHES_PER_RUN: usize = 20;
+    /// Events per push for each webhook (`manifest.pushed`, `tag.created`), and webhooks.
+    const EVENTS_PER_PUSH: f64 = 2.0 * 3.0;
     if registries.len() != 2 {
         return Err("--only webhooks needs --baseline (the same server without webhooks)".into());
     }
-    let count = 200 / args.scale.max(1);
+    let count = (STRETCH / args.scale.max(1)).max(1);
+    let stretch_args = Args { runs: args.runs.max(1) * STRETCHES_PER_RUN, ..args.clone() };
     let mut round = 0u64;
+    let mut expected = delivered(&registries[0]).await?;
     let row = measure(
         registries,
-        args,
-        &format!("{count} image pushes (2 blobs + manifest PUT), sequential, 3 webhooks / none"),
+        &stretch_args,
+        &format!(
+            "image pushes (2 blobs + manifest PUT), sequential, in stretches of {count}, 3 webhooks / none"
+        ),
         "pushes/s",
         Per::Rate,
         |r| {
             round += 1;
             let repo = format!("bench/hooks-{run_id:x}-{round}");
+            let target = std::ptr::eq(r, std::ptr::from_ref(&registries[0]));
+            if target {
+                expected += EVENTS_PER_PUSH * count as f64;
+            }
+            let expected = expected;
             async move {
                 let start = Instant::now();
                 for i in 0..count {
@@ -811,11 +829,16 @@ async fn webhook_rows(
                     .await?;
                 }
                 let pushed = start.elapsed().as_secs_f64();
-                // The run ends when its events are delivered: their work (the server's CPU is
-                // measured over the whole run) is the run's, and never weighs on the next.
-                if std::ptr::eq(r, std::ptr::from_ref(&registries[0])) {
-                    webhooks_drained(r).await?;
+                if target {
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while delivered(r).await? < expected {
+                        if Instant::now() > deadline {
+                            return Err(format!("{}: events not delivered within a minute", r.label).into());
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
                 }
+                quiet(r).await;
                 Ok(Sample::of(pushed, count as f64))
             }
         },
@@ -824,33 +847,56 @@ async fn webhook_rows(
     // What the target's webhooks delivered: everything.
     let target = &registries[0];
     webhooks_drained(target).await?;
-    let metrics = target.http.get(format!("{}/metrics", target.base)).send().await?.text().await?;
-    let delivered = metrics
-        .lines()
-        .filter(|l| l.starts_with("wharf_webhook_deliveries_total{") && l.contains("outcome=\"delivered\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>();
+    let delivered = delivered(target).await?;
     let rate = |i: usize| row.results[i].as_ref().map_or(f64::NAN, |s| s.rate);
     let (with, without) = (1000.0 / rate(0), 1000.0 / rate(1));
-    // Each run's pair (the same minutes of this machine) compared: robust to the drift of a
-    // file system whose file creations slow down as files are removed.
+    // Each pair of stretches (the same second of this machine) compared.
     let mut paired: Vec<f64> =
         row.runs[1].iter().zip(&row.runs[0]).map(|(bare, hooks)| bare / hooks - 1.0).collect();
     paired.sort_by(f64::total_cmp);
+    // And all of each side's time: the mean latency over every push.
+    let total = |i: usize| row.runs[i].iter().map(|rate| 1.0 / rate).sum::<f64>();
     let mut table = render(registries, std::slice::from_ref(&row), idle);
     let _ = std::fmt::Write::write_fmt(
         &mut table,
         format_args!(
-            "\nmean push latency {with:.2} ms with three webhooks, {without:.2} ms without: {:+.1} %; \
-             run by run, the median of the runs' differences: {:+.1} % ({:+.1} … {:+.1} %) \
-             (target: within 5 %); {delivered:.0} events delivered, none parked\n",
+            "\n{} stretches of {count} pushes on each: push latency, median of stretches {with:.2} ms with three \
+             webhooks, {without:.2} ms without: {:+.1} %; mean over every push {:+.1} %; pair by pair, the \
+             median of the differences {:+.1} % (quartiles {:+.1} … {:+.1} %) (target: within 5 %); \
+             {delivered:.0} events delivered, none parked\n",
+            paired.len(),
             (with / without - 1.0) * 100.0,
+            (total(0) / total(1) - 1.0) * 100.0,
             median(&paired) * 100.0,
-            paired[0] * 100.0,
-            paired[paired.len() - 1] * 100.0,
+            paired[paired.len() / 4] * 100.0,
+            paired[paired.len() * 3 / 4] * 100.0,
         ),
     );
     publish(args, &table)
+}
+
+/// The webhook deliveries `r` made, by its `/metrics`.
+async fn delivered(r: &Registry) -> Result<f64> {
+    let metrics = r.http.get(format!("{}/metrics", r.base)).send().await?.text().await?;
+    Ok(metrics
+        .lines()
+        .filter(|l| l.starts_with("wharf_webhook_deliveries_total{") && l.contains("outcome=\"delivered\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// Waits until `r` uses no CPU for 30 ms (one clock tick or less; at most 10 s).
+async fn quiet(r: &Registry) {
+    let Some(pid) = r.pid else { return };
+    for _ in 0..300 {
+        let before = cpu_seconds(pid);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        match before.zip(cpu_seconds(pid)) {
+            Some((a, b)) if b - a < 0.011 => return,
+            None => return,
+            _ => {}
+        }
+    }
 }
 
 /// Waits until the webhooks of `target` have nothing pending (at most 5 minutes); an error if

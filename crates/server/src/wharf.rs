@@ -266,8 +266,11 @@ impl Wharf {
             }
         };
         match self.core.storage().write_steps(vec![std::mem::take(&mut recorded.writes)]).await {
-            Ok(()) if recorded.queued => self.queue.wake.notify_one(),
-            Ok(()) => {}
+            Ok(()) => {
+                if recorded.written() {
+                    self.queue.wake.notify_one();
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "recording an event failed"),
         }
     }
@@ -782,7 +785,7 @@ impl Wharf {
             .core
             .write_manifest(&epoch, repo, &manifest, tags, records, self.search.stamp_write(), true)
             .await?;
-        if job.is_some() || trust_job.is_some() || recorded.queued {
+        if recorded.written() || job.is_some() || trust_job.is_some() {
             self.queue.wake.notify_one();
         }
         let tag_names: Vec<String> = put.tags.iter().map(ToString::to_string).collect();
@@ -893,7 +896,7 @@ impl Wharf {
         let mut writes = vec![self.search.stamp_write()];
         writes.append(&mut recorded.writes);
         self.core.delete_manifest(repo, reference, writes).await?;
-        if recorded.queued {
+        if recorded.written() {
             self.queue.wake.notify_one();
         }
         match reference {

@@ -312,7 +312,11 @@ impl Staged {
                 }
             };
             let parent = to.parent().expect("below the root");
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+            // Made before the journal write (a full disk refuses the batch whole); one `statx`
+            // when it exists, as most do (`create_dir_all` would try a `mkdir` first).
+            if !parent.is_dir() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+            }
             let temp = root.join("tmp").join(crate::UploadId::random().as_str());
             staged.steps.push(Step::Place { temp: Some(temp.clone()), to });
             std::fs::write(&temp, content).map_err(|e| Error::io("write", &temp, e))?;

@@ -15,10 +15,18 @@ use crate::error::{Error, Result};
 const MAX_ANSWER: usize = 64 * 1024;
 
 /// A webhook with its client.
-#[derive(Debug)]
 pub(crate) struct Hook {
     pub(crate) settings: WebhookSettings,
+    /// `settings.url`, parsed once.
+    url: reqwest::Url,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `settings` shows its URL redacted; the parsed one is not shown.
+        f.debug_struct("Hook").field("settings", &self.settings).finish_non_exhaustive()
+    }
 }
 
 /// What one send came to.
@@ -62,7 +70,9 @@ impl Hook {
         let client = builder
             .build()
             .map_err(|e| Error::BadRequest(format!("[[webhook]] `{}`: HTTP client: {e}", settings.name)))?;
-        Ok(Self { settings, client })
+        let url = reqwest::Url::parse(&settings.url)
+            .map_err(|e| Error::BadRequest(format!("[[webhook]] `{}`: url: {e}", settings.name)))?;
+        Ok(Self { settings, url, client })
     }
 
     /// POSTs `body` as event `id`: signed when the webhook has a secret, with its headers.
@@ -83,7 +93,7 @@ impl Hook {
 
     async fn post(&self, id: &str, body: Vec<u8>) -> std::result::Result<u16, String> {
         let settings = &self.settings;
-        let url = reqwest::Url::parse(&settings.url).map_err(|e| e.to_string())?;
+        let url = self.url.clone();
         if !settings.allow_private {
             wharf_client::check_url(&url).map_err(|e| e.to_string())?;
         }

@@ -13,9 +13,12 @@
 //! The job queue delivers: whichever process claims a stream's job sends its changes oldest
 //! first, each event to its webhooks at once, and removes a record once every webhook answered
 //! 2xx (in batches: a crash sends the last second's again, under the same ids). It lingers a
-//! second for the next change, so a stream pushed to steadily keeps one run. A webhook that
-//! fails (an error status, a timeout, a refused connection) has the event — and every later one
-//! of the stream, so that it sees each repository's events in order — held for it
+//! second for the next change, so a stream pushed to steadily keeps one run; a change written
+//! in the process of the run hands its records to it in memory once its batch is written, and
+//! wakes it (sent within a moment, nothing read back), and the run lists the stream every
+//! 50 ms for the records of other processes. A webhook that fails (an error status, a
+//! timeout, a refused connection) has the event — and every later one of the stream, so that
+//! it sees each repository's events in order — held for it
 //! (`webhooks/<webhook>/pending/<stream>/<id>`); the other webhooks go on. Its own job sends
 //! what it holds one at a time after a back-off doubling from `backoff` to `max_backoff`;
 //! after `attempts` an event is parked (`webhooks/<webhook>/parked/<id>`), shown in the API, the
@@ -25,10 +28,10 @@
 //! # What it costs
 //!
 //! Nothing without webhooks. With them, a push writes one small record in the batch it writes
-//! anyway — and no job while its stream's run lingers in this process; the wire work is the
-//! job's. Events that no write bounds — pulls, refusals of pulls — are dropped (and counted)
-//! while a webhook's backlog is over `max_pending`, so anonymous traffic cannot grow the
-//! records without bound.
+//! anyway — and no job while its stream's run lingers in this process, which it hands the
+//! record to; the wire work and the record's removal are the job's. Events that no write
+//! bounds — pulls, refusals of pulls — are dropped (and counted) while a webhook's backlog is
+//! over `max_pending`, so anonymous traffic cannot grow the records without bound.
 //!
 //! # Safe by default
 //!
@@ -53,7 +56,7 @@ mod deliver;
 mod event;
 mod format;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -99,33 +102,64 @@ pub struct Webhooks {
 }
 
 /// The runs over a stream's changes going on in this process, each with the changes in flight
-/// that count on it (they queued no job of their own): a run ends only when none does.
+/// that count on it (they queued no job of their own): a run ends only when none does. A
+/// change written here hands its records to the run in memory and wakes it (the run reads
+/// nothing back, and sends them at once); records written by other processes are found by
+/// the run's listing, every [`LINGER_POLL`].
 #[derive(Debug, Default)]
-struct Runs(Mutex<HashMap<String, usize>>);
+struct Runs(Mutex<HashMap<String, Run>>);
+
+/// One run over a stream's changes.
+#[derive(Debug, Default)]
+struct Run {
+    /// Changes in flight that count on it.
+    counting: usize,
+    /// Records written by changes here that the run has not taken yet: key and events.
+    handed: Vec<(String, Vec<Event>)>,
+    /// Wakes the run when a record is handed to it.
+    wake: std::sync::Arc<tokio::sync::Notify>,
+}
 
 impl Runs {
-    /// Records a run of `stream` as going on.
-    fn begin(&self, stream: &str) {
-        self.0.lock().expect("lock").entry(stream.to_owned()).or_default();
+    /// Records a run of `stream` as going on; what wakes it.
+    fn begin(&self, stream: &str) -> std::sync::Arc<tokio::sync::Notify> {
+        let mut runs = self.0.lock().expect("lock");
+        std::sync::Arc::clone(&runs.entry(stream.to_owned()).or_default().wake)
     }
 
     /// Whether a run of `stream` goes on here; if so, one more change counts on it.
     fn count_on(&self, stream: &str) -> bool {
-        self.0.lock().expect("lock").get_mut(stream).map(|n| *n += 1).is_some()
+        self.0.lock().expect("lock").get_mut(stream).map(|run| run.counting += 1).is_some()
     }
 
-    /// A change that counted on the run of `stream` is written (or failed).
-    fn written(&self, stream: &str) {
-        if let Some(n) = self.0.lock().expect("lock").get_mut(stream) {
-            *n = n.saturating_sub(1);
+    /// A change that counted on the run of `stream` is written, with the record `key` holding
+    /// `events` (`None`: it failed).
+    fn written(&self, stream: &str, record: Option<(String, Vec<Event>)>) {
+        if let Some(run) = self.0.lock().expect("lock").get_mut(stream) {
+            run.counting = run.counting.saturating_sub(1);
+            if let Some(record) = record {
+                run.handed.push(record);
+                run.wake.notify_one();
+            }
         }
     }
 
-    /// Ends the run of `stream` unless a change in flight counts on it; true when ended.
+    /// The records handed to the run of `stream` since it last looked.
+    fn take(&self, stream: &str) -> Vec<(String, Vec<Event>)> {
+        self.0
+            .lock()
+            .expect("lock")
+            .get_mut(stream)
+            .map(|run| std::mem::take(&mut run.handed))
+            .unwrap_or_default()
+    }
+
+    /// Ends the run of `stream` unless a change in flight counts on it or handed it a record;
+    /// true when ended.
     fn try_end(&self, stream: &str) -> bool {
         let mut runs = self.0.lock().expect("lock");
         match runs.get(stream) {
-            Some(n) if *n > 0 => false,
+            Some(run) if run.counting > 0 || !run.handed.is_empty() => false,
             _ => {
                 runs.remove(stream);
                 true
@@ -133,27 +167,39 @@ impl Runs {
         }
     }
 
-    /// The run of `stream` ended otherwise (waiting, failed: its job stays queued).
+    /// The run of `stream` ended otherwise (waiting, failed: its job stays queued, and the
+    /// records handed to it wait in the storage).
     fn end(&self, stream: &str) {
         self.0.lock().expect("lock").remove(stream);
     }
 }
 
 /// The writes that record a change's events ([`Webhooks::writes_checked`]), to go in the
-/// change's batch; keep it until that batch is written.
+/// change's batch; [`written`](Self::written) once that batch is written (dropped otherwise).
 pub(crate) struct EventWrites<'a> {
     pub(crate) writes: Vec<Write>,
     /// Whether a job was queued (to wake the worker once the batch is written).
-    pub(crate) queued: bool,
+    queued: bool,
     runs: &'a Runs,
-    /// The streams whose runs here the events are left to.
-    counting_on: Vec<String>,
+    /// The records left to the runs of their streams here: stream, key and events.
+    counting_on: Vec<(String, String, Vec<Event>)>,
+}
+
+impl EventWrites<'_> {
+    /// The change's batch is written: its records go to the runs of their streams here.
+    /// Whether a job was queued (the job worker is to be woken).
+    pub(crate) fn written(mut self) -> bool {
+        for (stream, key, events) in std::mem::take(&mut self.counting_on) {
+            self.runs.written(&stream, Some((key, events)));
+        }
+        self.queued
+    }
 }
 
 impl Drop for EventWrites<'_> {
     fn drop(&mut self) {
-        for stream in &self.counting_on {
-            self.runs.written(stream);
+        for (stream, ..) in &self.counting_on {
+            self.runs.written(stream, None);
         }
     }
 }
@@ -220,8 +266,9 @@ impl Webhooks {
     /// and counted). A job already queued is not written again
     /// ([`Webhooks::writes_checked`] reads which are).
     pub(crate) fn writes(&self, events: Vec<Event>, metrics: &Metrics) -> Vec<Write> {
-        let (mut writes, jobs) = self.records(events, metrics);
-        writes.extend(jobs.into_iter().map(|job| job.write()));
+        let changes = self.records(events, metrics);
+        let mut writes: Vec<Write> = changes.iter().map(Change::write).collect();
+        writes.extend(changes.iter().map(|c| c.job().write()));
         writes
     }
 
@@ -237,14 +284,16 @@ impl Webhooks {
         events: Vec<Event>,
         metrics: &Metrics,
     ) -> Result<EventWrites<'_>> {
-        let (writes, jobs) = self.records(events, metrics);
+        let changes = self.records(events, metrics);
+        let writes = changes.iter().map(Change::write).collect();
         let mut out = EventWrites { writes, queued: false, runs: &self.runs, counting_on: Vec::new() };
-        for job in jobs {
-            if let crate::jobs::Job::Deliver { stream, webhook: None, .. } = &job
-                && self.runs.count_on(stream)
-            {
-                out.counting_on.push(stream.clone());
-            } else if core.storage().get_meta(&keys::job_pending(&job.id())).await?.is_none() {
+        for change in changes {
+            if self.runs.count_on(&change.stream) {
+                out.counting_on.push((change.stream, change.key, change.events));
+                continue;
+            }
+            let job = change.job();
+            if core.storage().get_meta(&keys::job_pending(&job.id())).await?.is_none() {
                 out.writes.push(job.write());
                 out.queued = true;
             }
@@ -253,8 +302,8 @@ impl Webhooks {
     }
 
     /// The records of `events` — one per stream, each event naming the webhooks that want
-    /// it — and the jobs of those streams. An event no webhook wants is left out.
-    fn records(&self, events: Vec<Event>, metrics: &Metrics) -> (Vec<Write>, Vec<crate::jobs::Job>) {
+    /// it. An event no webhook wants is left out.
+    fn records(&self, events: Vec<Event>, metrics: &Metrics) -> Vec<Change> {
         let mut records: std::collections::BTreeMap<String, Vec<Event>> = std::collections::BTreeMap::new();
         for mut event in events {
             event.id = self.next_id();
@@ -274,16 +323,14 @@ impl Webhooks {
                 records.entry(event.stream()).or_default().push(event);
             }
         }
-        let mut writes = Vec::new();
-        let mut jobs = Vec::new();
-        for (stream, events) in records {
-            writes.push(Write::Set {
+        records
+            .into_iter()
+            .map(|(stream, events)| Change {
                 key: keys::webhook_change(&stream, &events[0].id),
-                value: serde_json::to_vec(&events).expect("events serialise").into(),
-            });
-            jobs.push(crate::jobs::Job::Deliver { stream, webhook: None, attempts: 0 });
-        }
-        (writes, jobs)
+                stream,
+                events,
+            })
+            .collect()
     }
 
     /// Whether the backlog of webhook `name` — records waiting (one per change) and events
@@ -304,6 +351,28 @@ impl Webhooks {
             .expect("lock")
             .get(name)
             .is_some_and(|(_, at)| at.elapsed() < Duration::from_secs(10))
+    }
+}
+
+/// The record of one change's events in one stream.
+struct Change {
+    stream: String,
+    key: String,
+    events: Vec<Event>,
+}
+
+impl Change {
+    /// The write of the record.
+    fn write(&self) -> Write {
+        Write::Set {
+            key: self.key.clone(),
+            value: serde_json::to_vec(&self.events).expect("events serialise").into(),
+        }
+    }
+
+    /// The job that delivers its stream.
+    fn job(&self) -> crate::jobs::Job {
+        crate::jobs::Job::Deliver { stream: self.stream.clone(), webhook: None, attempts: 0 }
     }
 }
 
@@ -462,21 +531,38 @@ impl Webhooks {
         let storage = core.storage();
         let prefix = keys::webhook_events(stream);
         let mut holds = Holds::default();
-        self.runs.begin(stream);
+        let mut wake = self.runs.begin(stream);
         let _ended = Ended(&self.runs, stream);
-        // The records sent whose removal waits in `writes`, and when `writes` was last applied.
-        let mut sent = std::collections::HashSet::new();
+        // The records sent whose removal waits in `writes`, and those removed by the last
+        // flush (a record handed over a moment after the listing found it is not sent twice);
+        // when `writes` was last applied, and the stream last listed.
+        let (mut sent, mut removed) = (HashSet::new(), HashSet::new());
         let mut flushed = std::time::Instant::now();
+        let mut listed: Option<std::time::Instant> = None;
         let mut idle: Option<std::time::Instant> = None;
         loop {
             if writes.len() >= 64 || flushed.elapsed() >= FLUSH_EVERY {
                 Self::flush(core, writes).await?;
-                sent.clear();
+                removed = std::mem::take(&mut sent);
                 holds.written();
                 flushed = std::time::Instant::now();
             }
-            let mut pending: Vec<String> =
-                storage.list_meta(&prefix).await?.into_iter().filter(|k| !sent.contains(k)).collect();
+            let fresh = |key: &String| !sent.contains(key) && !removed.contains(key);
+            // Records handed over by changes here (in memory), and every LINGER_POLL those
+            // of other processes (and of runs before this one) found by listing.
+            let mut pending: std::collections::BTreeMap<String, Option<Vec<Event>>> = self
+                .runs
+                .take(stream)
+                .into_iter()
+                .filter(|(k, _)| fresh(k))
+                .map(|(k, e)| (k, Some(e)))
+                .collect();
+            if listed.is_none_or(|at| at.elapsed() >= LINGER_POLL) {
+                for key in storage.list_meta(&prefix).await?.into_iter().filter(|k| fresh(k)) {
+                    pending.entry(key).or_insert(None);
+                }
+                listed = Some(std::time::Instant::now());
+            }
             if pending.is_empty() {
                 // Lingers a moment for the next change: a stream pushed to steadily keeps its
                 // run (no job record, lease and removal per push).
@@ -484,25 +570,33 @@ impl Webhooks {
                 if since.elapsed() >= LINGER && self.runs.try_end(stream) {
                     // Changes from now on queue the job themselves; one last look for those
                     // written before.
-                    if storage.list_meta(&prefix).await?.iter().all(|k| sent.contains(k)) {
+                    if storage.list_meta(&prefix).await?.iter().all(|k| !fresh(k)) {
                         return Ok(holds.due.map_or(Outcome::Done, Outcome::DoneThen));
                     }
-                    self.runs.begin(stream);
+                    wake = self.runs.begin(stream);
+                    listed = None;
                 }
-                tokio::time::sleep(LINGER_POLL).await;
+                let _ = tokio::time::timeout(LINGER_POLL, wake.notified()).await;
                 continue;
             }
             idle = None;
-            pending.sort();
-            for key in pending.into_iter().take(256) {
-                let Some((bytes, mut events)) = Self::read_record(core, &key, writes).await? else {
-                    continue;
+            if pending.len() > 256 {
+                // The rest on the next turn, listed.
+                listed = None;
+            }
+            for (key, handed) in pending.into_iter().take(256) {
+                let (bytes, mut events) = match handed {
+                    Some(events) => (None, events),
+                    None => match Self::read_record(core, &key, writes).await? {
+                        Some((bytes, events)) => (Some(bytes), events),
+                        None => continue,
+                    },
                 };
                 while let Some(event) = events.first_mut() {
                     let wasm = match self.wasm_fields(core, event).await? {
                         WasmFields::Ready(wasm) => wasm,
                         WasmFields::Wait => {
-                            Self::keep(writes, key, &events, &bytes);
+                            Self::keep(writes, key, &events, bytes.as_deref().unwrap_or_default());
                             return Ok(Outcome::Later(Duration::from_secs(1)));
                         }
                     };
@@ -1039,6 +1133,28 @@ pub struct WebhookStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_is_handed_what_is_written_here_and_ends_only_when_nothing_waits_for_it() {
+        let runs = Runs::default();
+        assert!(!runs.count_on("s"), "no run: the change queues its job");
+        let _wake = runs.begin("s");
+        assert!(runs.count_on("s"));
+        assert!(!runs.try_end("s"), "a change in flight counts on the run");
+        let event = Event::new(EventKind::TagMoved, &Origin::system());
+        runs.written("s", Some(("webhook-events/s/1".into(), vec![event])));
+        assert!(!runs.try_end("s"), "a record handed over and not taken keeps the run");
+        let taken = runs.take("s");
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].0, "webhook-events/s/1");
+        assert!(runs.take("s").is_empty(), "taken once");
+        // A change whose batch failed hands nothing over.
+        assert!(runs.count_on("s"));
+        runs.written("s", None);
+        assert!(runs.take("s").is_empty());
+        assert!(runs.try_end("s"));
+        assert!(!runs.count_on("s"), "ended");
+    }
 
     #[test]
     fn ids_increase_and_only_wanted_events_are_written() {
