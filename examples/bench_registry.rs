@@ -887,16 +887,7 @@ async fn delivered(r: &Registry) -> Result<f64> {
 
 /// Waits until `r` uses no CPU for 30 ms (one clock tick or less; at most 10 s).
 async fn quiet(r: &Registry) {
-    let Some(pid) = r.pid else { return };
-    for _ in 0..300 {
-        let before = cpu_seconds(pid);
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        match before.zip(cpu_seconds(pid)) {
-            Some((a, b)) if b - a < 0.011 => return,
-            None => return,
-            _ => {}
-        }
-    }
+    idle_for(r, Duration::from_millis(30), 0.011, 300).await;
 }
 
 /// Waits until the webhooks of `target` have nothing pending (at most 5 minutes); an error if
@@ -1458,22 +1449,28 @@ fn location_of(response: &reqwest::Response) -> Result<String> {
     Ok(response.headers().get(LOCATION).ok_or("no Location")?.to_str()?.to_owned())
 }
 
-/// CPU seconds (user + system) the process has used, from `/proc/<pid>/stat`.
 /// Waits (at most two minutes) until the server of `r` is idle: under 5 % of a core over half
 /// a second.
 async fn settle(r: &Registry) {
+    idle_for(r, Duration::from_millis(500), 0.025, 240).await;
+}
+
+/// Waits until the server of `r` uses less than `cpu` seconds over `span`, at most `tries`
+/// spans.
+async fn idle_for(r: &Registry, span: Duration, cpu: f64, tries: usize) {
     let Some(pid) = r.pid else { return };
-    for _ in 0..240 {
+    for _ in 0..tries {
         let before = cpu_seconds(pid);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(span).await;
         match before.zip(cpu_seconds(pid)) {
-            Some((a, b)) if b - a < 0.025 => return,
+            Some((a, b)) if b - a < cpu => return,
             None => return,
             _ => {}
         }
     }
 }
 
+/// CPU seconds (user + system) the process has used, from `/proc/<pid>/stat`.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
