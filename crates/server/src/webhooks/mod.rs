@@ -31,7 +31,8 @@
 //! anyway — and no job while its stream's run lingers in this process, which it hands the
 //! record to; the wire work and the record's removal are the job's. Events that no write
 //! bounds — pulls, refusals of pulls — are dropped (and counted) while a webhook's backlog is
-//! over `max_pending`, so anonymous traffic cannot grow the records without bound.
+//! over `max_pending`, so anonymous traffic cannot grow the records without bound; a run keeps
+//! at most 1,024 handed records in memory (past that it lists them from the storage).
 //!
 //! # Safe by default
 //!
@@ -109,6 +110,10 @@ pub struct Webhooks {
 #[derive(Debug, Default)]
 struct Runs(Mutex<HashMap<String, Run>>);
 
+/// The most records handed to one run that wait in memory for it to take them (a run is
+/// one of at most `deliveries` slots, 16, so a process holds at most 16 × this many).
+const HANDED_MAX: usize = 1024;
+
 /// One run over a stream's changes.
 #[derive(Debug, Default)]
 struct Run {
@@ -133,12 +138,15 @@ impl Runs {
     }
 
     /// A change that counted on the run of `stream` is written, with the record `key` holding
-    /// `events` (`None`: it failed).
+    /// `events` (`None`: it failed). At most [`HANDED_MAX`] records wait in memory for a run
+    /// (one held up by a slow receiver while pulls are recorded); the rest it lists.
     fn written(&self, stream: &str, record: Option<(String, Vec<Event>)>) {
         if let Some(run) = self.0.lock().expect("lock").get_mut(stream) {
             run.counting = run.counting.saturating_sub(1);
             if let Some(record) = record {
-                run.handed.push(record);
+                if run.handed.len() < HANDED_MAX {
+                    run.handed.push(record);
+                }
                 run.wake.notify_one();
             }
         }
@@ -1154,6 +1162,15 @@ mod tests {
         assert!(runs.take("s").is_empty());
         assert!(runs.try_end("s"));
         assert!(!runs.count_on("s"), "ended");
+        // A run that does not take what it is handed (a slow receiver) holds at most
+        // HANDED_MAX records in memory; it finds the rest by listing them.
+        let _wake = runs.begin("s");
+        for i in 0..HANDED_MAX + 100 {
+            assert!(runs.count_on("s"));
+            let event = Event::new(EventKind::ManifestPulled, &Origin::system());
+            runs.written("s", Some((format!("webhook-events/s/{i}"), vec![event])));
+        }
+        assert_eq!(runs.take("s").len(), HANDED_MAX);
     }
 
     #[test]
