@@ -267,7 +267,7 @@ impl Wharf {
         };
         match self.core.storage().write_steps(vec![std::mem::take(&mut recorded.writes)]).await {
             Ok(()) => {
-                if recorded.written() {
+                if recorded.written(&self.core).await {
                     self.queue.wake.notify_one();
                 }
             }
@@ -785,7 +785,7 @@ impl Wharf {
             .core
             .write_manifest(&epoch, repo, &manifest, tags, records, self.search.stamp_write(), true)
             .await?;
-        if recorded.written() || job.is_some() || trust_job.is_some() {
+        if recorded.written(&self.core).await || job.is_some() || trust_job.is_some() {
             self.queue.wake.notify_one();
         }
         let tag_names: Vec<String> = put.tags.iter().map(ToString::to_string).collect();
@@ -896,7 +896,7 @@ impl Wharf {
         let mut writes = vec![self.search.stamp_write()];
         writes.append(&mut recorded.writes);
         self.core.delete_manifest(repo, reference, writes).await?;
-        if recorded.written() {
+        if recorded.written(&self.core).await {
             self.queue.wake.notify_one();
         }
         match reference {

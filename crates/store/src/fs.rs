@@ -136,9 +136,19 @@ impl FsStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>> {
+        // The brief records first: one written out meanwhile is on disk before it is
+        // forgotten, so the listing that follows finds it.
+        let brief = self.journal.brief_keys(prefix, after, limit);
         let (root, listings) = (self.root.clone(), Arc::clone(&self.listings));
         let (prefix, after) = (prefix.to_owned(), after.map(str::to_owned));
-        blocking(move || listings.page(&root, &prefix, after.as_deref(), limit)).await
+        let mut keys = blocking(move || listings.page(&root, &prefix, after.as_deref(), limit)).await?;
+        if !brief.is_empty() {
+            keys.extend(brief);
+            keys.sort_unstable();
+            keys.dedup();
+            keys.truncate(limit);
+        }
+        Ok(keys)
     }
 
     /// How many journal records (or damaged journal tails) `open` could not replay and moved
@@ -700,6 +710,9 @@ fn list_blobs(blobs: &Path) -> Result<Vec<Digest>> {
 impl MetaStore for FsStore {
     async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
         check_key(key)?;
+        if let Some(value) = self.journal.brief(key) {
+            return Ok(Some(value));
+        }
         let path = record_path(self.root(), key);
         match read_record(&path).await {
             Ok(v) => Ok(Some(v)),
@@ -720,7 +733,8 @@ impl MetaStore for FsStore {
     async fn remove_meta(&self, key: &str) -> Result<bool> {
         check_key(key)?;
         let path = record_path(self.root(), key);
-        let exists = tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file());
+        let exists =
+            self.journal.brief(key).is_some() || tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file());
         if exists {
             self.commit_writes(vec![Write::Remove { key: key.to_owned() }]).await?;
         }
@@ -734,6 +748,11 @@ impl MetaStore for FsStore {
 
     async fn list_meta(&self, prefix: &str) -> Result<Vec<String>> {
         self.records_page(prefix, None, usize::MAX).await
+    }
+
+    async fn publish(&self, prefix: &str) -> Result<()> {
+        let (journal, prefix) = (Arc::clone(&self.journal), prefix.to_owned());
+        blocking(move || journal.publish(&prefix)).await
     }
 
     async fn list_meta_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {

@@ -53,7 +53,7 @@ pub enum Op {
     RemoveMeta,
     /// [`MetaStore::list_meta`] and [`list_meta_page`](MetaStore::list_meta_page).
     ListMeta,
-    /// [`MetaStore::write_steps`].
+    /// [`MetaStore::write_steps`] (and `publish`).
     WriteSteps,
 }
 
@@ -269,11 +269,14 @@ impl<H: Hooks> MetaStore for Hooked<H> {
             .flatten()
             .map(|w| match w {
                 Write::Blob { bytes, .. } => bytes.len() as u64,
-                Write::Set { value, .. } => value.len() as u64,
+                Write::Set { value, .. } | Write::Brief { value, .. } => value.len() as u64,
                 Write::Remove { .. } => 0,
             })
             .sum();
         self.run_sized(Op::WriteSteps, bytes, self.inner.write_steps(steps)).await
+    }
+    async fn publish(&self, prefix: &str) -> Result<()> {
+        self.run(Op::WriteSteps, self.inner.publish(prefix)).await
     }
     fn quarantined(&self) -> u64 {
         self.inner.quarantined()

@@ -50,6 +50,15 @@
 //! Replay stops at the first record that is not complete and intact: the zeros after the last
 //! record, or a record torn by a crash (it was never acknowledged).
 //!
+//! # Brief records
+//! A [`Write::Brief`] (an event on its way out, removed a moment later by the same process) is
+//! journaled like a `Set` — so a crash replays it as an ordinary record — but not applied: the
+//! journal keeps it in memory, where this store's reads and listings see it, until it is
+//! removed or set (nothing ever touches the disk for it but its journal bytes), or published
+//! ([`Journal::publish`]) for other processes to see. Before a journal file is retired, the
+//! brief records still kept are written out as files (a failure refuses the batch that needed
+//! the new file, and changes nothing), so that the sync that retires it covers them.
+//!
 //! Order: one store applies its batches in journal order. Two live stores on one directory
 //! writing the same key are last-writer-wins as ever, but if both crash, their journals are
 //! replayed one after the other (by last modification), which may keep the older write.
@@ -87,6 +96,11 @@ pub(crate) struct Journal {
     retire: mpsc::Sender<Active>,
     /// What replays moved to the quarantine folder.
     quarantined: std::sync::atomic::AtomicU64,
+    /// The brief records kept (see the module's docs): changed only under `state`'s lock,
+    /// after the batch that changes them is applied.
+    brief: Mutex<std::collections::BTreeMap<String, Bytes>>,
+    /// How many there are, read without the lock (none, nearly always).
+    brief_count: std::sync::atomic::AtomicUsize,
 }
 
 /// What the journal writes to, and what it must finish first.
@@ -153,6 +167,8 @@ impl Journal {
             state: Mutex::new(State { active: None, next_seq: 1, left: find_left(root)? }),
             retire: tx,
             quarantined: std::sync::atomic::AtomicU64::new(0),
+            brief: Mutex::default(),
+            brief_count: std::sync::atomic::AtomicUsize::new(0),
         };
         let mut state = journal.lock();
         if let Err(e) = journal.ready(&mut state) {
@@ -208,6 +224,9 @@ impl Journal {
             && full.offset > 0
             && full.offset + record.len() as u64 > FILE_SIZE
         {
+            // What the full file holds that nothing else does goes to disk first; the
+            // retiring thread's sync then covers it.
+            self.write_out("")?;
             let next = Active::create(&self.root.join("journal"), &self.instance, state.next_seq)?;
             state.next_seq += 1;
             let full = state.active.replace(next).expect("made ready");
@@ -226,7 +245,104 @@ impl Journal {
         crash_point(writes);
         // Durable but not applied (the writes renamed before the failure stay, as after any
         // failed write): cancelled, so that replay does not complete it behind the caller.
-        staged.apply().inspect_err(|_| active.overwrite(at, CANCELLED))
+        staged.apply().inspect_err(|_| active.overwrite(at, CANCELLED))?;
+        self.keep_brief(writes);
+        Ok(())
+    }
+
+    /// Brings the brief records kept up to date with an applied batch, in its order.
+    fn keep_brief(&self, writes: &[Write]) {
+        let touches = |w: &Write| match w {
+            Write::Brief { .. } => true,
+            Write::Set { .. } | Write::Remove { .. } => self.brief_count() > 0,
+            Write::Blob { .. } => false,
+        };
+        if !writes.iter().any(touches) {
+            return;
+        }
+        let mut brief = self.brief_lock();
+        for write in writes {
+            match write {
+                Write::Brief { key, value } => {
+                    brief.insert(key.clone(), value.clone());
+                }
+                Write::Set { key, .. } | Write::Remove { key } => {
+                    brief.remove(key);
+                }
+                Write::Blob { .. } => {}
+            }
+        }
+        self.brief_count.store(brief.len(), std::sync::atomic::Ordering::Release);
+    }
+
+    fn brief_lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Bytes>> {
+        self.brief.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn brief_count(&self) -> usize {
+        self.brief_count.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The brief record at `key`, if this store keeps one.
+    pub(crate) fn brief(&self, key: &str) -> Option<Bytes> {
+        if self.brief_count() == 0 {
+            return None;
+        }
+        self.brief_lock().get(key).cloned()
+    }
+
+    /// The keys of the brief records kept that start with `prefix`, after `after`, sorted, at
+    /// most `limit`.
+    pub(crate) fn brief_keys(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<String> {
+        if self.brief_count() == 0 {
+            return Vec::new();
+        }
+        let brief = self.brief_lock();
+        let from = match after {
+            Some(after) if after >= prefix => std::ops::Bound::Excluded(after),
+            _ => std::ops::Bound::Included(prefix),
+        };
+        brief
+            .range::<str, _>((from, std::ops::Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Writes the brief records under `prefix` out as ordinary records (blocking), for every
+    /// process to see. They are in the journal already: no sync is needed.
+    pub(crate) fn publish(&self, prefix: &str) -> Result<()> {
+        if self.brief_count() == 0 {
+            return Ok(());
+        }
+        // In the order of batches: no batch applies between the files written and the keys
+        // forgotten.
+        let _state = self.lock();
+        self.write_out(prefix)
+    }
+
+    /// Writes the brief records under `prefix` out and forgets them; the caller holds the
+    /// state lock. A failure (a full disk) forgets nothing.
+    fn write_out(&self, prefix: &str) -> Result<()> {
+        let mut brief = self.brief_lock();
+        let sets: Vec<Write> = brief
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(key, value)| Write::Set { key: key.clone(), value: value.clone() })
+            .collect();
+        if sets.is_empty() {
+            return Ok(());
+        }
+        Staged::new(&self.root, &sets)?.apply()?;
+        for set in &sets {
+            if let Write::Set { key, .. } = set {
+                brief.remove(key);
+            }
+        }
+        self.brief_count.store(brief.len(), std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 }
 
@@ -238,7 +354,7 @@ fn crash_point(writes: &[Write]) {
     {
         static KILL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
         if let Some(text) = KILL.get_or_init(|| std::env::var("WHARF_TEST_KILL_AFTER_JOURNAL").ok())
-            && writes.iter().any(|w| matches!(w, Write::Set { key, .. } | Write::Remove { key } if key.contains(text.as_str())))
+            && writes.iter().any(|w| matches!(w, Write::Set { key, .. } | Write::Brief { key, .. } | Write::Remove { key } if key.contains(text.as_str())))
         {
             let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
         }
@@ -310,6 +426,8 @@ impl Staged {
                     staged.steps.push(Step::Remove(record_path(root, key)));
                     continue;
                 }
+                // Kept in memory by the journal, not written.
+                Write::Brief { .. } => continue,
             };
             let parent = to.parent().expect("below the root");
             // Made before the journal write (a full disk refuses the batch whole); one `statx`
@@ -464,7 +582,9 @@ fn replay(root: &Path, left: &[Left]) -> Result<u64> {
                 }
                 let key = match &write {
                     Write::Blob { digest, .. } => format!("blob {digest}"),
-                    Write::Set { key, .. } | Write::Remove { key } => format!("key {key}"),
+                    Write::Set { key, .. } | Write::Brief { key, .. } | Write::Remove { key } => {
+                        format!("key {key}")
+                    }
                 };
                 order += 1;
                 last.insert(key, (order, write, path.clone(), record.offset));
@@ -534,7 +654,9 @@ fn replay(root: &Path, left: &[Left]) -> Result<u64> {
 fn applied(root: &Path, write: &Write) -> bool {
     match write {
         Write::Blob { digest, .. } => blob_path(root, digest).exists(),
-        Write::Set { key, value } => std::fs::read(record_path(root, key)).is_ok_and(|v| v == *value),
+        Write::Set { key, value } | Write::Brief { key, value } => {
+            std::fs::read(record_path(root, key)).is_ok_and(|v| v == *value)
+        }
         Write::Remove { key } => {
             matches!(
                 std::fs::symlink_metadata(record_path(root, key)),
@@ -576,7 +698,8 @@ pub fn encode(writes: &[Write]) -> Vec<u8> {
                 field(&mut payload, digest.as_str().as_bytes(), false);
                 field(&mut payload, bytes, true);
             }
-            Write::Set { key, value } => {
+            // A brief record replays as an ordinary one.
+            Write::Set { key, value } | Write::Brief { key, value } => {
                 payload.push(1);
                 field(&mut payload, key.as_bytes(), false);
                 field(&mut payload, value, true);

@@ -58,6 +58,13 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
         keys.truncate(limit);
         Ok(keys)
     }
+    /// Makes the brief records under `prefix` ([`Write::Brief`]) that this store keeps to
+    /// itself records like any other, seen by every process on the storage. Nothing to do for
+    /// backends that write every record out at once (the default).
+    async fn publish(&self, prefix: &str) -> Result<()> {
+        let _ = prefix;
+        Ok(())
+    }
     /// Applies `steps` in order, the writes within a step in any order; durable when it
     /// returns. Every key and blob digest is checked first: a bad one fails the call and
     /// writes nothing. After a crash, no write of a step is present without all the writes of
@@ -87,6 +94,19 @@ pub enum Write {
         /// The record.
         value: Bytes,
     },
+    /// Sets the record at `key`, expected to be removed soon by this same process (an event
+    /// on its way out): as durable as [`Set`](Self::Set), and seen by this store's own reads
+    /// and listings at once, but a store may keep it to itself — [`FsStore`](crate::FsStore)
+    /// keeps it in its journal and in memory instead of writing a file that is removed a
+    /// moment later — until it is removed, set again, or [`MetaStore::publish`]ed. Other
+    /// processes on the storage may not see it until then; after a crash it is an ordinary
+    /// record. Backends without a journal write it as a `Set`.
+    Brief {
+        /// The key, as [`check_key`] accepts.
+        key: String,
+        /// The record.
+        value: Bytes,
+    },
     /// Removes the record at `key`, if any.
     Remove {
         /// The key, as [`check_key`] accepts.
@@ -99,6 +119,7 @@ impl fmt::Debug for Write {
         match self {
             Self::Blob { digest, bytes } => write!(f, "Blob({digest}, {} bytes)", bytes.len()),
             Self::Set { key, value } => write!(f, "Set({key}, {} bytes)", value.len()),
+            Self::Brief { key, value } => write!(f, "Brief({key}, {} bytes)", value.len()),
             Self::Remove { key } => write!(f, "Remove({key})"),
         }
     }
@@ -113,7 +134,7 @@ impl Write {
                 digester.update(bytes);
                 crate::store::verify(digester, digest).map(drop)
             }
-            Self::Set { key, .. } | Self::Remove { key } => check_key(key),
+            Self::Set { key, .. } | Self::Brief { key, .. } | Self::Remove { key } => check_key(key),
         }
     }
 }
@@ -129,7 +150,7 @@ where
         futures_util::future::try_join_all(step.into_iter().map(|write| async move {
             match write {
                 Write::Blob { digest, bytes } => store.put_bytes(&digest, bytes).await.map(drop),
-                Write::Set { key, value } => store.set_meta(&key, value).await,
+                Write::Set { key, value } | Write::Brief { key, value } => store.set_meta(&key, value).await,
                 Write::Remove { key } => store.remove_meta(&key).await.map(drop),
             }
         }))
@@ -157,6 +178,9 @@ impl<T: MetaStore + ?Sized> MetaStore for std::sync::Arc<T> {
     }
     async fn write_steps(&self, steps: Vec<Vec<Write>>) -> Result<()> {
         (**self).write_steps(steps).await
+    }
+    async fn publish(&self, prefix: &str) -> Result<()> {
+        (**self).publish(prefix).await
     }
     fn quarantined(&self) -> u64 {
         (**self).quarantined()

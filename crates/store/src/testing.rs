@@ -626,6 +626,30 @@ async fn write_steps(store: &dyn Storage) {
         store.list_meta("batch/").await.expect("keys"),
         ["batch/catalog", "batch/revision", "batch/tag"]
     );
+    // Brief records: seen by the store's own reads and listings at once, in order with the
+    // batch's other writes; removed, set again and published like any record.
+    let brief =
+        |key: &str, value: &str| Write::Brief { key: key.to_owned(), value: Bytes::from(value.to_owned()) };
+    store
+        .write_steps(vec![vec![brief("brief/a", "1"), brief("brief/b", "2"), brief("brief/c", "3")]])
+        .await
+        .expect("brief records");
+    store
+        .write_steps(vec![vec![Write::Remove { key: "brief/b".into() }, set("brief/c", "4")]])
+        .await
+        .expect("batch");
+    assert_eq!(record(store, "brief/a").await.as_deref(), Some(&b"1"[..]));
+    assert_eq!(record(store, "brief/b").await, None, "a removed brief record is gone");
+    assert_eq!(record(store, "brief/c").await.as_deref(), Some(&b"4"[..]), "a set replaces a brief record");
+    assert_eq!(store.list_meta("brief/").await.expect("keys"), ["brief/a", "brief/c"]);
+    assert_eq!(store.list_meta_page("brief/", Some("brief/a"), 1).await.expect("page"), ["brief/c"]);
+    store.publish("brief/").await.expect("publish");
+    assert_eq!(record(store, "brief/a").await.as_deref(), Some(&b"1"[..]), "published");
+    assert!(store.remove_meta("brief/a").await.expect("remove"));
+    store.write_steps(vec![vec![brief("brief/d", "5")]]).await.expect("brief");
+    assert!(store.remove_meta("brief/d").await.expect("remove a brief record"));
+    assert_eq!(store.list_meta("brief/").await.expect("keys"), ["brief/c"]);
+    assert!(store.remove_meta("brief/c").await.expect("remove"));
     // A blob bigger than a manifest may be (fs keeps it out of its journal).
     let big = content(77, 5 * MIB + 3);
     let big_digest = Digest::sha256(&big);

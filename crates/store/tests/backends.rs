@@ -374,6 +374,50 @@ fn fs_full_journals_are_retired_and_their_writes_kept() {
     });
 }
 
+/// A brief record costs the fs store its journal bytes only: no file while it is kept, one
+/// when it is published or its journal file retires, an ordinary record after a crash.
+#[test]
+fn fs_brief_records_live_in_the_journal_until_published_retired_or_replayed() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = FsStore::open(dir.path()).await.expect("open");
+        let brief = |key: &str, value: &'static [u8]| Write::Brief {
+            key: key.to_owned(),
+            value: Bytes::from_static(value),
+        };
+        let file = |key: &str| dir.path().join("records").join(format!("{key}="));
+        a.write_steps(vec![vec![brief("e/s/1", b"one"), brief("e/s/2", b"two"), brief("e/t/1", b"three")]])
+            .await
+            .expect("batch");
+        assert_eq!(a.get_meta("e/s/1").await.expect("get").as_deref(), Some(&b"one"[..]));
+        assert_eq!(a.list_meta("e/").await.expect("keys"), ["e/s/1", "e/s/2", "e/t/1"]);
+        assert!(!dir.path().join("records/e").exists(), "a brief record was written out");
+        // Another process does not see it until it is published.
+        let b = FsStore::open(dir.path()).await.expect("open beside");
+        assert_eq!(b.get_meta("e/s/1").await.expect("get"), None);
+        assert!(a.remove_meta("e/s/2").await.expect("remove"));
+        a.publish("e/s/").await.expect("publish");
+        assert!(file("e/s/1").exists() && !file("e/s/2").exists() && !file("e/t/1").exists());
+        assert_eq!(b.get_meta("e/s/1").await.expect("get").as_deref(), Some(&b"one"[..]));
+        assert_eq!(a.list_meta("e/").await.expect("keys"), ["e/s/1", "e/t/1"]);
+        // A full journal file is retired only once what it alone held is on disk.
+        for i in 0..3u64 {
+            let data = testing::content(i, 3 * 1024 * 1024);
+            let digest = Digest::sha256(&data);
+            a.write_steps(vec![vec![Write::Blob { digest, bytes: data }]]).await.expect("batch");
+        }
+        assert!(file("e/t/1").exists(), "a brief record of a retired journal was not written out");
+        a.write_steps(vec![vec![brief("e/u/1", b"four"), brief("e/u/2", b"five")]]).await.expect("batch");
+        a.write_steps(vec![vec![Write::Remove { key: "e/u/2".into() }]]).await.expect("batch");
+        // A crash (the store gone without a word): the journal replays what was kept.
+        drop((a, b));
+        let c = FsStore::open(dir.path()).await.expect("reopen");
+        assert_eq!(c.get_meta("e/u/1").await.expect("get").as_deref(), Some(&b"four"[..]));
+        assert!(file("e/u/1").exists());
+        assert_eq!(c.list_meta("e/").await.expect("keys"), ["e/s/1", "e/t/1", "e/u/1"]);
+    });
+}
+
 /// The fs store keeps sorted listings of large record folders; a record another store (another
 /// process) adds to or removes from a kept folder shows at once.
 #[test]

@@ -119,19 +119,27 @@ async fn check_batch(store: &FsStore, name: &str) -> Result<(), String> {
     let bytes = store.read_all(&digest).await.map_err(|e| format!("batch {name}: {e}"))?;
     digest.verify(&bytes).map_err(|e| format!("batch {name}: {e}"))?;
     match store.get_meta(&format!("batches/{name}/tag")).await.map_err(|e| e.to_string())? {
-        Some(tag) if tag == digest.as_str().as_bytes() => Ok(()),
-        _ => Err(format!("batch {name}: the tag is missing")),
+        Some(tag) if tag == digest.as_str().as_bytes() => {}
+        _ => return Err(format!("batch {name}: the tag is missing")),
+    }
+    match store.get_meta(&format!("batches/{name}/event")).await.map_err(|e| e.to_string())? {
+        Some(event) if event == digest.as_str().as_bytes() => Ok(()),
+        _ => Err(format!("batch {name}: the brief record is missing")),
     }
 }
 
-/// A manifest-like batch: a small blob, then a record naming it, then a tag.
+/// A manifest-like batch: a small blob, then a record naming it, then a tag and a brief
+/// record (an event), which the child's store keeps in its journal only.
 fn batch(name: &str, data: &bytes::Bytes) -> Vec<Vec<Write>> {
     let digest = Digest::sha256(data);
     let set = |key: String| Write::Set { key, value: digest.as_str().to_owned().into() };
     vec![
         vec![Write::Blob { digest: digest.clone(), bytes: data.clone() }],
         vec![set(format!("batches/{name}/revision"))],
-        vec![set(format!("batches/{name}/tag"))],
+        vec![
+            set(format!("batches/{name}/tag")),
+            Write::Brief { key: format!("batches/{name}/event"), value: digest.as_str().to_owned().into() },
+        ],
     ]
 }
 

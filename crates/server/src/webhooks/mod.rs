@@ -29,7 +29,10 @@
 //!
 //! Nothing without webhooks. With them, a push writes one small record in the batch it writes
 //! anyway — and no job while its stream's run lingers in this process, which it hands the
-//! record to; the wire work and the record's removal are the job's. Events that no write
+//! record to; the wire work and the record's removal are the job's. A record handed to a run
+//! here is written brief ([`Write::Brief`]): on fs it lives in the journal and in memory only
+//! (no file made and removed per change); the run publishes what it leaves unsent when it
+//! ends, for whichever process takes its job next. Events that no write
 //! bounds — pulls, refusals of pulls — are dropped (and counted) while a webhook's backlog is
 //! over `max_pending`, so anonymous traffic cannot grow the records without bound; a run keeps
 //! at most 1,024 handed records in memory (past that it lists them from the storage).
@@ -132,24 +135,31 @@ impl Runs {
         std::sync::Arc::clone(&runs.entry(stream.to_owned()).or_default().wake)
     }
 
-    /// Whether a run of `stream` goes on here; if so, one more change counts on it.
+    /// Whether a run of `stream` goes on here with room for more handed records; if so, one
+    /// more change counts on it.
     fn count_on(&self, stream: &str) -> bool {
-        self.0.lock().expect("lock").get_mut(stream).map(|run| run.counting += 1).is_some()
+        let mut runs = self.0.lock().expect("lock");
+        runs.get_mut(stream)
+            .filter(|run| run.handed.len() < HANDED_MAX)
+            .map(|run| run.counting += 1)
+            .is_some()
     }
 
     /// A change that counted on the run of `stream` is written, with the record `key` holding
     /// `events` (`None`: it failed). At most [`HANDED_MAX`] records wait in memory for a run
-    /// (one held up by a slow receiver while pulls are recorded); the rest it lists.
-    fn written(&self, stream: &str, record: Option<(String, Vec<Event>)>) {
-        if let Some(run) = self.0.lock().expect("lock").get_mut(stream) {
-            run.counting = run.counting.saturating_sub(1);
-            if let Some(record) = record {
-                if run.handed.len() < HANDED_MAX {
-                    run.handed.push(record);
-                }
-                run.wake.notify_one();
+    /// (one held up by a slow receiver while pulls are recorded); the rest it lists. False
+    /// when the run ended meanwhile.
+    fn written(&self, stream: &str, record: Option<(String, Vec<Event>)>) -> bool {
+        let mut runs = self.0.lock().expect("lock");
+        let Some(run) = runs.get_mut(stream) else { return false };
+        run.counting = run.counting.saturating_sub(1);
+        if let Some(record) = record {
+            if run.handed.len() < HANDED_MAX {
+                run.handed.push(record);
             }
+            run.wake.notify_one();
         }
+        true
     }
 
     /// The records handed to the run of `stream` since it last looked.
@@ -176,7 +186,7 @@ impl Runs {
     }
 
     /// The run of `stream` ended otherwise (waiting, failed: its job stays queued, and the
-    /// records handed to it wait in the storage).
+    /// records handed to it wait in the storage, published by [`Webhooks::deliver`]).
     fn end(&self, stream: &str) {
         self.0.lock().expect("lock").remove(stream);
     }
@@ -194,11 +204,17 @@ pub(crate) struct EventWrites<'a> {
 }
 
 impl EventWrites<'_> {
-    /// The change's batch is written: its records go to the runs of their streams here.
-    /// Whether a job was queued (the job worker is to be woken).
-    pub(crate) fn written(mut self) -> bool {
+    /// The change's batch is written: its records go to the runs of their streams here. A
+    /// record whose run ended meanwhile is published (it was written brief), for whichever
+    /// process claims the stream's job next. Whether a job was queued (the job worker is to
+    /// be woken).
+    pub(crate) async fn written(mut self, core: &Core) -> bool {
         for (stream, key, events) in std::mem::take(&mut self.counting_on) {
-            self.runs.written(&stream, Some((key, events)));
+            if !self.runs.written(&stream, Some((key, events)))
+                && let Err(e) = core.storage().publish(&keys::webhook_events(&stream)).await
+            {
+                tracing::error!(error = %e, stream, "publishing a change's event record failed; it is delivered after a restart");
+            }
         }
         self.queued
     }
@@ -282,8 +298,9 @@ impl Webhooks {
 
     /// [`writes`](Self::writes) for a change (a push, a deletion, a refusal), without the jobs
     /// it need not queue: none while a run of its stream lingers in this process (the
-    /// answer keeps that run going until it is dropped — after the change's batch), nor while
-    /// the stream's job is queued (read). A job another process ends in the instant between
+    /// answer keeps that run going until it is dropped — after the change's batch; the record
+    /// is then written brief, [`Write::Brief`]: the run removes it a moment later, and on fs
+    /// it never becomes a file), nor while the stream's job is queued (read). A job another process ends in the instant between
     /// that read and the batch is caught by the run's last look at its stream, or by
     /// [`requeue`](Self::requeue).
     pub(crate) async fn writes_checked(
@@ -293,13 +310,15 @@ impl Webhooks {
         metrics: &Metrics,
     ) -> Result<EventWrites<'_>> {
         let changes = self.records(events, metrics);
-        let writes = changes.iter().map(Change::write).collect();
-        let mut out = EventWrites { writes, queued: false, runs: &self.runs, counting_on: Vec::new() };
+        let mut out =
+            EventWrites { writes: Vec::new(), queued: false, runs: &self.runs, counting_on: Vec::new() };
         for change in changes {
             if self.runs.count_on(&change.stream) {
+                out.writes.push(change.write_brief());
                 out.counting_on.push((change.stream, change.key, change.events));
                 continue;
             }
+            out.writes.push(change.write());
             let job = change.job();
             if core.storage().get_meta(&keys::job_pending(&job.id())).await?.is_none() {
                 out.writes.push(job.write());
@@ -373,6 +392,14 @@ impl Change {
     /// The write of the record.
     fn write(&self) -> Write {
         Write::Set {
+            key: self.key.clone(),
+            value: serde_json::to_vec(&self.events).expect("events serialise").into(),
+        }
+    }
+
+    /// The write of the record, brief: for the run of its stream here to remove.
+    fn write_brief(&self) -> Write {
+        Write::Brief {
             key: self.key.clone(),
             value: serde_json::to_vec(&self.events).expect("events serialise").into(),
         }
@@ -509,7 +536,13 @@ impl Webhooks {
             None => self.send_changes(core, metrics, stream, &mut writes).await,
             Some(webhook) => self.send_held(core, metrics, stream, webhook, &mut writes).await,
         };
-        let flushed = Self::flush(core, &mut writes).await;
+        let mut flushed = Self::flush(core, &mut writes).await;
+        if webhook.is_none() && flushed.is_ok() {
+            // What this run was handed and did not send (it waits, or failed) — written brief —
+            // goes to the storage for whichever process claims the job next. The run has ended:
+            // a change counting on it publishes its record itself.
+            flushed = core.storage().publish(&keys::webhook_events(stream)).await.map_err(Error::from);
+        }
         for hook in self.hooks.iter().filter(|h| webhook.is_none_or(|w| w == h.settings.name)) {
             self.persist_recent(core, &hook.settings.name).await;
         }
@@ -1150,7 +1183,7 @@ mod tests {
         assert!(runs.count_on("s"));
         assert!(!runs.try_end("s"), "a change in flight counts on the run");
         let event = Event::new(EventKind::TagMoved, &Origin::system());
-        runs.written("s", Some(("webhook-events/s/1".into(), vec![event])));
+        assert!(runs.written("s", Some(("webhook-events/s/1".into(), vec![event]))));
         assert!(!runs.try_end("s"), "a record handed over and not taken keeps the run");
         let taken = runs.take("s");
         assert_eq!(taken.len(), 1);
@@ -1162,15 +1195,27 @@ mod tests {
         assert!(runs.take("s").is_empty());
         assert!(runs.try_end("s"));
         assert!(!runs.count_on("s"), "ended");
-        // A run that does not take what it is handed (a slow receiver) holds at most
-        // HANDED_MAX records in memory; it finds the rest by listing them.
+        // A change whose run ended while its batch was written is told so (it publishes its
+        // record for the next run, wherever that runs).
         let _wake = runs.begin("s");
-        for i in 0..HANDED_MAX + 100 {
+        assert!(runs.count_on("s"));
+        runs.end("s");
+        assert!(!runs.written("s", Some(("webhook-events/s/2".into(), Vec::new()))));
+        // A run that does not take what it is handed (a slow receiver) holds at most
+        // HANDED_MAX records in memory: changes after that queue its job as if it were not
+        // here (their records are ordinary ones, listed), and those that counted on it before
+        // are listed too.
+        let _wake = runs.begin("s");
+        for _ in 0..HANDED_MAX + 100 {
             assert!(runs.count_on("s"));
-            let event = Event::new(EventKind::ManifestPulled, &Origin::system());
-            runs.written("s", Some((format!("webhook-events/s/{i}"), vec![event])));
         }
+        for i in 0..HANDED_MAX + 100 {
+            let event = Event::new(EventKind::ManifestPulled, &Origin::system());
+            assert!(runs.written("s", Some((format!("webhook-events/s/{i}"), vec![event]))));
+        }
+        assert!(!runs.count_on("s"), "a full run is not counted on");
         assert_eq!(runs.take("s").len(), HANDED_MAX);
+        assert!(runs.count_on("s"), "room again");
     }
 
     #[test]
@@ -1193,7 +1238,7 @@ mod tests {
         let keys: Vec<String> = writes
             .iter()
             .map(|w| match w {
-                Write::Set { key, .. } | Write::Remove { key } => key.clone(),
+                Write::Set { key, .. } | Write::Brief { key, .. } | Write::Remove { key } => key.clone(),
                 Write::Blob { .. } => String::new(),
             })
             .collect();
