@@ -57,7 +57,9 @@
 //! removed or set (nothing ever touches the disk for it but its journal bytes), or published
 //! ([`Journal::publish`]) for other processes to see. Before a journal file is retired, the
 //! brief records still kept are written out as files (a failure refuses the batch that needed
-//! the new file, and changes nothing), so that the sync that retires it covers them.
+//! the new file, and changes nothing), so that the sync that retires it covers them; a store
+//! closed writes them out too. A store that crashes leaves them to the replay of the next store
+//! opened on the directory: until then, other stores already open do not see them.
 //!
 //! Order: one store applies its batches in journal order. Two live stores on one directory
 //! writing the same key are last-writer-wins as ever, but if both crash, their journals are
@@ -343,6 +345,19 @@ impl Journal {
         }
         self.brief_count.store(brief.len(), std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+}
+
+impl Drop for Journal {
+    /// A store closed: the brief records it kept are written out, for the stores still open
+    /// on the directory to see now (they are in the journal this store leaves, which the next
+    /// store opened here replays; a crash leaves them to that replay alone).
+    fn drop(&mut self) {
+        if self.brief_count() > 0
+            && let Err(e) = self.write_out("")
+        {
+            tracing::warn!(error = %e, "brief records could not be written out at close; the next open replays them");
+        }
     }
 }
 

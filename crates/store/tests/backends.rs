@@ -409,12 +409,18 @@ fn fs_brief_records_live_in_the_journal_until_published_retired_or_replayed() {
         assert!(file("e/t/1").exists(), "a brief record of a retired journal was not written out");
         a.write_steps(vec![vec![brief("e/u/1", b"four"), brief("e/u/2", b"five")]]).await.expect("batch");
         a.write_steps(vec![vec![Write::Remove { key: "e/u/2".into() }]]).await.expect("batch");
-        // A crash (the store gone without a word): the journal replays what was kept.
-        drop((a, b));
+        // A store closed writes out what it kept, for the others open to see.
+        drop(a);
+        assert_eq!(b.get_meta("e/u/1").await.expect("get").as_deref(), Some(&b"four"[..]));
+        assert_eq!(b.list_meta("e/").await.expect("keys"), ["e/s/1", "e/t/1", "e/u/1"]);
+        // (A crash — nothing written out — leaves them to the next open's replay: the child
+        // killed in `crash::fs_survives_sigkill_at_random_moments` writes one in every batch.)
+        b.write_steps(vec![vec![brief("e/v/1", b"six")]]).await.expect("batch");
+        drop(b);
         let c = FsStore::open(dir.path()).await.expect("reopen");
-        assert_eq!(c.get_meta("e/u/1").await.expect("get").as_deref(), Some(&b"four"[..]));
-        assert!(file("e/u/1").exists());
-        assert_eq!(c.list_meta("e/").await.expect("keys"), ["e/s/1", "e/t/1", "e/u/1"]);
+        assert_eq!(c.get_meta("e/v/1").await.expect("get").as_deref(), Some(&b"six"[..]));
+        assert!(file("e/v/1").exists());
+        assert_eq!(c.list_meta("e/").await.expect("keys"), ["e/s/1", "e/t/1", "e/u/1", "e/v/1"]);
     });
 }
 

@@ -537,11 +537,13 @@ impl Webhooks {
             Some(webhook) => self.send_held(core, metrics, stream, webhook, &mut writes).await,
         };
         let mut flushed = Self::flush(core, &mut writes).await;
-        if webhook.is_none() && flushed.is_ok() {
+        if webhook.is_none() {
             // What this run was handed and did not send (it waits, or failed) — written brief —
-            // goes to the storage for whichever process claims the job next. The run has ended:
-            // a change counting on it publishes its record itself.
-            flushed = core.storage().publish(&keys::webhook_events(stream)).await.map_err(Error::from);
+            // goes to the storage for whichever process claims the job next (even when the
+            // removals failed: what was sent is then sent again, under the same ids). The run
+            // has ended: a change counting on it publishes its record itself.
+            let published = core.storage().publish(&keys::webhook_events(stream)).await.map_err(Error::from);
+            flushed = flushed.and(published);
         }
         for hook in self.hooks.iter().filter(|h| webhook.is_none_or(|w| w == h.settings.name)) {
             self.persist_recent(core, &hook.settings.name).await;
