@@ -98,6 +98,10 @@ struct Args {
     /// `user:password` for `--only auth` (both registries), who may push to `bench/**`.
     #[arg(long)]
     credentials: Option<String>,
+    /// Only the GET/HEAD rows whose name contains this (e.g. `blob HEAD`, `by digest,
+    /// concurrency 16`): one row measured alone, for a profile.
+    #[arg(long)]
+    rows: Option<String>,
     /// Write the table as Markdown here too.
     #[arg(long)]
     markdown: Option<std::path::PathBuf>,
@@ -328,6 +332,9 @@ async fn main() -> Result<()> {
             {
                 for &concurrency in concurrencies {
                     let name = format!("{label} {by}, concurrency {concurrency}");
+                    if !wanted(&args, &name) {
+                        continue;
+                    }
                     rows.push(
                         hot_row(&hot, registries.len(), &args, &name, &method, concurrency, |i| {
                             paths(i, what)
@@ -339,6 +346,9 @@ async fn main() -> Result<()> {
         }
         for concurrency in [16, 64] {
             let name = format!("blob HEAD, concurrency {concurrency}");
+            if !wanted(&args, &name) {
+                continue;
+            }
             rows.push(
                 hot_row(&hot, registries.len(), &args, &name, &reqwest::Method::HEAD, concurrency, |i| {
                     paths(i, Paths::Blobs)
@@ -346,19 +356,22 @@ async fn main() -> Result<()> {
                 .await?,
             );
         }
-        rows.push(
-            measure(&registries, &args, &format!("tags list of {count} tags"), "ms", Per::Latency, |r| {
-                let repo = last_repo[index_of(&registries, r)].clone();
-                async move {
-                    let start = Instant::now();
-                    for _ in 0..200 {
-                        assert_eq!(r.tags(&repo).await?, count, "tags listed");
+        let name = format!("tags list of {count} tags");
+        if wanted(&args, &name) {
+            rows.push(
+                measure(&registries, &args, &name, "ms", Per::Latency, |r| {
+                    let repo = last_repo[index_of(&registries, r)].clone();
+                    async move {
+                        let start = Instant::now();
+                        for _ in 0..200 {
+                            assert_eq!(r.tags(&repo).await?, count, "tags listed");
+                        }
+                        Ok(Sample::of(start.elapsed().as_secs_f64(), 200.0))
                     }
-                    Ok(Sample::of(start.elapsed().as_secs_f64(), 200.0))
-                }
-            })
-            .await?,
-        );
+                })
+                .await?,
+            );
+        }
     }
 
     publish(&args, &render(&registries, &rows, &idle))
@@ -410,6 +423,11 @@ where
         result?;
     }
     Ok(())
+}
+
+/// Whether `--rows` leaves the GET/HEAD row `name` in.
+fn wanted(args: &Args, name: &str) -> bool {
+    args.rows.as_deref().is_none_or(|part| name.contains(part))
 }
 
 /// The scale rows: a repository of `--tags` tags beside one of 1,000, a registry of

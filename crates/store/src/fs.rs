@@ -45,7 +45,7 @@ use wharf_types::{Algorithm, Digest, Digester};
 
 use crate::error::{Error, Result};
 use crate::journal::Journal;
-use crate::layout::{blob_path, record_path, sync_dir};
+use crate::layout::{RootDir, blob_path, record_path, sync_dir};
 use crate::listing::{Listings, join};
 use crate::meta::{MetaStore, Write, check_key};
 use crate::store::{
@@ -94,6 +94,7 @@ const JOURNAL_BLOB: usize = 4 * 1024 * 1024;
 #[derive(Debug)]
 pub struct FsStore {
     root: PathBuf,
+    root_dir: RootDir,
     sessions: Sessions,
     journal: Arc<Journal>,
     listings: Arc<Listings>,
@@ -117,7 +118,14 @@ impl FsStore {
             Journal::open(&root2)
         })
         .await?;
-        Ok(Self { root, sessions: Sessions::default(), journal: Arc::new(journal), listings: Arc::default() })
+        let root_dir = RootDir::open(&root)?;
+        Ok(Self {
+            root,
+            root_dir,
+            sessions: Sessions::default(),
+            journal: Arc::new(journal),
+            listings: Arc::default(),
+        })
     }
 
     /// The directory the store lives in.
@@ -211,12 +219,12 @@ impl FsStore {
 #[async_trait]
 impl BlobStore for FsStore {
     async fn stat(&self, digest: &Digest) -> Result<Option<BlobInfo>> {
-        let path = self.blob_path(digest);
-        // One `statx` of a cached inode: cheaper here than the hand-off to the blocking pool.
-        match std::fs::metadata(&path) {
-            Ok(m) => Ok(Some(BlobInfo::new(digest.clone(), m.len()))),
+        // One `fstatat` of a cached inode: cheaper here than the hand-off to the blocking pool.
+        let rel = blob_path(Path::new(""), digest);
+        match self.root_dir.file_size(&rel) {
+            Ok(size) => Ok(Some(BlobInfo::new(digest.clone(), size.unwrap_or(0)))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("stat", path, e)),
+            Err(e) => Err(Error::io("stat", self.root.join(rel), e)),
         }
     }
 
@@ -626,8 +634,8 @@ const INLINE_RECORD: u64 = 64 * 1024;
 /// cost a few microseconds, less than handing the read to tokio's blocking pool and back
 /// (two thread wake-ups; see docs/PERFORMANCE.md, "The hot path"). A larger record is read
 /// on the blocking pool.
-async fn read_record(path: &Path) -> std::io::Result<Bytes> {
-    let mut file = std::fs::File::open(path)?;
+async fn read_record(root: &RootDir, rel: &Path) -> std::io::Result<Bytes> {
+    let mut file = root.open_file(rel)?;
     let len = file.metadata()?.len();
     if len > INLINE_RECORD {
         return tokio::task::spawn_blocking(move || {
@@ -713,8 +721,8 @@ impl MetaStore for FsStore {
         if let Some(value) = self.journal.brief(key) {
             return Ok(Some(value));
         }
-        let path = record_path(self.root(), key);
-        match read_record(&path).await {
+        let rel = record_path(Path::new(""), key);
+        match read_record(&self.root_dir, &rel).await {
             Ok(v) => Ok(Some(v)),
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
@@ -722,7 +730,26 @@ impl MetaStore for FsStore {
             {
                 Ok(None)
             }
-            Err(e) => Err(Error::io("read", path, e)),
+            Err(e) => Err(Error::io("read", self.root.join(rel), e)),
+        }
+    }
+
+    async fn meta_exists(&self, key: &str) -> Result<bool> {
+        check_key(key)?;
+        if self.journal.brief(key).is_some() {
+            return Ok(true);
+        }
+        // One `fstatat` of a cached inode, on the calling thread (as a blob's `stat`).
+        let rel = record_path(Path::new(""), key);
+        match self.root_dir.file_size(&rel) {
+            Ok(size) => Ok(size.is_some()),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.kind() == std::io::ErrorKind::NotADirectory =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::io("stat", self.root.join(rel), e)),
         }
     }
 
@@ -731,10 +758,7 @@ impl MetaStore for FsStore {
     }
 
     async fn remove_meta(&self, key: &str) -> Result<bool> {
-        check_key(key)?;
-        let path = record_path(self.root(), key);
-        let exists =
-            self.journal.brief(key).is_some() || tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file());
+        let exists = self.meta_exists(key).await?;
         if exists {
             self.commit_writes(vec![Write::Remove { key: key.to_owned() }]).await?;
         }

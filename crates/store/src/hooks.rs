@@ -250,6 +250,9 @@ impl<H: Hooks> MetaStore for Hooked<H> {
     async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
         self.run(Op::GetMeta, self.inner.get_meta(key)).await
     }
+    async fn meta_exists(&self, key: &str) -> Result<bool> {
+        self.run(Op::GetMeta, self.inner.meta_exists(key)).await
+    }
     async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
         let bytes = value.len() as u64;
         self.run_sized(Op::SetMeta, bytes, self.inner.set_meta(key, value)).await

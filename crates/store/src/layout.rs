@@ -34,6 +34,34 @@ pub(crate) fn record_path(root: &Path, key: &str) -> PathBuf {
     path
 }
 
+/// A store's root directory, held open: the hot reads (a record, a blob's size) walk only
+/// the path below it (`openat`, `fstatat`), not the root's own components again for every
+/// request. Paths given to it are relative: [`record_path`] and [`blob_path`] of `""`.
+#[derive(Debug)]
+pub(crate) struct RootDir(rustix::fd::OwnedFd);
+
+impl RootDir {
+    pub(crate) fn open(root: &Path) -> Result<Self> {
+        use rustix::fs::{Mode, OFlags};
+        rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map(Self)
+            .map_err(|e| Error::io("open", root, e.into()))
+    }
+
+    /// The file at `rel`, open for reading.
+    pub(crate) fn open_file(&self, rel: &Path) -> std::io::Result<File> {
+        use rustix::fs::{Mode, OFlags};
+        Ok(rustix::fs::openat(&self.0, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?.into())
+    }
+
+    /// The size of the regular file at `rel`; `None` when it is something else.
+    pub(crate) fn file_size(&self, rel: &Path) -> std::io::Result<Option<u64>> {
+        let stat = rustix::fs::statat(&self.0, rel, rustix::fs::AtFlags::empty())?;
+        let regular = rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
+        Ok(regular.then(|| u64::try_from(stat.st_size).unwrap_or(0)))
+    }
+}
+
 /// Makes a directory's entries (files created, renamed or removed in it) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))

@@ -40,6 +40,11 @@ pub(crate) fn valid_component(c: &str) -> bool {
 pub trait MetaStore: Send + Sync + fmt::Debug {
     /// The record at `key`.
     async fn get_meta(&self, key: &str) -> Result<Option<Bytes>>;
+    /// Whether there is a record at `key`: [`get_meta`](Self::get_meta) without the bytes
+    /// (on [`FsStore`](crate::FsStore) one `statx` instead of opening and reading the file).
+    async fn meta_exists(&self, key: &str) -> Result<bool> {
+        Ok(self.get_meta(key).await?.is_some())
+    }
     /// Writes the record at `key`, replacing any; durable when it returns.
     async fn set_meta(&self, key: &str, value: Bytes) -> Result<()>;
     /// Removes the record at `key`; `false` when there was none.
@@ -163,6 +168,9 @@ where
 impl<T: MetaStore + ?Sized> MetaStore for std::sync::Arc<T> {
     async fn get_meta(&self, key: &str) -> Result<Option<Bytes>> {
         (**self).get_meta(key).await
+    }
+    async fn meta_exists(&self, key: &str) -> Result<bool> {
+        (**self).meta_exists(key).await
     }
     async fn set_meta(&self, key: &str, value: Bytes) -> Result<()> {
         (**self).set_meta(key, value).await

@@ -413,6 +413,18 @@ pub async fn meta_all(store: &dyn Storage) {
     assert_eq!(store.list_meta("a/c/").await.expect("keys"), ["a/c/e"]);
     // A key that is a directory elsewhere is simply absent.
     assert_eq!(store.get_meta("a/c").await.expect("get"), None);
+    // `meta_exists` says what `get_meta` finds: set, empty, removed, a directory elsewhere,
+    // under a file's name, a component of 255 bytes (a record in a directory of its own).
+    let c255 = format!("long/{}", "m".repeat(255));
+    store.set_meta(&c255, Bytes::from_static(b"x")).await.expect("set");
+    for key in ["a/b", "a/empty", "a/c/e", "a/c/d", "a/c", "a/b/under", "nothing", "z", &c255, "long"] {
+        let found = store.get_meta(key).await.expect("get").is_some();
+        assert_eq!(store.meta_exists(key).await.expect("exists"), found, "meta_exists({key})");
+    }
+    assert!(store.meta_exists(&c255).await.expect("exists"));
+    assert!(!store.meta_exists("a/c/d").await.expect("exists"));
+    assert!(store.meta_exists("a/bad key").await.is_err(), "an unsafe key is refused");
+    assert!(store.remove_meta(&c255).await.expect("remove"));
     let too_long = format!("x/{}", "a".repeat(256));
     for bad in ["", "/a", "a/", "a//b", "../x", "a/../b", "a/./b", "a b", "a:b", "a\\b", "a=", "a/="] {
         assert!(store.set_meta(bad, Bytes::new()).await.is_err(), "unsafe key {bad:?} accepted");
@@ -640,6 +652,8 @@ async fn write_steps(store: &dyn Storage) {
         .expect("batch");
     assert_eq!(record(store, "brief/a").await.as_deref(), Some(&b"1"[..]));
     assert_eq!(record(store, "brief/b").await, None, "a removed brief record is gone");
+    assert!(store.meta_exists("brief/a").await.expect("exists"), "a brief record exists");
+    assert!(!store.meta_exists("brief/b").await.expect("exists"), "a removed brief record does not");
     assert_eq!(record(store, "brief/c").await.as_deref(), Some(&b"4"[..]), "a set replaces a brief record");
     assert_eq!(store.list_meta("brief/").await.expect("keys"), ["brief/a", "brief/c"]);
     assert_eq!(store.list_meta_page("brief/", Some("brief/a"), 1).await.expect("page"), ["brief/c"]);

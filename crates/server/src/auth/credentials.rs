@@ -167,7 +167,7 @@ impl Credentials {
         match kind {
             Kind::Robot => {
                 let index = keys::robot(name);
-                if self.storage.get_meta(&index).await?.is_some() {
+                if self.storage.meta_exists(&index).await? {
                     return Err(Error::Conflict(format!("a robot named `{name}` exists")));
                 }
                 let id = Write::Set { key: index.clone(), value: credential.id.clone().into_bytes().into() };

@@ -83,9 +83,7 @@ impl Check {
         };
         match self {
             Self::Link(repo, d) | Self::Blob(repo, d) => {
-                if storage.get_meta(&keys::layer(repo, d)).await?.is_some()
-                    && storage.stat(d).await?.is_some()
-                {
+                if storage.meta_exists(&keys::layer(repo, d)).await? && storage.stat(d).await?.is_some() {
                     return Ok(());
                 }
                 Err(match self {
@@ -94,9 +92,7 @@ impl Check {
                 })
             }
             Self::Manifest(repo, d) => {
-                if storage.get_meta(&keys::revision(repo, d)).await?.is_some()
-                    && storage.stat(d).await?.is_some()
-                {
+                if storage.meta_exists(&keys::revision(repo, d)).await? && storage.stat(d).await?.is_some() {
                     return Ok(());
                 }
                 Err(Error::ManifestBlobUnknown(d.clone()))
@@ -138,7 +134,7 @@ pub(crate) async fn confirm(storage: &dyn Storage, before: &Epoch, checks: &[Che
 /// Waits while `key` (a doomed mark) exists and the collector that wrote it holds its lease.
 async fn wait_for_verdict(storage: &dyn Storage, key: &str) -> Result<()> {
     let deadline = tokio::time::Instant::now() + GC_LEASE_TIME * 2;
-    while storage.get_meta(key).await?.is_some() {
+    while storage.meta_exists(key).await? {
         if crate::lease::holder(storage, keys::GC_LEASE).await?.is_none()
             || tokio::time::Instant::now() > deadline
         {

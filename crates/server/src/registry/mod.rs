@@ -160,7 +160,7 @@ impl Core {
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        Ok(self.storage.get_meta(key).await?.is_some())
+        Ok(self.storage.meta_exists(key).await?)
     }
 
     async fn mark(&self, key: &str) -> Result<()> {
@@ -217,7 +217,7 @@ impl Core {
 
     /// Removes the link of `digest` to the repository and its reverse record.
     pub(crate) async fn unlink(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
-        let linked = self.storage.get_meta(&keys::layer(repo, digest)).await?.is_some();
+        let linked = self.storage.meta_exists(&keys::layer(repo, digest)).await?;
         self.storage.write_steps(vec![Self::link_removals(repo, digest).into()]).await?;
         Ok(linked)
     }
