@@ -14,11 +14,10 @@ use crate::text::{cut, header_value, printable};
 /// An open registry that listens on loopback answers only requests that name it by a
 /// loopback name (or its public URL): a web page that rebinds its own name to 127.0.0.1
 /// cannot read or write it from a browser (DNS rebinding). 421 otherwise.
-pub(crate) async fn host_check(
-    State(app): State<App>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> Response {
+///
+/// The check, done by [`access_log`] before the request goes on (one middleware, not two:
+/// each costs a boxed future and a clone of the state per request).
+fn misdirected(app: &App, request: &Request) -> Option<Response> {
     let on_loopback = request
         .extensions()
         .get::<Transport>()
@@ -30,14 +29,16 @@ pub(crate) async fn host_check(
             crate::listener::is_loopback_host(h) || app.public_url.as_ref().is_some_and(|u| u.names(h))
         });
         if !named {
-            return Error::Misdirected(format!(
-                "this registry listens on loopback and answers only to loopback names (localhost, 127.0.0.1, [::1]), not `{}`; set --public-url to serve another name",
-                printable(host.unwrap_or_default(), 100)
-            ))
-            .into_response();
+            return Some(
+                Error::Misdirected(format!(
+                    "this registry listens on loopback and answers only to loopback names (localhost, 127.0.0.1, [::1]), not `{}`; set --public-url to serve another name",
+                    printable(host.unwrap_or_default(), 100)
+                ))
+                .into_response(),
+            );
         }
     }
-    next.run(request).await
+    None
 }
 
 /// A request id no other request of any process is likely to share: 32 hex digits, a random
@@ -58,7 +59,9 @@ pub(crate) struct Who(pub(crate) String);
 
 /// One log line per request: a request id (the client's `X-Request-Id` when it is short and
 /// plain, a fresh one otherwise, echoed back), method, path, status, bytes in and out, and
-/// duration. Headers are never logged, so no credential or token reaches the log.
+/// duration. Headers are never logged, so no credential or token reaches the log. A request
+/// that fails the loopback host check (the doc above `misdirected`) is answered 421 here,
+/// logged like any other.
 pub(crate) async fn access_log(
     State(app): State<App>,
     mut request: Request,
@@ -99,7 +102,10 @@ pub(crate) async fn access_log(
     request.extensions_mut().insert(Parsed(parsed));
     request.extensions_mut().insert(RequestId(id.clone()));
     let started = std::time::Instant::now();
-    let mut response = next.run(request).await;
+    let mut response = match misdirected(&app, &request) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let bytes_out = length(response.headers());
     if let Some((client, user_agent, path_text, repository_text)) = logged {

@@ -3,7 +3,7 @@
 //! [`Wharf`](crate::Wharf). A request walks down once:
 //!
 //! ```text
-//! log::host_check → log::access_log (route parsed: route::route)
+//! log::access_log (the loopback host check; route parsed: route::route)
 //!   → dispatch: context::Ctx (query, client, connection parsed once)
 //!     → guard::admit (auth asked once: an auth::Caller) → handlers::handle → a resource's
 //!       handler (ops, listings, extension, manifests, blobs) → respond / Error's table
@@ -45,9 +45,7 @@ pub(crate) fn api(app: App) -> Router {
 
 /// `router` under the edge every request passes: the loopback host check, the access log.
 pub(crate) fn layered(router: Router, app: App) -> Router {
-    router
-        .layer(axum::middleware::from_fn_with_state(app.clone(), log::host_check))
-        .layer(axum::middleware::from_fn_with_state(app, log::access_log))
+    router.layer(axum::middleware::from_fn_with_state(app, log::access_log))
 }
 
 /// A request to a mirror of another registry (containerd's `?ns=<host>`) names the
