@@ -221,8 +221,8 @@ impl BlobStore for FsStore {
     async fn stat(&self, digest: &Digest) -> Result<Option<BlobInfo>> {
         // One `fstatat` of a cached inode: cheaper here than the hand-off to the blocking pool.
         let rel = blob_path(Path::new(""), digest);
-        match self.root_dir.file_size(&rel) {
-            Ok(size) => Ok(Some(BlobInfo::new(digest.clone(), size.unwrap_or(0)))),
+        match self.root_dir.stat(&rel) {
+            Ok(stat) => Ok(Some(BlobInfo::new(digest.clone(), stat.size))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("stat", self.root.join(rel), e)),
         }
@@ -741,8 +741,8 @@ impl MetaStore for FsStore {
         }
         // One `fstatat` of a cached inode, on the calling thread (as a blob's `stat`).
         let rel = record_path(Path::new(""), key);
-        match self.root_dir.file_size(&rel) {
-            Ok(size) => Ok(size.is_some()),
+        match self.root_dir.stat(&rel) {
+            Ok(stat) => Ok(stat.regular),
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
                     || e.kind() == std::io::ErrorKind::NotADirectory =>

@@ -54,12 +54,21 @@ impl RootDir {
         Ok(rustix::fs::openat(&self.0, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?.into())
     }
 
-    /// The size of the regular file at `rel`; `None` when it is something else.
-    pub(crate) fn file_size(&self, rel: &Path) -> std::io::Result<Option<u64>> {
+    /// What is at `rel` (one `fstatat`, following links as `std::fs::metadata` does).
+    pub(crate) fn stat(&self, rel: &Path) -> std::io::Result<FileStat> {
         let stat = rustix::fs::statat(&self.0, rel, rustix::fs::AtFlags::empty())?;
-        let regular = rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
-        Ok(regular.then(|| u64::try_from(stat.st_size).unwrap_or(0)))
+        Ok(FileStat {
+            size: u64::try_from(stat.st_size).unwrap_or(0),
+            regular: rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile,
+        })
     }
+}
+
+/// What [`RootDir::stat`] found.
+pub(crate) struct FileStat {
+    pub(crate) size: u64,
+    /// A regular file (not a directory or anything else).
+    pub(crate) regular: bool,
 }
 
 /// Makes a directory's entries (files created, renamed or removed in it) durable.

@@ -41,7 +41,7 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     /// The record at `key`.
     async fn get_meta(&self, key: &str) -> Result<Option<Bytes>>;
     /// Whether there is a record at `key`: [`get_meta`](Self::get_meta) without the bytes
-    /// (on [`FsStore`](crate::FsStore) one `statx` instead of opening and reading the file).
+    /// (on [`FsStore`](crate::FsStore) one `fstatat` instead of opening and reading the file).
     async fn meta_exists(&self, key: &str) -> Result<bool> {
         Ok(self.get_meta(key).await?.is_some())
     }

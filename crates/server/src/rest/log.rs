@@ -60,8 +60,8 @@ pub(crate) struct Who(pub(crate) String);
 /// One log line per request: a request id (the client's `X-Request-Id` when it is short and
 /// plain, a fresh one otherwise, echoed back), method, path, status, bytes in and out, and
 /// duration. Headers are never logged, so no credential or token reaches the log. A request
-/// that fails the loopback host check (the doc above `misdirected`) is answered 421 here,
-/// logged like any other.
+/// that fails the loopback host check ([`misdirected`]) is answered 421 here and logged like
+/// any other.
 pub(crate) async fn access_log(
     State(app): State<App>,
     mut request: Request,
