@@ -1566,6 +1566,9 @@ impl crate::jobs::Handler for Wharf {
             crate::jobs::Job::Deliver { stream, webhook, .. } => {
                 self.webhooks.waiting(&self.core, stream, webhook.as_deref()).await
             }
+            crate::jobs::Job::Trust { repository, digest, .. } => {
+                self.trust.changed_since_verified(&self.core, repository, digest).await
+            }
             _ => Ok(false),
         }
     }

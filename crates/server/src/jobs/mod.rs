@@ -237,9 +237,11 @@ pub(crate) trait Handler: Clone + Send + Sync + 'static {
     /// Records that the job was given up, and why (an inspection's artifact record says so).
     fn give_up(&self, job: &Job, why: &str) -> impl Future<Output = Result<()>> + Send;
 
-    /// For a job whose runs do not count ([`Job::counts_attempts`]), after a run ended and its
-    /// record went: whether work for it arrived in between (its record is then written
-    /// again).
+    /// After a run ended and its record went: whether work for it arrived in between (its
+    /// record is then written again). Without compare-and-swap, a push that asks again just
+    /// before the record goes is removed with it; what the push wrote for the job to read is
+    /// visible by then ([`Core::write_manifest`](crate::registry::Core::write_manifest) writes
+    /// job records last), so this look finds it.
     fn more(&self, job: &Job) -> impl Future<Output = Result<bool>> + Send;
 }
 
@@ -472,7 +474,7 @@ impl Worker {
                     });
                 let writes = if asked_again { vec![Write::Remove { key: lease.clone() }] } else { done() };
                 self.leases.release(&lease, writes).await?;
-                if !job.counts_attempts() && handler.more(&job).await? {
+                if !asked_again && handler.more(&job).await? {
                     // Work that came after the run's last look and before its record went.
                     storage.write_steps(vec![vec![job.write_as(id)]]).await?;
                     queue.wake.notify_one();
@@ -530,5 +532,56 @@ mod tests {
         worker.served.lock().expect("lock").insert("aaaaaaaaaaaaaaaa".into(), 7);
         let order = worker.fair_order(ids.iter().map(|s| (*s).to_owned()).collect());
         assert_eq!(key_of(&order[0]), "bbbbbbbbbbbbbbbb", "the repository served longest ago first");
+    }
+
+    /// A handler whose run stands for a push racing the end of a job: the push rewrote the
+    /// record just before the worker removed it (so its request went with the record), and
+    /// left what the job reads, which `more` finds.
+    #[derive(Clone, Debug, Default)]
+    struct Raced {
+        runs: Arc<std::sync::atomic::AtomicU32>,
+        arrived: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Handler for Raced {
+        async fn run(&self, _job: &Job) -> Result<Outcome> {
+            if self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                self.arrived.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok(Outcome::Done)
+        }
+
+        async fn give_up(&self, _job: &Job, _why: &str) -> Result<()> {
+            Ok(())
+        }
+
+        async fn more(&self, _job: &Job) -> Result<bool> {
+            Ok(self.arrived.swap(false, std::sync::atomic::Ordering::SeqCst))
+        }
+    }
+
+    /// Work that arrived for a counted job (a trust job) while its record went is queued again
+    /// and run, once: the job is not lost, and not run forever.
+    #[tokio::test]
+    async fn work_arriving_as_a_job_ends_runs_it_again() {
+        let storage: Arc<dyn wharf_store::Storage> = Arc::new(wharf_store::MemoryStore::new());
+        let queue = Queue {
+            storage: Arc::clone(&storage),
+            slots: Arc::new(Slots::new(2)),
+            deliveries: Arc::new(Slots::new(2)),
+            wake: Arc::default(),
+            metrics: Arc::new(Metrics::default()),
+        };
+        let job = Job::Trust {
+            repository: "a/b".parse().expect("repo"),
+            digest: Digest::sha256(b"m"),
+            attempts: 0,
+        };
+        storage.write_steps(vec![vec![job.write()]]).await.expect("queued");
+        let worker = Arc::new(Worker::new(Arc::clone(&storage)));
+        let handler = Raced::default();
+        worker.drain(&queue, &handler).await.expect("drained");
+        assert_eq!(handler.runs.load(std::sync::atomic::Ordering::SeqCst), 2, "run again for what arrived");
+        assert!(storage.list_meta(keys::JOBS_PENDING).await.expect("list").is_empty(), "done");
     }
 }

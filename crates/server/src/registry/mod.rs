@@ -472,9 +472,11 @@ impl Core {
             mirrored: !references_held,
         };
         let set = |key: String, value: Vec<u8>| Write::Set { key, value: value.into() };
-        // Three steps, in order: the bytes (and the repository), the records naming them, the
-        // tags naming those. A crash never leaves a record naming a missing manifest, nor a
-        // tag naming a missing record (on fs the whole batch is one atomic journal write).
+        // Four steps, in order: the bytes (and the repository), the records naming them, the
+        // tags naming those, and the jobs reading them (a job's worker never finds its record
+        // before what it reads: see `jobs::Handler::more`). A crash never leaves a record
+        // naming a missing manifest, nor a tag naming a missing record (on fs the whole batch
+        // is one atomic journal write).
         let mut bytes_step = vec![Write::Blob { digest: digest.clone(), bytes: manifest.bytes().clone() }];
         let catalog = keys::catalog(repo);
         if !self.exists(&catalog).await? {
@@ -499,7 +501,10 @@ impl Core {
                 ]
             })
             .collect();
-        self.storage.write_steps(vec![bytes_step, records, tag_step]).await?;
+        let (jobs, records): (Vec<Write>, Vec<Write>) = records
+            .into_iter()
+            .partition(|w| matches!(w, Write::Set { key, .. } if key.starts_with(keys::JOBS_PENDING)));
+        self.storage.write_steps(vec![bytes_step, records, tag_step, jobs]).await?;
         // Everything the manifest makes live, confirmed against a concurrent collection.
         let checks = Check::of_manifest(repo, manifest, &tags, references_held);
         if let Err(e) = self.confirm(epoch, &checks).await {

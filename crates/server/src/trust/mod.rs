@@ -52,6 +52,8 @@ const MAX_CHILDREN: usize = 256;
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 /// The most summaries cached.
 const CACHE_ENTRIES: usize = 65_536;
+/// The most verifications whose signatures this process remembers until its job ends.
+const READ_ENTRIES: usize = 4_096;
 
 /// The trust policies (`wharf_auth::signature::TrustPolicies`, reached through `Deref`) and
 /// the summaries pulls read.
@@ -59,6 +61,9 @@ const CACHE_ENTRIES: usize = 65_536;
 pub struct Trust {
     policies: TrustPolicies,
     cache: Mutex<HashMap<(Repository, Digest), Cached>>,
+    /// What the last verification of each subject read (its signatures and referrers), until
+    /// its job asks [`changed_since_verified`](Self::changed_since_verified).
+    read: Mutex<HashMap<(Repository, Digest), Vec<Digest>>>,
 }
 
 impl std::ops::Deref for Trust {
@@ -80,7 +85,7 @@ struct Cached {
 impl Trust {
     /// The registry's trust policies.
     pub fn new(policies: TrustPolicies) -> Self {
-        Self { policies, cache: Mutex::default() }
+        Self { policies, cache: Mutex::default(), read: Mutex::default() }
     }
 
     /// The manifest whose signatures a push of `manifest` (with `tags`) asks to verify: the
@@ -191,7 +196,60 @@ impl Trust {
             }
             seen = Some(found);
         }
+        let mut read = self.read.lock().expect("trust reads");
+        if read.len() >= READ_ENTRIES {
+            read.clear();
+        }
+        read.insert((repo.clone(), subject.clone()), seen.unwrap_or_default());
         Ok(recorded)
+    }
+
+    /// Whether a signature or referrer of `subject` arrived, or went, since this process last
+    /// verified it: its job's record may have been removed after the push that asked again
+    /// (the job queue has no compare-and-swap), so the job is queued again. Asked once per
+    /// verification; `false` when this process did not verify it.
+    pub(crate) async fn changed_since_verified(
+        &self,
+        core: &Core,
+        repo: &Repository,
+        subject: &Digest,
+    ) -> Result<bool> {
+        let Some(read) = self.read.lock().expect("trust reads").remove(&(repo.clone(), subject.clone()))
+        else {
+            return Ok(false);
+        };
+        if core.head_manifest(repo, &TagOrDigest::Digest(subject.clone())).await.is_err() {
+            return Ok(false);
+        }
+        let (candidates, referrers) = self.signatures_of(core, repo, subject).await?;
+        Ok(found(&candidates, &referrers) != read)
+    }
+
+    /// The signatures over `subject` (cosign's `.sig` tag first, then the referrers that are
+    /// Sigstore bundles) and every referrer's digest.
+    async fn signatures_of(
+        &self,
+        core: &Core,
+        repo: &Repository,
+        subject: &Digest,
+    ) -> Result<(Vec<Candidate>, Vec<Digest>)> {
+        let mut candidates = Vec::new();
+        // cosign's `.sig` tag first: one per manifest, it cannot be crowded out.
+        let sig_tag = format!("{}-{}.sig", subject.algorithm(), subject.encoded());
+        if let Ok(tag) = sig_tag.parse::<Tag>()
+            && let Ok((d, ..)) = core.head_manifest(repo, &TagOrDigest::Tag(tag)).await
+        {
+            candidates.push(Candidate::CosignTag(d));
+        }
+        let referrers = core.referrers(repo, subject, None).await?;
+        let mut referrer_digests = Vec::new();
+        for d in &referrers.manifests {
+            referrer_digests.push(d.digest.clone());
+            if d.artifact_type.as_ref().is_some_and(|t| signature::BUNDLE_MEDIA_TYPES.contains(&t.as_str())) {
+                candidates.push(Candidate::Bundle(d.digest.clone()));
+            }
+        }
+        Ok((candidates, referrer_digests))
     }
 
     /// One pass of [`verify`](Self::verify): the signature manifests it read, and the summary
@@ -216,26 +274,9 @@ impl Trust {
             Some(record) if record["wasm"] == true => "wasm",
             _ => "image",
         };
-        let mut candidates = Vec::new();
-        // cosign's `.sig` tag first: one per manifest, it cannot be crowded out.
-        let sig_tag = format!("{}-{}.sig", subject.algorithm(), subject.encoded());
-        if let Ok(tag) = sig_tag.parse::<Tag>()
-            && let Ok((d, ..)) = core.head_manifest(repo, &TagOrDigest::Tag(tag)).await
-        {
-            candidates.push(Candidate::CosignTag(d));
-        }
-        let referrers = core.referrers(repo, subject, None).await?;
-        let mut referrer_digests = Vec::new();
-        for d in &referrers.manifests {
-            referrer_digests.push(d.digest.clone());
-            if d.artifact_type.as_ref().is_some_and(|t| signature::BUNDLE_MEDIA_TYPES.contains(&t.as_str())) {
-                candidates.push(Candidate::Bundle(d.digest.clone()));
-            }
-        }
+        let (candidates, referrer_digests) = self.signatures_of(core, repo, subject).await?;
         let source = Stored { core, repo };
         let summary = self.summarize(&source, subject, &stored.bytes, kind, &candidates).await?;
-        let mut read: Vec<Digest> =
-            candidates.iter().take(MAX_SIGNATURES).map(|c| c.digest().clone()).collect();
         // Blobs a client without push rights may fetch: a referrer's always (a client verifies
         // signatures itself), the manifest's own once a policy covering it is satisfied.
         let trusted = !matches!(self.judge(repo, Some(&summary)), Verdict::Denied { .. });
@@ -280,8 +321,7 @@ impl Trust {
             (repo.clone(), subject.clone()),
             Cached { at: Instant::now(), summary: Some(Arc::clone(&summary)), exempt: None },
         );
-        read.sort();
-        Ok((read, Some(summary)))
+        Ok((found(&candidates, &referrer_digests), Some(summary)))
     }
 
     /// Queues a verification of every manifest under a policy whose summary is missing or
@@ -348,6 +388,16 @@ impl SignatureSource for Stored<'_> {
     }
 }
 
+/// What one pass of verification read, to compare with another: the signatures and
+/// referrers, sorted.
+fn found(candidates: &[Candidate], referrers: &[Digest]) -> Vec<Digest> {
+    let mut found: Vec<Digest> =
+        candidates.iter().map(|c| c.digest().clone()).chain(referrers.iter().cloned()).collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
 /// The digest a cosign signature tag (`sha256-<hex>.sig`) names.
 fn sig_tag_subject(tag: &str) -> Option<Digest> {
     let (alg, hex) = tag.strip_suffix(".sig")?.split_once('-')?;
@@ -379,5 +429,59 @@ fn blobs_of(m: &Manifest) -> Vec<Digest> {
             .chain(image.layers.iter().map(|l| l.digest.clone()))
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pushes an image manifest (with `subject`, if any) whose config is `{}`.
+    async fn push(core: &Core, repo: &Repository, subject: Option<&Digest>, tag: &str) -> Digest {
+        let config = Bytes::from_static(b"{}");
+        let config_digest = Digest::sha256(&config);
+        let epoch = core.epoch().await.expect("epoch");
+        core.store_blob(&epoch, repo, &config_digest, wharf_store::single(config)).await.expect("config");
+        let mut manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config_digest.as_str(), "size": 2},
+            "layers": [],
+            "annotations": {"tag": tag}
+        });
+        if let Some(subject) = subject {
+            manifest["subject"] = serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": subject.as_str(),
+                "size": 1
+            });
+        }
+        let parsed = Manifest::from_bytes(Bytes::from(serde_json::to_vec(&manifest).expect("JSON")), None)
+            .expect("manifest");
+        let changed = wharf_store::Write::Remove { key: "nothing".into() };
+        let tags = vec![tag.parse().expect("tag")];
+        core.write_manifest(&epoch, repo, &parsed, tags, Vec::new(), changed, true).await.expect("put").digest
+    }
+
+    /// What a verification read is compared, once, with what is there when its job ends: a
+    /// referrer pushed since is found; nothing new, or a subject never verified here, is not.
+    #[tokio::test]
+    async fn a_referrer_pushed_after_the_last_look_is_found_once() {
+        let core = Core::new(Arc::new(wharf_store::MemoryStore::new()));
+        let trust = Trust::new(TrustPolicies::default());
+        let repo: Repository = "prod/app".parse().expect("repo");
+        let subject = push(&core, &repo, None, "v1").await;
+        assert!(!trust.changed_since_verified(&core, &repo, &subject).await.expect("look"), "never verified");
+        trust.verify(&core, &repo, &subject).await.expect("verify");
+        assert!(!trust.changed_since_verified(&core, &repo, &subject).await.expect("look"), "nothing new");
+        trust.verify(&core, &repo, &subject).await.expect("verify");
+        push(&core, &repo, Some(&subject), "sbom").await;
+        assert!(
+            trust.changed_since_verified(&core, &repo, &subject).await.expect("look"),
+            "a referrer arrived"
+        );
+        assert!(!trust.changed_since_verified(&core, &repo, &subject).await.expect("look"), "asked once");
+        trust.verify(&core, &repo, &subject).await.expect("verify");
+        assert!(!trust.changed_since_verified(&core, &repo, &subject).await.expect("look"), "read it");
     }
 }
