@@ -476,7 +476,7 @@ impl Worker {
                 self.leases.release(&lease, writes).await?;
                 if !asked_again && handler.more(&job).await? {
                     // Work that came after the run's last look and before its record went.
-                    storage.write_steps(vec![vec![job.write_as(id)]]).await?;
+                    storage.write_steps(vec![vec![job.with_attempts(0).write_as(id)]]).await?;
                     queue.wake.notify_one();
                 }
                 if asked_again {
@@ -544,8 +544,12 @@ mod tests {
     }
 
     impl Handler for Raced {
-        async fn run(&self, _job: &Job) -> Result<Outcome> {
-            if self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+        async fn run(&self, job: &Job) -> Result<Outcome> {
+            // Queued after a failed run (one attempt), then again as new: a run that succeeded
+            // leaves no attempts behind.
+            let first = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            assert_eq!(job.attempts(), u32::from(first), "{job:?}");
+            if first {
                 self.arrived.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             Ok(Outcome::Done)
@@ -575,7 +579,7 @@ mod tests {
         let job = Job::Trust {
             repository: "a/b".parse().expect("repo"),
             digest: Digest::sha256(b"m"),
-            attempts: 0,
+            attempts: 1,
         };
         storage.write_steps(vec![vec![job.write()]]).await.expect("queued");
         let worker = Arc::new(Worker::new(Arc::clone(&storage)));
