@@ -58,6 +58,18 @@ mkdir -p "$out"
 # A fresh folder per run, removed at the end (not at the start of the next run: ext4 skips
 # inodes freed in the last minutes when it allocates, which would slow the next run's file
 # creations).
+# And a run right after another waits until 40 s have passed since that one's folder went: its
+# thousands of freed inodes would otherwise slow this run's first file creations (ext4 without a
+# journal walks inodes freed in the last 5-35 s at every allocation), and rows that compare two
+# servers in turns would see the drift as noise.
+if [ -f "$out/.removed-at" ]; then
+  rest=$(( $(cat "$out/.removed-at") + 40 - $(date +%s) ))
+  if [ "$rest" -gt 0 ] && [ "$rest" -le 40 ]; then
+    echo "waiting ${rest} s: the last run's folder was removed $(( 40 - rest )) s ago"
+    sleep "$rest"
+  fi
+fi
+clean_work() { rm -rf "$work"; date +%s > "$out/.removed-at"; }
 work=$(mktemp -d "${BENCH_TMP:-$out}/run.XXXXXX")
 mkdir -p "$work/distribution" "$work/wharf"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -68,7 +80,7 @@ if [ "$storage" = s3 ]; then
   # One Garage for both, each registry in its own bucket.
   command -v garage >/dev/null || { echo "needs garage (cargo install garage; .ci/run installs it)" >&2; exit 1; }
   eval "$(bash .ci/garage.sh start "$work/garage")"
-  trap 'bash .ci/garage.sh stop "$work/garage"; rm -rf "$work"' EXIT
+  trap 'bash .ci/garage.sh stop "$work/garage"; clean_work' EXIT
   garage -c "$work/garage/garage.toml" bucket create distribution > /dev/null
   garage -c "$work/garage/garage.toml" bucket allow --read --write --owner distribution \
     --key "$AWS_ACCESS_KEY_ID" > /dev/null
@@ -111,9 +123,9 @@ WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$wharf_port" --
   > "$work/wharf.log" 2>&1 &
 wharf_pid=$!
 if [ "$storage" = s3 ]; then
-  trap 'kill $dist_pid $wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; bash .ci/garage.sh stop "$work/garage"; rm -rf "$work"' EXIT
+  trap 'kill $dist_pid $wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; bash .ci/garage.sh stop "$work/garage"; clean_work' EXIT
 else
-  trap 'kill $dist_pid $wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+  trap 'kill $dist_pid $wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; clean_work' EXIT
 fi
 for port in "$dist_port" "$wharf_port"; do
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
@@ -190,7 +202,7 @@ http {
 NGINX
     nginx -c "$work/nginx/nginx.conf" > "$work/nginx/stdout.log" 2>&1 &
     nginx_pid=$!
-    trap 'kill ${nginx_pid:-} $dist_pid $wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; [ "$storage" = s3 ] && bash .ci/garage.sh stop "$work/garage"; rm -rf "$work"' EXIT
+    trap 'kill ${nginx_pid:-} $dist_pid $wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; [ "$storage" = s3 ] && bash .ci/garage.sh stop "$work/garage"; clean_work' EXIT
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$nginx_port/v2/x/manifests/t" > /dev/null && break; sleep 0.1; done
     echo "ceiling: $(nginx -v 2>&1), $(nproc) workers, a 490-byte static file"
     ceiling=(--ceiling "http://127.0.0.1:$nginx_port")
@@ -357,7 +369,7 @@ YAML
   WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$auth_wharf_port" \
     --storage "fs:$work/auth-wharf" --config "$work/auth.toml" > "$work/auth-wharf.log" 2>&1 &
   auth_wharf_pid=$!
-  trap 'kill $dist_pid $wharf_pid $auth_dist_pid $auth_wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+  trap 'kill $dist_pid $wharf_pid $auth_dist_pid $auth_wharf_pid 2>/dev/null || true; wait 2>/dev/null || true; clean_work' EXIT
   for port in "$auth_dist_port" "$auth_wharf_port"; do
     for _ in $(seq 1 100); do curl -fs -u bench:bench-password "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
   done
@@ -393,7 +405,7 @@ TOML
   WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$plain_port" \
     --storage "fs:$work/plain-wharf" > "$work/plain-wharf.log" 2>&1 &
   plain_pid=$!
-  trap 'kill ${dist_pid:-} ${wharf_pid:-} ${auth_dist_pid:-} ${auth_wharf_pid:-} $trust_pid $plain_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+  trap 'kill ${dist_pid:-} ${wharf_pid:-} ${auth_dist_pid:-} ${auth_wharf_pid:-} $trust_pid $plain_pid 2>/dev/null || true; wait 2>/dev/null || true; clean_work' EXIT
   for port in "$trust_port" "$plain_port"; do
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
   done
@@ -439,7 +451,7 @@ TOML
   WHARF_LOG=warn ./target/release/wharf-server --listen "127.0.0.1:$bare_port" \
     --storage "fs:$work/bare-wharf" > "$work/bare-wharf.log" 2>&1 &
   bare_pid=$!
-  trap 'kill ${dist_pid:-} ${wharf_pid:-} ${auth_dist_pid:-} ${auth_wharf_pid:-} ${trust_pid:-} ${plain_pid:-} $receiver_pid $hooks_pid $bare_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+  trap 'kill ${dist_pid:-} ${wharf_pid:-} ${auth_dist_pid:-} ${auth_wharf_pid:-} ${trust_pid:-} ${plain_pid:-} $receiver_pid $hooks_pid $bare_pid 2>/dev/null || true; wait 2>/dev/null || true; clean_work' EXIT
   for port in "$hooks_port" "$bare_port"; do
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
   done
