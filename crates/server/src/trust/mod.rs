@@ -52,7 +52,8 @@ const MAX_CHILDREN: usize = 256;
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 /// The most summaries cached.
 const CACHE_ENTRIES: usize = 65_536;
-/// The most verifications whose signatures this process remembers until its job ends.
+/// The most verifications whose signatures this process remembers until its job ends (each
+/// as one digest of what it read, however many signatures and referrers that was).
 const READ_ENTRIES: usize = 4_096;
 
 /// The trust policies (`wharf_auth::signature::TrustPolicies`, reached through `Deref`) and
@@ -61,9 +62,10 @@ const READ_ENTRIES: usize = 4_096;
 pub struct Trust {
     policies: TrustPolicies,
     cache: Mutex<HashMap<(Repository, Digest), Cached>>,
-    /// What the last verification of each subject read (its signatures and referrers), until
-    /// its job asks [`changed_since_verified`](Self::changed_since_verified).
-    read: Mutex<HashMap<(Repository, Digest), Vec<Digest>>>,
+    /// What the last verification of each subject read (a digest of its signatures and
+    /// referrers, [`found`]), until its job asks
+    /// [`changed_since_verified`](Self::changed_since_verified).
+    read: Mutex<HashMap<(Repository, Digest), Digest>>,
 }
 
 impl std::ops::Deref for Trust {
@@ -200,7 +202,7 @@ impl Trust {
         if read.len() >= READ_ENTRIES {
             read.clear();
         }
-        read.insert((repo.clone(), subject.clone()), seen.unwrap_or_default());
+        read.insert((repo.clone(), subject.clone()), found(&seen.unwrap_or_default()));
         Ok(recorded)
     }
 
@@ -222,7 +224,7 @@ impl Trust {
             return Ok(false);
         }
         let (candidates, referrers) = self.signatures_of(core, repo, subject).await?;
-        Ok(found(&candidates, &referrers) != read)
+        Ok(found(&read_by(&candidates, &referrers)) != read)
     }
 
     /// The signatures over `subject` (cosign's `.sig` tag first, then the referrers that are
@@ -321,7 +323,7 @@ impl Trust {
             (repo.clone(), subject.clone()),
             Cached { at: Instant::now(), summary: Some(Arc::clone(&summary)), exempt: None },
         );
-        Ok((found(&candidates, &referrer_digests), Some(summary)))
+        Ok((read_by(&candidates, &referrer_digests), Some(summary)))
     }
 
     /// Queues a verification of every manifest under a policy whose summary is missing or
@@ -390,12 +392,18 @@ impl SignatureSource for Stored<'_> {
 
 /// What one pass of verification read, to compare with another: the signatures and
 /// referrers, sorted.
-fn found(candidates: &[Candidate], referrers: &[Digest]) -> Vec<Digest> {
-    let mut found: Vec<Digest> =
+fn read_by(candidates: &[Candidate], referrers: &[Digest]) -> Vec<Digest> {
+    let mut read: Vec<Digest> =
         candidates.iter().map(|c| c.digest().clone()).chain(referrers.iter().cloned()).collect();
-    found.sort();
-    found.dedup();
-    found
+    read.sort();
+    read.dedup();
+    read
+}
+
+/// One digest of what a verification read ([`read_by`]), kept until its job ends.
+fn found(read: &[Digest]) -> Digest {
+    let joined: Vec<&str> = read.iter().map(Digest::as_str).collect();
+    Digest::sha256(joined.join("\n").as_bytes())
 }
 
 /// The digest a cosign signature tag (`sha256-<hex>.sig`) names.
