@@ -21,6 +21,11 @@ pub(crate) fn parse(value: &[u8]) -> Option<(&str, u128)> {
     Some((owner, expires.parse().ok()?))
 }
 
+/// A lease of `owner` written now, holding for `time`: `<owner> <expires, unix ms>`.
+pub(crate) fn value(owner: &str, time: Duration) -> String {
+    format!("{owner} {}", now_ms() + time.as_millis())
+}
+
 /// The holder of the live lease at `key`, if one is (its owner, and until when).
 pub(crate) async fn holder(storage: &dyn Storage, key: &str) -> Result<Option<(String, u128)>, Error> {
     let value = storage.get_meta(key).await?;
@@ -58,8 +63,9 @@ impl Leases {
         self.held.lock().await.clone()
     }
 
-    fn value(owner: &str, time: Duration) -> String {
-        format!("{owner} {}", now_ms() + time.as_millis())
+    /// Who holds these leases.
+    pub(crate) fn owner(&self) -> &str {
+        &self.owner
     }
 
     /// Takes the leases at `keys` nobody else holds a live lease on: writes them all in one
@@ -76,7 +82,7 @@ impl Leases {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let mine = Self::value(&self.owner, self.time);
+        let mine = value(&self.owner, self.time);
         let writes =
             wanted.iter().map(|key| Write::Set { key: key.clone(), value: mine.clone().into() }).collect();
         if let Err(e) = self.storage.write_steps(vec![writes]).await {
@@ -93,12 +99,21 @@ impl Leases {
         let mut claimed = Vec::new();
         let mut held = self.held.lock().await;
         for key in wanted {
-            if self.storage.get_meta(&key).await?.is_some_and(|l| l == mine.as_bytes()) {
-                held.insert(key.clone());
+            // Held already: adopted meanwhile (see [`adopt`](Self::adopt)), and started there.
+            if self.storage.get_meta(&key).await?.is_some_and(|l| l == mine.as_bytes())
+                && held.insert(key.clone())
+            {
                 claimed.push(key);
             }
         }
         Ok(claimed)
+    }
+
+    /// Holds the lease at `key`, written as ours by whoever wrote the record it guards (in the
+    /// same batch: nobody else could have claimed what did not exist), with no claim and no
+    /// settle; false when it is held already.
+    pub(crate) async fn adopt(&self, key: &str) -> bool {
+        self.held.lock().await.insert(key.to_owned())
     }
 
     /// Whether the lease at `key` is still ours, with more than `spare` left.
@@ -132,9 +147,9 @@ impl Leases {
                 if held.is_empty() {
                     continue;
                 }
-                let value = Self::value(&owner, time);
+                let mine = value(&owner, time);
                 let writes =
-                    held.iter().map(|key| Write::Set { key: key.clone(), value: value.clone().into() });
+                    held.iter().map(|key| Write::Set { key: key.clone(), value: mine.clone().into() });
                 if let Err(e) = storage.write_steps(vec![writes.collect()]).await {
                     tracing::warn!(error = %e, "renewing leases failed");
                 }

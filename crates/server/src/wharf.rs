@@ -91,6 +91,7 @@ impl Wharf {
             slots: Arc::clone(&slots),
             deliveries: Arc::new(Slots::new(DELIVERIES)),
             wake: Arc::default(),
+            adoptions: Arc::default(),
             metrics: Arc::clone(&metrics),
         };
         Self {
@@ -257,7 +258,11 @@ impl Wharf {
         if let Err(e) = self.webhooks.refresh_backlog(&self.core).await {
             tracing::warn!(error = %e, "counting the webhooks' backlog failed");
         }
-        let mut recorded = match self.webhooks.writes_checked(&self.core, events, &self.metrics).await {
+        let mut recorded = match self
+            .webhooks
+            .writes_checked(&self.core, &self.queue.adoptions, events, &self.metrics)
+            .await
+        {
             Ok(recorded) if recorded.writes.is_empty() => return,
             Ok(recorded) => recorded,
             Err(e) => {
@@ -779,7 +784,8 @@ impl Wharf {
         });
         records.extend(trust_job.as_ref().map(crate::jobs::Job::write));
         let events = self.push_events(repo, &manifest, &tags, &artifact).await?;
-        let mut recorded = self.webhooks.writes_checked(&self.core, events, &self.metrics).await?;
+        let mut recorded =
+            self.webhooks.writes_checked(&self.core, &self.queue.adoptions, events, &self.metrics).await?;
         records.append(&mut recorded.writes);
         let put = self
             .core
@@ -892,7 +898,8 @@ impl Wharf {
             return Err(e);
         }
         let events = self.delete_events(repo, reference).await?;
-        let mut recorded = self.webhooks.writes_checked(&self.core, events, &self.metrics).await?;
+        let mut recorded =
+            self.webhooks.writes_checked(&self.core, &self.queue.adoptions, events, &self.metrics).await?;
         let mut writes = vec![self.search.stamp_write()];
         writes.append(&mut recorded.writes);
         self.core.delete_manifest(repo, reference, writes).await?;

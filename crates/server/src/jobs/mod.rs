@@ -24,6 +24,13 @@
 //! the same result), so the rare double run a very slow claimer could cause costs time, never
 //! correctness.
 //!
+//! A change that queues a job nobody has queued may claim it **at birth** ([`Adoptions`]):
+//! its batch writes the job's lease, in this process's worker's name, beside the job, and the
+//! worker starts it at once once the batch is written — no claim, no settle. Nobody else could
+//! have claimed a job that did not exist; two processes that queue the same job in the same
+//! instant may both run it (once each: what a slow claimer could cause too). Webhook
+//! deliveries are claimed so: the changes that follow count on the run from the first one on.
+//!
 //! # Fair, bounded, never forever
 //!
 //! A process runs at most as many jobs as it has inspection [`Slots`] (shared with the manifest
@@ -256,7 +263,53 @@ pub(crate) struct Queue {
     pub(crate) deliveries: Arc<Slots>,
     /// Wakes this process's worker when a push queues a job.
     pub(crate) wake: Arc<tokio::sync::Notify>,
+    /// Jobs claimed at birth, for this process's worker to start.
+    pub(crate) adoptions: Arc<Adoptions>,
     pub(crate) metrics: Arc<Metrics>,
+}
+
+/// Jobs a change in this process queued and claimed in the same batch (the job's record and
+/// its lease in the name of the worker working the queue here), for that worker to start at
+/// once: no listing, no claim, no settle.
+#[derive(Debug, Default)]
+pub(crate) struct Adoptions {
+    /// The owner of the leases of the worker working the queue here, while one does.
+    owner: std::sync::Mutex<Option<String>>,
+    /// Jobs to start.
+    jobs: std::sync::Mutex<Vec<Job>>,
+    /// Wakes the worker's adoption loop.
+    ready: tokio::sync::Notify,
+}
+
+impl Adoptions {
+    /// The write that claims `job` at birth for the worker working the queue here — its
+    /// lease, to go in the batch that queues the job, before [`adopt`](Self::adopt) — or
+    /// none when no worker does (tools, tests that run the jobs themselves).
+    pub(crate) fn claim_at_birth(&self, job: &Job) -> Option<Write> {
+        let owner = self.owner.lock().expect("lock").clone()?;
+        Some(Write::Set { key: keys::job_lease(&job.id()), value: crate::lease::value(&owner, LEASE).into() })
+    }
+
+    /// Hands `job`, claimed at birth, to the worker. Whether or not the batch that queued it
+    /// was written: what counted on its run (a webhook stream's changes) is served either way.
+    pub(crate) fn adopt(&self, job: Job) {
+        self.jobs.lock().expect("lock").push(job);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Vec<Job> {
+        std::mem::take(&mut *self.jobs.lock().expect("lock"))
+    }
+}
+
+/// A worker's adoptions: claims at birth are made in its name until it stops.
+struct Adopting(Arc<Adoptions>, tokio::task::JoinHandle<()>);
+
+impl Drop for Adopting {
+    fn drop(&mut self) {
+        *self.0.owner.lock().expect("lock") = None;
+        self.1.abort();
+    }
 }
 
 /// The queue's worker in this process.
@@ -289,6 +342,7 @@ impl Worker {
     /// fault is logged once, by the core).
     pub(crate) async fn run(self: Arc<Self>, queue: Queue, handler: impl Handler) {
         let _renewal = self.leases.renewing();
+        let _adopting = self.adopting(&queue, &handler);
         let mut pause = POLL;
         loop {
             match self.start_jobs(&queue, &handler).await {
@@ -313,6 +367,30 @@ impl Worker {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// Starts the jobs claimed at birth in this worker's name as they are handed over, until
+    /// the guard drops.
+    fn adopting(self: &Arc<Self>, queue: &Queue, handler: &impl Handler) -> Adopting {
+        *queue.adoptions.owner.lock().expect("lock") = Some(self.leases.owner().to_owned());
+        let (worker, queue, handler) = (Arc::clone(self), queue.clone(), handler.clone());
+        let adoptions = Arc::clone(&queue.adoptions);
+        Adopting(
+            adoptions,
+            tokio::spawn(async move {
+                loop {
+                    queue.adoptions.ready.notified().await;
+                    for job in queue.adoptions.take() {
+                        let id = job.id();
+                        // Claimed by a listing meanwhile (the lease reads as this worker's):
+                        // started there.
+                        if worker.leases.adopt(&keys::job_lease(&id)).await {
+                            worker.start(&queue, &handler, id, Some(job));
+                        }
+                    }
+                }
+            }),
+        )
     }
 
     /// Runs every pending job this process can claim, and waits for them; returns when none
@@ -356,25 +434,37 @@ impl Worker {
             let leases: Vec<String> = batch.iter().map(|id| keys::job_lease(id)).collect();
             let claimed = self.leases.claim(&leases).await?;
             for id in batch.into_iter().filter(|id| claimed.contains(&keys::job_lease(id))) {
-                self.served.lock().expect("lock").insert(
-                    key_of(&id).to_owned(),
-                    self.turns.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                );
-                let (worker, queue, handler) = (Arc::clone(self), queue.clone(), handler.clone());
-                started.push(tokio::spawn(async move {
-                    let slots = if id.starts_with("deliver-") { &queue.deliveries } else { &queue.slots };
-                    let _slot = slots.acquire(key_of(&id)).await;
-                    match worker.run_one(&queue, &handler, &id).await {
-                        Err(e) if e.fault().is_none() => {
-                            tracing::warn!(job = id, error = %e, "a job could not be finished");
-                        }
-                        _ => {}
-                    }
-                    worker.finished.notify_one();
-                }));
+                started.push(self.start(queue, handler, id, None));
             }
         }
         Ok(started)
+    }
+
+    /// Starts job `id` (held) on a task that waits for its slot; `adopted`: the job claimed at
+    /// birth, run even when the batch that queued it was not written.
+    fn start(
+        self: &Arc<Self>,
+        queue: &Queue,
+        handler: &impl Handler,
+        id: String,
+        adopted: Option<Job>,
+    ) -> tokio::task::JoinHandle<()> {
+        self.served
+            .lock()
+            .expect("lock")
+            .insert(key_of(&id).to_owned(), self.turns.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let (worker, queue, handler) = (Arc::clone(self), queue.clone(), handler.clone());
+        tokio::spawn(async move {
+            let slots = if id.starts_with("deliver-") { &queue.deliveries } else { &queue.slots };
+            let _slot = slots.acquire(key_of(&id)).await;
+            match worker.run_one(&queue, &handler, &id, adopted).await {
+                Err(e) if e.fault().is_none() => {
+                    tracing::warn!(job = id, error = %e, "a job could not be finished");
+                }
+                _ => {}
+            }
+            worker.finished.notify_one();
+        })
     }
 
     /// `ids` round-robin by repository: the first job of each repository (those served longest
@@ -411,8 +501,14 @@ impl Worker {
 
     /// Runs job `id` (held): counts the attempt first, parks a job out of attempts, then gives
     /// the lease up — removed with the job when done, turned into a back-off when it is to be
-    /// retried.
-    async fn run_one(&self, queue: &Queue, handler: &impl Handler, id: &str) -> Result<()> {
+    /// retried. A job claimed at birth (`adopted`) runs even without its record.
+    async fn run_one(
+        &self,
+        queue: &Queue,
+        handler: &impl Handler,
+        id: &str,
+        adopted: Option<Job>,
+    ) -> Result<()> {
         let storage = &queue.storage;
         let pending = keys::job_pending(id);
         let lease = keys::job_lease(id);
@@ -421,7 +517,7 @@ impl Worker {
             Some(bytes) => serde_json::from_slice::<Job>(&bytes).map_err(|_| {
                 tracing::error!(job = id, "dropping a job record that does not parse");
             }),
-            None => Err(()),
+            None => adopted.ok_or(()),
         };
         let Ok(job) = job else {
             self.leases.release(&lease, done()).await?;
@@ -564,6 +660,75 @@ mod tests {
         }
     }
 
+    /// A handler that counts its runs.
+    #[derive(Clone, Debug, Default)]
+    struct Counted(Arc<std::sync::atomic::AtomicU32>);
+
+    impl Handler for Counted {
+        async fn run(&self, _job: &Job) -> Result<Outcome> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Outcome::Done)
+        }
+
+        async fn give_up(&self, _job: &Job, _why: &str) -> Result<()> {
+            Ok(())
+        }
+
+        async fn more(&self, _job: &Job) -> Result<bool> {
+            Ok(false)
+        }
+    }
+
+    /// A job claimed at birth is run by the worker working the queue, once, though its
+    /// listing finds it too; one whose batch was not written runs all the same (what counted
+    /// on it is served); and nothing is claimed at birth while no worker works the queue.
+    #[tokio::test]
+    async fn a_job_claimed_at_birth_runs_once_without_a_claim() {
+        let storage: Arc<dyn wharf_store::Storage> = Arc::new(wharf_store::MemoryStore::new());
+        let queue = Queue {
+            storage: Arc::clone(&storage),
+            slots: Arc::new(Slots::new(2)),
+            deliveries: Arc::new(Slots::new(2)),
+            wake: Arc::default(),
+            adoptions: Arc::default(),
+            metrics: Arc::new(Metrics::default()),
+        };
+        let job = |stream: &str| Job::Deliver { stream: stream.to_owned(), webhook: None, attempts: 0 };
+        let (written, unwritten) = (job("00000000000000aa"), job("00000000000000bb"));
+        assert!(queue.adoptions.claim_at_birth(&written).is_none(), "no worker works the queue yet");
+        let handler = Counted::default();
+        let worker = Arc::new(Worker::new(Arc::clone(&storage)));
+        let working = tokio::spawn(Arc::clone(&worker).run(queue.clone(), handler.clone()));
+        let runs = || handler.0.load(std::sync::atomic::Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let lease = loop {
+            if let Some(lease) = queue.adoptions.claim_at_birth(&written) {
+                break lease;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the worker claims at birth");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        storage.write_steps(vec![vec![written.write(), lease]]).await.expect("queued");
+        // The listing looks as well: the job is run once.
+        queue.wake.notify_one();
+        queue.adoptions.adopt(written);
+        queue.adoptions.adopt(unwritten);
+        while runs() < 2 || !storage.list_meta(keys::JOBS_PENDING).await.expect("list").is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "both run, and their records go: {} runs",
+                runs()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Time for a listing's claim to settle and run it again, were it to.
+        tokio::time::sleep(SETTLE * 3).await;
+        assert_eq!(runs(), 2, "each runs once");
+        working.abort();
+        let _ = working.await;
+        assert!(queue.adoptions.claim_at_birth(&job("00000000000000cc")).is_none(), "the worker stopped");
+    }
+
     /// Work that arrived for a counted job (a trust job) while its record went is queued again
     /// and run, once: the job is not lost, and not run forever.
     #[tokio::test]
@@ -574,6 +739,7 @@ mod tests {
             slots: Arc::new(Slots::new(2)),
             deliveries: Arc::new(Slots::new(2)),
             wake: Arc::default(),
+            adoptions: Arc::default(),
             metrics: Arc::new(Metrics::default()),
         };
         let job = Job::Trust {

@@ -10,8 +10,8 @@
 //! `deliver` job. No event for a change that did not happen, no change without its events.
 //! Refusals (a policy, a quota) change nothing: their event is written alone.
 //!
-//! The job queue delivers: whichever process claims a stream's job sends its changes oldest
-//! first, each event to its webhooks at once, and removes a record once every webhook answered
+//! The job queue delivers: whichever process claims a stream's job (the one whose change
+//! queued it, at once) sends its changes oldest first, each event to its webhooks at once, and removes a record once every webhook answered
 //! 2xx (in batches: a crash sends the last second's again, under the same ids). It lingers a
 //! second for the next change, so a stream pushed to steadily keeps one run; a change written
 //! in the process of the run hands its records to it in memory once its batch is written, and
@@ -29,7 +29,10 @@
 //!
 //! Nothing without webhooks. With them, a push writes one small record in the batch it writes
 //! anyway — and no job while its stream's run lingers in this process, which it hands the
-//! record to; the wire work and the record's removal are the job's. A record handed to a run
+//! record to; the wire work and the record's removal are the job's. The change that queues a
+//! stream's job claims it at birth for this process ([`crate::jobs::Adoptions`]: the job's
+//! lease in the same batch, the run started at once, no claim to settle), so from a stream's
+//! first change on, the changes here count on its run. A record handed to a run
 //! here is written brief ([`Write::Brief`]): on fs it lives in the journal and in memory only
 //! (no file made and removed per change); the run publishes what it leaves unsent when it
 //! ends, for whichever process takes its job next. Events that no write
@@ -145,6 +148,18 @@ impl Runs {
             .is_some()
     }
 
+    /// Begins a run of `stream` that the change asking counts on — a job claimed at birth, to
+    /// be started once the change's batch is written — unless one goes on here already
+    /// (false).
+    fn prospect(&self, stream: &str) -> bool {
+        let mut runs = self.0.lock().expect("lock");
+        if runs.contains_key(stream) {
+            return false;
+        }
+        runs.insert(stream.to_owned(), Run { counting: 1, ..Run::default() });
+        true
+    }
+
     /// A change that counted on the run of `stream` is written, with the record `key` holding
     /// `events` (`None`: it failed). At most [`HANDED_MAX`] records wait in memory for a run
     /// (one held up by a slow receiver while pulls are recorded); the rest it lists. False
@@ -201,6 +216,9 @@ pub(crate) struct EventWrites<'a> {
     runs: &'a Runs,
     /// The records left to the runs of their streams here: stream, key and events.
     counting_on: Vec<(String, String, Vec<Event>)>,
+    /// The jobs the batch claims at birth, handed to the worker once it is written (or not).
+    adopt: Vec<crate::jobs::Job>,
+    adoptions: &'a crate::jobs::Adoptions,
 }
 
 impl EventWrites<'_> {
@@ -224,6 +242,11 @@ impl Drop for EventWrites<'_> {
     fn drop(&mut self) {
         for (stream, ..) in &self.counting_on {
             self.runs.written(stream, None);
+        }
+        // After the records are handed over; and when the batch failed too, for the changes
+        // that counted on the run meanwhile.
+        for job in self.adopt.drain(..) {
+            self.adoptions.adopt(job);
         }
     }
 }
@@ -300,30 +323,49 @@ impl Webhooks {
     /// it need not queue: none while a run of its stream lingers in this process (the
     /// answer keeps that run going until it is dropped — after the change's batch; the record
     /// is then written brief, [`Write::Brief`]: the run removes it a moment later, and on fs
-    /// it never becomes a file), nor while the stream's job is queued (read). A job another process ends in the instant between
-    /// that read and the batch is caught by the run's last look at its stream, or by
-    /// [`requeue`](Self::requeue).
-    pub(crate) async fn writes_checked(
-        &self,
+    /// it never becomes a file), nor while the stream's job is queued (read). A job another
+    /// process ends in the instant between that read and the batch is caught by the run's
+    /// last look at its stream, or by [`requeue`](Self::requeue). A job nobody has queued is
+    /// claimed at birth for this process's worker ([`crate::jobs::Adoptions`]): its run
+    /// begins here at once, counted on by this change and the ones after it, whose records
+    /// are brief too.
+    pub(crate) async fn writes_checked<'a>(
+        &'a self,
         core: &Core,
+        adoptions: &'a crate::jobs::Adoptions,
         events: Vec<Event>,
         metrics: &Metrics,
-    ) -> Result<EventWrites<'_>> {
+    ) -> Result<EventWrites<'a>> {
         let changes = self.records(events, metrics);
-        let mut out =
-            EventWrites { writes: Vec::new(), queued: false, runs: &self.runs, counting_on: Vec::new() };
+        let mut out = EventWrites {
+            writes: Vec::new(),
+            queued: false,
+            runs: &self.runs,
+            counting_on: Vec::new(),
+            adopt: Vec::new(),
+            adoptions,
+        };
         for change in changes {
             if self.runs.count_on(&change.stream) {
                 out.writes.push(change.write_brief());
                 out.counting_on.push((change.stream, change.key, change.events));
                 continue;
             }
-            out.writes.push(change.write());
             let job = change.job();
-            if core.storage().get_meta(&keys::job_pending(&job.id())).await?.is_none() {
-                out.writes.push(job.write());
-                out.queued = true;
+            if core.storage().get_meta(&keys::job_pending(&job.id())).await?.is_some() {
+                out.writes.push(change.write());
+                continue;
             }
+            if let Some(lease) = adoptions.claim_at_birth(&job)
+                && self.runs.prospect(&change.stream)
+            {
+                out.writes.extend([change.write_brief(), job.write(), lease]);
+                out.counting_on.push((change.stream, change.key, change.events));
+                out.adopt.push(job);
+                continue;
+            }
+            out.writes.extend([change.write(), job.write()]);
+            out.queued = true;
         }
         Ok(out)
     }
