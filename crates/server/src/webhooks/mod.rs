@@ -30,7 +30,7 @@
 //! Nothing without webhooks. With them, a push writes one small record in the batch it writes
 //! anyway — and no job while its stream's run lingers in this process, which it hands the
 //! record to; the wire work and the record's removal are the job's. The change that queues a
-//! stream's job claims it at birth for this process ([`crate::jobs::Adoptions`]: the job's
+//! stream's job claims it at birth for this process (`jobs::Adoptions`: the job's
 //! lease in the same batch, the run started at once, no claim to settle), so from a stream's
 //! first change on, the changes here count on its run. A record handed to a run
 //! here is written brief ([`Write::Brief`]): on fs it lives in the journal and in memory only
