@@ -660,6 +660,18 @@ mod tests {
         }
     }
 
+    /// A queue over `storage`, two slots of each kind.
+    fn queue_over(storage: &Arc<dyn wharf_store::Storage>) -> Queue {
+        Queue {
+            storage: Arc::clone(storage),
+            slots: Arc::new(Slots::new(2)),
+            deliveries: Arc::new(Slots::new(2)),
+            wake: Arc::default(),
+            adoptions: Arc::default(),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
     /// A handler that counts its runs.
     #[derive(Clone, Debug, Default)]
     struct Counted(Arc<std::sync::atomic::AtomicU32>);
@@ -685,14 +697,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_claimed_at_birth_runs_once_without_a_claim() {
         let storage: Arc<dyn wharf_store::Storage> = Arc::new(wharf_store::MemoryStore::new());
-        let queue = Queue {
-            storage: Arc::clone(&storage),
-            slots: Arc::new(Slots::new(2)),
-            deliveries: Arc::new(Slots::new(2)),
-            wake: Arc::default(),
-            adoptions: Arc::default(),
-            metrics: Arc::new(Metrics::default()),
-        };
+        let queue = queue_over(&storage);
         let job = |stream: &str| Job::Deliver { stream: stream.to_owned(), webhook: None, attempts: 0 };
         let (written, unwritten) = (job("00000000000000aa"), job("00000000000000bb"));
         assert!(queue.adoptions.claim_at_birth(&written).is_none(), "no worker works the queue yet");
@@ -734,14 +739,7 @@ mod tests {
     #[tokio::test]
     async fn work_arriving_as_a_job_ends_runs_it_again() {
         let storage: Arc<dyn wharf_store::Storage> = Arc::new(wharf_store::MemoryStore::new());
-        let queue = Queue {
-            storage: Arc::clone(&storage),
-            slots: Arc::new(Slots::new(2)),
-            deliveries: Arc::new(Slots::new(2)),
-            wake: Arc::default(),
-            adoptions: Arc::default(),
-            metrics: Arc::new(Metrics::default()),
-        };
+        let queue = queue_over(&storage);
         let job = Job::Trust {
             repository: "a/b".parse().expect("repo"),
             digest: Digest::sha256(b"m"),
