@@ -11,12 +11,13 @@
 //! Refusals (a policy, a quota) change nothing: their event is written alone.
 //!
 //! The job queue delivers: whichever process claims a stream's job (the one whose change
-//! queued it, at once) sends its changes oldest first, each event to its webhooks at once, and removes a record once every webhook answered
-//! 2xx (in batches: a crash sends the last second's again, under the same ids). It lingers a
-//! second for the next change, so a stream pushed to steadily keeps one run; a change written
-//! in the process of the run hands its records to it in memory once its batch is written, and
-//! wakes it (sent within a moment, nothing read back), and the run lists the stream every
-//! 50 ms for the records of other processes. A webhook that fails (an error status, a
+//! queued it, at once) sends its changes oldest first, each event to its webhooks at once, and
+//! removes a record once every webhook answered 2xx (in batches: a crash sends the last
+//! second's again, under the same ids). It lingers a second for the next change, so a stream
+//! pushed to steadily keeps one run; a change written in the process of the run hands its
+//! records to it in memory once its batch is written, and wakes it (sent within a moment,
+//! nothing read back), and the run lists the stream every 50 ms for the records of other
+//! processes. A webhook that fails (an error status, a
 //! timeout, a refused connection) has the event — and every later one of the stream, so that
 //! it sees each repository's events in order — held for it
 //! (`webhooks/<webhook>/pending/<stream>/<id>`); the other webhooks go on. Its own job sends
