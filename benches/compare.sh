@@ -58,18 +58,21 @@ mkdir -p "$out"
 # A fresh folder per run, removed at the end (not at the start of the next run: ext4 skips
 # inodes freed in the last minutes when it allocates, which would slow the next run's file
 # creations).
-# And a run right after another waits until 40 s have passed since that one's folder went: its
-# thousands of freed inodes would otherwise slow this run's first file creations (ext4 without a
-# journal walks inodes freed in the last 5-35 s at every allocation), and rows that compare two
-# servers in turns would see the drift as noise.
+# And a run right after another waits until 65 s have passed since that one's folder went (and
+# was synced): its thousands of freed inodes would otherwise slow this run's first file
+# creations, and rows that compare two servers in turns would see the drift as noise. Without a
+# journal, ext4 will not reuse an inode freed less than 60 s ago (300 s while its inode-table
+# block is not yet written back, hence the sync) and checks each such inode at every
+# allocation (`recently_deleted` in fs/ext4/ialloc.c).
+rest_after=65
 if [ -f "$out/.removed-at" ]; then
-  rest=$(( $(cat "$out/.removed-at") + 40 - $(date +%s) ))
-  if [ "$rest" -gt 0 ] && [ "$rest" -le 40 ]; then
-    echo "waiting ${rest} s: the last run's folder was removed $(( 40 - rest )) s ago"
+  rest=$(( $(cat "$out/.removed-at") + rest_after - $(date +%s) ))
+  if [ "$rest" -gt 0 ] && [ "$rest" -le "$rest_after" ]; then
+    echo "waiting ${rest} s: the last run's folder was removed $(( rest_after - rest )) s ago"
     sleep "$rest"
   fi
 fi
-clean_work() { rm -rf "$work"; date +%s > "$out/.removed-at"; }
+clean_work() { rm -rf "$work"; sync -f "$out" 2>/dev/null || sync; date +%s > "$out/.removed-at"; }
 work=$(mktemp -d "${BENCH_TMP:-$out}/run.XXXXXX")
 mkdir -p "$work/distribution" "$work/wharf"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
