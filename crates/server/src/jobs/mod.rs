@@ -26,7 +26,7 @@
 //!
 //! A change that queues a job nobody has queued may claim it **at birth** ([`Adoptions`]):
 //! its batch writes the job's lease, in this process's worker's name, beside the job, and the
-//! worker starts it at once once the batch is written — no claim, no settle. Nobody else could
+//! worker starts it as soon as the batch is written — no claim, no settle. Nobody else could
 //! have claimed a job that did not exist; two processes that queue the same job in the same
 //! instant may both run it (once each: what a slow claimer could cause too). Webhook
 //! deliveries are claimed so: the changes that follow count on the run from the first one on.
@@ -195,6 +195,11 @@ impl Job {
             | Self::Deliver { attempts, .. } => *attempts = n,
         }
         job
+    }
+
+    /// Whether it is queued (its record is there; its bytes are not read).
+    pub(crate) async fn is_queued(&self, storage: &dyn wharf_store::Storage) -> Result<bool> {
+        Ok(storage.meta_exists(&keys::job_pending(&self.id())).await?)
     }
 
     /// The write that queues it (or records its attempts).

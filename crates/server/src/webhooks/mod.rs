@@ -353,7 +353,7 @@ impl Webhooks {
                 continue;
             }
             let job = change.job();
-            if core.storage().get_meta(&keys::job_pending(&job.id())).await?.is_some() {
+            if job.is_queued(&**core.storage()).await? {
                 out.writes.push(change.write());
                 continue;
             }
@@ -526,9 +526,7 @@ impl Holds {
             webhook: Some(webhook.to_owned()),
             attempts: 0,
         };
-        if self.queued.insert(job.id())
-            && core.storage().get_meta(&keys::job_pending(&job.id())).await?.is_none()
-        {
+        if self.queued.insert(job.id()) && !job.is_queued(&**core.storage()).await? {
             match wait {
                 Some(wait) => {
                     writes.extend(job.write_after(wait));
@@ -1020,7 +1018,7 @@ impl Webhooks {
         }
         let mut writes = Vec::new();
         for job in jobs {
-            if storage.get_meta(&keys::job_pending(&job.id())).await?.is_none() {
+            if !job.is_queued(&**storage).await? {
                 writes.push(job.write());
             }
         }
